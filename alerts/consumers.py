@@ -1,0 +1,54 @@
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from accounts.models import Role
+from alerts.live import team_group
+from alerts.selectors import alert_payload, worklist
+from audit.models import Action
+from audit.services import audit_record
+from patients.access import teams_for
+
+
+class AlertConsumer(AsyncJsonWebsocketConsumer):
+    """/ws/alerts/: the live triage feed of the connected clinician's teams.
+
+    On connect it sends a snapshot of the worklist from the database, then every change as it
+    happens. Team membership is read at connect; a change takes effect on the next reconnect."""
+
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.groups_joined = []
+        if user is None or not user.is_authenticated or user.role not in {Role.CLINICIAN, Role.ADMIN}:
+            await self.close(code=4403)
+            return
+        await self.accept()
+        team_ids, snapshot = await self._load(user)
+        for team_id in team_ids:
+            group = team_group(team_id)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        await self.send_json({"type": "snapshot", "alerts": snapshot})
+
+    @database_sync_to_async
+    def _load(self, user: Any) -> tuple[list[int], list[dict[str, Any]]]:
+        client = self.scope.get("client") or (None, None)
+        audit_record(user=user, action=Action.SEARCH, resource="Alert?worklist (websocket)",
+                     ip=client[0])
+        team_ids = list(teams_for(user).values_list("id", flat=True))
+        return team_ids, [alert_payload(a) for a in worklist(user).select_related("rule")]
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        # Changes go through the REST API (CSRF, audit, one code path); the socket only listens.
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def alert_changed(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "alert", "alert": event["alert"]})

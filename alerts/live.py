@@ -1,0 +1,30 @@
+"""Live updates of alerts over Channels. A hint only: the triage page reloads the worklist from
+the database on every (re)connect, so a message lost here never hides an alert."""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from alerts.models import Alert
+from alerts.selectors import alert_payload, team_ids_of_patient
+
+log = logging.getLogger(__name__)
+
+
+def team_group(team_id: int) -> str:
+    return f"alerts.team.{team_id}"
+
+
+def alert_broadcast(alert_id: int) -> None:
+    """Send the alert's current state to every triage page of its patient's teams."""
+    alert = Alert.objects.select_related("patient", "rule", "acknowledged_by").get(pk=alert_id)
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "alert.changed", "alert": alert_payload(alert)}
+    for team_id in team_ids_of_patient(alert.patient_id):
+        try:
+            async_to_sync(layer.group_send)(team_group(team_id), message)
+        except Exception:  # the database has it; pages catch up on reconnect
+            log.exception("live push of alert %s to team %s failed", alert_id, team_id)

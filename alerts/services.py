@@ -1,0 +1,135 @@
+"""Evaluating rules and changing alerts. Every state change of an alert goes through here,
+writes its AlertEvent row and, after commit, pushes the new state to live triage pages."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from alerts.live import alert_broadcast
+from alerts.models import Alert, AlertEvent, EventKind, Rule, Status
+from alerts.rules import KINDS, Finding, kinds_for, parse_params
+from audit.models import Action
+from audit.services import audit_record
+from monitoring.models import Reading
+from questionnaires.models import QuestionnaireResponse
+
+
+class AlreadyAcknowledged(Exception):
+    def __init__(self, alert: Alert) -> None:
+        super().__init__(f"Alert {alert.pk} is already {alert.status}.")
+        self.alert = alert
+
+
+def _rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
+    return list(
+        Rule.objects.filter(
+            active=True,
+            kind__in=kinds,
+            program__episodes__patient_id=patient_id,
+            program__episodes__treatment_start__lte=on_date,
+        )
+        .filter(Q(program__episodes__end=None) | Q(program__episodes__end__gte=on_date))
+        .distinct()
+    )
+
+
+def _raise(*, rule: Rule, patient_id: Any, source_key: str, finding: Finding) -> None:
+    alert, created = Alert.objects.get_or_create(
+        rule=rule,
+        source_key=source_key,
+        defaults={
+            "patient_id": patient_id,
+            "rule_version": rule.version,
+            "severity": rule.severity,
+            "reason": finding.reason,
+            "evidence": finding.evidence,
+        },
+    )
+    if created:
+        AlertEvent.objects.create(alert=alert, kind=EventKind.RAISED)
+        transaction.on_commit(lambda: alert_broadcast(alert.pk))
+
+
+def readings_evaluate(*, reading_ids: list[int]) -> int:
+    """Run the reading rules on the given readings. Returns how many readings it evaluated.
+
+    Each reading is claimed (evaluated_at set) in the same transaction that raises its alerts:
+    if the worker dies half-way, both roll back and the re-delivered task does the work; if the
+    task runs twice, the second finds nothing to claim. SKIP LOCKED lets a concurrent sweep
+    pass over readings another worker is evaluating right now."""
+    kinds = kinds_for("reading")
+    with transaction.atomic():
+        readings = list(
+            Reading.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(id__in=reading_ids, evaluated_at=None)
+            .order_by("id")
+        )
+        if not readings:
+            return 0
+        Reading.objects.filter(id__in=[r.id for r in readings]).update(evaluated_at=timezone.now())
+        for reading in readings:
+            for rule in _rules_for(reading.patient_id, reading.effective_at.date(), kinds):
+                finding = KINDS[rule.kind].evaluate_reading(parse_params(rule.kind, rule.params), reading)
+                if finding:
+                    _raise(rule=rule, patient_id=reading.patient_id,
+                           source_key=f"reading:{reading.pk}", finding=finding)
+    return len(readings)
+
+
+def response_evaluate(*, response_id: int) -> int:
+    kinds = kinds_for("response")
+    with transaction.atomic():
+        response = (
+            QuestionnaireResponse.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("questionnaire")
+            .filter(id=response_id, evaluated_at=None)
+            .first()
+        )
+        if response is None:
+            return 0
+        QuestionnaireResponse.objects.filter(id=response_id).update(evaluated_at=timezone.now())
+        for rule in _rules_for(response.patient_id, response.authored_at.date(), kinds):
+            finding = KINDS[rule.kind].evaluate_response(parse_params(rule.kind, rule.params), response)
+            if finding:
+                _raise(rule=rule, patient_id=response.patient_id,
+                       source_key=f"response:{response.pk}", finding=finding)
+    return 1
+
+
+def responses_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 1000) -> int:
+    from questionnaires.services import _enqueue_evaluation
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        QuestionnaireResponse.objects.filter(evaluated_at=None, authored_at__lt=cutoff)
+        .order_by("authored_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    for response_id in ids:
+        _enqueue_evaluation(response_id)
+    return len(ids)
+
+
+def alert_acknowledge(*, alert: Alert, user: Any, request: Any = None) -> Alert:
+    """Mark an open alert as seen by ``user``. Two nurses clicking at once: the first wins,
+    the second gets AlreadyAcknowledged naming who was first."""
+    with transaction.atomic():
+        claimed = Alert.objects.filter(pk=alert.pk, status=Status.OPEN).update(
+            status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=user
+        )
+        alert.refresh_from_db()
+        if not claimed:
+            raise AlreadyAcknowledged(alert)
+        AlertEvent.objects.create(alert=alert, kind=EventKind.ACKNOWLEDGED, by=user)
+        audit_record(
+            user=user,
+            action=Action.UPDATE,
+            resource=f"Alert/{alert.pk} acknowledge",
+            patient_id=alert.patient_id,
+            request=request,
+        )
+        transaction.on_commit(lambda: alert_broadcast(alert.pk))
+    return alert

@@ -1,0 +1,52 @@
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from interop.mapping import capability_statement, operation_outcome, patient_to_fhir
+from patients.access import can_see_identifiers, patient_or_404
+
+# FHIR issue-type codes for the HTTP errors DRF raises
+_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
+                405: "not-supported", 406: "not-supported", 415: "not-supported", 429: "throttled"}
+
+
+class FhirJSONRenderer(JSONRenderer):
+    media_type = "application/fhir+json"
+    format = "fhir"
+
+
+class FhirView(APIView):
+    """Base for FHIR endpoints: fhir+json, and every error as an OperationOutcome."""
+
+    renderer_classes = [FhirJSONRenderer, JSONRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        detail = getattr(exc, "detail", None) or str(exc)
+        response.data = operation_outcome(
+            "error", _ISSUE_CODES.get(response.status_code, "processing"), str(detail)
+        )
+        return response
+
+
+class MetadataView(FhirView):
+    permission_classes = [AllowAny]  # the capability statement is public by the FHIR spec
+
+    def get(self, request: Request) -> Response:
+        return Response(capability_statement(request.build_absolute_uri("/fhir")))
+
+
+class PatientReadView(FhirView):
+    def get(self, request: Request, patient_id: str) -> Response:
+        if not can_see_identifiers(request.user):
+            raise exceptions.PermissionDenied("Quality staff read pseudonymised exports, not patients.")
+        patient = patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (FHIR)")
+        return Response(patient_to_fhir(patient, identified=True))
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise exceptions.MethodNotAllowed(request.method or "")

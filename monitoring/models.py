@@ -1,0 +1,95 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import hash_token, new_raw_token
+from monitoring.measures import MEASURES
+
+
+class DeviceKind(models.TextChoices):
+    BLOOD_PRESSURE = "blood-pressure-monitor", _("Blood-pressure monitor")
+    SCALE = "scale", _("Scale")
+    PULSE_OXIMETER = "pulse-oximeter", _("Pulse oximeter")
+    THERMOMETER = "thermometer", _("Thermometer")
+    GLUCOMETER = "glucometer", _("Glucometer")
+    PEAK_FLOW = "peak-flow", _("Peak-flow meter")
+
+
+class Device(models.Model):
+    """A home device lent to one patient. Its readings are that patient's readings."""
+
+    kind = models.CharField(max_length=32, choices=DeviceKind.choices)
+    model = models.CharField(max_length=200, blank=True)
+    serial = models.CharField(max_length=200)
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="devices")
+    lent_from = models.DateField(default=timezone.localdate)
+    lent_to = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "serial"], name="uniq_device_serial")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.serial}"
+
+
+class DeviceToken(models.Model):
+    """A bearer token for one device (``dv_…``): shown once, stored hashed, revocable."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="tokens")
+    key_hash = models.CharField(max_length=64, unique=True)  # serves the lookup per request
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @classmethod
+    def issue(cls, device: Device) -> tuple["DeviceToken", str]:
+        raw = new_raw_token("dv")
+        return cls.objects.create(device=device, key_hash=hash_token(raw)), raw
+
+
+class Source(models.TextChoices):
+    DEVICE = "device", _("Device")
+    WEB = "web", _("Entered on the web")
+    API = "api", _("API")
+
+
+class Reading(models.Model):
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="readings")
+    device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, blank=True)
+    measure = models.CharField(max_length=32, choices=[(c, c) for c in MEASURES])
+    value = models.DecimalField(max_digits=9, decimal_places=3)
+    unit = models.CharField(max_length=16)  # canonical UCUM unit of the measure
+    effective_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    client_id = models.CharField(max_length=100, null=True, blank=True)
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set when the rules have run on this reading (claimed inside the evaluating transaction).
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Idempotent retries from devices and gateway apps (see readings_ingest).
+            models.UniqueConstraint(
+                fields=["patient", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="uniq_reading_client_id",
+            )
+        ]
+        indexes = [
+            # history and trend charts: one patient's readings of a measure over time
+            models.Index(fields=["patient", "measure", "effective_at"], name="reading_trend"),
+            # the sweep: readings the broker lost before they were evaluated
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(evaluated_at__isnull=True),
+                name="reading_unevaluated",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.measure} {self.value} {self.unit} @ {self.effective_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,14 @@
+from celery import shared_task
+
+from alerts.services import readings_evaluate
+from monitoring.services import readings_sweep_unevaluated
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def evaluate_readings(reading_ids: list[int]) -> int:
+    return readings_evaluate(reading_ids=reading_ids)
+
+
+@shared_task
+def sweep_unevaluated_readings() -> int:
+    return readings_sweep_unevaluated()

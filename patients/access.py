@@ -1,0 +1,76 @@
+"""The one place that decides which patients a person may see.
+
+Every page, REST view, FHIR endpoint and websocket consumer asks here. Rules:
+- a patient sees only themself;
+- a clinician sees the patients whose treatment episodes belong to one of their care teams;
+- an administrator sees everyone;
+- quality staff see no identified patient at all: they work with aggregated and pseudonymised
+  data (outcomes app), never with a Patient row.
+Objects outside a person's scope answer 404, so their existence is not revealed.
+"""
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+
+from accounts.models import Role
+from audit.models import Action, Outcome
+from audit.services import audit_record
+from patients.models import CareTeam, Patient
+
+
+def patients_for(user: Any) -> QuerySet[Patient]:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Patient.objects.none()
+    if user.role == Role.ADMIN:
+        return Patient.objects.all()
+    if user.role == Role.PATIENT:
+        return Patient.objects.filter(user=user)
+    if user.role == Role.CLINICIAN:
+        team_ids = CareTeam.objects.filter(members=user).values("id")
+        return Patient.objects.filter(episodes__care_team__in=team_ids).distinct()
+    return Patient.objects.none()
+
+
+def teams_for(user: Any) -> QuerySet[CareTeam]:
+    if user is None or not user.is_authenticated:
+        return CareTeam.objects.none()
+    if user.role == Role.ADMIN:
+        return CareTeam.objects.all()
+    if user.role == Role.CLINICIAN:
+        return CareTeam.objects.filter(members=user)
+    return CareTeam.objects.none()
+
+
+def can_see_identifiers(user: Any) -> bool:
+    return user is not None and user.is_authenticated and user.role != Role.QUALITY
+
+
+def patient_or_404(
+    request: HttpRequest,
+    patient_id: uuid.UUID | str,
+    *,
+    user: Any = None,
+    action: Action = Action.READ,
+    resource: str,
+) -> Patient:
+    """Fetch a patient the requester may see, auditing the access either way."""
+    user = user if user is not None else request.user
+    try:
+        pk = uuid.UUID(str(patient_id))
+    except ValueError:
+        pk = None
+    patient = patients_for(user).filter(pk=pk).first() if pk else None
+    audit_record(
+        user=user,
+        action=action,
+        resource=resource,
+        outcome=Outcome.ALLOWED if patient else Outcome.DENIED,
+        patient_id=pk,
+        request=request,
+    )
+    if patient is None:
+        raise Http404("No such patient.")
+    return patient

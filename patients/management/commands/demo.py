@@ -1,0 +1,239 @@
+"""python manage.py demo — demo data you can log in to. Safe to run again: nothing is duplicated.
+
+Creates two care teams, a lung-cancer follow-up and a heart-failure home-monitoring programme,
+~40 patients with treatment starts over the last year, months of readings and answers, the
+rules, and a few recent readings that raise open alerts through the real ingest path.
+"""
+
+import random
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Role, User
+from alerts.models import Rule, Severity
+from monitoring.models import Device, DeviceKind, DeviceToken, Reading, Source
+from monitoring.services import reading_ingest
+from patients.models import CareTeam, Patient, Program, Region, Sex, TreatmentEpisode
+from questionnaires.library import load
+from questionnaires.models import Questionnaire, QuestionnaireResponse
+from questionnaires.services import questionnaire_import, response_submit
+
+DEFAULT_PASSWORD = "proplatform-demo"
+GIVEN_F = ["Karen", "Inger", "Kirsten", "Hanne", "Birthe", "Lene", "Susanne", "Anne", "Bente", "Grethe"]
+GIVEN_M = ["Jens", "Niels", "Poul", "Henrik", "Lars", "Søren", "Ole", "Erik", "Hans", "Bent"]
+FAMILY = ["Jensen", "Nielsen", "Hansen", "Pedersen", "Andersen", "Christensen", "Larsen", "Sørensen",
+          "Rasmussen", "Jørgensen", "Petersen", "Madsen", "Kristensen", "Olsen", "Thomsen"]
+
+
+class Command(BaseCommand):
+    help = "Create demo data (idempotent) and print the logins."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--password", default=DEFAULT_PASSWORD,
+                            help=f"Password of every demo login (default: {DEFAULT_PASSWORD}).")
+        parser.add_argument("--patients", type=int, default=40)
+
+    def handle(self, *args: Any, password: str, patients: int, **options: Any) -> None:
+        rng = random.Random(2026)  # the same demo every time
+        with transaction.atomic():
+            team_a, team_b, lung, hf = self._setup()
+            cast = self._cast(password, team_a, team_b, lung, hf)
+            for i in range(patients):
+                self._patient(rng, i, password, team_a if i % 2 == 0 else team_b, lung if i % 2 == 0 else hf)
+        # Outside the bulk transaction: these go through the real ingest path, so their rules
+        # run (in-process in the embedded shape, on the worker in the production shape).
+        self._recent_alerting_readings(cast)
+        tokens = self._device_tokens(cast)
+        self._print(password, tokens)
+
+    # --- organisation -------------------------------------------------------------------------
+    def _setup(self) -> tuple[CareTeam, CareTeam, Program, Program]:
+        team_a, _ = CareTeam.objects.get_or_create(
+            name="Lungemedicin, Aarhus Universitetshospital",
+            defaults={"department": "Lungemedicinsk afdeling", "region": Region.MIDTJYLLAND})
+        team_b, _ = CareTeam.objects.get_or_create(
+            name="Kardiologi, Rigshospitalet",
+            defaults={"department": "Hjertemedicinsk klinik", "region": Region.HOVEDSTADEN})
+        lung, _ = Program.objects.get_or_create(
+            slug="lung-cancer-follow-up",
+            defaults={"name": "Lung-cancer follow-up", "condition_code": "DC34",
+                      "condition_display": "Malign neoplasma i bronkie og lunge"})
+        hf, _ = Program.objects.get_or_create(
+            slug="heart-failure-home-monitoring",
+            defaults={"name": "Heart-failure home monitoring", "condition_code": "DI50",
+                      "condition_display": "Hjerteinsufficiens"})
+        lung.questionnaires.add(questionnaire_import(resource=load("lung-followup")))
+        hf.questionnaires.add(questionnaire_import(resource=load("hf-daily")))
+        rules = [
+            (lung, "threshold", "SpO2 below 90 %", Severity.RED, {"measure": "spo2", "low": 90}),
+            (lung, "threshold", "Temperature 38.5 °C or more", Severity.YELLOW,
+             {"measure": "body-temperature", "high": "38.4"}),
+            (lung, "answer", "Coughing up blood", Severity.RED,
+             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/lung-followup",
+              "link_id": "haemoptysis", "codes": ["true"]}),
+            (lung, "answer", "Patient asks to be contacted", Severity.YELLOW,
+             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/lung-followup",
+              "link_id": "contact", "codes": ["true"]}),
+            (hf, "threshold", "SpO2 below 92 %", Severity.RED, {"measure": "spo2", "low": 92}),
+            (hf, "threshold", "Pulse outside 45–110", Severity.YELLOW,
+             {"measure": "heart-rate", "low": 45, "high": 110}),
+            (hf, "answer", "Much more breathless", Severity.RED,
+             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/hf-daily",
+              "link_id": "breathless", "codes": ["much-worse"]}),
+            (hf, "answer", "Patient asks to be contacted", Severity.YELLOW,
+             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/hf-daily",
+              "link_id": "contact", "codes": ["true"]}),
+        ]
+        for program, kind, name, severity, params in rules:
+            Rule.objects.get_or_create(program=program, name=name,
+                                       defaults={"kind": kind, "severity": severity, "params": params})
+        return team_a, team_b, lung, hf
+
+    def _user(self, username: str, role: Role, password: str, **extra: Any) -> User:
+        user, created = User.objects.get_or_create(username=username, defaults={"role": role, **extra})
+        if created or not user.check_password(password):
+            user.set_password(password)
+            user.save()
+        return user
+
+    def _cast(self, password: str, team_a: CareTeam, team_b: CareTeam,
+              lung: Program, hf: Program) -> dict[str, Patient]:
+        team_a.members.add(self._user("clinician-a", Role.CLINICIAN, password,
+                                      first_name="Mette", last_name="Sygeplejerske"))
+        team_b.members.add(self._user("clinician-b", Role.CLINICIAN, password,
+                                      first_name="Jonas", last_name="Sygeplejerske"))
+        self._user("quality", Role.QUALITY, password, first_name="Kvalitets", last_name="Medarbejder")
+        self._user("admin", Role.ADMIN, password, is_staff=True, is_superuser=True)
+        today = timezone.localdate()
+        a = self._ensure_patient("patient-a", password, "010150-1234", "Karen", "Demo", date(1950, 1, 1),
+                                 Sex.FEMALE, team_a, lung, today - timedelta(days=120))
+        b = self._ensure_patient("patient-b", password, "020248-4321", "Poul", "Demo", date(1948, 2, 2),
+                                 Sex.MALE, team_b, hf, today - timedelta(days=200))
+        return {"a": a, "b": b}
+
+    def _ensure_patient(self, username: str, password: str, cpr: str, given: str, family: str,
+                        born: date, sex: Sex, team: CareTeam, program: Program, start: date) -> Patient:
+        user = self._user(username, Role.PATIENT, password, first_name=given, last_name=family)
+        patient, _ = Patient.objects.get_or_create(
+            cpr=cpr, defaults={"user": user, "given_name": given, "family_name": family,
+                               "birth_date": born, "sex": sex, "phone": "+45 20 00 00 00"})
+        if not patient.episodes.exists():
+            TreatmentEpisode.objects.create(patient=patient, program=program, care_team=team,
+                                            condition_code=program.condition_code, treatment_start=start)
+        return patient
+
+    # --- the crowd ----------------------------------------------------------------------------
+    def _patient(self, rng: random.Random, i: int, password: str, team: CareTeam, program: Program) -> None:
+        female = rng.random() < 0.5
+        given = rng.choice(GIVEN_F if female else GIVEN_M)
+        family = rng.choice(FAMILY)
+        born = date(rng.randint(1936, 1975), rng.randint(1, 12), rng.randint(1, 28))
+        cpr = f"{born:%d%m%y}-{9000 + i:04d}"
+        start = timezone.localdate() - timedelta(days=rng.randint(10, 365))
+        patient = self._ensure_patient(f"demo-patient-{i:02d}", password, cpr, given, family, born,
+                                       Sex.FEMALE if female else Sex.MALE, team, program, start)
+        if patient.readings.exists():
+            return
+        self._history(rng, patient, program, start)
+
+    def _history(self, rng: random.Random, patient: Patient, program: Program, start: date) -> None:
+        now = timezone.now()
+        days = min((timezone.localdate() - start).days, 90)
+        weight = Decimal(rng.randint(60, 95))
+        rows = []
+        hf = program.slug.startswith("heart")
+        for d in range(days, 0, -1):
+            day = timezone.localdate() - timedelta(days=d)
+            at = timezone.make_aware(datetime.combine(day, time(8, rng.randint(0, 59))))
+            if hf:
+                weight += Decimal(rng.choice([-2, -1, 0, 0, 1, 2])) / 10
+                rows += [
+                    Reading(patient=patient, measure="body-weight", value=weight, unit="kg", effective_at=at),
+                    Reading(patient=patient, measure="spo2", value=rng.randint(93, 99), unit="%", effective_at=at),
+                    Reading(patient=patient, measure="heart-rate", value=rng.randint(58, 92), unit="/min",
+                            effective_at=at),
+                ]
+            elif d % 7 == 0:
+                rows.append(Reading(patient=patient, measure="spo2", value=rng.randint(91, 99), unit="%",
+                                    effective_at=at))
+        for r in rows:
+            r.source, r.received_at, r.evaluated_at = Source.DEVICE, r.effective_at, now
+        Reading.objects.bulk_create(rows)
+        questionnaire = program.questionnaires.order_by("-created_at").first()
+        if questionnaire is None:
+            return
+        responses = []
+        for week in range(days // 7, 0, -1):
+            authored = now - timedelta(days=7 * week, hours=rng.randint(0, 8))
+            responses.append(QuestionnaireResponse(
+                patient=patient, questionnaire=questionnaire, items=_calm_answers(questionnaire),
+                authored_at=authored, author=patient.user, evaluated_at=now))
+        QuestionnaireResponse.objects.bulk_create(responses)
+
+    # --- open alerts through the real path ----------------------------------------------------
+    def _recent_alerting_readings(self, cast: dict[str, Patient]) -> None:
+        now = timezone.now()
+        crowd = list(Patient.objects.filter(user__username__startswith="demo-patient-")
+                     .order_by("user__username")[:6])
+        plan = [(cast["b"], "spo2", Decimal("89"), "%", 3)]
+        plan += [(p, "spo2", Decimal("88"), "%", 5 + n) for n, p in enumerate(crowd[:3])]
+        plan += [(p, "heart-rate", Decimal("118"), "/min", 30 + n) for n, p in enumerate(crowd[3:])]
+        for n, (patient, measure, value, unit, minutes_ago) in enumerate(plan):
+            reading_ingest(patient=patient, measure=measure, value=value, unit=unit,
+                           effective_at=now - timedelta(minutes=minutes_ago), source=Source.DEVICE,
+                           client_id=f"demo-alert-{n}")
+        lung_q = Questionnaire.objects.get(url__endswith="/lung-followup")
+        if not QuestionnaireResponse.objects.filter(patient=cast["a"]).exists():
+            items = _calm_answers(lung_q)
+            items[-1]["answer"] = [{"valueBoolean": True}]  # "Vil du gerne kontaktes?" — ja
+            response_submit(patient=cast["a"], questionnaire=lung_q, items=items, author=cast["a"].user)
+
+    def _device_tokens(self, cast: dict[str, Patient]) -> dict[str, str]:
+        tokens = {}
+        for key, kind in (("a", DeviceKind.PULSE_OXIMETER), ("b", DeviceKind.PULSE_OXIMETER)):
+            device, _ = Device.objects.get_or_create(
+                kind=kind, serial=f"DEMO-OX-{key.upper()}", defaults={"patient": cast[key], "model": "Nonin 3230"})
+            # Tokens are stored hashed and cannot be shown again: rotate on every run.
+            DeviceToken.objects.filter(device=device, revoked_at=None).update(revoked_at=timezone.now())
+            _token, raw = DeviceToken.issue(device)
+            tokens[f"patient-{key}"] = raw
+        return tokens
+
+    def _print(self, password: str, tokens: dict[str, str]) -> None:
+        w = self.stdout.write
+        w(self.style.SUCCESS("Demo data ready."))
+        w(f"Logins (password: {password}):")
+        w("  patient-a    patient, lung-cancer follow-up, team A (Lungemedicin, Aarhus)")
+        w("  patient-b    patient, heart-failure monitoring, team B (Kardiologi, Rigshospitalet)")
+        w("  clinician-a  nurse on team A          clinician-b  nurse on team B")
+        w("  quality      quality staff            admin        administrator (also /admin/)")
+        w("Device tokens (new on every run; the old ones are revoked):")
+        for who, raw in tokens.items():
+            w(f"  {who}'s pulse oximeter: {raw}")
+        w("Send a reading as patient-a's device:")
+        w(f"  curl -X POST http://127.0.0.1:8000/api/v1/readings -H 'Authorization: Bearer {tokens['patient-a']}' "
+          "-H 'Content-Type: application/json' "
+          "-d '{\"measure\": \"spo2\", \"value\": 87, \"unit\": \"%\", \"effective_at\": \"" +
+          timezone.now().replace(microsecond=0).isoformat() + "\"}'")
+
+
+def _calm_answers(questionnaire: Questionnaire) -> list[dict[str, Any]]:
+    """A response where nothing is wrong: first option, 'no' to yes/no, nothing typed."""
+    def item(q: Any) -> dict[str, Any] | None:
+        out: dict[str, Any] = {"linkId": q.linkId, "text": q.text}
+        if q.type == "group":
+            out["item"] = [c for c in (item(child) for child in q.item) if c]
+        elif q.type == "boolean":
+            out["answer"] = [{"valueBoolean": False}]
+        elif q.type == "choice":
+            out["answer"] = [{"valueCoding": q.answerOption[0].valueCoding.model_dump(exclude_none=True)}]
+        else:
+            return None
+        return out
+
+    return [i for i in (item(q) for q in questionnaire.definition.item) if i]

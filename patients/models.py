@@ -1,0 +1,118 @@
+import re
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+_CPR = re.compile(r"^\d{6}-?\d{4}$")
+
+
+def validate_cpr(value: str) -> None:
+    # The modulus-11 check was dropped by the CPR office in 2007, so only the shape and a
+    # valid birth date (DDMMYY) are checked here.
+    if not _CPR.match(value):
+        raise ValidationError(_("A CPR number has ten digits, DDMMYY-XXXX."))
+    day, month = int(value[0:2]), int(value[2:4])
+    if not (1 <= day <= 31 and 1 <= month <= 12):
+        raise ValidationError(_("The first six digits of a CPR number are a date, DDMMYY."))
+
+
+class Region(models.TextChoices):
+    HOVEDSTADEN = "1084", "Region Hovedstaden"
+    SJAELLAND = "1085", "Region Sjælland"
+    SYDDANMARK = "1083", "Region Syddanmark"
+    MIDTJYLLAND = "1082", "Region Midtjylland"
+    NORDJYLLAND = "1081", "Region Nordjylland"
+
+
+class CareTeam(models.Model):
+    """A department's team. Clinicians see the patients whose episodes their teams own."""
+
+    name = models.CharField(max_length=200, unique=True)
+    department = models.CharField(max_length=200)
+    region = models.CharField(max_length=4, choices=Region.choices)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="care_teams", blank=True
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Sex(models.TextChoices):
+    # FHIR administrative gender
+    FEMALE = "female", _("Female")
+    MALE = "male", _("Male")
+    OTHER = "other", _("Other")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class Patient(models.Model):
+    # A random id is what appears in URLs and FHIR references; the CPR number never does.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="patient",
+    )
+    cpr = models.CharField("CPR", max_length=11, unique=True, validators=[validate_cpr])
+    given_name = models.CharField(max_length=200)
+    family_name = models.CharField(max_length=200)
+    birth_date = models.DateField()
+    sex = models.CharField(max_length=8, choices=Sex.choices)
+    phone = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
+
+class Program(models.Model):
+    """A follow-up or home-monitoring programme, e.g. lung-cancer follow-up."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    # ICD-10 / SKS code of the condition the programme follows, e.g. DC34 lung cancer.
+    condition_code = models.CharField(max_length=16)
+    condition_display = models.CharField(max_length=200)
+    questionnaires = models.ManyToManyField(
+        "questionnaires.Questionnaire", related_name="programs", blank=True
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TreatmentEpisode(models.Model):
+    """Ties a patient to a programme and the care team that owns them (FHIR EpisodeOfCare).
+
+    ``treatment_start`` is the index date outcome timepoints are counted from."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="episodes")
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="episodes")
+    care_team = models.ForeignKey(CareTeam, on_delete=models.PROTECT, related_name="episodes")
+    condition_code = models.CharField(max_length=16)
+    treatment_start = models.DateField()
+    end = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "program", "treatment_start"], name="uniq_episode_start"
+            )
+        ]
+        indexes = [
+            # access.patients_for(clinician): episodes of the clinician's teams
+            models.Index(fields=["care_team", "patient"], name="episode_team_patient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program} from {self.treatment_start}"

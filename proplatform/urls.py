@@ -1,0 +1,57 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import api as accounts_api
+from accounts import views as accounts_views
+from alerts import api as alerts_api
+from alerts import views as alerts_views
+from interop import views as fhir_views
+from monitoring import api as monitoring_api
+from monitoring import views as monitoring_views
+from outcomes import views as outcomes_views
+from patients import views as patients_views
+from proplatform.health import health
+from questionnaires import views as questionnaire_views
+
+api_v1 = [
+    path("auth/token", accounts_api.TokenView.as_view(), name="api-token"),
+    path("readings", monitoring_api.ReadingCreateView.as_view(), name="api-readings"),
+    path("alerts", alerts_api.AlertListView.as_view(), name="api-alerts"),
+    path("alerts/<int:alert_id>/acknowledge", alerts_api.AlertAcknowledgeView.as_view(),
+         name="api-alert-acknowledge"),
+]
+
+fhir = [
+    path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
+    path("Patient/<str:patient_id>", fhir_views.PatientReadView.as_view(), name="fhir-patient"),
+]
+
+urlpatterns = [
+    path("", accounts_views.home, name="home"),
+    path("login/", accounts_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/two-factor/", accounts_views.two_factor, name="two-factor"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("me/", questionnaire_views.my_home, name="my-home"),
+    path("me/questionnaires/<int:questionnaire_id>/", questionnaire_views.answer, name="questionnaire-answer"),
+    path("me/questionnaires/<int:questionnaire_id>/thanks/", questionnaire_views.receipt,
+         name="questionnaire-receipt"),
+    path("me/readings/new/", monitoring_views.reading_new, name="reading-new"),
+    path("triage/", alerts_views.triage, name="triage"),
+    path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),
+    path("quality/", outcomes_views.overview, name="quality-overview"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("fhir/", include(fhir)),
+    path("health/", health, name="health"),
+    path("admin/", admin.site.urls),
+]
+
+if settings.DEBUG:
+    from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+
+    urlpatterns += staticfiles_urlpatterns()

@@ -1,0 +1,85 @@
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from questionnaires import definition as qdef
+
+
+class Questionnaire(models.Model):
+    """One version of a questionnaire. ``resource`` is the FHIR R4 Questionnaire JSON as
+    imported; responses point at the exact version they answered."""
+
+    url = models.URLField(max_length=300)  # canonical URL, the same across versions
+    version = models.CharField(max_length=32)
+    title = models.CharField(max_length=300)
+    status = models.CharField(max_length=8, default="active")
+    resource = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["url", "version"], name="uniq_questionnaire_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.version})"
+
+    @property
+    def definition(self) -> qdef.Definition:
+        return qdef.parse(self.resource)
+
+
+@dataclass(frozen=True)
+class GivenAnswer:
+    question: str
+    code: str
+    display: str
+
+
+class QuestionnaireResponse(models.Model):
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="responses"
+    )
+    questionnaire = models.ForeignKey(Questionnaire, on_delete=models.PROTECT)
+    status = models.CharField(max_length=16, default="completed")
+    # FHIR QuestionnaireResponse.item, nested as the questionnaire's groups are.
+    items = models.JSONField()
+    authored_at = models.DateTimeField(default=timezone.now)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["patient", "authored_at"], name="response_history"),
+            models.Index(
+                fields=["authored_at"],
+                condition=models.Q(evaluated_at__isnull=True),
+                name="response_unevaluated",
+            ),
+        ]
+
+    def _walk(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for item in items:
+            yield item
+            yield from self._walk(item.get("item", []))
+
+    def answers_for(self, link_id: str) -> list[GivenAnswer]:
+        found = []
+        for item in self._walk(self.items):
+            if item.get("linkId") != link_id:
+                continue
+            for answer in item.get("answer", []):
+                coding = answer.get("valueCoding")
+                if coding:
+                    code, display = coding["code"], coding.get("display") or coding["code"]
+                else:
+                    raw = next((v for k, v in answer.items() if k.startswith("value")), "")
+                    code = display = str(raw).lower() if isinstance(raw, bool) else str(raw)
+                found.append(GivenAnswer(item.get("text", link_id), code, display))
+        return found
