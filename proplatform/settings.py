@@ -10,6 +10,8 @@ A malformed value stops start-up with ImproperlyConfigured rather than falling b
 See docs/production.md for every variable.
 """
 
+import os
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -117,15 +119,22 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Test databases carry the process id, so two test runs on one machine do not collide.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 # SQLite test databases live in a file so that the ASGI server and Celery worker that the
 # end-to-end tests start as separate processes see the same data as the test.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"proplatform-test-{os.getpid()}.sqlite3")
+    }
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, Channels layer, cache ----------------------------------------------
 REDIS_URL = _url("REDIS_URL", {"redis", "rediss"})
+# Prefix of every Redis key (broker queues, channel groups, cache), so that several deployments
+# or test runs can share one Redis without seeing each other's messages.
+REDIS_PREFIX = env.str("REDIS_PREFIX", default="proplatform")
 EMBEDDED = REDIS_URL is None
 
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED
@@ -138,7 +147,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "proplatform"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "global_keyprefix": "proplatform:"}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "global_keyprefix": f"{REDIS_PREFIX}:"}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     # The broker is a hint, the database the record: anything a lost message left unevaluated
@@ -160,7 +169,7 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "proplatform:ch"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:ch"},
         }
     }
     # Shared by every web process, so login throttling counts across them.
@@ -168,7 +177,7 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "proplatform",
+            "KEY_PREFIX": REDIS_PREFIX,
         }
     }
 
@@ -242,6 +251,10 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# Serve static files straight from the app folders (no collectstatic) — for the demo and the
+# test servers; production runs collectstatic at build time.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="proplatform@localhost")

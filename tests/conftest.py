@@ -1,0 +1,43 @@
+import os
+
+import pytest
+
+from proplatform.celery import app as celery_app
+from tests.factories import Cast, make_cast
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Browser and live-server tests start their own processes: run them last, after the fast ones.
+    items.sort(key=lambda item: ("browser" in item.keywords, "live" in item.keywords))
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Unit tests run Celery tasks in-process (the same task code, no worker to wait for).
+    Tests marked ``live`` get the real broker and a real worker instead (tests/live.py)."""
+    if "live" in request.keywords:
+        yield
+        return
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def cast(db: None) -> Cast:
+    return make_cast()
+
+
+@pytest.fixture
+def live_cast(transactional_db: None) -> Cast:
+    """The cast, committed, so servers in other processes see it."""
+    return make_cast()
+
+
+def production_shape_required() -> bool:
+    """In CI the live tests must run against PostgreSQL and Redis; skipping them is a failure."""
+    return os.environ.get("PROPLATFORM_REQUIRE_PRODUCTION_SHAPE") == "1"
+
+
+pytest_plugins = ["tests.live"]

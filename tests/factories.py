@@ -1,0 +1,88 @@
+"""The fixed cast every access test uses: patient A (team A), patient B (team B), a clinician
+on each team, quality staff and an administrator."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.utils import timezone
+
+from accounts.models import Role, User
+from alerts.models import Rule, Severity
+from monitoring.models import Device, DeviceKind, DeviceToken
+from patients.models import CareTeam, Patient, Program, Region, Sex, TreatmentEpisode
+from questionnaires.library import load
+from questionnaires.models import Questionnaire
+from questionnaires.services import questionnaire_import
+
+PASSWORD = "test-pass-9876"  # noqa: S105
+
+
+def make_user(username: str, role: Role, **extra: object) -> User:
+    return User.objects.create_user(username=username, password=PASSWORD, role=role, **extra)
+
+
+def make_patient(username: str, cpr: str, team: CareTeam, program: Program, **extra: object) -> Patient:
+    user = make_user(username, Role.PATIENT)
+    patient = Patient.objects.create(
+        user=user, cpr=cpr, given_name=extra.pop("given_name", username.title()),  # type: ignore[arg-type]
+        family_name="Testsen", birth_date=date(1950, 5, 17), sex=Sex.FEMALE, phone="+45 11 22 33 44",
+    )
+    TreatmentEpisode.objects.create(
+        patient=patient, program=program, care_team=team, condition_code=program.condition_code,
+        treatment_start=timezone.localdate() - timedelta(days=30),
+    )
+    return patient
+
+
+@dataclass
+class Cast:
+    team_a: CareTeam
+    team_b: CareTeam
+    program_a: Program
+    program_b: Program
+    questionnaire: Questionnaire
+    patient_a: Patient
+    patient_b: Patient
+    clinician_a: User
+    clinician_b: User
+    quality: User
+    admin: User
+    device_a: Device
+    device_token_a: str
+    device_b: Device
+    device_token_b: str
+
+
+def make_cast() -> Cast:
+    team_a = CareTeam.objects.create(name="Team A", department="Lunge", region=Region.MIDTJYLLAND)
+    team_b = CareTeam.objects.create(name="Team B", department="Hjerte", region=Region.HOVEDSTADEN)
+    program_a = Program.objects.create(slug="lung", name="Lung follow-up", condition_code="DC34",
+                                       condition_display="Lung cancer")
+    program_b = Program.objects.create(slug="hf", name="Heart failure", condition_code="DI50",
+                                       condition_display="Heart failure")
+    questionnaire = questionnaire_import(resource=load("hf-daily"))
+    for program in (program_a, program_b):
+        program.questionnaires.add(questionnaire)
+        Rule.objects.create(program=program, kind="threshold", name="SpO2 below 92 %",
+                            severity=Severity.RED, params={"measure": "spo2", "low": 92})
+        Rule.objects.create(program=program, kind="answer", name="Asks to be contacted",
+                            severity=Severity.YELLOW,
+                            params={"questionnaire": questionnaire.url, "link_id": "contact",
+                                    "codes": ["true"]})
+    patient_a = make_patient("patient-a", "010150-1111", team_a, program_a, given_name="Alma")
+    patient_b = make_patient("patient-b", "020250-2222", team_b, program_b, given_name="Bodil")
+    clinician_a = make_user("clinician-a", Role.CLINICIAN)
+    clinician_b = make_user("clinician-b", Role.CLINICIAN)
+    team_a.members.add(clinician_a)
+    team_b.members.add(clinician_b)
+    device_a = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial="OX-A", patient=patient_a)
+    device_b = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial="OX-B", patient=patient_b)
+    return Cast(
+        team_a=team_a, team_b=team_b, program_a=program_a, program_b=program_b,
+        questionnaire=questionnaire, patient_a=patient_a, patient_b=patient_b,
+        clinician_a=clinician_a, clinician_b=clinician_b,
+        quality=make_user("quality", Role.QUALITY),
+        admin=make_user("admin", Role.ADMIN, is_staff=True, is_superuser=True),
+        device_a=device_a, device_token_a=DeviceToken.issue(device_a)[1],
+        device_b=device_b, device_token_b=DeviceToken.issue(device_b)[1],
+    )

@@ -1,0 +1,132 @@
+"""A live stack for end-to-end and browser tests: a real ASGI server (daphne) in its own
+process and, in the production shape (REDIS_URL set), a real Celery worker process — both on
+the test database, exactly as they run in production."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LiveStack:
+    url: str
+    ws_url: str
+    production_shape: bool
+    redis_prefix: str
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def celery_sender(stack: LiveStack) -> Any:
+    """A Celery client speaking to the stack's worker (its own Redis key prefix)."""
+    from celery import Celery
+
+    sender = Celery("proplatform-test-sender", broker=os.environ["REDIS_URL"])
+    sender.conf.broker_transport_options = {"global_keyprefix": f"{stack.redis_prefix}:"}
+    sender.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    return sender
+
+
+def _wait_healthy(stack: LiveStack, logs: dict[str, Path], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        for name, proc in stack.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{logs[name].read_text()[-4000:]}")
+        try:
+            status, last = stack.request("GET", "/health/")
+            if status == 200:
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last = exc
+        time.sleep(0.3)
+    raise RuntimeError(f"stack not healthy after {timeout}s: {last}")
+
+
+@pytest.fixture
+def live_stack(live_cast: Any, tmp_path: Path) -> Iterator[LiveStack]:
+    from tests.conftest import production_shape_required
+
+    production_shape = bool(os.environ.get("REDIS_URL")) and connection.vendor == "postgresql"
+    if production_shape_required() and not production_shape:
+        pytest.fail("PROPLATFORM_REQUIRE_PRODUCTION_SHAPE=1 but DATABASE_URL/REDIS_URL do not "
+                    "point at PostgreSQL and Redis")
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "HTTPS_ONLY": "0",
+        "DEBUG": "0",
+        "WHITENOISE_USE_FINDERS": "1",
+        "MANIFEST_STATIC": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SWEEP_INTERVAL_SECONDS": "3600",
+        "PYTHONUNBUFFERED": "1",
+    }
+    port = _free_port()
+    # Own Redis key space: concurrent test runs must not take each other's tasks or messages.
+    env["REDIS_PREFIX"] = f"pptest-{os.getpid()}-{port}"
+    stack = LiveStack(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}",
+                      production_shape=production_shape, redis_prefix=env["REDIS_PREFIX"])
+    commands = {"web": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                        "proplatform.asgi:application"]}
+    if production_shape:
+        commands["worker"] = [sys.executable, "-m", "celery", "-A", "proplatform", "worker",
+                              "--loglevel=INFO", "--concurrency=1", "--without-gossip",
+                              "--without-mingle", f"--hostname=test-{port}@%h"]
+    logs = {name: tmp_path / f"{name}.log" for name in commands}
+    for name, command in commands.items():
+        stack.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and args
+            command, cwd=ROOT, env=env, stdout=logs[name].open("w"), stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(stack, logs)
+        yield stack
+    finally:
+        for proc in stack.processes.values():
+            proc.terminate()
+        for name, proc in stack.processes.items():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            sys.stdout.write(f"\n--- {name} log (tail) ---\n{logs[name].read_text()[-3000:]}\n")
