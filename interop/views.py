@@ -1,5 +1,8 @@
+import uuid
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -7,12 +10,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import Action, Outcome
+from audit.services import audit_record
 from interop.mapping import capability_statement, operation_outcome, patient_to_fhir
 from patients.access import can_see_identifiers, patient_or_404
 
 # FHIR issue-type codes for the HTTP errors DRF raises
 _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
                 405: "not-supported", 406: "not-supported", 415: "not-supported", 429: "throttled"}
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 class FhirJSONRenderer(JSONRenderer):
@@ -34,16 +46,29 @@ class FhirView(APIView):
         return response
 
 
+_OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
+
+
 class MetadataView(FhirView):
     permission_classes = [AllowAny]  # the capability statement is public by the FHIR spec
 
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 CapabilityStatement")},
+                   tags=["fhir"])
     def get(self, request: Request) -> Response:
         return Response(capability_statement(request.build_absolute_uri("/fhir")))
 
 
 class PatientReadView(FhirView):
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 Patient"),
+                   401: _OUTCOME, 403: _OUTCOME, 404: _OUTCOME},
+        tags=["fhir"],
+    )
     def get(self, request: Request, patient_id: str) -> Response:
         if not can_see_identifiers(request.user):
+            # A refused attempt on a patient's record belongs in the trail as much as a read.
+            audit_record(user=request.user, action=Action.READ, resource=f"Patient/{patient_id} (FHIR)",
+                         outcome=Outcome.DENIED, patient_id=_uuid_or_none(patient_id), request=request)
             raise exceptions.PermissionDenied("Quality staff read pseudonymised exports, not patients.")
         patient = patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (FHIR)")
         return Response(patient_to_fhir(patient, identified=True))

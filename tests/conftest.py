@@ -24,6 +24,15 @@ def _tasks_in_process(request: pytest.FixtureRequest):  # type: ignore[no-untype
     celery_app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _static_without_collectstatic(settings):  # type: ignore[no-untyped-def]
+    # Production serves hashed files from collectstatic's manifest; tests serve them as they are.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def cast(db: None) -> Cast:
     return make_cast()
