@@ -1,14 +1,24 @@
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.decorators import role_required
 from accounts.models import Role
+from audit.models import Action, Outcome
+from audit.services import audit_record
 from monitoring.measures import MEASURES
 from patients.access import patient_or_404
 
 
-@role_required(Role.CLINICIAN, Role.ADMIN)
-def patient_detail(request: HttpRequest, patient_id: str) -> HttpResponse:
+@login_required
+def patient_detail(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
+        # Refused by role before any lookup; still an attempt on this patient's record.
+        audit_record(user=request.user, action=Action.READ, resource=f"Patient/{patient_id} (page)",
+                     outcome=Outcome.DENIED, patient_id=patient_id, request=request)
+        raise PermissionDenied
     patient = patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (page)")
     readings = patient.readings.order_by("-effective_at")[:50]
     return render(request, "patients/detail.html", {

@@ -33,6 +33,13 @@ def _static_without_collectstatic(settings):  # type: ignore[no-untyped-def]
     }
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request: pytest.FixtureRequest, settings):  # type: ignore[no-untyped-def]
+    # Live tests log in against servers in other processes, which use the real hashers.
+    if "live" not in request.keywords:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def cast(db: None) -> Cast:
     return make_cast()

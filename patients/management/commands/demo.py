@@ -39,12 +39,12 @@ class Command(BaseCommand):
         parser.add_argument("--patients", type=int, default=40)
 
     def handle(self, *args: Any, password: str, patients: int, **options: Any) -> None:
-        rng = random.Random(2026)  # the same demo every time
         with transaction.atomic():
             team_a, team_b, lung, hf = self._setup()
             cast = self._cast(password, team_a, team_b, lung, hf)
             for i in range(patients):
-                self._patient(rng, i, password, team_a if i % 2 == 0 else team_b, lung if i % 2 == 0 else hf)
+                # One seed per patient: the same demo every time, whatever ran before.
+                self._patient(random.Random(f"demo-{i}"), i, password, team_a if i % 2 == 0 else team_b, lung if i % 2 == 0 else hf)
         # Outside the bulk transaction: these go through the real ingest path, so their rules
         # run (in-process in the embedded shape, on the worker in the production shape).
         self._recent_alerting_readings(cast)
@@ -120,7 +120,7 @@ class Command(BaseCommand):
                         born: date, sex: Sex, team: CareTeam, program: Program, start: date) -> Patient:
         user = self._user(username, Role.PATIENT, password, first_name=given, last_name=family)
         patient, _ = Patient.objects.get_or_create(
-            cpr=cpr, defaults={"user": user, "given_name": given, "family_name": family,
+            user=user, defaults={"cpr": cpr, "given_name": given, "family_name": family,
                                "birth_date": born, "sex": sex, "phone": "+45 20 00 00 00"})
         if not patient.episodes.exists():
             TreatmentEpisode.objects.create(patient=patient, program=program, care_team=team,
@@ -184,6 +184,8 @@ class Command(BaseCommand):
         plan += [(p, "spo2", Decimal("88"), "%", 5 + n) for n, p in enumerate(crowd[:3])]
         plan += [(p, "heart-rate", Decimal("118"), "/min", 30 + n) for n, p in enumerate(crowd[3:])]
         for n, (patient, measure, value, unit, minutes_ago) in enumerate(plan):
+            if Reading.objects.filter(patient=patient, client_id=f"demo-alert-{n}").exists():
+                continue  # sent on an earlier run
             reading_ingest(patient=patient, measure=measure, value=value, unit=unit,
                            effective_at=now - timedelta(minutes=minutes_ago), source=Source.DEVICE,
                            client_id=f"demo-alert-{n}")
