@@ -1,5 +1,6 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django_otp import devices_for_user
 from django_otp.forms import OTPAuthenticationForm
 
 
@@ -18,6 +19,18 @@ class LoginForm(OTPAuthenticationForm):
         # Only one kind of device (TOTP); the device picker and challenge are not needed.
         del self.fields["otp_device"]
         del self.fields["otp_challenge"]
+
+    def clean_otp(self, user):  # type: ignore[no-untyped-def]
+        # django-otp's form has no OTP-optional mode: it asks every user for a code and, with the
+        # device picker removed, could never verify one. Users without a confirmed device log in
+        # with their password; the others' code is checked against their (TOTP) device.
+        if user is None:
+            return
+        device = next(iter(devices_for_user(user, confirmed=True)), None)
+        if device is None:
+            return
+        self.cleaned_data["otp_device"] = device.persistent_id
+        super().clean_otp(user)
 
 
 class TotpConfirmForm(forms.Form):

@@ -38,11 +38,28 @@ def _url(name: str, schemes: set[str]) -> str | None:
     return raw
 
 
-DEBUG = env.bool("DEBUG", default=False)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(name: str, default: bool) -> bool:
+    """A yes/no variable; anything but the usual spellings is an error, not False."""
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE | _FALSE:
+        return raw in _TRUE
+    raise ImproperlyConfigured(f"{name} must be one of {sorted(_TRUE | _FALSE)}; got {raw!r}")
+
+
+DEBUG = _bool("DEBUG", default=False)
 # Cookies marked Secure, HSTS and the HTTPS redirect. On by default outside DEBUG so that a
 # production deployment that forgets the variable is safe; the demo and the test servers,
 # which speak plain HTTP on 127.0.0.1, turn it off explicitly.
-HTTPS_ONLY = env.bool("HTTPS_ONLY", default=not DEBUG)
+HTTPS_ONLY = _bool("HTTPS_ONLY", default=not DEBUG)
+# Behind a TLS-terminating reverse proxy: trust its X-Forwarded-Proto, and take the client
+# address from the last X-Forwarded-For entry (the one the proxy wrote).
+BEHIND_TLS_PROXY = _bool("BEHIND_TLS_PROXY", default=False)
 
 SECRET_KEY = env.str(
     "SECRET_KEY",
@@ -206,6 +223,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"auth-token": env.str("AUTH_TOKEN_RATE", default="10/min")},
     "EXCEPTION_HANDLER": "proplatform.api.exception_handler",
+    # Throttles count per client address. X-Forwarded-For is trusted only as far as our own
+    # proxies wrote it; otherwise a caller could send a new forged address with every attempt.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=1 if BEHIND_TLS_PROXY else 0),
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -227,7 +247,7 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS_O
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
 SECURE_HSTS_PRELOAD = HTTPS_ONLY
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # load balancers probe over plain HTTP
-if env.bool("BEHIND_TLS_PROXY", default=False):
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
@@ -247,14 +267,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG and env.bool("MANIFEST_STATIC", default=True)
+        if not DEBUG and _bool("MANIFEST_STATIC", default=True)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
 
 # Serve static files straight from the app folders (no collectstatic) — for the demo and the
 # test servers; production runs collectstatic at build time.
-WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
+WHITENOISE_USE_FINDERS = _bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="proplatform@localhost")

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from questionnaires import definition as qdef
 
@@ -80,6 +81,10 @@ class QuestionnaireResponse(models.Model):
                     code, display = coding["code"], coding.get("display") or coding["code"]
                 else:
                     raw = next((v for k, v in answer.items() if k.startswith("value")), "")
-                    code = display = str(raw).lower() if isinstance(raw, bool) else str(raw)
+                    if isinstance(raw, bool):
+                        # The code rules match on is "true"/"false"; people read Yes/No.
+                        code, display = str(raw).lower(), gettext("Yes") if raw else gettext("No")
+                    else:
+                        code = display = str(raw)
                 found.append(GivenAnswer(item.get("text", link_id), code, display))
         return found

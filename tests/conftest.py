@@ -25,8 +25,11 @@ def _tasks_in_process(request: pytest.FixtureRequest):  # type: ignore[no-untype
 
 
 @pytest.fixture(autouse=True)
-def _static_without_collectstatic(settings):  # type: ignore[no-untyped-def]
-    # Production serves hashed files from collectstatic's manifest; tests serve them as they are.
+def _test_client_web(settings):  # type: ignore[no-untyped-def]
+    # The test client speaks plain HTTP (the HTTPS redirect has its own test in
+    # test_health_and_settings.py). Production serves hashed files from collectstatic's
+    # manifest; tests serve them as they are.
+    settings.SECURE_SSL_REDIRECT = False
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

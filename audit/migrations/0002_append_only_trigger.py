@@ -21,7 +21,9 @@ DROP FUNCTION IF EXISTS audit_append_only();
 
 def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
+        # params=None: the SQL holds a literal "%" (RAISE's placeholder) that must not be
+        # read as a query parameter by psycopg.
+        schema_editor.execute(CREATE, params=None)
 
 
 def backwards(apps, schema_editor):  # type: ignore[no-untyped-def]

@@ -1,0 +1,247 @@
+"""Rules raise alerts once per finding; clinicians acknowledge them exactly once."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import ApiToken
+from alerts.models import Alert, AlertEvent, EventKind, Rule, Status
+from alerts.services import readings_evaluate, response_evaluate
+from audit.models import Action, AuditEvent, Outcome
+from monitoring.models import Reading, Source
+from questionnaires.models import QuestionnaireResponse
+
+pytestmark = pytest.mark.django_db
+
+
+def _reading(patient, value, measure="spo2", unit="%"):  # type: ignore[no-untyped-def]
+    return Reading.objects.create(patient=patient, measure=measure, value=Decimal(value), unit=unit,
+                                  effective_at=timezone.now() - timedelta(minutes=5),
+                                  source=Source.DEVICE)
+
+
+@pytest.fixture
+def alert_a(cast):  # type: ignore[no-untyped-def]
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "88").pk])
+    return Alert.objects.get()
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+def test_evaluating_the_same_reading_twice_raises_one_alert_and_one_raised_event(cast):
+    reading = _reading(cast.patient_a, "88")
+    assert readings_evaluate(reading_ids=[reading.pk]) == 1
+    assert readings_evaluate(reading_ids=[reading.pk]) == 0
+    assert Alert.objects.count() == 1
+    assert list(AlertEvent.objects.values_list("kind", flat=True)) == [EventKind.RAISED]
+
+
+def test_re_evaluating_a_reading_whose_claim_was_lost_still_raises_one_alert(cast):
+    # e.g. the sweep re-delivers after a crash that happened after the alert was committed
+    reading = _reading(cast.patient_a, "88")
+    readings_evaluate(reading_ids=[reading.pk])
+    Reading.objects.filter(pk=reading.pk).update(evaluated_at=None)
+    assert readings_evaluate(reading_ids=[reading.pk]) == 1
+    assert Alert.objects.count() == 1
+    assert AlertEvent.objects.count() == 1
+
+
+def test_value_exactly_at_the_limit_raises_nothing(cast):
+    reading = _reading(cast.patient_a, "92")
+    assert readings_evaluate(reading_ids=[reading.pk]) == 1
+    assert not Alert.objects.exists()
+    reading.refresh_from_db()
+    assert reading.evaluated_at is not None
+
+
+def test_value_just_below_the_limit_raises_a_red_alert_with_a_plain_reason(cast):
+    reading = _reading(cast.patient_a, "91")
+    readings_evaluate(reading_ids=[reading.pk])
+    alert = Alert.objects.get()
+    assert alert.severity == "red"
+    assert alert.rule.program == cast.program_a
+    assert alert.rule_version == alert.rule.version
+    assert "91" in alert.reason and "92" in alert.reason and "below" in alert.reason
+    assert alert.evidence == {
+        "reading_id": reading.pk, "measure": "spo2", "value": "91", "unit": "%",
+        "effective_at": reading.effective_at.isoformat(), "limit": "92",
+    }
+
+
+def test_reading_of_another_measure_raises_nothing(cast):
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "30", measure="heart-rate", unit="/min").pk])
+    assert not Alert.objects.exists()
+
+
+def test_inactive_rule_raises_nothing(cast):
+    Rule.objects.filter(kind="threshold").update(active=False)
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "80").pk])
+    assert not Alert.objects.exists()
+
+
+def test_rules_of_an_ended_episode_raise_nothing(cast):
+    cast.patient_a.episodes.update(end=timezone.localdate() - timedelta(days=1))
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "80").pk])
+    assert not Alert.objects.exists()
+
+
+def test_several_readings_in_one_evaluation_each_raise_their_own_alert(cast):
+    ids = [_reading(cast.patient_a, "85").pk, _reading(cast.patient_b, "86").pk,
+           _reading(cast.patient_a, "95").pk]
+    assert readings_evaluate(reading_ids=ids) == 3
+    assert set(Alert.objects.values_list("patient_id", flat=True)) == {cast.patient_a.pk, cast.patient_b.pk}
+    assert Alert.objects.count() == 2
+
+
+# --- acknowledging ---------------------------------------------------------------------------
+
+def _ack(client, alert_id):  # type: ignore[no-untyped-def]
+    return client.post(f"/api/v1/alerts/{alert_id}/acknowledge")
+
+
+def test_clinician_acknowledges_an_alert_of_their_team(cast, client, alert_a):
+    client.force_login(cast.clinician_a)
+    response = _ack(client, alert_a.pk)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "acknowledged"
+    assert body["acknowledged_by"] == "clinician-a"
+    assert body["acknowledged_at"]
+    alert_a.refresh_from_db()
+    assert alert_a.status == Status.ACKNOWLEDGED
+    assert alert_a.acknowledged_by == cast.clinician_a
+    event = AlertEvent.objects.get(kind=EventKind.ACKNOWLEDGED)
+    assert (event.alert, event.by) == (alert_a, cast.clinician_a)
+    row = AuditEvent.objects.get(action=Action.UPDATE)
+    assert row.user == cast.clinician_a
+    assert row.patient_ref == cast.patient_a.pk
+    assert row.outcome == Outcome.ALLOWED
+    assert row.request_id == response["X-Request-ID"]
+    assert str(alert_a.pk) in row.resource
+
+
+def test_acknowledging_twice_gives_409_naming_who_was_first(cast, client, alert_a):
+    client.force_login(cast.clinician_a)
+    assert _ack(client, alert_a.pk).status_code == 200
+    client.force_login(cast.admin)
+    response = _ack(client, alert_a.pk)
+    assert response.status_code == 409
+    assert response.json()["acknowledged_by"] == "clinician-a"
+    assert response.json()["status"] == "acknowledged"
+    assert AlertEvent.objects.filter(kind=EventKind.ACKNOWLEDGED).count() == 1
+    alert_a.refresh_from_db()
+    assert alert_a.acknowledged_by == cast.clinician_a
+
+
+def test_same_clinician_acknowledging_again_gets_409(cast, client, alert_a):
+    client.force_login(cast.clinician_a)
+    assert _ack(client, alert_a.pk).status_code == 200
+    assert _ack(client, alert_a.pk).status_code == 409
+
+
+def test_clinician_on_other_team_gets_404_acknowledging_and_the_alert_stays_open(cast, client, alert_a):
+    client.force_login(cast.clinician_b)
+    response = _ack(client, alert_a.pk)
+    assert response.status_code == 404
+    assert "Alma" not in response.content.decode()
+    alert_a.refresh_from_db()
+    assert alert_a.status == Status.OPEN
+    assert not AlertEvent.objects.filter(kind=EventKind.ACKNOWLEDGED).exists()
+    row = AuditEvent.objects.get(action=Action.UPDATE)
+    assert row.outcome == Outcome.DENIED
+    assert row.user == cast.clinician_b
+
+
+def test_acknowledging_an_unknown_alert_gives_404(cast, client):
+    client.force_login(cast.clinician_a)
+    assert _ack(client, 987654).status_code == 404
+
+
+@pytest.mark.parametrize("who", ["patient", "quality"])
+def test_non_clinicians_get_403_acknowledging(cast, client, alert_a, who):
+    client.force_login(cast.patient_a.user if who == "patient" else cast.quality)
+    assert _ack(client, alert_a.pk).status_code == 403
+    alert_a.refresh_from_db()
+    assert alert_a.status == Status.OPEN
+
+
+def test_anonymous_acknowledging_gets_401(cast, client, alert_a):
+    assert _ack(client, alert_a.pk).status_code == 401
+    alert_a.refresh_from_db()
+    assert alert_a.status == Status.OPEN
+
+
+def test_clinician_with_bearer_token_acknowledges(cast, client, alert_a):
+    _, raw = ApiToken.issue(cast.clinician_a)
+    response = client.post(f"/api/v1/alerts/{alert_a.pk}/acknowledge",
+                           headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 200
+    assert response.json()["acknowledged_by"] == "clinician-a"
+
+
+def test_acknowledging_is_refused_over_get(cast, client, alert_a):
+    client.force_login(cast.clinician_a)
+    assert client.get(f"/api/v1/alerts/{alert_a.pk}/acknowledge").status_code == 405
+    alert_a.refresh_from_db()
+    assert alert_a.status == Status.OPEN
+
+
+# --- the answer rule -------------------------------------------------------------------------
+
+def _answer(client, cast, contact):  # type: ignore[no-untyped-def]
+    return client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", {
+        "q-breathless": "same", "q-swelling": "false", "q-contact": contact,
+    })
+
+
+def test_answering_contact_yes_raises_a_yellow_alert_with_a_plain_words_reason(
+        cast, client, django_capture_on_commit_callbacks):
+    client.force_login(cast.patient_a.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _answer(client, cast, "true")
+    assert response.status_code == 302
+    alert = Alert.objects.get()
+    assert alert.patient == cast.patient_a
+    assert alert.severity == "yellow"
+    assert alert.rule.kind == "answer"
+    # The question as the patient saw it and the answer in words, not a code or a boolean.
+    assert "Vil du gerne kontaktes af os?" in alert.reason
+    assert "true" not in alert.reason.lower()
+    assert "True" not in alert.reason
+    response_row = QuestionnaireResponse.objects.get()
+    assert alert.evidence["response_id"] == response_row.pk
+    assert alert.evidence["code"] == "true"
+    assert response_row.evaluated_at is not None
+
+
+def test_answering_contact_no_raises_nothing(cast, client, django_capture_on_commit_callbacks):
+    client.force_login(cast.patient_a.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _answer(client, cast, "false").status_code == 302
+    assert QuestionnaireResponse.objects.get().evaluated_at is not None
+    assert not Alert.objects.exists()
+
+
+def test_evaluating_the_same_response_twice_raises_one_alert(
+        cast, client, django_capture_on_commit_callbacks):
+    client.force_login(cast.patient_a.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        _answer(client, cast, "true")
+    response_row = QuestionnaireResponse.objects.get()
+    assert response_evaluate(response_id=response_row.pk) == 0
+    QuestionnaireResponse.objects.filter(pk=response_row.pk).update(evaluated_at=None)
+    assert response_evaluate(response_id=response_row.pk) == 1
+    assert Alert.objects.count() == 1
+    assert AlertEvent.objects.count() == 1
+
+
+def test_a_new_alert_shows_up_in_the_teams_worklist(cast, client, django_capture_on_commit_callbacks):
+    client.force_login(cast.patient_a.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        _answer(client, cast, "true")
+    client.force_login(cast.clinician_a)
+    worklist = client.get("/api/v1/alerts").json()
+    assert [a["severity"] for a in worklist] == ["yellow"]
+    assert worklist[0]["patient"]["name"] == str(cast.patient_a)

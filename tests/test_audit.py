@@ -1,0 +1,181 @@
+"""The audit trail: every read of patient data leaves a row naming who, as what, which patient,
+what happened and the request id the caller saw; rows cannot be changed afterwards."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from accounts.models import ApiToken
+from audit.models import Action, AppendOnlyError, AuditEvent, Outcome
+from audit.services import audit_record
+
+pytestmark = pytest.mark.django_db
+
+CLIENT_IP = "203.0.113.7"
+
+
+def _only_new_row(before: int) -> AuditEvent:
+    rows = list(AuditEvent.objects.order_by("id")[before:])
+    assert len(rows) == 1, [(r.action, r.resource, r.outcome) for r in rows]
+    return rows[0]
+
+
+def _assert_row(row, response, *, user, patient, action, outcome):  # type: ignore[no-untyped-def]
+    assert row.user_id == user.pk
+    assert row.username == user.username
+    assert row.role == user.role
+    assert row.patient_ref == (patient.pk if patient is not None else None)
+    assert row.action == action
+    assert row.outcome == outcome
+    assert row.request_id and row.request_id == response["X-Request-ID"]
+    assert row.client_ip == CLIENT_IP
+
+
+READS = [
+    # (who, path template, whose, status, outcome)
+    ("clinician_a", "/patients/{id}/", "patient_a", 200, Outcome.ALLOWED),
+    ("clinician_a", "/patients/{id}/", "patient_b", 404, Outcome.DENIED),
+    ("admin", "/patients/{id}/", "patient_b", 200, Outcome.ALLOWED),
+    ("patient_a", "/patients/{id}/", "patient_a", 403, Outcome.DENIED),
+    ("quality", "/patients/{id}/", "patient_a", 403, Outcome.DENIED),
+    ("clinician_a", "/fhir/Patient/{id}", "patient_a", 200, Outcome.ALLOWED),
+    ("clinician_a", "/fhir/Patient/{id}", "patient_b", 404, Outcome.DENIED),
+    ("patient_a", "/fhir/Patient/{id}", "patient_a", 200, Outcome.ALLOWED),
+    ("patient_a", "/fhir/Patient/{id}", "patient_b", 404, Outcome.DENIED),
+    ("admin", "/fhir/Patient/{id}", "patient_a", 200, Outcome.ALLOWED),
+    ("quality", "/fhir/Patient/{id}", "patient_a", 403, Outcome.DENIED),
+]
+
+
+@pytest.mark.parametrize(("who", "path", "whose", "status", "outcome"), READS)
+def test_every_read_of_a_patient_writes_one_audit_row(cast, client, who, path, whose, status, outcome):
+    user = cast.patient_a.user if who == "patient_a" else getattr(cast, who)
+    patient = getattr(cast, whose)
+    client.force_login(user)
+    before = AuditEvent.objects.count()
+    response = client.get(path.format(id=patient.pk), REMOTE_ADDR=CLIENT_IP)
+    assert response.status_code == status
+    row = _only_new_row(before)
+    _assert_row(row, response, user=user, patient=patient, action=Action.READ, outcome=outcome)
+    assert str(patient.pk) in row.resource
+
+
+def test_alert_list_writes_a_search_row(cast, client):
+    client.force_login(cast.clinician_a)
+    before = AuditEvent.objects.count()
+    response = client.get("/api/v1/alerts", REMOTE_ADDR=CLIENT_IP)
+    assert response.status_code == 200
+    row = _only_new_row(before)
+    _assert_row(row, response, user=cast.clinician_a, patient=None, action=Action.SEARCH,
+                outcome=Outcome.ALLOWED)
+
+
+def test_patients_own_page_writes_a_read_row_for_their_record(cast, client):
+    user = cast.patient_a.user
+    client.force_login(user)
+    before = AuditEvent.objects.count()
+    response = client.get("/me/", REMOTE_ADDR=CLIENT_IP)
+    assert response.status_code == 200
+    _assert_row(_only_new_row(before), response, user=user, patient=cast.patient_a, action=Action.READ,
+                outcome=Outcome.ALLOWED)
+
+
+def test_fhir_read_with_bearer_token_is_audited_with_the_tokens_user(cast, client):
+    _, raw = ApiToken.issue(cast.clinician_a)
+    before = AuditEvent.objects.count()
+    response = client.get(f"/fhir/Patient/{cast.patient_a.pk}", REMOTE_ADDR=CLIENT_IP,
+                          headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 200
+    _assert_row(_only_new_row(before), response, user=cast.clinician_a, patient=cast.patient_a,
+                action=Action.READ, outcome=Outcome.ALLOWED)
+
+
+def test_fhir_read_of_a_garbage_id_is_audited_as_denied(cast, client):
+    client.force_login(cast.clinician_a)
+    before = AuditEvent.objects.count()
+    response = client.get("/fhir/Patient/not-a-uuid", REMOTE_ADDR=CLIENT_IP)
+    assert response.status_code == 404
+    row = _only_new_row(before)
+    assert row.outcome == Outcome.DENIED
+    assert row.patient_ref is None
+    assert row.request_id == response["X-Request-ID"]
+
+
+def test_a_safe_caller_supplied_request_id_is_echoed_and_recorded(cast, client):
+    client.force_login(cast.clinician_a)
+    response = client.get(f"/patients/{cast.patient_a.pk}/", headers={"X-Request-ID": "trace-42.a_b"})
+    assert response["X-Request-ID"] == "trace-42.a_b"
+    assert AuditEvent.objects.latest("id").request_id == "trace-42.a_b"
+
+
+def test_an_unsafe_caller_supplied_request_id_is_replaced(cast, client):
+    client.force_login(cast.clinician_a)
+    response = client.get(f"/patients/{cast.patient_a.pk}/",
+                          headers={"X-Request-ID": "evil\nINFO forged log line"})
+    assert response["X-Request-ID"] != "evil\nINFO forged log line"
+    assert len(response["X-Request-ID"]) == 32
+    assert AuditEvent.objects.latest("id").request_id == response["X-Request-ID"]
+
+
+def test_each_request_gets_its_own_request_id(cast, client):
+    client.force_login(cast.clinician_a)
+    first = client.get(f"/patients/{cast.patient_a.pk}/")["X-Request-ID"]
+    second = client.get(f"/patients/{cast.patient_a.pk}/")["X-Request-ID"]
+    assert first != second
+    assert set(AuditEvent.objects.values_list("request_id", flat=True)) == {first, second}
+
+
+def test_audit_rows_hold_no_cpr_number(cast, client):
+    client.force_login(cast.clinician_a)
+    client.get(f"/patients/{cast.patient_a.pk}/")
+    client.get(f"/fhir/Patient/{cast.patient_a.pk}")
+    for row in AuditEvent.objects.all():
+        for value in (row.resource, row.username):
+            assert cast.patient_a.cpr not in value
+            assert cast.patient_a.cpr.replace("-", "") not in value
+
+
+# --- append-only -----------------------------------------------------------------------------
+
+def test_audit_row_refuses_to_be_changed_through_the_model(cast):
+    row = audit_record(user=cast.clinician_a, action=Action.READ, resource="Patient/x",
+                       patient_id=cast.patient_a.pk)
+    row.outcome = Outcome.DENIED
+    with pytest.raises(AppendOnlyError):
+        row.save()
+    row.refresh_from_db()
+    assert row.outcome == Outcome.ALLOWED
+
+
+def test_audit_row_refuses_to_be_deleted_through_the_model(cast):
+    row = audit_record(user=cast.clinician_a, action=Action.READ, resource="Patient/x",
+                       patient_id=cast.patient_a.pk)
+    with pytest.raises(AppendOnlyError):
+        row.delete()
+    assert AuditEvent.objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the append-only trigger exists on PostgreSQL only (migration audit 0002)")
+@pytest.mark.parametrize("sql", [
+    "UPDATE audit_auditevent SET outcome = 'denied' WHERE id = %s",
+    "DELETE FROM audit_auditevent WHERE id = %s",
+])
+def test_database_trigger_refuses_raw_sql_update_and_delete_of_audit_rows(cast, sql):
+    row = audit_record(user=cast.clinician_a, action=Action.READ, resource="Patient/x",
+                       patient_id=cast.patient_a.pk)
+    with pytest.raises(DatabaseError, match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [row.pk])
+    row.refresh_from_db()
+    assert row.outcome == Outcome.ALLOWED
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the append-only trigger exists on PostgreSQL only (migration audit 0002)")
+def test_database_trigger_refuses_bulk_queryset_update_and_delete_of_audit_rows(cast):
+    audit_record(user=cast.clinician_a, action=Action.READ, resource="Patient/x")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.update(outcome=Outcome.DENIED)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.filter(outcome=Outcome.ALLOWED).count() == AuditEvent.objects.count() > 0
