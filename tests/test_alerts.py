@@ -48,6 +48,15 @@ def test_re_evaluating_a_reading_whose_claim_was_lost_still_raises_one_alert(cas
     assert AlertEvent.objects.count() == 1
 
 
+def test_reason_follows_the_active_language(cast):
+    from django.utils import translation
+
+    reading = _reading(cast.patient_a, "91")
+    with translation.override("en"):
+        readings_evaluate(reading_ids=[reading.pk])
+    assert Alert.objects.get().reason == "Oxygen saturation (SpO2) 91 % is below the limit of 92 %."
+
+
 def test_value_exactly_at_the_limit_raises_nothing(cast):
     reading = _reading(cast.patient_a, "92")
     assert readings_evaluate(reading_ids=[reading.pk]) == 1
@@ -63,7 +72,8 @@ def test_value_just_below_the_limit_raises_a_red_alert_with_a_plain_reason(cast)
     assert alert.severity == "red"
     assert alert.rule.program == cast.program_a
     assert alert.rule_version == alert.rule.version
-    assert "91" in alert.reason and "92" in alert.reason and "below" in alert.reason
+    # Reasons are written in the clinic's language (LANGUAGE_CODE, Danish by default).
+    assert alert.reason == "Iltmætning (SpO2) 91 % er under grænsen på 92 %."
     assert alert.evidence == {
         "reading_id": reading.pk, "measure": "spo2", "value": "91", "unit": "%",
         "effective_at": reading.effective_at.isoformat(), "limit": "92",
