@@ -1,0 +1,169 @@
+"""The live triage worklist in real browsers: an alert raised by a device reading reaches every
+open triage page of the patient's team without a reload (through the real Celery worker and
+Redis in the production shape), never another team's, and an acknowledgement on one page shows
+on the others. Also: the page recovers from a dropped websocket and catches up on what it missed."""
+
+import re
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from accounts.models import Role
+from alerts.models import Alert
+from tests.browser.conftest import (
+    ARTIFACTS,
+    DESKTOP,
+    PHONE,
+    assert_accessible,
+    assert_no_horizontal_scroll,
+    login,
+)
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+LIVE_TIMEOUT = 30_000  # ms: production shape goes web -> Redis -> Celery worker -> Redis -> web
+
+
+def open_triage(context: BrowserContext, base_url: str, username: str) -> Page:
+    page = context.new_page()
+    login(page, base_url, username)
+    expect(page).to_have_url(base_url + "/triage/")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=LIVE_TIMEOUT)
+    return page
+
+
+def post_spo2(live_stack: Any, token: str, value: int) -> dict[str, Any]:
+    status, body = live_stack.request(
+        "POST", "/api/v1/readings",
+        {"measure": "spo2", "value": value, "unit": "%", "effective_at": datetime.now(UTC).isoformat()},
+        {"Authorization": f"Bearer {token}"},
+    )
+    assert status == 201, body
+    return body
+
+
+def test_alert_reaches_the_team_live_and_acknowledgement_is_shared(
+        new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
+    colleague = make_user("clinician-a2", Role.CLINICIAN)
+    live_cast.team_a.members.add(colleague)
+
+    page_a = open_triage(new_context(), live_stack.url, "clinician-a")
+    page_a2 = open_triage(new_context(PHONE), live_stack.url, "clinician-a2")
+    page_b = open_triage(new_context(), live_stack.url, "clinician-b")
+    for page in (page_a, page_a2, page_b):
+        expect(page.locator("#alerts li.alert")).to_have_count(0)
+        expect(page.locator("#alerts li.empty")).to_be_visible()
+
+    reading = post_spo2(live_stack, live_cast.device_token_a, 85)
+
+    team_a_pages = (page_a, page_a2)
+    for page in team_a_pages:
+        alert = page.locator("#alerts li.alert")
+        expect(alert).to_have_count(1, timeout=LIVE_TIMEOUT)
+        expect(alert).to_have_class(re.compile(r"\bred\b.*\bopen\b"))
+        expect(alert.locator(".badge.red")).to_be_visible()
+        expect(alert.locator(".reason")).to_contain_text("85")
+        expect(alert.locator("a")).to_have_text(live_cast.patient_a.name)
+        expect(alert.locator("button.ack")).to_be_visible()
+        # Announced to screen-reader users as it arrives.
+        expect(page.locator("#announce")).to_contain_text("85")
+
+    db_alert = Alert.objects.get()
+    assert db_alert.patient_id == live_cast.patient_a.pk and db_alert.severity == "red"
+    assert db_alert.evidence["reading_id"] == reading["id"]
+    for page in team_a_pages:
+        expect(page.locator(f"#alerts li.alert[data-id='{db_alert.pk}']")).to_have_count(1)
+
+    # Accessible with an alert shown, and usable on the phone as well as the desk.
+    assert_accessible(page_a, "/triage/ with an open alert")
+    assert_no_horizontal_scroll(page_a2, "/triage/ on a phone with an open alert")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page_a.screenshot(path=str(ARTIFACTS / "triage.png"), full_page=True)
+    page_a2.screenshot(path=str(ARTIFACTS / "triage-phone.png"), full_page=True)
+
+    page_a.locator(f"#alerts li.alert[data-id='{db_alert.pk}'] button.ack").click()
+    for page in team_a_pages:
+        alert = page.locator(f"#alerts li.alert[data-id='{db_alert.pk}']")
+        expect(alert).to_have_class(re.compile(r"\backnowledged\b"), timeout=LIVE_TIMEOUT)
+        expect(alert.locator(".state")).to_contain_text("(clinician-a)")
+        expect(alert.locator("button.ack")).to_have_count(0)
+    db_alert.refresh_from_db()
+    assert db_alert.status == "acknowledged" and db_alert.acknowledged_by_id == live_cast.clinician_a.pk
+    assert_accessible(page_a2, "/triage/ with an acknowledged alert")
+    page_a.screenshot(path=str(ARTIFACTS / "triage-acknowledged.png"), full_page=True)
+
+    # Team B never saw any of it: not live, and not after a reload either.
+    expect(page_b.locator("#live-status")).to_have_attribute("data-state", "live")
+    expect(page_b.locator("#alerts li.alert")).to_have_count(0)
+    page_b.reload()
+    expect(page_b.locator("#live-status")).to_have_attribute("data-state", "live", timeout=LIVE_TIMEOUT)
+    expect(page_b.locator("#alerts li.alert")).to_have_count(0)
+    expect(page_b.locator("#alerts")).not_to_contain_text(live_cast.patient_a.name)
+
+
+# Records every WebSocket the page opens, so a test can drop one; while window.__blockWs is
+# true, new sockets go to a closed port (the server is "unreachable").
+TRACK_SOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.__blockWs = false;
+  window.WebSocket = class extends Native {
+    constructor(url, protocols) {
+      super(window.__blockWs ? window.__deadUrl : url, protocols);
+      window.__sockets.push(this);
+    }
+  };
+})();
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_triage_page_recovers_from_a_dropped_socket(
+        new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
+    context = new_context(DESKTOP)
+    context.add_init_script(TRACK_SOCKETS + f"window.__deadUrl = 'ws://127.0.0.1:{_closed_port()}/';")
+    page = open_triage(context, live_stack.url, "clinician-a")
+    status = page.locator("#live-status")
+
+    # Drop the connection and keep the server unreachable for a while.
+    page.evaluate("() => { window.__blockWs = true; window.__sockets.at(-1).close(); }")
+    expect(status).to_have_attribute("data-state", "reconnecting")
+    expect(status).to_contain_text(re.compile(r"\S"))
+    # It keeps trying: at least one attempt has already failed against the unreachable server.
+    page.wait_for_function("() => window.__sockets.length >= 2 && window.__sockets.at(-1).readyState === 3")
+
+    # Meanwhile an alert is raised; its live push cannot reach this page.
+    post_spo2(live_stack, live_cast.device_token_a, 84)
+    deadline = time.monotonic() + LIVE_TIMEOUT / 1000
+    while not Alert.objects.exists():
+        assert time.monotonic() < deadline, "no alert was raised"
+        time.sleep(0.2)
+    expect(page.locator("#alerts li.alert")).to_have_count(0)
+    expect(status).to_have_attribute("data-state", "reconnecting")
+
+    # The server is back: the page reconnects by itself and the snapshot brings the missed alert.
+    page.evaluate("() => { window.__blockWs = false; }")
+    expect(status).to_have_attribute("data-state", "live", timeout=LIVE_TIMEOUT)
+    alert = page.locator("#alerts li.alert")
+    expect(alert).to_have_count(1, timeout=LIVE_TIMEOUT)
+    expect(alert.locator(".reason")).to_contain_text("84")
+
+    # And the new socket carries live updates again.
+    post_spo2(live_stack, live_cast.device_token_a, 83)
+    expect(page.locator("#alerts li.alert")).to_have_count(2, timeout=LIVE_TIMEOUT)
+    expect(page.locator("#alerts")).to_contain_text("83")
+    # One socket at the start, at least one failed attempt while blocked, the one now open.
+    assert page.evaluate("() => window.__sockets.length") >= 3
+    assert page.evaluate("() => window.__sockets.at(-1).readyState") == 1
