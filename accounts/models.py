@@ -47,6 +47,9 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"token of {self.user_id} created {self.created_at:%Y-%m-%d}"
+
     @classmethod
     def issue(cls, user: User) -> tuple["ApiToken", str]:
         raw = new_raw_token("pp")

@@ -63,6 +63,9 @@ class Alert(models.Model):
             models.Index(fields=["status", "raised_at"], name="alert_status_raised"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.severity} alert {self.pk} ({self.status})"
+
 
 class EventKind(models.TextChoices):
     RAISED = "raised", _("Raised")
@@ -79,3 +82,6 @@ class AlertEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     note = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.alert_id} at {self.at:%Y-%m-%d %H:%M}"

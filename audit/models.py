@@ -48,6 +48,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["user", "at"], name="audit_user_at"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.resource} {self.outcome}"
+
     def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if not self._state.adding:
             raise AppendOnlyError("Audit events cannot be changed.")

@@ -3,6 +3,7 @@
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from audit.models import Action, AuditEvent, Outcome
@@ -10,8 +11,14 @@ from proplatform.middleware import current_request_id
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's address. Behind our TLS proxy that is the last X-Forwarded-For entry — the
+    one our proxy wrote; entries before it come from the client and can be forged."""
     if request is None:
         return None
+    if settings.BEHIND_TLS_PROXY:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if forwarded:
+            return forwarded[-1]
     return request.META.get("REMOTE_ADDR") or None
 
 

@@ -43,6 +43,9 @@ class DeviceToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"token of device {self.device_id} created {self.created_at:%Y-%m-%d}"
+
     @classmethod
     def issue(cls, device: Device) -> tuple["DeviceToken", str]:
         raw = new_raw_token("dv")
@@ -64,7 +67,9 @@ class Reading(models.Model):
     effective_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
     source = models.CharField(max_length=8, choices=Source.choices)
-    client_id = models.CharField(max_length=100, null=True, blank=True)
+    # NULL, not "", for "none given": the unique constraint below must not match two readings
+    # that both came without a client id.
+    client_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     entered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

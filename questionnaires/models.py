@@ -65,6 +65,9 @@ class QuestionnaireResponse(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"response {self.pk} to {self.questionnaire_id} at {self.authored_at:%Y-%m-%d %H:%M}"
+
     def _walk(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for item in items:
             yield item

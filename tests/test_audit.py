@@ -179,3 +179,13 @@ def test_database_trigger_refuses_bulk_queryset_update_and_delete_of_audit_rows(
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.all().delete()
     assert AuditEvent.objects.filter(outcome=Outcome.ALLOWED).count() == AuditEvent.objects.count() > 0
+
+
+def test_behind_the_tls_proxy_the_audited_address_is_the_one_the_proxy_wrote(rf, settings):
+    from audit.services import client_ip
+
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9", REMOTE_ADDR="10.0.0.2")
+    settings.BEHIND_TLS_PROXY = True
+    assert client_ip(request) == "203.0.113.9"  # not the client-supplied 6.6.6.6
+    settings.BEHIND_TLS_PROXY = False
+    assert client_ip(request) == "10.0.0.2"

@@ -13,7 +13,9 @@ def _counts() -> dict[str, int]:
                           QuestionnaireResponse, Alert)}
 
 
-def test_demo_creates_the_documented_cast_history_and_open_alerts(db, capsys, django_capture_on_commit_callbacks) -> None:
+def test_demo_creates_the_documented_cast_history_and_open_alerts(
+    db, capsys, django_capture_on_commit_callbacks
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         call_command("demo", patients=8, password="pw-for-test-1")
     out = capsys.readouterr().out

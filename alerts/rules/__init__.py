@@ -30,7 +30,7 @@ def parse_params(kind: str, params: Any) -> pydantic.BaseModel:
     try:
         return module.Params.model_validate(params)
     except pydantic.ValidationError as exc:
-        raise ValidationError({"params": [e["msg"] + f" ({e['loc']})" for e in exc.errors()]})
+        raise ValidationError({"params": [e["msg"] + f" ({e['loc']})" for e in exc.errors()]}) from exc
 
 
 def kinds_for(event: str) -> list[str]:

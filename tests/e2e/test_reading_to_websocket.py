@@ -5,6 +5,8 @@ acknowledgement reaches every open feed. In CI this runs against PostgreSQL, Red
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -27,12 +29,13 @@ def _session_cookie(user: Any) -> str:
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-def _feed(stack: LiveStack, user: Any) -> ClientConnection:
-    ws = connect(f"{stack.ws_url}/ws/alerts/", origin=stack.url,
-                 additional_headers={"Cookie": _session_cookie(user)}, open_timeout=10)
-    first = json.loads(ws.recv(timeout=10))
-    assert first["type"] == "snapshot"
-    return ws
+@contextmanager
+def _feed(stack: LiveStack, user: Any) -> Iterator[ClientConnection]:
+    with connect(f"{stack.ws_url}/ws/alerts/", origin=stack.url,
+                 additional_headers={"Cookie": _session_cookie(user)}, open_timeout=10) as ws:
+        first = json.loads(ws.recv(timeout=10))
+        assert first["type"] == "snapshot"
+        yield ws
 
 
 def _next_alert(ws: ClientConnection, timeout: float = 30) -> dict[str, Any]:
@@ -61,52 +64,51 @@ def _token(stack: LiveStack, username: str) -> str:
 def test_reading_raises_alert_pushed_to_own_team_and_acknowledgement_reaches_every_feed(
     live_stack: LiveStack, live_cast: Cast
 ) -> None:
-    feed_a1 = _feed(live_stack, live_cast.clinician_a)
-    feed_a2 = _feed(live_stack, live_cast.clinician_a)
-    feed_b = _feed(live_stack, live_cast.clinician_b)
+    with (
+        _feed(live_stack, live_cast.clinician_a) as feed_a1,
+        _feed(live_stack, live_cast.clinician_a) as feed_a2,
+        _feed(live_stack, live_cast.clinician_b) as feed_b,
+    ):
+        now = timezone.now().replace(microsecond=0)
+        status, body = live_stack.request(
+            "POST", "/api/v1/readings",
+            {"measure": "spo2", "value": 87, "unit": "%", "effective_at": now.isoformat(), "client_id": "e2e-1"},
+            {"Authorization": f"Bearer {live_cast.device_token_a}"},
+        )
+        assert status == 201, body
 
-    now = timezone.now().replace(microsecond=0)
-    status, body = live_stack.request(
-        "POST", "/api/v1/readings",
-        {"measure": "spo2", "value": 87, "unit": "%", "effective_at": now.isoformat(), "client_id": "e2e-1"},
-        {"Authorization": f"Bearer {live_cast.device_token_a}"},
-    )
-    assert status == 201, body
+        alert = _next_alert(feed_a1)
+        assert alert["severity"] == "red"
+        assert alert["status"] == "open"
+        assert alert["patient"]["id"] == str(live_cast.patient_a.pk)
+        assert "87" in alert["reason"] and "92" in alert["reason"]
+        assert _next_alert(feed_a2)["id"] == alert["id"]
+        _no_alert_within(feed_b, 2)
 
-    alert = _next_alert(feed_a1)
-    assert alert["severity"] == "red"
-    assert alert["status"] == "open"
-    assert alert["patient"]["id"] == str(live_cast.patient_a.pk)
-    assert "87" in alert["reason"] and "92" in alert["reason"]
-    assert _next_alert(feed_a2)["id"] == alert["id"]
-    _no_alert_within(feed_b, 2)
+        # The same reading sent again (a device retry) is stored once and raises nothing new.
+        status, again = live_stack.request(
+            "POST", "/api/v1/readings",
+            {"measure": "spo2", "value": 87, "unit": "%", "effective_at": now.isoformat(), "client_id": "e2e-1"},
+            {"Authorization": f"Bearer {live_cast.device_token_a}"},
+        )
+        assert (status, again["id"]) == (200, body["id"])
 
-    # The same reading sent again (a device retry) is stored once and raises nothing new.
-    status, again = live_stack.request(
-        "POST", "/api/v1/readings",
-        {"measure": "spo2", "value": 87, "unit": "%", "effective_at": now.isoformat(), "client_id": "e2e-1"},
-        {"Authorization": f"Bearer {live_cast.device_token_a}"},
-    )
-    assert (status, again["id"]) == (200, body["id"])
+        token = _token(live_stack, "clinician-a")
+        status, acked = live_stack.request("POST", f"/api/v1/alerts/{alert['id']}/acknowledge",
+                                           headers={"Authorization": f"Bearer {token}"})
+        assert status == 200, acked
+        assert acked["status"] == "acknowledged" and acked["acknowledged_by"] == "clinician-a"
+        for feed in (feed_a1, feed_a2):
+            update = _next_alert(feed)
+            assert (update["id"], update["status"]) == (alert["id"], "acknowledged")
+        _no_alert_within(feed_b, 1)
 
-    token = _token(live_stack, "clinician-a")
-    status, acked = live_stack.request("POST", f"/api/v1/alerts/{alert['id']}/acknowledge",
-                                       headers={"Authorization": f"Bearer {token}"})
-    assert status == 200, acked
-    assert acked["status"] == "acknowledged" and acked["acknowledged_by"] == "clinician-a"
-    for feed in (feed_a1, feed_a2):
-        update = _next_alert(feed)
-        assert (update["id"], update["status"]) == (alert["id"], "acknowledged")
-    _no_alert_within(feed_b, 1)
-
-    status, second = live_stack.request("POST", f"/api/v1/alerts/{alert['id']}/acknowledge",
-                                         headers={"Authorization": f"Bearer {token}"})
-    assert status == 409 and second["acknowledged_by"] == "clinician-a"
-    assert Alert.objects.filter(patient=live_cast.patient_a).count() == 1
-    assert AlertEvent.objects.filter(alert_id=alert["id"]).count() == 2  # raised, acknowledged
-    assert Reading.objects.filter(patient=live_cast.patient_a).count() == 1
-    for ws in (feed_a1, feed_a2, feed_b):
-        ws.close()
+        status, second = live_stack.request("POST", f"/api/v1/alerts/{alert['id']}/acknowledge",
+                                             headers={"Authorization": f"Bearer {token}"})
+        assert status == 409 and second["acknowledged_by"] == "clinician-a"
+        assert Alert.objects.filter(patient=live_cast.patient_a).count() == 1
+        assert AlertEvent.objects.filter(alert_id=alert["id"]).count() == 2  # raised, acknowledged
+        assert Reading.objects.filter(patient=live_cast.patient_a).count() == 1
 
 
 def test_reading_the_broker_never_delivered_is_found_by_the_sweep_and_alerted(
@@ -114,16 +116,15 @@ def test_reading_the_broker_never_delivered_is_found_by_the_sweep_and_alerted(
 ) -> None:
     if not live_stack.production_shape:
         pytest.skip("the embedded shape evaluates in-process; there is no broker to lose work")
-    feed = _feed(live_stack, live_cast.clinician_a)
     # Written straight to the database, as if the web process committed and then the broker
     # lost the evaluation message.
     Reading.objects.create(patient=live_cast.patient_a, measure="spo2", value=85, unit="%",
                            effective_at=timezone.now() - timedelta(minutes=5), source=Source.DEVICE,
                            received_at=timezone.now() - timedelta(minutes=2))
-    celery_sender(live_stack).send_task("monitoring.tasks.sweep_unevaluated_readings")
-    alert = _next_alert(feed)
+    with _feed(live_stack, live_cast.clinician_a) as feed:
+        celery_sender(live_stack).send_task("monitoring.tasks.sweep_unevaluated_readings")
+        alert = _next_alert(feed)
     assert alert["severity"] == "red" and "85" in alert["reason"]
-    feed.close()
 
 
 def test_websocket_refuses_patients_and_anonymous_visitors(live_stack: LiveStack, live_cast: Cast) -> None:

@@ -23,7 +23,7 @@ from questionnaires.library import load
 from questionnaires.models import Questionnaire, QuestionnaireResponse
 from questionnaires.services import questionnaire_import, response_submit
 
-DEFAULT_PASSWORD = "proplatform-demo"
+DEFAULT_PASSWORD = "proplatform-demo"  # noqa: S105 - documented demo password, demo data only
 GIVEN_F = ["Karen", "Inger", "Kirsten", "Hanne", "Birthe", "Lene", "Susanne", "Anne", "Bente", "Grethe"]
 GIVEN_M = ["Jens", "Niels", "Poul", "Henrik", "Lars", "Søren", "Ole", "Erik", "Hans", "Bent"]
 FAMILY = ["Jensen", "Nielsen", "Hansen", "Pedersen", "Andersen", "Christensen", "Larsen", "Sørensen",
@@ -44,7 +44,8 @@ class Command(BaseCommand):
             cast = self._cast(password, team_a, team_b, lung, hf)
             for i in range(patients):
                 # One seed per patient: the same demo every time, whatever ran before.
-                self._patient(random.Random(f"demo-{i}"), i, password, team_a if i % 2 == 0 else team_b, lung if i % 2 == 0 else hf)
+                team, program = (team_a, lung) if i % 2 == 0 else (team_b, hf)
+                self._patient(random.Random(f"demo-{i}"), i, password, team, program)
         # Outside the bulk transaction: these go through the real ingest path, so their rules
         # run (in-process in the embedded shape, on the worker in the production shape).
         self._recent_alerting_readings(cast)
