@@ -14,7 +14,7 @@ from alerts.rules import KINDS, Finding, kinds_for, parse_params
 from audit.models import Action
 from audit.services import audit_record
 from monitoring.models import Reading
-from questionnaires.models import QuestionnaireResponse
+from questionnaires.models import QuestionnaireResponse, ResponseStatus
 
 
 class AlreadyAcknowledged(Exception):
@@ -85,7 +85,7 @@ def response_evaluate(*, response_id: int) -> int:
         response = (
             QuestionnaireResponse.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("questionnaire")
-            .filter(id=response_id, evaluated_at=None)
+            .filter(id=response_id, evaluated_at=None, status=ResponseStatus.COMPLETED)
             .first()
         )
         if response is None:
@@ -104,7 +104,9 @@ def responses_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 10
 
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     ids = list(
-        QuestionnaireResponse.objects.filter(evaluated_at=None, authored_at__lt=cutoff)
+        QuestionnaireResponse.objects.filter(
+            evaluated_at=None, status=ResponseStatus.COMPLETED, authored_at__lt=cutoff
+        )
         .order_by("authored_at")
         .values_list("id", flat=True)[:limit]
     )

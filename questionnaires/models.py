@@ -19,6 +19,8 @@ class Questionnaire(models.Model):
     title = models.CharField(max_length=300)
     status = models.CharField(max_length=8, default="active")
     resource = models.JSONField()
+    # Declarative scoring rules of this version (parsed by questionnaires.scoring); None = unscored.
+    scoring = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -41,21 +43,49 @@ class GivenAnswer:
     display: str
 
 
+class ResponseStatus(models.TextChoices):
+    # FHIR QuestionnaireResponse.status codes
+    IN_PROGRESS = "in-progress", "In progress"
+    COMPLETED = "completed", "Completed"
+
+
 class QuestionnaireResponse(models.Model):
     patient = models.ForeignKey(
         "patients.Patient", on_delete=models.CASCADE, related_name="responses"
     )
     questionnaire = models.ForeignKey(Questionnaire, on_delete=models.PROTECT)
-    status = models.CharField(max_length=16, default="completed")
+    # A draft is "in-progress" and is never evaluated by the rules; submitting completes it.
+    status = models.CharField(max_length=16, choices=ResponseStatus.choices, default=ResponseStatus.COMPLETED)
     # FHIR QuestionnaireResponse.item, nested as the questionnaire's groups are.
     items = models.JSONField()
+    # The client's identifier (FHIR QuestionnaireResponse.identifier): a resubmission with the
+    # same one is stored once.
+    identifier = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 - NULL = none given
+    # Computed on submission by questionnaires.scoring: [{code, system, display, value, band}, ...]
+    scores = models.JSONField(default=list, blank=True)
+    # Where the patient was in the form when the draft was last saved (page index).
+    current_page = models.PositiveSmallIntegerField(default=0)
     authored_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     evaluated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "identifier"],
+                condition=models.Q(identifier__isnull=False),
+                name="uniq_response_identifier",
+            ),
+            # One draft per patient and questionnaire version: coming back resumes it.
+            models.UniqueConstraint(
+                fields=["patient", "questionnaire"],
+                condition=models.Q(status="in-progress"),
+                name="uniq_response_draft",
+            ),
+        ]
         indexes = [
             models.Index(fields=["patient", "authored_at"], name="response_history"),
             models.Index(
