@@ -65,3 +65,79 @@ def operation_outcome(severity: str, code: str, diagnostics: str,
     if expression:
         issue["expression"] = expression
     return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def reference(resource_type: str, id_: Any) -> dict[str, str]:
+    return {"reference": f"{resource_type}/{id_}"}
+
+
+def questionnaire_to_fhir(questionnaire: Any) -> dict[str, Any]:
+    """The stored definition as imported, with our id and version on it."""
+    resource = dict(questionnaire.resource)
+    resource["id"] = str(questionnaire.pk)
+    resource["url"] = questionnaire.url
+    resource["version"] = questionnaire.version
+    resource["meta"] = {**resource.get("meta", {}), "versionId": questionnaire.version}
+    return resource
+
+
+def response_to_fhir(response: Any) -> dict[str, Any]:
+    """QuestionnaireResponse R4. ``author`` is the patient, or the person who answered for them."""
+    questionnaire = response.questionnaire
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": str(response.pk),
+        "questionnaire": f"{questionnaire.url}|{questionnaire.version}",
+        "status": response.status,
+        "subject": reference("Patient", response.patient_id),
+        "authored": response.authored_at.isoformat(),
+        "item": response.items,
+    }
+    if response.identifier:
+        resource["identifier"] = {"system": "urn:proplatform:client-identifier", "value": response.identifier}
+    author_patient = getattr(response.patient, "user_id", None)
+    if response.author_id is not None and response.author_id != author_patient:
+        resource["author"] = {"display": "answered on the patient's behalf", "identifier": {
+            "system": "urn:proplatform:user", "value": str(response.author_id)}}
+    else:
+        resource["author"] = reference("Patient", response.patient_id)
+    return resource
+
+
+def score_to_observation(response: Any, score: dict[str, Any], index: int) -> dict[str, Any]:
+    """One computed score of a response as a survey Observation derived from it."""
+    code = score["code"]
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"qr{response.pk}-score{index}",
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey", "display": "Survey"}]}],
+        "code": {"coding": [{k: v for k, v in code.items() if k in {"system", "code", "display"}}],
+                 "text": code.get("display", code.get("code"))},
+        "subject": reference("Patient", response.patient_id),
+        "effectiveDateTime": response.authored_at.isoformat(),
+        "derivedFrom": [reference("QuestionnaireResponse", response.pk)],
+    }
+    if score.get("value") is None:
+        observation["dataAbsentReason"] = {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-performed",
+            "display": "Not Performed"}], "text": score.get("reason_no_score") or "too many items missing"}
+    else:
+        observation["valueQuantity"] = {"value": score["value"], "system": "http://unitsofmeasure.org",
+                                        "code": "{score}", "unit": "{score}"}
+    band = score.get("band")
+    if band:
+        observation["interpretation"] = [{"text": band.get("display_en") or band.get("code")}]
+    return observation
+
+
+def searchset(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r,
+                   "search": {"mode": "match"}} for r in resources],
+    }

@@ -10,6 +10,7 @@ from accounts import views as accounts_views
 from alerts import api as alerts_api
 from alerts import views as alerts_views
 from interop import views as fhir_views
+from interop import views_questionnaires as fhir_questionnaires
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from outcomes import views as outcomes_views
@@ -28,6 +29,11 @@ api_v1 = [
 fhir = [
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
     path("Patient/<str:patient_id>", fhir_views.PatientReadView.as_view(), name="fhir-patient"),
+    path("Questionnaire", fhir_questionnaires.QuestionnaireCollectionView.as_view(), name="fhir-questionnaires"),
+    path("Questionnaire/<str:questionnaire_id>", fhir_questionnaires.QuestionnaireReadView.as_view(),
+         name="fhir-questionnaire"),
+    path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseSearchView.as_view(),
+         name="fhir-questionnaire-responses"),
 ]
 
 urlpatterns = [
