@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 class Role(models.TextChoices):
     PATIENT = "patient", _("Patient")
+    # A relative or carer who may answer questionnaires for patients who granted it.
+    RELATIVE = "relative", _("Relative")
     CLINICIAN = "clinician", _("Clinician")
     QUALITY = "quality", _("Quality staff")
     ADMIN = "admin", _("Administrator")

@@ -24,6 +24,7 @@ class LoginView(auth_views.LoginView):
 def home(request: HttpRequest) -> HttpResponse:
     destination = {
         Role.PATIENT: "my-home",
+        Role.RELATIVE: "relative-home",
         Role.CLINICIAN: "triage",
         Role.QUALITY: "quality-overview",
         Role.ADMIN: "triage",

@@ -3,6 +3,7 @@
 Every page, REST view, FHIR endpoint and websocket consumer asks here. Rules:
 - a patient sees only themself;
 - a clinician sees the patients whose treatment episodes belong to one of their care teams;
+- a relative sees the patients who granted them the right to answer for them (RelativeGrant);
 - an administrator sees everyone;
 - quality staff see no identified patient at all: they work with aggregated and pseudonymised
   data (outcomes app), never with a Patient row.
@@ -28,6 +29,9 @@ def patients_for(user: Any) -> QuerySet[Patient]:
         return Patient.objects.all()
     if user.role == Role.PATIENT:
         return Patient.objects.filter(user=user)
+    if user.role == Role.RELATIVE:
+        return Patient.objects.filter(relative_grants__relative=user,
+                                      relative_grants__revoked_at=None).distinct()
     if user.role == Role.CLINICIAN:
         team_ids = CareTeam.objects.filter(members=user).values("id")
         return Patient.objects.filter(episodes__care_team__in=team_ids).distinct()

@@ -75,6 +75,28 @@ class Patient(models.Model):
         return str(self)
 
 
+class RelativeGrant(models.Model):
+    """The patient lets a relative answer questionnaires on their behalf. Revoking keeps the row:
+    who answered when, under which grant, stays traceable."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="relative_grants")
+    relative = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grants")
+    relationship = models.CharField(max_length=100, help_text=_("e.g. daughter, husband, carer"))
+    granted_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "relative"], condition=models.Q(revoked_at__isnull=True),
+                name="uniq_active_relative_grant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.relative_id} for {self.patient_id} ({self.relationship})"
+
+
 class Program(models.Model):
     """A follow-up or home-monitoring programme, e.g. lung-cancer follow-up."""
 

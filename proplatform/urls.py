@@ -15,6 +15,7 @@ from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from outcomes import views as outcomes_views
 from patients import views as patients_views
+from patients import views_relatives as patients_relatives
 from proplatform.health import health
 from questionnaires import views as questionnaire_views
 
@@ -47,6 +48,9 @@ urlpatterns = [
     path("me/questionnaires/<int:questionnaire_id>/thanks/", questionnaire_views.receipt,
          name="questionnaire-receipt"),
     path("me/readings/new/", monitoring_views.reading_new, name="reading-new"),
+    path("me/relatives/", patients_relatives.relatives, name="my-relatives"),
+    path("for/", patients_relatives.relative_home, name="relative-home"),
+    path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
     path("triage/", alerts_views.triage, name="triage"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),
     path("quality/", outcomes_views.overview, name="quality-overview"),
