@@ -17,6 +17,7 @@ from outcomes import views as outcomes_views
 from patients import views as patients_views
 from patients import views_relatives as patients_relatives
 from proplatform.health import health
+from questionnaires import history as questionnaire_history
 from questionnaires import views as questionnaire_views
 
 api_v1 = [
@@ -48,6 +49,7 @@ urlpatterns = [
     path("me/questionnaires/<int:questionnaire_id>/thanks/", questionnaire_views.receipt,
          name="questionnaire-receipt"),
     path("me/readings/new/", monitoring_views.reading_new, name="reading-new"),
+    path("me/answers/", questionnaire_history.my_answers, name="my-answers"),
     path("me/relatives/", patients_relatives.relatives, name="my-relatives"),
     path("for/", patients_relatives.relative_home, name="relative-home"),
     path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
