@@ -42,7 +42,7 @@ class QuestionnaireCollectionView(FhirView):
         parameters=[OpenApiParameter("url", str, description="canonical url"),
                     OpenApiParameter("version", str)],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle")},
-        tags=["fhir"],
+        tags=["fhir"], operation_id="fhir_Questionnaire_search",
     )
     def get(self, request: Request) -> Response:
         """Questionnaire definitions are not patient data: every signed-in user may read them."""
@@ -87,7 +87,7 @@ class QuestionnaireResponseSearchView(FhirView):
         parameters=[OpenApiParameter("patient", str, required=True, description="Patient id")],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
                    400: _OUTCOME, 404: _OUTCOME},
-        tags=["fhir"],
+        tags=["fhir"], operation_id="fhir_QuestionnaireResponse_search",
     )
     def get(self, request: Request) -> Response:
         """A patient's responses, for those who may see the patient (audited as a search)."""

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "alerts",
     "interop",
     "outcomes",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -176,6 +177,22 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-unevaluated-readings": {
         "task": "monitoring.tasks.sweep_unevaluated_readings",
         "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=60.0),
+    },
+    # Questionnaire schedules (schedules.services). Each run is idempotent and catches up on
+    # whatever an earlier run missed, so a lost beat tick only delays, never loses, a change.
+    "schedules-advance-occurrences": {
+        "task": "schedules.tasks.advance_occurrences",
+        "schedule": 180.0,  # open/missed within three minutes of the window's edge
+    },
+    "schedules-send-reminders": {
+        "task": "schedules.tasks.send_reminders",
+        "schedule": 900.0,
+    },
+    "schedules-generate-occurrences": {
+        # Daily for new episodes and new schedules; a new episode can also fire
+        # schedules.tasks.generate_occurrences_for_episode on commit.
+        "task": "schedules.tasks.generate_occurrences",
+        "schedule": 24 * 3600.0,
     },
 }
 

@@ -49,6 +49,7 @@ class Command(BaseCommand):
         # Outside the bulk transaction: these go through the real ingest path, so their rules
         # run (in-process in the embedded shape, on the worker in the production shape).
         self._recent_alerting_readings(cast)
+        self._schedules(lung, hf)
         tokens = self._device_tokens(cast)
         self._print(password, tokens)
 
@@ -195,6 +196,30 @@ class Command(BaseCommand):
             items = _calm_answers(lung_q)
             items[-1]["answer"] = [{"valueBoolean": True}]  # "Vil du gerne kontaktes?" — ja
             response_submit(patient=cast["a"], questionnaire=lung_q, items=items, author=cast["a"].user)
+
+    # --- questionnaire schedules -------------------------------------------------------------
+    def _schedules(self, lung: Program, hf: Program) -> None:
+        """The standard follow-up for lung cancer and Monday + Thursday checks for heart failure,
+        with each episode's occurrences generated and opened. Idempotent: schedules are found by
+        name and occurrences are unique per due time."""
+        # Imported here, not at the top: keeps the schedules part of the demo in one place.
+        from schedules.services import (
+            episodes_generate_occurrences,
+            occurrences_advance,
+            schedule_create,
+            schedules_standard_follow_up,
+        )
+
+        base = "https://proplatform.example/fhir/Questionnaire/"
+        schedules_standard_follow_up(program=lung, questionnaire_url=base + "lung-followup")
+        if not hf.schedules.filter(name="Monday and Thursday check").exists():
+            schedule_create(program=hf, name="Monday and Thursday check", questionnaire_url=base + "hf-daily",
+                            kind="weekdays", params={"weekdays": ["mon", "thu"], "from_day": 0, "to_day": 365},
+                            open_before=timedelta(hours=3), window=timedelta(hours=33),
+                            remind_before=timedelta(hours=6))
+        now = timezone.now()
+        episodes_generate_occurrences(now=now)
+        occurrences_advance(now=now)
 
     def _device_tokens(self, cast: dict[str, Patient]) -> dict[str, str]:
         tokens = {}

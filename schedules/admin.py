@@ -1,0 +1,43 @@
+from django.contrib import admin
+
+from schedules.models import MissedOccurrence, Occurrence, Pause, ReminderDelivery, Schedule
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    # Saving runs Schedule.clean(): the spec and the timing are validated there.
+    list_display = ("name", "program", "kind", "questionnaire_url", "window", "active")
+    list_filter = ("program", "kind", "active")
+
+
+@admin.register(Occurrence)
+class OccurrenceAdmin(admin.ModelAdmin):
+    list_display = ("patient", "questionnaire_url", "due_at", "closes_at", "status")
+    list_filter = ("status",)
+    raw_id_fields = ("patient", "episode", "response", "questionnaire")
+    # Status changes go through schedules.services, which records them.
+    readonly_fields = ("status", "completed_at", "response")
+
+
+@admin.register(Pause)
+class PauseAdmin(admin.ModelAdmin):
+    list_display = ("patient", "starts_on", "ends_on", "reason", "withdrawn")
+    raw_id_fields = ("patient",)
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # Creating or ending a pause re-computes occurrences: only through pause_create/pause_end.
+        return False
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(MissedOccurrence)
+class MissedOccurrenceAdmin(admin.ModelAdmin):
+    list_display = ("occurrence", "recorded_at", "processed_at")
+
+
+@admin.register(ReminderDelivery)
+class ReminderDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("occurrence", "channel", "kind", "attempted_at", "status", "error")
+    list_filter = ("status", "channel")
