@@ -54,20 +54,45 @@ class QuestionnaireCollectionView(FhirView):
         return Response(searchset(_base(request), [questionnaire_to_fhir(q) for q in found[:200]]))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={201: _FHIR, 400: _OUTCOME, 403: _OUTCOME},
+                   parameters=[OpenApiParameter(
+                       "Prefer", str, location=OpenApiParameter.HEADER,
+                       description="handling=strict refuses warnings too; return=OperationOutcome answers "
+                                   "201 with the import's warnings instead of the resource")],
                    tags=["fhir"])
     def post(self, request: Request) -> Response:
-        """Import a Questionnaire (administrators). Unsupported features are refused by linkId."""
+        """Import a Questionnaire (administrators). Errors refuse it, naming each linkId; features
+        rendered in a simpler way are warnings (ADR 0004)."""
+        from questionnaires.services import questionnaire_review
+
         if request.user.role != Role.ADMIN:
             raise exceptions.PermissionDenied("Only administrators add questionnaires.")
         if not isinstance(request.data, dict) or request.data.get("resourceType") != "Questionnaire":
             raise exceptions.ParseError("The body must be a FHIR Questionnaire resource.")
+        prefer = request.headers.get("Prefer", "")
         try:
-            questionnaire = questionnaire_import(resource=request.data)
+            questionnaire = questionnaire_import(resource=request.data, strict="handling=strict" in prefer)
         except ValidationError as exc:
+            issues = getattr(exc, "issues", None)
+            if issues:
+                return Response(_issues_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
             return Response(validation_outcome(exc), status=status.HTTP_400_BAD_REQUEST)
-        body = questionnaire_to_fhir(questionnaire)
-        return Response(body, status=status.HTTP_201_CREATED,
-                        headers={"Location": f"{_base(request)}/Questionnaire/{questionnaire.pk}"})
+        headers = {"Location": f"{_base(request)}/Questionnaire/{questionnaire.pk}"}
+        if "return=OperationOutcome" in prefer:
+            outcome = _issues_outcome(questionnaire_review(resource=questionnaire.resource))
+            if not outcome["issue"]:
+                outcome["issue"] = [{"severity": "information", "code": "informational",
+                                     "diagnostics": "Imported with no warnings."}]
+            return Response(outcome, status=status.HTTP_201_CREATED, headers=headers)
+        return Response(questionnaire_to_fhir(questionnaire), status=status.HTTP_201_CREATED, headers=headers)
+
+
+def _issues_outcome(issues: list) -> dict:
+    """Import issues (questionnaires.definition.Issue) as OperationOutcome issues naming the linkId."""
+    return {"resourceType": "OperationOutcome", "issue": [
+        {"severity": issue.severity, "code": "invalid" if issue.severity == "error" else "business-rule",
+         "diagnostics": str(issue),
+         **({"expression": [f"Questionnaire.item.where(linkId='{issue.link_id}')"]} if issue.link_id else {})}
+        for issue in issues]}
 
 
 class QuestionnaireReadView(FhirView):
@@ -100,3 +125,75 @@ class QuestionnaireResponseSearchView(FhirView):
                      .select_related("questionnaire", "patient").order_by("-authored_at")[:500])
         return Response(searchset(_base(request), [response_to_fhir(r) for r in responses]))
 
+
+
+# A questionnaire response is a few kilobytes; anything near this is a mistake or an attack.
+MAX_RESPONSE_BYTES = 512 * 1024
+
+
+def _response_outcome(errors: list) -> dict:
+    return {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "invalid", "diagnostics": str(e.message),
+         **({"expression": [f"QuestionnaireResponse.item.where(linkId='{e.link_id}')"]} if e.link_id else {})}
+        for e in errors]}
+
+
+class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
+    @extend_schema(request=OpenApiTypes.OBJECT,
+                   responses={201: _FHIR, 200: OpenApiResponse(OpenApiTypes.OBJECT,
+                                                               description="Already stored under this identifier"),
+                              400: _OUTCOME, 403: _OUTCOME, 404: _OUTCOME, 413: _OUTCOME},
+                   tags=["fhir"])
+    def post(self, request: Request) -> Response:
+        """Submit a completed response as the patient, or as a relative the patient has allowed.
+
+        Validated against the questionnaire version it names; errors name the linkId. A
+        resubmission with the same identifier stores one response."""
+        from questionnaires.services import ResponseInvalid, response_submit
+
+        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_RESPONSE_BYTES:
+            return Response(operation_outcome("error", "too-costly", "The response is too large."),
+                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        data = request.data
+        if not isinstance(data, dict) or data.get("resourceType") != "QuestionnaireResponse":
+            raise exceptions.ParseError("The body must be a FHIR QuestionnaireResponse resource.")
+        if request.user.role not in {Role.PATIENT, Role.RELATIVE}:
+            raise exceptions.PermissionDenied("Responses are submitted by patients or their relatives.")
+        if data.get("status") != "completed":
+            raise exceptions.ParseError("Only completed responses are accepted (status 'completed').")
+        subject = (data.get("subject") or {}).get("reference", "")
+        if not subject.startswith("Patient/"):
+            raise exceptions.ParseError("subject must reference the Patient, e.g. Patient/<id>.")
+        patient = patient_or_404(request, subject.removeprefix("Patient/"), action=Action.CREATE,
+                                 resource="QuestionnaireResponse (FHIR)")
+        questionnaire = _assigned_questionnaire(patient, str(data.get("questionnaire") or ""))
+        identifier = (data.get("identifier") or {}).get("value") if isinstance(data.get("identifier"), dict) else None
+        existing = (QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
+                    if identifier else None)
+        try:
+            response = existing or response_submit(patient=patient, questionnaire=questionnaire,
+                                                   items=data.get("item") or [], author=request.user,
+                                                   identifier=identifier)
+        except ResponseInvalid as exc:
+            return Response(_response_outcome(exc.errors), status=status.HTTP_400_BAD_REQUEST)
+        except ValidationError as exc:
+            return Response(validation_outcome(exc), status=status.HTTP_400_BAD_REQUEST)
+        body = response_to_fhir(response)
+        return Response(body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED,
+                        headers={"Location": f"{_base(request)}/QuestionnaireResponse/{response.pk}"})
+
+
+def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:  # type: ignore[no-untyped-def]
+    """The version the response names, if its questionnaire belongs to one of the patient's
+    programmes. Without "|version", the newest version."""
+    url, _, version = canonical.partition("|")
+    if not url:
+        raise exceptions.ParseError("questionnaire must give the canonical url (url|version).")
+    assigned = Questionnaire.objects.filter(url=url, programs__episodes__patient=patient)
+    if not assigned.exists():
+        raise exceptions.NotFound("That questionnaire is not one of this patient's.")
+    found = Questionnaire.objects.filter(url=url)
+    questionnaire = (found.filter(version=version) if version else found.order_by("-created_at")).first()
+    if questionnaire is None:
+        raise exceptions.NotFound(f"Version {version} of that questionnaire does not exist.")
+    return questionnaire

@@ -34,7 +34,7 @@ fhir = [
     path("Questionnaire", fhir_questionnaires.QuestionnaireCollectionView.as_view(), name="fhir-questionnaires"),
     path("Questionnaire/<str:questionnaire_id>", fhir_questionnaires.QuestionnaireReadView.as_view(),
          name="fhir-questionnaire"),
-    path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseSearchView.as_view(),
+    path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseCollectionView.as_view(),
          name="fhir-questionnaire-responses"),
 ]
 
@@ -46,6 +46,10 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("me/", questionnaire_views.my_home, name="my-home"),
     path("me/questionnaires/<int:questionnaire_id>/", questionnaire_views.answer, name="questionnaire-answer"),
+    path("me/questionnaires/<int:questionnaire_id>/page/<int:number>/", questionnaire_views.answer_page,
+         name="questionnaire-page"),
+    path("me/questionnaires/<int:questionnaire_id>/review/", questionnaire_views.review,
+         name="questionnaire-review"),
     path("me/questionnaires/<int:questionnaire_id>/thanks/", questionnaire_views.receipt,
          name="questionnaire-receipt"),
     path("me/readings/new/", monitoring_views.reading_new, name="reading-new"),

@@ -1,45 +1,192 @@
+"""Writes for questionnaires: import, export, revise, drafts and submission."""
+
+import copy
+import logging
 from typing import Any
 
 import pydantic
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from patients.models import Patient
 from questionnaires import definition as qdef
-from questionnaires.models import Questionnaire, QuestionnaireResponse
+from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+from questionnaires.validation import ResponseError, response_validate
+
+logger = logging.getLogger(__name__)
 
 
-def questionnaire_import(*, resource: dict[str, Any]) -> Questionnaire:
-    """Store a FHIR R4 Questionnaire. Refuses, naming each item, what cannot be rendered
-    faithfully; never drops a part silently. Re-importing the same url+version updates
-    nothing and returns the stored one."""
+class QuestionnaireImportError(ValidationError):
+    """An import refused; ``issues`` name the items (``Issue.link_id``)."""
+
+    def __init__(self, issues: list[qdef.Issue]) -> None:
+        self.issues = issues
+        super().__init__([str(i) for i in issues])
+
+
+class ResponseInvalid(ValidationError):
+    """A response refused; ``errors`` are ``(linkId, message)`` pairs."""
+
+    def __init__(self, errors: list[ResponseError]) -> None:
+        self.errors = errors
+        super().__init__([f"{e.link_id}: {e.message}" if e.link_id else e.message for e in errors])
+
+
+def _parse(resource: Any) -> qdef.Definition:
+    if not isinstance(resource, dict):
+        raise QuestionnaireImportError([qdef.Issue("error", None, "a Questionnaire must be a JSON object")])
     try:
-        parsed = qdef.parse(resource)
+        return qdef.parse(resource)
     except pydantic.ValidationError as exc:
-        raise ValidationError(
-            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        ) from exc
-    problems = parsed.unsupported()
-    if not parsed.url:
-        problems.insert(0, "url: a canonical url is required")
-    if problems:
-        raise ValidationError(problems)
-    version = parsed.version or "1"
-    existing = Questionnaire.objects.filter(url=parsed.url, version=version).first()
-    if existing is not None:
-        if existing.resource != resource:
-            raise ValidationError(
-                f"Version {version} of {parsed.url} exists with other content; give it a new version."
-            )
-        return existing
-    return Questionnaire.objects.create(
-        url=parsed.url,
-        version=version,
-        title=parsed.title or parsed.name or parsed.url,
-        status=parsed.status,
-        resource=resource,
-    )
+        raise QuestionnaireImportError([
+            qdef.Issue("error", None, f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
+            for e in exc.errors()
+        ]) from exc
+
+
+def _normalised(resource: dict[str, Any], parsed: qdef.Definition) -> dict[str, Any]:
+    """The resource as stored: with a canonical url and a version, which every response refers to
+    (``url|version``). Files without a url (the SDC test forms) get a URN from their id."""
+    out = copy.deepcopy(resource)
+    if not parsed.url and parsed.id:
+        out["url"] = f"urn:proplatform:questionnaire:{parsed.id}"
+    out["version"] = parsed.version or "1"
+    return out
+
+
+def questionnaire_review(*, resource: dict[str, Any]) -> list[qdef.Issue]:
+    """What an import of ``resource`` would report (errors refuse it, warnings are shown)."""
+    try:
+        parsed = _parse(resource)
+    except QuestionnaireImportError as exc:
+        return exc.issues
+    issues = parsed.review()
+    if not parsed.url and not parsed.id:
+        issues.insert(0, qdef.Issue("error", None, "url: a canonical url (or at least an id) is required"))
+    return issues
+
+
+def questionnaire_import(*, resource: dict[str, Any], strict: bool = False) -> Questionnaire:
+    """Store a FHIR R4 Questionnaire version.
+
+    Refuses what cannot work (errors, each naming its item). Warnings — features rendered in a
+    simpler way, such as an external answerValueSet answered in free text — are imported; they
+    stay computable from the stored resource (``questionnaire_review``) and refuse the import when
+    ``strict``. Re-importing the same url+version with the same content returns the stored row;
+    with other content it is refused (a change needs a new version: ``questionnaire_revise``)."""
+    issues = questionnaire_review(resource=resource)
+    refusing = [i for i in issues if i.severity == "error" or strict]
+    if refusing:
+        raise QuestionnaireImportError(refusing)
+    for issue in issues:
+        logger.warning("questionnaire import: %s", issue)
+    parsed = qdef.parse(resource)
+    stored = _normalised(resource, parsed)
+    with transaction.atomic():
+        existing = Questionnaire.objects.filter(url=stored["url"], version=stored["version"]).first()
+        if existing is not None:
+            if existing.resource != stored:
+                raise QuestionnaireImportError([qdef.Issue(
+                    "error", None,
+                    f"version {stored['version']} of {stored['url']} exists with other content; "
+                    "give it a new version")])
+            return existing
+        return Questionnaire.objects.create(
+            url=stored["url"], version=stored["version"],
+            title=parsed.title or parsed.name or stored["url"], status=parsed.status, resource=stored,
+        )
+
+
+def questionnaire_export(*, questionnaire: Questionnaire) -> dict[str, Any]:
+    """The stored FHIR R4 Questionnaire of this version (a copy; ids are the FHIR view's job)."""
+    resource = copy.deepcopy(questionnaire.resource)
+    resource["url"] = questionnaire.url
+    resource["version"] = questionnaire.version
+    resource["status"] = questionnaire.status
+    return resource
+
+
+def _next_version(url: str) -> str:
+    versions = list(Questionnaire.objects.filter(url=url).values_list("version", flat=True))
+    numbers = [int(v) for v in versions if v.isdigit()]
+    if len(numbers) != len(versions):
+        raise QuestionnaireImportError([qdef.Issue(
+            "error", None, "the existing versions are not plain numbers; give the new version")])
+    return str(max(numbers, default=0) + 1)
+
+
+def questionnaire_revise(
+    *, questionnaire: Questionnaire, resource: dict[str, Any], version: str | None = None
+) -> Questionnaire:
+    """Edit a published questionnaire: the edit becomes a new version under the same url, offered
+    in the same programmes. Responses (and rules) keep pointing at the version they were made
+    against. An edit that changes nothing returns the questionnaire unchanged."""
+    edited = {**copy.deepcopy(resource), "url": questionnaire.url}
+    if {**edited, "version": questionnaire.version} == questionnaire.resource:
+        return questionnaire
+    with transaction.atomic():
+        edited["version"] = version or _next_version(questionnaire.url)
+        revised = questionnaire_import(resource=edited)
+        if revised.scoring is None and questionnaire.scoring is not None:
+            revised.scoring = questionnaire.scoring
+            revised.save(update_fields=["scoring"])
+        revised.programs.add(*questionnaire.programs.all())
+    return revised
+
+
+# --- responses -------------------------------------------------------------------------------
+
+def response_draft_for(*, patient: Patient, questionnaire: Questionnaire) -> QuestionnaireResponse | None:
+    return QuestionnaireResponse.objects.filter(
+        patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS
+    ).first()
+
+
+def response_draft_save(
+    *, patient: Patient, questionnaire: Questionnaire, items: list[dict[str, Any]], current_page: int,
+    author: User | None,
+) -> QuestionnaireResponse:
+    """Save the patient's answers so far (status in-progress; one draft per patient and version).
+    Types and options are checked, required answers are not; answers to disabled items are dropped."""
+    checked = response_validate(questionnaire.definition, items, check_required=False)
+    if checked.errors:
+        raise ResponseInvalid(checked.errors)
+    with transaction.atomic():
+        draft = (QuestionnaireResponse.objects.select_for_update()
+                 .filter(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS)
+                 .first())
+        if draft is None:
+            try:
+                # The partial unique constraint uniq_response_draft decides a race of two tabs.
+                with transaction.atomic():
+                    return QuestionnaireResponse.objects.create(
+                        patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS,
+                        items=checked.items, current_page=current_page, author=author,
+                    )
+            except IntegrityError:
+                draft = (QuestionnaireResponse.objects.select_for_update()
+                         .get(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS))
+        draft.items = checked.items
+        draft.current_page = current_page
+        draft.author = author
+        draft.save(update_fields=["items", "current_page", "author", "updated_at"])
+    return draft
+
+
+def _scores(questionnaire: Questionnaire, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    try:
+        from questionnaires.scoring import score_response  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    try:
+        return list(score_response(questionnaire=questionnaire, items=items))
+    except Exception:
+        # The answers matter more than the score: a scoring fault must not lose a patient's
+        # submission. The missing score is visible, and the log names the questionnaire.
+        logger.exception("scoring failed for questionnaire %s", questionnaire.pk)
+        return []
 
 
 def _enqueue_evaluation(response_id: int) -> None:
@@ -49,11 +196,45 @@ def _enqueue_evaluation(response_id: int) -> None:
 
 
 def response_submit(
-    *, patient: Patient, questionnaire: Questionnaire, items: list[dict[str, Any]], author: User
+    *,
+    patient: Patient,
+    questionnaire: Questionnaire,
+    items: list[dict[str, Any]],
+    author: User | None,
+    identifier: str | None = None,
+    authored_at: Any = None,
 ) -> QuestionnaireResponse:
-    with transaction.atomic():
-        response = QuestionnaireResponse.objects.create(
-            patient=patient, questionnaire=questionnaire, items=items, author=author
-        )
-        transaction.on_commit(lambda: _enqueue_evaluation(response.pk))
+    """Validate fully and store a completed response — completing the patient's draft of this
+    version if there is one. All or nothing: invalid input raises ``ResponseInvalid`` and stores
+    nothing. A second submission with the same ``identifier`` returns the first response.
+    Rule evaluation is enqueued after commit."""
+    checked = response_validate(questionnaire.definition, items)
+    if checked.errors:
+        raise ResponseInvalid(checked.errors)
+    if identifier is not None:
+        existing = QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
+        if existing is not None:
+            return existing
+    scores = _scores(questionnaire, checked.items)
+    fields = {"status": ResponseStatus.COMPLETED, "items": checked.items, "scores": scores,
+              "author": author, "identifier": identifier, "authored_at": authored_at or timezone.now()}
+    try:
+        with transaction.atomic():
+            draft = (QuestionnaireResponse.objects.select_for_update()
+                     .filter(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS)
+                     .first())
+            if draft is None:
+                response = QuestionnaireResponse.objects.create(
+                    patient=patient, questionnaire=questionnaire, **fields)
+            else:
+                for name, value in fields.items():
+                    setattr(draft, name, value)
+                draft.save()
+                response = draft
+            transaction.on_commit(lambda: _enqueue_evaluation(response.pk))
+    except IntegrityError:
+        # Two submissions with one identifier raced; the constraint let one through.
+        if identifier is None:
+            raise
+        return QuestionnaireResponse.objects.get(patient=patient, identifier=identifier)
     return response

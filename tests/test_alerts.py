@@ -201,9 +201,12 @@ def test_acknowledging_is_refused_over_get(cast, client, alert_a):
 # --- the answer rule -------------------------------------------------------------------------
 
 def _answer(client, cast, contact):  # type: ignore[no-untyped-def]
-    return client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", {
-        "q-breathless": "same", "q-swelling": "false", "q-contact": contact,
+    # The questions share page 1; Next leads to the review page, where "Send" submits.
+    page = client.post(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/", {
+        "q-breathless": "same", "q-swelling": "false", "q-contact": contact, "action": "next",
     })
+    assert page.status_code == 302, page.content
+    return client.post(page["Location"], {"identifier": ""})
 
 
 def test_answering_contact_yes_raises_a_yellow_alert_with_a_plain_words_reason(

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 from django.test import Client
@@ -78,10 +79,10 @@ def test_only_administrators_import_questionnaires(cast):
     [
         ("{not json", "JSON"),
         (json.dumps({"resourceType": "Patient"}), "Questionnaire"),
-        (json.dumps(_new_questionnaire(type="attachment")), "q1"),
+        (json.dumps(_new_questionnaire(type="attachment", required=True)), "q1"),
         (json.dumps({**_new_questionnaire(), "status": "published"}), "status"),
     ],
-    ids=["malformed-json", "wrong-resource-type", "unsupported-item-type", "invalid-status"],
+    ids=["malformed-json", "wrong-resource-type", "required-item-we-cannot-take", "invalid-status"],
 )
 def test_bad_questionnaire_imports_answer_an_operation_outcome_and_store_nothing(cast, body, needle):
     before = Questionnaire.objects.count()
@@ -90,6 +91,36 @@ def test_bad_questionnaire_imports_answer_an_operation_outcome_and_store_nothing
     outcome = OperationOutcome.model_validate(response.json())
     assert any(needle.lower() in (issue.diagnostics or "").lower() for issue in outcome.issue), response.json()
     assert Questionnaire.objects.count() == before
+
+
+def test_an_import_with_warnings_is_stored_and_its_warnings_name_the_link_ids(cast):
+    body = json.dumps(_new_questionnaire(type="attachment"))
+    client = _client(cast.admin)
+    strict = client.post("/fhir/Questionnaire", body, content_type=FHIR, HTTP_PREFER="handling=strict")
+    assert strict.status_code == 400
+    assert "q1" in strict.json()["issue"][0]["diagnostics"]
+    assert not Questionnaire.objects.filter(url="https://example.org/q/new").exists()
+
+    lenient = client.post("/fhir/Questionnaire", body, content_type=FHIR, HTTP_PREFER="return=OperationOutcome")
+    assert lenient.status_code == 201
+    outcome = OperationOutcome.model_validate(lenient.json())
+    assert outcome.issue[0].severity == "warning" and "q1" in outcome.issue[0].diagnostics
+    assert Questionnaire.objects.filter(url="https://example.org/q/new").exists()
+
+
+@pytest.mark.parametrize("name", ["questionnaire-sdc-test-all-data-types", "questionnaire-sdc-test-enablewhen",
+                                  "questionnaire-sdc-test-required-field"])
+def test_the_official_sdc_examples_import_through_the_fhir_api(cast, name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples" / f"{name}.json"
+    if not path.exists():
+        # CI always has ../shared beside the clone; only a bare local checkout may lack it.
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{path} is not beside the checkout")
+    response = _client(cast.admin).post("/fhir/Questionnaire", path.read_text(encoding="utf-8"),
+                                        content_type=FHIR)
+    assert response.status_code == 201, response.json()
+    FhirQuestionnaire.model_validate(response.json())
 
 
 def _answer(cast, patient):
@@ -126,3 +157,94 @@ def test_response_search_without_a_patient_is_a_clear_error(cast):
     response = _client(cast.clinician_a).get("/fhir/QuestionnaireResponse")
     assert response.status_code == 400
     assert "patient" in response.json()["issue"][0]["diagnostics"]
+
+
+def _qr(cast, patient, **overrides) -> dict:
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": f"{cast.questionnaire.url}|{cast.questionnaire.version}",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient.pk}"},
+        "identifier": {"system": "urn:app", "value": "resp-1"},
+        "item": [
+            {"linkId": "breathless", "answer": [{"valueCoding": {
+                "system": "https://proplatform.example/fhir/CodeSystem/change", "code": "same"}}]},
+            {"linkId": "swelling", "answer": [{"valueBoolean": False}]},
+            {"linkId": "pillows", "answer": [{"valueInteger": 2}]},
+            {"linkId": "contact", "answer": [{"valueBoolean": True}]},
+        ],
+    }
+    resource.update(overrides)
+    return resource
+
+
+def _post(client: Client, body) -> "object":
+    return client.post("/fhir/QuestionnaireResponse", json.dumps(body) if not isinstance(body, str) else body,
+                       content_type=FHIR)
+
+
+def test_patient_submits_a_fhir_response_which_is_stored_once_and_raises_the_contact_alert(
+        cast, django_capture_on_commit_callbacks):
+    from alerts.models import Alert
+
+    client = _client(cast.patient_a.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, _qr(cast, cast.patient_a))
+    assert response.status_code == 201, response.json()
+    FhirResponse.model_validate(response.json())
+    assert response["Location"].endswith(f"/fhir/QuestionnaireResponse/{response.json()['id']}")
+    assert Alert.objects.filter(patient=cast.patient_a, severity="yellow").count() == 1
+    again = _post(client, _qr(cast, cast.patient_a))
+    assert again.status_code == 200 and again.json()["id"] == response.json()["id"]
+    assert QuestionnaireResponse.objects.filter(patient=cast.patient_a).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "link_id"),
+    [
+        ({"item": [{"linkId": "nope", "answer": [{"valueBoolean": True}]}]}, "nope"),
+        ({"item": [{"linkId": "pillows", "answer": [{"valueString": "two"}]}]}, "pillows"),
+        ({"item": [{"linkId": "swelling", "answer": [{"valueBoolean": False}]}]}, "breathless"),
+    ],
+    ids=["unknown-linkid", "wrong-type", "missing-required"],
+)
+def test_invalid_fhir_responses_name_the_link_id_and_store_nothing(cast, change, link_id):
+    response = _post(_client(cast.patient_a.user), _qr(cast, cast.patient_a, **change))
+    assert response.status_code == 400
+    outcome = OperationOutcome.model_validate(response.json())
+    assert any(link_id in (issue.diagnostics or "") + " ".join(issue.expression or []) for issue in outcome.issue)
+    assert not QuestionnaireResponse.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [("{broken", 400), ("[]", 400)],
+    ids=["malformed-json", "not-an-object"],
+)
+def test_malformed_fhir_responses_are_operation_outcomes(cast, body, status):
+    response = _post(_client(cast.patient_a.user), body)
+    assert response.status_code == status
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert not QuestionnaireResponse.objects.exists()
+
+
+def test_fhir_response_for_another_patient_or_unassigned_questionnaire_is_404(cast):
+    client = _client(cast.patient_a.user)
+    assert _post(client, _qr(cast, cast.patient_b)).status_code == 404
+    unassigned = _qr(cast, cast.patient_a, questionnaire="https://example.org/q/other|1")
+    assert _post(client, unassigned).status_code == 404
+    assert not QuestionnaireResponse.objects.exists()
+
+
+def test_drafts_and_clinicians_cannot_submit_fhir_responses(cast):
+    assert _post(_client(cast.patient_a.user), _qr(cast, cast.patient_a, status="in-progress")).status_code == 400
+    assert _post(_client(cast.clinician_a), _qr(cast, cast.patient_a)).status_code == 403
+    assert not QuestionnaireResponse.objects.exists()
+
+
+def test_an_oversize_fhir_response_is_refused_before_parsing(cast):
+    big = _qr(cast, cast.patient_a, item=[{"linkId": "x" * 1000, "answer": [{"valueString": "y" * 5000}]}] * 200)
+    response = _post(_client(cast.patient_a.user), big)
+    assert response.status_code == 413
+    assert response.json()["issue"][0]["code"] == "too-costly"
+    assert not QuestionnaireResponse.objects.exists()

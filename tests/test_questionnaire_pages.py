@@ -32,6 +32,20 @@ def _errors_of(html: str, field_id: str) -> str:
 VALID = {"q-breathless": "bit-worse", "q-swelling": "false", "q-pillows": "3", "q-contact": "false"}
 
 
+def _page(questionnaire) -> str:  # type: ignore[no-untyped-def]
+    # hf-daily has no groups: its questions share page 1
+    return f"/me/questionnaires/{questionnaire.pk}/page/1/"
+
+
+def _answer_and_send(client, questionnaire, answers):  # type: ignore[no-untyped-def]
+    """Page 1 with Next, then Send on the review page; returns the last response."""
+    response = client.post(_page(questionnaire), {**answers, "action": "next"})
+    if response.status_code != 302:
+        return response
+    assert response["Location"] == f"/me/questionnaires/{questionnaire.pk}/review/"
+    return client.post(response["Location"], {"identifier": ""})
+
+
 # --- my page ---------------------------------------------------------------------------------
 
 def test_patient_opens_my_page_with_their_questionnaire(cast, patient_a_client):
@@ -64,7 +78,9 @@ def test_home_sends_each_role_to_its_own_start_page(cast, client):
 # --- answering a questionnaire -----------------------------------------------------------------
 
 def test_patient_opens_the_questionnaire_form(cast, patient_a_client):
-    response = patient_a_client.get(f"/me/questionnaires/{cast.questionnaire.pk}/")
+    start = patient_a_client.get(f"/me/questionnaires/{cast.questionnaire.pk}/")
+    assert (start.status_code, start["Location"]) == (302, _page(cast.questionnaire))
+    response = patient_a_client.get(start["Location"])
     assert response.status_code == 200
     html = response.content.decode()
     for name in ("q-breathless", "q-swelling", "q-pillows", "q-contact"):
@@ -73,7 +89,7 @@ def test_patient_opens_the_questionnaire_form(cast, patient_a_client):
 
 
 def test_valid_answers_redirect_to_the_receipt_and_store_one_fhir_response(cast, patient_a_client):
-    response = patient_a_client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", VALID)
+    response = _answer_and_send(patient_a_client, cast.questionnaire, VALID)
     assert response.status_code == 302
     assert response["Location"] == f"/me/questionnaires/{cast.questionnaire.pk}/thanks/"
     assert patient_a_client.get(response["Location"]).status_code == 200
@@ -95,7 +111,7 @@ def test_valid_answers_redirect_to_the_receipt_and_store_one_fhir_response(cast,
 
 
 def test_stored_response_is_a_valid_fhir_questionnaire_response(cast, patient_a_client):
-    patient_a_client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", VALID)
+    _answer_and_send(patient_a_client, cast.questionnaire, VALID)
     stored = QuestionnaireResponse.objects.get()
     FhirResponse.model_validate({
         "resourceType": "QuestionnaireResponse", "status": stored.status,
@@ -105,39 +121,47 @@ def test_stored_response_is_a_valid_fhir_questionnaire_response(cast, patient_a_
 
 def test_optional_question_left_empty_is_left_out_of_the_response(cast, patient_a_client):
     answers = {k: v for k, v in VALID.items() if k != "q-pillows"}
-    assert patient_a_client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", answers).status_code == 302
+    assert _answer_and_send(patient_a_client, cast.questionnaire, answers).status_code == 302
     assert "pillows" not in [i["linkId"] for i in QuestionnaireResponse.objects.get().items]
 
 
-def test_missing_required_answer_re_renders_with_the_error_next_to_that_field_and_stores_nothing(
+def test_missing_required_answer_re_renders_with_the_error_next_to_that_field_and_submits_nothing(
         cast, patient_a_client):
     answers = {k: v for k, v in VALID.items() if k != "q-swelling"}
-    response = patient_a_client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", answers)
+    response = _answer_and_send(patient_a_client, cast.questionnaire, answers)
     assert response.status_code == 200
     html = response.content.decode()
     assert _errors_of(html, "id_q-swelling").strip()
     assert 'aria-describedby="id_q-swelling-errors"' in html
     for other in ("id_q-breathless", "id_q-pillows", "id_q-contact"):
         assert not _errors_of(html, other), other
-    # what was answered is kept
+    # what was answered is kept (in the draft too), and the summary links to the question
     assert re.search(r'value="bit-worse"[^>]*checked', html)
-    assert QuestionnaireResponse.objects.count() == 0
+    assert 'href="#id_q-swelling"' in html
+    assert not QuestionnaireResponse.objects.filter(status="completed").exists()
+    draft = QuestionnaireResponse.objects.get(status="in-progress")
+    assert "breathless" in [i["linkId"] for i in draft.items]
+    assert "swelling" not in [i["linkId"] for i in draft.items]
 
 
 @pytest.mark.parametrize(("field", "value"), [("q-breathless", "terrible"), ("q-pillows", "many"),
                                               ("q-swelling", "maybe")])
 def test_invalid_answer_re_renders_with_the_error_next_to_that_field_and_stores_nothing(
         cast, patient_a_client, field, value):
-    response = patient_a_client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", {**VALID, field: value})
+    response = _answer_and_send(patient_a_client, cast.questionnaire, {**VALID, field: value})
     assert response.status_code == 200
     assert _errors_of(response.content.decode(), f"id_{field}").strip()
-    assert QuestionnaireResponse.objects.count() == 0
+    assert not QuestionnaireResponse.objects.filter(status="completed").exists()
+    # the invalid value is not kept in the draft either
+    draft = QuestionnaireResponse.objects.get(status="in-progress")
+    assert field[2:] not in [i["linkId"] for i in draft.items]
 
 
 def test_questionnaire_outside_the_patients_programmes_is_404(cast, patient_a_client):
     other = questionnaire_import(resource=load("lung-followup"))
     assert patient_a_client.get(f"/me/questionnaires/{other.pk}/").status_code == 404
-    assert patient_a_client.post(f"/me/questionnaires/{other.pk}/", VALID).status_code == 404
+    assert patient_a_client.post(f"/me/questionnaires/{other.pk}/page/1/", VALID).status_code == 404
+    assert patient_a_client.post(f"/me/questionnaires/{other.pk}/review/", {}).status_code == 404
     assert not QuestionnaireResponse.objects.exists()
 
 
@@ -208,7 +232,7 @@ def test_patient_b_cannot_open_patient_as_data(cast, client):
 
 def test_patient_b_answering_lands_on_their_own_record(cast, client):
     client.force_login(cast.patient_b.user)
-    assert client.post(f"/me/questionnaires/{cast.questionnaire.pk}/", VALID).status_code == 302
+    assert _answer_and_send(client, cast.questionnaire, VALID).status_code == 302
     assert QuestionnaireResponse.objects.get().patient == cast.patient_b
 
 

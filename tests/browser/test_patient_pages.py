@@ -23,7 +23,7 @@ def fieldset_for(page: Page, question: str):  # type: ignore[no-untyped-def]
 
 
 def submit(page: Page) -> None:
-    page.locator("main form button[type=submit]").click()
+    page.locator("main form button[type=submit]").first.click()
     page.wait_for_load_state("domcontentloaded")
 
 
@@ -40,7 +40,7 @@ def test_patient_answers_the_questionnaire(new_context: Callable[..., BrowserCon
     check_page(page, "/me/")
 
     page.locator("main a.button", has_text="Daglig tjek ved hjertesvigt").click()
-    expect(page).to_have_url(re.compile(rf"/me/questionnaires/{live_cast.questionnaire.pk}/$"))
+    expect(page).to_have_url(re.compile(rf"/me/questionnaires/{live_cast.questionnaire.pk}/page/1/$"))
     expect(page.locator("h1")).to_have_text("Daglig tjek ved hjertesvigt")
     check_page(page, "the questionnaire (empty)")
 
@@ -50,7 +50,7 @@ def test_patient_answers_the_questionnaire(new_context: Callable[..., BrowserCon
     page.locator("input[name='q-pillows']").fill("2")
     submit(page)
 
-    expect(page).to_have_url(re.compile(rf"/me/questionnaires/{live_cast.questionnaire.pk}/$"))
+    expect(page).to_have_url(re.compile(rf"/me/questionnaires/{live_cast.questionnaire.pk}/page/1/$"))
     expect(page.locator("#form-errors[role=alert]")).to_be_visible()
     contact = fieldset_for(page, "Vil du gerne kontaktes af os?")
     expect(contact).to_have_class(re.compile(r"\bhas-error\b"))
@@ -65,12 +65,18 @@ def test_patient_answers_the_questionnaire(new_context: Callable[..., BrowserCon
     expect(page.locator("input[name='q-breathless'][value='bit-worse']")).to_be_checked()
     expect(page.locator("input[name='q-swelling'][value='false']")).to_be_checked()
     expect(page.locator("input[name='q-pillows']")).to_have_value("2")
-    assert QuestionnaireResponse.objects.count() == 0, "an invalid answer was stored"
+    # A draft keeps what was valid; nothing is submitted.
+    assert not QuestionnaireResponse.objects.filter(status="completed").exists(), "an invalid answer was sent"
     check_page(page, "the questionnaire (with errors)")
 
     yes = page.locator("input[name='q-contact'][value='true']")
     expect(contact.locator("label.option").filter(has=yes)).to_have_text(re.compile(r"^\s*(Ja|Yes)\s*$"))
     yes.check()
+    submit(page)
+
+    # The review page lists the answers before they are sent.
+    expect(page).to_have_url(re.compile(rf"/me/questionnaires/{live_cast.questionnaire.pk}/review/$"))
+    check_page(page, "the review page")
     submit(page)
 
     expect(page).to_have_url(re.compile(rf"/me/questionnaires/{live_cast.questionnaire.pk}/thanks/$"))
