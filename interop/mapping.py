@@ -53,6 +53,12 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 },
                 "resource": [
                     {"type": "Patient", "interaction": [{"code": "read"}]},
+                    {"type": "Questionnaire",
+                     "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                     "searchParam": [{"name": "url", "type": "uri"}, {"name": "version", "type": "token"}]},
+                    {"type": "QuestionnaireResponse",
+                     "interaction": [{"code": "search-type"}, {"code": "create"}],
+                     "searchParam": [{"name": "patient", "type": "reference"}]},
                 ],
             }
         ],

@@ -51,6 +51,17 @@ def relative_home(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@role_required(Role.RELATIVE)
+def act_for(request: HttpRequest, patient_id: str) -> HttpResponse:
+    """The relative chooses whom they are answering for now."""
+    from questionnaires.views import ACTING_FOR
+
+    patient = patient_or_404(request, patient_id, resource="Patient (relative chooses)")
+    request.session[ACTING_FOR] = str(patient.pk)
+    return redirect("my-home")
+
+
+@require_POST
 @role_required(Role.PATIENT)
 def relative_revoke_view(request: HttpRequest, grant_id: int) -> HttpResponse:
     patient = _own_patient(request, Action.UPDATE, f"RelativeGrant/{grant_id} revoke")

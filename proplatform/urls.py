@@ -56,6 +56,7 @@ urlpatterns = [
     path("me/answers/", questionnaire_history.my_answers, name="my-answers"),
     path("me/relatives/", patients_relatives.relatives, name="my-relatives"),
     path("for/", patients_relatives.relative_home, name="relative-home"),
+    path("for/<uuid:patient_id>/", patients_relatives.act_for, name="relative-act-for"),
     path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
     path("triage/", alerts_views.triage, name="triage"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),

@@ -14,6 +14,7 @@ from patients.models import Patient
 from questionnaires import definition as qdef
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.validation import ResponseError, response_validate
+from schedules.services import occurrence_complete, occurrence_for_submission
 
 logger = logging.getLogger(__name__)
 
@@ -216,8 +217,9 @@ def response_submit(
         if existing is not None:
             return existing
     scores = _scores(questionnaire, checked.items)
+    authored_at = authored_at or timezone.now()
     fields = {"status": ResponseStatus.COMPLETED, "items": checked.items, "scores": scores,
-              "author": author, "identifier": identifier, "authored_at": authored_at or timezone.now()}
+              "author": author, "identifier": identifier, "authored_at": authored_at}
     try:
         with transaction.atomic():
             draft = (QuestionnaireResponse.objects.select_for_update()
@@ -231,6 +233,12 @@ def response_submit(
                     setattr(draft, name, value)
                 draft.save()
                 response = draft
+            # The answer fulfils the scheduled occurrence that is open now, if any; answers
+            # between occurrences are welcome too (patients report symptoms when they have them).
+            occurrence = occurrence_for_submission(patient=patient, questionnaire_url=questionnaire.url,
+                                                   now=authored_at)
+            if occurrence is not None:
+                occurrence_complete(occurrence=occurrence, response=response, now=authored_at)
             transaction.on_commit(lambda: _enqueue_evaluation(response.pk))
     except IntegrityError:
         # Two submissions with one identifier raced; the constraint let one through.

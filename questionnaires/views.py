@@ -28,9 +28,20 @@ from questionnaires.services import (
     response_submit,
 )
 from questionnaires.validation import build_items, flat_answers, response_validate
+from schedules.selectors import open_occurrences_for
+
+ACTING_FOR = "acting_for_patient"  # session key: the patient a relative is answering for
 
 
 def _me(request: HttpRequest, resource: str, action: Action = Action.READ) -> Patient:
+    """The patient whose questionnaires these pages show: the logged-in patient, or the patient
+    a relative chose to answer for (patients.access checks the grant on every request, so a
+    revoked grant ends access at once)."""
+    if request.user.role == Role.RELATIVE:
+        acting_for = request.session.get(ACTING_FOR)
+        if not acting_for:
+            raise Http404("Choose whom you answer for first.")
+        return patient_or_404(request, acting_for, action=action, resource=f"{resource} (relative)")
     patient = getattr(request.user, "patient", None)
     if patient is None:
         raise Http404("No patient record for this login.")
@@ -59,7 +70,7 @@ def _mine_or_404(patient: Patient, questionnaire_id: int) -> Questionnaire:
     return questionnaire
 
 
-@role_required(Role.PATIENT)
+@role_required(Role.PATIENT, Role.RELATIVE)
 def my_home(request: HttpRequest) -> HttpResponse:
     patient = _me(request, "my-home")
     questionnaires = _my_questionnaires(patient)
@@ -70,11 +81,15 @@ def my_home(request: HttpRequest) -> HttpResponse:
     drafts = set(QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.IN_PROGRESS)
                  .values_list("questionnaire_id", flat=True))
     lang = translation.get_language()
-    readings = patient.readings.order_by("-effective_at")[:10]
+    # A relative helps with questionnaires; the patient's measurements stay the patient's.
+    is_relative = request.user.role == Role.RELATIVE
+    readings = [] if is_relative else patient.readings.order_by("-effective_at")[:10]
+    due = {o.questionnaire_url: o for o in open_occurrences_for(patient)}
     return render(request, "questionnaires/my_home.html", {
         "patient": patient,
-        "questionnaires": [(q, q.definition.title_for(lang) or q.title, last_answered.get(q.url), q.pk in drafts)
-                           for q in questionnaires],
+        "questionnaires": [(q, q.definition.title_for(lang) or q.title, last_answered.get(q.url), q.pk in drafts,
+                            due.get(q.url)) for q in questionnaires],
+        "is_relative": is_relative,
         "readings": [(r, MEASURES[r.measure]) for r in readings],
     })
 
@@ -138,7 +153,7 @@ def _flow(request: HttpRequest, questionnaire_id: int, action: Action) -> _Flow:
     return _Flow(patient, _mine_or_404(patient, questionnaire_id))
 
 
-@role_required(Role.PATIENT)
+@role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET"])
 def answer(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     """Start, or resume where the patient left off."""
@@ -158,7 +173,7 @@ def _render_page(request: HttpRequest, flow: _Flow, page: Page, form: PageForm, 
     }, status=status)
 
 
-@role_required(Role.PATIENT)
+@role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET", "POST"])
 def answer_page(request: HttpRequest, questionnaire_id: int, number: int) -> HttpResponse:
     flow = _flow(request, questionnaire_id, Action.CREATE if request.method == "POST" else Action.READ)
@@ -235,7 +250,7 @@ def _review_rows(flow: _Flow, answers: dict[str, list[dict[str, Any]]]) -> list[
     return rows
 
 
-@role_required(Role.PATIENT)
+@role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET", "POST"])
 def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     flow = _flow(request, questionnaire_id, Action.CREATE if request.method == "POST" else Action.READ)
@@ -279,7 +294,7 @@ def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     }, status=200)
 
 
-@role_required(Role.PATIENT)
+@role_required(Role.PATIENT, Role.RELATIVE)
 def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     _me(request, f"Questionnaire/{questionnaire_id} receipt")
     return render(request, "questionnaires/receipt.html", {

@@ -39,6 +39,15 @@ from schedules.transports import transport_get, transports
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _english():  # type: ignore[no-untyped-def]
+    # The assertions below read the English messages; Danish is the default language.
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
 CPH = ZoneInfo("Europe/Copenhagen")
 INDEX = date(2025, 3, 3)  # a Monday; summer time starts Sunday 30 March 2025
 LONG_AGO = datetime(2024, 1, 1, tzinfo=UTC)

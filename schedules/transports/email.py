@@ -27,6 +27,6 @@ def send(*, occurrence: "Occurrence", kind: str) -> None:
     subject = _("A questionnaire is waiting for your answers")
     body = _(
         "You have a questionnaire to answer before %(deadline)s.\n\n"
-        "Log in to proplatform and choose \u201cMy questionnaires\u201d to answer it.\n"
+        "Log in to proplatform; the questionnaire is on the front page, \"My page\".\n"
     ) % {"deadline": deadline}
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
