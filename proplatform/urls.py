@@ -19,6 +19,7 @@ from patients import views_relatives as patients_relatives
 from proplatform.health import health
 from questionnaires import history as questionnaire_history
 from questionnaires import views as questionnaire_views
+from schedules import views as schedules_views
 
 api_v1 = [
     path("auth/token", accounts_api.TokenView.as_view(), name="api-token"),
@@ -34,6 +35,7 @@ fhir = [
     path("Questionnaire", fhir_questionnaires.QuestionnaireCollectionView.as_view(), name="fhir-questionnaires"),
     path("Questionnaire/<str:questionnaire_id>", fhir_questionnaires.QuestionnaireReadView.as_view(),
          name="fhir-questionnaire"),
+    path("Observation", fhir_questionnaires.ObservationSearchView.as_view(), name="fhir-observations"),
     path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseCollectionView.as_view(),
          name="fhir-questionnaire-responses"),
 ]
@@ -60,6 +62,8 @@ urlpatterns = [
     path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
     path("triage/", alerts_views.triage, name="triage"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),
+    path("patients/<uuid:patient_id>/pauses/new/", schedules_views.pause_new, name="pause-new"),
+    path("patients/<uuid:patient_id>/pauses/<int:pause_id>/end/", schedules_views.pause_end_now, name="pause-end"),
     path("quality/", outcomes_views.overview, name="quality-overview"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -248,3 +248,24 @@ def test_an_oversize_fhir_response_is_refused_before_parsing(cast):
     assert response.status_code == 413
     assert response.json()["issue"][0]["code"] == "too-costly"
     assert not QuestionnaireResponse.objects.exists()
+
+
+def test_scores_are_served_as_survey_observations_derived_from_their_response(cast):
+    from fhir.resources.R4B.observation import Observation
+
+    response = QuestionnaireResponse.objects.create(
+        patient=cast.patient_a, questionnaire=cast.questionnaire, author=cast.patient_a.user, items=[],
+        scores=[{"code": {"system": "http://loinc.org", "code": "44261-6", "display": "PHQ-9 total"}, "value": 12,
+                 "band": {"code": "moderate", "display_da": "moderat", "display_en": "Moderate"}},
+                {"code": {"system": "http://loinc.org", "code": "70274-6", "display": "GAD-7 total"}, "value": None,
+                 "reason_no_score": "2 items missing"}])
+    bundle = _client(cast.clinician_a).get("/fhir/Observation", {"patient": str(cast.patient_a.pk)}).json()
+    assert bundle["total"] == 2
+    first, second = (Observation.model_validate(e["resource"]) for e in bundle["entry"])
+    assert first.code.coding[0].code == "44261-6" and first.valueQuantity.value == 12
+    assert first.derivedFrom[0].reference == f"QuestionnaireResponse/{response.pk}"
+    assert first.category[0].coding[0].code == "survey"
+    assert second.valueQuantity is None and second.dataAbsentReason.text == "2 items missing"
+    foreign = _client(cast.clinician_b).get("/fhir/Observation", {"patient": str(cast.patient_a.pk)})
+    assert foreign.status_code == 404 and foreign.json()["resourceType"] == "OperationOutcome"
+    assert _client(cast.clinician_a).get("/fhir/Observation").status_code == 400
