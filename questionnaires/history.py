@@ -26,6 +26,18 @@ def _band_label(band: dict[str, Any] | None) -> str:
     return band.get(f"display_{language}") or band.get("display_da") or ""
 
 
+def _score_axis(responses: list[QuestionnaireResponse], url: str) -> dict[str, Any]:
+    """The whole possible range of the first scale, ticked at its severity bands (PHQ-9: 0, 5,
+    10, 15, 20, 27), so 5 and 7 do not look like a dramatic change on a 0-27 scale."""
+    questionnaire = next((r.questionnaire for r in reversed(responses) if r.questionnaire.url == url), None)
+    scales = ((questionnaire.scoring or {}).get("scales") or []) if questionnaire else []
+    bands = scales[0].get("bands") if scales else None
+    if not bands:
+        return {}
+    low, high = float(bands[0]["min"]), float(bands[-1]["max"])
+    return {"y_range": (low, high), "y_labels": sorted({float(b["min"]) for b in bands} | {high})}
+
+
 @role_required(Role.PATIENT)
 def my_answers(request: HttpRequest) -> HttpResponse:
     patient = getattr(request.user, "patient", None)
@@ -46,13 +58,16 @@ def my_answers(request: HttpRequest) -> HttpResponse:
                 by_questionnaire[r.questionnaire.url][_score_label(score)].append((r.authored_at, score["value"]))
     charts = [
         {"title": titles[url],
-         "svg": time_series_svg(label=titles[url], series=sorted(scales.items()))}
+         "svg": time_series_svg(label=titles[url], series=sorted(scales.items()),
+                                **_score_axis(responses, url))}
         for url, scales in by_questionnaire.items()
     ]
     rows = [
         {"response": r,
          "by_relative": r.author_id is not None and r.author_id != request.user.pk,
-         "scores": [(_score_label(s), s.get("value"), _band_label(s.get("band"))) for s in r.scores or []]}
+         # The scale's name only where a response has several (subscales); one total needs none.
+         "scores": [(_score_label(s) if len(r.scores) > 1 else "", s.get("value"), _band_label(s.get("band")))
+                    for s in r.scores or []]}
         for r in reversed(responses)
     ]
     return render(request, "questionnaires/history.html", {"charts": charts, "rows": rows})

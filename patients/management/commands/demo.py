@@ -5,11 +5,13 @@ Creates two care teams, a lung-cancer follow-up and a heart-failure home-monitor
 rules, and a few recent readings that raise open alerts through the real ingest path.
 """
 
+import io
 import random
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -21,8 +23,10 @@ from monitoring.services import reading_ingest
 from patients.models import CareTeam, Patient, Program, Region, Sex, TreatmentEpisode
 from questionnaires.library import load
 from questionnaires.models import Questionnaire, QuestionnaireResponse
+from questionnaires.scoring import score_response
 from questionnaires.services import questionnaire_import, response_submit
 
+PHQ9_URL = "https://proplatform.example/fhir/Questionnaire/phq-9"
 DEFAULT_PASSWORD = "proplatform-demo"  # noqa: S105 - documented demo password, demo data only
 GIVEN_F = ["Karen", "Inger", "Kirsten", "Hanne", "Birthe", "Lene", "Susanne", "Anne", "Bente", "Grethe"]
 GIVEN_M = ["Jens", "Niels", "Poul", "Henrik", "Lars", "Søren", "Ole", "Erik", "Hans", "Bent"]
@@ -70,6 +74,9 @@ class Command(BaseCommand):
             defaults={"name": "Heart-failure home monitoring", "condition_code": "DI50",
                       "condition_display": "Hjerteinsufficiens"})
         lung.questionnaires.add(questionnaire_import(resource=load("lung-followup")))
+        # The shipped instruments with their scoring (idempotent); PHQ-9 joins lung follow-up.
+        call_command("load_instruments", stdout=io.StringIO())
+        lung.questionnaires.add(Questionnaire.objects.filter(url=PHQ9_URL).order_by("-created_at").first())
         hf.questionnaires.add(questionnaire_import(resource=load("hf-daily")))
         rules = [
             (lung, "threshold", "SpO2 below 90 %", Severity.RED, {"measure": "spo2", "low": 90}),
@@ -166,7 +173,9 @@ class Command(BaseCommand):
         for r in rows:
             r.source, r.received_at, r.evaluated_at = Source.DEVICE, r.effective_at, now
         Reading.objects.bulk_create(rows)
-        questionnaire = program.questionnaires.order_by("-created_at").first()
+        questionnaire = program.questionnaires.exclude(url=PHQ9_URL).order_by("-created_at").first()
+        if program.questionnaires.filter(url=PHQ9_URL).exists():
+            self._phq9_history(rng, patient, start)
         if questionnaire is None:
             return
         responses = []
@@ -175,6 +184,33 @@ class Command(BaseCommand):
             responses.append(QuestionnaireResponse(
                 patient=patient, questionnaire=questionnaire, items=_calm_answers(questionnaire),
                 authored_at=authored, author=patient.user, evaluated_at=now))
+        QuestionnaireResponse.objects.bulk_create(responses)
+
+    def _phq9_history(self, rng: random.Random, patient: Patient, start: date) -> None:
+        """Monthly PHQ-9 since the treatment start, scored as a real submission would be, so that
+        'My answers' and the patient page show scores over time."""
+        phq9 = Questionnaire.objects.filter(url=PHQ9_URL).order_by("-created_at").first()
+        if phq9 is None or QuestionnaireResponse.objects.filter(patient=patient, questionnaire=phq9).exists():
+            return
+        definition = phq9.definition
+        group = definition.item[0]
+        mood = rng.choice([0, 0, 1, 1, 2])  # how this patient tends to feel
+        responses = []
+        for month in range(min((timezone.localdate() - start).days // 30, 12), -1, -1):
+            authored = timezone.now() - timedelta(days=30 * month + 1, hours=rng.randint(0, 8))
+            answers = []
+            for item in group.item:
+                level = max(0, min(3, mood + rng.choice([-1, 0, 0, 1]) - (1 if month == 0 else 0)))
+                coding = item.answerOption[level].valueCoding
+                answers.append({"linkId": item.linkId, "text": item.text,
+                                "answer": [{"valueCoding": coding.model_dump(include={"system", "code", "display"},
+                                                                             exclude_none=True)}]})
+            items = [{"linkId": group.linkId, "text": group.text, "item": answers},
+                     {"linkId": "contact", "text": "Vil du gerne kontaktes af os?",
+                      "answer": [{"valueBoolean": False}]}]
+            responses.append(QuestionnaireResponse(
+                patient=patient, questionnaire=phq9, items=items, author=patient.user, authored_at=authored,
+                evaluated_at=timezone.now(), scores=score_response(questionnaire=phq9, items=items)))
         QuestionnaireResponse.objects.bulk_create(responses)
 
     # --- open alerts through the real path ----------------------------------------------------
@@ -191,8 +227,10 @@ class Command(BaseCommand):
             reading_ingest(patient=patient, measure=measure, value=value, unit=unit,
                            effective_at=now - timedelta(minutes=minutes_ago), source=Source.DEVICE,
                            client_id=f"demo-alert-{n}")
+        self._phq9_history(random.Random("demo-patient-a"), cast["a"],
+                           cast["a"].episodes.get().treatment_start)
         lung_q = Questionnaire.objects.get(url__endswith="/lung-followup")
-        if not QuestionnaireResponse.objects.filter(patient=cast["a"]).exists():
+        if not QuestionnaireResponse.objects.filter(patient=cast["a"], questionnaire=lung_q).exists():
             items = _calm_answers(lung_q)
             items[-1]["answer"] = [{"valueBoolean": True}]  # "Vil du gerne kontaktes?" — ja
             response_submit(patient=cast["a"], questionnaire=lung_q, items=items, author=cast["a"].user)

@@ -1,0 +1,132 @@
+"""Reviewer's failing tests: each demonstrates a defect found in review (do not 'fix' the test)."""
+
+import json
+from unittest import mock
+
+import pytest
+from django.test import Client
+
+from accounts.models import Role
+from audit.models import AuditEvent
+from patients.models import RelativeGrant
+from questionnaires.models import QuestionnaireResponse
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+FHIR = "application/fhir+json"
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def daughter(cast):
+    user = make_user("daughter", Role.RELATIVE)
+    RelativeGrant.objects.create(patient=cast.patient_a, relative=user, relationship="datter")
+    return user
+
+
+def _qr(cast, patient, identifier="resp-1", **overrides) -> dict:
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": f"{cast.questionnaire.url}|{cast.questionnaire.version}",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient.pk}"},
+        "identifier": {"system": "urn:app", "value": identifier},
+        "item": [
+            {"linkId": "breathless", "answer": [{"valueCoding": {
+                "system": "https://proplatform.example/fhir/CodeSystem/change", "code": "same"}}]},
+            {"linkId": "swelling", "answer": [{"valueBoolean": False}]},
+            {"linkId": "contact", "answer": [{"valueBoolean": False}]},
+        ],
+    }
+    resource.update(overrides)
+    return resource
+
+
+def _post(client, body):
+    return client.post("/fhir/QuestionnaireResponse", json.dumps(body), content_type=FHIR)
+
+
+# --- 1. a relative reads the patient's full identified record over FHIR ------------------------
+
+def test_a_relative_cannot_read_the_patients_cpr_number_over_fhir(cast, daughter):
+    response = _client(daughter).get(f"/fhir/Patient/{cast.patient_a.pk}")
+    # A relative may answer questionnaires; the CPR number, phone and birth date are not theirs.
+    assert response.status_code in (403, 404), response.json()
+
+
+def test_a_relative_cannot_search_the_patients_past_responses_and_scores(cast, daughter):
+    QuestionnaireResponse.objects.create(
+        patient=cast.patient_a, questionnaire=cast.questionnaire, author=cast.patient_a.user,
+        items=[{"linkId": "contact", "answer": [{"valueBoolean": True}]}])
+    client = _client(daughter)
+    responses = client.get("/fhir/QuestionnaireResponse", {"patient": str(cast.patient_a.pk)})
+    observations = client.get("/fhir/Observation", {"patient": str(cast.patient_a.pk)})
+    # The web deliberately hides 'My answers' and readings from relatives (history.py is
+    # Role.PATIENT only); the FHIR API must not hand them out.
+    assert responses.status_code in (403, 404), responses.json()
+    assert observations.status_code in (403, 404)
+
+
+# --- 2. identifier reuse with different content is silently accepted --------------------------
+
+def test_reusing_an_identifier_for_different_answers_is_a_conflict_not_a_silent_200(cast):
+    client = _client(cast.patient_a.user)
+    first = _post(client, _qr(cast, cast.patient_a))
+    assert first.status_code == 201
+    changed = _qr(cast, cast.patient_a)
+    changed["item"][2] = {"linkId": "contact", "answer": [{"valueBoolean": True}]}  # "please call me"
+    second = _post(client, changed)
+    # The client is told "stored" (200) but the patient's request to be contacted was dropped.
+    assert second.status_code in (400, 409), (second.status_code, second.json())
+
+
+# --- 3. bad input answered with 500 -----------------------------------------------------------
+
+def test_an_occurrence_closing_mid_submission_is_a_clear_error_not_a_500(cast):
+    from schedules.services import OccurrenceNotOpen
+
+    def closed(*, occurrence, response, now=None):
+        raise OccurrenceNotOpen(occurrence, "This questionnaire closed on ...")
+
+    client = _client(cast.patient_a.user)
+    client.raise_request_exception = False
+    with mock.patch("questionnaires.services.occurrence_for_submission", return_value=mock.Mock()), \
+         mock.patch("questionnaires.services.occurrence_complete", side_effect=closed):
+        response = _post(client, _qr(cast, cast.patient_a))
+    assert response.status_code in (400, 409), response.status_code
+    assert not QuestionnaireResponse.objects.exists()
+
+
+def test_an_identifier_longer_than_the_column_is_refused_with_400(cast):
+    client = _client(cast.patient_a.user)
+    client.raise_request_exception = False
+    body = _qr(cast, cast.patient_a)
+    body["identifier"] = {"value": "x" * 150}  # column is varchar(100): DataError (500) on PostgreSQL
+    response = _post(client, body)
+    assert response.status_code == 400, response.status_code
+
+
+# --- 5. scoring ignores ordinalValue placed on the Coding (valid R4; definition.py reads it) ------
+
+def test_ordinal_value_on_the_answer_coding_is_scored():
+    from questionnaires.definition import parse
+    from questionnaires.scoring import parse_spec, score_items, spec_problems
+
+    ordinal = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+    resource = {"resourceType": "Questionnaire", "status": "active", "url": "https://x/q", "item": [
+        {"linkId": "q1", "type": "choice", "answerOption": [
+            {"valueCoding": {"system": "urn:s", "code": str(n), "display": str(n),
+                             "extension": [{"url": ordinal, "valueDecimal": n}]}} for n in range(4)]}]}
+    # The platform's own typed model values these options...
+    assert [o.weight for o in parse(resource).item[0].answerOption] == [0, 1, 2, 3]
+    spec = parse_spec({"scales": [{"code": {"system": "s", "code": "c", "display": "d"},
+                                   "method": "sum", "items": ["q1"]}]})
+    # ...but the scorer does not: the spec is declared unfit and every score comes out missing.
+    assert spec_problems(spec, resource) == []
+    items = [{"linkId": "q1", "answer": [{"valueCoding": {"system": "urn:s", "code": "2"}}]}]
+    assert score_items(spec=spec, resource=resource, items=items)[0]["value"] == 2
