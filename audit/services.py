@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from audit.models import Action, AuditEvent, Outcome
 from proplatform.middleware import current_request_id
+from proplatform.privacy import redact_cpr
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -39,7 +40,7 @@ def audit_record(
         role=getattr(user, "role", "") if authenticated else "",
         patient_ref=patient_id,
         action=action,
-        resource=resource[:300],
+        resource=redact_cpr(resource)[:300],
         outcome=outcome,
         client_ip=ip or client_ip(request),
         request_id=current_request_id(),

@@ -155,7 +155,8 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
 
         Validated against the questionnaire version it names; errors name the linkId. A
         resubmission with the same identifier stores one response."""
-        from questionnaires.services import ResponseInvalid, response_submit
+        from questionnaires.services import ResponseConflict, ResponseInvalid, response_submit
+        from questionnaires.validation import ResponseError, response_validate
 
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_RESPONSE_BYTES:
             return Response(operation_outcome("error", "too-costly", "The response is too large."),
@@ -171,21 +172,30 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         if not subject.startswith("Patient/"):
             raise exceptions.ParseError("subject must reference the Patient, e.g. Patient/<id>.")
         patient = patient_or_404(request, subject.removeprefix("Patient/"), action=Action.CREATE,
-                                 resource="QuestionnaireResponse (FHIR)")
+                                 resource="QuestionnaireResponse (FHIR)", purpose="answer")
         questionnaire = _assigned_questionnaire(patient, str(data.get("questionnaire") or ""))
         identifier = (data.get("identifier") or {}).get("value") if isinstance(data.get("identifier"), dict) else None
         existing = (QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
-                    if identifier else None)
+                    if isinstance(identifier, str) else None)
+        # The web form never sends answers to disabled items; an API client that does is told
+        # which, rather than having them dropped without a word.
+        dropped = response_validate(questionnaire.definition, data.get("item") or [], check_required=False).dropped
+        if dropped:
+            message = "This item is not enabled by the other answers; leave out its answer."
+            errors = [ResponseError(link_id, message) for link_id in dropped]
+            return Response(_response_outcome(errors), status=status.HTTP_400_BAD_REQUEST)
         try:
-            response = existing or response_submit(patient=patient, questionnaire=questionnaire,
-                                                   items=data.get("item") or [], author=request.user,
-                                                   identifier=identifier)
+            response = response_submit(patient=patient, questionnaire=questionnaire, items=data.get("item") or [],
+                                       author=request.user, identifier=identifier)
         except ResponseInvalid as exc:
             return Response(_response_outcome(exc.errors), status=status.HTTP_400_BAD_REQUEST)
+        except ResponseConflict as exc:
+            return Response(operation_outcome("error", "conflict", " ".join(exc.messages)),
+                            status=status.HTTP_409_CONFLICT)
         except ValidationError as exc:
             return Response(validation_outcome(exc), status=status.HTTP_400_BAD_REQUEST)
         body = response_to_fhir(response)
-        return Response(body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED,
+        return Response(body, status=status.HTTP_200_OK if existing is not None else status.HTTP_201_CREATED,
                         headers={"Location": f"{_base(request)}/QuestionnaireResponse/{response.pk}"})
 
 
@@ -199,7 +209,9 @@ def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:  # type: 
     if not assigned.exists():
         raise exceptions.NotFound("That questionnaire is not one of this patient's.")
     found = Questionnaire.objects.filter(url=url)
-    questionnaire = (found.filter(version=version) if version else found.order_by("-created_at")).first()
+    # Without a version: the newest one that is not retired.
+    questionnaire = (found.filter(version=version) if version
+                     else found.exclude(status="retired").order_by("-created_at")).first()
     if questionnaire is None:
         raise exceptions.NotFound(f"Version {version} of that questionnaire does not exist.")
     return questionnaire

@@ -3,15 +3,17 @@
 Every page, REST view, FHIR endpoint and websocket consumer asks here. Rules:
 - a patient sees only themself;
 - a clinician sees the patients whose treatment episodes belong to one of their care teams;
-- a relative sees the patients who granted them the right to answer for them (RelativeGrant);
 - an administrator sees everyone;
 - quality staff see no identified patient at all: they work with aggregated and pseudonymised
   data (outcomes app), never with a Patient row.
+Answering questionnaires is a narrower purpose with a wider circle: besides the patient, a
+relative the patient granted it (RelativeGrant) may answer for them — and do nothing else: no
+record, no history, no identifiers (``patients_for_answering``, ``purpose="answer"``).
 Objects outside a person's scope answer 404, so their existence is not revealed.
 """
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
@@ -21,6 +23,8 @@ from audit.models import Action, Outcome
 from audit.services import audit_record
 from patients.models import CareTeam, Patient
 
+Purpose = Literal["read", "answer"]
+
 
 def patients_for(user: Any) -> QuerySet[Patient]:
     if user is None or not user.is_authenticated or not user.is_active:
@@ -29,12 +33,22 @@ def patients_for(user: Any) -> QuerySet[Patient]:
         return Patient.objects.all()
     if user.role == Role.PATIENT:
         return Patient.objects.filter(user=user)
-    if user.role == Role.RELATIVE:
-        return Patient.objects.filter(relative_grants__relative=user,
-                                      relative_grants__revoked_at=None).distinct()
     if user.role == Role.CLINICIAN:
         team_ids = CareTeam.objects.filter(members=user).values("id")
         return Patient.objects.filter(episodes__care_team__in=team_ids).distinct()
+    return Patient.objects.none()
+
+
+def patients_for_answering(user: Any) -> QuerySet[Patient]:
+    """Whose questionnaires ``user`` may fill in: their own, or — for a relative — those of the
+    patients who granted it and have not revoked it."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Patient.objects.none()
+    if user.role == Role.PATIENT:
+        return Patient.objects.filter(user=user)
+    if user.role == Role.RELATIVE:
+        return Patient.objects.filter(relative_grants__relative=user,
+                                      relative_grants__revoked_at=None).distinct()
     return Patient.objects.none()
 
 
@@ -59,14 +73,17 @@ def patient_or_404(
     user: Any = None,
     action: Action = Action.READ,
     resource: str,
+    purpose: Purpose = "read",
 ) -> Patient:
-    """Fetch a patient the requester may see, auditing the access either way."""
+    """Fetch a patient the requester may see (or, with ``purpose="answer"``, answer for),
+    auditing the access either way."""
     user = user if user is not None else request.user
     try:
         pk = uuid.UUID(str(patient_id))
     except ValueError:
         pk = None
-    patient = patients_for(user).filter(pk=pk).first() if pk else None
+    scope = patients_for_answering(user) if purpose == "answer" else patients_for(user)
+    patient = scope.filter(pk=pk).first() if pk else None
     audit_record(
         user=user,
         action=action,

@@ -9,7 +9,7 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record
-from patients.access import patient_or_404, patients_for
+from patients.access import patient_or_404, patients_for_answering
 from patients.forms import RelativeGrantForm
 from patients.models import Patient
 from patients.services import relative_grant, relative_revoke
@@ -46,7 +46,7 @@ def relatives(request: HttpRequest) -> HttpResponse:
 def relative_home(request: HttpRequest) -> HttpResponse:
     """The patients who let this relative answer for them."""
     audit_record(user=request.user, action=Action.SEARCH, resource="Patient?granted-to-me", request=request)
-    patients = patients_for(request.user).order_by("given_name")
+    patients = patients_for_answering(request.user).order_by("given_name")
     return render(request, "patients/relative_home.html", {"patients": patients})
 
 
@@ -56,7 +56,7 @@ def act_for(request: HttpRequest, patient_id: str) -> HttpResponse:
     """The relative chooses whom they are answering for now."""
     from questionnaires.views import ACTING_FOR
 
-    patient = patient_or_404(request, patient_id, resource="Patient (relative chooses)")
+    patient = patient_or_404(request, patient_id, resource="Patient (relative chooses)", purpose="answer")
     request.session[ACTING_FOR] = str(patient.pk)
     return redirect("my-home")
 

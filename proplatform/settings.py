@@ -306,7 +306,10 @@ READING_CLOCK_SKEW_SECONDS = env.int("READING_CLOCK_SKEW_SECONDS", default=300)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "proplatform.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "proplatform.middleware.RequestIdLogFilter"},
+        "redact_cpr": {"()": "proplatform.privacy.RedactCprLogFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
     },
@@ -314,7 +317,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_cpr"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -153,7 +153,8 @@ class _ItemValues(pydantic.BaseModel):
 
 
 def _option_value(option: dict[str, Any]) -> Decimal | None:
-    extensions = option.get("extension") or []
+    # R4 allows ordinalValue on the answerOption and on its Coding (LOINC forms use the latter).
+    extensions = [*(option.get("extension") or []), *((option.get("valueCoding") or {}).get("extension") or [])]
     for url in (ORDINAL_VALUE, ITEM_WEIGHT):
         for ext in extensions:
             if ext.get("url") == url and ext.get("valueDecimal") is not None:

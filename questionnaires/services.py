@@ -8,13 +8,14 @@ import pydantic
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from patients.models import Patient
 from questionnaires import definition as qdef
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.validation import ResponseError, response_validate
-from schedules.services import occurrence_complete, occurrence_for_submission
+from schedules.services import OccurrenceNotOpen, occurrence_complete, occurrence_for_submission
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,14 @@ class ResponseInvalid(ValidationError):
     def __init__(self, errors: list[ResponseError]) -> None:
         self.errors = errors
         super().__init__([f"{e.link_id}: {e.message}" if e.link_id else e.message for e in errors])
+
+
+class ResponseConflict(ValidationError):
+    """The response is valid but cannot be taken as it stands: its identifier was used for other
+    answers, or the occurrence it would fulfil closed while it was being sent."""
+
+
+IDENTIFIER_MAX = 100  # QuestionnaireResponse.identifier's column
 
 
 def _parse(resource: Any) -> qdef.Definition:
@@ -209,13 +218,16 @@ def response_submit(
     version if there is one. All or nothing: invalid input raises ``ResponseInvalid`` and stores
     nothing. A second submission with the same ``identifier`` returns the first response.
     Rule evaluation is enqueued after commit."""
+    if identifier is not None and not (isinstance(identifier, str) and 0 < len(identifier) <= IDENTIFIER_MAX):
+        raise ResponseInvalid([ResponseError(None, _("The identifier must be text of 1 to %(n)s characters.")
+                                             % {"n": IDENTIFIER_MAX})])
     checked = response_validate(questionnaire.definition, items)
     if checked.errors:
         raise ResponseInvalid(checked.errors)
     if identifier is not None:
         existing = QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
         if existing is not None:
-            return existing
+            return _same_or_conflict(existing, questionnaire, checked.items)
     scores = _scores(questionnaire, checked.items)
     authored_at = authored_at or timezone.now()
     fields = {"status": ResponseStatus.COMPLETED, "items": checked.items, "scores": scores,
@@ -238,11 +250,26 @@ def response_submit(
             occurrence = occurrence_for_submission(patient=patient, questionnaire_url=questionnaire.url,
                                                    now=authored_at)
             if occurrence is not None:
-                occurrence_complete(occurrence=occurrence, response=response, now=authored_at)
+                try:
+                    occurrence_complete(occurrence=occurrence, response=response, now=authored_at)
+                except OccurrenceNotOpen as exc:
+                    # It closed (or was paused) while this was sent: say so and store nothing;
+                    # the draft is untouched, so nothing the patient wrote is lost.
+                    raise ResponseConflict(str(exc)) from exc
             transaction.on_commit(lambda: _enqueue_evaluation(response.pk))
     except IntegrityError:
         # Two submissions with one identifier raced; the constraint let one through.
         if identifier is None:
             raise
-        return QuestionnaireResponse.objects.get(patient=patient, identifier=identifier)
+        existing = QuestionnaireResponse.objects.get(patient=patient, identifier=identifier)
+        return _same_or_conflict(existing, questionnaire, checked.items)
     return response
+
+
+def _same_or_conflict(existing: QuestionnaireResponse, questionnaire: Questionnaire,
+                      items: list[dict[str, Any]]) -> QuestionnaireResponse:
+    """A resend of the same answers returns the stored response; other answers under the same
+    identifier are refused — silently keeping the old ones could drop a "please call me"."""
+    if existing.questionnaire_id == questionnaire.pk and existing.items == items:
+        return existing
+    raise ResponseConflict(_("This identifier was already used for other answers."))

@@ -22,12 +22,13 @@ from questionnaires.enablewhen import enabled_items
 from questionnaires.forms import Page, PageForm, field_name, pages
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.services import (
+    ResponseConflict,
     ResponseInvalid,
     response_draft_for,
     response_draft_save,
     response_submit,
 )
-from questionnaires.validation import build_items, flat_answers, response_validate
+from questionnaires.validation import ResponseError, build_items, flat_answers, response_validate
 from schedules.selectors import open_occurrences_for
 
 ACTING_FOR = "acting_for_patient"  # session key: the patient a relative is answering for
@@ -41,7 +42,8 @@ def _me(request: HttpRequest, resource: str, action: Action = Action.READ) -> Pa
         acting_for = request.session.get(ACTING_FOR)
         if not acting_for:
             raise Http404("Choose whom you answer for first.")
-        return patient_or_404(request, acting_for, action=action, resource=f"{resource} (relative)")
+        return patient_or_404(request, acting_for, action=action, resource=f"{resource} (relative)",
+                              purpose="answer")
     patient = getattr(request.user, "patient", None)
     if patient is None:
         raise Http404("No patient record for this login.")
@@ -51,7 +53,10 @@ def _me(request: HttpRequest, resource: str, action: Action = Action.READ) -> Pa
 def _my_questionnaires(patient: Patient) -> list[Questionnaire]:
     """The newest version of each questionnaire of the patient's programmes — or the version of
     the patient's draft, which they finish on the version they started."""
-    candidates = Questionnaire.objects.filter(programs__episodes__patient=patient).distinct()
+    # Retired versions are no longer offered. Drafts are: a programme only lists a draft while
+    # it is being tried out with patients (the SDC test forms are drafts, too).
+    candidates = (Questionnaire.objects.filter(programs__episodes__patient=patient)
+                  .exclude(status="retired").distinct())
     newest: dict[str, Questionnaire] = {}
     for q in candidates.order_by("url", "-created_at"):
         newest.setdefault(q.url, q)
@@ -272,6 +277,8 @@ def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
                             author=request.user, identifier=identifier)
         except ResponseInvalid as exc:
             errors = exc.errors
+        except ResponseConflict as exc:
+            errors = [ResponseError(None, message) for message in exc.messages]
         else:
             return redirect("questionnaire-receipt", questionnaire_id=flow.questionnaire.pk)
     else:

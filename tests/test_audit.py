@@ -189,3 +189,29 @@ def test_behind_the_tls_proxy_the_audited_address_is_the_one_the_proxy_wrote(rf,
     assert client_ip(request) == "203.0.113.9"  # not the client-supplied 6.6.6.6
     settings.BEHIND_TLS_PROXY = False
     assert client_ip(request) == "10.0.0.2"
+
+
+def test_a_cpr_number_put_where_an_id_belongs_never_reaches_the_audit_trail_or_the_log(cast):
+    import logging
+
+    from django.conf import settings
+    from django.test import Client
+
+    from proplatform.privacy import RedactCprLogFilter
+
+    client = Client()
+    client.force_login(cast.clinician_a)
+    assert client.get("/fhir/Patient/010150-1111").status_code == 404
+    rows = list(AuditEvent.objects.filter(user=cast.clinician_a).values_list("resource", flat=True))
+    assert rows and not any("0101501111" in r or "010150-1111" in r for r in rows)
+    # Every log line passes the redacting filter (e.g. Django's "Not Found: <path>").
+    assert "redact_cpr" in settings.LOGGING["handlers"]["console"]["filters"]
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Not Found: %s",
+                               ("/fhir/Patient/0101501111",), None)
+    RedactCprLogFilter().filter(record)
+    assert record.getMessage() == "Not Found: /fhir/Patient/[cpr]"
+    # ids that merely contain digits are left alone
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "Reading %s of %s",
+                               ("12345678901", "0b1c2d3e-0101-5011-1100-aaaaaaaaaaaa"), None)
+    RedactCprLogFilter().filter(record)
+    assert record.getMessage() == "Reading 12345678901 of 0b1c2d3e-0101-5011-1100-aaaaaaaaaaaa"

@@ -3,7 +3,7 @@ from django.test import Client
 
 from accounts.models import Role
 from audit.models import AuditEvent
-from patients.access import patients_for
+from patients.access import patients_for, patients_for_answering
 from patients.models import RelativeGrant
 from tests.factories import make_user
 
@@ -22,11 +22,12 @@ def _client(user) -> Client:
 
 
 def test_patient_grants_a_relative_who_then_sees_only_that_patient(cast, daughter):
-    assert not patients_for(daughter).exists()
+    assert not patients_for_answering(daughter).exists()
     response = _client(cast.patient_a.user).post(
         "/me/relatives/", {"username": "daughter-of-a", "relationship": "datter"})
     assert response.status_code == 302
-    assert list(patients_for(daughter)) == [cast.patient_a]
+    assert list(patients_for_answering(daughter)) == [cast.patient_a]
+    assert not patients_for(daughter).exists()  # answering for someone is not reading their record
     assert AuditEvent.objects.filter(user=cast.patient_a.user, action="create",
                                      resource__startswith="RelativeGrant/").exists()
     page = _client(daughter).get("/for/")
@@ -39,7 +40,7 @@ def test_revoking_a_grant_removes_access_at_once_and_keeps_the_row(cast, daughte
     client.post("/me/relatives/", {"username": "daughter-of-a", "relationship": "datter"})
     grant = RelativeGrant.objects.get()
     assert client.post(f"/me/relatives/{grant.pk}/revoke/").status_code == 302
-    assert not patients_for(daughter).exists()
+    assert not patients_for_answering(daughter).exists()
     grant.refresh_from_db()
     assert grant.revoked_at is not None
 

@@ -1,4 +1,5 @@
-"""Reviewer's failing tests: each demonstrates a defect found in review (do not 'fix' the test)."""
+"""Regression tests for defects found in review: relatives and FHIR, identifier reuse, bad input
+that used to answer 500, and ordinalValue on the Coding."""
 
 import json
 from unittest import mock
@@ -7,7 +8,6 @@ import pytest
 from django.test import Client
 
 from accounts.models import Role
-from audit.models import AuditEvent
 from patients.models import RelativeGrant
 from questionnaires.models import QuestionnaireResponse
 from tests.factories import make_user
@@ -130,3 +130,56 @@ def test_ordinal_value_on_the_answer_coding_is_scored():
     assert spec_problems(spec, resource) == []
     items = [{"linkId": "q1", "answer": [{"valueCoding": {"system": "urn:s", "code": "2"}}]}]
     assert score_items(spec=spec, resource=resource, items=items)[0]["value"] == 2
+
+
+# --- further review findings, fixed --------------------------------------------------------------
+
+def _multi(cast):
+    from questionnaires.services import questionnaire_import
+    from tests.questionnaire_samples import MULTI_PAGE
+
+    questionnaire = questionnaire_import(resource=MULTI_PAGE)
+    cast.program_a.questionnaires.add(questionnaire)
+    return questionnaire
+
+
+def test_an_api_answer_to_a_disabled_item_is_refused_naming_it(cast):
+    questionnaire = _multi(cast)
+    body = {
+        "resourceType": "QuestionnaireResponse", "status": "completed",
+        "questionnaire": f"{questionnaire.url}|1", "subject": {"reference": f"Patient/{cast.patient_a.pk}"},
+        "item": [
+            {"linkId": "symptoms", "item": [
+                {"linkId": "pain", "answer": [{"valueCoding": {"code": "none"}}]},
+                {"linkId": "pain-where", "answer": [{"valueString": "knee"}]}]},  # only asked when in pain
+            {"linkId": "breathing", "item": [{"linkId": "breathless", "answer": [{"valueBoolean": False}]}]},
+            {"linkId": "contact", "answer": [{"valueBoolean": False}]},
+        ],
+    }
+    response = _post(_client(cast.patient_a.user), body)
+    assert response.status_code == 400, response.json()
+    assert "pain-where" in json.dumps(response.json())
+    assert not QuestionnaireResponse.objects.exists()
+
+
+def test_a_retired_version_is_not_offered_to_patients(cast):
+    from questionnaires.models import Questionnaire
+
+    Questionnaire.objects.filter(pk=cast.questionnaire.pk).update(status="retired")
+    client = _client(cast.patient_a.user)
+    assert client.get(f"/me/questionnaires/{cast.questionnaire.pk}/").status_code == 404
+
+
+def test_an_administrator_opening_a_patient_in_the_admin_is_audited(cast):
+    from audit.models import AuditEvent
+
+    response = _client(cast.admin).get(f"/admin/patients/patient/{cast.patient_a.pk}/change/")
+    assert response.status_code == 200
+    assert AuditEvent.objects.filter(user=cast.admin, patient_ref=cast.patient_a.pk, action="read").exists()
+
+
+def test_a_stored_questionnaire_version_cannot_be_edited_in_the_admin(cast):
+    response = _client(cast.admin).get(f"/admin/questionnaires/questionnaire/{cast.questionnaire.pk}/change/")
+    assert response.status_code == 200
+    assert 'name="resource"' not in response.content.decode()
+    assert 'name="scoring"' not in response.content.decode()
