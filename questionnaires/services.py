@@ -140,6 +140,12 @@ def questionnaire_revise(
         edited["version"] = version or _next_version(questionnaire.url)
         revised = questionnaire_import(resource=edited)
         if revised.scoring is None and questionnaire.scoring is not None:
+            # The old scoring must still fit: a renamed linkId would leave a scale forever missing.
+            from questionnaires.scoring import parse_spec, spec_problems
+
+            problems = spec_problems(parse_spec(questionnaire.scoring), revised.resource)
+            if problems:
+                raise QuestionnaireImportError([qdef.Issue("error", None, f"scoring: {p}") for p in problems])
             revised.scoring = questionnaire.scoring
             revised.save(update_fields=["scoring"])
         revised.programs.add(*questionnaire.programs.all())
@@ -213,6 +219,7 @@ def response_submit(
     author: User | None,
     identifier: str | None = None,
     authored_at: Any = None,
+    draft: QuestionnaireResponse | None = None,
 ) -> QuestionnaireResponse:
     """Validate fully and store a completed response — completing the patient's draft of this
     version if there is one. All or nothing: invalid input raises ``ResponseInvalid`` and stores
@@ -234,9 +241,16 @@ def response_submit(
               "author": author, "identifier": identifier, "authored_at": authored_at}
     try:
         with transaction.atomic():
-            draft = (QuestionnaireResponse.objects.select_for_update()
-                     .filter(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS)
-                     .first())
+            if draft is not None:
+                # Sending a particular draft (the web form): whoever sends it second — another
+                # tab, a relative at the same moment — gets the first sending, not a duplicate.
+                draft = QuestionnaireResponse.objects.select_for_update().get(pk=draft.pk)
+                if draft.status == ResponseStatus.COMPLETED:
+                    return draft
+            else:
+                draft = (QuestionnaireResponse.objects.select_for_update()
+                         .filter(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS)
+                         .first())
             if draft is None:
                 response = QuestionnaireResponse.objects.create(
                     patient=patient, questionnaire=questionnaire, **fields)

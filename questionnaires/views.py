@@ -274,7 +274,7 @@ def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
             identifier = str(uuid.uuid4())
         try:
             response_submit(patient=flow.patient, questionnaire=flow.questionnaire, items=flow.draft.items,
-                            author=request.user, identifier=identifier)
+                            author=request.user, identifier=identifier, draft=flow.draft)
         except ResponseInvalid as exc:
             errors = exc.errors
         except ResponseConflict as exc:

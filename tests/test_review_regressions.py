@@ -183,3 +183,40 @@ def test_a_stored_questionnaire_version_cannot_be_edited_in_the_admin(cast):
     assert response.status_code == 200
     assert 'name="resource"' not in response.content.decode()
     assert 'name="scoring"' not in response.content.decode()
+
+
+def test_a_draft_sent_twice_from_two_tabs_is_stored_once(cast):
+    from questionnaires.services import response_draft_save, response_submit
+
+    items = [{"linkId": "breathless", "answer": [{"valueCoding": {
+                  "system": "https://proplatform.example/fhir/CodeSystem/change", "code": "same"}}]},
+             {"linkId": "swelling", "answer": [{"valueBoolean": False}]},
+             {"linkId": "contact", "answer": [{"valueBoolean": False}]}]
+    draft = response_draft_save(patient=cast.patient_a, questionnaire=cast.questionnaire, items=items,
+                                current_page=1, author=cast.patient_a.user)
+    stale = QuestionnaireResponse.objects.get(pk=draft.pk)  # what the second tab still holds
+    first = response_submit(patient=cast.patient_a, questionnaire=cast.questionnaire, items=items,
+                            author=cast.patient_a.user, identifier="tab-1", draft=draft)
+    second = response_submit(patient=cast.patient_a, questionnaire=cast.questionnaire, items=items,
+                             author=cast.patient_a.user, identifier="tab-2", draft=stale)
+    assert first.pk == second.pk
+    assert QuestionnaireResponse.objects.filter(status="completed").count() == 1
+
+
+def test_revising_a_questionnaire_so_its_scoring_no_longer_fits_is_refused(cast):
+    import copy
+
+    from django.core.exceptions import ValidationError
+
+    from questionnaires.library import load, load_scoring
+    from questionnaires.models import Questionnaire
+    from questionnaires.services import questionnaire_import, questionnaire_revise
+
+    phq9 = questionnaire_import(resource=load("phq-9"))
+    Questionnaire.objects.filter(pk=phq9.pk).update(scoring=load_scoring("phq-9"))
+    phq9.refresh_from_db()
+    edited = copy.deepcopy(phq9.resource)
+    edited["item"][0]["item"][0]["linkId"] = "phq9-1-renamed"
+    with pytest.raises(ValidationError, match="phq9-1"):
+        questionnaire_revise(questionnaire=phq9, resource=edited)
+    assert Questionnaire.objects.filter(url=phq9.url).count() == 1
