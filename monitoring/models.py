@@ -63,7 +63,20 @@ class Reading(models.Model):
     device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, blank=True)
     measure = models.CharField(max_length=32, choices=[(c, c) for c in MEASURES])
     value = models.DecimalField(max_digits=9, decimal_places=3)
+    # The second component of a two-part measure: diastolic for blood pressure (value = systolic).
+    value2 = models.DecimalField(max_digits=9, decimal_places=3, null=True, blank=True)
     unit = models.CharField(max_length=16)  # canonical UCUM unit of the measure
+    # What the sender sent before normalisation (code system/code, value, unit), when it differed.
+    original = models.JSONField(null=True, blank=True)
+    # Possible but unusual (e.g. SpO2 80 %): stored, evaluated, and shown marked for a second look.
+    unusual = models.BooleanField(default=False)
+    # A clinician marked it wrong (a slipped cuff, the wrong person on the scale): kept and
+    # shown, but excluded from rules and outcomes.
+    erroneous_at = models.DateTimeField(null=True, blank=True)
+    erroneous_reason = models.TextField(blank=True)
+    erroneous_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     effective_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
     source = models.CharField(max_length=8, choices=Source.choices)
