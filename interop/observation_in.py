@@ -1,0 +1,124 @@
+"""FHIR R4 Observation (vital-signs profile) → the platform's reading input. Pure: no database.
+
+Accepts LOINC codings (and Danish NPU codes, mapped by monitoring.measures when it knows them),
+blood pressure as the 85354-9 panel with systolic 8480-6 and diastolic 8462-4 components, UCUM
+units in valueQuantity.code (or .unit), and Synthea-style vital signs. Every problem is returned
+with a FHIRPath expression, so the caller can answer with an OperationOutcome naming it.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+NPU_SYSTEMS = {"urn:oid:1.2.208.176.2.1", "http://npu-terminology.org"}
+BP_PANEL, SYSTOLIC, DIASTOLIC = "85354-9", "8480-6", "8462-4"
+# Codes other systems use for the same thing (Synthea sends 2708-6 for pulse oximetry).
+LOINC_ALIASES = {"2708-6": "59408-5", "55284-4": BP_PANEL}
+ACCEPTED_STATUS = {"final", "amended", "corrected", "preliminary"}
+
+
+@dataclass
+class Problem:
+    expression: str
+    message: str
+
+
+@dataclass
+class ParsedObservation:
+    patient_id: str | None = None
+    measure: str | None = None  # LOINC (or NPU) code, as monitoring.measures.measure_lookup takes
+    value: Decimal | None = None
+    value2: Decimal | None = None
+    unit: str | None = None
+    effective_at: datetime | None = None
+    client_id: str | None = None
+    original_coding: dict[str, Any] | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _quantity(q: Any, where: str, out: ParsedObservation) -> tuple[Decimal | None, str | None]:
+    if not isinstance(q, dict):
+        out.problems.append(Problem(where, "valueQuantity is required"))
+        return None, None
+    try:
+        value = Decimal(str(q["value"]))
+        if not value.is_finite():
+            raise InvalidOperation
+    except (KeyError, InvalidOperation, ValueError):
+        out.problems.append(Problem(f"{where}.value", "a numeric value is required"))
+        value = None
+    unit = q.get("code") if q.get("system", UCUM) == UCUM and q.get("code") else q.get("unit")
+    if not unit:
+        out.problems.append(Problem(f"{where}.code", "the unit is required (UCUM code)"))
+    return value, unit
+
+
+def _code(codeable: Any) -> tuple[str | None, dict[str, Any] | None]:
+    """The LOINC code if there is one, else an NPU code; with the coding as sent."""
+    codings = codeable.get("coding") if isinstance(codeable, dict) else None
+    if not isinstance(codings, list):
+        return None, None
+    for wanted in ({LOINC}, NPU_SYSTEMS):
+        for coding in codings:
+            if isinstance(coding, dict) and coding.get("system") in wanted and coding.get("code"):
+                code = str(coding["code"])
+                return LOINC_ALIASES.get(code, code), coding
+    return None, None
+
+
+def parse_observation(resource: Any) -> ParsedObservation:
+    out = ParsedObservation()
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
+        out.problems.append(Problem("Observation", "the resource must be an Observation"))
+        return out
+    if resource.get("status") not in ACCEPTED_STATUS:
+        out.problems.append(Problem("Observation.status", f"status must be one of {sorted(ACCEPTED_STATUS)}"))
+    subject = (resource.get("subject") or {}).get("reference", "") if isinstance(resource.get("subject"), dict) else ""
+    if subject.startswith("Patient/") and len(subject) > len("Patient/"):
+        out.patient_id = subject.removeprefix("Patient/")
+    else:
+        out.problems.append(Problem("Observation.subject", "subject must reference the Patient (Patient/<id>)"))
+    code, coding = _code(resource.get("code"))
+    if code is None:
+        out.problems.append(Problem("Observation.code", "a LOINC (or NPU) code is required"))
+    out.measure, out.original_coding = code, coding
+    when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
+        (resource.get("effectivePeriod") or {}).get("start")
+    parsed = parse_datetime(when) if isinstance(when, str) else None
+    if parsed is None:
+        out.problems.append(Problem("Observation.effective", "effectiveDateTime (with time zone) is required"))
+    elif parsed.tzinfo is None:
+        out.problems.append(Problem("Observation.effective", "the time must include a time zone"))
+    else:
+        out.effective_at = parsed
+    identifiers = resource.get("identifier")
+    if isinstance(identifiers, list) and identifiers and isinstance(identifiers[0], dict):
+        first = identifiers[0]
+        if first.get("value"):
+            out.client_id = f"{first.get('system', '')}|{first['value']}"[:100]
+    if code == BP_PANEL:
+        parts = {}
+        for i, component in enumerate(resource.get("component") or []):
+            part, _ = _code(component.get("code") if isinstance(component, dict) else None)
+            if part in (SYSTOLIC, DIASTOLIC):
+                parts[part] = _quantity(component.get("valueQuantity"), f"Observation.component[{i}].valueQuantity",
+                                        out)
+        if SYSTOLIC not in parts or DIASTOLIC not in parts:
+            out.problems.append(Problem("Observation.component",
+                                        "blood pressure needs systolic (8480-6) and diastolic (8462-4) components"))
+        else:
+            (out.value, out.unit), (out.value2, unit2) = parts[SYSTOLIC], parts[DIASTOLIC]
+            if unit2 != out.unit:
+                out.problems.append(Problem("Observation.component", "systolic and diastolic need the same unit"))
+    elif code is not None:
+        out.value, out.unit = _quantity(resource.get("valueQuantity"), "Observation.valueQuantity", out)
+    return out
