@@ -150,3 +150,44 @@ def searchset(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
         "entry": [{"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r,
                    "search": {"mode": "match"}} for r in resources],
     }
+
+
+VITAL_SIGNS_CATEGORY = [{"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs",
+    "display": "Vital Signs"}]}]
+_BP_COMPONENTS = (("8480-6", "Systolic blood pressure"), ("8462-4", "Diastolic blood pressure"))
+
+
+def _ucum(value: Any, unit: str) -> dict[str, Any]:
+    return {"value": float(value), "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+
+
+def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[str, Any]:
+    """A stored reading as an R4 vital-signs Observation (blood pressure as the 85354-9 panel)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"reading-{reading.pk}",
+        "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
+        # A reading a clinician marked as wrong stays visible, flagged the FHIR way.
+        "status": "entered-in-error" if reading.erroneous_at else "final",
+        "category": VITAL_SIGNS_CATEGORY,
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}], "text": display},
+        "subject": reference("Patient", reading.patient_id),
+        "effectiveDateTime": reading.effective_at.isoformat(),
+        "issued": reading.received_at.isoformat(),
+    }
+    if reading.value2 is not None:
+        resource["component"] = [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": code, "display": text}]},
+             "valueQuantity": _ucum(value, reading.unit)}
+            for (code, text), value in zip(_BP_COMPONENTS, (reading.value, reading.value2), strict=True)
+        ]
+    else:
+        resource["valueQuantity"] = _ucum(reading.value, reading.unit)
+    if reading.client_id:
+        resource["identifier"] = [{"system": "urn:proplatform:client-identifier", "value": reading.client_id}]
+    if reading.device_id:
+        resource["device"] = reference("Device", reading.device_id)
+    if reading.unusual:
+        resource["note"] = [{"text": "Unusual value: stored and flagged for a second look."}]
+    return resource

@@ -105,3 +105,33 @@ def test_blood_pressure_without_both_components_is_refused():
     resource = copy.deepcopy(SYNTHEA_BP)
     resource["component"] = resource["component"][:1]
     assert "Observation.component" in [p.expression for p in parse_observation(resource).problems]
+
+
+@pytest.mark.django_db
+def test_a_stored_reading_maps_to_a_valid_r4_vital_signs_observation_and_back(cast):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from fhir.resources.R4B.observation import Observation
+
+    from interop.mapping import reading_to_observation
+    from monitoring.models import Reading, Source
+
+    reading = Reading.objects.create(patient=cast.patient_a, measure="body-weight", value=Decimal("81.4"),
+                                     unit="kg", effective_at=timezone.now() - timedelta(hours=1),
+                                     source=Source.DEVICE, client_id="m-17", device=cast.device_a)
+    resource = reading_to_observation(reading, loinc="29463-7", display="Body weight")
+    Observation.model_validate(resource)
+    back = parse_observation(resource)
+    assert back.ok and (back.measure, back.value, back.unit) == ("29463-7", Decimal("81.4"), "kg")
+
+    bp = Reading.objects.create(patient=cast.patient_a, measure="body-weight", value=131, value2=82,
+                                unit="mm[Hg]", effective_at=timezone.now(), source=Source.DEVICE)
+    resource = reading_to_observation(bp, loinc="85354-9", display="Blood pressure panel")
+    Observation.model_validate(resource)
+    back = parse_observation(resource)
+    assert back.ok and (back.value, back.value2) == (131, 82)
+
+    Reading.objects.filter(pk=reading.pk).update(erroneous_at=timezone.now())
+    reading.refresh_from_db()
+    assert reading_to_observation(reading, loinc="29463-7", display="Body weight")["status"] == "entered-in-error"
