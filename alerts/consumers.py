@@ -51,4 +51,12 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong"})
 
     async def alert_changed(self, event: dict[str, Any]) -> None:
+        # A push shows a person a patient's name and the reason: a read like any other.
+        await self._audit_push(event["alert"])
         await self.send_json({"type": "alert", "alert": event["alert"]})
+
+    @database_sync_to_async
+    def _audit_push(self, alert: dict[str, Any]) -> None:
+        client = self.scope.get("client") or (None, None)
+        audit_record(user=self.scope["user"], action=Action.READ, resource=f"Alert/{alert['id']} (live push)",
+                     patient_id=alert["patient"]["id"], ip=client[0])

@@ -144,3 +144,24 @@ def test_websocket_from_a_foreign_origin_is_refused(live_stack: LiveStack, live_
         ws = connect(f"{live_stack.ws_url}/ws/alerts/", origin="http://evil.example",
                      additional_headers={"Cookie": _session_cookie(live_cast.clinician_a)}, open_timeout=10)
         ws.recv(timeout=5)
+
+
+def test_every_live_push_of_an_alert_is_audited_as_a_read_by_that_clinician(
+    live_stack: LiveStack, live_cast: Cast
+) -> None:
+    from audit.models import AuditEvent
+
+    with _feed(live_stack, live_cast.clinician_a) as feed:
+        status, _ = live_stack.request(
+            "POST", "/api/v1/readings",
+            {"measure": "spo2", "value": 86, "unit": "%", "effective_at": timezone.now().isoformat()},
+            {"Authorization": f"Bearer {live_cast.device_token_a}"})
+        assert status == 201
+        alert = _next_alert(feed)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if AuditEvent.objects.filter(user=live_cast.clinician_a, resource=f"Alert/{alert['id']} (live push)",
+                                     patient_ref=live_cast.patient_a.pk, action="read").exists():
+            return
+        time.sleep(0.2)
+    raise AssertionError("the live push left no audit row")
