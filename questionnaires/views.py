@@ -191,6 +191,10 @@ def answer_page(request: HttpRequest, questionnaire_id: int, number: int) -> Htt
         return _render_page(request, flow, page, form)
 
     action = request.POST.get("action", "next")
+    if action == "autosave" and flow.draft is None:
+        # Leaving a page only updates a draft the patient started; a tab left open after the
+        # questionnaire was sent must not start a new draft full of last week's answers.
+        return HttpResponse(status=204)
     form = PageForm(request.POST, definition=flow.definition, page=page, lang=flow.lang, answers=flow.answers,
                     shown=flow.shown(page, flow.answers))
     form.is_valid()  # parses each field; errors stay on the form

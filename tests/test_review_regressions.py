@@ -220,3 +220,11 @@ def test_revising_a_questionnaire_so_its_scoring_no_longer_fits_is_refused(cast)
     with pytest.raises(ValidationError, match="phq9-1"):
         questionnaire_revise(questionnaire=phq9, resource=edited)
     assert Questionnaire.objects.filter(url=phq9.url).count() == 1
+
+
+def test_an_autosave_from_a_tab_left_open_after_sending_starts_no_new_draft(cast):
+    client = _client(cast.patient_a.user)
+    response = client.post(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/",
+                           {"q-breathless": "same", "action": "autosave"})
+    assert response.status_code == 204
+    assert not QuestionnaireResponse.objects.exists()
