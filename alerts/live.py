@@ -28,3 +28,25 @@ def alert_broadcast(alert_id: int) -> None:
             async_to_sync(layer.group_send)(team_group(team_id), message)
         except Exception:  # the database has it; pages catch up on reconnect
             log.exception("live push of alert %s to team %s failed", alert_id, team_id)
+
+
+def alerts_broadcast(alert_ids: list[int]) -> None:
+    """Push many alerts (a batch's) with two queries rather than two per alert."""
+    from patients.models import TreatmentEpisode
+
+    layer = get_channel_layer()
+    if layer is None or not alert_ids:
+        return
+    alerts = list(Alert.objects.select_related("patient", "rule", "acknowledged_by").filter(pk__in=alert_ids))
+    teams: dict[object, set[int]] = {}
+    for patient_id, team_id in TreatmentEpisode.objects.filter(
+            patient_id__in={a.patient_id for a in alerts}).values_list("patient_id", "care_team_id"):
+        teams.setdefault(patient_id, set()).add(team_id)
+    send = async_to_sync(layer.group_send)
+    for alert in alerts:
+        message = {"type": "alert.changed", "alert": alert_payload(alert)}
+        for team_id in sorted(teams.get(alert.patient_id, ())):
+            try:
+                send(team_group(team_id), message)
+            except Exception:  # the database has it; pages catch up on reconnect
+                log.exception("live push of alert %s to team %s failed", alert.pk, team_id)

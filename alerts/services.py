@@ -8,12 +8,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from alerts.live import alert_broadcast
+from alerts.live import alert_broadcast, alerts_broadcast
 from alerts.models import Alert, AlertEvent, EventKind, Rule, Status
 from alerts.rules import KINDS, Finding, kinds_for, parse_params
 from audit.models import Action
 from audit.services import audit_record
 from monitoring.models import Reading
+from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 
 
@@ -53,30 +54,91 @@ def _raise(*, rule: Rule, patient_id: Any, source_key: str, finding: Finding) ->
         transaction.on_commit(lambda: alert_broadcast(alert.pk))
 
 
+def _reading_rules(readings: list[Reading], kinds: list[str]) -> dict[int, list[Rule]]:
+    """The rules that apply to each reading, with two queries for the whole batch.
+
+    Same semantics as ``_rules_for`` per reading: the active rules of every programme in which
+    the patient has an episode covering the reading's date (a late upload is judged by the day
+    it was measured, not the day it arrived)."""
+    patient_ids = {r.patient_id for r in readings}
+    episodes = list(
+        TreatmentEpisode.objects.filter(patient_id__in=patient_ids)
+        .values_list("patient_id", "program_id", "treatment_start", "end")
+    )
+    rules_by_program: dict[Any, list[Rule]] = {}
+    for rule in Rule.objects.filter(
+        active=True, kind__in=kinds, program_id__in={e[1] for e in episodes}
+    ).order_by("id"):
+        rules_by_program.setdefault(rule.program_id, []).append(rule)
+    by_patient: dict[Any, list[tuple[Any, Any, Any]]] = {}
+    for patient_id, program_id, start, end in episodes:
+        if program_id in rules_by_program:
+            by_patient.setdefault(patient_id, []).append((program_id, start, end))
+    found: dict[int, list[Rule]] = {}
+    for reading in readings:
+        on_date = reading.effective_at.date()
+        programs = {
+            program_id
+            for program_id, start, end in by_patient.get(reading.patient_id, ())
+            if start <= on_date and (end is None or end >= on_date)
+        }
+        found[reading.pk] = [rule for p in sorted(programs) for rule in rules_by_program[p]]
+    return found
+
+
 def readings_evaluate(*, reading_ids: list[int]) -> int:
     """Run the reading rules on the given readings. Returns how many readings it evaluated.
 
     Each reading is claimed (evaluated_at set) in the same transaction that raises its alerts:
     if the worker dies half-way, both roll back and the re-delivered task does the work; if the
     task runs twice, the second finds nothing to claim. SKIP LOCKED lets a concurrent sweep
-    pass over readings another worker is evaluating right now."""
+    pass over readings another worker is evaluating right now. Readings a clinician marked
+    erroneous are not evaluated at all."""
     kinds = kinds_for("reading")
     with transaction.atomic():
         readings = list(
             Reading.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(id__in=reading_ids, evaluated_at=None)
+            .filter(id__in=reading_ids, evaluated_at=None, erroneous_at=None)
             .order_by("id")
         )
         if not readings:
             return 0
         Reading.objects.filter(id__in=[r.id for r in readings]).update(evaluated_at=timezone.now())
+        rules = _reading_rules(readings, kinds)
+        params: dict[int, Any] = {}  # each rule's JSON parsed once per batch, not once per reading
+        raised: list[Alert] = []
         for reading in readings:
-            for rule in _rules_for(reading.patient_id, reading.effective_at.date(), kinds):
-                finding = KINDS[rule.kind].evaluate_reading(parse_params(rule.kind, rule.params), reading)
+            for rule in rules[reading.pk]:
+                if rule.pk not in params:
+                    params[rule.pk] = parse_params(rule.kind, rule.params)
+                finding = KINDS[rule.kind].evaluate_reading(params[rule.pk], reading)
                 if finding:
-                    _raise(rule=rule, patient_id=reading.patient_id,
-                           source_key=f"reading:{reading.pk}", finding=finding)
+                    raised.append(Alert(rule=rule, source_key=f"reading:{reading.pk}",
+                                        patient_id=reading.patient_id, rule_version=rule.version,
+                                        severity=rule.severity, reason=finding.reason,
+                                        evidence=finding.evidence))
+        _raise_many(raised)
     return len(readings)
+
+
+def _raise_many(alerts: list[Alert]) -> None:
+    """Store a batch's new alerts with three statements instead of three per alert.
+
+    An alert for the same (rule, source) can exist when a reading's claim was reset by hand (or
+    restored from a backup): one query finds those and they are left as they are. The unique
+    constraint backs this up against a concurrent evaluator."""
+    if not alerts:
+        return
+    existing = set(
+        Alert.objects.filter(source_key__in={a.source_key for a in alerts}).values_list("rule_id", "source_key")
+    )
+    alerts = [a for a in alerts if (a.rule_id, a.source_key) not in existing]
+    if not alerts:
+        return
+    created = Alert.objects.bulk_create(alerts)
+    AlertEvent.objects.bulk_create([AlertEvent(alert=a, kind=EventKind.RAISED) for a in created])
+    ids = [a.pk for a in created]
+    transaction.on_commit(lambda: alerts_broadcast(ids))
 
 
 def response_evaluate(*, response_id: int) -> int:

@@ -1,8 +1,7 @@
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied
@@ -16,9 +15,9 @@ from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
+from monitoring.ingest import MAX_BATCH, BatchTooLarge, ItemResult, readings_ingest
 from monitoring.measures import MEASURES
 from monitoring.models import Device, Reading, Source
-from monitoring.services import DuplicateConflict, reading_ingest
 from patients.models import Patient
 
 
@@ -32,35 +31,85 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 class ReadingIn(serializers.Serializer):
-    measure = serializers.CharField(max_length=32, help_text=f"One of {sorted(MEASURES)} or its LOINC code.")
-    value = serializers.DecimalField(max_digits=9, decimal_places=3)
-    unit = serializers.CharField(max_length=16, help_text="UCUM unit, e.g. kg, %, /min, Cel.")
-    effective_at = AwareDateTimeField()
+    """The shape of one reading. For the OpenAPI schema only: the endpoint parses items with the
+    plain functions of ``monitoring.ingest`` (a serializer per item is too slow for batches)."""
+
+    measure = serializers.CharField(
+        max_length=32,
+        help_text=f"One of {sorted(MEASURES)}, its LOINC code, or a Danish NPU code (e.g. NPU03011).")
+    value = serializers.DecimalField(max_digits=9, decimal_places=3, required=False,
+                                     help_text="The value; every measure but blood-pressure.")
+    systolic = serializers.DecimalField(max_digits=9, decimal_places=3, required=False,
+                                        help_text="blood-pressure only: systolic pressure (> diastolic).")
+    diastolic = serializers.DecimalField(max_digits=9, decimal_places=3, required=False,
+                                         help_text="blood-pressure only: diastolic pressure.")
+    unit = serializers.CharField(
+        max_length=16,
+        help_text="UCUM unit, converted to the measure's canonical unit where possible: "
+                  "kg ([lb_av]), % , /min, Cel ([degF]), mm[Hg] (kPa), mmol/L (mg/dL).")
+    effective_at = AwareDateTimeField(help_text="ISO 8601 with a time zone; late uploads are fine, "
+                                                "the future (beyond the clock-skew allowance) is not.")
     client_id = serializers.CharField(max_length=100, required=False,
                                       help_text="Your id for this reading; a retry with it is stored once.")
     patient = serializers.UUIDField(required=False, help_text="Optional check: the patient you send for.")
     device = serializers.IntegerField(required=False, help_text="Device id, when a patient sends by hand.")
 
 
+class ReadingBatchIn(serializers.Serializer):
+    readings = ReadingIn(many=True, help_text=f"1 to {MAX_BATCH} readings. A bare JSON list works too.")
+
+
 class ReadingOut(serializers.ModelSerializer):
     class Meta:
         model = Reading
-        fields = ["id", "patient", "device", "measure", "value", "unit", "effective_at",
-                  "received_at", "client_id", "source"]
+        fields = ["id", "patient", "device", "measure", "value", "value2", "unit", "effective_at",
+                  "received_at", "client_id", "source", "unusual"]
+
+
+class ItemResultOut(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the item in the batch, from 0.")
+    status = serializers.IntegerField(help_text="201 stored, 200 already stored (retry), 400 field "
+                                                "errors, 404 not your patient/device, 409 client_id reused.")
+    id = serializers.IntegerField(required=False, help_text="The reading's id (201 and 200).")
+    unusual = serializers.BooleanField(required=False, help_text="Possible but unusual: stored, flagged.")
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                   required=False, help_text="Field -> messages (400, 404, 409).")
+
+
+class BatchOut(serializers.Serializer):
+    results = ItemResultOut(many=True)
+
+
+_REQUEST = PolymorphicProxySerializer(
+    component_name="ReadingOrBatch",
+    serializers=[ReadingIn, ReadingBatchIn],
+    resource_type_field_name=None,
+)
 
 
 class ReadingCreateView(APIView):
-    """Submit one home reading: as a device (device token) or as the patient (token or session)."""
+    """Submit home readings: as a device (device token) or as the patient (token or session).
+
+    One reading (a JSON object) is answered as before: 201 with the reading, 200 for a retry,
+    400/404/409. A batch (a JSON list, or {"readings": [...]}) of up to 1,000 stores the good
+    items and answers {"results": [...]} per index: HTTP 200 if any item was stored (or was
+    already), 400 if none; more than 1,000 items is a 400 and nothing is stored."""
 
     authentication_classes = [DeviceTokenAuthentication, BearerTokenAuthentication,
                               SessionAuthentication]
 
     @extend_schema(
-        request=ReadingIn,
+        request=_REQUEST,
         responses={
             201: ReadingOut,
-            200: OpenApiResponse(ReadingOut, description="Already stored under this client_id."),
-            400: OpenApiResponse(description="Field errors; nothing was stored."),
+            200: OpenApiResponse(
+                PolymorphicProxySerializer(component_name="ReadingOrBatchResult",
+                                           serializers=[ReadingOut, BatchOut],
+                                           resource_type_field_name=None),
+                description="One reading: already stored under this client_id. A batch: per-item "
+                            "results; at least one item was stored."),
+            400: OpenApiResponse(description="Field errors, or a batch with no item stored (per-item "
+                                             "results), or over 1,000 items; nothing was stored."),
             401: OpenApiResponse(description="Missing, wrong or revoked token."),
             403: OpenApiResponse(description="The caller is not a patient or a device."),
             404: OpenApiResponse(description="The patient or device is not the caller's."),
@@ -69,42 +118,48 @@ class ReadingCreateView(APIView):
         tags=["readings"],
     )
     def post(self, request: Request) -> Response:
-        data = ReadingIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        patient, device, source = self._subject(request, v.get("device"))
-        if "patient" in v and v["patient"] != patient.pk:
-            raise Http404("No such patient.")
+        patient, device, source = self._subject(request)
+        data = request.data
+        if isinstance(data, dict) and "readings" in data:
+            data = data["readings"]
+            if not isinstance(data, list):
+                raise ApiValidationError({"readings": ["Give a list of readings."]})
+        single = not isinstance(data, list)
+        if not single and not data:
+            raise ApiValidationError({"readings": ["Give at least one reading."]})
+        entered_by = None if isinstance(request.user, DevicePrincipal) else request.user
         try:
-            result = reading_ingest(
-                patient=patient, measure=v["measure"], value=v["value"], unit=v["unit"],
-                effective_at=v["effective_at"], source=source, device=device,
-                client_id=v.get("client_id"),
-                entered_by=None if isinstance(request.user, DevicePrincipal) else request.user,
-            )
-        except ValidationError as exc:
-            raise ApiValidationError(exc.message_dict) from exc
-        except DuplicateConflict:
-            return Response({"client_id": ["This client_id was already used for another reading."]},
-                            status=status.HTTP_409_CONFLICT)
-        if not isinstance(request.user, DevicePrincipal):
-            audit_record(user=request.user, action=Action.CREATE,
-                         resource=f"Reading/{result.reading.pk}", patient_id=patient.pk, request=request)
-        return Response(ReadingOut(result.reading).data,
-                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+            results = readings_ingest(patient=patient, items=[data] if single else data,
+                                      source=source, device=device, entered_by=entered_by)
+        except BatchTooLarge as exc:
+            raise ApiValidationError({"readings": [
+                f"At most {MAX_BATCH:,} readings per request; this one has {exc.size:,}. "
+                "Nothing was stored."]}) from exc
+        if entered_by is not None:
+            for r in results:
+                if r.status == 201:
+                    audit_record(user=request.user, action=Action.CREATE,
+                                 resource=f"Reading/{r.reading.pk}",  # type: ignore[union-attr]
+                                 patient_id=patient.pk, request=request)
+        if single:
+            return self._single(results[0])
+        stored = any(r.reading is not None for r in results)
+        return Response({"results": [r.as_json() for r in results]},
+                        status=status.HTTP_200_OK if stored else status.HTTP_400_BAD_REQUEST)
 
-    def _subject(self, request: Request, device_id: int | None) -> tuple[Patient, Device | None, Source]:
+    def _single(self, result: ItemResult) -> Response:
+        if result.status == 404:
+            raise Http404(next(iter(result.errors.values()))[0])
+        if result.status == 409:
+            return Response(result.errors, status=status.HTTP_409_CONFLICT)
+        if result.status == 400:
+            raise ApiValidationError(result.errors)
+        return Response(ReadingOut(result.reading).data, status=result.status)
+
+    def _subject(self, request: Request) -> tuple[Patient, Device | None, Source]:
         if isinstance(request.user, DevicePrincipal):
             device = request.user.device
-            if device_id is not None and device_id != device.pk:
-                raise Http404("No such device.")
             return device.patient, device, Source.DEVICE
         if request.user.role != Role.PATIENT or not hasattr(request.user, "patient"):
             raise PermissionDenied("Readings are sent by patients and their devices.")
-        patient = request.user.patient
-        device = None
-        if device_id is not None:
-            device = Device.objects.filter(pk=device_id, patient=patient).first()
-            if device is None:
-                raise Http404("No such device.")
-        return patient, device, Source.API
+        return request.user.patient, None, Source.API

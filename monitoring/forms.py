@@ -1,14 +1,18 @@
+import copy
+
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from monitoring.measures import MEASURES
+from monitoring.measures import MEASURES, Measure
 
 
 class ReadingForm(forms.Form):
     measure = forms.ChoiceField(
         label=_("What did you measure?"),
-        choices=[(m.code, f"{m.label} ({m.unit_label})") for m in MEASURES.values()],
+        # Two-part measures (blood pressure) need two fields: they have their own page.
+        choices=[(m.code, f"{m.label} ({m.unit_label})") for m in MEASURES.values()
+                 if getattr(m, "second", None) is None],
     )
     value = forms.DecimalField(
         label=_("Value"), max_digits=9, decimal_places=3,
@@ -22,3 +26,56 @@ class ReadingForm(forms.Form):
     def clean_measured_at(self):  # type: ignore[no-untyped-def]
         # A datetime-local field has no zone: it is the patient's local (Danish) time.
         return self.cleaned_data["measured_at"] or timezone.now()
+
+
+# What a patient needs to know to measure well, shown above the field on the measure's page.
+MEASURE_HELP = {
+    "body-weight": _("Weigh yourself in the morning, after using the toilet and before breakfast."),
+    "spo2": _("Sit still for a few minutes first. Use a warm finger without nail polish."),
+    "heart-rate": _("Sit still for five minutes first."),
+    "body-temperature": _("Measure before you eat or drink anything hot or cold."),
+    "respiratory-rate": _("Count your breaths for one whole minute while you sit still."),
+    "blood-pressure": _("Sit still for five minutes first, with the cuff on your bare upper arm. "
+                        "Write both numbers from the monitor."),
+    "glucose": _("Wash and dry your hands before you prick your finger."),
+}
+
+
+class MeasureReadingForm(forms.Form):
+    """One measure's large, simple form: the value(s) with the unit beside them, and the time."""
+
+    def __init__(self, *args: object, measure: Measure, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.measure = measure
+        number = {"max_digits": 9, "decimal_places": 3,
+                  "widget": forms.NumberInput(attrs={"inputmode": "decimal", "step": "any"}),
+                  "error_messages": {"required": _("Write the number from your device.")}}
+        second = getattr(measure, "second", None)
+        if second is None:
+            self.fields["value"] = forms.DecimalField(label=measure.label, **number)
+        else:
+            self.fields["value"] = forms.DecimalField(label=_("Upper number (systolic)"), **number)
+            self.fields["value2"] = forms.DecimalField(label=_("Lower number (diastolic)"), **number)
+        self.fields["measured_at"] = copy.deepcopy(ReadingForm.base_fields["measured_at"])
+
+    def clean_measured_at(self):  # type: ignore[no-untyped-def]
+        return self.cleaned_data["measured_at"] or timezone.now()
+
+
+class ErroneousForm(forms.Form):
+    """Why a clinician marks a reading as wrong; required, because the mark hides the value
+    from rules and outcomes and the next reader must be able to judge it."""
+
+    reason = forms.CharField(
+        label=_("Why is this measurement wrong?"), max_length=500,
+        help_text=_("For example: the cuff slipped, or someone else stood on the scale."),
+        widget=forms.Textarea(attrs={"rows": 3, "aria-describedby": "id_reason-help"}),
+        error_messages={"required": _("Write the reason.")},
+    )
+
+    def full_clean(self) -> None:
+        # The help and, after a failed submit, the error are read out with the field
+        # (templates/field.html gives them these ids).
+        super().full_clean()
+        ids = ["id_reason-help"] + (["id_reason-errors"] if "reason" in self.errors else [])
+        self.fields["reason"].widget.attrs["aria-describedby"] = " ".join(ids)

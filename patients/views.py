@@ -12,6 +12,7 @@ from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from monitoring.measures import MEASURES
+from monitoring.selectors import reading_measures_for
 from patients.access import patient_or_404
 from schedules.selectors import occurrences_for
 
@@ -30,6 +31,7 @@ def patient_detail(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
         "episodes": patient.episodes.select_related("program", "care_team"),
         "alerts": patient.alerts.select_related("rule", "acknowledged_by").order_by("-raised_at")[:20],
         "readings": [(r, MEASURES[r.measure]) for r in readings],
+        "reading_measures": [MEASURES[code] for code in reading_measures_for(patient)],
         "responses": patient.responses.filter(status="completed")
         .select_related("questionnaire", "author").order_by("-authored_at")[:10],
         "occurrences": occurrences_for(patient).filter(due_at__gte=timezone.now() - timedelta(days=30))

@@ -276,3 +276,21 @@ def test_client_ids_are_per_patient(cast, client):
     assert _post(client, _reading(client_id="shared-id"), cast.device_token_a).status_code == 201
     assert _post(client, _reading(client_id="shared-id"), cast.device_token_b).status_code == 201
     assert Reading.objects.count() == 2
+
+
+def test_single_blood_pressure_reading_answers_with_both_components(cast, client):
+    body = {"measure": "blood-pressure", "systolic": 16, "diastolic": 10, "unit": "kPa",
+            "effective_at": _when()}
+    response = _post(client, body, cast.device_token_a)
+    assert response.status_code == 201, response.content
+    assert (response.json()["value"], response.json()["value2"]) == ("120.010", "75.006")
+    assert Reading.objects.get().original == {"unit": "kPa", "systolic": "16", "diastolic": "10"}
+
+
+def test_single_blood_pressure_with_systolic_below_diastolic_gives_400_and_stores_nothing(
+        cast, client, nothing_stored):
+    body = {"measure": "blood-pressure", "systolic": 70, "diastolic": 90, "unit": "mm[Hg]",
+            "effective_at": _when()}
+    response = _post(client, body, cast.device_token_a)
+    assert response.status_code == 400
+    assert "systolic" in response.json()

@@ -1,0 +1,149 @@
+"""Bulk ingest through the batch endpoint against raw COPY of the same rows into the same table.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform \\
+        .venv/bin/python bench/ingest_copy.py [PATIENTS] [PER_PATIENT] [BATCH] [--profile]
+
+Defaults: 1,000 patients x 100 readings = 100,000 readings. Each patient has its own device and
+device token, and a device may only send for its own patient, so a request carries at most one
+patient's readings: BATCH (default 1,000) is capped at PER_PATIENT. Run ``100 1000 1000`` for
+full batches of 1,000.
+
+Ingest: Django's test Client in-process (middleware, device-token auth, parsing, units,
+plausibility, dedupe query, bulk insert, commit), then the rule evaluation the commit enqueued,
+executed in-process (Celery eager) before the next request, as a worker would spend it. About
+3 % of the readings are below the SpO2 rule's limit and raise alerts.
+COPY: the same rows (same values, with the timestamps and flags ingest computed) written with
+psycopg's COPY into the same table with the same indexes, after emptying it; one transaction.
+
+Runs on a throw-away test database (created and dropped here).
+"""
+
+import cProfile
+import logging
+import os
+import pstats
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proplatform.settings")
+os.environ["HTTPS_ONLY"] = "0"  # the test client speaks plain HTTP
+os.environ.pop("REDIS_URL", None)  # in-process tasks: the evaluation cost lands in the measurement
+
+import django  # noqa: E402
+
+django.setup()
+
+import orjson  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+COLUMNS = ["patient_id", "device_id", "measure", "value", "value2", "unit", "original", "unusual",
+           "erroneous_at", "erroneous_reason", "erroneous_by_id", "effective_at", "received_at",
+           "source", "client_id", "entered_by_id", "evaluated_at"]
+
+
+def make_patients(n: int) -> list[tuple[str, str]]:
+    """n patients in the cast's lung programme, each with a pulse oximeter and a token."""
+    from accounts.models import Role, User, hash_token, new_raw_token
+    from monitoring.models import Device, DeviceKind, DeviceToken
+    from patients.models import CareTeam, Patient, Program, Sex, TreatmentEpisode
+    from tests.factories import make_cast
+
+    make_cast()  # programmes with the SpO2 < 92 rule (red) and the answer rule
+    program = Program.objects.get(slug="lung")
+    team = CareTeam.objects.get(name="Team A")
+    users = User.objects.bulk_create(
+        [User(username=f"bench-{i}", role=Role.PATIENT) for i in range(n)])
+    patients = Patient.objects.bulk_create([
+        Patient(user=u, cpr=f"{(i % 28) + 1:02d}0{i // 28 % 10}70-{i:04d}", given_name=f"P{i}",
+                family_name="Bench", birth_date="1970-01-01", sex=Sex.FEMALE)
+        for i, u in enumerate(users)])
+    TreatmentEpisode.objects.bulk_create([
+        TreatmentEpisode(patient=p, program=program, care_team=team, condition_code="DC34",
+                         treatment_start=timezone.localdate() - timedelta(days=60))
+        for p in patients])
+    devices = Device.objects.bulk_create([
+        Device(kind=DeviceKind.PULSE_OXIMETER, serial=f"BENCH-{i}", patient=p)
+        for i, p in enumerate(patients)])
+    raws = [new_raw_token("dv") for _ in devices]
+    DeviceToken.objects.bulk_create([
+        DeviceToken(device=d, key_hash=hash_token(raw)) for d, raw in zip(devices, raws, strict=True)])
+    return [(str(p.pk), raw) for p, raw in zip(patients, raws, strict=True)]
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n_patients = int(args[0]) if len(args) > 0 else 1000
+    per_patient = int(args[1]) if len(args) > 1 else 100
+    batch = min(int(args[2]) if len(args) > 2 else 1000, per_patient)
+    profile = "--profile" in sys.argv
+    logging.disable(logging.INFO)  # a log line per task would be measured too
+    setup_test_environment()
+    old_name = settings.DATABASES["default"]["NAME"]
+    connection.creation.create_test_db(verbosity=0)
+    try:
+        from alerts.models import Alert
+        from monitoring.models import Reading
+
+        patients = make_patients(n_patients)
+        start = timezone.now() - timedelta(days=3)  # late uploads: days old, still evaluated
+        requests = []
+        for p, (_, raw) in enumerate(patients):
+            items = [{"measure": "spo2", "value": 91 if (p + i) % 32 == 0 else 93 + (p + i) % 7,
+                      "unit": "%", "client_id": f"r{i}",
+                      "effective_at": (start + timedelta(minutes=i)).isoformat()}
+                     for i in range(per_patient)]
+            for b in range(0, per_patient, batch):
+                requests.append((orjson.dumps(items[b:b + batch]), {"HTTP_AUTHORIZATION": f"Bearer {raw}"}))
+        total = n_patients * per_patient
+        client = Client()
+        print(f"database: {connection.vendor}; {total:,} readings for {n_patients:,} patients, "
+              f"{len(requests):,} requests of {batch:,}")
+
+        profiler = cProfile.Profile() if profile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        for body, auth in requests:
+            r = client.post("/api/v1/readings", body, content_type="application/json", **auth)
+            assert r.status_code == 200, r.content[:300]
+        if profiler:
+            profiler.disable()
+        ingest = time.perf_counter() - started
+        assert Reading.objects.count() == total
+        assert not Reading.objects.filter(evaluated_at=None).exists(), "evaluation did not run"
+        alerts = Alert.objects.count()
+        rows = list(Reading.objects.order_by("id").values_list(*COLUMNS))
+        for i, row in enumerate(rows):  # evaluated_at NULL as at insert time
+            rows[i] = (*row[:-1], None)
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE monitoring_reading")
+
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            with cursor.connection.transaction():
+                with cursor.connection.cursor().copy(
+                        f"COPY monitoring_reading ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        copied = time.perf_counter() - started
+        assert Reading.objects.count() == total
+
+        print(f"ingest (batch endpoint + rules) {ingest:8.2f} s  {total / ingest:9,.0f} readings/s  "
+              f"({alerts:,} alerts)")
+        print(f"COPY (same rows, same table)    {copied:8.2f} s  {total / copied:9,.0f} readings/s")
+        print(f"ratio ingest / COPY: {ingest / copied:.2f}x (target <= 3x)")
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

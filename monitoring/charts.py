@@ -1,0 +1,121 @@
+"""The trend chart of one measure (ADR 0005: pygal SVG, no scripts, always beside a table).
+
+What the chart must make visible at a glance, and how:
+- the values as a line (blood pressure: two lines, systolic and diastolic);
+- the patient's alert limits as dashed horizontal lines across the whole period;
+- unusual values (stored, flagged for a second look) as large amber dots on top of the line;
+- erroneous values as hollow grey rings *off* the line: kept and visible, but the line does not
+  run through a value a clinician has said is wrong.
+Each of these is its own series with a legend entry in words, so nothing relies on colour alone.
+"""
+
+import math
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pygal
+from django.utils.formats import number_format
+from django.utils.html import escape
+from django.utils.translation import gettext as _
+from pygal.style import Style
+
+from monitoring.measures import Measure
+from monitoring.models import Reading
+from monitoring.selectors import Threshold
+from questionnaires.charts import STYLE
+
+BLUE, GREEN, RED, AMBER, GREY = "#0b5394", "#1e6b2e", "#b00020", "#8a6100", "#595959"
+HOLLOW = f"fill: white; stroke: {GREY}; stroke-width: 6"
+
+
+def component_labels(measure: Measure) -> tuple[str, str] | None:
+    """The names of the two parts of a two-part measure, or None for a one-value measure."""
+    second = getattr(measure, "second", None)
+    if second is None:
+        return None
+    first = _("Systolic") if measure.code == "blood-pressure" else str(measure.label)
+    return first, str(second.label)
+
+
+def _num(value: Decimal) -> float:
+    return float(value)
+
+
+def y_axis(values: Sequence[float]) -> tuple[tuple[float, float], list[float]]:
+    """A y range with some air around ``values`` (readings and limits) and 4-6 round ticks, so
+    a change of 1 % SpO2 does not fill the whole height and look dramatic."""
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, abs(hi) * 0.05, 1.0)
+    raw_step = span / 4
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
+    start = math.floor((lo - step / 2) / step) * step
+    stop = math.ceil((hi + step / 2) / step) * step
+    ticks = [round(start + i * step, 6) for i in range(int(round((stop - start) / step)) + 1)]
+    return (ticks[0], ticks[-1]), ticks
+
+
+def _ys(points: Sequence[Any]) -> list[float]:
+    return [(p["value"] if isinstance(p, dict) else p)[1] for p in points]
+
+
+def reading_chart_svg(*, measure: Measure, readings: Sequence[Reading], thresholds: Sequence[Threshold],
+                      start: datetime, end: datetime, label: str) -> str:
+    """An inline SVG of ``readings`` (any order) from ``start`` to ``end``; ``label`` is its
+    accessible name."""
+    ordered = sorted(readings, key=lambda r: (r.effective_at, r.pk))
+    parts = component_labels(measure)
+    good = [r for r in ordered if r.erroneous_at is None]
+    series: list[tuple[str, list[Any], dict[str, Any], str]] = []  # name, points, options, colour
+
+    line = {"show_dots": True}
+    if parts:
+        series.append((parts[0], [(r.effective_at, _num(r.value)) for r in good], line, BLUE))
+        series.append((parts[1], [(r.effective_at, _num(r.value2)) for r in good if r.value2 is not None],
+                       line, GREEN))
+    else:
+        series.append((str(measure.label), [(r.effective_at, _num(r.value)) for r in good], line, BLUE))
+
+    def both(r: Reading) -> list[tuple[datetime, float]]:
+        points = [(r.effective_at, _num(r.value))]
+        if parts and r.value2 is not None:
+            points.append((r.effective_at, _num(r.value2)))
+        return points
+
+    unusual = [p for r in good if r.unusual for p in both(r)]
+    if unusual:
+        series.append((_("Unusual value"), unusual, {"stroke": False, "dots_size": 10}, AMBER))
+    erroneous = [{"value": p, "style": HOLLOW} for r in ordered if r.erroneous_at for p in both(r)]
+    if erroneous:
+        series.append((_("Marked as wrong"), erroneous, {"stroke": False, "dots_size": 9}, GREY))
+    for t in thresholds:
+        which = f" ({t.component})" if t.component else ""
+        name = (_("Lower limit %(value)s") if t.bound == "low" else _("Upper limit %(value)s")) % {
+            "value": f"{number_format(t.value.normalize())} {measure.unit_label}{which}"}
+        series.append((name, [(start, _num(t.value)), (end, _num(t.value))],
+                       {"show_dots": False, "stroke_style": {"width": 3, "dasharray": "14, 8"}}, RED))
+
+    y_range, y_labels = y_axis([y for _n, points, _o, _c in series for y in _ys(points)] or [0.0, 1.0])
+    style = Style(**{**STYLE.to_dict(), "colors": tuple(colour for *_, colour in series)})
+    chart = pygal.DateTimeLine(
+        js=[],  # no scripts from the internet; the chart is a plain picture
+        disable_xml_declaration=True, style=style, height=400, width=480, dots_size=6,
+        show_legend=True, legend_at_bottom=True, legend_at_bottom_columns=1, x_label_rotation=0,
+        truncate_label=-1, truncate_legend=-1, x_value_formatter=lambda d: d.strftime("%d.%m"),
+        value_formatter=lambda v: number_format(Decimal(str(v)).normalize()),
+        range=y_range, show_minor_x_labels=False, x_labels_major_count=3,
+        show_minor_y_labels=True, margin=8, allow_interruptions=True,
+        xrange=(start.timestamp(), end.timestamp()), print_values=False,
+    )
+    chart.y_labels = y_labels
+    for name, points, options, _colour in series:
+        chart.add(name, points, **options)
+    svg = chart.render(is_unicode=True)
+    svg = re.sub(r"<script.*?</script>", "", svg, flags=re.S)
+    # pygal puts a value's style on the dot's group, where its CSS (.dot {stroke-width: 1px})
+    # wins; on the circle itself the ring is thick enough to see on a phone.
+    svg = svg.replace(f'style="{HOLLOW}"><circle ', f'style="{HOLLOW}"><circle style="{HOLLOW}" ')
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" focusable="false" ', 1)

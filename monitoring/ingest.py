@@ -1,0 +1,371 @@
+"""Reading ingest, one or a thousand at a time: the one path every reading takes.
+
+The hot loop works on plain values: each item is parsed by plain functions (no serializer per
+item), normalised to the measure's canonical unit, checked for plausibility, de-duplicated
+within the batch and against the database with one query, and inserted with one
+``bulk_create`` in one transaction. Evaluation is enqueued once per batch, after commit.
+
+Per item the outcome is an ``ItemResult``: 201 stored, 200 already stored (a retry), 400 field
+errors, 404 a patient or device that is not the caller's, 409 a client_id reused for another
+reading. Nothing of a refused item is stored; the good items of a batch are.
+"""
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from monitoring.measures import Measure, coding_lookup
+from monitoring.models import Device, Reading, Source
+from monitoring.units import UnitError, to_canonical
+from patients.models import Patient
+
+MAX_BATCH = 1000
+_PLACES = Decimal("0.001")
+# Reading.value is DecimalField(max_digits=9, decimal_places=3).
+_LARGEST = Decimal("999999.999")
+
+Errors = dict[str, list[str]]
+
+
+class BatchTooLarge(ValueError):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+@dataclass(slots=True)
+class Parsed:
+    """One item, parsed and normalised, not yet stored."""
+
+    index: int
+    measure: str
+    value: Decimal
+    value2: Decimal | None
+    unit: str
+    effective_at: datetime
+    client_id: str | None
+    original: dict[str, Any] | None
+    unusual: bool
+    device_id: int | None
+    patient_ref: uuid.UUID | None
+
+
+@dataclass(slots=True)
+class ItemResult:
+    index: int
+    status: int
+    reading: Reading | None = None
+    errors: Errors = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        if self.reading is not None:
+            return {"index": self.index, "status": self.status, "id": self.reading.pk,
+                    "unusual": self.reading.unusual}
+        return {"index": self.index, "status": self.status, "errors": self.errors}
+
+
+# --- parsing: plain functions, one item at a time -------------------------------------------
+
+def _required() -> list[str]:
+    return [_("This field is required.")]
+
+
+def _number(raw: Any) -> Decimal | str:
+    """A finite Decimal, or an error message."""
+    if isinstance(raw, bool) or raw is None:
+        return _("A valid number is required.")
+    if isinstance(raw, int):
+        number = Decimal(raw)
+    elif isinstance(raw, float):
+        if not math.isfinite(raw):
+            return _("A valid number is required.")
+        number = Decimal(repr(raw))
+    elif isinstance(raw, Decimal):
+        number = raw
+    elif isinstance(raw, str):
+        try:
+            number = Decimal(raw.strip())
+        except InvalidOperation:
+            return _("A valid number is required.")
+    else:
+        return _("A valid number is required.")
+    if not number.is_finite():
+        return _("A valid number is required.")
+    if abs(number) > _LARGEST:
+        return _("%(value)s is far outside any possible value.") % {"value": raw}
+    return number
+
+
+def _when(raw: Any, latest: datetime) -> datetime | str:
+    if isinstance(raw, datetime):
+        when = raw
+    elif isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            return _("Use ISO 8601 with a time zone, e.g. 2026-11-22T08:30:00+01:00.")
+    else:
+        return _("Use ISO 8601 with a time zone, e.g. 2026-11-22T08:30:00+01:00.")
+    if when.tzinfo is None or when.utcoffset() is None:
+        return _("Include a time zone, e.g. 2026-11-22T08:30:00+01:00.")
+    if when > latest:
+        return _("The time lies in the future; check the device clock.")
+    return when
+
+
+def _in_range(value: Decimal, lo: Decimal, hi: Decimal, unit_label: Any) -> str | None:
+    if lo <= value <= hi:
+        return None
+    return _("%(value)s %(unit)s is not a possible value; expected %(lo)s to %(hi)s.") % {
+        "value": f"{value.normalize():f}", "unit": unit_label, "lo": lo, "hi": hi}
+
+
+def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors:
+    """Parse and normalise one reading item (a dict as decoded from JSON, or with Decimal and
+    datetime values from Python callers). Returns the Parsed item or field -> messages."""
+    if not isinstance(item, dict):
+        return {"non_field_errors": [_("Each reading must be a JSON object.")]}
+    errors: Errors = {}
+
+    m: Measure | None = None
+    original: dict[str, Any] = {}
+    code = item.get("measure")
+    if code is None:
+        errors["measure"] = _required() if "measure" not in item else [_("This field may not be null.")]
+    elif not isinstance(code, str) or (coding := coding_lookup(code)) is None:
+        errors["measure"] = [_("Unknown measure %(m)s.") % {"m": code}]
+    else:
+        m = coding.measure
+        if coding.system is not None:
+            original["system"], original["code"] = coding.system, coding.code
+
+    unit = item.get("unit")
+    if unit is None:
+        errors["unit"] = _required()
+    elif not isinstance(unit, str):
+        errors["unit"] = [_("The unit must be a UCUM unit such as kg or mm[Hg].")]
+
+    # Values: "value", or "systolic" + "diastolic" for blood pressure.
+    raw_values: dict[str, Any] = {}
+    if m is not None:
+        names = ("systolic", "diastolic") if m.second is not None else ("value",)
+        for other in {"value", "systolic", "diastolic"} - set(names):
+            if other in item:
+                errors[other] = [_("%(measure)s takes %(fields)s, not %(other)s.") % {
+                    "measure": m.code, "fields": " and ".join(names), "other": other}]
+        for name in names:
+            if name not in item:
+                errors[name] = _required()
+                continue
+            number = _number(item[name])
+            if isinstance(number, str):
+                errors[name] = [number]
+            else:
+                raw_values[name] = number
+
+    value = value2 = None
+    if m is not None and isinstance(unit, str) and "unit" not in errors and len(raw_values) == (
+            2 if m.second is not None else 1):
+        try:
+            converted = [to_canonical(v, unit, m).quantize(_PLACES) for v in raw_values.values()]
+        except UnitError as exc:
+            errors["unit"] = [str(exc)]
+        else:
+            if unit != m.unit:
+                original["unit"] = unit
+                original.update({k: str(v) for k, v in raw_values.items()})
+            value = converted[0]
+            if m.second is None:
+                if msg := _in_range(value, m.minimum, m.maximum, m.unit_label):
+                    errors["value"] = [msg]
+            else:
+                value2 = converted[1]
+                s = m.second
+                if msg := _in_range(value, m.minimum, m.maximum, m.unit_label):
+                    errors["systolic"] = [msg]
+                if msg := _in_range(value2, s.minimum, s.maximum, m.unit_label):
+                    errors["diastolic"] = [msg]
+                if "systolic" not in errors and "diastolic" not in errors and value <= value2:
+                    errors["systolic"] = [_("The systolic pressure must be higher than the diastolic.")]
+
+    if "effective_at" not in item:
+        errors["effective_at"] = _required()
+    else:
+        when = _when(item["effective_at"], latest)
+        if isinstance(when, str):
+            errors["effective_at"] = [when]
+
+    client_id = item.get("client_id")
+    if client_id is not None:
+        if isinstance(client_id, int) and not isinstance(client_id, bool):
+            client_id = str(client_id)
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
+            errors["client_id"] = [_("Give a client_id of 1 to 100 characters.")]
+
+    patient_ref = None
+    if item.get("patient") is not None:
+        try:
+            patient_ref = uuid.UUID(str(item["patient"]))
+        except ValueError:
+            errors["patient"] = [_("Must be a valid UUID.")]
+    device_id = item.get("device")
+    if device_id is not None and (isinstance(device_id, bool) or not isinstance(device_id, int)):
+        errors["device"] = [_("A valid integer is required.")]
+
+    if errors or m is None or value is None:
+        return errors
+    return Parsed(
+        index=index, measure=m.code, value=value, value2=value2, unit=m.unit,
+        effective_at=when,  # type: ignore[arg-type]  # set above when no error
+        client_id=client_id, original=original or None,
+        unusual=m.is_unusual(value, value2), device_id=device_id, patient_ref=patient_ref,
+    )
+
+
+# --- storing: one transaction per batch ------------------------------------------------------
+
+def _same(reading: Reading, p: Parsed) -> bool:
+    return (reading.measure, reading.value, reading.value2, reading.effective_at) == (
+        p.measure, p.value, p.value2, p.effective_at)
+
+
+def _natural_key(device_id: int | None, measure: str, effective_at: datetime,
+                 value: Decimal, value2: Decimal | None) -> tuple[Any, ...]:
+    # Equal Decimals hash equally (95 == 95.000) and so do aware datetimes of the same instant.
+    return (device_id, measure, effective_at, value, value2)
+
+
+def _lock_patient(patient: Patient) -> None:
+    """Serialise concurrent ingests of one patient, so that the duplicate check below and the
+    insert see the same world. A transaction-level advisory lock: released at commit."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"])
+
+
+def _enqueue_evaluation(reading_ids: list[int]) -> None:
+    from monitoring.tasks import evaluate_readings
+
+    evaluate_readings.delay(reading_ids)
+
+
+def readings_ingest(
+    *,
+    patient: Patient,
+    items: list[Any],
+    source: Source,
+    device: Device | None = None,
+    entered_by: Any = None,
+) -> list[ItemResult]:
+    """Validate and store a batch of readings for ``patient``; one result per item, in order.
+
+    ``device`` is the sending device (device token): items may name only it and only its
+    patient. Without it (a patient sending), items may name any device lent to the patient.
+    Raises BatchTooLarge (nothing stored) for more than MAX_BATCH items."""
+    if len(items) > MAX_BATCH:
+        raise BatchTooLarge(len(items))
+    now = timezone.now()
+    latest = now + timedelta(seconds=settings.READING_CLOCK_SKEW_SECONDS)
+    results: list[ItemResult | None] = [None] * len(items)
+    parsed: list[Parsed] = []
+    for index, item in enumerate(items):
+        p = reading_parse(item, index=index, latest=latest)
+        if isinstance(p, dict):
+            results[index] = ItemResult(index, 400, errors=p)
+        elif p.patient_ref is not None and p.patient_ref != patient.pk:
+            results[index] = ItemResult(index, 404, errors={"patient": [_("No such patient.")]})
+        else:
+            parsed.append(p)
+
+    named = {p.device_id for p in parsed if p.device_id is not None}
+    if device is not None:
+        allowed = {device.pk}
+    elif named:
+        allowed = set(Device.objects.filter(patient=patient, pk__in=named).values_list("pk", flat=True))
+    else:
+        allowed = set()
+    candidates: list[Parsed] = []
+    for p in parsed:
+        if p.device_id is None:
+            p.device_id = device.pk if device is not None else None
+        elif p.device_id not in allowed:
+            results[p.index] = ItemResult(p.index, 404, errors={"device": [_("No such device.")]})
+            continue
+        candidates.append(p)
+
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                _store(patient=patient, candidates=candidates, results=results, source=source,
+                       entered_by=entered_by, now=now)
+            break
+        except IntegrityError:
+            # Another writer not holding our lock stored a client_id first: look again.
+            if attempt == 2:
+                raise
+    return results  # type: ignore[return-value]  # every slot is filled by now
+
+
+def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResult | None],
+           source: Source, entered_by: Any, now: datetime) -> None:
+    if not candidates:
+        return
+    _lock_patient(patient)
+    client_ids = [p.client_id for p in candidates if p.client_id]
+    times = [p.effective_at for p in candidates if not p.client_id]
+    match = Q(pk__in=[])
+    if client_ids:
+        match |= Q(client_id__in=client_ids)  # uniq_reading_client_id serves this
+    if times:
+        match |= Q(effective_at__in=times)  # reading_trend (patient, measure, effective_at)
+    by_client: dict[str, Reading] = {}
+    by_key: dict[tuple[Any, ...], Reading] = {}
+    for r in Reading.objects.filter(patient=patient).filter(match):
+        if r.client_id:
+            by_client[r.client_id] = r
+        by_key.setdefault(_natural_key(r.device_id, r.measure, r.effective_at, r.value, r.value2), r)
+
+    new: list[Reading] = []
+    pending: list[tuple[int, Reading]] = []  # results that point at a reading not yet inserted
+    for p in candidates:
+        key = _natural_key(p.device_id, p.measure, p.effective_at, p.value, p.value2)
+        if p.client_id:
+            earlier = by_client.get(p.client_id)
+            if earlier is not None:
+                if _same(earlier, p):
+                    pending.append((p.index, earlier))
+                else:
+                    results[p.index] = ItemResult(p.index, 409, errors={"client_id": [
+                        _("This client_id was already used for another reading.")]})
+                continue
+        else:
+            earlier = by_key.get(key)
+            if earlier is not None:
+                pending.append((p.index, earlier))
+                continue
+        reading = Reading(
+            patient_id=patient.pk, device_id=p.device_id, measure=p.measure, value=p.value,
+            value2=p.value2, unit=p.unit, original=p.original, unusual=p.unusual,
+            effective_at=p.effective_at, received_at=now, source=source,
+            client_id=p.client_id, entered_by=entered_by,
+        )
+        new.append(reading)
+        if p.client_id:
+            by_client[p.client_id] = reading
+        by_key.setdefault(key, reading)
+        results[p.index] = ItemResult(p.index, 201, reading)
+    if new:
+        Reading.objects.bulk_create(new)
+        ids = [r.pk for r in new]
+        transaction.on_commit(lambda: _enqueue_evaluation(ids))
+    for index, reading in pending:
+        results[index] = ItemResult(index, 200, reading)

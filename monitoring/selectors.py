@@ -1,0 +1,87 @@
+"""Reads of home readings for the trend pages (clinician and patient), their tables and CSV."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from alerts.models import Rule
+from alerts.rules import parse_params
+from monitoring.measures import MEASURES
+from monitoring.models import Reading
+from patients.models import Patient
+
+PERIODS = (7, 30, 90)  # days; the period selector's choices
+DEFAULT_PERIOD = 30
+
+
+def period_days(raw: str | None) -> int:
+    """The period asked for in ``?days=``; anything else is the default (a hand-edited URL
+    should show a chart, not an error page)."""
+    try:
+        days = int(raw or DEFAULT_PERIOD)
+    except ValueError:
+        return DEFAULT_PERIOD
+    return days if days in PERIODS else DEFAULT_PERIOD
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A limit of an active threshold rule: crossing it raises an alert of ``severity``."""
+
+    bound: str  # "low" or "high"
+    value: Decimal
+    rule_name: str
+    severity: str
+    # For a two-part measure (blood pressure), which part the limit applies to, if the rule says.
+    component: str | None = None
+
+
+def readings_in_period(*, patient: Patient, measure: str, days: int,
+                       now: datetime | None = None) -> QuerySet[Reading]:
+    """One patient's readings of one measure in the last ``days`` days, newest first
+    (served by the ``reading_trend`` index). Erroneous readings are included: they are shown,
+    marked, never hidden."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    return (Reading.objects.filter(patient=patient, measure=measure, effective_at__gte=since)
+            .select_related("erroneous_by").order_by("-effective_at", "-pk"))
+
+
+def reading_measures_for(patient: Patient) -> list[str]:
+    """The measures to offer on a patient's trend pages: those with readings and those the
+    patient's programmes have limits for, in the registry's order."""
+    present = set(Reading.objects.filter(patient=patient).values_list("measure", flat=True).distinct())
+    present |= set(_threshold_rules(patient))
+    return [code for code in MEASURES if code in present]
+
+
+def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[str, list[tuple[Rule, object]]]:
+    """Active threshold rules of the programmes the patient is in today, parsed, by measure.
+    The same selection as ``alerts.services._rules_for``, so the lines drawn are the limits
+    that actually raise alerts."""
+    day = timezone.localdate(today) if today else timezone.localdate()
+    rules = (Rule.objects.filter(active=True, kind="threshold", program__episodes__patient=patient,
+                                 program__episodes__treatment_start__lte=day)
+             .filter(Q(program__episodes__end=None) | Q(program__episodes__end__gte=day))
+             .distinct().order_by("pk"))
+    by_measure: dict[str, list[tuple[Rule, object]]] = {}
+    for rule in rules:
+        params = parse_params(rule.kind, rule.params)
+        by_measure.setdefault(params.measure, []).append((rule, params))  # type: ignore[attr-defined]
+    return by_measure
+
+
+def thresholds_for(*, patient: Patient, measure: str) -> list[Threshold]:
+    """The limits to draw on the patient's chart of ``measure``; the same limit from two
+    programmes is drawn once (the stricter severity is not a question a line can answer)."""
+    seen: dict[tuple[str, Decimal], Threshold] = {}
+    for rule, params in _threshold_rules(patient).get(measure, []):
+        for bound in ("low", "high"):
+            value = getattr(params, bound)
+            if value is not None and (bound, value) not in seen:
+                seen[(bound, value)] = Threshold(bound=bound, value=Decimal(value), rule_name=rule.name,
+                                                 severity=rule.severity,
+                                                 component=getattr(params, "component", None))
+    return sorted(seen.values(), key=lambda t: t.value)

@@ -1,0 +1,104 @@
+"""Unit normalisation: a value in any unit we can convert becomes a value in the measure's
+canonical UCUM unit.
+
+pint does the arithmetic; the only table here is how UCUM spells a unit versus how pint
+does. pint's answer is turned once per (unit, measure) into ``canonical = a * value + b``
+(affine, for Fahrenheit) and cached, so a batch of a thousand converted readings costs a
+thousand multiplications, not a thousand pint calls.
+
+Mass and substance concentration (glucose in mg/dL vs mmol/L) are different dimensions; the
+measure's molar mass (180.16 g/mol for glucose) bridges them, and only for measures that have one.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+
+import pint
+
+from monitoring.measures import Measure
+
+_ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+# UCUM code as sent -> pint expression. One row per spelling we accept.
+UCUM_TO_PINT: dict[str, str] = {
+    "kg": "kilogram",
+    "g": "gram",
+    "[lb_av]": "pound",
+    "lb": "pound",  # not UCUM, but what consumer scales send; unambiguous
+    "Cel": "degree_Celsius",
+    "[degF]": "degree_Fahrenheit",
+    "K": "kelvin",
+    "mm[Hg]": "millimeter_Hg",
+    "kPa": "kilopascal",
+    "%": "percent",
+    "/min": "1 / minute",
+    "{beats}/min": "1 / minute",
+    "{breaths}/min": "1 / minute",
+    "/s": "1 / second",
+    "mmol/L": "millimole / liter",
+    "mg/dL": "milligram / deciliter",
+    "g/L": "gram / liter",
+}
+
+# Three decimals: what Reading.value stores.
+_PLACES = Decimal("0.001")
+
+
+class UnitError(ValueError):
+    """The unit is unknown, or cannot be converted to the measure's unit."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    factor: Decimal
+    offset: Decimal
+
+    def apply(self, value: Decimal) -> Decimal:
+        return (value * self.factor + self.offset).quantize(_PLACES)
+
+
+def _pint_unit(ucum: str) -> pint.Unit:
+    try:
+        return _ureg.Unit(UCUM_TO_PINT[ucum])
+    except KeyError:
+        raise UnitError(f"Unknown unit {ucum!r}; use a UCUM unit such as {', '.join(sorted(UCUM_TO_PINT))}.") from None
+
+
+def pint_convert(value: float, unit: str, measure: Measure) -> float:
+    """``value`` in ``unit`` expressed in the canonical unit of ``measure``, straight from pint."""
+    source = _ureg.Quantity(value, _pint_unit(unit))
+    target = _pint_unit(measure.unit)
+    if source.dimensionality != target.dimensionality and measure.molar_mass is not None:
+        molar_mass = _ureg.Quantity(float(measure.molar_mass), "gram / mole")
+        source = source / molar_mass if source.check("[mass] / [length] ** 3") else source * molar_mass
+    try:
+        return float(source.to(target).magnitude)
+    except pint.DimensionalityError:
+        raise UnitError(
+            f"A {measure.code} value cannot be given in {unit}; use {measure.unit}."
+        ) from None
+
+
+@cache
+def conversion(unit: str, measure: Measure) -> Conversion:
+    """The affine map from ``unit`` to the measure's unit (raises UnitError)."""
+    at_zero = pint_convert(0.0, unit, measure)
+    at_one = pint_convert(1.0, unit, measure)
+    # 12 significant digits: pint's float arithmetic is exact far beyond what we store.
+    return Conversion(Decimal(f"{at_one - at_zero:.12g}"), Decimal(f"{at_zero:.12g}"))
+
+
+def to_canonical(value: Decimal, unit: str, measure: Measure) -> Decimal:
+    """``value`` (in ``unit``) in the measure's canonical unit, rounded to three decimals."""
+    if unit == measure.unit:
+        return value
+    return conversion(unit, measure).apply(value)
+
+
+def from_canonical(value: Decimal, unit: str, measure: Measure) -> Decimal:
+    """The inverse of ``to_canonical`` (for showing a value in the unit it was sent in)."""
+    if unit == measure.unit:
+        return value
+    c = conversion(unit, measure)
+    return ((value - c.offset) / c.factor).quantize(_PLACES)

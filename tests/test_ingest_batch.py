@@ -1,0 +1,243 @@
+"""POST /api/v1/readings with a batch: good items stored, bad ones reported by index, one
+evaluation per batch, duplicates stored once, a device only ever sends for its own patient."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from alerts.models import Alert
+from alerts.services import readings_evaluate
+from monitoring.ingest import MAX_BATCH
+from monitoring.models import Reading
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/readings"
+
+
+def _when(minutes_ago: int = 10) -> str:
+    return (timezone.now() - timedelta(minutes=minutes_ago)).isoformat()
+
+
+def _item(i: int = 0, **overrides):  # type: ignore[no-untyped-def]
+    body = {"measure": "spo2", "value": 95, "unit": "%", "effective_at": _when(10 + i), "client_id": f"c{i}"}
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def _post(client, body, token):  # type: ignore[no-untyped-def]
+    return client.post(URL, body, content_type="application/json",
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_batch_as_a_list_stores_every_reading_and_answers_201_per_index(cast, client):
+    response = _post(client, [_item(i) for i in range(5)], cast.device_token_a)
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert [(r["index"], r["status"]) for r in results] == [(i, 201) for i in range(5)]
+    stored = dict(Reading.objects.values_list("client_id", "id"))
+    assert [r["id"] for r in results] == [stored[f"c{i}"] for i in range(5)]
+    assert set(Reading.objects.values_list("patient", flat=True)) == {cast.patient_a.pk}
+
+
+def test_a_batch_wrapped_in_readings_is_accepted_too(cast, client):
+    response = _post(client, {"readings": [_item(0), _item(1)]}, cast.device_token_a)
+    assert response.status_code == 200
+    assert Reading.objects.count() == 2
+
+
+def test_blood_pressure_glucose_and_converted_units_are_stored_canonically(cast, client):
+    items = [
+        _item(0, measure="blood-pressure", value=..., systolic=135, diastolic=85, unit="mm[Hg]"),
+        _item(1, measure="NPU03804", value=200, unit="[lb_av]"),
+        _item(2, measure="glucose", value=90, unit="mg/dL"),
+        _item(3, measure="body-temperature", value=98.6, unit="[degF]"),
+    ]
+    assert _post(client, items, cast.device_token_a).status_code == 200
+    got = {r.client_id: r for r in Reading.objects.all()}
+    assert (got["c0"].measure, got["c0"].value, got["c0"].value2, got["c0"].unit) == (
+        "blood-pressure", 135, 85, "mm[Hg]")
+    assert (got["c1"].measure, str(got["c1"].value), got["c1"].unit) == ("body-weight", "90.718", "kg")
+    assert got["c1"].original == {"system": "NPU", "code": "NPU03804", "unit": "[lb_av]", "value": "200"}
+    assert (str(got["c2"].value), got["c2"].unit) == ("4.996", "mmol/L")
+    assert str(got["c3"].value) == "37.000"
+
+
+def test_unusual_value_is_stored_and_flagged(cast, client):
+    response = _post(client, [_item(0, value=80), _item(1, value=97)], cast.device_token_a)
+    assert [r["unusual"] for r in response.json()["results"]] == [True, False]
+    assert dict(Reading.objects.values_list("client_id", "unusual")) == {"c0": True, "c1": False}
+
+
+def test_bad_items_are_reported_by_index_and_the_good_ones_stored(cast, client):
+    items = [_item(0), _item(1, value=101), _item(2, unit="kg"), _item(3),
+             _item(4, effective_at=(timezone.now() + timedelta(hours=2)).isoformat()),
+             _item(5, measure="blood-pressure", value=..., systolic=80, diastolic=90, unit="mm[Hg]"),
+             "not an object"]
+    response = _post(client, items, cast.device_token_a)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 400, 400, 201, 400, 400, 400]
+    assert "value" in results[1]["errors"]
+    assert "unit" in results[2]["errors"]
+    assert "effective_at" in results[4]["errors"]
+    assert "systolic" in results[5]["errors"]
+    assert "non_field_errors" in results[6]["errors"]
+    assert sorted(Reading.objects.values_list("client_id", flat=True)) == ["c0", "c3"]
+
+
+def test_a_batch_with_no_good_item_answers_400_and_stores_nothing(cast, client):
+    response = _post(client, [_item(0, value=101), _item(1, unit=...)], cast.device_token_a)
+    assert response.status_code == 400
+    assert [r["status"] for r in response.json()["results"]] == [400, 400]
+    assert not Reading.objects.exists()
+
+
+def test_a_batch_over_the_limit_is_refused_naming_the_limit_and_stores_nothing(cast, client):
+    response = _post(client, [_item(i) for i in range(MAX_BATCH + 1)], cast.device_token_a)
+    assert response.status_code == 400
+    assert "1,000" in response.json()["readings"][0]
+    assert not Reading.objects.exists()
+
+
+def test_a_batch_of_exactly_the_limit_is_stored(cast, client):
+    assert _post(client, [_item(i) for i in range(MAX_BATCH)], cast.device_token_a).status_code == 200
+    assert Reading.objects.count() == MAX_BATCH
+
+
+def test_an_empty_batch_is_refused(cast, client):
+    assert _post(client, [], cast.device_token_a).status_code == 400
+
+
+def test_late_upload_days_old_is_stored_and_evaluated(cast, client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, [_item(0, value=88, effective_at=_when(60 * 24 * 5))], cast.device_token_a)
+    assert response.json()["results"][0]["status"] == 201
+    assert Reading.objects.get().evaluated_at is not None
+    assert Alert.objects.get().evidence["value"] == "88"
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+def test_resending_a_batch_answers_200_with_the_same_ids_and_stores_nothing_new(cast, client):
+    items = [_item(i) for i in range(3)]
+    first = _post(client, items, cast.device_token_a).json()["results"]
+    second = _post(client, items, cast.device_token_a).json()["results"]
+    assert [r["status"] for r in second] == [200, 200, 200]
+    assert [r["id"] for r in first] == [r["id"] for r in second]
+    assert Reading.objects.count() == 3
+
+
+def test_same_client_id_with_other_content_is_409_for_that_item_only(cast, client):
+    first = _item(0)
+    _post(client, [first], cast.device_token_a)
+    response = _post(client, [{**first, "value": 96}, _item(1)], cast.device_token_a)
+    assert [r["status"] for r in response.json()["results"]] == [409, 201]
+    assert "client_id" in response.json()["results"][0]["errors"]
+    assert Reading.objects.get(client_id="c0").value == 95
+
+
+def test_same_client_id_twice_in_one_batch_is_stored_once_or_409_if_different(cast, client):
+    item = _item(0)
+    items = [item, dict(item), {**item, "value": 90}]
+    results = _post(client, items, cast.device_token_a).json()["results"]
+    assert [r["status"] for r in results] == [201, 200, 409]
+    assert results[0]["id"] == results[1]["id"]
+    assert Reading.objects.count() == 1
+
+
+def test_same_device_measure_time_and_value_without_client_id_is_stored_once(cast, client):
+    when = _when(30)
+    item = _item(0, client_id=..., effective_at=when)
+    first = _post(client, [item, item], cast.device_token_a).json()["results"]
+    assert [r["status"] for r in first] == [201, 200]
+    again = _post(client, [item], cast.device_token_a).json()["results"]
+    assert again[0] == {"index": 0, "status": 200, "id": first[0]["id"], "unusual": False}
+    other_value = _post(client, [_item(0, client_id=..., effective_at=when, value=96)], cast.device_token_a)
+    assert other_value.json()["results"][0]["status"] == 201
+    assert Reading.objects.count() == 2
+
+
+def test_the_same_time_and_value_from_another_patients_device_is_a_different_reading(cast, client):
+    item = _item(0, client_id=..., effective_at=_when(30))
+    _post(client, [item], cast.device_token_a)
+    assert _post(client, [item], cast.device_token_b).json()["results"][0]["status"] == 201
+
+
+# --- device scope ----------------------------------------------------------------------------
+
+def test_item_naming_another_patient_is_404_and_stored_nothing_of_it(cast, client):
+    items = [_item(0), _item(1, patient=str(cast.patient_b.pk)), _item(2, patient=str(cast.patient_a.pk))]
+    response = _post(client, items, cast.device_token_a)
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 404, 201]
+    assert "Bodil" not in response.content.decode()
+    assert sorted(Reading.objects.values_list("client_id", flat=True)) == ["c0", "c2"]
+    assert not Reading.objects.filter(patient=cast.patient_b).exists()
+
+
+def test_item_naming_another_device_is_404(cast, client):
+    results = _post(client, [_item(0, device=cast.device_b.pk)], cast.device_token_a).json()["results"]
+    assert results[0]["status"] == 404
+    assert not Reading.objects.exists()
+
+
+def test_patient_batch_may_name_their_own_device_but_not_anothers(cast, client):
+    client.force_login(cast.patient_a.user)
+    response = client.post(URL, [_item(0, device=cast.device_a.pk), _item(1, device=cast.device_b.pk)],
+                           content_type="application/json")
+    assert [r["status"] for r in response.json()["results"]] == [201, 404]
+    assert Reading.objects.get().device == cast.device_a
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+def test_evaluation_is_enqueued_once_per_batch_with_every_new_id(cast, client, django_capture_on_commit_callbacks):
+    with mock.patch("monitoring.tasks.evaluate_readings.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            items = [_item(i) for i in range(50)]
+            response = _post(client, [*items, items[0]], cast.device_token_a)
+    assert response.status_code == 200
+    assert len(callbacks) == 1
+    delay.assert_called_once()
+    (ids,), _ = delay.call_args
+    assert sorted(ids) == sorted(Reading.objects.values_list("id", flat=True))
+
+
+def test_a_resent_batch_enqueues_no_evaluation(cast, client, django_capture_on_commit_callbacks):
+    item = _item(0)
+    _post(client, [item], cast.device_token_a)
+    with mock.patch("monitoring.tasks.evaluate_readings.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _post(client, [item], cast.device_token_a).json()["results"][0]["status"] == 200
+    delay.assert_not_called()
+
+
+def test_batch_evaluation_alerts_only_on_the_low_readings(cast, client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, [_item(0, value=88), _item(1, value=97), _item(2, value=91)], cast.device_token_a)
+    alerted = {a.evidence["value"] for a in Alert.objects.all()}
+    assert alerted == {"88", "91"}
+    assert not Reading.objects.filter(evaluated_at=None).exists()
+
+
+def test_erroneous_reading_is_excluded_from_evaluation(cast, client):
+    _post(client, [_item(0, value=88), _item(1, value=89)], cast.device_token_a)
+    Reading.objects.filter(client_id="c0").update(erroneous_at=timezone.now(), erroneous_reason="cuff slipped",
+                                                  evaluated_at=None)
+    Reading.objects.filter(client_id="c1").update(evaluated_at=None)
+    Alert.objects.all().delete()
+    ids = list(Reading.objects.values_list("id", flat=True))
+    assert readings_evaluate(reading_ids=ids) == 1
+    assert [a.evidence["value"] for a in Alert.objects.all()] == ["89"]
+    assert Reading.objects.get(client_id="c0").evaluated_at is None
+
+
+def test_reading_outside_every_episode_is_evaluated_without_rules(cast, client, django_capture_on_commit_callbacks):
+    # The episode starts 30 days ago; a reading from before it is judged by that day: no rule applies.
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, [_item(0, value=88, effective_at=_when(60 * 24 * 40))], cast.device_token_a)
+    assert Reading.objects.get().evaluated_at is not None
+    assert not Alert.objects.exists()

@@ -1,0 +1,331 @@
+"""Trend pages of home readings (chart + table + CSV) for clinicians and patients, and marking a
+reading as erroneous: who may, what is audited, what the files and pictures contain."""
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Role
+from alerts.models import Rule, Severity
+from audit.models import AuditEvent
+from monitoring.models import Reading, Source
+from patients.models import RelativeGrant
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+NBSP = "\u00a0"  # between a value and its unit on the trend pages, so "91 %" never breaks
+
+
+def _reading(patient, value, days_ago=1, measure="spo2", unit="%", **extra):
+    return Reading.objects.create(patient=patient, measure=measure, value=Decimal(value), unit=unit,
+                                  effective_at=timezone.now() - timedelta(days=days_ago),
+                                  source=extra.pop("source", Source.DEVICE), **extra)
+
+
+def _client(user):
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+def _trend_url(patient, measure="spo2"):
+    return f"/patients/{patient.pk}/readings/{measure}/"
+
+
+@pytest.fixture
+def relative(cast):
+    user = make_user("relative-of-a", Role.RELATIVE)
+    RelativeGrant.objects.create(patient=cast.patient_a, relative=user, relationship="daughter")
+    return user
+
+
+# --- access -----------------------------------------------------------------------------------
+
+def test_the_clinician_trend_page_is_open_to_the_team_and_admin_and_closed_to_everyone_else(cast, relative):
+    _reading(cast.patient_a, 95)
+    url = _trend_url(cast.patient_a)
+    expected = {cast.clinician_a: 200, cast.admin: 200, cast.clinician_b: 404,
+                cast.patient_a.user: 403, cast.patient_b.user: 403, cast.quality: 403, relative: 403}
+    for user, status in expected.items():
+        assert _client(user).get(url).status_code == status, user.username
+        assert _client(user).get(url + "csv/").status_code == status, user.username
+    assert Client().get(url).status_code == 302  # to the login page
+
+
+def test_my_readings_shows_a_patient_only_their_own_readings(cast, relative):
+    _reading(cast.patient_a, 95)
+    _reading(cast.patient_b, 88)
+    html = _client(cast.patient_a.user).get("/me/readings/spo2/").content.decode()
+    table = html.split("<table", 1)[1]
+    assert f"95{NBSP}%" in table and f"88{NBSP}%" not in table
+    for user in (cast.clinician_a, cast.quality, cast.admin, relative):
+        assert _client(user).get("/me/readings/").status_code == 403, user.username
+        assert _client(user).get("/me/readings/spo2/csv/").status_code == 403, user.username
+
+
+def test_an_unknown_measure_is_not_found(cast):
+    assert _client(cast.clinician_a).get(_trend_url(cast.patient_a, "cholesterol")).status_code == 404
+    assert _client(cast.patient_a.user).get("/me/readings/cholesterol/").status_code == 404
+
+
+def test_my_readings_without_any_readings_or_limits_says_so(cast):
+    Rule.objects.filter(kind="threshold").update(active=False)
+    response = _client(cast.patient_a.user).get("/me/readings/")
+    assert response.status_code == 200
+    assert "No measurements yet." in response.content.decode()
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+def test_every_read_and_export_is_audited_allowed_or_denied(cast):
+    _reading(cast.patient_a, 95)
+    _client(cast.clinician_a).get(_trend_url(cast.patient_a))
+    _client(cast.clinician_a).get(_trend_url(cast.patient_a) + "csv/")
+    _client(cast.clinician_b).get(_trend_url(cast.patient_a))
+    _client(cast.patient_a.user).get("/me/readings/spo2/csv/")
+    rows = AuditEvent.objects.filter(patient_ref=cast.patient_a.pk, resource__startswith="Reading")
+    got = sorted((r.username, r.action, r.outcome) for r in rows)
+    assert got == [("clinician-a", "export", "allowed"), ("clinician-a", "read", "allowed"),
+                   ("clinician-b", "read", "denied"), ("patient-a", "export", "allowed")]
+
+
+def test_a_patient_trying_the_clinician_page_is_audited_as_denied(cast):
+    _client(cast.patient_a.user).get(_trend_url(cast.patient_b))
+    assert AuditEvent.objects.filter(username="patient-a", patient_ref=cast.patient_b.pk,
+                                     outcome="denied").count() == 1
+
+
+# --- chart, table, period ---------------------------------------------------------------------
+
+def test_the_chart_is_an_accessible_svg_with_the_limit_line_and_the_erroneous_series(cast):
+    _reading(cast.patient_a, 95, days_ago=3)
+    _reading(cast.patient_a, 86, days_ago=2, unusual=True)
+    _reading(cast.patient_a, 70, days_ago=1, erroneous_at=timezone.now(), erroneous_reason="finger cold",
+             erroneous_by=cast.clinician_a)
+    html = _client(cast.clinician_a).get(_trend_url(cast.patient_a)).content.decode()
+    main = html.split("<main", 1)[1]
+    assert main.count('<svg role="img" aria-label="Oxygen saturation (SpO2) over the last 30 days"') == 1
+    assert "<script" not in main
+    svg = main.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert "Lower limit 92 %" in svg  # the programme's threshold rule, drawn
+    assert "Marked as wrong" in svg and "Unusual value" in svg
+    assert "stroke: #595959" in svg  # the hollow rings of the erroneous series
+    # The erroneous value is struck through in the table, with its reason; the line skips it.
+    assert f"<s>70{NBSP}%</s>" in main and "finger cold" in main
+    assert "Alert limits" in main and "below 92 %" in main
+
+
+def test_only_active_limits_of_the_patients_own_programmes_are_drawn(cast):
+    _reading(cast.patient_a, 95)
+    Rule.objects.create(program=cast.program_b, kind="threshold", name="B only", severity=Severity.RED,
+                        params={"measure": "spo2", "low": 80})
+    Rule.objects.create(program=cast.program_a, kind="threshold", name="off", severity=Severity.RED,
+                        params={"measure": "spo2", "high": 99}, active=False)
+    html = _client(cast.clinician_a).get(_trend_url(cast.patient_a)).content.decode()
+    assert "Lower limit 92 %" in html
+    assert "Lower limit 80 %" not in html and "Upper limit 99 %" not in html
+
+
+def test_blood_pressure_is_drawn_as_systolic_and_diastolic_lines(cast):
+    _reading(cast.patient_a, 142, measure="blood-pressure", unit="mm[Hg]", value2=Decimal(91))
+    html = _client(cast.clinician_a).get(_trend_url(cast.patient_a, "blood-pressure")).content.decode()
+    svg = html.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert "Systolic" in svg and "Diastolic" in svg
+    assert f"142/91{NBSP}mmHg" in html.split("<table", 1)[1]
+
+
+def test_the_period_selector_limits_chart_table_and_csv_to_the_chosen_days(cast):
+    _reading(cast.patient_a, 97, days_ago=3)
+    _reading(cast.patient_a, 93, days_ago=20)
+    client = _client(cast.clinician_a)
+    week = client.get(_trend_url(cast.patient_a) + "?days=7").content.decode()
+    assert f"97{NBSP}%" in week and f"93{NBSP}%" not in week
+    assert 'aria-current="page">7 days</a>' in week
+    month = client.get(_trend_url(cast.patient_a) + "?days=30").content.decode()
+    assert f"93{NBSP}%" in month
+    csv_week = client.get(_trend_url(cast.patient_a) + "csv/?days=7").content.decode("utf-8-sig")
+    assert len(csv_week.strip().splitlines()) == 2  # header + one row
+    # A made-up period falls back to 30 days rather than failing.
+    assert f"93{NBSP}%" in client.get(_trend_url(cast.patient_a) + "?days=abc").content.decode()
+
+
+def test_the_table_lists_the_newest_reading_first(cast):
+    _reading(cast.patient_a, 91, days_ago=5)
+    _reading(cast.patient_a, 98, days_ago=1)
+    table = _client(cast.patient_a.user).get("/me/readings/spo2/").content.decode().split("<tbody>", 1)[1]
+    assert table.index(f"98{NBSP}%") < table.index(f"91{NBSP}%")
+
+
+def test_the_patient_page_links_to_the_trend_of_each_measure_and_marks_erroneous_rows(cast):
+    _reading(cast.patient_a, 70, erroneous_at=timezone.now(), erroneous_reason="x", erroneous_by=cast.clinician_a)
+    html = _client(cast.clinician_a).get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert f'href="/patients/{cast.patient_a.pk}/readings/spo2/"' in html
+    assert "<s>70 %</s>" in html
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+def test_the_csv_has_a_bom_semicolons_decimal_commas_and_iso_times_with_offset(cast):
+    _reading(cast.patient_a, "36.8", measure="body-temperature", unit="Cel", days_ago=2)
+    r = _reading(cast.patient_a, "39.1", measure="body-temperature", unit="Cel", days_ago=1,
+                 erroneous_at=timezone.now(), erroneous_reason="=HYPERLINK(\"x\"); held the probe wrong",
+                 erroneous_by=cast.clinician_a, source=Source.WEB)
+    response = _client(cast.clinician_a).get(_trend_url(cast.patient_a, "body-temperature") + "csv/")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="readings-body-temperature-')
+    assert str(cast.patient_a.pk) not in response["Content-Disposition"]
+    body = response.content
+    assert body.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == ["effective_time", "measure", "loinc", "value", "unit", "source", "unusual",
+                       "erroneous", "erroneous_reason", "erroneous_marked_at"]
+    newest = dict(zip(rows[0], rows[1], strict=True))
+    assert newest["value"] == "39,1" and newest["unit"] == "Cel" and newest["source"] == "web"
+    assert newest["erroneous"] == "yes"
+    assert newest["erroneous_reason"] == "'=HYPERLINK(\"x\"); held the probe wrong"  # stays text in Excel
+    assert newest["effective_time"] == timezone.localtime(r.effective_at).isoformat(timespec="seconds")
+    assert newest["effective_time"][-6:] in {"+01:00", "+02:00"}
+    assert rows[2][3] == "36,8" and rows[2][7] == "no"
+    assert len(rows) == 3
+
+
+def test_the_blood_pressure_csv_has_a_column_per_component(cast):
+    _reading(cast.patient_a, 142, measure="blood-pressure", unit="mm[Hg]", value2=Decimal(91))
+    body = _client(cast.patient_a.user).get("/me/readings/blood-pressure/csv/").content.decode("utf-8-sig")
+    header, row = list(csv.reader(io.StringIO(body), delimiter=";"))
+    assert header[3:6] == ["systolic", "diastolic", "unit"]
+    assert row[3:6] == ["142", "91", "mm[Hg]"]
+
+
+# --- marking a reading as erroneous -----------------------------------------------------------------
+
+def _mark_url(reading):
+    return f"/patients/{reading.patient_id}/readings/{reading.pk}/erroneous/"
+
+
+def test_a_clinician_marks_a_reading_as_erroneous_with_a_reason(cast):
+    reading = _reading(cast.patient_a, 70)
+    client = _client(cast.clinician_a)
+    page = client.get(_mark_url(reading))
+    assert page.status_code == 200
+    assert 'name="csrfmiddlewaretoken"' in page.content.decode()
+    response = client.post(_mark_url(reading), {"reason": "  Probe on a cold finger  "})
+    assert response.status_code == 302
+    assert response["Location"] == _trend_url(cast.patient_a)
+    reading.refresh_from_db()
+    assert reading.erroneous_at is not None
+    assert reading.erroneous_reason == "Probe on a cold finger"
+    assert reading.erroneous_by == cast.clinician_a
+    assert Reading.objects.filter(pk=reading.pk).exists()  # kept, not deleted
+    update = AuditEvent.objects.get(action="update", patient_ref=cast.patient_a.pk)
+    assert update.username == "clinician-a" and update.resource == f"Reading/{reading.pk} (marked erroneous)"
+
+
+def test_the_mark_needs_a_reason_and_says_so_next_to_the_field(cast):
+    reading = _reading(cast.patient_a, 70)
+    response = _client(cast.clinician_a).post(_mark_url(reading), {"reason": "   "})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<ul class="errors" id="id_reason-errors"><li>Write the reason.</li></ul>' in html
+    assert 'aria-describedby="id_reason-help id_reason-errors"' in html
+    reading.refresh_from_db()
+    assert reading.erroneous_at is None
+    assert not AuditEvent.objects.filter(action="update").exists()
+
+
+def test_a_second_mark_is_refused_and_keeps_the_first_reason(cast):
+    reading = _reading(cast.patient_a, 70, erroneous_at=timezone.now(), erroneous_reason="first",
+                       erroneous_by=cast.clinician_a)
+    other = make_user("clinician-a2", Role.CLINICIAN)
+    cast.team_a.members.add(other)
+    response = _client(other).post(_mark_url(reading), {"reason": "second"})
+    assert response.status_code == 409
+    assert "already marked as wrong" in response.content.decode()
+    reading.refresh_from_db()
+    assert reading.erroneous_reason == "first" and reading.erroneous_by == cast.clinician_a
+    # The page that offers the mark does not offer it again either.
+    html = _client(other).get(_trend_url(cast.patient_a)).content.decode()
+    assert _mark_url(reading) not in html
+
+
+def test_a_reading_of_another_patient_cannot_be_marked_through_this_patients_address(cast):
+    foreign = _reading(cast.patient_b, 70)
+    client = _client(cast.clinician_a)
+    # Patient A's address (allowed) with patient B's reading, and patient B's address (not allowed).
+    assert client.post(f"/patients/{cast.patient_a.pk}/readings/{foreign.pk}/erroneous/",
+                       {"reason": "x"}).status_code == 404
+    assert client.post(_mark_url(foreign), {"reason": "x"}).status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.erroneous_at is None
+
+
+def test_only_clinicians_mark_readings(cast, relative):
+    reading = _reading(cast.patient_a, 70)
+    for user in (cast.admin, cast.quality, cast.patient_a.user, relative):
+        assert _client(user).post(_mark_url(reading), {"reason": "x"}).status_code == 403, user.username
+    reading.refresh_from_db()
+    assert reading.erroneous_at is None
+    html = _client(cast.admin).get(_trend_url(cast.patient_a)).content.decode()
+    assert _mark_url(reading) not in html  # the admin sees the page without the action
+
+
+def test_the_mark_link_is_offered_in_each_unmarked_row_to_the_team_clinician(cast):
+    reading = _reading(cast.patient_a, 70)
+    html = _client(cast.clinician_a).get(_trend_url(cast.patient_a)).content.decode()
+    assert f'href="{_mark_url(reading)}"' in html
+    assert _mark_url(reading) not in _client(cast.patient_a.user).get("/me/readings/spo2/").content.decode()
+
+
+def test_of_two_clinicians_marking_at_once_the_first_wins_and_the_second_is_told(cast):
+    from monitoring.services import AlreadyErroneous, reading_mark_erroneous
+
+    reading = _reading(cast.patient_a, 70)
+    stale = Reading.objects.get(pk=reading.pk)  # the second clinician loaded it before the first mark
+    reading_mark_erroneous(reading=reading, by=cast.clinician_a, reason="first")
+    with pytest.raises(AlreadyErroneous):
+        reading_mark_erroneous(reading=stale, by=cast.admin, reason="second")
+    reading.refresh_from_db()
+    assert (reading.erroneous_reason, reading.erroneous_by) == ("first", cast.clinician_a)
+    assert AuditEvent.objects.filter(action="update").count() == 1
+
+
+# --- the per-measure web form -------------------------------------------------------------------
+
+def test_a_patient_sends_blood_pressure_on_its_own_page_with_the_unit_beside_the_fields(cast):
+    client = _client(cast.patient_a.user)
+    html = client.get("/me/readings/new/blood-pressure/").content.decode()
+    assert html.count('<span class="unit" aria-hidden="true">mmHg</span>') == 2
+    assert 'name="value2"' in html
+    response = client.post("/me/readings/new/blood-pressure/", {"value": "142", "value2": "91"})
+    assert response.status_code == 302 and response["Location"] == "/me/readings/blood-pressure/"
+    reading = Reading.objects.get(patient=cast.patient_a)
+    assert (reading.measure, reading.value, reading.value2, reading.source) == (
+        "blood-pressure", Decimal(142), Decimal(91), "web")
+    assert AuditEvent.objects.filter(action="create", patient_ref=cast.patient_a.pk).count() == 1
+
+
+def test_an_upside_down_blood_pressure_is_refused_next_to_the_upper_number(cast):
+    response = _client(cast.patient_a.user).post("/me/readings/new/blood-pressure/",
+                                                 {"value": "80", "value2": "120"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<ul class="errors" id="id_value-errors"><li>The systolic pressure must be higher' in html
+    assert "id_value2-errors" not in html
+    assert not Reading.objects.exists()
+
+
+def test_the_general_reading_form_sends_two_part_measures_to_their_own_page(cast):
+    html = _client(cast.patient_a.user).get("/me/readings/new/").content.decode()
+    assert '<option value="blood-pressure"' not in html
+    assert 'href="/me/readings/new/blood-pressure/"' in html
+
+
+def test_only_patients_open_the_per_measure_form(cast, relative):
+    for user in (cast.clinician_a, cast.admin, cast.quality, relative):
+        assert _client(user).get("/me/readings/new/spo2/").status_code == 403, user.username
+    assert _client(cast.patient_a.user).get("/me/readings/new/cholesterol/").status_code == 404
