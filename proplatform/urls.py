@@ -10,6 +10,7 @@ from accounts import views as accounts_views
 from alerts import api as alerts_api
 from alerts import views as alerts_views
 from interop import views as fhir_views
+from interop import views_observations as fhir_observations
 from interop import views_questionnaires as fhir_questionnaires
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
@@ -30,12 +31,13 @@ api_v1 = [
 ]
 
 fhir = [
+    path("", fhir_observations.BundleSlashView.as_view(), name="fhir-bundle"),
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
     path("Patient/<str:patient_id>", fhir_views.PatientReadView.as_view(), name="fhir-patient"),
     path("Questionnaire", fhir_questionnaires.QuestionnaireCollectionView.as_view(), name="fhir-questionnaires"),
     path("Questionnaire/<str:questionnaire_id>", fhir_questionnaires.QuestionnaireReadView.as_view(),
          name="fhir-questionnaire"),
-    path("Observation", fhir_questionnaires.ObservationSearchView.as_view(), name="fhir-observations"),
+    path("Observation", fhir_observations.ObservationCollectionPostView.as_view(), name="fhir-observations"),
     path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseCollectionView.as_view(),
          name="fhir-questionnaire-responses"),
 ]
@@ -78,6 +80,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("fhir", fhir_observations.BundleView.as_view()),  # the FHIR base URL takes Bundles
     path("fhir/", include(fhir)),
     path("health/", health, name="health"),
     # The admin signs in through our login page, which asks for the TOTP code when the user has

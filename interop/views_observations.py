@@ -1,0 +1,201 @@
+"""FHIR ingest of home readings: POST /fhir/Observation and POST /fhir with a batch or
+transaction Bundle of Observations. Parsing is interop.observation_in (pure); storing is the
+same fast path as the REST batch endpoint (monitoring.ingest.readings_ingest)."""
+
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.authentication import BearerTokenAuthentication
+from accounts.models import Role
+from interop.mapping import operation_outcome, reading_to_observation
+from interop.observation_in import BP_PANEL, ParsedObservation, parse_observation
+from interop.views import FhirView
+from interop.views_questionnaires import FhirJSONParser, _base
+from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
+from monitoring.ingest import MAX_BATCH, ItemResult, readings_ingest
+from monitoring.measures import MEASURES
+from monitoring.models import Device, Source
+from patients.models import Patient
+
+_OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
+_STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 404: "404 Not Found",
+                409: "409 Conflict"}
+
+
+class _Rollback(Exception):
+    def __init__(self, outcome: dict[str, Any], code: int) -> None:
+        self.outcome, self.code = outcome, code
+
+
+def _caller(request: Request) -> tuple[Patient, Device | None, Source]:
+    if isinstance(request.user, DevicePrincipal):
+        return request.user.device.patient, request.user.device, Source.DEVICE
+    if request.user.role != Role.PATIENT or not hasattr(request.user, "patient"):
+        raise exceptions.PermissionDenied("Observations are sent by patients and their devices.")
+    return request.user.patient, None, Source.API
+
+
+def _item(parsed: ParsedObservation) -> dict[str, Any]:
+    item: dict[str, Any] = {"measure": parsed.measure, "unit": parsed.unit, "effective_at": parsed.effective_at}
+    if parsed.measure == BP_PANEL:
+        item["systolic"], item["diastolic"] = parsed.value, parsed.value2
+    else:
+        item["value"] = parsed.value
+    if parsed.client_id:
+        item["client_id"] = parsed.client_id
+    return item
+
+
+def _problems_outcome(parsed: ParsedObservation) -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "invalid", "diagnostics": p.message, "expression": [p.expression]}
+        for p in parsed.problems]}
+
+
+def _result_outcome(result: ItemResult) -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "conflict" if result.status == 409 else
+         "not-found" if result.status == 404 else "invalid",
+         "diagnostics": f"{field}: {message}"}
+        for field, messages in result.errors.items() for message in messages]}
+
+
+def _observation(result: ItemResult) -> dict[str, Any]:
+    reading = result.reading
+    measure = MEASURES[reading.measure]
+    return reading_to_observation(reading, loinc=measure.loinc, display=measure.display)
+
+
+def _check(parsed: ParsedObservation, patient: Patient) -> tuple[dict[str, Any], int] | None:
+    """A parse problem (400) or a subject that is not the caller's patient (404)."""
+    if not parsed.ok:
+        return _problems_outcome(parsed), 400
+    if parsed.patient_id != str(patient.pk):
+        return operation_outcome("error", "not-found", "No such patient."), 404
+    return None
+
+
+class ObservationCreateMixin:
+    authentication_classes = [DeviceTokenAuthentication, BearerTokenAuthentication, SessionAuthentication]
+    parser_classes = [FhirJSONParser, JSONParser]
+
+
+class ObservationCollectionPostView(ObservationCreateMixin, FhirView):
+    """POST /fhir/Observation (one reading). GET is the search in views_questionnaires."""
+
+    @extend_schema(exclude=True)  # documented on ObservationSearchView.get
+    def get(self, request: Request) -> Response:
+        from interop.views_questionnaires import ObservationSearchView
+
+        return ObservationSearchView.get(self, request)  # type: ignore[arg-type]
+
+    @extend_schema(request=OpenApiTypes.OBJECT,
+                   responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="the stored Observation"),
+                              200: OpenApiResponse(OpenApiTypes.OBJECT, description="already stored"),
+                              400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME, 404: _OUTCOME, 409: _OUTCOME},
+                   tags=["fhir"], operation_id="fhir_Observation_create")
+    def post(self, request: Request) -> Response:
+        patient, device, source = _caller(request)
+        parsed = parse_observation(request.data)
+        refused = _check(parsed, patient)
+        if refused:
+            return Response(refused[0], status=refused[1])
+        [result] = readings_ingest(patient=patient, items=[_item(parsed)], source=source, device=device,
+                                   entered_by=None if device else request.user)
+        if result.reading is None:
+            return Response(_result_outcome(result), status=result.status)
+        return Response(_observation(result), status=result.status,
+                        headers={"Location": f"{_base(request)}/Observation/reading-{result.reading.pk}"})
+
+
+class BundleView(ObservationCreateMixin, FhirView):
+    """POST /fhir: a batch (each entry on its own) or transaction (all or nothing) Bundle of
+    Observation creates."""
+
+    @extend_schema(request=OpenApiTypes.OBJECT,
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="batch-/transaction-response"),
+                              400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
+                   tags=["fhir"], operation_id="fhir_Bundle_process")
+    def post(self, request: Request) -> Response:
+        patient, device, source = _caller(request)
+        bundle = request.data
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise exceptions.ParseError("The body must be a FHIR Bundle.")
+        kind = bundle.get("type")
+        if kind not in ("batch", "transaction"):
+            raise exceptions.ParseError("Bundle.type must be batch or transaction.")
+        entries = bundle.get("entry") or []
+        if not isinstance(entries, list) or not entries or len(entries) > MAX_BATCH:
+            raise exceptions.ParseError(f"A Bundle carries 1 to {MAX_BATCH} entries.")
+        parsed: list[ParsedObservation] = []
+        refused: dict[int, tuple[dict[str, Any], int]] = {}
+        for i, entry in enumerate(entries):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            req = (entry.get("request") or {}) if isinstance(entry, dict) else {}
+            one = parse_observation(resource)
+            parsed.append(one)
+            if req.get("method", "POST") != "POST" or str(req.get("url", "Observation")).split("?")[0] != "Observation":
+                refused[i] = (operation_outcome("error", "not-supported",
+                                                "Only POST of Observation is supported in a Bundle."), 400)
+            elif (problem := _check(one, patient)) is not None:
+                refused[i] = problem
+        if kind == "transaction":
+            return self._transaction(request, patient, device, source, parsed, refused)
+        ok = [i for i in range(len(parsed)) if i not in refused]
+        results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in ok], source=source,
+                                  device=device, entered_by=None if device else request.user)
+        by_index = dict(zip(ok, results, strict=True))
+        response_entries = []
+        for i in range(len(parsed)):
+            if i in refused:
+                outcome, code = refused[i]
+                response_entries.append({"response": {"status": _STATUS_TEXT[code], "outcome": outcome}})
+            else:
+                response_entries.append(self._entry(request, by_index[i]))
+        return Response({"resourceType": "Bundle", "type": "batch-response", "entry": response_entries})
+
+    def _entry(self, request: Request, result: ItemResult) -> dict[str, Any]:
+        if result.reading is None:
+            return {"response": {"status": _STATUS_TEXT[result.status], "outcome": _result_outcome(result)}}
+        return {"resource": _observation(result), "response": {
+            "status": _STATUS_TEXT[result.status],
+            "location": f"Observation/reading-{result.reading.pk}"}}
+
+    def _transaction(self, request: Request, patient: Patient, device: Device | None, source: Source,
+                     parsed: list[ParsedObservation], refused: dict[int, tuple[dict[str, Any], int]]) -> Response:
+        if refused:
+            first = min(refused)
+            outcome, code = refused[first]
+            for issue in outcome["issue"]:
+                issue["diagnostics"] = f"entry[{first}]: {issue.get('diagnostics', '')}"
+            return Response(outcome, status=code)
+        try:
+            with transaction.atomic():
+                results = readings_ingest(patient=patient, items=[_item(p) for p in parsed], source=source,
+                                          device=device, entered_by=None if device else request.user)
+                for i, result in enumerate(results):
+                    if result.reading is None:
+                        outcome = _result_outcome(result)
+                        for issue in outcome["issue"]:
+                            issue["diagnostics"] = f"entry[{i}]: {issue['diagnostics']}"
+                        raise _Rollback(outcome, result.status)
+        except _Rollback as rollback:  # all or nothing: nothing of this Bundle is stored
+            return Response(rollback.outcome, status=rollback.code)
+        return Response({"resourceType": "Bundle", "type": "transaction-response",
+                         "entry": [self._entry(request, r) for r in results]})
+
+
+class BundleSlashView(BundleView):
+    """The same at /fhir/ (some clients add the slash); documented once, at /fhir."""
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> Response:
+        return super().post(request)
