@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import ApiToken
 from alerts.models import Alert, AlertEvent, EventKind, Rule, Status
@@ -75,7 +75,7 @@ def test_value_just_below_the_limit_raises_a_red_alert_with_a_plain_reason(cast)
     # Reasons are written in the clinic's language (LANGUAGE_CODE, Danish by default).
     assert alert.reason == "Iltmætning (SpO2) 91 % er under grænsen på 92 %."
     assert alert.evidence == {
-        "reading_id": reading.pk, "measure": "spo2", "value": "91", "unit": "%",
+        "reading_id": reading.pk, "measure": "spo2", "component": "value", "value": "91", "unit": "%",
         "effective_at": reading.effective_at.isoformat(), "limit": "92",
     }
 
@@ -258,3 +258,26 @@ def test_a_new_alert_shows_up_in_the_teams_worklist(cast, client, django_capture
     worklist = client.get("/api/v1/alerts").json()
     assert [a["severity"] for a in worklist] == ["yellow"]
     assert worklist[0]["patient"]["name"] == str(cast.patient_a)
+
+
+def test_blood_pressure_rules_watch_systolic_or_diastolic_as_configured(cast):
+    Rule.objects.create(program=cast.program_a, kind="threshold", name="Systolic above 160", severity="yellow",
+                        params={"measure": "blood-pressure", "high": 160})
+    Rule.objects.create(program=cast.program_a, kind="threshold", name="Diastolic above 100", severity="red",
+                        params={"measure": "blood-pressure", "high": 100, "component": "value2"})
+    reading = Reading.objects.create(patient=cast.patient_a, measure="blood-pressure", value=150, value2=105,
+                                     unit="mm[Hg]", effective_at=timezone.now(), source=Source.DEVICE)
+    with translation.override("en"):
+        readings_evaluate(reading_ids=[reading.pk])
+    alert = Alert.objects.get()
+    assert alert.rule.name == "Diastolic above 100" and alert.severity == "red"
+    assert alert.reason == "Blood pressure (diastolic) 105 mmHg is above the limit of 100 mmHg."
+
+
+def test_a_diastolic_rule_on_a_one_part_measure_is_refused():
+    from django.core.exceptions import ValidationError
+
+    from alerts.rules import parse_params
+
+    with pytest.raises(ValidationError, match="second component"):
+        parse_params("threshold", {"measure": "spo2", "low": 90, "component": "value2"})

@@ -1,7 +1,10 @@
-"""Threshold on one measure: below ``low`` or above ``high`` fires (limits themselves are fine)."""
+"""Threshold on one measure: below ``low`` or above ``high`` fires (limits themselves are fine).
+
+For a two-part measure (blood pressure) ``component`` picks the part: ``value`` (systolic, the
+default) or ``value2`` (diastolic)."""
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pydantic
 from django.utils.formats import number_format
@@ -20,6 +23,7 @@ class Params(pydantic.BaseModel):
     measure: str
     low: Decimal | None = None
     high: Decimal | None = None
+    component: Literal["value", "value2"] = "value"
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> "Params":
@@ -29,6 +33,8 @@ class Params(pydantic.BaseModel):
             raise ValueError("give low, high or both")
         if self.low is not None and self.high is not None and self.low >= self.high:
             raise ValueError("low must be below high")
+        if self.component == "value2" and MEASURES[self.measure].second is None:
+            raise ValueError(f"{self.measure} has no second component")
         return self
 
 
@@ -38,8 +44,16 @@ def evaluate_reading(params: Params, reading: "Reading") -> "Finding | None":
     if reading.measure != params.measure:
         return None
     m = MEASURES[reading.measure]
-    value = Decimal(reading.value).normalize()
-    shown = {"measure": m.label, "value": number_format(value), "unit": m.unit_label}
+    raw = reading.value2 if params.component == "value2" else reading.value
+    if raw is None:
+        return None
+    value = Decimal(raw).normalize()
+    label = m.label
+    if params.component == "value" and m.second is not None:
+        label = _("%(measure)s (systolic)") % {"measure": m.label}
+    elif params.component == "value2":
+        label = _("%(measure)s (diastolic)") % {"measure": m.label}
+    shown = {"measure": label, "value": number_format(value), "unit": m.unit_label}
     if params.low is not None and value < params.low:
         reason = _("%(measure)s %(value)s %(unit)s is below the limit of %(limit)s %(unit)s.")
         limit = params.low
@@ -53,6 +67,7 @@ def evaluate_reading(params: Params, reading: "Reading") -> "Finding | None":
         evidence={
             "reading_id": reading.pk,
             "measure": reading.measure,
+            "component": params.component,
             "value": str(value),
             "unit": reading.unit,
             "effective_at": reading.effective_at.isoformat(),
