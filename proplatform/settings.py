@@ -109,7 +109,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "proplatform.urls"
+ROOT_URLCONF = env.str("ROOT_URLCONF", default="proplatform.urls")  # benchmarks add a no-op view
 ASGI_APPLICATION = "proplatform.asgi.application"
 
 TEMPLATES = [
