@@ -294,3 +294,23 @@ def test_single_blood_pressure_with_systolic_below_diastolic_gives_400_and_store
     response = _post(client, body, cast.device_token_a)
     assert response.status_code == 400
     assert "systolic" in response.json()
+
+
+def test_an_administrator_issues_a_device_token_shown_once_and_revokes_it(cast):
+    import re
+
+    from django.test import Client as DjangoClient
+
+    admin_client = DjangoClient()
+    admin_client.force_login(cast.admin)
+    response = admin_client.post("/admin/monitoring/device/", {
+        "action": "issue_token", "_selected_action": [cast.device_a.pk]}, follow=True)
+    raw = re.search(r"(dv_[A-Za-z0-9_-]{20,})", response.content.decode()).group(1)
+    body = {"measure": "spo2", "value": 97, "unit": "%", "effective_at": timezone.now().isoformat()}
+    device = DjangoClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert device.post("/api/v1/readings", body, content_type="application/json").status_code == 201
+    old = DjangoClient(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}")
+    assert old.post("/api/v1/readings", body, content_type="application/json").status_code == 401
+    admin_client.post("/admin/monitoring/device/", {"action": "revoke_tokens",
+                                                    "_selected_action": [cast.device_a.pk]})
+    assert device.post("/api/v1/readings", body, content_type="application/json").status_code == 401
