@@ -7,7 +7,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from alerts.models import Alert
-from alerts.selectors import alert_payload, team_ids_of_patient
+from alerts.selectors import alert_payload
+from patients.models import TreatmentEpisode
 
 log = logging.getLogger(__name__)
 
@@ -18,22 +19,11 @@ def team_group(team_id: int) -> str:
 
 def alert_broadcast(alert_id: int) -> None:
     """Send the alert's current state to every triage page of its patient's teams."""
-    alert = Alert.objects.select_related("patient", "rule", "acknowledged_by").get(pk=alert_id)
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": "alert.changed", "alert": alert_payload(alert)}
-    for team_id in team_ids_of_patient(alert.patient_id):
-        try:
-            async_to_sync(layer.group_send)(team_group(team_id), message)
-        except Exception:  # the database has it; pages catch up on reconnect
-            log.exception("live push of alert %s to team %s failed", alert_id, team_id)
+    alerts_broadcast([alert_id])
 
 
 def alerts_broadcast(alert_ids: list[int]) -> None:
-    """Push many alerts (a batch's) with two queries rather than two per alert."""
-    from patients.models import TreatmentEpisode
-
+    """Push alerts' current state to their patients' teams: two queries however many alerts."""
     layer = get_channel_layer()
     if layer is None or not alert_ids:
         return

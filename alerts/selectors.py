@@ -4,7 +4,6 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from alerts.models import Alert, Status
 from patients.access import patients_for
-from patients.models import CareTeam
 
 
 def alerts_for(user: Any) -> QuerySet[Alert]:
@@ -27,12 +26,6 @@ def worklist(user: Any) -> QuerySet[Alert]:
             )
         )
         .order_by("rank", "raised_at")
-    )
-
-
-def team_ids_of_patient(patient_id: Any) -> list[int]:
-    return list(
-        CareTeam.objects.filter(episodes__patient_id=patient_id).distinct().values_list("id", flat=True)
     )
 
 

@@ -39,23 +39,6 @@ def _rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
     )
 
 
-def _raise(*, rule: Rule, patient_id: Any, source_key: str, finding: Finding) -> None:
-    alert, created = Alert.objects.get_or_create(
-        rule=rule,
-        source_key=source_key,
-        defaults={
-            "patient_id": patient_id,
-            "rule_version": rule.version,
-            "severity": rule.severity,
-            "reason": finding.reason,
-            "evidence": finding.evidence,
-        },
-    )
-    if created:
-        AlertEvent.objects.create(alert=alert, kind=EventKind.RAISED)
-        transaction.on_commit(lambda: alert_broadcast(alert.pk))
-
-
 def _reading_rules(readings: list[Reading], kinds: list[str]) -> dict[int, list[Rule]]:
     """The rules that apply to each reading, with two queries for the whole batch.
 
@@ -110,10 +93,7 @@ def readings_evaluate(*, reading_ids: list[int]) -> int:
                     params[rule.pk] = parse_params(rule.kind, rule.params)
                 finding = KINDS[rule.kind].evaluate_reading(params[rule.pk], reading)
                 if finding:
-                    raised.append(Alert(rule=rule, source_key=f"reading:{reading.pk}",
-                                        patient_id=reading.patient_id, rule_version=rule.version,
-                                        severity=rule.severity, reason=finding.reason,
-                                        evidence=finding.evidence))
+                    raised.append(_alert(rule, reading.patient_id, f"reading:{reading.pk}", finding))
         _raise_many(raised)
     return len(readings)
 
@@ -172,6 +152,11 @@ def _claim_readings(reading_ids: list[int]) -> list[Any]:
     return readings
 
 
+def _alert(rule: Rule, patient_id: Any, source_key: str, finding: Finding) -> Alert:
+    return Alert(rule=rule, source_key=source_key, patient_id=patient_id, rule_version=rule.version,
+                 severity=rule.severity, reason=finding.reason, evidence=finding.evidence)
+
+
 def _raise_many(alerts: list[Alert]) -> None:
     """Store a batch's new alerts with three statements instead of three per alert.
 
@@ -204,11 +189,12 @@ def response_evaluate(*, response_id: int) -> int:
         if response is None:
             return 0
         QuestionnaireResponse.objects.filter(id=response_id).update(evaluated_at=timezone.now())
+        raised: list[Alert] = []
         for rule in _rules_for(response.patient_id, response.authored_at.date(), kinds):
             finding = KINDS[rule.kind].evaluate_response(parse_params(rule.kind, rule.params), response)
             if finding:
-                _raise(rule=rule, patient_id=response.patient_id,
-                       source_key=f"response:{response.pk}", finding=finding)
+                raised.append(_alert(rule, response.patient_id, f"response:{response.pk}", finding))
+        _raise_many(raised)
     return 1
 
 
