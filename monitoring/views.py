@@ -24,16 +24,15 @@ from monitoring.measures import MEASURES, Measure
 from monitoring.models import Reading, Source
 from monitoring.selectors import PERIODS, period_days, reading_measures_for, readings_in_period, thresholds_for
 from monitoring.services import AlreadyErroneous, reading_ingest, reading_mark_erroneous
-from patients.access import patient_or_404
+from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
-from questionnaires.views import _me
 
 
 @role_required(Role.PATIENT)
 def reading_new(request: HttpRequest) -> HttpResponse:
     form = ReadingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        patient = _me(request, "Reading (web form)", action=Action.CREATE)
+        patient = own_patient_or_404(request, action=Action.CREATE, resource="Reading (web form)")
         measure = MEASURES[form.cleaned_data["measure"]]
         try:
             reading_ingest(patient=patient, measure=measure.code, value=form.cleaned_data["value"],
@@ -60,7 +59,7 @@ def reading_new_measure(request: HttpRequest, measure: str) -> HttpResponse:
     m = _measure_or_404(measure)
     form = MeasureReadingForm(request.POST or None, measure=m)
     if request.method == "POST" and form.is_valid():
-        patient = _me(request, f"Reading (web form, {m.code})", action=Action.CREATE)
+        patient = own_patient_or_404(request, action=Action.CREATE, resource=f"Reading (web form, {m.code})")
         try:
             reading_ingest(patient=patient, measure=m.code, value=form.cleaned_data["value"],
                            value2=form.cleaned_data.get("value2"), unit=m.unit,
@@ -91,13 +90,6 @@ def _clinician_patient(request: HttpRequest, patient_id: uuid.UUID, *, resource:
                      patient_id=patient_id, request=request)
         raise PermissionDenied
     return patient_or_404(request, patient_id, action=action, resource=resource)
-
-
-def _my_patient(request: HttpRequest, *, resource: str, action: Action = Action.READ) -> Patient:
-    patient = getattr(request.user, "patient", None)
-    if patient is None:
-        raise Http404("No patient record for this login.")
-    return patient_or_404(request, patient.pk, action=action, resource=resource)
 
 
 def _measure_or_404(code: str) -> Measure:
@@ -158,7 +150,7 @@ def patient_readings(request: HttpRequest, patient_id: uuid.UUID, measure: str) 
 
 @role_required(Role.PATIENT)
 def my_readings(request: HttpRequest, measure: str | None = None) -> HttpResponse:
-    patient = _my_patient(request, resource=f"Reading (my readings{', ' + measure if measure else ''})")
+    patient = own_patient_or_404(request, resource=f"Reading (my readings{', ' + measure if measure else ''})")
     if measure is None:
         # The first measure the patient has (or has limits for); none yet: an empty page.
         codes = reading_measures_for(patient)
@@ -220,7 +212,7 @@ def patient_readings_csv(request: HttpRequest, patient_id: uuid.UUID, measure: s
 
 @role_required(Role.PATIENT)
 def my_readings_csv(request: HttpRequest, measure: str) -> HttpResponse:
-    patient = _my_patient(request, action=Action.EXPORT, resource=f"Reading (my readings {measure}, CSV)")
+    patient = own_patient_or_404(request, action=Action.EXPORT, resource=f"Reading (my readings {measure}, CSV)")
     return _csv_response(patient=patient, measure=_measure_or_404(measure),
                          days=period_days(request.GET.get("days")))
 

@@ -95,3 +95,12 @@ def patient_or_404(
     if patient is None:
         raise Http404("No such patient.")
     return patient
+
+
+def own_patient_or_404(request: HttpRequest, *, action: Action = Action.READ, resource: str) -> Patient:
+    """The logged-in patient's own record, audited like any other access (a patient reading
+    their own data is still a person reading a patient's data)."""
+    patient = getattr(request.user, "patient", None)
+    if patient is None:
+        raise Http404("No patient record for this login.")
+    return patient_or_404(request, patient.pk, action=action, resource=resource)

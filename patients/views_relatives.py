@@ -9,24 +9,17 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record
-from patients.access import patient_or_404, patients_for_answering
+from patients.access import own_patient_or_404, patient_or_404, patients_for_answering
 from patients.forms import RelativeGrantForm
-from patients.models import Patient
 from patients.services import relative_grant, relative_revoke
-
-
-def _own_patient(request: HttpRequest, action: Action, resource: str) -> Patient:
-    patient = getattr(request.user, "patient", None)
-    if patient is None:
-        raise Http404("No patient record for this login.")
-    return patient_or_404(request, patient.pk, action=action, resource=resource)
 
 
 @role_required(Role.PATIENT)
 def relatives(request: HttpRequest) -> HttpResponse:
     """The patient decides who may answer questionnaires on their behalf."""
     is_post = request.method == "POST"
-    patient = _own_patient(request, Action.CREATE if is_post else Action.READ, "RelativeGrant (page)")
+    patient = own_patient_or_404(request, action=Action.CREATE if is_post else Action.READ,
+                                 resource="RelativeGrant (page)")
     form = RelativeGrantForm(request.POST or None)
     if is_post and form.is_valid():
         try:
@@ -64,7 +57,7 @@ def act_for(request: HttpRequest, patient_id: str) -> HttpResponse:
 @require_POST
 @role_required(Role.PATIENT)
 def relative_revoke_view(request: HttpRequest, grant_id: int) -> HttpResponse:
-    patient = _own_patient(request, Action.UPDATE, f"RelativeGrant/{grant_id} revoke")
+    patient = own_patient_or_404(request, action=Action.UPDATE, resource=f"RelativeGrant/{grant_id} revoke")
     grant = patient.relative_grants.filter(pk=grant_id, revoked_at=None).first()
     if grant is None:
         raise Http404("No such permission.")

@@ -3,14 +3,13 @@
 from collections import defaultdict
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
 
 from accounts.decorators import role_required
 from accounts.models import Role
-from audit.models import Action
-from patients.access import patient_or_404
+from patients.access import own_patient_or_404
 from questionnaires.charts import time_series_svg
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 
@@ -40,10 +39,7 @@ def _score_axis(responses: list[QuestionnaireResponse], url: str) -> dict[str, A
 
 @role_required(Role.PATIENT)
 def my_answers(request: HttpRequest) -> HttpResponse:
-    patient = getattr(request.user, "patient", None)
-    if patient is None:
-        raise Http404("No patient record for this login.")
-    patient = patient_or_404(request, patient.pk, action=Action.READ, resource="QuestionnaireResponse (my answers)")
+    patient = own_patient_or_404(request, resource="QuestionnaireResponse (my answers)")
     responses = list(
         QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.COMPLETED)
         .select_related("questionnaire", "author").order_by("authored_at")

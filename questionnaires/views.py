@@ -15,7 +15,7 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action
 from monitoring.measures import MEASURES
-from patients.access import patient_or_404
+from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
 from questionnaires.definition import Definition
 from questionnaires.enablewhen import enabled_items
@@ -44,10 +44,7 @@ def _me(request: HttpRequest, resource: str, action: Action = Action.READ) -> Pa
             raise Http404("Choose whom you answer for first.")
         return patient_or_404(request, acting_for, action=action, resource=f"{resource} (relative)",
                               purpose="answer")
-    patient = getattr(request.user, "patient", None)
-    if patient is None:
-        raise Http404("No patient record for this login.")
-    return patient_or_404(request, patient.pk, action=action, resource=resource)
+    return own_patient_or_404(request, action=action, resource=resource)
 
 
 def _my_questionnaires(patient: Patient) -> list[Questionnaire]:
