@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import JSONParser
@@ -15,7 +15,8 @@ from rest_framework.response import Response
 
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Role
-from interop.mapping import operation_outcome, reading_to_observation
+from audit.models import Action
+from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
 from interop.observation_in import BP_PANEL, ParsedObservation, parse_observation
 from interop.views import FhirView
 from interop.views_questionnaires import FhirJSONParser, _base
@@ -23,7 +24,9 @@ from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
 from monitoring.ingest import MAX_BATCH, ItemResult, readings_ingest
 from monitoring.measures import MEASURES
 from monitoring.models import Device, Source
+from patients.access import patient_or_404
 from patients.models import Patient
+from questionnaires.models import QuestionnaireResponse
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 404: "404 Not Found",
@@ -88,14 +91,40 @@ class ObservationCreateMixin:
     parser_classes = [FhirJSONParser, JSONParser]
 
 
-class ObservationCollectionPostView(ObservationCreateMixin, FhirView):
-    """POST /fhir/Observation (one reading). GET is the search in views_questionnaires."""
+class ObservationCollectionView(ObservationCreateMixin, FhirView):
+    """POST /fhir/Observation (one reading) and GET /fhir/Observation?patient= (search)."""
 
-    @extend_schema(exclude=True)  # documented on ObservationSearchView.get
+    @extend_schema(
+        parameters=[OpenApiParameter("patient", str, required=True, description="Patient id"),
+                    OpenApiParameter("category", str, description="vital-signs (home readings) or survey "
+                                                                  "(questionnaire scores); both when omitted")],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
+                   400: _OUTCOME, 404: _OUTCOME},
+        tags=["fhir"], operation_id="fhir_Observation_search",
+    )
     def get(self, request: Request) -> Response:
-        from interop.views_questionnaires import ObservationSearchView
-
-        return ObservationSearchView.get(self, request)  # type: ignore[arg-type]
+        """A patient's observations: home readings (vital-signs, erroneous ones as
+        entered-in-error) and scores computed from questionnaire responses (survey), newest first,
+        at most 500 of each."""
+        patient_id = request.query_params.get("patient", "").removeprefix("Patient/")
+        if not patient_id:
+            raise exceptions.ParseError("Search by patient: ?patient=<id>.")
+        category = request.query_params.get("category", "")
+        if category not in ("", "survey", "vital-signs"):
+            raise exceptions.ParseError("category is vital-signs or survey.")
+        patient = patient_or_404(request, patient_id, action=Action.SEARCH,
+                                 resource=f"Observation?patient={patient_id}&category={category}")
+        observations: list[dict[str, Any]] = []
+        if category in ("", "vital-signs"):
+            for reading in patient.readings.order_by("-effective_at")[:500]:
+                measure = MEASURES[reading.measure]
+                observations.append(reading_to_observation(reading, loinc=measure.loinc, display=measure.display))
+        if category in ("", "survey"):
+            responses = (QuestionnaireResponse.objects.filter(patient=patient, status="completed")
+                         .exclude(scores=[]).order_by("-authored_at")[:500])
+            for response in responses:
+                observations += [score_to_observation(response, score, i) for i, score in enumerate(response.scores)]
+        return Response(searchset(_base(request), observations))
 
     @extend_schema(request=OpenApiTypes.OBJECT,
                    responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="the stored Observation"),

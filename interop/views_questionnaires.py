@@ -14,7 +14,6 @@ from interop.mapping import (
     operation_outcome,
     questionnaire_to_fhir,
     response_to_fhir,
-    score_to_observation,
     searchset,
 )
 from interop.views import FhirView
@@ -215,31 +214,3 @@ def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:  # type: 
     if questionnaire is None:
         raise exceptions.NotFound(f"Version {version} of that questionnaire does not exist.")
     return questionnaire
-
-
-class ObservationSearchView(FhirView):
-    @extend_schema(
-        parameters=[OpenApiParameter("patient", str, required=True, description="Patient id"),
-                    OpenApiParameter("category", str, description="survey (questionnaire scores)")],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
-                   400: _OUTCOME, 404: _OUTCOME},
-        tags=["fhir"], operation_id="fhir_Observation_search",
-    )
-    def get(self, request: Request) -> Response:
-        """A patient's observations: for now the scores computed from questionnaire responses
-        (category survey), each derived from its QuestionnaireResponse. Home readings join with
-        the monitoring issue."""
-        patient_id = request.query_params.get("patient", "").removeprefix("Patient/")
-        if not patient_id:
-            raise exceptions.ParseError("Search by patient: ?patient=<id>.")
-        category = request.query_params.get("category", "survey")
-        patient = patient_or_404(request, patient_id, action=Action.SEARCH,
-                                 resource=f"Observation?patient={patient_id}&category={category}")
-        observations: list[dict] = []
-        if category == "survey":
-            responses = (QuestionnaireResponse.objects.filter(patient=patient, status="completed")
-                         .exclude(scores=[]).order_by("-authored_at")[:500])
-            for response in responses:
-                observations += [score_to_observation(response, score, i)
-                                 for i, score in enumerate(response.scores)]
-        return Response(searchset(_base(request), observations))

@@ -37,7 +37,7 @@ fhir = [
     path("Questionnaire", fhir_questionnaires.QuestionnaireCollectionView.as_view(), name="fhir-questionnaires"),
     path("Questionnaire/<str:questionnaire_id>", fhir_questionnaires.QuestionnaireReadView.as_view(),
          name="fhir-questionnaire"),
-    path("Observation", fhir_observations.ObservationCollectionPostView.as_view(), name="fhir-observations"),
+    path("Observation", fhir_observations.ObservationCollectionView.as_view(), name="fhir-observations"),
     path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseCollectionView.as_view(),
          name="fhir-questionnaire-responses"),
 ]

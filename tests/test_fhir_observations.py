@@ -158,3 +158,23 @@ def test_a_bundle_entry_that_is_not_an_observation_create_is_refused_alone(cast)
     response = _post(_device(cast), "/fhir/", entry)  # the base URL with a slash works too
     assert response.status_code == 200
     assert [e["response"]["status"] for e in response.json()["entry"]] == ["201 Created", "400 Bad Request"]
+
+
+def test_the_observation_search_returns_home_readings_and_scores_by_category(cast):
+    from questionnaires.models import QuestionnaireResponse
+
+    _post(_device(cast), "/fhir/Observation", _obs(cast.patient_a))
+    QuestionnaireResponse.objects.create(
+        patient=cast.patient_a, questionnaire=cast.questionnaire, author=cast.patient_a.user, items=[],
+        scores=[{"code": {"system": "http://loinc.org", "code": "44261-6", "display": "PHQ-9"}, "value": 4}])
+    clinician = Client()
+    clinician.force_login(cast.clinician_a)
+    patient = str(cast.patient_a.pk)
+    everything = clinician.get("/fhir/Observation", {"patient": patient}).json()
+    assert everything["total"] == 2
+    vital = clinician.get("/fhir/Observation", {"patient": patient, "category": "vital-signs"}).json()
+    assert [e["resource"]["code"]["coding"][0]["code"] for e in vital["entry"]] == ["29463-7"]
+    Observation.model_validate(vital["entry"][0]["resource"])
+    survey = clinician.get("/fhir/Observation", {"patient": patient, "category": "survey"}).json()
+    assert [e["resource"]["code"]["coding"][0]["code"] for e in survey["entry"]] == ["44261-6"]
+    assert clinician.get("/fhir/Observation", {"patient": patient, "category": "laboratory"}).status_code == 400
