@@ -155,7 +155,6 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         Validated against the questionnaire version it names; errors name the linkId. A
         resubmission with the same identifier stores one response."""
         from questionnaires.services import ResponseConflict, ResponseInvalid, response_submit
-        from questionnaires.validation import ResponseError, response_validate
 
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_RESPONSE_BYTES:
             return Response(operation_outcome("error", "too-costly", "The response is too large."),
@@ -176,16 +175,9 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         identifier = (data.get("identifier") or {}).get("value") if isinstance(data.get("identifier"), dict) else None
         existing = (QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
                     if isinstance(identifier, str) else None)
-        # The web form never sends answers to disabled items; an API client that does is told
-        # which, rather than having them dropped without a word.
-        dropped = response_validate(questionnaire.definition, data.get("item") or [], check_required=False).dropped
-        if dropped:
-            message = "This item is not enabled by the other answers; leave out its answer."
-            errors = [ResponseError(link_id, message) for link_id in dropped]
-            return Response(_response_outcome(errors), status=status.HTTP_400_BAD_REQUEST)
         try:
             response = response_submit(patient=patient, questionnaire=questionnaire, items=data.get("item") or [],
-                                       author=request.user, identifier=identifier)
+                                       author=request.user, identifier=identifier, refuse_disabled=True)
         except ResponseInvalid as exc:
             return Response(_response_outcome(exc.errors), status=status.HTTP_400_BAD_REQUEST)
         except ResponseConflict as exc:

@@ -220,6 +220,7 @@ def response_submit(
     identifier: str | None = None,
     authored_at: Any = None,
     draft: QuestionnaireResponse | None = None,
+    refuse_disabled: bool = False,
 ) -> QuestionnaireResponse:
     """Validate fully and store a completed response — completing the patient's draft of this
     version if there is one. All or nothing: invalid input raises ``ResponseInvalid`` and stores
@@ -229,6 +230,11 @@ def response_submit(
         raise ResponseInvalid([ResponseError(None, _("The identifier must be text of 1 to %(n)s characters.")
                                              % {"n": IDENTIFIER_MAX})])
     checked = response_validate(questionnaire.definition, items)
+    if refuse_disabled and checked.dropped:
+        # An API client is told which answers belong to disabled items instead of having them
+        # dropped without a word (the web form never sends them).
+        message = _("This item is not enabled by the other answers; leave out its answer.")
+        checked.errors += [ResponseError(link_id, message) for link_id in checked.dropped]
     if checked.errors:
         raise ResponseInvalid(checked.errors)
     if identifier is not None:
