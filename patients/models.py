@@ -66,6 +66,9 @@ class Patient(models.Model):
     sex = models.CharField(max_length=8, choices=Sex.choices)
     phone = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The patient opted out of their data being used for quality work and research
+    # (secondary use). Pseudonymised exports and cohorts leave them out from this moment on.
+    secondary_use_withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.given_name} {self.family_name}"
