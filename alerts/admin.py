@@ -1,11 +1,50 @@
 from django.contrib import admin
 
-from alerts.models import Alert, Rule
+from alerts.definitions import rule_save
+from alerts.models import Alert, EscalationPolicy, Rule, RuleError, RuleOverride, RuleRevision
+
+
+class RuleRevisionInline(admin.TabularInline):
+    model = RuleRevision
+    extra = 0
+    can_delete = False
+    readonly_fields = ("version", "kind", "name", "severity", "params", "active", "cooldown", "changed_by",
+                       "changed_at", "reason")
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
     list_display = ("name", "program", "kind", "severity", "version", "active")
+    list_filter = ("kind", "program", "active")
+    readonly_fields = ("version",)
+    inlines = [RuleRevisionInline]
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        # Through the service: a change bumps the version and keeps the old definition.
+        rule_save(rule=obj, by=request.user, reason=request.POST.get("_reason", "changed in admin"))
+
+
+@admin.register(RuleOverride)
+class RuleOverrideAdmin(admin.ModelAdmin):
+    list_display = ("rule", "patient", "params", "created_by", "created_at", "ended_at")
+    readonly_fields = [f.name for f in RuleOverride._meta.fields]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False  # through alerts.definitions.rule_override_set (patient page), which validates
+
+
+@admin.register(RuleError)
+class RuleErrorAdmin(admin.ModelAdmin):
+    list_display = ("rule", "rule_version", "source_key", "error", "at")
+    readonly_fields = [f.name for f in RuleError._meta.fields]
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(admin.ModelAdmin):
+    list_display = ("care_team", "after", "on_call", "lead")
 
 
 @admin.register(Alert)

@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role
+from alerts.lifecycle import AlreadyAcknowledged, alert_acknowledge
 from alerts.selectors import alert_payload, alerts_for, worklist
-from alerts.services import AlreadyAcknowledged, alert_acknowledge
 from audit.models import Action, Outcome
 from audit.services import audit_record
 

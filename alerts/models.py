@@ -1,3 +1,6 @@
+from datetime import datetime, timedelta
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -11,15 +14,23 @@ class Severity(models.TextChoices):
 
 class Rule(models.Model):
     """A declarative rule attached to a programme. ``params`` is validated by the kind's
-    pydantic model (alerts.rules registry) when saved and parsed again when evaluated."""
+    pydantic model (alerts.rules registry) when saved and parsed again when evaluated.
+
+    Change rules through ``alerts.services.rule_save``: it bumps ``version`` and keeps the old
+    definition as a RuleRevision, so every alert can say which definition raised it."""
 
     program = models.ForeignKey("patients.Program", on_delete=models.CASCADE, related_name="rules")
     kind = models.CharField(max_length=32)
     name = models.CharField(max_length=200)
+    # The colour of an alert when the kind does not decide it (four-band thresholds and
+    # per-answer colours decide per finding).
     severity = models.CharField(max_length=8, choices=Severity.choices)
     params = models.JSONField()
     version = models.PositiveIntegerField(default=1)
     active = models.BooleanField(default=True)
+    # After an alert of this rule is resolved, findings of the same or a lower colour within
+    # this time are added to it as evidence instead of raising a new alert.
+    cooldown = models.DurationField(default=timedelta(0))
 
     def __str__(self) -> str:
         return self.name
@@ -30,33 +41,114 @@ class Rule(models.Model):
         parse_params(self.kind, self.params)
 
 
+class RuleRevision(models.Model):
+    """A rule as it was at one version: who changed it, when and why."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=32)
+    name = models.CharField(max_length=200)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    params = models.JSONField()
+    active = models.BooleanField()
+    cooldown = models.DurationField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "version"], name="uniq_rule_revision")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} v{self.version}"
+
+
+class RuleOverride(models.Model):
+    """Per-patient parameters for one rule (e.g. this patient's weight limit), merged over the
+    rule's own. Never edited: a change ends the current row and adds a new one, so who changed
+    what, when and why stays readable."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="overrides")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="rule_overrides")
+    params = models.JSONField()
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "patient"], condition=models.Q(ended_at=None), name="uniq_current_rule_override"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"override of rule {self.rule_id} for {self.patient_id}"
+
+
 class Status(models.TextChoices):
     OPEN = "open", _("Open")
     ACKNOWLEDGED = "acknowledged", _("Acknowledged")
     RESOLVED = "resolved", _("Resolved")
 
 
+class Outcome(models.TextChoices):
+    CALLED_PATIENT = "called-patient", _("Called the patient")
+    BOOKED_VISIT = "booked-visit", _("Booked a visit")
+    CHANGED_TREATMENT = "changed-treatment", _("Changed treatment")
+    REFERRED = "referred", _("Referred")
+    NO_ACTION = "no-action", _("No action needed")
+
+
 class Alert(models.Model):
+    """One warning sign for one patient and rule, from the first finding until resolved.
+
+    While it is not resolved, new findings of the same rule are added to it (AlertFinding)
+    instead of raising another alert: a patient whose weight keeps rising has one alert that
+    grows, not one per weighing. A partial unique constraint holds that line."""
+
     patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="alerts")
     rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="alerts")
     rule_version = models.PositiveIntegerField()
     severity = models.CharField(max_length=8, choices=Severity.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    # The latest finding's reason and evidence (all findings are AlertFinding rows).
     reason = models.TextField()
-    # What the rule fired on, as it was then (values, times, the answer text).
     evidence = models.JSONField()
-    # "reading:<id>" or "response:<id>". With ``rule`` it makes evaluation idempotent.
+    # The finding that raised it: "reading:<id>", "response:<id>", "missed:<id>", ...
     source_key = models.CharField(max_length=64)
     raised_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_alerts"
+    )
+    # Steps taken up the escalation ladder while the alert stayed unacknowledged.
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True)
+    resolution_note = models.TextField(blank=True)
 
     class Meta:
         constraints = [
-            # A task delivered twice (Celery is at-least-once) raises one alert, not two.
-            models.UniqueConstraint(fields=["rule", "source_key"], name="uniq_alert_rule_source")
+            models.UniqueConstraint(
+                fields=["patient", "rule"],
+                condition=~models.Q(status="resolved"),
+                name="uniq_unresolved_alert_per_rule",
+            )
         ]
         indexes = [
             # the worklist: open alerts of a set of patients, newest first
@@ -67,9 +159,36 @@ class Alert(models.Model):
         return f"{self.severity} alert {self.pk} ({self.status})"
 
 
+class AlertFinding(models.Model):
+    """One time a rule fired: what it saw, as it was. Unique per (rule, source), so a task
+    delivered twice (Celery is at-least-once) adds nothing the second time."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="findings")
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="+")
+    rule_version = models.PositiveIntegerField()
+    source_key = models.CharField(max_length=64)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    reason = models.TextField()
+    evidence = models.JSONField()
+    found_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "source_key"], name="uniq_finding_rule_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"finding {self.source_key} of alert {self.alert_id}"
+
+
 class EventKind(models.TextChoices):
     RAISED = "raised", _("Raised")
+    EVIDENCE_ADDED = "evidence-added", _("Evidence added")
     ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    ASSIGNED = "assigned", _("Assigned")
+    SNOOZED = "snoozed", _("Snoozed")
+    ESCALATED = "escalated", _("Escalated")
+    RESOLVED = "resolved", _("Resolved")
 
 
 class AlertEvent(models.Model):
@@ -82,6 +201,96 @@ class AlertEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     note = models.TextField(blank=True)
+    # Kind-specific facts: the finding added, the assignee, the escalation step, the outcome.
+    data = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.alert_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Snooze(models.Model):
+    """"This patient's SpO2 is usually 90-92 %": findings on ``measure`` whose value lies within
+    [low, high] are not alerts until ``until``. The rule still fires beyond the snoozed level."""
+
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="snoozes")
+    measure = models.CharField(max_length=32)
+    component = models.CharField(max_length=8, default="value")  # "value2": diastolic
+    low = models.DecimalField(max_digits=9, decimal_places=3, null=True, blank=True)
+    high = models.DecimalField(max_digits=9, decimal_places=3, null=True, blank=True)
+    until = models.DateTimeField()
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"snooze {self.measure} {self.low}-{self.high} for {self.patient_id} until {self.until:%Y-%m-%d}"
+
+    def covers(self, measure: str, component: str, value: Decimal, at: datetime) -> bool:
+        if self.ended_at is not None or at >= self.until or (measure, component) != (self.measure, self.component):
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
+class RuleError(models.Model):
+    """A rule that raised an exception on some input. Recorded and shown to administrators;
+    the other rules of the batch still run."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="errors")
+    rule_version = models.PositiveIntegerField()
+    source_key = models.CharField(max_length=64)
+    error = models.TextField()
+    at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} failed on {self.source_key}"
+
+
+class EscalationPolicy(models.Model):
+    """How a team's red alerts climb when nobody acknowledges them: after ``after`` the on-call
+    nurse is notified, after twice that the team lead. Driven by a periodic job from database
+    state (alerts.services.alerts_escalate), so a restart never loses a pending step."""
+
+    care_team = models.OneToOneField("patients.CareTeam", on_delete=models.CASCADE, related_name="escalation")
+    after = models.DurationField(default=timedelta(minutes=30))
+    on_call = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"escalation of {self.care_team_id} after {self.after}"
+
+
+class DeliveryStatus(models.TextChoices):
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class Notification(models.Model):
+    """One attempt to tell someone about an alert through one transport (alerts/transports/),
+    with its error if it failed. Claimed by inserting the "sending" row first, so a re-delivered
+    task does not notify twice."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.CharField(max_length=32)
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=32)  # e.g. "escalation-1"
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=8, choices=DeliveryStatus.choices, default=DeliveryStatus.SENDING)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert", "channel", "recipient", "reason"],
+                condition=~models.Q(status="failed"),
+                name="uniq_notification_attempt",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.recipient_id} about {self.alert_id}: {self.status}"

@@ -1,29 +1,46 @@
-"""Evaluating rules and changing alerts. Every state change of an alert goes through here,
-writes its AlertEvent row and, after commit, pushes the new state to live triage pages."""
+"""Evaluating rules and turning their findings into alerts.
 
+One alert per (patient, rule) while it is unresolved: a new finding is added to the open alert
+as evidence (and makes it red if the finding is red) instead of raising a second one. After an
+alert is resolved, the rule's ``cooldown`` keeps findings of the same or a lower colour on the
+resolved alert. Findings a clinician's snooze covers are dropped. A rule that raises an
+exception is recorded as a RuleError and the other rules still run.
+
+Clinicians' changes to alerts (acknowledge, assign, resolve, ...) live in alerts.lifecycle."""
+
+import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from alerts.live import alert_broadcast, alerts_broadcast
-from alerts.models import Alert, AlertEvent, EventKind, Rule, Status
-from alerts.rules import KINDS, Finding, kinds_for, parse_params
-from audit.models import Action
-from audit.services import audit_record
+from alerts.live import alerts_broadcast
+from alerts.models import (
+    Alert,
+    AlertEvent,
+    AlertFinding,
+    EventKind,
+    Rule,
+    RuleError,
+    RuleOverride,
+    Severity,
+    Snooze,
+    Status,
+)
+from alerts.rules import KINDS, Finding, kinds_for, merged_params, parse_params
+from alerts.rules.context import Context
 from monitoring.models import Reading
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 
+log = logging.getLogger(__name__)
 
-class AlreadyAcknowledged(Exception):
-    def __init__(self, alert: Alert) -> None:
-        super().__init__(f"Alert {alert.pk} is already {alert.status}.")
-        self.alert = alert
+_RANK = {Severity.YELLOW: 1, Severity.RED: 2}
 
 
 def _rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
@@ -80,21 +97,18 @@ def readings_evaluate(*, reading_ids: list[int]) -> int:
     pass over readings another worker is evaluating right now. Readings a clinician marked
     erroneous are not evaluated at all."""
     kinds = kinds_for("reading")
+    now = timezone.now()
     with transaction.atomic():
         readings = _claim_readings(reading_ids)
         if not readings:
             return 0
         rules = _reading_rules(readings, kinds)
-        params: dict[int, Any] = {}  # each rule's JSON parsed once per batch, not once per reading
-        raised: list[Alert] = []
+        evaluator = _Evaluator(Context(now=now), {r.patient_id for r in readings}, rules)
         for reading in readings:
             for rule in rules[reading.pk]:
-                if rule.pk not in params:
-                    params[rule.pk] = parse_params(rule.kind, rule.params)
-                finding = KINDS[rule.kind].evaluate_reading(params[rule.pk], reading)
-                if finding:
-                    raised.append(_alert(rule, reading.patient_id, f"reading:{reading.pk}", finding))
-        _raise_many(raised)
+                evaluator.run(rule, reading.patient_id, f"reading:{reading.pk}", "evaluate_reading", reading)
+        findings_apply(evaluator.pending, now=now)
+        _record_errors(evaluator.errors)
     return len(readings)
 
 
@@ -152,33 +166,167 @@ def _claim_readings(reading_ids: list[int]) -> list[Any]:
     return readings
 
 
-def _alert(rule: Rule, patient_id: Any, source_key: str, finding: Finding) -> Alert:
-    return Alert(rule=rule, source_key=source_key, patient_id=patient_id, rule_version=rule.version,
-                 severity=rule.severity, reason=finding.reason, evidence=finding.evidence)
+@dataclass(slots=True)
+class Pending:
+    """A finding on its way to becoming (part of) an alert."""
+
+    rule: Rule
+    rule_version: int
+    patient_id: Any
+    source_key: str
+    finding: Finding
+
+    @property
+    def severity(self) -> str:
+        return self.finding.severity or self.rule.severity
 
 
-def _raise_many(alerts: list[Alert]) -> None:
-    """Store a batch's new alerts with three statements instead of three per alert.
+class _Evaluator:
+    """Runs kinds with each patient's effective parameters (rule params merged with the
+    patient's current override, each parsed once per batch) and collects findings and errors."""
 
-    An alert for the same (rule, source) can exist when a reading's claim was reset by hand (or
-    restored from a backup): one query finds those and they are left as they are. The unique
-    constraint backs this up against a concurrent evaluator."""
-    if not alerts:
+    def __init__(self, ctx: Context, patient_ids: set[Any], rules: dict[Any, list[Rule]]) -> None:
+        self.ctx = ctx
+        self.pending: list[Pending] = []
+        self.errors: list[RuleError] = []
+        rule_ids = {rule.pk for group in rules.values() for rule in group}
+        self._overrides = {
+            (o.rule_id, o.patient_id): o.params
+            for o in RuleOverride.objects.filter(rule_id__in=rule_ids, patient_id__in=patient_ids, ended_at=None)
+        }
+        self._parsed: dict[tuple[Any, Any], Any] = {}
+
+    def params(self, rule: Rule, patient_id: Any) -> Any:
+        override = self._overrides.get((rule.pk, patient_id))
+        key = (rule.pk, patient_id if override is not None else None)
+        if key not in self._parsed:
+            self._parsed[key] = parse_params(rule.kind, merged_params(rule.params, override))
+        return self._parsed[key]
+
+    def run(self, rule: Rule, patient_id: Any, source_key: str, method: str, subject: Any) -> None:
+        try:
+            finding = getattr(KINDS[rule.kind], method)(self.params(rule, patient_id), subject, self.ctx)
+        except DatabaseError:
+            raise  # the database, not the rule: roll the batch back and let the task retry
+        except Exception as exc:  # noqa: BLE001 - any rule bug is recorded, never blocks the others
+            log.exception("rule %s (v%s) failed on %s", rule.pk, rule.version, source_key)
+            self.errors.append(RuleError(rule=rule, rule_version=rule.version, source_key=source_key,
+                                         error=f"{type(exc).__name__}: {exc}"))
+            return
+        if finding is not None:
+            self.pending.append(Pending(rule, rule.version, patient_id, source_key, finding))
+
+
+def _record_errors(errors: list[RuleError]) -> None:
+    if errors:
+        RuleError.objects.bulk_create(errors)
+
+
+def _lock_patients(patient_ids: set[Any]) -> None:
+    """Serialise alert changes per patient across workers (the partial unique constraint on
+    unresolved alerts backs this up). Taken in a fixed order, so two batches cannot deadlock."""
+    if connection.vendor != "postgresql" or not patient_ids:
         return
-    existing = set(
-        Alert.objects.filter(source_key__in={a.source_key for a in alerts}).values_list("rule_id", "source_key")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('alerts:' || k)) FROM unnest(%s::text[]) AS k ORDER BY k",
+            [sorted(str(p) for p in patient_ids)],
+        )
+
+
+def _snoozed(pending: Pending, snoozes: dict[Any, list[Snooze]], now: datetime) -> bool:
+    if pending.finding.snooze is None:
+        return False
+    measure, component, value = pending.finding.snooze
+    return any(s.covers(measure, component, value, now) for s in snoozes.get(pending.patient_id, ()))
+
+
+def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
+    """Turn findings into alerts; returns the ids of the alerts raised or changed. A fixed
+    number of queries per batch, not per finding. Must run inside the evaluating transaction."""
+    if not pending:
+        return []
+    patient_ids = {p.patient_id for p in pending}
+    rule_ids = {p.rule.pk for p in pending}
+    _lock_patients(patient_ids)
+    seen = set(
+        AlertFinding.objects.filter(rule_id__in=rule_ids, source_key__in={p.source_key for p in pending})
+        .values_list("rule_id", "source_key")
     )
-    alerts = [a for a in alerts if (a.rule_id, a.source_key) not in existing]
-    if not alerts:
-        return
-    created = Alert.objects.bulk_create(alerts)
-    AlertEvent.objects.bulk_create([AlertEvent(alert=a, kind=EventKind.RAISED) for a in created])
-    ids = [a.pk for a in created]
-    transaction.on_commit(lambda: alerts_broadcast(ids))
+    snoozes: dict[Any, list[Snooze]] = defaultdict(list)
+    for snooze in Snooze.objects.filter(patient_id__in=patient_ids, ended_at=None, until__gt=now):
+        snoozes[snooze.patient_id].append(snooze)
+    unresolved = {
+        (a.patient_id, a.rule_id): a
+        for a in Alert.objects.filter(patient_id__in=patient_ids, rule_id__in=rule_ids).exclude(
+            status=Status.RESOLVED)
+    }
+    cooling: dict[tuple[Any, Any], Alert] = {}
+    rules_cooling = {p.rule.pk: p.rule.cooldown for p in pending if p.rule.cooldown}
+    if rules_cooling:
+        for alert in Alert.objects.filter(
+            patient_id__in=patient_ids, rule_id__in=rules_cooling, status=Status.RESOLVED,
+            resolved_at__gte=now - max(rules_cooling.values()),
+        ).order_by("resolved_at"):
+            if alert.resolved_at >= now - rules_cooling[alert.rule_id]:
+                cooling[(alert.patient_id, alert.rule_id)] = alert  # the latest wins
+
+    new: list[Alert] = []
+    changed: dict[int, Alert] = {}
+    findings: list[tuple[Alert, Pending]] = []
+    events: list[tuple[Alert, str, dict[str, Any]]] = []
+    for p in pending:
+        if (p.rule.pk, p.source_key) in seen or _snoozed(p, snoozes, now):
+            continue
+        seen.add((p.rule.pk, p.source_key))
+        key = (p.patient_id, p.rule.pk)
+        alert = unresolved.get(key)
+        cooled = alert is None and key in cooling and _RANK[p.severity] <= _RANK[cooling[key].severity]
+        if alert is None and cooled:
+            alert = cooling[key]
+        if alert is None:
+            alert = Alert(patient_id=p.patient_id, rule=p.rule, rule_version=p.rule_version, severity=p.severity,
+                          reason=p.finding.reason, evidence=p.finding.evidence, source_key=p.source_key,
+                          raised_at=now, updated_at=now)
+            new.append(alert)
+            unresolved[key] = alert
+            events.append((alert, EventKind.RAISED, {"source": p.source_key}))
+        else:
+            data: dict[str, Any] = {"source": p.source_key, "severity": p.severity}
+            if cooled:
+                data["cooldown"] = True
+            else:
+                alert.reason, alert.evidence, alert.updated_at = p.finding.reason, p.finding.evidence, now
+                if _RANK[p.severity] > _RANK[alert.severity]:
+                    data["from_severity"] = alert.severity
+                    alert.severity = p.severity
+                    if alert.status == Status.ACKNOWLEDGED:
+                        # A worse sign after someone looked: it needs looking at again.
+                        alert.status = Status.OPEN
+                        data["reopened"] = True
+                if alert.pk is not None:
+                    changed[alert.pk] = alert
+            events.append((alert, EventKind.EVIDENCE_ADDED, data))
+        findings.append((alert, p))
+
+    Alert.objects.bulk_create(new)
+    if changed:
+        Alert.objects.bulk_update(list(changed.values()), ["reason", "evidence", "severity", "status", "updated_at"])
+    AlertFinding.objects.bulk_create([
+        AlertFinding(alert=a, rule=p.rule, rule_version=p.rule_version, source_key=p.source_key,
+                     severity=p.severity, reason=p.finding.reason, evidence=p.finding.evidence, found_at=now)
+        for a, p in findings
+    ])
+    AlertEvent.objects.bulk_create([AlertEvent(alert=a, kind=k, at=now, data=d) for a, k, d in events])
+    ids = sorted({a.pk for a in new} | {a.pk for a, _, d in events if not d.get("cooldown")})
+    if ids:
+        transaction.on_commit(lambda: alerts_broadcast(ids))
+    return ids
 
 
 def response_evaluate(*, response_id: int) -> int:
     kinds = kinds_for("response")
+    now = timezone.now()
     with transaction.atomic():
         response = (
             QuestionnaireResponse.objects.select_for_update(skip_locked=True, of=("self",))
@@ -188,13 +336,13 @@ def response_evaluate(*, response_id: int) -> int:
         )
         if response is None:
             return 0
-        QuestionnaireResponse.objects.filter(id=response_id).update(evaluated_at=timezone.now())
-        raised: list[Alert] = []
-        for rule in _rules_for(response.patient_id, response.authored_at.date(), kinds):
-            finding = KINDS[rule.kind].evaluate_response(parse_params(rule.kind, rule.params), response)
-            if finding:
-                raised.append(_alert(rule, response.patient_id, f"response:{response.pk}", finding))
-        _raise_many(raised)
+        QuestionnaireResponse.objects.filter(id=response_id).update(evaluated_at=now)
+        rules = _rules_for(response.patient_id, response.authored_at.date(), kinds)
+        evaluator = _Evaluator(Context(now=now), {response.patient_id}, {response.pk: rules})
+        for rule in rules:
+            evaluator.run(rule, response.patient_id, f"response:{response.pk}", "evaluate_response", response)
+        findings_apply(evaluator.pending, now=now)
+        _record_errors(evaluator.errors)
     return 1
 
 
@@ -212,25 +360,3 @@ def responses_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 10
     for response_id in ids:
         _enqueue_evaluation(response_id)
     return len(ids)
-
-
-def alert_acknowledge(*, alert: Alert, user: Any, request: Any = None) -> Alert:
-    """Mark an open alert as seen by ``user``. Two nurses clicking at once: the first wins,
-    the second gets AlreadyAcknowledged naming who was first."""
-    with transaction.atomic():
-        claimed = Alert.objects.filter(pk=alert.pk, status=Status.OPEN).update(
-            status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=user
-        )
-        alert.refresh_from_db()
-        if not claimed:
-            raise AlreadyAcknowledged(alert)
-        AlertEvent.objects.create(alert=alert, kind=EventKind.ACKNOWLEDGED, by=user)
-        audit_record(
-            user=user,
-            action=Action.UPDATE,
-            resource=f"Alert/{alert.pk} acknowledge",
-            patient_id=alert.patient_id,
-            request=request,
-        )
-        transaction.on_commit(lambda: alert_broadcast(alert.pk))
-    return alert

@@ -187,7 +187,10 @@ def test_alert_list_lists_open_red_before_open_yellow_before_acknowledged(cast, 
     yellow = Alert.objects.create(patient=cast.patient_a, rule=yellow_rule, rule_version=1,
                                   severity="yellow", reason="r", evidence={}, source_key="response:1",
                                   raised_at=timezone.now() - timedelta(hours=2))
-    acked = Alert.objects.create(patient=cast.patient_a, rule=red.rule, rule_version=1, severity="red",
+    # One unresolved alert per patient and rule: the acknowledged one is another rule's.
+    other_rule = Rule.objects.create(program=cast.program_a, kind="threshold", name="Pulse", severity="red",
+                                     params={"measure": "heart-rate", "high": 120})
+    acked = Alert.objects.create(patient=cast.patient_a, rule=other_rule, rule_version=1, severity="red",
                                  reason="r", evidence={}, source_key="reading:999",
                                  status=Status.ACKNOWLEDGED, raised_at=timezone.now() - timedelta(hours=3))
     client.force_login(cast.clinician_a)

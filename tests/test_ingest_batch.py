@@ -215,11 +215,13 @@ def test_a_resent_batch_enqueues_no_evaluation(cast, client, django_capture_on_c
     delay.assert_not_called()
 
 
-def test_batch_evaluation_alerts_only_on_the_low_readings(cast, client, django_capture_on_commit_callbacks):
+def test_batch_evaluation_adds_both_low_readings_to_one_alert(cast, client, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         _post(client, [_item(0, value=88), _item(1, value=97), _item(2, value=91)], cast.device_token_a)
-    alerted = {a.evidence["value"] for a in Alert.objects.all()}
-    assert alerted == {"88", "91"}
+    alert = Alert.objects.get()
+    assert [f.evidence["value"] for f in alert.findings.order_by("id")] == ["88", "91"]
+    assert alert.evidence["value"] == "91"  # the latest finding is what the worklist shows
+    assert list(alert.events.order_by("id").values_list("kind", flat=True)) == ["raised", "evidence-added"]
     assert not Reading.objects.filter(evaluated_at=None).exists()
 
 

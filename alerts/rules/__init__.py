@@ -1,11 +1,21 @@
 """Rule kinds, one module each, found through this registry.
 
 A kind module exposes ``Params`` (a pydantic model validating the rule's JSON parameters) and
-one or both of ``evaluate_reading(params, reading)`` / ``evaluate_response(params, response)``,
-returning a Finding or None. Adding a kind = one module + its tests + a line below.
+one or more of
+
+    evaluate_reading(params, reading, ctx)   -> Finding | None   on every new reading
+    evaluate_response(params, response, ctx) -> Finding | None   on every completed response
+    evaluate_missed(params, missed, ctx)     -> Finding | None   on every missed occurrence
+
+``ctx`` (alerts.rules.context.Context) is the kind's only way to look at the patient's history
+(earlier readings, earlier responses), so that back-testing can run the same code as-of a past
+moment. A kind never writes: alerts.services turns findings into alerts.
+
+Adding a kind = one module + its tests + a line in KINDS.
 """
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
@@ -16,11 +26,20 @@ from alerts.rules import answer, threshold
 
 KINDS: dict[str, ModuleType] = {"threshold": threshold, "answer": answer}
 
+EVENTS = ("reading", "response", "missed")
+
 
 @dataclass(frozen=True)
 class Finding:
+    """What a rule saw. ``reason`` is in plain words in the active language ("Weight up 2.4 kg
+    in 3 days; limit 2 kg."); ``evidence`` the values as they were. ``severity`` overrides the
+    rule's colour (four-band thresholds, per-answer colours). ``snooze`` names the measure,
+    component and value a clinician's snooze may cover; findings without it cannot be snoozed."""
+
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    severity: str | None = None
+    snooze: tuple[str, str, Decimal] | None = None
 
 
 def parse_params(kind: str, params: Any) -> pydantic.BaseModel:
@@ -30,9 +49,21 @@ def parse_params(kind: str, params: Any) -> pydantic.BaseModel:
     try:
         return module.Params.model_validate(params)
     except pydantic.ValidationError as exc:
-        raise ValidationError({"params": [e["msg"] + f" ({e['loc']})" for e in exc.errors()]}) from exc
+        raise ValidationError({"params": [_message(e) for e in exc.errors()]}) from exc
+
+
+def _message(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def merged_params(params: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """A patient's override replaces the rule's parameters key by key."""
+    return {**params, **(override or {})}
 
 
 def kinds_for(event: str) -> list[str]:
-    """Kinds that evaluate ``reading`` or ``response`` events."""
+    """Kinds that evaluate ``reading``, ``response`` or ``missed`` events."""
+    assert event in EVENTS, event
     return [k for k, m in KINDS.items() if hasattr(m, f"evaluate_{event}")]

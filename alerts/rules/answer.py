@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from alerts.rules import Finding
+    from alerts.rules.context import Context
     from questionnaires.models import QuestionnaireResponse
 
 
@@ -19,7 +20,7 @@ class Params(pydantic.BaseModel):
     codes: list[str] = pydantic.Field(min_length=1)
 
 
-def evaluate_response(params: Params, response: "QuestionnaireResponse") -> "Finding | None":
+def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "Context") -> "Finding | None":
     from alerts.rules import Finding
 
     if response.questionnaire.url != params.questionnaire:

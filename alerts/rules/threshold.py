@@ -14,6 +14,7 @@ from monitoring.measures import MEASURES
 
 if TYPE_CHECKING:
     from alerts.rules import Finding
+    from alerts.rules.context import Context
     from monitoring.models import Reading
 
 
@@ -38,7 +39,7 @@ class Params(pydantic.BaseModel):
         return self
 
 
-def evaluate_reading(params: Params, reading: "Reading") -> "Finding | None":
+def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Finding | None":
     from alerts.rules import Finding
 
     if reading.measure != params.measure:
@@ -73,4 +74,5 @@ def evaluate_reading(params: Params, reading: "Reading") -> "Finding | None":
             "effective_at": reading.effective_at.isoformat(),
             "limit": str(limit),
         },
+        snooze=(reading.measure, params.component, value),
     )
