@@ -24,7 +24,10 @@ from django.core.exceptions import ValidationError
 
 from alerts.rules import answer, threshold
 
-KINDS: dict[str, ModuleType] = {"threshold": threshold, "answer": answer}
+KINDS: dict[str, ModuleType] = {
+    "threshold": threshold,
+    "answer": answer,
+}
 
 EVENTS = ("reading", "response", "missed")
 
