@@ -10,5 +10,5 @@ def evaluate_readings(reading_ids: list[int]) -> int:
 
 
 @shared_task
-def sweep_unevaluated_readings() -> int:
-    return readings_sweep_unevaluated()
+def sweep_unevaluated_readings(older_than_seconds: int = 30) -> int:
+    return readings_sweep_unevaluated(older_than_seconds=older_than_seconds)

@@ -31,7 +31,7 @@ class PatientAdmin(admin.ModelAdmin):
 
             # A new episode gets its questionnaire occurrences now, not at the daily sweep.
             for episode in formset.new_objects:
-                transaction.on_commit(lambda pk=episode.pk: generate_occurrences_for_episode.delay(pk))
+                transaction.on_commit(lambda pk=episode.pk: generate_occurrences_for_episode.delay(pk), robust=True)
 
 
 admin.site.register(CareTeam, filter_horizontal=("members",))

@@ -276,7 +276,9 @@ def response_submit(
                     # It closed (or was paused) while this was sent: say so and store nothing;
                     # the draft is untouched, so nothing the patient wrote is lost.
                     raise ResponseConflict(str(exc)) from exc
-            transaction.on_commit(lambda: _enqueue_evaluation(response.pk))
+            # robust: a broker outage must not turn a stored answer into an error page; the
+            # sweep evaluates it later.
+            transaction.on_commit(lambda: _enqueue_evaluation(response.pk), robust=True)
     except IntegrityError:
         # Two submissions with one identifier raced; the constraint let one through.
         if identifier is None:

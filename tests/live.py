@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,15 @@ class LiveStack:
     production_shape: bool
     redis_prefix: str
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        """(Re)start one process, appending to its log (a restarted worker keeps its history)."""
+        self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and args
+            self.commands[name], cwd=ROOT, env=self.env, stdout=self.logs[name].open("a"),
+            stderr=subprocess.STDOUT)
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -57,10 +67,10 @@ def _database_url() -> str:
 
 
 def celery_sender(stack: LiveStack) -> Any:
-    """A Celery client speaking to the stack's worker (its own Redis key prefix)."""
+    """A Celery client speaking to the stack's worker (its Redis, its own key prefix)."""
     from celery import Celery
 
-    sender = Celery("proplatform-test-sender", broker=os.environ["REDIS_URL"])
+    sender = Celery("proplatform-test-sender", broker=stack.env["REDIS_URL"])
     sender.conf.broker_transport_options = {"global_keyprefix": f"{stack.redis_prefix}:"}
     sender.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
     return sender
@@ -83,8 +93,12 @@ def _wait_healthy(stack: LiveStack, logs: dict[str, Path], timeout: float = 60) 
     raise RuntimeError(f"stack not healthy after {timeout}s: {last}")
 
 
-@pytest.fixture
-def live_stack(live_cast: Any, tmp_path: Path) -> Iterator[LiveStack]:
+@contextmanager
+def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = None,
+                     worker_concurrency: int = 1) -> Iterator[LiveStack]:
+    """Start daphne and (production shape) a Celery worker on the test database; stop them on
+    exit and print their log tails. ``env_overrides`` changes their environment (e.g. another
+    REDIS_URL for a test that stops its own Redis)."""
     from tests.conftest import production_shape_required
 
     production_shape = bool(os.environ.get("REDIS_URL")) and connection.vendor == "postgresql"
@@ -102,6 +116,7 @@ def live_stack(live_cast: Any, tmp_path: Path) -> Iterator[LiveStack]:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SWEEP_INTERVAL_SECONDS": "3600",
         "PYTHONUNBUFFERED": "1",
+        **(env_overrides or {}),
     }
     port = _free_port()
     # Own Redis key space: concurrent test runs must not take each other's tasks or messages.
@@ -112,12 +127,12 @@ def live_stack(live_cast: Any, tmp_path: Path) -> Iterator[LiveStack]:
                         "proplatform.asgi:application"]}
     if production_shape:
         commands["worker"] = [sys.executable, "-m", "celery", "-A", "proplatform", "worker",
-                              "--loglevel=INFO", "--concurrency=1", "--without-gossip",
+                              "--loglevel=INFO", f"--concurrency={worker_concurrency}", "--without-gossip",
                               "--without-mingle", f"--hostname=test-{port}@%h"]
     logs = {name: tmp_path / f"{name}.log" for name in commands}
-    for name, command in commands.items():
-        stack.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and args
-            command, cwd=ROOT, env=env, stdout=logs[name].open("w"), stderr=subprocess.STDOUT)
+    stack.env, stack.commands, stack.logs = env, commands, logs
+    for name in commands:
+        stack.start(name)
     try:
         _wait_healthy(stack, logs)
         yield stack
@@ -130,3 +145,9 @@ def live_stack(live_cast: Any, tmp_path: Path) -> Iterator[LiveStack]:
             except subprocess.TimeoutExpired:
                 proc.kill()
             sys.stdout.write(f"\n--- {name} log (tail) ---\n{logs[name].read_text()[-3000:]}\n")
+
+
+@pytest.fixture
+def live_stack(live_cast: Any, tmp_path: Path) -> Iterator[LiveStack]:
+    with start_live_stack(tmp_path) as stack:
+        yield stack
