@@ -2,8 +2,11 @@
 
 Accepts LOINC codings (and Danish NPU codes, mapped by monitoring.measures when it knows them),
 blood pressure as the 85354-9 panel with systolic 8480-6 and diastolic 8462-4 components, UCUM
-units in valueQuantity.code (or .unit), and Synthea-style vital signs. Every problem is returned
-with a FHIRPath expression, so the caller can answer with an OperationOutcome naming it.
+units in valueQuantity.code (or .unit), and vital signs as real systems write them (Synthea:
+``meta.profile``, ``category``, ``encounter``, ``issued``, ``code.text``, several codings; see
+tests/test_synthea.py and tests/fixtures/synthea/). Elements the platform does not store are
+ignored, not refused. Every problem is returned with a FHIRPath expression, so the caller can
+answer with an OperationOutcome naming it.
 """
 
 from dataclasses import dataclass, field
@@ -12,6 +15,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
+
+from monitoring.measures import MEASURES, coding_lookup
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -63,16 +68,49 @@ def _quantity(q: Any, where: str, out: ParsedObservation) -> tuple[Decimal | Non
 
 
 def _code(codeable: Any) -> tuple[str | None, dict[str, Any] | None]:
-    """The LOINC code if there is one, else an NPU code; with the coding as sent."""
+    """The LOINC code if there is one, else an NPU code; with the coding as sent.
+
+    Real senders put several codings in one concept (a vital-signs code beside a more specific
+    one, a local code beside LOINC): a coding that names a measure the platform monitors wins
+    over the first one of its system, so the order of the codings does not decide."""
     codings = codeable.get("coding") if isinstance(codeable, dict) else None
     if not isinstance(codings, list):
         return None, None
     for wanted in ({LOINC}, NPU_SYSTEMS):
-        for coding in codings:
-            if isinstance(coding, dict) and coding.get("system") in wanted and coding.get("code"):
-                code = str(coding["code"])
-                return LOINC_ALIASES.get(code, code), coding
+        found = [(LOINC_ALIASES.get(str(c["code"]), str(c["code"])), c) for c in codings
+                 if isinstance(c, dict) and c.get("system") in wanted and c.get("code")]
+        for code, coding in found:
+            if coding_lookup(code) is not None:
+                return code, coding
+        if found:
+            return found[0]
     return None, None
+
+
+def _display(codeable: Any, coding: dict[str, Any] | None) -> str:
+    text = codeable.get("text") if isinstance(codeable, dict) else None
+    return str((coding or {}).get("display") or text or "")
+
+
+def _monitored() -> str:
+    return ", ".join(f"{m.display} {m.loinc}" for m in MEASURES.values())
+
+
+def _subject(resource: dict[str, Any], out: ParsedObservation) -> None:
+    subject = resource.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    reference = reference if isinstance(reference, str) else ""
+    if reference.startswith("Patient/") and len(reference) > len("Patient/"):
+        out.patient_id = reference.removeprefix("Patient/")
+    elif reference.startswith("urn:uuid:"):
+        # Synthea's transaction Bundles point at the Patient entry of the same Bundle. This server
+        # creates Observations only, so no entry can resolve it; guessing a patient would be worse.
+        out.problems.append(Problem("Observation.subject", (
+            f"subject {reference} cannot be resolved: this server does not create patients, so a "
+            "urn:uuid reference to a Patient in the Bundle does not identify anyone here. Reference "
+            "the patient by their id on this server (Patient/<id>).")))
+    else:
+        out.problems.append(Problem("Observation.subject", "subject must reference the Patient (Patient/<id>)"))
 
 
 def parse_observation(resource: Any) -> ParsedObservation:
@@ -82,17 +120,22 @@ def parse_observation(resource: Any) -> ParsedObservation:
         return out
     if resource.get("status") not in ACCEPTED_STATUS:
         out.problems.append(Problem("Observation.status", f"status must be one of {sorted(ACCEPTED_STATUS)}"))
-    subject = (resource.get("subject") or {}).get("reference", "") if isinstance(resource.get("subject"), dict) else ""
-    if subject.startswith("Patient/") and len(subject) > len("Patient/"):
-        out.patient_id = subject.removeprefix("Patient/")
-    else:
-        out.problems.append(Problem("Observation.subject", "subject must reference the Patient (Patient/<id>)"))
+    _subject(resource, out)
     code, coding = _code(resource.get("code"))
     if code is None:
         out.problems.append(Problem("Observation.code", "a LOINC (or NPU) code is required"))
+    elif coding_lookup(code) is None:
+        # Body height, BMI, pain scores...: valid vital signs, but nothing is monitored for them
+        # here. Said per Observation, so a batch with them stores the rest.
+        what = _display(resource.get("code"), coding)
+        out.problems.append(Problem("Observation.code", (
+            f"{code}{f' ({what})' if what else ''} is not a measurement this platform monitors; "
+            f"it takes {_monitored()}")))
+        code = None
     out.measure, out.original_coding = code, coding
+    period = resource.get("effectivePeriod")
     when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
-        (resource.get("effectivePeriod") or {}).get("start")
+        (period.get("start") if isinstance(period, dict) else None)
     parsed = parse_datetime(when) if isinstance(when, str) else None
     if parsed is None:
         out.problems.append(Problem("Observation.effective", "effectiveDateTime (with time zone) is required"))

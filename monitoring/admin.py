@@ -1,9 +1,8 @@
 from django.contrib import admin, messages
-from django.utils import timezone
+from django.core.exceptions import ValidationError
 
-from audit.models import Action
-from audit.services import audit_record
 from monitoring.models import Device, DeviceToken, Reading
+from monitoring.services import device_token_issue, device_token_revoke
 
 
 class DeviceTokenInline(admin.TabularInline):
@@ -27,23 +26,23 @@ class DeviceAdmin(admin.ModelAdmin):
     inlines = [DeviceTokenInline]
     actions = ["issue_token", "revoke_tokens"]
 
+    # The actions go through the same services as the clinicians' device pages, so the rules
+    # (one live token per device, none for a returned device) and the audit rows are the same.
     @admin.action(description="Issue a new token (shown once; earlier tokens are revoked)")
     def issue_token(self, request, queryset):  # type: ignore[no-untyped-def]
         for device in queryset:
-            DeviceToken.objects.filter(device=device, revoked_at=None).update(revoked_at=timezone.now())
-            _token, raw = DeviceToken.issue(device)
-            audit_record(user=request.user, action=Action.CREATE, resource=f"DeviceToken for Device/{device.pk}",
-                         patient_id=device.patient_id, request=request)
+            try:
+                _token, raw = device_token_issue(device=device, by=request.user, request=request)
+            except ValidationError as exc:
+                messages.error(request, f"{device}: {' '.join(exc.messages)}")
+                continue
             # The raw token exists only in this message; the database keeps its hash.
             messages.warning(request, f"Token for {device}: {raw} — copy it into the device now; "
                                       "it cannot be shown again.")
 
     @admin.action(description="Revoke all tokens (the device is refused at once)")
     def revoke_tokens(self, request, queryset):  # type: ignore[no-untyped-def]
-        revoked = DeviceToken.objects.filter(device__in=queryset, revoked_at=None).update(revoked_at=timezone.now())
-        for device in queryset:
-            audit_record(user=request.user, action=Action.UPDATE, resource=f"DeviceToken of Device/{device.pk} revoke",
-                         patient_id=device.patient_id, request=request)
+        revoked = sum(device_token_revoke(device=device, by=request.user, request=request) for device in queryset)
         messages.success(request, f"{revoked} token(s) revoked.")
 
 

@@ -1,10 +1,12 @@
 import copy
+from typing import Any
 
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from monitoring.measures import MEASURES, Measure
+from monitoring.models import DeviceKind
 
 
 class ReadingForm(forms.Form):
@@ -79,3 +81,80 @@ class ErroneousForm(forms.Form):
         super().full_clean()
         ids = ["id_reason-help"] + (["id_reason-errors"] if "reason" in self.errors else [])
         self.fields["reason"].widget.attrs["aria-describedby"] = " ".join(ids)
+
+
+# --- the device registry (clinicians) ---------------------------------------------------------
+
+def _date_field(label: Any, *, required: bool = True, help_text: Any = "") -> forms.DateField:
+    # A date input sends and shows ISO dates whatever the page's language; with the localised
+    # format ("22.11.2026") the browser would show an empty field.
+    return forms.DateField(label=label, required=required, help_text=help_text,
+                           widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                           error_messages={"required": _("Give the date."),
+                                           "invalid": _("Give a date such as 22-11-2026.")})
+
+
+class _DescribedForm(forms.Form):
+    """Help texts and errors are read out with their field (templates/field.html gives them
+    the ids ``<field id>-help`` and ``<field id>-errors``)."""
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        self._describe()
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        # Services report some errors after validation (a duplicate serial): linked as well.
+        super().add_error(field, error)
+        self._describe()
+
+    def _describe(self) -> None:
+        if not hasattr(self, "cleaned_data"):
+            return  # add_error during full_clean; described once it is done
+        for name, field in self.fields.items():
+            ids = [f"id_{name}-help"] if field.help_text else []
+            if name in self.errors:
+                ids.append(f"id_{name}-errors")
+            if ids and not isinstance(field.widget, forms.RadioSelect):
+                field.widget.attrs["aria-describedby"] = " ".join(ids)
+
+
+class _LendingPeriodForm(_DescribedForm):
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("lent_from"), data.get("lent_to")
+        if start and end and end < start:
+            self.add_error("lent_to", _("The end date cannot be before the start date."))
+        return data
+
+
+class DeviceRegisterForm(_LendingPeriodForm):
+    kind = forms.ChoiceField(label=_("Kind of device"), choices=DeviceKind.choices, widget=forms.RadioSelect,
+                             error_messages={"required": _("Choose the kind of device.")})
+    model = forms.CharField(label=_("Make and model (optional)"), max_length=200, required=False)
+    serial = forms.CharField(label=_("Serial number"), max_length=200,
+                             help_text=_("As printed on the device's label, often after SN."),
+                             error_messages={"required": _("Write the serial number from the device's label.")})
+    lent_from = _date_field(_("Lent out from"))
+    lent_to = _date_field(_("Lent out until (leave empty until further notice)"), required=False)
+
+
+class DeviceLendForm(_LendingPeriodForm):
+    """Lend a device that is registered and returned (found by kind and serial number)."""
+
+    kind = DeviceRegisterForm.base_fields["kind"]
+    serial = DeviceRegisterForm.base_fields["serial"]
+    lent_from = _date_field(_("Lent out from"))
+    lent_to = _date_field(_("Lent out until (leave empty until further notice)"), required=False)
+
+
+class DeviceReturnForm(_DescribedForm):
+    returned_on = _date_field(_("Returned on"), help_text=_("The day the device came back."))
+
+
+class DeviceFilterForm(forms.Form):
+    """The team-wide device list's filter (GET; an invalid choice is simply ignored)."""
+
+    kind = forms.ChoiceField(label=_("Kind of device"), required=False,
+                             choices=[("", _("All kinds")), *DeviceKind.choices])
+    status = forms.ChoiceField(label=_("Status"), required=False, choices=[
+        ("", _("Lent out and returned")), ("lent", _("Lent out")), ("returned", _("Returned"))])

@@ -1,21 +1,25 @@
-"""Writes of home readings. Every path that stores a reading (REST single and batch, web form,
-later FHIR) goes through ``monitoring.ingest.readings_ingest``; ``reading_ingest`` is its
-one-reading form for Python callers."""
+"""Writes of home readings and of the device registry. Every path that stores a reading (REST
+single and batch, web form, FHIR) goes through ``monitoring.ingest.readings_ingest``;
+``reading_ingest`` is its one-reading form for Python callers. Devices are registered, lent,
+returned and given tokens by the ``device_*`` functions below (clinicians' pages and the admin)."""
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record
 from monitoring.ingest import _enqueue_evaluation, readings_ingest
-from monitoring.models import Device, Reading, Source
+from monitoring.models import Device, DeviceKind, DeviceToken, Reading, Source
 from patients.models import Patient
 
 
@@ -112,3 +116,138 @@ def reading_mark_erroneous(*, reading: Reading, by: User, reason: str,
                      patient_id=reading.patient_id, request=request)
     reading.refresh_from_db()
     return reading
+
+
+# --- the device registry ---------------------------------------------------------------------
+#
+# A Device row holds one lending: its patient and the period (lent_from, lent_to). Readings sent
+# with the device's token land in that patient's record, so the rules below guard against a
+# device being in two records at once: a device is lent again only after its recorded lending
+# has ended, and a re-lent or returned device loses its tokens (a token copied into a gateway
+# app during the earlier lending must not write into the next patient's record).
+
+def _device_audit(*, by: User, device: Device, what: str, action: Action = Action.UPDATE,
+                  patient_id: uuid.UUID | None = None, request: HttpRequest | None = None) -> None:
+    audit_record(user=by, action=action, resource=f"Device/{device.pk} ({what})",
+                 patient_id=patient_id or device.patient_id, request=request)
+
+
+def _revoke_active_tokens(device: Device, now: datetime) -> int:
+    return DeviceToken.objects.filter(device=device, revoked_at=None).update(revoked_at=now)
+
+
+def _check_period(lent_from: date, lent_to: date | None) -> None:
+    if lent_to is not None and lent_to < lent_from:
+        raise ValidationError({"lent_to": [_("The end date cannot be before the start date.")]})
+
+
+def device_register(*, kind: str, serial: str, patient: Patient, lent_from: date, by: User,
+                    model: str = "", lent_to: date | None = None,
+                    request: HttpRequest | None = None) -> Device:
+    """Register a device and lend it to ``patient`` from ``lent_from`` (to ``lent_to``, if known).
+
+    The model has no unlent state (Device.patient is required), so registering is lending.
+    Raises ValidationError by field: an unknown kind, an empty serial, an end before the start,
+    or a serial already registered for this kind (also when a concurrent request won the race:
+    the unique constraint decides, not a read before the insert)."""
+    serial, model = serial.strip(), model.strip()
+    if kind not in DeviceKind.values:
+        raise ValidationError({"kind": [_("Choose the kind of device.")]})
+    if not serial:
+        raise ValidationError({"serial": [_("Write the serial number from the device's label.")]})
+    _check_period(lent_from, lent_to)
+    duplicate = ValidationError({"serial": [
+        _("A %(kind)s with serial number %(serial)s is already registered. Find it in the device "
+          "list, or check the number on the label.") % {"kind": DeviceKind(kind).label.lower(), "serial": serial}]})
+    if Device.objects.filter(kind=kind, serial=serial).exists():
+        raise duplicate
+    try:
+        with transaction.atomic():
+            device = Device.objects.create(kind=kind, serial=serial, model=model, patient=patient,
+                                           lent_from=lent_from, lent_to=lent_to)
+            _device_audit(by=by, device=device, action=Action.CREATE, request=request,
+                          what=f"registered, lent from {lent_from.isoformat()}")
+    except IntegrityError:
+        raise duplicate from None
+    return device
+
+
+def device_lend(*, device: Device, patient: Patient, lent_from: date, by: User,
+                lent_to: date | None = None, request: HttpRequest | None = None) -> Device:
+    """Lend a registered device again (to ``patient``, who may be the same or another one).
+
+    The device keeps one lending, so the new one must start after the recorded one ended:
+    otherwise the two periods would overlap and readings of the overlap would belong to two
+    patients. Earlier tokens are revoked. Raises ValidationError by field."""
+    _check_period(lent_from, lent_to)
+    with transaction.atomic():
+        # Locked, so two clinicians lending the same device at once cannot both pass the check.
+        current = Device.objects.select_for_update().get(pk=device.pk)
+        if current.lent_to is None:
+            raise ValidationError({"serial": [_("This device is still lent out. Register its return first.")]})
+        if lent_from <= current.lent_to:
+            raise ValidationError({"lent_from": [
+                _("The device was lent out until %(date)s. The new lending must start after that day.")
+                % {"date": date_format(current.lent_to, "j. F Y")}]})
+        previous_patient_id = current.patient_id
+        current.patient, current.lent_from, current.lent_to = patient, lent_from, lent_to
+        current.save(update_fields=["patient", "lent_from", "lent_to"])
+        revoked = _revoke_active_tokens(current, timezone.now())
+        if previous_patient_id != patient.pk:
+            _device_audit(by=by, device=current, patient_id=previous_patient_id, request=request,
+                          what="lent to another patient after its return")
+        _device_audit(by=by, device=current, request=request,
+                      what=f"lent from {lent_from.isoformat()}, {revoked} earlier token(s) revoked")
+    return current
+
+
+def device_return(*, device: Device, returned_on: date, by: User,
+                  request: HttpRequest | None = None) -> Device:
+    """Record that the device came back on ``returned_on`` (sets lent_to) and revoke its tokens:
+    a device on the shelf must not send readings into the patient's record. Raises
+    ValidationError({"returned_on": ...}) for a date before the lending, in the future, or a
+    device already returned."""
+    today = timezone.localdate()
+    with transaction.atomic():
+        current = Device.objects.select_for_update().get(pk=device.pk)
+        if current.lent_to is not None and current.lent_to <= today:
+            raise ValidationError({"returned_on": [
+                _("The device was already returned on %(date)s.") % {"date": date_format(current.lent_to, "j. F Y")}]})
+        if returned_on > today:
+            raise ValidationError({"returned_on": [_("The return date cannot be in the future.")]})
+        if returned_on < current.lent_from:
+            raise ValidationError({"returned_on": [
+                _("The device was lent out on %(date)s; it cannot be returned before that.")
+                % {"date": date_format(current.lent_from, "j. F Y")}]})
+        current.lent_to = returned_on
+        current.save(update_fields=["lent_to"])
+        revoked = _revoke_active_tokens(current, timezone.now())
+        _device_audit(by=by, device=current, request=request,
+                      what=f"returned {returned_on.isoformat()}, {revoked} token(s) revoked")
+    return current
+
+
+def device_token_issue(*, device: Device, by: User,
+                       request: HttpRequest | None = None) -> tuple[DeviceToken, str]:
+    """Issue a new API token for ``device`` and revoke its earlier ones (one device, one live
+    token: a lost or copied token stops working when the device is set up again). Returns the
+    token row and the raw token, which exists only in the caller's hands; the database keeps
+    its hash. Raises ValidationError for a returned device."""
+    with transaction.atomic():
+        current = Device.objects.select_for_update().get(pk=device.pk)
+        if current.lent_to is not None and current.lent_to < timezone.localdate():
+            raise ValidationError(_("The device has been returned; lend it out again before issuing a token."))
+        revoked = _revoke_active_tokens(current, timezone.now())
+        token, raw = DeviceToken.issue(current)
+        _device_audit(by=by, device=current, action=Action.CREATE, request=request,
+                      what=f"token {token.pk} issued, {revoked} earlier token(s) revoked")
+    return token, raw
+
+
+def device_token_revoke(*, device: Device, by: User, request: HttpRequest | None = None) -> int:
+    """Revoke every live token of ``device``; the API refuses them from the next request on
+    (DeviceTokenAuthentication looks tokens up per request). Returns how many were revoked."""
+    with transaction.atomic():
+        revoked = _revoke_active_tokens(device, timezone.now())
+        _device_audit(by=by, device=device, request=request, what=f"{revoked} token(s) revoked")
+    return revoked

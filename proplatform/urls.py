@@ -14,6 +14,7 @@ from interop import views_observations as fhir_observations
 from interop import views_questionnaires as fhir_questionnaires
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
+from monitoring import views_devices as device_views
 from outcomes import views as outcomes_views
 from patients import views as patients_views
 from patients import views_relatives as patients_relatives
@@ -74,6 +75,15 @@ urlpatterns = [
          name="patient-readings"),
     path("patients/<uuid:patient_id>/readings/<slug:measure>/csv/", monitoring_views.patient_readings_csv,
          name="patient-readings-csv"),
+    path("devices/", device_views.device_list, name="device-list"),
+    path("patients/<uuid:patient_id>/devices/", device_views.patient_devices, name="patient-devices"),
+    path("patients/<uuid:patient_id>/devices/new/", device_views.device_new, name="device-new"),
+    path("patients/<uuid:patient_id>/devices/lend/", device_views.device_lend_view, name="device-lend"),
+    path("patients/<uuid:patient_id>/devices/<int:device_id>/", device_views.device_detail, name="device-detail"),
+    path("patients/<uuid:patient_id>/devices/<int:device_id>/token/", device_views.device_token_new,
+         name="device-token-new"),
+    path("patients/<uuid:patient_id>/devices/<int:device_id>/token/revoke/", device_views.device_token_revoke_view,
+         name="device-token-revoke"),
     path("patients/<uuid:patient_id>/pauses/new/", schedules_views.pause_new, name="pause-new"),
     path("patients/<uuid:patient_id>/pauses/<int:pause_id>/end/", schedules_views.pause_end_now, name="pause-end"),
     path("quality/", outcomes_views.overview, name="quality-overview"),

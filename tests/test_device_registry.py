@@ -1,0 +1,353 @@
+"""The device registry pages for clinicians: who sees which devices, registering (serial unique
+per kind), lending without overlapping periods, returns, tokens shown once and refused by the
+API as soon as they are revoked — every read and change audited, bad input answered next to the
+field with nothing stored."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Role, hash_token
+from audit.models import Action, AuditEvent, Outcome
+from monitoring.models import Device, DeviceKind, DeviceToken, Reading
+from monitoring.services import device_lend, device_register, device_return, device_token_issue
+from patients.models import RelativeGrant
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+TOKEN_RE = re.compile(r"dv_[A-Za-z0-9_\-]{20,}")
+
+
+def _client(user) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+def _today():
+    return timezone.localdate()
+
+
+def _devices_url(patient) -> str:
+    return f"/patients/{patient.pk}/devices/"
+
+
+def _detail_url(device) -> str:
+    return f"/patients/{device.patient_id}/devices/{device.pk}/"
+
+
+def _register(client, patient, **overrides):
+    body = {"kind": DeviceKind.SCALE, "model": "A&D UC-352BLE", "serial": "SC-100",
+            "lent_from": _today().isoformat(), "lent_to": ""}
+    body.update(overrides)
+    return client.post(_devices_url(patient) + "new/", body)
+
+
+def _api_reading(token: str):
+    body = {"measure": "spo2", "value": 96, "unit": "%",
+            "effective_at": (timezone.now() - timedelta(minutes=5)).isoformat()}
+    return Client().post("/api/v1/readings", body, content_type="application/json",
+                         headers={"Authorization": f"Bearer {token}"})
+
+
+def _field_errors(response, field: str) -> str:
+    """The text of the error list rendered next to ``field`` (templates/field.html)."""
+    html = response.content.decode()
+    match = re.search(rf'<ul class="errors" id="id_{field}-errors">(.*?)</ul>', html, re.S)
+    assert match, f"no errors next to {field}"
+    return re.sub(r"<[^>]+>", " ", match.group(1))
+
+
+# --- access and audit of reads ------------------------------------------------------------------
+
+def test_a_patients_devices_page_is_open_to_their_team_and_admin_and_closed_to_everyone_else(cast):
+    relative = make_user("relative-of-a", Role.RELATIVE)
+    RelativeGrant.objects.create(patient=cast.patient_a, relative=relative, relationship="son")
+    expected = {cast.clinician_a: 200, cast.admin: 200, cast.clinician_b: 404, cast.patient_a.user: 403,
+                cast.quality: 403, relative: 403}
+    for user, status in expected.items():
+        for url in (_devices_url(cast.patient_a), _detail_url(cast.device_a), _devices_url(cast.patient_a) + "new/"):
+            assert _client(user).get(url).status_code == status, (user.username, url)
+    assert Client().get(_devices_url(cast.patient_a)).status_code == 302
+
+
+def test_every_read_of_a_patients_devices_is_audited_allowed_or_denied(cast):
+    _client(cast.clinician_a).get(_devices_url(cast.patient_a))
+    _client(cast.clinician_b).get(_devices_url(cast.patient_a))
+    _client(cast.patient_b.user).get(_detail_url(cast.device_a))
+    rows = AuditEvent.objects.filter(patient_ref=cast.patient_a.pk, action=Action.READ)
+    assert {(r.username, r.outcome) for r in rows} == {
+        ("clinician-a", Outcome.ALLOWED), ("clinician-b", Outcome.DENIED), ("patient-b", Outcome.DENIED)}
+    assert all("Device" in r.resource for r in rows)
+
+
+def test_the_patients_devices_page_lists_their_devices_and_the_patient_page_links_to_it(cast):
+    page = _client(cast.clinician_a).get(_devices_url(cast.patient_a))
+    assert "OX-A" in page.content.decode() and "OX-B" not in page.content.decode()
+    detail = _client(cast.clinician_a).get(f"/patients/{cast.patient_a.pk}/")
+    assert f'href="{_devices_url(cast.patient_a)}"' in detail.content.decode()
+
+
+def test_the_team_list_shows_only_devices_of_the_teams_patients_and_audits_the_search(cast):
+    html = _client(cast.clinician_a).get("/devices/").content.decode()
+    assert "OX-A" in html and "OX-B" not in html
+    assert "OX-A" in _client(cast.admin).get("/devices/").content.decode()
+    assert AuditEvent.objects.filter(username="clinician-a", action=Action.SEARCH,
+                                     resource__startswith="Device?").count() == 1
+    assert _client(cast.patient_a.user).get("/devices/").status_code == 403
+    assert _client(cast.quality).get("/devices/").status_code == 403
+
+
+def test_the_team_list_filters_by_kind_and_by_lent_or_returned(cast):
+    Device.objects.create(kind=DeviceKind.SCALE, serial="SC-OLD", patient=cast.patient_a,
+                          lent_from=_today() - timedelta(days=60), lent_to=_today() - timedelta(days=3))
+    Device.objects.create(kind=DeviceKind.SCALE, serial="SC-NEW", patient=cast.patient_a,
+                          lent_to=_today() + timedelta(days=30))
+    client = _client(cast.clinician_a)
+
+    def serials(query: str) -> set[str]:
+        html = client.get("/devices/" + query).content.decode()
+        return set(re.findall(r"(OX-A|SC-OLD|SC-NEW)</td>", html))
+
+    assert serials("") == {"OX-A", "SC-OLD", "SC-NEW"}
+    assert serials("?kind=scale") == {"SC-OLD", "SC-NEW"}
+    assert serials("?status=lent") == {"OX-A", "SC-NEW"}
+    assert serials("?status=returned") == {"SC-OLD"}
+    assert serials("?kind=scale&status=returned") == {"SC-OLD"}
+    assert serials("?kind=no-such-kind") == {"OX-A", "SC-OLD", "SC-NEW"}  # a bad filter filters nothing
+
+
+# --- registering --------------------------------------------------------------------------------
+
+def test_a_clinician_registers_a_device_lent_to_the_patient_and_it_is_audited(cast):
+    response = _register(_client(cast.clinician_a), cast.patient_a)
+    device = Device.objects.get(serial="SC-100")
+    assert response.status_code == 302 and response["Location"] == _detail_url(device)
+    assert (device.patient, device.kind, device.model, device.lent_from, device.lent_to) == (
+        cast.patient_a, DeviceKind.SCALE, "A&D UC-352BLE", _today(), None)
+    assert AuditEvent.objects.filter(action=Action.CREATE, patient_ref=cast.patient_a.pk,
+                                     resource__startswith=f"Device/{device.pk} (registered").exists()
+
+
+def test_a_duplicate_serial_of_the_same_kind_is_refused_next_to_the_field_and_nothing_is_stored(cast):
+    response = _register(_client(cast.clinician_a), cast.patient_a, kind=DeviceKind.PULSE_OXIMETER, serial="OX-A")
+    assert response.status_code == 400
+    assert "already registered" in _field_errors(response, "serial")
+    assert Device.objects.filter(serial="OX-A").count() == 1
+    assert 'aria-describedby="id_serial-help id_serial-errors"' in response.content.decode()
+
+
+def test_the_same_serial_may_be_used_by_another_kind_of_device(cast):
+    assert _register(_client(cast.clinician_a), cast.patient_a, serial="OX-A").status_code == 302
+    assert Device.objects.filter(serial="OX-A").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "needle"),
+    [
+        ({"serial": "  "}, "serial", "serial number"),
+        ({"kind": "toaster"}, "kind", "toaster"),
+        ({"kind": ""}, "kind", "Choose the kind"),
+        ({"lent_from": ""}, "lent_from", "Give the date"),
+        ({"lent_from": "2026-13-40"}, "lent_from", "Give a date"),
+        ({"lent_to": "2020-01-01"}, "lent_to", "before the start date"),
+    ],
+    ids=["blank-serial", "unknown-kind", "no-kind", "no-start", "bad-date", "end-before-start"],
+)
+def test_bad_registrations_are_answered_next_to_the_field_and_store_nothing(cast, overrides, field, needle):
+    response = _register(_client(cast.clinician_a), cast.patient_a, **overrides)
+    assert response.status_code == 400
+    assert needle in _field_errors(response, field)
+    assert not Device.objects.filter(serial="SC-100").exists()
+    assert not AuditEvent.objects.filter(action=Action.CREATE, resource__startswith="Device/").exists()
+
+
+def test_a_clinician_of_another_team_cannot_register_a_device_for_the_patient(cast):
+    assert _register(_client(cast.clinician_b), cast.patient_a).status_code == 404
+    assert _register(_client(cast.patient_a.user), cast.patient_a).status_code == 403
+    assert not Device.objects.filter(serial="SC-100").exists()
+
+
+def test_the_register_service_refuses_a_duplicate_even_when_the_check_before_was_passed(cast, monkeypatch):
+    # Two clinicians registering the same device at once: both pass the read, the unique
+    # constraint refuses the second insert and the service answers with the same field error.
+    from monitoring import services
+
+    real_filter = services.Device.objects.filter
+
+    class _Passes:
+        def exists(self) -> bool:
+            return False
+
+    monkeypatch.setattr(services.Device.objects, "filter",
+                        lambda *a, **kw: _Passes() if "serial" in kw else real_filter(*a, **kw))
+    with pytest.raises(ValidationError) as exc:
+        device_register(kind=DeviceKind.PULSE_OXIMETER, serial="OX-A", patient=cast.patient_a,
+                        lent_from=_today(), by=cast.clinician_a)
+    assert "serial" in exc.value.message_dict
+    monkeypatch.undo()
+    assert Device.objects.filter(serial="OX-A").count() == 1
+
+
+# --- lending and returning ------------------------------------------------------------------------
+
+def _returned_device(cast, days_ago: int = 5) -> Device:
+    cast.device_a.lent_from = _today() - timedelta(days=40)
+    cast.device_a.save()
+    return device_return(device=cast.device_a, returned_on=_today() - timedelta(days=days_ago), by=cast.clinician_a)
+
+
+def test_a_device_still_lent_out_cannot_be_lent_to_another_patient(cast):
+    with pytest.raises(ValidationError) as exc:
+        device_lend(device=cast.device_a, patient=cast.patient_b, lent_from=_today(), by=cast.admin)
+    assert "still lent out" in str(exc.value.message_dict["serial"])
+    cast.device_a.refresh_from_db()
+    assert cast.device_a.patient == cast.patient_a
+
+
+def test_a_returned_device_cannot_be_lent_for_a_period_overlapping_its_last_lending(cast):
+    device = _returned_device(cast, days_ago=5)
+    for start in (_today() - timedelta(days=5), _today() - timedelta(days=30)):
+        with pytest.raises(ValidationError) as exc:
+            device_lend(device=device, patient=cast.patient_b, lent_from=start, by=cast.admin)
+        assert "lent_from" in exc.value.message_dict
+    device.refresh_from_db()
+    assert device.patient == cast.patient_a
+
+
+def test_a_returned_device_is_lent_to_the_next_patient_and_its_old_tokens_stop_working(cast):
+    client = _client(cast.clinician_a)
+    device = Device.objects.create(kind=DeviceKind.SCALE, serial="SC-9", patient=cast.patient_a,
+                                   lent_from=_today() - timedelta(days=20))
+    _token, raw = DeviceToken.issue(device)
+    response = client.post(_detail_url(device), {"returned_on": (_today() - timedelta(days=2)).isoformat()})
+    assert response.status_code == 302
+    assert _api_reading(raw).status_code == 401  # returned: revoked at once
+    second = make_user("patient-a2", Role.PATIENT)
+    from patients.models import Patient, TreatmentEpisode
+
+    patient = Patient.objects.create(user=second, cpr="030350-3333", given_name="Asta", family_name="Testsen",
+                                     birth_date=_today() - timedelta(days=70 * 365), sex="female")
+    TreatmentEpisode.objects.create(patient=patient, program=cast.program_a, care_team=cast.team_a,
+                                    condition_code="DC34", treatment_start=_today())
+    response = client.post(_devices_url(patient) + "lend/", {
+        "kind": DeviceKind.SCALE, "serial": "SC-9", "lent_from": _today().isoformat(), "lent_to": ""})
+    assert response.status_code == 302, response.content.decode()
+    device.refresh_from_db()
+    assert (device.patient, device.lent_from, device.lent_to) == (patient, _today(), None)
+    assert not device.tokens.filter(revoked_at=None).exists()
+    lend_rows = AuditEvent.objects.filter(resource__startswith=f"Device/{device.pk} (lent")
+    assert {r.patient_ref for r in lend_rows} == {cast.patient_a.pk, patient.pk}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"kind": DeviceKind.PULSE_OXIMETER, "serial": "OX-A"}, "still lent out"),
+        ({"kind": DeviceKind.PULSE_OXIMETER, "serial": "OX-B"}, "No pulse oximeter"),  # team B's device
+        ({"kind": DeviceKind.SCALE, "serial": "NOPE"}, "No scale"),
+    ],
+    ids=["still-lent", "another-teams-device", "unknown-serial"],
+)
+def test_lending_a_device_that_is_not_free_or_not_ours_is_refused_next_to_the_serial(cast, body, needle):
+    response = _client(cast.clinician_a).post(_devices_url(cast.patient_a) + "lend/", {
+        **body, "lent_from": _today().isoformat(), "lent_to": ""})
+    assert response.status_code == 400
+    assert needle in _field_errors(response, "serial")
+    cast.device_b.refresh_from_db()
+    assert cast.device_b.patient == cast.patient_b
+
+
+@pytest.mark.parametrize(
+    ("days", "needle"),
+    [(1, "future"), (-60, "cannot be returned before")],
+    ids=["in-the-future", "before-the-lending"],
+)
+def test_a_bad_return_date_is_answered_next_to_the_field_and_changes_nothing(cast, days, needle):
+    cast.device_a.lent_from = _today() - timedelta(days=30)
+    cast.device_a.save()
+    response = _client(cast.clinician_a).post(_detail_url(cast.device_a),
+                                              {"returned_on": (_today() + timedelta(days=days)).isoformat()})
+    assert response.status_code == 400
+    assert needle in _field_errors(response, "returned_on")
+    cast.device_a.refresh_from_db()
+    assert cast.device_a.lent_to is None
+    assert _api_reading(cast.device_token_a).status_code == 201
+
+
+def test_a_device_cannot_be_returned_twice(cast):
+    _returned_device(cast)
+    with pytest.raises(ValidationError) as exc:
+        device_return(device=cast.device_a, returned_on=_today(), by=cast.clinician_a)
+    assert "already returned" in str(exc.value.message_dict["returned_on"])
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+def test_a_token_is_shown_once_stored_hashed_and_accepted_by_the_api(cast):
+    client = _client(cast.clinician_a)
+    response = client.post(_detail_url(cast.device_a) + "token/")
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    shown = TOKEN_RE.findall(response.content.decode())
+    assert len(set(shown)) == 1
+    raw = shown[0]
+    live = DeviceToken.objects.get(device=cast.device_a, revoked_at=None)
+    assert live.key_hash == hash_token(raw) and raw not in live.key_hash
+    # Not shown again: not on the device page, not in the audit trail.
+    assert raw not in client.get(_detail_url(cast.device_a)).content.decode()
+    assert not AuditEvent.objects.filter(resource__contains=raw).exists()
+    assert _api_reading(raw).status_code == 201
+    # The token issued before (by the cast) was replaced.
+    assert _api_reading(cast.device_token_a).status_code == 401
+    assert AuditEvent.objects.filter(action=Action.CREATE, patient_ref=cast.patient_a.pk,
+                                     resource__contains="token").exists()
+
+
+def test_a_revoked_token_is_refused_by_the_api_at_once(cast):
+    client = _client(cast.clinician_a)
+    raw = TOKEN_RE.search(client.post(_detail_url(cast.device_a) + "token/").content.decode()).group(0)
+    assert _api_reading(raw).status_code == 201
+    response = client.post(_detail_url(cast.device_a) + "token/revoke/")
+    assert response.status_code == 302
+    refused = _api_reading(raw)
+    assert refused.status_code == 401
+    assert Reading.objects.count() == 1
+    assert AuditEvent.objects.filter(action=Action.UPDATE, patient_ref=cast.patient_a.pk,
+                                     resource__contains="revoked").exists()
+
+
+def test_tokens_are_issued_and_revoked_only_by_post_and_only_by_the_team(cast):
+    url = _detail_url(cast.device_a) + "token/"
+    assert _client(cast.clinician_a).get(url).status_code == 405
+    assert _client(cast.clinician_b).post(url).status_code == 404
+    assert _client(cast.patient_a.user).post(url).status_code == 403
+    assert _client(cast.clinician_b).post(url + "revoke/").status_code == 404
+    assert DeviceToken.objects.filter(device=cast.device_a).count() == 1
+    assert _api_reading(cast.device_token_a).status_code == 201
+
+
+def test_no_token_is_issued_for_a_returned_device(cast):
+    _returned_device(cast)
+    response = _client(cast.clinician_a).post(_detail_url(cast.device_a) + "token/", follow=True)
+    assert "has been returned" in response.content.decode()
+    assert not DeviceToken.objects.filter(device=cast.device_a, revoked_at=None).exists()
+    with pytest.raises(ValidationError):
+        device_token_issue(device=cast.device_a, by=cast.admin)
+
+
+def test_the_admin_actions_issue_and_revoke_through_the_same_services(cast):
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(cast.admin)
+    response = client.post("/admin/monitoring/device/", {
+        "action": "issue_token", "_selected_action": [cast.device_a.pk]}, follow=True)
+    raw = TOKEN_RE.search(response.content.decode()).group(0)
+    assert _api_reading(cast.device_token_a).status_code == 401
+    assert _api_reading(raw).status_code == 201
+    client.post("/admin/monitoring/device/", {"action": "revoke_tokens", "_selected_action": [cast.device_a.pk]})
+    assert _api_reading(raw).status_code == 401
+    assert AuditEvent.objects.filter(username="admin", resource__startswith=f"Device/{cast.device_a.pk}").count() == 2
