@@ -1,0 +1,58 @@
+"""Channels that tell a clinician about an alert, found by their module (the pattern of
+schedules/transports/): adding SMS or a pager = one module in this package exposing ``NAME`` and
+``send(*, notice)``; nothing else changes.
+
+``send`` raises TransportError (or anything else) when the message did not go out; the caller
+(alerts.escalation) records the attempt as a failed Notification with the error and retries it on a
+later run."""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from django.conf import settings
+
+
+class TransportError(Exception):
+    """The channel could not deliver; the message says why, in words an operator can act on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What a transport may say about an alert. Deliberately no patient: the recipient may not be
+    on the patient's team, and e-mail is not a secure channel, so a notice names the team and
+    links to the triage page, where access rules and the audit trail apply."""
+
+    alert_id: int
+    recipient: Any  # accounts.User
+    reason: str  # the Notification's reason, e.g. "escalation-1"
+    level: int  # step on the escalation ladder: 1 on-call, 2 team lead
+    team: str  # the care team(s) whose escalation policy named the recipient
+    link: str  # absolute URL of the triage page
+
+
+@cache
+def transports() -> dict[str, ModuleType]:
+    found: dict[str, ModuleType] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        name = getattr(module, "NAME", None)
+        if name and callable(getattr(module, "send", None)):
+            found[name] = module
+    return found
+
+
+def transport_get(channel: str) -> ModuleType:
+    try:
+        return transports()[channel]
+    except KeyError:
+        raise LookupError(f"Unknown alert channel {channel!r}; known: {sorted(transports())}") from None
+
+
+def channels_enabled() -> list[str]:
+    """The channels escalations go through: the live page first (instant, but only if the person
+    has it open), e-mail as the one that reaches someone who has not."""
+    return list(getattr(settings, "ALERT_NOTIFY_CHANNELS", ["websocket", "email"]))
