@@ -31,6 +31,10 @@ KNOWN_ITEM_EXTENSIONS = {EXT_MIN, EXT_MAX, EXT_ITEM_CONTROL, EXT_SLIDER_STEP, *H
 KNOWN_OPTION_EXTENSIONS = {EXT_ORDINAL, EXT_ITEM_WEIGHT}
 # The platform's own extensions (e.g. answer-severity, read by the alert rules) are its business.
 PLATFORM_EXTENSIONS = "https://proplatform.example/fhir/StructureDefinition/"
+# AmbuFlex-style colour of an answer (valueCode yellow|red), read by the answer-severity rule kind:
+# on an answerOption it colours that answer; on a boolean item it colours the answer "yes".
+EXT_ANSWER_SEVERITY = PLATFORM_EXTENSIONS + "answer-severity"
+SEVERITIES = ("yellow", "red")
 ITEM_CONTROLS = {"radio-button", "check-box", "drop-down", "slider"}
 
 ANSWERABLE_TYPES = {"boolean", "choice", "open-choice", "integer", "decimal", "string", "text",
@@ -93,6 +97,12 @@ def _translated(base: str | None, element: Element | None, lang: str | None) -> 
 
 def _extension_values(extensions: list[Extension], url: str) -> list[Any]:
     return [e.value() for e in extensions if e.url == url]
+
+
+def _severity(extensions: list[Extension]) -> str | None:
+    # The worst colour given wins; unknown codes are refused on import (see _review_item).
+    found = [v for v in _extension_values(extensions, EXT_ANSWER_SEVERITY) if v in SEVERITIES]
+    return max(found, key=SEVERITIES.index) if found else None
 
 
 class Coding(_Fhir):
@@ -165,6 +175,12 @@ class AnswerOption(_Fhir):
                     except InvalidOperation:
                         continue
         return None
+
+    @property
+    def severity(self) -> str | None:
+        """The colour this answer carries (answer-severity extension, on the option or on its
+        coding as in a contained ValueSet expansion), or None."""
+        return _severity(self.extension + (self.valueCoding.extension if self.valueCoding else []))
 
     def matches(self, answer: dict[str, Any]) -> bool:
         """Whether a response answer (``{"valueCoding": ...}`` etc.) picks this option."""
@@ -245,6 +261,11 @@ class Item(_Fhir):
     @property
     def slider_step(self) -> Any:
         return self._bound(EXT_SLIDER_STEP)
+
+    @property
+    def severity(self) -> str | None:
+        """The colour of the answer "yes" to a boolean item (answer-severity on the item)."""
+        return _severity(self.extension) if self.type == "boolean" else None
 
     @property
     def is_slider(self) -> bool:
@@ -388,6 +409,13 @@ def _review_item(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
         for ext in option.extension:
             if ext.url not in KNOWN_OPTION_EXTENSIONS and not ext.url.startswith(PLATFORM_EXTENSIONS):
                 yield warning(f"answer option extension {ext.url} is ignored")
+    # A misspelt colour would silently never alert: refuse it.
+    for holder, where in ((item, "the item"), *((o, f"answer option {o.key!r}") for o in item.answerOption)):
+        for value in _extension_values(holder.extension, EXT_ANSWER_SEVERITY):
+            if value not in SEVERITIES:
+                yield error(f"answer-severity on {where} must be 'yellow' or 'red', not {value!r}")
+    if item.type != "boolean" and _extension_values(item.extension, EXT_ANSWER_SEVERITY):
+        yield warning("answer-severity on a non-boolean item is ignored; put it on its answer options")
     control = item.control
     if control is not None and control not in ITEM_CONTROLS:
         yield warning(f"item control {control!r} is not supported; the default control is used")

@@ -22,11 +22,18 @@ from typing import Any
 import pydantic
 from django.core.exceptions import ValidationError
 
-from alerts.rules import answer, threshold
+from alerts.rules import answer, bands, change, combination, missed, news2, score, severity, threshold
 
 KINDS: dict[str, ModuleType] = {
     "threshold": threshold,
     "answer": answer,
+    "bands": bands,  # four-band thresholds, colour per reading (OpenTele)
+    "answer-severity": severity,  # worst per-answer colour of a response (AmbuFlex)
+    "score": score,  # score/item limits and worsening vs previous or baseline (Basch)
+    "change": change,  # change over a window vs the patient's own readings (heart failure)
+    "news2": news2,  # NEWS2 from home vitals, a labelled subset (RCP 2017)
+    "combination": combination,  # an answer AND a reading within a window
+    "missed": missed,  # a scheduled questionnaire not answered by its deadline + grace
 }
 
 EVENTS = ("reading", "response", "missed")

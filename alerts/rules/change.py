@@ -1,0 +1,161 @@
+"""Change over a window against the patient's own earlier readings (heart failure: weight up
+more than 2 kg in 3 days or more than 1 kg in 24 hours; SpO2 down 3 points or more from the
+14-day median).
+
+Each new reading is compared with the ``reference`` (median, lowest, highest or earliest) of the
+patient's readings of the same measure *measured* in the ``window`` before it — from
+``effective_at - window`` up to ``effective_at``, both ends included, the reading itself left
+out. ``min_readings`` earlier readings are needed (fewer: no judgement, e.g. the first days at
+home). "Weight up > 2 kg in 3 days" is ``direction: up, more_than: 2, window: P3D, reference:
+lowest``: any rise of more than 2 kg over the lowest weight of the last three days. For "> 1 kg
+in 24 h" add a second rule with ``window: PT24H, more_than: 1``.
+
+Exactly at the limit: ``more_than: 2`` fires at 2.01 kg, not at 2.00 kg; ``at_least: 3`` fires
+at 3 points. Give exactly one of them.
+
+``window`` is an ISO 8601 duration ("P3D", "PT24H", "P14D") or seconds; zero or negative is
+refused when the rule is saved.
+
+Late uploads are judged by when they were measured: a reading measured on Monday and uploaded on
+Thursday is compared with the readings measured in the window before Monday. What is ignored:
+a late upload can change the comparison an *earlier-judged* later reading would have had (e.g.
+Monday's low weight, arriving on Thursday, would have made Wednesday's reading a gain). Only
+the new reading is judged; readings already evaluated are not judged again — a re-evaluation of
+history is what back-testing is for. Readings marked erroneous are never in the window (Context).
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from statistics import median
+from typing import TYPE_CHECKING, Any, Literal
+
+import pydantic
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from monitoring.measures import MEASURES
+
+if TYPE_CHECKING:
+    from alerts.rules import Finding
+    from alerts.rules.context import Context
+
+
+class Params(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    measure: str
+    component: Literal["value", "value2"] = "value"
+    direction: Literal["up", "down"]
+    more_than: Decimal | None = None
+    at_least: Decimal | None = None
+    window: timedelta
+    reference: Literal["median", "lowest", "highest", "earliest"] = "median"
+    min_readings: int = pydantic.Field(default=1, ge=1, le=1000)
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> "Params":
+        m = MEASURES.get(self.measure)
+        if m is None:
+            raise ValueError(f"unknown measure {self.measure!r}; known: {', '.join(sorted(MEASURES))}")
+        if self.component == "value2" and m.second is None:
+            raise ValueError(f"{self.measure} has no second component")
+        if (self.more_than is None) == (self.at_least is None):
+            raise ValueError("give exactly one of more_than and at_least")
+        limit = self.more_than if self.more_than is not None else self.at_least
+        if limit is not None and limit <= 0:
+            raise ValueError("the change limit must be more than 0 (direction says up or down)")
+        if self.window <= timedelta(0):
+            raise ValueError("window must be longer than zero, e.g. \"P3D\" or \"PT24H\"")
+        return self
+
+    @property
+    def limit(self) -> Decimal:
+        return self.more_than if self.more_than is not None else self.at_least  # type: ignore[return-value]
+
+
+def window_words(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    if rest == 0 and hours <= 48:
+        return ngettext("%(n)s hour", "%(n)s hours", hours) % {"n": hours}
+    days, rest = divmod(seconds, 86400)
+    if rest == 0:
+        return ngettext("%(n)s day", "%(n)s days", days) % {"n": days}
+    minutes = max(1, seconds // 60)
+    return ngettext("%(n)s minute", "%(n)s minutes", minutes) % {"n": minutes}
+
+
+def _reference(values: list[Decimal], how: str) -> Decimal:
+    if how == "lowest":
+        return min(values)
+    if how == "highest":
+        return max(values)
+    if how == "earliest":
+        return values[0]
+    return Decimal(median(values))
+
+
+def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding | None":
+    from alerts.rules import Finding
+
+    if reading.measure != params.measure:
+        return None
+    raw = getattr(reading, params.component)
+    if raw is None:
+        return None
+    value = Decimal(raw)
+    earlier = [
+        r for r in ctx.readings(reading.patient_id, params.measure,
+                                since=reading.effective_at - params.window, until=reading.effective_at)
+        if r.id != reading.pk and getattr(r, params.component) is not None
+    ]
+    if len(earlier) < params.min_readings:
+        return None
+    values = [Decimal(getattr(r, params.component)) for r in earlier]
+    ref = _reference(values, params.reference)
+    change = value - ref if params.direction == "up" else ref - value
+    fired = change > params.limit if params.more_than is not None else change >= params.limit
+    if not fired:
+        return None
+    m = MEASURES[params.measure]
+    label = str(m.label)
+    if m.second is not None:
+        label = (_("%(measure)s (diastolic)") if params.component == "value2"
+                 else _("%(measure)s (systolic)")) % {"measure": m.label}
+    words = {"measure": label, "change": number_format(change.normalize()), "unit": m.unit_label,
+             "window": window_words(params.window), "limit": number_format(params.limit.normalize()),
+             "value": number_format(value.normalize()), "ref": number_format(ref.normalize()),
+             "count": len(values)}
+    if params.direction == "up":
+        first = (_("%(measure)s up %(change)s %(unit)s in %(window)s; limit more than %(limit)s %(unit)s.")
+                 if params.more_than is not None else
+                 _("%(measure)s up %(change)s %(unit)s in %(window)s; limit %(limit)s %(unit)s."))
+    else:
+        first = (_("%(measure)s down %(change)s %(unit)s in %(window)s; limit more than %(limit)s %(unit)s.")
+                 if params.more_than is not None else
+                 _("%(measure)s down %(change)s %(unit)s in %(window)s; limit %(limit)s %(unit)s."))
+    second = {
+        "median": _("Now %(value)s %(unit)s; median of the %(count)s readings before: %(ref)s %(unit)s."),
+        "lowest": _("Now %(value)s %(unit)s; lowest of the %(count)s readings before: %(ref)s %(unit)s."),
+        "highest": _("Now %(value)s %(unit)s; highest of the %(count)s readings before: %(ref)s %(unit)s."),
+        "earliest": _("Now %(value)s %(unit)s; earliest of the %(count)s readings before: %(ref)s %(unit)s."),
+    }[params.reference]
+    return Finding(
+        reason=f"{first % words} {second % words}",
+        evidence={
+            "reading_id": reading.pk,
+            "measure": reading.measure,
+            "component": params.component,
+            "value": str(value),
+            "unit": reading.unit,
+            "effective_at": reading.effective_at.isoformat(),
+            "reference": params.reference,
+            "reference_value": str(ref),
+            "change": str(change),
+            "limit": str(params.limit),
+            "window_seconds": int(params.window.total_seconds()),
+            "compared_with": [{"reading_id": r.id, "value": str(getattr(r, params.component)),
+                               "effective_at": r.effective_at.isoformat()} for r in earlier],
+        },
+    )
