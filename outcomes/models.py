@@ -1,0 +1,146 @@
+"""Saved cohorts: named, re-usable sets of criteria over treatment episodes.
+
+A cohort stores its *criteria*, never its members: who belongs is evaluated whenever it is asked
+(``outcomes.selectors.cohort_patient_ids``), so a cohort exported next month includes the patients
+who started treatment since, and leaves out those who withdrew from secondary use since.
+
+The criteria are typed columns rather than a JSON document: each one is validated once by the
+field (and the database check constraints below), filters are plain SQL, and a cohort can never
+hold a criterion the code does not understand.
+"""
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from patients.models import Region, Sex
+
+_SKS_DIAGNOSIS = re.compile(r"^D[A-Z][0-9]{2}[0-9A-Z]{0,4}$")
+
+
+def validate_sks_diagnosis(value: str) -> None:
+    # SKS diagnosis codes are ICD-10 with a leading "D" (DC34 = ICD-10 C34, lung cancer). A code
+    # matches episodes whose code starts with it, so DC34 includes DC341 and DC349.
+    if not _SKS_DIAGNOSIS.match(value):
+        raise ValidationError(
+            _("Enter an SKS diagnosis code: D, a letter and two digits, e.g. DC34 or DC341."),
+            code="invalid_sks",
+        )
+
+
+class ConsentCriterion(models.TextChoices):
+    # Everything a cohort is used for — the cohort page, FHIR Group, $export, the push to a
+    # quality database — is secondary use. A patient who withdrew from secondary use must
+    # therefore never be a member, and there is deliberately no choice that would include them:
+    # the only value is "has not withdrawn", enforced by a check constraint as well as the form.
+    NOT_WITHDRAWN = "not-withdrawn", _("Has not withdrawn from secondary use")
+
+
+class Cohort(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    description = models.TextField(_("description"), blank=True)
+
+    # --- criteria: an empty criterion does not restrict -------------------------------------
+    # PROTECT: deleting a programme must not silently widen every cohort that named it.
+    program = models.ForeignKey(
+        "patients.Program", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="cohorts", verbose_name=_("programme"),
+    )
+    condition_code = models.CharField(
+        _("condition (SKS diagnosis code)"), max_length=16, blank=True,
+        validators=[validate_sks_diagnosis],
+        help_text=_("Matches the episode's diagnosis and every more specific code, e.g. DC34 includes DC341."),
+    )
+    treatment_start_from = models.DateField(_("treatment start from"), null=True, blank=True)
+    treatment_start_to = models.DateField(_("treatment start to"), null=True, blank=True)
+    department = models.CharField(_("department"), max_length=200, blank=True)
+    region = models.CharField(_("region"), max_length=4, choices=Region.choices, blank=True)
+    sex = models.CharField(_("sex"), max_length=8, choices=Sex.choices, blank=True)
+    # Age at the index date (treatment start) in whole years, both ends inclusive; 80+ = 80..None.
+    age_min = models.PositiveSmallIntegerField(_("age at treatment start, from"), null=True, blank=True)
+    age_max = models.PositiveSmallIntegerField(_("age at treatment start, to"), null=True, blank=True)
+    consent = models.CharField(
+        _("consent"), max_length=16, choices=ConsentCriterion.choices,
+        default=ConsentCriterion.NOT_WITHDRAWN,
+    )
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(treatment_start_from__isnull=True)
+                | models.Q(treatment_start_to__isnull=True)
+                | models.Q(treatment_start_from__lte=models.F("treatment_start_to")),
+                name="cohort_start_range_ordered",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(age_min__isnull=True)
+                | models.Q(age_max__isnull=True)
+                | models.Q(age_min__lte=models.F("age_max")),
+                name="cohort_age_band_ordered",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(consent=ConsentCriterion.NOT_WITHDRAWN),
+                name="cohort_never_includes_withdrawn",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def criteria(self) -> list[tuple[str, str]]:
+        """The criteria in words, for pages: (label, value), only those that restrict — and the
+        consent rule, which always does."""
+        out: list[tuple[str, str]] = []
+        if self.program_id:
+            out.append((str(_("Programme")), str(self.program)))
+        if self.condition_code:
+            out.append((str(_("Condition")), self.condition_code))
+        if self.treatment_start_from or self.treatment_start_to:
+            start = self.treatment_start_from.isoformat() if self.treatment_start_from else "…"
+            end = self.treatment_start_to.isoformat() if self.treatment_start_to else "…"
+            out.append((str(_("Treatment start")), f"{start} – {end}"))
+        if self.department:
+            out.append((str(_("Department")), self.department))
+        if self.region:
+            out.append((str(_("Region")), self.get_region_display()))
+        if self.sex:
+            out.append((str(_("Sex")), str(self.get_sex_display())))
+        if self.age_min is not None or self.age_max is not None:
+            low = self.age_min if self.age_min is not None else 0
+            band = f"{low}+" if self.age_max is None else f"{low}–{self.age_max}"
+            out.append((str(_("Age at treatment start")), band))
+        out.append((str(_("Consent")), str(self.get_consent_display())))
+        return out
+
+    def clean(self) -> None:
+        errors: dict[str, list[ValidationError]] = {}
+        if self.condition_code:
+            self.condition_code = self.condition_code.strip().upper()
+        if (self.treatment_start_from and self.treatment_start_to
+                and self.treatment_start_from > self.treatment_start_to):
+            errors.setdefault("treatment_start_to", []).append(ValidationError(
+                _("The end of the period is before its start."), code="start_after_end"))
+        if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
+            errors.setdefault("age_max", []).append(ValidationError(
+                _("The upper age is below the lower age."), code="age_band_inverted"))
+        for field in ("age_min", "age_max"):
+            value = getattr(self, field)
+            if value is not None and value > 130:
+                errors.setdefault(field, []).append(ValidationError(
+                    _("Enter an age between 0 and 130."), code="age_out_of_range"))
+        if self.consent != ConsentCriterion.NOT_WITHDRAWN:
+            errors.setdefault("consent", []).append(ValidationError(
+                _("Patients who withdrew from secondary use can never be part of a cohort."),
+                code="withdrawn_not_allowed"))
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,198 @@
+"""Small-cell suppression for aggregate tables, with complementary suppression.
+
+Primary suppression: every count of 1–4 — cell or total — is hidden ("<5"). Zero is shown: it
+says nobody, which identifies nobody.
+
+Complementary suppression: a hidden cell must not be recoverable by subtraction from what is
+shown. Treating the table as a system of linear equations (each shown row/column total is the
+sum of its row/column), a hidden item is *derivable* when its value is the same in every solution
+of that system. While any hidden item is derivable, one more item is hidden: a total in one of
+its equations if there is one (a total is a figure derived from the cells, so hiding it costs the
+least), else the smallest non-zero shown cell that shares an equation with it, else the smallest
+non-zero shown item anywhere. Zeros are never hidden as complements: a zero that could only move
+upwards would pin its partner down again.
+
+Bounds are part of what a reader knows: a "<5" is 1–4, and a value hidden to protect one ("–")
+is at least 5 (a 1–4 would be "<5", a zero is shown). "Responded <5, did not respond –, total 6"
+gives away 1 and 5 without any subtraction of shown numbers, so an item whose range the
+equations and these bounds narrow to one value (bound propagation over each equation) counts as
+exposed too. Propagation is exact for tables whose totals run one way (each hidden value is in
+one equation) — the cohort page's shape — and a safe under-approximation otherwise.
+
+``protect_totals``: totals that must stay visible unless small themselves, e.g. when every row's
+total is the same figure (the cohort size), so hiding one would hide nothing.
+
+Tables here are small (a few rows and columns), so exact rational elimination is cheap.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+SMALL_MIN, SMALL_MAX = 1, 4
+
+Item = tuple[str, int, int]  # ("cell", row, col) | ("row", row, -1) | ("col", -1, col)
+
+
+def is_small(n: int) -> bool:
+    return SMALL_MIN <= n <= SMALL_MAX
+
+
+def display(n: int | None) -> str:
+    """How a count is shown on a page: suppressed counts as "<5"."""
+    if n is None or is_small(n):
+        return "<5"
+    return str(n)
+
+
+@dataclass(frozen=True)
+class SuppressedTable:
+    """The table as it may be shown: ``None`` where a value is hidden. ``row_totals`` /
+    ``col_totals`` are None when the table shows no such totals. ``primary`` holds the hidden
+    items that are small counts themselves (shown as "<5"); the rest were hidden to protect them."""
+
+    cells: tuple[tuple[int | None, ...], ...]
+    row_totals: tuple[int | None, ...] | None
+    col_totals: tuple[int | None, ...] | None
+    primary: frozenset[Item]
+
+    def marker(self, item: Item) -> str:
+        return "<5" if item in self.primary else "–"
+
+
+def _equations(n_rows: int, n_cols: int, row_totals: bool, col_totals: bool) -> list[dict[Item, int]]:
+    eqs: list[dict[Item, int]] = []
+    if row_totals:
+        for i in range(n_rows):
+            eq: dict[Item, int] = {("cell", i, j): 1 for j in range(n_cols)}
+            eq[("row", i, -1)] = -1
+            eqs.append(eq)
+    if col_totals:
+        for j in range(n_cols):
+            eq = {("cell", i, j): 1 for i in range(n_rows)}
+            eq[("col", -1, j)] = -1
+            eqs.append(eq)
+    return eqs
+
+
+def derivable(hidden: Sequence[Item], equations: Sequence[dict[Item, int]]) -> set[Item]:
+    """The hidden items whose value is fixed by the equations (shown values being known).
+
+    Gauss-Jordan elimination over the hidden items' coefficients: an item is fixed exactly when
+    it is a pivot whose reduced row has no free item in it (no null-space vector touches it)."""
+    rows = [[Fraction(eq.get(item, 0)) for item in hidden] for eq in equations]
+    rows = [r for r in rows if any(r)]
+    pivots: list[int] = []
+    r = 0
+    for c in range(len(hidden)):
+        pivot = next((k for k in range(r, len(rows)) if rows[k][c] != 0), None)
+        if pivot is None:
+            continue
+        rows[r], rows[pivot] = rows[pivot], rows[r]
+        lead = rows[r][c]
+        rows[r] = [v / lead for v in rows[r]]
+        for k in range(len(rows)):
+            if k != r and rows[k][c] != 0:
+                factor = rows[k][c]
+                rows[k] = [a - factor * b for a, b in zip(rows[k], rows[r], strict=True)]
+        pivots.append(c)
+        r += 1
+    pivot_set = set(pivots)
+    fixed = set()
+    for row_no, c in enumerate(pivots):
+        if all(rows[row_no][k] == 0 for k in range(len(hidden)) if k not in pivot_set):
+            fixed.add(hidden[c])
+    return fixed
+
+
+def pinned_by_bounds(
+    hidden: Sequence[Item], equations: Sequence[dict[Item, int]], values: dict[Item, int],
+    bounds: dict[Item, tuple[int, int | None]],
+) -> set[Item]:
+    """Hidden items whose range, propagated through the equations from every hidden item's known
+    bounds (low, high or None = unbounded), is a single value."""
+    hidden_set = set(hidden)
+    lo = {item: bounds[item][0] for item in hidden}
+    hi: dict[Item, int | None] = {item: bounds[item][1] for item in hidden}
+    for _ in range(4 * len(hidden) + 4):
+        changed = False
+        for eq in equations:
+            unknown = [item for item in eq if item in hidden_set]
+            if not unknown:
+                continue
+            rest = -sum(coef * values[item] for item, coef in eq.items() if item not in hidden_set)
+            for item in unknown:
+                # coef_item * x_item = rest - sum(others); bound the right-hand side.
+                low: int | None = rest
+                high: int | None = rest
+                for other in unknown:
+                    if other == item:
+                        continue
+                    c = eq[other]
+                    o_lo, o_hi = (c * lo[other], None if hi[other] is None else c * hi[other])
+                    if c < 0:
+                        o_lo, o_hi = (None if hi[other] is None else c * hi[other]), c * lo[other]
+                    # subtract [o_lo, o_hi]
+                    high = None if high is None or o_lo is None else high - o_lo
+                    low = None if low is None or o_hi is None else low - o_hi
+                if eq[item] < 0:
+                    low, high = (None if high is None else -high), (None if low is None else -low)
+                if low is not None and low > lo[item]:
+                    lo[item], changed = low, True
+                if high is not None and (hi[item] is None or high < hi[item]):
+                    hi[item], changed = high, True
+        if not changed:
+            break
+    return {item for item in hidden if hi[item] is not None and lo[item] >= hi[item]}
+
+
+def suppress_table(
+    rows: Sequence[Sequence[int]], *, row_totals: bool = False, col_totals: bool = False,
+    protect_totals: bool = False,
+) -> SuppressedTable:
+    """Hide the small counts of a table of non-negative counts, and whatever else is needed so
+    that none of them can be worked out from the rest (see the module docstring)."""
+    n_rows = len(rows)
+    n_cols = len(rows[0]) if rows else 0
+    if any(len(r) != n_cols for r in rows):
+        raise ValueError("Every row needs the same number of cells.")
+    if any(v < 0 for r in rows for v in r):
+        raise ValueError("Counts cannot be negative.")
+    values: dict[Item, int] = {("cell", i, j): rows[i][j] for i in range(n_rows) for j in range(n_cols)}
+    if row_totals:
+        values.update({("row", i, -1): sum(rows[i]) for i in range(n_rows)})
+    if col_totals:
+        values.update({("col", -1, j): sum(rows[i][j] for i in range(n_rows)) for j in range(n_cols)})
+    equations = _equations(n_rows, n_cols, row_totals, col_totals)
+    order = list(values)  # cells row by row, then totals: a deterministic choice among equals
+
+    primary = frozenset(item for item, v in values.items() if is_small(v))
+    hidden = set(primary)
+    while True:
+        hidden_list = [item for item in order if item in hidden]
+        bounds = {item: (SMALL_MIN, SMALL_MAX) if item in primary else (SMALL_MAX + 1, None)
+                  for item in hidden_list}
+        exposed = derivable(hidden_list, equations) | pinned_by_bounds(hidden_list, equations, values, bounds)
+        if not exposed:
+            break
+        target = next(item for item in order if item in exposed)
+        shown_nonzero = [item for item in order if item not in hidden and values[item] > 0]
+        if not shown_nonzero:
+            break  # nothing left to hide; cannot happen for non-negative tables (see the tests)
+        sharing = [item for item in shown_nonzero
+                   if any(target in eq and item in eq for eq in equations)]
+        if protect_totals:
+            sharing = [item for item in sharing if item[0] == "cell"] or sharing
+        totals = [item for item in sharing if item[0] != "cell"]
+        pool = totals or sharing or shown_nonzero
+        hidden.add(min(pool, key=lambda item: (values[item], order.index(item))))
+
+    def shown(item: Item) -> int | None:
+        return None if item in hidden else values[item]
+
+    return SuppressedTable(
+        cells=tuple(tuple(shown(("cell", i, j)) for j in range(n_cols)) for i in range(n_rows)),
+        row_totals=tuple(shown(("row", i, -1)) for i in range(n_rows)) if row_totals else None,
+        col_totals=tuple(shown(("col", -1, j)) for j in range(n_cols)) if col_totals else None,
+        primary=primary,
+    )
