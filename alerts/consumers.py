@@ -1,11 +1,13 @@
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.models import Role
 from alerts.live import team_group
-from alerts.selectors import alert_payload, worklist
+from alerts.selectors import WorklistFilter, alert_payload, alerts_filtered, worklist, worklist_filter_parse
+from alerts.transports.websocket import user_group
 from audit.models import Action
 from audit.services import audit_record
 from patients.access import teams_for
@@ -15,9 +17,16 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     """/ws/alerts/: the live triage feed of the connected clinician's teams.
 
     On connect it sends a snapshot of the worklist from the database, then every change as it
-    happens. Team membership is read at connect; a change takes effect on the next reconnect."""
+    happens. Team membership is read at connect; a change takes effect on the next reconnect.
+
+    The query string carries the page's filters (``?team=&program=&severity=&mine=1``, parsed
+    by the same function as the page). With a filter, each pushed change is checked against it
+    with the page's own selector: a match is sent as ``alert``, anything else as ``removed`` (an
+    alert re-assigned away from "mine" must leave that list, and a non-matching alert must not
+    show up in it)."""
 
     groups_joined: list[str]
+    worklist_filter: WorklistFilter
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -31,15 +40,21 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             group = team_group(team_id)
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
+        # Personal notices (alerts.transports.websocket), e.g. an escalation naming this person.
+        personal = user_group(user.pk)
+        await self.channel_layer.group_add(personal, self.channel_name)
+        self.groups_joined.append(personal)
         await self.send_json({"type": "snapshot", "alerts": snapshot})
 
     @database_sync_to_async
     def _load(self, user: Any) -> tuple[list[int], list[dict[str, Any]]]:
         client = self.scope.get("client") or (None, None)
+        query = parse_qs((self.scope.get("query_string") or b"").decode("latin-1"))
+        self.worklist_filter = worklist_filter_parse(query, user)
         audit_record(user=user, action=Action.SEARCH, resource="Alert?worklist (websocket)",
                      ip=client[0])
         team_ids = list(teams_for(user).values_list("id", flat=True))
-        return team_ids, [alert_payload(a) for a in worklist(user).select_related("rule")]
+        return team_ids, [alert_payload(a) for a in worklist(user, self.worklist_filter)]
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
@@ -52,11 +67,21 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     async def alert_changed(self, event: dict[str, Any]) -> None:
         # A push shows a person a patient's name and the reason: a read like any other.
-        await self._audit_push(event["alert"])
+        if not await self._matches_and_audit(event["alert"]):
+            await self.send_json({"type": "removed", "id": event["alert"]["id"]})
+            return
         await self.send_json({"type": "alert", "alert": event["alert"]})
 
+    async def notify(self, event: dict[str, Any]) -> None:
+        # No patient in a notice (team, alert id, link): nothing to audit until the page is opened.
+        await self.send_json({"type": "notify", "notification": event["notification"]})
+
     @database_sync_to_async
-    def _audit_push(self, alert: dict[str, Any]) -> None:
+    def _matches_and_audit(self, alert: dict[str, Any]) -> bool:
+        f = getattr(self, "worklist_filter", None)
+        if f is not None and f.active and not alerts_filtered(self.scope["user"], f).filter(pk=alert["id"]).exists():
+            return False
         client = self.scope.get("client") or (None, None)
         audit_record(user=self.scope["user"], action=Action.READ, resource=f"Alert/{alert['id']} (live push)",
                      patient_id=alert["patient"]["id"], ip=client[0])
+        return True

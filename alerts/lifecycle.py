@@ -1,41 +1,305 @@
-"""What clinicians do to alerts: acknowledge, assign, resolve, bulk-acknowledge. Every change
-writes its AlertEvent row and an audit row, and after commit pushes the new state to every open
-triage page. Evaluation (findings becoming alerts) lives in alerts.services."""
+"""What clinicians do to alerts: acknowledge, assign, resolve, bulk-acknowledge, snooze. Every
+change writes its AlertEvent row and an audit row, and after commit pushes the new state to
+every open triage page. Evaluation (findings becoming alerts) lives in alerts.services.
 
+Concurrency: each change is a guarded UPDATE (``filter(pk=..., status=<expected>)``), so of two
+nurses clicking at once the first wins and the second gets an ``AlertConflict`` naming who was
+first. Each change also takes the patient's alert lock (the one ``findings_apply`` takes), so a
+finding being merged into the alert at the same moment cannot write back a status it read
+before the clinician's change (its bulk update writes ``status``)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
-from alerts.live import alert_broadcast
-from alerts.models import Alert, AlertEvent, EventKind, Status
+from alerts.live import alert_broadcast, alerts_broadcast
+from alerts.models import Alert, AlertEvent, EventKind, Outcome, Severity, Snooze, Status
+from alerts.selectors import UNRESOLVED, assignable_clinicians
+from alerts.services import _lock_patients
 from audit.models import Action
 from audit.services import audit_record
+from monitoring.measures import MEASURES
+
+# A snooze hides a level for a limited time; longer than a month is a new rule override, which
+# is visible on the patient page with its reason and history, not a snooze.
+SNOOZE_MAX = timedelta(days=30)
+NOTE_MAX = 2000
+BULK_MAX = 200
 
 
-class AlreadyAcknowledged(Exception):
-    def __init__(self, alert: Alert) -> None:
-        super().__init__(f"Alert {alert.pk} is already {alert.status}.")
+class AlertConflict(Exception):
+    """Someone changed the alert first. ``alert`` is its state now; the message says who did what."""
+
+    def __init__(self, alert: Alert, message: str) -> None:
+        super().__init__(message)
         self.alert = alert
+        self.message = message
+
+
+class AlreadyAcknowledged(AlertConflict):
+    def __init__(self, alert: Alert) -> None:
+        super().__init__(alert, _conflict_message(alert))
+
+
+def _who(user: Any) -> str:
+    if user is None:
+        return _("someone")
+    return user.get_full_name() or user.get_username()
+
+
+def _when(at: datetime | None) -> str:
+    return date_format(timezone.localtime(at), "j. F H:i") if at else ""
+
+
+def _conflict_message(alert: Alert) -> str:
+    if alert.status == Status.RESOLVED:
+        return _("%(who)s resolved this alert at %(when)s.") % {
+            "who": _who(alert.resolved_by), "when": _when(alert.resolved_at)}
+    if alert.status == Status.ACKNOWLEDGED:
+        return _("%(who)s acknowledged this alert at %(when)s.") % {
+            "who": _who(alert.acknowledged_by), "when": _when(alert.acknowledged_at)}
+    return _("The alert changed meanwhile; look at it again.")
+
+
+def _changed(alert: Alert, *, user: Any, what: str, request: Any) -> None:
+    audit_record(user=user, action=Action.UPDATE, resource=f"Alert/{alert.pk} {what}",
+                 patient_id=alert.patient_id, request=request)
+    transaction.on_commit(lambda: alert_broadcast(alert.pk))
 
 
 def alert_acknowledge(*, alert: Alert, user: Any, request: Any = None) -> Alert:
     """Mark an open alert as seen by ``user``. Two nurses clicking at once: the first wins,
     the second gets AlreadyAcknowledged naming who was first."""
     with transaction.atomic():
+        _lock_patients({alert.patient_id})
+        now = timezone.now()
         claimed = Alert.objects.filter(pk=alert.pk, status=Status.OPEN).update(
-            status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=user
+            status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=user
         )
         alert.refresh_from_db()
         if not claimed:
             raise AlreadyAcknowledged(alert)
-        AlertEvent.objects.create(alert=alert, kind=EventKind.ACKNOWLEDGED, by=user)
-        audit_record(
-            user=user,
-            action=Action.UPDATE,
-            resource=f"Alert/{alert.pk} acknowledge",
-            patient_id=alert.patient_id,
-            request=request,
-        )
-        transaction.on_commit(lambda: alert_broadcast(alert.pk))
+        AlertEvent.objects.create(alert=alert, kind=EventKind.ACKNOWLEDGED, by=user, at=now)
+        _changed(alert, user=user, what="acknowledge", request=request)
     return alert
+
+
+_UNSET: Any = object()
+
+
+def alert_assign(*, alert: Alert, assignee: Any, user: Any, note: str = "",
+                 expected_assignee_id: Any = _UNSET, request: Any = None) -> Alert:
+    """Give an unresolved alert to a colleague (or ``assignee=None`` to nobody). The assignee
+    must be a clinician on one of the patient's care teams. ``expected_assignee_id`` (the
+    assignee the clinician saw) makes a simultaneous re-assignment a conflict instead of a
+    silent overwrite."""
+    if assignee is not None and not assignable_clinicians(alert.patient).filter(pk=assignee.pk).exists():
+        raise ValidationError({"assignee": _("Choose a clinician on one of the patient's care teams.")})
+    if len(note) > NOTE_MAX:
+        raise ValidationError({"note": _("Keep the note under %(n)s characters.") % {"n": NOTE_MAX}})
+    with transaction.atomic():
+        _lock_patients({alert.patient_id})
+        guard = Alert.objects.filter(pk=alert.pk, status__in=UNRESOLVED)
+        if expected_assignee_id is not _UNSET:
+            guard = guard.filter(assigned_to_id=expected_assignee_id)
+        claimed = guard.update(assigned_to=assignee)
+        alert.refresh_from_db()
+        if not claimed:
+            if alert.status == Status.RESOLVED:
+                raise AlertConflict(alert, _conflict_message(alert))
+            raise AlertConflict(alert, _("Meanwhile the alert was assigned to %(who)s.") % {
+                "who": _who(alert.assigned_to) if alert.assigned_to else _("nobody")})
+        AlertEvent.objects.create(alert=alert, kind=EventKind.ASSIGNED, by=user, note=note,
+                                  data={"assignee": assignee.pk if assignee else None})
+        _changed(alert, user=user, what="assign", request=request)
+    return alert
+
+
+def _resolve_check(outcome: str, note: str) -> None:
+    errors: dict[str, str] = {}
+    if outcome not in Outcome.values:
+        errors["outcome"] = _("Choose what was done.")
+    # "No action needed" is the one outcome that leaves no other trace (no call, no booking):
+    # the note is the only record of why the sign was judged harmless.
+    elif outcome == Outcome.NO_ACTION and not note.strip():
+        errors["note"] = _("Say why no action is needed.")
+    if len(note) > NOTE_MAX:
+        errors["note"] = _("Keep the note under %(n)s characters.") % {"n": NOTE_MAX}
+    if errors:
+        raise ValidationError(errors)
+
+
+def alert_resolve(*, alert: Alert, outcome: str, note: str, user: Any, request: Any = None) -> Alert:
+    """Close an alert with what was done. An alert nobody acknowledged yet is acknowledged by
+    the same person at the same moment (both events are recorded: the escalation ladder and the
+    "seen by your care team" of the patient's answers read the acknowledgement). Resolving twice
+    is a conflict naming who resolved it."""
+    note = note.strip()
+    _resolve_check(outcome, note)
+    with transaction.atomic():
+        _lock_patients({alert.patient_id})
+        now = timezone.now()
+        resolved = {"status": Status.RESOLVED, "resolved_at": now, "resolved_by": user, "outcome": outcome,
+                    "resolution_note": note}
+        was_open = Alert.objects.filter(pk=alert.pk, status=Status.OPEN).update(
+            acknowledged_at=now, acknowledged_by=user, **resolved)
+        claimed = was_open or Alert.objects.filter(pk=alert.pk, status=Status.ACKNOWLEDGED).update(**resolved)
+        alert.refresh_from_db()
+        if not claimed:
+            raise AlertConflict(alert, _conflict_message(alert))
+        if was_open:
+            AlertEvent.objects.create(alert=alert, kind=EventKind.ACKNOWLEDGED, by=user, at=now,
+                                      data={"implicit": "resolve"})
+        AlertEvent.objects.create(alert=alert, kind=EventKind.RESOLVED, by=user, at=now, note=note,
+                                  data={"outcome": outcome})
+        _changed(alert, user=user, what=f"resolve ({outcome})", request=request)
+    return alert
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    id: int
+    acknowledged: bool
+    reason: str = ""
+    alert: Alert | None = None
+
+
+def alerts_acknowledge_bulk(*, alert_ids: list[int], scope: Any, user: Any, request: Any = None) -> list[BulkResult]:
+    """Acknowledge many yellow alerts at once (the daily "contact me" answers, the mild ones).
+    Red alerts are refused item by item: a red sign is looked at one at a time. Each item is its
+    own decision — one refused or already-acknowledged alert does not stop the others — and the
+    result says, per id, what happened and why. ``scope`` is the user's alerts (alerts_for):
+    ids outside it are reported as not found, exactly like ids that do not exist."""
+    if not alert_ids:
+        raise ValidationError({"ids": _("Choose at least one alert.")})
+    if len(alert_ids) > BULK_MAX:
+        raise ValidationError({"ids": _("At most %(n)s alerts at a time.") % {"n": BULK_MAX}})
+    ids = list(dict.fromkeys(alert_ids))
+    found = {a.pk: a for a in scope.filter(pk__in=ids).select_related("acknowledged_by", "resolved_by")}
+    results: list[BulkResult] = []
+    changed: list[int] = []
+    with transaction.atomic():
+        _lock_patients({a.patient_id for a in found.values()})
+        now = timezone.now()
+        for alert_id in ids:
+            alert = found.get(alert_id)
+            if alert is None:
+                results.append(BulkResult(alert_id, False, _("No such alert.")))
+                continue
+            if alert.severity == Severity.RED:
+                results.append(BulkResult(alert_id, False, _("Red alerts are acknowledged one at a time."), alert))
+                continue
+            # Guarded on yellow too: a red finding may have upgraded it since the page was drawn.
+            if not Alert.objects.filter(pk=alert_id, status=Status.OPEN, severity=Severity.YELLOW).update(
+                    status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=user):
+                alert.refresh_from_db()
+                reason = (_("Red alerts are acknowledged one at a time.") if alert.severity == Severity.RED
+                          else _conflict_message(alert))
+                results.append(BulkResult(alert_id, False, reason, alert))
+                continue
+            alert.refresh_from_db()
+            AlertEvent.objects.create(alert=alert, kind=EventKind.ACKNOWLEDGED, by=user, at=now,
+                                      data={"bulk": True})
+            audit_record(user=user, action=Action.UPDATE, resource=f"Alert/{alert_id} acknowledge (bulk)",
+                         patient_id=alert.patient_id, request=request)
+            changed.append(alert_id)
+            results.append(BulkResult(alert_id, True, "", alert))
+        if changed:
+            transaction.on_commit(lambda: alerts_broadcast(changed))
+    return results
+
+
+def _decimal(raw: Any, field: str, errors: dict[str, str]) -> Decimal | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = Decimal(str(raw).replace(",", "."))
+    except InvalidOperation:
+        errors[field] = _("Enter a number.")
+        return None
+    if not value.is_finite() or abs(value) >= 10**6:
+        errors[field] = _("Enter a number.")
+        return None
+    return value
+
+
+def snooze_create(*, patient: Any, measure: str, component: str = "value", low: Any = None, high: Any = None,
+                  until: datetime | None, reason: str, user: Any, alert: Alert | None = None,
+                  resolve: bool = False, request: Any = None) -> Snooze:
+    """"This patient's SpO2 is usually 90-92 %": findings on ``measure`` (``component``) with a
+    value inside [low, high] are not alerts until ``until`` (at most SNOOZE_MAX ahead). The
+    rule still fires beyond the snoozed level. Made from an alert, the alert gets a SNOOZED
+    event and, with ``resolve``, is resolved as "no action needed" with the snooze's reason —
+    in the same transaction, so a failed resolve leaves no snooze behind."""
+    errors: dict[str, str] = {}
+    m = MEASURES.get(measure)
+    if m is None:
+        errors["measure"] = _("Choose a measurement.")
+    if component not in ("value", "value2") or (component == "value2" and m is not None and m.second is None):
+        errors["component"] = _("This measurement has no such part.")
+    lo, hi = _decimal(low, "low", errors), _decimal(high, "high", errors)
+    if lo is None and hi is None and "low" not in errors and "high" not in errors:
+        errors["low"] = _("Give the lowest value, the highest value or both.")
+    if lo is not None and hi is not None and lo > hi:
+        errors["high"] = _("The highest value must not be below the lowest.")
+    now = timezone.now()
+    if until is None:
+        errors["until"] = _("Say until when.")
+    elif timezone.is_naive(until):
+        errors["until"] = _("Give the time with its time zone.")
+    elif until <= now:
+        errors["until"] = _("The end must be in the future.")
+    elif until > now + SNOOZE_MAX:
+        errors["until"] = _("At most %(days)s days ahead.") % {"days": SNOOZE_MAX.days}
+    reason = (reason or "").strip()
+    if not reason:
+        errors["reason"] = _("Say why this level is expected for this patient.")
+    elif len(reason) > NOTE_MAX:
+        errors["reason"] = _("Keep the reason under %(n)s characters.") % {"n": NOTE_MAX}
+    if alert is not None and alert.patient_id != patient.pk:
+        errors["alert"] = _("This alert is about another patient.")
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        snooze = Snooze.objects.create(patient=patient, measure=measure, component=component, low=lo, high=hi,
+                                       until=until, reason=reason, created_by=user, created_at=now)
+        audit_record(user=user, action=Action.CREATE, resource=f"Snooze/{snooze.pk} {measure}",
+                     patient_id=patient.pk, request=request)
+        if alert is not None:
+            AlertEvent.objects.create(alert=alert, kind=EventKind.SNOOZED, by=user, at=now, note=reason,
+                                      data={"snooze": snooze.pk, "measure": measure, "component": component,
+                                            "low": None if lo is None else str(lo),
+                                            "high": None if hi is None else str(hi),
+                                            "until": until.isoformat()})  # type: ignore[union-attr]
+            if resolve:
+                alert_resolve(alert=alert, outcome=Outcome.NO_ACTION,
+                              note=_("Snoozed: %(reason)s") % {"reason": reason}, user=user, request=request)
+            else:
+                transaction.on_commit(lambda: alert_broadcast(alert.pk))
+    return snooze
+
+
+class SnoozeEnded(Exception):
+    def __init__(self, snooze: Snooze) -> None:
+        super().__init__(_("This snooze has already ended."))
+        self.snooze = snooze
+
+
+def snooze_end(*, snooze: Snooze, user: Any, request: Any = None) -> Snooze:
+    """End a snooze now: from here on the rule alerts on the snoozed level again."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Snooze.objects.filter(pk=snooze.pk, ended_at=None, until__gt=now).update(ended_at=now)
+        snooze.refresh_from_db()
+        if not claimed:
+            raise SnoozeEnded(snooze)
+        audit_record(user=user, action=Action.UPDATE, resource=f"Snooze/{snooze.pk} end",
+                     patient_id=snooze.patient_id, request=request)
+    return snooze

@@ -1,9 +1,15 @@
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, QuerySet, Value, When
+from django.urls import reverse
 
-from alerts.models import Alert, Status
+from accounts.models import Role
+from alerts.models import Alert, AlertFinding, Rule, RuleOverride, Severity, Snooze, Status
 from patients.access import patients_for
+from patients.models import Program, TreatmentEpisode
+
+UNRESOLVED = (Status.OPEN, Status.ACKNOWLEDGED)
 
 
 def alerts_for(user: Any) -> QuerySet[Alert]:
@@ -11,35 +17,169 @@ def alerts_for(user: Any) -> QuerySet[Alert]:
     return Alert.objects.filter(patient__in=patients_for(user).values("pk"))
 
 
-def worklist(user: Any) -> QuerySet[Alert]:
-    """Open and acknowledged-but-unresolved alerts: red before yellow, then oldest first."""
+@dataclass(frozen=True)
+class WorklistFilter:
+    """The worklist's filters (GET parameters of /triage/, the websocket's query string).
+    ``None`` means "any"; ``assigned_to`` is a user id ("assigned to me")."""
+
+    team_id: int | None = None
+    program_id: int | None = None
+    severity: str | None = None
+    assigned_to: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.team_id, self.program_id, self.severity, self.assigned_to))
+
+
+def _int_or_none(raw: Any) -> int | None:
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def worklist_filter_parse(params: Any, user: Any) -> WorklistFilter:
+    """Filters from a QueryDict (or dict of lists). Values the user cannot choose (another
+    team's id, an unknown severity) are dropped rather than refused: a filter only ever narrows
+    the user's own worklist, so a stale bookmark shows everything instead of an error page."""
+
+    def get(name: str) -> Any:
+        value = params.get(name)
+        return value[-1] if isinstance(value, list) and value else value
+
+    team_id = _int_or_none(get("team"))
+    if team_id is not None and not worklist_teams(user).filter(pk=team_id).exists():
+        team_id = None
+    program_id = _int_or_none(get("program"))
+    if program_id is not None and not worklist_programs(user).filter(pk=program_id).exists():
+        program_id = None
+    severity = get("severity")
+    if severity not in Severity.values:
+        severity = None
+    mine = get("mine") in ("1", "on", "true")
+    return WorklistFilter(team_id=team_id, program_id=program_id, severity=severity,
+                          assigned_to=user.pk if mine else None)
+
+
+def worklist_teams(user: Any) -> QuerySet[Any]:
+    from patients.access import teams_for
+
+    return teams_for(user).order_by("name")
+
+
+def worklist_programs(user: Any) -> QuerySet[Program]:
+    """Programmes with patients in the user's scope: the choices of the programme filter."""
+    return Program.objects.filter(episodes__patient__in=patients_for(user).values("pk")).distinct().order_by("name")
+
+
+def alerts_filtered(user: Any, f: WorklistFilter | None = None) -> QuerySet[Alert]:
+    """The user's alerts narrowed by ``f``, any status. Team is matched through the patient's
+    episodes with EXISTS, so a patient on two teams is not listed twice."""
+    qs = alerts_for(user)
+    if f is None:
+        return qs
+    if f.team_id is not None:
+        qs = qs.filter(Exists(TreatmentEpisode.objects.filter(patient_id=OuterRef("patient_id"),
+                                                              care_team_id=f.team_id)))
+    if f.program_id is not None:
+        qs = qs.filter(rule__program_id=f.program_id)
+    if f.severity is not None:
+        qs = qs.filter(severity=f.severity)
+    if f.assigned_to is not None:
+        qs = qs.filter(assigned_to_id=f.assigned_to)
+    return qs
+
+
+def worklist(user: Any, f: WorklistFilter | None = None) -> QuerySet[Alert]:
+    """Unresolved alerts: open red, open yellow, then acknowledged red and yellow (someone is on
+    those); within each, oldest first — the longest-waiting patient is on top."""
     return (
-        alerts_for(user)
-        .filter(status__in=[Status.OPEN, Status.ACKNOWLEDGED])
-        .select_related("patient", "acknowledged_by")
+        alerts_filtered(user, f)
+        .filter(status__in=UNRESOLVED)
+        .select_related("patient", "rule", "acknowledged_by", "assigned_to")
         .annotate(
             rank=Case(
-                When(status=Status.OPEN, severity="red", then=Value(0)),
+                When(status=Status.OPEN, severity=Severity.RED, then=Value(0)),
                 When(status=Status.OPEN, then=Value(1)),
-                default=Value(2),
+                When(severity=Severity.RED, then=Value(2)),
+                default=Value(3),
                 output_field=IntegerField(),
-            )
+            ),
+            finding_count=Count("findings"),
         )
-        .order_by("rank", "raised_at")
+        .order_by("rank", "raised_at", "pk")
     )
+
+
+def _person(user: Any) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "name": user.get_full_name() or user.get_username()}
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:
     """The one JSON shape of an alert, for the REST API and the websocket alike."""
+    finding_count = getattr(alert, "finding_count", None)
+    if finding_count is None:
+        finding_count = alert.findings.count()
+    new_evidence = bool(alert.status == Status.ACKNOWLEDGED and alert.acknowledged_at
+                        and alert.updated_at > alert.acknowledged_at)
     return {
         "id": alert.pk,
         "patient": {"id": str(alert.patient_id), "name": alert.patient.name},
         "severity": alert.severity,
+        "severity_label": str(alert.get_severity_display()),
         "status": alert.status,
         "reason": alert.reason,
         "evidence": alert.evidence,
         "rule": alert.rule.name if alert.rule_id else None,
+        "program_id": alert.rule.program_id if alert.rule_id else None,
         "raised_at": alert.raised_at.isoformat(),
+        "updated_at": alert.updated_at.isoformat(),
         "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
         "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by else None,
+        "new_evidence": new_evidence,
+        "assigned_to": _person(alert.assigned_to),
+        "finding_count": finding_count,
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "outcome": alert.outcome or None,
+        "url": reverse("patient-detail", args=[alert.patient_id]) + f"#alert-{alert.pk}",
     }
+
+
+def alerts_unresolved_for_patient(patient: Any) -> QuerySet[Alert]:
+    return (patient.alerts.filter(status__in=UNRESOLVED)
+            .select_related("rule", "acknowledged_by", "assigned_to")
+            .prefetch_related(Prefetch("findings", queryset=AlertFinding.objects.order_by("-found_at", "-pk")))
+            .order_by("severity", "raised_at"))  # "red" sorts before "yellow": red first
+
+
+def alerts_resolved_for_patient(patient: Any, limit: int = 20) -> QuerySet[Alert]:
+    return (patient.alerts.filter(status=Status.RESOLVED).select_related("rule", "resolved_by")
+            .order_by("-resolved_at")[:limit])
+
+
+def assignable_clinicians(patient: Any) -> QuerySet[Any]:
+    """Who an alert on ``patient`` can be assigned to: active clinicians on one of the
+    patient's care teams (the people who can see the patient and act on it)."""
+    from accounts.models import User
+
+    return (User.objects.filter(role=Role.CLINICIAN, is_active=True,
+                                care_teams__episodes__patient=patient)
+            .distinct().order_by("first_name", "last_name", "username"))
+
+
+def snoozes_active(patient: Any, now: Any) -> QuerySet[Snooze]:
+    return patient.snoozes.filter(ended_at=None, until__gt=now).select_related("created_by").order_by("until")
+
+
+def rules_for_patient(patient: Any) -> QuerySet[Rule]:
+    """Active rules of the patient's programmes (any episode): what per-patient overrides apply to."""
+    return (Rule.objects.filter(active=True, program__episodes__patient=patient)
+            .select_related("program").distinct().order_by("program__name", "name"))
+
+
+def rule_overrides_for_patient(patient: Any) -> QuerySet[RuleOverride]:
+    return (RuleOverride.objects.filter(patient=patient)
+            .select_related("rule", "created_by", "ended_by").order_by("-created_at", "-pk"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
@@ -37,10 +38,13 @@ from alerts.rules.context import Context
 from monitoring.models import Reading
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
+from schedules.models import MissedOccurrence
 
 log = logging.getLogger(__name__)
 
 _RANK = {Severity.YELLOW: 1, Severity.RED: 2}
+# Pauses and programme episodes are Danish calendar days (as in schedules.services).
+_TZ = ZoneInfo("Europe/Copenhagen")
 
 
 def _rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
@@ -360,3 +364,69 @@ def responses_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 10
     for response_id in ids:
         _enqueue_evaluation(response_id)
     return len(ids)
+
+
+# --- missed questionnaires -----------------------------------------------------------------------
+
+def missed_evaluate(*, now: datetime | None = None, batch: int = 200) -> int:
+    """Run the "missed" rules on missed occurrences (schedules.models.MissedOccurrence) whose
+    grace has passed. Returns how many rows it claimed (finished with).
+
+    Each rule waits for its own ``grace_hours`` after the deadline. A row is claimed
+    (``processed_at`` set, in the transaction that raises its alerts) once every missed rule of
+    the patient's programmes has had its grace period; a rule whose grace ended earlier already
+    ran on an earlier sweep, and running it again is harmless — a finding already recorded for
+    (rule, "missed:<id>") adds nothing. Beat runs this every few minutes, so a lost run only
+    delays alerts."""
+    now = now or timezone.now()
+    kinds = kinds_for("missed")
+    claimed, after = 0, 0
+    while True:
+        # Keyset pages over the unprocessed rows (index missed_unprocessed): rows still waiting
+        # for a long grace period do not hide the ones behind them.
+        ids = list(
+            MissedOccurrence.objects.filter(processed_at=None, id__gt=after, occurrence__closes_at__lte=now)
+            .order_by("id").values_list("id", flat=True)[:batch]
+        )
+        if not ids:
+            return claimed
+        after = ids[-1]
+        claimed += sum(_missed_evaluate_one(missed_id, kinds, now) for missed_id in ids)
+
+
+def _missed_grace(evaluator: "_Evaluator", rule: Rule, patient_id: Any) -> timedelta:
+    try:
+        return timedelta(hours=float(evaluator.params(rule, patient_id).grace_hours))
+    except Exception:  # noqa: BLE001 - invalid params: evaluator.run records the error now
+        return timedelta(0)
+
+
+def _missed_evaluate_one(missed_id: int, kinds: list[str], now: datetime) -> int:
+    with transaction.atomic():
+        missed = (
+            MissedOccurrence.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("occurrence", "occurrence__questionnaire")
+            .filter(pk=missed_id, processed_at=None)
+            .first()
+        )
+        if missed is None:
+            return 0  # claimed meanwhile, or being evaluated by another worker right now
+        occurrence = missed.occurrence
+        patient_id = occurrence.patient_id
+        rules = _rules_for(patient_id, occurrence.due_at.astimezone(_TZ).date(), kinds)
+        evaluator = _Evaluator(Context(now=now), {patient_id}, {missed.pk: rules})
+        source_key = f"missed:{missed.pk}"
+        waiting = False
+        for rule in rules:
+            if occurrence.closes_at + _missed_grace(evaluator, rule, patient_id) > now:
+                waiting = True
+                continue
+            evaluator.run(rule, patient_id, source_key, "evaluate_missed", missed)
+        done = 0
+        if not waiting:
+            done = MissedOccurrence.objects.filter(pk=missed.pk, processed_at=None).update(processed_at=now)
+        findings_apply(evaluator.pending, now=now)
+        # A rule re-run while the row waits for a longer grace would record the same error again.
+        known = set(RuleError.objects.filter(source_key=source_key).values_list("rule_id", flat=True))
+        _record_errors([e for e in evaluator.errors if e.rule_id not in known])
+    return done

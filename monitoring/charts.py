@@ -5,13 +5,15 @@ What the chart must make visible at a glance, and how:
 - the patient's alert limits as dashed horizontal lines across the whole period;
 - unusual values (stored, flagged for a second look) as large amber dots on top of the line;
 - erroneous values as hollow grey rings *off* the line: kept and visible, but the line does not
-  run through a value a clinician has said is wrong.
+  run through a value a clinician has said is wrong;
+- the readings behind an alert (``highlight``, on the patient page) as large black rings around
+  their dots, named "Behind the alert" in the legend.
 Each of these is its own series with a legend entry in words, so nothing relies on colour alone.
 """
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,6 +31,8 @@ from questionnaires.charts import STYLE
 
 BLUE, GREEN, RED, AMBER, GREY = "#0b5394", "#1e6b2e", "#b00020", "#8a6100", "#595959"
 HOLLOW = f"fill: white; stroke: {GREY}; stroke-width: 6"
+BLACK = "#1a1a1a"
+RING = f"fill: none; stroke: {BLACK}; stroke-width: 4"
 
 
 def component_labels(measure: Measure) -> tuple[str, str] | None:
@@ -63,9 +67,9 @@ def _ys(points: Sequence[Any]) -> list[float]:
 
 
 def reading_chart_svg(*, measure: Measure, readings: Sequence[Reading], thresholds: Sequence[Threshold],
-                      start: datetime, end: datetime, label: str) -> str:
+                      start: datetime, end: datetime, label: str, highlight: Collection[int] = ()) -> str:
     """An inline SVG of ``readings`` (any order) from ``start`` to ``end``; ``label`` is its
-    accessible name."""
+    accessible name; readings whose id is in ``highlight`` get a ring."""
     ordered = sorted(readings, key=lambda r: (r.effective_at, r.pk))
     parts = component_labels(measure)
     good = [r for r in ordered if r.erroneous_at is None]
@@ -91,6 +95,9 @@ def reading_chart_svg(*, measure: Measure, readings: Sequence[Reading], threshol
     erroneous = [{"value": p, "style": HOLLOW} for r in ordered if r.erroneous_at for p in both(r)]
     if erroneous:
         series.append((_("Marked as wrong"), erroneous, {"stroke": False, "dots_size": 9}, GREY))
+    ringed = [{"value": p, "style": RING} for r in ordered if r.pk in highlight for p in both(r)]
+    if ringed:
+        series.append((_("Behind the alert"), ringed, {"stroke": False, "dots_size": 14}, BLACK))
     for t in thresholds:
         which = f" ({t.component})" if t.component else ""
         name = (_("Lower limit %(value)s") if t.bound == "low" else _("Upper limit %(value)s")) % {
@@ -117,5 +124,6 @@ def reading_chart_svg(*, measure: Measure, readings: Sequence[Reading], threshol
     svg = re.sub(r"<script.*?</script>", "", svg, flags=re.S)
     # pygal puts a value's style on the dot's group, where its CSS (.dot {stroke-width: 1px})
     # wins; on the circle itself the ring is thick enough to see on a phone.
-    svg = svg.replace(f'style="{HOLLOW}"><circle ', f'style="{HOLLOW}"><circle style="{HOLLOW}" ')
+    for ring in (HOLLOW, RING):
+        svg = svg.replace(f'style="{ring}"><circle ', f'style="{ring}"><circle style="{ring}" ')
     return svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" focusable="false" ', 1)

@@ -1,41 +1,173 @@
 import uuid
 from datetime import timedelta
+from typing import Any
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Role
+from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm
+from alerts.models import Alert, AlertFinding, RuleOverride
+from alerts.selectors import (
+    alerts_resolved_for_patient,
+    alerts_unresolved_for_patient,
+    assignable_clinicians,
+    rule_overrides_for_patient,
+    rules_for_patient,
+    snoozes_active,
+)
 from audit.models import Action, Outcome
 from audit.services import audit_record
+from monitoring.charts import reading_chart_svg
 from monitoring.measures import MEASURES
-from monitoring.selectors import reading_measures_for
+from monitoring.models import Reading
+from monitoring.selectors import reading_measures_for, thresholds_for
 from patients.access import patient_or_404
+from patients.models import Patient
+from questionnaires.history import response_seen_resource, responses_seen_at
+from questionnaires.models import QuestionnaireResponse
 from schedules.selectors import occurrences_for
+
+# How far back the chart beside an alert reaches before the oldest reading behind it, so the
+# clinician sees the patient's usual level next to the values that fired.
+CHART_CONTEXT = timedelta(days=14)
+
+
+def clinician_patient_or_404(request: HttpRequest, patient_id: uuid.UUID | str, *, resource: str,
+                             action: Action = Action.READ) -> Patient:
+    """The patient, for a clinician on one of their teams (or an administrator). Other roles are
+    refused by role before any lookup; that is still audited as an attempt on the record."""
+    if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
+        audit_record(user=request.user, action=action, resource=resource, outcome=Outcome.DENIED,
+                     patient_id=patient_id if isinstance(patient_id, uuid.UUID) else None, request=request)
+        raise PermissionDenied
+    return patient_or_404(request, patient_id, action=action, resource=resource)
 
 
 @login_required
 def patient_detail(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
-    if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
-        # Refused by role before any lookup; still an attempt on this patient's record.
-        audit_record(user=request.user, action=Action.READ, resource=f"Patient/{patient_id} (page)",
-                     outcome=Outcome.DENIED, patient_id=patient_id, request=request)
-        raise PermissionDenied
-    patient = patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (page)")
+    patient = clinician_patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (page)")
+    return patient_page(request, patient)
+
+
+def _ids(evidence: dict[str, Any], one: str, many: str) -> list[int]:
+    """Ids a finding's evidence names: kinds use ``reading_id``/``response_id`` for one source,
+    ``reading_ids``/``response_ids`` for several (windows, combinations)."""
+    found = [evidence[one]] if isinstance(evidence.get(one), int) else []
+    found += [i for i in evidence.get(many) or [] if isinstance(i, int)]
+    return found
+
+
+def _alert_charts(patient: Patient, reading_ids: set[int], now: Any) -> list[dict[str, Any]]:
+    """One trend chart per measure behind the alert, its readings ringed."""
+    behind = list(Reading.objects.filter(patient=patient, pk__in=reading_ids).only("measure", "effective_at"))
+    charts = []
+    for code in sorted({r.measure for r in behind}):
+        measure = MEASURES.get(code)
+        if measure is None:
+            continue
+        oldest = min(r.effective_at for r in behind if r.measure == code)
+        start, end = min(oldest, now) - CHART_CONTEXT, max(now, oldest)
+        readings = list(Reading.objects.filter(patient=patient, measure=code, effective_at__gte=start,
+                                               effective_at__lte=end))
+        label = _("%(measure)s: the readings behind the alert are ringed") % {"measure": measure.label}
+        charts.append({"measure": measure, "label": label,
+                       "svg": reading_chart_svg(measure=measure, readings=readings,
+                                                thresholds=thresholds_for(patient=patient, measure=code),
+                                                start=start, end=end, label=label,
+                                                highlight={r.pk for r in behind if r.measure == code})})
+    return charts
+
+
+def _snooze_initial(alert: Alert) -> dict[str, Any]:
+    """A snooze made from a threshold alert starts from its measure and value."""
+    ev = alert.evidence or {}
+    initial: dict[str, Any] = {}
+    if ev.get("measure") in MEASURES:
+        initial["measure"] = ev["measure"]
+        initial["component"] = ev.get("component", "value")
+    return initial
+
+
+def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, forms.Form] | None = None,
+                 status: int = 200) -> HttpResponse:
+    """The clinician's patient page. ``bound`` holds a form that failed validation (keyed like
+    the page's forms, e.g. ``resolve-12``) so its errors show next to its fields."""
+    bound = bound or {}
+    now = timezone.now()
+    clinicians = assignable_clinicians(patient)
+
+    def form(key: str, make: Any) -> Any:
+        return bound.get(key) or make()
+
+    open_alerts = []
+    response_ids_behind: set[int] = set()
+    for alert in alerts_unresolved_for_patient(patient):
+        findings: list[AlertFinding] = list(alert.findings.all())
+        reading_ids = {i for f in findings for i in _ids(f.evidence, "reading_id", "reading_ids")}
+        response_ids = {i for f in findings for i in _ids(f.evidence, "response_id", "response_ids")}
+        response_ids_behind |= response_ids
+        pk = alert.pk
+        open_alerts.append({
+            "alert": alert, "findings": findings, "response_ids": response_ids,
+            "new_evidence": alert.acknowledged_at is not None and alert.updated_at > alert.acknowledged_at,
+            "charts": _alert_charts(patient, reading_ids, now) if reading_ids else [],
+            "assign_form": form(f"assign-{pk}", lambda a=alert: AssignForm(
+                prefix=f"assign-{a.pk}", clinicians=clinicians,
+                initial={"assignee": a.assigned_to_id, "current": a.assigned_to_id})),
+            "resolve_form": form(f"resolve-{pk}", lambda a=alert: ResolveForm(prefix=f"resolve-{a.pk}")),
+            "snooze_form": form(f"snooze-{pk}", lambda a=alert: SnoozeForm(
+                prefix=f"snooze-{a.pk}", with_alert=True, initial=_snooze_initial(a))),
+        })
+
+    responses = list(patient.responses.filter(status="completed").select_related("questionnaire", "author")
+                     .order_by("-authored_at")[:10])
+    behind = list(QuestionnaireResponse.objects.filter(patient=patient, pk__in=response_ids_behind)
+                  .select_related("questionnaire"))
+    responses_by_id = {r.pk: r for r in behind}
+    for entry in open_alerts:
+        entry["responses"] = [responses_by_id[i] for i in sorted(entry["response_ids"]) if i in responses_by_id]
+    shown = sorted({r.pk for r in responses} | set(responses_by_id))
+    seen_before = responses_seen_at(patient.pk, shown)
+    # The answers on this page are read now: one audit row per response, which is also what
+    # tells the patient "seen by your care team" (questionnaires.history.responses_seen_at).
+    for response_id in shown:
+        audit_record(user=request.user, action=Action.READ, resource=response_seen_resource(response_id),
+                     patient_id=patient.pk, request=request)
+
+    current = {o.rule_id: o for o in RuleOverride.objects.filter(patient=patient, ended_at=None)}
+    rules = []
+    for rule in rules_for_patient(patient):
+        override = current.get(rule.pk)
+        rules.append({
+            "rule": rule, "override": override,
+            "form": form(f"override-{rule.pk}", lambda r=rule, o=override: OverrideForm(
+                prefix=f"override-{r.pk}", rule=r, current=o.params if o else None)),
+            "revert_form": form(f"revert-{rule.pk}", lambda r=rule: RevertForm(prefix=f"revert-{r.pk}"))
+            if override else None,
+        })
+
     readings = patient.readings.order_by("-effective_at")[:50]
     return render(request, "patients/detail.html", {
         "patient": patient,
         "episodes": patient.episodes.select_related("program", "care_team"),
-        "alerts": patient.alerts.select_related("rule", "acknowledged_by").order_by("-raised_at")[:20],
+        "open_alerts": open_alerts,
+        "resolved_alerts": alerts_resolved_for_patient(patient),
+        "snoozes": [(sn, MEASURES.get(sn.measure)) for sn in snoozes_active(patient, now)],
+        "snooze_form": form("snooze-new", lambda: SnoozeForm(prefix="snooze-new")),
+        "rules": rules,
+        "override_history": rule_overrides_for_patient(patient),
         "readings": [(r, MEASURES[r.measure]) for r in readings],
         "reading_measures": [MEASURES[code] for code in reading_measures_for(patient)],
-        "responses": patient.responses.filter(status="completed")
-        .select_related("questionnaire", "author").order_by("-authored_at")[:10],
-        "occurrences": occurrences_for(patient).filter(due_at__gte=timezone.now() - timedelta(days=30))
+        "responses": [(r, seen_before.get(r.pk)) for r in responses],
+        "occurrences": occurrences_for(patient).filter(due_at__gte=now - timedelta(days=30))
         .order_by("due_at")[:12],
         "pauses": patient.pauses.filter(withdrawn=False)
         .filter(Q(ends_on=None) | Q(ends_on__gte=timezone.localdate())).order_by("starts_on"),
-    })
+    }, status=status)

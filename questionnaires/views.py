@@ -304,7 +304,15 @@ def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT, Role.RELATIVE)
 def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
-    _me(request, f"Questionnaire/{questionnaire_id} receipt")
+    patient = _me(request, f"Questionnaire/{questionnaire_id} receipt")
+    seen_at = None
+    if request.user.role == Role.PATIENT:  # a relative answers for the patient, and sees nothing more
+        from questionnaires.history import responses_seen_at
+
+        latest = (QuestionnaireResponse.objects.filter(patient=patient, questionnaire_id=questionnaire_id,
+                                                       status=ResponseStatus.COMPLETED)
+                  .order_by("-authored_at").values_list("pk", flat=True).first())
+        seen_at = responses_seen_at(patient.pk, [latest]).get(latest) if latest else None
     return render(request, "questionnaires/receipt.html", {
-        "workdays": getattr(settings, "PRO_REVIEW_WORKDAYS", 2),
+        "workdays": getattr(settings, "PRO_REVIEW_WORKDAYS", 2), "seen_at": seen_at,
     })

@@ -1,5 +1,8 @@
 // Live triage worklist. The server sends a snapshot of the worklist from the database on every
 // (re)connect and then each change, so a dropped connection never hides an alert.
+// The page's filters travel in the socket's query string and the server applies them (the same
+// selector as the page): a change that takes an alert out of this filtered list arrives as
+// {"type": "removed", "id": ...}.
 (function () {
   "use strict";
   const list = document.getElementById("alerts");
@@ -7,12 +10,15 @@
   const announce = document.getElementById("announce");
   const t = JSON.parse(document.getElementById("i18n").textContent);
   const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const query = list.dataset.query || "";
+  const lang = document.documentElement.lang || undefined;
   const alerts = new Map();
+  const ticked = new Set();
   let backoff = 500;
 
   function rank(a) {
-    if (a.status === "open") return a.severity === "red" ? 0 : 1;
-    return 2;
+    const red = a.severity === "red" ? 0 : 1;
+    return (a.status === "open" ? 0 : 2) + red;
   }
 
   function el(tag, cls, text) {
@@ -22,22 +28,46 @@
     return node;
   }
 
+  function age(iso) {
+    const seconds = (new Date(iso).getTime() - Date.now()) / 1000;
+    const format = new Intl.RelativeTimeFormat(lang, {numeric: "auto"});
+    const abs = Math.abs(seconds);
+    if (abs < 3600) return format.format(Math.round(seconds / 60), "minute");
+    if (abs < 86400) return format.format(Math.round(seconds / 3600), "hour");
+    return format.format(Math.round(seconds / 86400), "day");
+  }
+
   function render() {
     const sorted = [...alerts.values()]
       .filter((a) => a.status !== "resolved")
-      .sort((a, b) => rank(a) - rank(b) || a.raised_at.localeCompare(b.raised_at));
+      .sort((a, b) => rank(a) - rank(b) || a.raised_at.localeCompare(b.raised_at) || a.id - b.id);
     list.replaceChildren();
     if (!sorted.length) list.append(el("li", "empty", t.empty));
     for (const a of sorted) {
       const li = el("li", `alert ${a.severity} ${a.status}`);
       li.dataset.id = a.id;
+      if (a.status === "open" && a.severity === "yellow") {
+        const label = el("label", "pick");
+        const box = el("input");
+        box.type = "checkbox"; box.name = "ids"; box.value = a.id;
+        box.setAttribute("form", "bulk");
+        box.checked = ticked.has(a.id);
+        box.addEventListener("change", () => { box.checked ? ticked.add(a.id) : ticked.delete(a.id); });
+        label.append(box, el("span", "sr-only", t.pick.replace("{name}", a.patient.name)));
+        li.append(label);
+      }
       li.append(el("span", `badge ${a.severity}`, t[a.severity]));
       const link = el("a", "", a.patient.name);
-      link.href = `/patients/${a.patient.id}/`;
+      link.href = a.url || `/patients/${a.patient.id}/#alert-${a.id}`;
       li.append(link, el("span", "reason", a.reason));
-      const time = el("time", "", new Date(a.raised_at).toLocaleString([], {day: "numeric", month: "short", hour: "2-digit", minute: "2-digit"}));
+      const meta = el("span", "meta");
+      const time = el("time", "", age(a.raised_at));
       time.dateTime = a.raised_at;
-      li.append(time);
+      time.title = new Date(a.raised_at).toLocaleString(lang);
+      const findings = a.finding_count === 1 ? t.findingOne : t.findingMany.replace("{n}", a.finding_count);
+      const assigned = a.assigned_to ? t.assignedTo.replace("{name}", a.assigned_to.name) : t.notAssigned;
+      meta.append(time, " · ", el("span", "findings", findings), " · ", el("span", "assigned", assigned));
+      li.append(meta);
       if (a.status === "open") {
         const button = el("button", "ack", t.acknowledge);
         button.type = "button";
@@ -45,6 +75,7 @@
         li.append(button);
       } else {
         li.append(el("span", "state", `${t.acknowledged} (${a.acknowledged_by})`));
+        if (a.new_evidence) li.append(el("strong", "new-evidence", t.newEvidence));
       }
       list.append(li);
     }
@@ -60,6 +91,7 @@
       if (response.status === 200 || response.status === 409) {
         const alert = await response.json();
         alerts.set(alert.id, alert);
+        if (alert.detail) announce.textContent = alert.detail;
         render();
         return;
       }
@@ -77,7 +109,7 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/alerts/`);
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/alerts/${query ? "?" + query : ""}`);
     socket.addEventListener("open", () => { backoff = 500; setStatus("live", t.live); });
     socket.addEventListener("message", (event) => {
       const data = JSON.parse(event.data);
@@ -88,6 +120,11 @@
         const isNew = !alerts.has(data.alert.id);
         alerts.set(data.alert.id, data.alert);
         if (isNew) announce.textContent = `${t.newAlert}: ${t[data.alert.severity]} — ${data.alert.patient.name}. ${data.alert.reason}`;
+      } else if (data.type === "removed") {
+        alerts.delete(data.id);
+        ticked.delete(data.id);
+      } else {
+        return;
       }
       render();
     });

@@ -7,6 +7,7 @@ exactly one unresolved alert for the rule.
 The test runs its own redis-server, so stopping it cannot disturb anything else on the machine.
 It needs the production shape (PostgreSQL, a real worker); CI runs it there."""
 
+import os
 import shutil
 import socket
 import subprocess
@@ -115,13 +116,19 @@ def _wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 
 def test_killed_worker_and_stopped_redis_lose_and_double_nothing(live_cast: Cast, tmp_path: Path) -> None:
+    from django.db import connection
+
+    from tests.conftest import production_shape_required
+
+    if not (os.environ.get("REDIS_URL") and connection.vendor == "postgresql"):
+        if production_shape_required():
+            pytest.fail("PROPLATFORM_REQUIRE_PRODUCTION_SHAPE=1 but not on PostgreSQL and Redis")
+        pytest.skip("needs a real worker: run with DATABASE_URL (PostgreSQL) and REDIS_URL")
     patients = _patients(live_cast)
     redis = PrivateRedis(tmp_path)
     redis.start()
     try:
         with start_live_stack(tmp_path, env_overrides={"REDIS_URL": redis.url}) as stack:
-            if not stack.production_shape:
-                pytest.skip("needs a real worker: run with DATABASE_URL (PostgreSQL) and REDIS_URL")
             accepted: dict[str, int] = {}
             failures: Counter = Counter()
             sender = threading.Thread(target=_send_all, args=(stack, patients, accepted, failures))

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
-from alerts.models import Rule, Severity
+from alerts.models import EscalationPolicy, Rule, Severity
 from monitoring.models import Device, DeviceKind, DeviceToken, Reading, Source
 from monitoring.services import reading_ingest
 from patients.models import CareTeam, Patient, Program, Region, Sex, TreatmentEpisode
@@ -46,6 +46,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             team_a, team_b, lung, hf = self._setup()
             cast = self._cast(password, team_a, team_b, lung, hf)
+            self._escalation(password, team_a, team_b)
             for i in range(patients):
                 # One seed per patient: the same demo every time, whatever ran before.
                 team, program = (team_a, lung) if i % 2 == 0 else (team_b, hf)
@@ -54,6 +55,7 @@ class Command(BaseCommand):
         # run (in-process in the embedded shape, on the worker in the production shape).
         self._recent_alerting_readings(cast)
         self._schedules(lung, hf)
+        self._cohorts(lung, hf)
         tokens = self._device_tokens(cast)
         self._print(password, tokens)
 
@@ -97,6 +99,23 @@ class Command(BaseCommand):
             (hf, "answer", "Patient asks to be contacted", Severity.YELLOW,
              {"questionnaire": "https://proplatform.example/fhir/Questionnaire/hf-daily",
               "link_id": "contact", "codes": ["true"]}),
+            # Issue #5 kinds: per-answer colours, score limits, four bands, change over a window.
+            (lung, "answer-severity", "Worrying answers (colours in the questionnaire)", Severity.YELLOW,
+             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/lung-followup"}),
+            (lung, "score", "PHQ-9 total 10 or more", Severity.YELLOW,
+             {"questionnaire": PHQ9_URL, "score": "44261-6", "limit": 10}),
+            (hf, "bands", "Blood pressure bands", Severity.YELLOW,
+             {"measure": "blood-pressure",
+              "bands": {"alert_low": 85, "warning_low": 95, "warning_high": 160, "alert_high": 180},
+              "bands2": {"warning_high": 100, "alert_high": 110}}),
+            (hf, "change", "Weight up more than 2 kg in 3 days", Severity.RED,
+             {"measure": "body-weight", "direction": "up", "more_than": 2, "window": "P3D", "reference": "lowest"}),
+            (hf, "change", "Weight up more than 1 kg in 24 hours", Severity.YELLOW,
+             {"measure": "body-weight", "direction": "up", "more_than": 1, "window": "PT24H",
+              "reference": "lowest"}),
+            (hf, "change", "SpO2 down 3 points from the 14-day median", Severity.YELLOW,
+             {"measure": "spo2", "direction": "down", "at_least": 3, "window": "P14D", "reference": "median",
+              "min_readings": 3}),
         ]
         for program, kind, name, severity, params in rules:
             Rule.objects.get_or_create(program=program, name=name,
@@ -124,6 +143,18 @@ class Command(BaseCommand):
         b = self._ensure_patient("patient-b", password, "020248-4321", "Poul", "Demo", date(1948, 2, 2),
                                  Sex.MALE, team_b, hf, today - timedelta(days=200))
         return {"a": a, "b": b}
+
+    def _escalation(self, password: str, team_a: CareTeam, team_b: CareTeam) -> None:
+        """Red alerts nobody acknowledges climb (alerts.escalation): the team's nurse on call after
+        30 minutes, the team lead (lead-a, lead-b) after an hour; notices go by e-mail too."""
+        for suffix, team in (("a", team_a), ("b", team_b)):
+            lead = self._user(f"lead-{suffix}", Role.CLINICIAN, password, first_name="Overlæge",
+                              last_name=f"Team {suffix.upper()}", email=f"lead-{suffix}@example.org")
+            team.members.add(lead)
+            on_call = User.objects.get(username=f"clinician-{suffix}")
+            User.objects.filter(pk=on_call.pk, email="").update(email=f"clinician-{suffix}@example.org")
+            EscalationPolicy.objects.get_or_create(
+                care_team=team, defaults={"after": timedelta(minutes=30), "on_call": on_call, "lead": lead})
 
     def _ensure_patient(self, username: str, password: str, cpr: str, given: str, family: str,
                         born: date, sex: Sex, team: CareTeam, program: Program, start: date) -> Patient:
@@ -259,6 +290,16 @@ class Command(BaseCommand):
         episodes_generate_occurrences(now=now)
         occurrences_advance(now=now)
 
+    def _cohorts(self, lung: Program, hf: Program) -> None:
+        """Two saved cohorts for the quality pages (found by name, so a re-run adds nothing)."""
+        from outcomes.models import Cohort
+
+        Cohort.objects.get_or_create(name="Lungekræft, alle", defaults={
+            "program": lung, "condition_code": "DC34",
+            "description": "Alle i lungekræftopfølgning siden programmets start."})
+        Cohort.objects.get_or_create(name="Hjertesvigt, 70 år og ældre", defaults={
+            "program": hf, "age_min": 70, "region": Region.HOVEDSTADEN})
+
     def _device_tokens(self, cast: dict[str, Patient]) -> dict[str, str]:
         tokens = {}
         for key, kind in (("a", DeviceKind.PULSE_OXIMETER), ("b", DeviceKind.PULSE_OXIMETER)):
@@ -278,6 +319,7 @@ class Command(BaseCommand):
         w("  patient-b    patient, heart-failure monitoring, team B (Kardiologi, Rigshospitalet)")
         w("  clinician-a  nurse on team A          clinician-b  nurse on team B")
         w("  quality      quality staff            admin        administrator (also /admin/)")
+        w("  lead-a       team lead, team A        lead-b       team lead, team B (escalations)")
         w("Device tokens (new on every run; the old ones are revoked):")
         for who, raw in tokens.items():
             w(f"  {who}'s pulse oximeter: {raw}")

@@ -1,0 +1,656 @@
+"""Triage: the worklist, the patient page's alert block, the lifecycle of an alert (acknowledge,
+assign, resolve, bulk-acknowledge, snooze), per-patient limits, and the patient seeing that their
+answers have been seen. Services, pages and the REST API, each with bad input."""
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from accounts.models import Role
+from alerts import lifecycle
+from alerts.consumers import AlertConsumer
+from alerts.lifecycle import AlertConflict, SnoozeEnded
+from alerts.live import team_group
+from alerts.models import Alert, AlertEvent, EventKind, Outcome, Rule, RuleOverride, Snooze, Status
+from alerts.selectors import alert_payload, alerts_for, worklist
+from alerts.services import readings_evaluate, response_evaluate
+from audit.models import Action, AuditEvent
+from audit.models import Outcome as AuditOutcome
+from monitoring.models import Reading, Source
+from questionnaires.history import responses_seen_at
+from questionnaires.models import QuestionnaireResponse
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _reading(patient, value, minutes_ago=5):  # type: ignore[no-untyped-def]
+    return Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%",
+                                  effective_at=timezone.now() - timedelta(minutes=minutes_ago),
+                                  source=Source.DEVICE)
+
+
+def _red(patient, value="88"):  # type: ignore[no-untyped-def]
+    reading = _reading(patient, value)
+    readings_evaluate(reading_ids=[reading.pk])
+    return Alert.objects.get(patient=patient, rule__kind="threshold", status__in=["open", "acknowledged"])
+
+
+def _response(cast, patient, contact="true"):  # type: ignore[no-untyped-def]
+    items = [{"linkId": "contact", "text": "Vil du gerne kontaktes af os?",
+              "answer": [{"valueBoolean": contact == "true"}]}]
+    return QuestionnaireResponse.objects.create(patient=patient, questionnaire=cast.questionnaire, items=items,
+                                                author=patient.user)
+
+
+def _yellow(cast, patient):  # type: ignore[no-untyped-def]
+    response = _response(cast, patient)
+    response_evaluate(response_id=response.pk)
+    return Alert.objects.get(patient=patient, rule__kind="answer", status__in=["open", "acknowledged"])
+
+
+def _english(client):  # type: ignore[no-untyped-def]
+    """Pages in English, whatever the Danish catalogue says (the coordinator regenerates it)."""
+    client.cookies["django_language"] = "en"
+
+
+@pytest.fixture
+def colleague(cast):  # type: ignore[no-untyped-def]
+    user = make_user("clinician-a2", Role.CLINICIAN, first_name="Anna", last_name="Andersen")
+    cast.team_a.members.add(user)
+    return user
+
+
+# --- lifecycle services ----------------------------------------------------------------------
+
+def test_resolving_an_open_alert_records_acknowledged_and_resolved_events_and_pushes_after_commit(
+        cast, django_capture_on_commit_callbacks):
+    alert = _red(cast.patient_a)
+    with django_capture_on_commit_callbacks() as callbacks:
+        lifecycle.alert_resolve(alert=alert, outcome=Outcome.CALLED_PATIENT, note="Called, feels fine",
+                                user=cast.clinician_a)
+    assert len(callbacks) == 1
+    alert.refresh_from_db()
+    assert (alert.status, alert.outcome, alert.resolution_note) == (Status.RESOLVED, "called-patient",
+                                                                     "Called, feels fine")
+    assert alert.acknowledged_by == alert.resolved_by == cast.clinician_a
+    kinds = list(alert.events.order_by("pk").values_list("kind", flat=True))
+    assert kinds == [EventKind.RAISED, EventKind.ACKNOWLEDGED, EventKind.RESOLVED]
+    assert alert.events.get(kind=EventKind.RESOLVED).data == {"outcome": "called-patient"}
+    assert AuditEvent.objects.filter(resource=f"Alert/{alert.pk} resolve (called-patient)",
+                                     patient_ref=cast.patient_a.pk).exists()
+
+
+def test_resolving_an_acknowledged_alert_keeps_who_acknowledged_it(cast, colleague):
+    alert = _red(cast.patient_a)
+    lifecycle.alert_acknowledge(alert=alert, user=colleague)
+    lifecycle.alert_resolve(alert=alert, outcome=Outcome.BOOKED_VISIT, note="", user=cast.clinician_a)
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == colleague and alert.resolved_by == cast.clinician_a
+    assert alert.events.filter(kind=EventKind.ACKNOWLEDGED).count() == 1
+
+
+def test_resolving_with_an_unknown_outcome_is_refused_and_nothing_changes(cast):
+    alert = _red(cast.patient_a)
+    with pytest.raises(ValidationError) as exc:
+        lifecycle.alert_resolve(alert=alert, outcome="prayed", note="", user=cast.clinician_a)
+    assert "outcome" in exc.value.message_dict
+    alert.refresh_from_db()
+    assert alert.status == Status.OPEN and alert.events.count() == 1
+
+
+def test_no_action_needed_requires_a_note(cast):
+    alert = _red(cast.patient_a)
+    with pytest.raises(ValidationError) as exc:
+        lifecycle.alert_resolve(alert=alert, outcome=Outcome.NO_ACTION, note="   ", user=cast.clinician_a)
+    assert "note" in exc.value.message_dict
+    lifecycle.alert_resolve(alert=alert, outcome=Outcome.NO_ACTION, note="Known COPD", user=cast.clinician_a)
+    assert Alert.objects.get().status == Status.RESOLVED
+
+
+def test_resolving_twice_is_a_conflict_naming_who_was_first(cast, colleague):
+    alert = _red(cast.patient_a)
+    first = Alert.objects.get(pk=alert.pk)
+    second = Alert.objects.get(pk=alert.pk)  # the other nurse's stale copy
+    lifecycle.alert_resolve(alert=first, outcome=Outcome.REFERRED, note="", user=colleague)
+    with pytest.raises(AlertConflict) as exc:
+        lifecycle.alert_resolve(alert=second, outcome=Outcome.CALLED_PATIENT, note="", user=cast.clinician_a)
+    assert "Anna Andersen" in exc.value.message
+    alert.refresh_from_db()
+    assert alert.outcome == Outcome.REFERRED and alert.resolved_by == colleague
+    assert alert.events.filter(kind=EventKind.RESOLVED).count() == 1
+
+
+def test_assigning_to_a_colleague_on_the_patients_team_records_an_event(cast, colleague):
+    alert = _red(cast.patient_a)
+    lifecycle.alert_assign(alert=alert, assignee=colleague, user=cast.clinician_a, note="Your patient")
+    alert.refresh_from_db()
+    assert alert.assigned_to == colleague
+    event = alert.events.get(kind=EventKind.ASSIGNED)
+    assert (event.by, event.note, event.data) == (cast.clinician_a, "Your patient", {"assignee": colleague.pk})
+
+
+def test_assigning_to_a_clinician_outside_the_patients_teams_is_a_field_error(cast):
+    alert = _red(cast.patient_a)
+    for outsider in (cast.clinician_b, cast.admin, cast.patient_a.user):
+        with pytest.raises(ValidationError) as exc:
+            lifecycle.alert_assign(alert=alert, assignee=outsider, user=cast.clinician_a)
+        assert "assignee" in exc.value.message_dict
+    alert.refresh_from_db()
+    assert alert.assigned_to is None and not alert.events.filter(kind=EventKind.ASSIGNED).exists()
+
+
+def test_a_simultaneous_reassignment_is_a_conflict_not_a_silent_overwrite(cast, colleague):
+    alert = _red(cast.patient_a)
+    lifecycle.alert_assign(alert=alert, assignee=colleague, user=colleague, expected_assignee_id=None)
+    with pytest.raises(AlertConflict, match="Anna Andersen"):
+        lifecycle.alert_assign(alert=alert, assignee=cast.clinician_a, user=cast.clinician_a,
+                               expected_assignee_id=None)
+    assert Alert.objects.get().assigned_to == colleague
+
+
+def test_assigning_a_resolved_alert_is_a_conflict(cast, colleague):
+    alert = _red(cast.patient_a)
+    lifecycle.alert_resolve(alert=alert, outcome=Outcome.REFERRED, note="", user=cast.clinician_a)
+    with pytest.raises(AlertConflict):
+        lifecycle.alert_assign(alert=alert, assignee=colleague, user=cast.clinician_a)
+
+
+def test_bulk_acknowledge_takes_yellow_alerts_and_refuses_red_ones_each_with_a_reason(cast):
+    red = _red(cast.patient_a)
+    yellow = _yellow(cast, cast.patient_a)
+    foreign = _yellow(cast, cast.patient_b)
+    results = lifecycle.alerts_acknowledge_bulk(alert_ids=[red.pk, yellow.pk, foreign.pk, 999999],
+                                                scope=alerts_for(cast.clinician_a), user=cast.clinician_a)
+    by_id = {r.id: r for r in results}
+    assert by_id[yellow.pk].acknowledged
+    assert not by_id[red.pk].acknowledged and by_id[red.pk].reason
+    assert not by_id[foreign.pk].acknowledged and by_id[foreign.pk].alert is None
+    assert not by_id[999999].acknowledged
+    assert Alert.objects.get(pk=yellow.pk).status == Status.ACKNOWLEDGED
+    assert Alert.objects.get(pk=red.pk).status == Status.OPEN
+    assert Alert.objects.get(pk=foreign.pk).status == Status.OPEN
+    assert AlertEvent.objects.get(kind=EventKind.ACKNOWLEDGED).data == {"bulk": True}
+
+
+def test_bulk_acknowledge_with_no_ids_is_refused(cast):
+    with pytest.raises(ValidationError) as exc:
+        lifecycle.alerts_acknowledge_bulk(alert_ids=[], scope=alerts_for(cast.clinician_a), user=cast.clinician_a)
+    assert "ids" in exc.value.message_dict
+
+
+def _snooze(cast, **overrides):  # type: ignore[no-untyped-def]
+    args = {"patient": cast.patient_a, "measure": "spo2", "component": "value", "low": "88", "high": "91",
+            "until": timezone.now() + timedelta(days=7), "reason": "COPD, usually 89-91 %", "user": cast.clinician_a}
+    return lifecycle.snooze_create(**{**args, **overrides})
+
+
+def test_a_snooze_drops_findings_inside_its_range_but_the_rule_still_fires_beyond_it(cast):
+    snooze = _snooze(cast)
+    assert AuditEvent.objects.filter(resource=f"Snooze/{snooze.pk} spo2", action=Action.CREATE).exists()
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "90").pk])
+    assert not Alert.objects.exists()
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "85").pk])
+    assert Alert.objects.get().evidence["value"] == "85"
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"until": timezone.now() - timedelta(minutes=1)}, "until"),
+    ({"until": timezone.now() + timedelta(days=31)}, "until"),
+    ({"low": "92", "high": "88"}, "high"),
+    ({"low": None, "high": None}, "low"),
+    ({"low": "abc"}, "low"),
+    ({"reason": "  "}, "reason"),
+    ({"measure": "mood"}, "measure"),
+    ({"component": "value2"}, "component"),
+])
+def test_bad_snoozes_are_refused_with_the_field_named_and_nothing_stored(cast, overrides, field):
+    with pytest.raises(ValidationError) as exc:
+        _snooze(cast, **overrides)
+    assert field in exc.value.message_dict
+    assert not Snooze.objects.exists()
+
+
+def test_a_snooze_from_an_alert_records_snoozed_and_can_resolve_it_as_no_action(cast):
+    alert = _red(cast.patient_a, "90")
+    snooze = _snooze(cast, alert=alert, resolve=True)
+    alert.refresh_from_db()
+    assert alert.status == Status.RESOLVED and alert.outcome == Outcome.NO_ACTION
+    assert "COPD" in alert.resolution_note
+    snoozed = alert.events.get(kind=EventKind.SNOOZED)
+    assert snoozed.data["snooze"] == snooze.pk and snoozed.data["low"] == "88"
+    assert list(alert.events.order_by("pk").values_list("kind", flat=True))[-1] == EventKind.RESOLVED
+
+
+def test_a_snooze_from_an_alert_of_another_patient_is_refused(cast):
+    alert = _red(cast.patient_b)
+    with pytest.raises(ValidationError) as exc:
+        _snooze(cast, alert=alert)
+    assert "alert" in exc.value.message_dict
+
+
+def test_a_snooze_from_an_already_resolved_alert_with_resolve_leaves_no_snooze(cast):
+    alert = _red(cast.patient_a)
+    lifecycle.alert_resolve(alert=alert, outcome=Outcome.REFERRED, note="", user=cast.clinician_a)
+    with pytest.raises(AlertConflict):
+        _snooze(cast, alert=Alert.objects.get(pk=alert.pk), resolve=True)
+    assert not Snooze.objects.exists()
+
+
+def test_ending_a_snooze_early_makes_the_rule_alert_again_and_ending_twice_is_refused(cast):
+    snooze = _snooze(cast)
+    lifecycle.snooze_end(snooze=snooze, user=cast.clinician_a)
+    with pytest.raises(SnoozeEnded):
+        lifecycle.snooze_end(snooze=snooze, user=cast.clinician_a)
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "90").pk])
+    assert Alert.objects.count() == 1
+
+
+# --- the worklist page -----------------------------------------------------------------------
+
+def _rows(html: str) -> list[str]:
+    return re.findall(r'<li class="alert (\w+) (\w+)" data-id="(\d+)"', html)
+
+
+def test_worklist_lists_open_red_then_yellow_then_acknowledged_oldest_first(cast, client):
+    yellow = _yellow(cast, cast.patient_a)
+    red = _red(cast.patient_a)
+    Alert.objects.filter(pk=yellow.pk).update(raised_at=timezone.now() - timedelta(hours=3))
+    rule2 = Rule.objects.create(program=cast.program_a, kind="threshold", name="SpO2 below 95", severity="red",
+                                params={"measure": "spo2", "low": 95})
+    older_red = Alert.objects.create(patient=cast.patient_a, rule=rule2, rule_version=1, severity="red",
+                                     reason="older", evidence={}, source_key="x:1",
+                                     raised_at=timezone.now() - timedelta(hours=5))
+    lifecycle.alert_acknowledge(alert=older_red, user=cast.clinician_a)
+    client.force_login(cast.clinician_a)
+    html = client.get("/triage/").content.decode()
+    assert [int(r[2]) for r in _rows(html)] == [red.pk, yellow.pk, older_red.pk]
+    assert [a.pk for a in worklist(cast.clinician_a)] == [red.pk, yellow.pk, older_red.pk]
+
+
+def test_worklist_row_says_severity_in_words_findings_assignee_and_links_to_the_alert(cast, client, colleague):
+    alert = _red(cast.patient_a)
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "87").pk])
+    lifecycle.alert_assign(alert=alert, assignee=colleague, user=cast.clinician_a)
+    client.force_login(cast.clinician_a)
+    _english(client)
+    html = client.get("/triage/").content.decode()
+    row = html[html.index(f'data-id="{alert.pk}"'):]
+    row = row[:row.index("</li>")]
+    assert '<span class="badge red">' in row
+    assert f'href="/patients/{cast.patient_a.pk}/#alert-{alert.pk}"' in row
+    assert cast.patient_a.name in row
+    assert re.search(r'class="findings">\s*2\b', row)
+    assert "Anna Andersen" in row
+
+
+def test_worklist_shows_new_evidence_since_acknowledged(cast, client):
+    alert = _red(cast.patient_a, "90")
+    lifecycle.alert_acknowledge(alert=alert, user=cast.clinician_a)
+    client.force_login(cast.clinician_a)
+    assert "new-evidence" not in client.get("/triage/").content.decode()
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "89").pk])
+    assert Alert.objects.get().status == Status.ACKNOWLEDGED
+    assert 'class="new-evidence"' in client.get("/triage/").content.decode()
+    payload = client.get("/api/v1/alerts").json()[0]
+    assert payload["new_evidence"] is True and payload["finding_count"] == 2
+
+
+def test_worklist_filters_by_severity_team_programme_and_assigned_to_me(cast, client, colleague):
+    red, yellow = _red(cast.patient_a), _yellow(cast, cast.patient_a)
+    red_b = _red(cast.patient_b)
+    client.force_login(cast.admin)  # sees both teams
+
+    def ids(query: str) -> set[int]:
+        return {int(r[2]) for r in _rows(client.get(f"/triage/{query}").content.decode())}
+
+    assert ids("") == {red.pk, yellow.pk, red_b.pk}
+    assert ids("?severity=red") == {red.pk, red_b.pk}
+    assert ids(f"?team={cast.team_b.pk}") == {red_b.pk}
+    assert ids(f"?program={cast.program_a.pk}") == {red.pk, yellow.pk}
+    assert ids(f"?program={cast.program_a.pk}&severity=yellow") == {yellow.pk}
+    assert ids("?mine=1") == set()
+    lifecycle.alert_assign(alert=yellow, assignee=colleague, user=cast.admin)
+    client.force_login(colleague)
+    assert ids("?mine=1") == {yellow.pk}
+    # Values the user cannot choose are ignored, never an error nor a way into another team.
+    assert ids(f"?team={cast.team_b.pk}&severity=purple&program=abc") == {red.pk, yellow.pk}
+
+
+def test_worklist_of_another_team_shows_none_of_these_alerts(cast, client):
+    _red(cast.patient_a)
+    client.force_login(cast.clinician_b)
+    html = client.get("/triage/").content.decode()
+    assert _rows(html) == [] and cast.patient_a.name not in html
+
+
+def test_bulk_acknowledge_page_acknowledges_yellow_and_explains_refused_red(cast, client):
+    red, yellow = _red(cast.patient_a), _yellow(cast, cast.patient_a)
+    client.force_login(cast.clinician_a)
+    response = client.post("/triage/acknowledge/", {"ids": [yellow.pk, red.pk], "severity": "yellow",
+                                                    "next": "https://evil.example"})
+    assert response.status_code == 302 and response["Location"] == "/triage/?severity=yellow"
+    assert Alert.objects.get(pk=yellow.pk).status == Status.ACKNOWLEDGED
+    assert Alert.objects.get(pk=red.pk).status == Status.OPEN
+    page = client.get(response["Location"]).content.decode()
+    assert cast.patient_a.name in page and "message error" in page
+
+
+def test_the_socket_applies_the_pages_filter_to_the_snapshot_and_to_pushes(cast):
+    red, yellow = _red(cast.patient_a), _yellow(cast, cast.patient_a)
+    payloads = [alert_payload(a) for a in (red, yellow)]
+
+    async def scenario() -> list[dict]:
+        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/?severity=yellow")
+        communicator.scope["user"] = cast.clinician_a
+        connected, _ = await communicator.connect()
+        assert connected
+        received = [await communicator.receive_json_from(timeout=5)]
+        for payload in payloads:  # what alerts.live.alert_broadcast sends the team
+            await get_channel_layer().group_send(team_group(cast.team_a.pk),
+                                                 {"type": "alert.changed", "alert": payload})
+            received.append(await communicator.receive_json_from(timeout=5))
+        await communicator.disconnect()
+        return received
+
+    snapshot, pushed_red, pushed_yellow = async_to_sync(scenario)()
+    assert [a["id"] for a in snapshot["alerts"]] == [yellow.pk]
+    assert pushed_red == {"type": "removed", "id": red.pk}
+    assert pushed_yellow["type"] == "alert" and pushed_yellow["alert"]["id"] == yellow.pk
+    # (The consumer's database calls close the test's SQLite connection on the way out, so the
+    # audit of pushes is checked end-to-end in tests/e2e/, not here.)
+
+
+# --- the patient page ------------------------------------------------------------------------
+
+def test_patient_page_shows_the_alert_with_its_findings_and_rings_its_readings_on_the_chart(cast, client):
+    alert = _red(cast.patient_a)
+    client.force_login(cast.clinician_a)
+    _english(client)
+    html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert f'id="alert-{alert.pk}"' in html
+    assert html.index(f'id="alert-{alert.pk}"') < html.index('id="measurements-heading"')
+    assert alert.reason in html
+    assert "<svg" in html and "Behind the alert" in html
+    assert 'stroke: #1a1a1a' in html  # the ring is drawn on the circle itself
+    assert 'id="devices-heading"' in html  # the devices section stays
+
+
+def test_patient_page_shows_the_answers_behind_a_response_alert(cast, client):
+    alert = _yellow(cast, cast.patient_a)
+    client.force_login(cast.clinician_a)
+    html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    block = html[html.index(f'id="alert-{alert.pk}"'):]
+    block = block[:block.index("</article>")]
+    assert "answers-behind" in block and "Vil du gerne kontaktes af os?" in block
+
+
+def test_patient_page_of_another_team_is_404(cast, client):
+    _red(cast.patient_b)
+    client.force_login(cast.clinician_a)
+    assert client.get(f"/patients/{cast.patient_b.pk}/").status_code == 404
+
+
+def test_resolve_form_shows_errors_next_to_the_field_and_stores_nothing(cast, client):
+    alert = _red(cast.patient_a)
+    client.force_login(cast.clinician_a)
+    url = f"/patients/{cast.patient_a.pk}/alerts/{alert.pk}/resolve/"
+    response = client.post(url, {f"resolve-{alert.pk}-outcome": "no-action", f"resolve-{alert.pk}-note": ""})
+    assert response.status_code == 400
+    html = response.content.decode()
+    note_field = html[html.index(f'for="id_resolve-{alert.pk}-note"'):]
+    assert note_field.index('class="errors"') < note_field.index(f'id="id_resolve-{alert.pk}-note"')
+    assert Alert.objects.get().status == Status.OPEN
+    response = client.post(url, {f"resolve-{alert.pk}-outcome": "bogus"})
+    assert response.status_code == 400 and 'class="errors"' in response.content.decode()
+    response = client.post(url, {f"resolve-{alert.pk}-outcome": "called-patient", f"resolve-{alert.pk}-note": ""})
+    assert response.status_code == 302
+    assert Alert.objects.get().status == Status.RESOLVED
+
+
+def test_resolving_twice_on_the_page_says_who_was_first(cast, client, colleague):
+    alert = _red(cast.patient_a)
+    lifecycle.alert_resolve(alert=alert, outcome=Outcome.REFERRED, note="", user=colleague)
+    client.force_login(cast.clinician_a)
+    response = client.post(f"/patients/{cast.patient_a.pk}/alerts/{alert.pk}/resolve/",
+                           {f"resolve-{alert.pk}-outcome": "called-patient"}, follow=True)
+    assert "Anna Andersen" in response.content.decode()
+    assert Alert.objects.get().resolved_by == colleague
+
+
+def test_assign_form_refuses_a_clinician_of_another_team(cast, client):
+    alert = _red(cast.patient_a)
+    client.force_login(cast.clinician_a)
+    response = client.post(f"/patients/{cast.patient_a.pk}/alerts/{alert.pk}/assign/",
+                           {f"assign-{alert.pk}-assignee": cast.clinician_b.pk, f"assign-{alert.pk}-current": ""})
+    assert response.status_code == 400 and 'class="errors"' in response.content.decode()
+    assert Alert.objects.get().assigned_to is None
+
+
+def test_page_actions_on_another_teams_alert_are_404_and_audited_as_denied(cast, client):
+    alert = _red(cast.patient_b)
+    client.force_login(cast.clinician_a)
+    for action, data in (("acknowledge", {}), ("resolve", {f"resolve-{alert.pk}-outcome": "referred"})):
+        assert client.post(f"/patients/{cast.patient_b.pk}/alerts/{alert.pk}/{action}/", data).status_code == 404
+        # and through the right patient's URL with the wrong alert
+        assert client.post(f"/patients/{cast.patient_a.pk}/alerts/{alert.pk}/{action}/", data).status_code == 404
+    assert Alert.objects.get().status == Status.OPEN
+    assert AuditEvent.objects.filter(user=cast.clinician_a, outcome=AuditOutcome.DENIED).exists()
+
+
+def test_snooze_form_from_an_alert_snoozes_and_resolves(cast, client):
+    alert = _red(cast.patient_a, "90")
+    client.force_login(cast.clinician_a)
+    p = f"snooze-{alert.pk}-"
+    until = (timezone.localtime() + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M")
+    bad = client.post(f"/patients/{cast.patient_a.pk}/alerts/{alert.pk}/snooze/", {
+        p + "measure": "spo2", p + "component": "value", p + "low": "92", p + "high": "88", p + "until": until,
+        p + "reason": "COPD", p + "resolve": "on"})
+    assert bad.status_code == 400 and not Snooze.objects.exists()
+    ok = client.post(f"/patients/{cast.patient_a.pk}/alerts/{alert.pk}/snooze/", {
+        p + "measure": "spo2", p + "component": "value", p + "low": "88", p + "high": "91", p + "until": until,
+        p + "reason": "COPD", p + "resolve": "on"})
+    assert ok.status_code == 302
+    snooze = Snooze.objects.get()
+    assert (snooze.low, snooze.high) == (Decimal("88"), Decimal("91"))
+    assert Alert.objects.get().status == Status.RESOLVED
+    html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert f"/snoozes/{snooze.pk}/end/" in html
+    assert client.post(f"/patients/{cast.patient_a.pk}/snoozes/{snooze.pk}/end/").status_code == 302
+    assert Snooze.objects.get().ended_at is not None
+
+
+def test_clinician_overrides_a_rules_limit_for_one_patient_sees_the_history_and_reverts(cast, client):
+    rule = Rule.objects.get(program=cast.program_a, kind="threshold")
+    client.force_login(cast.clinician_a)
+    url = f"/patients/{cast.patient_a.pk}/rules/{rule.pk}/override/"
+    p = f"override-{rule.pk}-"
+    missing_reason = client.post(url, {p + "p_low": "90", p + "p_high": "", p + "reason": ""})
+    assert missing_reason.status_code == 400 and not RuleOverride.objects.exists()
+    unchanged = client.post(url, {p + "p_low": "92", p + "p_high": "", p + "reason": "why"})
+    assert unchanged.status_code == 400 and not RuleOverride.objects.exists()
+    nonsense = client.post(url, {p + "p_low": "", p + "p_high": "", p + "reason": "no limits"})
+    assert nonsense.status_code == 400 and not RuleOverride.objects.exists()  # neither low nor high
+    assert client.post(url, {p + "p_low": "89", p + "p_high": "", p + "reason": "COPD"}).status_code == 302
+    override = RuleOverride.objects.get(ended_at=None)
+    assert override.params == {"low": 89} and override.created_by == cast.clinician_a
+    readings_evaluate(reading_ids=[_reading(cast.patient_a, "90").pk])
+    assert not Alert.objects.exists()  # 90 is fine for this patient now
+    html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert "COPD" in html and f"/rules/{rule.pk}/revert/" in html
+    revert = f"/patients/{cast.patient_a.pk}/rules/{rule.pk}/revert/"
+    assert client.post(revert, {f"revert-{rule.pk}-reason": ""}).status_code == 400
+    assert client.post(revert, {f"revert-{rule.pk}-reason": "Stable again"}).status_code == 302
+    assert not RuleOverride.objects.filter(ended_at=None).exists()
+    assert RuleOverride.objects.get().ended_by == cast.clinician_a
+
+
+def test_override_of_a_rule_outside_the_patients_programmes_is_404(cast, client):
+    rule_b = Rule.objects.get(program=cast.program_b, kind="threshold")
+    client.force_login(cast.clinician_a)
+    response = client.post(f"/patients/{cast.patient_a.pk}/rules/{rule_b.pk}/override/",
+                           {f"override-{rule_b.pk}-p_low": "80", f"override-{rule_b.pk}-reason": "x"})
+    assert response.status_code == 404 and not RuleOverride.objects.exists()
+
+
+# --- "seen by your care team" ----------------------------------------------------------------
+
+def test_answers_are_seen_when_a_clinician_opens_the_patient_page_not_an_administrator(cast, client):
+    response = _response(cast, cast.patient_a, contact="false")
+    client.force_login(cast.patient_a.user)
+    _english(client)
+    assert "Not seen yet" in client.get("/me/answers/").content.decode()
+    client.force_login(cast.admin)
+    client.get(f"/patients/{cast.patient_a.pk}/")
+    assert responses_seen_at(cast.patient_a.pk, [response.pk]) == {}
+    client.force_login(cast.clinician_a)
+    page = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert "<details open>" in page  # unseen answers are shown opened
+    seen = responses_seen_at(cast.patient_a.pk, [response.pk])
+    assert response.pk in seen
+    assert "<details open>" not in client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    client.force_login(cast.patient_a.user)
+    html = client.get("/me/answers/").content.decode()
+    assert "Seen by your care team on" in html
+    assert "alert" not in html.lower()
+
+
+def test_answers_are_seen_when_an_alert_on_them_is_acknowledged_but_not_by_an_earlier_acknowledgement(cast):
+    first = _response(cast, cast.patient_a)
+    response_evaluate(response_id=first.pk)
+    alert = Alert.objects.get()
+    lifecycle.alert_acknowledge(alert=alert, user=cast.clinician_a)
+    assert first.pk in responses_seen_at(cast.patient_a.pk, [first.pk])
+    # A second "contact me" joins the acknowledged alert: nobody has looked at it yet.
+    second = _response(cast, cast.patient_a)
+    response_evaluate(response_id=second.pk)
+    assert second.pk not in responses_seen_at(cast.patient_a.pk, [second.pk])
+    lifecycle.alert_resolve(alert=Alert.objects.get(), outcome=Outcome.CALLED_PATIENT, note="",
+                            user=cast.clinician_a)
+    assert second.pk in responses_seen_at(cast.patient_a.pk, [second.pk])
+
+
+def test_receipt_tells_the_patient_when_their_latest_answers_were_seen(cast, client):
+    response = _response(cast, cast.patient_a, contact="false")
+    client.force_login(cast.patient_a.user)
+    url = f"/me/questionnaires/{cast.questionnaire.pk}/thanks/"
+    _english(client)
+    assert "Seen by your care team" not in client.get(url).content.decode()
+    AuditEvent.objects.create(user=cast.clinician_a, username="clinician-a", role=Role.CLINICIAN,
+                              patient_ref=cast.patient_a.pk, action=Action.READ, outcome=AuditOutcome.ALLOWED,
+                              resource=f"QuestionnaireResponse/{response.pk} (patient page)")
+    assert "Seen by your care team on" in client.get(url).content.decode()
+
+
+# --- the REST API ----------------------------------------------------------------------------
+
+def test_api_assign_resolve_and_their_bad_input(cast, client, colleague):
+    alert = _red(cast.patient_a)
+    client.force_login(cast.clinician_a)
+    base = f"/api/v1/alerts/{alert.pk}"
+    outsider = client.post(f"{base}/assign", {"assignee": cast.clinician_b.pk}, content_type="application/json")
+    assert outsider.status_code == 400 and "assignee" in outsider.json()
+    unknown_user = client.post(f"{base}/assign", {"assignee": 424242}, content_type="application/json")
+    assert unknown_user.status_code == 400 and "assignee" in unknown_user.json()
+    ok = client.post(f"{base}/assign", {"assignee": colleague.pk, "current_assignee": None},
+                     content_type="application/json")
+    assert ok.status_code == 200 and ok.json()["assigned_to"]["id"] == colleague.pk
+    stale = client.post(f"{base}/assign", {"assignee": cast.clinician_a.pk, "current_assignee": None},
+                        content_type="application/json")
+    assert stale.status_code == 409 and "Anna Andersen" in stale.json()["detail"]
+
+    bad = client.post(f"{base}/resolve", {"outcome": "prayed"}, content_type="application/json")
+    assert bad.status_code == 400 and "outcome" in bad.json()
+    no_note = client.post(f"{base}/resolve", {"outcome": "no-action"}, content_type="application/json")
+    assert no_note.status_code == 400 and "note" in no_note.json()
+    done = client.post(f"{base}/resolve", {"outcome": "changed-treatment", "note": "Diuretic up"},
+                       content_type="application/json")
+    assert done.status_code == 200 and done.json()["status"] == "resolved"
+    assert done.json()["outcome"] == "changed-treatment"
+    again = client.post(f"{base}/resolve", {"outcome": "referred"}, content_type="application/json")
+    assert again.status_code == 409 and again.json()["status"] == "resolved"
+    assert Alert.objects.get().outcome == "changed-treatment"
+
+
+def test_api_on_another_teams_alert_is_404_and_refused_for_patients(cast, client):
+    alert = _red(cast.patient_b)
+    client.force_login(cast.clinician_a)
+    for path, body in ((f"/api/v1/alerts/{alert.pk}/resolve", {"outcome": "referred"}),
+                       (f"/api/v1/alerts/{alert.pk}/assign", {"assignee": None})):
+        response = client.post(path, body, content_type="application/json")
+        assert response.status_code == 404 and "Bodil" not in response.content.decode()
+    client.force_login(cast.patient_b.user)
+    assert client.post(f"/api/v1/alerts/{alert.pk}/resolve", {"outcome": "referred"},
+                       content_type="application/json").status_code == 403
+    assert Alert.objects.get().status == Status.OPEN
+
+
+def test_api_bulk_acknowledge_refuses_red_per_item(cast, client):
+    red, yellow = _red(cast.patient_a), _yellow(cast, cast.patient_a)
+    client.force_login(cast.clinician_a)
+    response = client.post("/api/v1/alerts/acknowledge", {"ids": [red.pk, yellow.pk]},
+                           content_type="application/json")
+    assert response.status_code == 200
+    results = {r["id"]: r for r in response.json()["results"]}
+    assert results[yellow.pk]["acknowledged"] and results[yellow.pk]["alert"]["status"] == "acknowledged"
+    assert not results[red.pk]["acknowledged"] and results[red.pk]["reason"]
+    for body in ({"ids": []}, {"ids": "1"}, {}, {"ids": ["x"]}):
+        bad = client.post("/api/v1/alerts/acknowledge", body, content_type="application/json")
+        assert bad.status_code == 400 and "ids" in bad.json()
+
+
+def test_api_snooze_create_end_and_bad_input(cast, client):
+    client.force_login(cast.clinician_a)
+    body = {"patient": str(cast.patient_a.pk), "measure": "spo2", "low": "88", "high": "91",
+            "until": (timezone.now() + timedelta(days=3)).isoformat(), "reason": "COPD"}
+    for change, field in (({"until": (timezone.now() - timedelta(hours=1)).isoformat()}, "until"),
+                          ({"until": (timezone.now() + timedelta(days=40)).isoformat()}, "until"),
+                          ({"low": "95"}, "high"), ({"reason": ""}, "reason"), ({"measure": "nope"}, "measure"),
+                          ({"component": "value3"}, "component")):
+        bad = client.post("/api/v1/snoozes", {**body, **change}, content_type="application/json")
+        assert bad.status_code == 400 and field in bad.json(), (change, bad.json())
+    foreign = client.post("/api/v1/snoozes", {**body, "patient": str(cast.patient_b.pk)},
+                          content_type="application/json")
+    assert foreign.status_code == 404
+    assert not Snooze.objects.exists()
+    created = client.post("/api/v1/snoozes", body, content_type="application/json")
+    assert created.status_code == 201 and created.json()["measure"] == "spo2"
+    snooze_id = created.json()["id"]
+    assert client.post(f"/api/v1/snoozes/{snooze_id}/end").status_code == 200
+    assert client.post(f"/api/v1/snoozes/{snooze_id}/end").status_code == 409
+    client.force_login(cast.clinician_b)
+    assert client.post(f"/api/v1/snoozes/{snooze_id}/end").status_code == 404
+
+
+def test_api_snooze_from_an_alert_resolves_it(cast, client):
+    alert = _red(cast.patient_a, "90")
+    client.force_login(cast.clinician_a)
+    response = client.post("/api/v1/snoozes", {
+        "patient": str(cast.patient_a.pk), "measure": "spo2", "low": "88", "high": "91", "alert": alert.pk,
+        "resolve": True, "until": (timezone.now() + timedelta(days=3)).isoformat(), "reason": "COPD"},
+        content_type="application/json")
+    assert response.status_code == 201
+    assert Alert.objects.get().status == Status.RESOLVED
+    other = _red(cast.patient_b)
+    wrong = client.post("/api/v1/snoozes", {
+        "patient": str(cast.patient_a.pk), "measure": "spo2", "low": "88", "alert": other.pk,
+        "until": (timezone.now() + timedelta(days=3)).isoformat(), "reason": "x"}, content_type="application/json")
+    assert wrong.status_code == 400 and "alert" in wrong.json()
+
+
+def test_the_new_endpoints_are_in_the_openapi_schema(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    for path in ("/api/v1/alerts/{alert_id}/assign", "/api/v1/alerts/{alert_id}/resolve",
+                 "/api/v1/alerts/acknowledge", "/api/v1/snoozes", "/api/v1/snoozes/{snooze_id}/end"):
+        assert f"{path}:" in text
