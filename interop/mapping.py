@@ -1,6 +1,7 @@
 """Pure functions from our models to FHIR R4 (4.0.1) JSON. No database access here: callers
 pass what is needed, so the same functions serve single reads and bulk export."""
 
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -52,8 +53,14 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                         "text": "Bearer token from POST /api/v1/auth/token, or a browser session."}],
                 },
                 "interaction": [{"code": "batch"}, {"code": "transaction"}],
+                # FHIR Bulk Data Access v2 (exports app): /$export here, Patient/$export and
+                # Group/{id}/$export on their resources.
+                "operation": [
+                    {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}],
                 "resource": [
-                    {"type": "Patient", "interaction": [{"code": "read"}]},
+                    {"type": "Patient", "interaction": [{"code": "read"}],
+                     "operation": [{"name": "export", "definition":
+                                    "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]},
                     {"type": "Questionnaire",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                      "searchParam": [{"name": "url", "type": "uri"}, {"name": "version", "type": "token"}]},
@@ -63,6 +70,16 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                                      {"name": "category", "type": "token"}]},
                     {"type": "QuestionnaireResponse",
                      "interaction": [{"code": "search-type"}, {"code": "create"}],
+                     "searchParam": [{"name": "patient", "type": "reference"}]},
+                    # Cohorts (outcomes/fhir_views.py): criteria, members evaluated when exported
+                    {"type": "Group", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                     "searchParam": [{"name": "name", "type": "string"}],
+                     "operation": [{"name": "export", "definition":
+                                    "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}]},
+                    # Alerts (interop/views_alerts.py)
+                    {"type": "Flag", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                     "searchParam": [{"name": "patient", "type": "reference"}, {"name": "status", "type": "token"}]},
+                    {"type": "DetectedIssue", "interaction": [{"code": "read"}, {"code": "search-type"}],
                      "searchParam": [{"name": "patient", "type": "reference"}]},
                 ],
             }
@@ -117,19 +134,27 @@ def response_to_fhir(response: Any) -> dict[str, Any]:
 
 def score_to_observation(response: Any, score: dict[str, Any], index: int) -> dict[str, Any]:
     """One computed score of a response as a survey Observation derived from it."""
+    return _score_observation(
+        id_=f"qr{response.pk}-score{index}", subject=reference("Patient", response.patient_id),
+        effective=response.authored_at.isoformat(),
+        derived_from=reference("QuestionnaireResponse", response.pk), score=score)
+
+
+def _score_observation(*, id_: str, subject: dict[str, Any], effective: str, derived_from: dict[str, Any],
+                       score: dict[str, Any]) -> dict[str, Any]:
     code = score["code"]
     observation: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": f"qr{response.pk}-score{index}",
+        "id": id_,
         "status": "final",
         "category": [{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
             "code": "survey", "display": "Survey"}]}],
         "code": {"coding": [{k: v for k, v in code.items() if k in {"system", "code", "display"}}],
                  "text": code.get("display", code.get("code"))},
-        "subject": reference("Patient", response.patient_id),
-        "effectiveDateTime": response.authored_at.isoformat(),
-        "derivedFrom": [reference("QuestionnaireResponse", response.pk)],
+        "subject": subject,
+        "effectiveDateTime": effective,
+        "derivedFrom": [derived_from],
     }
     if score.get("value") is None:
         observation["dataAbsentReason"] = {"coding": [{
@@ -166,30 +191,179 @@ def _ucum(value: Any, unit: str) -> dict[str, Any]:
 
 def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[str, Any]:
     """A stored reading as an R4 vital-signs Observation (blood pressure as the 85354-9 panel)."""
-    resource: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": f"reading-{reading.pk}",
-        "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
-        # A reading a clinician marked as wrong stays visible, flagged the FHIR way.
-        "status": "entered-in-error" if reading.erroneous_at else "final",
-        "category": VITAL_SIGNS_CATEGORY,
-        "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}], "text": display},
-        "subject": reference("Patient", reading.patient_id),
-        "effectiveDateTime": reading.effective_at.isoformat(),
-        "issued": reading.received_at.isoformat(),
-    }
-    if reading.value2 is not None:
-        resource["component"] = [
-            {"code": {"coding": [{"system": "http://loinc.org", "code": code, "display": text}]},
-             "valueQuantity": _ucum(value, reading.unit)}
-            for (code, text), value in zip(_BP_COMPONENTS, (reading.value, reading.value2), strict=True)
-        ]
-    else:
-        resource["valueQuantity"] = _ucum(reading.value, reading.unit)
+    resource = _reading_observation(
+        id_=f"reading-{reading.pk}", subject=reference("Patient", reading.patient_id), loinc=loinc,
+        display=display, erroneous=reading.erroneous_at is not None, value=reading.value,
+        value2=reading.value2, unit=reading.unit, effective=reading.effective_at.isoformat(),
+        issued=reading.received_at.isoformat())
     if reading.client_id:
         resource["identifier"] = [{"system": "urn:proplatform:client-identifier", "value": reading.client_id}]
     if reading.device_id:
         resource["device"] = reference("Device", reading.device_id)
     if reading.unusual:
         resource["note"] = [{"text": "Unusual value: stored and flagged for a second look."}]
+    return resource
+
+
+@lru_cache(maxsize=64)
+def _loinc_code(loinc: str, display: str) -> dict[str, Any]:
+    # One dict per measure, shared by every resource of a bulk export (serialised, never mutated).
+    return {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}], "text": display}
+
+
+def _reading_observation(*, id_: str, subject: dict[str, Any], loinc: str, display: str, erroneous: bool,
+                         value: Any, value2: Any, unit: str, effective: str, issued: str) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": id_,
+        "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
+        # A reading a clinician marked as wrong stays visible, flagged the FHIR way.
+        "status": "entered-in-error" if erroneous else "final",
+        "category": VITAL_SIGNS_CATEGORY,
+        "code": _loinc_code(loinc, display),
+        "subject": subject,
+        "effectiveDateTime": effective,
+        "issued": issued,
+    }
+    if value2 is not None:
+        resource["component"] = [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": code, "display": text}]},
+             "valueQuantity": _ucum(v, unit)}
+            for (code, text), v in zip(_BP_COMPONENTS, (value, value2), strict=True)
+        ]
+    else:
+        resource["valueQuantity"] = _ucum(value, unit)
+    return resource
+
+
+# --- Export mappers ---------------------------------------------------------------------------
+# Used by Bulk $export (exports app) and the push to quality databases, identified and
+# pseudonymised alike: the caller decides ids, the patient reference and (shifted) dates, so the
+# functions stay pure and know nothing about keys. Plain dicts for the hot path (ADR 0001).
+
+ID_SYSTEM = "https://proplatform.dk/fhir/id/"  # + resource type: every exported resource's identifier
+ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
+# The five regions' official codes (Danmarks Administrative Geografiske Inddeling, 1081-1085).
+REGION_SYSTEM = "https://proplatform.dk/fhir/CodeSystem/region"
+REGION_EXTENSION = "https://proplatform.dk/fhir/StructureDefinition/region"
+DEVICE_KIND_SYSTEM = "https://proplatform.dk/fhir/CodeSystem/device-kind"
+
+
+def export_identifier(resource_type: str, value: str) -> dict[str, str]:
+    """The stable identifier a receiver matches on (``ifNoneExist``), so a re-send is no duplicate."""
+    return {"system": ID_SYSTEM + resource_type, "value": value}
+
+
+def subject_reference(patient_ref: str) -> dict[str, Any]:
+    """A literal reference: it resolves inside the export, whose Patient ids are the same
+    (pseudonymous) values as their identifiers. A push to a server that assigns its own ids turns
+    it into a logical reference (exports.quality_push)."""
+    return {"reference": f"Patient/{patient_ref}"}
+
+
+def patient_pseudonymised_to_fhir(*, pseudonym: str, sex: str, birth_year: int) -> dict[str, Any]:
+    """A pseudonymised patient: the keyed pseudonym as id and identifier, sex, birth year. No CPR,
+    name, address or phone."""
+    return {
+        "resourceType": "Patient",
+        "id": pseudonym,
+        "identifier": [export_identifier("Patient", pseudonym)],
+        "gender": sex,
+        "birthDate": f"{birth_year:04d}",
+    }
+
+
+def patient_identified_for_export(patient: Any) -> dict[str, Any]:
+    """The identified patient (patient_to_fhir) with the export identifier beside the CPR."""
+    resource = patient_to_fhir(patient, identified=True)
+    resource.pop("meta", None)
+    resource["identifier"] = [*resource.get("identifier", []), export_identifier("Patient", str(patient.pk))]
+    return resource
+
+
+def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, condition_display: str,
+                    care_team_id: Any, care_team_name: str, department: str, region_code: str,
+                    region_display: str, start: str, end: str | None) -> dict[str, Any]:
+    """A treatment episode as EpisodeOfCare. ``period.start`` is the treatment start, the index
+    date outcome timepoints count from. The condition (ICD-10/SKS) is a contained Condition,
+    because EpisodeOfCare.diagnosis must reference one."""
+    resource: dict[str, Any] = {
+        "resourceType": "EpisodeOfCare",
+        "id": id_,
+        "identifier": [export_identifier("EpisodeOfCare", id_)],
+        "contained": [{
+            "resourceType": "Condition",
+            "id": "condition",
+            "code": {"coding": [{"system": ICD10_SYSTEM, "code": condition_code,
+                                 "display": condition_display}], "text": condition_display},
+            "subject": {"reference": f"Patient/{patient_ref}"},
+        }],
+        "extension": [{"url": REGION_EXTENSION, "valueCoding": {
+            "system": REGION_SYSTEM, "code": region_code, "display": region_display}}],
+        "status": "finished" if end else "active",
+        "diagnosis": [{"condition": {"reference": "#condition"}, "rank": 1}],
+        "patient": subject_reference(patient_ref),
+        "managingOrganization": {"display": department},
+        "team": [{"reference": f"CareTeam/{care_team_id}", "display": care_team_name}],
+        "period": {"start": start},
+    }
+    if end:
+        resource["period"]["end"] = end
+    return resource
+
+
+def observation_from_reading(*, id_: str, patient_ref: str, loinc: str, display: str, erroneous: bool,
+                             value: Any, value2: Any, unit: str, effective: str, issued: str,
+                             device_ref: str | None = None) -> dict[str, Any]:
+    """A reading for export: no client identifier and no note (free text); a stable identifier."""
+    resource = _reading_observation(id_=id_, subject=subject_reference(patient_ref), loinc=loinc,
+                                    display=display, erroneous=erroneous, value=value, value2=value2,
+                                    unit=unit, effective=effective, issued=issued)
+    resource["identifier"] = [export_identifier("Observation", id_)]
+    if device_ref:
+        resource["device"] = {"reference": f"Device/{device_ref}"}
+    return resource
+
+
+def observation_from_score(*, id_: str, patient_ref: str, effective: str, response_ref: str,
+                           score: dict[str, Any]) -> dict[str, Any]:
+    resource = _score_observation(id_=id_, subject=subject_reference(patient_ref), effective=effective,
+                                  derived_from=reference("QuestionnaireResponse", response_ref), score=score)
+    resource["identifier"] = [export_identifier("Observation", id_)]
+    return resource
+
+
+def questionnaire_response_for_export(*, id_: str, patient_ref: str, questionnaire: str, status: str,
+                                      authored: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A response for export; the caller passes items already cleaned (privacy.items_without_free_text
+    for pseudonymised exports). The author is the subject, as who answered is not outcome data."""
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": id_,
+        "identifier": export_identifier("QuestionnaireResponse", id_),
+        "questionnaire": questionnaire,
+        "status": status,
+        "subject": subject_reference(patient_ref),
+        "authored": authored,
+        "item": items,
+    }
+
+
+def device_to_fhir(*, id_: str, patient_ref: str, kind: str, kind_display: str, model: str,
+                   serial: str | None) -> dict[str, Any]:
+    """A home device. ``serial`` is None in pseudonymised exports: a serial number can be traced
+    back to the patient it was lent to."""
+    resource: dict[str, Any] = {
+        "resourceType": "Device",
+        "id": id_,
+        "identifier": [export_identifier("Device", id_)],
+        "status": "active",
+        "type": {"coding": [{"system": DEVICE_KIND_SYSTEM, "code": kind, "display": kind_display}],
+                 "text": kind_display},
+        "patient": subject_reference(patient_ref),
+    }
+    if model:
+        resource["deviceName"] = [{"name": model, "type": "model-name"}]
+    if serial:
+        resource["serialNumber"] = serial
     return resource

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "interop",
     "outcomes",
     "schedules",
+    "exports",
 ]
 
 MIDDLEWARE = [
@@ -184,9 +185,27 @@ CELERY_BEAT_SCHEDULE = {
         "task": "schedules.tasks.advance_occurrences",
         "schedule": 180.0,  # open/missed within three minutes of the window's edge
     },
+    # "Missed questionnaire" rules (alerts.services.missed_evaluate) claim the MissedOccurrence
+    # rows the advance above records, once each rule's grace period has passed.
+    "alerts-evaluate-missed": {
+        "task": "alerts.tasks.evaluate_missed",
+        "schedule": 300.0,
+    },
     "schedules-send-reminders": {
         "task": "schedules.tasks.send_reminders",
         "schedule": 900.0,
+    },
+    # Bulk $export (exports.services.exports_sweep): fails jobs whose worker stopped beating,
+    # re-queues jobs the broker lost, deletes files past their expiry.
+    "exports-sweep": {
+        "task": "exports.tasks.sweep_exports",
+        "schedule": 60.0,
+    },
+    # Escalation of unacknowledged red alerts and retries of failed notifications
+    # (alerts.escalation): driven by database state, so each run finds whatever step is due.
+    "alerts-escalate": {
+        "task": "alerts.tasks_escalation.escalate_alerts",
+        "schedule": 60.0,
     },
     "schedules-generate-occurrences": {
         # Daily for new episodes and new schedules; a new episode can also fire
@@ -195,6 +214,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 3600.0,
     },
 }
+
+# Celery autodiscovery imports only ``tasks`` modules; the escalation job lives beside them.
+CELERY_IMPORTS = ["alerts.tasks_escalation"]
+# Escalation notices (alerts.escalation): the absolute base of the triage link in e-mails, and
+# how often (and how far apart) a failed notification is tried. A team without an
+# EscalationPolicy does not escalate; there is no default policy.
+ALERT_LINK_BASE_URL = env.str("ALERT_LINK_BASE_URL", default="http://localhost:8000")
+ALERT_NOTIFY_MAX_ATTEMPTS = env.int("ALERT_NOTIFY_MAX_ATTEMPTS", default=3)
+ALERT_NOTIFY_RETRY_SECONDS = env.int("ALERT_NOTIFY_RETRY_SECONDS", default=60)
 
 if EMBEDDED:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -300,6 +328,26 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="proplatform@localhos
 # Readings are not accepted if their effective time lies further in the future than this
 # (device clocks drift; a reading "from tomorrow" is a clock error, not a measurement).
 READING_CLOCK_SKEW_SECONDS = env.int("READING_CLOCK_SKEW_SECONDS", default=300)
+
+# --- Bulk export and quality databases (exports app, ADR 0007) --------------------------------
+# NDJSON files of finished exports; under var/, which git ignores.
+EXPORT_ROOT = Path(env.str("EXPORT_ROOT", default=str(BASE_DIR / "var" / "exports")))
+EXPORT_FILE_TTL = env.int("EXPORT_FILE_TTL", default=24 * 3600)  # seconds a finished export's files live
+EXPORT_MAX_CONCURRENT = env.int("EXPORT_MAX_CONCURRENT", default=1)  # queued/running jobs per user
+# A running job's worker writes a heartbeat every few thousand rows; one silent for this long is
+# taken as dead and failed by the sweep.
+EXPORT_HEARTBEAT_STALE_SECONDS = env.int("EXPORT_HEARTBEAT_STALE_SECONDS", default=300)
+EXPORT_RETRY_AFTER_SECONDS = env.int("EXPORT_RETRY_AFTER_SECONDS", default=5)
+# The per-project key of the pseudonyms (HMAC-SHA256). Held outside the database: whoever has
+# both the key and an export can re-identify. Production shape without it refuses pseudonymised
+# exports (exports.privacy.pseudonym_key); DEBUG and the embedded shape use a fixed dev key.
+EXPORT_PSEUDONYM_KEY = env.str("EXPORT_PSEUDONYM_KEY", default="") or (
+    "dev-only-pseudonym-key-not-for-real-data" if DEBUG or EMBEDDED else ""
+)
+EXPORT_PUSH_BUNDLE_SIZE = env.int("EXPORT_PUSH_BUNDLE_SIZE", default=200)  # entries per batch Bundle
+EXPORT_PUSH_ATTEMPTS = env.int("EXPORT_PUSH_ATTEMPTS", default=4)  # per Bundle, on 5xx/connection errors
+EXPORT_PUSH_BACKOFF_SECONDS = env.float("EXPORT_PUSH_BACKOFF_SECONDS", default=1.0)  # doubles each retry
+EXPORT_PUSH_TIMEOUT_SECONDS = env.float("EXPORT_PUSH_TIMEOUT_SECONDS", default=30.0)
 
 # --- Logging ------------------------------------------------------------------------------------
 # Log lines carry the request id, never a CPR number or a name: log ids only.

@@ -9,12 +9,17 @@ from accounts import api as accounts_api
 from accounts import views as accounts_views
 from alerts import api as alerts_api
 from alerts import views as alerts_views
+from alerts import views_backtest as alerts_backtest_views
+from exports import views as exports_views
+from exports import views_quality as exports_quality
 from interop import views as fhir_views
+from interop import views_alerts as fhir_alerts
 from interop import views_observations as fhir_observations
 from interop import views_questionnaires as fhir_questionnaires
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
+from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
 from patients import views as patients_views
 from patients import views_relatives as patients_relatives
@@ -29,11 +34,20 @@ api_v1 = [
     path("alerts", alerts_api.AlertListView.as_view(), name="api-alerts"),
     path("alerts/<int:alert_id>/acknowledge", alerts_api.AlertAcknowledgeView.as_view(),
          name="api-alert-acknowledge"),
+    path("alerts/<int:alert_id>/assign", alerts_api.AlertAssignView.as_view(), name="api-alert-assign"),
+    path("alerts/<int:alert_id>/resolve", alerts_api.AlertResolveView.as_view(), name="api-alert-resolve"),
+    path("alerts/acknowledge", alerts_api.AlertBulkAcknowledgeView.as_view(), name="api-alerts-acknowledge"),
+    path("snoozes", alerts_api.SnoozeCreateView.as_view(), name="api-snoozes"),
+    path("snoozes/<int:snooze_id>/end", alerts_api.SnoozeEndView.as_view(), name="api-snooze-end"),
 ]
 
 fhir = [
     path("", fhir_observations.BundleSlashView.as_view(), name="fhir-bundle"),
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
+    path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
+    path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
+    # before Patient/<id>, which would take "$export" for an id
+    path("Patient/$export", exports_views.PatientExportKickoffView.as_view(), name="fhir-patient-export"),
     path("Patient/<str:patient_id>", fhir_views.PatientReadView.as_view(), name="fhir-patient"),
     path("Questionnaire", fhir_questionnaires.QuestionnaireCollectionView.as_view(), name="fhir-questionnaires"),
     path("Questionnaire/<str:questionnaire_id>", fhir_questionnaires.QuestionnaireReadView.as_view(),
@@ -41,6 +55,16 @@ fhir = [
     path("Observation", fhir_observations.ObservationCollectionView.as_view(), name="fhir-observations"),
     path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseCollectionView.as_view(),
          name="fhir-questionnaire-responses"),
+    path("Flag", fhir_alerts.FlagSearchView.as_view(), name="fhir-flags"),
+    path("Flag/<str:flag_id>", fhir_alerts.FlagReadView.as_view(), name="fhir-flag"),
+    path("DetectedIssue", fhir_alerts.DetectedIssueSearchView.as_view(), name="fhir-detected-issues"),
+    path("DetectedIssue/<str:detected_issue_id>", fhir_alerts.DetectedIssueReadView.as_view(),
+         name="fhir-detected-issue"),
+    # Bulk Data $export (exports app); the Group read itself is the cohorts' (outcomes).
+    path("$export", exports_views.ExportKickoffView.as_view(), name="fhir-export"),
+    path("Group/<str:group_id>/$export", exports_views.GroupExportKickoffView.as_view(), name="fhir-group-export"),
+    path("$export-status/<uuid:job_id>", exports_views.ExportStatusView.as_view(), name="fhir-export-status"),
+    path("$export-file/<uuid:job_id>/<str:name>", exports_views.ExportFileView.as_view(), name="fhir-export-file"),
 ]
 
 urlpatterns = [
@@ -68,6 +92,23 @@ urlpatterns = [
     path("for/<uuid:patient_id>/", patients_relatives.act_for, name="relative-act-for"),
     path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
     path("triage/", alerts_views.triage, name="triage"),
+    path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
+    path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/acknowledge/", alerts_views.alert_acknowledge_page,
+         name="alert-acknowledge"),
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/assign/", alerts_views.alert_assign_page,
+         name="alert-assign"),
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/resolve/", alerts_views.alert_resolve_page,
+         name="alert-resolve"),
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/snooze/", alerts_views.alert_snooze_page,
+         name="alert-snooze"),
+    path("patients/<uuid:patient_id>/snoozes/new/", alerts_views.snooze_new_page, name="snooze-new"),
+    path("patients/<uuid:patient_id>/snoozes/<int:snooze_id>/end/", alerts_views.snooze_end_page,
+         name="snooze-end"),
+    path("patients/<uuid:patient_id>/rules/<int:rule_id>/override/", alerts_views.rule_override_page,
+         name="rule-override"),
+    path("patients/<uuid:patient_id>/rules/<int:rule_id>/revert/", alerts_views.rule_override_revert_page,
+         name="rule-override-revert"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),
     path("patients/<uuid:patient_id>/readings/<int:reading_id>/erroneous/", monitoring_views.reading_erroneous,
          name="reading-erroneous"),
@@ -87,6 +128,8 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/pauses/new/", schedules_views.pause_new, name="pause-new"),
     path("patients/<uuid:patient_id>/pauses/<int:pause_id>/end/", schedules_views.pause_end_now, name="pause-end"),
     path("quality/", outcomes_views.overview, name="quality-overview"),
+    path("quality/cohorts/", include("outcomes.urls")),
+    path("quality/sends/", exports_quality.sends, name="quality-sends"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

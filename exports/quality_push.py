@@ -1,0 +1,179 @@
+"""Send a cohort's pseudonymised outcome data to a quality database's FHIR server.
+
+Batch Bundles of at most EXPORT_PUSH_BUNDLE_SIZE entries; every entry is a conditional create
+(``ifNoneExist`` on the resource's stable export identifier), so sending the same cohort again
+creates nothing new at the receiver. References travel as logical references (identifier only),
+because the receiver assigns its own ids. Retries: a bounded loop per Bundle with exponential
+backoff on 5xx and connection errors (4xx is our fault and is not retried); every send is a
+SendRecord with its outcome."""
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Role
+from audit.models import Action
+from audit.services import audit_record
+from exports import bulk
+from exports.models import Destination, SendRecord, SendStatus
+from exports.privacy import Pseudonymiser, pseudonym_key
+from exports.selectors import ExportError, export_patients
+from interop.mapping import export_identifier
+
+PUSH_TYPES = ("Patient", "EpisodeOfCare", "QuestionnaireResponse", "Observation")
+_REFERENCE_FIELDS = ("subject", "patient")
+
+
+class SendFailed(Exception):
+    def __init__(self, message: str, http_status: int | None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+def quality_send_start(*, destination: Destination, cohort: Any, user: Any) -> SendRecord:
+    """Record the send and enqueue it after commit."""
+    if user.role not in (Role.QUALITY, Role.ADMIN):
+        raise ExportError(403, "forbidden", "Only quality staff and administrators send to quality databases.")
+    if not destination.active:
+        raise ExportError(400, "invalid", f"Destination {destination.name} is not active.")
+    pseudonym_key()
+    with transaction.atomic():
+        record = SendRecord.objects.create(destination=destination, cohort_id=cohort.pk,
+                                           cohort_name=str(cohort)[:200], requested_by=user)
+        audit_record(user=user, action=Action.EXPORT,
+                     resource=f"send cohort {cohort.pk} to {destination.name} (pseudonymised), send {record.pk}")
+        transaction.on_commit(lambda: _enqueue(record.pk))
+    return record
+
+
+def _enqueue(send_id: int) -> None:
+    from exports.tasks import send_to_destination
+
+    send_to_destination.delay(send_id)
+
+
+def _logical(reference: dict[str, Any]) -> dict[str, Any]:
+    """Patient/<pseudonym> → a reference by the Patient's identifier (the same pseudonym)."""
+    resource_type, _, id_ = reference["reference"].partition("/")
+    return {"identifier": export_identifier(resource_type, id_)}
+
+
+def _for_receiver(resource: dict[str, Any]) -> dict[str, Any]:
+    for field in _REFERENCE_FIELDS:
+        ref = resource.get(field)
+        if isinstance(ref, dict) and "reference" in ref:
+            resource[field] = _logical(ref)
+    resource.pop("device", None)  # devices are not sent; a dangling reference would be refused
+    if resource["resourceType"] == "Observation":
+        resource["derivedFrom"] = [_logical(d) for d in resource.get("derivedFrom", [])]
+        if not resource["derivedFrom"]:
+            del resource["derivedFrom"]
+    if resource["resourceType"] == "EpisodeOfCare":
+        resource["contained"][0]["subject"] = resource["patient"]
+    return resource
+
+
+def _entry(resource: dict[str, Any]) -> dict[str, Any]:
+    identifier = resource["identifier"]
+    identifier = identifier[0] if isinstance(identifier, list) else identifier
+    return {"resource": _for_receiver(resource),
+            "request": {"method": "POST", "url": resource["resourceType"],
+                        "ifNoneExist": f"identifier={identifier['system']}|{identifier['value']}"}}
+
+
+def cohort_resources(*, cohort: Any, user: Any) -> Iterator[dict[str, Any]]:
+    scope = export_patients(user=user, kind="group", group_id=str(cohort.pk), identified=False)
+    refs = bulk.Refs(Pseudonymiser(pseudonym_key(), shift_dates=False))
+    for resource_type in PUSH_TYPES:
+        for resource in bulk.GENERATORS[resource_type](scope, refs, None):
+            if resource["resourceType"] != "OperationOutcome":
+                yield resource
+
+
+def _bundles(resources: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for resource in resources:
+        batch.append(_entry(resource))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _post(client: httpx.Client, destination: Destination, body: bytes, record: SendRecord) -> httpx.Response:
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if destination.auth_env:
+        value = os.environ.get(destination.auth_env) or getattr(settings, destination.auth_env, "")
+        if not value:
+            raise SendFailed(f"The environment variable {destination.auth_env} (the Authorization header) is "
+                             "not set.", None)
+        headers["Authorization"] = value
+    delay = settings.EXPORT_PUSH_BACKOFF_SECONDS
+    last: str = ""
+    status: int | None = None
+    for attempt in range(1, settings.EXPORT_PUSH_ATTEMPTS + 1):
+        record.attempts += 1
+        try:
+            response = client.post(destination.base_url.rstrip("/"), content=body, headers=headers)
+        except httpx.TransportError as exc:
+            last, status = f"connection error: {type(exc).__name__}", None
+        else:
+            if response.status_code < 500:
+                return response
+            last, status = f"HTTP {response.status_code}", response.status_code
+        if attempt < settings.EXPORT_PUSH_ATTEMPTS:
+            time.sleep(delay)
+            delay *= 2
+    raise SendFailed(f"Gave up after {settings.EXPORT_PUSH_ATTEMPTS} attempts: {last}", status)
+
+
+def _check(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        raise SendFailed(f"The server refused the Bundle: HTTP {response.status_code} {response.text[:500]}",
+                         response.status_code)
+    try:
+        entries = orjson.loads(response.content).get("entry", [])
+    except orjson.JSONDecodeError as exc:
+        raise SendFailed("The server's answer is not JSON.", response.status_code) from exc
+    refused = [e.get("response", {}).get("status", "?") for e in entries
+               if not str(e.get("response", {}).get("status", "")).startswith("2")]
+    if refused:
+        raise SendFailed(f"{len(refused)} entries refused, e.g. {refused[0]}", response.status_code)
+
+
+def quality_send_run(*, send_id: int) -> SendRecord:
+    """Send one recorded send. Claimed first (``started_at`` set by a guarded update), so a
+    re-delivered task does not send a second time."""
+    if not SendRecord.objects.filter(pk=send_id, started_at__isnull=True).update(started_at=timezone.now()):
+        return SendRecord.objects.get(pk=send_id)
+    record = SendRecord.objects.select_related("destination", "requested_by").get(pk=send_id)
+    from outcomes.models import Cohort  # the cohorts engineer's model
+
+    try:
+        cohort = Cohort.objects.get(pk=record.cohort_id)
+        with httpx.Client(timeout=settings.EXPORT_PUSH_TIMEOUT_SECONDS) as client:
+            for bundle in _bundles(cohort_resources(cohort=cohort, user=record.requested_by),
+                                   settings.EXPORT_PUSH_BUNDLE_SIZE):
+                body = orjson.dumps({"resourceType": "Bundle", "type": "batch", "entry": bundle})
+                response = _post(client, record.destination, body, record)
+                record.http_status = response.status_code
+                _check(response)
+                record.bundle_count += 1
+                record.resource_count += len(bundle)
+        record.status = SendStatus.SUCCEEDED
+    except SendFailed as exc:
+        record.status, record.error = SendStatus.FAILED, str(exc)
+        record.http_status = exc.http_status or record.http_status
+    except (Cohort.DoesNotExist, ExportError) as exc:
+        record.status, record.error = SendStatus.FAILED, f"The cohort cannot be sent: {exc}"
+    record.finished_at = timezone.now()
+    record.save()
+    return record

@@ -1,0 +1,43 @@
+"""The quality page that sends a cohort to a quality database and lists past sends."""
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.decorators import role_required
+from accounts.models import Role
+from exports.models import Destination, SendRecord
+from exports.privacy import PseudonymKeyMissing
+from exports.quality_push import quality_send_start
+from exports.selectors import ExportError
+
+
+class SendForm(forms.Form):
+    destination = forms.ModelChoiceField(queryset=Destination.objects.filter(active=True),
+                                         label=gettext_lazy("Quality database"))
+    cohort = forms.ModelChoiceField(queryset=None, label=gettext_lazy("Cohort"))
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        from outcomes.models import Cohort  # the cohorts engineer's model
+
+        self.fields["cohort"].queryset = Cohort.objects.all()  # type: ignore[attr-defined]
+
+
+@role_required(Role.QUALITY, Role.ADMIN)
+def sends(request: HttpRequest) -> HttpResponse:
+    form = SendForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            record = quality_send_start(destination=form.cleaned_data["destination"],
+                                        cohort=form.cleaned_data["cohort"], user=request.user)
+        except (ExportError, PseudonymKeyMissing) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Sending started (send %(id)s).") % {"id": record.pk})
+            return redirect("quality-sends")
+    recent = SendRecord.objects.select_related("destination", "requested_by").order_by("-created_at")[:50]
+    return render(request, "exports/sends.html", {"form": form, "sends": recent})
