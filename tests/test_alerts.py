@@ -281,3 +281,15 @@ def test_a_diastolic_rule_on_a_one_part_measure_is_refused():
 
     with pytest.raises(ValidationError, match="second component"):
         parse_params("threshold", {"measure": "spo2", "low": 90, "component": "value2"})
+
+
+def test_a_round_reading_is_stored_in_the_evidence_as_written(cast):
+    # Decimal("90").normalize() prints as "9E+1"; a nurse must read 90.
+    rule = Rule.objects.create(program=cast.program_a, kind="threshold", name="Pulse", severity="red",
+                               params={"measure": "heart-rate", "high": 80})
+    reading = Reading.objects.create(patient=cast.patient_a, measure="heart-rate", value=90, unit="/min",
+                                     effective_at=timezone.now(), source="api")
+    readings_evaluate(reading_ids=[reading.pk])
+    alert = Alert.objects.get(rule=rule)
+    assert (alert.evidence["value"], alert.evidence["limit"]) == ("90", "80")
+    assert "9E+1" not in alert.reason

@@ -69,10 +69,10 @@ def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Fin
             "reading_id": reading.pk,
             "measure": reading.measure,
             "component": params.component,
-            "value": str(value),
+            "value": f"{value:f}",  # 90, not str(Decimal("90").normalize()) == "9E+1"
             "unit": reading.unit,
             "effective_at": reading.effective_at.isoformat(),
-            "limit": str(limit),
+            "limit": f"{limit:f}",
         },
         snooze=(reading.measure, params.component, value),
     )
