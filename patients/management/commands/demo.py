@@ -84,12 +84,8 @@ class Command(BaseCommand):
             (lung, "threshold", "SpO2 below 90 %", Severity.RED, {"measure": "spo2", "low": 90}),
             (lung, "threshold", "Temperature 38.5 °C or more", Severity.YELLOW,
              {"measure": "body-temperature", "high": "38.4"}),
-            (lung, "answer", "Coughing up blood", Severity.RED,
-             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/lung-followup",
-              "link_id": "haemoptysis", "codes": ["true"]}),
-            (lung, "answer", "Patient asks to be contacted", Severity.YELLOW,
-             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/lung-followup",
-              "link_id": "contact", "codes": ["true"]}),
+            # Lung follow-up answers are judged by the colours in the questionnaire itself
+            # ("answer-severity" below: coughing up blood is red, "contact me" at least yellow).
             (hf, "threshold", "SpO2 below 92 %", Severity.RED, {"measure": "spo2", "low": 92}),
             (hf, "threshold", "Pulse outside 45–110", Severity.YELLOW,
              {"measure": "heart-rate", "low": 45, "high": 110}),
@@ -116,6 +112,11 @@ class Command(BaseCommand):
             (hf, "change", "SpO2 down 3 points from the 14-day median", Severity.YELLOW,
              {"measure": "spo2", "direction": "down", "at_least": 3, "window": "P14D", "reference": "median",
               "min_readings": 3}),
+            (hf, "news2", "NEWS2 from home vitals (subset)", Severity.YELLOW, {}),
+            (hf, "missed", "Two daily checks in a row not answered", Severity.YELLOW,
+             {"questionnaire": "https://proplatform.example/fhir/Questionnaire/hf-daily", "grace_hours": 2,
+              "consecutive": 2}),
+            (lung, "missed", "Follow-up questionnaire not answered", Severity.YELLOW, {"grace_hours": 24}),
         ]
         for program, kind, name, severity, params in rules:
             Rule.objects.get_or_create(program=program, name=name,
