@@ -1,7 +1,7 @@
 """Bulk ingest through the batch endpoint against raw COPY of the same rows into the same table.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform \\
-        .venv/bin/python bench/ingest_copy.py [PATIENTS] [PER_PATIENT] [BATCH] [--profile]
+        .venv/bin/python bench/ingest_copy.py [PATIENTS] [PER_PATIENT] [BATCH] [--profile[=FILE]]
 
 Defaults: 1,000 patients x 100 readings = 100,000 readings. Each patient has its own device and
 device token, and a device may only send for its own patient, so a request carries at most one
@@ -12,6 +12,10 @@ Ingest: Django's test Client in-process (middleware, device-token auth, parsing,
 plausibility, dedupe query, bulk insert, commit), then the rule evaluation the commit enqueued,
 executed in-process (Celery eager) before the next request, as a worker would spend it. About
 3 % of the readings are below the SpO2 rule's limit and raise alerts.
+The time spent inside the evaluation task is timed separately and printed as a share. Then the
+table is emptied and the same requests are sent again with evaluation switched off (the task is
+not enqueued: the readings stay unevaluated, as if the broker had lost the message), which gives
+the ingest-only ratio beside the with-rules one.
 COPY: the same rows (same values, with the timestamps and flags ingest computed) written with
 psycopg's COPY into the same table with the same indexes, after emptying it; one transaction.
 
@@ -77,12 +81,45 @@ def make_patients(n: int) -> list[tuple[str, str]]:
     return [(str(p.pk), raw) for p, raw in zip(patients, raws, strict=True)]
 
 
+def send(client: Client, requests: list[tuple[bytes, dict[str, str]]], profiler: cProfile.Profile | None,
+         *, evaluate: bool) -> tuple[float, float]:
+    """Send every request; return the seconds taken and, of those, the seconds spent in the
+    evaluation task (run in-process after each commit). With evaluate=False the task is not
+    enqueued at all."""
+    import monitoring.ingest
+
+    enqueue = monitoring.ingest._enqueue_evaluation
+    evaluating = 0.0
+
+    def timed(reading_ids: list[int]) -> None:
+        nonlocal evaluating
+        started = time.perf_counter()
+        enqueue(reading_ids)
+        evaluating += time.perf_counter() - started
+
+    monitoring.ingest._enqueue_evaluation = timed if evaluate else (lambda reading_ids: None)
+    try:
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        for body, auth in requests:
+            r = client.post("/api/v1/readings", body, content_type="application/json", **auth)
+            assert r.status_code == 200, r.content[:300]
+        if profiler:
+            profiler.disable()
+        return time.perf_counter() - started, evaluating
+    finally:
+        monitoring.ingest._enqueue_evaluation = enqueue
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n_patients = int(args[0]) if len(args) > 0 else 1000
     per_patient = int(args[1]) if len(args) > 1 else 100
     batch = min(int(args[2]) if len(args) > 2 else 1000, per_patient)
-    profile = "--profile" in sys.argv
+    flags = [a for a in sys.argv[1:] if a.startswith("--profile")]
+    profile = bool(flags)
+    dump = flags[0].partition("=")[2] if flags else ""  # --profile=FILE also writes pstats data
     logging.disable(logging.INFO)  # a log line per task would be measured too
     setup_test_environment()
     old_name = settings.DATABASES["default"]["NAME"]
@@ -107,21 +144,18 @@ def main() -> None:
               f"{len(requests):,} requests of {batch:,}")
 
         profiler = cProfile.Profile() if profile else None
-        started = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        for body, auth in requests:
-            r = client.post("/api/v1/readings", body, content_type="application/json", **auth)
-            assert r.status_code == 200, r.content[:300]
-        if profiler:
-            profiler.disable()
-        ingest = time.perf_counter() - started
+        ingest, evaluating = send(client, requests, profiler, evaluate=True)
         assert Reading.objects.count() == total
         assert not Reading.objects.filter(evaluated_at=None).exists(), "evaluation did not run"
         alerts = Alert.objects.count()
         rows = list(Reading.objects.order_by("id").values_list(*COLUMNS))
         for i, row in enumerate(rows):  # evaluated_at NULL as at insert time
             rows[i] = (*row[:-1], None)
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE monitoring_reading")
+
+        without, _ = send(client, requests, None, evaluate=False)
+        assert Reading.objects.count() == total
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE monitoring_reading")
 
@@ -137,10 +171,16 @@ def main() -> None:
 
         print(f"ingest (batch endpoint + rules) {ingest:8.2f} s  {total / ingest:9,.0f} readings/s  "
               f"({alerts:,} alerts)")
+        print(f"  of which rule evaluation      {evaluating:8.2f} s  ({evaluating / ingest:.0%})")
+        print(f"ingest, rules not run           {without:8.2f} s  {total / without:9,.0f} readings/s")
         print(f"COPY (same rows, same table)    {copied:8.2f} s  {total / copied:9,.0f} readings/s")
-        print(f"ratio ingest / COPY: {ingest / copied:.2f}x (target <= 3x)")
+        print(f"ratio ingest + rules / COPY: {ingest / copied:.2f}x (target <= 3x)")
+        print(f"ratio ingest without rules / COPY: {without / copied:.2f}x")
         if profiler:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            if dump:
+                profiler.dump_stats(dump)
+            profiler.dump_stats("/tmp/ingest.prof")
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

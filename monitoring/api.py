@@ -1,6 +1,9 @@
 from datetime import datetime
+from typing import Any
 
-from django.http import Http404
+import orjson
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -117,9 +120,9 @@ class ReadingCreateView(APIView):
         },
         tags=["readings"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> Response | HttpResponse:
         patient, device, source = self._subject(request)
-        data = request.data
+        data = self._body(request)
         if isinstance(data, dict) and "readings" in data:
             data = data["readings"]
             if not isinstance(data, list):
@@ -138,14 +141,30 @@ class ReadingCreateView(APIView):
         if entered_by is not None:
             for r in results:
                 if r.status == 201:
-                    audit_record(user=request.user, action=Action.CREATE,
-                                 resource=f"Reading/{r.reading.pk}",  # type: ignore[union-attr]
+                    audit_record(user=request.user, action=Action.CREATE, resource=f"Reading/{r.id}",
                                  patient_id=patient.pk, request=request)
         if single:
             return self._single(results[0])
-        stored = any(r.reading is not None for r in results)
-        return Response({"results": [r.as_json() for r in results]},
-                        status=status.HTTP_200_OK if stored else status.HTTP_400_BAD_REQUEST)
+        stored = any(r.id is not None for r in results)
+        # Plain values only (ids, flags, messages), so orjson writes the answer directly: the
+        # renderer's json.dumps was a visible share of a 1,000-item request.
+        return HttpResponse(orjson.dumps({"results": [r.as_json() for r in results]}),
+                            content_type="application/json",
+                            status=status.HTTP_200_OK if stored else status.HTTP_400_BAD_REQUEST)
+
+    @staticmethod
+    def _body(request: Request) -> Any:
+        """The decoded JSON body. orjson decodes a 1,000-reading body several times faster than
+        the JSONParser (the standard library's json). Whatever orjson refuses (malformed JSON,
+        another charset or content type, integers beyond 64 bits) goes to DRF's parsing, so
+        errors and edge cases are answered exactly as before."""
+        if request.content_type == "application/json" and request.content_params.get(
+                "charset", "utf-8").lower() in ("utf-8", "utf8"):
+            try:
+                return orjson.loads(request.body)
+            except (orjson.JSONDecodeError, RequestDataTooBig):
+                pass  # the body is not read yet when it is too big: DRF reads it as before
+        return request.data
 
     def _single(self, result: ItemResult) -> Response:
         if result.status == 404:

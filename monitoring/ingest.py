@@ -2,8 +2,11 @@
 
 The hot loop works on plain values: each item is parsed by plain functions (no serializer per
 item), normalised to the measure's canonical unit, checked for plausibility, de-duplicated
-within the batch and against the database with one query, and inserted with one
-``bulk_create`` in one transaction. Evaluation is enqueued once per batch, after commit.
+within the batch and against the database with one query, and inserted with one COPY
+(PostgreSQL; ``bulk_create`` elsewhere) in one transaction. Evaluation is enqueued once per
+batch, after commit. Stored items are plain values until a caller asks for a ``Reading``
+model instance (``ItemResult.reading``): the batch endpoint answers with id and flag only, and
+at 1,000 items a batch the model instances cost more than parsing the items did.
 
 Per item the outcome is an ``ItemResult``: 201 stored, 200 already stored (a retry), 400 field
 errors, 404 a patient or device that is not the caller's, 409 a client_id reused for another
@@ -58,19 +61,31 @@ class Parsed:
     unusual: bool
     device_id: int | None
     patient_ref: uuid.UUID | None
+    id: int | None = None  # set when stored
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ItemResult:
+    """One item's outcome. ``id``/``unusual`` are set when the reading is stored (201) or was
+    already (200); ``reading`` builds the model instance on first use."""
+
     index: int
     status: int
-    reading: Reading | None = None
     errors: Errors = field(default_factory=dict)
+    id: int | None = None
+    unusual: bool = False
+    _readings: "_Readings | None" = field(default=None, repr=False)
+    _reading: Reading | None = field(default=None, repr=False)
+
+    @property
+    def reading(self) -> Reading | None:
+        if self._reading is None and self.id is not None and self._readings is not None:
+            self._reading = self._readings.get(self.id)
+        return self._reading
 
     def as_json(self) -> dict[str, Any]:
-        if self.reading is not None:
-            return {"index": self.index, "status": self.status, "id": self.reading.pk,
-                    "unusual": self.reading.unusual}
+        if self.id is not None:
+            return {"index": self.index, "status": self.status, "id": self.id, "unusual": self.unusual}
         return {"index": self.index, "status": self.status, "errors": self.errors}
 
 
@@ -234,8 +249,22 @@ def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors
 
 # --- storing: one transaction per batch ------------------------------------------------------
 
-def _same(reading: Reading, p: Parsed) -> bool:
-    return (reading.measure, reading.value, reading.value2, reading.effective_at) == (
+@dataclass(slots=True)
+class _Row:
+    """A reading already in the database that an item may repeat (what the dedupe query reads)."""
+
+    id: int
+    client_id: str | None
+    device_id: int | None
+    measure: str
+    value: Decimal
+    value2: Decimal | None
+    effective_at: datetime
+    unusual: bool
+
+
+def _same(earlier: "_Row | Parsed", p: Parsed) -> bool:
+    return (earlier.measure, earlier.value, earlier.value2, earlier.effective_at) == (
         p.measure, p.value, p.value2, p.effective_at)
 
 
@@ -243,6 +272,37 @@ def _natural_key(device_id: int | None, measure: str, effective_at: datetime,
                  value: Decimal, value2: Decimal | None) -> tuple[Any, ...]:
     # Equal Decimals hash equally (95 == 95.000) and so do aware datetimes of the same instant.
     return (device_id, measure, effective_at, value, value2)
+
+
+class _Readings:
+    """Builds the ``Reading`` model instances of one batch's results when a caller asks for
+    them: new ones from the parsed values (no query), earlier ones with one query for all."""
+
+    def __init__(self, *, patient_id: Any, source: Source, now: datetime, entered_by: Any) -> None:
+        self.patient_id, self.source, self.now, self.entered_by = patient_id, source, now, entered_by
+        self.new: dict[int, Parsed] = {}
+        self.earlier: list[int] = []
+        self.built: dict[int, Reading] = {}
+
+    def get(self, pk: int) -> Reading:
+        if pk not in self.built:
+            p = self.new.get(pk)
+            if p is not None:
+                self.built[pk] = self._build(p)
+            else:
+                self.built.update(Reading.objects.in_bulk(self.earlier))
+        return self.built[pk]
+
+    def _build(self, p: Parsed) -> Reading:
+        reading = Reading(
+            pk=p.id, patient_id=self.patient_id, device_id=p.device_id, measure=p.measure, value=p.value,
+            value2=p.value2, unit=p.unit, original=p.original, unusual=p.unusual,
+            effective_at=p.effective_at, received_at=self.now, source=self.source,
+            client_id=p.client_id, entered_by=self.entered_by,
+        )
+        reading._state.adding = False
+        reading._state.db = Reading.objects.db
+        return reading
 
 
 def _lock_patient(patient: Patient) -> None:
@@ -304,39 +364,70 @@ def readings_ingest(
         candidates.append(p)
 
     for attempt in range(3):
+        readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
         try:
             with transaction.atomic():
-                _store(patient=patient, candidates=candidates, results=results, source=source,
-                       entered_by=entered_by, now=now)
+                _store(patient=patient, candidates=candidates, results=results, readings=readings)
             break
         except IntegrityError:
             # Another writer not holding our lock stored a client_id first: look again.
+            for p in candidates:
+                p.id = None
             if attempt == 2:
                 raise
     return results  # type: ignore[return-value]  # every slot is filled by now
 
 
+_EARLIER_SQL = """
+    SELECT id, client_id, device_id, measure, value, value2, effective_at, unusual
+    FROM monitoring_reading WHERE patient_id = %s AND ({})
+"""
+
+
+def _earlier(patient: Patient, candidates: list[Parsed]) -> list[_Row]:
+    """The patient's stored readings that candidates may repeat: the same client_id (served by
+    uniq_reading_client_id), or, for items without one, the same effective time (reading_trend)."""
+    client_ids = [p.client_id for p in candidates if p.client_id]
+    times = [p.effective_at for p in candidates if not p.client_id]
+    fields = ("id", "client_id", "device_id", "measure", "value", "value2", "effective_at", "unusual")
+    if connection.vendor == "postgresql":
+        # Array parameters instead of a placeholder per value: at 1,000 items, binding a
+        # thousand placeholders cost more than running the query. A condition is left out
+        # when its list is empty: the planner cannot drop "= ANY('{}')" and would scan all
+        # of the patient's readings for it.
+        match, params = [], [patient.pk]
+        if client_ids:
+            match.append("client_id = ANY(%s)")
+            params.append(client_ids)
+        if times:
+            match.append("(measure = ANY(%s) AND effective_at = ANY(%s))")
+            params += [sorted({p.measure for p in candidates if not p.client_id}), times]
+        with connection.cursor() as cursor:
+            cursor.execute(_EARLIER_SQL.format(" OR ".join(match)), params)
+            return [_Row(*row) for row in cursor.fetchall()]
+    match = Q(pk__in=[])
+    if client_ids:
+        match |= Q(client_id__in=client_ids)
+    if times:
+        match |= Q(effective_at__in=times)
+    return [_Row(*row) for row in Reading.objects.filter(patient=patient).filter(match).values_list(*fields)]
+
+
 def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResult | None],
-           source: Source, entered_by: Any, now: datetime) -> None:
+           readings: _Readings) -> None:
     if not candidates:
         return
     _lock_patient(patient)
-    client_ids = [p.client_id for p in candidates if p.client_id]
-    times = [p.effective_at for p in candidates if not p.client_id]
-    match = Q(pk__in=[])
-    if client_ids:
-        match |= Q(client_id__in=client_ids)  # uniq_reading_client_id serves this
-    if times:
-        match |= Q(effective_at__in=times)  # reading_trend (patient, measure, effective_at)
-    by_client: dict[str, Reading] = {}
-    by_key: dict[tuple[Any, ...], Reading] = {}
-    for r in Reading.objects.filter(patient=patient).filter(match):
-        if r.client_id:
-            by_client[r.client_id] = r
-        by_key.setdefault(_natural_key(r.device_id, r.measure, r.effective_at, r.value, r.value2), r)
+    by_client: dict[str, _Row | Parsed] = {}
+    by_key: dict[tuple[Any, ...], _Row | Parsed] = {}
+    for row in _earlier(patient, candidates):
+        if row.client_id:
+            by_client[row.client_id] = row
+        by_key.setdefault(_natural_key(row.device_id, row.measure, row.effective_at, row.value, row.value2), row)
+        readings.earlier.append(row.id)
 
-    new: list[Reading] = []
-    pending: list[tuple[int, Reading]] = []  # results that point at a reading not yet inserted
+    new: list[Parsed] = []
+    pending: list[tuple[int, _Row | Parsed]] = []  # 200s, answered once every id is known
     for p in candidates:
         key = _natural_key(p.device_id, p.measure, p.effective_at, p.value, p.value2)
         if p.client_id:
@@ -353,52 +444,58 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
             if earlier is not None:
                 pending.append((p.index, earlier))
                 continue
-        reading = Reading(
-            patient_id=patient.pk, device_id=p.device_id, measure=p.measure, value=p.value,
-            value2=p.value2, unit=p.unit, original=p.original, unusual=p.unusual,
-            effective_at=p.effective_at, received_at=now, source=source,
-            client_id=p.client_id, entered_by=entered_by,
-        )
-        new.append(reading)
+        new.append(p)
         if p.client_id:
-            by_client[p.client_id] = reading
-        by_key.setdefault(key, reading)
-        results[p.index] = ItemResult(p.index, 201, reading)
+            by_client[p.client_id] = p
+        by_key.setdefault(key, p)
     if new:
-        _insert(new)
-        ids = [r.pk for r in new]
-        transaction.on_commit(lambda: _enqueue_evaluation(ids))
-    for index, reading in pending:
-        results[index] = ItemResult(index, 200, reading)
+        _insert(new, readings)
+        ids = [p.id for p in new]
+        # robust: if the broker is down the readings stay committed and the 201 stays true; the
+        # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
+        transaction.on_commit(lambda: _enqueue_evaluation(ids), robust=True)  # type: ignore[arg-type]
+        for p in new:
+            results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
+    for index, earlier in pending:
+        results[index] = ItemResult(index, 200, id=earlier.id, unusual=earlier.unusual, _readings=readings)
 
 
 # Columns written by COPY; every other column of monitoring_reading has a NULL/blank default.
 _COPY_COLUMNS = ("id", "patient_id", "device_id", "measure", "value", "value2", "unit", "original", "unusual",
                  "erroneous_reason", "effective_at", "received_at", "source", "client_id", "entered_by_id")
+_COPY_SQL = f"COPY monitoring_reading ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
 
 
-def _insert(readings: list[Reading]) -> None:
-    """Insert new readings. On PostgreSQL with COPY (ids reserved from the sequence first, so
-    callers get them as with bulk_create): Django's bulk_create spends most of a 1,000-row
-    batch compiling the statement. Elsewhere (SQLite, the embedded shape) bulk_create."""
+def _insert(new: list[Parsed], readings: _Readings) -> None:
+    """Insert new readings and set their ids. On PostgreSQL with COPY (ids reserved from the
+    sequence first): Django's bulk_create spends most of a 1,000-row batch compiling the
+    statement and building model instances. Elsewhere (SQLite, the embedded shape) bulk_create."""
     if connection.vendor != "postgresql":
-        Reading.objects.bulk_create(readings)
+        built = [readings._build(p) for p in new]
+        for r in built:
+            r._state.adding = True
+        Reading.objects.bulk_create(built)
+        for p, r in zip(new, built, strict=True):
+            p.id = r.pk
+            readings.new[r.pk] = p
+            readings.built[r.pk] = r
         return
+    patient_id, source, now = readings.patient_id, readings.source, readings.now
+    entered_by_id = readings.entered_by.pk if readings.entered_by is not None else None
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('monitoring_reading', 'id')) FROM generate_series(1, %s)",
-            [len(readings)],
+            [len(new)],
         )
-        for reading, (pk,) in zip(readings, cursor.fetchall(), strict=True):
-            reading.pk = pk
+        for p, (pk,) in zip(new, cursor.fetchall(), strict=True):
+            p.id = pk
+            readings.new[pk] = p
         raw = cursor.cursor  # the psycopg cursor, in the same transaction
-        with raw.copy(f"COPY monitoring_reading ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
-            for r in readings:
-                copy.write_row((
-                    r.pk, r.patient_id, r.device_id, r.measure, r.value, r.value2, r.unit,
-                    None if r.original is None else orjson.dumps(r.original).decode(), r.unusual, "",
-                    r.effective_at, r.received_at, r.source, r.client_id,
-                    r.entered_by.pk if r.entered_by is not None else None,
+        with raw.copy(_COPY_SQL) as copy:
+            write = copy.write_row
+            for p in new:
+                write((
+                    p.id, patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
+                    None if p.original is None else orjson.dumps(p.original).decode(), p.unusual, "",
+                    p.effective_at, now, source, p.client_id, entered_by_id,
                 ))
-    for reading in readings:
-        reading._state.adding = False
