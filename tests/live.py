@@ -1,6 +1,6 @@
-"""A live stack for end-to-end and browser tests: a real ASGI server (daphne) in its own
-process and, in the production shape (REDIS_URL set), a real Celery worker process — both on
-the test database, exactly as they run in production."""
+"""A live stack for end-to-end and browser tests: the production ASGI server (uvicorn, as in the
+Procfile) in its own process and, in the production shape (REDIS_URL set), a real Celery worker
+process — both on the test database, exactly as they run in production."""
 
 import json
 import os
@@ -47,9 +47,17 @@ class LiveStack:
                                      headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=20) as response:
-                return response.status, json.loads(response.read() or b"null")
+                return response.status, _body(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+            return error.code, _body(error.read())
+
+
+def _body(raw: bytes) -> Any:
+    """JSON when it is JSON; a server error page comes back as text for the assertion message."""
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return raw.decode(errors="replace")[:500]
 
 
 def _free_port() -> int:
@@ -96,7 +104,7 @@ def _wait_healthy(stack: LiveStack, logs: dict[str, Path], timeout: float = 60) 
 @contextmanager
 def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = None,
                      worker_concurrency: int = 1) -> Iterator[LiveStack]:
-    """Start daphne and (production shape) a Celery worker on the test database; stop them on
+    """Start uvicorn and (production shape) a Celery worker on the test database; stop them on
     exit and print their log tails. ``env_overrides`` changes their environment (e.g. another
     REDIS_URL for a test that stops its own Redis)."""
     from tests.conftest import production_shape_required
@@ -123,7 +131,10 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
     env["REDIS_PREFIX"] = f"pptest-{os.getpid()}-{port}"
     stack = LiveStack(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}",
                       production_shape=production_shape, redis_prefix=env["REDIS_PREFIX"])
-    commands = {"web": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+    # As the Procfile runs it: two worker processes in the production shape (the Redis channel
+    # layer joins them); one in the embedded shape, whose in-memory layer lives in one process.
+    commands = {"web": [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+                        "--workers", "2" if production_shape else "1", "--lifespan", "off", "--no-proxy-headers",
                         "proplatform.asgi:application"]}
     if production_shape:
         commands["worker"] = [sys.executable, "-m", "celery", "-A", "proplatform", "worker",
