@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from alerts.backtest import backtest_run
 from alerts.models import Alert, AlertEvent, AlertFinding, Rule, RuleError, Snooze
@@ -175,7 +175,7 @@ def test_reading_history_is_read_with_a_fixed_number_of_queries(cast, django_ass
 def test_invalid_candidates_are_refused_naming_the_entry(cast, candidate, message):
     from django.core.exceptions import ValidationError
 
-    with pytest.raises(ValidationError) as exc:
+    with translation.override("en"), pytest.raises(ValidationError) as exc:
         backtest_run(candidate=candidate, days=30, resolve_after=None, now=NOW)
     assert any(message in m for m in exc.value.messages), exc.value.messages
 
@@ -217,7 +217,7 @@ def test_admin_runs_a_backtest_and_sees_counts_per_rule_and_patient_by_name(cast
 ])
 def test_bad_input_is_shown_next_to_its_field_and_nothing_is_run(cast, client, data, field, text):
     client.force_login(cast.admin)
-    response = client.post(URL, data)
+    response = client.post(URL, data, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     form = response.context["form"]
     assert field in form.errors and text in " ".join(form.errors[field])

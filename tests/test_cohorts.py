@@ -324,7 +324,7 @@ def test_quality_staff_create_a_cohort_and_the_creation_is_audited(cast: Cast, c
 def test_invalid_criteria_are_refused_with_a_message_next_to_the_field_and_nothing_is_stored(
         cast: Cast, client, overrides: dict, field: str, message: str) -> None:  # type: ignore[no-untyped-def]
     client.force_login(cast.quality)
-    response = client.post(reverse("cohort-new"), _form(**overrides))
+    response = client.post(reverse("cohort-new"), _form(**overrides), HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert field in errors, errors

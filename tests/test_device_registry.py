@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import Role, hash_token
 from audit.models import Action, AuditEvent, Outcome
@@ -281,7 +281,7 @@ def test_a_bad_return_date_is_answered_next_to_the_field_and_changes_nothing(cas
 
 def test_a_device_cannot_be_returned_twice(cast):
     _returned_device(cast)
-    with pytest.raises(ValidationError) as exc:
+    with translation.override("en"), pytest.raises(ValidationError) as exc:
         device_return(device=cast.device_a, returned_on=_today(), by=cast.clinician_a)
     assert "already returned" in str(exc.value.message_dict["returned_on"])
 
