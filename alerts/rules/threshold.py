@@ -48,6 +48,16 @@ def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Fin
     raw = reading.value2 if params.component == "value2" else reading.value
     if raw is None:
         return None
+    # Compare first: most readings are inside their limits, and the words are only needed for
+    # the few that are not (formatting is most of this function's cost on a 1,000-reading batch).
+    if params.low is not None and raw < params.low:
+        reason = _("%(measure)s %(value)s %(unit)s is below the limit of %(limit)s %(unit)s.")
+        limit = params.low
+    elif params.high is not None and raw > params.high:
+        reason = _("%(measure)s %(value)s %(unit)s is above the limit of %(limit)s %(unit)s.")
+        limit = params.high
+    else:
+        return None
     value = Decimal(raw).normalize()
     label = m.label
     if params.component == "value" and m.second is not None:
@@ -55,14 +65,6 @@ def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Fin
     elif params.component == "value2":
         label = _("%(measure)s (diastolic)") % {"measure": m.label}
     shown = {"measure": label, "value": number_format(value), "unit": m.unit_label}
-    if params.low is not None and value < params.low:
-        reason = _("%(measure)s %(value)s %(unit)s is below the limit of %(limit)s %(unit)s.")
-        limit = params.low
-    elif params.high is not None and value > params.high:
-        reason = _("%(measure)s %(value)s %(unit)s is above the limit of %(limit)s %(unit)s.")
-        limit = params.high
-    else:
-        return None
     return Finding(
         reason=reason % {**shown, "limit": number_format(limit)},
         evidence={
