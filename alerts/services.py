@@ -82,7 +82,8 @@ def _reading_rules(readings: list[Reading], kinds: list[str]) -> dict[int, list[
             by_patient.setdefault(patient_id, []).append((program_id, start, end))
     found: dict[int, list[Rule]] = {}
     for reading in readings:
-        on_date = reading.effective_at.date()
+        # Episodes run on Danish calendar days: 00:30 in Copenhagen is already the start day.
+        on_date = timezone.localdate(reading.effective_at, _TZ)
         programs = {
             program_id
             for program_id, start, end in by_patient.get(reading.patient_id, ())
@@ -341,7 +342,7 @@ def response_evaluate(*, response_id: int) -> int:
         if response is None:
             return 0
         QuestionnaireResponse.objects.filter(id=response_id).update(evaluated_at=now)
-        rules = _rules_for(response.patient_id, response.authored_at.date(), kinds)
+        rules = _rules_for(response.patient_id, timezone.localdate(response.authored_at, _TZ), kinds)
         evaluator = _Evaluator(Context(now=now), {response.patient_id}, {response.pk: rules})
         for rule in rules:
             evaluator.run(rule, response.patient_id, f"response:{response.pk}", "evaluate_response", response)

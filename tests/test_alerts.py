@@ -293,3 +293,20 @@ def test_a_round_reading_is_stored_in_the_evidence_as_written(cast):
     alert = Alert.objects.get(rule=rule)
     assert (alert.evidence["value"], alert.evidence["limit"]) == ("90", "80")
     assert "9E+1" not in alert.reason
+
+
+def test_a_reading_half_past_midnight_in_copenhagen_on_the_treatment_start_day_is_judged_by_that_day(cast):
+    # 00:30 on 15 January in Copenhagen is 23:30 on the 14th in UTC: the UTC date lies before
+    # the episode, the Danish date does not.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from patients.models import TreatmentEpisode
+
+    copenhagen = ZoneInfo("Europe/Copenhagen")
+    start = datetime(2026, 1, 15, 0, 30, tzinfo=copenhagen)
+    TreatmentEpisode.objects.filter(patient=cast.patient_a).update(treatment_start=start.date())
+    reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=85, unit="%",
+                                     effective_at=start, source="api")
+    readings_evaluate(reading_ids=[reading.pk])
+    assert Alert.objects.filter(patient=cast.patient_a, evidence__reading_id=reading.pk).exists()
