@@ -17,6 +17,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import Role
 from alerts.models import Alert, AlertFinding, Status
 from audit.models import Action, Outcome
 from audit.services import audit_record
@@ -32,6 +33,17 @@ _BUNDLE = OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle")
 _PATIENT = OpenApiParameter("patient", str, required=True, description="Patient id (Patient/<id> also accepted)")
 _ID = re.compile(r"[0-9]{1,18}")
 MAX_RESULTS = 500
+
+
+class _AlertView(FhirView):
+    """Alerts are the care team's working data: the reason as worded for clinicians, who
+    acknowledged and resolved them, their notes. Patients learn whether their answers were seen
+    on their own pages ("My answers"), not from these resources."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
+            raise exceptions.PermissionDenied("Flag and DetectedIssue are for the patient's care team.")
 
 
 def _alerts() -> QuerySet[Alert]:
@@ -70,7 +82,7 @@ def _with_findings(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
     return alerts.prefetch_related(Prefetch("findings", queryset=AlertFinding.objects.order_by("found_at", "id")))
 
 
-class FlagSearchView(FhirView):
+class FlagSearchView(_AlertView):
     @extend_schema(
         parameters=[_PATIENT, OpenApiParameter("status", str, enum=["active", "inactive"],
                                                description="active: unresolved alerts; inactive: resolved")],
@@ -92,7 +104,7 @@ class FlagSearchView(FhirView):
         return Response(searchset(_base(request), [alert_to_flag(a) for a in found]))
 
 
-class FlagReadView(FhirView):
+class FlagReadView(_AlertView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 Flag"),
                               401: _OUTCOME, 404: _OUTCOME},
                    tags=["fhir"], operation_id="fhir_Flag_read")
@@ -100,7 +112,7 @@ class FlagReadView(FhirView):
         return Response(alert_to_flag(_alert_or_404(request, flag_id, "Flag")))
 
 
-class DetectedIssueSearchView(FhirView):
+class DetectedIssueSearchView(_AlertView):
     @extend_schema(
         parameters=[_PATIENT],
         responses={200: _BUNDLE, 400: _OUTCOME, 401: _OUTCOME, 404: _OUTCOME},
@@ -113,7 +125,7 @@ class DetectedIssueSearchView(FhirView):
         return Response(searchset(_base(request), [_issue(a) for a in found]))
 
 
-class DetectedIssueReadView(FhirView):
+class DetectedIssueReadView(_AlertView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 DetectedIssue"),
                               401: _OUTCOME, 404: _OUTCOME},
                    tags=["fhir"], operation_id="fhir_DetectedIssue_read")

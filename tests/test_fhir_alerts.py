@@ -204,9 +204,8 @@ def test_searches_and_reads_are_audited(cast, red):
 
 # --- access -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("who", ["clinician_b", "quality", "patient_b"])
-def test_people_outside_the_patients_scope_get_404_for_searches_and_reads(cast, red, who):
-    user = cast.patient_b.user if who == "patient_b" else getattr(cast, who)
+def test_a_clinician_outside_the_patients_teams_gets_404_for_searches_and_reads(cast, red):
+    user = cast.clinician_b
     client = _client(user)
     for url, params in ((f"/fhir/Flag/{red.pk}", {}), (f"/fhir/DetectedIssue/{red.pk}", {}),
                         ("/fhir/Flag", {"patient": str(cast.patient_a.pk)}),
@@ -219,6 +218,15 @@ def test_people_outside_the_patients_scope_get_404_for_searches_and_reads(cast, 
     assert denied.count() == 4
 
 
+@pytest.mark.parametrize("who", ["quality", "patient_b"])
+def test_people_who_do_not_triage_are_refused_before_any_lookup(cast, red, who):
+    user = cast.patient_b.user if who == "patient_b" else getattr(cast, who)
+    for url, params in ((f"/fhir/Flag/{red.pk}", {}), ("/fhir/DetectedIssue", {"patient": str(cast.patient_a.pk)})):
+        response = _client(user).get(url, params)
+        assert response.status_code == 403, url
+        assert "Alma" not in response.content.decode()
+
+
 def test_a_foreign_alert_and_a_missing_alert_answer_alike(cast, red):
     client = _client(cast.clinician_b)
     foreign, missing = client.get(f"/fhir/Flag/{red.pk}"), client.get(f"/fhir/Flag/{red.pk + 1000}")
@@ -227,9 +235,18 @@ def test_a_foreign_alert_and_a_missing_alert_answer_alike(cast, red):
     assert foreign.json()["issue"][0]["diagnostics"] == "No such Flag."
 
 
-def test_the_patients_own_team_an_administrator_and_the_patient_may_read(cast, red):
-    for user in (cast.clinician_a, cast.admin, cast.patient_a.user):
+def test_the_patients_own_team_and_an_administrator_may_read(cast, red):
+    for user in (cast.clinician_a, cast.admin):
         assert _client(user).get(f"/fhir/DetectedIssue/{red.pk}").status_code == 200
+
+
+def test_the_patient_may_not_read_the_care_teams_alert_resources(cast, red):
+    # Mitigations carry clinicians' names and notes; patients see "seen by your care team".
+    for url in (f"/fhir/DetectedIssue/{red.pk}", f"/fhir/Flag/{red.pk}",
+                f"/fhir/DetectedIssue?patient={cast.patient_a.pk}", f"/fhir/Flag?patient={cast.patient_a.pk}"):
+        response = _client(cast.patient_a.user).get(url)
+        assert response.status_code == 403, url
+        OperationOutcome.model_validate(response.json())
 
 
 def test_anonymous_requests_are_refused_with_an_operation_outcome(cast, red):
