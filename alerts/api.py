@@ -77,7 +77,8 @@ class ResolveIn(serializers.Serializer):
 
 
 class BulkAcknowledgeIn(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=lifecycle.BULK_MAX)
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
+                                max_length=lifecycle.BULK_MAX)
 
 
 class BulkItemOut(serializers.Serializer):

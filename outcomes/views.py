@@ -34,7 +34,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     """Patients starting treatment per programme and quarter. Aggregates only, no identifiers,
     and no totals, so that no suppressed cell can be recovered by subtraction."""
     rows = (
-        TreatmentEpisode.objects.annotate(quarter=TruncQuarter("treatment_start"))
+        # Quality figures are secondary use: patients who opted out are not counted.
+        TreatmentEpisode.objects.filter(patient__secondary_use_withdrawn_at=None)
+        .annotate(quarter=TruncQuarter("treatment_start"))
         .values("program__name", "quarter")
         .annotate(n=Count("patient", distinct=True))
         .order_by("program__name", "quarter")

@@ -271,3 +271,13 @@ def test_only_quality_staff_are_denied_identifiers(cast):
     assert can_see_identifiers(cast.patient_a.user)
     assert not can_see_identifiers(cast.quality)
     assert not can_see_identifiers(AnonymousUser())
+
+
+def test_quality_overview_leaves_out_patients_who_withdrew_from_secondary_use(cast, client):
+    from patients.models import Patient
+
+    Patient.objects.filter(pk__in=[cast.patient_a.pk, cast.patient_b.pk]).update(
+        secondary_use_withdrawn_at=timezone.now())
+    client.force_login(cast.quality)
+    body = client.get("/quality/").content.decode()
+    assert "&lt;5" not in body  # nobody left to count

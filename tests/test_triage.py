@@ -654,3 +654,10 @@ def test_the_new_endpoints_are_in_the_openapi_schema(tmp_path):
     for path in ("/api/v1/alerts/{alert_id}/assign", "/api/v1/alerts/{alert_id}/resolve",
                  "/api/v1/alerts/acknowledge", "/api/v1/snoozes", "/api/v1/snoozes/{snooze_id}/end"):
         assert f"{path}:" in text
+
+
+def test_bulk_acknowledge_refuses_an_id_beyond_any_database_id_per_field(cast, client):
+    client.force_login(cast.clinician_a)
+    response = client.post("/api/v1/alerts/acknowledge", {"ids": [2**64]}, content_type="application/json")
+    assert response.status_code == 400
+    assert "ids" in response.json()
