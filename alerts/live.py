@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db.models import Count
 
-from alerts.models import Alert
+from alerts.models import Alert, AlertFinding
 from alerts.selectors import alert_payload
 from patients.models import TreatmentEpisode
 
@@ -28,11 +28,13 @@ def alerts_broadcast(alert_ids: list[int]) -> None:
     layer = get_channel_layer()
     if layer is None or not alert_ids:
         return
-    alerts = list(
-        Alert.objects.select_related("patient", "rule", "acknowledged_by", "assigned_to")
-        .annotate(finding_count=Count("findings"))  # alert_payload would count per alert
-        .filter(pk__in=alert_ids)
-    )
+    alerts = list(Alert.objects.select_related("patient", "rule", "acknowledged_by", "assigned_to")
+                  .filter(pk__in=alert_ids))
+    # Counted apart on the findings' own index: an annotation would GROUP BY every joined column.
+    counts = dict(AlertFinding.objects.filter(alert_id__in=alert_ids).values("alert_id")
+                  .annotate(n=Count("id")).values_list("alert_id", "n"))
+    for alert in alerts:
+        alert.finding_count = counts.get(alert.pk, 0)
     teams: dict[object, set[int]] = {}
     for patient_id, team_id in TreatmentEpisode.objects.filter(
             patient_id__in={a.patient_id for a in alerts}).values_list("patient_id", "care_team_id"):

@@ -138,6 +138,8 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds a Celery worker process keeps its database connection between tasks (proplatform.celery).
+WORKER_DB_CONN_MAX_AGE = env.int("WORKER_DB_CONN_MAX_AGE", default=300)
 # Test databases carry the process id, so two test runs on one machine do not collide.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 # SQLite test databases live in a file so that the ASGI server and Celery worker that the
