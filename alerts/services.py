@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -118,15 +119,27 @@ def readings_evaluate(*, reading_ids: list[int]) -> int:
 
 
 _CLAIM_SQL = """
-    WITH claimable AS (
+    WITH asked AS (
         SELECT id FROM monitoring_reading
-        WHERE id = ANY(%s) AND evaluated_at IS NULL AND erroneous_at IS NULL
+        WHERE id = ANY(%(ids)s) AND evaluated_at IS NULL AND erroneous_at IS NULL
         ORDER BY id FOR UPDATE SKIP LOCKED
+    ), waiting AS (
+        -- Coalescing: other readings that arrived lately and still wait for their own task
+        -- (reading_unevaluated serves this). Under a burst of single-reading requests one task
+        -- evaluates the backlog as a batch; the tasks that come after find nothing left.
+        SELECT id FROM monitoring_reading
+        WHERE evaluated_at IS NULL AND erroneous_at IS NULL AND received_at >= %(since)s
+        ORDER BY id LIMIT %(extra)s FOR UPDATE SKIP LOCKED
+    ), claimable AS (
+        SELECT id FROM asked UNION SELECT id FROM waiting
     )
-    UPDATE monitoring_reading AS r SET evaluated_at = %s FROM claimable WHERE r.id = claimable.id
+    UPDATE monitoring_reading AS r SET evaluated_at = %(now)s FROM claimable WHERE r.id = claimable.id
     RETURNING r.id, r.patient_id, r.device_id, r.measure, r.value, r.value2, r.unit, r.effective_at,
               r.received_at, r.unusual
 """
+
+# A claim takes at most this many readings in all (a batch from ingest is at most 1,000).
+_CLAIM_MAX = 1000
 
 
 @dataclass(slots=True)
@@ -152,14 +165,19 @@ class ClaimedReading:
 
 def _claim_readings(reading_ids: list[int]) -> list[Any]:
     """Claim (set evaluated_at on) the given readings that are unevaluated, not erroneous and
-    not being evaluated elsewhere right now (SKIP LOCKED); return them, in id order.
+    not being evaluated elsewhere right now (SKIP LOCKED); return them, in id order. On
+    PostgreSQL also other unevaluated readings received in the last ALERTS_COALESCE_SECONDS.
 
     On PostgreSQL one UPDATE … RETURNING; elsewhere (SQLite, no row locks) a select and an
     update. Must run inside the evaluating transaction."""
     now = timezone.now()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [list(reading_ids), now])
+            cursor.execute(_CLAIM_SQL, {
+                "ids": list(reading_ids), "now": now,
+                "since": now - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS),
+                "extra": max(0, _CLAIM_MAX - len(reading_ids)) if settings.ALERTS_COALESCE_SECONDS else 0,
+            })
             rows = cursor.fetchall()
         return sorted((ClaimedReading(*row) for row in rows), key=lambda r: r.id)
     readings = list(

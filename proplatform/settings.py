@@ -138,6 +138,9 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# An evaluation task also claims other readings received this many seconds back that still wait
+# for their own task (alerts.services._claim_readings): a burst becomes one batch. 0 turns it off.
+ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)
 # Seconds a Celery worker process keeps its database connection between tasks (proplatform.celery).
 WORKER_DB_CONN_MAX_AGE = env.int("WORKER_DB_CONN_MAX_AGE", default=300)
 # Test databases carry the process id, so two test runs on one machine do not collide.

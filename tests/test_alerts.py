@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone, translation
 
 from accounts.models import ApiToken
-from alerts.models import Alert, AlertEvent, EventKind, Rule, Status
+from alerts.models import Alert, AlertEvent, AlertFinding, EventKind, Rule, Status
 from alerts.services import readings_evaluate, response_evaluate
 from audit.models import Action, AuditEvent, Outcome
 from monitoring.models import Reading, Source
@@ -310,3 +310,27 @@ def test_a_reading_half_past_midnight_in_copenhagen_on_the_treatment_start_day_i
                                      effective_at=start, source="api")
     readings_evaluate(reading_ids=[reading.pk])
     assert Alert.objects.filter(patient=cast.patient_a, evidence__reading_id=reading.pk).exists()
+
+
+def test_an_evaluation_task_also_takes_recent_readings_still_waiting_for_their_own_task(cast, settings):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("coalescing is a PostgreSQL claim (SKIP LOCKED); the embedded shape evaluates in-process")
+    settings.ALERTS_COALESCE_SECONDS = 60
+    now = timezone.now()
+    waiting, asked, old = (
+        Reading.objects.create(patient=cast.patient_a, measure="spo2", value=v, unit="%",
+                               effective_at=now - timedelta(minutes=i), received_at=received, source="api")
+        for i, (v, received) in enumerate(((85, now), (86, now), (84, now - timedelta(minutes=5))))
+    )
+    assert readings_evaluate(reading_ids=[asked.pk]) == 2  # the asked one and the one waiting
+    assert readings_evaluate(reading_ids=[waiting.pk]) == 0  # its own task finds it done
+    old.refresh_from_db()
+    assert old.evaluated_at is None  # beyond the window: left to its own task or the sweep
+    sources = set(AlertFinding.objects.values_list("source_key", flat=True))
+    assert sources == {f"reading:{asked.pk}", f"reading:{waiting.pk}"}
+
+    settings.ALERTS_COALESCE_SECONDS = 0
+    assert readings_evaluate(reading_ids=[asked.pk]) == 0
+    assert readings_evaluate(reading_ids=[old.pk]) == 1
