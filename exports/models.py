@@ -105,6 +105,8 @@ class SendRecord(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)  # the worker's claim
+    # The worker's last sign of life (claim, then each Bundle); the sweep fails a silent send.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=SendStatus.choices, default=SendStatus.SENDING)
     bundle_count = models.PositiveIntegerField(default=0)

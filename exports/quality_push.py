@@ -5,17 +5,26 @@ Batch Bundles of at most EXPORT_PUSH_BUNDLE_SIZE entries; every entry is a condi
 creates nothing new at the receiver. References travel as logical references (identifier only),
 because the receiver assigns its own ids. Retries: a bounded loop per Bundle with exponential
 backoff on 5xx and connection errors (4xx is our fault and is not retried); every send is a
-SendRecord with its outcome."""
+SendRecord with its outcome.
 
+The SendRecord is the record, the broker a hint (as for $export jobs): the worker beats
+``heartbeat_at`` after every Bundle, any error ends the record as failed with its reason, and the
+beat sweep (quality_sends_sweep) fails a send whose worker went silent and re-enqueues one whose
+message was lost. Failing a send that in fact got through is harmless: sending again creates
+nothing new at the receiver."""
+
+import logging
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role
@@ -23,9 +32,11 @@ from audit.models import Action
 from audit.services import audit_record
 from exports import bulk
 from exports.models import Destination, SendRecord, SendStatus
-from exports.privacy import Pseudonymiser, pseudonym_key
+from exports.privacy import Pseudonymiser, PseudonymKeyMissing, pseudonym_key
 from exports.selectors import ExportError, export_patients
 from interop.mapping import export_identifier
+
+log = logging.getLogger(__name__)
 
 PUSH_TYPES = ("Patient", "EpisodeOfCare", "QuestionnaireResponse", "Observation")
 _REFERENCE_FIELDS = ("subject", "patient")
@@ -35,6 +46,10 @@ class SendFailed(Exception):
     def __init__(self, message: str, http_status: int | None) -> None:
         super().__init__(message)
         self.http_status = http_status
+
+
+class _Stopped(Exception):
+    """The record is no longer "sending": the sweep failed it while this worker was slow."""
 
 
 def quality_send_start(*, destination: Destination, cohort: Any, user: Any) -> SendRecord:
@@ -135,24 +150,55 @@ def _post(client: httpx.Client, destination: Destination, body: bytes, record: S
     raise SendFailed(f"Gave up after {settings.EXPORT_PUSH_ATTEMPTS} attempts: {last}", status)
 
 
-def _check(response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        raise SendFailed(f"The server refused the Bundle: HTTP {response.status_code} {response.text[:500]}",
-                         response.status_code)
+def _check(response: httpx.Response, sent: int) -> None:
+    """A batch answers 200 with a batch-response Bundle: one entry per request entry, each with
+    its own response.status. Anything else the receiver says is a refusal we can describe, never
+    an error in our code (a 2xx with a JSON array once left a send "sending" for ever)."""
+    status = response.status_code
+    if status >= 400:
+        raise SendFailed(f"The server refused the Bundle: HTTP {status} {response.text[:500]}", status)
     try:
-        entries = orjson.loads(response.content).get("entry", [])
+        answer = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
-        raise SendFailed("The server's answer is not JSON.", response.status_code) from exc
-    refused = [e.get("response", {}).get("status", "?") for e in entries
-               if not str(e.get("response", {}).get("status", "")).startswith("2")]
+        raise SendFailed(f"The server's answer (HTTP {status}) is not JSON.", status) from exc
+    if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
+        got = f"resourceType {answer.get('resourceType')!r}" if isinstance(answer, dict) else \
+            f"a JSON {type(answer).__name__}"
+        raise SendFailed(f"The server's answer (HTTP {status}) is not a batch-response Bundle: got {got}.",
+                         status)
+    entries = answer.get("entry")
+    if not isinstance(entries, list) or len(entries) != sent:
+        got = len(entries) if isinstance(entries, list) else "no"
+        raise SendFailed(f"The server's batch-response has {got} entries for the {sent} sent; the outcome "
+                         "of this Bundle is unknown.", status)
+    statuses = []
+    for index, entry in enumerate(entries):
+        entry_response = entry.get("response") if isinstance(entry, dict) else None
+        entry_status = entry_response.get("status") if isinstance(entry_response, dict) else None
+        if not isinstance(entry_status, str):
+            raise SendFailed(f"Entry {index} of the server's batch-response has no response.status.", status)
+        statuses.append(entry_status)
+    refused = [s for s in statuses if not s.startswith("2")]
     if refused:
-        raise SendFailed(f"{len(refused)} entries refused, e.g. {refused[0]}", response.status_code)
+        raise SendFailed(f"{len(refused)} entries refused, e.g. {refused[0]}", status)
+
+
+def _beat(record: SendRecord) -> None:
+    """Progress after each Bundle; finding the record no longer "sending" means the sweep gave
+    up on this worker, so it stops rather than carry on behind the record's back."""
+    if not SendRecord.objects.filter(pk=record.pk, status=SendStatus.SENDING).update(
+            heartbeat_at=timezone.now(), bundle_count=record.bundle_count,
+            resource_count=record.resource_count, attempts=record.attempts, http_status=record.http_status):
+        raise _Stopped
 
 
 def quality_send_run(*, send_id: int) -> SendRecord:
     """Send one recorded send. Claimed first (``started_at`` set by a guarded update), so a
-    re-delivered task does not send a second time."""
-    if not SendRecord.objects.filter(pk=send_id, started_at__isnull=True).update(started_at=timezone.now()):
+    re-delivered task does not send a second time. Every way out ends the record: succeeded, or
+    failed with the reason; a worker that dies is the sweep's to fail."""
+    now = timezone.now()
+    if not SendRecord.objects.filter(pk=send_id, started_at__isnull=True, status=SendStatus.SENDING).update(
+            started_at=now, heartbeat_at=now):
         return SendRecord.objects.get(pk=send_id)
     record = SendRecord.objects.select_related("destination", "requested_by").get(pk=send_id)
     from outcomes.models import Cohort  # the cohorts engineer's model
@@ -165,15 +211,57 @@ def quality_send_run(*, send_id: int) -> SendRecord:
                 body = orjson.dumps({"resourceType": "Bundle", "type": "batch", "entry": bundle})
                 response = _post(client, record.destination, body, record)
                 record.http_status = response.status_code
-                _check(response)
+                _check(response, len(bundle))
                 record.bundle_count += 1
                 record.resource_count += len(bundle)
+                _beat(record)
         record.status = SendStatus.SUCCEEDED
+    except _Stopped:
+        record.refresh_from_db()
+        return record
     except SendFailed as exc:
         record.status, record.error = SendStatus.FAILED, str(exc)
         record.http_status = exc.http_status or record.http_status
     except (Cohort.DoesNotExist, ExportError) as exc:
         record.status, record.error = SendStatus.FAILED, f"The cohort cannot be sent: {exc}"
+    except PseudonymKeyMissing:
+        record.status, record.error = SendStatus.FAILED, ("The pseudonym key is missing on this server; "
+                                                          "nothing more was sent.")
+    except Exception as exc:
+        # Our own bug or something unforeseen: the record still has to end, with the reason,
+        # or it would say "sending" for ever and the claim would make a retry a no-op.
+        log.exception("quality send %s failed", record.pk)
+        record.status = SendStatus.FAILED
+        record.error = f"The send failed unexpectedly ({type(exc).__name__}: {exc})"[:2000]
     record.finished_at = timezone.now()
-    record.save()
+    # Guarded: if the sweep already failed this send, its verdict stands.
+    SendRecord.objects.filter(pk=record.pk, status=SendStatus.SENDING).update(
+        status=record.status, error=record.error, http_status=record.http_status,
+        finished_at=record.finished_at, bundle_count=record.bundle_count,
+        resource_count=record.resource_count, attempts=record.attempts)
+    record.refresh_from_db()
     return record
+
+
+def quality_sends_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Beat (with exports_sweep, every minute):
+    - a started send whose worker has not beaten for EXPORT_PUSH_STALE_SECONDS lost its worker
+      (killed, or stuck): it is failed with that reason, so the page stops saying "sending";
+    - a send never started EXPORT_PUSH_REQUEUE_SECONDS after it was recorded lost its message:
+      it is enqueued again (the claim in quality_send_run makes a duplicate harmless)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.EXPORT_PUSH_STALE_SECONDS)
+    silent = Q(status=SendStatus.SENDING, started_at__isnull=False) & (
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale))
+    minutes = max(1, settings.EXPORT_PUSH_STALE_SECONDS // 60)
+    failed = SendRecord.objects.filter(silent).update(
+        status=SendStatus.FAILED, finished_at=now,
+        error=f"The send stopped (no progress from its worker for {minutes} minutes). Sending the cohort "
+              "again is safe: the quality database creates nothing twice.")
+    lost = now - timedelta(seconds=settings.EXPORT_PUSH_REQUEUE_SECONDS)
+    requeued = 0
+    for send_id in SendRecord.objects.filter(status=SendStatus.SENDING, started_at__isnull=True,
+                                             created_at__lt=lost).values_list("pk", flat=True):
+        _enqueue(send_id)
+        requeued += 1
+    return {"failed": failed, "requeued": requeued}

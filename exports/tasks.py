@@ -2,7 +2,7 @@ from typing import Any
 
 from celery import shared_task
 
-from exports.quality_push import quality_send_run
+from exports.quality_push import quality_send_run, quality_sends_sweep
 from exports.services import export_job_run, exports_sweep
 
 
@@ -15,7 +15,9 @@ def run_export(job_id: str) -> None:
 
 @shared_task
 def sweep_exports() -> dict[str, int]:
-    return exports_sweep()
+    # One beat entry for the app: $export jobs, then quality-database sends.
+    sends = quality_sends_sweep()
+    return {**exports_sweep(), "sends_failed": sends["failed"], "sends_requeued": sends["requeued"]}
 
 
 @shared_task(acks_late=True)

@@ -47,18 +47,60 @@ def _bool(name: str, raw: Any) -> bool:
     raise ExportError(400, "invalid", f"{name} is true or false.")
 
 
+# value[x] each kick-off parameter may carry in a Parameters body: the Bulk Data IG's types
+# (_since an instant, the others strings), plus strings for our booleans as in a query string.
+_VALUE_TYPES: dict[str, tuple[str, ...]] = {
+    "_type": ("valueString",), "_since": ("valueInstant", "valueString"), "_outputFormat": ("valueString",),
+    "purpose": ("valueString",), "identified": ("valueBoolean", "valueString"),
+    "dateShift": ("valueBoolean", "valueString"),
+}
+
+
+def _invalid(message: str) -> ExportError:
+    return ExportError(400, "invalid", message)
+
+
+def _body_parameters(body: Any) -> list[tuple[str, Any]]:
+    """The (name, value) pairs of a FHIR Parameters body, checked at the boundary: whatever a
+    client sends, a malformed body is a 400 that says what is wrong, never a 500."""
+    if not isinstance(body, dict):
+        raise _invalid(f"POST $export takes a FHIR Parameters resource (a JSON object); got a JSON "
+                       f"{type(body).__name__ if body is not None else 'null'}.")
+    if body.get("resourceType") != "Parameters":
+        raise _invalid(f"POST $export takes a FHIR Parameters resource; resourceType is "
+                       f"{body.get('resourceType')!r}.")
+    parameters = body.get("parameter", [])
+    if not isinstance(parameters, list):
+        raise _invalid("Parameters.parameter must be a list of parameters.")
+    pairs = []
+    for index, parameter in enumerate(parameters):
+        where = f"Parameters.parameter[{index}]"
+        if not isinstance(parameter, dict):
+            raise _invalid(f"{where} must be an object with a name and one value[x].")
+        name = parameter.get("name")
+        if not isinstance(name, str) or not name:
+            raise _invalid(f"{where}.name must be a non-empty string.")
+        values = {k: v for k, v in parameter.items() if k.startswith("value")}
+        if len(values) != 1:
+            raise _invalid(f"{where} ({name}) must have exactly one value[x].")
+        (key, value), = values.items()
+        allowed = _VALUE_TYPES.get(name)
+        if allowed is not None:  # unknown names are refused by _parse as not-supported
+            if key not in allowed:
+                raise _invalid(f"{where} ({name}) takes {' or '.join(allowed)}, not {key}.")
+            if not isinstance(value, bool if key == "valueBoolean" else str):
+                raise _invalid(f"{where}.{key} ({name}) must be a JSON "
+                               f"{'boolean' if key == 'valueBoolean' else 'string'}.")
+        pairs.append((name, value))
+    return pairs
+
+
 def _raw_parameters(request: Request) -> dict[str, list[Any]]:
     """Query parameters (GET, or POST with a query) and, for POST, a FHIR Parameters body."""
     raw: dict[str, list[Any]] = {k: request.query_params.getlist(k) for k in request.query_params}
     if request.method == "POST" and request.body:
-        body = request.data
-        if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
-            raise ExportError(400, "invalid", "POST $export takes a FHIR Parameters resource.")
-        for parameter in body.get("parameter", []):
-            values = [v for k, v in parameter.items() if k.startswith("value")]
-            if "name" not in parameter or len(values) != 1:
-                raise ExportError(400, "invalid", "Each parameter has a name and one value[x].")
-            raw.setdefault(parameter["name"], []).append(values[0])
+        for name, value in _body_parameters(request.data):
+            raw.setdefault(name, []).append(value)
     return raw
 
 

@@ -353,6 +353,10 @@ EXPORT_PUSH_BUNDLE_SIZE = env.int("EXPORT_PUSH_BUNDLE_SIZE", default=200)  # ent
 EXPORT_PUSH_ATTEMPTS = env.int("EXPORT_PUSH_ATTEMPTS", default=4)  # per Bundle, on 5xx/connection errors
 EXPORT_PUSH_BACKOFF_SECONDS = env.float("EXPORT_PUSH_BACKOFF_SECONDS", default=1.0)  # doubles each retry
 EXPORT_PUSH_TIMEOUT_SECONDS = env.float("EXPORT_PUSH_TIMEOUT_SECONDS", default=30.0)
+# The sweep fails a send whose worker has been silent this long (it beats after every Bundle), and
+# re-enqueues a send still not started this long after it was recorded (a lost message).
+EXPORT_PUSH_STALE_SECONDS = env.int("EXPORT_PUSH_STALE_SECONDS", default=15 * 60)
+EXPORT_PUSH_REQUEUE_SECONDS = env.int("EXPORT_PUSH_REQUEUE_SECONDS", default=5 * 60)
 
 # --- Logging ------------------------------------------------------------------------------------
 # Log lines carry the request id, never a CPR number or a name: log ids only.

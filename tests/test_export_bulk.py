@@ -181,6 +181,62 @@ def test_post_with_a_body_that_is_not_parameters_is_400(cast, client):
     _outcome(response, 400, "invalid")
 
 
+def _post(client, body):  # type: ignore[no-untyped-def]
+    return client.post("/fhir/$export", orjson.dumps(body), content_type="application/fhir+json",
+                       HTTP_PREFER="respond-async")
+
+
+@pytest.mark.parametrize("body, says", [
+    ([1], "got a JSON list"),
+    ("Parameters", "got a JSON str"),
+    (None, "got a JSON null"),
+    (42, "got a JSON int"),
+    ({"resourceType": "Bundle", "parameter": []}, "resourceType is 'Bundle'"),
+    ({"parameter": []}, "resourceType is None"),
+    ({"resourceType": "Parameters", "parameter": "x"}, "Parameters.parameter must be a list"),
+    ({"resourceType": "Parameters", "parameter": {"name": "_type"}}, "Parameters.parameter must be a list"),
+    ({"resourceType": "Parameters", "parameter": [1]}, "Parameters.parameter[0] must be an object"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "_type", "valueString": "Patient"}, "x"]},
+     "Parameters.parameter[1] must be an object"),
+    ({"resourceType": "Parameters", "parameter": [{"name": ["_type"], "valueString": "Patient"}]},
+     "Parameters.parameter[0].name must be a non-empty string"),
+    ({"resourceType": "Parameters", "parameter": [{"valueString": "Patient"}]},
+     "Parameters.parameter[0].name must be a non-empty string"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "_type"}]}, "must have exactly one value[x]"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "_type", "valueString": "Patient",
+                                                   "valueCode": "Patient"}]}, "must have exactly one value[x]"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "_type", "valueInteger": 1}]},
+     "(_type) takes valueString, not valueInteger"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "_type", "valueString": ["Patient"]}]},
+     "valueString (_type) must be a JSON string"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "_since", "valueInstant": 20260101}]},
+     "valueInstant (_since) must be a JSON string"),
+    ({"resourceType": "Parameters", "parameter": [{"name": "identified", "valueBoolean": "yes"}]},
+     "valueBoolean (identified) must be a JSON boolean"),
+])
+def test_a_malformed_parameters_body_is_400_naming_the_fault_and_nothing_is_created(cast, client, body, says):
+    client.force_login(cast.quality)
+    assert says in _outcome(_post(client, body), 400, "invalid")
+    assert not ExportJob.objects.exists()
+    assert not AuditEvent.objects.filter(action=Action.EXPORT).exists()
+
+
+def test_a_well_formed_parameters_body_takes_an_instant_since_and_a_boolean(
+        cast, client, django_capture_on_commit_callbacks):
+    client.force_login(cast.quality)
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, {"resourceType": "Parameters", "parameter": [
+            {"name": "_since", "valueInstant": since}, {"name": "dateShift", "valueBoolean": True}]})
+    assert response.status_code == 202, response.content
+    job = ExportJob.objects.get()
+    assert job.params["since"] and job.params["shift_dates"] is True
+    # an unknown parameter in the body is "not supported", as in a query string
+    ExportJob.objects.all().delete()
+    _outcome(_post(client, {"resourceType": "Parameters", "parameter": [
+        {"name": "patient", "valueReference": {"reference": "Patient/1"}}]}), 400, "not-supported")
+
+
 def test_unauthenticated_kickoff_is_401(cast, client):
     _outcome(_kickoff(client), 401, "login")
 

@@ -4,11 +4,13 @@ by the test (batch Bundles, conditional create through ifNoneExist) stands in fo
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import Action, AuditEvent
 from exports.models import Destination, SendRecord, SendStatus
@@ -26,6 +28,7 @@ class FhirStore:
     def __init__(self) -> None:
         self.resources: dict[str, list[dict[str, Any]]] = {}
         self.fail_next: list[int] = []  # statuses to answer before behaving (e.g. [503])
+        self.raw_next: list[tuple[int, bytes]] = []  # (status, body) to answer verbatim first
         self.requests = 0
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -60,12 +63,13 @@ def fhir_server() -> Iterator[tuple[str, FhirStore]]:
             with store.lock:
                 store.requests += 1
                 store.headers.append(dict(self.headers))
-                status = store.fail_next.pop(0) if store.fail_next else 200
+                raw = store.raw_next.pop(0) if store.raw_next else None
+                status = raw[0] if raw else store.fail_next.pop(0) if store.fail_next else 200
                 answer = store.batch(body) if status == 200 and body.get("type") == "batch" else {
                     "resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "transient"}]}
             if status == 200 and body.get("type") != "batch":
                 status = 400
-            payload = json.dumps(answer).encode()
+            payload = raw[1] if raw else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/fhir+json")
             self.send_header("Content-Length", str(len(payload)))
@@ -231,3 +235,111 @@ def test_the_quality_page_shows_errors_next_to_the_fields_and_refuses_clinicians
     assert not SendRecord.objects.exists()
     client.force_login(cast.clinician_a)
     assert client.get(reverse("quality-sends")).status_code == 403
+
+
+# --- a send always ends: odd answers, our own errors, lost workers and lost messages ------------
+
+@pytest.mark.parametrize("answer, expected", [
+    (b"[]", "not a batch-response Bundle: got a JSON list"),
+    (b'{"resourceType": "OperationOutcome"}', "got resourceType 'OperationOutcome'"),
+    (b'{"resourceType": "Bundle", "type": "batch-response"}', "has no entries for the 3 sent"),
+    (b'{"resourceType": "Bundle", "entry": [{"response": {"status": "201"}}]}', "has 1 entries for the 3 sent"),
+    (b'{"resourceType": "Bundle", "entry": [1, 2, 3]}', "Entry 0 of the server's batch-response has no"),
+    (b'{"resourceType": "Bundle", "entry": [{}, {}, {}]}', "Entry 0 of the server's batch-response has no"),
+    (b"not json", "is not JSON"),
+])
+def test_a_2xx_answer_that_is_not_a_batch_response_fails_the_send_with_the_reason(
+        setup, django_capture_on_commit_callbacks, answer, expected):
+    cast, destination, cohort, store = setup
+    store.raw_next = [(200, answer)]
+    record = _send(cast, destination, cohort, django_capture_on_commit_callbacks)
+    assert record.status == SendStatus.FAILED and record.finished_at
+    assert expected in record.error and record.http_status == 200
+    assert record.bundle_count == 0 and store.requests == 1  # nothing more after the doubtful Bundle
+
+
+@pytest.mark.parametrize("error", [KeyError("identifier"), AttributeError("'list' object has no attribute 'get'")])
+def test_an_unexpected_error_in_our_code_fails_the_send_with_its_type_and_message(
+        setup, django_capture_on_commit_callbacks, monkeypatch, error):
+    cast, destination, cohort, store = setup
+
+    def broken(resource):  # type: ignore[no-untyped-def]
+        raise error
+
+    monkeypatch.setattr("exports.quality_push._for_receiver", broken)
+    record = _send(cast, destination, cohort, django_capture_on_commit_callbacks)
+    assert record.status == SendStatus.FAILED and record.finished_at
+    assert type(error).__name__ in record.error and str(error) in record.error
+    # and the claim still makes a re-delivered task a no-op on an ended record
+    assert quality_send_run(send_id=record.pk).status == SendStatus.FAILED and store.requests == 0
+
+
+def test_a_pseudonym_key_gone_missing_before_the_worker_ran_fails_the_send(
+        setup, django_capture_on_commit_callbacks, settings):
+    cast, destination, cohort, store = setup
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        record = quality_send_start(destination=destination, cohort=cohort, user=cast.quality)
+    settings.EXPORT_PSEUDONYM_KEY = ""
+    for callback in callbacks:
+        callback()
+    record.refresh_from_db()
+    assert record.status == SendStatus.FAILED and "pseudonym key" in record.error
+    assert store.requests == 0
+
+
+def _sweep() -> dict[str, int]:
+    from exports.tasks import sweep_exports
+
+    return sweep_exports.delay().get()  # the beat task, run in-process
+
+
+def test_a_send_whose_worker_went_silent_is_failed_by_the_sweep(setup, settings):
+    cast, destination, cohort, _ = setup
+    now = timezone.now()
+    fresh = SendRecord.objects.create(destination=destination, cohort_id=cohort.pk, requested_by=cast.quality,
+                                      started_at=now - timedelta(hours=2), heartbeat_at=now)
+    silent = SendRecord.objects.create(
+        destination=destination, cohort_id=cohort.pk, requested_by=cast.quality, bundle_count=2,
+        started_at=now - timedelta(hours=2),
+        heartbeat_at=now - timedelta(seconds=settings.EXPORT_PUSH_STALE_SECONDS + 1))
+    result = _sweep()
+    assert result["sends_failed"] == 1 and result["sends_requeued"] == 0
+    silent.refresh_from_db()
+    fresh.refresh_from_db()
+    assert silent.status == SendStatus.FAILED and silent.finished_at and "no progress" in silent.error
+    assert silent.bundle_count == 2  # what had gone through stays on the record
+    assert fresh.status == SendStatus.SENDING  # a worker that beats recently is left alone
+    assert _sweep()["sends_failed"] == 0  # and a failed send is not failed again
+
+
+def test_a_worker_the_sweep_gave_up_on_stops_sending_and_the_sweeps_verdict_stands(
+        setup, django_capture_on_commit_callbacks, monkeypatch):
+    cast, destination, cohort, store = setup
+    from exports import quality_push
+
+    real_check = quality_push._check
+
+    def slow_then_swept(response, sent):  # type: ignore[no-untyped-def]
+        real_check(response, sent)
+        SendRecord.objects.update(status=SendStatus.FAILED, error="swept")  # the sweep ran meanwhile
+
+    monkeypatch.setattr(quality_push, "_check", slow_then_swept)
+    record = _send(cast, destination, cohort, django_capture_on_commit_callbacks)
+    assert store.requests == 1  # stopped after the Bundle in flight
+    assert record.status == SendStatus.FAILED and record.error == "swept"
+
+
+def test_a_send_whose_message_was_lost_is_enqueued_again_by_the_sweep(
+        setup, django_capture_on_commit_callbacks, settings):
+    cast, destination, cohort, store = setup
+    with django_capture_on_commit_callbacks(execute=False):  # the message "was lost": never ran
+        record = quality_send_start(destination=destination, cohort=cohort, user=cast.quality)
+    assert _sweep()["sends_requeued"] == 0  # not yet: it may just be waiting in the queue
+    assert store.requests == 0
+    SendRecord.objects.filter(pk=record.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.EXPORT_PUSH_REQUEUE_SECONDS + 1))
+    assert _sweep()["sends_requeued"] == 1  # eager: runs now
+    record.refresh_from_db()
+    assert record.status == SendStatus.SUCCEEDED, record.error
+    assert record.started_at and record.heartbeat_at and store.count()["Patient"] == 2
+    assert _sweep()["sends_requeued"] == 0  # started sends are never re-enqueued
