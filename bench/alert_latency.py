@@ -56,10 +56,12 @@ def line(label: str, values: list[float]) -> str:
 
 
 class Feed:
-    """A clinician's websocket; records when each reading's finding arrived."""
+    """A clinician's websocket. A reading counts as arrived with the first message about its
+    patient's alert whose latest evidence is that reading or a later one: findings evaluated
+    together in one batch update the one alert once, showing the newest."""
 
     def __init__(self, url: str, origin: str, cookie: str) -> None:
-        self.arrived: dict[int, float] = {}
+        self.messages: dict[str, list[tuple[int, float]]] = {}
         self.lock = threading.Lock()
         self.ws = connect(f"{url}/ws/alerts/", origin=origin, additional_headers={"Cookie": cookie},
                           open_timeout=10, max_size=None)
@@ -78,14 +80,20 @@ class Feed:
             reading_id = (alert.get("evidence") or {}).get("reading_id")
             if reading_id is not None:
                 with self.lock:
-                    self.arrived.setdefault(reading_id, now)
+                    self.messages.setdefault(alert["patient"]["id"], []).append((reading_id, now))
 
-    def wait_for(self, reading_id: int, timeout: float) -> float | None:
+    def arrived(self, patient_id: str, reading_id: int, sent: float) -> float | None:
+        with self.lock:
+            for shown, at in self.messages.get(patient_id, ()):
+                if shown >= reading_id and at >= sent:
+                    return at
+        return None
+
+    def wait_for(self, patient_id: str, reading_id: int, sent: float, timeout: float) -> float | None:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            with self.lock:
-                if reading_id in self.arrived:
-                    return self.arrived[reading_id]
+            if (at := self.arrived(patient_id, reading_id, sent)) is not None:
+                return at
             time.sleep(0.0005)
         return None
 
@@ -113,11 +121,11 @@ def main() -> None:
         from tests.live import start_live_stack
 
         cast = make_cast()
-        tokens = [cast.device_token_a]
+        tokens = [(cast.device_token_a, str(cast.patient_a.pk))]
         for i in range(9):
             patient = make_patient(f"bench-{i}", f"0202{60 + i:02d}-{5000 + i}", cast.team_a, cast.program_a)
             device = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"LAT-{i}", patient=patient)
-            tokens.append(DeviceToken.issue(device)[1])
+            tokens.append((DeviceToken.issue(device)[1], str(patient.pk)))
         client = Client()
         client.force_login(cast.clinician_a)
         cookie = f"sessionid={client.cookies['sessionid'].value}"
@@ -139,26 +147,28 @@ def main() -> None:
             for _ in range(50):
                 t = time.perf_counter()
                 request = urllib.request.Request(stack.url + "/bench/noop", data=b"{}", method="POST", headers={
-                    "Content-Type": "application/json", "Authorization": f"Bearer {tokens[0]}"})
+                    "Content-Type": "application/json", "Authorization": f"Bearer {tokens[0][0]}"})
                 urllib.request.urlopen(request, timeout=10).read()
                 noop.append((time.perf_counter() - t) * 1000)
 
             idle = []
             for i in range(idle_n):
-                sent, reading_id = reading(tokens[i % len(tokens)])
-                arrived = feed.wait_for(reading_id, 10)
+                token, patient_id = tokens[i % len(tokens)]
+                sent, reading_id = reading(token)
+                arrived = feed.wait_for(patient_id, reading_id, sent, 10)
                 if arrived is not None:
                     idle.append((arrived - sent) * 1000)
                 time.sleep(0.05)
 
-            sent_at: dict[int, float] = {}
+            sent_at: dict[int, tuple[str, float]] = {}
             lock = threading.Lock()
             total = int(rate * seconds)
 
             def send_one(i: int) -> None:
-                sent, reading_id = reading(tokens[i % len(tokens)])
+                token, patient_id = tokens[i % len(tokens)]
+                sent, reading_id = reading(token)
                 with lock:
-                    sent_at[reading_id] = sent
+                    sent_at[reading_id] = (patient_id, sent)
 
             threads = []
             begin = time.perf_counter()
@@ -174,10 +184,14 @@ def main() -> None:
                 th.join()
             achieved = total / (time.perf_counter() - begin)
             deadline = time.perf_counter() + 15
-            while time.perf_counter() < deadline and any(r not in feed.arrived for r in sent_at):
-                time.sleep(0.1)
-            sustained = [(feed.arrived[r] - s) * 1000 for r, s in sent_at.items() if r in feed.arrived]
-            lost = sum(1 for r in sent_at if r not in feed.arrived)
+            arrival: dict[int, float | None] = {}
+            while time.perf_counter() < deadline:
+                arrival = {r: feed.arrived(p, r, s) for r, (p, s) in sent_at.items()}
+                if all(a is not None for a in arrival.values()):
+                    break
+                time.sleep(0.2)
+            sustained = [(arrival[r] - s) * 1000 for r, (_, s) in sent_at.items() if arrival.get(r) is not None]
+            lost = sum(1 for a in arrival.values() if a is None)
             feed.ws.close()
 
         from alerts.services import readings_evaluate

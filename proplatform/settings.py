@@ -138,6 +138,14 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Web (ASGI) processes borrow connections from a pool instead of opening a PostgreSQL connection
+# per request and per websocket push (Django closes them after each). Set for the web process
+# only (Procfile): a Celery prefork worker must not inherit a pool's threads across fork; it keeps
+# one connection instead (WORKER_DB_CONN_MAX_AGE). 0 = no pool.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
 # An evaluation task also claims other readings received this many seconds back that still wait
 # for their own task (alerts.services._claim_readings): a burst becomes one batch. 0 turns it off.
 ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)

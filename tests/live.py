@@ -33,12 +33,14 @@ class LiveStack:
     env: dict[str, str] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
+    # What one process gets on top of ``env`` (as the Procfile sets it per line).
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
         """(Re)start one process, appending to its log (a restarted worker keeps its history)."""
         self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and args
-            self.commands[name], cwd=ROOT, env=self.env, stdout=self.logs[name].open("a"),
-            stderr=subprocess.STDOUT)
+            self.commands[name], cwd=ROOT, env={**self.env, **self.process_env.get(name, {})},
+            stdout=self.logs[name].open("a"), stderr=subprocess.STDOUT)
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -142,6 +144,8 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
                               "--without-mingle", f"--hostname=test-{port}@%h"]
     logs = {name: tmp_path / f"{name}.log" for name in commands}
     stack.env, stack.commands, stack.logs = env, commands, logs
+    if production_shape:
+        stack.process_env["web"] = {"DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "8")}
     for name in commands:
         stack.start(name)
     try:
