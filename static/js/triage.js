@@ -8,6 +8,7 @@
   const list = document.getElementById("alerts");
   const statusEl = document.getElementById("live-status");
   const announce = document.getElementById("announce");
+  const notices = document.getElementById("notices");
   const t = JSON.parse(document.getElementById("i18n").textContent);
   const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const query = list.dataset.query || "";
@@ -123,6 +124,18 @@
       } else if (data.type === "removed") {
         alerts.delete(data.id);
         ticked.delete(data.id);
+      } else if (data.type === "notify") {
+        // An escalation naming this person (alerts.transports.websocket): kept on screen as a
+        // link to the alert until the page is left; no patient data in it.
+        const note = document.createElement("p");
+        note.className = "notice escalation";
+        note.setAttribute("role", "alert");
+        const link = document.createElement("a");
+        link.href = data.notification.link;
+        link.textContent = data.notification.text;
+        note.appendChild(link);
+        notices.prepend(note);
+        return;
       } else {
         return;
       }

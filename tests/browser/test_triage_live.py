@@ -169,3 +169,52 @@ def test_triage_page_recovers_from_a_dropped_socket(
     # One socket at the start, at least one failed attempt while blocked, the one now open.
     assert page.evaluate("() => window.__sockets.length") >= 3
     assert page.evaluate("() => window.__sockets.at(-1).readyState") == 1
+
+
+def test_an_escalation_notice_reaches_the_on_call_nurses_open_worklist(
+        new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any, settings: Any) -> None:
+    from datetime import timedelta
+
+    from channels.layers import channel_layers
+    from django.utils import timezone
+
+    from alerts.escalation import alerts_escalate
+    from alerts.models import EscalationPolicy
+
+    if not live_stack.production_shape:
+        pytest.skip("the notice crosses processes through Redis: production shape only")
+    EscalationPolicy.objects.create(care_team=live_cast.team_a, after=timedelta(minutes=5),
+                                    on_call=live_cast.clinician_a)
+    page = open_triage(new_context(), live_stack.url, "clinician-a")
+    post_spo2(live_stack, live_cast.device_token_a, 85)
+    expect(page.locator("#alerts li.alert")).to_have_count(1, timeout=LIVE_TIMEOUT)
+    Alert.objects.update(raised_at=timezone.now() - timedelta(minutes=6))
+
+    # The beat job runs here, in the test process, speaking to the stack's channel layer.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
+        "hosts": [live_stack.env["REDIS_URL"]], "prefix": f"{live_stack.redis_prefix}:ch"}}}
+    channel_layers.backends.clear()
+    # In a thread of its own: Playwright's event loop runs in this one, and the transport's
+    # async_to_sync refuses to run inside a running loop.
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(_escalate_in_thread, alerts_escalate).result(timeout=60)
+    finally:
+        channel_layers.backends.clear()
+
+    notice = page.locator("#notices .notice.escalation")
+    expect(notice).to_have_count(1, timeout=LIVE_TIMEOUT)
+    expect(notice).to_contain_text("Team A")
+    assert "Alma" not in notice.inner_text()  # no patient in a notice
+    assert_accessible(page, "the worklist with an escalation notice")
+
+
+def _escalate_in_thread(alerts_escalate: Callable[[], Any]) -> Any:
+    from django.db import connection
+
+    try:
+        return alerts_escalate()
+    finally:
+        connection.close()
