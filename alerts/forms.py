@@ -16,6 +16,7 @@ from alerts.lifecycle import NOTE_MAX
 from alerts.models import Outcome, Rule
 from alerts.rules import merged_params, parse_params
 from monitoring.measures import MEASURES
+from proplatform.forms import DescribedForm
 
 
 def form_errors_from(form: forms.Form, exc: ValidationError, rename: dict[str, str] | None = None) -> None:
@@ -33,7 +34,7 @@ class DateTimeLocalInput(forms.DateTimeInput):
         super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
 
 
-class AssignForm(forms.Form):
+class AssignForm(DescribedForm):
     assignee = forms.ModelChoiceField(queryset=None, required=False, label=_("Assign to"),  # type: ignore[arg-type]
                                       empty_label=_("Nobody"))
     # The assignee the page showed: a re-assignment by a colleague meanwhile is a conflict.
@@ -46,13 +47,13 @@ class AssignForm(forms.Form):
         self.fields["assignee"].label_from_instance = lambda u: u.get_full_name() or u.get_username()  # type: ignore[attr-defined]
 
 
-class ResolveForm(forms.Form):
+class ResolveForm(DescribedForm):
     outcome = forms.ChoiceField(choices=Outcome.choices, widget=forms.RadioSelect, label=_("What was done?"))
     note = forms.CharField(required=False, max_length=NOTE_MAX, widget=forms.Textarea(attrs={"rows": 2}),
                            label=_("Note"), help_text=_("Required when no action is needed."))
 
 
-class SnoozeForm(forms.Form):
+class SnoozeForm(DescribedForm):
     measure = forms.ChoiceField(label=_("Measurement"))
     component = forms.ChoiceField(choices=[("value", _("Value (systolic for blood pressure)")),
                                            ("value2", _("Diastolic"))], label=_("Which value"))
@@ -90,7 +91,7 @@ def override_fields(rule: Rule) -> list[str]:
 PARAM_LABELS = {"low": _("Lower limit"), "high": _("Upper limit")}
 
 
-class OverrideForm(forms.Form):
+class OverrideForm(DescribedForm):
     """One field per numeric parameter, prefilled with the patient's current value. A field left
     as the rule's own value is not part of the override."""
 
@@ -123,5 +124,5 @@ class OverrideForm(forms.Form):
         return params or None
 
 
-class RevertForm(forms.Form):
+class RevertForm(DescribedForm):
     reason = forms.CharField(max_length=NOTE_MAX, label=_("Reason"))

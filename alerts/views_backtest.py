@@ -20,9 +20,10 @@ from audit.models import Action
 from audit.services import audit_record
 from patients.access import patients_for
 from patients.models import Program
+from proplatform.forms import DescribedForm
 
 
-class BacktestForm(forms.Form):
+class BacktestForm(DescribedForm):
     days = forms.IntegerField(
         label=_("Days back"), min_value=1, max_value=MAX_DAYS, initial=30,
         help_text=_("The replay covers this many days up to now."),
@@ -41,15 +42,6 @@ class BacktestForm(forms.Form):
     def clean_candidate(self) -> list[dict[str, Any]]:
         return candidate_parse(self.cleaned_data.get("candidate", ""))
 
-    def full_clean(self) -> None:
-        super().full_clean()
-        self.describe()
-
-    def describe(self) -> None:
-        # Help and errors are read out with their field (templates/field.html gives these ids).
-        for name, field in self.fields.items():
-            ids = [f"id_{name}-help"] + ([f"id_{name}-errors"] if name in self.errors else [])
-            field.widget.attrs["aria-describedby"] = " ".join(ids)
 
 
 @role_required(Role.ADMIN)
@@ -69,7 +61,6 @@ def backtest(request: HttpRequest) -> HttpResponse:
                     form.add_error(name if name in form.fields else "candidate", errors)
             else:
                 form.add_error("candidate", exc.messages)
-            form.describe()
         else:
             audit_record(user=request.user, action=Action.SEARCH, resource="Alert?backtest", request=request)
             # Names only of patients this person may see; every one shown is a read of that record.

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from monitoring.measures import MEASURES, Measure
 from monitoring.models import DeviceKind
+from proplatform.forms import DescribedForm
 
 
 class ReadingForm(forms.Form):
@@ -94,31 +95,7 @@ def _date_field(label: Any, *, required: bool = True, help_text: Any = "") -> fo
                                            "invalid": _("Give a date such as 22-11-2026.")})
 
 
-class _DescribedForm(forms.Form):
-    """Help texts and errors are read out with their field (templates/field.html gives them
-    the ids ``<field id>-help`` and ``<field id>-errors``)."""
-
-    def full_clean(self) -> None:
-        super().full_clean()
-        self._describe()
-
-    def add_error(self, field: str | None, error: Any) -> None:
-        # Services report some errors after validation (a duplicate serial): linked as well.
-        super().add_error(field, error)
-        self._describe()
-
-    def _describe(self) -> None:
-        if not hasattr(self, "cleaned_data"):
-            return  # add_error during full_clean; described once it is done
-        for name, field in self.fields.items():
-            ids = [f"id_{name}-help"] if field.help_text else []
-            if name in self.errors:
-                ids.append(f"id_{name}-errors")
-            if ids and not isinstance(field.widget, forms.RadioSelect):
-                field.widget.attrs["aria-describedby"] = " ".join(ids)
-
-
-class _LendingPeriodForm(_DescribedForm):
+class _LendingPeriodForm(DescribedForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("lent_from"), data.get("lent_to")
@@ -147,7 +124,7 @@ class DeviceLendForm(_LendingPeriodForm):
     lent_to = _date_field(_("Lent out until (leave empty until further notice)"), required=False)
 
 
-class DeviceReturnForm(_DescribedForm):
+class DeviceReturnForm(DescribedForm):
     returned_on = _date_field(_("Returned on"), help_text=_("The day the device came back."))
 
 
