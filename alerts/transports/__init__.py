@@ -6,14 +6,14 @@ schedules/transports/): adding SMS or a pager = one module in this package expos
 (alerts.escalation) records the attempt as a failed Notification with the error and retries it on a
 later run."""
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 from typing import Any
 
 from django.conf import settings
+
+from proplatform.plugins import module_get, modules_by_name
 
 
 class TransportError(Exception):
@@ -36,20 +36,11 @@ class Notice:
 
 @cache
 def transports() -> dict[str, ModuleType]:
-    found: dict[str, ModuleType] = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        name = getattr(module, "NAME", None)
-        if name and callable(getattr(module, "send", None)):
-            found[name] = module
-    return found
+    return modules_by_name(__name__, __path__)
 
 
 def transport_get(channel: str) -> ModuleType:
-    try:
-        return transports()[channel]
-    except KeyError:
-        raise LookupError(f"Unknown alert channel {channel!r}; known: {sorted(transports())}") from None
+    return module_get(transports(), channel, "alert channel")
 
 
 def channels_enabled() -> list[str]:

@@ -4,12 +4,12 @@ package exposing ``NAME`` and ``send(*, occurrence, kind)``; nothing else change
 ``send`` raises TransportError (or anything else) when the message did not go out; the caller
 records the attempt with the error and retries on a later run."""
 
-import importlib
-import pkgutil
 from functools import cache
 from types import ModuleType
 
 from django.conf import settings
+
+from proplatform.plugins import module_get, modules_by_name
 
 
 class TransportError(Exception):
@@ -18,20 +18,11 @@ class TransportError(Exception):
 
 @cache
 def transports() -> dict[str, ModuleType]:
-    found: dict[str, ModuleType] = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        name = getattr(module, "NAME", None)
-        if name and callable(getattr(module, "send", None)):
-            found[name] = module
-    return found
+    return modules_by_name(__name__, __path__)
 
 
 def transport_get(channel: str) -> ModuleType:
-    try:
-        return transports()[channel]
-    except KeyError:
-        raise LookupError(f"Unknown reminder channel {channel!r}; known: {sorted(transports())}") from None
+    return module_get(transports(), channel, "reminder channel")
 
 
 def channels_enabled() -> list[str]:
