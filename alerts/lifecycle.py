@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from alerts.live import alert_broadcast, alerts_broadcast
 from alerts.models import Alert, AlertEvent, EventKind, Outcome, Severity, Snooze, Status
 from alerts.selectors import UNRESOLVED, assignable_clinicians
-from alerts.services import _lock_patients
+from alerts.services import alerts_lock_patients
 from audit.models import Action
 from audit.services import audit_record
 from monitoring.measures import MEASURES
@@ -78,7 +78,7 @@ def alert_acknowledge(*, alert: Alert, user: Any, request: Any = None) -> Alert:
     """Mark an open alert as seen by ``user``. Two nurses clicking at once: the first wins,
     the second gets AlreadyAcknowledged naming who was first."""
     with transaction.atomic():
-        _lock_patients({alert.patient_id})
+        alerts_lock_patients({alert.patient_id})
         now = timezone.now()
         claimed = Alert.objects.filter(pk=alert.pk, status=Status.OPEN).update(
             status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=user
@@ -105,7 +105,7 @@ def alert_assign(*, alert: Alert, assignee: Any, user: Any, note: str = "",
     if len(note) > NOTE_MAX:
         raise ValidationError({"note": _("Keep the note under %(n)s characters.") % {"n": NOTE_MAX}})
     with transaction.atomic():
-        _lock_patients({alert.patient_id})
+        alerts_lock_patients({alert.patient_id})
         guard = Alert.objects.filter(pk=alert.pk, status__in=UNRESOLVED)
         if expected_assignee_id is not _UNSET:
             guard = guard.filter(assigned_to_id=expected_assignee_id)
@@ -144,7 +144,7 @@ def alert_resolve(*, alert: Alert, outcome: str, note: str, user: Any, request: 
     note = note.strip()
     _resolve_check(outcome, note)
     with transaction.atomic():
-        _lock_patients({alert.patient_id})
+        alerts_lock_patients({alert.patient_id})
         now = timezone.now()
         resolved = {"status": Status.RESOLVED, "resolved_at": now, "resolved_by": user, "outcome": outcome,
                     "resolution_note": note}
@@ -186,7 +186,7 @@ def alerts_acknowledge_bulk(*, alert_ids: list[int], scope: Any, user: Any, requ
     results: list[BulkResult] = []
     changed: list[int] = []
     with transaction.atomic():
-        _lock_patients({a.patient_id for a in found.values()})
+        alerts_lock_patients({a.patient_id for a in found.values()})
         now = timezone.now()
         for alert_id in ids:
             alert = found.get(alert_id)

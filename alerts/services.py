@@ -245,7 +245,7 @@ def _record_errors(errors: list[RuleError]) -> None:
         RuleError.objects.bulk_create(errors)
 
 
-def _lock_patients(patient_ids: set[Any]) -> None:
+def alerts_lock_patients(patient_ids: set[Any]) -> None:
     """Serialise alert changes per patient across workers (the partial unique constraint on
     unresolved alerts backs this up). Taken in a fixed order, so two batches cannot deadlock."""
     if connection.vendor != "postgresql" or not patient_ids:
@@ -271,7 +271,7 @@ def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
         return []
     patient_ids = {p.patient_id for p in pending}
     rule_ids = {p.rule.pk for p in pending}
-    _lock_patients(patient_ids)
+    alerts_lock_patients(patient_ids)
     seen = set(
         AlertFinding.objects.filter(rule_id__in=rule_ids, source_key__in={p.source_key for p in pending})
         .values_list("rule_id", "source_key")
