@@ -3,6 +3,7 @@ on each team, quality staff and an administrator."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -86,3 +87,31 @@ def make_cast() -> Cast:
         device_a=device_a, device_token_a=DeviceToken.issue(device_a)[1],
         device_b=device_b, device_token_b=DeviceToken.issue(device_b)[1],
     )
+
+
+def response_items(questionnaire: Any, answers: dict[str, Any]) -> list[dict[str, Any]]:
+    """A valid response: the given answers (codes, booleans, numbers), the first option or "no"
+    for every other required item."""
+    def build(items: Any) -> list[dict[str, Any]]:
+        out = []
+        for item in items:
+            if item.type == "group":
+                children = build(item.item)
+                if children:
+                    out.append({"linkId": item.linkId, "item": children})
+                continue
+            if not item.answerable or (item.linkId not in answers and not item.required):
+                continue
+            value = answers.get(item.linkId, False if item.type == "boolean" else None)
+            if item.type == "boolean":
+                answer = {"valueBoolean": value}
+            elif item.type == "integer":
+                answer = {"valueInteger": value}
+            elif item.type == "decimal":
+                answer = {"valueDecimal": value}
+            else:
+                code = value if value is not None else item.answerOption[0].code
+                answer = next(o for o in item.answerOption if o.code == code).fhir_value()
+            out.append({"linkId": item.linkId, "answer": [answer]})
+        return out
+    return build(questionnaire.definition.item)

@@ -3,7 +3,6 @@
 
 import copy
 from datetime import datetime, time, timedelta
-from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -16,6 +15,7 @@ from alerts.services import response_evaluate
 from questionnaires.library import load, load_scoring
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.services import questionnaire_import, questionnaire_revise, response_submit
+from tests.factories import response_items
 
 pytestmark = pytest.mark.django_db
 
@@ -23,32 +23,6 @@ PHQ9 = "https://proplatform.example/fhir/Questionnaire/phq-9"
 ESAS = "https://proplatform.example/fhir/Questionnaire/esas-r"
 LUNG = "https://proplatform.example/fhir/Questionnaire/lung-followup"
 PHQ9_CODES = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]  # 0, 1, 2, 3
-
-
-def _items(questionnaire, answers: dict[str, Any]) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """A valid response: the given answers (codes, booleans, numbers), the first option or "no"
-    for every other required item."""
-    def build(items):  # type: ignore[no-untyped-def]
-        out = []
-        for item in items:
-            if item.type == "group":
-                children = build(item.item)
-                if children:
-                    out.append({"linkId": item.linkId, "item": children})
-                continue
-            if not item.answerable or (item.linkId not in answers and not item.required):
-                continue
-            value = answers.get(item.linkId, False if item.type == "boolean" else None)
-            if item.type == "boolean":
-                answer = {"valueBoolean": value}
-            elif item.type == "decimal":
-                answer = {"valueDecimal": value}
-            else:
-                code = value if value is not None else item.answerOption[0].code
-                answer = next(o for o in item.answerOption if o.code == code).fhir_value()
-            out.append({"linkId": item.linkId, "answer": [answer]})
-        return out
-    return build(questionnaire.definition.item)
 
 
 def _import(name: str) -> Questionnaire:
@@ -68,7 +42,7 @@ def _rule(cast, name="score rule", **params):  # type: ignore[no-untyped-def]
 
 def _answer(cast, questionnaire, at: datetime, **answers):  # type: ignore[no-untyped-def]
     response = response_submit(patient=cast.patient_a, questionnaire=questionnaire, author=cast.patient_a.user,
-                               items=_items(questionnaire, answers), authored_at=at)
+                               items=response_items(questionnaire, answers), authored_at=at)
     response_evaluate(response_id=response.pk)
     return response
 
@@ -159,7 +133,7 @@ def test_a_draft_is_not_the_previous_response(cast, day):
     _rule(cast, questionnaire=ESAS, items=["esas-pain"], worse_by=2)
     _answer(cast, esas, day(1), **{"esas-pain": "5"})
     QuestionnaireResponse.objects.create(patient=cast.patient_a, questionnaire=esas, status=ResponseStatus.IN_PROGRESS,
-                                         items=_items(esas, {"esas-pain": "0"}), authored_at=day(2))
+                                         items=response_items(esas, {"esas-pain": "0"}), authored_at=day(2))
     assert not _fired(_answer(cast, esas, day(3), **{"esas-pain": "6"}))
 
 

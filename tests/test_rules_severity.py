@@ -4,7 +4,6 @@ contact you? yes" is always at least yellow."""
 
 import copy
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -22,38 +21,11 @@ from questionnaires.services import (
     questionnaire_revise,
     response_submit,
 )
+from tests.factories import response_items
 
 pytestmark = pytest.mark.django_db
 
 LUNG = "https://proplatform.example/fhir/Questionnaire/lung-followup"
-
-
-def _items(questionnaire, answers: dict[str, Any]) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """A valid response: the given answers (codes, booleans, numbers), the first option or "no"
-    for every other required item."""
-    def build(items):  # type: ignore[no-untyped-def]
-        out = []
-        for item in items:
-            if item.type == "group":
-                children = build(item.item)
-                if children:
-                    out.append({"linkId": item.linkId, "item": children})
-                continue
-            if not item.answerable or (item.linkId not in answers and not item.required):
-                continue
-            value = answers.get(item.linkId, False if item.type == "boolean" else None)
-            if item.type == "boolean":
-                answer = {"valueBoolean": value}
-            elif item.type == "integer":
-                answer = {"valueInteger": value}
-            elif item.type == "decimal":
-                answer = {"valueDecimal": value}
-            else:
-                code = value if value is not None else item.answerOption[0].code
-                answer = next(o for o in item.answerOption if o.code == code).fhir_value()
-            out.append({"linkId": item.linkId, "answer": [answer]})
-        return out
-    return build(questionnaire.definition.item)
 
 
 @pytest.fixture
@@ -66,7 +38,7 @@ def lung(cast):  # type: ignore[no-untyped-def]
 
 def _answer(cast, questionnaire, minutes_ago=5, **answers):  # type: ignore[no-untyped-def]
     response = response_submit(patient=cast.patient_a, questionnaire=questionnaire,
-                               items=_items(questionnaire, answers), author=cast.patient_a.user,
+                               items=response_items(questionnaire, answers), author=cast.patient_a.user,
                                authored_at=timezone.now() - timedelta(minutes=minutes_ago))
     assert response_evaluate(response_id=response.pk) == 1
     return response
@@ -136,7 +108,7 @@ def test_a_rule_without_a_questionnaire_judges_every_questionnaire(cast, lung):
     Rule.objects.filter(kind="answer-severity").update(params={})
     hf = cast.questionnaire
     response = response_submit(patient=cast.patient_a, questionnaire=hf, author=cast.patient_a.user,
-                               items=_items(hf, {"breathless": "much-worse"}))
+                               items=response_items(hf, {"breathless": "much-worse"}))
     response_evaluate(response_id=response.pk)
     assert _finding(response).severity == "red"
 
