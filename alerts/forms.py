@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -17,14 +16,6 @@ from alerts.models import Outcome, Rule
 from alerts.rules import merged_params, parse_params
 from monitoring.measures import MEASURES
 from proplatform.forms import DescribedForm
-
-
-def form_errors_from(form: forms.Form, exc: ValidationError, rename: dict[str, str] | None = None) -> None:
-    """Put a service's field errors next to the form's fields (unknown fields: at the top)."""
-    for field, messages in (exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}).items():
-        target = (rename or {}).get(field or "", field)
-        for message in messages:
-            form.add_error(target if target in form.fields else None, message)
 
 
 class DateTimeLocalInput(forms.DateTimeInput):

@@ -22,7 +22,7 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from alerts import lifecycle
 from alerts.definitions import rule_override_set
-from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm, form_errors_from
+from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm
 from alerts.lifecycle import AlertConflict, SnoozeEnded
 from alerts.models import Alert, RuleOverride, Snooze, Status
 from alerts.selectors import (
@@ -38,6 +38,7 @@ from audit.models import Action
 from audit.services import audit_record
 from patients.models import Patient
 from patients.views import clinician_patient_or_404, patient_page
+from proplatform.forms import form_errors_from
 
 CLINICAL = (Role.CLINICIAN, Role.ADMIN)
 

@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q, QuerySet
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -35,6 +34,7 @@ from monitoring.services import (
 )
 from patients.access import patient_or_404, patients_for
 from patients.models import Patient
+from proplatform.forms import form_errors_from
 
 STAFF = (Role.CLINICIAN, Role.ADMIN)
 
@@ -59,17 +59,6 @@ def _device(patient: Patient, device_id: int) -> Device:
 
 def _with_tokens(devices: QuerySet[Device]) -> QuerySet[Device]:
     return devices.annotate(live_tokens=Count("tokens", filter=Q(tokens__revoked_at=None)))
-
-
-def _apply_errors(form: Form, exc: ValidationError) -> None:
-    """A service's field errors -> the same form's fields, others on top of the form."""
-    if not hasattr(exc, "error_dict"):
-        for message in exc.messages:
-            form.add_error(None, message)
-        return
-    for field, errors in exc.message_dict.items():
-        for error in errors:
-            form.add_error(field if field in form.fields else None, error)
 
 
 # --- lists ------------------------------------------------------------------------------------
@@ -120,7 +109,7 @@ def device_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
         try:
             device = device_register(patient=patient, by=request.user, request=request, **form.cleaned_data)
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(request, _("The device is registered and lent to the patient. "
                                         "Issue a token if it sends its measurements itself."))
@@ -154,7 +143,7 @@ def device_lend_view(request: HttpRequest, patient_id: uuid.UUID) -> HttpRespons
                 device = device_lend(device=device, patient=patient, lent_from=data["lent_from"],
                                      lent_to=data["lent_to"], by=request.user, request=request)
             except ValidationError as exc:
-                _apply_errors(form, exc)
+                form_errors_from(form, exc)
             else:
                 messages.success(request, _("The device is lent to the patient. Its earlier tokens no "
                                             "longer work; issue a new one if it sends measurements."))
@@ -194,7 +183,7 @@ def device_detail(request: HttpRequest, patient_id: uuid.UUID, device_id: int) -
             device_return(device=device, returned_on=form.cleaned_data["returned_on"], by=request.user,
                           request=request)
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(request, _("The return is registered and the device's tokens are revoked."))
             return redirect("device-detail", patient_id=patient.pk, device_id=device.pk)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 
 class DescribedForm(forms.Form):
@@ -30,3 +31,11 @@ class DescribedForm(forms.Form):
                 ids.append(f"{auto_id}-errors")
             if ids and not isinstance(field.widget, forms.RadioSelect):
                 field.widget.attrs["aria-describedby"] = " ".join(ids)
+
+
+def form_errors_from(form: forms.Form, exc: ValidationError, rename: dict[str, str] | None = None) -> None:
+    """Put a service's field errors next to the form's fields (unknown fields: at the top)."""
+    for field, messages in (exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}).items():
+        target = (rename or {}).get(field or "", field)
+        for message in messages:
+            form.add_error(target if target in form.fields else None, message)
