@@ -11,15 +11,17 @@ Clinicians' changes to alerts (acknowledge, assign, resolve, ...) live in alerts
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from psycopg.types.datetime import TimestamptzLoader
 
 from alerts.live import alerts_broadcast
 from alerts.models import (
@@ -36,7 +38,7 @@ from alerts.models import (
 )
 from alerts.rules import KINDS, Finding, kinds_for, merged_params, parse_params
 from alerts.rules.context import Context
-from monitoring.models import Reading
+from monitoring.models import PendingEvaluation, Reading
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from schedules.models import MissedOccurrence
@@ -77,35 +79,61 @@ def _reading_rules(readings: list[Reading], kinds: list[str]) -> dict[int, list[
         active=True, kind__in=kinds, program_id__in={e[1] for e in episodes}
     ).order_by("id"):
         rules_by_program.setdefault(rule.program_id, []).append(rule)
-    by_patient: dict[Any, list[tuple[Any, Any, Any]]] = {}
+    # Episodes run on Danish calendar days: 00:30 in Copenhagen is already the start day. Each
+    # episode becomes an instant range once, so a reading is placed by comparing instants.
+    by_patient: dict[Any, list[tuple[Any, datetime, datetime | None]]] = {}
     for patient_id, program_id, start, end in episodes:
         if program_id in rules_by_program:
-            by_patient.setdefault(patient_id, []).append((program_id, start, end))
-    found: dict[int, list[Rule]] = {}
-    for reading in readings:
-        # Episodes run on Danish calendar days: 00:30 in Copenhagen is already the start day.
-        on_date = timezone.localdate(reading.effective_at, _TZ)
-        programs = {
+            by_patient.setdefault(patient_id, []).append((
+                program_id, datetime.combine(start, time.min, _TZ),
+                None if end is None else datetime.combine(end + timedelta(days=1), time.min, _TZ),
+            ))
+    combined: dict[tuple[Any, ...], list[Rule]] = {}  # one list per set of programmes
+
+    def rules_at(patient_id: Any, at: datetime) -> list[Rule]:
+        programs = tuple(sorted({
             program_id
-            for program_id, start, end in by_patient.get(reading.patient_id, ())
-            if start <= on_date and (end is None or end >= on_date)
-        }
-        found[reading.pk] = [rule for p in sorted(programs) for rule in rules_by_program[p]]
+            for program_id, starts, ends in by_patient.get(patient_id, ())
+            if starts <= at and (ends is None or at < ends)
+        }))
+        if programs not in combined:
+            combined[programs] = [rule for p in programs for rule in rules_by_program[p]]
+        return combined[programs]
+
+    grouped: dict[Any, list[Reading]] = defaultdict(list)
+    for reading in readings:
+        grouped[reading.patient_id].append(reading)
+    found: dict[int, list[Rule]] = {}
+    for patient_id, theirs in grouped.items():
+        first = min(r.effective_at for r in theirs)
+        last = max(r.effective_at for r in theirs)
+        bounds = [b for _, starts, ends in by_patient.get(patient_id, ()) for b in (starts, ends) if b is not None]
+        if not any(first < b <= last for b in bounds):
+            # No episode starts or ends between the patient's first and last reading (the usual
+            # batch): the same rules apply to all of them.
+            same = rules_at(patient_id, first)
+            for reading in theirs:
+                found[reading.pk] = same
+        else:
+            for reading in theirs:
+                found[reading.pk] = rules_at(patient_id, reading.effective_at)
     return found
 
 
-def readings_evaluate(*, reading_ids: list[int]) -> int:
-    """Run the reading rules on the given readings. Returns how many readings it evaluated.
+def readings_evaluate(*, batch_ids: list[int]) -> int:
+    """Run the reading rules on the readings of the given pending batches
+    (monitoring.models.PendingEvaluation). Returns how many readings it evaluated.
 
-    Each reading is claimed (evaluated_at set) in the same transaction that raises its alerts:
-    if the worker dies half-way, both roll back and the re-delivered task does the work; if the
+    Each batch is claimed (its row deleted) in the same transaction that raises its alerts: if
+    the worker dies half-way, both roll back and the re-delivered task does the work; if the
     task runs twice, the second finds nothing to claim. SKIP LOCKED lets a concurrent sweep
-    pass over readings another worker is evaluating right now. Readings a clinician marked
+    pass over batches another worker is evaluating right now. Readings a clinician marked
     erroneous are not evaluated at all."""
     kinds = kinds_for("reading")
     now = timezone.now()
     with transaction.atomic():
-        readings = _claim_readings(reading_ids)
+        _commit_asynchronously()
+        readings = _claim_readings(batch_ids)
         if not readings:
             return 0
         rules = _reading_rules(readings, kinds)
@@ -118,28 +146,43 @@ def readings_evaluate(*, reading_ids: list[int]) -> int:
     return len(readings)
 
 
+def _commit_asynchronously() -> None:
+    """Let this transaction's commit return before its WAL reaches the disk (ADR 0009).
+
+    Safe for an evaluation because it is all-or-nothing: a database crash in the next fraction
+    of a second can lose the whole transaction — the claim with the alerts — never part of it,
+    and the pending batch is then there again for the sweep. The readings themselves were
+    committed durably by ingest. Any later ordinary commit flushes this one too."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 _CLAIM_SQL = """
     WITH asked AS (
-        SELECT id FROM monitoring_reading
-        WHERE id = ANY(%(ids)s) AND evaluated_at IS NULL AND erroneous_at IS NULL
-        ORDER BY id FOR UPDATE SKIP LOCKED
+        SELECT id FROM monitoring_pendingevaluation WHERE id = ANY(%(ids)s)
+        FOR UPDATE SKIP LOCKED
     ), waiting AS (
-        -- Coalescing: other readings that arrived lately and still wait for their own task
-        -- (reading_unevaluated serves this). Under a burst of single-reading requests one task
-        -- evaluates the backlog as a batch; the tasks that come after find nothing left.
-        SELECT id FROM monitoring_reading
-        WHERE evaluated_at IS NULL AND erroneous_at IS NULL AND received_at >= %(since)s
+        -- Coalescing: other small batches (single readings) created lately that still wait for
+        -- their own task. Under a burst of single-reading requests one task evaluates the
+        -- backlog together; the tasks that come after find nothing left.
+        SELECT id FROM monitoring_pendingevaluation
+        WHERE created_at >= %(since)s AND size <= %(small)s AND NOT (id = ANY(%(ids)s))
         ORDER BY id LIMIT %(extra)s FOR UPDATE SKIP LOCKED
-    ), claimable AS (
-        SELECT id FROM asked UNION SELECT id FROM waiting
     )
-    UPDATE monitoring_reading AS r SET evaluated_at = %(now)s FROM claimable WHERE r.id = claimable.id
-    RETURNING r.id, r.patient_id, r.device_id, r.measure, r.value, r.value2, r.unit, r.effective_at,
-              r.received_at, r.unusual
+    DELETE FROM monitoring_pendingevaluation AS p
+    USING (SELECT id FROM asked UNION SELECT id FROM waiting) AS c WHERE p.id = c.id
+    RETURNING p.reading_ids
 """
 
-# A claim takes at most this many readings in all (a batch from ingest is at most 1,000).
-_CLAIM_MAX = 1000
+_READINGS_SQL = """
+    SELECT id, patient_id, device_id, measure, value, value2, unit, effective_at, received_at, unusual
+    FROM monitoring_reading WHERE id = ANY(%s) AND erroneous_at IS NULL ORDER BY id
+"""
+
+# Coalescing takes batches of at most _SMALL readings, at most _COALESCE_MAX of them.
+_SMALL = 10
+_COALESCE_MAX = 100
 
 
 @dataclass(slots=True)
@@ -163,30 +206,40 @@ class ClaimedReading:
         return self.id
 
 
-def _claim_readings(reading_ids: list[int]) -> list[Any]:
-    """Claim (set evaluated_at on) the given readings that are unevaluated, not erroneous and
-    not being evaluated elsewhere right now (SKIP LOCKED); return them, in id order. On
-    PostgreSQL also other unevaluated readings received in the last ALERTS_COALESCE_SECONDS.
+def _claim_readings(batch_ids: list[int]) -> list[Any]:
+    """Claim (delete) the given pending batches that are not being evaluated elsewhere right now
+    (SKIP LOCKED) and return their readings that are not erroneous, in id order. On PostgreSQL
+    also other small batches created in the last ALERTS_COALESCE_SECONDS.
 
-    On PostgreSQL one UPDATE … RETURNING; elsewhere (SQLite, no row locks) a select and an
-    update. Must run inside the evaluating transaction."""
-    now = timezone.now()
+    On PostgreSQL one DELETE … RETURNING and one SELECT; elsewhere (SQLite, no row locks) the
+    ORM. Must run inside the evaluating transaction."""
     if connection.vendor == "postgresql":
+        now = timezone.now()
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, {
-                "ids": list(reading_ids), "now": now,
+                "ids": list(batch_ids), "small": _SMALL,
                 "since": now - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS),
-                "extra": max(0, _CLAIM_MAX - len(reading_ids)) if settings.ALERTS_COALESCE_SECONDS else 0,
+                "extra": _COALESCE_MAX if settings.ALERTS_COALESCE_SECONDS else 0,
             })
-            rows = cursor.fetchall()
-        return sorted((ClaimedReading(*row) for row in rows), key=lambda r: r.id)
-    readings = list(
-        Reading.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(id__in=reading_ids, evaluated_at=None, erroneous_at=None)
-        .order_by("id")
+            # Django reads jsonb as text (its JSONField decodes it); orjson is the fast way.
+            reading_ids = [i for (ids,) in cursor.fetchall() for i in orjson.loads(ids)]
+            if not reading_ids:
+                return []
+        # psycopg's own (C) timestamptz loader: Django's per-connection loader is a Python
+        # subclass that made reading the timestamps of a 1,000-reading batch cost more than the
+        # query. The times come back aware, in UTC (Django sets the session's TimeZone).
+        with connection.connection.cursor() as raw:
+            raw.adapters.register_loader("timestamptz", TimestamptzLoader)
+            raw.execute(_READINGS_SQL, [reading_ids])
+            return [ClaimedReading(*row) for row in raw.fetchall()]
+    batches = list(
+        PendingEvaluation.objects.select_for_update(skip_locked=True).filter(id__in=batch_ids)
+        .values_list("id", "reading_ids")
     )
-    Reading.objects.filter(id__in=[r.id for r in readings]).update(evaluated_at=now)
-    return readings
+    PendingEvaluation.objects.filter(id__in=[b for b, _ in batches]).delete()
+    return list(
+        Reading.objects.filter(id__in=[i for _, ids in batches for i in ids], erroneous_at=None).order_by("id")
+    )
 
 
 @dataclass(slots=True)
@@ -298,6 +351,9 @@ def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
     changed: dict[int, Alert] = {}
     findings: list[tuple[Alert, Pending]] = []
     events: list[tuple[Alert, str, dict[str, Any]]] = []
+    # One evidence-added event per alert and batch, listing its sources: a batch of a thousand
+    # readings adds its findings to the alert in one change, not a thousand.
+    added: dict[int, dict[str, Any]] = {}  # id(alert) -> that event's data
     for p in pending:
         if (p.rule.pk, p.source_key) in seen or _snoozed(p, snoozes, now):
             continue
@@ -315,13 +371,19 @@ def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
             unresolved[key] = alert
             events.append((alert, EventKind.RAISED, {"source": p.source_key}))
         else:
-            data: dict[str, Any] = {"source": p.source_key, "severity": p.severity}
+            data = added.get(id(alert))
+            if data is None:
+                data = added[id(alert)] = {"sources": [], "severity": p.severity}
+                events.append((alert, EventKind.EVIDENCE_ADDED, data))
+            data["sources"].append(p.source_key)
+            if _RANK[p.severity] > _RANK[data["severity"]]:
+                data["severity"] = p.severity
             if cooled:
                 data["cooldown"] = True
             else:
                 alert.reason, alert.evidence, alert.updated_at = p.finding.reason, p.finding.evidence, now
                 if _RANK[p.severity] > _RANK[alert.severity]:
-                    data["from_severity"] = alert.severity
+                    data.setdefault("from_severity", alert.severity)
                     alert.severity = p.severity
                     if alert.status == Status.ACKNOWLEDGED:
                         # A worse sign after someone looked: it needs looking at again.
@@ -329,7 +391,6 @@ def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
                         data["reopened"] = True
                 if alert.pk is not None:
                     changed[alert.pk] = alert
-            events.append((alert, EventKind.EVIDENCE_ADDED, data))
         findings.append((alert, p))
 
     Alert.objects.bulk_create(new)

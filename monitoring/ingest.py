@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from monitoring.measures import Measure, coding_lookup
-from monitoring.models import Device, Reading, Source
+from monitoring.models import Device, PendingEvaluation, Reading, Source
 from monitoring.units import UnitError, to_canonical
 from patients.models import Patient
 
@@ -313,10 +313,16 @@ def _lock_patient(patient: Patient) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"])
 
 
-def _enqueue_evaluation(reading_ids: list[int]) -> None:
+def _enqueue_evaluation(batch_ids: list[int]) -> None:
     from monitoring.tasks import evaluate_readings
 
-    evaluate_readings.delay(reading_ids)
+    evaluate_readings.delay(batch_ids)
+
+
+def pending_evaluation_create(*, reading_ids: list[int]) -> int:
+    """Record readings just stored as waiting for their rules; returns the batch id the
+    evaluation task is given. Call in the transaction that stores the readings."""
+    return PendingEvaluation.objects.create(reading_ids=reading_ids, size=len(reading_ids)).pk
 
 
 def readings_ingest(
@@ -450,10 +456,10 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
         by_key.setdefault(key, p)
     if new:
         _insert(new, readings)
-        ids = [p.id for p in new]
+        batch = pending_evaluation_create(reading_ids=[p.id for p in new])
         # robust: if the broker is down the readings stay committed and the 201 stays true; the
         # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
-        transaction.on_commit(lambda: _enqueue_evaluation(ids), robust=True)  # type: ignore[arg-type]
+        transaction.on_commit(lambda: _enqueue_evaluation([batch]), robust=True)
         for p in new:
             results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
     for index, earlier in pending:

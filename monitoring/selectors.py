@@ -1,4 +1,5 @@
-"""Reads of home readings for the trend pages (clinician and patient), their tables and CSV."""
+"""Reads of home readings for the trend pages (clinician and patient), their tables and CSV, and
+of the readings still waiting for their rules."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,8 +11,14 @@ from django.utils import timezone
 from alerts.models import Rule
 from alerts.rules import parse_params
 from monitoring.measures import MEASURES
-from monitoring.models import Reading
+from monitoring.models import PendingEvaluation, Reading
 from patients.models import Patient
+
+
+def readings_unevaluated_ids() -> set[int]:
+    """Ids of the stored readings whose rules have not run yet (listed by a pending batch)."""
+    return {i for ids in PendingEvaluation.objects.values_list("reading_ids", flat=True) for i in ids}
+
 
 PERIODS = (7, 30, 90)  # days; the period selector's choices
 DEFAULT_PERIOD = 30

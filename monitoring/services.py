@@ -19,7 +19,7 @@ from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record
 from monitoring.ingest import _enqueue_evaluation, readings_ingest
-from monitoring.models import Device, DeviceKind, DeviceToken, Reading, Source
+from monitoring.models import Device, DeviceKind, DeviceToken, PendingEvaluation, Reading, Source
 from patients.models import Patient
 
 
@@ -70,21 +70,29 @@ def reading_ingest(
     return IngestResult(result.reading, result.status == 201)
 
 
-def readings_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 5000) -> int:
-    """Re-enqueue evaluation of readings whose message the broker lost. Returns how many.
+def readings_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 500) -> int:
+    """Re-enqueue evaluation of stored readings whose message the broker lost. Returns how many
+    batches it enqueued.
 
-    Readings younger than ``older_than_seconds`` are left alone: their task is most likely
-    still queued. Evaluation claims each reading, so a reading evaluated twice alerts once."""
+    Batches younger than ``older_than_seconds`` are left alone: their task is most likely still
+    queued. Evaluation claims (deletes) each batch, so a batch enqueued twice is evaluated once."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        # A reading marked erroneous before it was evaluated stays unevaluated: rules skip it.
-        Reading.objects.filter(evaluated_at=None, erroneous_at=None, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("id", flat=True)[:limit]
+    batches = list(
+        PendingEvaluation.objects.filter(created_at__lt=cutoff).order_by("created_at", "id")
+        .values_list("id", "size")[:limit]
     )
-    for start in range(0, len(ids), 500):
-        _enqueue_evaluation(ids[start : start + 500])
-    return len(ids)
+    # Small batches (single readings) travel together, up to about 1,000 readings a task.
+    group: list[int] = []
+    readings = 0
+    for batch_id, size in batches:
+        if group and readings + size > 1000:
+            _enqueue_evaluation(group)
+            group, readings = [], 0
+        group.append(batch_id)
+        readings += size
+    if group:
+        _enqueue_evaluation(group)
+    return len(batches)
 
 
 # --- marking a reading as erroneous -----------------------------------------------------------

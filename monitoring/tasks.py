@@ -5,8 +5,8 @@ from monitoring.services import readings_sweep_unevaluated
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
-def evaluate_readings(reading_ids: list[int]) -> int:
-    return readings_evaluate(reading_ids=reading_ids)
+def evaluate_readings(batch_ids: list[int]) -> int:
+    return readings_evaluate(batch_ids=batch_ids)
 
 
 @shared_task

@@ -115,3 +115,13 @@ def response_items(questionnaire: Any, answers: dict[str, Any]) -> list[dict[str
             out.append({"linkId": item.linkId, "answer": [answer]})
         return out
     return build(questionnaire.definition.item)
+
+
+def evaluate(reading_ids: list[int]) -> int:
+    """Evaluate readings a test stored directly, the way ingest and the worker do: record them
+    as one pending batch, then run the evaluation on that batch. Returns how many it evaluated."""
+    from alerts.services import readings_evaluate
+    from monitoring.ingest import pending_evaluation_create
+
+    return readings_evaluate(batch_ids=[pending_evaluation_create(reading_ids=list(reading_ids))])
+

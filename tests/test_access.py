@@ -10,11 +10,10 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Role
 from alerts.models import Alert, Rule, Status
-from alerts.services import readings_evaluate
 from monitoring.models import Reading, Source
 from patients.access import can_see_identifiers, patients_for, teams_for
 from patients.models import TreatmentEpisode
-from tests.factories import make_user
+from tests.factories import evaluate, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +33,7 @@ def _spo2_alert(patient, value="88"):  # type: ignore[no-untyped-def]
     reading = Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%",
                                      effective_at=timezone.now() - timedelta(minutes=5),
                                      source=Source.DEVICE)
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     return patient.alerts.get()
 
 

@@ -10,8 +10,11 @@ from accounts.models import ApiToken
 from alerts.models import Alert, AlertEvent, AlertFinding, EventKind, Rule, Status
 from alerts.services import readings_evaluate, response_evaluate
 from audit.models import Action, AuditEvent, Outcome
-from monitoring.models import Reading, Source
+from monitoring.ingest import pending_evaluation_create
+from monitoring.models import PendingEvaluation, Reading, Source
+from monitoring.selectors import readings_unevaluated_ids
 from questionnaires.models import QuestionnaireResponse
+from tests.factories import evaluate
 
 pytestmark = pytest.mark.django_db
 
@@ -24,16 +27,17 @@ def _reading(patient, value, measure="spo2", unit="%"):  # type: ignore[no-untyp
 
 @pytest.fixture
 def alert_a(cast):  # type: ignore[no-untyped-def]
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "88").pk])
+    evaluate([_reading(cast.patient_a, "88").pk])
     return Alert.objects.get()
 
 
 # --- evaluation ------------------------------------------------------------------------------
 
-def test_evaluating_the_same_reading_twice_raises_one_alert_and_one_raised_event(cast):
-    reading = _reading(cast.patient_a, "88")
-    assert readings_evaluate(reading_ids=[reading.pk]) == 1
-    assert readings_evaluate(reading_ids=[reading.pk]) == 0
+def test_evaluating_the_same_batch_twice_raises_one_alert_and_one_raised_event(cast):
+    batch = pending_evaluation_create(reading_ids=[_reading(cast.patient_a, "88").pk])
+    assert readings_evaluate(batch_ids=[batch]) == 1
+    assert readings_evaluate(batch_ids=[batch]) == 0  # a task delivered twice finds nothing left
+    assert not PendingEvaluation.objects.exists()
     assert Alert.objects.count() == 1
     assert list(AlertEvent.objects.values_list("kind", flat=True)) == [EventKind.RAISED]
 
@@ -41,9 +45,8 @@ def test_evaluating_the_same_reading_twice_raises_one_alert_and_one_raised_event
 def test_re_evaluating_a_reading_whose_claim_was_lost_still_raises_one_alert(cast):
     # e.g. the sweep re-delivers after a crash that happened after the alert was committed
     reading = _reading(cast.patient_a, "88")
-    readings_evaluate(reading_ids=[reading.pk])
-    Reading.objects.filter(pk=reading.pk).update(evaluated_at=None)
-    assert readings_evaluate(reading_ids=[reading.pk]) == 1
+    evaluate([reading.pk])
+    assert evaluate([reading.pk]) == 1  # pending again, as if its claim had been lost
     assert Alert.objects.count() == 1
     assert AlertEvent.objects.count() == 1
 
@@ -53,21 +56,20 @@ def test_reason_follows_the_active_language(cast):
 
     reading = _reading(cast.patient_a, "91")
     with translation.override("en"):
-        readings_evaluate(reading_ids=[reading.pk])
+        evaluate([reading.pk])
     assert Alert.objects.get().reason == "Oxygen saturation (SpO2) 91 % is below the limit of 92 %."
 
 
 def test_value_exactly_at_the_limit_raises_nothing(cast):
     reading = _reading(cast.patient_a, "92")
-    assert readings_evaluate(reading_ids=[reading.pk]) == 1
+    assert evaluate([reading.pk]) == 1
     assert not Alert.objects.exists()
-    reading.refresh_from_db()
-    assert reading.evaluated_at is not None
+    assert reading.pk not in readings_unevaluated_ids()
 
 
 def test_value_just_below_the_limit_raises_a_red_alert_with_a_plain_reason(cast):
     reading = _reading(cast.patient_a, "91")
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     alert = Alert.objects.get()
     assert alert.severity == "red"
     assert alert.rule.program == cast.program_a
@@ -81,26 +83,26 @@ def test_value_just_below_the_limit_raises_a_red_alert_with_a_plain_reason(cast)
 
 
 def test_reading_of_another_measure_raises_nothing(cast):
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "30", measure="heart-rate", unit="/min").pk])
+    evaluate([_reading(cast.patient_a, "30", measure="heart-rate", unit="/min").pk])
     assert not Alert.objects.exists()
 
 
 def test_inactive_rule_raises_nothing(cast):
     Rule.objects.filter(kind="threshold").update(active=False)
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "80").pk])
+    evaluate([_reading(cast.patient_a, "80").pk])
     assert not Alert.objects.exists()
 
 
 def test_rules_of_an_ended_episode_raise_nothing(cast):
     cast.patient_a.episodes.update(end=timezone.localdate() - timedelta(days=1))
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "80").pk])
+    evaluate([_reading(cast.patient_a, "80").pk])
     assert not Alert.objects.exists()
 
 
 def test_several_readings_in_one_evaluation_each_raise_their_own_alert(cast):
     ids = [_reading(cast.patient_a, "85").pk, _reading(cast.patient_b, "86").pk,
            _reading(cast.patient_a, "95").pk]
-    assert readings_evaluate(reading_ids=ids) == 3
+    assert evaluate(ids) == 3
     assert set(Alert.objects.values_list("patient_id", flat=True)) == {cast.patient_a.pk, cast.patient_b.pk}
     assert Alert.objects.count() == 2
 
@@ -268,7 +270,7 @@ def test_blood_pressure_rules_watch_systolic_or_diastolic_as_configured(cast):
     reading = Reading.objects.create(patient=cast.patient_a, measure="blood-pressure", value=150, value2=105,
                                      unit="mm[Hg]", effective_at=timezone.now(), source=Source.DEVICE)
     with translation.override("en"):
-        readings_evaluate(reading_ids=[reading.pk])
+        evaluate([reading.pk])
     alert = Alert.objects.get()
     assert alert.rule.name == "Diastolic above 100" and alert.severity == "red"
     assert alert.reason == "Blood pressure (diastolic) 105 mmHg is above the limit of 100 mmHg."
@@ -289,7 +291,7 @@ def test_a_round_reading_is_stored_in_the_evidence_as_written(cast):
                                params={"measure": "heart-rate", "high": 80})
     reading = Reading.objects.create(patient=cast.patient_a, measure="heart-rate", value=90, unit="/min",
                                      effective_at=timezone.now(), source="api")
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     alert = Alert.objects.get(rule=rule)
     assert (alert.evidence["value"], alert.evidence["limit"]) == ("90", "80")
     assert "9E+1" not in alert.reason
@@ -308,29 +310,41 @@ def test_a_reading_half_past_midnight_in_copenhagen_on_the_treatment_start_day_i
     TreatmentEpisode.objects.filter(patient=cast.patient_a).update(treatment_start=start.date())
     reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=85, unit="%",
                                      effective_at=start, source="api")
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     assert Alert.objects.filter(patient=cast.patient_a, evidence__reading_id=reading.pk).exists()
 
 
-def test_an_evaluation_task_also_takes_recent_readings_still_waiting_for_their_own_task(cast, settings):
+def test_an_evaluation_task_also_takes_recent_small_batches_still_waiting_for_their_own_task(cast, settings):
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("coalescing is a PostgreSQL claim (SKIP LOCKED); the embedded shape evaluates in-process")
     settings.ALERTS_COALESCE_SECONDS = 60
     now = timezone.now()
-    waiting, asked, old = (
+    waiting, asked, old, big = (
         Reading.objects.create(patient=cast.patient_a, measure="spo2", value=v, unit="%",
-                               effective_at=now - timedelta(minutes=i), received_at=received, source="api")
-        for i, (v, received) in enumerate(((85, now), (86, now), (84, now - timedelta(minutes=5))))
+                               effective_at=now - timedelta(minutes=i), source="api")
+        for i, v in enumerate((85, 86, 84, 83))
     )
-    assert readings_evaluate(reading_ids=[asked.pk]) == 2  # the asked one and the one waiting
-    assert readings_evaluate(reading_ids=[waiting.pk]) == 0  # its own task finds it done
-    old.refresh_from_db()
-    assert old.evaluated_at is None  # beyond the window: left to its own task or the sweep
+    b_waiting, b_asked, b_old = (pending_evaluation_create(reading_ids=[r.pk]) for r in (waiting, asked, old))
+    PendingEvaluation.objects.filter(pk=b_old).update(created_at=now - timedelta(minutes=5))
+    filler = Reading.objects.bulk_create([
+        Reading(patient=cast.patient_a, measure="spo2", value=97, unit="%", source="api",
+                effective_at=now - timedelta(hours=1, minutes=i)) for i in range(20)])
+    b_big = pending_evaluation_create(reading_ids=[big.pk, *(r.pk for r in filler)])
+
+    assert readings_evaluate(batch_ids=[b_asked]) == 2  # the asked one and the small one waiting
+    assert readings_evaluate(batch_ids=[b_waiting]) == 0  # its own task finds it done
+    # beyond the window, or too big to ride along: left to their own tasks or the sweep
+    assert readings_unevaluated_ids() == {old.pk, big.pk, *(r.pk for r in filler)}
     sources = set(AlertFinding.objects.values_list("source_key", flat=True))
     assert sources == {f"reading:{asked.pk}", f"reading:{waiting.pk}"}
 
     settings.ALERTS_COALESCE_SECONDS = 0
-    assert readings_evaluate(reading_ids=[asked.pk]) == 0
-    assert readings_evaluate(reading_ids=[old.pk]) == 1
+    assert readings_evaluate(batch_ids=[b_asked]) == 0
+    assert readings_evaluate(batch_ids=[b_old]) == 1
+    assert readings_evaluate(batch_ids=[b_big]) == 21
+
+
+def test_a_batch_id_that_does_not_exist_evaluates_nothing(cast):
+    assert readings_evaluate(batch_ids=[987654]) == 0

@@ -27,14 +27,13 @@ from alerts.models import (
     Severity,
     Status,
 )
-from alerts.services import readings_evaluate
 from alerts.tasks_escalation import escalate_alerts
 from alerts.transports import TransportError
 from alerts.transports import email as email_transport
 from alerts.transports.websocket import user_group
 from monitoring.models import Reading, Source
 from patients.models import TreatmentEpisode
-from tests.factories import make_user
+from tests.factories import evaluate, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +54,7 @@ def ladder(cast):  # type: ignore[no-untyped-def]
 def _red_alert(patient, value="88") -> Alert:  # type: ignore[no-untyped-def]
     reading = Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%",
                                      effective_at=timezone.now() - timedelta(minutes=5), source=Source.DEVICE)
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     return Alert.objects.get(patient=patient)
 
 
@@ -157,7 +156,7 @@ def test_the_clock_starts_when_a_yellow_alert_turned_red(cast, ladder):
                                  reason="worse", evidence={}, source_key="reading:1", raised_at=t0)
     turned_red = t0 + timedelta(hours=3, minutes=45)
     AlertEvent.objects.create(alert=alert, kind=EventKind.EVIDENCE_ADDED, at=turned_red,
-                              data={"source": "reading:2", "severity": "red", "from_severity": "yellow"})
+                              data={"sources": ["reading:2"], "severity": "red", "from_severity": "yellow"})
     alerts_escalate(now=turned_red + timedelta(minutes=29))
     assert Alert.objects.get().escalation_level == 0
     alerts_escalate(now=turned_red + timedelta(minutes=30))

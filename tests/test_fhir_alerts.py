@@ -15,7 +15,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from alerts.lifecycle import alert_acknowledge
 from alerts.models import Alert, AlertFinding, Outcome, Rule, Severity, Status
-from alerts.services import readings_evaluate, response_evaluate
+from alerts.services import response_evaluate
 from audit.models import Action, AuditEvent
 from audit.models import Outcome as AuditOutcome
 from interop.mapping import reading_to_observation, response_to_fhir
@@ -23,6 +23,7 @@ from interop.mapping_alerts import alert_to_detected_issue, alert_to_flag, evide
 from monitoring.measures import MEASURES
 from monitoring.models import Reading, Source
 from questionnaires.models import QuestionnaireResponse
+from tests.factories import evaluate
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +45,8 @@ def _reading(patient, value: str) -> Reading:  # type: ignore[no-untyped-def]
 def red(cast):  # type: ignore[no-untyped-def]
     """Patient A's red SpO2 alert with two findings (two low readings)."""
     first, second = _reading(cast.patient_a, "88"), _reading(cast.patient_a, "86")
-    readings_evaluate(reading_ids=[first.pk])
-    readings_evaluate(reading_ids=[second.pk])
+    evaluate([first.pk])
+    evaluate([second.pk])
     alert = Alert.objects.get(patient=cast.patient_a)
     alert.readings = (first, second)
     return alert

@@ -10,7 +10,8 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.services import readings_evaluate
 from monitoring.ingest import MAX_BATCH
-from monitoring.models import Reading
+from monitoring.models import PendingEvaluation, Reading
+from monitoring.selectors import readings_unevaluated_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +116,7 @@ def test_late_upload_days_old_is_stored_and_evaluated(cast, client, django_captu
     with django_capture_on_commit_callbacks(execute=True):
         response = _post(client, [_item(0, value=88, effective_at=_when(60 * 24 * 5))], cast.device_token_a)
     assert response.json()["results"][0]["status"] == 201
-    assert Reading.objects.get().evaluated_at is not None
+    assert not readings_unevaluated_ids()
     assert Alert.objects.get().evidence["value"] == "88"
 
 
@@ -202,8 +203,11 @@ def test_evaluation_is_enqueued_once_per_batch_with_every_new_id(cast, client, d
     assert response.status_code == 200
     assert len(callbacks) == 1
     delay.assert_called_once()
-    (ids,), _ = delay.call_args
-    assert sorted(ids) == sorted(Reading.objects.values_list("id", flat=True))
+    (batch_ids,), _ = delay.call_args
+    (pending,) = PendingEvaluation.objects.all()
+    assert batch_ids == [pending.pk] and pending.size == 50
+    assert sorted(pending.reading_ids) == sorted(Reading.objects.values_list("id", flat=True))
+    assert readings_unevaluated_ids() == set(Reading.objects.values_list("id", flat=True))
 
 
 def test_a_resent_batch_enqueues_no_evaluation(cast, client, django_capture_on_commit_callbacks):
@@ -222,24 +226,47 @@ def test_batch_evaluation_adds_both_low_readings_to_one_alert(cast, client, djan
     assert [f.evidence["value"] for f in alert.findings.order_by("id")] == ["88", "91"]
     assert alert.evidence["value"] == "91"  # the latest finding is what the worklist shows
     assert list(alert.events.order_by("id").values_list("kind", flat=True)) == ["raised", "evidence-added"]
-    assert not Reading.objects.filter(evaluated_at=None).exists()
+    first, second = Reading.objects.filter(value__lt=92).order_by("id")
+    assert alert.events.get(kind="raised").data == {"source": f"reading:{first.pk}"}
+    assert alert.events.get(kind="evidence-added").data == {"sources": [f"reading:{second.pk}"], "severity": "red"}
 
 
-def test_erroneous_reading_is_excluded_from_evaluation(cast, client):
-    _post(client, [_item(0, value=88), _item(1, value=89)], cast.device_token_a)
-    Reading.objects.filter(client_id="c0").update(erroneous_at=timezone.now(), erroneous_reason="cuff slipped",
-                                                  evaluated_at=None)
-    Reading.objects.filter(client_id="c1").update(evaluated_at=None)
-    Alert.objects.all().delete()
-    ids = list(Reading.objects.values_list("id", flat=True))
-    assert readings_evaluate(reading_ids=ids) == 1
+def test_a_batch_adds_its_findings_to_an_open_alert_in_one_event(cast, client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, [_item(0, value=88)], cast.device_token_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, [_item(1, value=87), _item(2, value=97), _item(3, value=86)], cast.device_token_a)
+    alert = Alert.objects.get()
+    assert alert.findings.count() == 3
+    added = alert.events.get(kind="evidence-added")
+    low = [f"reading:{r.pk}" for r in Reading.objects.filter(client_id__in=["c1", "c3"]).order_by("id")]
+    assert added.data == {"sources": low, "severity": "red"}
+    assert not readings_unevaluated_ids()
+
+
+def test_a_reading_marked_erroneous_before_its_batch_is_evaluated_is_left_out(cast, client):
+    # the broker is slow: the batch is still pending when a clinician marks one reading wrong
+    _post(client, [_item(0, value=88), _item(1, value=89)], cast.device_token_a)  # on_commit not run
+    Reading.objects.filter(client_id="c0").update(erroneous_at=timezone.now(), erroneous_reason="cuff slipped")
+    (batch,) = PendingEvaluation.objects.values_list("id", flat=True)
+    assert readings_evaluate(batch_ids=[batch]) == 1
     assert [a.evidence["value"] for a in Alert.objects.all()] == ["89"]
-    assert Reading.objects.get(client_id="c0").evaluated_at is None
+    assert not readings_unevaluated_ids()  # the erroneous one is done with: it never runs a rule
 
 
 def test_reading_outside_every_episode_is_evaluated_without_rules(cast, client, django_capture_on_commit_callbacks):
     # The episode starts 30 days ago; a reading from before it is judged by that day: no rule applies.
     with django_capture_on_commit_callbacks(execute=True):
         _post(client, [_item(0, value=88, effective_at=_when(60 * 24 * 40))], cast.device_token_a)
-    assert Reading.objects.get().evaluated_at is not None
+    assert not readings_unevaluated_ids()
     assert not Alert.objects.exists()
+
+
+def test_a_batch_across_the_episode_start_judges_each_reading_by_its_own_day(
+        cast, client, django_capture_on_commit_callbacks):
+    # The episode starts 30 days ago: in one batch, the reading from before it runs no rule.
+    items = [_item(0, value=88, effective_at=_when(60 * 24 * 40)), _item(1, value=87, effective_at=_when(60))]
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, items, cast.device_token_a)
+    assert not readings_unevaluated_ids()
+    assert [f.evidence["value"] for f in Alert.objects.get().findings.all()] == ["87"]

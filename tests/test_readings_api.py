@@ -11,6 +11,7 @@ from accounts.models import ApiToken
 from alerts.models import Alert, AlertEvent
 from audit.models import Action, AuditEvent
 from monitoring.models import DeviceToken, Reading, Source
+from monitoring.selectors import readings_unevaluated_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def test_device_token_stores_a_reading_and_spo2_88_raises_a_red_alert(
     assert reading.device == cast.device_a
     assert reading.source == Source.DEVICE
     assert reading.entered_by is None
-    assert reading.evaluated_at is not None
+    assert reading.pk not in readings_unevaluated_ids()
     alert = Alert.objects.get()
     assert alert.patient == cast.patient_a
     assert alert.severity == "red"
@@ -63,7 +64,7 @@ def test_device_token_stores_a_reading_and_spo2_88_raises_a_red_alert(
 def test_device_reading_within_limits_raises_no_alert(cast, client, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         assert _post(client, _reading(value=97), cast.device_token_a).status_code == 201
-    assert Reading.objects.get().evaluated_at is not None
+    assert not readings_unevaluated_ids()
     assert not Alert.objects.exists()
 
 

@@ -11,8 +11,8 @@ from django.utils import timezone, translation
 from alerts.definitions import rule_save
 from alerts.models import Alert, AlertFinding, Rule, Snooze
 from alerts.rules import parse_params
-from alerts.services import readings_evaluate
 from monitoring.models import Reading, Source
+from tests.factories import evaluate
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def _reading(cast, value, value2=None, measure="spo2", minutes_ago=5):  # type: 
         value2=None if value2 is None else Decimal(str(value2)),
         unit={"spo2": "%", "blood-pressure": "mm[Hg]"}[measure],
         effective_at=timezone.now() - timedelta(minutes=minutes_ago), source=Source.DEVICE)
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     return reading
 
 
@@ -71,7 +71,7 @@ def test_high_bands_alone_work_without_low_ones(cast):
         reading = Reading.objects.create(patient=cast.patient_a, measure="body-temperature",
                                          value=Decimal(value), unit="Cel", source=Source.DEVICE,
                                          effective_at=timezone.now() - timedelta(minutes=30 - i))
-        readings_evaluate(reading_ids=[reading.pk])
+        evaluate([reading.pk])
         readings.append(reading)
     assert [_severity(r) for r in readings] == [None, None, "yellow", "yellow", "red"]
 
@@ -100,7 +100,7 @@ def test_a_reading_of_another_measure_is_not_judged(cast):
     _rule(cast, SPO2)
     reading = Reading.objects.create(patient=cast.patient_a, measure="heart-rate", value=30, unit="/min",
                                      effective_at=timezone.now(), source=Source.DEVICE)
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     assert not Alert.objects.exists()
 
 
@@ -109,7 +109,7 @@ def test_an_erroneous_reading_raises_nothing(cast):
     reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=80, unit="%",
                                      effective_at=timezone.now(), source=Source.DEVICE,
                                      erroneous_at=timezone.now(), erroneous_reason="finger cold")
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     assert not Alert.objects.exists()
 
 

@@ -13,8 +13,8 @@ from alerts.models import Alert, AlertFinding, Rule
 from alerts.rules import parse_params
 from alerts.rules.change import evaluate_reading
 from alerts.rules.context import Context
-from alerts.services import readings_evaluate
 from monitoring.models import Reading, Source
+from tests.factories import evaluate as evaluate_now
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def _reading(cast, at, value, measure="body-weight", received_at=None, evaluate=
                                      unit=unit, effective_at=at, received_at=received_at or timezone.now(),
                                      source=Source.DEVICE)
     if evaluate:
-        readings_evaluate(reading_ids=[reading.pk])
+        evaluate_now([reading.pk])
     return reading
 
 

@@ -12,11 +12,12 @@ from django.utils import timezone, translation
 
 from alerts.definitions import rule_save
 from alerts.models import Alert, AlertFinding, Rule
-from alerts.services import readings_evaluate, response_evaluate
+from alerts.services import response_evaluate
 from monitoring.models import Reading, Source
 from questionnaires.library import load
 from questionnaires.models import QuestionnaireResponse
 from questionnaires.services import questionnaire_import
+from tests.factories import evaluate
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,7 @@ def _answer(cast, code, *, ago=timedelta(minutes=10), questionnaire=None, patien
 def _spo2(cast, value, *, ago=timedelta(minutes=5), patient=None, **extra):  # type: ignore[no-untyped-def]
     reading = Reading.objects.create(patient=patient or cast.patient_a, measure="spo2", value=Decimal(value),
                                      unit="%", effective_at=timezone.now() - ago, source=Source.DEVICE, **extra)
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     return reading
 
 

@@ -11,8 +11,8 @@ from django.utils import timezone, translation
 from alerts.definitions import rule_save
 from alerts.models import Alert, AlertFinding, Rule
 from alerts.rules import news2
-from alerts.services import readings_evaluate
 from monitoring.models import Reading, Source
+from tests.factories import evaluate
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def _vitals(patient, values, *, ago=timedelta(minutes=30)):  # type: ignore[no-u
     """Stores a set of vitals measured a minute apart (the last one given is the newest) and
     evaluates them as one batch, as a device upload would."""
     readings = [_reading(patient, m, v, ago=ago - timedelta(minutes=i)) for i, (m, v) in enumerate(values.items())]
-    readings_evaluate(reading_ids=[r.pk for r in readings])
+    evaluate([r.pk for r in readings])
     return readings
 
 
@@ -177,7 +177,7 @@ def test_a_late_upload_is_scored_with_the_readings_before_its_own_measuring_time
     # Measured 5 hours ago, uploaded now: the readings of an hour ago were not there yet.
     late = _reading(cast.patient_a, "heart-rate", "95", ago=timedelta(hours=5))
     _reading(cast.patient_a, "body-temperature", "37.0", ago=timedelta(hours=5, minutes=1))
-    readings_evaluate(reading_ids=[late.pk])
+    evaluate([late.pk])
     assert _news2_alert(rule) is None
 
 
@@ -187,7 +187,7 @@ def test_readings_of_other_measures_do_not_start_a_score(cast, rule):
     AlertFinding.objects.filter(rule=rule).delete()
     weight = Reading.objects.create(patient=cast.patient_a, measure="body-weight", value=Decimal("70"), unit="kg",
                                     effective_at=timezone.now(), source=Source.DEVICE)
-    readings_evaluate(reading_ids=[weight.pk])
+    evaluate([weight.pk])
     assert _news2_alert(rule) is None
 
 

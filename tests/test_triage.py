@@ -20,13 +20,13 @@ from alerts.lifecycle import AlertConflict, SnoozeEnded
 from alerts.live import team_group
 from alerts.models import Alert, AlertEvent, EventKind, Outcome, Rule, RuleOverride, Snooze, Status
 from alerts.selectors import alert_payload, alerts_for, worklist
-from alerts.services import readings_evaluate, response_evaluate
+from alerts.services import response_evaluate
 from audit.models import Action, AuditEvent
 from audit.models import Outcome as AuditOutcome
 from monitoring.models import Reading, Source
 from questionnaires.history import responses_seen_at
 from questionnaires.models import QuestionnaireResponse
-from tests.factories import make_user
+from tests.factories import evaluate, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def _reading(patient, value, minutes_ago=5):  # type: ignore[no-untyped-def]
 
 def _red(patient, value="88"):  # type: ignore[no-untyped-def]
     reading = _reading(patient, value)
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     return Alert.objects.get(patient=patient, rule__kind="threshold", status__in=["open", "acknowledged"])
 
 
@@ -195,9 +195,9 @@ def _snooze(cast, **overrides):  # type: ignore[no-untyped-def]
 def test_a_snooze_drops_findings_inside_its_range_but_the_rule_still_fires_beyond_it(cast):
     snooze = _snooze(cast)
     assert AuditEvent.objects.filter(resource=f"Snooze/{snooze.pk} spo2", action=Action.CREATE).exists()
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "90").pk])
+    evaluate([_reading(cast.patient_a, "90").pk])
     assert not Alert.objects.exists()
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "85").pk])
+    evaluate([_reading(cast.patient_a, "85").pk])
     assert Alert.objects.get().evidence["value"] == "85"
 
 
@@ -249,7 +249,7 @@ def test_ending_a_snooze_early_makes_the_rule_alert_again_and_ending_twice_is_re
     lifecycle.snooze_end(snooze=snooze, user=cast.clinician_a)
     with pytest.raises(SnoozeEnded):
         lifecycle.snooze_end(snooze=snooze, user=cast.clinician_a)
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "90").pk])
+    evaluate([_reading(cast.patient_a, "90").pk])
     assert Alert.objects.count() == 1
 
 
@@ -277,7 +277,7 @@ def test_worklist_lists_open_red_then_yellow_then_acknowledged_oldest_first(cast
 
 def test_worklist_row_says_severity_in_words_findings_assignee_and_links_to_the_alert(cast, client, colleague):
     alert = _red(cast.patient_a)
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "87").pk])
+    evaluate([_reading(cast.patient_a, "87").pk])
     lifecycle.alert_assign(alert=alert, assignee=colleague, user=cast.clinician_a)
     client.force_login(cast.clinician_a)
     _english(client)
@@ -296,7 +296,7 @@ def test_worklist_shows_new_evidence_since_acknowledged(cast, client):
     lifecycle.alert_acknowledge(alert=alert, user=cast.clinician_a)
     client.force_login(cast.clinician_a)
     assert "new-evidence" not in client.get("/triage/").content.decode()
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "89").pk])
+    evaluate([_reading(cast.patient_a, "89").pk])
     assert Alert.objects.get().status == Status.ACKNOWLEDGED
     assert 'class="new-evidence"' in client.get("/triage/").content.decode()
     payload = client.get("/api/v1/alerts").json()[0]
@@ -481,7 +481,7 @@ def test_clinician_overrides_a_rules_limit_for_one_patient_sees_the_history_and_
     assert client.post(url, {p + "p_low": "89", p + "p_high": "", p + "reason": "COPD"}).status_code == 302
     override = RuleOverride.objects.get(ended_at=None)
     assert override.params == {"low": 89} and override.created_by == cast.clinician_a
-    readings_evaluate(reading_ids=[_reading(cast.patient_a, "90").pk])
+    evaluate([_reading(cast.patient_a, "90").pk])
     assert not Alert.objects.exists()  # 90 is fine for this patient now
     html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
     assert "COPD" in html and f"/rules/{rule.pk}/revert/" in html

@@ -14,10 +14,11 @@ from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
 from alerts.models import Alert, Status
-from alerts.services import readings_evaluate, response_evaluate
+from alerts.services import response_evaluate
 from monitoring.models import Reading, Source
 from questionnaires.models import QuestionnaireResponse
 from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE, check_page, login
+from tests.factories import evaluate
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -32,7 +33,7 @@ def triage_alerts(live_cast: Any) -> tuple[Alert, Alert]:
     cast = live_cast
     reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=Decimal("87"), unit="%",
                                      effective_at=timezone.now() - timedelta(hours=2), source=Source.DEVICE)
-    readings_evaluate(reading_ids=[reading.pk])
+    evaluate([reading.pk])
     response = QuestionnaireResponse.objects.create(
         patient=cast.patient_a, questionnaire=cast.questionnaire, author=cast.patient_a.user,
         items=[{"linkId": "contact", "text": "Vil du gerne kontaktes af os?", "answer": [{"valueBoolean": True}]}])

@@ -203,7 +203,7 @@ class Command(BaseCommand):
                 rows.append(Reading(patient=patient, measure="spo2", value=rng.randint(91, 99), unit="%",
                                     effective_at=at))
         for r in rows:
-            r.source, r.received_at, r.evaluated_at = Source.DEVICE, r.effective_at, now
+            r.source, r.received_at = Source.DEVICE, r.effective_at
         Reading.objects.bulk_create(rows)
         questionnaire = program.questionnaires.exclude(url=PHQ9_URL).order_by("-created_at").first()
         if program.questionnaires.filter(url=PHQ9_URL).exists():
