@@ -5,7 +5,8 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 from alerts.models import Alert, AlertFinding
 from alerts.selectors import alert_payload
@@ -28,13 +29,12 @@ def alerts_broadcast(alert_ids: list[int]) -> None:
     layer = get_channel_layer()
     if layer is None or not alert_ids:
         return
+    # The count as a correlated subquery on the findings' own index: a Count() annotation would
+    # GROUP BY every joined column, a separate query would cost a round trip.
+    counted = (AlertFinding.objects.filter(alert=OuterRef("pk")).order_by().values("alert")
+               .annotate(n=Count("id")).values("n"))
     alerts = list(Alert.objects.select_related("patient", "rule", "acknowledged_by", "assigned_to")
-                  .filter(pk__in=alert_ids))
-    # Counted apart on the findings' own index: an annotation would GROUP BY every joined column.
-    counts = dict(AlertFinding.objects.filter(alert_id__in=alert_ids).values("alert_id")
-                  .annotate(n=Count("id")).values_list("alert_id", "n"))
-    for alert in alerts:
-        alert.finding_count = counts.get(alert.pk, 0)
+                  .annotate(finding_count=Coalesce(Subquery(counted), 0)).filter(pk__in=alert_ids))
     teams: dict[object, set[int]] = {}
     for patient_id, team_id in TreatmentEpisode.objects.filter(
             patient_id__in={a.patient_id for a in alerts}).values_list("patient_id", "care_team_id"):

@@ -1,6 +1,8 @@
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -9,6 +11,7 @@ from rest_framework.request import Request
 from accounts.authentication import bearer_token
 from accounts.models import hash_token
 from monitoring.models import Device, DeviceToken
+from patients.models import Patient
 
 
 @dataclass
@@ -29,17 +32,50 @@ class DeviceTokenAuthentication(BaseAuthentication):
         raw = bearer_token(request)
         if raw is None or not raw.startswith("dv_"):
             return None
-        token = (
-            DeviceToken.objects.select_related("device__patient")
-            .filter(key_hash=hash_token(raw), revoked_at=None)
-            .first()
-        )
-        if token is None:
+        found = _device_for(hash_token(raw))
+        if found is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked device token.")
-        device = token.device
+        token_id, device = found
         if device.lent_to is not None and device.lent_to < timezone.localdate():
             raise exceptions.AuthenticationFailed("This device is no longer lent out.")
-        return DevicePrincipal(device=device), token
+        return DevicePrincipal(device=device), token_id  # request.auth: the token's id
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="devices"'
+
+
+def _device_for(key_hash: str) -> tuple[int, Device] | None:
+    """The id of an unrevoked token and its device (with the patient), or None.
+
+    Every device request starts here. On PostgreSQL one hand-written join, turned into full
+    model instances with ``from_db``: compiling the equivalent select_related query cost more
+    than running it (about 1 ms a request). Elsewhere the ORM."""
+    if connection.vendor != "postgresql":
+        token = (DeviceToken.objects.select_related("device__patient")
+                 .filter(key_hash=key_hash, revoked_at=None).first())
+        return None if token is None else (token.pk, token.device)
+    device_fields = [f.attname for f in Device._meta.concrete_fields]
+    patient_fields = [f.attname for f in Patient._meta.concrete_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_device_sql(), [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    db = DeviceToken.objects.db
+    device = Device.from_db(db, device_fields, row[1:1 + len(device_fields)])
+    device.patient = Patient.from_db(db, patient_fields, row[1 + len(device_fields):])
+    return row[0], device
+
+
+@cache
+def _device_sql() -> str:
+    def columns(model: Any, alias: str) -> str:
+        return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
+
+    return (
+        f"SELECT t.id, {columns(Device, 'd')}, {columns(Patient, 'p')} "  # noqa: S608 - names from _meta
+        f"FROM {DeviceToken._meta.db_table} t "
+        f"JOIN {Device._meta.db_table} d ON d.id = t.device_id "
+        f"JOIN {Patient._meta.db_table} p ON p.id = d.patient_id "
+        "WHERE t.key_hash = %s AND t.revoked_at IS NULL ORDER BY t.id LIMIT 1"
+    )

@@ -322,7 +322,17 @@ def _enqueue_evaluation(batch_ids: list[int]) -> None:
 def pending_evaluation_create(*, reading_ids: list[int]) -> int:
     """Record readings just stored as waiting for their rules; returns the batch id the
     evaluation task is given. Call in the transaction that stores the readings."""
-    return PendingEvaluation.objects.create(reading_ids=reading_ids, size=len(reading_ids)).pk
+    if connection.vendor != "postgresql":
+        return PendingEvaluation.objects.create(reading_ids=reading_ids, size=len(reading_ids)).pk
+    # By hand on PostgreSQL: on every ingest request, the ORM's insert cost several times the
+    # statement.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {PendingEvaluation._meta.db_table} (reading_ids, size, created_at) "  # noqa: S608
+            "VALUES (%s::jsonb, %s, %s) RETURNING id",
+            [orjson.dumps(reading_ids).decode(), len(reading_ids), timezone.now()],
+        )
+        return cursor.fetchone()[0]
 
 
 def readings_ingest(
