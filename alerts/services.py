@@ -163,11 +163,12 @@ _CLAIM_SQL = """
         SELECT id FROM monitoring_pendingevaluation WHERE id = ANY(%(ids)s)
         FOR UPDATE SKIP LOCKED
     ), waiting AS (
-        -- Coalescing: other small batches (single readings) created lately that still wait for
-        -- their own task. Under a burst of single-reading requests one task evaluates the
-        -- backlog together; the tasks that come after find nothing left.
+        -- Coalescing: other batches created lately that still wait for their own task. When
+        -- the worker falls behind (a burst of single readings, a bulk upload) one task
+        -- evaluates the backlog together and pays the fixed cost of a task once; the tasks that
+        -- come after find nothing left. At most 10 more batches (≤ 10,000 readings).
         SELECT id FROM monitoring_pendingevaluation
-        WHERE created_at >= %(since)s AND size <= %(small)s AND NOT (id = ANY(%(ids)s))
+        WHERE created_at >= %(since)s AND NOT (id = ANY(%(ids)s))
         ORDER BY id LIMIT %(extra)s FOR UPDATE SKIP LOCKED
     ), claimed AS (
         DELETE FROM monitoring_pendingevaluation AS p
@@ -184,9 +185,8 @@ _CLAIM_SQL = """
     ORDER BY r.id
 """
 
-# Coalescing takes batches of at most _SMALL readings, at most _COALESCE_MAX of them.
-_SMALL = 10
-_COALESCE_MAX = 100
+# Coalescing takes at most this many other pending batches into a task.
+_COALESCE_MAX = 10
 
 
 @dataclass(slots=True)
@@ -213,7 +213,7 @@ class ClaimedReading:
 def _claim_readings(batch_ids: list[int]) -> list[Any]:
     """Claim (delete) the given pending batches that are not being evaluated elsewhere right now
     (SKIP LOCKED) and return their readings that are not erroneous, in id order. On PostgreSQL
-    also other small batches created in the last ALERTS_COALESCE_SECONDS.
+    also up to _COALESCE_MAX other batches created in the last ALERTS_COALESCE_SECONDS.
 
     On PostgreSQL one statement (DELETE … RETURNING feeding the SELECT); elsewhere (SQLite, no row locks) the
     ORM. Must run inside the evaluating transaction."""
@@ -225,7 +225,7 @@ def _claim_readings(batch_ids: list[int]) -> list[Any]:
         with connection.connection.cursor() as raw:
             raw.adapters.register_loader("timestamptz", TimestamptzLoader)
             raw.execute(_CLAIM_SQL, {
-                "ids": list(batch_ids), "small": _SMALL,
+                "ids": list(batch_ids),
                 "since": now - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS),
                 "extra": _COALESCE_MAX if settings.ALERTS_COALESCE_SECONDS else 0,
             })

@@ -322,17 +322,7 @@ def _enqueue_evaluation(batch_ids: list[int]) -> None:
 def pending_evaluation_create(*, reading_ids: list[int]) -> int:
     """Record readings just stored as waiting for their rules; returns the batch id the
     evaluation task is given. Call in the transaction that stores the readings."""
-    if connection.vendor != "postgresql":
-        return PendingEvaluation.objects.create(reading_ids=reading_ids, size=len(reading_ids)).pk
-    # By hand on PostgreSQL: on every ingest request, the ORM's insert cost several times the
-    # statement.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {PendingEvaluation._meta.db_table} (reading_ids, size, created_at) "  # noqa: S608
-            "VALUES (%s::jsonb, %s, %s) RETURNING id",
-            [orjson.dumps(reading_ids).decode(), len(reading_ids), timezone.now()],
-        )
-        return cursor.fetchone()[0]
+    return PendingEvaluation.objects.create(reading_ids=reading_ids, size=len(reading_ids)).pk
 
 
 def readings_ingest(
@@ -465,8 +455,7 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
             by_client[p.client_id] = p
         by_key.setdefault(key, p)
     if new:
-        _insert(new, readings)
-        batch = pending_evaluation_create(reading_ids=[p.id for p in new])
+        batch = _insert(new, readings)
         # robust: if the broker is down the readings stay committed and the 201 stays true; the
         # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
         transaction.on_commit(lambda: _enqueue_evaluation([batch]), robust=True)
@@ -482,10 +471,23 @@ _COPY_COLUMNS = ("id", "patient_id", "device_id", "measure", "value", "value2", 
 _COPY_SQL = f"COPY monitoring_reading ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
 
 
-def _insert(new: list[Parsed], readings: _Readings) -> None:
-    """Insert new readings and set their ids. On PostgreSQL with COPY (ids reserved from the
-    sequence first): Django's bulk_create spends most of a 1,000-row batch compiling the
-    statement and building model instances. Elsewhere (SQLite, the embedded shape) bulk_create."""
+# Reserves the ids and writes the pending batch that lists them (ADR 0009) in one round trip.
+_RESERVE_SQL = """
+    WITH ids AS (
+        SELECT nextval(pg_get_serial_sequence('monitoring_reading', 'id')) AS id FROM generate_series(1, %(n)s)
+    ), pending AS (
+        INSERT INTO monitoring_pendingevaluation (reading_ids, size, created_at)
+        SELECT jsonb_agg(id ORDER BY id), %(n)s, %(now)s FROM ids RETURNING id
+    )
+    SELECT ids.id, (SELECT id FROM pending) FROM ids ORDER BY ids.id
+"""
+
+
+def _insert(new: list[Parsed], readings: _Readings) -> int:
+    """Insert new readings, set their ids and record them as a pending batch; returns the
+    batch's id. On PostgreSQL with COPY (ids reserved from the sequence first): Django's
+    bulk_create spends most of a 1,000-row batch compiling the statement and building model
+    instances. Elsewhere (SQLite, the embedded shape) bulk_create."""
     if connection.vendor != "postgresql":
         built = [readings._build(p) for p in new]
         for r in built:
@@ -495,15 +497,14 @@ def _insert(new: list[Parsed], readings: _Readings) -> None:
             p.id = r.pk
             readings.new[r.pk] = p
             readings.built[r.pk] = r
-        return
+        return pending_evaluation_create(reading_ids=[p.id for p in new])
     patient_id, source, now = readings.patient_id, readings.source, readings.now
     entered_by_id = readings.entered_by.pk if readings.entered_by is not None else None
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('monitoring_reading', 'id')) FROM generate_series(1, %s)",
-            [len(new)],
-        )
-        for p, (pk,) in zip(new, cursor.fetchall(), strict=True):
+        cursor.execute(_RESERVE_SQL, {"n": len(new), "now": now})
+        rows = cursor.fetchall()
+        batch = rows[0][1]
+        for p, (pk, _) in zip(new, rows, strict=True):
             p.id = pk
             readings.new[pk] = p
         raw = cursor.cursor  # the psycopg cursor, in the same transaction
@@ -515,3 +516,4 @@ def _insert(new: list[Parsed], readings: _Readings) -> None:
                     None if p.original is None else orjson.dumps(p.original).decode(), p.unusual, "",
                     p.effective_at, now, source, p.client_id, entered_by_id,
                 ))
+    return batch

@@ -314,8 +314,10 @@ def test_a_reading_half_past_midnight_in_copenhagen_on_the_treatment_start_day_i
     assert Alert.objects.filter(patient=cast.patient_a, evidence__reading_id=reading.pk).exists()
 
 
-def test_an_evaluation_task_also_takes_recent_small_batches_still_waiting_for_their_own_task(cast, settings):
+def test_an_evaluation_task_also_takes_recent_batches_still_waiting_for_their_own_task(cast, settings):
     from django.db import connection
+
+    from alerts import services
 
     if connection.vendor != "postgresql":
         pytest.skip("coalescing is a PostgreSQL claim (SKIP LOCKED); the embedded shape evaluates in-process")
@@ -333,17 +335,25 @@ def test_an_evaluation_task_also_takes_recent_small_batches_still_waiting_for_th
                 effective_at=now - timedelta(hours=1, minutes=i)) for i in range(20)])
     b_big = pending_evaluation_create(reading_ids=[big.pk, *(r.pk for r in filler)])
 
-    assert readings_evaluate(batch_ids=[b_asked]) == 2  # the asked one and the small one waiting
+    # the asked one, and the waiting ones (of any size) created within the window
+    assert readings_evaluate(batch_ids=[b_asked]) == 1 + 1 + 21
     assert readings_evaluate(batch_ids=[b_waiting]) == 0  # its own task finds it done
-    # beyond the window, or too big to ride along: left to their own tasks or the sweep
-    assert readings_unevaluated_ids() == {old.pk, big.pk, *(r.pk for r in filler)}
+    assert readings_evaluate(batch_ids=[b_big]) == 0
+    assert readings_unevaluated_ids() == {old.pk}  # beyond the window: left to its own task or the sweep
     sources = set(AlertFinding.objects.values_list("source_key", flat=True))
-    assert sources == {f"reading:{asked.pk}", f"reading:{waiting.pk}"}
+    assert sources == {f"reading:{asked.pk}", f"reading:{waiting.pk}", f"reading:{big.pk}"}
 
     settings.ALERTS_COALESCE_SECONDS = 0
     assert readings_evaluate(batch_ids=[b_asked]) == 0
     assert readings_evaluate(batch_ids=[b_old]) == 1
-    assert readings_evaluate(batch_ids=[b_big]) == 21
+
+    # at most _COALESCE_MAX other batches ride along
+    single = [Reading.objects.create(patient=cast.patient_a, measure="spo2", value=97, unit="%", source="api",
+                                     effective_at=now - timedelta(minutes=30 + i)) for i in range(15)]
+    batches = [pending_evaluation_create(reading_ids=[r.pk]) for r in single]
+    settings.ALERTS_COALESCE_SECONDS = 60
+    assert readings_evaluate(batch_ids=[batches[0]]) == 1 + services._COALESCE_MAX
+    assert len(readings_unevaluated_ids()) == 15 - 1 - services._COALESCE_MAX
 
 
 def test_a_batch_id_that_does_not_exist_evaluates_nothing(cast):
