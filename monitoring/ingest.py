@@ -316,7 +316,9 @@ def _lock_patient(patient: Patient) -> None:
 def _enqueue_evaluation(batch_ids: list[int]) -> None:
     from monitoring.tasks import evaluate_readings
 
-    evaluate_readings.delay(batch_ids)
+    # argsrepr given: Celery would otherwise build it with its saferepr, a visible share of a
+    # single-reading request's CPU.
+    evaluate_readings.apply_async((batch_ids,), argsrepr=repr((batch_ids,)), kwargsrepr="{}")
 
 
 def pending_evaluation_create(*, reading_ids: list[int]) -> int:

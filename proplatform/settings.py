@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "proplatform.middleware.SynchronousChainMiddleware",  # keep last: see its docstring
 ]
 
 ROOT_URLCONF = env.str("ROOT_URLCONF", default="proplatform.urls")  # benchmarks add a no-op view

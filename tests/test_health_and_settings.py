@@ -150,3 +150,20 @@ def test_deploy_check_flags_the_embedded_default_secret_key():
                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "security.W009" in result.stdout + result.stderr
+
+
+# --- the middleware chain under ASGI ---------------------------------------------------------
+
+def test_under_asgi_the_middleware_chain_runs_without_a_thread_hop_per_middleware():
+    """With a sync-only middleware innermost, Django runs the built-in middleware synchronously
+    under ASGI too; in async mode each of them would hop to a thread for process_request and
+    process_response (most of a small request's CPU, bench/reading_concurrency.py)."""
+    from unittest.mock import patch
+
+    from asgiref.sync import async_to_sync, sync_to_async
+    from django.test import AsyncClient
+
+    with patch("django.utils.deprecation.sync_to_async", wraps=sync_to_async) as hop:
+        response = async_to_sync(AsyncClient().get)("/login/", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    assert hop.call_count == 0
