@@ -2,6 +2,7 @@
 the database on every (re)connect, so a message lost here never hides an alert."""
 
 import logging
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -39,11 +40,17 @@ def alerts_broadcast(alert_ids: list[int]) -> None:
     for patient_id, team_id in TreatmentEpisode.objects.filter(
             patient_id__in={a.patient_id for a in alerts}).values_list("patient_id", "care_team_id"):
         teams.setdefault(patient_id, set()).add(team_id)
-    send = async_to_sync(layer.group_send)
-    for alert in alerts:
-        message = {"type": "alert.changed", "alert": alert_payload(alert)}
-        for team_id in sorted(teams.get(alert.patient_id, ())):
-            try:
-                send(team_group(team_id), message)
-            except Exception:  # the database has it; pages catch up on reconnect
-                log.exception("live push of alert %s to team %s failed", alert.pk, team_id)
+    sends = [(alert.pk, team_id, {"type": "alert.changed", "alert": alert_payload(alert)})
+             for alert in alerts for team_id in sorted(teams.get(alert.patient_id, ()))]
+    async_to_sync(_send_all)(layer, sends)
+
+
+async def _send_all(layer: Any, sends: list[tuple[int, int, dict[str, Any]]]) -> None:
+    """Every push of one broadcast in one trip to the event loop: from a worker (no loop of its
+    own) each async_to_sync call starts a loop, and the Redis channel layer opens a connection
+    per loop. One failed push does not stop the others."""
+    for alert_id, team_id, message in sends:
+        try:
+            await layer.group_send(team_group(team_id), message)
+        except Exception:  # the database has it; pages catch up on reconnect
+            log.exception("live push of alert %s to team %s failed", alert_id, team_id)

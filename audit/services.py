@@ -33,8 +33,24 @@ def audit_record(
     request: HttpRequest | None = None,
     ip: str | None = None,
 ) -> AuditEvent:
+    event = _event(user=user, action=action, resource=resource, outcome=outcome, patient_id=patient_id,
+                   ip=ip or client_ip(request))
+    event.save(force_insert=True)
+    return event
+
+
+def audit_record_many(*, user: Any, action: Action, reads: list[tuple[str, uuid.UUID | None]],
+                      ip: str | None = None) -> None:
+    """One row per (resource, patient id) in ``reads``, all by one person, in one INSERT (e.g. a
+    burst of live alert pushes to one triage page)."""
+    AuditEvent.objects.bulk_create([_event(user=user, action=action, resource=resource, outcome=Outcome.ALLOWED,
+                                           patient_id=patient_id, ip=ip) for resource, patient_id in reads])
+
+
+def _event(*, user: Any, action: Action, resource: str, outcome: Outcome, patient_id: uuid.UUID | None,
+           ip: str | None) -> AuditEvent:
     authenticated = user is not None and getattr(user, "is_authenticated", False)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         user=user if authenticated else None,
         username=user.get_username() if authenticated else "",
         role=getattr(user, "role", "") if authenticated else "",
@@ -42,6 +58,6 @@ def audit_record(
         action=action,
         resource=redact_cpr(resource)[:300],
         outcome=outcome,
-        client_ip=ip or client_ip(request),
+        client_ip=ip,
         request_id=current_request_id(),
     )

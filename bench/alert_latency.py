@@ -16,8 +16,10 @@ The no-op reference: a POST to a no-op endpoint behind the same device-token aut
 Runs on a throw-away test database.
 """
 
+import http.client
 import json
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -41,6 +43,8 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
+
+from bench.reading_concurrency import cpu_seconds, process_tree  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -96,6 +100,28 @@ class Feed:
                 return at
             time.sleep(0.0005)
         return None
+
+
+def _cpu_groups(stack: Any) -> dict[str, list[int]]:
+    """The processes whose CPU time the sustained run reports: the web and worker process trees,
+    every PostgreSQL process and Redis (whoever else uses them counts too: run on a quiet machine)."""
+    by_name: dict[str, list[int]] = {"postgres": [], "redis": []}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres"):
+                by_name["postgres"].append(int(entry.name))
+            elif cmdline.startswith(b"redis-server"):
+                by_name["redis"].append(int(entry.name))
+    groups = {f"{name} (process tree)": process_tree(proc.pid) for name, proc in stack.processes.items()
+              if name != "worker"}
+    worker = stack.processes["worker"].pid  # the consumer; the pool's processes run the tasks
+    groups["worker: main process (broker, acks)"] = [worker]
+    groups["worker: pool processes (the tasks)"] = [p for p in process_tree(worker) if p != worker]
+    return {**groups, "PostgreSQL (all its processes)": by_name["postgres"], "Redis": by_name["redis"]}
 
 
 def post(url: str, token: str, body: dict[str, Any]) -> int:
@@ -164,23 +190,46 @@ def main() -> None:
             lock = threading.Lock()
             total = int(rate * seconds)
 
-            def send_one(i: int) -> None:
-                token, patient_id = tokens[i % len(tokens)]
-                sent, reading_id = reading(token)
-                with lock:
-                    sent_at[reading_id] = (patient_id, sent)
+            answered: list[float] = []  # submit -> HTTP answer: where a backlog builds up
+            jobs: queue.Queue[tuple[int, float] | None] = queue.Queue()
+            host, port = stack.url.removeprefix("http://").split(":")
 
-            threads = []
+            def sender() -> None:
+                # Keep-alive connections, as a reverse proxy keeps them to the app server; each
+                # reading's clock starts at its scheduled time, so time spent waiting for a free
+                # sender counts too (an open loop: no coordinated omission).
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                while (job := jobs.get()) is not None:
+                    i, due = job
+                    token, patient_id = tokens[i % len(tokens)]
+                    k = next(counter)
+                    body = json.dumps({"measure": "spo2", "value": 85, "unit": "%", "client_id": f"lat-{k}",
+                                       "effective_at": (start + timedelta(seconds=k)).isoformat()})
+                    conn.request("POST", "/api/v1/readings", body, {
+                        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+                    response = conn.getresponse()
+                    reading_id = json.loads(response.read())["id"]
+                    with lock:
+                        sent_at[reading_id] = (patient_id, due)
+                        answered.append((time.perf_counter() - due) * 1000)
+                conn.close()
+
+            senders = [threading.Thread(target=sender) for _ in range(32)]
+            for th in senders:
+                th.start()
+            groups = _cpu_groups(stack)
+            cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+            own_before = time.process_time()
             begin = time.perf_counter()
             for i in range(total):
                 due = begin + i / rate
                 delay = due - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                th = threading.Thread(target=send_one, args=(i,))
-                th.start()
-                threads.append(th)
-            for th in threads:
+                jobs.put((i, due))
+            for _ in senders:
+                jobs.put(None)
+            for th in senders:
                 th.join()
             achieved = total / (time.perf_counter() - begin)
             deadline = time.perf_counter() + 15
@@ -190,6 +239,8 @@ def main() -> None:
                 if all(a is not None for a in arrival.values()):
                     break
                 time.sleep(0.2)
+            cpu_used = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
+            cpu_used["load generator + websocket client (this process)"] = time.process_time() - own_before
             sustained = [(arrival[r] - s) * 1000 for r, (_, s) in sent_at.items() if arrival.get(r) is not None]
             lost = sum(1 for a in arrival.values() if a is None)
             feed.ws.close()
@@ -212,8 +263,14 @@ def main() -> None:
         print(line("no-op HTTP round trip (POST)", noop))
         print(line("idle: submit → alert on websocket", idle) + f"  (missing {idle_n - len(idle)})")
         print(line(f"sustained {achieved:.0f}/s for {seconds:.0f} s", sustained) + f"  lost {lost} of {total}")
+        print(line("  of which: submit → HTTP answer", answered))
         print(f"{'evaluation throughput':<34} {throughput:9.0f} readings/s (in-process, batches of 500)")
         print(f"worker concurrency {concurrency}")
+        print(f"CPU during the sustained run, per reading ({total} readings, {os.cpu_count()} CPUs):")
+        for name, used in cpu_used.items():
+            print(f"  {name:<52} {used / total * 1000:6.2f} ms")
+        print(f"  {'all':<52} {sum(cpu_used.values()) / total * 1000:6.2f} ms"
+              f" -> at most {(os.cpu_count() or 1) / (sum(cpu_used.values()) / total):.0f} readings/s")
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

@@ -137,7 +137,7 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
     # layer joins them); one in the embedded shape, whose in-memory layer lives in one process.
     commands = {"web": [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                         "--workers", "2" if production_shape else "1", "--lifespan", "off", "--no-proxy-headers",
-                        "proplatform.asgi:application"]}
+                        "--no-access-log", "proplatform.asgi:application"]}
     if production_shape:
         commands["worker"] = [sys.executable, "-m", "celery", "-A", "proplatform", "worker",
                               "--loglevel=INFO", f"--concurrency={worker_concurrency}", "--without-gossip",

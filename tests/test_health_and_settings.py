@@ -167,3 +167,34 @@ def test_under_asgi_the_middleware_chain_runs_without_a_thread_hop_per_middlewar
         response = async_to_sync(AsyncClient().get)("/login/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     assert hop.call_count == 0
+
+
+# --- database connections in Celery workers -------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_a_good_database_connection_between_tasks_and_drops_a_broken_one(monkeypatch):
+    """Celery's Django fixup reconnected before and after every task (a PostgreSQL backend
+    forked per task); CELERY_DB_REUSE_MAX turns that off, and our task hooks close only a
+    broken or expired connection, as Django does around a request."""
+    from types import SimpleNamespace
+
+    from celery.fixups.django import DjangoWorkerFixup
+    from django.db import connections
+
+    from proplatform.celery import _close_unusable_connections, app
+
+    conn = connections["default"]
+    monkeypatch.setitem(conn.settings_dict, "CONN_MAX_AGE", 300)
+    conn.close()
+    conn.ensure_connection()
+    kept = conn.connection
+    task = SimpleNamespace(request=SimpleNamespace(is_eager=False))
+
+    DjangoWorkerFixup(app).close_database()  # what the fixup runs before and after each task
+    _close_unusable_connections(task=task)
+    assert conn.connection is kept
+
+    conn.errors_occurred = True
+    monkeypatch.setattr(conn, "is_usable", lambda: False)
+    _close_unusable_connections(task=task)
+    assert conn.connection is None

@@ -368,6 +368,36 @@ def test_the_socket_applies_the_pages_filter_to_the_snapshot_and_to_pushes(cast)
     # audit of pushes is checked end-to-end in tests/e2e/, not here.)
 
 
+@pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
+def test_a_burst_of_pushes_reaches_the_socket_complete_in_order_and_filtered(cast):
+    """Pushes that arrive while the consumer is still auditing earlier ones are sent together
+    afterwards: none lost, none reordered, each checked against the page's filter."""
+    red, yellow = _red(cast.patient_a), _yellow(cast, cast.patient_a)
+    burst = [alert_payload(a) for a in (red, yellow, red, yellow, yellow)]
+
+    async def scenario() -> list[dict]:
+        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/?severity=yellow")
+        communicator.scope["user"] = cast.clinician_a
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.receive_json_from(timeout=5)  # the snapshot
+        for payload in burst:  # all sent before the first is answered
+            await get_channel_layer().group_send(team_group(cast.team_a.pk),
+                                                 {"type": "alert.changed", "alert": payload})
+        received = [await communicator.receive_json_from(timeout=5) for _ in burst]
+        assert await communicator.receive_nothing(timeout=0.2)
+        await communicator.disconnect()
+        return received
+
+    received = async_to_sync(scenario)()
+    assert [(m["type"], m.get("id") or m["alert"]["id"]) for m in received] == [
+        ("removed", red.pk), ("alert", yellow.pk), ("removed", red.pk), ("alert", yellow.pk), ("alert", yellow.pk)]
+    # Each push shown is a read by this clinician; the ones the filter hid are not.
+    pushes = AuditEvent.objects.filter(user=cast.clinician_a, action=Action.READ, resource__endswith="(live push)")
+    assert sorted(pushes.values_list("resource", flat=True)) == [f"Alert/{yellow.pk} (live push)"] * 3
+    assert {e.patient_ref for e in pushes} == {cast.patient_a.pk}
+
+
 # --- the patient page ------------------------------------------------------------------------
 
 def test_patient_page_shows_the_alert_with_its_findings_and_rings_its_readings_on_the_chart(cast, client):
