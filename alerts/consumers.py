@@ -74,12 +74,12 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
-    async def alert_changed(self, event: dict[str, Any]) -> None:
+    async def alerts_changed(self, event: dict[str, Any]) -> None:
         # Queued, and sent by one drain task per connection: while it writes the audit rows of
         # the alerts it holds, the next ones collect behind it and go together (one query and
         # one INSERT however many). One at a time, a burst of pushes (a reading every 10 ms)
         # queued behind a database round trip each.
-        self._push_queue.append(event["alert"])
+        self._push_queue.extend(event["alerts"])
         if self._drain is None or self._drain.done():
             self._drain = asyncio.create_task(self._send_queued())
 

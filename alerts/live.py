@@ -26,7 +26,8 @@ def alert_broadcast(alert_id: int) -> None:
 
 
 def alerts_broadcast(alert_ids: list[int]) -> None:
-    """Push alerts' current state to their patients' teams: two queries however many alerts."""
+    """Push alerts' current state to their patients' teams: two queries however many alerts,
+    one channel-layer message per team."""
     layer = get_channel_layer()
     if layer is None or not alert_ids:
         return
@@ -40,17 +41,22 @@ def alerts_broadcast(alert_ids: list[int]) -> None:
     for patient_id, team_id in TreatmentEpisode.objects.filter(
             patient_id__in={a.patient_id for a in alerts}).values_list("patient_id", "care_team_id"):
         teams.setdefault(patient_id, set()).add(team_id)
-    sends = [(alert.pk, team_id, {"type": "alert.changed", "alert": alert_payload(alert)})
-             for alert in alerts for team_id in sorted(teams.get(alert.patient_id, ()))]
-    async_to_sync(_send_all)(layer, sends)
+    # One message per team with all its changed alerts: a batch of readings touching many
+    # patients is one delivery per triage page, not one per alert.
+    by_team: dict[int, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        payload = alert_payload(alert)
+        for team_id in sorted(teams.get(alert.patient_id, ())):
+            by_team.setdefault(team_id, []).append(payload)
+    async_to_sync(_send_all)(layer, by_team)
 
 
-async def _send_all(layer: Any, sends: list[tuple[int, int, dict[str, Any]]]) -> None:
+async def _send_all(layer: Any, by_team: dict[int, list[dict[str, Any]]]) -> None:
     """Every push of one broadcast in one trip to the event loop: from a worker (no loop of its
     own) each async_to_sync call starts a loop, and the Redis channel layer opens a connection
     per loop. One failed push does not stop the others."""
-    for alert_id, team_id, message in sends:
+    for team_id, payloads in by_team.items():
         try:
-            await layer.group_send(team_group(team_id), message)
+            await layer.group_send(team_group(team_id), {"type": "alerts.changed", "alerts": payloads})
         except Exception:  # the database has it; pages catch up on reconnect
-            log.exception("live push of alert %s to team %s failed", alert_id, team_id)
+            log.exception("live push of alerts %s to team %s failed", [a["id"] for a in payloads], team_id)

@@ -244,6 +244,14 @@ def main() -> None:
             sustained = [(arrival[r] - s) * 1000 for r, (_, s) in sent_at.items() if arrival.get(r) is not None]
             lost = sum(1 for a in arrival.values() if a is None)
             feed.ws.close()
+            # Where the time went: the finding's found_at is when the worker evaluated the reading.
+            from alerts.models import AlertFinding
+
+            wall_offset = time.time() - time.perf_counter()
+            found = dict(AlertFinding.objects.filter(source_key__in=[f"reading:{r}" for r in sent_at])
+                         .values_list("source_key", "found_at"))
+            evaluated_after = [(found[f"reading:{r}"].timestamp() - wall_offset - s) * 1000
+                         for r, (_, s) in sent_at.items() if f"reading:{r}" in found]
 
         from alerts.services import readings_evaluate
         from monitoring.ingest import pending_evaluation_create
@@ -264,6 +272,7 @@ def main() -> None:
         print(line("idle: submit → alert on websocket", idle) + f"  (missing {idle_n - len(idle)})")
         print(line(f"sustained {achieved:.0f}/s for {seconds:.0f} s", sustained) + f"  lost {lost} of {total}")
         print(line("  of which: submit → HTTP answer", answered))
+        print(line("  submit → evaluated (found_at)", evaluated_after))
         print(f"{'evaluation throughput':<34} {throughput:9.0f} readings/s (in-process, batches of 500)")
         print(f"worker concurrency {concurrency}")
         print(f"CPU during the sustained run, per reading ({total} readings, {os.cpu_count()} CPUs):")

@@ -355,7 +355,7 @@ def test_the_socket_applies_the_pages_filter_to_the_snapshot_and_to_pushes(cast)
         received = [await communicator.receive_json_from(timeout=5)]
         for payload in payloads:  # what alerts.live.alert_broadcast sends the team
             await get_channel_layer().group_send(team_group(cast.team_a.pk),
-                                                 {"type": "alert.changed", "alert": payload})
+                                                 {"type": "alerts.changed", "alerts": [payload]})
             received.append(await communicator.receive_json_from(timeout=5))
         await communicator.disconnect()
         return received
@@ -373,7 +373,8 @@ def test_a_burst_of_pushes_reaches_the_socket_complete_in_order_and_filtered(cas
     """Pushes that arrive while the consumer is still auditing earlier ones are sent together
     afterwards: none lost, none reordered, each checked against the page's filter."""
     red, yellow = _red(cast.patient_a), _yellow(cast, cast.patient_a)
-    burst = [alert_payload(a) for a in (red, yellow, red, yellow, yellow)]
+    r, y = alert_payload(red), alert_payload(yellow)
+    burst = [[r, y], [r], [y, y]]  # a broadcast carries every changed alert of the team
 
     async def scenario() -> list[dict]:
         communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/?severity=yellow")
@@ -381,10 +382,10 @@ def test_a_burst_of_pushes_reaches_the_socket_complete_in_order_and_filtered(cas
         connected, _ = await communicator.connect()
         assert connected
         await communicator.receive_json_from(timeout=5)  # the snapshot
-        for payload in burst:  # all sent before the first is answered
+        for payloads in burst:  # all sent before the first is answered
             await get_channel_layer().group_send(team_group(cast.team_a.pk),
-                                                 {"type": "alert.changed", "alert": payload})
-        received = [await communicator.receive_json_from(timeout=5) for _ in burst]
+                                                 {"type": "alerts.changed", "alerts": payloads})
+        received = [await communicator.receive_json_from(timeout=5) for _ in range(5)]
         assert await communicator.receive_nothing(timeout=0.2)
         await communicator.disconnect()
         return received
