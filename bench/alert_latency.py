@@ -135,7 +135,7 @@ def main() -> None:
     idle_n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     rate = float(sys.argv[2]) if len(sys.argv) > 2 else 100
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 20
-    concurrency = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    concurrency = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         sys.exit("needs the production shape: DATABASE_URL (PostgreSQL) and REDIS_URL")
 

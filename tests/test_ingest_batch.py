@@ -196,14 +196,14 @@ def test_patient_batch_may_name_their_own_device_but_not_anothers(cast, client):
 # --- evaluation ------------------------------------------------------------------------------
 
 def test_evaluation_is_enqueued_once_per_batch_with_every_new_id(cast, client, django_capture_on_commit_callbacks):
-    with mock.patch("monitoring.tasks.evaluate_readings.delay") as delay:
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             items = [_item(i) for i in range(50)]
             response = _post(client, [*items, items[0]], cast.device_token_a)
     assert response.status_code == 200
     assert len(callbacks) == 1
-    delay.assert_called_once()
-    (batch_ids,), _ = delay.call_args
+    send.assert_called_once()
+    ((batch_ids,),), _ = send.call_args
     (pending,) = PendingEvaluation.objects.all()
     assert batch_ids == [pending.pk] and pending.size == 50
     assert sorted(pending.reading_ids) == sorted(Reading.objects.values_list("id", flat=True))
@@ -213,10 +213,10 @@ def test_evaluation_is_enqueued_once_per_batch_with_every_new_id(cast, client, d
 def test_a_resent_batch_enqueues_no_evaluation(cast, client, django_capture_on_commit_callbacks):
     item = _item(0)
     _post(client, [item], cast.device_token_a)
-    with mock.patch("monitoring.tasks.evaluate_readings.delay") as delay:
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
             assert _post(client, [item], cast.device_token_a).json()["results"][0]["status"] == 200
-    delay.assert_not_called()
+    send.assert_not_called()
 
 
 def test_batch_evaluation_adds_both_low_readings_to_one_alert(cast, client, django_capture_on_commit_callbacks):
