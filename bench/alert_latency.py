@@ -44,7 +44,7 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from bench.reading_concurrency import cpu_seconds, process_tree  # noqa: E402
+from bench.reading_concurrency import command_lines, cpu_seconds, process_tree  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -105,23 +105,15 @@ class Feed:
 def _cpu_groups(stack: Any) -> dict[str, list[int]]:
     """The processes whose CPU time the sustained run reports: the web and worker process trees,
     every PostgreSQL process and Redis (whoever else uses them counts too: run on a quiet machine)."""
-    by_name: dict[str, list[int]] = {"postgres": [], "redis": []}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"postgres"):
-                by_name["postgres"].append(int(entry.name))
-            elif cmdline.startswith(b"redis-server"):
-                by_name["redis"].append(int(entry.name))
+    running = command_lines()
+    postgres = [pid for pid, cmdline in running.items() if cmdline.startswith(b"postgres")]
+    redis = [pid for pid, cmdline in running.items() if cmdline.startswith(b"redis-server")]
     groups = {f"{name} (process tree)": process_tree(proc.pid) for name, proc in stack.processes.items()
               if name != "worker"}
     worker = stack.processes["worker"].pid  # the consumer; the pool's processes run the tasks
     groups["worker: main process (broker, acks)"] = [worker]
     groups["worker: pool processes (the tasks)"] = [p for p in process_tree(worker) if p != worker]
-    return {**groups, "PostgreSQL (all its processes)": by_name["postgres"], "Redis": by_name["redis"]}
+    return {**groups, "PostgreSQL (all its processes)": postgres, "Redis": redis}
 
 
 def post(url: str, token: str, body: dict[str, Any]) -> int:

@@ -84,15 +84,19 @@ def db_backends(name: str) -> list[int]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             own = cursor.fetchone()[0]
-    found = []
+    return [pid for pid, cmdline in command_lines().items()
+            if cmdline.startswith(b"postgres: ") and f" {name} ".encode() in cmdline and pid != own]
+
+
+def command_lines() -> dict[int, bytes]:
+    """Every process's command line (NUL-separated), by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes()
+                found[int(entry.name)] = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if cmdline.startswith(b"postgres: ") and f" {name} ".encode() in cmdline and int(entry.name) != own:
-                found.append(int(entry.name))
     return found
 
 

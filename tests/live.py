@@ -103,6 +103,19 @@ def _wait_healthy(stack: LiveStack, logs: dict[str, Path], timeout: float = 60) 
     raise RuntimeError(f"stack not healthy after {timeout}s: {last}")
 
 
+def _wait_listening(stack: LiveStack, name: str, port: int, logs: dict[str, Path], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.processes[name].poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{logs[name].read_text()[-4000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{name} not listening on port {port} after {timeout}s")
+
+
 @contextmanager
 def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = None,
                      worker_concurrency: int = 1) -> Iterator[LiveStack]:
@@ -138,18 +151,28 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
     commands = {"web": [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                         "--workers", "2" if production_shape else "1", "--lifespan", "off", "--no-proxy-headers",
                         "--no-access-log", "proplatform.asgi:application"]}
+    ws_port = None
     if production_shape:
+        # As the Procfile's ws: line: the triage websockets on a process of their own (the proxy
+        # routes /ws/ there), so that a burst of uploads cannot hold up the live feed.
+        ws_port = _free_port()
+        commands["ws"] = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(ws_port),
+                          "--workers", "1", "--lifespan", "off", "--no-proxy-headers", "--no-access-log",
+                          "proplatform.asgi:application"]
+        stack.ws_url = f"ws://127.0.0.1:{ws_port}"
         commands["worker"] = [sys.executable, "-m", "celery", "-A", "proplatform", "worker",
                               "--loglevel=INFO", f"--concurrency={worker_concurrency}", "--without-gossip",
                               "--without-mingle", f"--hostname=test-{port}@%h"]
     logs = {name: tmp_path / f"{name}.log" for name in commands}
     stack.env, stack.commands, stack.logs = env, commands, logs
     if production_shape:
-        stack.process_env["web"] = {"DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "8")}
+        stack.process_env["web"] = stack.process_env["ws"] = {"DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "8")}
     for name in commands:
         stack.start(name)
     try:
         _wait_healthy(stack, logs)
+        if ws_port is not None:
+            _wait_listening(stack, "ws", ws_port, logs)
         yield stack
     finally:
         for proc in stack.processes.values():
