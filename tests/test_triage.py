@@ -399,6 +399,27 @@ def test_a_burst_of_pushes_reaches_the_socket_complete_in_order_and_filtered(cas
     assert {e.patient_ref for e in pushes} == {cast.patient_a.pk}
 
 
+@pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
+def test_a_push_that_cannot_be_audited_is_not_shown_and_the_socket_closes_so_the_page_reloads(cast):
+    from unittest import mock
+
+    payload = alert_payload(_red(cast.patient_a))
+
+    async def scenario() -> dict:
+        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/")
+        communicator.scope["user"] = cast.clinician_a
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.receive_output(timeout=5)  # the snapshot
+        with mock.patch("alerts.consumers.audit_record_many", side_effect=RuntimeError("database down")):
+            await get_channel_layer().group_send(team_group(cast.team_a.pk),
+                                                 {"type": "alerts.changed", "alerts": [payload]})
+            return await communicator.receive_output(timeout=5)
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 1011}
+    assert not AuditEvent.objects.filter(resource__endswith="(live push)").exists()
+
+
 # --- the patient page ------------------------------------------------------------------------
 
 def test_patient_page_shows_the_alert_with_its_findings_and_rings_its_readings_on_the_chart(cast, client):
