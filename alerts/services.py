@@ -212,8 +212,8 @@ class ClaimedReading:
 
 def _claim_readings(batch_ids: list[int]) -> list[Any]:
     """Claim (delete) the given pending batches that are not being evaluated elsewhere right now
-    (SKIP LOCKED) and return their readings that are not erroneous, in id order. On PostgreSQL
-    also up to _COALESCE_MAX other batches created in the last ALERTS_COALESCE_SECONDS.
+    (SKIP LOCKED) and return their readings that are not erroneous, in id order; also up to
+    _COALESCE_MAX other batches created in the last ALERTS_COALESCE_SECONDS.
 
     On PostgreSQL one statement (DELETE … RETURNING feeding the SELECT); elsewhere (SQLite, no row locks) the
     ORM. Must run inside the evaluating transaction."""
@@ -234,6 +234,12 @@ def _claim_readings(batch_ids: list[int]) -> list[Any]:
         PendingEvaluation.objects.select_for_update(skip_locked=True).filter(id__in=batch_ids)
         .values_list("id", "reading_ids")
     )
+    if settings.ALERTS_COALESCE_SECONDS:  # as on PostgreSQL: a task may come with no batch of its own
+        since = timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
+        batches += list(
+            PendingEvaluation.objects.select_for_update(skip_locked=True).filter(created_at__gte=since)
+            .exclude(id__in=batch_ids).order_by("id").values_list("id", "reading_ids")[:_COALESCE_MAX]
+        )
     PendingEvaluation.objects.filter(id__in=[b for b, _ in batches]).delete()
     return list(
         Reading.objects.filter(id__in=[i for _, ids in batches for i in ids], erroneous_at=None).order_by("id")

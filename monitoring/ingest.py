@@ -3,10 +3,11 @@
 The hot loop works on plain values: each item is parsed by plain functions (no serializer per
 item), normalised to the measure's canonical unit, checked for plausibility, de-duplicated
 within the batch and against the database with one query, and inserted with one COPY
-(PostgreSQL; ``bulk_create`` elsewhere) in one transaction. Evaluation is enqueued once per
-batch, after commit. Stored items are plain values until a caller asks for a ``Reading``
-model instance (``ItemResult.reading``): the batch endpoint answers with id and flag only, and
-at 1,000 items a batch the model instances cost more than parsing the items did.
+(PostgreSQL; ``bulk_create`` elsewhere) in one transaction. Evaluation is requested once per
+batch, after commit (``evaluation_request``: at most one task waits in the queue). Stored
+items are plain values until a caller asks for a ``Reading`` model instance
+(``ItemResult.reading``): the batch endpoint answers with id and flag only, and at 1,000 items
+a batch the model instances cost more than parsing the items did.
 
 Per item the outcome is an ``ItemResult``: 201 stored, 200 already stored (a retry), 400 field
 errors, 404 a patient or device that is not the caller's, 409 a client_id reused for another
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -321,6 +323,58 @@ def _enqueue_evaluation(batch_ids: list[int]) -> None:
     evaluate_readings.apply_async((batch_ids,), argsrepr=repr((batch_ids,)), kwargsrepr="{}")
 
 
+# Set while an evaluation task waits in the queue and has not started claiming (ADR 0011).
+EVALUATION_QUEUED_KEY = "readings:evaluation-queued"
+
+
+def _one_queued_task() -> bool:
+    """Whether ingest sends a task only when none waits (a real broker, coalescing on). With
+    tasks run in-process (the embedded shape) every batch is evaluated at its own commit."""
+    from proplatform.celery import app
+
+    return not app.conf.task_always_eager and settings.ALERTS_COALESCE_SECONDS > 0
+
+
+def evaluation_request(batch_ids: list[int]) -> None:
+    """Make sure an evaluation task will claim these just-committed batches (ADR 0011).
+
+    If a task is already queued and has not started claiming, it will claim them too (it
+    coalesces waiting batches and, if it leaves some, queues its successor), so none is sent:
+    under a bulk upload one task per round instead of one per request, and the request skips
+    the broker. Correct because the batch was committed before the key was found set, and a
+    task clears the key before it claims. If the key's task is lost the key expires
+    (EVALUATION_QUEUED_SECONDS) and the sweep evaluates what it left."""
+    if not _one_queued_task():
+        _enqueue_evaluation(batch_ids)
+        return
+    if not cache.add(EVALUATION_QUEUED_KEY, 1, timeout=settings.EVALUATION_QUEUED_SECONDS):
+        return
+    try:
+        _enqueue_evaluation(batch_ids)
+    except BaseException:
+        cache.delete(EVALUATION_QUEUED_KEY)  # nothing was queued: the next batch sends a task
+        raise
+
+
+def evaluation_taken() -> None:
+    """Called by an evaluation task before it claims: batches committed from now on need a
+    task of their own (or the successor this one queues)."""
+    if _one_queued_task():
+        cache.delete(EVALUATION_QUEUED_KEY)
+
+
+def evaluation_left_waiting() -> bool:
+    """Whether a batch of the coalescing window still waits, unclaimed and not being evaluated
+    by another task right now (SKIP LOCKED): after a task's claim was full, or a batch
+    committed while it ran relied on it."""
+    if not _one_queued_task():
+        return False
+    since = timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
+    with transaction.atomic():
+        return (PendingEvaluation.objects.filter(created_at__gte=since)
+                .select_for_update(skip_locked=True).exists())
+
+
 def pending_evaluation_create(*, reading_ids: list[int]) -> int:
     """Record readings just stored as waiting for their rules; returns the batch id the
     evaluation task is given. Call in the transaction that stores the readings."""
@@ -460,7 +514,7 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
         batch = _insert(new, readings)
         # robust: if the broker is down the readings stay committed and the 201 stays true; the
         # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
-        transaction.on_commit(lambda: _enqueue_evaluation([batch]), robust=True)
+        transaction.on_commit(lambda: evaluation_request([batch]), robust=True)
         for p in new:
             results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
     for index, earlier in pending:
@@ -476,13 +530,26 @@ _COPY_SQL = f"COPY monitoring_reading ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
 # Reserves the ids and writes the pending batch that lists them (ADR 0009) in one round trip.
 _RESERVE_SQL = """
     WITH ids AS (
-        SELECT nextval(pg_get_serial_sequence('monitoring_reading', 'id')) AS id FROM generate_series(1, %(n)s)
+        SELECT nextval(%(seq)s::regclass) AS id FROM generate_series(1, %(n)s)
     ), pending AS (
         INSERT INTO monitoring_pendingevaluation (reading_ids, size, created_at)
         SELECT jsonb_agg(id ORDER BY id), %(n)s, %(now)s FROM ids RETURNING id
     )
     SELECT ids.id, (SELECT id FROM pending) FROM ids ORDER BY ids.id
 """
+
+
+_sequence: dict[str, str] = {}  # database alias -> name of monitoring_reading.id's sequence
+
+
+def _reading_sequence(cursor: Any) -> str:
+    """The name of monitoring_reading.id's sequence, looked up once per process and database:
+    calling pg_get_serial_sequence for every reserved id cost more than the nextval itself."""
+    alias = cursor.db.alias
+    if alias not in _sequence:
+        cursor.execute("SELECT pg_get_serial_sequence('monitoring_reading', 'id')")
+        _sequence[alias] = cursor.fetchone()[0]
+    return _sequence[alias]
 
 
 def _insert(new: list[Parsed], readings: _Readings) -> int:
@@ -503,7 +570,7 @@ def _insert(new: list[Parsed], readings: _Readings) -> int:
     patient_id, source, now = readings.patient_id, readings.source, readings.now
     entered_by_id = readings.entered_by.pk if readings.entered_by is not None else None
     with connection.cursor() as cursor:
-        cursor.execute(_RESERVE_SQL, {"n": len(new), "now": now})
+        cursor.execute(_RESERVE_SQL, {"n": len(new), "now": now, "seq": _reading_sequence(cursor)})
         rows = cursor.fetchall()
         batch = rows[0][1]
         for p, (pk, _) in zip(new, rows, strict=True):

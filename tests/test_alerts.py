@@ -315,12 +315,8 @@ def test_a_reading_half_past_midnight_in_copenhagen_on_the_treatment_start_day_i
 
 
 def test_an_evaluation_task_also_takes_recent_batches_still_waiting_for_their_own_task(cast, settings):
-    from django.db import connection
-
     from alerts import services
 
-    if connection.vendor != "postgresql":
-        pytest.skip("coalescing is a PostgreSQL claim (SKIP LOCKED); the embedded shape evaluates in-process")
     settings.ALERTS_COALESCE_SECONDS = 60
     now = timezone.now()
     waiting, asked, old, big = (

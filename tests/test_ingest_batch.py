@@ -270,3 +270,95 @@ def test_a_batch_across_the_episode_start_judges_each_reading_by_its_own_day(
         _post(client, items, cast.device_token_a)
     assert not readings_unevaluated_ids()
     assert [f.evidence["value"] for f in Alert.objects.get().findings.all()] == ["87"]
+
+
+# --- one evaluation task waiting at a time (ADR 0011) -----------------------------------------
+
+@pytest.fixture
+def broker(settings):  # type: ignore[no-untyped-def]
+    """Tasks go to a broker, as in production (the autouse fixture puts eager back afterwards)."""
+    from django.core.cache import cache
+
+    from monitoring.ingest import EVALUATION_QUEUED_KEY
+    from proplatform.celery import app
+
+    app.conf.task_always_eager = False
+    settings.ALERTS_COALESCE_SECONDS = 60
+    cache.delete(EVALUATION_QUEUED_KEY)
+    yield
+    cache.delete(EVALUATION_QUEUED_KEY)
+
+
+def _sent_batches(send: mock.Mock) -> list[list[int]]:
+    return [call.args[0][0] for call in send.call_args_list]
+
+
+def test_while_a_task_waits_in_the_queue_further_batches_send_none_and_it_claims_them(
+        cast, client, broker, django_capture_on_commit_callbacks):
+    from monitoring.tasks import evaluate_readings
+
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(0, value=88)], cast.device_token_a)
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(1, value=97), _item(2, value=86)], cast.device_token_a)
+        first, second = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)
+        assert _sent_batches(send) == [[first]]  # the second rides on the waiting task
+
+        assert evaluate_readings.run([first]) == 3  # the queued task claims both batches
+        assert readings_unevaluated_ids() == set()
+        assert Alert.objects.get().findings.count() == 2
+        assert _sent_batches(send) == [[first]]  # nothing left waiting: no successor
+
+        # the task took the mark when it started: the next batch sends a task again
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(3)], cast.device_token_a)
+        (third,) = PendingEvaluation.objects.values_list("id", flat=True)
+    assert _sent_batches(send) == [[first], [third]]
+
+
+def test_a_task_whose_claim_was_full_queues_a_successor_for_the_rest(
+        cast, client, broker, django_capture_on_commit_callbacks):
+    from alerts import services
+    from monitoring.tasks import evaluate_readings
+
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+        for i in range(services._COALESCE_MAX + 3):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i)], cast.device_token_a)
+        batches = list(PendingEvaluation.objects.order_by("id").values_list("id", flat=True))
+        assert _sent_batches(send) == [[batches[0]]]
+
+        assert evaluate_readings.run([batches[0]]) == 1 + services._COALESCE_MAX
+        assert _sent_batches(send) == [[batches[0]], []]  # a successor, with no batch of its own
+        assert evaluate_readings.run([]) == 2
+    assert readings_unevaluated_ids() == set()
+    assert len(_sent_batches(send)) == 2
+
+
+def test_a_batch_whose_task_could_not_be_sent_is_stored_and_the_next_batch_sends_one(
+        cast, client, broker, django_capture_on_commit_callbacks):
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async",
+                    side_effect=[ConnectionError("broker down"), None]) as send:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = _post(client, [_item(0)], cast.device_token_a)
+        assert response.status_code == 200  # committed: a 201 inside, the sweep will evaluate it
+        assert response.json()["results"][0]["status"] == 201
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(1)], cast.device_token_a)
+    # the failed send left no mark that a task waits: the second batch sent its own
+    assert send.call_count == 2
+    assert len(readings_unevaluated_ids()) == 2
+
+
+def test_batches_left_to_the_sweep_are_always_sent_even_while_a_task_waits(
+        cast, client, broker, django_capture_on_commit_callbacks):
+    from monitoring.services import readings_sweep_unevaluated
+
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(0)], cast.device_token_a)
+        (batch,) = PendingEvaluation.objects.values_list("id", flat=True)
+        PendingEvaluation.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+        assert readings_sweep_unevaluated(older_than_seconds=30) == 1
+    assert _sent_batches(send) == [[batch], [batch]]
