@@ -8,7 +8,9 @@ a no-op endpoint (same middleware and device-token authentication) in the same r
 The server defaults to the Procfile's: uvicorn with WEB_CONCURRENCY worker processes (default
 2); ``--server=daphne`` runs the single daphne process used before, for comparison.
 With REDIS_URL (the production shape) the request commits and enqueues the evaluation to Redis
-— a worker would evaluate it; none runs here, so the measured time is the request's own.
+— a worker would evaluate it; none runs here, so the measured time is the request's own. Every
+request sends its task (EVALUATION_QUEUED_SECONDS=0: as if a worker took each one at once; with
+no worker, the one-waiting-task mark of ADR 0011 would otherwise spare all but the first).
 Without it, the evaluation runs inside the request (embedded shape). The load generator runs
 on the same machine as the server and the database, and is counted in the same CPU budget.
 Target (issue #4): p95 <= 30 ms with 20 concurrent clients. Runs on a throw-away test database.
@@ -221,6 +223,7 @@ def main() -> None:
                + (f"?{query}" if query else "")
                if connection.vendor == "postgresql" else f"sqlite:///{db['NAME']}")
         env = {**os.environ, "DATABASE_URL": url, "HTTPS_ONLY": "0", "ROOT_URLCONF": "bench.urls",
+               "EVALUATION_QUEUED_SECONDS": "0",
                "REDIS_PREFIX": f"bench-{port}", "LOG_LEVEL": "WARNING", "SECRET_KEY": settings.SECRET_KEY}
         log = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
         server = subprocess.Popen(server_command(server_name, workers, port), cwd=ROOT, env=env,

@@ -328,11 +328,13 @@ EVALUATION_QUEUED_KEY = "readings:evaluation-queued"
 
 
 def _one_queued_task() -> bool:
-    """Whether ingest sends a task only when none waits (a real broker, coalescing on). With
+    """Whether ingest sends a task only when none waits (a real broker, coalescing on, not
+    switched off with EVALUATION_QUEUED_SECONDS=0). With
     tasks run in-process (the embedded shape) every batch is evaluated at its own commit."""
     from proplatform.celery import app
 
-    return not app.conf.task_always_eager and settings.ALERTS_COALESCE_SECONDS > 0
+    return (not app.conf.task_always_eager and settings.ALERTS_COALESCE_SECONDS > 0
+            and settings.EVALUATION_QUEUED_SECONDS > 0)
 
 
 def evaluation_request(batch_ids: list[int]) -> None:

@@ -151,7 +151,8 @@ if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
 # for their own task (alerts.services._claim_readings): a burst becomes one batch. 0 turns it off.
 ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)
 # With a broker, ingest sends an evaluation task only when none waits in the queue (ADR 0011);
-# if that task is lost, the mark that one waits expires after this many seconds.
+# if that task is lost, the mark that one waits expires after this many seconds. 0: a task per
+# batch, always.
 EVALUATION_QUEUED_SECONDS = env.int("EVALUATION_QUEUED_SECONDS", default=10)
 # Seconds a Celery worker process keeps its database connection between tasks (proplatform.celery).
 WORKER_DB_CONN_MAX_AGE = env.int("WORKER_DB_CONN_MAX_AGE", default=300)

@@ -362,3 +362,13 @@ def test_batches_left_to_the_sweep_are_always_sent_even_while_a_task_waits(
         PendingEvaluation.objects.update(created_at=timezone.now() - timedelta(minutes=5))
         assert readings_sweep_unevaluated(older_than_seconds=30) == 1
     assert _sent_batches(send) == [[batch], [batch]]
+
+
+def test_with_the_waiting_mark_switched_off_every_batch_sends_its_task(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    settings.EVALUATION_QUEUED_SECONDS = 0
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+        for i in range(3):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i)], cast.device_token_a)
+    assert _sent_batches(send) == [[b] for b in PendingEvaluation.objects.order_by("id").values_list("id", flat=True)]
