@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
@@ -56,6 +57,7 @@ def triage(request: HttpRequest) -> HttpResponse:
         "programs": worklist_programs(request.user),
         "severities": [("red", _("Red")), ("yellow", _("Yellow"))],
         "query": urlencode(_filter_query(f)),
+        "live_feed_port": settings.LIVE_FEED_PORT,
     })
 
 

@@ -3,10 +3,12 @@ a no-op endpoint (same middleware and device-token authentication) in the same r
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform REDIS_URL=redis://127.0.0.1:6379/6 \\
         .venv/bin/python bench/reading_concurrency.py [CLIENTS] [REQUESTS_PER_CLIENT] \\
-        [--server=uvicorn|daphne] [--workers=N]
+        [--server=gunicorn|gunicorn-sync|uvicorn|daphne] [--workers=N]
 
-The server defaults to the Procfile's: uvicorn with WEB_CONCURRENCY worker processes (default
-2); ``--server=daphne`` runs the single daphne process used before, for comparison.
+The server defaults to the Procfile's: gunicorn (WSGI, threaded workers) with WEB_CONCURRENCY
+worker processes (default 2). For comparison: ``--server=uvicorn`` (ASGI, the web process before
+ADR 0012), ``--server=gunicorn-sync`` (one request at a time per process) and ``--server=daphne``
+(the single daphne process used at first).
 With REDIS_URL (the production shape) the request commits and enqueues the evaluation to Redis
 — a worker would evaluate it; none runs here, so the measured time is the request's own. Every
 request sends its task (EVALUATION_QUEUED_SECONDS=0: as if a worker took each one at once; with
@@ -186,12 +188,16 @@ def ceiling(label: str, run: Run, clients: int) -> None:
 def server_command(server: str, workers: int, port: int) -> list[str]:
     if server == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "proplatform.asgi:application"]
-    if server == "gunicorn":  # WSGI, sync workers: HTTP only, no websockets
-        return [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-                "django.core.wsgi:get_wsgi_application()"]
-    # As the Procfile's web: process, on a free port.
-    return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--lifespan", "off", "--no-access-log", "proplatform.asgi:application"]
+    if server == "uvicorn":  # ASGI, as the web: process ran before ADR 0012 (and the ws: process runs)
+        return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                str(workers), "--lifespan", "off", "--no-access-log", "proplatform.asgi:application"]
+    if server == "gunicorn-sync":  # WSGI, one request at a time per process (needs a buffering proxy)
+        return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                "--forwarded-allow-ips", "", "--no-control-socket", "proplatform.wsgi:application"]
+    # As the Procfile's web: process (gunicorn, WSGI, threaded workers), on a free port.
+    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "4"),
+            "--forwarded-allow-ips", "", "--no-control-socket", "proplatform.wsgi:application"]
 
 
 def main() -> None:
@@ -199,7 +205,7 @@ def main() -> None:
     options = dict(a[2:].partition("=")[::2] for a in sys.argv[1:] if a.startswith("--"))
     clients = int(args[0]) if len(args) > 0 else 20
     per_client = int(args[1]) if len(args) > 1 else 100
-    server_name = options.get("server", "uvicorn")
+    server_name = options.get("server", "gunicorn")
     workers = int(options.get("workers", os.environ.get("WEB_CONCURRENCY", "2")))
     setup_test_environment()
     old_name = settings.DATABASES["default"]["NAME"]

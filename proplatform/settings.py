@@ -244,6 +244,12 @@ CELERY_IMPORTS = ["alerts.tasks_escalation"]
 # how often (and how far apart) a failed notification is tried. A team without an
 # EscalationPolicy does not escalate; there is no default policy.
 ALERT_LINK_BASE_URL = env.str("ALERT_LINK_BASE_URL", default="http://localhost:8000")
+# The triage page's live feed is at /ws/alerts/ on the page's own host: a proxy routes /ws/ to
+# the ws process (ADR 0012). Without a proxy (bin/production-local) the page connects to this
+# port of the same host name instead. Empty: the page's own port.
+LIVE_FEED_PORT = env.str("LIVE_FEED_PORT", default="")
+if LIVE_FEED_PORT and not (LIVE_FEED_PORT.isdigit() and 0 < int(LIVE_FEED_PORT) < 65536):
+    raise ImproperlyConfigured(f"LIVE_FEED_PORT must be a TCP port number, not {LIVE_FEED_PORT!r}")
 ALERT_NOTIFY_MAX_ATTEMPTS = env.int("ALERT_NOTIFY_MAX_ATTEMPTS", default=3)
 ALERT_NOTIFY_RETRY_SECONDS = env.int("ALERT_NOTIFY_RETRY_SECONDS", default=60)
 

@@ -1,5 +1,6 @@
-"""A live stack for end-to-end and browser tests: the production ASGI server (uvicorn, as in the
-Procfile) in its own process and, in the production shape (REDIS_URL set), a real Celery worker
+"""A live stack for end-to-end and browser tests: the production servers (as in the Procfile:
+gunicorn for HTTP, uvicorn for the websockets; one uvicorn in the embedded shape) in their own
+processes and, in the production shape (REDIS_URL set), a real Celery worker
 process — both on the test database, exactly as they run in production."""
 
 import json
@@ -119,7 +120,7 @@ def _wait_listening(stack: LiveStack, name: str, port: int, logs: dict[str, Path
 @contextmanager
 def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = None,
                      worker_concurrency: int = 1) -> Iterator[LiveStack]:
-    """Start uvicorn and (production shape) a Celery worker on the test database; stop them on
+    """Start the servers and (production shape) a Celery worker on the test database; stop them on
     exit and print their log tails. ``env_overrides`` changes their environment (e.g. another
     REDIS_URL for a test that stops its own Redis)."""
     from tests.conftest import production_shape_required
@@ -146,11 +147,17 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
     env["REDIS_PREFIX"] = f"pptest-{os.getpid()}-{port}"
     stack = LiveStack(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}",
                       production_shape=production_shape, redis_prefix=env["REDIS_PREFIX"])
-    # As the Procfile runs it: two worker processes in the production shape (the Redis channel
-    # layer joins them); one in the embedded shape, whose in-memory layer lives in one process.
-    commands = {"web": [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-                        "--workers", "2" if production_shape else "1", "--lifespan", "off", "--no-proxy-headers",
-                        "--no-access-log", "proplatform.asgi:application"]}
+    if production_shape:
+        # As the Procfile runs it: HTTP over WSGI in two gunicorn worker processes (ADR 0012).
+        commands = {"web": [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                            "--worker-class", "gthread", "--threads", "4", "--forwarded-allow-ips", "",
+                            "--no-control-socket", "proplatform.wsgi:application"]}
+    else:
+        # The embedded shape: one ASGI process for HTTP and websockets, whose in-memory channel
+        # layer lives in that process.
+        commands = {"web": [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+                            "--workers", "1", "--lifespan", "off", "--no-proxy-headers", "--no-access-log",
+                            "proplatform.asgi:application"]}
     ws_port = None
     if production_shape:
         # As the Procfile's ws: line: the triage websockets on a process of their own (the proxy
@@ -167,6 +174,8 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
     stack.env, stack.commands, stack.logs = env, commands, logs
     if production_shape:
         stack.process_env["web"] = stack.process_env["ws"] = {"DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "8")}
+        # No proxy here: the triage page connects to the ws process's port itself.
+        stack.process_env["web"] = {**stack.process_env["web"], "LIVE_FEED_PORT": str(ws_port)}
     for name in commands:
         stack.start(name)
     try:

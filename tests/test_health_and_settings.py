@@ -110,6 +110,8 @@ def test_settings_default_to_https_only_outside_debug():
         ("DEBUG", "maybe"),
         ("HTTPS_ONLY", "sometimes"),
         ("BEHIND_TLS_PROXY", "perhaps"),
+        ("LIVE_FEED_PORT", "ws://x:8100"),
+        ("LIVE_FEED_PORT", "70000"),
     ],
 )
 def test_malformed_environment_stops_start_up_with_improperly_configured(variable, value):

@@ -713,3 +713,10 @@ def test_bulk_acknowledge_refuses_an_id_beyond_any_database_id_per_field(cast, c
     response = client.post("/api/v1/alerts/acknowledge", {"ids": [2**64]}, content_type="application/json")
     assert response.status_code == 400
     assert "ids" in response.json()
+
+
+def test_the_page_names_the_live_feed_port_only_when_one_is_configured(cast, client, settings):
+    client.force_login(cast.clinician_a)
+    assert "data-live-port" not in client.get("/triage/").content.decode()  # behind the proxy: /ws/ here
+    settings.LIVE_FEED_PORT = "8100"
+    assert 'data-live-port="8100"' in client.get("/triage/").content.decode()

@@ -110,7 +110,10 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/alerts/${query ? "?" + query : ""}`);
+    // The live feed's own process: behind a proxy at /ws/ on this host; without one, on the
+    // port the page names (LIVE_FEED_PORT), same host name so the session cookie goes along.
+    const host = list.dataset.livePort ? `${location.hostname}:${list.dataset.livePort}` : location.host;
+    const socket = new WebSocket(`${scheme}://${host}/ws/alerts/${query ? "?" + query : ""}`);
     socket.addEventListener("open", () => { backoff = 500; setStatus("live", t.live); });
     socket.addEventListener("message", (event) => {
       const data = JSON.parse(event.data);
