@@ -43,6 +43,9 @@ os.environ["HTTPS_ONLY"] = "0"  # the test client speaks plain HTTP
 # In-process tasks for the first two runs: the evaluation cost lands in the measurement. With
 # REDIS_URL given, a third run uses a real worker process over that Redis.
 REDIS_URL = os.environ.pop("REDIS_URL", None)
+# The clients are forked (--clients): a connection pool must not be shared across fork, and one
+# connection per client process is what this benchmark wants anyway.
+os.environ.pop("DB_POOL_MAX_SIZE", None)
 
 import django  # noqa: E402
 
