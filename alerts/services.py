@@ -11,7 +11,7 @@ Clinicians' changes to alerts (acknowledge, assign, resolve, ...) live in alerts
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ from alerts.models import (
 )
 from alerts.rules import KINDS, Finding, kinds_for, merged_params, parse_params
 from alerts.rules.context import Context
+from monitoring.ingest import one_waiting_task
 from monitoring.models import PendingEvaluation, Reading
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
@@ -163,10 +164,10 @@ _CLAIM_SQL = """
         SELECT id FROM monitoring_pendingevaluation WHERE id = ANY(%(ids)s)
         FOR UPDATE SKIP LOCKED
     ), waiting AS (
-        -- Coalescing: other batches created lately that still wait for their own task. When
-        -- the worker falls behind (a burst of single readings, a bulk upload) one task
-        -- evaluates the backlog together and pays the fixed cost of a task once; the tasks that
-        -- come after find nothing left. At most 10 more batches (≤ 10,000 readings).
+        -- Coalescing: other waiting batches created since %(since)s, oldest first. When the
+        -- worker falls behind (a burst of single readings, a bulk upload) one task evaluates
+        -- the backlog together and pays the fixed cost of a task once. At most 10 more batches
+        -- (≤ 10,000 readings). With one waiting task (ADR 0011) batches rely on it however old.
         SELECT id FROM monitoring_pendingevaluation
         WHERE created_at >= %(since)s AND NOT (id = ANY(%(ids)s))
         ORDER BY id LIMIT %(extra)s FOR UPDATE SKIP LOCKED
@@ -210,15 +211,25 @@ class ClaimedReading:
         return self.id
 
 
+def _coalescing_since() -> datetime:
+    """The oldest waiting batch a task takes besides its own. With one waiting task at a time
+    (ADR 0011) batches committed while it waited did not send a task of their own: it takes them
+    however long it waited (a worker restart, a long task before it). Otherwise the batches
+    received in the last ALERTS_COALESCE_SECONDS, which most likely still wait for their own."""
+    if one_waiting_task():
+        return datetime(2000, 1, 1, tzinfo=UTC)
+    return timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
+
+
 def _claim_readings(batch_ids: list[int]) -> list[Any]:
     """Claim (delete) the given pending batches that are not being evaluated elsewhere right now
     (SKIP LOCKED) and return their readings that are not erroneous, in id order; also up to
-    _COALESCE_MAX other batches created in the last ALERTS_COALESCE_SECONDS.
+    _COALESCE_MAX other waiting batches, oldest first (_coalescing_since).
 
     On PostgreSQL one statement (DELETE … RETURNING feeding the SELECT); elsewhere (SQLite, no row locks) the
     ORM. Must run inside the evaluating transaction."""
+    since = _coalescing_since()
     if connection.vendor == "postgresql":
-        now = timezone.now()
         # psycopg's own (C) timestamptz loader: Django's per-connection loader is a Python
         # subclass that made reading the timestamps of a 1,000-reading batch cost more than the
         # query. The times come back aware, in UTC (Django sets the session's TimeZone).
@@ -226,7 +237,7 @@ def _claim_readings(batch_ids: list[int]) -> list[Any]:
             raw.adapters.register_loader("timestamptz", TimestamptzLoader)
             raw.execute(_CLAIM_SQL, {
                 "ids": list(batch_ids),
-                "since": now - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS),
+                "since": since,
                 "extra": _COALESCE_MAX if settings.ALERTS_COALESCE_SECONDS else 0,
             })
             return [ClaimedReading(*row) for row in raw.fetchall()]
@@ -235,7 +246,6 @@ def _claim_readings(batch_ids: list[int]) -> list[Any]:
         .values_list("id", "reading_ids")
     )
     if settings.ALERTS_COALESCE_SECONDS:  # as on PostgreSQL: a task may come with no batch of its own
-        since = timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
         batches += list(
             PendingEvaluation.objects.select_for_update(skip_locked=True).filter(created_at__gte=since)
             .exclude(id__in=batch_ids).order_by("id").values_list("id", "reading_ids")[:_COALESCE_MAX]

@@ -327,7 +327,7 @@ def _enqueue_evaluation(batch_ids: list[int]) -> None:
 EVALUATION_QUEUED_KEY = "readings:evaluation-queued"
 
 
-def _one_queued_task() -> bool:
+def one_waiting_task() -> bool:
     """Whether ingest sends a task only when none waits (a real broker, coalescing on, not
     switched off with EVALUATION_QUEUED_SECONDS=0). With
     tasks run in-process (the embedded shape) every batch is evaluated at its own commit."""
@@ -341,12 +341,13 @@ def evaluation_request(batch_ids: list[int]) -> None:
     """Make sure an evaluation task will claim these just-committed batches (ADR 0011).
 
     If a task is already queued and has not started claiming, it will claim them too (it
-    coalesces waiting batches and, if it leaves some, queues its successor), so none is sent:
+    coalesces waiting batches, oldest first and however old, and if it leaves some, queues its
+    successor), so none is sent:
     under a bulk upload one task per round instead of one per request, and the request skips
     the broker. Correct because the batch was committed before the key was found set, and a
     task clears the key before it claims. If the key's task is lost the key expires
     (EVALUATION_QUEUED_SECONDS) and the sweep evaluates what it left."""
-    if not _one_queued_task():
+    if not one_waiting_task():
         _enqueue_evaluation(batch_ids)
         return
     if not cache.add(EVALUATION_QUEUED_KEY, 1, timeout=settings.EVALUATION_QUEUED_SECONDS):
@@ -361,20 +362,17 @@ def evaluation_request(batch_ids: list[int]) -> None:
 def evaluation_taken() -> None:
     """Called by an evaluation task before it claims: batches committed from now on need a
     task of their own (or the successor this one queues)."""
-    if _one_queued_task():
+    if one_waiting_task():
         cache.delete(EVALUATION_QUEUED_KEY)
 
 
 def evaluation_left_waiting() -> bool:
-    """Whether a batch of the coalescing window still waits, unclaimed and not being evaluated
-    by another task right now (SKIP LOCKED): after a task's claim was full, or a batch
-    committed while it ran relied on it."""
-    if not _one_queued_task():
+    """Whether a batch still waits, unclaimed and not being evaluated by another task right now
+    (SKIP LOCKED): after a task's claim was full, more batches relied on it than it took."""
+    if not one_waiting_task():
         return False
-    since = timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
     with transaction.atomic():
-        return (PendingEvaluation.objects.filter(created_at__gte=since)
-                .select_for_update(skip_locked=True).exists())
+        return PendingEvaluation.objects.select_for_update(skip_locked=True).exists()
 
 
 def pending_evaluation_create(*, reading_ids: list[int]) -> int:

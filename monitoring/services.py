@@ -74,8 +74,9 @@ def readings_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 500
     """Re-enqueue evaluation of stored readings whose message the broker lost. Returns how many
     batches it enqueued.
 
-    Batches younger than ``older_than_seconds`` are left alone: their task is most likely still
-    queued. Evaluation claims (deletes) each batch, so a batch enqueued twice is evaluated once."""
+    Batches younger than ``older_than_seconds`` are left alone: their task (or the one waiting
+    task they rely on, ADR 0011) is most likely still queued. Evaluation claims (deletes) each
+    batch, so a batch enqueued twice is evaluated once."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     batches = list(
         PendingEvaluation.objects.filter(created_at__lt=cutoff).order_by("created_at", "id")

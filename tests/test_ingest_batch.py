@@ -372,3 +372,58 @@ def test_with_the_waiting_mark_switched_off_every_batch_sends_its_task(
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
     assert _sent_batches(send) == [[b] for b in PendingEvaluation.objects.order_by("id").values_list("id", flat=True)]
+
+
+def test_batches_that_relied_on_the_waiting_task_are_claimed_however_long_it_waited(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    from monitoring.tasks import evaluate_readings
+
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+        for i in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i)], cast.device_token_a)
+        first, second = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)
+        # the worker was down for longer than the coalescing window
+        PendingEvaluation.objects.update(created_at=timezone.now() - timedelta(
+            seconds=settings.ALERTS_COALESCE_SECONDS + 300))
+        assert evaluate_readings.run([first]) == 2
+    assert readings_unevaluated_ids() == set()
+    assert _sent_batches(send) == [[first]]
+
+
+def test_a_task_clears_the_waiting_mark_before_it_claims(cast, broker):
+    from monitoring import tasks
+
+    order = mock.Mock()
+    order.left_waiting.return_value = False
+    with mock.patch.object(tasks, "evaluation_taken", order.taken), \
+            mock.patch.object(tasks, "readings_evaluate", order.evaluate), \
+            mock.patch.object(tasks, "evaluation_left_waiting", order.left_waiting):
+        tasks.evaluate_readings.run([1])
+    # a batch committed after the claim started must find no mark and send its own task
+    assert [c[0] for c in order.mock_calls] == ["taken", "evaluate", "left_waiting"]
+
+
+def test_no_successor_is_sent_while_another_task_already_waits(
+        cast, client, broker, django_capture_on_commit_callbacks):
+    from alerts import services
+    from monitoring import tasks
+    from monitoring.ingest import evaluation_request
+
+    real_evaluate = tasks.readings_evaluate
+
+    def evaluate_while_a_batch_arrives(*, batch_ids):  # type: ignore[no-untyped-def]
+        evaluated = real_evaluate(batch_ids=batch_ids)
+        evaluation_request([987654])  # a batch committed meanwhile found no mark: it sent a task
+        return evaluated
+
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+        for i in range(services._COALESCE_MAX + 3):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i)], cast.device_token_a)
+        first = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)[0]
+        with mock.patch.object(tasks, "readings_evaluate", evaluate_while_a_batch_arrives):
+            tasks.evaluate_readings.run([first])
+    # batches are left, but a task waits (the one just sent): no successor on top of it
+    assert _sent_batches(send) == [[first], [987654]]
+    assert len(readings_unevaluated_ids()) == 2
