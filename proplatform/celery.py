@@ -14,7 +14,7 @@ app.autodiscover_tasks()
 def _keep_database_connection(**_: object) -> None:
     """A worker process runs one task at a time on one thread, so it can keep its database
     connection between tasks instead of opening one per task (Django's default, CONN_MAX_AGE=0,
-    is right for the ASGI web processes). Celery's Django fixup would close it around every task
+    is right for the web processes, which use a pool instead). Celery's Django fixup would close it around every task
     anyway; settings.CELERY_DB_REUSE_MAX turns that off and _close_unusable_connections below
     takes its place."""
     from django.conf import settings

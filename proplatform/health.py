@@ -1,6 +1,7 @@
 """GET /health/: is every part this deployment needs up? 200 only when all of them are."""
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,11 @@ def _broker() -> str:
     return "ok"
 
 
+# One round trip at a time per process: under gunicorn's threads each async_to_sync starts an
+# event loop of its own, and the Redis layer refuses receive() from two loops at once.
+_channel_layer_check = threading.Lock()
+
+
 def _channel_layer() -> str:
     layer = get_channel_layer()
     if layer is None:
@@ -43,7 +49,8 @@ def _channel_layer() -> str:
         if message.get("marker") != marker:
             raise RuntimeError("channel layer returned another message")
 
-    async_to_sync(round_trip)()
+    with _channel_layer_check:
+        async_to_sync(round_trip)()
     return "ok"
 
 

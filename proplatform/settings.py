@@ -139,7 +139,7 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Web (ASGI) processes borrow connections from a pool instead of opening a PostgreSQL connection
+# Web (gunicorn) and ws (uvicorn) processes borrow connections from a pool instead of opening a PostgreSQL connection
 # per request and per websocket push (Django closes them after each). Set for the web process
 # only (Procfile): a Celery prefork worker must not inherit a pool's threads across fork; it keeps
 # one connection instead (WORKER_DB_CONN_MAX_AGE). 0 = no pool.

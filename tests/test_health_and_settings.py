@@ -200,3 +200,14 @@ def test_a_worker_keeps_a_good_database_connection_between_tasks_and_drops_a_bro
     monkeypatch.setattr(conn, "is_usable", lambda: False)
     _close_unusable_connections(task=task)
     assert conn.connection is None
+
+
+def test_the_channel_layer_check_holds_when_threads_run_it_at_once():
+    # gunicorn's threads: each async_to_sync starts its own event loop in its thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    from proplatform.health import _channel_layer
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: _channel_layer(), range(8)))
+    assert results == ["ok"] * 8
