@@ -133,9 +133,15 @@ def send(client: Client, requests: list[tuple[bytes, dict[str, str]]], profiler:
 
 def in_parallel(requests: list[tuple[bytes, dict[str, str]]], clients: int,
                 post_all: Callable[[list[tuple[bytes, dict[str, str]]]], float]) -> tuple[float, float]:
-    """Fork ``clients`` processes that each run post_all on their share of the requests (every
-    clients-th one, so each client sends for its own patients) at the same moment; return the
-    seconds from the start until the last one finished, and the sum of what post_all returned."""
+    """Fork ``clients`` processes that each run post_all on their share of the requests at the
+    same moment (each patient's requests, in order, go to one client: patients are dealt out in
+    turn); return the seconds from the start until the last one finished, and the sum of what
+    post_all returned."""
+    shares: list[list[tuple[bytes, dict[str, str]]]] = [[] for _ in range(clients)]
+    client_of: dict[str, int] = {}  # a patient's device token -> its client
+    for body, auth in requests:
+        token = auth["HTTP_AUTHORIZATION"]
+        shares[client_of.setdefault(token, len(client_of) % clients)].append((body, auth))
     connection.close()  # each child opens its own connection
     go_read, go_write = os.pipe()
     children = []
@@ -148,7 +154,7 @@ def in_parallel(requests: list[tuple[bytes, dict[str, str]]], clients: int,
             try:
                 os.close(go_write)
                 os.read(go_read, 1)  # wait for the start signal
-                value = post_all(requests[index::clients])
+                value = post_all(shares[index])
                 os.write(done_write, repr(value).encode())
                 status = 0
             except BaseException:  # noqa: BLE001 - report, then leave without cleaning up the parent's state
@@ -246,7 +252,7 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
         rest = machine_busy() - busy - senders - work
         per = 1000 / len(requests)
         print(f"CPU per request: clients (web side) {senders * per:.2f} ms, worker {work * per:.2f} ms, "
-              f"the rest (PostgreSQL, Redis) {rest * per:.2f} ms; {senders + work + rest:.1f} s in all "
+              f"the rest of the machine (PostgreSQL, Redis) {rest * per:.2f} ms; {senders + work + rest:.1f} s in all "
               f"= {(senders + work + rest) / drained:.2f} of the {os.cpu_count()} cores")
         return answered, drained
     finally:
@@ -270,6 +276,8 @@ def main() -> None:
     batch = min(int(args[2]) if len(args) > 2 else 1000, per_patient)
     clients = next((int(a.partition("=")[2]) for a in sys.argv[1:] if a.startswith("--clients=")), 1)
     flags = [a for a in sys.argv[1:] if a.startswith("--profile")]
+    if flags and clients > 1:
+        sys.exit("--profile profiles one client in this process: use it with --clients=1")
     profile = bool(flags)
     dump = flags[0].partition("=")[2] if flags else ""  # --profile=FILE also writes pstats data
     logging.disable(logging.INFO)  # a log line per task would be measured too
