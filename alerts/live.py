@@ -4,7 +4,6 @@ the database on every (re)connect, so a message lost here never hides an alert."
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -12,6 +11,7 @@ from django.db.models.functions import Coalesce
 from alerts.models import Alert, AlertFinding
 from alerts.selectors import alert_payload
 from patients.models import TreatmentEpisode
+from proplatform import channel_sends
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ def alerts_broadcast(alert_ids: list[int]) -> None:
         payload = alert_payload(alert)
         for team_id in sorted(teams.get(alert.patient_id, ())):
             by_team.setdefault(team_id, []).append(payload)
-    async_to_sync(_send_all)(layer, by_team)
+    channel_sends.run(layer, lambda: _send_all(layer, by_team))
 
 
 async def _send_all(layer: Any, by_team: dict[int, list[dict[str, Any]]]) -> None:
-    """Every push of one broadcast in one trip to the event loop: from a worker (no loop of its
-    own) each async_to_sync call starts a loop, and the Redis channel layer opens a connection
-    per loop. One failed push does not stop the others."""
+    """Every push of one broadcast in one trip to the event loop (proplatform.channel_sends:
+    the process's sending loop, whose Redis connections stay open). One failed push does not
+    stop the others."""
     for team_id, payloads in by_team.items():
         try:
             await layer.group_send(team_group(team_id), {"type": "alerts.changed", "alerts": payloads})

@@ -6,11 +6,11 @@ this channel is a hint for someone who is looking, which is why e-mail is always
 
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils.translation import gettext as _
 
 from alerts.transports import Notice, TransportError
+from proplatform import channel_sends
 
 NAME = "websocket"
 
@@ -34,4 +34,4 @@ def send(*, notice: Notice) -> None:
             "link": notice.link,
         },
     }
-    async_to_sync(layer.group_send)(user_group(notice.recipient.pk), message)
+    channel_sends.run(layer, lambda: layer.group_send(user_group(notice.recipient.pk), message))
