@@ -1,19 +1,18 @@
 """GET /health/: is every part this deployment needs up? 200 only when all of them are."""
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from proplatform import channel_sends
 from proplatform.celery import app as celery_app
 
 
@@ -31,11 +30,6 @@ def _broker() -> str:
     return "ok"
 
 
-# One round trip at a time per process: under gunicorn's threads each async_to_sync starts an
-# event loop of its own, and the Redis layer refuses receive() from two loops at once.
-_channel_layer_check = threading.Lock()
-
-
 def _channel_layer() -> str:
     layer = get_channel_layer()
     if layer is None:
@@ -49,8 +43,9 @@ def _channel_layer() -> str:
         if message.get("marker") != marker:
             raise RuntimeError("channel layer returned another message")
 
-    with _channel_layer_check:
-        async_to_sync(round_trip)()
+    # On the process's sending loop: under gunicorn's threads each async_to_sync would start a
+    # loop of its own, and the Redis layer refuses receive() from two loops at once.
+    channel_sends.run(layer, round_trip)
     return "ok"
 
 
