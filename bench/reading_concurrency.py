@@ -194,10 +194,9 @@ def server_command(server: str, workers: int, port: int) -> list[str]:
     if server == "gunicorn-sync":  # WSGI, one request at a time per process (needs a buffering proxy)
         return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                 "--forwarded-allow-ips", "", "--no-control-socket", "proplatform.wsgi:application"]
-    # As the Procfile's web: process (gunicorn, WSGI, threaded workers), on a free port.
-    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", os.environ.get("WEB_THREADS", "4"),
-            "--forwarded-allow-ips", "", "--no-control-socket", "proplatform.wsgi:application"]
+    from tests.live import web_command
+
+    return web_command(port, workers=workers, threads=int(os.environ.get("WEB_THREADS", "4")))
 
 
 def main() -> None:

@@ -117,6 +117,13 @@ def _wait_listening(stack: LiveStack, name: str, port: int, logs: dict[str, Path
     raise RuntimeError(f"{name} not listening on port {port} after {timeout}s")
 
 
+def web_command(port: int, *, workers: int = 2, threads: int = 4) -> list[str]:
+    """The Procfile's web: line (gunicorn, WSGI, threaded workers; ADR 0012) on ``port``."""
+    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", str(threads), "--forwarded-allow-ips", "",
+            "--no-control-socket", "proplatform.wsgi:application"]
+
+
 @contextmanager
 def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = None,
                      worker_concurrency: int = 1) -> Iterator[LiveStack]:
@@ -149,9 +156,7 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
                       production_shape=production_shape, redis_prefix=env["REDIS_PREFIX"])
     if production_shape:
         # As the Procfile runs it: HTTP over WSGI in two gunicorn worker processes (ADR 0012).
-        commands = {"web": [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                            "--worker-class", "gthread", "--threads", "4", "--forwarded-allow-ips", "",
-                            "--no-control-socket", "proplatform.wsgi:application"]}
+        commands = {"web": web_command(port)}
     else:
         # The embedded shape: one ASGI process for HTTP and websockets, whose in-memory channel
         # layer lives in that process.
