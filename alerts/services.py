@@ -166,8 +166,8 @@ _CLAIM_SQL = """
     ), waiting AS (
         -- Coalescing: other waiting batches created since %(since)s, oldest first. When the
         -- worker falls behind (a burst of single readings, a bulk upload) one task evaluates
-        -- the backlog together and pays the fixed cost of a task once. At most 10 more batches
-        -- (≤ 10,000 readings). With one waiting task (ADR 0011) batches rely on it however old.
+        -- the backlog together and pays the fixed cost of a task once. At most 30 more batches
+        -- (≤ 30,000 readings). With one waiting task (ADR 0011) batches rely on it however old.
         SELECT id FROM monitoring_pendingevaluation
         WHERE created_at >= %(since)s AND NOT (id = ANY(%(ids)s))
         ORDER BY id LIMIT %(extra)s FOR UPDATE SKIP LOCKED
@@ -186,8 +186,10 @@ _CLAIM_SQL = """
     ORDER BY r.id
 """
 
-# Coalescing takes at most this many other pending batches into a task.
-_COALESCE_MAX = 10
+# Coalescing takes at most this many other pending batches into a task: enough for what a bulk
+# upload of 100-reading requests commits while the worker gathers (ADR 0013), few enough that a
+# task of full 1,000-reading batches stays well under a second.
+_COALESCE_MAX = 30
 
 
 @dataclass(slots=True)

@@ -154,6 +154,10 @@ ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)
 # if that task is lost, the mark that one waits expires after this many seconds. 0: a task per
 # batch, always.
 EVALUATION_QUEUED_SECONDS = env.int("EVALUATION_QUEUED_SECONDS", default=10)
+# After an evaluation task claimed a large backlog (a bulk upload), the worker process waits until
+# this many milliseconds have passed since that claim before its next claim, so the upload is
+# evaluated in a few large claims instead of many small ones (ADR 0013). 0 turns it off.
+EVALUATION_GATHER_MS = env.int("EVALUATION_GATHER_MS", default=150)
 # Seconds a Celery worker process keeps its database connection between tasks (proplatform.celery).
 WORKER_DB_CONN_MAX_AGE = env.int("WORKER_DB_CONN_MAX_AGE", default=300)
 # Celery's Django fixup closes the database connection before and after every task unless this

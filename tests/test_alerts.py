@@ -344,12 +344,14 @@ def test_an_evaluation_task_also_takes_recent_batches_still_waiting_for_their_ow
     assert readings_evaluate(batch_ids=[b_old]) == 1
 
     # at most _COALESCE_MAX other batches ride along
-    single = [Reading.objects.create(patient=cast.patient_a, measure="spo2", value=97, unit="%", source="api",
-                                     effective_at=now - timedelta(minutes=30 + i)) for i in range(15)]
+    count = services._COALESCE_MAX + 5
+    single = Reading.objects.bulk_create([
+        Reading(patient=cast.patient_a, measure="spo2", value=97, unit="%", source="api",
+                effective_at=now - timedelta(minutes=30 + i)) for i in range(count)])
     batches = [pending_evaluation_create(reading_ids=[r.pk]) for r in single]
     settings.ALERTS_COALESCE_SECONDS = 60
     assert readings_evaluate(batch_ids=[batches[0]]) == 1 + services._COALESCE_MAX
-    assert len(readings_unevaluated_ids()) == 15 - 1 - services._COALESCE_MAX
+    assert len(readings_unevaluated_ids()) == count - 1 - services._COALESCE_MAX
 
 
 def test_a_batch_id_that_does_not_exist_evaluates_nothing(cast):

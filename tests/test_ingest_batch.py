@@ -285,8 +285,17 @@ def broker(settings):  # type: ignore[no-untyped-def]
     app.conf.task_always_eager = False
     settings.ALERTS_COALESCE_SECONDS = 60
     cache.delete(EVALUATION_QUEUED_KEY)
+    forget_claims()
     yield
     cache.delete(EVALUATION_QUEUED_KEY)
+    forget_claims()
+
+
+def forget_claims() -> None:
+    """No earlier claim in this process (ADR 0013)."""
+    from monitoring import ingest
+
+    ingest._last_claim.at, ingest._last_claim.readings = float("-inf"), 0
 
 
 def _sent_batches(send: mock.Mock) -> list[list[int]]:
@@ -396,34 +405,95 @@ def test_a_task_clears_the_waiting_mark_before_it_claims(cast, broker):
 
     order = mock.Mock()
     order.left_waiting.return_value = False
-    with mock.patch.object(tasks, "evaluation_taken", order.taken), \
+    order.evaluate.return_value = 0
+    with mock.patch.object(tasks, "evaluation_gather", order.gather), \
+            mock.patch.object(tasks, "evaluation_taken", order.taken), \
             mock.patch.object(tasks, "readings_evaluate", order.evaluate), \
             mock.patch.object(tasks, "evaluation_left_waiting", order.left_waiting):
         tasks.evaluate_readings.run([1])
-    # a batch committed after the claim started must find no mark and send its own task
-    assert [c[0] for c in order.mock_calls] == ["taken", "evaluate", "left_waiting"]
+    # a batch committed after the claim started must find no mark and send its own task; one
+    # committed while the task gathers finds the mark and relies on it (ADR 0013)
+    assert [c[0] for c in order.mock_calls] == ["gather", "taken", "evaluate", "left_waiting"]
 
 
-def test_no_successor_is_sent_while_another_task_already_waits(
-        cast, client, broker, django_capture_on_commit_callbacks):
-    from alerts import services
-    from monitoring import tasks
-    from monitoring.ingest import evaluation_request
+# --- gathering a bulk upload's batches (ADR 0013) ---------------------------------------------
 
-    real_evaluate = tasks.readings_evaluate
+def _bulk(client, token, start, n):  # type: ignore[no-untyped-def]
+    """One request of n readings (below the SpO2 limit: every one is a finding)."""
+    response = _post(client, [_item(start + i, value=88) for i in range(n)], token)
+    assert response.status_code == 200
 
-    def evaluate_while_a_batch_arrives(*, batch_ids):  # type: ignore[no-untyped-def]
-        evaluated = real_evaluate(batch_ids=batch_ids)
-        evaluation_request([987654])  # a batch committed meanwhile found no mark: it sent a task
-        return evaluated
 
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
-        for i in range(services._COALESCE_MAX + 3):
+def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    from monitoring import ingest, tasks
+
+    settings.EVALUATION_GATHER_MS = 150
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send, \
+            mock.patch.object(ingest, "time") as clock:
+        clock.monotonic.return_value = 1000.0
+        with django_capture_on_commit_callbacks(execute=True):
+            _bulk(client, cast.device_token_a, 0, ingest.GATHER_AFTER_READINGS)
+        assert tasks.evaluate_readings.run(_sent_batches(send)[0]) == ingest.GATHER_AFTER_READINGS
+        clock.sleep.assert_not_called()  # nothing was claimed before it: no waiting
+
+        # 40 ms after that large claim the next batch's task waits the other 110 ms, and a batch
+        # committed meanwhile rides on it (the mark stays set while it gathers)
+        clock.monotonic.return_value = 1000.04
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(9000, value=87)], cast.device_token_a)
+        next_task = _sent_batches(send)[1]
+
+        def a_batch_arrives(seconds: float) -> None:
             with django_capture_on_commit_callbacks(execute=True):
-                _post(client, [_item(i)], cast.device_token_a)
-        first = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)[0]
-        with mock.patch.object(tasks, "readings_evaluate", evaluate_while_a_batch_arrives):
-            tasks.evaluate_readings.run([first])
-    # batches are left, but a task waits (the one just sent): no successor on top of it
-    assert _sent_batches(send) == [[first], [987654]]
-    assert len(readings_unevaluated_ids()) == 2
+                _post(client, [_item(9001, value=86)], cast.device_token_a)
+            clock.monotonic.return_value += seconds
+
+        clock.sleep.side_effect = a_batch_arrives
+        assert tasks.evaluate_readings.run(next_task) == 2
+        assert clock.sleep.call_args.args[0] == pytest.approx(0.11)
+    assert len(_sent_batches(send)) == 2  # the batch that arrived while it gathered sent none
+    assert readings_unevaluated_ids() == set()
+
+
+def test_after_a_small_claim_or_with_gathering_off_the_next_task_claims_at_once(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    from monitoring import ingest, tasks
+
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send, \
+            mock.patch.object(ingest.time, "sleep") as sleep:
+        # single readings, a live patient: the alert must not wait
+        for i in range(3):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i, value=88)], cast.device_token_a)
+            tasks.evaluate_readings.run(_sent_batches(send)[-1])
+        sleep.assert_not_called()
+
+        # a bulk claim, but gathering switched off
+        settings.EVALUATION_GATHER_MS = 0
+        with django_capture_on_commit_callbacks(execute=True):
+            _bulk(client, cast.device_token_a, 100, ingest.GATHER_AFTER_READINGS)
+        tasks.evaluate_readings.run(_sent_batches(send)[-1])
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(9000, value=87)], cast.device_token_a)
+        tasks.evaluate_readings.run(_sent_batches(send)[-1])
+        sleep.assert_not_called()
+    assert readings_unevaluated_ids() == set()
+
+
+def test_a_bulk_claim_long_ago_or_tasks_in_process_do_not_gather(cast, broker):
+    from monitoring import ingest
+    from proplatform.celery import app
+
+    with mock.patch.object(ingest, "time") as clock:
+        clock.monotonic.return_value = 1000.0
+        ingest.evaluation_taken()
+        ingest.evaluation_claimed(readings=10_000)
+        clock.monotonic.return_value = 1001.0  # a second later
+        ingest.evaluation_gather()
+        clock.sleep.assert_not_called()
+
+        clock.monotonic.return_value = 1000.0  # just now, but tasks run in-process
+        app.conf.task_always_eager = True
+        ingest.evaluation_gather()
+        clock.sleep.assert_not_called()
