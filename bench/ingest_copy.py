@@ -62,6 +62,7 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from bench.reading_concurrency import cpu_seconds, process_tree  # noqa: E402
+from proplatform.memory import freeze_loaded_app  # noqa: E402
 
 COLUMNS = ["patient_id", "device_id", "measure", "value", "value2", "unit", "original", "unusual",
            "erroneous_at", "erroneous_reason", "erroneous_by_id", "effective_at", "received_at",
@@ -120,6 +121,7 @@ def send(client: Client, requests: list[tuple[bytes, dict[str, str]]], profiler:
         return evaluating
 
     monitoring.ingest._enqueue_evaluation = timed if evaluate else (lambda batch_ids: None)
+    freeze_loaded_app()  # as the web processes do (proplatform/wsgi.py)
     try:
         if clients > 1:
             return in_parallel(requests, clients, post_all)
@@ -236,6 +238,7 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
                 assert r.status_code == 200, r.content[:300]
             return 0.0
 
+        freeze_loaded_app()  # as the web processes do (proplatform/wsgi.py)
         workers = process_tree(worker.pid)
         busy, own, work, database = machine_busy(), os.times(), cpu_seconds(workers), postgres_cpu()
         started = time.perf_counter()

@@ -10,3 +10,8 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proplatform.settings")
 
 application = get_wsgi_application()
+
+from proplatform.memory import freeze_loaded_app  # noqa: E402
+
+# gunicorn loads this module in each worker process, after its fork.
+freeze_loaded_app()
