@@ -34,6 +34,7 @@ from monitoring.measures import Measure, coding_lookup
 from monitoring.models import Device, PendingEvaluation, Reading, Source
 from monitoring.units import UnitError, to_canonical
 from patients.models import Patient
+from proplatform.db import prepared_cursor
 
 MAX_BATCH = 1000
 _PLACES = Decimal("0.001")
@@ -312,8 +313,8 @@ def _lock_patient(patient: Patient) -> None:
     """Serialise concurrent ingests of one patient, so that the duplicate check below and the
     insert see the same world. A transaction-level advisory lock: released at commit."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"])
+        with prepared_cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"], prepare=True)
 
 
 def _enqueue_evaluation(batch_ids: list[int]) -> None:
@@ -500,8 +501,8 @@ def _earlier(patient: Patient, candidates: list[Parsed]) -> list[_Row]:
         if times:
             match.append("(measure = ANY(%s) AND effective_at = ANY(%s))")
             params += [sorted({p.measure for p in candidates if not p.client_id}), times]
-        with connection.cursor() as cursor:
-            cursor.execute(_EARLIER_SQL.format(" OR ".join(match)), params)
+        with prepared_cursor() as cursor:
+            cursor.execute(_EARLIER_SQL.format(" OR ".join(match)), params, prepare=True)
             return [_Row(*row) for row in cursor.fetchall()]
     match = Q(pk__in=[])
     if client_ids:
@@ -575,17 +576,17 @@ _RESERVE_SQL = """
 """
 
 
-_sequence: dict[str, str] = {}  # database alias -> name of monitoring_reading.id's sequence
+_sequence: dict[str, str] = {}  # database name -> name of monitoring_reading.id's sequence
 
 
 def _reading_sequence(cursor: Any) -> str:
     """The name of monitoring_reading.id's sequence, looked up once per process and database:
     calling pg_get_serial_sequence for every reserved id cost more than the nextval itself."""
-    alias = cursor.db.alias
-    if alias not in _sequence:
+    database = cursor.connection.info.dbname
+    if database not in _sequence:
         cursor.execute("SELECT pg_get_serial_sequence('monitoring_reading', 'id')")
-        _sequence[alias] = cursor.fetchone()[0]
-    return _sequence[alias]
+        _sequence[database] = cursor.fetchone()[0]
+    return _sequence[database]
 
 
 def _insert(new: list[Parsed], readings: _Readings) -> int:
@@ -605,15 +606,14 @@ def _insert(new: list[Parsed], readings: _Readings) -> int:
         return pending_evaluation_create(reading_ids=[p.id for p in new])
     patient_id, source, now = readings.patient_id, readings.source, readings.now
     entered_by_id = readings.entered_by.pk if readings.entered_by is not None else None
-    with connection.cursor() as cursor:
-        cursor.execute(_RESERVE_SQL, {"n": len(new), "now": now, "seq": _reading_sequence(cursor)})
+    with prepared_cursor() as cursor:
+        cursor.execute(_RESERVE_SQL, {"n": len(new), "now": now, "seq": _reading_sequence(cursor)}, prepare=True)
         rows = cursor.fetchall()
         batch = rows[0][1]
         for p, (pk, _) in zip(new, rows, strict=True):
             p.id = pk
             readings.new[pk] = p
-        raw = cursor.cursor  # the psycopg cursor, in the same transaction
-        with raw.copy(_COPY_SQL) as copy:
+        with cursor.copy(_COPY_SQL) as copy:
             write = copy.write_row
             for p in new:
                 write((

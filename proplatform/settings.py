@@ -139,6 +139,11 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # psycopg prepares nothing unless this is set. Only the hot paths' statements run with
+    # execute(..., prepare=True) (proplatform.db.prepared_cursor) are prepared; no other statement
+    # is run this many times (Django's own cursors bind on the client anyway).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**62)
 # Web (gunicorn) and ws (uvicorn) processes borrow connections from a pool instead of opening a PostgreSQL connection
 # per request and per websocket push (Django closes them after each). Set for the web process
 # only (Procfile): a Celery prefork worker must not inherit a pool's threads across fork; it keeps
