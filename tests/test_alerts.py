@@ -356,3 +356,21 @@ def test_an_evaluation_task_also_takes_recent_batches_still_waiting_for_their_ow
 
 def test_a_batch_id_that_does_not_exist_evaluates_nothing(cast):
     assert readings_evaluate(batch_ids=[987654]) == 0
+
+
+def test_a_rule_whose_stored_params_no_longer_parse_is_recorded_per_reading_and_the_others_still_run(cast):
+    from alerts.models import RuleError
+
+    broken = Rule.objects.create(program=cast.program_a, kind="threshold", name="Broken", severity="red",
+                                 params={"measure": "spo2", "low": 90})
+    Rule.objects.filter(pk=broken.pk).update(params={"measure": "spo2", "low": 95, "high": 90})  # low >= high
+    now = timezone.now()
+    readings = [Reading.objects.create(patient=cast.patient_a, measure="spo2", value=v, unit="%", source="api",
+                                       effective_at=now - timedelta(minutes=i)) for i, v in enumerate((88, 97))]
+    evaluate([r.pk for r in readings])
+    assert sorted(RuleError.objects.filter(rule=broken).values_list("source_key", flat=True)) == sorted(
+        f"reading:{r.pk}" for r in readings)
+    assert "low must be below high" in RuleError.objects.filter(rule=broken).first().error
+    alert = Alert.objects.get(patient=cast.patient_a)  # the SpO2 < 92 rule still raised on 88
+    assert alert.rule.name == "SpO2 below 92 %"
+    assert [f.evidence["value"] for f in alert.findings.all()] == ["88"]

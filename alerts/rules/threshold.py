@@ -40,8 +40,6 @@ class Params(pydantic.BaseModel):
 
 
 def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Finding | None":
-    from alerts.rules import Finding
-
     if reading.measure != params.measure:
         return None
     m = MEASURES[reading.measure]
@@ -65,6 +63,8 @@ def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Fin
     elif params.component == "value2":
         label = _("%(measure)s (diastolic)") % {"measure": m.label}
     shown = {"measure": label, "value": number_format(value), "unit": m.unit_label}
+    from alerts.rules import Finding  # here, not per reading: most readings return above
+
     return Finding(
         reason=reason % {**shown, "limit": number_format(limit)},
         evidence={
