@@ -311,7 +311,12 @@ class _Readings:
 
 def _lock_patient(patient: Patient) -> None:
     """Serialise concurrent ingests of one patient, so that the duplicate check below and the
-    insert see the same world. A transaction-level advisory lock: released at commit."""
+    insert see the same world. A transaction-level advisory lock: released at commit.
+
+    Needed only for items without a client_id (repeats found by device, measure, time and
+    value, which no constraint guards). When every item has one, uniq_reading_client_id does
+    the serialising: a concurrent insert of the same client_id waits for the first transaction
+    and fails when it commits, and readings_ingest retries, now seeing the stored readings."""
     if connection.vendor == "postgresql":
         with prepared_cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"], prepare=True)
@@ -469,7 +474,7 @@ def readings_ingest(
                 _store(patient=patient, candidates=candidates, results=results, readings=readings)
             break
         except IntegrityError:
-            # Another writer not holding our lock stored a client_id first: look again.
+            # A concurrent request stored one of these client_ids first (_lock_patient): look again.
             for p in candidates:
                 p.id = None
             if attempt == 2:
@@ -516,7 +521,8 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
            readings: _Readings) -> None:
     if not candidates:
         return
-    _lock_patient(patient)
+    if any(not p.client_id for p in candidates):
+        _lock_patient(patient)
     by_client: dict[str, _Row | Parsed] = {}
     by_key: dict[tuple[Any, ...], _Row | Parsed] = {}
     for row in _earlier(patient, candidates):

@@ -14,10 +14,13 @@ def _prepared() -> list[str]:
 
 
 def _reading(i: int) -> dict[str, object]:
+    from datetime import timedelta
+
     from django.utils import timezone
 
-    return {"measure": "spo2", "value": 96, "unit": "%", "client_id": f"p{i}",
-            "effective_at": timezone.now().isoformat()}
+    # odd ones without a client_id: deduplicated by device, measure and time, under the lock
+    return {"measure": "spo2", "value": 96, "unit": "%", **({"client_id": f"p{i}"} if i % 2 == 0 else {}),
+            "effective_at": (timezone.now() - timedelta(minutes=i)).isoformat()}
 
 
 def test_the_ingest_statements_are_prepared_once_per_connection_and_reused(cast, client):
@@ -28,15 +31,16 @@ def test_the_ingest_statements_are_prepared_once_per_connection_and_reused(cast,
         assert response.json()["results"][0]["status"] == 201
 
     post(0)
-    after_one = _prepared()
-    # the device-token join, the patient's lock, the dedupe query, the id reservation
-    assert any("key_hash" in s for s in after_one)
-    assert any("pg_advisory_xact_lock" in s for s in after_one)
-    assert any("client_id = ANY" in s for s in after_one)
-    assert any("nextval" in s for s in after_one)
     post(1)
+    after_two = _prepared()
+    # the device-token join, the patient's lock, the dedupe query, the id reservation
+    assert any("key_hash" in s for s in after_two)
+    assert any("pg_advisory_xact_lock" in s for s in after_two)
+    assert any("client_id = ANY" in s for s in after_two)
+    assert any("nextval" in s for s in after_two)
     post(2)
-    assert sorted(_prepared()) == sorted(after_one)  # bound and executed again, not prepared again
+    post(3)
+    assert sorted(_prepared()) == sorted(after_two)  # bound and executed again, not prepared again
 
 
 def test_errors_come_out_as_djangos_and_roll_back_like_any_statement(cast):

@@ -1,0 +1,80 @@
+"""Two requests with the same readings at the same moment (a gateway app retrying while its
+first upload is still being stored): each reading is stored once, both answers name it."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from monitoring.ingest import readings_ingest
+from monitoring.models import PendingEvaluation, Reading, Source
+from tests.factories import make_cast
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and waiting inserts: PostgreSQL"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def _items(client_ids: bool) -> list[dict[str, object]]:
+    start = timezone.now() - timedelta(hours=1)
+    return [{"measure": "spo2", "value": 95 + i % 3, "unit": "%",
+             "effective_at": (start + timedelta(minutes=i)).isoformat(),
+             **({"client_id": f"g{i}"} if client_ids else {})} for i in range(20)]
+
+
+def _waiting_backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("client_ids", [True, False], ids=["client_ids", "natural_key"])
+def test_the_same_batch_sent_twice_at_once_is_stored_once_and_both_answers_name_the_same_readings(client_ids):
+    cast = make_cast()
+    items = _items(client_ids)
+    answers: dict[str, list[object]] = {}
+    first_stored = threading.Event()
+    release_first = threading.Event()
+
+    def first() -> None:
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():  # stored, not yet committed, while the second arrives
+                answers["first"] = readings_ingest(patient=cast.patient_a, items=items, source=Source.API,
+                                                   device=cast.device_a)
+                first_stored.set()
+                assert release_first.wait(10)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            answers["second"] = readings_ingest(patient=cast.patient_a, items=items, source=Source.API,
+                                                device=cast.device_a)
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert first_stored.wait(10)
+    b = threading.Thread(target=second)
+    b.start()
+    deadline = time.monotonic() + 10
+    while _waiting_backends() == 0:  # the second waits for the first (its lock, or the unique index)
+        assert time.monotonic() < deadline, "the second request did not wait for the first"
+        time.sleep(0.01)
+    release_first.set()
+    a.join(10)
+    b.join(10)
+
+    assert Reading.objects.count() == len(items)
+    assert [r.status for r in answers["first"]] == [201] * len(items)
+    assert [r.status for r in answers["second"]] == [200] * len(items)  # repeats: the stored ones
+    assert [r.id for r in answers["second"]] == [r.id for r in answers["first"]]
+    assert not PendingEvaluation.objects.exists()  # the one batch was evaluated; the repeat left none
