@@ -189,6 +189,8 @@ _CLAIM_SQL = """
 # upload of 100-reading requests commits while the worker gathers (ADR 0013), few enough that a
 # task of full 1,000-reading batches stays well under a second.
 _COALESCE_MAX = 30
+# The most batches one claim takes: its own (when it has one) and _COALESCE_MAX others.
+CLAIM_MAX_BATCHES = 1 + _COALESCE_MAX
 
 
 @dataclass(slots=True)

@@ -379,20 +379,29 @@ class _LastClaim:
 _last_claim = _LastClaim()  # this worker process's latest evaluation task
 
 
+# While gathering, how often a task looks whether a full claim is already waiting.
+_GATHER_STEP_SECONDS = 0.025
+
+
 def evaluation_gather() -> None:
     """Called by an evaluation task before it claims (ADR 0013): if this worker process's
     previous task claimed a backlog of GATHER_AFTER_READINGS or more (a bulk upload is arriving),
-    wait until EVALUATION_GATHER_MS have passed since that claim. Batches committed meanwhile
-    find the mark of ADR 0011 still set and rely on this task, so one claim takes them all and
-    the fixed cost of a task (rules, episodes, locks, alert queries, the live push) is paid once
-    per interval instead of once per small claim. Alone or after a small claim it does not wait:
-    the latency of a single reading's alert is unchanged."""
+    wait until EVALUATION_GATHER_MS have passed since that claim, or until a full claim waits
+    (the worker is behind: waiting longer would only grow the backlog). Batches committed
+    meanwhile find the mark of ADR 0011 still set and rely on this task, so one claim takes
+    them all and the fixed cost of a task (rules, episodes, locks, alert queries, the live push)
+    is paid once per interval instead of once per small claim. Alone or after a small claim it
+    does not wait: the latency of a single reading's alert is unchanged."""
+    from alerts.services import CLAIM_MAX_BATCHES
+
     gather = settings.EVALUATION_GATHER_MS / 1000
     if gather <= 0 or _last_claim.readings < GATHER_AFTER_READINGS or not one_waiting_task():
         return
-    wait = _last_claim.at + gather - time.monotonic()
-    if wait > 0:
-        time.sleep(min(wait, gather))
+    until = _last_claim.at + gather
+    while (wait := until - time.monotonic()) > 0:
+        if PendingEvaluation.objects.all()[:CLAIM_MAX_BATCHES].count() >= CLAIM_MAX_BATCHES:
+            return
+        time.sleep(min(wait, _GATHER_STEP_SECONDS))
 
 
 def evaluation_claimed(*, readings: int) -> None:

@@ -445,15 +445,37 @@ def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
         next_task = _sent_batches(send)[1]
 
         def a_batch_arrives(seconds: float) -> None:
-            with django_capture_on_commit_callbacks(execute=True):
-                _post(client, [_item(9001, value=86)], cast.device_token_a)
+            if clock.sleep.call_count == 1:
+                with django_capture_on_commit_callbacks(execute=True):
+                    _post(client, [_item(9001, value=86)], cast.device_token_a)
             clock.monotonic.return_value += seconds
 
         clock.sleep.side_effect = a_batch_arrives
         assert tasks.evaluate_readings.run(next_task) == 2
-        assert clock.sleep.call_args.args[0] == pytest.approx(0.11)
+        # in steps, looking each time whether a full claim waits (two batches do not make one)
+        assert sum(c.args[0] for c in clock.sleep.call_args_list) == pytest.approx(0.11)
+        assert clock.sleep.call_count == 5
     assert len(_sent_batches(send)) == 2  # the batch that arrived while it gathered sent none
     assert readings_unevaluated_ids() == set()
+
+
+def test_a_task_does_not_gather_when_a_full_claim_already_waits(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    from alerts.services import CLAIM_MAX_BATCHES
+    from monitoring import ingest, tasks
+
+    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send, \
+            mock.patch.object(ingest, "time") as clock:
+        clock.monotonic.return_value = 1000.0
+        with django_capture_on_commit_callbacks(execute=True):
+            _bulk(client, cast.device_token_a, 0, ingest.GATHER_AFTER_READINGS)
+        tasks.evaluate_readings.run(_sent_batches(send)[0])
+        # the worker is behind: a full claim's worth of batches came in meanwhile
+        for i in range(CLAIM_MAX_BATCHES):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(9000 + i)], cast.device_token_a)
+        assert tasks.evaluate_readings.run(_sent_batches(send)[1]) == CLAIM_MAX_BATCHES
+        clock.sleep.assert_not_called()
 
 
 def test_after_a_small_claim_or_with_gathering_off_the_next_task_claims_at_once(
