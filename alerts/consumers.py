@@ -21,7 +21,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     """/ws/alerts/: the live triage feed of the connected clinician's teams.
 
     On connect it sends a snapshot of the worklist from the database, then every change as it
-    happens. Team membership is read at connect; a change takes effect on the next reconnect.
+    happens. The socket joins its teams' groups at connect, but every pushed alert is checked
+    against the clinician's access at that moment: someone taken off a team (or deactivated)
+    while the page is open gets ``removed`` for that team's alerts, never their contents.
 
     The query string carries the page's filters (``?team=&program=&severity=&mine=1``, parsed
     by the same function as the page). With a filter, each pushed change is checked against it
@@ -108,10 +110,17 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     def _matching_and_audited(self, alerts: list[dict[str, Any]]) -> set[int]:
         """The ids of the alerts this page shows (its filter), each audited as read: a push shows
         a person a patient's name and the reason, a read like any other."""
+        from accounts.models import User
+
         ids = {a["id"] for a in alerts}
-        f = getattr(self, "worklist_filter", None)
-        if f is not None and f.active:
-            ids = set(alerts_filtered(self.scope["user"], f).filter(pk__in=ids).values_list("pk", flat=True))
+        user = self.scope["user"]
+        if not User.objects.filter(pk=user.pk, is_active=True).exists():
+            ids = set()  # deactivated since the socket connected
+        else:
+            # The access of now (current team membership), not of when the socket connected.
+            f = getattr(self, "worklist_filter", None)
+            ids = set(alerts_filtered(user, f if f is not None and f.active else None)
+                      .filter(pk__in=ids).values_list("pk", flat=True))
         client = self.scope.get("client") or (None, None)
         audit_record_many(user=self.scope["user"], action=Action.READ, ip=client[0], reads=[
             (f"Alert/{a['id']} (live push)", a["patient"]["id"]) for a in alerts if a["id"] in ids])

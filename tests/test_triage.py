@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.exceptions import ValidationError
@@ -720,3 +721,54 @@ def test_the_page_names_the_live_feed_port_only_when_one_is_configured(cast, cli
     assert "data-live-port" not in client.get("/triage/").content.decode()  # behind the proxy: /ws/ here
     settings.LIVE_FEED_PORT = "8100"
     assert 'data-live-port="8100"' in client.get("/triage/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
+def test_a_clinician_taken_off_the_team_while_the_page_is_open_gets_no_more_of_its_alerts(cast):
+    first, second = _red(cast.patient_a), _yellow(cast, cast.patient_a)
+    payloads = [alert_payload(first), alert_payload(second)]
+
+    async def push(communicator: WebsocketCommunicator, payload: dict) -> dict:
+        await get_channel_layer().group_send(team_group(cast.team_a.pk),
+                                             {"type": "alerts.changed", "alerts": [payload]})
+        return await communicator.receive_json_from(timeout=5)
+
+    async def scenario() -> list[dict]:
+        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/")
+        communicator.scope["user"] = cast.clinician_a
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.receive_json_from(timeout=5)  # the snapshot
+        received = [await push(communicator, payloads[0])]
+        await database_sync_to_async(cast.team_a.members.remove)(cast.clinician_a)
+        received.append(await push(communicator, payloads[1]))
+        await communicator.disconnect()
+        return received
+
+    shown, after = async_to_sync(scenario)()
+    assert shown["type"] == "alert" and shown["alert"]["id"] == first.pk
+    assert after == {"type": "removed", "id": second.pk}  # no name, no reason
+    pushes = AuditEvent.objects.filter(user=cast.clinician_a, resource__endswith="(live push)")
+    assert list(pushes.values_list("resource", flat=True)) == [f"Alert/{first.pk} (live push)"]
+
+
+@pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
+def test_a_clinician_deactivated_while_the_page_is_open_gets_no_more_alerts(cast):
+    payload = alert_payload(_red(cast.patient_a))
+
+    async def scenario() -> dict:
+        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/")
+        communicator.scope["user"] = cast.clinician_a
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.receive_json_from(timeout=5)  # the snapshot
+        await database_sync_to_async(
+            type(cast.clinician_a).objects.filter(pk=cast.clinician_a.pk).update)(is_active=False)
+        await get_channel_layer().group_send(team_group(cast.team_a.pk),
+                                             {"type": "alerts.changed", "alerts": [payload]})
+        received = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return received
+
+    assert async_to_sync(scenario)() == {"type": "removed", "id": payload["id"]}
+    assert not AuditEvent.objects.filter(resource__endswith="(live push)").exists()
