@@ -110,17 +110,18 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     def _matching_and_audited(self, alerts: list[dict[str, Any]]) -> set[int]:
         """The ids of the alerts this page shows (its filter), each audited as read: a push shows
         a person a patient's name and the reason, a read like any other."""
+        from django.db.models import Exists
+
         from accounts.models import User
 
-        ids = {a["id"] for a in alerts}
         user = self.scope["user"]
-        if not User.objects.filter(pk=user.pk, is_active=True).exists():
-            ids = set()  # deactivated since the socket connected
-        else:
-            # The access of now (current team membership), not of when the socket connected.
-            f = getattr(self, "worklist_filter", None)
-            ids = set(alerts_filtered(user, f if f is not None and f.active else None)
-                      .filter(pk__in=ids).values_list("pk", flat=True))
+        f = getattr(self, "worklist_filter", None)
+        # The access of now (current team membership; still active), not of when the socket
+        # connected. One query with the page's filter.
+        ids = set(alerts_filtered(user, f if f is not None and f.active else None)
+                  .filter(Exists(User.objects.filter(pk=user.pk, is_active=True)),
+                          pk__in={a["id"] for a in alerts})
+                  .values_list("pk", flat=True))
         client = self.scope.get("client") or (None, None)
         audit_record_many(user=self.scope["user"], action=Action.READ, ip=client[0], reads=[
             (f"Alert/{a['id']} (live push)", a["patient"]["id"]) for a in alerts if a["id"] in ids])
