@@ -79,9 +79,11 @@ class QuestionnaireResponse(models.Model):
                 condition=models.Q(identifier__isnull=False),
                 name="uniq_response_identifier",
             ),
-            # One draft per patient and questionnaire version: coming back resumes it.
+            # One draft per patient, questionnaire version and author: coming back resumes it.
+            # A relative's draft and the patient's are apart (ADR 0006): neither sees what the
+            # other started.
             models.UniqueConstraint(
-                fields=["patient", "questionnaire"],
+                fields=["patient", "questionnaire", "author"],
                 condition=models.Q(status="in-progress"),
                 name="uniq_response_draft",
             ),

@@ -154,9 +154,11 @@ def questionnaire_revise(
 
 # --- responses -------------------------------------------------------------------------------
 
-def response_draft_for(*, patient: Patient, questionnaire: Questionnaire) -> QuestionnaireResponse | None:
+def response_draft_for(*, patient: Patient, questionnaire: Questionnaire, author: User) -> QuestionnaireResponse | None:
+    """``author``'s draft for the patient: a relative does not see a draft the patient started,
+    nor the patient a relative's (ADR 0006)."""
     return QuestionnaireResponse.objects.filter(
-        patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS
+        patient=patient, questionnaire=questionnaire, author=author, status=ResponseStatus.IN_PROGRESS
     ).first()
 
 
@@ -164,15 +166,15 @@ def response_draft_save(
     *, patient: Patient, questionnaire: Questionnaire, items: list[dict[str, Any]], current_page: int,
     author: User | None,
 ) -> QuestionnaireResponse:
-    """Save the patient's answers so far (status in-progress; one draft per patient and version).
+    """Save the answers so far (status in-progress; one draft per patient, version and author).
     Types and options are checked, required answers are not; answers to disabled items are dropped."""
     checked = response_validate(questionnaire.definition, items, check_required=False)
     if checked.errors:
         raise ResponseInvalid(checked.errors)
     with transaction.atomic():
-        draft = (QuestionnaireResponse.objects.select_for_update()
-                 .filter(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS)
-                 .first())
+        mine = {"patient": patient, "questionnaire": questionnaire, "author": author,
+                "status": ResponseStatus.IN_PROGRESS}
+        draft = QuestionnaireResponse.objects.select_for_update().filter(**mine).first()
         if draft is None:
             try:
                 # The partial unique constraint uniq_response_draft decides a race of two tabs.
@@ -182,12 +184,10 @@ def response_draft_save(
                         items=checked.items, current_page=current_page, author=author,
                     )
             except IntegrityError:
-                draft = (QuestionnaireResponse.objects.select_for_update()
-                         .get(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS))
+                draft = QuestionnaireResponse.objects.select_for_update().get(**mine)
         draft.items = checked.items
         draft.current_page = current_page
-        draft.author = author
-        draft.save(update_fields=["items", "current_page", "author", "updated_at"])
+        draft.save(update_fields=["items", "current_page", "updated_at"])
     return draft
 
 
@@ -222,8 +222,8 @@ def response_submit(
     draft: QuestionnaireResponse | None = None,
     refuse_disabled: bool = False,
 ) -> QuestionnaireResponse:
-    """Validate fully and store a completed response — completing the patient's draft of this
-    version if there is one. All or nothing: invalid input raises ``ResponseInvalid`` and stores
+    """Validate fully and store a completed response — completing the author's own draft of
+    this version if there is one. All or nothing: invalid input raises ``ResponseInvalid`` and stores
     nothing. A second submission with the same ``identifier`` returns the first response.
     Rule evaluation is enqueued after commit."""
     if identifier is not None and not (isinstance(identifier, str) and 0 < len(identifier) <= IDENTIFIER_MAX):
@@ -254,9 +254,11 @@ def response_submit(
                 if draft.status == ResponseStatus.COMPLETED:
                     return draft
             else:
+                # the sender's own draft of this version, if any (never another person's)
                 draft = (QuestionnaireResponse.objects.select_for_update()
-                         .filter(patient=patient, questionnaire=questionnaire, status=ResponseStatus.IN_PROGRESS)
-                         .first())
+                         .filter(patient=patient, questionnaire=questionnaire, author=author,
+                                 status=ResponseStatus.IN_PROGRESS)
+                         .first()) if author is not None else None
             if draft is None:
                 response = QuestionnaireResponse.objects.create(
                     patient=patient, questionnaire=questionnaire, **fields)

@@ -47,9 +47,9 @@ def _me(request: HttpRequest, resource: str, action: Action = Action.READ) -> Pa
     return own_patient_or_404(request, action=action, resource=resource)
 
 
-def _my_questionnaires(patient: Patient) -> list[Questionnaire]:
+def _my_questionnaires(patient: Patient, user: Any) -> list[Questionnaire]:
     """The newest version of each questionnaire of the patient's programmes — or the version of
-    the patient's draft, which they finish on the version they started."""
+    ``user``'s draft (the patient's, or the relative's own), finished on the version started."""
     # Retired versions are no longer offered. Drafts are: a programme only lists a draft while
     # it is being tried out with patients (the SDC test forms are drafts, too).
     candidates = (Questionnaire.objects.filter(programs__episodes__patient=patient)
@@ -57,7 +57,7 @@ def _my_questionnaires(patient: Patient) -> list[Questionnaire]:
     newest: dict[str, Questionnaire] = {}
     for q in candidates.order_by("url", "-created_at"):
         newest.setdefault(q.url, q)
-    drafts = (QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.IN_PROGRESS,
+    drafts = (QuestionnaireResponse.objects.filter(patient=patient, author=user, status=ResponseStatus.IN_PROGRESS,
                                                    questionnaire__url__in=list(newest))
               .select_related("questionnaire").order_by("-updated_at"))
     for draft in drafts:
@@ -65,8 +65,8 @@ def _my_questionnaires(patient: Patient) -> list[Questionnaire]:
     return list(newest.values())
 
 
-def _mine_or_404(patient: Patient, questionnaire_id: int) -> Questionnaire:
-    questionnaire = next((q for q in _my_questionnaires(patient) if q.pk == questionnaire_id), None)
+def _mine_or_404(patient: Patient, user: Any, questionnaire_id: int) -> Questionnaire:
+    questionnaire = next((q for q in _my_questionnaires(patient, user) if q.pk == questionnaire_id), None)
     if questionnaire is None:
         raise Http404("No such questionnaire for you.")
     return questionnaire
@@ -75,12 +75,13 @@ def _mine_or_404(patient: Patient, questionnaire_id: int) -> Questionnaire:
 @role_required(Role.PATIENT, Role.RELATIVE)
 def my_home(request: HttpRequest) -> HttpResponse:
     patient = _me(request, "my-home")
-    questionnaires = _my_questionnaires(patient)
+    questionnaires = _my_questionnaires(patient, request.user)
     last_answered = dict(
         QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.COMPLETED)
         .values_list("questionnaire__url").annotate(last=Max("authored_at"))
     )
-    drafts = set(QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.IN_PROGRESS)
+    drafts = set(QuestionnaireResponse.objects.filter(patient=patient, author=request.user,
+                                                      status=ResponseStatus.IN_PROGRESS)
                  .values_list("questionnaire_id", flat=True))
     lang = translation.get_language()
     # A relative helps with questionnaires; the patient's measurements stay the patient's.
@@ -101,12 +102,12 @@ def my_home(request: HttpRequest) -> HttpResponse:
 class _Flow:
     """The questionnaire, its pages and the patient's draft answers, for one request."""
 
-    def __init__(self, patient: Patient, questionnaire: Questionnaire) -> None:
+    def __init__(self, patient: Patient, questionnaire: Questionnaire, user: Any) -> None:
         self.patient, self.questionnaire = patient, questionnaire
         self.lang = translation.get_language()
         self.definition: Definition = questionnaire.definition
         self.pages: list[Page] = pages(self.definition, self.lang)
-        self.draft = response_draft_for(patient=patient, questionnaire=questionnaire)
+        self.draft = response_draft_for(patient=patient, questionnaire=questionnaire, author=user)
         self.answers: dict[str, list[dict[str, Any]]] = flat_answers(self.draft.items) if self.draft else {}
 
     @property
@@ -152,7 +153,7 @@ class _Flow:
 
 def _flow(request: HttpRequest, questionnaire_id: int, action: Action) -> _Flow:
     patient = _me(request, f"Questionnaire/{questionnaire_id} answer", action=action)
-    return _Flow(patient, _mine_or_404(patient, questionnaire_id))
+    return _Flow(patient, _mine_or_404(patient, request.user, questionnaire_id), request.user)
 
 
 @role_required(Role.PATIENT, Role.RELATIVE)

@@ -91,3 +91,27 @@ def test_a_relative_cannot_send_measurements_for_the_patient(cast, daughter):
     client = _login(daughter)
     client.post(f"/for/{cast.patient_a.pk}/")
     assert client.get("/me/readings/new/").status_code == 403
+
+
+def test_a_relative_does_not_see_the_draft_the_patient_started_nor_the_patient_the_relatives(cast, daughter):
+    patient = _login(cast.patient_a.user)
+    saved = patient.post(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/", {
+        "q-breathless": "worse", "q-swelling": "true", "q-contact": "true", "action": "save"})
+    assert saved.status_code == 302
+    assert "Continue" in patient.get("/me/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    relative = _login(daughter)
+    relative.post(f"/for/{cast.patient_a.pk}/")
+    home = relative.get("/me/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Continue" not in home  # nothing started by this person
+    page = relative.get(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/").content.decode()
+    assert "checked" not in page  # none of the patient's answers is shown
+
+    # the relative answers in full; the patient's draft stays the patient's
+    assert _answer(relative, cast).status_code == 302
+    sent = QuestionnaireResponse.objects.get(status="completed")
+    assert sent.author == daughter
+    draft = QuestionnaireResponse.objects.get(status="in-progress")
+    assert draft.author == cast.patient_a.user and draft.pk != sent.pk
+    page = patient.get(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/").content.decode()
+    assert "checked" in page  # the patient's own answers, as they left them
