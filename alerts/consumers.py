@@ -5,8 +5,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db.models import Exists
 
-from accounts.models import Role
+from accounts.models import Role, User
 from alerts.live import team_group
 from alerts.selectors import WorklistFilter, alert_payload, alerts_filtered, worklist, worklist_filter_parse
 from alerts.transports.websocket import user_group
@@ -108,12 +109,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _matching_and_audited(self, alerts: list[dict[str, Any]]) -> set[int]:
-        """The ids of the alerts this page shows (its filter), each audited as read: a push shows
-        a person a patient's name and the reason, a read like any other."""
-        from django.db.models import Exists
-
-        from accounts.models import User
-
+        """The ids of the alerts this page shows (the clinician's access now, and its filter),
+        each audited as read: a push shows a person a patient's name and the reason, a read like
+        any other."""
         user = self.scope["user"]
         f = getattr(self, "worklist_filter", None)
         # The access of now (current team membership; still active), not of when the socket
@@ -123,6 +121,6 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
                           pk__in={a["id"] for a in alerts})
                   .values_list("pk", flat=True))
         client = self.scope.get("client") or (None, None)
-        audit_record_many(user=self.scope["user"], action=Action.READ, ip=client[0], reads=[
+        audit_record_many(user=user, action=Action.READ, ip=client[0], reads=[
             (f"Alert/{a['id']} (live push)", a["patient"]["id"]) for a in alerts if a["id"] in ids])
         return ids

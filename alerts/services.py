@@ -302,7 +302,8 @@ class _Evaluator:
         effective parameters looked up once per patient and set of rules instead of per reading:
         on a bulk upload's claim of thousands of readings that lookup was most of the loop."""
         ctx = self.ctx
-        plans: dict[tuple[int, Any], list[tuple[Rule, Any, Any]]] = {}
+        # (rule, kind function, parameters or None, why the parameters did not parse or None)
+        plans: dict[tuple[int, Any], list[tuple[Rule, Any, Any, Exception | None]]] = {}
         for reading in readings:
             theirs = rules[reading.id]
             if not theirs:
@@ -313,13 +314,13 @@ class _Evaluator:
                 plan = plans[key] = []
                 for rule in theirs:
                     try:
-                        params = self.params(rule, reading.patient_id)
-                    except Exception:  # noqa: BLE001 - recorded per reading by run, as before
-                        params = None
-                    plan.append((rule, KINDS[rule.kind].evaluate_reading, params))
-            for rule, evaluate, params in plan:
-                if params is None:  # invalid parameters: run records the error for this reading
-                    self.run(rule, reading.patient_id, f"reading:{reading.id}", "evaluate_reading", reading)
+                        plan.append((rule, KINDS[rule.kind].evaluate_reading, self.params(rule, reading.patient_id),
+                                     None))
+                    except Exception as exc:  # noqa: BLE001 - recorded below for every reading, as run does
+                        plan.append((rule, None, None, exc))
+            for rule, evaluate, params, invalid in plan:
+                if invalid is not None:
+                    self._failed(rule, f"reading:{reading.id}", invalid)
                     continue
                 try:
                     finding = evaluate(params, reading, ctx)
