@@ -7,6 +7,7 @@ from typing import Any
 import pydantic
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -154,12 +155,14 @@ def questionnaire_revise(
 
 # --- responses -------------------------------------------------------------------------------
 
+def responses_draft_of(*, patient: Patient, author: User | None) -> QuerySet[QuestionnaireResponse]:
+    """The drafts ``author`` started for the patient, and only those: a relative does not see a
+    draft the patient started, nor the patient a relative's (ADR 0006)."""
+    return QuestionnaireResponse.objects.filter(patient=patient, author=author, status=ResponseStatus.IN_PROGRESS)
+
+
 def response_draft_for(*, patient: Patient, questionnaire: Questionnaire, author: User) -> QuestionnaireResponse | None:
-    """``author``'s draft for the patient: a relative does not see a draft the patient started,
-    nor the patient a relative's (ADR 0006)."""
-    return QuestionnaireResponse.objects.filter(
-        patient=patient, questionnaire=questionnaire, author=author, status=ResponseStatus.IN_PROGRESS
-    ).first()
+    return responses_draft_of(patient=patient, author=author).filter(questionnaire=questionnaire).first()
 
 
 def response_draft_save(
@@ -172,9 +175,8 @@ def response_draft_save(
     if checked.errors:
         raise ResponseInvalid(checked.errors)
     with transaction.atomic():
-        mine = {"patient": patient, "questionnaire": questionnaire, "author": author,
-                "status": ResponseStatus.IN_PROGRESS}
-        draft = QuestionnaireResponse.objects.select_for_update().filter(**mine).first()
+        mine = responses_draft_of(patient=patient, author=author).filter(questionnaire=questionnaire)
+        draft = mine.select_for_update().first()
         if draft is None:
             try:
                 # The partial unique constraint uniq_response_draft decides a race of two tabs.
@@ -184,7 +186,7 @@ def response_draft_save(
                         items=checked.items, current_page=current_page, author=author,
                     )
             except IntegrityError:
-                draft = QuestionnaireResponse.objects.select_for_update().get(**mine)
+                draft = mine.select_for_update().get()
         draft.items = checked.items
         draft.current_page = current_page
         draft.save(update_fields=["items", "current_page", "updated_at"])
@@ -255,10 +257,9 @@ def response_submit(
                     return draft
             else:
                 # the sender's own draft of this version, if any (never another person's)
-                draft = (QuestionnaireResponse.objects.select_for_update()
-                         .filter(patient=patient, questionnaire=questionnaire, author=author,
-                                 status=ResponseStatus.IN_PROGRESS)
-                         .first()) if author is not None else None
+                draft = None if author is None else (
+                    responses_draft_of(patient=patient, author=author).filter(questionnaire=questionnaire)
+                    .select_for_update().first())
             if draft is None:
                 response = QuestionnaireResponse.objects.create(
                     patient=patient, questionnaire=questionnaire, **fields)

@@ -27,6 +27,7 @@ from questionnaires.services import (
     response_draft_for,
     response_draft_save,
     response_submit,
+    responses_draft_of,
 )
 from questionnaires.validation import ResponseError, build_items, flat_answers, response_validate
 from schedules.selectors import open_occurrences_for
@@ -47,9 +48,10 @@ def _me(request: HttpRequest, resource: str, action: Action = Action.READ) -> Pa
     return own_patient_or_404(request, action=action, resource=resource)
 
 
-def _my_questionnaires(patient: Patient, user: Any) -> list[Questionnaire]:
+def _my_questionnaires(patient: Patient, user: Any) -> tuple[list[Questionnaire], set[int]]:
     """The newest version of each questionnaire of the patient's programmes — or the version of
-    ``user``'s draft (the patient's, or the relative's own), finished on the version started."""
+    ``user``'s draft (the patient's, or the relative's own), finished on the version started —
+    and the ids of the versions ``user`` has a draft of."""
     # Retired versions are no longer offered. Drafts are: a programme only lists a draft while
     # it is being tried out with patients (the SDC test forms are drafts, too).
     candidates = (Questionnaire.objects.filter(programs__episodes__patient=patient)
@@ -57,16 +59,16 @@ def _my_questionnaires(patient: Patient, user: Any) -> list[Questionnaire]:
     newest: dict[str, Questionnaire] = {}
     for q in candidates.order_by("url", "-created_at"):
         newest.setdefault(q.url, q)
-    drafts = (QuestionnaireResponse.objects.filter(patient=patient, author=user, status=ResponseStatus.IN_PROGRESS,
-                                                   questionnaire__url__in=list(newest))
-              .select_related("questionnaire").order_by("-updated_at"))
+    drafts = list(responses_draft_of(patient=patient, author=user).filter(questionnaire__url__in=list(newest))
+                  .select_related("questionnaire").order_by("-updated_at"))
     for draft in drafts:
         newest[draft.questionnaire.url] = draft.questionnaire
-    return list(newest.values())
+    return list(newest.values()), {d.questionnaire_id for d in drafts}
 
 
 def _mine_or_404(patient: Patient, user: Any, questionnaire_id: int) -> Questionnaire:
-    questionnaire = next((q for q in _my_questionnaires(patient, user) if q.pk == questionnaire_id), None)
+    questionnaires, _drafted = _my_questionnaires(patient, user)
+    questionnaire = next((q for q in questionnaires if q.pk == questionnaire_id), None)
     if questionnaire is None:
         raise Http404("No such questionnaire for you.")
     return questionnaire
@@ -75,14 +77,11 @@ def _mine_or_404(patient: Patient, user: Any, questionnaire_id: int) -> Question
 @role_required(Role.PATIENT, Role.RELATIVE)
 def my_home(request: HttpRequest) -> HttpResponse:
     patient = _me(request, "my-home")
-    questionnaires = _my_questionnaires(patient, request.user)
+    questionnaires, drafts = _my_questionnaires(patient, request.user)
     last_answered = dict(
         QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.COMPLETED)
         .values_list("questionnaire__url").annotate(last=Max("authored_at"))
     )
-    drafts = set(QuestionnaireResponse.objects.filter(patient=patient, author=request.user,
-                                                      status=ResponseStatus.IN_PROGRESS)
-                 .values_list("questionnaire_id", flat=True))
     lang = translation.get_language()
     # A relative helps with questionnaires; the patient's measurements stay the patient's.
     is_relative = request.user.role == Role.RELATIVE
