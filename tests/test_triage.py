@@ -5,6 +5,7 @@ answers have been seen. Services, pages and the REST API, each with bad input.""
 import re
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -344,19 +345,29 @@ def test_bulk_acknowledge_page_acknowledges_yellow_and_explains_refused_red(cast
     assert cast.patient_a.name in page and "message error" in page
 
 
+async def _feed(user: Any, path: str = "/ws/alerts/") -> tuple[WebsocketCommunicator, dict]:
+    """A triage page's socket, connected as ``user``, and the snapshot it got first."""
+    communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), path)
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator, await communicator.receive_json_from(timeout=5)
+
+
+async def _push(team: Any, payloads: list[dict]) -> None:
+    """What alerts.live.alerts_broadcast sends a team's pages."""
+    await get_channel_layer().group_send(team_group(team.pk), {"type": "alerts.changed", "alerts": payloads})
+
+
 def test_the_socket_applies_the_pages_filter_to_the_snapshot_and_to_pushes(cast):
     red, yellow = _red(cast.patient_a), _yellow(cast, cast.patient_a)
     payloads = [alert_payload(a) for a in (red, yellow)]
 
     async def scenario() -> list[dict]:
-        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/?severity=yellow")
-        communicator.scope["user"] = cast.clinician_a
-        connected, _ = await communicator.connect()
-        assert connected
-        received = [await communicator.receive_json_from(timeout=5)]
+        communicator, snapshot = await _feed(cast.clinician_a, "/ws/alerts/?severity=yellow")
+        received = [snapshot]
         for payload in payloads:  # what alerts.live.alert_broadcast sends the team
-            await get_channel_layer().group_send(team_group(cast.team_a.pk),
-                                                 {"type": "alerts.changed", "alerts": [payload]})
+            await _push(cast.team_a, [payload])
             received.append(await communicator.receive_json_from(timeout=5))
         await communicator.disconnect()
         return received
@@ -378,14 +389,9 @@ def test_a_burst_of_pushes_reaches_the_socket_complete_in_order_and_filtered(cas
     burst = [[r, y], [r], [y, y]]  # a broadcast carries every changed alert of the team
 
     async def scenario() -> list[dict]:
-        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/?severity=yellow")
-        communicator.scope["user"] = cast.clinician_a
-        connected, _ = await communicator.connect()
-        assert connected
-        await communicator.receive_json_from(timeout=5)  # the snapshot
+        communicator, _snapshot = await _feed(cast.clinician_a, "/ws/alerts/?severity=yellow")
         for payloads in burst:  # all sent before the first is answered
-            await get_channel_layer().group_send(team_group(cast.team_a.pk),
-                                                 {"type": "alerts.changed", "alerts": payloads})
+            await _push(cast.team_a, payloads)
         received = [await communicator.receive_json_from(timeout=5) for _ in range(5)]
         assert await communicator.receive_nothing(timeout=0.2)
         await communicator.disconnect()
@@ -407,14 +413,9 @@ def test_a_push_that_cannot_be_audited_is_not_shown_and_the_socket_closes_so_the
     payload = alert_payload(_red(cast.patient_a))
 
     async def scenario() -> dict:
-        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/")
-        communicator.scope["user"] = cast.clinician_a
-        connected, _ = await communicator.connect()
-        assert connected
-        await communicator.receive_output(timeout=5)  # the snapshot
+        communicator, _snapshot = await _feed(cast.clinician_a)
         with mock.patch("alerts.consumers.audit_record_many", side_effect=RuntimeError("database down")):
-            await get_channel_layer().group_send(team_group(cast.team_a.pk),
-                                                 {"type": "alerts.changed", "alerts": [payload]})
+            await _push(cast.team_a, [payload])
             return await communicator.receive_output(timeout=5)
 
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 1011}
@@ -728,20 +729,13 @@ def test_a_clinician_taken_off_the_team_while_the_page_is_open_gets_no_more_of_i
     first, second = _red(cast.patient_a), _yellow(cast, cast.patient_a)
     payloads = [alert_payload(first), alert_payload(second)]
 
-    async def push(communicator: WebsocketCommunicator, payload: dict) -> dict:
-        await get_channel_layer().group_send(team_group(cast.team_a.pk),
-                                             {"type": "alerts.changed", "alerts": [payload]})
-        return await communicator.receive_json_from(timeout=5)
-
     async def scenario() -> list[dict]:
-        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/")
-        communicator.scope["user"] = cast.clinician_a
-        connected, _ = await communicator.connect()
-        assert connected
-        await communicator.receive_json_from(timeout=5)  # the snapshot
-        received = [await push(communicator, payloads[0])]
+        communicator, _snapshot = await _feed(cast.clinician_a)
+        await _push(cast.team_a, [payloads[0]])
+        received = [await communicator.receive_json_from(timeout=5)]
         await database_sync_to_async(cast.team_a.members.remove)(cast.clinician_a)
-        received.append(await push(communicator, payloads[1]))
+        await _push(cast.team_a, [payloads[1]])
+        received.append(await communicator.receive_json_from(timeout=5))
         await communicator.disconnect()
         return received
 
@@ -757,15 +751,10 @@ def test_a_clinician_deactivated_while_the_page_is_open_gets_no_more_alerts(cast
     payload = alert_payload(_red(cast.patient_a))
 
     async def scenario() -> dict:
-        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/")
-        communicator.scope["user"] = cast.clinician_a
-        connected, _ = await communicator.connect()
-        assert connected
-        await communicator.receive_json_from(timeout=5)  # the snapshot
+        communicator, _snapshot = await _feed(cast.clinician_a)
         await database_sync_to_async(
             type(cast.clinician_a).objects.filter(pk=cast.clinician_a.pk).update)(is_active=False)
-        await get_channel_layer().group_send(team_group(cast.team_a.pk),
-                                             {"type": "alerts.changed", "alerts": [payload]})
+        await _push(cast.team_a, [payload])
         received = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
         return received
