@@ -17,6 +17,7 @@ reading. Nothing of a refused item is stored; the good items of a batch are.
 import math
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -476,6 +477,13 @@ def readings_ingest(
             continue
         candidates.append(p)
 
+    if len(candidates) == 1 and candidates[0].client_id and connection.vendor == "postgresql":
+        readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
+        batch = _insert_one(candidates[0], readings)
+        if batch is not None:
+            _stored(candidates, batch, results, readings)
+            return results  # type: ignore[return-value]  # the one candidate's slot is filled
+        # Its client_id is stored already: the general path answers the repeat or the conflict.
     for attempt in range(3):
         readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
         try:
@@ -563,14 +571,19 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
             by_client[p.client_id] = p
         by_key.setdefault(key, p)
     if new:
-        batch = _insert(new, readings)
-        # robust: if the broker is down the readings stay committed and the 201 stays true; the
-        # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
-        transaction.on_commit(lambda: evaluation_request([batch]), robust=True)
-        for p in new:
-            results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
+        _stored(new, _insert(new, readings), results, readings)
     for index, earlier in pending:
         results[index] = ItemResult(index, 200, id=earlier.id, unusual=earlier.unusual, _readings=readings)
+
+
+def _stored(new: list[Parsed], batch: int, results: list[ItemResult | None], readings: _Readings) -> None:
+    """Answer 201 for the readings just inserted as pending ``batch``, and ask for their
+    evaluation once it is committed."""
+    # robust: if the broker is down the readings stay committed and the 201 stays true; the
+    # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
+    transaction.on_commit(lambda: evaluation_request([batch]), robust=True)
+    for p in new:
+        results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
 
 
 # Columns written by COPY; every other column of monitoring_reading has a NULL/blank default.
@@ -602,6 +615,46 @@ def _reading_sequence(cursor: Any) -> str:
         cursor.execute("SELECT pg_get_serial_sequence('monitoring_reading', 'id')")
         _sequence[database] = cursor.fetchone()[0]
     return _sequence[database]
+
+
+# One new reading and its pending batch (ADR 0009) in one statement. A client_id the patient
+# already used inserts nothing (uniq_reading_client_id as the arbiter; a concurrent insert of it
+# is waited for) and the statement returns no row.
+_INSERT_ONE_SQL = f"""
+    WITH reading AS (
+        INSERT INTO monitoring_reading ({", ".join(_COPY_COLUMNS[1:])})
+        VALUES ({", ".join(["%s"] * (len(_COPY_COLUMNS) - 1))})
+        ON CONFLICT (patient_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
+        RETURNING id
+    ), pending AS (
+        INSERT INTO monitoring_pendingevaluation (reading_ids, size, created_at)
+        SELECT jsonb_build_array(id), 1, %s FROM reading RETURNING id
+    )
+    SELECT reading.id, pending.id FROM reading, pending
+"""  # noqa: S608 (the module's own column names, no input)
+
+
+def _insert_one(p: Parsed, readings: _Readings) -> int | None:
+    """Store one reading that has a client_id (PostgreSQL); returns its pending batch's id, or
+    None if the patient already used the client_id (nothing stored). A device's single upload,
+    the common case, in one round trip: outside a transaction the statement commits on its own,
+    all or nothing, where the general path (_store) costs BEGIN, the repeat lookup, the id
+    reservation, COPY and COMMIT. Inside one (a caller's atomic block) it runs in a savepoint,
+    so that a failure leaves the caller's transaction usable, as the general path does."""
+    params = (
+        readings.patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
+        None if p.original is None else orjson.dumps(p.original).decode(), p.unusual, "",
+        p.effective_at, readings.now, readings.source, p.client_id,
+        readings.entered_by.pk if readings.entered_by is not None else None, readings.now,
+    )
+    with transaction.atomic() if connection.in_atomic_block else nullcontext(), prepared_cursor() as cursor:
+        cursor.execute(_INSERT_ONE_SQL, params, prepare=True)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    p.id = row[0]
+    readings.new[p.id] = p
+    return row[1]
 
 
 def _insert(new: list[Parsed], readings: _Readings) -> int:

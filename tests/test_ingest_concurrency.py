@@ -19,11 +19,12 @@ pytestmark = [
 ]
 
 
-def _items(client_ids: bool) -> list[dict[str, object]]:
+def _items(shape: str) -> list[dict[str, object]]:
     start = timezone.now() - timedelta(hours=1)
     return [{"measure": "spo2", "value": 95 + i % 3, "unit": "%",
              "effective_at": (start + timedelta(minutes=i)).isoformat(),
-             **({"client_id": f"g{i}"} if client_ids else {})} for i in range(20)]
+             **({"client_id": f"g{i}"} if shape != "natural_key" else {})}
+            for i in range(1 if shape == "single" else 20)]
 
 
 def _waiting_backends() -> int:
@@ -33,10 +34,11 @@ def _waiting_backends() -> int:
         return cursor.fetchone()[0]
 
 
-@pytest.mark.parametrize("client_ids", [True, False], ids=["client_ids", "natural_key"])
-def test_the_same_batch_sent_twice_at_once_is_stored_once_and_both_answers_name_the_same_readings(client_ids):
+# single: one reading with a client_id, stored by the one-statement insert (ON CONFLICT)
+@pytest.mark.parametrize("shape", ["client_ids", "natural_key", "single"])
+def test_the_same_batch_sent_twice_at_once_is_stored_once_and_both_answers_name_the_same_readings(shape):
     cast = make_cast()
-    items = _items(client_ids)
+    items = _items(shape)
     answers: dict[str, list[object]] = {}
     first_stored = threading.Event()
     release_first = threading.Event()

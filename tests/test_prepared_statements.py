@@ -24,23 +24,28 @@ def _reading(i: int) -> dict[str, object]:
 
 
 def test_the_ingest_statements_are_prepared_once_per_connection_and_reused(cast, client):
-    def post(i: int) -> None:
-        response = client.post("/api/v1/readings", [_reading(i)], content_type="application/json",
+    def post(*numbers: int) -> None:
+        response = client.post("/api/v1/readings", [_reading(i) for i in numbers], content_type="application/json",
                                headers={"Authorization": f"Bearer {cast.device_token_a}"})
         assert response.status_code == 200, response.content
-        assert response.json()["results"][0]["status"] == 201
+        assert [r["status"] for r in response.json()["results"]] == [201] * len(numbers)
 
-    post(0)
-    post(1)
-    after_two = _prepared()
-    # the device-token join, the patient's lock, the dedupe query, the id reservation
-    assert any("key_hash" in s for s in after_two)
-    assert any("pg_advisory_xact_lock" in s for s in after_two)
-    assert any("client_id = ANY" in s for s in after_two)
-    assert any("nextval" in s for s in after_two)
-    post(2)
-    post(3)
-    assert sorted(_prepared()) == sorted(after_two)  # bound and executed again, not prepared again
+    def three_shapes(base: int) -> None:
+        post(base)  # one reading with a client_id: the one-statement insert
+        post(base + 1)  # none: under the patient's lock, deduplicated by time
+        post(base + 2, base + 4)  # several: deduplicated by client_id, ids reserved, COPY
+
+    three_shapes(0)
+    after_one = _prepared()
+    # the device-token join, the one-statement insert, the patient's lock, the dedupe query,
+    # the id reservation
+    assert any("key_hash" in s for s in after_one)
+    assert any("ON CONFLICT" in s for s in after_one)
+    assert any("pg_advisory_xact_lock" in s for s in after_one)
+    assert any("client_id = ANY" in s for s in after_one)
+    assert any("nextval" in s for s in after_one)
+    three_shapes(10)
+    assert sorted(_prepared()) == sorted(after_one)  # bound and executed again, not prepared again
 
 
 def test_errors_come_out_as_djangos_and_roll_back_like_any_statement(cast):
