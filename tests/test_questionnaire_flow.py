@@ -113,6 +113,27 @@ def test_one_draft_per_patient_and_version_is_updated_in_place(cast, multi):
     assert (second.status, second.current_page, len(second.items)) == ("in-progress", 2, 2)
 
 
+def test_with_drafts_of_two_versions_the_one_worked_on_last_is_offered(cast, multi):
+    from questionnaires.views import _my_questionnaires
+
+    user = cast.patient_a.user
+    revised = questionnaire_revise(questionnaire=multi, resource={
+        **questionnaire_export(questionnaire=multi), "title": "Symptomtjek (ny)"})
+
+    def touch(questionnaire: Questionnaire) -> None:
+        response_draft_save(patient=cast.patient_a, questionnaire=questionnaire, items=VALID_ITEMS[:1],
+                            current_page=1, author=user)
+
+    touch(revised)
+    touch(multi)  # the older version's draft, worked on last
+    offered, drafted = _my_questionnaires(cast.patient_a, user)
+    assert [q.pk for q in offered if q.url == multi.url] == [multi.pk]
+    assert drafted == {multi.pk, revised.pk}
+    touch(revised)
+    offered, _drafted = _my_questionnaires(cast.patient_a, user)
+    assert [q.pk for q in offered if q.url == multi.url] == [revised.pk]
+
+
 def test_submit_completes_the_draft_with_authored_time(cast, multi):
     draft = response_draft_save(patient=cast.patient_a, questionnaire=multi, items=VALID_ITEMS[:1],
                                 current_page=1, author=cast.patient_a.user)
