@@ -15,6 +15,8 @@ request sends its task (EVALUATION_QUEUED_SECONDS=0: as if a worker took each on
 no worker, the one-waiting-task mark of ADR 0011 would otherwise spare all but the first).
 Without it, the evaluation runs inside the request (embedded shape). The load generator runs
 on the same machine as the server and the database, and is counted in the same CPU budget.
+With gunicorn, a last run serves a WSGI app without Django (bench/bare_wsgi.py) by the same
+command: the floor that the server and the load generator alone set on this machine.
 Target (issue #4): p95 <= 30 ms with 20 concurrent clients. Runs on a throw-away test database.
 """
 
@@ -31,6 +33,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,6 +202,17 @@ def server_command(server: str, workers: int, port: int) -> list[str]:
     return web_command(port, workers=workers, threads=int(os.environ.get("WEB_THREADS", "4")))
 
 
+def start_server(command: list[str], env: dict[str, str], port: int, log: Any) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     options = dict(a[2:].partition("=")[::2] for a in sys.argv[1:] if a.startswith("--"))
@@ -234,14 +248,8 @@ def main() -> None:
                "DB_POOL_MAX_SIZE": os.environ.get("DB_POOL_MAX_SIZE", "8"),
                "REDIS_PREFIX": f"bench-{port}", "LOG_LEVEL": "WARNING", "SECRET_KEY": settings.SECRET_KEY}
         log = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
-        server = subprocess.Popen(server_command(server_name, workers, port), cwd=ROOT, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        command = server_command(server_name, workers, port)
+        server = start_server(command, env, port, log)
 
         def reading(n, i, start):  # type: ignore[no-untyped-def]
             return {"measure": "spo2", "value": 93 + i % 6, "unit": "%", "client_id": f"c{n}-{i}",
@@ -261,6 +269,17 @@ def main() -> None:
         print(f"load average while running: {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)")
         ceiling("no-op", noop_run, clients)
         ceiling("reading", reading_run, clients)
+        if server_name.startswith("gunicorn"):
+            # The floor: the same server command with no Django at all (bench/bare_wsgi.py).
+            server.terminate()
+            server.wait(timeout=10)
+            bare = [part.replace("proplatform.wsgi:", "bench.bare_wsgi:") for part in command]
+            server = start_server(bare, env, port, log)
+            where = {"server_pid": server.pid, "db_name": db["NAME"]}
+            run_clients(port, tokens, 10, "/", reading, **where)
+            bare_run = run_clients(port, tokens, per_client, "/", reading, **where)
+            report("the same server, no Django", bare_run)
+            ceiling("no Django", bare_run, clients)
     except RuntimeError as exc:
         print(exc, f"({log.name}):", Path(log.name).read_text()[-3000:], sep="\n")
         raise SystemExit(1) from exc
