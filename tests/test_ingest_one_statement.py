@@ -3,6 +3,7 @@ statement (monitoring.ingest._insert_one): committed on its own outside a transa
 nothing, and in a savepoint inside a caller's transaction."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -49,6 +50,20 @@ def test_one_reading_is_committed_by_its_own_statement_and_evaluated():
         result.id, "one-1", cast.device_a.pk, 96, "%", Source.DEVICE)
     assert result.reading == reading and result.reading.received_at == reading.received_at
     assert not PendingEvaluation.objects.exists()  # its batch was evaluated at the commit
+
+
+def test_a_converted_unit_keeps_the_original_value_and_unit():
+    cast = make_cast()
+    scale = Device.objects.create(kind=DeviceKind.SCALE, serial="S-1", patient=cast.patient_a)
+    [result] = readings_ingest(patient=cast.patient_a, items=[{**_item(), "measure": "body-weight", "value": 170,
+                                                               "unit": "[lb_av]"}],
+                               source=Source.DEVICE, device=scale)
+
+    assert result.status == 201
+    reading = Reading.objects.get()
+    assert (reading.value, reading.unit, reading.original) == (
+        Decimal("77.111"), "kg", {"value": "170", "unit": "[lb_av]"})
+    assert result.reading.original == reading.original
 
 
 def test_a_repeat_is_answered_with_the_stored_reading_and_another_body_is_a_conflict():
