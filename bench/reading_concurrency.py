@@ -244,8 +244,9 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": url, "HTTPS_ONLY": "0", "ROOT_URLCONF": "bench.urls",
                "EVALUATION_QUEUED_SECONDS": "0",
                # The Procfile's web: line: a pool of PostgreSQL connections per process. Without
-               # it every request would fork a PostgreSQL backend (CONN_MAX_AGE=0).
-               "DB_POOL_MAX_SIZE": os.environ.get("DB_POOL_MAX_SIZE", "8"),
+               # it every request would fork a PostgreSQL backend (CONN_MAX_AGE=0). Django refuses
+               # a pool beside persistent connections: ?conn_max_age=N in DATABASE_URL means no pool.
+               "DB_POOL_MAX_SIZE": "0" if "conn_max_age" in query else os.environ.get("DB_POOL_MAX_SIZE", "8"),
                "REDIS_PREFIX": f"bench-{port}", "LOG_LEVEL": "WARNING", "SECRET_KEY": settings.SECRET_KEY}
         log = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
         command = server_command(server_name, workers, port)

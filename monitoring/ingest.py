@@ -3,7 +3,9 @@
 The hot loop works on plain values: each item is parsed by plain functions (no serializer per
 item), normalised to the measure's canonical unit, checked for plausibility, de-duplicated
 within the batch and against the database with one query, and inserted with one COPY
-(PostgreSQL; ``bulk_create`` elsewhere) in one transaction. Evaluation is requested once per
+(PostgreSQL; ``bulk_create`` elsewhere) in one transaction — or, for one reading with a
+client_id (a device's single upload), with one statement that also stores its pending batch
+(``_insert_one``, PostgreSQL). Evaluation is requested once per
 batch, after commit (``evaluation_request``: at most one task waits in the queue). Stored
 items are plain values until a caller asks for a ``Reading`` model instance
 (``ItemResult.reading``): the batch endpoint answers with id and flag only, and at 1,000 items
@@ -477,26 +479,37 @@ def readings_ingest(
             continue
         candidates.append(p)
 
-    if len(candidates) == 1 and candidates[0].client_id and connection.vendor == "postgresql":
-        readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
-        batch = _insert_one(candidates[0], readings)
-        if batch is not None:
-            _stored(candidates, batch, results, readings)
-            return results  # type: ignore[return-value]  # the one candidate's slot is filled
-        # Its client_id is stored already: the general path answers the repeat or the conflict.
-    for attempt in range(3):
-        readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
-        try:
-            with transaction.atomic():
-                _store(patient=patient, candidates=candidates, results=results, readings=readings)
-            break
-        except IntegrityError:
-            # A concurrent request stored one of these client_ids first (_lock_patient): look again.
-            for p in candidates:
-                p.id = None
-            if attempt == 2:
-                raise
+    if not _stored_in_one_statement(candidates, results=results, readings=_Readings(
+            patient_id=patient.pk, source=source, now=now, entered_by=entered_by)):
+        for attempt in range(3):
+            readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
+            try:
+                with transaction.atomic():
+                    _store(patient=patient, candidates=candidates, results=results, readings=readings)
+                break
+            except IntegrityError:
+                # A concurrent request stored one of these client_ids first (_lock_patient): look again.
+                for p in candidates:
+                    p.id = None
+                if attempt == 2:
+                    raise
     return results  # type: ignore[return-value]  # every slot is filled by now
+
+
+def _stored_in_one_statement(candidates: list[Parsed], *, results: list[ItemResult | None],
+                             readings: _Readings) -> bool:
+    """Store a single candidate with a client_id by one statement (_insert_one), where it
+    applies: PostgreSQL, and either autocommit or a caller's atomic block (in Django's manual
+    transaction mode on_commit would refuse). False if it does not apply, or if the client_id is
+    stored already: then the general path answers the repeat (200) or the conflict (409)."""
+    if not (len(candidates) == 1 and candidates[0].client_id and connection.vendor == "postgresql"
+            and (connection.get_autocommit() or connection.in_atomic_block)):
+        return False
+    batch = _insert_one(candidates[0], readings)
+    if batch is None:
+        return False
+    _stored(candidates, batch=batch, results=results, readings=readings)
+    return True
 
 
 _EARLIER_SQL = """
@@ -571,12 +584,12 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
             by_client[p.client_id] = p
         by_key.setdefault(key, p)
     if new:
-        _stored(new, _insert(new, readings), results, readings)
+        _stored(new, batch=_insert(new, readings), results=results, readings=readings)
     for index, earlier in pending:
         results[index] = ItemResult(index, 200, id=earlier.id, unusual=earlier.unusual, _readings=readings)
 
 
-def _stored(new: list[Parsed], batch: int, results: list[ItemResult | None], readings: _Readings) -> None:
+def _stored(new: list[Parsed], *, batch: int, results: list[ItemResult | None], readings: _Readings) -> None:
     """Answer 201 for the readings just inserted as pending ``batch``, and ask for their
     evaluation once it is committed."""
     # robust: if the broker is down the readings stay committed and the 201 stays true; the
@@ -586,7 +599,8 @@ def _stored(new: list[Parsed], batch: int, results: list[ItemResult | None], rea
         results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
 
 
-# Columns written by COPY; every other column of monitoring_reading has a NULL/blank default.
+# Columns written by COPY, and without the first ("id": its default) by _INSERT_ONE_SQL; every
+# other column of monitoring_reading has a NULL/blank default.
 _COPY_COLUMNS = ("id", "patient_id", "device_id", "measure", "value", "value2", "unit", "original", "unusual",
                  "erroneous_reason", "effective_at", "received_at", "source", "client_id", "entered_by_id")
 _COPY_SQL = f"COPY monitoring_reading ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
@@ -647,7 +661,8 @@ def _insert_one(p: Parsed, readings: _Readings) -> int | None:
         p.effective_at, readings.now, readings.source, p.client_id,
         readings.entered_by.pk if readings.entered_by is not None else None, readings.now,
     )
-    with transaction.atomic() if connection.in_atomic_block else nullcontext(), prepared_cursor() as cursor:
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, prepared_cursor() as cursor:
         cursor.execute(_INSERT_ONE_SQL, params, prepare=True)
         row = cursor.fetchone()
     if row is None:

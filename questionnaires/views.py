@@ -61,7 +61,7 @@ def _my_questionnaires(patient: Patient, user: Any) -> tuple[list[Questionnaire]
         newest.setdefault(q.url, q)
     # Oldest first: with drafts of two versions of one questionnaire, the one worked on last wins.
     drafts = list(responses_draft_of(patient=patient, author=user).filter(questionnaire__url__in=list(newest))
-                  .select_related("questionnaire").order_by("updated_at"))
+                  .select_related("questionnaire").order_by("updated_at", "pk"))
     for draft in drafts:
         newest[draft.questionnaire.url] = draft.questionnaire
     return list(newest.values()), {d.questionnaire_id for d in drafts}

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from monitoring.ingest import readings_ingest
+from monitoring.ingest import ItemResult, readings_ingest
 from monitoring.models import PendingEvaluation, Reading, Source
 from tests.factories import make_cast
 
@@ -34,30 +34,36 @@ def _waiting_backends() -> int:
         return cursor.fetchone()[0]
 
 
-# single: one reading with a client_id, stored by the one-statement insert (ON CONFLICT)
-@pytest.mark.parametrize("shape", ["client_ids", "natural_key", "single"])
-def test_the_same_batch_sent_twice_at_once_is_stored_once_and_both_answers_name_the_same_readings(shape):
-    cast = make_cast()
-    items = _items(shape)
-    answers: dict[str, list[object]] = {}
+class _RolledBack(Exception):
+    pass
+
+
+def _race(cast, first_items, second_items, *, first_commits: bool = True):  # type: ignore[no-untyped-def]
+    """The first request stores its items and holds its transaction open until the second has
+    arrived and waits for it; then it commits (or rolls back). Returns both answers."""
+    from django.db import transaction
+
+    answers: dict[str, list[ItemResult]] = {}
     first_stored = threading.Event()
     release_first = threading.Event()
 
     def first() -> None:
-        from django.db import transaction
-
         try:
             with transaction.atomic():  # stored, not yet committed, while the second arrives
-                answers["first"] = readings_ingest(patient=cast.patient_a, items=items, source=Source.API,
+                answers["first"] = readings_ingest(patient=cast.patient_a, items=first_items, source=Source.API,
                                                    device=cast.device_a)
                 first_stored.set()
                 assert release_first.wait(10)
+                if not first_commits:
+                    raise _RolledBack
+        except _RolledBack:
+            pass
         finally:
             connections.close_all()
 
     def second() -> None:
         try:
-            answers["second"] = readings_ingest(patient=cast.patient_a, items=items, source=Source.API,
+            answers["second"] = readings_ingest(patient=cast.patient_a, items=second_items, source=Source.API,
                                                 device=cast.device_a)
         finally:
             connections.close_all()
@@ -74,9 +80,39 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once_and_both_answers_name_
     release_first.set()
     a.join(10)
     b.join(10)
+    return answers["first"], answers["second"]
+
+
+# single: one reading with a client_id, stored by the one-statement insert (ON CONFLICT)
+@pytest.mark.parametrize("shape", ["client_ids", "natural_key", "single"])
+def test_the_same_batch_sent_twice_at_once_is_stored_once_and_both_answers_name_the_same_readings(shape):
+    cast = make_cast()
+    items = _items(shape)
+    first, second = _race(cast, items, items)
 
     assert Reading.objects.count() == len(items)
-    assert [r.status for r in answers["first"]] == [201] * len(items)
-    assert [r.status for r in answers["second"]] == [200] * len(items)  # repeats: the stored ones
-    assert [r.id for r in answers["second"]] == [r.id for r in answers["first"]]
+    assert [r.status for r in first] == [201] * len(items)
+    assert [r.status for r in second] == [200] * len(items)  # repeats: the stored ones
+    assert [r.id for r in second] == [r.id for r in first]
     assert not PendingEvaluation.objects.exists()  # the one batch was evaluated; the repeat left none
+
+
+def test_a_single_reading_racing_one_with_its_client_id_and_another_value_is_a_conflict():
+    cast = make_cast()
+    [item] = _items("single")
+    first, second = _race(cast, [item], [{**item, "value": 90}])
+
+    assert [r.status for r in first] == [201]
+    assert [r.status for r in second] == [409]
+    assert list(Reading.objects.values_list("value", flat=True)) == [item["value"]]
+
+
+def test_a_single_reading_waiting_on_a_request_that_rolls_back_is_stored():
+    cast = make_cast()
+    items = _items("single")
+    first, second = _race(cast, items, items, first_commits=False)
+
+    assert [r.status for r in second] == [201]
+    assert list(Reading.objects.values_list("id", flat=True)) == [second[0].id]
+    assert second[0].id != first[0].id  # the rolled-back one's id is gone
+    assert not PendingEvaluation.objects.exists()  # the stored one was evaluated

@@ -1,12 +1,13 @@
 """One reading with a client_id (a device's single upload) is stored with its pending batch by one
 statement (monitoring.ingest._insert_one): committed on its own outside a transaction, all or
-nothing, and in a savepoint inside a caller's transaction."""
+nothing, in a savepoint inside a caller's transaction, and stored exactly as the general path
+(_store: dedupe, reserved ids, COPY) stores it."""
 
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from monitoring import ingest
@@ -25,10 +26,17 @@ def _item(value: int = 96, client_id: str = "one-1") -> dict[str, object]:
             "effective_at": (timezone.now() - timedelta(minutes=5)).isoformat()}
 
 
+@pytest.fixture
+def general_path_refused(monkeypatch):  # type: ignore[no-untyped-def]
+    """Any use of the general path fails the test: what passes was done by the one statement."""
+    def refuse(**kwargs: object) -> None:
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(ingest, "_store", refuse)
+
+
 def _committed_readings() -> int:
     """Readings another connection sees: committed ones only."""
-    from django.db import connections
-
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
@@ -38,12 +46,11 @@ def _committed_readings() -> int:
         other.close()
 
 
-def test_one_reading_is_committed_by_its_own_statement_and_evaluated():
+def test_one_reading_is_committed_by_its_own_statement_and_evaluated(general_path_refused):
     cast = make_cast()
     [result] = readings_ingest(patient=cast.patient_a, items=[_item()], source=Source.DEVICE, device=cast.device_a)
 
     assert result.status == 201
-    assert not connection.in_atomic_block
     assert _committed_readings() == 1
     reading = Reading.objects.get()
     assert (reading.pk, reading.client_id, reading.device_id, reading.value, reading.unit, reading.source) == (
@@ -52,7 +59,7 @@ def test_one_reading_is_committed_by_its_own_statement_and_evaluated():
     assert not PendingEvaluation.objects.exists()  # its batch was evaluated at the commit
 
 
-def test_a_converted_unit_keeps_the_original_value_and_unit():
+def test_a_converted_unit_keeps_the_original_value_and_unit(general_path_refused):
     cast = make_cast()
     scale = Device.objects.create(kind=DeviceKind.SCALE, serial="S-1", patient=cast.patient_a)
     [result] = readings_ingest(patient=cast.patient_a, items=[{**_item(), "measure": "body-weight", "value": 170,
@@ -66,8 +73,23 @@ def test_a_converted_unit_keeps_the_original_value_and_unit():
     assert result.reading.original == reading.original
 
 
-def test_a_repeat_is_answered_with_the_stored_reading_and_another_body_is_a_conflict():
+def test_a_repeat_is_answered_by_the_general_path_with_the_stored_reading_and_another_body_is_a_conflict(
+        monkeypatch):
     cast = make_cast()
+    one_statement: list[int | None] = []
+    general: list[int] = []
+    insert_one, store = ingest._insert_one, ingest._store
+
+    def spy_insert_one(*args, **kwargs):  # type: ignore[no-untyped-def]
+        one_statement.append(batch := insert_one(*args, **kwargs))
+        return batch
+
+    def spy_store(**kwargs):  # type: ignore[no-untyped-def]
+        general.append(len(kwargs["candidates"]))
+        return store(**kwargs)
+
+    monkeypatch.setattr(ingest, "_insert_one", spy_insert_one)
+    monkeypatch.setattr(ingest, "_store", spy_store)
     item = _item()
     [first] = readings_ingest(patient=cast.patient_a, items=[item], source=Source.DEVICE, device=cast.device_a)
     [again] = readings_ingest(patient=cast.patient_a, items=[item], source=Source.DEVICE, device=cast.device_a)
@@ -76,13 +98,50 @@ def test_a_repeat_is_answered_with_the_stored_reading_and_another_body_is_a_conf
 
     assert (first.status, again.status, again.id) == (201, 200, first.id)
     assert other.status == 409 and "client_id" in other.errors
+    assert [batch is not None for batch in one_statement] == [True, False, False]  # stored once, then nothing
+    assert general == [1, 1]  # the repeat and the conflict were answered by the general path
     assert Reading.objects.count() == 1 and Reading.objects.get().value == 96
     # the same client_id for another patient is that patient's own reading
     [theirs] = readings_ingest(patient=cast.patient_b, items=[item], source=Source.DEVICE, device=cast.device_b)
     assert theirs.status == 201 and Reading.objects.count() == 2
 
 
-def test_a_failing_statement_stores_nothing_not_even_the_pending_batch():
+_STORED = [c for c in ingest._COPY_COLUMNS if c not in ("id", "client_id", "received_at")]
+
+
+@pytest.mark.parametrize("shape", ["device-spo2", "device-blood-pressure", "patient-weight-in-lb"])
+def test_the_one_statement_stores_what_the_general_path_stores(monkeypatch, shape):
+    cast = make_cast()
+    effective_at = "2026-11-30T08:15:00+01:00"  # not UTC
+    if shape == "device-spo2":
+        item, device, source, entered_by = ({"measure": "spo2", "value": 88, "unit": "%"}, cast.device_a,
+                                            Source.DEVICE, None)
+    elif shape == "device-blood-pressure":
+        device = Device.objects.create(kind=DeviceKind.BLOOD_PRESSURE, serial="BP-1", patient=cast.patient_a)
+        item, source, entered_by = ({"measure": "blood-pressure", "systolic": 150, "diastolic": 95,
+                                     "unit": "mm[Hg]"}, Source.DEVICE, None)
+    else:
+        item, device, source, entered_by = ({"measure": "body-weight", "value": 170, "unit": "[lb_av]"}, None,
+                                            Source.API, cast.patient_a.user)
+
+    def ingest_one(client_id: str) -> int:
+        [result] = readings_ingest(patient=cast.patient_a, items=[{**item, "effective_at": effective_at,
+                                                                   "client_id": client_id}],
+                                   source=source, device=device, entered_by=entered_by)
+        assert result.status == 201, result.errors
+        return result.id
+
+    fast = ingest_one("fast")
+    monkeypatch.setattr(ingest, "_insert_one", lambda p, readings: None)  # as if stored already: general path
+    general = ingest_one("general")
+
+    rows = {r["id"]: r for r in Reading.objects.filter(pk__in=[fast, general]).values("id", *_STORED)}
+    assert {k: v for k, v in rows[fast].items() if k != "id"} == {k: v for k, v in rows[general].items() if k != "id"}
+    assert rows[fast]["device_id"] == (device.pk if device else None)
+    assert rows[fast]["entered_by_id"] == (entered_by.pk if entered_by else None)
+
+
+def test_a_failing_statement_stores_nothing_not_even_the_pending_batch(general_path_refused):
     cast = make_cast()
     gone = Device(pk=987654, kind=DeviceKind.PULSE_OXIMETER, serial="gone", patient=cast.patient_a)  # never saved
 
