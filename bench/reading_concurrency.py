@@ -1,9 +1,9 @@
-"""Single-reading POST over HTTP with 20 concurrent clients against a real ASGI server, beside
+"""Single-reading POST over HTTP with 20 concurrent clients against a real HTTP server, beside
 a no-op endpoint (same middleware and device-token authentication) in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform REDIS_URL=redis://127.0.0.1:6379/6 \\
         .venv/bin/python bench/reading_concurrency.py [CLIENTS] [REQUESTS_PER_CLIENT] \\
-        [--server=gunicorn|gunicorn-sync|uvicorn|daphne] [--workers=N]
+        [--server=gunicorn|gunicorn-sync|uvicorn|daphne] [--workers=N] [--worker]
 
 The server defaults to the Procfile's: gunicorn (WSGI, threaded workers) with WEB_CONCURRENCY
 worker processes (default 2). For comparison: ``--server=uvicorn`` (ASGI, the web process before
@@ -15,8 +15,11 @@ request sends its task (EVALUATION_QUEUED_SECONDS=0: as if a worker took each on
 no worker, the one-waiting-task mark of ADR 0011 would otherwise spare all but the first).
 Without it, the evaluation runs inside the request (embedded shape). The load generator runs
 on the same machine as the server and the database, and is counted in the same CPU budget.
-With gunicorn, a last run serves a WSGI app without Django (bench/bare_wsgi.py) by the same
-command: the floor that the server and the load generator alone set on this machine.
+With ``--worker`` a real Celery worker runs beside the server and the one-waiting-task mark is on
+(the production defaults): requests send a task only when none waits, and the worker's
+evaluation competes for the same 2 cores. With gunicorn, a last run serves a WSGI app without
+Django (bench/bare_wsgi.py) by the same command: the floor that the server and the load
+generator alone set on this machine.
 Target (issue #4): p95 <= 30 ms with 20 concurrent clients. Runs on a throw-away test database.
 """
 
@@ -219,11 +222,12 @@ def main() -> None:
     clients = int(args[0]) if len(args) > 0 else 20
     per_client = int(args[1]) if len(args) > 1 else 100
     server_name = options.get("server", "gunicorn")
+    with_worker = "worker" in options
     workers = int(options.get("workers", os.environ.get("WEB_CONCURRENCY", "2")))
     setup_test_environment()
     old_name = settings.DATABASES["default"]["NAME"]
     connection.creation.create_test_db(verbosity=0)
-    server = None
+    server = worker = None
     port = free_port()
     try:
         from monitoring.models import Device, DeviceKind, DeviceToken
@@ -242,7 +246,7 @@ def main() -> None:
                + (f"?{query}" if query else "")
                if connection.vendor == "postgresql" else f"sqlite:///{db['NAME']}")
         env = {**os.environ, "DATABASE_URL": url, "HTTPS_ONLY": "0", "ROOT_URLCONF": "bench.urls",
-               "EVALUATION_QUEUED_SECONDS": "0",
+               "EVALUATION_QUEUED_SECONDS": os.environ.get("EVALUATION_QUEUED_SECONDS", "600") if with_worker else "0",
                # The Procfile's web: line: a pool of PostgreSQL connections per process. Without
                # it every request would fork a PostgreSQL backend (CONN_MAX_AGE=0). Django refuses
                # a pool beside persistent connections: ?conn_max_age=N in DATABASE_URL means no pool.
@@ -251,6 +255,12 @@ def main() -> None:
         log = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
         command = server_command(server_name, workers, port)
         server = start_server(command, env, port, log)
+        if with_worker:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "proplatform", "worker", "--loglevel=WARNING",
+                 "--concurrency=1", "--without-gossip", "--without-mingle", f"--hostname=bench-{port}@%h"],
+                cwd=ROOT, env={**env, "DB_POOL_MAX_SIZE": "0"}, stdout=log, stderr=subprocess.STDOUT)
+            time.sleep(3)
 
         def reading(n, i, start):  # type: ignore[no-untyped-def]
             return {"measure": "spo2", "value": 93 + i % 6, "unit": "%", "client_id": f"c{n}-{i}",
@@ -263,13 +273,24 @@ def main() -> None:
         where = {"server_pid": server.pid, "db_name": db["NAME"]}
         run_clients(port, tokens, 10, "/bench/noop", reading, **where)  # warm-up: every worker connects
         noop_run = run_clients(port, tokens, per_client, "/bench/noop", reading, **where)
+        worker_cpu = cpu_seconds(process_tree(worker.pid)) if worker else 0.0
         reading_run = run_clients(port, tokens, per_client, "/api/v1/readings", reading, **where)
+        if worker is not None:
+            from monitoring.models import PendingEvaluation
+
+            deadline = time.monotonic() + 120
+            while PendingEvaluation.objects.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)  # the worker evaluates what it has not yet
+            worker_cpu = cpu_seconds(process_tree(worker.pid)) - worker_cpu
         noop = report("no-op POST (same auth stack)", noop_run)
         p95 = report("POST /api/v1/readings", reading_run)
         print(f"p95 reading / no-op: {p95 / noop:.2f}x; target p95 <= 30 ms: {'met' if p95 <= 30 else 'NOT met'}")
         print(f"load average while running: {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)")
         ceiling("no-op", noop_run, clients)
         ceiling("reading", reading_run, clients)
+        if worker is not None:
+            print(f"  the Celery worker evaluating the readings meanwhile (until none waits): "
+                  f"{worker_cpu / len(reading_run.latencies) * 1000:.2f} ms CPU per reading, on the same cores")
         if server_name.startswith("gunicorn"):
             # The floor: the same server command with no Django at all (bench/bare_wsgi.py).
             server.terminate()
@@ -285,6 +306,9 @@ def main() -> None:
         print(exc, f"({log.name}):", Path(log.name).read_text()[-3000:], sep="\n")
         raise SystemExit(1) from exc
     finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
