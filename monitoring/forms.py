@@ -1,4 +1,5 @@
 import copy
+import uuid
 from typing import Any
 
 from django import forms
@@ -26,9 +27,24 @@ class ReadingForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
+    # Identifies this filled-in page: sent twice, it is stored once (reading_ingest_from_form).
+    submission = forms.CharField(required=False, max_length=36, widget=forms.HiddenInput)
+
     def clean_measured_at(self):  # type: ignore[no-untyped-def]
         # A datetime-local field has no zone: it is the patient's local (Danish) time.
         return self.cleaned_data["measured_at"] or timezone.now()
+
+    def clean_submission(self) -> uuid.UUID | None:
+        return _submission(self.cleaned_data["submission"])
+
+
+def _submission(value: str) -> uuid.UUID | None:
+    """The page's id, or None for a missing or altered one: nothing the patient could fix is
+    reported, the reading is stored without the once-only guard."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 # What a patient needs to know to measure well, shown above the field on the measure's page.
@@ -60,9 +76,13 @@ class MeasureReadingForm(forms.Form):
             self.fields["value"] = forms.DecimalField(label=_("Upper number (systolic)"), **number)
             self.fields["value2"] = forms.DecimalField(label=_("Lower number (diastolic)"), **number)
         self.fields["measured_at"] = copy.deepcopy(ReadingForm.base_fields["measured_at"])
+        self.fields["submission"] = copy.deepcopy(ReadingForm.base_fields["submission"])
 
     def clean_measured_at(self):  # type: ignore[no-untyped-def]
         return self.cleaned_data["measured_at"] or timezone.now()
+
+    def clean_submission(self) -> uuid.UUID | None:
+        return _submission(self.cleaned_data["submission"])
 
 
 class ErroneousForm(forms.Form):

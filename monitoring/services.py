@@ -70,6 +70,37 @@ def reading_ingest(
     return IngestResult(result.reading, result.status == 201)
 
 
+def reading_ingest_from_form(
+    *,
+    submission: uuid.UUID | None,
+    patient: Patient,
+    measure: str,
+    value: Decimal,
+    unit: str,
+    effective_at: datetime,
+    entered_by: User,
+    value2: Decimal | None = None,
+) -> IngestResult:
+    """One reading a person typed into a web form: ``reading_ingest``, sent once per filled-in
+    page. ``submission`` comes from a hidden field, new each time the page is shown: the same
+    page sent twice (a second tap, a resend after an answer lost on a slow connection) stores
+    the reading once (``created=False`` the second time). The time, when left empty, is the
+    time of sending, so a resend differs in time only; it is recognised by its value(s). A page
+    sent again with another value (back, corrected, sent) is a new reading, as without it."""
+    fields = {"patient": patient, "measure": measure, "value": value, "value2": value2, "unit": unit,
+              "effective_at": effective_at, "source": Source.WEB, "entered_by": entered_by}
+    if submission is None:  # a page from before the field existed
+        return reading_ingest(**fields)  # type: ignore[arg-type]
+    client_id = f"web-{submission}"
+    try:
+        return reading_ingest(**fields, client_id=client_id)  # type: ignore[arg-type]
+    except DuplicateConflict:
+        earlier = Reading.objects.get(patient=patient, client_id=client_id)
+        if (earlier.measure, earlier.value, earlier.value2) == (measure, value, value2):
+            return IngestResult(earlier, created=False)
+        return reading_ingest(**fields)  # type: ignore[arg-type]
+
+
 def readings_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 500) -> int:
     """Re-enqueue evaluation of stored readings whose message the broker lost. Returns how many
     batches it enqueued.

@@ -21,32 +21,40 @@ from audit.services import audit_record
 from monitoring.charts import component_labels, reading_chart_svg
 from monitoring.forms import MEASURE_HELP, ErroneousForm, MeasureReadingForm, ReadingForm
 from monitoring.measures import MEASURES, Measure
-from monitoring.models import Reading, Source
+from monitoring.models import Reading
 from monitoring.selectors import PERIODS, period_days, reading_measures_for, readings_in_period, thresholds_for
-from monitoring.services import AlreadyErroneous, reading_ingest, reading_mark_erroneous
+from monitoring.services import AlreadyErroneous, IngestResult, reading_ingest_from_form, reading_mark_erroneous
 from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
 
 
 @role_required(Role.PATIENT)
 def reading_new(request: HttpRequest) -> HttpResponse:
-    form = ReadingForm(request.POST or None)
+    form = ReadingForm(request.POST or None, initial={"submission": uuid.uuid4()})
     if request.method == "POST" and form.is_valid():
         patient = own_patient_or_404(request, action=Action.CREATE, resource="Reading (web form)")
         measure = MEASURES[form.cleaned_data["measure"]]
         try:
-            reading_ingest(patient=patient, measure=measure.code, value=form.cleaned_data["value"],
-                           unit=measure.unit, effective_at=form.cleaned_data["measured_at"],
-                           source=Source.WEB, entered_by=request.user)
+            result = reading_ingest_from_form(
+                submission=form.cleaned_data["submission"], patient=patient, measure=measure.code,
+                value=form.cleaned_data["value"], unit=measure.unit, effective_at=form.cleaned_data["measured_at"],
+                entered_by=request.user)
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 target = {"effective_at": "measured_at", "unit": "measure"}.get(field, field)
                 for error in errors:
                     form.add_error(target if target in form.fields else None, error)
         else:
-            messages.success(request, _("Thank you. Your measurement has been sent."))
+            _sent_message(request, result)
             return redirect("my-home")
     return render(request, "monitoring/reading_new.html", {"form": form, "measures": MEASURES.values()})
+
+
+def _sent_message(request: HttpRequest, result: IngestResult) -> None:
+    if result.created:
+        messages.success(request, _("Thank you. Your measurement has been sent."))
+    else:  # the same page sent again: stored once
+        messages.success(request, _("Thank you. Your measurement had already been sent; it is saved once."))
 
 
 # Where the ingest reports an error (its field names) -> the field of the web form.
@@ -57,21 +65,21 @@ _FORM_FIELD = {"systolic": "value", "diastolic": "value2", "effective_at": "meas
 def reading_new_measure(request: HttpRequest, measure: str) -> HttpResponse:
     """One measure's page: a large field (two for blood pressure) with the unit beside it."""
     m = _measure_or_404(measure)
-    form = MeasureReadingForm(request.POST or None, measure=m)
+    form = MeasureReadingForm(request.POST or None, measure=m, initial={"submission": uuid.uuid4()})
     if request.method == "POST" and form.is_valid():
         patient = own_patient_or_404(request, action=Action.CREATE, resource=f"Reading (web form, {m.code})")
         try:
-            reading_ingest(patient=patient, measure=m.code, value=form.cleaned_data["value"],
-                           value2=form.cleaned_data.get("value2"), unit=m.unit,
-                           effective_at=form.cleaned_data["measured_at"], source=Source.WEB,
-                           entered_by=request.user)
+            result = reading_ingest_from_form(
+                submission=form.cleaned_data["submission"], patient=patient, measure=m.code,
+                value=form.cleaned_data["value"], value2=form.cleaned_data.get("value2"), unit=m.unit,
+                effective_at=form.cleaned_data["measured_at"], entered_by=request.user)
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 target = _FORM_FIELD.get(field, field)
                 for error in errors:
                     form.add_error(target if target in form.fields else None, error)
         else:
-            messages.success(request, _("Thank you. Your measurement has been sent."))
+            _sent_message(request, result)
             return redirect("my-readings-measure", m.code)
     return render(request, "monitoring/reading_new_measure.html", {
         "form": form, "measure": m, "help": MEASURE_HELP.get(m.code, ""),

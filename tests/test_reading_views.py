@@ -3,6 +3,7 @@ reading as erroneous: who may, what is audited, what the files and pictures cont
 
 import csv
 import io
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -317,6 +318,60 @@ def test_an_upside_down_blood_pressure_is_refused_next_to_the_upper_number(cast)
     assert '<ul class="errors" id="id_value-errors"><li>The systolic pressure must be higher' in html
     assert "id_value2-errors" not in html
     assert not Reading.objects.exists()
+
+
+def _submission(html: str) -> str:
+    match = re.search(r'<input type="hidden" name="submission" value="([0-9a-f-]{36})"', html)
+    assert match, "the page carries its submission id"
+    return match.group(1)
+
+
+def _messages(response) -> list[str]:  # type: ignore[no-untyped-def]
+    return [str(m) for m in response.context["messages"]]
+
+
+@pytest.mark.parametrize("page, fields", [
+    ("/me/readings/new/blood-pressure/", {"value": "142", "value2": "91"}),
+    ("/me/readings/new/", {"measure": "body-weight", "value": "81.4"}),
+])
+def test_a_page_sent_twice_is_stored_once_and_the_patient_is_told(cast, page, fields):
+    client = _client(cast.patient_a.user)
+    submission = _submission(client.get(page).content.decode())
+    assert submission != _submission(client.get(page).content.decode())  # a new id each time it is shown
+
+    first = client.post(page, {**fields, "submission": submission}, follow=True)
+    again = client.post(page, {**fields, "submission": submission}, follow=True)  # a second tap; time left empty
+
+    assert Reading.objects.filter(patient=cast.patient_a).count() == 1
+    assert _messages(first) == ["Thank you. Your measurement has been sent."]
+    assert _messages(again) == ["Thank you. Your measurement had already been sent; it is saved once."]
+
+
+def test_the_same_page_sent_again_with_another_value_is_a_second_reading(cast):
+    client = _client(cast.patient_a.user)
+    page = "/me/readings/new/body-weight/"
+    submission = _submission(client.get(page).content.decode())
+    client.post(page, {"value": "81.4", "submission": submission})
+    client.post(page, {"value": "80.4", "submission": submission})  # back, corrected, sent
+    assert sorted(Reading.objects.values_list("value", flat=True)) == [Decimal("80.4"), Decimal("81.4")]
+
+
+@pytest.mark.parametrize("submission", ["", "not-a-uuid", "x" * 36])
+def test_a_missing_or_altered_page_id_still_stores_the_reading(cast, submission):
+    response = _client(cast.patient_a.user).post("/me/readings/new/spo2/", {"value": "95", "submission": submission})
+    assert response.status_code == 302
+    assert Reading.objects.get(patient=cast.patient_a).client_id is None
+
+
+def test_a_refused_value_keeps_the_page_id_for_the_corrected_send(cast):
+    client = _client(cast.patient_a.user)
+    page = "/me/readings/new/spo2/"
+    submission = _submission(client.get(page).content.decode())
+    refused = client.post(page, {"value": "140", "submission": submission})
+    assert refused.status_code == 200 and _submission(refused.content.decode()) == submission
+    assert not Reading.objects.exists()
+    client.post(page, {"value": "94", "submission": submission})
+    assert Reading.objects.get().client_id == f"web-{submission}"
 
 
 def test_the_general_reading_form_sends_two_part_measures_to_their_own_page(cast):
