@@ -479,20 +479,21 @@ def readings_ingest(
             continue
         candidates.append(p)
 
-    if not _stored_in_one_statement(candidates, results=results, readings=_Readings(
-            patient_id=patient.pk, source=source, now=now, entered_by=entered_by)):
-        for attempt in range(3):
+    readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
+    if _stored_in_one_statement(candidates, results=results, readings=readings):
+        return results  # type: ignore[return-value]  # the one candidate's slot is filled
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                _store(patient=patient, candidates=candidates, results=results, readings=readings)
+            break
+        except IntegrityError:
+            # A concurrent request stored one of these client_ids first (_lock_patient): look again.
+            for p in candidates:
+                p.id = None
+            if attempt == 2:
+                raise
             readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
-            try:
-                with transaction.atomic():
-                    _store(patient=patient, candidates=candidates, results=results, readings=readings)
-                break
-            except IntegrityError:
-                # A concurrent request stored one of these client_ids first (_lock_patient): look again.
-                for p in candidates:
-                    p.id = None
-                if attempt == 2:
-                    raise
     return results  # type: ignore[return-value]  # every slot is filled by now
 
 
@@ -600,9 +601,22 @@ def _stored(new: list[Parsed], *, batch: int, results: list[ItemResult | None], 
 
 
 # Columns written by COPY, and without the first ("id": its default) by _INSERT_ONE_SQL; every
-# other column of monitoring_reading has a NULL/blank default.
+# other column of monitoring_reading has a NULL/blank default. _row gives their values.
 _COPY_COLUMNS = ("id", "patient_id", "device_id", "measure", "value", "value2", "unit", "original", "unusual",
                  "erroneous_reason", "effective_at", "received_at", "source", "client_id", "entered_by_id")
+
+
+def _row(p: Parsed, readings: _Readings, entered_by_id: int | None) -> tuple[Any, ...]:
+    """The values of _COPY_COLUMNS for one parsed item (``p.id`` None until it is reserved)."""
+    return (
+        p.id, readings.patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
+        None if p.original is None else orjson.dumps(p.original).decode(), p.unusual, "",
+        p.effective_at, readings.now, readings.source, p.client_id, entered_by_id,
+    )
+
+
+def _entered_by_id(readings: _Readings) -> int | None:
+    return readings.entered_by.pk if readings.entered_by is not None else None
 _COPY_SQL = f"COPY monitoring_reading ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
 
 
@@ -655,12 +669,7 @@ def _insert_one(p: Parsed, readings: _Readings) -> int | None:
     all or nothing, where the general path (_store) costs BEGIN, the repeat lookup, the id
     reservation, COPY and COMMIT. Inside one (a caller's atomic block) it runs in a savepoint,
     so that a failure leaves the caller's transaction usable, as the general path does."""
-    params = (
-        readings.patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
-        None if p.original is None else orjson.dumps(p.original).decode(), p.unusual, "",
-        p.effective_at, readings.now, readings.source, p.client_id,
-        readings.entered_by.pk if readings.entered_by is not None else None, readings.now,
-    )
+    params = (*_row(p, readings, _entered_by_id(readings))[1:], readings.now)  # the batch's created_at last
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with savepoint, prepared_cursor() as cursor:
         cursor.execute(_INSERT_ONE_SQL, params, prepare=True)
@@ -687,10 +696,10 @@ def _insert(new: list[Parsed], readings: _Readings) -> int:
             readings.new[r.pk] = p
             readings.built[r.pk] = r
         return pending_evaluation_create(reading_ids=[p.id for p in new])
-    patient_id, source, now = readings.patient_id, readings.source, readings.now
-    entered_by_id = readings.entered_by.pk if readings.entered_by is not None else None
+    entered_by_id = _entered_by_id(readings)
     with prepared_cursor() as cursor:
-        cursor.execute(_RESERVE_SQL, {"n": len(new), "now": now, "seq": _reading_sequence(cursor)}, prepare=True)
+        cursor.execute(_RESERVE_SQL, {"n": len(new), "now": readings.now, "seq": _reading_sequence(cursor)},
+                       prepare=True)
         rows = cursor.fetchall()
         batch = rows[0][1]
         for p, (pk, _) in zip(new, rows, strict=True):
@@ -699,9 +708,5 @@ def _insert(new: list[Parsed], readings: _Readings) -> int:
         with cursor.copy(_COPY_SQL) as copy:
             write = copy.write_row
             for p in new:
-                write((
-                    p.id, patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
-                    None if p.original is None else orjson.dumps(p.original).decode(), p.unusual, "",
-                    p.effective_at, now, source, p.client_id, entered_by_id,
-                ))
+                write(_row(p, readings, entered_by_id))
     return batch
