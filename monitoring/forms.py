@@ -1,4 +1,3 @@
-import copy
 import uuid
 from typing import Any
 
@@ -11,7 +10,32 @@ from monitoring.models import DeviceKind
 from proplatform.forms import DescribedForm
 
 
-class ReadingForm(forms.Form):
+class _SentReadingForm(forms.Form):
+    """What every reading form of the patient's has: the time (empty: now) and the page's id."""
+
+    measured_at = forms.DateTimeField(
+        label=_("When (leave empty for now)"), required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    # Identifies this filled-in page: sent twice, it is stored once (reading_ingest_from_form).
+    submission = forms.CharField(required=False, max_length=36, widget=forms.HiddenInput)
+
+    def clean_measured_at(self):  # type: ignore[no-untyped-def]
+        # A datetime-local field has no zone: it is the patient's local (Danish) time.
+        return self.cleaned_data["measured_at"] or timezone.now()
+
+    def clean_submission(self) -> uuid.UUID | None:
+        """The page's id, or None for a missing or altered one: nothing the patient could fix is
+        reported, the reading is stored without the once-only guard."""
+        try:
+            return uuid.UUID(self.cleaned_data["submission"])
+        except ValueError:
+            return None
+
+
+class ReadingForm(_SentReadingForm):
+    field_order = ["measure", "value"]
+
     measure = forms.ChoiceField(
         label=_("What did you measure?"),
         # Two-part measures (blood pressure) need two fields: they have their own page.
@@ -22,29 +46,6 @@ class ReadingForm(forms.Form):
         label=_("Value"), max_digits=9, decimal_places=3,
         widget=forms.NumberInput(attrs={"inputmode": "decimal", "step": "any"}),
     )
-    measured_at = forms.DateTimeField(
-        label=_("When (leave empty for now)"), required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-
-    # Identifies this filled-in page: sent twice, it is stored once (reading_ingest_from_form).
-    submission = forms.CharField(required=False, max_length=36, widget=forms.HiddenInput)
-
-    def clean_measured_at(self):  # type: ignore[no-untyped-def]
-        # A datetime-local field has no zone: it is the patient's local (Danish) time.
-        return self.cleaned_data["measured_at"] or timezone.now()
-
-    def clean_submission(self) -> uuid.UUID | None:
-        return _submission(self.cleaned_data["submission"])
-
-
-def _submission(value: str) -> uuid.UUID | None:
-    """The page's id, or None for a missing or altered one: nothing the patient could fix is
-    reported, the reading is stored without the once-only guard."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 # What a patient needs to know to measure well, shown above the field on the measure's page.
@@ -60,7 +61,7 @@ MEASURE_HELP = {
 }
 
 
-class MeasureReadingForm(forms.Form):
+class MeasureReadingForm(_SentReadingForm):
     """One measure's large, simple form: the value(s) with the unit beside them, and the time."""
 
     def __init__(self, *args: object, measure: Measure, **kwargs: object) -> None:
@@ -75,14 +76,7 @@ class MeasureReadingForm(forms.Form):
         else:
             self.fields["value"] = forms.DecimalField(label=_("Upper number (systolic)"), **number)
             self.fields["value2"] = forms.DecimalField(label=_("Lower number (diastolic)"), **number)
-        self.fields["measured_at"] = copy.deepcopy(ReadingForm.base_fields["measured_at"])
-        self.fields["submission"] = copy.deepcopy(ReadingForm.base_fields["submission"])
-
-    def clean_measured_at(self):  # type: ignore[no-untyped-def]
-        return self.cleaned_data["measured_at"] or timezone.now()
-
-    def clean_submission(self) -> uuid.UUID | None:
-        return _submission(self.cleaned_data["submission"])
+        self.order_fields(["value", "value2"])  # the value(s) first, as on the page
 
 
 class ErroneousForm(forms.Form):

@@ -3,6 +3,7 @@ single and batch, web form, FHIR) goes through ``monitoring.ingest.readings_inge
 ``reading_ingest`` is its one-reading form for Python callers. Devices are registered, lent,
 returned and given tokens by the ``device_*`` functions below (clinicians' pages and the admin)."""
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -87,18 +88,18 @@ def reading_ingest_from_form(
     the reading once (``created=False`` the second time). The time, when left empty, is the
     time of sending, so a resend differs in time only; it is recognised by its value(s). A page
     sent again with another value (back, corrected, sent) is a new reading, as without it."""
-    fields = {"patient": patient, "measure": measure, "value": value, "value2": value2, "unit": unit,
-              "effective_at": effective_at, "source": Source.WEB, "entered_by": entered_by}
+    send = functools.partial(reading_ingest, patient=patient, measure=measure, value=value, value2=value2,
+                             unit=unit, effective_at=effective_at, source=Source.WEB, entered_by=entered_by)
     if submission is None:  # a page from before the field existed
-        return reading_ingest(**fields)  # type: ignore[arg-type]
+        return send()
     client_id = f"web-{submission}"
     try:
-        return reading_ingest(**fields, client_id=client_id)  # type: ignore[arg-type]
+        return send(client_id=client_id)
     except DuplicateConflict:
         earlier = Reading.objects.get(patient=patient, client_id=client_id)
         if (earlier.measure, earlier.value, earlier.value2) == (measure, value, value2):
             return IngestResult(earlier, created=False)
-        return reading_ingest(**fields)  # type: ignore[arg-type]
+        return send()
 
 
 def readings_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 500) -> int:
