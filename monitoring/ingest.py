@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from monitoring.measures import Measure, coding_lookup
@@ -148,8 +149,10 @@ def _when(raw: Any, latest: datetime) -> datetime | str:
 def _in_range(value: Decimal, lo: Decimal, hi: Decimal, unit_label: Any) -> str | None:
     if lo <= value <= hi:
         return None
+    # Numbers as the reader's language writes them: 0,5 in Danish.
     return _("%(value)s %(unit)s is not a possible value; expected %(lo)s to %(hi)s.") % {
-        "value": f"{value.normalize():f}", "unit": unit_label, "lo": lo, "hi": hi}
+        "value": number_format(value.normalize()), "unit": unit_label, "lo": number_format(lo),
+        "hi": number_format(hi)}
 
 
 def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import cache
 
 import pint
+from django.utils.translation import gettext as _
 
 from monitoring.measures import Measure
 
@@ -32,6 +33,7 @@ UCUM_TO_PINT: dict[str, str] = {
     "mm[Hg]": "millimeter_Hg",
     "kPa": "kilopascal",
     "%": "percent",
+    "1": "dimensionless",  # UCUM's unity: SpO2 as a fraction (0.97) becomes 97 %
     "/min": "1 / minute",
     "{beats}/min": "1 / minute",
     "{breaths}/min": "1 / minute",
@@ -58,26 +60,45 @@ class Conversion:
         return (value * self.factor + self.offset).quantize(_PLACES)
 
 
-def _pint_unit(ucum: str) -> pint.Unit:
-    try:
-        return _ureg.Unit(UCUM_TO_PINT[ucum])
-    except KeyError:
-        raise UnitError(f"Unknown unit {ucum!r}; use a UCUM unit such as {', '.join(sorted(UCUM_TO_PINT))}.") from None
+def _refused(unit: str, measure: Measure) -> UnitError:
+    """The error for a unit ``measure`` cannot be given in: it names the units it can."""
+    return UnitError(_('%(measure)s cannot be given in "%(unit)s"; use %(units)s.') % {
+        "measure": measure.label, "unit": unit, "units": ", ".join(accepted_units(measure))})
 
 
-def pint_convert(value: float, unit: str, measure: Measure) -> float:
-    """``value`` in ``unit`` expressed in the canonical unit of ``measure``, straight from pint."""
-    source = _ureg.Quantity(value, _pint_unit(unit))
-    target = _pint_unit(measure.unit)
+def _pint_convert(value: float, unit: str, measure: Measure) -> float:
+    source = _ureg.Quantity(value, _ureg.Unit(UCUM_TO_PINT[unit]))
+    target = _ureg.Unit(UCUM_TO_PINT[measure.unit])
     if source.dimensionality != target.dimensionality and measure.molar_mass is not None:
         molar_mass = _ureg.Quantity(float(measure.molar_mass), "gram / mole")
         source = source / molar_mass if source.check("[mass] / [length] ** 3") else source * molar_mass
+    return float(source.to(target).magnitude)
+
+
+@cache
+def accepted_units(measure: Measure) -> list[str]:
+    """The UCUM codes a value of ``measure`` may be sent in: its own unit first, then every
+    spelling in the table that pint can convert to it."""
+    others = []
+    for unit in sorted(UCUM_TO_PINT):
+        try:
+            _pint_convert(1.0, unit, measure)
+        except pint.DimensionalityError:
+            continue
+        if unit != measure.unit:
+            others.append(unit)
+    return [measure.unit, *others]
+
+
+def pint_convert(value: float, unit: str, measure: Measure) -> float:
+    """``value`` in ``unit`` expressed in the canonical unit of ``measure``, straight from pint.
+    A unit that is not in the table, or not one of this measure's, is a UnitError."""
+    if unit not in UCUM_TO_PINT:
+        raise _refused(unit, measure)
     try:
-        return float(source.to(target).magnitude)
+        return _pint_convert(value, unit, measure)
     except pint.DimensionalityError:
-        raise UnitError(
-            f"A {measure.code} value cannot be given in {unit}; use {measure.unit}."
-        ) from None
+        raise _refused(unit, measure) from None
 
 
 @cache

@@ -384,3 +384,12 @@ def test_only_patients_open_the_per_measure_form(cast, relative):
     for user in (cast.clinician_a, cast.admin, cast.quality, relative):
         assert _client(user).get("/me/readings/new/spo2/").status_code == 403, user.username
     assert _client(cast.patient_a.user).get("/me/readings/new/cholesterol/").status_code == 404
+
+
+def test_an_impossible_value_is_explained_in_danish_with_danish_decimals(cast):
+    client = Client(HTTP_ACCEPT_LANGUAGE="da")
+    client.force_login(cast.patient_a.user)
+    response = client.post("/me/readings/new/body-weight/", {"value": "0.2"})
+    assert response.status_code == 200
+    assert "0,2 kg er ikke en mulig værdi; den skal være mellem 0,5 og 400." in response.content.decode()
+    assert not Reading.objects.exists()

@@ -4,6 +4,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,16 +29,32 @@ def test_known_conversions_give_the_textbook_value(value, unit, measure, expecte
     assert to_canonical(Decimal(value), unit, measure) == Decimal(expected)
 
 
-@pytest.mark.parametrize(("unit", "measure"), [("mmHg", SPO2), ("stone", WEIGHT), ("", TEMP)])
-def test_unknown_unit_is_an_error_naming_the_unit(unit, measure):
-    with pytest.raises(UnitError, match="Unknown unit"):
-        to_canonical(Decimal(1), unit, measure)
+@pytest.mark.parametrize(("unit", "measure", "accepted"), [
+    ("mmHg", SPO2, "%, 1"), ("stone", WEIGHT, "kg, [lb_av], g, lb"), ("", TEMP, "Cel, K, [degF]"),
+    ("m", WEIGHT, "kg, [lb_av], g, lb"),
+])
+def test_an_unknown_unit_is_an_error_naming_the_units_of_that_measure(unit, measure, accepted):
+    with translation.override("en"):
+        with pytest.raises(UnitError) as caught:
+            to_canonical(Decimal(1), unit, measure)
+        assert str(caught.value) == f'{measure.label} cannot be given in "{unit}"; use {accepted}.'
 
 
-@pytest.mark.parametrize(("unit", "measure"), [("kg", SPO2), ("mm[Hg]", WEIGHT), ("mg/dL", BP)])
-def test_incompatible_unit_is_an_error_naming_the_canonical_unit(unit, measure):
-    with pytest.raises(UnitError, match=re.escape(f"use {measure.unit}")):
+@pytest.mark.parametrize(("unit", "measure"), [("kg", SPO2), ("mm[Hg]", WEIGHT), ("mg/dL", BP), ("1", BP),
+                                               ("%", GLUCOSE), ("/min", TEMP)])
+def test_an_incompatible_unit_is_an_error_naming_the_units_of_that_measure(unit, measure):
+    with translation.override("en"), pytest.raises(UnitError, match=re.escape(f"use {measure.unit}")) as caught:
         to_canonical(Decimal(1), unit, measure)
+    assert f'cannot be given in "{unit}"' in str(caught.value)
+
+
+def test_the_unit_error_speaks_the_callers_language():
+    with translation.override("da"), pytest.raises(UnitError, match='Vægt kan ikke angives i "stone"; brug kg'):
+        to_canonical(Decimal(1), "stone", WEIGHT)
+
+
+def test_spo2_as_a_fraction_of_one_becomes_percent():
+    assert to_canonical(Decimal("0.97"), "1", SPO2) == Decimal("97.000")
 
 
 @pytest.mark.parametrize(("unit", "measure"), [("[lb_av]", WEIGHT), ("[degF]", TEMP), ("mg/dL", GLUCOSE),
