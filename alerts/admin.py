@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from alerts.definitions import rule_save
 from alerts.models import Alert, EscalationPolicy, Rule, RuleError, RuleOverride, RuleRevision
+from audit.admin_reads import PatientDataAdmin
 
 
 class RuleRevisionInline(admin.TabularInline):
@@ -28,7 +29,7 @@ class RuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RuleOverride)
-class RuleOverrideAdmin(admin.ModelAdmin):
+class RuleOverrideAdmin(PatientDataAdmin):
     list_display = ("rule", "patient", "params", "created_by", "created_at", "ended_at")
     readonly_fields = [f.name for f in RuleOverride._meta.fields]
 
@@ -48,6 +49,6 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(PatientDataAdmin):
     list_display = ("patient", "severity", "status", "reason", "raised_at")
     list_filter = ("severity", "status")

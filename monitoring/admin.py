@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from audit.admin_reads import PatientDataAdmin
 from monitoring.models import Device, DeviceToken, Reading
 from monitoring.services import device_token_issue, device_token_revoke
 
@@ -19,12 +20,18 @@ class DeviceTokenInline(admin.TabularInline):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(PatientDataAdmin):
     list_display = ("kind", "serial", "model", "patient", "lent_from", "lent_to")
     list_filter = ("kind",)
     search_fields = ("serial", "model")
     inlines = [DeviceTokenInline]
     actions = ["issue_token", "revoke_tokens"]
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # Lending a device to another patient revokes its tokens and is audited: that goes through
+        # the device pages (monitoring.services.device_lend/device_return), not an edit of the row,
+        # after which the old token would write into the new patient's record.
+        return ("patient", "lent_from", "lent_to") if obj is not None else ()
 
     # The actions go through the same services as the clinicians' device pages, so the rules
     # (one live token per device, none for a returned device) and the audit rows are the same.
@@ -47,6 +54,6 @@ class DeviceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reading)
-class ReadingAdmin(admin.ModelAdmin):
+class ReadingAdmin(PatientDataAdmin):
     list_display = ("patient", "measure", "value", "value2", "unit", "effective_at", "source", "unusual")
     list_filter = ("measure", "source", "unusual")

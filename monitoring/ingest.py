@@ -21,7 +21,7 @@ import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,7 +31,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from monitoring.measures import Measure, coding_lookup
@@ -438,6 +438,37 @@ def pending_evaluation_create(*, reading_ids: list[int]) -> int:
     return PendingEvaluation.objects.create(reading_ids=reading_ids, size=len(reading_ids)).pk
 
 
+_MIDNIGHT = datetime.min.time()
+
+
+@dataclass(frozen=True)
+class _Lending:
+    """The time a device is lent to its patient, as instants: from the start of its first day
+    to the end of its last (Danish time). A reading the device measured outside it is another
+    person's, e.g. the backlog of the patient who had the device before, uploaded after it was
+    lent again: it must not land in this patient's record."""
+
+    lent_from: date
+    lent_to: date | None
+    starts: datetime
+    ends: datetime | None
+
+    @classmethod
+    def of(cls, lent_from: date, lent_to: date | None) -> "_Lending":
+        zone = timezone.get_default_timezone()
+        ends = None if lent_to is None else datetime.combine(lent_to + timedelta(days=1), _MIDNIGHT, tzinfo=zone)
+        return cls(lent_from, lent_to, datetime.combine(lent_from, _MIDNIGHT, tzinfo=zone), ends)
+
+    def refuses(self, effective_at: datetime) -> str | None:
+        if effective_at < self.starts:
+            return _("Measured before this device was lent to the patient (on %(date)s); it is not stored "
+                     "in the patient's record.") % {"date": date_format(self.lent_from, "j. F Y")}
+        if self.ends is not None and effective_at >= self.ends:
+            return _("Measured after this device was returned (on %(date)s); it is not stored in the "
+                     "patient's record.") % {"date": date_format(self.lent_to, "j. F Y")}
+        return None
+
+
 def readings_ingest(
     *,
     patient: Patient,
@@ -468,17 +499,21 @@ def readings_ingest(
 
     named = {p.device_id for p in parsed if p.device_id is not None}
     if device is not None:
-        allowed = {device.pk}
+        lendings = {device.pk: _Lending.of(device.lent_from, device.lent_to)}
     elif named:
-        allowed = set(Device.objects.filter(patient=patient, pk__in=named).values_list("pk", flat=True))
+        lendings = {pk: _Lending.of(start, end) for pk, start, end in Device.objects.filter(
+            patient=patient, pk__in=named).values_list("pk", "lent_from", "lent_to")}
     else:
-        allowed = set()
+        lendings = {}
     candidates: list[Parsed] = []
     for p in parsed:
         if p.device_id is None:
             p.device_id = device.pk if device is not None else None
-        elif p.device_id not in allowed:
+        elif p.device_id not in lendings:
             results[p.index] = ItemResult(p.index, 404, errors={"device": [_("No such device.")]})
+            continue
+        if p.device_id is not None and (outside := lendings[p.device_id].refuses(p.effective_at)):
+            results[p.index] = ItemResult(p.index, 400, errors={"effective_at": [outside]})
             continue
         candidates.append(p)
 

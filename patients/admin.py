@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.db import transaction
 
-from audit.models import Action
-from audit.services import audit_record
+from audit.admin_reads import PatientDataAdmin
 from patients.models import CareTeam, Patient, Program, TreatmentEpisode
 
 
@@ -12,17 +11,12 @@ class EpisodeInline(admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(PatientDataAdmin):
     # No CPR in the list: it is shown (and audited) only on the one patient's page.
     list_display = ("given_name", "family_name", "birth_date", "sex")
     search_fields = ("family_name", "given_name")
     inlines = [EpisodeInline]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
-        # An administrator reading a patient's record is a read like any other: audit it.
-        audit_record(user=request.user, action=Action.UPDATE if request.method == "POST" else Action.READ,
-                     resource=f"Patient/{object_id} (admin)", patient_id=object_id, request=request)
-        return super().change_view(request, object_id, form_url, extra_context)
+    patient_path = "pk"
 
     def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
         super().save_formset(request, form, formset, change)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from audit.admin_reads import PatientDataAdmin
 from schedules.models import MissedOccurrence, Occurrence, Pause, ReminderDelivery, Schedule
 
 
@@ -11,7 +12,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Occurrence)
-class OccurrenceAdmin(admin.ModelAdmin):
+class OccurrenceAdmin(PatientDataAdmin):
     list_display = ("patient", "questionnaire_url", "due_at", "closes_at", "status")
     list_filter = ("status",)
     raw_id_fields = ("patient", "episode", "response", "questionnaire")
@@ -20,7 +21,7 @@ class OccurrenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Pause)
-class PauseAdmin(admin.ModelAdmin):
+class PauseAdmin(PatientDataAdmin):
     list_display = ("patient", "starts_on", "ends_on", "reason", "withdrawn")
     raw_id_fields = ("patient",)
 
@@ -33,11 +34,13 @@ class PauseAdmin(admin.ModelAdmin):
 
 
 @admin.register(MissedOccurrence)
-class MissedOccurrenceAdmin(admin.ModelAdmin):
+class MissedOccurrenceAdmin(PatientDataAdmin):
+    patient_path = "occurrence.patient_id"
     list_display = ("occurrence", "recorded_at", "processed_at")
 
 
 @admin.register(ReminderDelivery)
-class ReminderDeliveryAdmin(admin.ModelAdmin):
+class ReminderDeliveryAdmin(PatientDataAdmin):
+    patient_path = "occurrence.patient_id"
     list_display = ("occurrence", "channel", "kind", "attempted_at", "status", "error")
     list_filter = ("status", "channel")

@@ -16,6 +16,7 @@ from questionnaires.models import Questionnaire
 from questionnaires.services import questionnaire_import
 
 PASSWORD = "test-pass-9876"  # noqa: S105
+LENT_DAYS_AGO = 365 * 40  # Synthea writes vital signs from years back
 
 
 def make_user(username: str, role: Role, **extra: object) -> User:
@@ -76,8 +77,12 @@ def make_cast() -> Cast:
     clinician_b = make_user("clinician-b", Role.CLINICIAN)
     team_a.members.add(clinician_a)
     team_b.members.add(clinician_b)
-    device_a = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial="OX-A", patient=patient_a)
-    device_b = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial="OX-B", patient=patient_b)
+    # Lent out since well before the readings tests send (late uploads, Synthea's years-old ones).
+    lent_from = timezone.localdate() - timedelta(days=LENT_DAYS_AGO)
+    device_a = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial="OX-A", patient=patient_a,
+                                     lent_from=lent_from)
+    device_b = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial="OX-B", patient=patient_b,
+                                     lent_from=lent_from)
     return Cast(
         team_a=team_a, team_b=team_b, program_a=program_a, program_b=program_b,
         questionnaire=questionnaire, patient_a=patient_a, patient_b=patient_b,

@@ -1,8 +1,12 @@
 """The audit trail: every read of patient data leaves a row naming who, as what, which patient,
 what happened and the request id the caller saw; rows cannot be changed afterwards."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
+from django.utils import timezone
 
 from accounts.models import ApiToken
 from audit.models import Action, AppendOnlyError, AuditEvent, Outcome
@@ -215,3 +219,52 @@ def test_a_cpr_number_put_where_an_id_belongs_never_reaches_the_audit_trail_or_t
                                ("12345678901", "0b1c2d3e-0101-5011-1100-aaaaaaaaaaaa"), None)
     RedactCprLogFilter().filter(record)
     assert record.getMessage() == "Reading 12345678901 of 0b1c2d3e-0101-5011-1100-aaaaaaaaaaaa"
+
+
+# --- the admin: patient data read there is audited like anywhere else -------------------------
+
+def test_admin_pages_showing_patient_data_leave_one_audit_row_per_patient_shown(cast):
+    from decimal import Decimal
+
+    from monitoring.models import Reading, Source
+    from tests.factories import evaluate
+
+    readings = [Reading.objects.create(patient=patient, measure="spo2", value=Decimal("88"), unit="%",
+                                       effective_at=timezone.now() - timedelta(hours=1), source=Source.DEVICE)
+                for patient in (cast.patient_a, cast.patient_a, cast.patient_b)]
+    evaluate([r.pk for r in readings])
+    client = Client()
+    client.force_login(cast.admin)
+    a, b = cast.patient_a.pk, cast.patient_b.pk
+    pages = {
+        "/admin/monitoring/reading/": {a, b},
+        f"/admin/monitoring/reading/{readings[0].pk}/change/": {a},
+        "/admin/alerts/alert/": {a, b},
+        "/admin/patients/patient/": {a, b},
+        f"/admin/patients/patient/{a}/history/": {a},
+        f"/admin/patients/patient/{a}/delete/": {a},
+        f"/admin/patients/patient/{b}/change/": {b},
+        f"/admin/monitoring/device/{cast.device_a.pk}/change/": {a},
+    }
+    for url, patients in pages.items():
+        before = set(AuditEvent.objects.values_list("pk", flat=True))
+        assert client.get(url).status_code == 200, url
+        rows = AuditEvent.objects.exclude(pk__in=before)
+        assert {row.patient_ref for row in rows} == patients, url
+        assert rows.count() == len(patients), url  # one per patient, not one per row shown
+        assert all(row.username == "admin" and row.action == Action.READ and "(admin)" in row.resource
+                   for row in rows), url
+
+
+def test_the_admin_cannot_move_a_device_to_another_patient_by_editing_it(cast):
+    client = Client()
+    client.force_login(cast.admin)
+    html = client.get(f"/admin/monitoring/device/{cast.device_a.pk}/change/").content.decode()
+    assert 'name="patient"' not in html and 'name="lent_from"' not in html and 'name="lent_to"' not in html
+    client.post(f"/admin/monitoring/device/{cast.device_a.pk}/change/", {
+        "kind": cast.device_a.kind, "model": "", "serial": cast.device_a.serial,
+        "patient": str(cast.patient_b.pk), "lent_from": timezone.localdate().isoformat(), "lent_to": "",
+        "tokens-TOTAL_FORMS": "0", "tokens-INITIAL_FORMS": "0", "tokens-MIN_NUM_FORMS": "0",
+        "tokens-MAX_NUM_FORMS": "1000"})
+    cast.device_a.refresh_from_db()
+    assert cast.device_a.patient_id == cast.patient_a.pk

@@ -351,3 +351,64 @@ def test_the_admin_actions_issue_and_revoke_through_the_same_services(cast):
     client.post("/admin/monitoring/device/", {"action": "revoke_tokens", "_selected_action": [cast.device_a.pk]})
     assert _api_reading(raw).status_code == 401
     assert AuditEvent.objects.filter(username="admin", resource__startswith=f"Device/{cast.device_a.pk}").count() == 2
+
+
+# --- a reading belongs to the patient the device was lent to when it was measured -------------
+
+def _relent_to_b(cast):
+    """Device A was patient A's until 10 days ago and is patient B's from 9 days ago, with a new token."""
+    device = cast.device_a
+    device_return(device=device, returned_on=_today() - timedelta(days=10), by=cast.clinician_a)
+    device_lend(device=device, patient=cast.patient_b, lent_from=_today() - timedelta(days=9), by=cast.clinician_b)
+    return device, device_token_issue(device=device, by=cast.clinician_b)[1]
+
+
+def _spo2(days_ago: float, **extra):  # type: ignore[no-untyped-def]
+    return {"measure": "spo2", "value": "97", "unit": "%",
+            "effective_at": (timezone.now() - timedelta(days=days_ago)).isoformat(), **extra}
+
+
+def test_a_relent_devices_backlog_from_the_previous_patient_is_refused_not_filed_in_the_new_patients_record(cast):
+    _device, raw = _relent_to_b(cast)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_ACCEPT_LANGUAGE="en")
+    old = client.post("/api/v1/readings", _spo2(20), content_type="application/json")
+    assert old.status_code == 400
+    assert old.json()["effective_at"][0].startswith("Measured before this device was lent to the patient (on ")
+    batch = client.post("/api/v1/readings", [_spo2(20), _spo2(1)], content_type="application/json")
+    assert [r["status"] for r in batch.json()["results"]] == [400, 201]
+    assert list(Reading.objects.values_list("patient_id", flat=True)) == [cast.patient_b.pk]
+
+
+def test_a_relent_devices_backlog_is_refused_through_fhir_with_an_operation_outcome(cast):
+    _device, raw = _relent_to_b(cast)
+    observation = {
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]},
+        "subject": {"reference": f"Patient/{cast.patient_b.pk}"},
+        "effectiveDateTime": (timezone.now() - timedelta(days=20)).isoformat(),
+        "valueQuantity": {"value": 97, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
+    }
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").post("/fhir/Observation", observation,
+                                                               content_type="application/fhir+json")
+    assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"
+    assert not Reading.objects.exists()
+
+
+def test_a_reading_after_the_devices_return_day_is_refused_and_the_return_day_itself_is_kept(cast):
+    device = cast.device_a
+    Device.objects.filter(pk=device.pk).update(lent_from=_today() - timedelta(days=30))
+    returned_on = _today() - timedelta(days=3)
+    device_return(device=device, returned_on=returned_on, by=cast.clinician_a)
+    device.refresh_from_db()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(cast.patient_a.user)
+    last_day = timezone.make_aware(timezone.datetime.combine(returned_on, timezone.datetime.max.time()))
+    after = last_day + timedelta(minutes=1)
+    kept = client.post("/api/v1/readings", _spo2(0, effective_at=last_day.isoformat(), device=device.pk),
+                       content_type="application/json")
+    refused = client.post("/api/v1/readings", _spo2(0, effective_at=after.isoformat(), device=device.pk),
+                          content_type="application/json")
+    assert kept.status_code == 201, kept.json()
+    assert refused.status_code == 400
+    assert refused.json()["effective_at"][0].startswith("Measured after this device was returned (on ")
+    assert Reading.objects.count() == 1
