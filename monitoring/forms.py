@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from monitoring.measures import MEASURES, Measure
 from monitoring.models import DeviceKind
-from proplatform.forms import DescribedForm
+from proplatform.forms import DecimalTextField, DescribedForm
 
 
 class _SentReadingForm(forms.Form):
@@ -42,10 +42,7 @@ class ReadingForm(_SentReadingForm):
         choices=[(m.code, f"{m.label} ({m.unit_label})") for m in MEASURES.values()
                  if getattr(m, "second", None) is None],
     )
-    value = forms.DecimalField(
-        label=_("Value"), max_digits=9, decimal_places=3,
-        widget=forms.NumberInput(attrs={"inputmode": "decimal", "step": "any"}),
-    )
+    value = DecimalTextField(label=_("Value"), max_digits=9, decimal_places=3)
 
 
 # What a patient needs to know to measure well, shown above the field on the measure's page.
@@ -68,14 +65,13 @@ class MeasureReadingForm(_SentReadingForm):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.measure = measure
         number = {"max_digits": 9, "decimal_places": 3,
-                  "widget": forms.NumberInput(attrs={"inputmode": "decimal", "step": "any"}),
                   "error_messages": {"required": _("Write the number from your device.")}}
         second = getattr(measure, "second", None)
         if second is None:
-            self.fields["value"] = forms.DecimalField(label=measure.label, **number)
+            self.fields["value"] = DecimalTextField(label=measure.label, **number)
         else:
-            self.fields["value"] = forms.DecimalField(label=_("Upper number (systolic)"), **number)
-            self.fields["value2"] = forms.DecimalField(label=_("Lower number (diastolic)"), **number)
+            self.fields["value"] = DecimalTextField(label=_("Upper number (systolic)"), **number)
+            self.fields["value2"] = DecimalTextField(label=_("Lower number (diastolic)"), **number)
         self.order_fields(["value", "value2"])  # the value(s) first, as on the page
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 
 class DescribedForm(forms.Form):
@@ -39,3 +40,44 @@ def form_errors_from(form: forms.Form, exc: ValidationError, rename: dict[str, s
         target = (rename or {}).get(field or "", field)
         for message in messages:
             form.add_error(target if target in form.fields else None, message)
+
+
+def _as_written(value: Any) -> Any:
+    """A number as a person types it: "72,5" (Danish) or "72.5", spaces ignored. One comma and
+    no point is a decimal comma; anything else is left for the field to judge."""
+    if not isinstance(value, str):
+        return value
+    text = "".join(value.split())
+    if text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    return text
+
+
+class DecimalTextField(forms.DecimalField):
+    """A decimal a person types: a text field with the numeric keyboard (inputmode=decimal), not
+    the browser's number field, which silently drops a comma it does not expect (Chromium turned
+    a typed "5,6" mmol/L into 56) or blanks the field. Both "72,5" and "72.5" are 72.5."""
+
+    def __init__(self, *, attrs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off",
+                                                           **(attrs or {})}))
+        kwargs.setdefault("localize", True)  # shown back as the page's language writes it
+        super().__init__(**kwargs)
+        self.error_messages["invalid"] = _("Write a number, such as 72,5.")
+
+    def to_python(self, value: Any) -> Any:
+        return super().to_python(_as_written(value))
+
+
+class IntegerTextField(forms.IntegerField):
+    """A whole number a person types, in a text field with the numeric keyboard: a number field
+    would turn a typed "72,5" into 725 without a word; here it is an error."""
+
+    def __init__(self, *, attrs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off",
+                                                           **(attrs or {})}))
+        super().__init__(**kwargs)
+        self.error_messages["invalid"] = _("Write a whole number, such as 72.")
+
+    def to_python(self, value: Any) -> Any:
+        return super().to_python("".join(value.split()) if isinstance(value, str) else value)

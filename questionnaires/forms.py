@@ -16,6 +16,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from proplatform.forms import DecimalTextField, IntegerTextField
 from questionnaires.definition import Definition, Item
 
 YES_NO = [("true", _("Yes")), ("false", _("No"))]
@@ -84,14 +85,15 @@ def _field(item: Item, lang: str | None) -> forms.Field | None:
     if item.type in ("choice", "open-choice"):  # options in a value set we cannot expand (ADR 0004)
         return forms.CharField(max_length=item.maxLength or 500, **common)
     if item.type in ("integer", "decimal"):
-        attrs = {"inputmode": "numeric" if item.type == "integer" else "decimal", **_bound_attrs(item)}
-        if item.type == "decimal":
-            attrs["step"] = "any"
-        if item.is_slider:
-            attrs["data-slider"] = "true"
-            attrs["step"] = item.slider_step or (1 if item.type == "integer" else "any")
-        field_class = forms.IntegerField if item.type == "integer" else forms.DecimalField
-        return field_class(widget=forms.NumberInput(attrs=attrs), **common)
+        if item.is_slider:  # a number field that questionnaire.js pairs with a range input
+            attrs = {"inputmode": "numeric" if item.type == "integer" else "decimal", **_bound_attrs(item),
+                     "data-slider": "true", "step": item.slider_step or (1 if item.type == "integer" else "any")}
+            field_class = forms.IntegerField if item.type == "integer" else forms.DecimalField
+            return field_class(widget=forms.NumberInput(attrs=attrs), **common)
+        # Typed: a text field with the numeric keyboard, so that "72,5" is 72.5 (proplatform.forms).
+        # The range is checked by response_validate; min/max here only tell assistive technology.
+        text_class = IntegerTextField if item.type == "integer" else DecimalTextField
+        return text_class(attrs={f"aria-value{k}": v for k, v in _bound_attrs(item).items()}, **common)
     if item.type == "string":
         return forms.CharField(max_length=item.maxLength or 500, **common)
     if item.type == "text":

@@ -2,6 +2,7 @@
 drafts and resuming, review and submission, idempotency, all-or-nothing."""
 
 import copy
+import json
 import re
 
 import pytest
@@ -59,8 +60,10 @@ def test_each_sdc_example_imports_renders_every_page_and_exports_unchanged(cast,
     if name == "all-data-types":
         assert "attachment to be included" in html and "kan ikke besvares her" in html
         assert "kunne ikke hentes her" in html  # the external answerValueSet note
-        for kind in ("date", "time", "datetime-local", "number"):
+        for kind in ("date", "time", "datetime-local"):
             assert f'type="{kind}"' in html
+        # Numbers are typed in text fields with the numeric keyboard ("72,5" is 72.5).
+        assert 'inputmode="decimal"' in html and 'inputmode="numeric"' in html
 
 
 def test_sdc_example_with_an_external_value_set_is_refused_when_strict(cast):
@@ -277,3 +280,20 @@ def test_another_patient_cannot_open_or_post_to_a_questionnaire_outside_their_pr
     assert client.get(_page(multi, 1)).status_code == 404
     assert client.post(_page(multi, 1), {"q-pain": "none", "action": "next"}).status_code == 404
     assert not QuestionnaireResponse.objects.exists()
+
+
+@pytest.mark.parametrize("typed", ["37,5", "37.5"])
+def test_a_decimal_answer_may_be_typed_with_a_comma_or_a_point(multi, patient_client, typed):
+    patient_client.post(_page(multi, 1), {"q-pain": "none", "action": "next"})
+    patient_client.post(_page(multi, 3), {"q-breathless": "false", "q-temperature": typed, "action": "save"})
+    items = QuestionnaireResponse.objects.get(status="in-progress").items
+    assert "37.5" in json.dumps(items) and "375" not in json.dumps(items)
+
+
+def test_a_typed_number_that_is_not_one_is_refused_next_to_its_field(multi, patient_client):
+    patient_client.post(_page(multi, 1), {"q-pain": "none", "action": "next"})
+    response = patient_client.post(_page(multi, 3), {"q-breathless": "false", "q-temperature": "37,5,1",
+                                                     "action": "next"}, HTTP_ACCEPT_LANGUAGE="en")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert re.search(r'<ul class="errors" id="id_q-temperature-errors">\s*<li>Write a number, such as 72,5.', html)

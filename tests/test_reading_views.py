@@ -389,7 +389,25 @@ def test_only_patients_open_the_per_measure_form(cast, relative):
 def test_an_impossible_value_is_explained_in_danish_with_danish_decimals(cast):
     client = Client(HTTP_ACCEPT_LANGUAGE="da")
     client.force_login(cast.patient_a.user)
-    response = client.post("/me/readings/new/body-weight/", {"value": "0.2"})
+    response = client.post("/me/readings/new/body-weight/", {"value": "0,2"})
     assert response.status_code == 200
     assert "0,2 kg er ikke en mulig værdi; den skal være mellem 0,5 og 400." in response.content.decode()
+    assert not Reading.objects.exists()
+
+
+@pytest.mark.parametrize("typed, stored", [("5,6", "5.6"), ("5.6", "5.6"), (" 5,6 ", "5.6"), ("12", "12")])
+def test_a_patient_may_type_a_decimal_comma_or_point(cast, typed, stored):
+    client = _client(cast.patient_a.user)
+    page = "/me/readings/new/glucose/"
+    assert 'inputmode="decimal"' in client.get(page).content.decode()  # a text field, not type="number"
+    assert client.post(page, {"value": typed}).status_code == 302
+    assert Reading.objects.get().value == Decimal(stored)
+
+
+@pytest.mark.parametrize("typed", ["5,6,1", "1.234,5", "fem", "5..6"])
+def test_what_is_not_a_number_is_refused_next_to_the_field_and_nothing_is_stored(cast, typed):
+    response = _client(cast.patient_a.user).post("/me/readings/new/glucose/", {"value": typed})
+    html = response.content.decode()
+    assert response.status_code == 200 and "Write a number, such as 72,5." in html
+    assert f'value="{typed.strip()}"' in html  # what was typed stays to be corrected
     assert not Reading.objects.exists()

@@ -29,8 +29,10 @@
     var out = raw.map(function (value) {
       switch (info.type) {
         case "boolean": return { valueBoolean: value === "true" };
-        case "integer": return { valueInteger: parseInt(value, 10) };
-        case "decimal": return { valueDecimal: parseFloat(value) };
+        case "integer":
+          var whole = typedNumber(value);
+          return { valueInteger: Number.isInteger(whole) ? whole : NaN };
+        case "decimal": return { valueDecimal: typedNumber(value) };
         case "date": return { valueDate: value };
         case "dateTime": return { valueDateTime: value };
         case "time": return { valueTime: normalTime(value) };
@@ -45,6 +47,14 @@
     var other = form.elements["q-" + linkId + "-other"];
     if (other && other.value.trim()) out.push({ valueString: other.value });
     return out;
+  }
+
+  // A number as typed, read as the server reads it (proplatform.forms): "72,5" and "72.5" are
+  // 72.5; anything else that is not a number is NaN (and counts as no answer).
+  function typedNumber(value) {
+    var text = String(value).replace(/\s+/g, "");
+    if (text.split(",").length === 2 && text.indexOf(".") < 0) text = text.replace(",", ".");
+    return text === "" ? NaN : Number(text);
   }
 
   // --- the comparison rules of enablewhen.py -------------------------------------------------
