@@ -146,7 +146,10 @@ def _field_errors(exc: DjangoValidationError) -> ApiValidationError:
     return ApiValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
 
 
-def _conflict(exc: AlertConflict) -> Response:
+def _conflict(exc: AlertConflict, request: Request) -> Response:
+    """409 with the alert as it now is: a read of the patient's alert, audited as one."""
+    audit_record(user=request.user, action=Action.READ, resource=f"Alert/{exc.alert.pk} (conflict)",
+                 patient_id=exc.alert.patient_id, request=request)
     return Response({**alert_payload(exc.alert), "detail": exc.message}, status=status.HTTP_409_CONFLICT)
 
 
@@ -184,7 +187,7 @@ class AlertAcknowledgeView(APIView):
         try:
             alert = lifecycle.alert_acknowledge(alert=alert, user=request.user, request=request)
         except AlertConflict as exc:
-            return _conflict(exc)
+            return _conflict(exc, request)
         return Response(alert_payload(alert))
 
 
@@ -213,7 +216,7 @@ class AlertAssignView(APIView):
         except DjangoValidationError as exc:
             raise _field_errors(exc) from exc
         except AlertConflict as exc:
-            return _conflict(exc)
+            return _conflict(exc, request)
         return Response(alert_payload(alert))
 
 
@@ -234,7 +237,7 @@ class AlertResolveView(APIView):
         except DjangoValidationError as exc:
             raise _field_errors(exc) from exc
         except AlertConflict as exc:
-            return _conflict(exc)
+            return _conflict(exc, request)
         return Response(alert_payload(alert))
 
 
@@ -260,6 +263,9 @@ class AlertBulkAcknowledgeView(APIView):
             if r.alert is None:
                 audit_record(user=request.user, action=Action.UPDATE, resource=f"Alert/{r.id} acknowledge (bulk)",
                              outcome=AuditOutcome.DENIED, request=request)
+            elif not r.acknowledged:  # refused (red, or changed meanwhile), answered with the alert: a read
+                audit_record(user=request.user, action=Action.READ, resource=f"Alert/{r.id} (bulk, not acknowledged)",
+                             patient_id=r.alert.patient_id, request=request)
         return Response({"results": [
             {"id": r.id, "acknowledged": r.acknowledged, "reason": r.reason,
              "alert": alert_payload(r.alert) if r.alert is not None else None}
@@ -295,7 +301,7 @@ class SnoozeCreateView(APIView):
         except DjangoValidationError as exc:
             raise _field_errors(exc) from exc
         except AlertConflict as exc:
-            return _conflict(exc)
+            return _conflict(exc, request)
         return Response(snooze_payload(snooze), status=status.HTTP_201_CREATED)
 
 

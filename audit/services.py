@@ -4,6 +4,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
 from audit.models import Action, AuditEvent, Outcome
@@ -51,7 +52,8 @@ def _event(*, user: Any, action: Action, resource: str, outcome: Outcome, patien
            ip: str | None) -> AuditEvent:
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     return AuditEvent(
-        user=user if authenticated else None,
+        # A device (monitoring.authentication.DevicePrincipal) is named, not linked: it is no User.
+        user=user if authenticated and isinstance(user, get_user_model()) else None,
         username=user.get_username() if authenticated else "",
         role=getattr(user, "role", "") if authenticated else "",
         patient_ref=patient_id,

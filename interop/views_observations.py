@@ -15,7 +15,8 @@ from rest_framework.response import Response
 
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Role
-from audit.models import Action
+from audit.models import Action, Outcome
+from audit.services import audit_record
 from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
 from interop.observation_in import BP_PANEL, ParsedObservation, parse_observation
 from interop.views import FhirView
@@ -86,6 +87,17 @@ def _check(parsed: ParsedObservation, patient: Patient) -> tuple[dict[str, Any],
     return None
 
 
+def _audit_stored(request: Request, patient: Patient, results: list[ItemResult]) -> None:
+    """A person's new readings are audited, as through the REST endpoint; a device's are not
+    (it is no person, and it writes only its own patient's record)."""
+    if isinstance(request.user, DevicePrincipal):
+        return
+    for result in results:
+        if result.status == 201 and result.id is not None:
+            audit_record(user=request.user, action=Action.CREATE, resource=f"Reading/{result.id}",
+                         patient_id=patient.pk, request=request)
+
+
 class ObservationCreateMixin:
     authentication_classes = [DeviceTokenAuthentication, BearerTokenAuthentication, SessionAuthentication]
     parser_classes = [FhirJSONParser, JSONParser]
@@ -107,6 +119,10 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
         entered-in-error) and scores computed from questionnaire responses (survey), newest first,
         at most 500 of each."""
         patient_id = request.query_params.get("patient", "").removeprefix("Patient/")
+        if isinstance(request.user, DevicePrincipal):
+            audit_record(user=request.user, action=Action.SEARCH, resource=f"Observation?patient={patient_id}",
+                         outcome=Outcome.DENIED, request=request)
+            raise exceptions.PermissionDenied("A device sends observations; it cannot read them.")
         if not patient_id:
             raise exceptions.ParseError("Search by patient: ?patient=<id>.")
         category = request.query_params.get("category", "")
@@ -139,6 +155,7 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
             return Response(refused[0], status=refused[1])
         [result] = readings_ingest(patient=patient, items=[_item(parsed)], source=source, device=device,
                                    entered_by=None if device else request.user)
+        _audit_stored(request, patient, [result])
         if result.reading is None:
             return Response(_result_outcome(result), status=result.status)
         return Response(_observation(result), status=result.status,
@@ -181,6 +198,7 @@ class BundleView(ObservationCreateMixin, FhirView):
         ok = [i for i in range(len(parsed)) if i not in refused]
         results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in ok], source=source,
                                   device=device, entered_by=None if device else request.user)
+        _audit_stored(request, patient, results)
         by_index = dict(zip(ok, results, strict=True))
         response_entries = []
         for i in range(len(parsed)):
@@ -218,6 +236,7 @@ class BundleView(ObservationCreateMixin, FhirView):
                         raise _Rollback(outcome, result.status)
         except _Rollback as rollback:  # all or nothing: nothing of this Bundle is stored
             return Response(rollback.outcome, status=rollback.code)
+        _audit_stored(request, patient, results)
         return Response({"resourceType": "Bundle", "type": "transaction-response",
                          "entry": [self._entry(request, r) for r in results]})
 

@@ -268,3 +268,79 @@ def test_the_admin_cannot_move_a_device_to_another_patient_by_editing_it(cast):
         "tokens-MAX_NUM_FORMS": "1000"})
     cast.device_a.refresh_from_db()
     assert cast.device_a.patient_id == cast.patient_a.pk
+
+
+# --- API answers that carry patient data are reads --------------------------------------------
+
+def _alert(cast, value: str):  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    from alerts.models import Alert
+    from monitoring.models import Reading, Source
+    from tests.factories import evaluate
+
+    reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=Decimal(value), unit="%",
+                                     effective_at=timezone.now() - timedelta(minutes=5), source=Source.DEVICE)
+    evaluate([reading.pk])
+    return Alert.objects.get(patient=cast.patient_a)
+
+
+def _new_rows(before: set[int]):  # type: ignore[no-untyped-def]
+    return list(AuditEvent.objects.exclude(pk__in=before).order_by("pk"))
+
+
+def test_a_refused_bulk_acknowledge_that_answers_with_the_alert_is_an_audited_read(cast):
+    alert = _alert(cast, "85")  # red: refused in bulk, answered with the alert
+    client = Client()
+    client.force_login(cast.clinician_a)
+    before = set(AuditEvent.objects.values_list("pk", flat=True))
+    body = client.post("/api/v1/alerts/acknowledge", {"ids": [alert.pk]}, content_type="application/json").json()
+    assert body["results"][0]["acknowledged"] is False and body["results"][0]["alert"]["id"] == alert.pk
+    [row] = _new_rows(before)
+    assert (row.action, row.patient_ref, row.username) == (Action.READ, cast.patient_a.pk, "clinician-a")
+
+
+def test_a_409_that_answers_with_the_alert_is_an_audited_read(cast):
+    alert = _alert(cast, "85")
+    client = Client()
+    client.force_login(cast.clinician_a)
+    assert client.post(f"/api/v1/alerts/{alert.pk}/acknowledge").status_code == 200
+    before = set(AuditEvent.objects.values_list("pk", flat=True))
+    again = client.post(f"/api/v1/alerts/{alert.pk}/acknowledge")
+    assert again.status_code == 409 and again.json()["id"] == alert.pk
+    [row] = _new_rows(before)
+    assert (row.action, row.patient_ref, row.resource) == (
+        Action.READ, cast.patient_a.pk, f"Alert/{alert.pk} (conflict)")
+
+
+def test_a_device_token_cannot_search_observations_and_the_refusal_is_audited(cast):
+    before = set(AuditEvent.objects.values_list("pk", flat=True))
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}").get(
+        f"/fhir/Observation?patient={cast.patient_a.pk}")
+    assert response.status_code == 403 and response.json()["resourceType"] == "OperationOutcome"
+    [row] = _new_rows(before)
+    assert (row.outcome, row.user_id, row.username, row.role) == (
+        Outcome.DENIED, None, f"device:{cast.device_a.pk}", "device")
+
+
+@pytest.mark.parametrize("path", ["/fhir/Observation", "/fhir"])
+def test_a_patient_storing_observations_through_fhir_is_audited_as_through_rest(cast, path):
+    observation = {
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]},
+        "subject": {"reference": f"Patient/{cast.patient_a.pk}"},
+        "effectiveDateTime": (timezone.now() - timedelta(minutes=5)).isoformat(),
+        "valueQuantity": {"value": 95, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
+    }
+    entry = {"resource": observation, "request": {"method": "POST", "url": "Observation"}}
+    body = observation if path.endswith("Observation") else {"resourceType": "Bundle", "type": "transaction",
+                                                             "entry": [entry]}
+    client = Client()
+    client.force_login(cast.patient_a.user)
+    before = set(AuditEvent.objects.values_list("pk", flat=True))
+    assert client.post(path, body, content_type="application/fhir+json").status_code in (200, 201)
+    from monitoring.models import Reading
+
+    [row] = _new_rows(before)
+    assert (row.action, row.patient_ref, row.resource) == (
+        Action.CREATE, cast.patient_a.pk, f"Reading/{Reading.objects.get().pk}")
