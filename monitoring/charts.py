@@ -24,7 +24,7 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 from pygal.style import Style
 
-from monitoring.measures import Measure
+from monitoring.measures import Measure, component_labels
 from monitoring.models import Reading
 from monitoring.selectors import Threshold
 from questionnaires.charts import STYLE
@@ -33,15 +33,6 @@ BLUE, GREEN, RED, AMBER, GREY = "#0b5394", "#1e6b2e", "#b00020", "#8a6100", "#59
 HOLLOW = f"fill: white; stroke: {GREY}; stroke-width: 6"
 BLACK = "#1a1a1a"
 RING = f"fill: none; stroke: {BLACK}; stroke-width: 4"
-
-
-def component_labels(measure: Measure) -> tuple[str, str] | None:
-    """The names of the two parts of a two-part measure, or None for a one-value measure."""
-    second = getattr(measure, "second", None)
-    if second is None:
-        return None
-    first = _("Systolic") if measure.code == "blood-pressure" else str(measure.label)
-    return first, str(second.label)
 
 
 def _num(value: Decimal) -> float:

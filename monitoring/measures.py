@@ -18,6 +18,7 @@ measured as a *mass* concentration (mg/dL): it is accepted as a synonym and the 
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -162,3 +163,12 @@ def measure_lookup(code: str) -> Measure | None:
     """Find a measure by short name, LOINC code or NPU code."""
     coding = coding_lookup(code)
     return coding.measure if coding else None
+
+
+def component_labels(measure: Measure) -> tuple[str, str] | None:
+    """The names of the two parts of a two-part measure, or None for a one-value measure."""
+    second = getattr(measure, "second", None)
+    if second is None:
+        return None
+    first = gettext("Systolic") if measure.code == "blood-pressure" else str(measure.label)
+    return first, str(second.label)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from alerts.models import Rule
 from alerts.rules import parse_params
-from monitoring.measures import MEASURES
+from monitoring.measures import MEASURES, component_labels
 from monitoring.models import PendingEvaluation, Reading
 from patients.models import Patient
 
@@ -42,7 +42,8 @@ class Threshold:
     value: Decimal
     rule_name: str
     severity: str
-    # For a two-part measure (blood pressure), which part the limit applies to, if the rule says.
+    # For a two-part measure (blood pressure), the name of the part the limit applies to
+    # ("Systolic"); None for a one-value measure.
     component: str | None = None
 
 
@@ -83,12 +84,14 @@ def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[st
 def thresholds_for(*, patient: Patient, measure: str) -> list[Threshold]:
     """The limits to draw on the patient's chart of ``measure``; the same limit from two
     programmes is drawn once (the stricter severity is not a question a line can answer)."""
+    parts = component_labels(MEASURES[measure])
     seen: dict[tuple[str, Decimal], Threshold] = {}
     for rule, params in _threshold_rules(patient).get(measure, []):
+        part = getattr(params, "component", None)
+        component = None if parts is None else parts[1] if part == "value2" else parts[0]
         for bound in ("low", "high"):
             value = getattr(params, bound)
             if value is not None and (bound, value) not in seen:
                 seen[(bound, value)] = Threshold(bound=bound, value=Decimal(value), rule_name=rule.name,
-                                                 severity=rule.severity,
-                                                 component=getattr(params, "component", None))
+                                                 severity=rule.severity, component=component)
     return sorted(seen.values(), key=lambda t: t.value)

@@ -18,9 +18,9 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from monitoring.charts import component_labels, reading_chart_svg
+from monitoring.charts import reading_chart_svg
 from monitoring.forms import MEASURE_HELP, ErroneousForm, MeasureReadingForm, ReadingForm
-from monitoring.measures import MEASURES, Measure
+from monitoring.measures import MEASURES, Measure, component_labels
 from monitoring.models import Reading
 from monitoring.selectors import PERIODS, period_days, reading_measures_for, readings_in_period, thresholds_for
 from monitoring.services import AlreadyErroneous, IngestResult, reading_ingest_from_form, reading_mark_erroneous

@@ -119,6 +119,18 @@ def test_the_chart_is_an_accessible_svg_with_the_limit_line_and_the_erroneous_se
     # The erroneous value is struck through in the table, with its reason; the line skips it.
     assert f"<s>70{NBSP}%</s>" in main and "finger cold" in main
     assert "Alert limits" in main and "below 92 %" in main
+    assert "(value)" not in main  # a one-value measure's limit names no part
+
+
+def test_a_blood_pressure_limit_names_the_part_it_applies_to(cast):
+    _reading(cast.patient_a, 150, measure="blood-pressure", unit="mm[Hg]", value2=Decimal(95))
+    Rule.objects.create(program=cast.program_a, kind="threshold", name="BP", severity=Severity.RED,
+                        params={"measure": "blood-pressure", "component": "value2", "high": 100})
+    Rule.objects.create(program=cast.program_a, kind="threshold", name="BP high", severity=Severity.RED,
+                        params={"measure": "blood-pressure", "high": 180})
+    main = _client(cast.patient_a.user).get("/me/readings/blood-pressure/").content.decode().split("<main", 1)[1]
+    assert "above 100 mmHg (Diastolic)" in main and "above 180 mmHg (Systolic)" in main
+    assert "Upper limit 100 mmHg (Diastolic)" in main
 
 
 def test_only_active_limits_of_the_patients_own_programmes_are_drawn(cast):
