@@ -19,7 +19,10 @@ from django.utils.translation import gettext_lazy as _
 from proplatform.forms import DecimalTextField, IntegerTextField
 from questionnaires.definition import Definition, Item
 
-YES_NO = [("true", _("Yes")), ("false", _("No"))]
+# No first, as in every yes/no choice of the library's questionnaires: on a page that mixes both,
+# the same position means the same answer (a red-flag question must not have "Yes" where the
+# others have "No").
+YES_NO = [("false", _("No")), ("true", _("Yes"))]
 OTHER_SUFFIX = "-other"
 
 

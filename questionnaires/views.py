@@ -16,7 +16,7 @@ from accounts.models import Role
 from audit.models import Action
 from monitoring.measures import MEASURES
 from patients.access import own_patient_or_404, patient_or_404
-from patients.models import Patient
+from patients.models import Patient, Region
 from questionnaires.definition import Definition
 from questionnaires.enablewhen import enabled_items
 from questionnaires.forms import Page, PageForm, field_name, pages
@@ -314,6 +314,10 @@ def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
                                                        status=ResponseStatus.COMPLETED)
                   .order_by("-authored_at").values_list("pk", flat=True).first())
         seen_at = responses_seen_at(patient.pk, [latest]).get(latest) if latest else None
+    # The out-of-hours number differs by region: 1813 (the Akuttelefon) is the Capital Region's
+    # only; elsewhere the patient is pointed to their own region's out-of-hours doctor.
+    regions = set(patient.episodes.filter(end=None).values_list("care_team__region", flat=True))
     return render(request, "questionnaires/receipt.html", {
         "workdays": getattr(settings, "PRO_REVIEW_WORKDAYS", 2), "seen_at": seen_at,
+        "capital_region": regions == {Region.HOVEDSTADEN},
     })

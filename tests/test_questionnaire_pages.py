@@ -247,3 +247,25 @@ def test_anonymous_visitor_is_sent_to_login_from_my_page(cast, client):
     response = client.get("/me/")
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+
+
+def test_the_receipts_emergency_advice_gives_1813_only_in_the_capital_region(cast, patient_a_client):
+    from patients.models import Region
+
+    url = f"/me/questionnaires/{cast.questionnaire.pk}/thanks/"
+    cast.team_a.region = Region.MIDTJYLLAND
+    cast.team_a.save()
+    html = patient_a_client.get(url).content.decode().split("<main", 1)[1]
+    assert "ring 112" in html and "lægevagten i din region" in html and "1813" not in html
+    cast.team_a.region = Region.HOVEDSTADEN
+    cast.team_a.save()
+    html = patient_a_client.get(url).content.decode()
+    assert "Akuttelefonen på 1813" in html
+
+
+def test_a_yes_no_question_offers_no_first_like_the_librarys_yes_no_choices(cast, patient_a_client):
+    html = patient_a_client.get(f"/me/questionnaires/{cast.questionnaire.pk}/").content.decode()
+    html = patient_a_client.get(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/").content.decode() \
+        if "q-swelling" not in html else html
+    swelling = html.split('name="q-swelling"', 1)[1]
+    assert swelling.index('value="false"') < swelling.index('value="true"')
