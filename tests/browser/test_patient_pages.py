@@ -133,3 +133,25 @@ def test_patient_sends_a_measurement_by_web_form(new_context: Callable[..., Brow
     check_page(page, "/me/ (after sending)")
     readings = list(Reading.objects.filter(patient=live_cast.patient_a))
     assert [(r.measure, r.value, r.source) for r in readings] == [("spo2", 95, "web")]
+
+
+def test_on_a_phone_a_typed_decimal_comma_is_kept_and_every_tap_target_is_44_px(
+        new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
+    page = new_context(PHONE).new_page()
+    login(page, live_stack.url, "patient-a")
+    sizes = page.evaluate(
+        "() => [...document.querySelectorAll('header nav a, header nav button, main a.button, main a.back')]"
+        "  .map(e => [e.textContent.trim(), e.getBoundingClientRect().height])")
+    assert sizes and all(height >= 44 for _text, height in sizes), sizes
+
+    page.goto(live_stack.url + "/me/readings/new/glucose/")
+    back = page.locator("main a.back").bounding_box()
+    assert back is not None and back["height"] >= 44
+    value = page.locator("#id_value")
+    expect(value).to_have_attribute("inputmode", "decimal")
+    value.press_sequentially("5,6")  # typed key by key, as on the phone's keyboard
+    expect(value).to_have_value("5,6")
+    submit(page)
+    expect(page).to_have_url(live_stack.url + "/me/readings/glucose/")
+    assert [(r.measure, str(r.value)) for r in Reading.objects.filter(patient=live_cast.patient_a)] == [
+        ("glucose", "5.600")]
