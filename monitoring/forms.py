@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -8,6 +9,9 @@ from django.utils.translation import gettext_lazy as _
 from monitoring.measures import MEASURES, Measure
 from monitoring.models import DeviceKind
 from proplatform.forms import DecimalTextField, DescribedForm
+
+# How far back a patient may date a measurement typed in by hand.
+HAND_ENTRY_MAX_DAYS = 7
 
 
 class _SentReadingForm(forms.Form):
@@ -22,7 +26,19 @@ class _SentReadingForm(forms.Form):
 
     def clean_measured_at(self):  # type: ignore[no-untyped-def]
         # A datetime-local field has no zone: it is the patient's local (Danish) time.
-        return self.cleaned_data["measured_at"] or timezone.now()
+        when = self.cleaned_data["measured_at"]
+        if when is None:
+            return timezone.now()
+        # Typed by hand, a time far off is a slip of the finger (2020 for 2026), not a device's
+        # clock: said in those words, next to the field.
+        now = timezone.now()
+        if when > now + timedelta(minutes=5):
+            raise forms.ValidationError(_("That time has not come yet. Check the date and the time."))
+        if when < now - timedelta(days=HAND_ENTRY_MAX_DAYS):
+            raise forms.ValidationError(_(
+                "That is more than %(days)s days ago. Check the date; if it is right, tell your care team "
+                "about the measurement instead.") % {"days": HAND_ENTRY_MAX_DAYS})
+        return when
 
     def clean_submission(self) -> uuid.UUID | None:
         """The page's id, or None for a missing or altered one: nothing the patient could fix is

@@ -423,3 +423,22 @@ def test_what_is_not_a_number_is_refused_next_to_the_field_and_nothing_is_stored
     assert response.status_code == 200 and "Write a number, such as 72,5." in html
     assert f'value="{typed.strip()}"' in html  # what was typed stays to be corrected
     assert not Reading.objects.exists()
+
+
+@pytest.mark.parametrize("when, message", [
+    ("2020-01-01T08:00", "That is more than 7 days ago. Check the date"),
+    ((timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+     "That time has not come yet. Check the date and the time."),
+])
+def test_a_mistyped_time_is_refused_next_to_the_time_in_words_for_hand_entry(cast, when, message):
+    response = _client(cast.patient_a.user).post("/me/readings/new/heart-rate/", {"value": "72", "measured_at": when})
+    assert response.status_code == 200
+    assert re.search(r'id="id_measured_at-errors">\s*<li>' + re.escape(message), response.content.decode())
+    assert not Reading.objects.exists()
+
+
+def test_a_time_typed_within_the_last_week_is_kept(cast):
+    when = timezone.localtime() - timedelta(days=6)
+    _client(cast.patient_a.user).post("/me/readings/new/heart-rate/",
+                                      {"value": "72", "measured_at": when.strftime("%Y-%m-%dT%H:%M")})
+    assert timezone.localtime(Reading.objects.get().effective_at).date() == when.date()

@@ -532,6 +532,10 @@ def test_clinician_overrides_a_rules_limit_for_one_patient_sees_the_history_and_
     assert unchanged.status_code == 400 and not RuleOverride.objects.exists()
     nonsense = client.post(url, {p + "p_low": "", p + "p_high": "", p + "reason": "no limits"})
     assert nonsense.status_code == 400 and not RuleOverride.objects.exists()  # neither low nor high
+    # A typo beyond what SpO2 can be would switch the alert off (or on for good): refused, said why.
+    typo = client.post(url, {p + "p_low": "920", p + "p_high": "", p + "reason": "typo"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert typo.status_code == 400 and not RuleOverride.objects.exists()
+    assert "920 % is outside the possible range of Oxygen saturation (SpO2) (50 to 100)." in typo.content.decode()
     assert client.post(url, {p + "p_low": "89", p + "p_high": "", p + "reason": "COPD"}).status_code == 302
     override = RuleOverride.objects.get(ended_at=None)
     assert override.params == {"low": 89} and override.created_by == cast.clinician_a

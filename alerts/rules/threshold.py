@@ -34,8 +34,19 @@ class Params(pydantic.BaseModel):
             raise ValueError("give low, high or both")
         if self.low is not None and self.high is not None and self.low >= self.high:
             raise ValueError("low must be below high")
-        if self.component == "value2" and MEASURES[self.measure].second is None:
+        measure = MEASURES[self.measure]
+        if self.component == "value2" and measure.second is None:
             raise ValueError(f"{self.measure} has no second component")
+        # A limit outside what the measure can be would never fire (or always): a typo such as
+        # 500 for a temperature must not quietly switch the alert off.
+        part = measure.second if self.component == "value2" else measure
+        for limit in (self.low, self.high):
+            if limit is not None and not (part.minimum <= limit <= part.maximum):  # type: ignore[union-attr]
+                raise ValueError(_("%(limit)s %(unit)s is outside the possible range of %(measure)s "
+                                   "(%(lo)s to %(hi)s).") % {
+                    "limit": number_format(limit.normalize()), "unit": measure.unit_label,
+                    "measure": part.label, "lo": number_format(part.minimum),  # type: ignore[union-attr]
+                    "hi": number_format(part.maximum)})  # type: ignore[union-attr]
         return self
 
 
