@@ -182,7 +182,7 @@ def test_spo2_exactly_three_points_below_the_14_day_median_raises_an_alert(cast,
         last = _reading(cast, t0 + timedelta(days=11), "93", measure="spo2")
     assert _fired(last)
     assert Alert.objects.get().reason == (
-        "Oxygen saturation (SpO2) down 3 % in 14 days; limit 3 %. "
+        "Oxygen saturation (SpO2) down 3 percentage points in 14 days; limit 3 percentage points. "
         "Now 93 %; median of the 5 readings before: 96 %.")
 
 

@@ -141,8 +141,10 @@ def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding |
         "highest": _("Now %(value)s %(unit)s; highest of the %(count)s readings before: %(ref)s %(unit)s."),
         "earliest": _("Now %(value)s %(unit)s; earliest of the %(count)s readings before: %(ref)s %(unit)s."),
     }[params.reference]
+    # A change of a percentage is in percentage points: 96 % to 88 % fell 8 points, not 8 %.
+    change_unit = _("percentage points") if m.unit == "%" else m.unit_label
     return Finding(
-        reason=f"{first % words} {second % words}",
+        reason=f"{first % {**words, 'unit': change_unit}} {second % words}",
         evidence={
             "reading_id": reading.pk,
             "measure": reading.measure,
