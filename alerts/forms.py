@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from alerts.lifecycle import NOTE_MAX
 from alerts.models import Outcome, Rule
+from alerts.params_words import label
 from alerts.rules import merged_params, parse_params
 from monitoring.measures import MEASURES
 from proplatform.forms import DescribedForm
@@ -79,9 +80,6 @@ def override_fields(rule: Rule) -> list[str]:
     return [name for name, info in model.model_fields.items() if _numeric(info.annotation)]
 
 
-PARAM_LABELS = {"low": _("Lower limit"), "high": _("Upper limit")}
-
-
 class OverrideForm(DescribedForm):
     """One field per numeric parameter, prefilled with the patient's current value. A field left
     as the rule's own value is not part of the override."""
@@ -95,7 +93,7 @@ class OverrideForm(DescribedForm):
         effective = merged_params(rule.params, current)
         for name in self.param_names:
             self.fields[f"p_{name}"] = forms.DecimalField(
-                required=False, max_digits=12, decimal_places=4, localize=True, label=PARAM_LABELS.get(name, name),
+                required=False, max_digits=12, decimal_places=4, localize=True, label=label(name),
                 initial=effective.get(name),
                 help_text=_("The programme's value: %(value)s") % {"value": rule.params.get(name, "—")})
         self.order_fields([f"p_{n}" for n in self.param_names] + ["reason"])

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Role
 from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm
 from alerts.models import Alert, AlertFinding, RuleOverride
+from alerts.params_words import params_in_words, questionnaire_titles
 from alerts.selectors import (
     alerts_resolved_for_patient,
     alerts_unresolved_for_patient,
@@ -142,11 +143,18 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
                      patient_id=patient.pk, request=request)
 
     current = {o.rule_id: o for o in RuleOverride.objects.filter(patient=patient, ended_at=None)}
+    patient_rules = list(rules_for_patient(patient))
+    titles = questionnaire_titles([r.params.get("questionnaire") for r in patient_rules])
+    override_history = list(rule_overrides_for_patient(patient))
+    for o in override_history:
+        o.words = params_in_words(o.params, titles, measure=o.rule.params.get("measure"))  # type: ignore[attr-defined]
     rules = []
-    for rule in rules_for_patient(patient):
+    for rule in patient_rules:
         override = current.get(rule.pk)
         rules.append({
-            "rule": rule, "override": override,
+            "rule": rule, "override": override, "words": params_in_words(rule.params, titles),
+            "override_words": params_in_words(override.params, titles, measure=rule.params.get("measure"))
+            if override else [],
             "form": form(f"override-{rule.pk}", lambda r=rule, o=override: OverrideForm(
                 prefix=f"override-{r.pk}", rule=r, current=o.params if o else None)),
             "revert_form": form(f"revert-{rule.pk}", lambda r=rule: RevertForm(prefix=f"revert-{r.pk}"))
@@ -162,7 +170,7 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
         "snoozes": [(sn, MEASURES.get(sn.measure)) for sn in snoozes_active(patient, now)],
         "snooze_form": form("snooze-new", lambda: SnoozeForm(prefix="snooze-new")),
         "rules": rules,
-        "override_history": rule_overrides_for_patient(patient),
+        "override_history": override_history,
         "readings": [(r, MEASURES[r.measure]) for r in readings],
         "reading_measures": [MEASURES[code] for code in reading_measures_for(patient)],
         "responses": [(r, seen_before.get(r.pk)) for r in responses],

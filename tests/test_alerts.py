@@ -370,7 +370,7 @@ def test_a_rule_whose_stored_params_no_longer_parse_is_recorded_per_reading_and_
     evaluate([r.pk for r in readings])
     assert sorted(RuleError.objects.filter(rule=broken).values_list("source_key", flat=True)) == sorted(
         f"reading:{r.pk}" for r in readings)
-    assert "low must be below high" in RuleError.objects.filter(rule=broken).first().error
+    assert "Den nedre grænse skal være under den øvre grænse." in RuleError.objects.filter(rule=broken).first().error
     alert = Alert.objects.get(patient=cast.patient_a)  # the SpO2 < 92 rule still raised on 88
     assert alert.rule.name == "SpO2 below 92 %"
     assert [f.evidence["value"] for f in alert.findings.all()] == ["88"]

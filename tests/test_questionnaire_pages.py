@@ -185,11 +185,16 @@ def test_valid_reading_on_the_web_form_is_stored(cast, patient_a_client):
 
 
 def test_reading_form_takes_a_local_danish_time(cast, patient_a_client):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    day = (datetime.now(ZoneInfo("Europe/Copenhagen")) - timedelta(days=3)).date()
     response = patient_a_client.post("/me/readings/new/", {"measure": "body-weight", "value": "71.4",
-                                                          "measured_at": "2025-01-15T08:30"})
+                                                          "measured_at": f"{day.isoformat()}T08:30"})
     assert response.status_code == 302
     reading = Reading.objects.get()
-    assert reading.effective_at.isoformat() == "2025-01-15T07:30:00+00:00"
+    expected = datetime(day.year, day.month, day.day, 8, 30, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    assert reading.effective_at == expected and reading.effective_at.utcoffset() is not None
 
 
 def test_impossible_value_on_the_web_form_shows_an_error_next_to_the_value_field_and_stores_nothing(

@@ -207,7 +207,7 @@ def test_the_beat_task_runs_the_sweep(cast, schedule, rule):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"grace_hours": -1}, "grace_hours cannot be negative"),
+    ({"grace_hours": -1}, "Antallet af timers henstand kan ikke være negativt."),
     ({"consecutive": 0}, "consecutive"),
     ({"grace": 6}, "grace"),
 ])

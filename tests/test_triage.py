@@ -20,7 +20,7 @@ from alerts import lifecycle
 from alerts.consumers import AlertConsumer
 from alerts.lifecycle import AlertConflict, SnoozeEnded
 from alerts.live import team_group
-from alerts.models import Alert, AlertEvent, EventKind, Outcome, Rule, RuleOverride, Snooze, Status
+from alerts.models import Alert, AlertEvent, EventKind, Outcome, Rule, RuleOverride, Severity, Snooze, Status
 from alerts.selectors import alert_payload, alerts_for, worklist
 from alerts.services import response_evaluate
 from audit.models import Action, AuditEvent
@@ -765,3 +765,24 @@ def test_a_clinician_deactivated_while_the_page_is_open_gets_no_more_alerts(cast
 
     assert async_to_sync(scenario)() == {"type": "removed", "id": payload["id"]}
     assert not AuditEvent.objects.filter(resource__endswith="(live push)").exists()
+
+
+def test_the_patient_page_shows_a_rules_parameters_in_words_not_as_code(cast, client):
+    from alerts.definitions import rule_override_set
+
+    threshold = Rule.objects.get(program=cast.program_a, kind="threshold")
+    Rule.objects.create(program=cast.program_a, kind="missed", name="Not answering", severity=Severity.YELLOW,
+                        params={"questionnaire": cast.questionnaire.url, "grace_hours": 24})
+    Rule.objects.create(program=cast.program_a, kind="bands", name="SpO2 bands", severity=Severity.RED,
+                        params={"measure": "spo2", "bands": {"alert_low": 85, "warning_low": 92}})
+    rule_override_set(rule=threshold, patient=cast.patient_a, params={"low": 89.5}, by=cast.clinician_a,
+                      reason="COPD")
+    client.force_login(cast.clinician_a)
+    section = client.get(f"/patients/{cast.patient_a.pk}/", HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    section = section.split('id="rules"', 1)[1].split("</section>", 1)[0]
+    assert "Nedre grænse: 92 %" in section and "Nedre grænse: 89,5 %" in section
+    assert f"Spørgeskema: {cast.questionnaire.title}" in section and "Timers henstand efter fristen: 24" in section
+    assert "Intervaller: alarm under 85 %, advarsel under 92 %" in section
+    for code in ("low =", "grace_hours", "alert_low", "http", "'", "{"):
+        assert code not in section.split("<form", 1)[0], code
+    assert '<label for="id_override-' in section and ">Nedre grænse</label>" in section

@@ -43,7 +43,7 @@ class Params(pydantic.BaseModel):
     @pydantic.model_validator(mode="after")
     def _check(self) -> "Params":
         if self.grace_hours < 0:
-            raise ValueError("grace_hours cannot be negative")
+            raise ValueError(_("The hours of grace cannot be negative."))
         return self
 
     @property

@@ -31,9 +31,9 @@ class Params(pydantic.BaseModel):
         if self.measure not in MEASURES:
             raise ValueError(f"unknown measure {self.measure!r}")
         if self.low is None and self.high is None:
-            raise ValueError("give low, high or both")
+            raise ValueError(_("Give a lower limit, an upper limit or both."))
         if self.low is not None and self.high is not None and self.low >= self.high:
-            raise ValueError("low must be below high")
+            raise ValueError(_("The lower limit must be below the upper limit."))
         measure = MEASURES[self.measure]
         if self.component == "value2" and measure.second is None:
             raise ValueError(f"{self.measure} has no second component")
