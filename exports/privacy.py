@@ -103,6 +103,10 @@ def items_without_free_text(items: list[dict[str, Any]], shift: timedelta) -> li
         answers = []
         for answer in item.get("answer", []):
             clean = {k: v for k, v in answer.items() if k not in _FREE_TEXT_ANSWERS and k != "item"}
+            if isinstance(clean.get("valueCoding"), dict):
+                # The code says which option; its display may be what a client typed (an option
+                # list we cannot expand, ADR 0004): free text, so it stays behind.
+                clean["valueCoding"] = {k: v for k, v in clean["valueCoding"].items() if k != "display"}
             if shift:
                 for k in ("valueDate", "valueDateTime"):
                     if k in clean:

@@ -196,3 +196,16 @@ def test_export_job_never_has_a_cpr_number_in_its_urls(cast, client, django_capt
                           {"identified": "true", "purpose": "Validation of the registry", "_type": "Patient"})
     urls = [manifest["request"], *[o["url"] for o in manifest["output"]]]
     assert not any("010150" in u or "0101501111" in u for u in urls)
+
+
+def test_no_database_key_of_a_care_team_and_no_typed_option_display_leaves_a_pseudonymised_export(
+        cast, client, django_capture_on_commit_callbacks):
+    add_outcome_data(cast)
+    _, files = _export(client, django_capture_on_commit_callbacks, cast.quality, {"_type": "EpisodeOfCare"})
+    teams = {orjson.loads(line)["team"][0]["reference"] for line in files["EpisodeOfCare"].splitlines()}
+    assert teams and all(len(ref.removeprefix("CareTeam/")) == 64 for ref in teams), teams  # keyed, not 1, 2...
+    assert {f"CareTeam/{cast.team_a.pk}", f"CareTeam/{cast.team_b.pk}"}.isdisjoint(teams)
+    typed = [{"linkId": "where", "answer": [{"valueCoding": {"system": "urn:x", "code": "k",
+                                                             "display": "at my neighbour Hansen's"}}]}]
+    assert items_without_free_text(typed, timedelta(0)) == [
+        {"linkId": "where", "answer": [{"valueCoding": {"system": "urn:x", "code": "k"}}]}]
