@@ -93,7 +93,8 @@ def episodes(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -> It
         shift = refs.shift(pid)
         yield episode_to_fhir(
             id_=refs.id("EpisodeOfCare", pk), patient_ref=refs.patient(pid), condition_code=code,
-            condition_display=display, care_team_id=refs.id("CareTeam", team_id), care_team_name=team, department=department,
+            condition_display=display, care_team_id=refs.id("CareTeam", team_id), care_team_name=team,
+            department=department,
             region_code=region, region_display=regions.get(region, region),
             start=shift_date_str(start.isoformat(), shift), end=shift_date_str(end.isoformat(), shift) if end else None)
 

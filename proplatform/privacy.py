@@ -4,8 +4,10 @@ one where an id belongs (``/fhir/Patient/0101501234`` is a common client mistake
 import logging
 import re
 
-# DDMMYY-XXXX or DDMMYYXXXX, not part of a longer number (UUIDs and ids stay readable).
-_CPR = re.compile(r"(?<![0-9A-Za-z])(\d{6})-?(\d{4})(?![0-9A-Za-z])")
+# DDMMYY-XXXX, DDMMYY XXXX or DDMMYYXXXX, not part of a longer number (UUIDs and ids stay
+# readable). Redacting a number that only looks like a CPR number is the safe mistake.
+_CPR = re.compile(r"(?<![0-9A-Za-z])(\d{6})[- ]?(\d{4})(?![0-9A-Za-z])")
+_TRACEBACKS = logging.Formatter()
 
 
 def redact_cpr(text: str) -> str:
@@ -13,11 +15,20 @@ def redact_cpr(text: str) -> str:
 
 
 class RedactCprLogFilter(logging.Filter):
+    """Redacts the whole rendered line: the message with its arguments whatever their type (an
+    exception, a dict, a model instance), the traceback (a database error can quote a row's
+    values) and the stack."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact_cpr(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact_cpr(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: redact_cpr(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed call must still be logged, and redacted
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = redact_cpr(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_cpr(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_cpr(record.stack_info)
         return True

@@ -221,6 +221,34 @@ def test_a_cpr_number_put_where_an_id_belongs_never_reaches_the_audit_trail_or_t
     assert record.getMessage() == "Reading 12345678901 of 0b1c2d3e-0101-5011-1100-aaaaaaaaaaaa"
 
 
+
+def test_a_cpr_number_in_any_argument_a_traceback_or_written_with_a_space_is_redacted_from_logs():
+    import io
+    import logging
+
+    from proplatform.privacy import RedactCprLogFilter, redact_cpr
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactCprLogFilter())
+    log = logging.getLogger("proplatform.test-redaction")
+    log.addHandler(handler)
+    try:
+        log.warning("failed: %s", ValueError("Key (cpr)=(010150-1111) already exists"))
+        log.warning("args %s", ["0101501111"])
+        log.warning("ids %(who)s", {"who": 101501111})  # not a string, not a CPR number: kept
+        try:
+            raise ValueError("duplicate key value: Key (cpr)=(010150-1111)")
+        except ValueError:
+            log.exception("export failed")
+    finally:
+        log.removeHandler(handler)
+    written = stream.getvalue()
+    assert "1111" not in written.replace("101501111", ""), written
+    assert written.count("[cpr]") >= 3 and "ids 101501111" in written
+    assert redact_cpr("Patient/010150 1111") == "Patient/[cpr]"
+
+
 # --- the admin: patient data read there is audited like anywhere else -------------------------
 
 def test_admin_pages_showing_patient_data_leave_one_audit_row_per_patient_shown(cast):
