@@ -61,8 +61,24 @@ def reading_measures_for(patient: Patient) -> list[str]:
     """The measures to offer on a patient's trend pages: those with readings and those the
     patient's programmes have limits for, in the registry's order."""
     present = set(Reading.objects.filter(patient=patient).values_list("measure", flat=True).distinct())
-    present |= set(_threshold_rules(patient))
+    present |= _watched_measures(patient)
     return [code for code in MEASURES if code in present]
+
+
+def _watched_measures(patient: Patient) -> set[str]:
+    """The measures any active rule of the patient's programmes watches: threshold, bands and
+    change rules name one; a combination rule names its reading's."""
+    day = timezone.localdate()
+    params = (Rule.objects.filter(active=True, program__episodes__patient=patient,
+                                  program__episodes__treatment_start__lte=day)
+              .filter(Q(program__episodes__end=None) | Q(program__episodes__end__gte=day))
+              .values_list("params", flat=True))
+    watched = set()
+    for p in params:
+        if isinstance(p, dict):
+            reading = p.get("reading")
+            watched.add(p.get("measure") or (reading.get("measure") if isinstance(reading, dict) else None))
+    return {code for code in watched if code in MEASURES}
 
 
 def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[str, list[tuple[Rule, object]]]:

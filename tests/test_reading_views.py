@@ -442,3 +442,13 @@ def test_a_time_typed_within_the_last_week_is_kept(cast):
     _client(cast.patient_a.user).post("/me/readings/new/heart-rate/",
                                       {"value": "72", "measured_at": when.strftime("%Y-%m-%dT%H:%M")})
     assert timezone.localtime(Reading.objects.get().effective_at).date() == when.date()
+
+
+def test_a_measure_watched_by_a_change_or_combination_rule_has_its_tab_before_any_reading(cast):
+    Rule.objects.create(program=cast.program_b, kind="change", name="BP rising", severity=Severity.YELLOW,
+                        params={"measure": "blood-pressure", "direction": "up", "at_least": 20, "window": "P3D"})
+    Rule.objects.create(program=cast.program_b, kind="change", name="off", severity=Severity.YELLOW, active=False,
+                        params={"measure": "glucose", "direction": "up", "at_least": 2, "window": "P3D"})
+    html = _client(cast.clinician_b).get(f"/patients/{cast.patient_b.pk}/").content.decode()
+    assert f'/patients/{cast.patient_b.pk}/readings/blood-pressure/' in html
+    assert f'/patients/{cast.patient_b.pk}/readings/glucose/' not in html
