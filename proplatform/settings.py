@@ -338,6 +338,7 @@ X_FRAME_OPTIONS = "DENY"
 # --- I18n, time, static -------------------------------------------------------------------------
 LANGUAGE_CODE = "da"
 LANGUAGES = [("da", "Dansk"), ("en", "English")]
+FORMAT_MODULE_PATH = ["proplatform.formats"]  # short dates as each language writes them in tables
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Europe/Copenhagen"
 USE_I18N = True

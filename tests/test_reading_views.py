@@ -452,3 +452,15 @@ def test_a_measure_watched_by_a_change_or_combination_rule_has_its_tab_before_an
     html = _client(cast.clinician_b).get(f"/patients/{cast.patient_b.pk}/").content.decode()
     assert f'/patients/{cast.patient_b.pk}/readings/blood-pressure/' in html
     assert f'/patients/{cast.patient_b.pk}/readings/glucose/' not in html
+
+
+def test_dates_in_tables_are_written_the_danish_way_on_danish_pages(cast):
+    reading = _reading(cast.patient_a, 95, days_ago=2)
+    client = Client(HTTP_ACCEPT_LANGUAGE="da")
+    client.force_login(cast.clinician_a)
+    html = client.get(_trend_url(cast.patient_a)).content.decode()
+    local = timezone.localtime(reading.effective_at)
+    months = ["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"]
+    assert f"{local.day}. {months[local.month - 1]} {local.year} {local:%H:%M}" in html
+    english = _client(cast.clinician_a).get(_trend_url(cast.patient_a)).content.decode()
+    assert f"{local.day} {local:%b} {local.year} {local:%H:%M}" in english
