@@ -69,11 +69,11 @@ class Command(BaseCommand):
             defaults={"department": "Hjertemedicinsk klinik", "region": Region.HOVEDSTADEN})
         lung, _ = Program.objects.get_or_create(
             slug="lung-cancer-follow-up",
-            defaults={"name": "Lung-cancer follow-up", "condition_code": "DC34",
+            defaults={"name": "Opfølgning efter lungekræft", "condition_code": "DC34",
                       "condition_display": "Malign neoplasma i bronkie og lunge"})
         hf, _ = Program.objects.get_or_create(
             slug="heart-failure-home-monitoring",
-            defaults={"name": "Heart-failure home monitoring", "condition_code": "DI50",
+            defaults={"name": "Hjemmemonitorering ved hjertesvigt", "condition_code": "DI50",
                       "condition_display": "Hjerteinsufficiens"})
         lung.questionnaires.add(questionnaire_import(resource=load("lung-followup")))
         # The shipped instruments with their scoring (idempotent); PHQ-9 joins lung follow-up.
@@ -81,42 +81,42 @@ class Command(BaseCommand):
         lung.questionnaires.add(Questionnaire.objects.filter(url=PHQ9_URL).order_by("-created_at").first())
         hf.questionnaires.add(questionnaire_import(resource=load("hf-daily")))
         rules = [
-            (lung, "threshold", "SpO2 below 90 %", Severity.RED, {"measure": "spo2", "low": 90}),
-            (lung, "threshold", "Temperature 38.5 °C or more", Severity.YELLOW,
+            (lung, "threshold", "SpO2 under 90 %", Severity.RED, {"measure": "spo2", "low": 90}),
+            (lung, "threshold", "Temperatur 38,5 °C eller derover", Severity.YELLOW,
              {"measure": "body-temperature", "high": "38.4"}),
             # Lung follow-up answers are judged by the colours in the questionnaire itself
             # ("answer-severity" below: coughing up blood is red, "contact me" at least yellow).
-            (hf, "threshold", "SpO2 below 92 %", Severity.RED, {"measure": "spo2", "low": 92}),
-            (hf, "threshold", "Pulse outside 45–110", Severity.YELLOW,
+            (hf, "threshold", "SpO2 under 92 %", Severity.RED, {"measure": "spo2", "low": 92}),
+            (hf, "threshold", "Puls uden for 45–110", Severity.YELLOW,
              {"measure": "heart-rate", "low": 45, "high": 110}),
-            (hf, "answer", "Much more breathless", Severity.RED,
+            (hf, "answer", "Meget mere forpustet", Severity.RED,
              {"questionnaire": "https://proplatform.example/fhir/Questionnaire/hf-daily",
               "link_id": "breathless", "codes": ["much-worse"]}),
-            (hf, "answer", "Patient asks to be contacted", Severity.YELLOW,
+            (hf, "answer", "Patienten ønsker at blive kontaktet", Severity.YELLOW,
              {"questionnaire": "https://proplatform.example/fhir/Questionnaire/hf-daily",
               "link_id": "contact", "codes": ["true"]}),
             # Issue #5 kinds: per-answer colours, score limits, four bands, change over a window.
-            (lung, "answer-severity", "Worrying answers (colours in the questionnaire)", Severity.YELLOW,
+            (lung, "answer-severity", "Bekymrende svar (farverne i spørgeskemaet)", Severity.YELLOW,
              {"questionnaire": "https://proplatform.example/fhir/Questionnaire/lung-followup"}),
-            (lung, "score", "PHQ-9 total 10 or more", Severity.YELLOW,
+            (lung, "score", "PHQ-9 samlet score 10 eller derover", Severity.YELLOW,
              {"questionnaire": PHQ9_URL, "score": "44261-6", "limit": 10}),
-            (hf, "bands", "Blood pressure bands", Severity.YELLOW,
+            (hf, "bands", "Blodtryksintervaller", Severity.YELLOW,
              {"measure": "blood-pressure",
               "bands": {"alert_low": 85, "warning_low": 95, "warning_high": 160, "alert_high": 180},
               "bands2": {"warning_high": 100, "alert_high": 110}}),
-            (hf, "change", "Weight up more than 2 kg in 3 days", Severity.RED,
+            (hf, "change", "Vægt op mere end 2 kg på 3 dage", Severity.RED,
              {"measure": "body-weight", "direction": "up", "more_than": 2, "window": "P3D", "reference": "lowest"}),
-            (hf, "change", "Weight up more than 1 kg in 24 hours", Severity.YELLOW,
+            (hf, "change", "Vægt op mere end 1 kg på 24 timer", Severity.YELLOW,
              {"measure": "body-weight", "direction": "up", "more_than": 1, "window": "PT24H",
               "reference": "lowest"}),
-            (hf, "change", "SpO2 down 3 points from the 14-day median", Severity.YELLOW,
+            (hf, "change", "SpO2 ned 3 procentpoint fra 14-dages-medianen", Severity.YELLOW,
              {"measure": "spo2", "direction": "down", "at_least": 3, "window": "P14D", "reference": "median",
               "min_readings": 3}),
-            (hf, "news2", "NEWS2 from home vitals (subset)", Severity.YELLOW, {}),
-            (hf, "missed", "Two daily checks in a row not answered", Severity.YELLOW,
+            (hf, "news2", "NEWS2 ud fra hjemmemålinger (delmængde)", Severity.YELLOW, {}),
+            (hf, "missed", "To daglige tjek i træk ikke besvaret", Severity.YELLOW,
              {"questionnaire": "https://proplatform.example/fhir/Questionnaire/hf-daily", "grace_hours": 2,
               "consecutive": 2}),
-            (lung, "missed", "Follow-up questionnaire not answered", Severity.YELLOW, {"grace_hours": 24}),
+            (lung, "missed", "Opfølgningsskema ikke besvaret", Severity.YELLOW, {"grace_hours": 24}),
         ]
         for program, kind, name, severity, params in rules:
             Rule.objects.get_or_create(program=program, name=name,
@@ -282,8 +282,8 @@ class Command(BaseCommand):
 
         base = "https://proplatform.example/fhir/Questionnaire/"
         schedules_standard_follow_up(program=lung, questionnaire_url=base + "lung-followup")
-        if not hf.schedules.filter(name="Monday and Thursday check").exists():
-            schedule_create(program=hf, name="Monday and Thursday check", questionnaire_url=base + "hf-daily",
+        if not hf.schedules.filter(name="Tjek mandag og torsdag").exists():
+            schedule_create(program=hf, name="Tjek mandag og torsdag", questionnaire_url=base + "hf-daily",
                             kind="weekdays", params={"weekdays": ["mon", "thu"], "from_day": 0, "to_day": 365},
                             open_before=timedelta(hours=3), window=timedelta(hours=33),
                             remind_before=timedelta(hours=6))
