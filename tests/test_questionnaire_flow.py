@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 
 from questionnaires.models import Questionnaire, QuestionnaireResponse
 from questionnaires.services import (
@@ -297,3 +298,18 @@ def test_a_typed_number_that_is_not_one_is_refused_next_to_its_field(multi, pati
     html = response.content.decode()
     assert response.status_code == 200
     assert re.search(r'<ul class="errors" id="id_q-temperature-errors">\s*<li>Write a number, such as 72,5.', html)
+
+
+def test_the_nurse_reads_yes_no_and_decimal_answers_as_the_page_language_writes_them(cast, multi, patient_client):
+    patient_client.post(_page(multi, 1), {"q-pain": "none", "action": "next"})
+    patient_client.post(_page(multi, 3), {"q-breathless": "false", "q-temperature": "37,5", "action": "next"})
+    patient_client.post(_page(multi, 4), {"q-contact": "true", "action": "next"})
+    review_url = f"/me/questionnaires/{multi.pk}/review/"
+    identifier = re.search(r'name="identifier" value="([^"]+)"', patient_client.get(review_url).content.decode())
+    patient_client.post(review_url, {"identifier": identifier.group(1)})
+    nurse = Client(HTTP_ACCEPT_LANGUAGE="da")
+    nurse.force_login(cast.clinician_a)
+    html = nurse.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    answers = re.findall(r"<dd>([^<]*)</dd>", html)
+    assert "Nej" in answers and "Ja" in answers and "37,5" in answers, answers
+    assert "nej" not in answers and "ja" not in answers
