@@ -142,7 +142,8 @@ def main() -> None:
         tokens = [(cast.device_token_a, str(cast.patient_a.pk))]
         for i in range(9):
             patient = make_patient(f"bench-{i}", f"0202{60 + i:02d}-{5000 + i}", cast.team_a, cast.program_a)
-            device = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"LAT-{i}", patient=patient)
+            device = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"LAT-{i}", patient=patient,
+                                           lent_from=timezone.localdate() - timedelta(days=365))
             tokens.append((DeviceToken.issue(device)[1], str(patient.pk)))
         client = Client()
         client.force_login(cast.clinician_a)

@@ -90,7 +90,8 @@ def make_patients(n: int) -> list[tuple[str, str]]:
                          treatment_start=timezone.localdate() - timedelta(days=60))
         for p in patients])
     devices = Device.objects.bulk_create([
-        Device(kind=DeviceKind.PULSE_OXIMETER, serial=f"BENCH-{i}", patient=p)
+        Device(kind=DeviceKind.PULSE_OXIMETER, serial=f"BENCH-{i}", patient=p,
+               lent_from=timezone.localdate() - timedelta(days=365))
         for i, p in enumerate(patients)])
     raws = [new_raw_token("dv") for _ in devices]
     DeviceToken.objects.bulk_create([

@@ -237,7 +237,8 @@ def main() -> None:
         tokens = []
         for n in range(clients):  # each client is its own patient's device, as in real life
             patient = make_patient(f"bench-{n}", f"0101{n % 100:02d}-{1000 + n:04d}", cast.team_a, cast.program_a)
-            device = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"B-{n}", patient=patient)
+            device = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"B-{n}", patient=patient,
+                                           lent_from=timezone.localdate() - timedelta(days=365))
             tokens.append(DeviceToken.issue(device)[1])
         db = settings.DATABASES["default"]
         # The server gets the same connection options as given (e.g. ?conn_max_age=60).

@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from proplatform.forms import DecimalTextField, IntegerTextField
@@ -69,6 +70,18 @@ def _bound_attrs(item: Item) -> dict[str, Any]:
     return attrs
 
 
+def _range_words(item: Item) -> str:
+    """The allowed range, said beside a typed number (a text field has no min/max)."""
+    low, high = item.min_value, item.max_value
+    if low is not None and high is not None:
+        return _("Between %(low)s and %(high)s.") % {"low": number_format(low), "high": number_format(high)}
+    if low is not None:
+        return _("At least %(low)s.") % {"low": number_format(low)}
+    if high is not None:
+        return _("At most %(high)s.") % {"high": number_format(high)}
+    return ""
+
+
 def _field(item: Item, lang: str | None) -> forms.Field | None:
     # Requiredness is checked by response_validate: a required question is only required while
     # it is enabled.
@@ -94,9 +107,9 @@ def _field(item: Item, lang: str | None) -> forms.Field | None:
             field_class = forms.IntegerField if item.type == "integer" else forms.DecimalField
             return field_class(widget=forms.NumberInput(attrs=attrs), **common)
         # Typed: a text field with the numeric keyboard, so that "72,5" is 72.5 (proplatform.forms).
-        # The range is checked by response_validate; min/max here only tell assistive technology.
+        # The range is checked by response_validate (a text field has no min/max).
         text_class = IntegerTextField if item.type == "integer" else DecimalTextField
-        return text_class(attrs={f"aria-value{k}": v for k, v in _bound_attrs(item).items()}, **common)
+        return text_class(help_text=_range_words(item), **common)
     if item.type == "string":
         return forms.CharField(max_length=item.maxLength or 500, **common)
     if item.type == "text":
@@ -232,7 +245,7 @@ class PageForm(forms.Form):
             if name not in self.fields:
                 return Entry(item, "unsupported", text)
             described = []
-            if item.free_text_choice:
+            if item.free_text_choice or self.fields[name].help_text:
                 described.append(f"{self[name].auto_id}-help")
             if self.errors.get(name):
                 described.append(f"{self[name].auto_id}-errors")

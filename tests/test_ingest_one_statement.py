@@ -3,7 +3,7 @@ statement (monitoring.ingest._insert_one): committed on its own outside a transa
 nothing, in a savepoint inside a caller's transaction, and stored exactly as the general path
 (_store: dedupe, reserved ids, COPY) stores it."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -117,7 +117,8 @@ def test_the_one_statement_stores_what_the_general_path_stores(monkeypatch, shap
         item, device, source, entered_by = ({"measure": "spo2", "value": 88, "unit": "%"}, cast.device_a,
                                             Source.DEVICE, None)
     elif shape == "device-blood-pressure":
-        device = Device.objects.create(kind=DeviceKind.BLOOD_PRESSURE, serial="BP-1", patient=cast.patient_a)
+        device = Device.objects.create(kind=DeviceKind.BLOOD_PRESSURE, serial="BP-1", patient=cast.patient_a,
+                                       lent_from=date(2026, 1, 1))
         item, source, entered_by = ({"measure": "blood-pressure", "systolic": 150, "diastolic": 95,
                                      "unit": "mm[Hg]"}, Source.DEVICE, None)
     else:

@@ -298,6 +298,11 @@ def test_a_typed_number_that_is_not_one_is_refused_next_to_its_field(multi, pati
     html = response.content.decode()
     assert response.status_code == 200
     assert re.search(r'<ul class="errors" id="id_q-temperature-errors">\s*<li>Write a number, such as 72,5.', html)
+    # The range is said beside the field (a text field has no min/max) and read out with it.
+    assert '<p class="help" id="id_q-temperature-help">Between 34 and 43.</p>' in html
+    assert re.search(r'id="id_q-temperature"[^>]*aria-describedby="id_q-temperature-help id_q-temperature-errors"',
+                     html) or re.search(r'aria-describedby="id_q-temperature-help id_q-temperature-errors"[^>]*'
+                                        r'id="id_q-temperature"', html)
 
 
 def test_the_nurse_reads_yes_no_and_decimal_answers_as_the_page_language_writes_them(cast, multi, patient_client):

@@ -70,7 +70,8 @@ def _patients(cast: Cast) -> list[tuple[Any, str]]:
     out = []
     for i in range(PATIENTS):
         patient = make_patient(f"chaos-{i}", f"0101{50 + i:02d}-{4000 + i}", cast.team_a, cast.program_a)
-        device = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"CHAOS-{i}", patient=patient)
+        device = Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"CHAOS-{i}", patient=patient,
+                                       lent_from=timezone.localdate() - timedelta(days=30))
         out.append((patient, DeviceToken.issue(device)[1]))
     return out
 

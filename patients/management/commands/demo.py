@@ -305,7 +305,8 @@ class Command(BaseCommand):
         tokens = {}
         for key, kind in (("a", DeviceKind.PULSE_OXIMETER), ("b", DeviceKind.PULSE_OXIMETER)):
             device, _ = Device.objects.get_or_create(
-                kind=kind, serial=f"DEMO-OX-{key.upper()}", defaults={"patient": cast[key], "model": "Nonin 3230"})
+                kind=kind, serial=f"DEMO-OX-{key.upper()}", defaults={"patient": cast[key], "model": "Nonin 3230",
+                                                                "lent_from": timezone.localdate() - timedelta(days=60)})
             # Tokens are stored hashed and cannot be shown again: rotate on every run.
             DeviceToken.objects.filter(device=device, revoked_at=None).update(revoked_at=timezone.now())
             _token, raw = DeviceToken.issue(device)
