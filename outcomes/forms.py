@@ -18,9 +18,9 @@ class CohortForm(forms.ModelForm):
     """The criteria of a cohort. Cross-field rules (period, age band, consent) live in
     Cohort.clean(), so the form and every other path give the same message on the same field."""
 
-    department = forms.ChoiceField(label=_("department"), required=False)
+    department = forms.ChoiceField(label=_("Department"), required=False)
     consent = forms.ChoiceField(
-        label=_("consent"), required=False, choices=ConsentCriterion.choices,
+        label=_("Consent"), required=False, choices=ConsentCriterion.choices,
         widget=forms.RadioSelect,
         help_text=_("Patients who withdrew from secondary use are never included."),
     )
