@@ -15,6 +15,12 @@ def role_required(*roles: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.user.role not in roles:
+                # A refusal is audited like any other (who tried to open what, as which role).
+                from audit.models import Action, Outcome
+                from audit.services import audit_record
+
+                audit_record(user=request.user, action=Action.READ if request.method in ("GET", "HEAD") else
+                             Action.UPDATE, resource=request.path[:300], outcome=Outcome.DENIED, request=request)
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 

@@ -372,3 +372,13 @@ def test_a_patient_storing_observations_through_fhir_is_audited_as_through_rest(
     [row] = _new_rows(before)
     assert (row.action, row.patient_ref, row.resource) == (
         Action.CREATE, cast.patient_a.pk, f"Reading/{Reading.objects.get().pk}")
+
+
+def test_a_page_refused_for_the_callers_role_leaves_a_denied_audit_row(cast):
+    client = Client()
+    client.force_login(cast.quality)
+    before = set(AuditEvent.objects.values_list("pk", flat=True))
+    url = f"/patients/{cast.patient_a.pk}/pauses/new/"
+    assert client.get(url).status_code == 403
+    [row] = AuditEvent.objects.exclude(pk__in=before)
+    assert (row.username, row.outcome, row.resource) == ("quality", Outcome.DENIED, url)
