@@ -6,6 +6,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from monitoring.ingest import range_error
 from monitoring.measures import MEASURES, Measure
 from monitoring.models import DeviceKind
 from proplatform.forms import DecimalTextField, DescribedForm
@@ -89,6 +90,20 @@ class MeasureReadingForm(_SentReadingForm):
             self.fields["value"] = DecimalTextField(label=_("Upper number (systolic)"), **number)
             self.fields["value2"] = DecimalTextField(label=_("Lower number (diastolic)"), **number)
         self.order_fields(["value", "value2"])  # the value(s) first, as on the page
+
+    def clean(self) -> dict[str, Any]:
+        """An impossible number is said at once, beside its field, even when the other number
+        of blood pressure is still missing (the ingest would only see it on the next send)."""
+        data = super().clean() or {}
+        parts = [("value", self.measure)]
+        if (second := getattr(self.measure, "second", None)) is not None:
+            parts.append(("value2", second))
+        for name, part in parts:
+            value = data.get(name)
+            if value is not None and (message := range_error(value, part.minimum, part.maximum,
+                                                             self.measure.unit_label)):
+                self.add_error(name, message)
+        return data
 
 
 class ErroneousForm(forms.Form):

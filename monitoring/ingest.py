@@ -146,7 +146,7 @@ def _when(raw: Any, latest: datetime) -> datetime | str:
     return when
 
 
-def _in_range(value: Decimal, lo: Decimal, hi: Decimal, unit_label: Any) -> str | None:
+def range_error(value: Decimal, lo: Decimal, hi: Decimal, unit_label: Any) -> str | None:
     if lo <= value <= hi:
         return None
     # Numbers as the reader's language writes them: 0,5 in Danish.
@@ -211,14 +211,14 @@ def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors
                 original.update({k: str(v) for k, v in raw_values.items()})
             value = converted[0]
             if m.second is None:
-                if msg := _in_range(value, m.minimum, m.maximum, m.unit_label):
+                if msg := range_error(value, m.minimum, m.maximum, m.unit_label):
                     errors["value"] = [msg]
             else:
                 value2 = converted[1]
                 s = m.second
-                if msg := _in_range(value, m.minimum, m.maximum, m.unit_label):
+                if msg := range_error(value, m.minimum, m.maximum, m.unit_label):
                     errors["systolic"] = [msg]
-                if msg := _in_range(value2, s.minimum, s.maximum, m.unit_label):
+                if msg := range_error(value2, s.minimum, s.maximum, m.unit_label):
                     errors["diastolic"] = [msg]
                 if "systolic" not in errors and "diastolic" not in errors and value <= value2:
                     errors["systolic"] = [_("The systolic pressure must be higher than the diastolic.")]

@@ -464,3 +464,12 @@ def test_dates_in_tables_are_written_the_danish_way_on_danish_pages(cast):
     assert f"{local.day}. {months[local.month - 1]} {local.year} {local:%H:%M}" in html
     english = _client(cast.clinician_a).get(_trend_url(cast.patient_a)).content.decode()
     assert f"{local.day} {local:%b} {local.year} {local:%H:%M}" in english
+
+
+def test_an_impossible_systolic_is_said_at_once_even_with_the_diastolic_missing(cast):
+    response = _client(cast.patient_a.user).post("/me/readings/new/blood-pressure/", {"value": "14090", "value2": ""})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert re.search(r'id="id_value-errors">\s*<li>14090 mmHg is not a possible value', html)
+    assert re.search(r'id="id_value2-errors">\s*<li>', html)  # and the missing one, at the same time
+    assert not Reading.objects.exists()
