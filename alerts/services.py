@@ -53,13 +53,15 @@ _TZ = ZoneInfo("Europe/Copenhagen")
 
 def _rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
     return list(
+        # One filter() call: every episode condition on the same episode (two calls would join
+        # episodes twice, and another patient's open episode would keep an ended one's rules on).
         Rule.objects.filter(
+            Q(program__episodes__end=None) | Q(program__episodes__end__gte=on_date),
             active=True,
             kind__in=kinds,
             program__episodes__patient_id=patient_id,
             program__episodes__treatment_start__lte=on_date,
         )
-        .filter(Q(program__episodes__end=None) | Q(program__episodes__end__gte=on_date))
         .distinct()
     )
 

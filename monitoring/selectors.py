@@ -2,7 +2,7 @@
 of the readings still waiting for their rules."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet
@@ -65,13 +65,19 @@ def reading_measures_for(patient: Patient) -> list[str]:
     return [code for code in MEASURES if code in present]
 
 
+def _on_an_episode_of(patient: Patient, day: date) -> Q:
+    """Rules of a programme in which ``patient`` has an episode running on ``day``: one Q, so
+    that every condition applies to the same episode (separate filter() calls would join the
+    episodes twice, and another patient's open episode would count)."""
+    return Q(Q(program__episodes__end=None) | Q(program__episodes__end__gte=day),
+             program__episodes__patient=patient, program__episodes__treatment_start__lte=day)
+
+
 def _watched_measures(patient: Patient) -> set[str]:
     """The measures any active rule of the patient's programmes watches: threshold, bands and
     change rules name one; a combination rule names its reading's."""
     day = timezone.localdate()
-    params = (Rule.objects.filter(active=True, program__episodes__patient=patient,
-                                  program__episodes__treatment_start__lte=day)
-              .filter(Q(program__episodes__end=None) | Q(program__episodes__end__gte=day))
+    params = (Rule.objects.filter(_on_an_episode_of(patient, day), active=True)
               .values_list("params", flat=True))
     watched = set()
     for p in params:
@@ -86,9 +92,7 @@ def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[st
     The same selection as ``alerts.services._rules_for``, so the lines drawn are the limits
     that actually raise alerts."""
     day = timezone.localdate(today) if today else timezone.localdate()
-    rules = (Rule.objects.filter(active=True, kind="threshold", program__episodes__patient=patient,
-                                 program__episodes__treatment_start__lte=day)
-             .filter(Q(program__episodes__end=None) | Q(program__episodes__end__gte=day))
+    rules = (Rule.objects.filter(_on_an_episode_of(patient, day), active=True, kind="threshold")
              .distinct().order_by("pk"))
     by_measure: dict[str, list[tuple[Rule, object]]] = {}
     for rule in rules:

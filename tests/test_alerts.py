@@ -374,3 +374,23 @@ def test_a_rule_whose_stored_params_no_longer_parse_is_recorded_per_reading_and_
     alert = Alert.objects.get(patient=cast.patient_a)  # the SpO2 < 92 rule still raised on 88
     assert alert.rule.name == "SpO2 below 92 %"
     assert [f.evidence["value"] for f in alert.findings.all()] == ["88"]
+
+
+def test_an_ended_episode_stops_its_rules_even_while_another_patient_is_in_the_programme(cast):
+    """Every episode condition applies to the same episode: patient B joining programme A must not
+    keep programme A's rules on for patient A after A's episode ended."""
+    from datetime import timedelta as _td
+
+    from alerts.services import _rules_for
+    from monitoring.selectors import reading_measures_for
+    from patients.models import TreatmentEpisode
+
+    yesterday = timezone.localdate() - _td(days=1)
+    TreatmentEpisode.objects.filter(patient=cast.patient_a).update(end=yesterday)
+    TreatmentEpisode.objects.create(patient=cast.patient_b, program=cast.program_a, care_team=cast.team_b,
+                                    condition_code="DC34", treatment_start=yesterday)
+    Rule.objects.create(program=cast.program_a, kind="threshold", name="glucose", severity="red",
+                        params={"measure": "glucose", "high": 20})
+    assert _rules_for(cast.patient_a.pk, timezone.localdate(), ["threshold"]) == []
+    assert "glucose" not in reading_measures_for(cast.patient_a)
+    assert "glucose" in reading_measures_for(cast.patient_b)
