@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from alerts.models import Rule, RuleOverride, RuleRevision
-from alerts.rules import merged_params, parse_params
+from alerts.rules import merged_params, parse_params, parse_params_for_save
 from audit.models import Action
 from audit.services import audit_record
 
@@ -28,7 +28,7 @@ def _revision(rule: Rule, *, by: Any, reason: str) -> RuleRevision:
 def rule_save(*, rule: Rule, by: Any, reason: str = "") -> Rule:
     """Create or change a rule. A change to its definition bumps ``version`` (alerts keep the
     version that raised them) and records the new definition as a RuleRevision with who and why."""
-    parse_params(rule.kind, rule.params)
+    parse_params_for_save(rule.kind, rule.params)
     if rule.cooldown < timedelta(0):
         raise ValidationError({"cooldown": _("The cooldown cannot be negative.")})
     with transaction.atomic():
@@ -60,7 +60,7 @@ def rule_override_set(*, rule: Rule, patient: Any, params: dict[str, Any] | None
         if unknown:
             names = ", ".join(sorted(unknown))
             raise ValidationError({"params": _("Unknown parameters: %(names)s.") % {"names": names}})
-        parse_params(rule.kind, merged_params(rule.params, params))
+        parse_params_for_save(rule.kind, merged_params(rule.params, params))
     now = timezone.now()
     with transaction.atomic():
         RuleOverride.objects.filter(rule=rule, patient=patient, ended_at=None).update(ended_at=now, ended_by=by)

@@ -394,3 +394,28 @@ def test_an_ended_episode_stops_its_rules_even_while_another_patient_is_in_the_p
     assert _rules_for(cast.patient_a.pk, timezone.localdate(), ["threshold"]) == []
     assert "glucose" not in reading_measures_for(cast.patient_a)
     assert "glucose" in reading_measures_for(cast.patient_b)
+
+
+def test_a_rule_stored_before_the_range_check_still_runs_and_its_pages_open(cast, client):
+    """The limit range check is made when a definition is saved; a rule stored earlier with a
+    limit beyond the measure's range keeps raising alerts and its patient's pages still open."""
+    from decimal import Decimal as _D
+
+    from alerts.definitions import rule_save
+    from django.core.exceptions import ValidationError
+    from monitoring.models import Reading, Source
+    from tests.factories import evaluate
+
+    Rule.objects.filter(program=cast.program_a, kind="threshold").update(params={"measure": "spo2", "low": 92,
+                                                                                 "high": 101})
+    reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=_D("85"), unit="%",
+                                     effective_at=timezone.now(), source=Source.DEVICE)
+    evaluate([reading.pk])
+    assert Alert.objects.filter(patient=cast.patient_a).exists()
+    client.force_login(cast.clinician_a)
+    assert client.get(f"/patients/{cast.patient_a.pk}/").status_code == 200
+    assert client.get(f"/patients/{cast.patient_a.pk}/readings/spo2/").status_code == 200
+    rule = Rule.objects.get(program=cast.program_a, kind="threshold")
+    rule.params = {"measure": "spo2", "low": 92, "high": 102}
+    with pytest.raises(ValidationError, match="102 %"):
+        rule_save(rule=rule, by=cast.admin, reason="typo")

@@ -62,6 +62,16 @@ def parse_params(kind: str, params: Any) -> pydantic.BaseModel:
         raise ValidationError({"params": [_message(e) for e in exc.errors()]}) from exc
 
 
+def parse_params_for_save(kind: str, params: Any) -> pydantic.BaseModel:
+    """``parse_params`` plus the checks a kind makes only when a definition is saved (its
+    ``save_problems``), so that rules stored before a check was added still run."""
+    parsed = parse_params(kind, params)
+    check = getattr(KINDS[kind], "save_problems", None)
+    if check is not None and (problems := check(parsed)):
+        raise ValidationError({"params": problems})
+    return parsed
+
+
 def _message(error: Any) -> str:
     where = ".".join(str(part) for part in error["loc"])
     msg = error["msg"].removeprefix("Value error, ")

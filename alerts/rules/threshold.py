@@ -37,17 +37,23 @@ class Params(pydantic.BaseModel):
         measure = MEASURES[self.measure]
         if self.component == "value2" and measure.second is None:
             raise ValueError(f"{self.measure} has no second component")
-        # A limit outside what the measure can be would never fire (or always): a typo such as
-        # 500 for a temperature must not quietly switch the alert off.
-        part = measure.second if self.component == "value2" else measure
-        for limit in (self.low, self.high):
-            if limit is not None and not (part.minimum <= limit <= part.maximum):  # type: ignore[union-attr]
-                raise ValueError(_("%(limit)s %(unit)s is outside the possible range of %(measure)s "
-                                   "(%(lo)s to %(hi)s).") % {
-                    "limit": number_format(limit.normalize()), "unit": measure.unit_label,
-                    "measure": part.label, "lo": number_format(part.minimum),  # type: ignore[union-attr]
-                    "hi": number_format(part.maximum)})  # type: ignore[union-attr]
         return self
+
+
+def save_problems(params: Params) -> list[str]:
+    """Checked when a rule or a patient's override is saved, not when stored rules are parsed to
+    run: a limit outside what the measure can be would never fire (or always fire), so a typo
+    such as 500 for a temperature must not quietly switch the alert off. A rule stored before
+    this check keeps running as it was."""
+    measure = MEASURES[params.measure]
+    part = measure.second if params.component == "value2" else measure
+    return [
+        _("%(limit)s %(unit)s is outside the possible range of %(measure)s (%(lo)s to %(hi)s).") % {
+            "limit": number_format(limit.normalize()), "unit": measure.unit_label, "measure": part.label,
+            "lo": number_format(part.minimum), "hi": number_format(part.maximum)}  # type: ignore[union-attr]
+        for limit in (params.low, params.high)
+        if limit is not None and not (part.minimum <= limit <= part.maximum)  # type: ignore[union-attr]
+    ]
 
 
 def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Finding | None":
