@@ -20,7 +20,8 @@ def role_required(*roles: str) -> Callable[[View], View]:
                 from audit.services import audit_record
 
                 audit_record(user=request.user, action=Action.READ if request.method in ("GET", "HEAD") else
-                             Action.UPDATE, resource=request.path[:300], outcome=Outcome.DENIED, request=request)
+                             Action.UPDATE, resource=request.path[:300], outcome=Outcome.DENIED,
+                             patient_id=kwargs.get("patient_id"), request=request)
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 

@@ -84,9 +84,16 @@ def questionnaire_titles(urls: list[Any]) -> dict[str, str]:
     return dict(Questionnaire.objects.filter(url__in=wanted).order_by("pk").values_list("url", "title"))
 
 
+# Identifiers (question ids, answer codes, score codes): shown as they are, never read as numbers
+# ("1.10" is not 1,1) or words ("up" as an answer code is not "rising").
+_AS_GIVEN = {"link_id", "codes", "score", "items", "contact_link_id"}
+
+
 def _value(name: str, value: Any, measure: Any, titles: dict[str, str]) -> str:
     if value is None:
         return "—"
+    if name in _AS_GIVEN:
+        return "; ".join(map(str, value)) if isinstance(value, list) else str(value)
     if name == "measure" and value in MEASURES:
         return str(MEASURES[value].label)
     if name == "component" and measure is not None and (parts := component_labels(measure)):
@@ -102,20 +109,23 @@ def _value(name: str, value: Any, measure: Any, titles: dict[str, str]) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{label(k)} {_value(k, v, measure, titles)}" for k, v in value.items() if v is not None)
     if isinstance(value, list):
-        return ", ".join(_value(name, v, measure, titles) for v in value)
+        return "; ".join(_value(name, v, measure, titles) for v in value)
     if isinstance(value, str) and value in WORDS:
         return str(WORDS[value])
     if isinstance(value, timedelta):
         from alerts.rules.change import window_words
 
         return window_words(value)
-    number = _number(value)
+    number = _number(value) if not isinstance(value, str) or name in _NUMERIC else None
     if number is not None:
         unit = f" {measure.unit_label}" if measure is not None and name in _IN_UNIT else ""
         return f"{number_format(number.normalize())}{unit}"
     return str(value)
 
 
+# Parameters that are numbers even when stored as text ("38.4").
+_NUMERIC = {"low", "high", "more_than", "at_least", "alert_low", "warning_low", "warning_high", "alert_high",
+            "limit", "worse_by", "window_hours", "grace_hours", "value", "min_grade"}
 # Parameters given in the measure's unit.
 _IN_UNIT = {"low", "high", "more_than", "at_least", "alert_low", "warning_low", "warning_high", "alert_high"}
 

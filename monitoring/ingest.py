@@ -462,10 +462,10 @@ class _Lending:
     def refuses(self, effective_at: datetime) -> str | None:
         if effective_at < self.starts:
             return _("Measured before this device was lent to the patient (on %(date)s); it is not stored "
-                     "in the patient's record.") % {"date": date_format(self.lent_from, "j. F Y")}
+                     "in the patient's record.") % {"date": date_format(self.lent_from, "DATE_FORMAT")}
         if self.ends is not None and effective_at >= self.ends:
             return _("Measured after this device was returned (on %(date)s); it is not stored in the "
-                     "patient's record.") % {"date": date_format(self.lent_to, "j. F Y")}
+                     "patient's record.") % {"date": date_format(self.lent_to, "DATE_FORMAT")}
         return None
 
 

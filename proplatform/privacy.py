@@ -14,17 +14,28 @@ def redact_cpr(text: str) -> str:
     return _CPR.sub("[cpr]", text)
 
 
+def _rendered(record: logging.LogRecord) -> str:
+    """The record's message, never raising: logging must not break the code that logs (an
+    argument whose str() fails, e.g. a model instance in a broken transaction)."""
+    try:
+        return record.getMessage()
+    except Exception:  # noqa: BLE001
+        parts = []
+        for part in (record.msg, *(record.args if isinstance(record.args, tuple) else (record.args,))):
+            try:
+                parts.append(str(part))
+            except Exception:  # noqa: BLE001
+                parts.append(f"<{type(part).__name__}>")
+        return " ".join(parts)
+
+
 class RedactCprLogFilter(logging.Filter):
     """Redacts the whole rendered line: the message with its arguments whatever their type (an
     exception, a dict, a model instance), the traceback (a database error can quote a row's
     values) and the stack."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed call must still be logged, and redacted
-            message = f"{record.msg} {record.args}"
-        record.msg, record.args = redact_cpr(message), None
+        record.msg, record.args = redact_cpr(_rendered(record)), None
         if record.exc_info and not record.exc_text:
             record.exc_text = _TRACEBACKS.formatException(record.exc_info)
         if record.exc_text:

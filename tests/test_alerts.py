@@ -401,8 +401,9 @@ def test_a_rule_stored_before_the_range_check_still_runs_and_its_pages_open(cast
     limit beyond the measure's range keeps raising alerts and its patient's pages still open."""
     from decimal import Decimal as _D
 
-    from alerts.definitions import rule_save
     from django.core.exceptions import ValidationError
+
+    from alerts.definitions import rule_save
     from monitoring.models import Reading, Source
     from tests.factories import evaluate
 

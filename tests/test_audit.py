@@ -381,4 +381,21 @@ def test_a_page_refused_for_the_callers_role_leaves_a_denied_audit_row(cast):
     url = f"/patients/{cast.patient_a.pk}/pauses/new/"
     assert client.get(url).status_code == 403
     [row] = AuditEvent.objects.exclude(pk__in=before)
-    assert (row.username, row.outcome, row.resource) == ("quality", Outcome.DENIED, url)
+    assert (row.username, row.outcome, row.resource, row.patient_ref) == (
+        "quality", Outcome.DENIED, url, cast.patient_a.pk)
+
+
+def test_the_redacting_filter_never_raises_into_the_code_that_logs():
+    import logging
+
+    from proplatform.privacy import RedactCprLogFilter
+
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("cannot say")
+
+        __repr__ = __str__
+
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "value %s and %d", (Broken(), "010150-1111"), None)
+    assert RedactCprLogFilter().filter(record) is True
+    assert "<Broken>" in record.getMessage() and "1111" not in record.getMessage()

@@ -374,6 +374,9 @@ def test_a_relent_devices_backlog_from_the_previous_patient_is_refused_not_filed
     old = client.post("/api/v1/readings", _spo2(20), content_type="application/json")
     assert old.status_code == 400
     assert old.json()["effective_at"][0].startswith("Measured before this device was lent to the patient (on ")
+    lent = _today() - timedelta(days=9)
+    assert f"{lent.day}, {lent.year})" in old.json()["effective_at"][0]  # English dates in English ("Nov. 24, 2026")
+    assert f"(on {lent.day}. " not in old.json()["effective_at"][0]
     batch = client.post("/api/v1/readings", [_spo2(20), _spo2(1)], content_type="application/json")
     assert [r["status"] for r in batch.json()["results"]] == [400, 201]
     assert list(Reading.objects.values_list("patient_id", flat=True)) == [cast.patient_b.pk]

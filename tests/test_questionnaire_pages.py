@@ -266,6 +266,13 @@ def test_the_receipts_emergency_advice_gives_1813_only_in_the_capital_region(cas
     cast.team_a.save()
     html = patient_a_client.get(url).content.decode()
     assert "Akuttelefonen på 1813" in html
+    # An episode with a planned end is still the patient's.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cast.patient_a.episodes.update(end=timezone.localdate() + timedelta(days=30))
+    assert "Akuttelefonen på 1813" in patient_a_client.get(url).content.decode()
 
 
 def test_a_yes_no_question_offers_no_first_like_the_librarys_yes_no_choices(cast, patient_a_client):

@@ -786,3 +786,14 @@ def test_the_patient_page_shows_a_rules_parameters_in_words_not_as_code(cast, cl
     for code in ("low =", "grace_hours", "alert_low", "http", "'", "{"):
         assert code not in section.split("<form", 1)[0], code
     assert '<label for="id_override-' in section and ">Nedre grænse</label>" in section
+
+
+def test_rule_parameters_that_are_identifiers_are_shown_as_given():
+    from django.utils import translation
+
+    from alerts.params_words import params_in_words
+
+    with translation.override("da"):
+        words = dict(params_in_words({"questionnaire": "urn:q", "link_id": "1.2", "codes": ["1.10", "up"]}))
+        assert words == {"Spørgeskema": "urn:q", "Spørgsmål": "1.2", "Svar": "1.10; up"}
+        assert dict(params_in_words({"measure": "body-temperature", "high": "38.4"}))["Øvre grænse"] == "38,4 °C"

@@ -29,9 +29,9 @@
     var out = raw.map(function (value) {
       switch (info.type) {
         case "boolean": return { valueBoolean: value === "true" };
-        case "integer":
-          var whole = typedNumber(value);
-          return { valueInteger: Number.isInteger(whole) ? whole : NaN };
+        case "integer":  // digits only, as the server takes them ("72,0" is not a whole number)
+          var digits = String(value).replace(/\s+/g, "");
+          return { valueInteger: /^[+-]?\d+$/.test(digits) ? Number(digits) : NaN };
         case "decimal": return { valueDecimal: typedNumber(value) };
         case "date": return { valueDate: value };
         case "dateTime": return { valueDateTime: value };
