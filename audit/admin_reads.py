@@ -40,7 +40,8 @@ class PatientDataAdmin(admin.ModelAdmin):
 
     def _audit_one(self, request: HttpRequest, object_id: str, what: str) -> None:
         obj = self.get_object(request, unquote(object_id))
-        if obj is not None:
+        # Only what the page will show: a refused page is Django's 403, with nothing read.
+        if obj is not None and self.has_view_or_change_permission(request, obj):
             self._audit(request, f"{what} {object_id}", [obj])
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:

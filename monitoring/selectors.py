@@ -75,13 +75,16 @@ def _on_an_episode_of(patient: Patient, day: date) -> Q:
 
 def _watched_measures(patient: Patient) -> set[str]:
     """The measures any active rule of the patient's programmes watches: threshold, bands and
-    change rules name one; a combination rule names its reading's."""
+    change rules name one; a combination rule names its reading's; NEWS2 watches its chart's."""
     day = timezone.localdate()
-    params = (Rule.objects.filter(_on_an_episode_of(patient, day), active=True)
-              .values_list("params", flat=True))
+    from alerts.rules.news2 import CHART  # NEWS2 watches the chart's measures, named by none of its params
+
+    rules = Rule.objects.filter(_on_an_episode_of(patient, day), active=True).values_list("kind", "params")
     watched = set()
-    for p in params:
-        if isinstance(p, dict):
+    for kind, p in rules:
+        if kind == "news2":
+            watched |= {band.measure for band in CHART}
+        elif isinstance(p, dict):
             reading = p.get("reading")
             watched.add(p.get("measure") or (reading.get("measure") if isinstance(reading, dict) else None))
     return {code for code in watched if code in MEASURES}

@@ -452,6 +452,9 @@ def test_a_measure_watched_by_a_change_or_combination_rule_has_its_tab_before_an
     html = _client(cast.clinician_b).get(f"/patients/{cast.patient_b.pk}/").content.decode()
     assert f'/patients/{cast.patient_b.pk}/readings/blood-pressure/' in html
     assert f'/patients/{cast.patient_b.pk}/readings/glucose/' not in html
+    Rule.objects.create(program=cast.program_b, kind="news2", name="NEWS2", severity=Severity.YELLOW, params={})
+    html = _client(cast.clinician_b).get(f"/patients/{cast.patient_b.pk}/").content.decode()
+    assert f'/patients/{cast.patient_b.pk}/readings/respiratory-rate/' in html
 
 
 def test_dates_in_tables_are_written_the_danish_way_on_danish_pages(cast):
