@@ -367,7 +367,8 @@ def test_a_rule_whose_stored_params_no_longer_parse_is_recorded_per_reading_and_
     now = timezone.now()
     readings = [Reading.objects.create(patient=cast.patient_a, measure="spo2", value=v, unit="%", source="api",
                                        effective_at=now - timedelta(minutes=i)) for i, v in enumerate((88, 97))]
-    evaluate([r.pk for r in readings])
+    with translation.override("da"):  # as a worker runs: in the default language
+        evaluate([r.pk for r in readings])
     assert sorted(RuleError.objects.filter(rule=broken).values_list("source_key", flat=True)) == sorted(
         f"reading:{r.pk}" for r in readings)
     assert "Den nedre grænse skal være under den øvre grænse." in RuleError.objects.filter(rule=broken).first().error

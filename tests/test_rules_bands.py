@@ -159,5 +159,6 @@ def test_an_invalid_bands_rule_is_refused_with_a_clear_message(cast, params, mes
 def test_the_simple_threshold_kind_keeps_its_low_and_high_meaning(cast):
     params = parse_params("threshold", {"measure": "spo2", "low": 92})
     assert params.low == 92  # type: ignore[attr-defined]
-    with pytest.raises(ValidationError, match="Den nedre grænse skal være under den øvre grænse."):
+    refused = pytest.raises(ValidationError, match="Den nedre grænse skal være under den øvre grænse.")
+    with translation.override("da"), refused:
         parse_params("threshold", {"measure": "spo2", "low": 92, "high": 90})

@@ -213,7 +213,7 @@ def test_the_beat_task_runs_the_sweep(cast, schedule, rule):
 ])
 def test_invalid_missed_definitions_are_refused_at_save_with_a_clear_message(cast, params, message):
     rule = Rule(program=cast.program_a, kind="missed", name="Bad", severity="yellow", params=params)
-    with pytest.raises(ValidationError) as exc:
+    with translation.override("da"), pytest.raises(ValidationError) as exc:  # the message in the users' language
         rule_save(rule=rule, by=cast.admin)
     assert message in " ".join(exc.value.message_dict["params"])
     assert not Rule.objects.filter(kind="missed").exists()
