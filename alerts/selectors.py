@@ -1,7 +1,8 @@
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.urls import reverse
 
 from accounts.models import Role
@@ -172,6 +173,17 @@ def assignable_clinicians(patient: Any) -> QuerySet[Any]:
 
 def snoozes_active(patient: Any, now: Any) -> QuerySet[Snooze]:
     return patient.snoozes.filter(ended_at=None, until__gt=now).select_related("created_by").order_by("until")
+
+
+def rules_running_for(patient_id: Any, day: date) -> QuerySet[Rule]:
+    """Active rules of every programme in which the patient has an episode running on ``day``.
+    One filter() call, so that every episode condition applies to the same episode (separate
+    calls join the episodes twice, and another patient's open episode would count). May repeat a
+    rule (two episodes of one programme): add ``.distinct()`` where that matters."""
+    return Rule.objects.filter(
+        Q(program__episodes__end=None) | Q(program__episodes__end__gte=day),
+        active=True, program__episodes__patient_id=patient_id, program__episodes__treatment_start__lte=day,
+    )
 
 
 def rules_for_patient(patient: Any) -> QuerySet[Rule]:

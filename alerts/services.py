@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from psycopg.types.datetime import TimestamptzLoader
 
@@ -38,6 +37,7 @@ from alerts.models import (
 )
 from alerts.rules import KINDS, Finding, kinds_for, merged_params, parse_params
 from alerts.rules.context import Context
+from alerts.selectors import rules_running_for
 from monitoring.ingest import one_waiting_task
 from monitoring.models import PendingEvaluation, Reading
 from patients.models import TreatmentEpisode
@@ -52,18 +52,7 @@ _TZ = ZoneInfo("Europe/Copenhagen")
 
 
 def _rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
-    return list(
-        # One filter() call: every episode condition on the same episode (two calls would join
-        # episodes twice, and another patient's open episode would keep an ended one's rules on).
-        Rule.objects.filter(
-            Q(program__episodes__end=None) | Q(program__episodes__end__gte=on_date),
-            active=True,
-            kind__in=kinds,
-            program__episodes__patient_id=patient_id,
-            program__episodes__treatment_start__lte=on_date,
-        )
-        .distinct()
-    )
+    return list(rules_running_for(patient_id, on_date).filter(kind__in=kinds).distinct())
 
 
 def _reading_rules(readings: list[Reading], kinds: list[str], patient_ids: set[Any]) -> dict[int, list[Rule]]:

@@ -2,14 +2,16 @@
 of the readings still waiting for their rules."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from alerts.models import Rule
 from alerts.rules import parse_params
+from alerts.rules.news2 import CHART as NEWS2_CHART
+from alerts.selectors import rules_running_for
 from monitoring.measures import MEASURES, component_labels
 from monitoring.models import PendingEvaluation, Reading
 from patients.models import Patient
@@ -65,25 +67,13 @@ def reading_measures_for(patient: Patient) -> list[str]:
     return [code for code in MEASURES if code in present]
 
 
-def _on_an_episode_of(patient: Patient, day: date) -> Q:
-    """Rules of a programme in which ``patient`` has an episode running on ``day``: one Q, so
-    that every condition applies to the same episode (separate filter() calls would join the
-    episodes twice, and another patient's open episode would count)."""
-    return Q(Q(program__episodes__end=None) | Q(program__episodes__end__gte=day),
-             program__episodes__patient=patient, program__episodes__treatment_start__lte=day)
-
-
 def _watched_measures(patient: Patient) -> set[str]:
     """The measures any active rule of the patient's programmes watches: threshold, bands and
     change rules name one; a combination rule names its reading's; NEWS2 watches its chart's."""
-    day = timezone.localdate()
-    from alerts.rules.news2 import CHART  # NEWS2 watches the chart's measures, named by none of its params
-
-    rules = Rule.objects.filter(_on_an_episode_of(patient, day), active=True).values_list("kind", "params")
     watched = set()
-    for kind, p in rules:
-        if kind == "news2":
-            watched |= {band.measure for band in CHART}
+    for kind, p in rules_running_for(patient.pk, timezone.localdate()).values_list("kind", "params"):
+        if kind == "news2":  # its chart's measures, named by none of its parameters
+            watched |= {band.measure for band in NEWS2_CHART}
         elif isinstance(p, dict):
             reading = p.get("reading")
             watched.add(p.get("measure") or (reading.get("measure") if isinstance(reading, dict) else None))
@@ -95,8 +85,7 @@ def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[st
     The same selection as ``alerts.services._rules_for``, so the lines drawn are the limits
     that actually raise alerts."""
     day = timezone.localdate(today) if today else timezone.localdate()
-    rules = (Rule.objects.filter(_on_an_episode_of(patient, day), active=True, kind="threshold")
-             .distinct().order_by("pk"))
+    rules = rules_running_for(patient.pk, day).filter(kind="threshold").distinct().order_by("pk")
     by_measure: dict[str, list[tuple[Rule, object]]] = {}
     for rule in rules:
         params = parse_params(rule.kind, rule.params)
