@@ -130,3 +130,20 @@ def evaluate(reading_ids: list[int]) -> int:
 
     return readings_evaluate(batch_ids=[pending_evaluation_create(reading_ids=list(reading_ids))])
 
+
+def vital_signs_observation(patient, code="29463-7", value=81.4, unit="kg", identifier=None, **extra) -> dict:
+    """An R4 vital-signs Observation of ``patient`` as a device sends it (2 hours old unless
+    ``effectiveDateTime`` is given)."""
+    resource = {
+        "resourceType": "Observation", "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": f"Patient/{patient.pk}"},
+        "effectiveDateTime": (timezone.now() - timedelta(hours=2)).replace(microsecond=0).isoformat(),
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    }
+    if identifier:
+        resource["identifier"] = [{"system": "urn:dev", "value": identifier}]
+    resource.update(extra)
+    return resource

@@ -353,13 +353,9 @@ def test_a_device_token_cannot_search_observations_and_the_refusal_is_audited(ca
 
 @pytest.mark.parametrize("path", ["/fhir/Observation", "/fhir"])
 def test_a_patient_storing_observations_through_fhir_is_audited_as_through_rest(cast, path):
-    observation = {
-        "resourceType": "Observation", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]},
-        "subject": {"reference": f"Patient/{cast.patient_a.pk}"},
-        "effectiveDateTime": (timezone.now() - timedelta(minutes=5)).isoformat(),
-        "valueQuantity": {"value": 95, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
-    }
+    from tests.factories import vital_signs_observation
+
+    observation = vital_signs_observation(cast.patient_a, code="59408-5", value=95, unit="%")
     entry = {"resource": observation, "request": {"method": "POST", "url": "Observation"}}
     body = observation if path.endswith("Observation") else {"resourceType": "Bundle", "type": "transaction",
                                                              "entry": [entry]}

@@ -16,7 +16,7 @@ from audit.models import Action, AuditEvent, Outcome
 from monitoring.models import Device, DeviceKind, DeviceToken, Reading
 from monitoring.services import device_lend, device_register, device_return, device_token_issue
 from patients.models import RelativeGrant
-from tests.factories import make_user
+from tests.factories import make_user, vital_signs_observation
 
 pytestmark = pytest.mark.django_db
 TOKEN_RE = re.compile(r"dv_[A-Za-z0-9_\-]{20,}")
@@ -384,13 +384,8 @@ def test_a_relent_devices_backlog_from_the_previous_patient_is_refused_not_filed
 
 def test_a_relent_devices_backlog_is_refused_through_fhir_with_an_operation_outcome(cast):
     _device, raw = _relent_to_b(cast)
-    observation = {
-        "resourceType": "Observation", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]},
-        "subject": {"reference": f"Patient/{cast.patient_b.pk}"},
-        "effectiveDateTime": (timezone.now() - timedelta(days=20)).isoformat(),
-        "valueQuantity": {"value": 97, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
-    }
+    observation = vital_signs_observation(cast.patient_b, code="59408-5", value=97, unit="%",
+                                          effectiveDateTime=(timezone.now() - timedelta(days=20)).isoformat())
     response = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").post("/fhir/Observation", observation,
                                                                content_type="application/fhir+json")
     assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"

@@ -10,25 +10,10 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from monitoring.models import Reading
+from tests.factories import vital_signs_observation as _obs
 
 pytestmark = pytest.mark.django_db
 FHIR = "application/fhir+json"
-
-
-def _obs(patient, code="29463-7", value=81.4, unit="kg", identifier=None, **extra) -> dict:
-    resource = {
-        "resourceType": "Observation", "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "vital-signs"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": f"Patient/{patient.pk}"},
-        "effectiveDateTime": (timezone.now() - timedelta(hours=2)).replace(microsecond=0).isoformat(),
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
-    }
-    if identifier:
-        resource["identifier"] = [{"system": "urn:dev", "value": identifier}]
-    resource.update(extra)
-    return resource
 
 
 def _device(cast) -> Client:
