@@ -26,6 +26,7 @@ from monitoring.selectors import PERIODS, period_days, reading_measures_for, rea
 from monitoring.services import AlreadyErroneous, IngestResult, reading_ingest_from_form, reading_mark_erroneous
 from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
+from proplatform.forms import form_errors_from
 
 
 @role_required(Role.PATIENT)
@@ -40,10 +41,7 @@ def reading_new(request: HttpRequest) -> HttpResponse:
                 value=form.cleaned_data["value"], unit=measure.unit, effective_at=form.cleaned_data["measured_at"],
                 entered_by=request.user)
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                target = {"effective_at": "measured_at", "unit": "measure"}.get(field, field)
-                for error in errors:
-                    form.add_error(target if target in form.fields else None, error)
+            form_errors_from(form, exc, rename={"effective_at": "measured_at", "unit": "measure"})
         else:
             _sent_message(request, result)
             return redirect("my-home")
@@ -74,10 +72,7 @@ def reading_new_measure(request: HttpRequest, measure: str) -> HttpResponse:
                 value=form.cleaned_data["value"], value2=form.cleaned_data.get("value2"), unit=m.unit,
                 effective_at=form.cleaned_data["measured_at"], entered_by=request.user)
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                target = _FORM_FIELD.get(field, field)
-                for error in errors:
-                    form.add_error(target if target in form.fields else None, error)
+            form_errors_from(form, exc, rename=_FORM_FIELD)
         else:
             _sent_message(request, result)
             return redirect("my-readings-measure", m.code)

@@ -58,9 +58,8 @@ class DecimalTextField(forms.DecimalField):
     the browser's number field, which silently drops a comma it does not expect (Chromium turned
     a typed "5,6" mmol/L into 56) or blanks the field. Both "72,5" and "72.5" are 72.5."""
 
-    def __init__(self, *, attrs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off",
-                                                           **(attrs or {})}))
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
         kwargs.setdefault("localize", True)  # shown back as the page's language writes it
         super().__init__(**kwargs)
         self.error_messages["invalid"] = _("Write a number, such as 72,5.")
@@ -73,9 +72,8 @@ class IntegerTextField(forms.IntegerField):
     """A whole number a person types, in a text field with the numeric keyboard: a number field
     would turn a typed "72,5" into 725 without a word; here it is an error."""
 
-    def __init__(self, *, attrs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off",
-                                                           **(attrs or {})}))
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
         super().__init__(**kwargs)
         self.error_messages["invalid"] = _("Write a whole number, such as 72.")
 
