@@ -6,6 +6,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from audit.models import Action, Outcome
+from audit.services import audit_record
+
 View = Callable[..., HttpResponse]
 
 
@@ -16,9 +19,6 @@ def role_required(*roles: str) -> Callable[[View], View]:
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.user.role not in roles:
                 # A refusal is audited like any other (who tried to open what, as which role).
-                from audit.models import Action, Outcome
-                from audit.services import audit_record
-
                 audit_record(user=request.user, action=Action.READ if request.method in ("GET", "HEAD") else
                              Action.UPDATE, resource=request.path[:300], outcome=Outcome.DENIED,
                              patient_id=kwargs.get("patient_id"), request=request)

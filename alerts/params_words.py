@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_duration
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
+from alerts.rules.change import window_words
 from monitoring.measures import MEASURES, component_labels
 
 LABELS: dict[str, Any] = {
@@ -100,10 +101,8 @@ def _value(name: str, value: Any, measure: Any, titles: dict[str, str]) -> str:
         return parts[1] if value == "value2" else parts[0]
     if name == "questionnaire":
         return titles.get(value, value)
-    if name == "window" and isinstance(value, str) and (duration := parse_duration(value)) is not None:
-        from alerts.rules.change import window_words
-
-        return window_words(duration)
+    if name == "window" and isinstance(value, str):  # stored as ISO 8601 ("P3D")
+        value = parse_duration(value) or value
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
     if isinstance(value, dict):
@@ -113,8 +112,6 @@ def _value(name: str, value: Any, measure: Any, titles: dict[str, str]) -> str:
     if isinstance(value, str) and value in WORDS:
         return str(WORDS[value])
     if isinstance(value, timedelta):
-        from alerts.rules.change import window_words
-
         return window_words(value)
     number = _number(value) if not isinstance(value, str) or name in _NUMERIC else None
     if number is not None:
