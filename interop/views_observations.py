@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Role
 from audit.models import Action, Outcome
-from audit.services import audit_record, audit_record_many, client_ip
+from audit.services import audit_record
 from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
 from interop.observation_in import BP_PANEL, ParsedObservation, parse_observation
 from interop.views import FhirView
@@ -25,6 +25,7 @@ from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
 from monitoring.ingest import MAX_BATCH, ItemResult, readings_ingest
 from monitoring.measures import MEASURES
 from monitoring.models import Device, Source
+from monitoring.services import readings_audit_created
 from patients.access import patient_or_404
 from patients.models import Patient
 from questionnaires.models import QuestionnaireResponse
@@ -90,11 +91,8 @@ def _check(parsed: ParsedObservation, patient: Patient) -> tuple[dict[str, Any],
 def _audit_stored(request: Request, patient: Patient, results: list[ItemResult]) -> None:
     """A person's new readings are audited, as through the REST endpoint; a device's are not
     (it is no person, and it writes only its own patient's record)."""
-    if isinstance(request.user, DevicePrincipal):
-        return
-    created = [(f"Reading/{r.id}", patient.pk) for r in results if r.status == 201 and r.id is not None]
-    if created:  # one INSERT for a Bundle of a thousand
-        audit_record_many(user=request.user, action=Action.CREATE, reads=created, ip=client_ip(request))
+    if not isinstance(request.user, DevicePrincipal):
+        readings_audit_created(user=request.user, patient=patient, results=results, request=request)
 
 
 class ObservationCreateMixin:

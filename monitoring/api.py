@@ -15,12 +15,11 @@ from rest_framework.views import APIView
 
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Role
-from audit.models import Action
-from audit.services import audit_record
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
 from monitoring.ingest import MAX_BATCH, BatchTooLarge, ItemResult, readings_ingest
 from monitoring.measures import MEASURES
 from monitoring.models import Device, Reading, Source
+from monitoring.services import readings_audit_created
 from patients.models import Patient
 
 
@@ -145,10 +144,7 @@ class ReadingCreateView(APIView):
                 f"At most {MAX_BATCH:,} readings per request; this one has {exc.size:,}. "
                 "Nothing was stored."]}) from exc
         if entered_by is not None:
-            for r in results:
-                if r.status == 201:
-                    audit_record(user=request.user, action=Action.CREATE, resource=f"Reading/{r.id}",
-                                 patient_id=patient.pk, request=request)
+            readings_audit_created(user=request.user, patient=patient, results=results, request=request)
         if single:
             return self._single(results[0])
         stored = any(r.id is not None for r in results)

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -18,8 +19,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from audit.models import Action
-from audit.services import audit_record
-from monitoring.ingest import _enqueue_evaluation, readings_ingest
+from audit.services import audit_record, audit_record_many, client_ip
+from monitoring.ingest import ItemResult, _enqueue_evaluation, readings_ingest
 from monitoring.models import Device, DeviceKind, DeviceToken, PendingEvaluation, Reading, Source
 from patients.models import Patient
 
@@ -69,6 +70,16 @@ def reading_ingest(
     if result.reading is None:
         raise ValidationError(result.errors)
     return IngestResult(result.reading, result.status == 201)
+
+
+def readings_audit_created(*, user: Any, patient: Patient, results: list[ItemResult],
+                           request: HttpRequest | None = None) -> None:
+    """Audit the readings a person just stored (REST or FHIR), one row each, in one INSERT (a
+    batch of a thousand). A device's are not audited: it is no person, and writes only its own
+    patient's record."""
+    created = [(f"Reading/{r.id}", patient.pk) for r in results if r.status == 201 and r.id is not None]
+    if created:
+        audit_record_many(user=user, action=Action.CREATE, reads=created, ip=client_ip(request))
 
 
 def reading_ingest_from_form(
