@@ -33,19 +33,33 @@ class DeviceTokenAuthentication(BaseAuthentication):
         raw = bearer_token(request)
         if raw is None or not raw.startswith("dv_"):
             return None
-        found = _device_for(hash_token(raw))
-        if found is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked device token.")
-        token_id, device = found
-        if device.lent_to is not None and device.lent_to < timezone.localdate():
-            raise exceptions.AuthenticationFailed("This device is no longer lent out.")
+        checked = device_token_check(raw)
+        if isinstance(checked, str):
+            raise exceptions.AuthenticationFailed(checked)
+        token_id, device = checked
         return DevicePrincipal(device=device), token_id  # request.auth: the token's id
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="devices"'
 
 
-def _device_for(key_hash: str) -> tuple[int, Device] | None:
+def device_token_check(raw: str) -> tuple[int, Device] | str:
+    """The id of a usable device token (``dv_…``) and its device (with the patient), or why the
+    token is refused: unknown or revoked, or its device is no longer lent out."""
+    found = device_token_lookup(hash_token(raw))
+    if found is None:
+        return "Invalid or revoked device token."
+    return device_refusal(found[1]) or found
+
+
+def device_refusal(device: Device) -> str | None:
+    """Why a device with an unrevoked token may not send today, or None."""
+    if device.lent_to is not None and device.lent_to < timezone.localdate():
+        return "This device is no longer lent out."
+    return None
+
+
+def device_token_lookup(key_hash: str) -> tuple[int, Device] | None:
     """The id of an unrevoked token and its device (with the patient), or None.
 
     Every device request starts here. On PostgreSQL one hand-written join, prepared once per

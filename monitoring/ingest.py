@@ -6,7 +6,8 @@ within the batch and against the database with one query, and inserted with one 
 (PostgreSQL; ``bulk_create`` elsewhere) in one transaction — or, for one reading with a
 client_id (a device's single upload), with one statement that also stores its pending batch
 (``_insert_one``, PostgreSQL). Evaluation is requested once per
-batch, after commit (``evaluation_request``: at most one task waits in the queue). Stored
+batch, after commit (``evaluation_request_soon``: a process's requests leave it from one thread,
+and at most one task waits in the queue). Stored
 items are plain values until a caller asks for a ``Reading`` model instance
 (``ItemResult.reading``): the batch endpoint answers with id and flag only, and at 1,000 items
 a batch the model instances cost more than parsing the items did.
@@ -23,6 +24,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache as memoized
 from typing import Any
 
 import orjson
@@ -34,6 +36,7 @@ from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
+from monitoring.evaluation_sender import EvaluationSender
 from monitoring.measures import Measure, coding_lookup
 from monitoring.models import Device, PendingEvaluation, Reading, Source
 from monitoring.units import UnitError, to_canonical
@@ -372,6 +375,25 @@ def evaluation_request(batch_ids: list[int]) -> None:
         raise
 
 
+def _send_interval_seconds() -> float:
+    return settings.EVALUATION_SEND_INTERVAL_MS / 1000
+
+
+_sender = EvaluationSender(evaluation_request, interval_seconds=_send_interval_seconds)
+
+
+def evaluation_request_soon(batch_id: int) -> None:
+    """Ask for a just-committed batch's evaluation. With tasks run in-process (the embedded
+    shape) it is evaluated now, in this request; with a broker the process's sender thread
+    sends the request, together with the others waiting (ADR 0016), and the caller goes on."""
+    from proplatform.celery import app
+
+    if app.conf.task_always_eager:
+        evaluation_request([batch_id])
+    else:
+        _sender.put([batch_id])
+
+
 # A claim of at least this many readings counts as a bulk upload's backlog (evaluation_gather).
 GATHER_AFTER_READINGS = 200
 
@@ -485,6 +507,52 @@ def readings_ingest(
     if len(items) > MAX_BATCH:
         raise BatchTooLarge(len(items))
     now = timezone.now()
+    results, candidates = _checked(patient=patient, items=items, device=device, now=now)
+    readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
+    if _stored_in_one_statement(candidates, results=results, readings=readings):
+        return results  # type: ignore[return-value]  # the one candidate's slot is filled
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                _store(patient=patient, candidates=candidates, results=results, readings=readings)
+            break
+        except IntegrityError:
+            # A concurrent request stored one of these client_ids first (_lock_patient): look again.
+            for p in candidates:
+                p.id = None
+            if attempt == 2:
+                raise
+            readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
+    return results  # type: ignore[return-value]  # every slot is filled by now
+
+
+def reading_device_store_one(*, item: Any, device: Device, token_id: int) -> ItemResult | None:
+    """Store one reading with a client_id from a device by one statement that also checks that
+    the device's token ``token_id`` is still unrevoked and the device still lent to the same
+    patient for the same period as ``device`` says (PostgreSQL). For the device fast path
+    (monitoring.device_fast_path, ADR 0016), which looks tokens up once a minute, not per request.
+
+    The 201 result, or None when the request deserves any other answer: a field error, no
+    client_id, a repeat or a reused client_id, a token or device that changed, another database.
+    Nothing is stored then, and the caller leaves the request to the API view, which answers it."""
+    if connection.vendor != "postgresql" or not (connection.get_autocommit() or connection.in_atomic_block):
+        return None
+    now = timezone.now()
+    results, candidates = _checked(patient=device.patient, items=[item], device=device, now=now)
+    if not candidates or not candidates[0].client_id:
+        return None
+    readings = _Readings(patient_id=device.patient_id, source=Source.DEVICE, now=now, entered_by=None)
+    batch = _insert_one(candidates[0], readings, still_lent=(token_id, device))
+    if batch is None:
+        return None
+    _stored(candidates, batch=batch, results=results, readings=readings)
+    return results[0]
+
+
+def _checked(*, patient: Patient, items: list[Any], device: Device | None,
+             now: datetime) -> tuple[list[ItemResult | None], list[Parsed]]:
+    """Parse the items and check whom and which device they name and when they were measured:
+    a result for each refused item, in its slot (the others None), and the candidates to store."""
     latest = now + timedelta(seconds=settings.READING_CLOCK_SKEW_SECONDS)
     results: list[ItemResult | None] = [None] * len(items)
     parsed: list[Parsed] = []
@@ -516,23 +584,7 @@ def readings_ingest(
             results[p.index] = ItemResult(p.index, 400, errors={"effective_at": [outside]})
             continue
         candidates.append(p)
-
-    readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
-    if _stored_in_one_statement(candidates, results=results, readings=readings):
-        return results  # type: ignore[return-value]  # the one candidate's slot is filled
-    for attempt in range(3):
-        try:
-            with transaction.atomic():
-                _store(patient=patient, candidates=candidates, results=results, readings=readings)
-            break
-        except IntegrityError:
-            # A concurrent request stored one of these client_ids first (_lock_patient): look again.
-            for p in candidates:
-                p.id = None
-            if attempt == 2:
-                raise
-            readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
-    return results  # type: ignore[return-value]  # every slot is filled by now
+    return results, candidates
 
 
 def _stored_in_one_statement(candidates: list[Parsed], *, results: list[ItemResult | None],
@@ -633,7 +685,7 @@ def _stored(new: list[Parsed], *, batch: int, results: list[ItemResult | None], 
     evaluation once it is committed."""
     # robust: if the broker is down the readings stay committed and the 201 stays true; the
     # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
-    transaction.on_commit(lambda: evaluation_request([batch]), robust=True)
+    transaction.on_commit(lambda: evaluation_request_soon(batch), robust=True)
     for p in new:
         results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
 
@@ -686,10 +738,10 @@ def _reading_sequence(cursor: Any) -> str:
 # One new reading and its pending batch (ADR 0009) in one statement. A client_id the patient
 # already used inserts nothing (uniq_reading_client_id as the arbiter; a concurrent insert of it
 # is waited for) and the statement returns no row.
-_INSERT_ONE_SQL = f"""
+_INSERT_ONE_SQL = """
     WITH reading AS (
-        INSERT INTO monitoring_reading ({", ".join(_COPY_COLUMNS[1:])})
-        VALUES ({", ".join(["%s"] * (len(_COPY_COLUMNS) - 1))})
+        INSERT INTO monitoring_reading ({columns})
+        {values}
         ON CONFLICT (patient_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING id
     ), pending AS (
@@ -697,20 +749,46 @@ _INSERT_ONE_SQL = f"""
         SELECT jsonb_build_array(id), 1, %s FROM reading RETURNING id
     )
     SELECT reading.id, pending.id FROM reading, pending
-"""  # noqa: S608 (the module's own column names, no input)
+"""
+# ... and, for the device fast path, only if the device's token is unrevoked and the device is
+# lent to the same patient for the same period as when the token was looked up (ADR 0016).
+_STILL_LENT_SQL = """
+    WHERE EXISTS (
+        SELECT 1 FROM monitoring_devicetoken t JOIN monitoring_device d ON d.id = t.device_id
+        WHERE t.id = %s AND t.revoked_at IS NULL AND d.id = %s AND d.patient_id = %s
+            AND d.lent_from = %s AND d.lent_to IS NOT DISTINCT FROM %s::date)
+"""
 
 
-def _insert_one(p: Parsed, readings: _Readings) -> int | None:
+@memoized
+def _insert_one_sql(still_lent: bool) -> str:
+    columns = _COPY_COLUMNS[1:]
+    if not still_lent:
+        values = f"VALUES ({', '.join(['%s'] * len(columns))})"
+    else:  # a SELECT, to take a WHERE; its parameters cast, as VALUES takes the columns' types
+        by_column = {f.column: f for f in Reading._meta.concrete_fields}
+        casts = ", ".join(f"%s::{by_column[c].cast_db_type(connection)}" for c in columns)
+        values = f"SELECT {casts} {_STILL_LENT_SQL}"
+    return _INSERT_ONE_SQL.format(columns=", ".join(columns), values=values)
+
+
+def _insert_one(p: Parsed, readings: _Readings, *, still_lent: tuple[int, Device] | None = None) -> int | None:
     """Store one reading that has a client_id (PostgreSQL); returns its pending batch's id, or
-    None if the patient already used the client_id (nothing stored). A device's single upload,
-    the common case, in one round trip: outside a transaction the statement commits on its own,
-    all or nothing, where the general path (_store) costs BEGIN, the repeat lookup, the id
-    reservation, COPY and COMMIT. Inside one (a caller's atomic block) it runs in a savepoint,
-    so that a failure leaves the caller's transaction usable, as the general path does."""
-    params = (*_row(p, readings, _entered_by_id(readings))[1:], readings.now)  # the batch's created_at last
+    None if nothing was stored: the patient already used the client_id, or (``still_lent``: a
+    token id and the device it was looked up with) the token or the device's lending changed.
+    A device's single upload, the common case, in one round trip: outside a transaction the
+    statement commits on its own, all or nothing, where the general path (_store) costs BEGIN,
+    the repeat lookup, the id reservation, COPY and COMMIT. Inside one (a caller's atomic block)
+    it runs in a savepoint, so that a failure leaves the caller's transaction usable, as the
+    general path does."""
+    params: tuple[Any, ...] = _row(p, readings, _entered_by_id(readings))[1:]
+    if still_lent is not None:
+        token_id, device = still_lent
+        params += (token_id, device.pk, device.patient_id, device.lent_from, device.lent_to)
+    params += (readings.now,)  # the batch's created_at
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with savepoint, prepared_cursor() as cursor:
-        cursor.execute(_INSERT_ONE_SQL, params, prepare=True)
+        cursor.execute(_insert_one_sql(still_lent is not None), params, prepare=True)
         row = cursor.fetchone()
     if row is None:
         return None

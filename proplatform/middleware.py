@@ -1,11 +1,12 @@
 """Request ids: one per request, echoed in the X-Request-ID header, written to audit rows and
 attached to every log line of the request."""
 
+import contextlib
 import contextvars
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.http import HttpRequest, HttpResponse
 
@@ -23,16 +24,24 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        supplied = request.headers.get("X-Request-ID", "")
-        request_id = supplied if _SAFE_ID.match(supplied) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
-        token = _request_id.set(request_id)
-        try:
+        with request_id_scope(request) as request_id:
             response = self.get_response(request)
-        finally:
-            _request_id.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+@contextlib.contextmanager
+def request_id_scope(request: HttpRequest) -> Iterator[str]:
+    """The request's id (the caller's X-Request-ID if harmless, else a new one), set on the
+    request and, for the block, as the id of every log line and audit row."""
+    supplied = request.headers.get("X-Request-ID", "")
+    request_id = supplied if _SAFE_ID.match(supplied) else uuid.uuid4().hex
+    request.request_id = request_id  # type: ignore[attr-defined]
+    token = _request_id.set(request_id)
+    try:
+        yield request_id
+    finally:
+        _request_id.reset(token)
 
 
 class RequestIdLogFilter(logging.Filter):

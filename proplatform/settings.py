@@ -159,6 +159,13 @@ ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)
 # if that task is lost, the mark that one waits expires after this many seconds. 0: a task per
 # batch, always.
 EVALUATION_QUEUED_SECONDS = env.int("EVALUATION_QUEUED_SECONDS", default=10)
+# With a broker, a web process hands its evaluation requests to one thread that sends them
+# (monitoring.evaluation_sender, ADR 0016): at most one send per this many milliseconds, with
+# every batch handed over meanwhile. A batch alone goes at once. 0: a send per batch.
+EVALUATION_SEND_INTERVAL_MS = env.int("EVALUATION_SEND_INTERVAL_MS", default=10)
+# A device's single reading is stored and answered before Django's request cycle
+# (monitoring.device_fast_path, ADR 0016). Off: Django answers every request.
+READINGS_FAST_PATH = _bool("READINGS_FAST_PATH", default=True)
 # After an evaluation task claimed a large backlog (a bulk upload), the worker process waits until
 # this many milliseconds have passed since that claim before its next claim, so the upload is
 # evaluated in a few large claims instead of many small ones (ADR 0013). 0 turns it off.

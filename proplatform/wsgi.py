@@ -1,6 +1,7 @@
 """WSGI entry point: the web process (Procfile ``web:``, gunicorn) serves HTTP through it.
 
-Websockets (the triage live feed) are served by the ASGI app (``proplatform.asgi``) in the
+A device's single reading takes a shorter way in front of Django (monitoring.device_fast_path,
+ADR 0016). Websockets (the triage live feed) are served by the ASGI app (``proplatform.asgi``) in the
 ``ws:`` process; see docs/adr/0012-http-over-wsgi-websockets-over-asgi.md."""
 
 import os
@@ -11,7 +12,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proplatform.settings")
 
 application = get_wsgi_application()
 
+from monitoring.device_fast_path import DeviceReadingFastPath  # noqa: E402  (needs the app loaded)
 from proplatform.memory import freeze_loaded_app  # noqa: E402
+
+# A device's single reading is stored and answered before Django's request cycle (ADR 0016).
+application = DeviceReadingFastPath(application)
 
 # gunicorn loads this module in each worker process, after its fork.
 freeze_loaded_app()

@@ -276,18 +276,23 @@ def test_a_batch_across_the_episode_start_judges_each_reading_by_its_own_day(
 
 @pytest.fixture
 def broker(settings):  # type: ignore[no-untyped-def]
-    """Tasks go to a broker, as in production (the autouse fixture puts eager back afterwards)."""
+    """Tasks go to a broker, as in production (the autouse fixture puts eager back afterwards).
+    The process's sender thread (ADR 0016, tested in test_evaluation_sender) is replaced by a
+    call in the committing thread, so that a test sees what was sent as soon as it commits."""
+    from types import SimpleNamespace
+
     from django.core.cache import cache
 
-    from monitoring.ingest import EVALUATION_QUEUED_KEY
+    from monitoring import ingest
     from proplatform.celery import app
 
     app.conf.task_always_eager = False
     settings.ALERTS_COALESCE_SECONDS = 60
-    cache.delete(EVALUATION_QUEUED_KEY)
+    cache.delete(ingest.EVALUATION_QUEUED_KEY)
     forget_claims()
-    yield
-    cache.delete(EVALUATION_QUEUED_KEY)
+    with mock.patch.object(ingest, "_sender", SimpleNamespace(put=ingest.evaluation_request)):
+        yield
+    cache.delete(ingest.EVALUATION_QUEUED_KEY)
     forget_claims()
 
 

@@ -158,7 +158,8 @@ def test_a_failing_statement_stores_nothing_not_even_the_pending_batch(general_p
 def test_inside_a_callers_transaction_a_failure_rolls_back_to_its_savepoint(monkeypatch):
     cast = make_cast()
     # The same statement, made to fail at execution (division by zero in the pending batch).
-    monkeypatch.setattr(ingest, "_INSERT_ONE_SQL", ingest._INSERT_ONE_SQL.replace(
+    statement = ingest._insert_one_sql
+    monkeypatch.setattr(ingest, "_insert_one_sql", lambda still_lent: statement(still_lent).replace(
         "jsonb_build_array(id), 1,", "jsonb_build_array(id), 1 / (id - id),"))
 
     with transaction.atomic():

@@ -1,0 +1,205 @@
+"""A device's single reading, stored and answered before Django's request cycle (ADR 0016).
+
+Most requests the web processes serve are one reading from a home device: ``POST
+/api/v1/readings`` with a device token and one JSON object. Django's middleware chain and DRF
+cost more CPU than storing the reading does, and on a small machine that CPU is the latency
+20 devices at once wait for (issue #4, bench/reading_concurrency.py).
+
+The fast path wraps the WSGI application. It takes a request only when it looks exactly like
+that common case, and it answers only when the reading was stored (201). Everything else goes
+to Django with the body handed back unread, and Django answers as it always did: another path,
+method, token kind, content type, ``Accept`` or a query string; a body over 64 KiB; a host
+Django refuses or plain HTTP where HTTPS is required; an unknown, revoked or returned device's
+token; a body that is not one JSON object; any field error, repeat (200) or reused client_id
+(409); and any exception. So every error message and status has one source, the API view, and
+nothing is stored when the fast path gives up: the reading is stored by one statement that
+commits on its own (``monitoring.ingest``), the last step before the answer. (Should writing the
+answer fail after that, Django answers the same request as a repeat: 200 with the reading.)
+
+What the fast path does for a request is what Django's stack does for this one: the request
+id, the language (``LocaleMiddleware``), the HTTPS redirect and host check (``SecurityMiddleware``,
+``CommonMiddleware``) and the response headers of the middleware that set them. It keeps its
+database connection from one request to the next (``_connection_kept_or_closed``). The same device
+token check and the same ingest function; the same serializer writes the answer.
+tests/test_device_fast_path.py checks that the answers and headers are Django's own.
+"""
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
+from django.middleware.locale import LocaleMiddleware
+from django.middleware.security import SecurityMiddleware
+
+from accounts.models import hash_token
+from monitoring.api import _READING_OUT
+from monitoring.authentication import device_refusal, device_token_lookup
+from monitoring.ingest import reading_device_store_one
+from monitoring.models import Device
+from proplatform.middleware import request_id_scope
+
+logger = logging.getLogger(__name__)
+
+PATH = "/api/v1/readings"
+MAX_BODY = 64 * 1024  # one reading is a few hundred bytes; anything bigger is Django's
+_JSON = ("application/json", "application/json;charset=utf-8")
+_ACCEPT = ("*/*", "application/json")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _unused(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("the middleware here are used for their process_request/process_response only")
+
+
+def _body_length(environ: dict[str, Any]) -> int:
+    """The body's length if the request looks like a device's single reading, else 0."""
+    if (environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH or environ.get("QUERY_STRING")
+            or "HTTP_TRANSFER_ENCODING" in environ
+            or environ.get("CONTENT_TYPE", "").replace(" ", "").lower() not in _JSON
+            or environ.get("HTTP_ACCEPT", "*/*").strip() not in _ACCEPT):
+        return 0
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith("dv_") or " " in token.strip():
+        return 0
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+    return length if 0 < length <= MAX_BODY else 0
+
+
+# How long a web thread keeps its database connection from one fast-path request to the next.
+KEEP_CONNECTION_SECONDS = 60.0
+_kept = threading.local()
+
+
+def _connection_kept_or_closed() -> None:
+    """Keep this thread's database connection from the previous fast-path request, unless it
+    is too old or not clean; else close it, so that the first query takes one from the pool.
+
+    Django returns a connection to the pool at the end of every request and the pool checks it
+    with a round trip when it is taken again (CONN_HEALTH_CHECKS): together a fifth of a device
+    request's CPU. The fast path keeps its connection instead, like CONN_MAX_AGE, for up to
+    KEEP_CONNECTION_SECONDS. Unchecked, a connection may have died (the database restarted):
+    then the request fails here, this connection is closed, and Django answers the request with
+    a checked one. A Django request in this thread closes it too (request_started), so a thread
+    never holds more than the one connection it would hold anyway."""
+    now = time.monotonic()
+    if connection.connection is None:
+        _kept.until = now + KEEP_CONNECTION_SECONDS
+    elif (now >= getattr(_kept, "until", now) or connection.errors_occurred or connection.in_atomic_block
+          or not connection.get_autocommit()):
+        connection.close()
+        _kept.until = now + KEEP_CONNECTION_SECONDS
+
+
+class DeviceTokens:
+    """This process's look-ups of device tokens (the token's id and its device with the
+    patient), by token hash, each for up to TOKEN_SECONDS; at most MAX_TOKENS of them.
+
+    Reusing a look-up is safe because the statement that stores a reading checks again that
+    the token is unrevoked and the device lent to the same patient for the same period
+    (``reading_device_store_one``): a token revoked a moment ago stores nothing, and the API
+    view answers 401. Whether the device has been returned by today is checked per request."""
+
+    TOKEN_SECONDS = 60.0
+    MAX_TOKENS = 10_000
+
+    def __init__(self) -> None:
+        self._found: dict[str, tuple[float, tuple[int, Device] | None]] = {}
+
+    def get(self, key_hash: str) -> tuple[int, Device] | None:
+        now = time.monotonic()
+        at, found = self._found.get(key_hash, (-self.TOKEN_SECONDS, None))
+        if now - at >= self.TOKEN_SECONDS:
+            found = device_token_lookup(key_hash)
+            if found is None:
+                return None  # unknown or revoked: not kept, so that guessing cannot fill the dict
+            if len(self._found) >= self.MAX_TOKENS:
+                self._found.clear()
+            self._found[key_hash] = (now, found)
+        return found
+
+    def forget(self, key_hash: str) -> None:
+        self._found.pop(key_hash, None)
+
+
+class DeviceReadingFastPath:
+    def __init__(self, django_app: WsgiApp) -> None:
+        self.django_app = django_app
+        self.tokens = DeviceTokens()
+        self.security = SecurityMiddleware(_unused)
+        self.common = CommonMiddleware(_unused)
+        self.locale = LocaleMiddleware(_unused)
+        self.frame_options = XFrameOptionsMiddleware(_unused)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if settings.READINGS_FAST_PATH and (length := _body_length(environ)):
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)  # Django reads it again if it answers
+            answered = self._answer(environ, body)
+            if answered is not None:
+                status, headers, content = answered
+                start_response(status, headers)
+                return [content]
+        return self.django_app(environ, start_response)
+
+    def _answer(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        _connection_kept_or_closed()
+        try:
+            request = WSGIRequest(environ)
+            with request_id_scope(request) as request_id:
+                response = self._stored(request, body)
+                if response is None:
+                    return None
+                response["X-Request-ID"] = request_id
+            return f"{response.status_code} {response.reason_phrase}", list(response.items()), response.content
+        except (SuspiciousOperation, PermissionDenied):
+            return None  # a host or client Django refuses: it answers, and logs it as it does
+        except Exception:
+            logger.exception("The device fast path failed; Django answers the request")
+            connection.close()  # perhaps broken (the database restarted): Django takes a checked one
+            return None
+
+    def _stored(self, request: WSGIRequest, body: bytes) -> HttpResponse | None:
+        """The 201 answer for the reading in ``body``, stored; None (nothing stored) when Django
+        is to answer the request."""
+        if self.security.process_request(request) is not None:  # plain HTTP: Django redirects
+            return None
+        if self.common.process_request(request) is not None:  # checks the host; www redirect
+            return None
+        key_hash = hash_token(request.META["HTTP_AUTHORIZATION"].partition(" ")[2].strip())
+        found = self.tokens.get(key_hash)
+        if found is None or device_refusal(found[1]) is not None:
+            return None
+        try:
+            item = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(item, dict) or "readings" in item:
+            return None
+        self.locale.process_request(request)
+        token_id, device = found
+        result = reading_device_store_one(item=item, device=device, token_id=token_id)
+        if result is None:
+            self.tokens.forget(key_hash)  # perhaps revoked or lent again: look it up afresh next time
+            return None
+        response = HttpResponse(orjson.dumps(_READING_OUT.to_representation(result.reading)), status=201,
+                                content_type="application/json")
+        response["Allow"] = "POST, OPTIONS"  # as DRF's APIView answers
+        # Django runs process_response from the innermost middleware out.
+        for middleware in (self.frame_options, self.common, self.locale, self.security):
+            response = middleware.process_response(request, response)
+        return response

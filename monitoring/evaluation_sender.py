@@ -1,0 +1,87 @@
+"""A web process's evaluation requests leave it from one thread (ADR 0016).
+
+With a broker, a request that stored readings used to send their evaluation task itself, after
+commit: Celery's publish cost ~0.4 ms of CPU, a third of a device's single-reading request. Now
+the request hands the pending batch's id to this process's sender thread (a queue put) and
+answers; the thread sends, and batches handed over while it waits or sends go out in one task
+(an evaluation task claims every batch it is given, and others waiting: ADR 0011). The
+one-waiting-task mark of ADR 0011 is checked by the thread too, so a request no longer talks to
+Redis at all.
+
+Nothing is lost that was not lost before: the batches are committed before they are handed
+over, and a batch whose request the thread never sends (the broker is down, the process dies)
+waits in monitoring_pendingevaluation for the sweep, as when a broker loses a message. At a
+normal exit the process sends what waits (atexit).
+"""
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from queue import Empty, SimpleQueue
+
+logger = logging.getLogger(__name__)
+
+
+class EvaluationSender:
+    """Sends ``send(batch_ids)`` from one daemon thread per process (started on first use, and
+    again in a forked child), each call with every batch id handed over meanwhile."""
+
+    def __init__(self, send: Callable[[list[int]], None], *, interval_seconds: Callable[[], float]) -> None:
+        self._send = send
+        self._interval_seconds = interval_seconds
+        self._queue: SimpleQueue[list[int]] = SimpleQueue()
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def put(self, batch_ids: list[int]) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._queue.put(batch_ids)
+
+    def flush(self) -> None:
+        """Send what waits, from the calling thread (at exit, and in tests)."""
+        try:
+            waiting = self._queue.get_nowait()
+        except Empty:
+            return
+        self._send_safely(self._drained(waiting))
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = SimpleQueue()  # a forked child does not inherit its parent's waiting ids
+            threading.Thread(target=self._run, name="evaluation-sender", daemon=True).start()
+            if self._pid is None:
+                atexit.register(self.flush)
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        last_sent = float("-inf")
+        while True:
+            first = self._queue.get()
+            # At most one send per interval: alone, a batch goes at once; under load, the batches
+            # handed over within an interval go together.
+            if (wait := last_sent + self._interval_seconds() - time.monotonic()) > 0:
+                time.sleep(wait)
+            batch_ids = self._drained(first)
+            last_sent = time.monotonic()
+            self._send_safely(batch_ids)
+
+    def _drained(self, first: list[int]) -> list[int]:
+        batch_ids = list(first)
+        while True:
+            try:
+                batch_ids += self._queue.get_nowait()
+            except Empty:
+                return batch_ids
+
+    def _send_safely(self, batch_ids: list[int]) -> None:
+        try:
+            self._send(batch_ids)
+        except Exception:
+            # The batches are committed and wait for the sweep (monitoring.tasks).
+            logger.exception("Could not request the evaluation of %d pending batches; the sweep will", len(batch_ids))

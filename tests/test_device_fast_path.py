@@ -1,0 +1,359 @@
+"""The device fast path (monitoring.device_fast_path, ADR 0016): a device's single reading is
+stored and answered in front of Django, with Django's own answer and headers; every other
+request, and every request it would not answer with 201, reaches Django with its body and gets
+Django's answer, and the fast path stores nothing of it.
+
+The requests go through the WSGI application as gunicorn calls it. The tests commit
+(transactional): the fast path runs its statement outside a transaction, as in production."""
+
+import io
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import ApiToken
+from monitoring import device_fast_path
+from monitoring.device_fast_path import DeviceReadingFastPath
+from monitoring.models import Device, DeviceKind, DeviceToken, PendingEvaluation, Reading
+from monitoring.services import device_lend, device_return
+from tests.factories import Cast, make_cast, make_patient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+postgres_only = pytest.mark.skipif("connection.vendor != 'postgresql'",
+                                   reason="the fast path stores on PostgreSQL; elsewhere Django answers")
+
+
+class Answer:
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status_line, self.body = status, body
+        self.status = int(status.split()[0])
+        self.headers = dict(headers)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def without_request_id(self) -> tuple[int, Any]:
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return self.status, self.body  # an HTML page or nothing
+        if isinstance(data, dict):
+            data.pop("request_id", None)
+        return self.status, data
+
+
+def call(app: Any, body: Any, *, token: str | None, path: str = "/api/v1/readings", method: str = "POST",
+         content_type: str = "application/json", query: str = "", secure: bool = True,
+         headers: dict[str, str] | None = None) -> Answer:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": query,
+        "CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw),
+        "SERVER_NAME": "testserver", "SERVER_PORT": "443" if secure else "80", "HTTP_HOST": "localhost",
+        "REMOTE_ADDR": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "https" if secure else "http",
+        "wsgi.errors": io.StringIO(), "wsgi.multithread": True, "wsgi.multiprocess": True,
+        "wsgi.run_once": False, "wsgi.version": (1, 0),
+    }
+    if token is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    started: list[Any] = []
+    chunks = app(environ, lambda status, response_headers, *exc: started.append((status, response_headers)))
+    try:
+        content = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    return Answer(started[0][0], started[0][1], content)
+
+
+class Spy:
+    """Django's WSGI application, counting the requests the fast path handed on."""
+
+    def __init__(self) -> None:
+        self.app = WSGIHandler()
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def django_app() -> Spy:
+    return Spy()
+
+
+@pytest.fixture
+def fast(django_app: Spy) -> DeviceReadingFastPath:
+    return DeviceReadingFastPath(django_app)
+
+
+@pytest.fixture
+def tx_cast() -> Cast:
+    return make_cast()
+
+
+_MEASURED = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+
+
+def _reading(n: int = 1, **changes: Any) -> dict[str, Any]:
+    return {"measure": "spo2", "value": 95, "unit": "%", "effective_at": (_MEASURED + timedelta(minutes=n)).isoformat(),
+            "client_id": f"fast-{n}", **changes}
+
+
+# --- what the fast path answers itself -----------------------------------------------------------
+
+@postgres_only
+def test_a_devices_reading_is_stored_and_answered_before_django(tx_cast, fast, django_app):
+    answer = call(fast, _reading(value=93), token=tx_cast.device_token_a)
+
+    assert answer.status == 201 and django_app.calls == 0
+    reading = Reading.objects.get()
+    assert (reading.patient_id, reading.device_id, reading.value, reading.client_id, reading.source) == (
+        tx_cast.patient_a.pk, tx_cast.device_a.pk, 93, "fast-1", "device")
+    assert answer.json()["id"] == reading.pk
+    assert not PendingEvaluation.objects.exists()  # committed, and evaluated (tasks run in-process here)
+
+    # Django answers the repeat with the stored reading: the same bytes as the fast path's 201.
+    again = call(django_app.app, _reading(value=93), token=tx_cast.device_token_a)
+    assert (again.status, again.body) == (200, answer.body)
+
+
+@postgres_only
+@pytest.mark.parametrize("headers", [
+    {},
+    {"Accept-Language": "en", "Accept": "application/json"},
+    {"X-Request-ID": "device-trace-7", "Accept": "*/*"},
+])
+def test_the_answer_carries_the_headers_django_would_send(tx_cast, headers, settings):
+    settings.SECURE_HSTS_SECONDS = 3600  # over HTTPS, as in production
+    django_app = Spy()  # the middleware read their settings when they are made
+    fast = DeviceReadingFastPath(django_app)
+    by_fast = call(fast, _reading(1), token=tx_cast.device_token_a, headers=headers)
+    settings.READINGS_FAST_PATH = False
+    by_django = call(fast, _reading(2), token=tx_cast.device_token_a, headers=headers)
+
+    assert (by_fast.status, by_django.status, django_app.calls) == (201, 201, 1)
+    assert by_fast.status_line == by_django.status_line
+    ids = by_fast.headers.pop("X-Request-ID"), by_django.headers.pop("X-Request-ID")
+    assert by_fast.headers.pop("Content-Length") == str(len(by_fast.body))
+    by_django.headers.pop("Content-Length")
+    assert by_fast.headers == by_django.headers
+    if "X-Request-ID" in headers:
+        assert ids == ("device-trace-7", "device-trace-7")
+    assert by_fast.headers["Content-Language"] == headers.get("Accept-Language", "da")
+    assert "Strict-Transport-Security" in by_fast.headers
+
+
+@postgres_only
+def test_the_token_looked_up_once_is_checked_again_when_the_reading_is_stored(tx_cast, fast, django_app):
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    DeviceToken.objects.filter(device=tx_cast.device_a).update(revoked_at=timezone.now())
+
+    answer = call(fast, _reading(2), token=tx_cast.device_token_a)  # the look-up is still kept here
+
+    assert answer.status == 401 and django_app.calls == 1  # Django's answer
+    assert list(Reading.objects.values_list("client_id", flat=True)) == ["fast-1"]
+
+
+@postgres_only
+def test_a_device_lent_to_someone_else_since_the_look_up_stores_nothing_for_the_first_patient(
+        tx_cast, fast, django_app):
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    other = make_patient("fast-other", "010150-1234", tx_cast.team_a, tx_cast.program_a)
+    # Not through device_lend (which also revokes the tokens): the stored lending alone changed.
+    Device.objects.filter(pk=tx_cast.device_a.pk).update(patient=other)
+
+    answer = call(fast, _reading(2), token=tx_cast.device_token_a)
+
+    assert django_app.calls == 1  # Django looked the token up afresh and answered
+    assert answer.status == 201 and answer.json()["patient"] == str(other.pk)
+    assert list(Reading.objects.filter(patient=tx_cast.patient_a).values_list("client_id", flat=True)) == ["fast-1"]
+
+
+@postgres_only
+def test_a_returned_and_relent_device_sends_nothing_more_with_its_old_token(tx_cast, fast, django_app):
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    today = timezone.localdate()
+    device_return(device=tx_cast.device_a, returned_on=today, by=tx_cast.clinician_a)
+    other = make_patient("fast-other", "010150-1234", tx_cast.team_a, tx_cast.program_a)
+    device_lend(device=Device.objects.get(pk=tx_cast.device_a.pk), patient=other,
+                lent_from=today + timedelta(days=1), by=tx_cast.clinician_a)
+
+    assert call(fast, _reading(2), token=tx_cast.device_token_a).status == 401
+    assert Reading.objects.count() == 1
+
+
+@postgres_only
+def test_a_device_returned_yesterday_is_refused_although_its_look_up_is_kept(tx_cast, fast, django_app):
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    # Lent until yesterday, as the look-up kept from then says too: the last day has passed.
+    yesterday = timezone.localdate() - timedelta(days=1)
+    Device.objects.filter(pk=tx_cast.device_a.pk).update(lent_to=yesterday)
+    [(_at, (_token_id, device))] = fast.tokens._found.values()
+    device.lent_to = yesterday
+
+    answer = call(fast, _reading(2), token=tx_cast.device_token_a)
+
+    assert (answer.status, django_app.calls) == (401, 1)
+    assert Reading.objects.count() == 1
+
+
+# --- what Django answers, with the body the fast path read ---------------------------------------
+
+def _refused_cases(cast: Cast) -> dict[str, dict[str, Any]]:
+    now = timezone.now()
+    return {
+        "malformed JSON": {"body": b'{"measure": "spo2", '},
+        "not an object": {"body": b'"spo2"'},
+        "unknown measure": {"body": _reading(measure="blood-sugar-ish")},
+        "missing unit": {"body": {k: v for k, v in _reading().items() if k != "unit"}},
+        "incompatible unit": {"body": _reading(unit="kg")},
+        "impossible value": {"body": _reading(value=101)},
+        "future timestamp": {"body": _reading(effective_at=(now + timedelta(hours=2)).isoformat())},
+        "naive timestamp": {"body": _reading(effective_at="2026-11-22T08:30:00")},
+        "before the lending": {"body": _reading(effective_at="1970-01-01T08:30:00+01:00")},
+        "another patient": {"body": _reading(patient=str(cast.patient_b.pk))},
+        "unknown token": {"body": _reading(), "token": "dv_" + "x" * 40},
+        "a person's token": {"body": _reading(), "token": "pp_" + "x" * 40},
+        "no token": {"body": _reading(), "token": None},
+        "malformed authorization": {"body": _reading(), "headers": {"Authorization": "Bearer dv_a dv_b"}},
+        "another content type": {"body": _reading(), "content_type": "text/plain"},
+        "HTML wanted": {"body": _reading(), "headers": {"Accept": "text/html"}},
+        "a host Django refuses": {"body": _reading(), "headers": {"Host": "evil.example"}},
+        "another path": {"body": _reading(), "path": "/api/v1/readings/"},
+        "GET": {"body": b"", "method": "GET"},
+    }
+
+
+REFUSED = ["malformed JSON", "not an object", "unknown measure", "missing unit", "incompatible unit",
+           "impossible value", "future timestamp", "naive timestamp", "before the lending", "another patient",
+           "unknown token", "a person's token", "no token", "malformed authorization", "another content type",
+           "HTML wanted", "a host Django refuses", "another path", "GET"]
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_every_other_request_gets_djangos_answer_and_nothing_is_stored(tx_cast, fast, django_app, case):
+    spec = _refused_cases(tx_cast)[case]
+    body = spec.pop("body")
+    token = spec.pop("token", tx_cast.device_token_a)
+
+    by_fast = call(fast, body, token=token, **spec)
+    by_django = call(django_app.app, body, token=token, **spec)
+
+    assert by_fast.status >= 300, (case, by_fast.status, by_fast.body[:300])
+    assert by_fast.without_request_id() == by_django.without_request_id()
+    assert django_app.calls == 1  # the fast path handed it on
+    assert not Reading.objects.exists() and not PendingEvaluation.objects.exists()
+
+
+def test_plain_http_is_redirected_by_django_where_https_is_required(tx_cast, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    django_app = Spy()  # the middleware read their settings when they are made
+    fast = DeviceReadingFastPath(django_app)
+    answer = call(fast, _reading(), token=tx_cast.device_token_a, secure=False)
+    assert (answer.status, answer.headers["Location"]) == (301, "https://localhost/api/v1/readings")
+    assert django_app.calls == 1 and not Reading.objects.exists()
+
+
+@postgres_only
+def test_a_repeat_and_a_reused_client_id_are_djangos_to_answer(tx_cast, fast, django_app):
+    first = call(fast, _reading(1), token=tx_cast.device_token_a)
+    repeat = call(fast, _reading(1), token=tx_cast.device_token_a)
+    reused = call(fast, _reading(1, value=90), token=tx_cast.device_token_a)
+
+    assert (first.status, repeat.status, reused.status) == (201, 200, 409)
+    assert repeat.json()["id"] == first.json()["id"] and "client_id" in reused.json()
+    assert django_app.calls == 2 and Reading.objects.count() == 1
+
+
+def test_what_the_fast_path_does_not_take_is_stored_by_django(tx_cast, fast, django_app):
+    no_client_id = call(fast, {k: v for k, v in _reading(1).items() if k != "client_id"}, token=tx_cast.device_token_a)
+    batch = call(fast, [_reading(2), _reading(3)], token=tx_cast.device_token_a)
+    wrapped = call(fast, {"readings": [_reading(4)]}, token=tx_cast.device_token_a)
+    by_patient = call(fast, _reading(5), token=ApiToken.issue(tx_cast.patient_a.user)[1])
+    with_query = call(fast, _reading(6), token=tx_cast.device_token_a, query="format=json")
+    too_big = call(fast, {**_reading(7), "note": "x" * device_fast_path.MAX_BODY}, token=tx_cast.device_token_a)
+
+    assert [a.status for a in (no_client_id, batch, wrapped, by_patient, with_query, too_big)] == [
+        201, 200, 200, 201, 201, 201]
+    assert django_app.calls == 6
+    assert Reading.objects.count() == 7
+    assert Reading.objects.get(client_id="fast-5").entered_by == tx_cast.patient_a.user
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+@postgres_only
+def test_a_failure_inside_the_fast_path_is_logged_and_django_answers(tx_cast, fast, django_app, caplog):
+    with mock.patch.object(device_fast_path, "reading_device_store_one", side_effect=RuntimeError("boom")), \
+            caplog.at_level(logging.ERROR, logger="monitoring.device_fast_path"):
+        answer = call(fast, _reading(), token=tx_cast.device_token_a)
+
+    assert (answer.status, django_app.calls) == (201, 1)
+    assert Reading.objects.count() == 1
+    assert "Django answers the request" in caplog.text
+
+
+@postgres_only
+def test_a_connection_that_died_between_requests_costs_one_retry_by_django_not_an_error(tx_cast, fast, django_app):
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    assert connection.connection is not None  # kept for the next request
+    connection.connection.close()  # as when the database restarts: the kept connection is dead
+
+    answer = call(fast, _reading(2), token=tx_cast.device_token_a)
+
+    assert (answer.status, django_app.calls) == (201, 1)  # Django's answer, with a new connection
+    assert Reading.objects.count() == 2
+
+
+@postgres_only
+def test_the_kept_connection_is_given_back_when_old_or_not_clean(tx_cast, fast):
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    kept = connection.connection
+    assert call(fast, _reading(2), token=tx_cast.device_token_a).status == 201
+    assert connection.connection is kept
+
+    device_fast_path._kept.until = 0.0  # older than KEEP_CONNECTION_SECONDS
+    assert call(fast, _reading(3), token=tx_cast.device_token_a).status == 201
+    assert connection.connection is not kept
+
+    renewed = connection.connection
+    connection.errors_occurred = True
+    assert call(fast, _reading(4), token=tx_cast.device_token_a).status == 201
+    assert connection.connection is not renewed
+
+
+def test_on_sqlite_and_other_databases_django_answers(tx_cast, fast, django_app):
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL: the fast path answers (the tests above)")
+    answer = call(fast, _reading(), token=tx_cast.device_token_a)
+    assert (answer.status, django_app.calls) == (201, 1)
+    assert Reading.objects.count() == 1
+
+
+def test_unknown_tokens_are_not_kept(tx_cast, fast):
+    for n in range(5):
+        call(fast, _reading(n), token=f"dv_unknown{n}")
+    assert fast.tokens._found == {}
+
+
+def test_the_token_look_ups_are_bounded(tx_cast, fast, monkeypatch):
+    monkeypatch.setattr(device_fast_path.DeviceTokens, "MAX_TOKENS", 2)
+    tokens = [DeviceToken.issue(Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"F-{n}",
+                                                      patient=tx_cast.patient_a,
+                                                      lent_from=timezone.localdate() - timedelta(days=30)))[1]
+              for n in range(3)]
+    for n, token in enumerate(tokens):
+        call(fast, _reading(n), token=token)
+    assert len(fast.tokens._found) <= 2
