@@ -1,5 +1,7 @@
 """Single-reading POST over HTTP with 20 concurrent clients against a real HTTP server, beside
-a no-op endpoint (same middleware and device-token authentication) in the same run.
+a no-op endpoint (through Django: its middleware and the device-token authentication) in the
+same run. The readings take the device fast path in front of Django (ADR 0016) as in
+production; READINGS_FAST_PATH=0 in the environment sends them through Django too.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform REDIS_URL=redis://127.0.0.1:6379/6 \\
         .venv/bin/python bench/reading_concurrency.py [CLIENTS] [REQUESTS_PER_CLIENT] \\
@@ -268,6 +270,8 @@ def main() -> None:
                     "effective_at": (start + timedelta(seconds=i)).isoformat()}
 
         shape = "production (Redis broker)" if os.environ.get("REDIS_URL") else "embedded (evaluation in-request)"
+        if os.environ.get("READINGS_FAST_PATH", "1") == "0":
+            shape += ", readings through Django (READINGS_FAST_PATH=0)"
         served = "daphne, 1 process" if server_name == "daphne" else f"{server_name}, {workers} worker processes"
         print(f"{served}, {connection.vendor}, {shape}; {clients} clients x {per_client} requests, "
               f"{os.cpu_count()} CPUs")
@@ -283,7 +287,7 @@ def main() -> None:
             while PendingEvaluation.objects.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)  # the worker evaluates what it has not yet
             worker_cpu = cpu_seconds(process_tree(worker.pid)) - worker_cpu
-        noop = report("no-op POST (same auth stack)", noop_run)
+        noop = report("no-op POST through Django", noop_run)
         p95 = report("POST /api/v1/readings", reading_run)
         print(f"p95 reading / no-op: {p95 / noop:.2f}x; target p95 <= 30 ms: {'met' if p95 <= 30 else 'NOT met'}")
         print(f"load average while running: {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)")
