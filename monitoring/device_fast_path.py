@@ -8,24 +8,26 @@ cost more CPU than storing the reading does, and on a small machine that CPU is 
 The fast path wraps the WSGI application. It takes a request only when it looks exactly like
 that common case, and it answers only when the reading was stored (201). Everything else goes
 to Django with the body handed back unread, and Django answers as it always did: another path,
-method, token kind, content type, ``Accept`` or a query string; a body over 64 KiB; a host
-Django refuses or plain HTTP where HTTPS is required; an unknown, revoked or returned device's
-token; a body that is not one JSON object; any field error, repeat (200) or reused client_id
-(409); and any exception. So every error message and status has one source, the API view, and
-nothing is stored when the fast path gives up: the reading is stored by one statement that
+method, token kind or form of the Authorization header, content type, ``Accept``, a query string
+or cookies; a body over 64 KiB; a host Django refuses or plain HTTP where HTTPS is required; an
+unknown, revoked or returned device's token; a body that is not one JSON object; no client_id;
+any field error, repeat (200) or reused client_id (409); and any exception. So every error
+message and status has one source, the API view, and nothing is stored when the fast path
+gives up: the reading is stored by one statement that
 commits on its own (``monitoring.ingest``), the last step before the answer. (Should writing the
 answer fail after that, Django answers the same request as a repeat: 200 with the reading.)
 
 What the fast path does for a request is what Django's stack does for this one: the request
 id, the language (``LocaleMiddleware``), the HTTPS redirect and host check (``SecurityMiddleware``,
 ``CommonMiddleware``) and the response headers of the middleware that set them. It keeps its
-database connection from one request to the next (``_connection_kept_or_closed``). The same device
-token check and the same ingest function; the same serializer writes the answer.
+database connection from one request to the next (``KeptConnections``). The same device
+token check and the same ingest checks; the API view's serializer and renderer write the answer.
 tests/test_device_fast_path.py checks that the answers and headers are Django's own.
 """
 
 import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,7 +37,7 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.core.handlers.wsgi import WSGIRequest
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -43,7 +45,7 @@ from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
 
 from accounts.models import hash_token
-from monitoring.api import _READING_OUT
+from monitoring.api import reading_json
 from monitoring.authentication import device_refusal, device_token_lookup
 from monitoring.ingest import reading_device_store_one
 from monitoring.models import Device
@@ -55,6 +57,10 @@ PATH = "/api/v1/readings"
 MAX_BODY = 64 * 1024  # one reading is a few hundred bytes; anything bigger is Django's
 _JSON = ("application/json", "application/json;charset=utf-8")
 _ACCEPT = ("*/*", "application/json")
+# A device token as DeviceToken.issue writes it, after "Bearer " (any case) and one space. A
+# strict part of what accounts.authentication.bearer_token accepts: any other form of the header
+# goes to Django, which parses it.
+_TOKEN = re.compile(r"(?i:bearer) (dv_[A-Za-z0-9_-]{20,100})")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -70,9 +76,8 @@ def _body_length(environ: dict[str, Any]) -> int:
             or environ.get("CONTENT_TYPE", "").replace(" ", "").lower() not in _JSON
             or environ.get("HTTP_ACCEPT", "*/*").strip() not in _ACCEPT):
         return 0
-    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.startswith("dv_") or " " in token.strip():
-        return 0
+    if "HTTP_COOKIE" in environ or not _TOKEN.fullmatch(environ.get("HTTP_AUTHORIZATION", "")):
+        return 0  # cookies: Django's session and CSRF middleware may answer them with headers
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -80,34 +85,75 @@ def _body_length(environ: dict[str, Any]) -> int:
     return length if 0 < length <= MAX_BODY else 0
 
 
-# How long a web thread keeps its database connection from one fast-path request to the next.
-KEEP_CONNECTION_SECONDS = 60.0
-_kept = threading.local()
+class KeptConnections:
+    """Web threads keep their database connection from one fast-path request to the next, for
+    up to KEEP_SECONDS; at most ``limit`` threads of the process at a time (half the pool).
 
+    Django gives a connection back to the pool at the end of every request, and the pool checks
+    it with a round trip when it is taken again (CONN_HEALTH_CHECKS): together a fifth of a device
+    request's CPU. Kept, a connection is not checked and may have died (the database restarted):
+    then the request fails inside the fast path, the connection is closed, and Django answers the
+    request with a checked one. A Django request in the thread gives the connection back
+    (request_started), so a thread never holds more than the one it would hold anyway. The limit
+    leaves the other half of the pool to Django's requests however many threads keep one; a
+    thread counts as keeping until its next fast-path request finds its connection gone."""
 
-def _connection_kept_or_closed() -> None:
-    """Keep this thread's database connection from the previous fast-path request, unless it
-    is too old or not clean; else close it, so that the first query takes one from the pool.
+    KEEP_SECONDS = 60.0
 
-    Django returns a connection to the pool at the end of every request and the pool checks it
-    with a round trip when it is taken again (CONN_HEALTH_CHECKS): together a fifth of a device
-    request's CPU. The fast path keeps its connection instead, like CONN_MAX_AGE, for up to
-    KEEP_CONNECTION_SECONDS. Unchecked, a connection may have died (the database restarted):
-    then the request fails here, this connection is closed, and Django answers the request with
-    a checked one. A Django request in this thread closes it too (request_started), so a thread
-    never holds more than the one connection it would hold anyway."""
-    now = time.monotonic()
-    if connection.connection is None:
-        _kept.until = now + KEEP_CONNECTION_SECONDS
-    elif (now >= getattr(_kept, "until", now) or connection.errors_occurred or connection.in_atomic_block
-          or not connection.get_autocommit()):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._keeping = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()  # .until: when this thread's kept connection is too old
+
+    def before(self) -> None:
+        """At the start of a fast-path request: keep the connection if it is this thread's, clean
+        and young enough; otherwise give it back."""
+        until = getattr(self._local, "until", None)
+        if connection.connection is None:
+            self._unmark()  # given back by a Django request, or never taken
+        elif (until is None or time.monotonic() >= until or connection.errors_occurred
+              or connection.in_atomic_block or not connection.get_autocommit()):
+            self.give_back()
+
+    def after(self) -> None:
+        """At the end of a fast-path request: keep the connection if the limit allows it."""
+        if connection.connection is None or getattr(self._local, "until", None) is not None:
+            return
+        with self._lock:
+            keep = self._keeping < self.limit
+            if keep:
+                self._keeping += 1
+                self._local.until = time.monotonic() + self.KEEP_SECONDS
+        if not keep:
+            connection.close()  # to the pool, as Django would
+
+    def give_back(self) -> None:
         connection.close()
-        _kept.until = now + KEEP_CONNECTION_SECONDS
+        self._unmark()
+
+    def _unmark(self) -> None:
+        if getattr(self._local, "until", None) is not None:
+            self._local.until = None
+            with self._lock:
+                self._keeping -= 1
+
+
+def _keep_limit() -> int:
+    """Half the pool's connections (psycopg_pool's default size is 4); without a pool every
+    thread has its own connection anyway."""
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    if not pool:
+        return 1 << 20
+    size = pool.get("max_size") or pool.get("min_size") or 4 if isinstance(pool, dict) else 4
+    return max(size // 2, 1)
 
 
 class DeviceTokens:
     """This process's look-ups of device tokens (the token's id and its device with the
-    patient), by token hash, each for up to TOKEN_SECONDS; at most MAX_TOKENS of them.
+    patient), by token hash, each for up to TOKEN_SECONDS; at most MAX_TOKENS of them (the
+    oldest goes first). Unknown and revoked tokens are not kept: Django looks them up again and
+    answers 401.
 
     Reusing a look-up is safe because the statement that stores a reading checks again that
     the token is unrevoked and the device lent to the same patient for the same period
@@ -128,7 +174,7 @@ class DeviceTokens:
             if found is None:
                 return None  # unknown or revoked: not kept, so that guessing cannot fill the dict
             if len(self._found) >= self.MAX_TOKENS:
-                self._found.clear()
+                self._found.pop(next(iter(self._found)), None)  # the oldest look-up
             self._found[key_hash] = (now, found)
         return found
 
@@ -137,16 +183,21 @@ class DeviceTokens:
 
 
 class DeviceReadingFastPath:
+    """The WSGI application: Django's, with a device's single reading stored and answered in
+    front of it (see the module's docstring)."""
+
     def __init__(self, django_app: WsgiApp) -> None:
         self.django_app = django_app
         self.tokens = DeviceTokens()
+        self.connections = KeptConnections(limit=_keep_limit())
         self.security = SecurityMiddleware(_unused)
         self.common = CommonMiddleware(_unused)
         self.locale = LocaleMiddleware(_unused)
         self.frame_options = XFrameOptionsMiddleware(_unused)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if settings.READINGS_FAST_PATH and (length := _body_length(environ)):
+        # PostgreSQL only: the statement that stores and checks the token again is PostgreSQL's.
+        if settings.READINGS_FAST_PATH and connection.vendor == "postgresql" and (length := _body_length(environ)):
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)  # Django reads it again if it answers
             answered = self._answer(environ, body)
@@ -157,30 +208,37 @@ class DeviceReadingFastPath:
         return self.django_app(environ, start_response)
 
     def _answer(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
-        _connection_kept_or_closed()
-        try:
-            request = WSGIRequest(environ)
-            with request_id_scope(request) as request_id:
-                response = self._stored(request, body)
-                if response is None:
-                    return None
-                response["X-Request-ID"] = request_id
-            return f"{response.status_code} {response.reason_phrase}", list(response.items()), response.content
-        except (SuspiciousOperation, PermissionDenied):
-            return None  # a host or client Django refuses: it answers, and logs it as it does
-        except Exception:
-            logger.exception("The device fast path failed; Django answers the request")
-            connection.close()  # perhaps broken (the database restarted): Django takes a checked one
+        request = WSGIRequest(environ)
+        with request_id_scope(request) as request_id:
+            try:
+                self.connections.before()
+                response = self._store_and_answer(request, body)
+            except (SuspiciousOperation, PermissionDenied):
+                return None  # a host or client Django refuses: it answers, and logs it as it does
+            except (OperationalError, InterfaceError):
+                # The kept connection died (the database restarted), or the database is away:
+                # Django answers with a connection from the pool, checked.
+                logger.warning("The device fast path lost its database connection; Django answers", exc_info=True)
+                self.connections.give_back()
+                return None
+            except Exception:
+                logger.exception("The device fast path failed; Django answers the request")
+                self.connections.give_back()
+                return None
+            self.connections.after()
+        if response is None:
             return None
+        response["X-Request-ID"] = request_id
+        return f"{response.status_code} {response.reason_phrase}", list(response.items()), response.content
 
-    def _stored(self, request: WSGIRequest, body: bytes) -> HttpResponse | None:
+    def _store_and_answer(self, request: WSGIRequest, body: bytes) -> HttpResponse | None:
         """The 201 answer for the reading in ``body``, stored; None (nothing stored) when Django
         is to answer the request."""
         if self.security.process_request(request) is not None:  # plain HTTP: Django redirects
             return None
         if self.common.process_request(request) is not None:  # checks the host; www redirect
             return None
-        key_hash = hash_token(request.META["HTTP_AUTHORIZATION"].partition(" ")[2].strip())
+        key_hash = hash_token(_TOKEN.fullmatch(request.META["HTTP_AUTHORIZATION"])[1])  # type: ignore[index]
         found = self.tokens.get(key_hash)
         if found is None or device_refusal(found[1]) is not None:
             return None
@@ -196,8 +254,7 @@ class DeviceReadingFastPath:
         if result is None:
             self.tokens.forget(key_hash)  # perhaps revoked or lent again: look it up afresh next time
             return None
-        response = HttpResponse(orjson.dumps(_READING_OUT.to_representation(result.reading)), status=201,
-                                content_type="application/json")
+        response = HttpResponse(reading_json(result.reading), status=201, content_type="application/json")
         response["Allow"] = "POST, OPTIONS"  # as DRF's APIView answers
         # Django runs process_response from the innermost middleware out.
         for middleware in (self.frame_options, self.common, self.locale, self.security):

@@ -11,7 +11,8 @@ Redis at all.
 Nothing is lost that was not lost before: the batches are committed before they are handed
 over, and a batch whose request the thread never sends (the broker is down, the process dies)
 waits in monitoring_pendingevaluation for the sweep, as when a broker loses a message. At a
-normal exit the process sends what waits (atexit).
+normal exit the process sends what still waits in its queue (atexit). A thread that died for
+any reason is started again by the next batch handed over.
 """
 
 import atexit
@@ -34,10 +35,11 @@ class EvaluationSender:
         self._interval_seconds = interval_seconds
         self._queue: SimpleQueue[list[int]] = SimpleQueue()
         self._pid: int | None = None
+        self._thread = threading.Thread()  # not started: the first put starts the real one
         self._lock = threading.Lock()
 
     def put(self, batch_ids: list[int]) -> None:
-        if self._pid != os.getpid():
+        if self._pid != os.getpid() or not self._thread.is_alive():
             self._start()
         self._queue.put(batch_ids)
 
@@ -51,23 +53,29 @@ class EvaluationSender:
 
     def _start(self) -> None:
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == os.getpid() and self._thread.is_alive():
                 return
-            self._queue = SimpleQueue()  # a forked child does not inherit its parent's waiting ids
-            threading.Thread(target=self._run, name="evaluation-sender", daemon=True).start()
+            if self._pid != os.getpid():
+                self._queue = SimpleQueue()  # a forked child does not inherit its parent's waiting ids
             if self._pid is None:
                 atexit.register(self.flush)
+            self._thread = threading.Thread(target=self._run, name="evaluation-sender", daemon=True)
+            self._thread.start()
             self._pid = os.getpid()
 
     def _run(self) -> None:
         last_sent = float("-inf")
         while True:
             first = self._queue.get()
-            # At most one send per interval: alone, a batch goes at once; under load, the batches
-            # handed over within an interval go together.
-            if (wait := last_sent + self._interval_seconds() - time.monotonic()) > 0:
-                time.sleep(wait)
-            batch_ids = self._drained(first)
+            try:
+                # At most one send per interval: alone, a batch goes at once; under load, the
+                # batches handed over within an interval go together.
+                if (wait := last_sent + self._interval_seconds() - time.monotonic()) > 0:
+                    time.sleep(wait)
+                batch_ids = self._drained(first)
+            except Exception:  # the thread outlives any failure (these batches wait for the sweep)
+                logger.exception("The evaluation sender failed; the sweep will find these batches")
+                continue
             last_sent = time.monotonic()
             self._send_safely(batch_ids)
 

@@ -18,13 +18,14 @@ reading. Nothing of a refused item is stored; the good items of a batch are.
 """
 
 import math
+import re
 import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cache as memoized
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -239,6 +240,8 @@ def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors
             client_id = str(client_id)
         if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
             errors["client_id"] = [_("Give a client_id of 1 to 100 characters.")]
+        elif "\x00" in client_id:  # PostgreSQL's text cannot hold it: refused here, not a 500 there
+            errors["client_id"] = [_("A client_id cannot contain the NUL character.")]
 
     patient_ref = None
     if item.get("patient") is not None:
@@ -760,14 +763,18 @@ _STILL_LENT_SQL = """
 """
 
 
-@memoized
+@lru_cache(maxsize=2)
 def _insert_one_sql(still_lent: bool) -> str:
+    """The statement's text, worked out once per process for PostgreSQL (the only database it
+    runs on)."""
     columns = _COPY_COLUMNS[1:]
     if not still_lent:
         values = f"VALUES ({', '.join(['%s'] * len(columns))})"
     else:  # a SELECT, to take a WHERE; its parameters cast, as VALUES takes the columns' types
         by_column = {f.column: f for f in Reading._meta.concrete_fields}
-        casts = ", ".join(f"%s::{by_column[c].cast_db_type(connection)}" for c in columns)
+        # Without a length: a cast to varchar(n) would cut a longer value where VALUES refuses it.
+        casts = ", ".join("%s::" + re.sub(r"^varchar\(\d+\)$", "varchar", by_column[c].cast_db_type(connection))
+                          for c in columns)
         values = f"SELECT {casts} {_STILL_LENT_SQL}"
     return _INSERT_ONE_SQL.format(columns=", ".join(columns), values=values)
 

@@ -9,6 +9,8 @@ The requests go through the WSGI application as gunicorn calls it. The tests com
 import io
 import json
 import logging
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -228,6 +230,8 @@ def _refused_cases(cast: Cast) -> dict[str, dict[str, Any]]:
         "a person's token": {"body": _reading(), "token": "pp_" + "x" * 40},
         "no token": {"body": _reading(), "token": None},
         "malformed authorization": {"body": _reading(), "headers": {"Authorization": "Bearer dv_a dv_b"}},
+        "a byte after the token": {"body": _reading(), "token": cast.device_token_a + "\xa0"},
+        "NUL in client_id": {"body": _reading(client_id="a\x00b")},
         "another content type": {"body": _reading(), "content_type": "text/plain"},
         "HTML wanted": {"body": _reading(), "headers": {"Accept": "text/html"}},
         "a host Django refuses": {"body": _reading(), "headers": {"Host": "evil.example"}},
@@ -238,7 +242,8 @@ def _refused_cases(cast: Cast) -> dict[str, dict[str, Any]]:
 
 REFUSED = ["malformed JSON", "not an object", "unknown measure", "missing unit", "incompatible unit",
            "impossible value", "future timestamp", "naive timestamp", "before the lending", "another patient",
-           "unknown token", "a person's token", "no token", "malformed authorization", "another content type",
+           "unknown token", "a person's token", "no token", "malformed authorization", "a byte after the token",
+           "NUL in client_id", "another content type",
            "HTML wanted", "a host Django refuses", "another path", "GET"]
 
 
@@ -284,11 +289,13 @@ def test_what_the_fast_path_does_not_take_is_stored_by_django(tx_cast, fast, dja
     by_patient = call(fast, _reading(5), token=ApiToken.issue(tx_cast.patient_a.user)[1])
     with_query = call(fast, _reading(6), token=tx_cast.device_token_a, query="format=json")
     too_big = call(fast, {**_reading(7), "note": "x" * device_fast_path.MAX_BODY}, token=tx_cast.device_token_a)
+    with_cookie = call(fast, _reading(8), token=tx_cast.device_token_a, headers={"Cookie": "sessionid=stale"})
 
-    assert [a.status for a in (no_client_id, batch, wrapped, by_patient, with_query, too_big)] == [
-        201, 200, 200, 201, 201, 201]
-    assert django_app.calls == 6
-    assert Reading.objects.count() == 7
+    assert [a.status for a in (no_client_id, batch, wrapped, by_patient, with_query, too_big, with_cookie)] == [
+        201, 200, 200, 201, 201, 201, 201]
+    assert django_app.calls == 7
+    assert Reading.objects.count() == 8
+    assert "sessionid" in with_cookie.headers.get("Set-Cookie", "")  # Django's session middleware answered it
     assert Reading.objects.get(client_id="fast-5").entered_by == tx_cast.patient_a.user
 
 
@@ -324,7 +331,7 @@ def test_the_kept_connection_is_given_back_when_old_or_not_clean(tx_cast, fast):
     assert call(fast, _reading(2), token=tx_cast.device_token_a).status == 201
     assert connection.connection is kept
 
-    device_fast_path._kept.until = 0.0  # older than KEEP_CONNECTION_SECONDS
+    fast.connections._local.until = 0.0  # older than KEEP_SECONDS
     assert call(fast, _reading(3), token=tx_cast.device_token_a).status == 201
     assert connection.connection is not kept
 
@@ -342,18 +349,90 @@ def test_on_sqlite_and_other_databases_django_answers(tx_cast, fast, django_app)
     assert Reading.objects.count() == 1
 
 
+@postgres_only
 def test_unknown_tokens_are_not_kept(tx_cast, fast):
     for n in range(5):
-        call(fast, _reading(n), token=f"dv_unknown{n}")
+        call(fast, _reading(n), token=f"dv_unknown-token-number-{n}")
     assert fast.tokens._found == {}
+    assert call(fast, _reading(9), token=tx_cast.device_token_a).status == 201
+    assert len(fast.tokens._found) == 1  # a known one is
 
 
-def test_the_token_look_ups_are_bounded(tx_cast, fast, monkeypatch):
+@postgres_only
+def test_the_answer_is_written_as_django_writes_it_even_for_unusual_characters(tx_cast, fast, django_app):
+    body = _reading(client_id="line\u2028separator-\u00e6\u00f8\u00e5")
+    answer = call(fast, body, token=tx_cast.device_token_a)
+    again = call(django_app.app, body, token=tx_cast.device_token_a)
+    assert (answer.status, django_app.calls) == (201, 0)
+    assert (again.status, again.body) == (200, answer.body)
+
+
+@postgres_only
+def test_a_lending_moved_since_the_look_up_is_djangos_to_store(tx_cast, fast, django_app):
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    Device.objects.filter(pk=tx_cast.device_a.pk).update(lent_from=tx_cast.device_a.lent_from - timedelta(days=1))
+
+    answer = call(fast, _reading(2), token=tx_cast.device_token_a)
+
+    assert (answer.status, django_app.calls) == (201, 1)  # stored once, by Django, with a fresh look-up
+    assert Reading.objects.count() == 2
+
+
+@postgres_only
+def test_a_known_token_is_kept_and_the_oldest_goes_first_when_full(tx_cast, fast, monkeypatch):
     monkeypatch.setattr(device_fast_path.DeviceTokens, "MAX_TOKENS", 2)
-    tokens = [DeviceToken.issue(Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"F-{n}",
-                                                      patient=tx_cast.patient_a,
-                                                      lent_from=timezone.localdate() - timedelta(days=30)))[1]
-              for n in range(3)]
+    devices = [Device.objects.create(kind=DeviceKind.PULSE_OXIMETER, serial=f"F-{n}", patient=tx_cast.patient_a,
+                                     lent_from=timezone.localdate() - timedelta(days=30)) for n in range(3)]
+    tokens = [DeviceToken.issue(device)[1] for device in devices]
+
     for n, token in enumerate(tokens):
-        call(fast, _reading(n), token=token)
-    assert len(fast.tokens._found) <= 2
+        assert call(fast, _reading(n), token=token).status == 201
+
+    kept = [device.pk for _at, (_token_id, device) in fast.tokens._found.values()]
+    assert kept == [devices[1].pk, devices[2].pk]
+
+
+@postgres_only
+def test_at_most_half_the_pool_is_kept_by_fast_path_threads(tx_cast, fast):
+    fast.connections.limit = 1
+    kept: dict[str, bool] = {}
+    b_done = threading.Event()
+
+    def request(name: str, n: int, then: Any = None) -> None:
+        try:
+            assert call(fast, _reading(n), token=tx_cast.device_token_a).status == 201
+            kept[name] = connection.connection is not None
+            if then is not None:
+                then()
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=request, args=("first", 1, lambda: b_done.wait(10)))
+    first.start()
+    while "first" not in kept:
+        time.sleep(0.01)
+    second = threading.Thread(target=request, args=("second", 2))
+    second.start()
+    second.join(10)
+    b_done.set()
+    first.join(10)
+
+    assert kept == {"first": True, "second": False}  # the second gave its connection back
+
+
+@postgres_only
+def test_with_a_broker_the_fast_paths_batch_is_sent_by_the_sender_thread(tx_cast, fast, settings):
+    from monitoring import ingest
+    from proplatform.celery import app
+
+    settings.EVALUATION_QUEUED_SECONDS = 0  # a task per send: no mark left behind in Redis
+    sent: list[list[int]] = []
+    app.conf.task_always_eager = False  # the autouse fixture puts it back
+    with mock.patch.object(ingest, "_enqueue_evaluation", side_effect=sent.append):
+        assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+        (batch,) = PendingEvaluation.objects.values_list("id", flat=True)
+        deadline = time.monotonic() + 5
+        while not sent:
+            assert time.monotonic() < deadline, "the sender thread sent nothing"
+            time.sleep(0.01)
+    assert sent == [[batch]]

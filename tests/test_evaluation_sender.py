@@ -30,7 +30,7 @@ class Recorder:
 
     def wait_for(self, batch_ids: set[int], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while {b for sent in self.sent for b in sent} < batch_ids:
+        while not batch_ids <= {b for sent in self.sent for b in sent}:
             assert time.monotonic() < deadline, f"sent {self.sent}, waited for {sorted(batch_ids)}"
             time.sleep(0.005)
 
@@ -49,7 +49,7 @@ def test_a_batch_alone_is_sent_at_once_by_the_sender_thread():
 
 def test_batches_handed_over_within_an_interval_go_in_one_send():
     send = Recorder()
-    sender = EvaluationSender(send, interval_seconds=lambda: 0.3)
+    sender = EvaluationSender(send, interval_seconds=lambda: 1.0)
     sender.put([1])
     send.wait_for({1})
 
@@ -135,3 +135,28 @@ def test_committed_batches_are_sent_by_the_thread_with_a_broker_and_at_once_with
     else:
         sender.put.assert_called_once_with([42])
         request_now.assert_not_called()
+
+
+def test_the_thread_outlives_a_failure_of_its_own_and_is_started_again_if_it_died(caplog):
+    send = Recorder()
+    intervals = iter([0.0])
+
+    def interval() -> float:  # fails after the first send
+        return next(intervals)
+
+    sender = EvaluationSender(send, interval_seconds=interval)
+    with caplog.at_level(logging.ERROR, logger="monitoring.evaluation_sender"):
+        sender.put([1])
+        send.wait_for({1})
+        sender.put([2])  # its interval cannot be worked out: logged, left to the sweep
+        deadline = time.monotonic() + 5
+        while "the sweep will find these batches" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    assert sender._thread.is_alive()
+
+    sender._thread = threading.Thread()  # as if the thread had died (never started: not alive)
+    sender._interval_seconds = lambda: 0.0
+    sender.put([3])
+    send.wait_for({3})
+    assert send.sent == [[1], [3]]
