@@ -220,10 +220,12 @@ class DeviceReadingFastPath:
                 # Django answers with a connection from the pool, checked.
                 logger.warning("The device fast path lost its database connection; Django answers", exc_info=True)
                 self.connections.give_back()
+                environ["HTTP_X_REQUEST_ID"] = request_id  # Django's answer carries the id logged here
                 return None
             except Exception:
                 logger.exception("The device fast path failed; Django answers the request")
                 self.connections.give_back()
+                environ["HTTP_X_REQUEST_ID"] = request_id
                 return None
             self.connections.after()
         if response is None:

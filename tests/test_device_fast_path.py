@@ -309,7 +309,9 @@ def test_a_failure_inside_the_fast_path_is_logged_and_django_answers(tx_cast, fa
 
     assert (answer.status, django_app.calls) == (201, 1)
     assert Reading.objects.count() == 1
-    assert "Django answers the request" in caplog.text
+    [record] = [r for r in caplog.records if r.name == "monitoring.device_fast_path"]
+    assert "Django answers the request" in record.getMessage()
+    assert record.request_id == answer.headers["X-Request-ID"]  # the log line and the answer agree
 
 
 @postgres_only
