@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core import signals
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import InterfaceError, OperationalError, connection
@@ -105,6 +106,12 @@ class KeptConnections:
         self._keeping = 0
         self._lock = threading.Lock()
         self._local = threading.local()  # .until: when this thread's kept connection is too old
+        # A Django request gives the thread's connection back (close_old_connections): no
+        # longer counted as kept from then on.
+        signals.request_started.connect(self._django_request)
+
+    def _django_request(self, **kwargs: Any) -> None:
+        self._unmark()
 
     def before(self) -> None:
         """At the start of a fast-path request: keep the connection if it is this thread's, clean
@@ -139,14 +146,14 @@ class KeptConnections:
                 self._keeping -= 1
 
 
-def _keep_limit() -> int:
-    """Half the pool's connections (psycopg_pool's default size is 4); without a pool every
-    thread has its own connection anyway."""
-    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+def keep_limit(pool: Any) -> int:
+    """How many threads may keep a connection: half the pool's connections (rounded down: a pool
+    of one keeps none; psycopg_pool's default size is 4), given DATABASES' OPTIONS["pool"].
+    Without a pool every thread has its own connection anyway."""
     if not pool:
         return 1 << 20
-    size = pool.get("max_size") or pool.get("min_size") or 4 if isinstance(pool, dict) else 4
-    return max(size // 2, 1)
+    size = (pool.get("max_size") or pool.get("min_size") or 4) if isinstance(pool, dict) else 4
+    return size // 2
 
 
 class DeviceTokens:
@@ -164,22 +171,32 @@ class DeviceTokens:
     MAX_TOKENS = 10_000
 
     def __init__(self) -> None:
-        self._found: dict[str, tuple[float, tuple[int, Device] | None]] = {}
+        self._found: dict[str, tuple[float, tuple[int, Device]]] = {}
+        self._lock = threading.Lock()
 
     def get(self, key_hash: str) -> tuple[int, Device] | None:
         now = time.monotonic()
-        at, found = self._found.get(key_hash, (-self.TOKEN_SECONDS, None))
-        if now - at >= self.TOKEN_SECONDS:
-            found = device_token_lookup(key_hash)
+        kept = self._found.get(key_hash)
+        if kept is not None and now - kept[0] < self.TOKEN_SECONDS:
+            return kept[1]
+        found = device_token_lookup(key_hash)
+        with self._lock:
+            self._found.pop(key_hash, None)
             if found is None:
                 return None  # unknown or revoked: not kept, so that guessing cannot fill the dict
             if len(self._found) >= self.MAX_TOKENS:
-                self._found.pop(next(iter(self._found)), None)  # the oldest look-up
+                del self._found[next(iter(self._found))]  # the oldest look-up
             self._found[key_hash] = (now, found)
         return found
 
     def forget(self, key_hash: str) -> None:
-        self._found.pop(key_hash, None)
+        with self._lock:
+            self._found.pop(key_hash, None)
+
+
+def _connection_lost() -> bool:
+    raw = connection.connection
+    return raw is None or raw.closed or raw.broken
 
 
 class DeviceReadingFastPath:
@@ -189,7 +206,8 @@ class DeviceReadingFastPath:
     def __init__(self, django_app: WsgiApp) -> None:
         self.django_app = django_app
         self.tokens = DeviceTokens()
-        self.connections = KeptConnections(limit=_keep_limit())
+        pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+        self.connections = KeptConnections(limit=keep_limit(pool))
         self.security = SecurityMiddleware(_unused)
         self.common = CommonMiddleware(_unused)
         self.locale = LocaleMiddleware(_unused)
@@ -215,21 +233,21 @@ class DeviceReadingFastPath:
                 response = self._store_and_answer(request, body)
             except (SuspiciousOperation, PermissionDenied):
                 return None  # a host or client Django refuses: it answers, and logs it as it does
-            except (OperationalError, InterfaceError):
-                # The kept connection died (the database restarted), or the database is away:
-                # Django answers with a connection from the pool, checked.
-                logger.warning("The device fast path lost its database connection; Django answers", exc_info=True)
+            except Exception as exc:
+                if isinstance(exc, OperationalError | InterfaceError) and _connection_lost():
+                    # The kept connection died (the database restarted), or the database is
+                    # away: Django answers with a connection from the pool, checked.
+                    logger.warning("The device fast path lost its database connection; Django answers",
+                                   exc_info=True)
+                else:
+                    logger.exception("The device fast path failed; Django answers the request")
                 self.connections.give_back()
                 environ["HTTP_X_REQUEST_ID"] = request_id  # Django's answer carries the id logged here
                 return None
-            except Exception:
-                logger.exception("The device fast path failed; Django answers the request")
-                self.connections.give_back()
-                environ["HTTP_X_REQUEST_ID"] = request_id
+            if response is None:
+                self.connections.give_back()  # Django answers, with a connection of its own
                 return None
             self.connections.after()
-        if response is None:
-            return None
         response["X-Request-ID"] = request_id
         return f"{response.status_code} {response.reason_phrase}", list(response.items()), response.content
 

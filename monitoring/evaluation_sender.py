@@ -36,6 +36,7 @@ class EvaluationSender:
         self._queue: SimpleQueue[list[int]] = SimpleQueue()
         self._pid: int | None = None
         self._thread = threading.Thread()  # not started: the first put starts the real one
+        self._holding: list[int] = []  # what the thread has taken from the queue and not yet sent
         self._lock = threading.Lock()
 
     def put(self, batch_ids: list[int]) -> None:
@@ -44,12 +45,16 @@ class EvaluationSender:
         self._queue.put(batch_ids)
 
     def flush(self) -> None:
-        """Send what waits, from the calling thread (at exit, and in tests)."""
+        """Send what waits, and what the thread holds (waiting out its interval, or sending),
+        from the calling thread: at exit, when the daemon thread is about to be stopped, and in
+        tests. A batch sent twice is harmless: the second task finds it claimed."""
         try:
             waiting = self._queue.get_nowait()
         except Empty:
-            return
-        self._send_safely(self._drained(waiting))
+            waiting = []
+        batch_ids = self._holding + self._drained(waiting)
+        if batch_ids:
+            self._send_safely(batch_ids)
 
     def _start(self) -> None:
         with self._lock:
@@ -65,21 +70,30 @@ class EvaluationSender:
 
     def _run(self) -> None:
         last_sent = float("-inf")
-        while True:
-            first = self._queue.get()
-            try:
-                # At most one send per interval: alone, a batch goes at once; under load, the
-                # batches handed over within an interval go together.
-                if (wait := last_sent + self._interval_seconds() - time.monotonic()) > 0:
-                    time.sleep(wait)
-                batch_ids = self._drained(first)
-            except Exception:  # the thread outlives any failure (these batches wait for the sweep)
-                logger.exception("The evaluation sender failed; the sweep will find these batches")
-                continue
-            last_sent = time.monotonic()
-            self._send_safely(batch_ids)
+        try:
+            while True:
+                self._holding = list(self._queue.get())
+                try:
+                    # At most one send per interval: alone, a batch goes at once; under load, the
+                    # batches handed over within an interval go together.
+                    if (wait := last_sent + self._interval_seconds() - time.monotonic()) > 0:
+                        time.sleep(wait)
+                    self._holding = self._drained(self._holding)
+                except Exception:  # the thread outlives any failure (these batches wait for the sweep)
+                    logger.exception("The evaluation sender failed; the sweep will find these batches")
+                    self._holding = []
+                    continue
+                last_sent = time.monotonic()
+                self._send_safely(self._holding)
+                self._holding = []
+        except BaseException:
+            # Not an Exception (e.g. SystemExit): the thread stops; the next batch handed over
+            # starts another, and the batches held here wait for the sweep.
+            logger.exception("The evaluation sender stopped; %d batches wait for the sweep", len(self._holding))
+            raise
 
     def _drained(self, first: list[int]) -> list[int]:
+        """``first`` and every batch id waiting in the queue."""
         batch_ids = list(first)
         while True:
             try:

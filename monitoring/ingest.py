@@ -133,6 +133,15 @@ def _number(raw: Any) -> Decimal | str:
     return number
 
 
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: JSON may carry half of a surrogate pair."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _when(raw: Any, latest: datetime) -> datetime | str:
     if isinstance(raw, datetime):
         when = raw
@@ -240,8 +249,8 @@ def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors
             client_id = str(client_id)
         if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
             errors["client_id"] = [_("Give a client_id of 1 to 100 characters.")]
-        elif "\x00" in client_id:  # PostgreSQL's text cannot hold it: refused here, not a 500 there
-            errors["client_id"] = [_("A client_id cannot contain the NUL character.")]
+        elif "\x00" in client_id or not _utf8(client_id):  # PostgreSQL's text cannot hold them
+            errors["client_id"] = [_("A client_id cannot contain the NUL character or half a character.")]
 
     patient_ref = None
     if item.get("patient") is not None:

@@ -232,6 +232,7 @@ def _refused_cases(cast: Cast) -> dict[str, dict[str, Any]]:
         "malformed authorization": {"body": _reading(), "headers": {"Authorization": "Bearer dv_a dv_b"}},
         "a byte after the token": {"body": _reading(), "token": cast.device_token_a + "\xa0"},
         "NUL in client_id": {"body": _reading(client_id="a\x00b")},
+        "half a character in client_id": {"body": _reading(client_id="a\ud800b")},
         "another content type": {"body": _reading(), "content_type": "text/plain"},
         "HTML wanted": {"body": _reading(), "headers": {"Accept": "text/html"}},
         "a host Django refuses": {"body": _reading(), "headers": {"Host": "evil.example"}},
@@ -243,7 +244,7 @@ def _refused_cases(cast: Cast) -> dict[str, dict[str, Any]]:
 REFUSED = ["malformed JSON", "not an object", "unknown measure", "missing unit", "incompatible unit",
            "impossible value", "future timestamp", "naive timestamp", "before the lending", "another patient",
            "unknown token", "a person's token", "no token", "malformed authorization", "a byte after the token",
-           "NUL in client_id", "another content type",
+           "NUL in client_id", "half a character in client_id", "another content type",
            "HTML wanted", "a host Django refuses", "another path", "GET"]
 
 
@@ -315,15 +316,20 @@ def test_a_failure_inside_the_fast_path_is_logged_and_django_answers(tx_cast, fa
 
 
 @postgres_only
-def test_a_connection_that_died_between_requests_costs_one_retry_by_django_not_an_error(tx_cast, fast, django_app):
+def test_a_connection_that_died_between_requests_costs_one_retry_by_django_not_an_error(
+        tx_cast, fast, django_app, caplog):
     assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
     assert connection.connection is not None  # kept for the next request
     connection.connection.close()  # as when the database restarts: the kept connection is dead
 
-    answer = call(fast, _reading(2), token=tx_cast.device_token_a)
+    with caplog.at_level(logging.WARNING, logger="monitoring.device_fast_path"):
+        answer = call(fast, _reading(2), token=tx_cast.device_token_a)
 
     assert (answer.status, django_app.calls) == (201, 1)  # Django's answer, with a new connection
     assert Reading.objects.count() == 2
+    [record] = [r for r in caplog.records if r.name == "monitoring.device_fast_path"]
+    assert (record.levelname, record.getMessage()) == (
+        "WARNING", "The device fast path lost its database connection; Django answers")
 
 
 @postgres_only
@@ -411,7 +417,9 @@ def test_at_most_half_the_pool_is_kept_by_fast_path_threads(tx_cast, fast):
 
     first = threading.Thread(target=request, args=("first", 1, lambda: b_done.wait(10)))
     first.start()
+    deadline = time.monotonic() + 10
     while "first" not in kept:
+        assert first.is_alive() and time.monotonic() < deadline, "the first thread's request failed"
         time.sleep(0.01)
     second = threading.Thread(target=request, args=("second", 2))
     second.start()
@@ -438,3 +446,33 @@ def test_with_a_broker_the_fast_paths_batch_is_sent_by_the_sender_thread(tx_cast
             assert time.monotonic() < deadline, "the sender thread sent nothing"
             time.sleep(0.01)
     assert sent == [[batch]]
+
+
+@pytest.mark.parametrize(("pool", "limit"), [
+    (None, 1 << 20), ({}, 1 << 20), (True, 2), ({"max_size": 8}, 4), ({"min_size": 6}, 3), ({"max_size": 1}, 0)])
+def test_half_the_pool_may_be_kept_and_a_pool_of_one_keeps_none(pool, limit):
+    assert device_fast_path.keep_limit(pool) == limit
+
+
+@postgres_only
+def test_a_thread_counts_as_keeping_only_while_it_holds_its_connection(tx_cast, fast):
+    counted = fast.connections
+
+    assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+    assert counted._keeping == 1
+
+    assert call(fast, _reading(1, value=90), token=tx_cast.device_token_a).status == 409  # Django answered
+    assert counted._keeping == 0
+
+    assert call(fast, _reading(2), token=tx_cast.device_token_a).status == 201
+    assert counted._keeping == 1
+    call(fast.django_app.app, [_reading(3)], token=tx_cast.device_token_a)  # a Django request in this thread
+    assert counted._keeping == 0
+
+    assert call(fast, _reading(4), token=tx_cast.device_token_a).status == 201
+    with mock.patch.object(device_fast_path, "reading_device_store_one", side_effect=RuntimeError("boom")):
+        assert call(fast, _reading(5), token=tx_cast.device_token_a).status == 201  # by Django
+    assert counted._keeping == 0
+    counted.give_back()
+    counted.give_back()
+    assert counted._keeping == 0
