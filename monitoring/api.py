@@ -9,7 +9,6 @@ from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as ApiValidationError
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -73,12 +72,30 @@ class ReadingOut(serializers.ModelSerializer):
 # the model once per instance (~1 ms, a tenth of the request), and to_representation keeps no
 # state between calls.
 _READING_OUT = ReadingOut()
-_RENDERER = JSONRenderer()
 
 
 def reading_json(reading: Reading) -> bytes:
-    """One reading as the endpoint answers it: the device fast path's 201 (ADR 0016)."""
-    return _RENDERER.render(_READING_OUT.to_representation(reading))
+    """One reading as the endpoint answers it (``ReadingOut`` written by DRF's JSONRenderer),
+    byte for byte, at a fifth of their cost: the device fast path's 201 (ADR 0016). The
+    serializer's own fields format the decimals and times; orjson writes the rest, with U+2028
+    and U+2029 escaped as the renderer escapes them. tests/test_reading_json.py holds the two
+    equal for every kind of value a reading has."""
+    fields = _READING_OUT.fields
+    value2 = reading.value2
+    return orjson.dumps({
+        "id": reading.pk,
+        "patient": reading.patient_id,
+        "device": reading.device_id,
+        "measure": reading.measure,
+        "value": fields["value"].to_representation(reading.value),
+        "value2": None if value2 is None else fields["value2"].to_representation(value2),
+        "unit": reading.unit,
+        "effective_at": fields["effective_at"].to_representation(reading.effective_at),
+        "received_at": fields["received_at"].to_representation(reading.received_at),
+        "client_id": reading.client_id,
+        "source": reading.source,
+        "unusual": reading.unusual,
+    }).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
 
 
 class ItemResultOut(serializers.Serializer):
