@@ -121,7 +121,7 @@ def web_command(port: int, *, workers: int = 2, threads: int = 4) -> list[str]:
     """The Procfile's web: line (gunicorn, WSGI, threaded workers; ADR 0012) on ``port``."""
     return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--worker-class", "gthread", "--threads", str(threads), "--forwarded-allow-ips", "",
-            "--no-control-socket", "proplatform.wsgi:application"]
+            "--reuse-port", "--no-control-socket", "proplatform.wsgi:application"]
 
 
 @contextmanager
