@@ -163,7 +163,7 @@ EVALUATION_QUEUED_SECONDS = env.int("EVALUATION_QUEUED_SECONDS", default=10)
 # (monitoring.evaluation_sender, ADR 0016): at most one send per this many milliseconds, with
 # every batch handed over meanwhile. A batch alone goes at once. 0: it sends whenever it can
 # (batches handed over during a send still go together in the next).
-EVALUATION_SEND_INTERVAL_MS = env.int("EVALUATION_SEND_INTERVAL_MS", default=10)
+EVALUATION_SEND_INTERVAL_MS = env.int("EVALUATION_SEND_INTERVAL_MS", default=25)
 # A device's single reading is stored and answered before Django's request cycle
 # (monitoring.device_fast_path, ADR 0016). Off: Django answers every request.
 READINGS_FAST_PATH = _bool("READINGS_FAST_PATH", default=True)
