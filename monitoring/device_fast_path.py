@@ -96,8 +96,9 @@ class KeptConnections:
     then the request fails inside the fast path, the connection is closed, and Django answers the
     request with a checked one. A Django request in the thread gives the connection back
     (request_started), so a thread never holds more than the one it would hold anyway. The limit
-    leaves the other half of the pool to Django's requests however many threads keep one; a
-    thread counts as keeping until its next fast-path request finds its connection gone."""
+    leaves the other half of the pool to Django's requests however many threads keep one. A
+    thread counts as keeping one until it gives it back: at a Django request in the thread, at
+    a fast-path request that hands on to Django, or when it is too old or not clean."""
 
     KEEP_SECONDS = 60.0
 
