@@ -33,23 +33,16 @@ class DeviceTokenAuthentication(BaseAuthentication):
         raw = bearer_token(request)
         if raw is None or not raw.startswith("dv_"):
             return None
-        checked = device_token_check(raw)
-        if isinstance(checked, str):
-            raise exceptions.AuthenticationFailed(checked)
-        token_id, device = checked
+        found = device_token_lookup(hash_token(raw))
+        if found is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked device token.")
+        token_id, device = found
+        if refusal := device_refusal(device):
+            raise exceptions.AuthenticationFailed(refusal)
         return DevicePrincipal(device=device), token_id  # request.auth: the token's id
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="devices"'
-
-
-def device_token_check(raw: str) -> tuple[int, Device] | str:
-    """The id of a usable device token (``dv_…``) and its device (with the patient), or why the
-    token is refused: unknown or revoked, or its device is no longer lent out."""
-    found = device_token_lookup(hash_token(raw))
-    if found is None:
-        return "Invalid or revoked device token."
-    return device_refusal(found[1]) or found
 
 
 def device_refusal(device: Device) -> str | None:
