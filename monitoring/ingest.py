@@ -547,18 +547,12 @@ def reading_device_store_one(*, item: Any, device: Device, token_id: int) -> Ite
     The 201 result, or None when the request deserves any other answer: a field error, no
     client_id, a repeat or a reused client_id, a token or device that changed, another database.
     Nothing is stored then, and the caller leaves the request to the API view, which answers it."""
-    if connection.vendor != "postgresql" or not (connection.get_autocommit() or connection.in_atomic_block):
-        return None
     now = timezone.now()
     results, candidates = _checked(patient=device.patient, items=[item], device=device, now=now)
-    if not candidates or not candidates[0].client_id:
-        return None
     readings = _Readings(patient_id=device.patient_id, source=Source.DEVICE, now=now, entered_by=None)
-    batch = _insert_one(candidates[0], readings, still_lent=(token_id, device))
-    if batch is None:
-        return None
-    _stored(candidates, batch=batch, results=results, readings=readings)
-    return results[0]
+    if _stored_in_one_statement(candidates, results=results, readings=readings, still_lent=(token_id, device)):
+        return results[0]
+    return None
 
 
 def _checked(*, patient: Patient, items: list[Any], device: Device | None,
@@ -600,15 +594,17 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
 
 
 def _stored_in_one_statement(candidates: list[Parsed], *, results: list[ItemResult | None],
-                             readings: _Readings) -> bool:
+                             readings: _Readings, still_lent: tuple[int, Device] | None = None) -> bool:
     """Store a single candidate with a client_id by one statement (_insert_one), where it
     applies: PostgreSQL, and either autocommit or a caller's atomic block (in Django's manual
     transaction mode on_commit would refuse). False if it does not apply, or if the client_id is
-    stored already: then the general path answers the repeat (200) or the conflict (409)."""
+    stored already: then the general path answers the repeat (200) or the conflict (409). With
+    ``still_lent`` (a token id and the device it was looked up with), also False if the token or
+    the device's lending changed since (_insert_one)."""
     if not (len(candidates) == 1 and candidates[0].client_id and connection.vendor == "postgresql"
             and (connection.get_autocommit() or connection.in_atomic_block)):
         return False
-    batch = _insert_one(candidates[0], readings)
+    batch = _insert_one(candidates[0], readings, still_lent=still_lent)
     if batch is None:
         return False
     _stored(candidates, batch=batch, results=results, readings=readings)

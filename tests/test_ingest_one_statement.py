@@ -133,7 +133,7 @@ def test_the_one_statement_stores_what_the_general_path_stores(monkeypatch, shap
         return result.id
 
     fast = ingest_one("fast")
-    monkeypatch.setattr(ingest, "_insert_one", lambda p, readings: None)  # as if stored already: general path
+    monkeypatch.setattr(ingest, "_insert_one", lambda *args, **kwargs: None)  # as if stored already: general path
     general = ingest_one("general")
 
     rows = {r["id"]: r for r in Reading.objects.filter(pk__in=[fast, general]).values("id", *_STORED)}
