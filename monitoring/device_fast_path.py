@@ -70,20 +70,20 @@ def _unused(request: HttpRequest) -> HttpResponse:
     raise AssertionError("the middleware here are used for their process_request/process_response only")
 
 
-def _body_length(environ: dict[str, Any]) -> int:
-    """The body's length if the request looks like a device's single reading, else 0."""
+def _device_reading(environ: dict[str, Any]) -> tuple[str, int] | None:
+    """The device token and the body's length if the request looks like a device's single
+    reading, else None. Not with cookies: Django's session and CSRF middleware may answer them."""
     if (environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH or environ.get("QUERY_STRING")
-            or "HTTP_TRANSFER_ENCODING" in environ
+            or "HTTP_TRANSFER_ENCODING" in environ or "HTTP_COOKIE" in environ
             or environ.get("CONTENT_TYPE", "").replace(" ", "").lower() not in _JSON
             or environ.get("HTTP_ACCEPT", "*/*").strip() not in _ACCEPT):
-        return 0
-    if "HTTP_COOKIE" in environ or not _TOKEN.fullmatch(environ.get("HTTP_AUTHORIZATION", "")):
-        return 0  # cookies: Django's session and CSRF middleware may answer them with headers
+        return None
+    token = _TOKEN.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return 0
-    return length if 0 < length <= MAX_BODY else 0
+        return None
+    return (token[1], length) if token and 0 < length <= MAX_BODY else None
 
 
 class KeptConnections:
@@ -216,22 +216,24 @@ class DeviceReadingFastPath:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # PostgreSQL only: the statement that stores and checks the token again is PostgreSQL's.
-        if settings.READINGS_FAST_PATH and connection.vendor == "postgresql" and (length := _body_length(environ)):
+        if settings.READINGS_FAST_PATH and connection.vendor == "postgresql" and (found := _device_reading(environ)):
+            token, length = found
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)  # Django reads it again if it answers
-            answered = self._answer(environ, body)
+            answered = self._answer(environ, token, body)
             if answered is not None:
                 status, headers, content = answered
                 start_response(status, headers)
                 return [content]
         return self.django_app(environ, start_response)
 
-    def _answer(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    def _answer(self, environ: dict[str, Any], token: str,
+                body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
         request = WSGIRequest(environ)
         with request_id_scope(request) as request_id:
             try:
                 self.connections.before()
-                response = self._store_and_answer(request, body)
+                response = self._store_and_answer(request, token, body)
             except (SuspiciousOperation, PermissionDenied):
                 return None  # a host or client Django refuses: it answers, and logs it as it does
             except Exception as exc:
@@ -252,14 +254,14 @@ class DeviceReadingFastPath:
         response["X-Request-ID"] = request_id
         return f"{response.status_code} {response.reason_phrase}", list(response.items()), response.content
 
-    def _store_and_answer(self, request: WSGIRequest, body: bytes) -> HttpResponse | None:
+    def _store_and_answer(self, request: WSGIRequest, token: str, body: bytes) -> HttpResponse | None:
         """The 201 answer for the reading in ``body``, stored; None (nothing stored) when Django
         is to answer the request."""
         if self.security.process_request(request) is not None:  # plain HTTP: Django redirects
             return None
         if self.common.process_request(request) is not None:  # checks the host; www redirect
             return None
-        key_hash = hash_token(_TOKEN.fullmatch(request.META["HTTP_AUTHORIZATION"])[1])  # type: ignore[index]
+        key_hash = hash_token(token)
         found = self.tokens.get(key_hash)
         if found is None or device_refusal(found[1]) is not None:
             return None
