@@ -48,11 +48,7 @@ class EvaluationSender:
         """Send what waits, and what the thread holds (waiting out its interval, or sending),
         from the calling thread: at exit, when the daemon thread is about to be stopped, and in
         tests. A batch sent twice is harmless: the second task finds it claimed."""
-        try:
-            waiting = self._queue.get_nowait()
-        except Empty:
-            waiting = []
-        batch_ids = self._holding + self._drained(waiting)
+        batch_ids = self._drained(self._holding)
         if batch_ids:
             self._send_safely(batch_ids)
 
