@@ -25,6 +25,7 @@ token check and the same ingest checks; the API view's serializer and renderer w
 tests/test_device_fast_path.py checks that the answers and headers are Django's own.
 """
 
+import contextlib
 import io
 import logging
 import re
@@ -38,7 +39,7 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.core.handlers.wsgi import WSGIRequest
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -98,7 +99,8 @@ class KeptConnections:
     (request_started), so a thread never holds more than the one it would hold anyway. The limit
     leaves the other half of the pool to Django's requests however many threads keep one. A
     thread counts as keeping one until it gives it back: at a Django request in the thread, at
-    a fast-path request that hands on to Django, or when it is too old or not clean."""
+    a fast-path request that hands on to Django, when it is too old or not clean, or when the
+    thread ends (granian ends blocking threads that idle, ADR 0017: ``_Kept``)."""
 
     KEEP_SECONDS = 60.0
 
@@ -106,7 +108,7 @@ class KeptConnections:
         self.limit = limit
         self._keeping = 0
         self._lock = threading.Lock()
-        self._local = threading.local()  # .until: when this thread's kept connection is too old
+        self._local = threading.local()  # .kept: this thread's _Kept, or None
         # A Django request gives the thread's connection back (close_old_connections): no
         # longer counted as kept from then on.
         signals.request_started.connect(self._django_request)
@@ -117,22 +119,22 @@ class KeptConnections:
     def before(self) -> None:
         """At the start of a fast-path request: keep the connection if it is this thread's, clean
         and young enough; otherwise give it back."""
-        until = getattr(self._local, "until", None)
+        kept = getattr(self._local, "kept", None)
         if connection.connection is None:
             self._unmark()  # given back by a Django request, or never taken
-        elif (until is None or time.monotonic() >= until or connection.errors_occurred
+        elif (kept is None or time.monotonic() >= kept.until or connection.errors_occurred
               or connection.in_atomic_block or not connection.get_autocommit()):
             self.give_back()
 
     def after(self) -> None:
         """At the end of a fast-path request: keep the connection if the limit allows it."""
-        if connection.connection is None or getattr(self._local, "until", None) is not None:
+        if connection.connection is None or getattr(self._local, "kept", None) is not None:
             return
         with self._lock:
             keep = self._keeping < self.limit
             if keep:
                 self._keeping += 1
-                self._local.until = time.monotonic() + self.KEEP_SECONDS
+                self._local.kept = _Kept(self, connections[DEFAULT_DB_ALIAS], time.monotonic() + self.KEEP_SECONDS)
         if not keep:
             connection.close()  # to the pool, as Django would
 
@@ -141,10 +143,44 @@ class KeptConnections:
         self._unmark()
 
     def _unmark(self) -> None:
-        if getattr(self._local, "until", None) is not None:
-            self._local.until = None
-            with self._lock:
-                self._keeping -= 1
+        kept = getattr(self._local, "kept", None)
+        if kept is not None:
+            kept.counted = False
+            self._local.kept = None
+            self._uncount()
+
+    def _uncount(self) -> None:
+        with self._lock:
+            self._keeping -= 1
+
+
+class _Kept:
+    """A thread's kept connection: until when, and the thread's database wrapper, so that the
+    connection goes back to the pool when the thread ends while keeping it. Python clears a
+    thread's ``threading.local`` values when the thread ends, which drops this object; Django's
+    wrapper alone would be dropped with its connection still taken from the pool, and the pool
+    one connection smaller for good."""
+
+    def __init__(self, owner: KeptConnections, wrapper: Any, until: float) -> None:
+        self.owner, self.wrapper, self.until = owner, wrapper, until
+        self.raw = wrapper.connection
+        self.counted = True
+
+    def __del__(self) -> None:
+        if not self.counted:
+            return
+        self.counted = False
+        # A finaliser must not raise: a connection that cannot be given back is left to its object.
+        with contextlib.suppress(Exception):
+            raw = self.wrapper.connection
+            if raw is not None and raw is self.raw:  # else the wrapper gave it back already
+                pool = getattr(raw, "_pool", None)
+                if pool is not None:
+                    pool.putconn(raw)  # what the wrapper's close() does, without its same-thread check
+                else:
+                    raw.close()
+                self.wrapper.connection = None
+        self.owner._uncount()
 
 
 def keep_limit(pool: Any) -> int:

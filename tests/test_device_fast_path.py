@@ -6,11 +6,13 @@ Django's answer, and the fast path stores nothing of it.
 The requests go through the WSGI application as gunicorn calls it. The tests commit
 (transactional): the fast path runs its statement outside a transaction, as in production."""
 
+import gc
 import io
 import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -96,8 +98,11 @@ def django_app() -> Spy:
 
 
 @pytest.fixture
-def fast(django_app: Spy) -> DeviceReadingFastPath:
-    return DeviceReadingFastPath(django_app)
+def fast(django_app: Spy) -> Iterator[DeviceReadingFastPath]:
+    app = DeviceReadingFastPath(django_app)
+    yield app
+    # This thread outlives the test's fast path: its kept connection is the next test's too.
+    app.connections._unmark()
 
 
 @pytest.fixture
@@ -339,7 +344,7 @@ def test_the_kept_connection_is_given_back_when_old_or_not_clean(tx_cast, fast):
     assert call(fast, _reading(2), token=tx_cast.device_token_a).status == 201
     assert connection.connection is kept
 
-    fast.connections._local.until = 0.0  # older than KEEP_SECONDS
+    fast.connections._local.kept.until = 0.0  # older than KEEP_SECONDS
     assert call(fast, _reading(3), token=tx_cast.device_token_a).status == 201
     assert connection.connection is not kept
 
@@ -476,3 +481,40 @@ def test_a_thread_counts_as_keeping_only_while_it_holds_its_connection(tx_cast, 
     counted.give_back()
     counted.give_back()
     assert counted._keeping == 0
+
+
+@postgres_only
+def test_a_thread_that_ends_while_keeping_its_connection_gives_it_back(tx_cast, fast):
+    counted = fast.connections
+    raw: list[Any] = []
+
+    def request() -> None:
+        assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
+        raw.append(connection.connection)  # kept: the thread ends without giving it back itself
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    thread.join(10)
+    gc.collect()
+
+    assert len(raw) == 1 and raw[0] is not None
+    assert counted._keeping == 0
+    assert raw[0].closed  # without a pool, closed; with one, back in the pool (below)
+
+
+@postgres_only
+def test_a_pooled_connection_kept_by_an_ended_thread_goes_back_to_the_pool(tx_cast, fast):
+    pool = mock.Mock()
+    wrapper = mock.Mock()
+    wrapper.connection._pool = pool
+    raw = wrapper.connection
+    fast.connections._keeping = 2
+    kept = device_fast_path._Kept(fast.connections, wrapper, until=0.0)
+    given_back_since = device_fast_path._Kept(fast.connections, mock.Mock(connection=None), until=0.0)
+
+    del kept, given_back_since
+    gc.collect()
+
+    pool.putconn.assert_called_once_with(raw)
+    assert wrapper.connection is None
+    assert fast.connections._keeping == 0
