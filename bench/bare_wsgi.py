@@ -1,5 +1,5 @@
 """The floor under the request benchmarks: a WSGI app with no Django at all. It reads the body
-and answers 201 with a small JSON body, served by the same gunicorn command as the project, so
+and answers 201 with a small JSON body, served by the same server command as the project, so
 that a run shows what the server and the load generator alone cost on the machine."""
 
 from collections.abc import Callable, Iterable

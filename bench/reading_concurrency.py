@@ -5,12 +5,18 @@ production; READINGS_FAST_PATH=0 in the environment sends them through Django to
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform REDIS_URL=redis://127.0.0.1:6379/6 \\
         .venv/bin/python bench/reading_concurrency.py [CLIENTS] [REQUESTS_PER_CLIENT] \\
-        [--server=gunicorn|gunicorn-sync|uvicorn|daphne] [--workers=N] [--worker]
+        [--server=granian|gunicorn|gunicorn-sync|uvicorn|daphne] [--workers=N] [--worker] \\
+        [--client=lean|http.client]
 
-The server defaults to the Procfile's: gunicorn (WSGI, threaded workers) with WEB_CONCURRENCY
-worker processes (default 2). For comparison: ``--server=uvicorn`` (ASGI, the web process before
-ADR 0012), ``--server=gunicorn-sync`` (one request at a time per process) and ``--server=daphne``
-(the single daphne process used at first).
+The server defaults to the Procfile's: granian (Rust HTTP, the WSGI application in blocking
+threads; ADR 0017) with WEB_CONCURRENCY worker processes (default 2) of WEB_THREADS threads
+(default 4). For comparison: ``--server=gunicorn`` (threaded workers, the web process from ADR
+0012 to ADR 0017), ``--server=uvicorn`` (ASGI, the web process before ADR 0012),
+``--server=gunicorn-sync`` (one request at a time per process) and ``--server=daphne`` (the
+single daphne process used at first).
+The load generator's 20 clients are threads of this process, each with a kept-alive connection
+written to and read from a raw socket (``LeanClient``); ``--client=http.client`` uses the
+standard library's client, which costs about twice the CPU per request on the same cores.
 With REDIS_URL (the production shape) the request commits and enqueues the evaluation to Redis
 — a worker would evaluate it; none runs here, so the measured time is the request's own. Every
 request sends its task (EVALUATION_QUEUED_SECONDS=0: as if a worker took each one at once; with
@@ -19,8 +25,8 @@ Without it, the evaluation runs inside the request (embedded shape). The load ge
 on the same machine as the server and the database, and is counted in the same CPU budget.
 With ``--worker`` a real Celery worker runs beside the server and the one-waiting-task mark is on
 (the production defaults): requests send a task only when none waits, and the worker's
-evaluation competes for the same 2 cores. With gunicorn, a last run serves a WSGI app without
-Django (bench/bare_wsgi.py) by the same command: the floor that the server and the load
+evaluation competes for the same 2 cores. With granian or gunicorn, a last run serves a WSGI app
+without Django (bench/bare_wsgi.py) by the same command: the floor that the server and the load
 generator alone set on this machine.
 Target (issue #4): p95 <= 30 ms with 20 concurrent clients. Runs on a throw-away test database.
 """
@@ -245,17 +251,22 @@ def ceiling(label: str, run: Run, clients: int) -> None:
 
 
 def server_command(server: str, workers: int, port: int) -> list[str]:
+    threads = os.environ.get("WEB_THREADS", "4")
     if server == "daphne":
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "proplatform.asgi:application"]
     if server == "uvicorn":  # ASGI, as the web: process ran before ADR 0012 (and the ws: process runs)
         return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers",
                 str(workers), "--lifespan", "off", "--no-access-log", "proplatform.asgi:application"]
+    if server == "gunicorn":  # the web: process from ADR 0012 to ADR 0017: threaded workers
+        return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                "--worker-class", "gthread", "--threads", threads, "--forwarded-allow-ips", "",
+                "--reuse-port", "--no-control-socket", "proplatform.wsgi:application"]
     if server == "gunicorn-sync":  # WSGI, one request at a time per process (needs a buffering proxy)
         return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                 "--forwarded-allow-ips", "", "--no-control-socket", "proplatform.wsgi:application"]
-    from tests.live import web_command
+    from tests.live import web_command  # the Procfile's web: granian (ADR 0017)
 
-    return web_command(port, workers=workers, threads=int(os.environ.get("WEB_THREADS", "4")))
+    return web_command(port, workers=workers, threads=int(threads))
 
 
 def start_server(command: list[str], env: dict[str, str], port: int, log: Any) -> subprocess.Popen[bytes]:
@@ -274,7 +285,7 @@ def main() -> None:
     options = dict(a[2:].partition("=")[::2] for a in sys.argv[1:] if a.startswith("--"))
     clients = int(args[0]) if len(args) > 0 else 20
     per_client = int(args[1]) if len(args) > 1 else 100
-    server_name = options.get("server", "gunicorn")
+    server_name = options.get("server", "granian")
     with_worker = "worker" in options
     lean = options.get("client", "lean") == "lean"
     workers = int(options.get("workers", os.environ.get("WEB_CONCURRENCY", "2")))
@@ -348,7 +359,7 @@ def main() -> None:
         if worker is not None:
             print(f"  the Celery worker evaluating the readings meanwhile (until none waits): "
                   f"{worker_cpu / len(reading_run.latencies) * 1000:.2f} ms CPU per reading, on the same cores")
-        if server_name.startswith("gunicorn"):
+        if server_name.startswith(("granian", "gunicorn")):
             # The floor: the same server command with no Django at all (bench/bare_wsgi.py).
             server.terminate()
             server.wait(timeout=10)

@@ -1,4 +1,4 @@
-"""Running channel-layer coroutines from synchronous code (Celery tasks, gunicorn threads).
+"""Running channel-layer coroutines from synchronous code (Celery tasks, web threads).
 
 ``async_to_sync`` in a thread without an event loop starts a new loop for every call, and the
 Redis channel layer opens a new connection for every loop: measured, 4.4 ms of CPU for one

@@ -43,7 +43,7 @@ def _channel_layer() -> str:
         if message.get("marker") != marker:
             raise RuntimeError("channel layer returned another message")
 
-    # On the process's sending loop: under gunicorn's threads each async_to_sync would start a
+    # On the process's sending loop: under the web server's threads each async_to_sync would start a
     # loop of its own, and the Redis layer refuses receive() from two loops at once.
     channel_sends.run(layer, round_trip)
     return "ok"

@@ -144,7 +144,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # execute(..., prepare=True) (proplatform.db.prepared_cursor) are prepared; no other statement
     # is run this many times (Django's own cursors bind on the client anyway).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**62)
-# Web (gunicorn) and ws (uvicorn) processes borrow connections from a pool instead of opening a PostgreSQL connection
+# Web (granian) and ws (uvicorn) processes borrow connections from a pool instead of opening a PostgreSQL connection
 # per request and per websocket push (Django closes them after each). Set for the web process
 # only (Procfile): a Celery prefork worker must not inherit a pool's threads across fork; it keeps
 # one connection instead (WORKER_DB_CONN_MAX_AGE). 0 = no pool.

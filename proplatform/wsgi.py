@@ -1,4 +1,4 @@
-"""WSGI entry point: the web process (Procfile ``web:``, gunicorn) serves HTTP through it.
+"""WSGI entry point: the web process (Procfile ``web:``, granian; ADR 0017) serves HTTP through it.
 
 A device's single reading takes a shorter way in front of Django (monitoring.device_fast_path,
 ADR 0016). Websockets (the triage live feed) are served by the ASGI app (``proplatform.asgi``) in the
@@ -18,5 +18,5 @@ from proplatform.memory import freeze_loaded_app  # noqa: E402
 # A device's single reading is stored and answered before Django's request cycle (ADR 0016).
 application = DeviceReadingFastPath(application)
 
-# gunicorn loads this module in each worker process, after its fork.
+# granian loads this module in each worker process it starts.
 freeze_loaded_app()

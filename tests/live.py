@@ -1,5 +1,5 @@
 """A live stack for end-to-end and browser tests: the production servers (as in the Procfile:
-gunicorn for HTTP, uvicorn for the websockets; one uvicorn in the embedded shape) in their own
+granian for HTTP, uvicorn for the websockets; one uvicorn in the embedded shape) in their own
 processes and, in the production shape (REDIS_URL set), a real Celery worker
 process — both on the test database, exactly as they run in production."""
 
@@ -118,10 +118,10 @@ def _wait_listening(stack: LiveStack, name: str, port: int, logs: dict[str, Path
 
 
 def web_command(port: int, *, workers: int = 2, threads: int = 4) -> list[str]:
-    """The Procfile's web: line (gunicorn, WSGI, threaded workers; ADR 0012) on ``port``."""
-    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), "--forwarded-allow-ips", "",
-            "--reuse-port", "--no-control-socket", "proplatform.wsgi:application"]
+    """The Procfile's web: line (granian, WSGI in blocking threads; ADR 0012, ADR 0017) on ``port``."""
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws", "--respawn-failed-workers",
+            "--log-level", "warning", "proplatform.wsgi:application"]
 
 
 @contextmanager
@@ -155,7 +155,7 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
     stack = LiveStack(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}",
                       production_shape=production_shape, redis_prefix=env["REDIS_PREFIX"])
     if production_shape:
-        # As the Procfile runs it: HTTP over WSGI in two gunicorn worker processes (ADR 0012).
+        # As the Procfile runs it: HTTP over WSGI in two granian worker processes (ADR 0012, 0017).
         commands = {"web": web_command(port)}
     else:
         # The embedded shape: one ASGI process for HTTP and websockets, whose in-memory channel
