@@ -45,6 +45,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.utils import translation
 
 from accounts.models import hash_token
 from monitoring.api import reading_json
@@ -65,6 +66,7 @@ _ACCEPT = ("*/*", "application/json")
 _TOKEN = re.compile(r"(?i:bearer) (dv_[A-Za-z0-9_-]{20,100})")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Answer = tuple[str, list[tuple[str, str]], bytes]  # status line, headers, body
 
 
 def _unused(request: HttpRequest) -> HttpResponse:
@@ -240,6 +242,8 @@ class DeviceReadingFastPath:
     """The WSGI application: Django's, with a device's single reading stored and answered in
     front of it (see the module's docstring)."""
 
+    MAX_KEPT = 64  # Accept-Language values and header sets worked out once; beyond, every time
+
     def __init__(self, django_app: WsgiApp) -> None:
         self.django_app = django_app
         self.tokens = DeviceTokens()
@@ -249,6 +253,8 @@ class DeviceReadingFastPath:
         self.common = CommonMiddleware(_unused)
         self.locale = LocaleMiddleware(_unused)
         self.frame_options = XFrameOptionsMiddleware(_unused)
+        self._languages: dict[str, str] = {}  # Accept-Language -> the language activated
+        self._headers: dict[tuple[str, bool], tuple[str, list[tuple[str, str]]]] = {}  # see _created
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # PostgreSQL only: the statement that stores and checks the token again is PostgreSQL's.
@@ -263,8 +269,7 @@ class DeviceReadingFastPath:
                 return [content]
         return self.django_app(environ, start_response)
 
-    def _answer(self, environ: dict[str, Any], token: str,
-                body: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    def _answer(self, environ: dict[str, Any], token: str, body: bytes) -> Answer | None:
         request = WSGIRequest(environ)
         with request_id_scope(request) as request_id:
             try:
@@ -287,10 +292,11 @@ class DeviceReadingFastPath:
                 self.connections.give_back()  # Django answers, with a connection of its own
                 return None
             self.connections.after()
-        response["X-Request-ID"] = request_id
-        return f"{response.status_code} {response.reason_phrase}", list(response.items()), response.content
+        status, headers, content = response
+        headers.append(("X-Request-ID", request_id))
+        return status, headers, content
 
-    def _store_and_answer(self, request: WSGIRequest, token: str, body: bytes) -> HttpResponse | None:
+    def _store_and_answer(self, request: WSGIRequest, token: str, body: bytes) -> Answer | None:
         """The 201 answer for the reading in ``body``, stored; None (nothing stored) when Django
         is to answer the request."""
         if self.security.process_request(request) is not None:  # plain HTTP: Django redirects
@@ -307,15 +313,44 @@ class DeviceReadingFastPath:
             return None
         if not isinstance(item, dict) or "readings" in item:
             return None
-        self.locale.process_request(request)
+        language = self._language(request)
         token_id, device = found
         result = reading_device_store_one(item=item, device=device, token_id=token_id)
         if result is None:
             self.tokens.forget(key_hash)  # perhaps revoked or lent again: look it up afresh next time
             return None
-        response = HttpResponse(reading_json(result.reading), status=201, content_type="application/json")
-        response["Allow"] = "POST, OPTIONS"  # as DRF's APIView answers
-        # Django runs process_response from the innermost middleware out.
-        for middleware in (self.frame_options, self.common, self.locale, self.security):
-            response = middleware.process_response(request, response)
-        return response
+        return self._created(request, language, reading_json(result.stored))
+
+    def _language(self, request: WSGIRequest) -> str:
+        """The language LocaleMiddleware activates for the request, activated. On the fast path's
+        requests (one path, no cookies) it depends on Accept-Language alone: worked out by the
+        middleware once per header value, for up to MAX_KEPT values."""
+        accept = request.META.get("HTTP_ACCEPT_LANGUAGE", "")
+        language = self._languages.get(accept)
+        if language is None:
+            self.locale.process_request(request)
+            language = request.LANGUAGE_CODE  # type: ignore[attr-defined]
+            if len(self._languages) < self.MAX_KEPT:
+                self._languages[accept] = language
+        else:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
+        return language
+
+    def _created(self, request: WSGIRequest, language: str, content: bytes) -> Answer:
+        """The 201's status line and headers, as the middleware write them. They depend on the
+        request only through its language and whether it came over HTTPS: worked out once per
+        pair by running the middleware's process_response, innermost first, as Django does."""
+        key = (language, request.is_secure())
+        kept = self._headers.get(key)
+        if kept is None:
+            response = HttpResponse(content, status=201, content_type="application/json")
+            response["Allow"] = "POST, OPTIONS"  # as DRF's APIView answers
+            for middleware in (self.frame_options, self.common, self.locale, self.security):
+                response = middleware.process_response(request, response)
+            kept = (f"{response.status_code} {response.reason_phrase}", list(response.items()))
+            if any(name == "Content-Length" for name, _ in kept[1]) and len(self._headers) < self.MAX_KEPT:
+                self._headers[key] = kept
+        status, headers = kept
+        length = str(len(content))
+        return status, [(name, length if name == "Content-Length" else value) for name, value in headers], content

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.conf import settings
@@ -76,6 +76,23 @@ class Parsed:
     id: int | None = None  # set when stored
 
 
+class StoredReading(NamedTuple):
+    """The fields of a reading just stored that the API answers with, named as on the model."""
+
+    pk: int
+    patient_id: Any
+    device_id: int | None
+    measure: str
+    value: Decimal
+    value2: Decimal | None
+    unit: str
+    effective_at: datetime
+    received_at: datetime
+    client_id: str | None
+    source: Source
+    unusual: bool
+
+
 @dataclass(slots=True, eq=False)
 class ItemResult:
     """One item's outcome. ``id``/``unusual`` are set when the reading is stored (201) or was
@@ -94,6 +111,15 @@ class ItemResult:
         if self._reading is None and self.id is not None and self._readings is not None:
             self._reading = self._readings.get(self.id)
         return self._reading
+
+    @property
+    def stored(self) -> StoredReading | Reading | None:
+        """What the API answers for the reading (monitoring.api.reading_json): for one this
+        request stored, its fields without building the model instance, which costs as much
+        as writing the answer (the device fast path, ADR 0016)."""
+        if self._reading is None and self._readings is not None and self.id in self._readings.new:
+            return self._readings.stored(self.id)
+        return self.reading
 
     def as_json(self) -> dict[str, Any]:
         if self.id is not None:
@@ -317,6 +343,11 @@ class _Readings:
             else:
                 self.built.update(Reading.objects.in_bulk(self.earlier))
         return self.built[pk]
+
+    def stored(self, pk: int) -> StoredReading:
+        p = self.new[pk]
+        return StoredReading(pk, self.patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
+                             p.effective_at, self.now, p.client_id, self.source, p.unusual)
 
     def _build(self, p: Parsed) -> Reading:
         reading = Reading(

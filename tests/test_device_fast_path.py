@@ -163,6 +163,31 @@ def test_the_answer_carries_the_headers_django_would_send(tx_cast, headers, sett
 
 
 @postgres_only
+def test_the_headers_worked_out_once_are_djangos_for_every_later_request(tx_cast, settings):
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_SSL_REDIRECT = False  # plain HTTP is answered too: no HSTS there
+    django_app = Spy()
+    fast = DeviceReadingFastPath(django_app)
+    requests = [({"Accept-Language": "en"}, True), ({}, True), ({"Accept-Language": "en"}, False),
+                ({"Accept-Language": "fr, en;q=0.5"}, True), ({}, False), ({"Accept-Language": "en"}, True)]
+    for n, (headers, secure) in enumerate(requests):
+        item = _reading(10 + n, client_id="c" * (n + 1))  # answers of different lengths
+        settings.READINGS_FAST_PATH = True
+        by_fast = call(fast, item, token=tx_cast.device_token_a, headers=headers, secure=secure)
+        settings.READINGS_FAST_PATH = False
+        by_django = call(fast, {**item, "client_id": "d" * (n + 1)}, token=tx_cast.device_token_a,
+                         headers=headers, secure=secure)
+
+        assert (by_fast.status, by_django.status, django_app.calls) == (201, 201, n + 1)
+        for answer in (by_fast, by_django):
+            answer.headers.pop("X-Request-ID")
+            assert answer.headers.pop("Content-Length") == str(len(answer.body))
+        assert by_fast.headers == by_django.headers
+        assert ("Strict-Transport-Security" in by_fast.headers) == secure
+    assert len(fast._headers) == 4  # en, da over HTTPS; en, da over HTTP
+
+
+@postgres_only
 def test_the_token_looked_up_once_is_checked_again_when_the_reading_is_stored(tx_cast, fast, django_app):
     assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
     DeviceToken.objects.filter(device=tx_cast.device_a).update(revoked_at=timezone.now())

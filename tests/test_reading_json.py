@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone as django_timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework.renderers import JSONRenderer
 
 from monitoring.api import ReadingOut, reading_json
+from monitoring.ingest import StoredReading
 from monitoring.models import Reading, Source
 
 
@@ -58,3 +60,23 @@ def test_for_any_value_client_id_and_time(value, client_id, minutes):
     reading = _reading(value=value, client_id=client_id,
                        effective_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes, microseconds=minutes))
     assert reading_json(reading) == drf(reading)
+
+
+def _stored(reading: Reading) -> StoredReading:
+    return StoredReading(*(getattr(reading, name) for name in StoredReading._fields))
+
+
+@pytest.mark.parametrize("zone", ["Europe/Copenhagen", "UTC", "America/St_Johns", "Pacific/Kiritimati"])
+def test_in_any_current_time_zone_and_from_the_stored_fields_without_the_model(zone):
+    reading = _reading(effective_at=datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC))  # the hour DST starts
+    with django_timezone.override(zone):
+        assert reading_json(reading) == drf(reading)
+        assert reading_json(_stored(reading)) == drf(reading)
+
+
+def test_times_the_serializer_writes_otherwise_are_left_to_it(settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DATETIME_FORMAT": "%d.%m.%Y %H:%M"}
+    reading = _reading()
+
+    assert reading_json(reading) == drf(reading)
+    assert b'"effective_at":"03.12.2026 14:38"' in reading_json(reading)  # Copenhagen time, the format
