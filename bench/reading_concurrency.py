@@ -126,6 +126,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's CPU time so far, in ticks: in all, and stolen (a virtual machine's CPUs
+    waiting while the host runs something else; /proc/stat's steal column)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 @dataclass
 class Run:
     latencies: list[float]
@@ -133,6 +140,7 @@ class Run:
     server_cpu: float  # seconds of CPU the server processes used during the run
     db_cpu: float | None  # the database backends' (None: they did not live through the run)
     client_cpu: float  # the load generator's own threads
+    stolen: float = 0.0  # the share of the machine's CPU time the host took during the run
 
 
 class LeanClient:
@@ -215,19 +223,21 @@ def run_clients(port: int, tokens: list[str], per_client: int, path: str, body, 
     threads = [threading.Thread(target=client, args=(n, t)) for n, t in enumerate(tokens)]
     servers, backends = process_tree(server_pid), db_backends(db_name)
     server_cpu, db_cpu, client_cpu = cpu_seconds(servers), cpu_seconds(backends), time.process_time()
+    ticks = cpu_ticks()
     wall = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - wall
+    total, steal = (after - before for after, before in zip(cpu_ticks(), ticks, strict=True))
     if failures:
         raise RuntimeError(f"{path}: {len(failures)} clients got HTTP {sorted(set(failures))}; see the server log")
     # Backends that came and went (a connection per request) are not counted: report none then.
     backends_after = db_backends(db_name)
     return Run(latencies, wall, cpu_seconds(servers) - server_cpu,
                cpu_seconds(backends) - db_cpu if backends and backends_after == backends else None,
-               time.process_time() - client_cpu)
+               time.process_time() - client_cpu, steal / total if total else 0.0)
 
 
 def report(label: str, run: Run) -> float:
@@ -237,7 +247,7 @@ def report(label: str, run: Run) -> float:
     db = f"{run.db_cpu / n * 1000:5.2f}" if run.db_cpu is not None else "  n/a"
     print(f"{label:<30} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  {n / run.wall:6.0f} requests/s   CPU per request: "
           f"server {run.server_cpu / n * 1000:5.2f} ms, database {db} ms, load generator "
-          f"{run.client_cpu / n * 1000:5.2f} ms")
+          f"{run.client_cpu / n * 1000:5.2f} ms; stolen by the host {run.stolen:4.0%}")
     return p95
 
 
