@@ -166,12 +166,18 @@ class _Kept:
     def __init__(self, owner: KeptConnections, wrapper: Any, until: float) -> None:
         self.owner, self.wrapper, self.until = owner, wrapper, until
         self.raw = wrapper.connection
+        self.thread = threading.get_ident()
         self.counted = True
 
     def __del__(self) -> None:
         if not self.counted:
             return
         self.counted = False
+        # Only in the thread that kept it: the thread is ending. Dropped elsewhere (the garbage
+        # collector freeing a fast path that is no longer used), the thread may still be using it.
+        if threading.get_ident() != self.thread:
+            self.owner._uncount()
+            return
         # A finaliser must not raise: a connection that cannot be given back is left to its object.
         with contextlib.suppress(Exception):
             raw = self.wrapper.connection

@@ -543,3 +543,33 @@ def test_a_pooled_connection_kept_by_an_ended_thread_goes_back_to_the_pool(tx_ca
     pool.putconn.assert_called_once_with(raw)
     assert wrapper.connection is None
     assert fast.connections._keeping == 0
+
+
+@postgres_only
+def test_a_fast_path_dropped_elsewhere_leaves_a_live_threads_connection_alone(tx_cast):
+    apps = {"fast": DeviceReadingFastPath(Spy())}
+    kept: dict[str, Any] = {}
+    go_on = threading.Event()
+
+    def request_then_wait() -> None:
+        try:
+            assert call(apps["fast"], _reading(1), token=tx_cast.device_token_a).status == 201
+            kept["raw"] = connection.connection
+            go_on.wait(10)
+            kept["after"] = connection.connection  # still this thread's, in use
+            kept["closed"] = kept["raw"].closed
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=request_then_wait)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while "raw" not in kept:
+        assert thread.is_alive() and time.monotonic() < deadline, "the request failed"
+        time.sleep(0.01)
+    del apps["fast"]
+    gc.collect()  # in this thread: the kept connections' finalisers run here, not in theirs
+    go_on.set()
+    thread.join(10)
+
+    assert kept["after"] is kept["raw"] and not kept["closed"]
