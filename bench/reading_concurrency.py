@@ -151,8 +151,8 @@ class LeanClient:
     taken from the same 2 cores as the server (``--client=http.client`` measures with it)."""
 
     def __init__(self, port: int, path: str, headers: dict[str, str]) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.port = port
+        self.sock = self._connect()
         lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept-Encoding: identity",
                  *(f"{name}: {value}" for name, value in headers.items())]
         self.head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode()
@@ -165,17 +165,29 @@ class LeanClient:
             buffer += self._receive()
         head, buffer = buffer[:end], buffer[end + 4:]
         status = int(head[9:12])
-        length = None
+        length, close = None, False
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value)
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
         if length is None:  # chunked: every answer measured here says its length
             raise RuntimeError(f"an answer without Content-Length: {head!r}")
         while len(buffer) < length:
             buffer += self._receive()
         self.buffer = buffer[length:]
+        if close:  # the server ends the connection: the next request opens another, as http.client does
+            self.sock.close()
+            self.sock = self._connect()
+            self.buffer = b""
         return status
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def _receive(self) -> bytes:
         chunk = self.sock.recv(65536)
@@ -190,33 +202,37 @@ class LeanClient:
 def run_clients(port: int, tokens: list[str], per_client: int, path: str, body, *,  # type: ignore[no-untyped-def]
                 server_pid: int, db_name: str, lean: bool = True) -> Run:
     latencies: list[float] = []
-    failures: list[int] = []
+    failures: list[int | str] = []
     lock = threading.Lock()
     start = timezone.now() - timedelta(days=1)
 
     def client(n: int, token: str) -> None:
-        if lean:
-            post = LeanClient(port, path, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine = []
-        for i in range(per_client):
-            payload = json.dumps(body(n, i, start)).encode()
-            started = time.perf_counter()
+        try:
             if lean:
-                status = post(payload)
+                post = LeanClient(port, path, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
             else:
-                conn.request("POST", path, payload, {"Authorization": f"Bearer {token}",
-                                                     "Content-Type": "application/json"})
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            mine.append((time.perf_counter() - started) * 1000)
-            if status not in (200, 201):
-                with lock:
-                    failures.append(status)
-                break
-        post.close() if lean else conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for i in range(per_client):
+                payload = json.dumps(body(n, i, start)).encode()
+                started = time.perf_counter()
+                if lean:
+                    status = post(payload)
+                else:
+                    conn.request("POST", path, payload, {"Authorization": f"Bearer {token}",
+                                                         "Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    response.read()
+                    status = response.status
+                mine.append((time.perf_counter() - started) * 1000)
+                if status not in (200, 201):
+                    with lock:
+                        failures.append(status)
+                    break
+            post.close() if lean else conn.close()
+        except Exception as exc:  # noqa: BLE001  (reported after the run: a client lost is a failed run)
+            with lock:
+                failures.append(f"client {n}: {exc!r}")
         with lock:
             latencies.extend(mine)
 
@@ -232,7 +248,8 @@ def run_clients(port: int, tokens: list[str], per_client: int, path: str, body, 
     wall = time.perf_counter() - wall
     total, steal = (after - before for after, before in zip(cpu_ticks(), ticks, strict=True))
     if failures:
-        raise RuntimeError(f"{path}: {len(failures)} clients got HTTP {sorted(set(failures))}; see the server log")
+        raise RuntimeError(f"{path}: {len(failures)} clients failed: {sorted(set(map(str, failures)))[:5]}; "
+                           "see the server log")
     # Backends that came and went (a connection per request) are not counted: report none then.
     backends_after = db_backends(db_name)
     return Run(latencies, wall, cpu_seconds(servers) - server_cpu,
