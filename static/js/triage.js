@@ -114,12 +114,17 @@
     // port the page names (LIVE_FEED_PORT), same host name so the session cookie goes along.
     const host = list.dataset.livePort ? `${location.hostname}:${list.dataset.livePort}` : location.host;
     const socket = new WebSocket(`${scheme}://${host}/ws/alerts/${query ? "?" + query : ""}`);
-    socket.addEventListener("open", () => { backoff = 500; setStatus("live", t.live); });
+    socket.addEventListener("open", () => { backoff = 500; });
     socket.addEventListener("message", (event) => {
       const data = JSON.parse(event.data);
       if (data.type === "snapshot") {
+        // Live from here: the list is the server's. Not at "open": the snapshot would redraw
+        // the list under a click made in between, and the click would be lost.
         alerts.clear();
         for (const a of data.alerts) alerts.set(a.id, a);
+        render();
+        setStatus("live", t.live);
+        return;
       } else if (data.type === "alert") {
         const isNew = !alerts.has(data.alert.id);
         alerts.set(data.alert.id, data.alert);
