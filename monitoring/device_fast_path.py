@@ -298,9 +298,8 @@ class DeviceReadingFastPath:
                 self.connections.give_back()  # Django answers, with a connection of its own
                 return None
             self.connections.after()
-        status, headers, content = response
-        headers.append(("X-Request-ID", request_id))
-        return status, headers, content
+        response[1].append(("X-Request-ID", request_id))  # a list of its own (_created)
+        return response
 
     def _store_and_answer(self, request: WSGIRequest, token: str, body: bytes) -> Answer | None:
         """The 201 answer for the reading in ``body``, stored; None (nothing stored) when Django
