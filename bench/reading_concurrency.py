@@ -6,7 +6,7 @@ production; READINGS_FAST_PATH=0 in the environment sends them through Django to
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform REDIS_URL=redis://127.0.0.1:6379/6 \\
         .venv/bin/python bench/reading_concurrency.py [CLIENTS] [REQUESTS_PER_CLIENT] \\
         [--server=granian|gunicorn|gunicorn-sync|uvicorn|daphne] [--workers=N] [--worker] \\
-        [--client=lean|http.client]
+        [--client=lean|http.client] [--neighbour=SHARE]
 
 The server defaults to the Procfile's: granian (Rust HTTP, the WSGI application in blocking
 threads; ADR 0017) with WEB_CONCURRENCY worker processes (default 2) of WEB_THREADS threads
@@ -28,6 +28,12 @@ With ``--worker`` a real Celery worker runs beside the server and the one-waitin
 evaluation competes for the same 2 cores. With granian or gunicorn, a last run serves a WSGI app
 without Django (bench/bare_wsgi.py) by the same command: the floor that the server and the load
 generator alone set on this machine.
+``--neighbour=0.2`` runs a noisy neighbour beside every run: one process pinned to each CPU
+that burns that share of it in every 10 ms (by its own CPU clock) and sleeps the rest. Where
+it may (root), it runs at real-time priority and so takes the CPU the moment it wants it,
+whatever else waits, as a host that steals CPU time from this virtual machine does (the
+"stolen" column); otherwise the scheduler shares the CPU with it and it gets less. Each run
+prints the share of the machine's CPU the neighbour got.
 Target (issue #4): p95 <= 30 ms with 20 concurrent clients. Runs on a throw-away test database.
 """
 
@@ -141,6 +147,7 @@ class Run:
     db_cpu: float | None  # the database backends' (None: they did not live through the run)
     client_cpu: float  # the load generator's own threads
     stolen: float = 0.0  # the share of the machine's CPU time the host took during the run
+    neighbour: float | None = None  # the share the noisy neighbour got (--neighbour), if one ran
 
 
 class LeanClient:
@@ -199,8 +206,31 @@ class LeanClient:
         self.sock.close()
 
 
+# One process of the noisy neighbour, on CPU number CPU: burns SHARE of each 10 ms of its own
+# CPU clock, then sleeps until the next 10 ms begin; at real-time priority where it may.
+_NEIGHBOUR = """
+import os, sys, time
+share, cpu, period = float(sys.argv[1]), int(sys.argv[2]), 0.010
+os.sched_setaffinity(0, {cpu})
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+except PermissionError:
+    pass
+while True:
+    begun, burnt = time.monotonic(), time.process_time()
+    while time.process_time() - burnt < share * period:
+        pass
+    time.sleep(max(0.0, period - (time.monotonic() - begun)))
+"""
+
+
+def start_neighbour(share: float) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen([sys.executable, "-c", _NEIGHBOUR, str(share), str(cpu)])
+            for cpu in sorted(os.sched_getaffinity(0))]
+
+
 def run_clients(port: int, tokens: list[str], per_client: int, path: str, body, *,  # type: ignore[no-untyped-def]
-                server_pid: int, db_name: str, lean: bool = True) -> Run:
+                server_pid: int, db_name: str, lean: bool = True, neighbour: tuple[int, ...] | list[int] = ()) -> Run:
     latencies: list[float] = []
     failures: list[int | str] = []
     lock = threading.Lock()
@@ -239,7 +269,7 @@ def run_clients(port: int, tokens: list[str], per_client: int, path: str, body, 
     threads = [threading.Thread(target=client, args=(n, t)) for n, t in enumerate(tokens)]
     servers, backends = process_tree(server_pid), db_backends(db_name)
     server_cpu, db_cpu, client_cpu = cpu_seconds(servers), cpu_seconds(backends), time.process_time()
-    ticks = cpu_ticks()
+    ticks, neighbour_cpu = cpu_ticks(), cpu_seconds(list(neighbour))
     wall = time.perf_counter()
     for t in threads:
         t.start()
@@ -247,6 +277,7 @@ def run_clients(port: int, tokens: list[str], per_client: int, path: str, body, 
         t.join()
     wall = time.perf_counter() - wall
     total, steal = (after - before for after, before in zip(cpu_ticks(), ticks, strict=True))
+    neighbour_cpu = cpu_seconds(list(neighbour)) - neighbour_cpu
     if failures:
         raise RuntimeError(f"{path}: {len(failures)} clients failed: {sorted(set(map(str, failures)))[:5]}; "
                            "see the server log")
@@ -254,7 +285,8 @@ def run_clients(port: int, tokens: list[str], per_client: int, path: str, body, 
     backends_after = db_backends(db_name)
     return Run(latencies, wall, cpu_seconds(servers) - server_cpu,
                cpu_seconds(backends) - db_cpu if backends and backends_after == backends else None,
-               time.process_time() - client_cpu, steal / total if total else 0.0)
+               time.process_time() - client_cpu, steal / total if total else 0.0,
+               neighbour_cpu / (wall * (os.cpu_count() or 1)) if neighbour else None)
 
 
 def report(label: str, run: Run) -> float:
@@ -264,7 +296,8 @@ def report(label: str, run: Run) -> float:
     db = f"{run.db_cpu / n * 1000:5.2f}" if run.db_cpu is not None else "  n/a"
     print(f"{label:<30} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  {n / run.wall:6.0f} requests/s   CPU per request: "
           f"server {run.server_cpu / n * 1000:5.2f} ms, database {db} ms, load generator "
-          f"{run.client_cpu / n * 1000:5.2f} ms; stolen by the host {run.stolen:4.0%}")
+          f"{run.client_cpu / n * 1000:5.2f} ms; stolen by the host {run.stolen:4.0%}"
+          + (f", taken by the neighbour {run.neighbour:4.0%}" if run.neighbour is not None else ""))
     return p95
 
 
@@ -316,10 +349,12 @@ def main() -> None:
     with_worker = "worker" in options
     lean = options.get("client", "lean") == "lean"
     workers = int(options.get("workers", os.environ.get("WEB_CONCURRENCY", "2")))
+    neighbour_share = float(options.get("neighbour", "0"))
     setup_test_environment()
     old_name = settings.DATABASES["default"]["NAME"]
     connection.creation.create_test_db(verbosity=0)
     server = worker = None
+    neighbour: list[subprocess.Popen[bytes]] = []
     port = free_port()
     try:
         from monitoring.models import Device, DeviceKind, DeviceToken
@@ -365,7 +400,11 @@ def main() -> None:
         served = "daphne, 1 process" if server_name == "daphne" else f"{server_name}, {workers} worker processes"
         print(f"{served}, {connection.vendor}, {shape}; {clients} clients x {per_client} requests "
               f"({'raw sockets' if lean else 'http.client'}), {os.cpu_count()} CPUs")
-        where = {"server_pid": server.pid, "db_name": db["NAME"], "lean": lean}
+        if neighbour_share:
+            neighbour = start_neighbour(neighbour_share)
+            print(f"a noisy neighbour burns {neighbour_share:.0%} of each CPU beside every run")
+        where = {"server_pid": server.pid, "db_name": db["NAME"], "lean": lean,
+                 "neighbour": [p.pid for p in neighbour]}
         run_clients(port, tokens, 10, "/bench/noop", reading, **where)  # warm-up: every worker connects
         noop_run = run_clients(port, tokens, per_client, "/bench/noop", reading, **where)
         worker_cpu = cpu_seconds(process_tree(worker.pid)) if worker else 0.0
@@ -392,7 +431,7 @@ def main() -> None:
             server.wait(timeout=10)
             bare = [part.replace("proplatform.wsgi:", "bench.bare_wsgi:") for part in command]
             server = start_server(bare, env, port, log)
-            where = {"server_pid": server.pid, "db_name": db["NAME"], "lean": lean}
+            where = {**where, "server_pid": server.pid}
             run_clients(port, tokens, 10, "/", reading, **where)
             bare_run = run_clients(port, tokens, per_client, "/", reading, **where)
             report("the same server, no Django", bare_run)
@@ -401,6 +440,9 @@ def main() -> None:
         print(exc, f"({log.name}):", Path(log.name).read_text()[-3000:], sep="\n")
         raise SystemExit(1) from exc
     finally:
+        for process in neighbour:
+            process.kill()
+            process.wait()
         if worker is not None:
             worker.terminate()
             worker.wait(timeout=30)
