@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from audit.admin_reads import PatientDataAdmin
-from monitoring.models import Device, DeviceToken, Reading
+from monitoring.models import Device, DeviceLending, DeviceToken, Reading
 from monitoring.services import device_token_issue, device_token_revoke
 
 
@@ -19,12 +19,34 @@ class DeviceTokenInline(admin.TabularInline):
         return False
 
 
+class DeviceLendingInline(admin.TabularInline):
+    """The device's history (ADR 0015), written by the lending services: read only. The
+    periods only: naming the patients would show earlier patients on this device's page, reads
+    the audit of this page (the device's current patient) would not record."""
+
+    model = DeviceLending
+    extra = 0
+    fields = ("lent_from", "lent_to", "created_at")
+    readonly_fields = fields
+    can_delete = False
+    ordering = ("-lent_from",)
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(Device)
 class DeviceAdmin(PatientDataAdmin):
     list_display = ("kind", "serial", "model", "patient", "lent_from", "lent_to")
     list_filter = ("kind",)
     search_fields = ("serial", "model")
-    inlines = [DeviceTokenInline]
+    inlines = [DeviceLendingInline, DeviceTokenInline]
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if not change:  # registered here: its first lending starts the history
+            DeviceLending.objects.get_or_create(device=obj, lent_from=obj.lent_from,
+                                                defaults={"patient": obj.patient, "lent_to": obj.lent_to})
     actions = ["issue_token", "revoke_tokens"]
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]

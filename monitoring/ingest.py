@@ -39,7 +39,7 @@ from django.utils.translation import gettext as _
 
 from monitoring.evaluation_sender import EvaluationSender
 from monitoring.measures import Measure, coding_lookup
-from monitoring.models import Device, PendingEvaluation, Reading, Source
+from monitoring.models import Device, DeviceLending, PendingEvaluation, Reading, Source
 from monitoring.units import UnitError, to_canonical
 from patients.models import Patient
 from proplatform.db import prepared_cursor
@@ -602,25 +602,42 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
         else:
             parsed.append(p)
 
+    # Each device's lendings to this patient, the current one first (ADR 0015): the device row's.
     named = {p.device_id for p in parsed if p.device_id is not None}
     if device is not None:
-        lendings = {device.pk: _Lending.of(device.lent_from, device.lent_to)}
+        lendings = {device.pk: [_Lending.of(device.lent_from, device.lent_to)]}
     elif named:
-        lendings = {pk: _Lending.of(start, end) for pk, start, end in Device.objects.filter(
+        lendings = {pk: [_Lending.of(start, end)] for pk, start, end in Device.objects.filter(
             patient=patient, pk__in=named).values_list("pk", "lent_from", "lent_to")}
     else:
         lendings = {}
     candidates: list[Parsed] = []
+    outside: list[Parsed] = []  # not in the device's current lending to this patient
     for p in parsed:
         if p.device_id is None:
             p.device_id = device.pk if device is not None else None
-        elif p.device_id not in lendings:
-            results[p.index] = ItemResult(p.index, 404, errors={"device": [_("No such device.")]})
-            continue
-        if p.device_id is not None and (outside := lendings[p.device_id].refuses(p.effective_at)):
-            results[p.index] = ItemResult(p.index, 400, errors={"effective_at": [outside]})
-            continue
-        candidates.append(p)
+        current = lendings.get(p.device_id) if p.device_id is not None else None
+        if p.device_id is None or (current and current[0].refuses(p.effective_at) is None):
+            candidates.append(p)
+        else:
+            outside.append(p)
+    if outside:
+        # Rare (a backlog from an earlier lending to the same patient, a wrong clock, another
+        # patient's backlog): the device's earlier lendings to this patient, newest first.
+        for pk, start, end in DeviceLending.objects.filter(
+                patient=patient, device_id__in={p.device_id for p in outside}).order_by("-lent_from").values_list(
+                "device_id", "lent_from", "lent_to"):
+            lendings.setdefault(pk, []).append(_Lending.of(start, end))
+        for p in outside:
+            periods = lendings.get(p.device_id)
+            if not periods:
+                results[p.index] = ItemResult(p.index, 404, errors={"device": [_("No such device.")]})
+            elif any(period.refuses(p.effective_at) is None for period in periods):
+                candidates.append(p)
+            else:
+                refused = periods[0].refuses(p.effective_at)
+                results[p.index] = ItemResult(p.index, 400, errors={"effective_at": [refused]})
+        candidates.sort(key=lambda p: p.index)
     return results, candidates
 
 

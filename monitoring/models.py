@@ -35,6 +35,30 @@ class Device(models.Model):
         return f"{self.get_kind_display()} {self.serial}"
 
 
+class DeviceLending(models.Model):
+    """One period a device was lent to a patient: the device's history (ADR 0015). The Device
+    row holds the current (or last) lending as well, for the checks on every request; earlier
+    lendings are looked up only for a reading measured outside the current one (a backlog
+    uploaded after the device came back and went out again), and for a patient's page."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="lendings")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="device_lendings")
+    lent_from = models.DateField()
+    lent_to = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "lent_from"], name="uniq_device_lending_start"),
+            models.CheckConstraint(condition=models.Q(lent_to=None) | models.Q(lent_to__gte=models.F("lent_from")),
+                                   name="device_lending_ends_after_start"),
+        ]
+        indexes = [models.Index(fields=["patient", "device"], name="device_lending_patient")]
+
+    def __str__(self) -> str:
+        return f"device {self.device_id} lent {self.lent_from}–{self.lent_to or ''}"
+
+
 class DeviceToken(models.Model):
     """A bearer token for one device (``dv_…``): shown once, stored hashed, revocable."""
 

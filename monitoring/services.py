@@ -21,7 +21,7 @@ from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
 from monitoring.ingest import ItemResult, _enqueue_evaluation, readings_ingest
-from monitoring.models import Device, DeviceKind, DeviceToken, PendingEvaluation, Reading, Source
+from monitoring.models import Device, DeviceKind, DeviceLending, DeviceToken, PendingEvaluation, Reading, Source
 from patients.models import Patient
 
 
@@ -172,7 +172,8 @@ def reading_mark_erroneous(*, reading: Reading, by: User, reason: str,
 
 # --- the device registry ---------------------------------------------------------------------
 #
-# A Device row holds one lending: its patient and the period (lent_from, lent_to). Readings sent
+# A Device row holds its current (or last) lending: its patient and the period (lent_from,
+# lent_to); DeviceLending keeps every lending, the current one included (ADR 0015). Readings sent
 # with the device's token land in that patient's record, so the rules below guard against a
 # device being in two records at once: a device is lent again only after its recorded lending
 # has ended, and a re-lent or returned device loses its tokens (a token copied into a gateway
@@ -182,6 +183,12 @@ def _device_audit(*, by: User, device: Device, what: str, action: Action = Actio
                   patient_id: uuid.UUID | None = None, request: HttpRequest | None = None) -> None:
     audit_record(user=by, action=action, resource=f"Device/{device.pk} ({what})",
                  patient_id=patient_id or device.patient_id, request=request)
+
+
+def _record_lending(device: Device) -> None:
+    """Write the device row's lending into its history (DeviceLending), as it is now."""
+    DeviceLending.objects.update_or_create(device=device, lent_from=device.lent_from,
+                                           defaults={"patient_id": device.patient_id, "lent_to": device.lent_to})
 
 
 def _revoke_active_tokens(device: Device, now: datetime) -> int:
@@ -217,6 +224,7 @@ def device_register(*, kind: str, serial: str, patient: Patient, lent_from: date
         with transaction.atomic():
             device = Device.objects.create(kind=kind, serial=serial, model=model, patient=patient,
                                            lent_from=lent_from, lent_to=lent_to)
+            _record_lending(device)
             _device_audit(by=by, device=device, action=Action.CREATE, request=request,
                           what=f"registered, lent from {lent_from.isoformat()}")
     except IntegrityError:
@@ -242,8 +250,10 @@ def device_lend(*, device: Device, patient: Patient, lent_from: date, by: User,
                 _("The device was lent out until %(date)s. The new lending must start after that day.")
                 % {"date": date_format(current.lent_to, "j. F Y")}]})
         previous_patient_id = current.patient_id
+        _record_lending(current)  # the lending that ended stays in the history (ADR 0015)
         current.patient, current.lent_from, current.lent_to = patient, lent_from, lent_to
         current.save(update_fields=["patient", "lent_from", "lent_to"])
+        _record_lending(current)
         revoked = _revoke_active_tokens(current, timezone.now())
         if previous_patient_id != patient.pk:
             _device_audit(by=by, device=current, patient_id=previous_patient_id, request=request,
@@ -273,6 +283,7 @@ def device_return(*, device: Device, returned_on: date, by: User,
                 % {"date": date_format(current.lent_from, "j. F Y")}]})
         current.lent_to = returned_on
         current.save(update_fields=["lent_to"])
+        _record_lending(current)
         revoked = _revoke_active_tokens(current, timezone.now())
         _device_audit(by=by, device=current, request=request,
                       what=f"returned {returned_on.isoformat()}, {revoked} token(s) revoked")

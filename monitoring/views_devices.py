@@ -10,7 +10,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,7 +24,7 @@ from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from monitoring.forms import DeviceFilterForm, DeviceLendForm, DeviceRegisterForm, DeviceReturnForm
-from monitoring.models import Device, DeviceKind
+from monitoring.models import Device, DeviceKind, DeviceLending
 from monitoring.services import (
     device_lend,
     device_register,
@@ -90,9 +90,14 @@ def device_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_devices(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     patient = _patient(request, patient_id, resource=f"Device?patient={patient_id} (page)")
+    # The patient's earlier lendings (ADR 0015), without the current lendings listed above and
+    # without whom a device went to next: that may be another team's patient.
+    earlier = (DeviceLending.objects.filter(patient=patient).select_related("device")
+               .exclude(device__patient=patient, device__lent_from=F("lent_from")).order_by("-lent_from"))
     return render(request, "monitoring/device_patient.html", {
         "patient": patient, "today": timezone.localdate(),
         "devices": _with_tokens(patient.devices.all()).order_by("-lent_from", "kind"),
+        "earlier": earlier,
     })
 
 

@@ -26,7 +26,7 @@ from accounts.models import ApiToken
 from monitoring import device_fast_path
 from monitoring.device_fast_path import DeviceReadingFastPath
 from monitoring.models import Device, DeviceKind, DeviceToken, PendingEvaluation, Reading
-from monitoring.services import device_lend, device_return
+from monitoring.services import device_lend, device_return, device_token_issue
 from tests.factories import Cast, make_cast, make_patient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -573,3 +573,20 @@ def test_a_fast_path_dropped_elsewhere_leaves_a_live_threads_connection_alone(tx
     thread.join(10)
 
     assert kept["after"] is kept["raw"] and not kept["closed"]
+
+
+@postgres_only
+def test_a_backlog_from_the_patients_own_earlier_lending_is_stored_by_the_fast_path(tx_cast, fast, django_app):
+    today = timezone.localdate()
+    device_return(device=tx_cast.device_a, returned_on=today - timedelta(days=10), by=tx_cast.clinician_a)
+    device_lend(device=Device.objects.get(pk=tx_cast.device_a.pk), patient=tx_cast.patient_a,
+                lent_from=today - timedelta(days=5), by=tx_cast.clinician_a)
+    raw = device_token_issue(device=Device.objects.get(pk=tx_cast.device_a.pk), by=tx_cast.clinician_a)[1]
+    earlier = (timezone.now() - timedelta(days=20)).replace(microsecond=0)
+
+    own = call(fast, _reading(1, effective_at=earlier.isoformat()), token=raw)
+    shelf = call(fast, _reading(2, effective_at=(earlier + timedelta(days=13)).isoformat()), token=raw)
+
+    assert (own.status, shelf.status) == (201, 400)
+    assert django_app.calls == 1  # only the refusal went to Django
+    assert list(Reading.objects.values_list("patient_id", "client_id")) == [(tx_cast.patient_a.pk, "fast-1")]

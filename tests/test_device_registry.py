@@ -13,7 +13,7 @@ from django.utils import timezone, translation
 
 from accounts.models import Role, hash_token
 from audit.models import Action, AuditEvent, Outcome
-from monitoring.models import Device, DeviceKind, DeviceToken, Reading
+from monitoring.models import Device, DeviceKind, DeviceLending, DeviceToken, Reading
 from monitoring.services import device_lend, device_register, device_return, device_token_issue
 from patients.models import RelativeGrant
 from tests.factories import make_user, vital_signs_observation
@@ -410,3 +410,125 @@ def test_a_reading_after_the_devices_return_day_is_refused_and_the_return_day_it
     assert refused.status_code == 400
     assert refused.json()["effective_at"][0].startswith("Measured after this device was returned (on ")
     assert Reading.objects.count() == 1
+
+
+# --- the lending history: a device lent again to the same patient ------------------------------
+
+def _relent_to_a_again(cast):
+    """Device A was patient A's until 10 days ago, on the shelf for 4 days, and patient A's again
+    from 5 days ago, with a new token."""
+    device = cast.device_a
+    device_return(device=device, returned_on=_today() - timedelta(days=10), by=cast.clinician_a)
+    device_lend(device=device, patient=cast.patient_a, lent_from=_today() - timedelta(days=5), by=cast.clinician_a)
+    return device, device_token_issue(device=device, by=cast.clinician_a)[1]
+
+
+def test_every_lending_is_kept_in_the_devices_history(cast):
+    device = device_register(kind=DeviceKind.SCALE, serial="H-1", patient=cast.patient_a,
+                             lent_from=_today() - timedelta(days=30), by=cast.clinician_a)
+    device_return(device=device, returned_on=_today() - timedelta(days=20), by=cast.clinician_a)
+    device_lend(device=device, patient=cast.patient_b, lent_from=_today() - timedelta(days=19), by=cast.admin)
+    device_return(device=device, returned_on=_today() - timedelta(days=2), by=cast.admin)
+    device_lend(device=device, patient=cast.patient_a, lent_from=_today(), by=cast.clinician_a)
+
+    assert list(DeviceLending.objects.filter(device=device).order_by("lent_from").values_list(
+        "patient_id", "lent_from", "lent_to")) == [
+        (cast.patient_a.pk, _today() - timedelta(days=30), _today() - timedelta(days=20)),
+        (cast.patient_b.pk, _today() - timedelta(days=19), _today() - timedelta(days=2)),
+        (cast.patient_a.pk, _today(), None),
+    ]
+
+
+def test_a_refused_lending_or_return_leaves_the_history_as_it_was(cast):
+    device = device_register(kind=DeviceKind.SCALE, serial="H-2", patient=cast.patient_a,
+                             lent_from=_today() - timedelta(days=30), by=cast.clinician_a)
+    before = list(DeviceLending.objects.filter(device=device).values_list("patient_id", "lent_from", "lent_to"))
+    with pytest.raises(ValidationError):
+        device_lend(device=device, patient=cast.patient_b, lent_from=_today(), by=cast.admin)  # still lent out
+    with pytest.raises(ValidationError):
+        device_return(device=device, returned_on=_today() - timedelta(days=31), by=cast.admin)  # before the lending
+    assert list(DeviceLending.objects.filter(device=device).values_list("patient_id", "lent_from", "lent_to")) == before
+
+
+def test_a_device_lent_again_to_the_same_patient_uploads_that_patients_backlog_from_the_first_lending(cast):
+    device, raw = _relent_to_a_again(cast)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_ACCEPT_LANGUAGE="en")
+
+    batch = client.post("/api/v1/readings", [_spo2(20), _spo2(7), _spo2(1)], content_type="application/json")
+
+    # 20 days ago: the first lending, the patient's own; 7 days ago: on the shelf; 1 day ago: now.
+    assert [r["status"] for r in batch.json()["results"]] == [201, 400, 201]
+    assert batch.json()["results"][1]["errors"]["effective_at"][0].startswith(
+        "Measured before this device was lent to the patient (on ")
+    assert list(Reading.objects.values_list("patient_id", "device_id")) == [(cast.patient_a.pk, device.pk)] * 2
+
+
+def test_the_first_lendings_backlog_is_accepted_through_fhir_too(cast):
+    _device, raw = _relent_to_a_again(cast)
+    observation = vital_signs_observation(cast.patient_a, code="59408-5", value=97, unit="%",
+                                          effectiveDateTime=(timezone.now() - timedelta(days=20)).isoformat())
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").post("/fhir/Observation", observation,
+                                                               content_type="application/fhir+json")
+    assert response.status_code == 201, response.json()
+    assert Reading.objects.get().patient_id == cast.patient_a.pk
+
+
+def test_a_device_back_with_its_first_patient_still_refuses_the_backlog_of_the_patient_between(cast):
+    device, _raw = _relent_to_b(cast)  # A's until 10 days ago, B's from 9 days ago
+    device_return(device=device, returned_on=_today() - timedelta(days=3), by=cast.clinician_b)
+    device_lend(device=device, patient=cast.patient_a, lent_from=_today() - timedelta(days=2), by=cast.clinician_a)
+    raw = device_token_issue(device=device, by=cast.clinician_a)[1]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_ACCEPT_LANGUAGE="en")
+
+    batch = client.post("/api/v1/readings", [_spo2(20), _spo2(5), _spo2(1)], content_type="application/json")
+
+    # 20 days ago: A's first lending; 5 days ago: B had it, so it is B's, not A's; 1 day ago: A's.
+    assert [r["status"] for r in batch.json()["results"]] == [201, 400, 201]
+    assert set(Reading.objects.values_list("patient_id", flat=True)) == {cast.patient_a.pk}
+
+
+def test_a_patient_may_name_a_device_they_had_before_for_a_reading_of_that_time_only(cast):
+    device, _raw = _relent_to_b(cast)  # A's until 10 days ago, B's now
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(cast.patient_a.user)
+
+    theirs = client.post("/api/v1/readings", _spo2(20, device=device.pk), content_type="application/json")
+    bs = client.post("/api/v1/readings", _spo2(1, device=device.pk), content_type="application/json")
+    assert theirs.status_code == 201, theirs.json()
+    assert bs.status_code == 400 and "effective_at" in bs.json()
+
+    # Patient B has the device now, but 20 days ago it was A's: not B's reading.
+    client.force_login(cast.patient_b.user)
+    earlier = client.post("/api/v1/readings", _spo2(20, device=device.pk), content_type="application/json")
+    assert earlier.status_code == 400 and "effective_at" in earlier.json()
+    # A device the patient never had is as if it did not exist.
+    client.force_login(cast.patient_a.user)
+    never = client.post("/api/v1/readings", _spo2(20, device=cast.device_b.pk), content_type="application/json")
+    assert never.status_code == 404 or "device" in str(never.json())
+    assert list(Reading.objects.values_list("patient_id", flat=True)) == [cast.patient_a.pk]
+
+
+def test_a_patients_devices_page_lists_their_earlier_lendings_without_the_next_patient(cast):
+    device, _raw = _relent_to_b(cast)
+    page = _client(cast.clinician_a).get(_devices_url(cast.patient_a))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Earlier lendings" in html and device.serial in html
+    assert cast.patient_b.name not in html and str(cast.patient_b.pk) not in html
+    # ...and no link to the device, which is now on another team's patient's page.
+    assert _detail_url(device) not in html
+
+
+def test_a_device_registered_in_the_admin_starts_its_history(cast):
+    client = Client()
+    client.force_login(cast.admin)
+    management = {f"{prefix}-{name}": value for prefix in ("lendings", "tokens")
+                  for name, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"),
+                                      ("MAX_NUM_FORMS", "1000"))}
+    response = client.post("/admin/monitoring/device/add/", {
+        "kind": DeviceKind.SCALE, "model": "", "serial": "ADM-1", "patient": str(cast.patient_a.pk),
+        "lent_from": _today().isoformat(), "lent_to": "", **management})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    device = Device.objects.get(serial="ADM-1")
+    assert list(device.lendings.values_list("patient_id", "lent_from", "lent_to")) == [
+        (cast.patient_a.pk, _today(), None)]

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from alerts.models import EscalationPolicy, Rule, Severity
-from monitoring.models import Device, DeviceKind, DeviceToken, Reading, Source
+from monitoring.models import Device, DeviceKind, DeviceLending, DeviceToken, Reading, Source
 from monitoring.services import reading_ingest
 from patients.models import CareTeam, Patient, Program, Region, Sex, TreatmentEpisode
 from questionnaires.library import load
@@ -307,6 +307,8 @@ class Command(BaseCommand):
             device, _ = Device.objects.get_or_create(
                 kind=kind, serial=f"DEMO-OX-{key.upper()}", defaults={"patient": cast[key], "model": "Nonin 3230",
                                                                 "lent_from": timezone.localdate() - timedelta(days=60)})
+            DeviceLending.objects.get_or_create(device=device, lent_from=device.lent_from,
+                                                defaults={"patient": device.patient, "lent_to": device.lent_to})
             # Tokens are stored hashed and cannot be shown again: rotate on every run.
             DeviceToken.objects.filter(device=device, revoked_at=None).update(revoked_at=timezone.now())
             _token, raw = DeviceToken.issue(device)
