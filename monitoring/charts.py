@@ -14,11 +14,12 @@ Each of these is its own series with a legend entry in words, so nothing relies 
 import math
 import re
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pygal
+from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import escape
 from django.utils.translation import gettext as _
@@ -53,6 +54,28 @@ def y_axis(values: Sequence[float]) -> tuple[tuple[float, float], list[float]]:
     return (ticks[0], ticks[-1]), ticks
 
 
+def _when(moment: datetime) -> str:
+    """A point's time for its tooltip, in Danish time (pygal hands the formatter a naive UTC
+    datetime): the day, and the time of day unless it is midnight."""
+    local = timezone.localtime(moment.replace(tzinfo=UTC))
+    return local.strftime("%d.%m") if local.time() == time(0) else local.strftime("%d.%m %H:%M")
+
+
+def x_axis(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Labels for 3-5 Danish midnights between ``start`` and ``end``, evenly spaced whole days
+    apart: a label stands where its day begins here, not in UTC. Over a year, with the year."""
+    zone = timezone.get_current_timezone()
+    days = max(1, (end - start).days)
+    step = max(1, round(days / 4))
+    written = "%d.%m.%y" if days > 120 else "%d.%m"
+    day = timezone.localtime(start).date() + timedelta(days=1)
+    labels = []
+    while (midnight := datetime.combine(day, time(0), tzinfo=zone)) <= end:
+        labels.append({"value": midnight, "label": day.strftime(written)})
+        day += timedelta(days=step)
+    return labels
+
+
 def _ys(points: Sequence[Any]) -> list[float]:
     return [(p["value"] if isinstance(p, dict) else p)[1] for p in points]
 
@@ -83,32 +106,50 @@ def reading_chart_svg(*, measure: Measure, readings: Sequence[Reading], threshol
     unusual = [p for r in good if r.unusual for p in both(r)]
     if unusual:
         series.append((_("Unusual value"), unusual, {"stroke": False, "dots_size": 10}, AMBER))
-    erroneous = [{"value": p, "style": HOLLOW} for r in ordered if r.erroneous_at for p in both(r)]
-    if erroneous:
-        series.append((_("Marked as wrong"), erroneous, {"stroke": False, "dots_size": 9}, GREY))
-    ringed = [{"value": p, "style": RING} for r in ordered if r.pk in highlight for p in both(r)]
-    if ringed:
-        series.append((_("Behind the alert"), ringed, {"stroke": False, "dots_size": 14}, BLACK))
+    limits = []
     for t in thresholds:
         which = f" ({t.component})" if t.component else ""
         name = (_("Lower limit %(value)s") if t.bound == "low" else _("Upper limit %(value)s")) % {
             "value": f"{number_format(t.value.normalize())} {measure.unit_label}{which}"}
-        series.append((name, [(start, _num(t.value)), (end, _num(t.value))],
+        limits.append((name, [(start, _num(t.value)), (end, _num(t.value))],
                        {"show_dots": False, "stroke_style": {"width": 3, "dasharray": "14, 8"}}, RED))
 
-    y_range, y_labels = y_axis([y for _n, points, _o, _c in series for y in _ys(points)] or [0.0, 1.0])
+    # The scale follows the values that count and the limits: a value marked as wrong (a slip of
+    # 1 kg for 71) must not squeeze the real ones into a thin band. Outside it, its ring sits on
+    # the edge, its tooltip saying the value it had.
+    wrong = [p for r in ordered if r.erroneous_at for p in both(r)]
+    y_range, y_labels = y_axis([y for _n, points, _o, _c in series + limits for y in _ys(points)]
+                               or [y for _x, y in wrong] or [0.0, 1.0])
+
+    def kept_on_scale(point: tuple[datetime, float], style: str) -> dict[str, Any]:
+        (x, y), (lo, hi) = point, y_range
+        if lo <= y <= hi:
+            return {"value": point, "style": style}
+        return {"value": (x, min(max(y, lo), hi)), "style": style,
+                "label": _("%(value)s, off the scale") % {
+                    "value": f"{number_format(Decimal(str(y)).normalize())} {measure.unit_label}"}}
+
+    if wrong:
+        series.append((_("Marked as wrong"), [kept_on_scale(p, HOLLOW) for p in wrong],
+                       {"stroke": False, "dots_size": 9}, GREY))
+    ringed = [kept_on_scale(p, RING) for r in ordered if r.pk in highlight for p in both(r)]
+    if ringed:
+        series.append((_("Behind the alert"), ringed, {"stroke": False, "dots_size": 14}, BLACK))
+    series += limits
+
     style = Style(**{**STYLE.to_dict(), "colors": tuple(colour for *_, colour in series)})
     chart = pygal.DateTimeLine(
         js=[],  # no scripts from the internet; the chart is a plain picture
         disable_xml_declaration=True, style=style, height=400, width=480, dots_size=6,
         show_legend=True, legend_at_bottom=True, legend_at_bottom_columns=1, x_label_rotation=0,
-        truncate_label=-1, truncate_legend=-1, x_value_formatter=lambda d: d.strftime("%d.%m"),
+        truncate_label=-1, truncate_legend=-1, x_value_formatter=_when,
         value_formatter=lambda v: number_format(Decimal(str(v)).normalize()),
-        range=y_range, show_minor_x_labels=False, x_labels_major_count=3,
+        range=y_range,
         show_minor_y_labels=True, margin=8, allow_interruptions=True,
         xrange=(start.timestamp(), end.timestamp()), print_values=False,
     )
     chart.y_labels = y_labels
+    chart.x_labels = x_axis(start, end)
     for name, points, options, _colour in series:
         chart.add(name, points, **options)
     svg = chart.render(is_unicode=True)

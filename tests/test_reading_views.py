@@ -476,3 +476,44 @@ def test_an_impossible_systolic_is_said_at_once_even_with_the_diastolic_missing(
     assert re.search(r'id="id_value-errors">\s*<li>14090 mmHg is not a possible value', html)
     assert re.search(r'id="id_value2-errors">\s*<li>', html)  # and the missing one, at the same time
     assert not Reading.objects.exists()
+
+
+def test_the_patients_home_page_shows_both_blood_pressure_numbers_and_marks_wrong_and_unusual_values(cast):
+    _reading(cast.patient_a, 120, days_ago=3, measure="blood-pressure", unit="mm[Hg]", value2=Decimal(80))
+    _reading(cast.patient_a, 86, days_ago=2, unusual=True)
+    _reading(cast.patient_a, 70, days_ago=1, erroneous_at=timezone.now(), erroneous_reason="cold finger",
+             erroneous_by=cast.clinician_a)
+    html = _client(cast.patient_a.user).get("/me/").content.decode()
+    assert "120/80 mmHg" in html
+    assert '<tr class="unusual">' in html and "Unusual value" in html
+    assert "<s>70 %</s>" in html and "Marked as wrong" in html
+
+
+def test_the_chart_writes_days_and_times_in_danish_time_not_utc(cast):
+    from zoneinfo import ZoneInfo
+
+    # 00:30 in Copenhagen is 23:30 UTC the day before: the tooltip and the axis must say the 3rd.
+    at = timezone.now().astimezone(ZoneInfo("Europe/Copenhagen")).replace(hour=0, minute=30, second=0,
+                                                                         microsecond=0) - timedelta(days=1)
+    Reading.objects.create(patient=cast.patient_a, measure="body-temperature", value=Decimal("38.9"), unit="Cel",
+                           effective_at=at, source=Source.WEB)
+    html = _client(cast.patient_a.user).get("/me/readings/body-temperature/?days=7").content.decode()
+    svg = html.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert at.strftime("%d.%m 00:30") in svg
+    assert (at - timedelta(days=1)).strftime("%d.%m 23:30") not in svg
+    # The axis labels stand at Danish midnights, one of them on the reading's day or the next.
+    assert re.search(r"<text[^>]*>\d\d\.\d\d</text>", svg)
+
+
+def test_a_value_marked_as_wrong_does_not_set_the_charts_scale(cast):
+    for days_ago, kg in ((3, "72.4"), (2, "72.9"), (1, "73.1")):
+        _reading(cast.patient_a, kg, days_ago=days_ago, measure="body-weight", unit="kg")
+    _reading(cast.patient_a, "1", days_ago=1.5, measure="body-weight", unit="kg", unusual=True,
+             erroneous_at=timezone.now(), erroneous_reason="typed 1 for 71", erroneous_by=cast.clinician_a)
+    html = _client(cast.clinician_a).get(_trend_url(cast.patient_a, "body-weight")).content.decode()
+    svg = html.split("<svg", 1)[1].split("</svg>", 1)[0]
+    y_axis = svg.split('class="axis y', 1)[1].split('class="axis x', 1)[0] if 'class="axis x' in svg.split(
+        'class="axis y', 1)[1] else svg.split('class="axis y', 1)[1].split("</g></g>", 1)[0]
+    ticks = [float(t.replace(",", ".")) for t in re.findall(r">(-?\d+(?:[.,]\d+)?)</text>", y_axis)]
+    assert ticks and min(ticks) >= 60, ticks  # not -25 kg because of the wrong 1 kg
+    assert "1 kg, off the scale" in svg and "Marked as wrong" in svg
