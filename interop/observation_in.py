@@ -9,6 +9,7 @@ ignored, not refused. Every problem is returned with a FHIRPath expression, so t
 answer with an OperationOutcome naming it.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -16,7 +17,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from monitoring.measures import MEASURES, coding_lookup
+from monitoring.measures import DIASTOLIC_CODES, MEASURES, SYSTOLIC_CODES, coding_lookup
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -25,6 +26,7 @@ BP_PANEL, SYSTOLIC, DIASTOLIC = "85354-9", "8480-6", "8462-4"
 # Codes other systems use for the same thing (Synthea sends 2708-6 for pulse oximetry).
 LOINC_ALIASES = {"2708-6": "59408-5", "55284-4": BP_PANEL}
 ACCEPTED_STATUS = {"final", "amended", "corrected", "preliminary"}
+CLIENT_ID_LENGTH = 100  # monitoring.Reading.client_id
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ParsedObservation:
     unit: str | None = None
     effective_at: datetime | None = None
     client_id: str | None = None
+    device_id: int | None = None  # Observation.device, when it names a Device of this server
     original_coding: dict[str, Any] | None = None
     problems: list[Problem] = field(default_factory=list)
 
@@ -54,13 +57,23 @@ def _quantity(q: Any, where: str, out: ParsedObservation) -> tuple[Decimal | Non
     if not isinstance(q, dict):
         out.problems.append(Problem(where, "valueQuantity is required"))
         return None, None
-    try:
-        value = Decimal(str(q["value"]))
-        if not value.is_finite():
-            raise InvalidOperation
-    except (KeyError, InvalidOperation, ValueError):
-        out.problems.append(Problem(f"{where}.value", "a numeric value is required"))
-        value = None
+    raw = q.get("value")
+    value = None
+    if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
+        # FHIR JSON writes decimals as numbers: "72" (a string) is not one.
+        out.problems.append(Problem(f"{where}.value", "a numeric value (a JSON number) is required"))
+    else:
+        try:
+            value = Decimal(str(raw))
+            if not value.is_finite():
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            out.problems.append(Problem(f"{where}.value", "a numeric value is required"))
+            value = None
+    if q.get("comparator") is not None:
+        # "<", ">"...: the value is a bound, not a measurement; stored as one it would be wrong.
+        out.problems.append(Problem(f"{where}.comparator", "a value with a comparator (e.g. \">72\") is not a "
+                                                             "measurement; send the measured value"))
     unit = q.get("code") if q.get("system", UCUM) == UCUM and q.get("code") else q.get("unit")
     if not unit:
         out.problems.append(Problem(f"{where}.code", "the unit is required (UCUM code)"))
@@ -136,23 +149,43 @@ def parse_observation(resource: Any) -> ParsedObservation:
     period = resource.get("effectivePeriod")
     when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
         (period.get("start") if isinstance(period, dict) else None)
-    parsed = parse_datetime(when) if isinstance(when, str) else None
-    if parsed is None:
-        out.problems.append(Problem("Observation.effective", "effectiveDateTime (with time zone) is required"))
-    elif parsed.tzinfo is None:
-        out.problems.append(Problem("Observation.effective", "the time must include a time zone"))
+    try:
+        parsed = parse_datetime(when) if isinstance(when, str) else None
+    except ValueError:  # well-formed but no instant: 2026-02-30, 24:00, a leap second, +24:00
+        out.problems.append(Problem("Observation.effective", f"{when[:40]} is not a valid date and time"))
     else:
-        out.effective_at = parsed
+        if parsed is None:
+            out.problems.append(Problem("Observation.effective", "effectiveDateTime (with time zone) is required"))
+        elif parsed.tzinfo is None:
+            out.problems.append(Problem("Observation.effective", "the time must include a time zone"))
+        else:
+            out.effective_at = parsed
     identifiers = resource.get("identifier")
     if isinstance(identifiers, list) and identifiers and isinstance(identifiers[0], dict):
         first = identifiers[0]
         if first.get("value"):
-            out.client_id = f"{first.get('system', '')}|{first['value']}"[:100]
+            client_id = f"{first.get('system', '')}|{first['value']}"
+            if len(client_id) > CLIENT_ID_LENGTH:
+                # Cut short, two readings could share one id: the second would be refused (409),
+                # or taken for a repeat of the first.
+                out.problems.append(Problem("Observation.identifier", (
+                    f"identifier system|value is {len(client_id)} characters; at most {CLIENT_ID_LENGTH} "
+                    "are kept")))
+            else:
+                out.client_id = client_id
+    # A device of this server (Device/<id>) is checked as REST's "device" is: the patient's, and
+    # lent to them when measured. Any other form (a display, an identifier, another server's id
+    # that is not a number) says nothing this server can check, and is ignored like the rest.
+    device = resource.get("device")
+    reference = device.get("reference") if isinstance(device, dict) else None
+    if isinstance(reference, str) and re.fullmatch(r"Device/\d{1,18}", reference):
+        out.device_id = int(reference.removeprefix("Device/"))
     if code == BP_PANEL:
         parts = {}
         for i, component in enumerate(resource.get("component") or []):
             part, _ = _code(component.get("code") if isinstance(component, dict) else None)
-            if part in (SYSTOLIC, DIASTOLIC):
+            part = SYSTOLIC if part in SYSTOLIC_CODES else DIASTOLIC if part in DIASTOLIC_CODES else None
+            if part is not None:
                 parts[part] = _quantity(component.get("valueQuantity"), f"Observation.component[{i}].valueQuantity",
                                         out)
         if SYSTOLIC not in parts or DIASTOLIC not in parts:

@@ -1,6 +1,9 @@
+import logging
 import uuid
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -14,6 +17,9 @@ from audit.models import Action, Outcome
 from audit.services import audit_record
 from interop.mapping import capability_statement, operation_outcome, patient_to_fhir
 from patients.access import can_see_identifiers, patient_or_404
+from proplatform.middleware import current_request_id
+
+logger = logging.getLogger("django.request")
 
 # FHIR issue-type codes for the HTTP errors DRF raises
 _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
@@ -38,6 +44,14 @@ class FhirView(APIView):
     renderer_classes = [FhirJSONRenderer, JSONRenderer]
 
     def handle_exception(self, exc: Exception) -> Response:
+        if not isinstance(exc, exceptions.APIException | Http404 | PermissionDenied):
+            # A defect, not the caller's fault: logged with its traceback as Django would, and
+            # answered as FHIR clients expect, not with an HTML page. Any atomic block it left
+            # has rolled back on the way here: nothing is half-stored.
+            logger.error("FHIR request failed: %s %s", self.request.method, self.request.path,
+                         exc_info=exc, extra={"status_code": 500, "request": self.request})
+            return Response(operation_outcome("fatal", "exception", "The server failed to process the request. "
+                                              f"It is logged as request {current_request_id()}."), status=500)
         response = super().handle_exception(exc)
         detail = getattr(exc, "detail", None) or str(exc)
         response.data = operation_outcome(

@@ -56,6 +56,8 @@ def _item(parsed: ParsedObservation) -> dict[str, Any]:
         item["value"] = parsed.value
     if parsed.client_id:
         item["client_id"] = parsed.client_id
+    if parsed.device_id is not None:
+        item["device"] = parsed.device_id
     return item
 
 

@@ -23,7 +23,7 @@ import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -146,6 +146,8 @@ def _number(raw: Any) -> Decimal | str:
     elif isinstance(raw, Decimal):
         number = raw
     elif isinstance(raw, str):
+        if "_" in raw:  # Decimal reads "9_7" as 97, as Python source would
+            return _("A valid number is required.")
         try:
             number = Decimal(raw.strip())
         except InvalidOperation:
@@ -168,6 +170,9 @@ def _utf8(text: str) -> bool:
     return True
 
 
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # before it, a device's clock was never set
+
+
 def _when(raw: Any, latest: datetime) -> datetime | str:
     if isinstance(raw, datetime):
         when = raw
@@ -180,6 +185,12 @@ def _when(raw: Any, latest: datetime) -> datetime | str:
         return _("Use ISO 8601 with a time zone, e.g. 2026-11-22T08:30:00+01:00.")
     if when.tzinfo is None or when.utcoffset() is None:
         return _("Include a time zone, e.g. 2026-11-22T08:30:00+01:00.")
+    try:
+        when.astimezone(UTC)  # 0001-01-01T00:10+01:00 is no instant a datetime can hold
+    except OverflowError:
+        when = _EARLIEST - timedelta(days=1)
+    if when < _EARLIEST:
+        return _("The time lies before 1900; check the device clock.")
     if when > latest:
         return _("The time lies in the future; check the device clock.")
     return when
@@ -591,6 +602,7 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
     """Parse the items and check whom and which device they name and when they were measured:
     a result for each refused item, in its slot (the others None), and the candidates to store."""
     latest = now + timedelta(seconds=settings.READING_CLOCK_SKEW_SECONDS)
+    born = datetime.combine(patient.birth_date, _MIDNIGHT, tzinfo=timezone.get_default_timezone())
     results: list[ItemResult | None] = [None] * len(items)
     parsed: list[Parsed] = []
     for index, item in enumerate(items):
@@ -599,6 +611,9 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
             results[index] = ItemResult(index, 400, errors=p)
         elif p.patient_ref is not None and p.patient_ref != patient.pk:
             results[index] = ItemResult(index, 404, errors={"patient": [_("No such patient.")]})
+        elif p.effective_at < born:
+            results[index] = ItemResult(index, 400, errors={"effective_at": [
+                _("The time lies before the patient was born; check the device clock.")]})
         else:
             parsed.append(p)
 
@@ -667,9 +682,10 @@ _EARLIER_SQL = """
 
 def _earlier(patient: Patient, candidates: list[Parsed]) -> list[_Row]:
     """The patient's stored readings that candidates may repeat: the same client_id (served by
-    uniq_reading_client_id), or, for items without one, the same effective time (reading_trend)."""
+    uniq_reading_client_id), or the same measure and effective time (reading_trend), with a
+    client_id or without: a reading is the same reading under another client_id too."""
     client_ids = [p.client_id for p in candidates if p.client_id]
-    times = [p.effective_at for p in candidates if not p.client_id]
+    times = [p.effective_at for p in candidates]
     fields = ("id", "client_id", "device_id", "measure", "value", "value2", "effective_at", "unusual")
     if connection.vendor == "postgresql":
         # Array parameters instead of a placeholder per value: at 1,000 items, binding a
@@ -682,7 +698,7 @@ def _earlier(patient: Patient, candidates: list[Parsed]) -> list[_Row]:
             params.append(client_ids)
         if times:
             match.append("(measure = ANY(%s) AND effective_at = ANY(%s))")
-            params += [sorted({p.measure for p in candidates if not p.client_id}), times]
+            params += [sorted({p.measure for p in candidates}), times]
         with prepared_cursor() as cursor:
             cursor.execute(_EARLIER_SQL.format(" OR ".join(match)), params, prepare=True)
             return [_Row(*row) for row in cursor.fetchall()]
@@ -712,20 +728,16 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
     pending: list[tuple[int, _Row | Parsed]] = []  # 200s, answered once every id is known
     for p in candidates:
         key = _natural_key(p.device_id, p.measure, p.effective_at, p.value, p.value2)
-        if p.client_id:
-            earlier = by_client.get(p.client_id)
-            if earlier is not None:
-                if _same(earlier, p):
-                    pending.append((p.index, earlier))
-                else:
-                    results[p.index] = ItemResult(p.index, 409, errors={"client_id": [
-                        _("This client_id was already used for another reading.")]})
-                continue
-        else:
-            earlier = by_key.get(key)
-            if earlier is not None:
+        if p.client_id and (earlier := by_client.get(p.client_id)) is not None:
+            if _same(earlier, p):
                 pending.append((p.index, earlier))
-                continue
+            else:
+                results[p.index] = ItemResult(p.index, 409, errors={"client_id": [
+                    _("This client_id was already used for another reading.")]})
+            continue
+        if (earlier := by_key.get(key)) is not None:  # the same reading, under another client_id or none
+            pending.append((p.index, earlier))
+            continue
         new.append(p)
         if p.client_id:
             by_client[p.client_id] = p
@@ -791,28 +803,36 @@ def _reading_sequence(cursor: Any) -> str:
     return _sequence[database]
 
 
-# One new reading and its pending batch (ADR 0009) in one statement. A client_id the patient
-# already used inserts nothing (uniq_reading_client_id as the arbiter; a concurrent insert of it
-# is waited for) and the statement returns no row.
+# One new reading and its pending batch (ADR 0009) in one statement. Nothing is inserted, and
+# the statement returns no row, when the patient already has the reading: its client_id
+# (uniq_reading_client_id as the arbiter; a concurrent insert of it is waited for), or the same
+# device, measure, time and value under another client_id (a gateway that makes up a new id
+# for each retry). Parameters are named: psycopg binds each name once, however often it is used.
 _INSERT_ONE_SQL = """
     WITH reading AS (
         INSERT INTO monitoring_reading ({columns})
-        {values}
+        SELECT {values}
+        WHERE {still_lent} NOT EXISTS (
+            SELECT 1 FROM monitoring_reading e
+            WHERE e.patient_id = %(patient_id)s AND e.measure = %(measure)s AND e.effective_at = %(effective_at)s
+                AND e.value = %(value)s AND e.value2 IS NOT DISTINCT FROM %(value2)s
+                AND e.device_id IS NOT DISTINCT FROM %(device_id)s)
         ON CONFLICT (patient_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING id
     ), pending AS (
         INSERT INTO monitoring_pendingevaluation (reading_ids, size, created_at)
-        SELECT jsonb_build_array(id), 1, %s FROM reading RETURNING id
+        SELECT jsonb_build_array(id), 1, %(received_at)s FROM reading RETURNING id
     )
     SELECT reading.id, pending.id FROM reading, pending
 """
 # ... and, for the device fast path, only if the device's token is unrevoked and the device is
 # lent to the same patient for the same period as when the token was looked up (ADR 0016).
 _STILL_LENT_SQL = """
-    WHERE EXISTS (
+    EXISTS (
         SELECT 1 FROM monitoring_devicetoken t JOIN monitoring_device d ON d.id = t.device_id
-        WHERE t.id = %s AND t.revoked_at IS NULL AND d.id = %s AND d.patient_id = %s
-            AND d.lent_from = %s AND d.lent_to IS NOT DISTINCT FROM %s::date)
+        WHERE t.id = %(token_id)s AND t.revoked_at IS NULL AND d.id = %(lent_device_id)s
+            AND d.patient_id = %(lent_patient_id)s AND d.lent_from = %(lent_from)s
+            AND d.lent_to IS NOT DISTINCT FROM %(lent_to)s::date) AND
 """
 
 
@@ -821,31 +841,30 @@ def _insert_one_sql(still_lent: bool) -> str:
     """The statement's text, worked out once per process for PostgreSQL (the only database it
     runs on)."""
     columns = _COPY_COLUMNS[1:]
-    if not still_lent:
-        values = f"VALUES ({', '.join(['%s'] * len(columns))})"
-    else:  # a SELECT, to take a WHERE; its parameters cast, as VALUES takes the columns' types
-        by_column = {f.column: f for f in Reading._meta.concrete_fields}
-        # Without a length: a cast to varchar(n) would cut a longer value where VALUES refuses it.
-        casts = ", ".join("%s::" + re.sub(r"^varchar\(\d+\)$", "varchar", by_column[c].cast_db_type(connection))
-                          for c in columns)
-        values = f"SELECT {casts} {_STILL_LENT_SQL}"
-    return _INSERT_ONE_SQL.format(columns=", ".join(columns), values=values)
+    # A SELECT, to take a WHERE; its parameters cast, as VALUES would take the columns' types.
+    by_column = {f.column: f for f in Reading._meta.concrete_fields}
+    # Without a length: a cast to varchar(n) would cut a longer value where VALUES refuses it.
+    values = ", ".join(f"%({c})s::" + re.sub(r"^varchar\(\d+\)$", "varchar", by_column[c].cast_db_type(connection))
+                       for c in columns)
+    return _INSERT_ONE_SQL.format(columns=", ".join(columns), values=values,
+                                  still_lent=_STILL_LENT_SQL if still_lent else "")
 
 
 def _insert_one(p: Parsed, readings: _Readings, *, still_lent: tuple[int, Device] | None = None) -> int | None:
     """Store one reading that has a client_id (PostgreSQL); returns its pending batch's id, or
-    None if nothing was stored: the patient already used the client_id, or (``still_lent``: a
-    token id and the device it was looked up with) the token or the device's lending changed.
+    None if nothing was stored: the patient already has it (its client_id, or the same reading
+    under another one), or (``still_lent``: a token id and the device it was looked up with) the
+    token or the device's lending changed.
     A device's single upload, the common case, in one round trip: outside a transaction the
     statement commits on its own, all or nothing, where the general path (_store) costs BEGIN,
     the repeat lookup, the id reservation, COPY and COMMIT. Inside one (a caller's atomic block)
     it runs in a savepoint, so that a failure leaves the caller's transaction usable, as the
     general path does."""
-    params: tuple[Any, ...] = _row(p, readings, _entered_by_id(readings))[1:]
+    params: dict[str, Any] = dict(zip(_COPY_COLUMNS, _row(p, readings, _entered_by_id(readings)), strict=True))
     if still_lent is not None:
         token_id, device = still_lent
-        params += (token_id, device.pk, device.patient_id, device.lent_from, device.lent_to)
-    params += (readings.now,)  # the batch's created_at
+        params.update(token_id=token_id, lent_device_id=device.pk, lent_patient_id=device.patient_id,
+                      lent_from=device.lent_from, lent_to=device.lent_to)
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with savepoint, prepared_cursor() as cursor:
         cursor.execute(_insert_one_sql(still_lent is not None), params, prepare=True)

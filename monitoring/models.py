@@ -83,7 +83,12 @@ class Source(models.TextChoices):
 
 
 class Reading(models.Model):
-    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="readings")
+    # No index of its own: reading_trend (patient, measure, effective_at) serves every look-up by
+    # patient. A second index on patient alone cost every insert, and the planner chose it for
+    # the ingest's prepared repeat check (a generic plan made while the table looked empty),
+    # filtering all of a patient's readings instead of finding the one.
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="readings",
+                                db_index=False)
     device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, blank=True)
     measure = models.CharField(max_length=32, choices=[(c, c) for c in MEASURES])
     value = models.DecimalField(max_digits=9, decimal_places=3)

@@ -187,6 +187,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": str(Path(tempfile.gettempdir()) / f"proplatform-test-{os.getpid()}.sqlite3")
     }
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # A transaction that reads, then writes (the ingest's repeat check, then its insert) would
+    # otherwise get "database is locked" at once when another one wrote meanwhile: SQLite cannot
+    # wait there without risking a deadlock. Taking the write lock at BEGIN makes it wait
+    # (up to the timeout) instead. The embedded shape only; PostgreSQL has row locks.
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, Channels layer, cache ----------------------------------------------

@@ -175,7 +175,8 @@ def test_the_headers_worked_out_once_are_djangos_for_every_later_request(tx_cast
         settings.READINGS_FAST_PATH = True
         by_fast = call(fast, item, token=tx_cast.device_token_a, headers=headers, secure=secure)
         settings.READINGS_FAST_PATH = False
-        by_django = call(fast, {**item, "client_id": "d" * (n + 1)}, token=tx_cast.device_token_a,
+        # Another value: the same one at the same time would be the same reading (200).
+        by_django = call(fast, {**item, "client_id": "d" * (n + 1), "value": 94}, token=tx_cast.device_token_a,
                          headers=headers, secure=secure)
 
         assert (by_fast.status, by_django.status, django_app.calls) == (201, 201, n + 1)
@@ -590,3 +591,14 @@ def test_a_backlog_from_the_patients_own_earlier_lending_is_stored_by_the_fast_p
     assert (own.status, shelf.status) == (201, 400)
     assert django_app.calls == 1  # only the refusal went to Django
     assert list(Reading.objects.values_list("patient_id", "client_id")) == [(tx_cast.patient_a.pk, "fast-1")]
+
+
+@postgres_only
+def test_the_same_reading_under_a_new_client_id_is_not_stored_again_by_the_fast_path(tx_cast, fast, django_app):
+    first = call(fast, _reading(1), token=tx_cast.device_token_a)
+    again = call(fast, _reading(1, client_id="a-new-id-for-the-retry"), token=tx_cast.device_token_a)
+
+    assert (first.status, again.status) == (201, 200)
+    assert django_app.calls == 1  # the fast path stored nothing; Django answered with the first reading
+    assert again.json()["id"] == first.json()["id"]
+    assert Reading.objects.count() == 1 and not PendingEvaluation.objects.exists()

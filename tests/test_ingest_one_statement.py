@@ -125,19 +125,22 @@ def test_the_one_statement_stores_what_the_general_path_stores(monkeypatch, shap
         item, device, source, entered_by = ({"measure": "body-weight", "value": 170, "unit": "[lb_av]"}, None,
                                             Source.API, cast.patient_a.user)
 
-    def ingest_one(client_id: str) -> int:
+    def ingest_one(client_id: str, effective_at: str) -> int:
         [result] = readings_ingest(patient=cast.patient_a, items=[{**item, "effective_at": effective_at,
                                                                    "client_id": client_id}],
                                    source=source, device=device, entered_by=entered_by)
         assert result.status == 201, result.errors
         return result.id
 
-    fast = ingest_one("fast")
+    fast = ingest_one("fast", effective_at)
     monkeypatch.setattr(ingest, "_insert_one", lambda *args, **kwargs: None)  # as if stored already: general path
-    general = ingest_one("general")
+    # A minute later: the same values at the same time would be the same reading, answered 200.
+    general = ingest_one("general", "2026-11-30T08:16:00+01:00")
 
     rows = {r["id"]: r for r in Reading.objects.filter(pk__in=[fast, general]).values("id", *_STORED)}
-    assert {k: v for k, v in rows[fast].items() if k != "id"} == {k: v for k, v in rows[general].items() if k != "id"}
+    assert rows[general]["effective_at"] - rows[fast]["effective_at"] == timedelta(minutes=1)
+    assert ({k: v for k, v in rows[fast].items() if k not in ("id", "effective_at")}
+            == {k: v for k, v in rows[general].items() if k not in ("id", "effective_at")})
     assert rows[fast]["device_id"] == (device.pk if device else None)
     assert rows[fast]["entered_by_id"] == (entered_by.pk if entered_by else None)
 
