@@ -15,8 +15,17 @@ from proplatform.forms import DecimalTextField, DescribedForm
 HAND_ENTRY_MAX_DAYS = 7
 
 
-class _SentReadingForm(forms.Form):
-    """What every reading form of the patient's has: the time (empty: now) and the page's id."""
+def _whole_number_error(value: Any, step: Any) -> str | None:
+    """A measure a device counts in whole units (pulse, SpO2, blood pressure): "72,5" typed by
+    hand is a slip, said beside the field rather than stored as half a beat."""
+    if value is None or step != 1 or value == value.to_integral_value():
+        return None
+    return str(_("Write a whole number, as your device shows it."))
+
+
+class _SentReadingForm(DescribedForm):
+    """What every reading form of the patient's has: the time (empty: now) and the page's id.
+    Errors and help are linked to their fields for screen readers (DescribedForm)."""
 
     measured_at = forms.DateTimeField(
         label=_("When (leave empty for now)"), required=False,
@@ -61,6 +70,13 @@ class ReadingForm(_SentReadingForm):
     )
     value = DecimalTextField(label=_("Value"), max_digits=9, decimal_places=3)
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        measure = MEASURES.get(data.get("measure") or "")
+        if measure is not None and (message := _whole_number_error(data.get("value"), measure.step)):
+            self.add_error("value", message)
+        return data
+
 
 # What a patient needs to know to measure well, shown above the field on the measure's page.
 MEASURE_HELP = {
@@ -103,6 +119,8 @@ class MeasureReadingForm(_SentReadingForm):
             if value is not None and (message := range_error(value, part.minimum, part.maximum,
                                                              self.measure.unit_label)):
                 self.add_error(name, message)
+            elif message := _whole_number_error(value, self.measure.step):
+                self.add_error(name, message)
         return data
 
 
@@ -132,6 +150,8 @@ def _date_field(label: Any, *, required: bool = True, help_text: Any = "") -> fo
     # format ("22.11.2026") the browser would show an empty field.
     return forms.DateField(label=label, required=required, help_text=help_text,
                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                           # What the hint shows (22-11-2026) is taken too, and the dotted form.
+                           input_formats=["%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"],
                            error_messages={"required": _("Give the date."),
                                            "invalid": _("Give a date such as 22-11-2026.")})
 

@@ -218,7 +218,8 @@ def device_register(*, kind: str, serial: str, patient: Patient, lent_from: date
     duplicate = ValidationError({"serial": [
         _("A %(kind)s with serial number %(serial)s is already registered. Find it in the device "
           "list, or check the number on the label.") % {"kind": DeviceKind(kind).label.lower(), "serial": serial}]})
-    if Device.objects.filter(kind=kind, serial=serial).exists():
+    # Labels are read aloud and typed in either case: SN-1 and sn-1 are one device.
+    if Device.objects.filter(kind=kind, serial__iexact=serial).exists():
         raise duplicate
     try:
         with transaction.atomic():
@@ -245,6 +246,12 @@ def device_lend(*, device: Device, patient: Patient, lent_from: date, by: User,
         current = Device.objects.select_for_update().get(pk=device.pk)
         if current.lent_to is None:
             raise ValidationError({"serial": [_("This device is still lent out. Register its return first.")]})
+        if current.lent_to > timezone.localdate():
+            # Lent until a date still to come: lending it on now would take it (and its token)
+            # from the patient at once, months early.
+            raise ValidationError({"serial": [
+                _("This device is lent out until %(date)s. Register its return first.")
+                % {"date": date_format(current.lent_to, "j. F Y")}]})
         if lent_from <= current.lent_to:
             raise ValidationError({"lent_from": [
                 _("The device was lent out until %(date)s. The new lending must start after that day.")

@@ -137,7 +137,7 @@ def device_lend_view(request: HttpRequest, patient_id: uuid.UUID) -> HttpRespons
         data = form.cleaned_data
         # Only devices the clinician can already see (lent to a patient of their teams) can be
         # found: a serial number must not reveal another team's patients' devices.
-        device = Device.objects.filter(kind=data["kind"], serial=data["serial"].strip(),
+        device = Device.objects.filter(kind=data["kind"], serial__iexact=data["serial"].strip(),
                                        patient__in=patients_for(request.user)).first()
         if device is None:
             form.add_error("serial", _("No %(kind)s with this serial number is registered for your teams' "

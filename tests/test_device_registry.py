@@ -532,3 +532,27 @@ def test_a_device_registered_in_the_admin_starts_its_history(cast):
     device = Device.objects.get(serial="ADM-1")
     assert list(device.lendings.values_list("patient_id", "lent_from", "lent_to")) == [
         (cast.patient_a.pk, _today(), None)]
+
+
+def test_a_device_lent_until_a_date_still_to_come_is_not_lent_on_before_its_return(cast):
+    device = device_register(kind=DeviceKind.GLUCOMETER, serial="SN-FUT", patient=cast.patient_a,
+                             lent_from=_today(), lent_to=_today() + timedelta(days=60), by=cast.clinician_a)
+    with pytest.raises(ValidationError) as exc:
+        device_lend(device=device, patient=cast.patient_b, lent_from=_today() + timedelta(days=61), by=cast.admin)
+    assert "Register its return first" in str(exc.value.message_dict["serial"])
+    device.refresh_from_db()
+    assert device.patient == cast.patient_a
+    device_return(device=device, returned_on=_today(), by=cast.clinician_a)
+    device_lend(device=device, patient=cast.patient_b, lent_from=_today() + timedelta(days=1), by=cast.admin)
+    device.refresh_from_db()
+    assert device.patient == cast.patient_b
+
+
+def test_a_serial_number_typed_in_other_letters_case_is_the_same_device(cast):
+    device_register(kind=DeviceKind.SCALE, serial="SN-REV-1", patient=cast.patient_a, lent_from=_today(),
+                    by=cast.clinician_a)
+    with pytest.raises(ValidationError) as exc:
+        device_register(kind=DeviceKind.SCALE, serial="sn-rev-1", patient=cast.patient_a, lent_from=_today(),
+                        by=cast.clinician_a)
+    assert "sn-rev-1" in str(exc.value.message_dict["serial"])  # the duplicate's message, naming it
+    assert Device.objects.filter(serial__iexact="sn-rev-1").count() == 1

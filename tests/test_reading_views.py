@@ -517,3 +517,26 @@ def test_a_value_marked_as_wrong_does_not_set_the_charts_scale(cast):
     ticks = [float(t.replace(",", ".")) for t in re.findall(r">(-?\d+(?:[.,]\d+)?)</text>", y_axis)]
     assert ticks and min(ticks) >= 60, ticks  # not -25 kg because of the wrong 1 kg
     assert "1 kg, off the scale" in svg and "Marked as wrong" in svg
+
+
+def test_a_refused_hand_entry_is_linked_to_its_field_for_screen_readers_and_summarised(cast):
+    response = _client(cast.patient_a.user).post("/me/readings/new/blood-pressure/", {"value": "140", "value2": "abc"})
+    html = response.content.decode()
+    assert 'aria-describedby="id_value2-errors"' in html and 'id="id_value2-errors"' in html
+    assert 'class="error-summary" role="alert"' in html and 'href="#id_value2"' in html
+    assert not Reading.objects.exists()
+
+
+@pytest.mark.parametrize(("page", "fields"), [
+    ("heart-rate", {"value": "72,5"}),
+    ("spo2", {"value": "96.5"}),
+    ("blood-pressure", {"value": "120,5", "value2": "80"}),
+])
+def test_half_a_beat_or_a_percent_typed_by_hand_is_refused_as_a_slip(cast, page, fields):
+    response = _client(cast.patient_a.user).post(f"/me/readings/new/{page}/", fields)
+    assert response.status_code == 200
+    assert "Write a whole number, as your device shows it." in response.content.decode()
+    assert not Reading.objects.exists()
+    # A weight or a temperature has decimals.
+    ok = _client(cast.patient_a.user).post("/me/readings/new/body-weight/", {"value": "72,5"})
+    assert ok.status_code == 302
