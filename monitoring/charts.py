@@ -109,10 +109,15 @@ def reading_chart_svg(*, measure: Measure, readings: Sequence[Reading], threshol
     limits = []
     for t in thresholds:
         which = f" ({t.component})" if t.component else ""
-        name = (_("Lower limit %(value)s") if t.bound == "low" else _("Upper limit %(value)s")) % {
-            "value": f"{number_format(t.value.normalize())} {measure.unit_label}{which}"}
+        early = t.severity == "yellow"  # a bands rule's early-warning limit: amber, and said so
+        if t.bound == "low":
+            name = _("Lower warning limit %(value)s") if early else _("Lower limit %(value)s")
+        else:
+            name = _("Upper warning limit %(value)s") if early else _("Upper limit %(value)s")
+        name %= {"value": f"{number_format(t.value.normalize())} {measure.unit_label}{which}"}
         limits.append((name, [(start, _num(t.value)), (end, _num(t.value))],
-                       {"show_dots": False, "stroke_style": {"width": 3, "dasharray": "14, 8"}}, RED))
+                       {"show_dots": False, "stroke_style": {"width": 3, "dasharray": "14, 8"}},
+                       AMBER if early else RED))
 
     # The scale follows the values that count and the limits: a value marked as wrong (a slip of
     # 1 kg for 71) must not squeeze the real ones into a thin band. Outside it, its ring sits on

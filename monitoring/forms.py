@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from monitoring.ingest import range_error
@@ -33,6 +34,27 @@ class _SentReadingForm(DescribedForm):
     )
     # Identifies this filled-in page: sent twice, it is stored once (reading_ingest_from_form).
     submission = forms.CharField(required=False, max_length=36, widget=forms.HiddenInput)
+    # The unusual value(s) the patient was asked to check and sent again (_confirm_unusual).
+    confirmed = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
+
+    def _confirm_unusual(self, measure: Measure, value: Any, value2: Any = None) -> None:
+        """A possible but unusual value typed by hand (1 kg for 71, 8 % for 98 is refused
+        anyway) is shown again with a question beside it; sent again unchanged, it is stored.
+        A slip then never reaches the care team as an alert, and a real value costs one tap."""
+        if value is None or not measure.is_unusual(value, value2):
+            return
+        key = "/".join(format(v.normalize(), "f") for v in (value, value2) if v is not None)
+        if self.data.get("confirmed") == key:
+            return
+        data = self.data.copy()
+        data["confirmed"] = key  # rendered in the hidden field: the next send confirms it
+        self.data = data
+        second = getattr(measure, "second", None)
+        field = "value2" if second is not None and measure.usual_low <= value <= measure.usual_high else "value"
+        shown = value2 if field == "value2" else value
+        self.add_error(field if field in self.fields else None, _(
+            "%(value)s %(unit)s is unusual. Check the number on your device. If it is right, press "
+            "Send again.") % {"value": number_format(shown.normalize()), "unit": measure.unit_label})
 
     def clean_measured_at(self):  # type: ignore[no-untyped-def]
         # A datetime-local field has no zone: it is the patient's local (Danish) time.
@@ -75,6 +97,9 @@ class ReadingForm(_SentReadingForm):
         measure = MEASURES.get(data.get("measure") or "")
         if measure is not None and (message := _whole_number_error(data.get("value"), measure.step)):
             self.add_error("value", message)
+        elif measure is not None and data.get("value") is not None and not range_error(
+                data["value"], measure.minimum, measure.maximum, measure.unit_label):
+            self._confirm_unusual(measure, data["value"])
         return data
 
 
@@ -121,6 +146,8 @@ class MeasureReadingForm(_SentReadingForm):
                 self.add_error(name, message)
             elif message := _whole_number_error(value, self.measure.step):
                 self.add_error(name, message)
+        if not self.errors and data.get("value") is not None:
+            self._confirm_unusual(self.measure, data["value"], data.get("value2"))
         return data
 
 

@@ -4,11 +4,12 @@ of the readings still waiting for their rules."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from alerts.models import Rule
+from alerts.models import Rule, Severity
 from alerts.rules import parse_params
 from alerts.rules.news2 import CHART as NEWS2_CHART
 from alerts.selectors import rules_running_for
@@ -81,11 +82,11 @@ def _watched_measures(patient: Patient) -> set[str]:
 
 
 def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[str, list[tuple[Rule, object]]]:
-    """Active threshold rules of the programmes the patient is in today, parsed, by measure.
-    The same selection as ``alerts.services._rules_for``, so the lines drawn are the limits
-    that actually raise alerts."""
+    """Active threshold and bands rules of the programmes the patient is in today, parsed, by
+    measure. The same selection as ``alerts.services._rules_for``, so the lines drawn are the
+    limits that actually raise alerts."""
     day = timezone.localdate(today) if today else timezone.localdate()
-    rules = rules_running_for(patient.pk, day).filter(kind="threshold").distinct().order_by("pk")
+    rules = rules_running_for(patient.pk, day).filter(kind__in=("threshold", "bands")).distinct().order_by("pk")
     by_measure: dict[str, list[tuple[Rule, object]]] = {}
     for rule in rules:
         params = parse_params(rule.kind, rule.params)
@@ -97,13 +98,24 @@ def thresholds_for(*, patient: Patient, measure: str) -> list[Threshold]:
     """The limits to draw on the patient's chart of ``measure``; the same limit from two
     programmes is drawn once (the stricter severity is not a question a line can answer)."""
     parts = component_labels(MEASURES[measure])
-    seen: dict[tuple[str, Decimal], Threshold] = {}
+    seen: dict[tuple[str, Decimal, str | None], Threshold] = {}
+
+    def add(bound: str, value: Any, rule: Rule, severity: str, component: str | None) -> None:
+        if value is not None and (bound, value, component) not in seen:
+            seen[(bound, value, component)] = Threshold(bound=bound, value=Decimal(value), rule_name=rule.name,
+                                                        severity=severity, component=component)
+
     for rule, params in _threshold_rules(patient).get(measure, []):
+        if rule.kind == "bands":  # four limits per part, each with its own colour (alerts.rules.bands)
+            for bands, component in ((params.bands, parts and parts[0]),  # type: ignore[attr-defined]
+                                     (params.bands2, parts and parts[1])):  # type: ignore[attr-defined]
+                if bands is not None:
+                    for name in ("alert_low", "warning_low", "warning_high", "alert_high"):
+                        add(name.split("_")[1], getattr(bands, name), rule,
+                            Severity.RED if name.startswith("alert") else Severity.YELLOW, component)
+            continue
         part = getattr(params, "component", None)
         component = None if parts is None else parts[1] if part == "value2" else parts[0]
         for bound in ("low", "high"):
-            value = getattr(params, bound)
-            if value is not None and (bound, value) not in seen:
-                seen[(bound, value)] = Threshold(bound=bound, value=Decimal(value), rule_name=rule.name,
-                                                 severity=rule.severity, component=component)
+            add(bound, getattr(params, bound), rule, rule.severity, component)
     return sorted(seen.values(), key=lambda t: t.value)

@@ -26,6 +26,7 @@ from monitoring.selectors import PERIODS, period_days, reading_measures_for, rea
 from monitoring.services import AlreadyErroneous, IngestResult, reading_ingest_from_form, reading_mark_erroneous
 from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
+from patients.selectors import when_to_call
 from proplatform.forms import form_errors_from
 
 
@@ -43,16 +44,35 @@ def reading_new(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             form_errors_from(form, exc, rename={"effective_at": "measured_at", "unit": "measure"})
         else:
-            _sent_message(request, result)
+            _sent_message(request, result, patient)
             return redirect("my-home")
     return render(request, "monitoring/reading_new.html", {"form": form, "measures": MEASURES.values()})
 
 
-def _sent_message(request: HttpRequest, result: IngestResult) -> None:
+def _sent_message(request: HttpRequest, result: IngestResult, patient: Patient) -> None:
     if result.created:
         messages.success(request, _("Thank you. Your measurement has been sent."))
     else:  # the same page sent again: stored once
         messages.success(request, _("Thank you. Your measurement had already been sent; it is saved once."))
+    # A worrying value gets more than a thank-you: what happens now, and what to do meanwhile.
+    reading = result.reading
+    if _beyond_limits(patient, reading):
+        messages.warning(request, _("This measurement is outside the limits your care team has set for you, "
+                                    "so they are told about it.") + " " + when_to_call(patient))
+    elif reading.unusual:
+        messages.warning(request, _("This measurement is unusual. If you feel unwell, contact your care team.")
+                         + " " + when_to_call(patient))
+
+
+def _beyond_limits(patient: Patient, reading: Reading) -> bool:
+    """Whether ``reading`` crosses one of the patient's threshold limits (alerts.rules.threshold:
+    below a lower or above an upper limit; the limit itself is fine)."""
+    parts = component_labels(MEASURES[reading.measure])
+    for t in thresholds_for(patient=patient, measure=reading.measure):
+        value = reading.value2 if parts is not None and t.component == parts[1] else reading.value
+        if value is not None and (value < t.value if t.bound == "low" else value > t.value):
+            return True
+    return False
 
 
 # Where the ingest reports an error (its field names) -> the field of the web form.
@@ -74,7 +94,7 @@ def reading_new_measure(request: HttpRequest, measure: str) -> HttpResponse:
         except ValidationError as exc:
             form_errors_from(form, exc, rename=_FORM_FIELD)
         else:
-            _sent_message(request, result)
+            _sent_message(request, result, patient)
             return redirect("my-readings-measure", m.code)
     return render(request, "monitoring/reading_new_measure.html", {
         "form": form, "measure": m, "help": MEASURE_HELP.get(m.code, ""),
@@ -136,6 +156,7 @@ def _trend_page(request: HttpRequest, *, patient: Patient, measure: Measure, min
         "has_unusual": any(r.unusual and r.erroneous_at is None for r in readings),
         "has_erroneous": any(r.erroneous_at for r in readings),
         "thresholds": thresholds,
+        "has_early_warning": any(t.severity == "yellow" for t in thresholds),
         "parts": component_labels(measure),
         "rows": [{"reading": r, "value": _value_text(r, measure),
                   "mark_url": reverse("reading-erroneous", args=[patient.pk, r.pk])

@@ -3,11 +3,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -16,7 +16,8 @@ from accounts.models import Role
 from audit.models import Action
 from monitoring.measures import MEASURES
 from patients.access import own_patient_or_404, patient_or_404
-from patients.models import Patient, Region
+from patients.models import Patient
+from patients.selectors import when_to_call
 from questionnaires.definition import Definition
 from questionnaires.enablewhen import enabled_items
 from questionnaires.forms import Page, PageForm, field_name, pages
@@ -314,12 +315,8 @@ def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
                                                        status=ResponseStatus.COMPLETED)
                   .order_by("-authored_at").values_list("pk", flat=True).first())
         seen_at = responses_seen_at(patient.pk, [latest]).get(latest) if latest else None
-    # The out-of-hours number differs by region: 1813 (the Akuttelefon) is the Capital Region's
-    # only; elsewhere the patient is pointed to their own region's out-of-hours doctor.
-    today = timezone.localdate()
-    regions = set(patient.episodes.filter(Q(end=None) | Q(end__gte=today))  # a planned end still counts
-                  .values_list("care_team__region", flat=True))
+    # The out-of-hours number differs by region (patients.selectors.when_to_call).
     return render(request, "questionnaires/receipt.html", {
         "workdays": getattr(settings, "PRO_REVIEW_WORKDAYS", 2), "seen_at": seen_at,
-        "capital_region": regions == {Region.HOVEDSTADEN},
+        "when_to_call": when_to_call(patient),
     })

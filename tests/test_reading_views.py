@@ -540,3 +540,64 @@ def test_half_a_beat_or_a_percent_typed_by_hand_is_refused_as_a_slip(cast, page,
     # A weight or a temperature has decimals.
     ok = _client(cast.patient_a.user).post("/me/readings/new/body-weight/", {"value": "72,5"})
     assert ok.status_code == 302
+
+
+# --- an unusual value typed by hand, and what the patient is told ---------------------------------
+
+def test_an_unusual_value_typed_by_hand_is_asked_about_once_and_stored_when_sent_again(cast):
+    client = _client(cast.patient_a.user)
+    page = client.get("/me/readings/new/body-weight/").content.decode()
+    submission = re.search(r'name="submission" value="([^"]+)"', page).group(1)
+
+    first = client.post("/me/readings/new/body-weight/", {"value": "1", "submission": submission})
+    html = first.content.decode()
+    assert first.status_code == 200 and not Reading.objects.exists()
+    assert "1 kg is unusual. Check the number on your device. If it is right, press Send again." in html
+    assert 'name="confirmed" value="1"' in html  # the next send confirms exactly this value
+
+    corrected = client.post("/me/readings/new/body-weight/", {"value": "71", "submission": submission,
+                                                             "confirmed": "1"})
+    assert corrected.status_code == 302
+    assert list(Reading.objects.values_list("value", flat=True)) == [Decimal(71)]
+
+
+def test_a_confirmed_unusual_value_is_stored_and_the_patient_is_told_what_to_do(cast):
+    client = _client(cast.patient_a.user)
+    first = client.post("/me/readings/new/spo2/", {"value": "80"})
+    assert first.status_code == 200 and not Reading.objects.exists()
+    again = client.post("/me/readings/new/spo2/", {"value": "80", "confirmed": "80"}, follow=True)
+    assert Reading.objects.get().value == 80
+    html = again.content.decode()
+    # Below patient A's programme limit (92 %): told the team hears of it, and when to call.
+    assert "outside the limits your care team has set for you" in html
+    assert "call 112" in html
+    assert 'class="message warning"' in html
+
+
+def test_a_value_inside_the_limits_gets_a_plain_thank_you(cast):
+    response = _client(cast.patient_a.user).post("/me/readings/new/spo2/", {"value": "97"}, follow=True)
+    html = response.content.decode()
+    assert "Your measurement has been sent" in html and "message warning" not in html
+
+
+def test_a_bands_rules_limits_are_drawn_and_written_with_their_colour(cast):
+    _reading(cast.patient_a, 150, measure="blood-pressure", unit="mm[Hg]", value2=Decimal(95))
+    Rule.objects.create(program=cast.program_a, kind="bands", name="BP bands", severity=Severity.RED, params={
+        "measure": "blood-pressure",
+        "bands": {"alert_low": 85, "warning_high": 160, "alert_high": 180},
+        "bands2": {"alert_high": 110}})
+    main = _client(cast.clinician_a).get(_trend_url(cast.patient_a, "blood-pressure")).content.decode().split(
+        "<main", 1)[1]
+    svg = main.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert "Lower limit 85 mmHg (Systolic)" in svg and "Upper limit 180 mmHg (Systolic)" in svg
+    assert "Upper warning limit 160 mmHg (Systolic)" in svg and "Upper limit 110 mmHg (Diastolic)" in svg
+    assert "above 160 mmHg (Systolic) – early warning" in main
+    assert "Dashed amber line: early-warning limit." in main
+
+
+def test_a_value_beyond_a_bands_limit_tells_the_patient_their_team_hears_of_it(cast):
+    Rule.objects.create(program=cast.program_a, kind="bands", name="BP bands", severity=Severity.RED, params={
+        "measure": "blood-pressure", "bands": {"alert_high": 180}})
+    response = _client(cast.patient_a.user).post("/me/readings/new/blood-pressure/", {"value": "185", "value2": "95"},
+                                                 follow=True)
+    assert "outside the limits your care team has set for you" in response.content.decode()

@@ -155,3 +155,27 @@ def test_on_a_phone_a_typed_decimal_comma_is_kept_and_every_tap_target_is_44_px(
     expect(page).to_have_url(live_stack.url + "/me/readings/glucose/")
     assert [(r.measure, str(r.value)) for r in Reading.objects.filter(patient=live_cast.patient_a)] == [
         ("glucose", "5.600")]
+
+
+def test_on_a_phone_an_unusual_value_is_asked_about_then_stored_with_what_to_do(
+        new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
+    page = new_context(PHONE).new_page()
+    login(page, live_stack.url, "patient-a")
+    page.goto(live_stack.url + "/me/readings/new/spo2/")
+    page.locator("#id_value").fill("80")
+    submit(page)
+
+    # Asked beside the field, with the value kept: nothing stored yet.
+    error = page.locator("main .field").filter(has=page.locator("#id_value")).locator("ul.errors")
+    expect(error).to_contain_text("80 %")
+    expect(page.locator("#id_value")).to_have_value("80")
+    assert not Reading.objects.filter(patient=live_cast.patient_a).exists()
+    check_page(page, "/me/readings/new/spo2/ (asked to check an unusual value, phone)")
+
+    submit(page)  # "If it is right, press Send again"
+    expect(page).to_have_url(live_stack.url + "/me/readings/spo2/")
+    warning = page.locator("main .messages .message.warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("112")
+    check_page(page, "/me/readings/spo2/ (after an alarming value, phone)")
+    assert [r.value for r in Reading.objects.filter(patient=live_cast.patient_a)] == [80]

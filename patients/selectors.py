@@ -1,0 +1,25 @@
+"""Read-only questions about patients that several apps ask."""
+
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from patients.models import Patient, Region
+
+
+def patient_in_capital_region(patient: Patient) -> bool:
+    """Whether every current episode of the patient's is with a Capital Region team: there, 1813
+    (the Akuttelefon) is the out-of-hours number; elsewhere each region has its own."""
+    today = timezone.localdate()
+    regions = set(patient.episodes.filter(Q(end=None) | Q(end__gte=today))  # a planned end still counts
+                  .values_list("care_team__region", flat=True))
+    return regions == {Region.HOVEDSTADEN}
+
+
+def when_to_call(patient: Patient) -> str:
+    """What a patient is told to do if they feel very ill, with their region's out-of-hours number."""
+    if patient_in_capital_region(patient):
+        return _("If you feel very ill, do not wait: call 112. Otherwise call your doctor, or outside opening "
+                 "hours the Akuttelefon on 1813.")
+    return _("If you feel very ill, do not wait: call 112. Otherwise call your doctor, or outside opening hours "
+             "the out-of-hours doctor (lægevagten) in your region.")
