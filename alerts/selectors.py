@@ -156,6 +156,23 @@ def alerts_unresolved_for_patient(patient: Any) -> QuerySet[Alert]:
             .order_by("severity", "raised_at"))  # "red" sorts before "yellow": red first
 
 
+def alerts_citing_reading(patient: Any, reading_id: int) -> list[Alert]:
+    """The patient's unresolved alerts that a reading is behind: as the source of a finding, or
+    among the readings its evidence names (``reading_id``; ``reading_ids`` of a window or a
+    combination). A patient has few unresolved alerts, so they are checked here rather than by a
+    JSON query that SQLite cannot run."""
+    def cites(source_key: str, evidence: Any) -> bool:
+        if source_key == f"reading:{reading_id}":
+            return True
+        if not isinstance(evidence, dict):
+            return False
+        return evidence.get("reading_id") == reading_id or reading_id in (evidence.get("reading_ids") or [])
+
+    return [alert for alert in alerts_unresolved_for_patient(patient)
+            if cites(alert.source_key, alert.evidence) or any(cites(f.source_key, f.evidence)
+                                                              for f in alert.findings.all())]
+
+
 def alerts_resolved_for_patient(patient: Any, limit: int = 20) -> QuerySet[Alert]:
     return (patient.alerts.filter(status=Status.RESOLVED).select_related("rule", "resolved_by")
             .order_by("-resolved_at")[:limit])

@@ -2,9 +2,11 @@
 transaction Bundle of Observations. Parsing is interop.observation_in (pure); storing is the
 same fast path as the REST batch endpoint (monitoring.ingest.readings_ingest)."""
 
+import re
 from typing import Any
 
 from django.db import transaction
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -24,7 +26,7 @@ from interop.views_questionnaires import FhirJSONParser, _base
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
 from monitoring.ingest import MAX_BATCH, ItemResult, readings_ingest
 from monitoring.measures import MEASURES
-from monitoring.models import Device, Source
+from monitoring.models import Device, Reading, Source
 from monitoring.services import readings_audit_created
 from patients.access import patient_or_404
 from patients.models import Patient
@@ -159,6 +161,44 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
             return Response(_result_outcome(result), status=result.status)
         return Response(_observation(result), status=result.status,
                         headers={"Location": f"{_base(request)}/Observation/reading-{result.reading.pk}"})
+
+
+_READING_ID = re.compile(r"reading-(\d{1,18})")
+_SCORE_ID = re.compile(r"qr(\d{1,18})-score(\d{1,4})")
+
+
+class ObservationReadView(FhirView):
+    """GET /fhir/Observation/<id>: a home reading (``reading-N``: where a create's Location points)
+    or a questionnaire score (``qrN-scoreI``), for whoever may see the patient. Unknown and
+    foreign ids are answered alike (404), and both are audited."""
+
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 Observation"),
+                              401: _OUTCOME, 404: _OUTCOME},
+                   tags=["fhir"], operation_id="fhir_Observation_read")
+    def get(self, request: Request, observation_id: str) -> Response:
+        found: Any = None
+        if match := _READING_ID.fullmatch(observation_id):
+            found = Reading.objects.filter(pk=int(match[1])).first()
+        elif match := _SCORE_ID.fullmatch(observation_id):
+            found = QuestionnaireResponse.objects.filter(pk=int(match[1]), status="completed").first()
+            index = int(match[2])
+            if found is not None and not (isinstance(found.scores, list) and index < len(found.scores)):
+                found = None
+        resource = f"Observation/{observation_id if match else '?'} (FHIR)"
+        if found is None:
+            audit_record(user=request.user, action=Action.READ, outcome=Outcome.DENIED, resource=resource,
+                         request=request)
+            raise exceptions.NotFound("No such Observation.")
+        try:
+            patient_or_404(request, found.patient_id, resource=resource)
+        except Http404:
+            raise exceptions.NotFound("No such Observation.") from None
+        if isinstance(found, Reading):
+            measure = MEASURES[found.measure]
+            return Response(reading_to_observation(found, loinc=measure.loinc, display=measure.display))
+        return Response(score_to_observation(found, found.scores[index], index))
 
 
 class BundleView(ObservationCreateMixin, FhirView):

@@ -11,11 +11,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import number_format
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import role_required
 from accounts.models import Role
+from alerts.selectors import alerts_citing_reading
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from monitoring.charts import reading_chart_svg
@@ -264,6 +266,13 @@ def reading_erroneous(request: HttpRequest, patient_id: uuid.UUID, reading_id: i
             reading.refresh_from_db()
         else:
             messages.success(request, _("The measurement is marked as wrong."))
+            # Marked wrong, it no longer counts for rules; an alert it raised stays until a
+            # clinician resolves it, so say so, with the way there.
+            for alert in alerts_citing_reading(patient, reading.pk):
+                messages.warning(request, format_html(
+                    _("This measurement is behind an open alert: “{reason}”. "
+                      "<a href=\"{url}\">See the alert on the patient's page</a> and resolve it if it no longer "
+                      "applies."), reason=alert.reason, url=reverse("patient-detail", args=[patient.pk])))
             return redirect(back)
     status = 409 if already and request.method == "POST" else 200
     return render(request, "monitoring/reading_erroneous.html", {

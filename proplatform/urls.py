@@ -53,6 +53,7 @@ fhir = [
     path("Questionnaire/<str:questionnaire_id>", fhir_questionnaires.QuestionnaireReadView.as_view(),
          name="fhir-questionnaire"),
     path("Observation", fhir_observations.ObservationCollectionView.as_view(), name="fhir-observations"),
+    path("Observation/<str:observation_id>", fhir_observations.ObservationReadView.as_view(), name="fhir-observation"),
     path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseCollectionView.as_view(),
          name="fhir-questionnaire-responses"),
     path("Flag", fhir_alerts.FlagSearchView.as_view(), name="fhir-flags"),

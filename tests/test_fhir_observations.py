@@ -163,3 +163,48 @@ def test_the_observation_search_returns_home_readings_and_scores_by_category(cas
     survey = clinician.get("/fhir/Observation", {"patient": patient, "category": "survey"}).json()
     assert [e["resource"]["code"]["coding"][0]["code"] for e in survey["entry"]] == ["44261-6"]
     assert clinician.get("/fhir/Observation", {"patient": patient, "category": "laboratory"}).status_code == 400
+
+
+def test_the_location_of_a_created_observation_can_be_read_by_the_team_and_the_patient_only(cast):
+    created = _post(_device(cast), "/fhir/Observation", _obs(cast.patient_a, identifier="loc-1"))
+    assert created.status_code == 201
+    path = created["Location"].split("/fhir", 1)[1]
+
+    team = Client()
+    team.force_login(cast.clinician_a)
+    read = team.get("/fhir" + path)
+    assert read.status_code == 200 and read.json() == created.json()
+    Observation.model_validate(read.json())
+
+    own = Client()
+    own.force_login(cast.patient_a.user)
+    assert own.get("/fhir" + path).status_code == 200
+
+    other = Client()
+    other.force_login(cast.clinician_b)
+    foreign = other.get("/fhir" + path)
+    unknown = other.get("/fhir/Observation/reading-999999")
+    garbage = other.get("/fhir/Observation/not-an-id")
+    for response in (foreign, unknown, garbage):
+        assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
+    from audit.models import AuditEvent
+
+    assert AuditEvent.objects.filter(username="clinician-b", outcome="denied",
+                                     resource__startswith="Observation/").count() == 3
+
+
+def test_a_score_observation_from_the_search_can_be_read_by_its_id(cast):
+    from questionnaires.models import Questionnaire, QuestionnaireResponse
+
+    questionnaire = Questionnaire.objects.first()  # the cast's programmes have questionnaires
+    assert questionnaire is not None
+    QuestionnaireResponse.objects.create(
+        patient=cast.patient_a, questionnaire=questionnaire, status="completed", items=[],
+        scores=[{"code": {"system": "urn:t", "code": "sum", "display": "Sum"}, "value": 7}],
+        authored_at=timezone.now())
+    team = Client()
+    team.force_login(cast.clinician_a)
+    bundle = team.get(f"/fhir/Observation?patient={cast.patient_a.pk}&category=survey").json()
+    [entry] = bundle["entry"]
+    read = team.get(f"/fhir/Observation/{entry['resource']['id']}")
+    assert read.status_code == 200 and read.json() == entry["resource"]

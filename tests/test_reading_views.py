@@ -601,3 +601,26 @@ def test_a_value_beyond_a_bands_limit_tells_the_patient_their_team_hears_of_it(c
     response = _client(cast.patient_a.user).post("/me/readings/new/blood-pressure/", {"value": "185", "value2": "95"},
                                                  follow=True)
     assert "outside the limits your care team has set for you" in response.content.decode()
+
+
+def test_marking_a_reading_behind_an_open_alert_as_wrong_points_the_clinician_to_the_alert(cast):
+    from alerts.models import Alert
+    from tests.factories import evaluate
+
+    reading = _reading(cast.patient_a, 85)  # below patient A's limit of 92 %: an alert
+    evaluate([reading.pk])
+    alert = Alert.objects.get(patient=cast.patient_a)
+    calm = _reading(cast.patient_a, 97, days_ago=2)
+
+    client = _client(cast.clinician_a)
+    marked = client.post(f"/patients/{cast.patient_a.pk}/readings/{reading.pk}/erroneous/",
+                         {"reason": "probe on a cold finger"}, follow=True)
+    html = marked.content.decode()
+    assert "This measurement is behind an open alert" in html and alert.reason in html
+    assert f'href="/patients/{cast.patient_a.pk}/"' in html
+    alert.refresh_from_db()
+    assert alert.status == "open"  # resolving it stays the clinician's decision
+
+    other = client.post(f"/patients/{cast.patient_a.pk}/readings/{calm.pk}/erroneous/", {"reason": "test"},
+                        follow=True)
+    assert "behind an open alert" not in other.content.decode()
