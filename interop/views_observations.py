@@ -69,12 +69,33 @@ def _problems_outcome(parsed: ParsedObservation) -> dict[str, Any]:
         for p in parsed.problems]}
 
 
+# Where in the Observation each of the ingest's fields came from (interop.observation_in).
+_EXPRESSION = {
+    "measure": "Observation.code", "value": "Observation.valueQuantity.value",
+    "systolic": "Observation.component", "diastolic": "Observation.component",
+    "unit": "Observation.valueQuantity.code", "effective_at": "Observation.effective",
+    "client_id": "Observation.identifier", "device": "Observation.device", "patient": "Observation.subject",
+}
+
+
 def _result_outcome(result: ItemResult) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [
         {"severity": "error", "code": "conflict" if result.status == 409 else
          "not-found" if result.status == 404 else "invalid",
-         "diagnostics": f"{field}: {message}"}
+         "diagnostics": f"{field}: {message}", "expression": [_EXPRESSION.get(field, "Observation")]}
         for field, messages in result.errors.items() for message in messages]}
+
+
+def _in_entry(outcome: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    """An entry's issues, as issues of the Bundle: diagnostics and expressions name the entry."""
+    issues = []
+    for issue in outcome["issue"]:
+        issue = {**issue, "diagnostics": f"entry[{index}]: {issue.get('diagnostics', '')}"}
+        if "expression" in issue:
+            issue["expression"] = [f"Bundle.entry[{index}].resource" + e.removeprefix("Observation")
+                                   for e in issue["expression"]]
+        issues.append(issue)
+    return issues
 
 
 def _observation(result: ItemResult) -> dict[str, Any]:
@@ -257,22 +278,17 @@ class BundleView(ObservationCreateMixin, FhirView):
 
     def _transaction(self, request: Request, patient: Patient, device: Device | None, source: Source,
                      parsed: list[ParsedObservation], refused: dict[int, tuple[dict[str, Any], int]]) -> Response:
-        if refused:
-            first = min(refused)
-            outcome, code = refused[first]
-            for issue in outcome["issue"]:
-                issue["diagnostics"] = f"entry[{first}]: {issue.get('diagnostics', '')}"
-            return Response(outcome, status=code)
+        if refused:  # every refused entry is reported, so the sender can mend them all at once
+            issues = [issue for i in sorted(refused) for issue in _in_entry(refused[i][0], i)]
+            return Response({"resourceType": "OperationOutcome", "issue": issues}, status=refused[min(refused)][1])
         try:
             with transaction.atomic():
                 results = readings_ingest(patient=patient, items=[_item(p) for p in parsed], source=source,
                                           device=device, entered_by=None if device else request.user)
-                for i, result in enumerate(results):
-                    if result.reading is None:
-                        outcome = _result_outcome(result)
-                        for issue in outcome["issue"]:
-                            issue["diagnostics"] = f"entry[{i}]: {issue['diagnostics']}"
-                        raise _Rollback(outcome, result.status)
+                failed = [(i, r) for i, r in enumerate(results) if r.reading is None]
+                if failed:
+                    issues = [issue for i, r in failed for issue in _in_entry(_result_outcome(r), i)]
+                    raise _Rollback({"resourceType": "OperationOutcome", "issue": issues}, failed[0][1].status)
         except _Rollback as rollback:  # all or nothing: nothing of this Bundle is stored
             return Response(rollback.outcome, status=rollback.code)
         _audit_stored(request, patient, results)

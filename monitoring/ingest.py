@@ -218,7 +218,8 @@ def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors
     if code is None:
         errors["measure"] = _required() if "measure" not in item else [_("This field may not be null.")]
     elif not isinstance(code, str) or (coding := coding_lookup(code)) is None:
-        errors["measure"] = [_("Unknown measure %(m)s.") % {"m": code}]
+        shown = code if not isinstance(code, str) or len(code) <= 40 else code[:40] + "…"  # not 100 KB back
+        errors["measure"] = [_("Unknown measure %(m)s.") % {"m": shown}]
     else:
         m = coding.measure
         if coding.system is not None:

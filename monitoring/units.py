@@ -43,6 +43,10 @@ UCUM_TO_PINT: dict[str, str] = {
     "g/L": "gram / liter",
 }
 
+# UCUM annotations are only words, but a count of beats is no count of breaths: each of these
+# spellings is taken for its own measure only.
+ANNOTATED_FOR: dict[str, str] = {"{beats}/min": "heart-rate", "{breaths}/min": "respiratory-rate"}
+
 # Three decimals: what Reading.value stores.
 _PLACES = Decimal("0.001")
 
@@ -62,8 +66,9 @@ class Conversion:
 
 def _refused(unit: str, measure: Measure) -> UnitError:
     """The error for a unit ``measure`` cannot be given in: it names the units it can."""
+    shown = unit if len(unit) <= 40 else unit[:40] + "…"  # a 100 KB "unit" is not echoed back whole
     return UnitError(_('%(measure)s cannot be given in "%(unit)s"; use %(units)s.') % {
-        "measure": measure.label, "unit": unit, "units": ", ".join(accepted_units(measure))})
+        "measure": measure.label, "unit": shown, "units": ", ".join(accepted_units(measure))})
 
 
 def _pint_convert(value: float, unit: str, measure: Measure) -> float:
@@ -81,6 +86,8 @@ def accepted_units(measure: Measure) -> list[str]:
     spelling in the table that pint can convert to it."""
     others = []
     for unit in sorted(UCUM_TO_PINT):
+        if ANNOTATED_FOR.get(unit, measure.code) != measure.code:
+            continue
         try:
             _pint_convert(1.0, unit, measure)
         except pint.DimensionalityError:
@@ -93,7 +100,7 @@ def accepted_units(measure: Measure) -> list[str]:
 def pint_convert(value: float, unit: str, measure: Measure) -> float:
     """``value`` in ``unit`` expressed in the canonical unit of ``measure``, straight from pint.
     A unit that is not in the table, or not one of this measure's, is a UnitError."""
-    if unit not in UCUM_TO_PINT:
+    if unit not in UCUM_TO_PINT or ANNOTATED_FOR.get(unit, measure.code) != measure.code:
         raise _refused(unit, measure)
     try:
         return _pint_convert(value, unit, measure)

@@ -208,3 +208,53 @@ def test_a_reading_sent_through_fhir_and_then_rest_with_other_ids_is_one_reading
     rest = client.post("/api/v1/readings", _weight(client_id="rest-1"), content_type="application/json")
     assert rest.status_code == 200
     assert Reading.objects.count() == 1
+
+
+# --- where an OperationOutcome points --------------------------------------------------------------
+
+def test_an_ingest_refusal_names_the_observations_element(cast):
+    response = _fhir(_rest(cast), "/fhir/Observation", _obs(cast.patient_a, code="8867-4", value=720, unit="/min"))
+    assert response.status_code == 400
+    [issue] = response.json()["issue"]
+    assert issue["expression"] == ["Observation.valueQuantity.value"]
+
+
+def test_a_refused_transaction_reports_every_bad_entry_and_stores_nothing(cast):
+    good = _obs(cast.patient_a, code="8867-4", value=61, unit="/min")
+    parse_bad = {**_obs(cast.patient_a, code="8867-4", value=62, unit="/min"), "status": "bogus"}
+    ingest_bad = _obs(cast.patient_a, code="8867-4", value=720, unit="/min")
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "POST", "url": "Observation"}} for r in (good, parse_bad, parse_bad)]}
+    response = _fhir(_rest(cast), "/fhir", bundle)
+    assert response.status_code == 400
+    expressions = [e for issue in response.json()["issue"] for e in issue["expression"]]
+    assert expressions == ["Bundle.entry[1].resource.status", "Bundle.entry[2].resource.status"]
+
+    bundle["entry"] = [{"resource": r, "request": {"method": "POST", "url": "Observation"}}
+                       for r in (good, ingest_bad, ingest_bad)]
+    response = _fhir(_rest(cast), "/fhir", bundle)
+    assert response.status_code == 400
+    expressions = [e for issue in response.json()["issue"] for e in issue["expression"]]
+    assert expressions == ["Bundle.entry[1].resource.valueQuantity.value", "Bundle.entry[2].resource.valueQuantity.value"]
+    assert not Reading.objects.exists()
+
+
+@pytest.mark.parametrize(("measure", "unit", "ok"), [
+    ("heart-rate", "{beats}/min", True), ("heart-rate", "{breaths}/min", False),
+    ("respiratory-rate", "{breaths}/min", True), ("respiratory-rate", "{beats}/min", False),
+])
+def test_a_counted_unit_is_taken_for_its_own_measure_only(cast, measure, unit, ok):
+    response = _rest(cast).post("/api/v1/readings", {**_hr(_recent()), "measure": measure, "value": 20, "unit": unit},
+                                content_type="application/json")
+    assert response.status_code == (201 if ok else 400)
+    if not ok:
+        assert unit in response.json()["unit"][0]
+
+
+def test_a_huge_unit_or_measure_is_not_echoed_back_whole(cast):
+    response = _rest(cast).post("/api/v1/readings", {**_hr(_recent()), "unit": "x" * 100_000},
+                                content_type="application/json")
+    assert response.status_code == 400 and len(response.content) < 2_000
+    response = _rest(cast).post("/api/v1/readings", {**_hr(_recent()), "measure": "y" * 100_000},
+                                content_type="application/json")
+    assert response.status_code == 400 and len(response.content) < 2_000
