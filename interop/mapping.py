@@ -190,6 +190,10 @@ def _ucum(value: Any, unit: str) -> dict[str, Any]:
     return {"value": float(value), "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
 
 
+# Reading.original["system"] (monitoring.measures.Coding.system) -> the FHIR system URI.
+ORIGINAL_SYSTEMS = {"LOINC": "http://loinc.org", "NPU": "urn:oid:1.2.208.176.2.1"}
+
+
 def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[str, Any]:
     """A stored reading as an R4 vital-signs Observation (blood pressure as the 85354-9 panel)."""
     resource = _reading_observation(
@@ -197,6 +201,11 @@ def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[st
         display=display, erroneous=reading.erroneous_at is not None, value=reading.value,
         value2=reading.value2, unit=reading.unit, effective=reading.effective_at.isoformat(),
         issued=reading.received_at.isoformat())
+    original = reading.original if isinstance(reading.original, dict) else {}
+    if original.get("system") in ORIGINAL_SYSTEMS and original.get("code"):
+        # The code the sender used (an NPU code, another LOINC code), kept beside the platform's.
+        resource["code"] = {**resource["code"], "coding": [
+            *resource["code"]["coding"], {"system": ORIGINAL_SYSTEMS[original["system"]], "code": original["code"]}]}
     if reading.client_id:
         resource["identifier"] = [{"system": "urn:proplatform:client-identifier", "value": reading.client_id}]
     if reading.device_id:

@@ -23,8 +23,6 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 NPU_SYSTEMS = {"urn:oid:1.2.208.176.2.1", "http://npu-terminology.org"}
 BP_PANEL, SYSTOLIC, DIASTOLIC = "85354-9", "8480-6", "8462-4"
-# Codes other systems use for the same thing (Synthea sends 2708-6 for pulse oximetry).
-LOINC_ALIASES = {"2708-6": "59408-5", "55284-4": BP_PANEL}
 ACCEPTED_STATUS = {"final", "amended", "corrected", "preliminary"}
 CLIENT_ID_LENGTH = 100  # monitoring.Reading.client_id
 
@@ -51,6 +49,12 @@ class ParsedObservation:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def is_panel(self) -> bool:
+        """Blood pressure: values in components (85354-9, or a code the platform maps to it)."""
+        coding = coding_lookup(self.measure) if self.measure else None
+        return coding is not None and coding.measure.loinc == BP_PANEL
 
 
 def _quantity(q: Any, where: str, out: ParsedObservation) -> tuple[Decimal | None, str | None]:
@@ -90,7 +94,9 @@ def _code(codeable: Any) -> tuple[str | None, dict[str, Any] | None]:
     if not isinstance(codings, list):
         return None, None
     for wanted in ({LOINC}, NPU_SYSTEMS):
-        found = [(LOINC_ALIASES.get(str(c["code"]), str(c["code"])), c) for c in codings
+        # Codes as sent: monitoring.measures maps other systems' codes for the same thing (Synthea's
+        # 2708-6 for pulse oximetry, NPU codes) and the reading keeps the one sent as its original.
+        found = [(str(c["code"]), c) for c in codings
                  if isinstance(c, dict) and c.get("system") in wanted and c.get("code")]
         for code, coding in found:
             if coding_lookup(code) is not None:
@@ -180,7 +186,7 @@ def parse_observation(resource: Any) -> ParsedObservation:
     reference = device.get("reference") if isinstance(device, dict) else None
     if isinstance(reference, str) and re.fullmatch(r"Device/\d{1,18}", reference):
         out.device_id = int(reference.removeprefix("Device/"))
-    if code == BP_PANEL:
+    if out.is_panel:
         parts = {}
         for i, component in enumerate(resource.get("component") or []):
             part, _ = _code(component.get("code") if isinstance(component, dict) else None)

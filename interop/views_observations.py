@@ -20,7 +20,7 @@ from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
-from interop.observation_in import BP_PANEL, ParsedObservation, parse_observation
+from interop.observation_in import ParsedObservation, parse_observation
 from interop.views import FhirView
 from interop.views_questionnaires import FhirJSONParser, _base
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
@@ -52,7 +52,7 @@ def _caller(request: Request) -> tuple[Patient, Device | None, Source]:
 
 def _item(parsed: ParsedObservation) -> dict[str, Any]:
     item: dict[str, Any] = {"measure": parsed.measure, "unit": parsed.unit, "effective_at": parsed.effective_at}
-    if parsed.measure == BP_PANEL:
+    if parsed.is_panel:
         item["systolic"], item["diastolic"] = parsed.value, parsed.value2
     else:
         item["value"] = parsed.value

@@ -258,3 +258,15 @@ def test_a_huge_unit_or_measure_is_not_echoed_back_whole(cast):
     response = _rest(cast).post("/api/v1/readings", {**_hr(_recent()), "measure": "y" * 100_000},
                                 content_type="application/json")
     assert response.status_code == 400 and len(response.content) < 2_000
+
+
+@pytest.mark.parametrize(("system", "code"), [("urn:oid:1.2.208.176.2.1", "NPU03011"), ("http://loinc.org", "2708-6")])
+def test_the_code_a_sender_used_is_kept_and_given_back_beside_the_platforms(cast, system, code):
+    resource = _obs(cast.patient_a, code="59408-5", value=97, unit="%")
+    resource["code"] = {"coding": [{"system": system, "code": code}]}
+    response = _fhir(_rest(cast), "/fhir/Observation", resource)
+    assert response.status_code == 201, response.json()
+    codings = response.json()["code"]["coding"]
+    assert codings[0]["code"] == "59408-5"  # the platform's LOINC code first
+    assert {"system": system, "code": code} in codings
+    assert Reading.objects.get().original["code"] == code
