@@ -113,6 +113,8 @@ MEASURE_HELP = {
     "blood-pressure": _("Sit still for five minutes first, with the cuff on your bare upper arm. "
                         "Write both numbers from the monitor."),
     "glucose": _("Wash and dry your hands before you prick your finger."),
+    "peak-flow": _("Stand up, breathe in as deeply as you can and blow as hard and fast as you can. Blow three "
+                   "times and write the best of the three."),
 }
 
 

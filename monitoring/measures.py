@@ -88,6 +88,11 @@ MEASURES: dict[str, Measure] = {
                 value_loinc="8480-6",
                 second=Component("8462-4", "Diastolic blood pressure", _("Diastolic"),
                                  Decimal("20"), Decimal("200"), Decimal("40"), Decimal("120"))),
+        # What a peak-flow meter (the registry's device kind) reads: the best of three blows, in
+        # whole litres per minute; for asthma and COPD home monitoring.
+        Measure("peak-flow", "19935-6", "Maximum expiratory gas flow Respiratory system airway by Peak flow meter",
+                _("Peak flow"), "L/min", _("litres per minute"), Decimal("30"), Decimal("1000"), Decimal("1"),
+                usual_low=Decimal("100"), usual_high=Decimal("800")),
         Measure("glucose", "15074-8", "Glucose [Moles/volume] in Blood", _("Blood sugar"),
                 "mmol/L", "mmol/L", Decimal("0.5"), Decimal("60"), Decimal("0.1"),
                 usual_low=Decimal("3"), usual_high=Decimal("25"), molar_mass=Decimal("180.16")),

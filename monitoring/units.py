@@ -41,6 +41,8 @@ UCUM_TO_PINT: dict[str, str] = {
     "mmol/L": "millimole / liter",
     "mg/dL": "milligram / deciliter",
     "g/L": "gram / liter",
+    "L/min": "liter / minute",
+    "L/s": "liter / second",
 }
 
 # UCUM annotations are only words, but a count of beats is no count of breaths: each of these

@@ -624,3 +624,17 @@ def test_marking_a_reading_behind_an_open_alert_as_wrong_points_the_clinician_to
     other = client.post(f"/patients/{cast.patient_a.pk}/readings/{calm.pk}/erroneous/", {"reason": "test"},
                         follow=True)
     assert "behind an open alert" not in other.content.decode()
+
+
+def test_a_peak_flow_meter_has_its_measure_on_the_web_and_through_the_api(cast):
+    client = _client(cast.patient_a.user)
+    assert "/me/readings/new/peak-flow/" in client.get("/me/readings/new/").content.decode()
+    page = client.get("/me/readings/new/peak-flow/").content.decode()
+    assert "litres per minute" in page and "best of the three" in page
+    assert client.post("/me/readings/new/peak-flow/", {"value": "420"}).status_code == 302
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}")
+    response = api.post("/api/v1/readings", {"measure": "19935-6", "value": 7, "unit": "L/s",
+                                             "effective_at": timezone.now().isoformat()},
+                        content_type="application/json")
+    assert response.status_code == 201, response.json()
+    assert sorted(Reading.objects.filter(measure="peak-flow").values_list("value", flat=True)) == [420, 420]
