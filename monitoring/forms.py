@@ -159,7 +159,8 @@ class ErroneousForm(forms.Form):
 
     reason = forms.CharField(
         label=_("Why is this measurement wrong?"), max_length=500,
-        help_text=_("For example: the cuff slipped, or someone else stood on the scale."),
+        help_text=_("For example: the cuff slipped, or someone else stood on the scale. The patient sees the "
+                    "reason beside the value on their own pages."),
         widget=forms.Textarea(attrs={"rows": 3, "aria-describedby": "id_reason-help"}),
         error_messages={"required": _("Write the reason.")},
     )

@@ -215,15 +215,19 @@ def _csv_response(*, patient: Patient, measure: Measure, days: int) -> HttpRespo
     response.write("\ufeff")
     writer = csv.writer(response, delimiter=CSV_DELIMITER, lineterminator="\r\n")
     values = ["systolic", "diastolic"] if parts else ["value"]
+    # The last two columns repeat the time as Danish Excel reads a date and a time (it keeps an
+    # ISO time with its offset as text): sortable, and ready for a chart.
     writer.writerow(["effective_time", "measure", "loinc", *values, "unit", "source", "unusual",
-                     "erroneous", "erroneous_reason", "erroneous_marked_at"])
+                     "erroneous", "erroneous_reason", "erroneous_marked_at", "date", "time"])
     for r in readings:
+        local = timezone.localtime(r.effective_at)
         writer.writerow([
-            timezone.localtime(r.effective_at).isoformat(timespec="seconds"), measure.code, measure.loinc,
+            local.isoformat(timespec="seconds"), measure.code, measure.loinc,
             _csv_number(r.value), *([_csv_number(r.value2)] if parts else []), r.unit, r.source,
             "yes" if r.unusual else "no", "yes" if r.erroneous_at else "no",
             _csv_text(r.erroneous_reason),
             timezone.localtime(r.erroneous_at).isoformat(timespec="seconds") if r.erroneous_at else "",
+            local.strftime("%d-%m-%Y"), local.strftime("%H:%M"),
         ])
     return response
 

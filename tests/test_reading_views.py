@@ -196,13 +196,15 @@ def test_the_csv_has_a_bom_semicolons_decimal_commas_and_iso_times_with_offset(c
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
     assert rows[0] == ["effective_time", "measure", "loinc", "value", "unit", "source", "unusual",
-                       "erroneous", "erroneous_reason", "erroneous_marked_at"]
+                       "erroneous", "erroneous_reason", "erroneous_marked_at", "date", "time"]
     newest = dict(zip(rows[0], rows[1], strict=True))
     assert newest["value"] == "39,1" and newest["unit"] == "Cel" and newest["source"] == "web"
     assert newest["erroneous"] == "yes"
     assert newest["erroneous_reason"] == "'=HYPERLINK(\"x\"); held the probe wrong"  # stays text in Excel
     assert newest["effective_time"] == timezone.localtime(r.effective_at).isoformat(timespec="seconds")
     assert newest["effective_time"][-6:] in {"+01:00", "+02:00"}
+    local = timezone.localtime(r.effective_at)  # and as Danish Excel reads a date and a time
+    assert (newest["date"], newest["time"]) == (local.strftime("%d-%m-%Y"), local.strftime("%H:%M"))
     assert rows[2][3] == "36,8" and rows[2][7] == "no"
     assert len(rows) == 3
 
