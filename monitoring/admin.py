@@ -26,7 +26,7 @@ class DeviceLendingInline(admin.TabularInline):
 
     model = DeviceLending
     extra = 0
-    fields = ("lent_from", "lent_to", "created_at")
+    fields = ("lent_from", "lent_to", "returned_on", "created_at")
     readonly_fields = fields
     can_delete = False
     ordering = ("-lent_from",)
@@ -37,7 +37,7 @@ class DeviceLendingInline(admin.TabularInline):
 
 @admin.register(Device)
 class DeviceAdmin(PatientDataAdmin):
-    list_display = ("kind", "serial", "model", "patient", "lent_from", "lent_to")
+    list_display = ("kind", "serial", "model", "patient", "lent_from", "lent_to", "returned_on")
     list_filter = ("kind",)
     search_fields = ("serial", "model")
     inlines = [DeviceLendingInline, DeviceTokenInline]
@@ -53,7 +53,7 @@ class DeviceAdmin(PatientDataAdmin):
         # Lending a device to another patient revokes its tokens and is audited: that goes through
         # the device pages (monitoring.services.device_lend/device_return), not an edit of the row,
         # after which the old token would write into the new patient's record.
-        return ("patient", "lent_from", "lent_to") if obj is not None else ()
+        return ("patient", "lent_from", "lent_to", "returned_on") if obj is not None else ("returned_on",)
 
     # The actions go through the same services as the clinicians' device pages, so the rules
     # (one live token per device, none for a returned device) and the audit rows are the same.

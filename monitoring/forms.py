@@ -225,4 +225,5 @@ class DeviceFilterForm(forms.Form):
     kind = forms.ChoiceField(label=_("Kind of device"), required=False,
                              choices=[("", _("All kinds")), *DeviceKind.choices])
     status = forms.ChoiceField(label=_("Status"), required=False, choices=[
-        ("", _("Lent out and returned")), ("lent", _("Lent out")), ("returned", _("Returned"))])
+        ("", _("Lent out and returned")), ("lent", _("Lent out")), ("overdue", _("Overdue")),
+        ("returned", _("Returned"))])

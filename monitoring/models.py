@@ -24,7 +24,10 @@ class Device(models.Model):
     serial = models.CharField(max_length=200)
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="devices")
     lent_from = models.DateField(default=timezone.localdate)
+    # The lending's last day: planned while the device is out, the day it came back once its
+    # return is registered (returned_on). Readings are the patient's up to the end of that day.
     lent_to = models.DateField(null=True, blank=True)
+    returned_on = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -33,6 +36,16 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.serial}"
+
+    @property
+    def status(self) -> str:
+        """"returned" (its return registered), "overdue" (its lending ended, no return
+        registered: still at the patient's, or lost), or "lent"."""
+        if self.returned_on is not None:
+            return "returned"
+        if self.lent_to is not None and self.lent_to < timezone.localdate():
+            return "overdue"
+        return "lent"
 
 
 class DeviceLending(models.Model):
@@ -45,6 +58,7 @@ class DeviceLending(models.Model):
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="device_lendings")
     lent_from = models.DateField()
     lent_to = models.DateField(null=True, blank=True)
+    returned_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

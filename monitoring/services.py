@@ -188,7 +188,8 @@ def _device_audit(*, by: User, device: Device, what: str, action: Action = Actio
 def _record_lending(device: Device) -> None:
     """Write the device row's lending into its history (DeviceLending), as it is now."""
     DeviceLending.objects.update_or_create(device=device, lent_from=device.lent_from,
-                                           defaults={"patient_id": device.patient_id, "lent_to": device.lent_to})
+                                           defaults={"patient_id": device.patient_id, "lent_to": device.lent_to,
+                                                     "returned_on": device.returned_on})
 
 
 def _revoke_active_tokens(device: Device, now: datetime) -> int:
@@ -244,11 +245,11 @@ def device_lend(*, device: Device, patient: Patient, lent_from: date, by: User,
     with transaction.atomic():
         # Locked, so two clinicians lending the same device at once cannot both pass the check.
         current = Device.objects.select_for_update().get(pk=device.pk)
-        if current.lent_to is None:
+        if current.returned_on is None and current.lent_to is None:
             raise ValidationError({"serial": [_("This device is still lent out. Register its return first.")]})
-        if current.lent_to > timezone.localdate():
-            # Lent until a date still to come: lending it on now would take it (and its token)
-            # from the patient at once, months early.
+        if current.returned_on is None:
+            # Lent until a date still to come, or overdue: lending it on now would take it (and its
+            # token) from a patient who may still have it.
             raise ValidationError({"serial": [
                 _("This device is lent out until %(date)s. Register its return first.")
                 % {"date": date_format(current.lent_to, "j. F Y")}]})
@@ -258,8 +259,8 @@ def device_lend(*, device: Device, patient: Patient, lent_from: date, by: User,
                 % {"date": date_format(current.lent_to, "j. F Y")}]})
         previous_patient_id = current.patient_id
         _record_lending(current)  # the lending that ended stays in the history (ADR 0015)
-        current.patient, current.lent_from, current.lent_to = patient, lent_from, lent_to
-        current.save(update_fields=["patient", "lent_from", "lent_to"])
+        current.patient, current.lent_from, current.lent_to, current.returned_on = patient, lent_from, lent_to, None
+        current.save(update_fields=["patient", "lent_from", "lent_to", "returned_on"])
         _record_lending(current)
         revoked = _revoke_active_tokens(current, timezone.now())
         if previous_patient_id != patient.pk:
@@ -279,17 +280,19 @@ def device_return(*, device: Device, returned_on: date, by: User,
     today = timezone.localdate()
     with transaction.atomic():
         current = Device.objects.select_for_update().get(pk=device.pk)
-        if current.lent_to is not None and current.lent_to <= today:
-            raise ValidationError({"returned_on": [
-                _("The device was already returned on %(date)s.") % {"date": date_format(current.lent_to, "j. F Y")}]})
+        if current.returned_on is not None:
+            raise ValidationError({"returned_on": [_("The device was already returned on %(date)s.") % {
+                "date": date_format(current.returned_on, "j. F Y")}]})
         if returned_on > today:
             raise ValidationError({"returned_on": [_("The return date cannot be in the future.")]})
         if returned_on < current.lent_from:
             raise ValidationError({"returned_on": [
                 _("The device was lent out on %(date)s; it cannot be returned before that.")
                 % {"date": date_format(current.lent_from, "j. F Y")}]})
-        current.lent_to = returned_on
-        current.save(update_fields=["lent_to"])
+        # The lending ends the day it came back: earlier than planned, or later (overdue), its
+        # readings up to that day are the patient's.
+        current.lent_to = current.returned_on = returned_on
+        current.save(update_fields=["lent_to", "returned_on"])
         _record_lending(current)
         revoked = _revoke_active_tokens(current, timezone.now())
         _device_audit(by=by, device=current, request=request,
@@ -305,7 +308,7 @@ def device_token_issue(*, device: Device, by: User,
     its hash. Raises ValidationError for a returned device."""
     with transaction.atomic():
         current = Device.objects.select_for_update().get(pk=device.pk)
-        if current.lent_to is not None and current.lent_to < timezone.localdate():
+        if current.returned_on is not None or (current.lent_to is not None and current.lent_to < timezone.localdate()):
             raise ValidationError(_("The device has been returned; lend it out again before issuing a token."))
         revoked = _revoke_active_tokens(current, timezone.now())
         token, raw = DeviceToken.issue(current)

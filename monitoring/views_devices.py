@@ -75,9 +75,11 @@ def device_list(request: HttpRequest) -> HttpResponse:
         devices = devices.filter(kind=kind)
     today = timezone.localdate()
     if status == "lent":
-        devices = devices.filter(Q(lent_to=None) | Q(lent_to__gte=today))
+        devices = devices.filter(Q(lent_to=None) | Q(lent_to__gte=today), returned_on=None)
+    elif status == "overdue":  # the lending ended, the return is not registered
+        devices = devices.filter(lent_to__lt=today, returned_on=None)
     elif status == "returned":
-        devices = devices.filter(lent_to__lt=today)
+        devices = devices.exclude(returned_on=None)
     # A list of patients' devices is a search over their records: audited as one.
     audit_record(user=request.user, action=Action.SEARCH, resource=f"Device?kind={kind}&status={status}",
                  request=request)
@@ -169,7 +171,8 @@ def _detail(request: HttpRequest, patient: Patient, device: Device, return_form:
     today = timezone.localdate()
     return render(request, "monitoring/device_detail.html", {
         "patient": patient, "device": device, "return_form": return_form, "today": today,
-        "returned": device.lent_to is not None and device.lent_to < today,
+        "returned": device.returned_on is not None,
+        "overdue": device.status == "overdue",
         "tokens": device.tokens.order_by("-created_at")[:20],
         "live_tokens": device.tokens.filter(revoked_at=None).count(),
     }, status=status)

@@ -102,23 +102,29 @@ def test_the_team_list_shows_only_devices_of_the_teams_patients_and_audits_the_s
     assert _client(cast.quality).get("/devices/").status_code == 403
 
 
-def test_the_team_list_filters_by_kind_and_by_lent_or_returned(cast):
+def test_the_team_list_filters_by_kind_and_by_lent_overdue_or_returned(cast):
     Device.objects.create(kind=DeviceKind.SCALE, serial="SC-OLD", patient=cast.patient_a,
-                          lent_from=_today() - timedelta(days=60), lent_to=_today() - timedelta(days=3))
+                          lent_from=_today() - timedelta(days=60), lent_to=_today() - timedelta(days=3),
+                          returned_on=_today() - timedelta(days=3))
     Device.objects.create(kind=DeviceKind.SCALE, serial="SC-NEW", patient=cast.patient_a,
                           lent_to=_today() + timedelta(days=30))
+    # Lent until three days ago and never registered as back: overdue, not returned.
+    Device.objects.create(kind=DeviceKind.THERMOMETER, serial="TH-LATE", patient=cast.patient_a,
+                          lent_from=_today() - timedelta(days=60), lent_to=_today() - timedelta(days=3))
     client = _client(cast.clinician_a)
 
     def serials(query: str) -> set[str]:
         html = client.get("/devices/" + query).content.decode()
-        return set(re.findall(r"(OX-A|SC-OLD|SC-NEW)</td>", html))
+        return set(re.findall(r"(OX-A|SC-OLD|SC-NEW|TH-LATE)</td>", html))
 
-    assert serials("") == {"OX-A", "SC-OLD", "SC-NEW"}
+    assert serials("") == {"OX-A", "SC-OLD", "SC-NEW", "TH-LATE"}
     assert serials("?kind=scale") == {"SC-OLD", "SC-NEW"}
     assert serials("?status=lent") == {"OX-A", "SC-NEW"}
+    assert serials("?status=overdue") == {"TH-LATE"}
     assert serials("?status=returned") == {"SC-OLD"}
     assert serials("?kind=scale&status=returned") == {"SC-OLD"}
-    assert serials("?kind=no-such-kind") == {"OX-A", "SC-OLD", "SC-NEW"}  # a bad filter filters nothing
+    assert serials("?kind=no-such-kind") == {"OX-A", "SC-OLD", "SC-NEW", "TH-LATE"}  # a bad filter filters nothing
+    assert "<strong>Overdue</strong>" in client.get("/devices/?status=overdue").content.decode()
 
 
 # --- registering --------------------------------------------------------------------------------
@@ -537,7 +543,7 @@ def test_a_device_registered_in_the_admin_starts_its_history(cast):
 def test_a_device_lent_until_a_date_still_to_come_is_not_lent_on_before_its_return(cast):
     device = device_register(kind=DeviceKind.GLUCOMETER, serial="SN-FUT", patient=cast.patient_a,
                              lent_from=_today(), lent_to=_today() + timedelta(days=60), by=cast.clinician_a)
-    with pytest.raises(ValidationError) as exc:
+    with translation.override("en"), pytest.raises(ValidationError) as exc:
         device_lend(device=device, patient=cast.patient_b, lent_from=_today() + timedelta(days=61), by=cast.admin)
     assert "Register its return first" in str(exc.value.message_dict["serial"])
     device.refresh_from_db()
@@ -556,3 +562,21 @@ def test_a_serial_number_typed_in_other_letters_case_is_the_same_device(cast):
                         by=cast.clinician_a)
     assert "sn-rev-1" in str(exc.value.message_dict["serial"])  # the duplicate's message, naming it
     assert Device.objects.filter(serial__iexact="sn-rev-1").count() == 1
+
+
+def test_an_overdue_device_is_returned_late_and_its_readings_until_then_are_the_patients(cast):
+    device = device_register(kind=DeviceKind.THERMOMETER, serial="TH-1", patient=cast.patient_a,
+                             lent_from=_today() - timedelta(days=30), lent_to=_today() - timedelta(days=5),
+                             by=cast.clinician_a)
+    assert device.status == "overdue"
+    page = _client(cast.clinician_a).get(_detail_url(device)).content.decode()
+    assert "overdue: its return is not registered" in page and "Register the return" in page
+    with pytest.raises(ValidationError):  # not lent on while it may still be at the patient's
+        device_lend(device=device, patient=cast.patient_b, lent_from=_today() + timedelta(days=1), by=cast.admin)
+    device_return(device=device, returned_on=_today(), by=cast.clinician_a)
+    device.refresh_from_db()
+    assert (device.status, device.lent_to, device.returned_on) == ("returned", _today(), _today())
+    # Returned today: no new token for it until it is lent out again.
+    with pytest.raises(ValidationError):
+        device_token_issue(device=device, by=cast.clinician_a)
+    assert list(device.lendings.values_list("lent_to", "returned_on")) == [(_today(), _today())]
