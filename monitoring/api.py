@@ -4,7 +4,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import ISO_8601, serializers, status
@@ -212,8 +212,8 @@ class ReadingCreateView(APIView):
         return request.data
 
     def _single(self, result: ItemResult) -> Response:
-        if result.status == 404:
-            raise Http404(next(iter(result.errors.values()))[0])
+        if result.status == 404:  # field-level, as in a batch: {"device": ["No such device."]}
+            return Response(result.errors, status=status.HTTP_404_NOT_FOUND)
         if result.status == 409:
             return Response(result.errors, status=status.HTTP_409_CONFLICT)
         if result.status == 400:

@@ -188,6 +188,8 @@ def _when(raw: Any, latest: datetime) -> datetime | str:
     try:
         when.astimezone(UTC)  # 0001-01-01T00:10+01:00 is no instant a datetime can hold
     except OverflowError:
+        if when.year > 1900:  # 9999-12-31T23:30-01:00
+            return _("The time lies in the future; check the device clock.")
         when = _EARLIEST - timedelta(days=1)
     if when < _EARLIEST:
         return _("The time lies before 1900; check the device clock.")
@@ -377,10 +379,11 @@ def _lock_patient(patient: Patient) -> None:
     """Serialise concurrent ingests of one patient, so that the duplicate check below and the
     insert see the same world. A transaction-level advisory lock: released at commit.
 
-    Needed only for items without a client_id (repeats found by device, measure, time and
-    value, which no constraint guards). When every item has one, uniq_reading_client_id does
-    the serialising: a concurrent insert of the same client_id waits for the first transaction
-    and fails when it commits, and readings_ingest retries, now seeing the stored readings."""
+    Repeats are also found by device, measure, time and value, under any client_id or none, and
+    no constraint guards those: a gateway's retry under a new client_id while the first upload
+    is still being stored waits here and then finds it. (uniq_reading_client_id alone would
+    serialise repeats of the same client_id only.) The device fast path's one statement takes
+    no lock: its window is the statement itself, about a millisecond (docs/architecture.md)."""
     if connection.vendor == "postgresql":
         with prepared_cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"], prepare=True)
@@ -632,6 +635,11 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
     for p in parsed:
         if p.device_id is None:
             p.device_id = device.pk if device is not None else None
+        elif device is not None and p.device_id != device.pk:
+            # A device's token speaks for that device only: naming another one is refused as an
+            # unknown device, whoever else it was lent to.
+            results[p.index] = ItemResult(p.index, 404, errors={"device": [_("No such device.")]})
+            continue
         current = lendings.get(p.device_id) if p.device_id is not None else None
         if p.device_id is None or (current and current[0].refuses(p.effective_at) is None):
             candidates.append(p)
@@ -715,8 +723,7 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
            readings: _Readings) -> None:
     if not candidates:
         return
-    if any(not p.client_id for p in candidates):
-        _lock_patient(patient)
+    _lock_patient(patient)
     by_client: dict[str, _Row | Parsed] = {}
     by_key: dict[tuple[Any, ...], _Row | Parsed] = {}
     for row in _earlier(patient, candidates):

@@ -9,8 +9,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from alerts.models import Rule, Severity
-from alerts.rules import parse_params
+from alerts.models import Rule, RuleOverride, Severity
+from alerts.rules import merged_params, parse_params
 from alerts.rules.news2 import CHART as NEWS2_CHART
 from alerts.selectors import rules_running_for
 from monitoring.measures import MEASURES, component_labels
@@ -86,10 +86,15 @@ def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[st
     measure. The same selection as ``alerts.services._rules_for``, so the lines drawn are the
     limits that actually raise alerts."""
     day = timezone.localdate(today) if today else timezone.localdate()
-    rules = rules_running_for(patient.pk, day).filter(kind__in=("threshold", "bands")).distinct().order_by("pk")
+    rules = list(rules_running_for(patient.pk, day).filter(kind__in=("threshold", "bands")).distinct().order_by("pk"))
+    # The patient's own limits where a clinician set them (RuleOverride), as the evaluation
+    # merges them (alerts.services._Evaluator.params): the limits drawn and told are the ones
+    # that raise this patient's alerts.
+    overrides = dict(RuleOverride.objects.filter(rule__in=rules, patient=patient, ended_at=None)
+                     .values_list("rule_id", "params"))
     by_measure: dict[str, list[tuple[Rule, object]]] = {}
     for rule in rules:
-        params = parse_params(rule.kind, rule.params)
+        params = parse_params(rule.kind, merged_params(rule.params, overrides.get(rule.pk)))
         by_measure.setdefault(params.measure, []).append((rule, params))  # type: ignore[attr-defined]
     return by_measure
 

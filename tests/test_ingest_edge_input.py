@@ -270,3 +270,78 @@ def test_the_code_a_sender_used_is_kept_and_given_back_beside_the_platforms(cast
     assert codings[0]["code"] == "59408-5"  # the platform's LOINC code first
     assert {"system": system, "code": code} in codings
     assert Reading.objects.get().original["code"] == code
+
+
+# --- from a review of this change -------------------------------------------------------------------
+
+def test_a_devices_token_cannot_store_a_reading_as_another_device_of_the_same_patient(cast):
+    from monitoring.models import DeviceKind
+    from monitoring.services import device_register
+
+    other = device_register(kind=DeviceKind.SCALE, serial="S-2", patient=cast.patient_a,
+                            lent_from=timezone.localdate() - timedelta(days=30), by=cast.clinician_a)
+    response = _rest(cast).post("/api/v1/readings", _hr(_recent(), device=other.pk), content_type="application/json")
+    assert response.status_code == 404 and "device" in response.json()
+    fhir = _fhir(_rest(cast), "/fhir/Observation", _obs(cast.patient_a, code="8867-4", value=61, unit="/min",
+                                                        device={"reference": f"Device/{other.pk}"}))
+    assert fhir.status_code == 404
+    assert not Reading.objects.exists()
+    # Naming its own device is fine.
+    own = _rest(cast).post("/api/v1/readings", _hr(_recent(), device=cast.device_a.pk),
+                           content_type="application/json")
+    assert own.status_code == 201
+
+
+def test_a_time_beyond_the_year_9999_is_said_to_lie_in_the_future(cast):
+    response = _rest(cast).post("/api/v1/readings", _hr("9999-12-31T23:30:00-01:00"), content_type="application/json")
+    assert response.status_code == 400
+    assert "future" in response.json()["effective_at"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("items", [2, 3])  # one item takes the one-statement insert: no lock (docs/architecture.md)
+def test_a_retry_under_a_new_client_id_while_the_first_is_being_stored_waits_and_finds_it(items):
+    import threading
+
+    from django.db import connections, transaction
+
+    from monitoring.ingest import readings_ingest
+    from monitoring.models import Source
+    from tests.factories import make_cast
+
+    cast = make_cast()
+    when = (timezone.now() - timedelta(hours=1)).isoformat()
+
+    def upload(prefix: str) -> list[dict]:
+        return [{"measure": "spo2", "value": 95 + i, "unit": "%", "effective_at": when, "client_id": f"{prefix}{i}"}
+                for i in range(items)]
+
+    stored, release, results = threading.Event(), threading.Event(), {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():  # the first upload, stored but not yet committed
+                results["first"] = readings_ingest(patient=cast.patient_a, items=upload("a"), source=Source.API)
+                stored.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def retry() -> None:
+        try:
+            results["retry"] = readings_ingest(patient=cast.patient_a, items=upload("b"), source=Source.API)
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert stored.wait(10)
+    b = threading.Thread(target=retry)
+    b.start()
+    b.join(1)
+    assert b.is_alive()  # it waits for the first upload
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert [r.status for r in results["retry"]] == [200] * items
+    assert Reading.objects.count() == items

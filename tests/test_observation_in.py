@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 
 from interop.observation_in import parse_observation
+from monitoring.measures import coding_lookup
 
 WEIGHT = {
     "resourceType": "Observation", "status": "final",
@@ -49,11 +50,13 @@ def test_a_blood_pressure_panel_gives_systolic_and_diastolic_whatever_the_compon
     assert (parsed.measure, parsed.value, parsed.value2, parsed.unit) == ("85354-9", 131, 82, "mm[Hg]")
 
 
-def test_synthea_pulse_oximetry_code_maps_to_the_vital_signs_code():
+def test_synthea_pulse_oximetry_code_is_kept_as_sent_and_names_spo2():
     resource = copy.deepcopy(WEIGHT)
     resource["code"] = {"coding": [{"system": "http://loinc.org", "code": "2708-6"}]}
     resource["valueQuantity"] = {"value": 96, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}
-    assert parse_observation(resource).measure == "59408-5"
+    parsed = parse_observation(resource)
+    assert parsed.ok and parsed.measure == "2708-6"  # kept as the reading's original code
+    assert coding_lookup(parsed.measure).measure.code == "spo2"
 
 
 def test_an_npu_coding_is_kept_as_the_original_when_no_loinc_is_given():

@@ -640,3 +640,18 @@ def test_a_peak_flow_meter_has_its_measure_on_the_web_and_through_the_api(cast):
                         content_type="application/json")
     assert response.status_code == 201, response.json()
     assert sorted(Reading.objects.filter(measure="peak-flow").values_list("value", flat=True)) == [420, 420]
+
+
+@pytest.mark.parametrize(("override", "told"), [(None, True), (89, False)])
+def test_what_the_patient_is_told_follows_their_own_limit(cast, override, told):
+    from alerts.definitions import rule_override_set
+
+    rule = Rule.objects.get(program=cast.program_a, kind="threshold", params__measure="spo2")
+    if override:  # a COPD patient's own lower limit, below the programme's 92 %
+        rule_override_set(rule=rule, patient=cast.patient_a, params={"low": override}, by=cast.clinician_a,
+                          reason="COPD")
+    response = _client(cast.patient_a.user).post("/me/readings/new/spo2/", {"value": "90"}, follow=True)
+    html = response.content.decode()
+    assert ("outside the limits your care team has set for you" in html) is told
+    limits = _client(cast.patient_a.user).get("/me/readings/spo2/").content.decode()
+    assert (f"below {override or 92} %" in limits)

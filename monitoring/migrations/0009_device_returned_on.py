@@ -6,11 +6,12 @@ from django.utils import timezone
 
 
 def past_ends_were_returns(apps, schema_editor):
-    """Until now a lending's end date in the past meant the device was back: it was shown as
-    returned, and lent on. Such rows keep that meaning; planned ends still to come stay open."""
+    """Until now a lending's end date of today or earlier meant the device was back: a second
+    return was refused and it could be lent on from tomorrow. Such rows keep that meaning;
+    planned ends still to come stay open."""
     today = timezone.localdate()
     for name in ("Device", "DeviceLending"):
-        apps.get_model("monitoring", name).objects.filter(lent_to__lt=today).update(returned_on=F("lent_to"))
+        apps.get_model("monitoring", name).objects.filter(lent_to__lte=today).update(returned_on=F("lent_to"))
 
 
 class Migration(migrations.Migration):
