@@ -116,3 +116,15 @@ def test_a_single_reading_waiting_on_a_request_that_rolls_back_is_stored():
     assert list(Reading.objects.values_list("id", flat=True)) == [second[0].id]
     assert second[0].id != first[0].id  # the rolled-back one's id is gone
     assert not PendingEvaluation.objects.exists()  # the stored one was evaluated
+
+
+# One item would take the one-statement insert, which takes no lock (docs/architecture.md).
+@pytest.mark.parametrize("items", [2, 3])
+def test_a_retry_under_a_new_client_id_while_the_first_is_being_stored_waits_and_finds_it(items):
+    cast = make_cast()
+    upload = _items("client_ids")[:items]
+    retry = [{**item, "client_id": f"retry-{i}"} for i, item in enumerate(upload)]
+    _first, second = _race(cast, upload, retry)  # the retry waits for the first (the patient's lock)
+
+    assert [r.status for r in second] == [200] * items
+    assert Reading.objects.count() == items
