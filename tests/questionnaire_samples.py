@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples"
+# HL7 SDC test forms, copied into the repository with their source and licence (fixtures/sdc/README.md).
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "sdc"
 EXT = "http://hl7.org/fhir/StructureDefinition/"
 
 

@@ -1,5 +1,4 @@
 import json
-import os
 
 import pytest
 from django.test import Client
@@ -111,12 +110,9 @@ def test_an_import_with_warnings_is_stored_and_its_warnings_name_the_link_ids(ca
 @pytest.mark.parametrize("name", ["questionnaire-sdc-test-all-data-types", "questionnaire-sdc-test-enablewhen",
                                   "questionnaire-sdc-test-required-field"])
 def test_the_official_sdc_examples_import_through_the_fhir_api(cast, name):
-    from pathlib import Path
+    from tests.questionnaire_samples import EXAMPLES
 
-    path = Path(__file__).resolve().parents[2] / "shared" / "fhir-examples" / f"{name}.json"
-    if not path.exists():
-        # CI always has ../shared beside the clone; only a bare local checkout may lack it.
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{path} is not beside the checkout")
+    path = EXAMPLES / f"{name}.json"
     response = _client(cast.admin).post("/fhir/Questionnaire", path.read_text(encoding="utf-8"),
                                         content_type=FHIR)
     assert response.status_code == 201, response.json()
