@@ -5,6 +5,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.db.models import Exists
 
 from accounts.models import Role, User
@@ -36,6 +37,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     worklist_filter: WorklistFilter
     _push_queue: list[dict[str, Any]]
     _drain: asyncio.Task[None] | None = None
+    _heartbeat: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -55,6 +57,15 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(personal, self.channel_name)
         self.groups_joined.append(personal)
         await self.send_json({"type": "snapshot", "alerts": snapshot})
+        self._heartbeat = asyncio.create_task(self._beat(settings.LIVE_HEARTBEAT_SECONDS))
+
+    async def _beat(self, every: float) -> None:
+        """An application-level heartbeat: the page reconnects when it hears nothing for a while,
+        so a feed that died without a close frame (a dropped network, a killed process) is noticed
+        instead of looking live and quiet."""
+        while True:
+            await asyncio.sleep(every)
+            await self.send_json({"type": "heartbeat"})
 
     @database_sync_to_async
     def _load(self, user: Any) -> tuple[list[int], list[dict[str, Any]]]:
@@ -67,8 +78,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         return team_ids, [alert_payload(a) for a in worklist(user, self.worklist_filter)]
 
     async def disconnect(self, code: int) -> None:
-        if self._drain is not None:
-            self._drain.cancel()
+        for task in (self._drain, self._heartbeat):
+            if task is not None:
+                task.cancel()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 

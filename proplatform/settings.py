@@ -270,6 +270,9 @@ ALERT_LINK_BASE_URL = env.str("ALERT_LINK_BASE_URL", default="http://localhost:8
 # the ws process (ADR 0012). Without a proxy (bin/production-local) the page connects to this
 # port of the same host name instead. Empty: the page's own port.
 LIVE_FEED_PORT = env.str("LIVE_FEED_PORT", default="")
+# Every live-feed socket gets a heartbeat message this often: an idle page can tell a quiet feed
+# from a dead one, and proxies that close idle connections (nginx: 60 s) see traffic.
+LIVE_HEARTBEAT_SECONDS = env.float("LIVE_HEARTBEAT_SECONDS", default=20.0)
 if LIVE_FEED_PORT and not (LIVE_FEED_PORT.isdigit() and 0 < int(LIVE_FEED_PORT) < 65536):
     raise ImproperlyConfigured(f"LIVE_FEED_PORT must be a TCP port number, not {LIVE_FEED_PORT!r}")
 ALERT_NOTIFY_MAX_ATTEMPTS = env.int("ALERT_NOTIFY_MAX_ATTEMPTS", default=3)
@@ -279,10 +282,17 @@ if EMBEDDED:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
+    CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=20.0)
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:ch"},
+            # channels_redis waits for a message with a blocking pop of 5 s (``brpop_timeout``);
+            # redis-py's default socket timeout is also 5 s, so an idle receive() raised
+            # TimeoutError and the live feed's consumer died every ~5 s. The socket timeout must
+            # stay above the blocking pop; it still bounds a dead Redis (the page reconnects).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                                  "socket_connect_timeout": 5}],
+                       "prefix": f"{REDIS_PREFIX}:ch"},
         }
     }
     # Shared by every web process, so login throttling counts across them.

@@ -167,3 +167,27 @@ def test_every_live_push_of_an_alert_is_audited_as_a_read_by_that_clinician(
             return
         time.sleep(0.2)
     raise AssertionError("the live push left no audit row")
+
+
+def test_an_idle_feed_stays_open_for_30_seconds_with_heartbeats_and_then_receives_a_push(
+    live_stack: LiveStack, live_cast: Cast
+) -> None:
+    # redis-py's 5 s socket timeout once equalled channels_redis's 5 s blocking pop: an idle
+    # consumer died every ~5 s (close 1006) and the page kept reconnecting.
+    with _feed(live_stack, live_cast.clinician_a) as feed:
+        idle_until = time.monotonic() + 30
+        heard = []
+        while (left := idle_until - time.monotonic()) > 0:
+            try:
+                heard.append(json.loads(feed.recv(timeout=left))["type"])
+            except TimeoutError:
+                break
+        assert heard and set(heard) == {"heartbeat"}, heard
+        now = timezone.now().replace(microsecond=0)
+        status, body = live_stack.request(
+            "POST", "/api/v1/readings",
+            {"measure": "spo2", "value": 86, "unit": "%", "effective_at": now.isoformat(), "client_id": "e2e-idle"},
+            {"Authorization": f"Bearer {live_cast.device_token_a}"},
+        )
+        assert status == 201, body
+        assert _next_alert(feed)["patient"]["id"] == str(live_cast.patient_a.pk)
