@@ -202,7 +202,9 @@ def exports_sweep(*, now: datetime | None = None) -> dict[str, int]:
       it is failed (files removed) rather than left "running" for ever;
     - a job still queued after that long lost its message: it is enqueued again (the claim in
       export_job_run makes a duplicate message harmless);
-    - finished exports past their expiry lose their files."""
+    - finished exports past their expiry lose their files;
+    - jobs that ended more than EXPORT_JOB_RETENTION_DAYS ago are deleted: the audit trail keeps
+      who exported what and who downloaded which file, the job row is only the status URL's."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.EXPORT_HEARTBEAT_STALE_SECONDS)
     failed = requeued = expired = 0
@@ -220,4 +222,9 @@ def exports_sweep(*, now: datetime | None = None) -> dict[str, int]:
         _delete_files(job)
         ExportJob.objects.filter(pk=job.pk).update(files_deleted_at=now)
         expired += 1
-    return {"failed": failed, "requeued": requeued, "expired": expired}
+    ended = now - timedelta(days=settings.EXPORT_JOB_RETENTION_DAYS)
+    old = ExportJob.objects.filter(created_at__lt=ended).exclude(status__in=ACTIVE_STATUSES)
+    for job in old.filter(files_deleted_at__isnull=True):
+        _delete_files(job)
+    deleted, _ = old.delete()
+    return {"failed": failed, "requeued": requeued, "expired": expired, "deleted": deleted}

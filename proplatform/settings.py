@@ -242,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Bulk $export (exports.services.exports_sweep): fails jobs whose worker stopped beating,
     # re-queues jobs the broker lost, deletes files past their expiry.
+    # Expired sessions and old person tokens (accounts.retention; docs/operations.md).
+    "accounts-clear-expired": {
+        "task": "accounts.tasks.clear_expired",
+        "schedule": 3600.0,
+    },
     "exports-sweep": {
         "task": "exports.tasks.sweep_exports",
         "schedule": 60.0,
@@ -316,6 +321,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 API_TOKEN_LIFETIME_HOURS = env.int("API_TOKEN_LIFETIME_HOURS", default=12)
+# Expired and revoked person tokens are kept this long (a token in a log can be traced to its
+# owner), then deleted by beat (accounts.retention).
+TOKEN_RETENTION_DAYS = env.int("TOKEN_RETENTION_DAYS", default=30)
 OTP_TOTP_ISSUER = "proplatform"
 
 REST_FRAMEWORK = {
@@ -395,6 +403,9 @@ READING_CLOCK_SKEW_SECONDS = env.int("READING_CLOCK_SKEW_SECONDS", default=300)
 # NDJSON files of finished exports; under var/, which git ignores.
 EXPORT_ROOT = Path(env.str("EXPORT_ROOT", default=str(BASE_DIR / "var" / "exports")))
 EXPORT_FILE_TTL = env.int("EXPORT_FILE_TTL", default=24 * 3600)  # seconds a finished export's files live
+# Export job rows (the status URL's record) are deleted this long after they were started; the
+# audit trail keeps who exported and downloaded what (docs/operations.md, "Retention").
+EXPORT_JOB_RETENTION_DAYS = env.int("EXPORT_JOB_RETENTION_DAYS", default=90)
 EXPORT_MAX_CONCURRENT = env.int("EXPORT_MAX_CONCURRENT", default=1)  # queued/running jobs per user
 # A running job's worker writes a heartbeat every few thousand rows; one silent for this long is
 # taken as dead and failed by the sweep.

@@ -288,6 +288,21 @@ def test_downloading_an_expired_file_is_410(cast, client, django_capture_on_comm
     _outcome(client.get(file_url), 410, "expired")
 
 
+def test_export_jobs_past_their_retention_are_deleted_and_running_ones_never(
+        cast, client, django_capture_on_commit_callbacks, settings):
+    add_outcome_data(cast)
+    client.force_login(cast.quality)
+    _run(client, django_capture_on_commit_callbacks, data={"_type": "Patient"})
+    done = ExportJob.objects.get()
+    running = ExportJob.objects.create(requester=cast.admin, kind=done.kind, params={},
+                                       status=ExportStatus.RUNNING, heartbeat_at=timezone.now())
+    long_ago = timezone.now() - timedelta(days=settings.EXPORT_JOB_RETENTION_DAYS, seconds=1)
+    ExportJob.objects.update(created_at=long_ago)
+    assert exports_sweep()["deleted"] == 1
+    assert not job_dir(done).exists()
+    assert list(ExportJob.objects.values_list("pk", flat=True)) == [running.pk]
+
+
 def test_a_second_concurrent_export_beyond_the_limit_is_429(cast, client):
     client.force_login(cast.quality)
     # no capture of on-commit: the first job stays queued, as with a busy worker
@@ -360,7 +375,7 @@ def test_a_fresh_heartbeat_is_left_alone_and_a_lost_queued_job_is_enqueued_again
     client.force_login(cast.quality)
     assert _kickoff(client).status_code == 202  # the message "was lost": never ran
     job = ExportJob.objects.get()
-    assert exports_sweep() == {"failed": 0, "requeued": 0, "expired": 0}
+    assert exports_sweep() == {"failed": 0, "requeued": 0, "expired": 0, "deleted": 0}
     ExportJob.objects.update(created_at=timezone.now() - timedelta(hours=1))
     assert exports_sweep()["requeued"] == 1  # eager: runs now
     job.refresh_from_db()
