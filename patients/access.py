@@ -2,7 +2,9 @@
 
 Every page, REST view, FHIR endpoint and websocket consumer asks here. Rules:
 - a patient sees only themself;
-- a clinician sees the patients whose treatment episodes belong to one of their care teams;
+- a clinician sees the patients whose treatment episodes belong to one of their care teams, while
+  the episode runs and for ``CARE_ACCESS_GRACE_DAYS`` (default 90) after it ended — time to
+  finish the follow-up and answer the patient's questions, not a lasting right to the record;
 - an administrator sees everyone;
 - quality staff see no identified patient at all: they work with aggregated and pseudonymised
   data (outcomes app), never with a Patient row.
@@ -13,15 +15,18 @@ Objects outside a person's scope answer 404, so their existence is not revealed.
 """
 
 import uuid
+from datetime import timedelta
 from typing import Any, Literal
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
+from django.utils import timezone
 
 from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from patients.models import CareTeam, Patient
+from patients.models import CareTeam, Patient, TreatmentEpisode
 
 Purpose = Literal["read", "answer"]
 
@@ -34,9 +39,16 @@ def patients_for(user: Any) -> QuerySet[Patient]:
     if user.role == Role.PATIENT:
         return Patient.objects.filter(user=user)
     if user.role == Role.CLINICIAN:
-        team_ids = CareTeam.objects.filter(members=user).values("id")
-        return Patient.objects.filter(episodes__care_team__in=team_ids).distinct()
+        return Patient.objects.filter(Exists(care_episodes(user).filter(patient=OuterRef("pk"))))
     return Patient.objects.none()
+
+
+def care_episodes(user: Any) -> QuerySet[TreatmentEpisode]:
+    """The episodes through which a clinician has access: their teams' episodes that have not
+    ended, or ended less than ``CARE_ACCESS_GRACE_DAYS`` ago (Danish calendar days)."""
+    ended_after = timezone.localdate() - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
+    return TreatmentEpisode.objects.filter(care_team__members=user).filter(
+        Q(end__isnull=True) | Q(end__gte=ended_after))
 
 
 def patients_for_answering(user: Any) -> QuerySet[Patient]:

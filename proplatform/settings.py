@@ -320,6 +320,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# A care team keeps read access to a patient this many days after the treatment episode ended
+# (patients.access); then only administrators see the record.
+CARE_ACCESS_GRACE_DAYS = env.int("CARE_ACCESS_GRACE_DAYS", default=90)
 API_TOKEN_LIFETIME_HOURS = env.int("API_TOKEN_LIFETIME_HOURS", default=12)
 # Expired and revoked person tokens are kept this long (a token in a log can be traced to its
 # owner), then deleted by beat (accounts.retention).

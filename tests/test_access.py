@@ -257,6 +257,27 @@ def test_patients_for_follows_team_membership_changes(cast):
     assert set(patients_for(cast.clinician_a)) == {cast.patient_b}
 
 
+@pytest.mark.parametrize(("ended_days_ago", "sees"), [(0, True), (89, True), (90, True), (91, False), (400, False)])
+def test_a_care_team_keeps_access_for_the_grace_period_after_the_episode_ended_and_then_loses_it(
+        cast, client, ended_days_ago, sees):
+    TreatmentEpisode.objects.filter(patient=cast.patient_a).update(
+        end=timezone.localdate() - timedelta(days=ended_days_ago))
+    assert patients_for(cast.clinician_a).filter(pk=cast.patient_a.pk).exists() is sees
+    client.force_login(cast.clinician_a)
+    assert client.get(f"/patients/{cast.patient_a.pk}/").status_code == (200 if sees else 404)
+    assert patients_for(cast.admin).filter(pk=cast.patient_a.pk).exists()  # the record is still there
+
+
+def test_the_grace_period_is_configurable_and_a_running_episode_on_the_team_keeps_access(cast, settings):
+    settings.CARE_ACCESS_GRACE_DAYS = 7
+    episode = TreatmentEpisode.objects.get(patient=cast.patient_a)
+    TreatmentEpisode.objects.filter(pk=episode.pk).update(end=timezone.localdate() - timedelta(days=8))
+    assert not patients_for(cast.clinician_a).filter(pk=cast.patient_a.pk).exists()
+    TreatmentEpisode.objects.create(patient=cast.patient_a, program=episode.program, care_team=episode.care_team,
+                                    condition_code="DC34", treatment_start=timezone.localdate())
+    assert list(patients_for(cast.clinician_a).filter(pk=cast.patient_a.pk)) == [cast.patient_a]
+
+
 def test_teams_for_gives_clinicians_their_teams_and_others_none_or_all(cast):
     assert list(teams_for(cast.clinician_a)) == [cast.team_a]
     assert set(teams_for(cast.admin)) == {cast.team_a, cast.team_b}
