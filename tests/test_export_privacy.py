@@ -181,6 +181,25 @@ def test_identified_export_by_an_admin_carries_cpr_and_names_and_audits_the_purp
     assert purpose in audit.resource and "identified" in audit.resource
 
 
+def test_each_download_of_an_identified_file_is_audited_naming_every_patient_in_it(
+        cast, client, django_capture_on_commit_callbacks):
+    add_outcome_data(cast)
+    manifest, _ = _export(client, django_capture_on_commit_callbacks, cast.clinician_a,
+                          {"identified": "true", "purpose": "Clinical quality review, team A", "_type": "Patient"})
+    assert not AuditEvent.objects.filter(action=Action.EXPORT).exclude(patient_ref=None).exists()
+    assert client.get(manifest["output"][0]["url"]).status_code == 200
+    named = set(AuditEvent.objects.filter(action=Action.EXPORT, user=cast.clinician_a)
+                .exclude(patient_ref=None).values_list("patient_ref", flat=True))
+    assert named == {cast.patient_a.pk}  # team A's patient, and not team B's
+
+
+def test_a_pseudonymised_download_names_no_patient_in_the_audit(cast, client, django_capture_on_commit_callbacks):
+    add_outcome_data(cast)
+    manifest, _ = _export(client, django_capture_on_commit_callbacks, cast.quality, {"_type": "Patient"})
+    assert client.get(manifest["output"][0]["url"]).status_code == 200
+    assert not AuditEvent.objects.filter(action=Action.EXPORT).exclude(patient_ref=None).exists()
+
+
 def test_identified_export_by_a_clinician_covers_only_their_teams_patients(
         cast, client, django_capture_on_commit_callbacks):
     add_outcome_data(cast)
