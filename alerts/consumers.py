@@ -75,7 +75,11 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         audit_record(user=user, action=Action.SEARCH, resource="Alert?worklist (websocket)",
                      ip=client[0])
         team_ids = list(teams_for(user).values_list("id", flat=True))
-        return team_ids, [alert_payload(a) for a in worklist(user, self.worklist_filter)]
+        alerts = list(worklist(user, self.worklist_filter))
+        # The snapshot shows these patients' names and reasons: a read of each, like a push.
+        audit_record_many(user=user, action=Action.READ, ip=client[0],
+                          reads=[(f"Alert/{a.pk} (worklist snapshot)", a.patient_id) for a in alerts])
+        return team_ids, [alert_payload(a) for a in alerts]
 
     async def disconnect(self, code: int) -> None:
         for task in (self._drain, self._heartbeat):

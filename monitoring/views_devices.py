@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action, Outcome
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many, client_ip
 from monitoring.forms import DeviceFilterForm, DeviceLendForm, DeviceRegisterForm, DeviceReturnForm
 from monitoring.models import Device, DeviceKind, DeviceLending
 from monitoring.services import (
@@ -80,13 +80,14 @@ def device_list(request: HttpRequest) -> HttpResponse:
         devices = devices.filter(lent_to__lt=today, returned_on=None)
     elif status == "returned":
         devices = devices.exclude(returned_on=None)
-    # A list of patients' devices is a search over their records: audited as one.
-    audit_record(user=request.user, action=Action.SEARCH, resource=f"Device?kind={kind}&status={status}",
-                 request=request)
-    return render(request, "monitoring/device_list.html", {
-        "form": form, "today": today,
-        "devices": _with_tokens(devices).order_by("kind", "serial")[:500],
-    })
+    shown = list(_with_tokens(devices).order_by("kind", "serial")[:500])
+    # A list of patients' devices is a search over their records, and a read of each patient it
+    # shows: the search row says what was asked, one row per patient who was on the screen.
+    resource = f"Device?kind={kind}&status={status}"
+    audit_record(user=request.user, action=Action.SEARCH, resource=resource, request=request)
+    audit_record_many(user=request.user, action=Action.READ, ip=client_ip(request),
+                      reads=[(f"{resource} (list)", pk) for pk in dict.fromkeys(d.patient_id for d in shown)])
+    return render(request, "monitoring/device_list.html", {"form": form, "today": today, "devices": shown})
 
 
 @login_required

@@ -98,6 +98,9 @@ def test_the_team_list_shows_only_devices_of_the_teams_patients_and_audits_the_s
     assert "OX-A" in _client(cast.admin).get("/devices/").content.decode()
     assert AuditEvent.objects.filter(username="clinician-a", action=Action.SEARCH,
                                      resource__startswith="Device?").count() == 1
+    # ... and names each patient the list showed, and no other
+    shown = AuditEvent.objects.filter(username="clinician-a", action=Action.READ, resource__startswith="Device?")
+    assert list(shown.values_list("patient_ref", flat=True)) == [cast.patient_a.pk]
     assert _client(cast.patient_a.user).get("/devices/").status_code == 403
     assert _client(cast.quality).get("/devices/").status_code == 403
 

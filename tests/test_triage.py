@@ -381,6 +381,22 @@ def test_the_socket_applies_the_pages_filter_to_the_snapshot_and_to_pushes(cast)
 
 
 @pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
+def test_the_sockets_snapshot_is_audited_as_a_read_of_each_patient_it_shows(cast):
+    _red(cast.patient_a)
+    _red(cast.patient_b)
+
+    async def scenario() -> dict:
+        communicator, snapshot = await _feed(cast.clinician_a)
+        await communicator.disconnect()
+        return snapshot
+
+    snapshot = async_to_sync(scenario)()
+    assert [a["patient"]["id"] for a in snapshot["alerts"]] == [str(cast.patient_a.pk)]
+    reads = AuditEvent.objects.filter(username="clinician-a", action=Action.READ, resource__contains="snapshot")
+    assert list(reads.values_list("patient_ref", flat=True)) == [cast.patient_a.pk]
+
+
+@pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
 def test_a_burst_of_pushes_reaches_the_socket_complete_in_order_and_filtered(cast):
     """Pushes that arrive while the consumer is still auditing earlier ones are sent together
     afterwards: none lost, none reordered, each checked against the page's filter."""
