@@ -72,7 +72,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     # daphne first: its runserver serves HTTP and websockets from one process.
     "daphne",
-    "django.contrib.admin",
+    "proplatform.admin_site.ProplatformAdminConfig",  # django.contrib.admin with a 403 for non-admins
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
