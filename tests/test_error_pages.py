@@ -127,3 +127,13 @@ def test_a_failing_page_answers_the_sites_500_page(cast, client):
         answer = client.get("/triage/")
     assert answer.status_code == 500
     assert "Der skete en fejl" in answer.content.decode()
+
+
+def test_the_error_pages_do_not_echo_the_address_refused(cast):
+    # The address may hold a patient's id; the layout's language switch returns home instead.
+    path = f"/patients/{cast.patient_a.pk}/"
+    answer = _client(cast.quality).get(path)
+    assert answer.status_code == 403
+    assert str(cast.patient_a.pk) not in answer.content.decode()
+    missing = _client(cast.quality).get(f"/no-such-page/{cast.patient_a.pk}/")
+    assert missing.status_code == 404 and str(cast.patient_a.pk) not in missing.content.decode()
