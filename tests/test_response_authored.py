@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Alert, AlertFinding, Rule, Status
+from alerts.rules.context import Context
 from alerts.services import missed_evaluate, response_evaluate
 from interop.mapping import response_to_fhir
 from monitoring.models import Reading, Source
@@ -211,6 +212,18 @@ def test_a_late_upload_after_the_miss_alert_was_raised_is_shown_on_the_open_aler
     assert alert.events.filter(kind="evidence-added", data__answered_late=True).count() == 1
     missed.refresh_from_db()
     assert missed.answered_late_by_id == response.pk
+
+
+def test_back_testing_sees_a_late_upload_complete_its_occurrence_only_from_its_receipt(cast, missed):
+    response = _upload(cast, missed.occurrence.due_at + 2 * HOUR, code="same")
+
+    def status(ctx):  # type: ignore[no-untyped-def]
+        [past] = ctx.occurrences_before(cast.patient_a.pk, cast.questionnaire.url, before=timezone.now(), limit=1)
+        return past.status
+
+    assert status(Context(now=timezone.now())) == "completed"
+    before_receipt = response.received_at - HOUR  # after the deadline, before the upload
+    assert status(Context(now=before_receipt, as_of=before_receipt)) == "missed"
 
 
 # --- existing rows ---------------------------------------------------------------------------------

@@ -190,10 +190,11 @@ class Context:
             "response__received_at",
         )[:limit]:
             status, completed_at, received_at = row[5], row[6], row[7]
-            # completed_at is the answer's own time; a late upload completed it only once received.
+            # completed_at is the answer's own time; a late upload completed it only once received,
+            # and until then its closed occurrence was missed as far as anyone could know.
             if completed_at is not None and completed_at <= moment and (received_at is None or received_at <= moment):
                 status = "completed"
-            elif status == "missed" and row[4] <= moment:
+            elif status in ("missed", "completed") and row[4] <= moment:
                 status = "missed"
             elif status != "paused":
                 status = "pending"
