@@ -157,7 +157,10 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         """Submit a completed response as the patient, or as a relative the patient has allowed.
 
         Validated against the questionnaire version it names; errors name the linkId. A
-        resubmission with the same identifier stores one response."""
+        resubmission with the same identifier stores one response. ``authored`` (with time and
+        zone) is the answer's own time, by which rules and schedules judge it — a late upload
+        completes the occurrence it answered; it is refused in the future beyond the clock-skew
+        allowance and before the patient's enrolment. Without it, the time of receipt."""
         from questionnaires.services import AuthoredInvalid, ResponseConflict, ResponseInvalid, response_submit
 
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_RESPONSE_BYTES:
