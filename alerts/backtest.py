@@ -14,7 +14,7 @@ Assumptions (also stated on the page):
   ``resolve_after`` after it was raised (None = never resolved within the period);
 - per-patient overrides are today's, for the current and the candidate rules alike;
 - readings marked erroneous today are left out of the whole period;
-- a reading is evaluated when it was received, a response when it was authored, a missed
+- a reading or a response is evaluated when it was received (judged at its own time), a missed
   occurrence when its deadline plus the rule's grace had passed.
 
 Speed: one query each for the period's readings (with a look-back for history), responses,
@@ -275,9 +275,9 @@ def backtest_run(*, candidate: list[dict[str, Any]], days: int, resolve_after: t
     for rows in memory.values():
         rows.sort(key=lambda r: (r[0], r[1]))
     responses = QuestionnaireResponse.objects.filter(
-        status=ResponseStatus.COMPLETED, authored_at__gte=start, authored_at__lte=end,
-    ).select_related("questionnaire").order_by("authored_at", "id")
-    events.extend((r.authored_at, 1, "evaluate_response", r) for r in responses)
+        status=ResponseStatus.COMPLETED, received_at__gte=start, received_at__lte=end,
+    ).select_related("questionnaire").order_by("received_at", "id")
+    events.extend((r.received_at, 1, "evaluate_response", r) for r in responses)
     missed = list(MissedOccurrence.objects.filter(
         occurrence__closes_at__gte=start - timedelta(days=MAX_DAYS), occurrence__closes_at__lte=end,
     ).select_related("occurrence", "occurrence__questionnaire").order_by("id"))

@@ -20,6 +20,8 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from psycopg.types.datetime import TimestamptzLoader
 
 from alerts.live import alerts_broadcast
@@ -495,7 +497,55 @@ def response_evaluate(*, response_id: int) -> int:
             evaluator.run(rule, response.patient_id, f"response:{response.pk}", "evaluate_response", response)
         findings_apply(evaluator.pending, now=now)
         _record_errors(evaluator.errors)
+        _missed_answered_late(response, now)
     return 1
+
+
+def _missed_answered_late(response: QuestionnaireResponse, now: datetime) -> None:
+    """A late upload completed an occurrence whose miss the rules had already judged: every
+    unresolved alert that holds that miss gets the answer as a finding of its own, and its
+    reason (what the worklist shows) says so.
+
+    The alert is left for the nurse to resolve rather than resolved here: she may already have
+    acted on it (a call booked), a "missed N in a row" alert can rest on other misses that still
+    stand, and a resolution records what a clinician judged — "No action needed" is one click.
+    (Misses the rules had not judged yet were closed by schedules.services.occurrence_complete
+    and raise nothing.)"""
+    missed = list(MissedOccurrence.objects.filter(answered_late_by=response).select_related("occurrence"))
+    if not missed:
+        return
+    by_key = {f"missed:{m.pk}": m for m in missed}
+    found = (AlertFinding.objects.filter(source_key__in=by_key, alert__status__in=(Status.OPEN, Status.ACKNOWLEDGED))
+             .select_related("alert"))
+    alerts = {f.alert_id: (f.alert, by_key[f.source_key]) for f in found}
+    if not alerts:
+        return
+    alerts_lock_patients({response.patient_id})
+    source_key = f"late:{response.pk}"
+
+    def shown(moment: datetime) -> str:
+        return date_format(moment.astimezone(_TZ), "DATETIME_FORMAT")
+
+    for alert, miss in alerts.values():
+        reason = gettext("The questionnaire due %(due)s was answered on %(authored)s, within its window, "
+                         "but the answer arrived only on %(received)s.") % {
+            "due": shown(miss.occurrence.due_at), "authored": shown(response.authored_at),
+            "received": shown(response.received_at)}
+        evidence = {"answered_late": True, "response_id": response.pk, "missed_id": miss.pk,
+                    "occurrence_id": miss.occurrence_id, "due_at": miss.occurrence.due_at.isoformat(),
+                    "authored_at": response.authored_at.isoformat(),
+                    "received_at": response.received_at.isoformat()}
+        _, created = AlertFinding.objects.get_or_create(
+            rule_id=alert.rule_id, source_key=source_key,
+            defaults={"alert": alert, "rule_version": alert.rule_version, "severity": alert.severity,
+                      "reason": reason, "evidence": evidence, "found_at": now})
+        if not created:
+            continue
+        Alert.objects.filter(pk=alert.pk).update(reason=reason, evidence=evidence, updated_at=now)
+        AlertEvent.objects.create(alert=alert, kind=EventKind.EVIDENCE_ADDED, at=now,
+                                  data={"sources": [source_key], "severity": alert.severity, "answered_late": True})
+    ids = sorted(alerts)
+    transaction.on_commit(lambda: alerts_broadcast(ids))
 
 
 def responses_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 1000) -> int:
@@ -504,9 +554,9 @@ def responses_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 10
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     ids = list(
         QuestionnaireResponse.objects.filter(
-            evaluated_at=None, status=ResponseStatus.COMPLETED, authored_at__lt=cutoff
+            evaluated_at=None, status=ResponseStatus.COMPLETED, received_at__lt=cutoff
         )
-        .order_by("authored_at")
+        .order_by("received_at")
         .values_list("id", flat=True)[:limit]
     )
     for response_id in ids:

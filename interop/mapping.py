@@ -111,11 +111,14 @@ def questionnaire_to_fhir(questionnaire: Any) -> dict[str, Any]:
 
 
 def response_to_fhir(response: Any) -> dict[str, Any]:
-    """QuestionnaireResponse R4. ``author`` is the patient, or the person who answered for them."""
+    """QuestionnaireResponse R4. ``author`` is the patient, or the person who answered for them.
+    ``authored`` is the answer's own time (as the client sent it); ``meta.lastUpdated`` is when
+    the platform received it (a completed response is not changed afterwards)."""
     questionnaire = response.questionnaire
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": str(response.pk),
+        "meta": {"lastUpdated": response.received_at.isoformat()},
         "questionnaire": f"{questionnaire.url}|{questionnaire.version}",
         "status": response.status,
         "subject": reference("Patient", response.patient_id),

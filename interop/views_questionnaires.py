@@ -1,6 +1,10 @@
 """FHIR Questionnaire and QuestionnaireResponse endpoints."""
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -153,8 +157,11 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         """Submit a completed response as the patient, or as a relative the patient has allowed.
 
         Validated against the questionnaire version it names; errors name the linkId. A
-        resubmission with the same identifier stores one response."""
-        from questionnaires.services import ResponseConflict, ResponseInvalid, response_submit
+        resubmission with the same identifier stores one response. ``authored`` (with time and
+        zone) is the answer's own time, by which rules and schedules judge it — a late upload
+        completes the occurrence it answered; it is refused in the future beyond the clock-skew
+        allowance and before the patient's enrolment. Without it, the time of receipt."""
+        from questionnaires.services import AuthoredInvalid, ResponseConflict, ResponseInvalid, response_submit
 
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_RESPONSE_BYTES:
             return Response(operation_outcome("error", "too-costly", "The response is too large."),
@@ -176,8 +183,15 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         existing = (QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
                     if isinstance(identifier, str) else None)
         try:
+            authored_at = _authored(data.get("authored"))
+        except ValueError as exc:
+            return Response(_authored_outcome(str(exc)), status=status.HTTP_400_BAD_REQUEST)
+        try:
             response = response_submit(patient=patient, questionnaire=questionnaire, items=data.get("item") or [],
-                                       author=request.user, identifier=identifier, refuse_disabled=True)
+                                       author=request.user, identifier=identifier, refuse_disabled=True,
+                                       authored_at=authored_at)
+        except AuthoredInvalid as exc:
+            return Response(_authored_outcome(exc.errors[0].message), status=status.HTTP_400_BAD_REQUEST)
         except ResponseInvalid as exc:
             return Response(_response_outcome(exc.errors), status=status.HTTP_400_BAD_REQUEST)
         except ResponseConflict as exc:
@@ -188,6 +202,30 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         body = response_to_fhir(response)
         return Response(body, status=status.HTTP_200_OK if existing is not None else status.HTTP_201_CREATED,
                         headers={"Location": f"{_base(request)}/QuestionnaireResponse/{response.pk}"})
+
+
+def _authored(raw: object) -> datetime | None:
+    """``QuestionnaireResponse.authored`` as an aware datetime; None when absent (FHIR makes it
+    optional: the answer's time is then the receipt). A date without a time, or a time without a
+    zone, names no instant and is refused (ValueError) rather than guessed at: the rules pair
+    the answer with readings by this time."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValueError(_("authored must be a FHIR dateTime string, e.g. 2026-03-01T09:30:00+01:00."))
+    try:
+        parsed = parse_datetime(raw)
+    except ValueError:  # well-formed but no instant: 2026-02-30, 24:00, a leap second
+        parsed = None
+    if parsed is None:
+        raise ValueError(_("authored (%(value)s) is not a valid date and time.") % {"value": raw[:40]})
+    if parsed.tzinfo is None:
+        raise ValueError(_("authored must include a time zone, e.g. 2026-03-01T09:30:00+01:00."))
+    return parsed
+
+
+def _authored_outcome(message: str) -> dict:
+    return operation_outcome("error", "invalid", message, expression=["QuestionnaireResponse.authored"])
 
 
 def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:  # type: ignore[no-untyped-def]

@@ -72,7 +72,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     # daphne first: its runserver serves HTTP and websockets from one process.
     "daphne",
-    "django.contrib.admin",
+    "proplatform.admin_site.ProplatformAdminConfig",  # django.contrib.admin with a 403 for non-admins
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -401,6 +401,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="proplatform@localhos
 # Readings are not accepted if their effective time lies further in the future than this
 # (device clocks drift; a reading "from tomorrow" is a clock error, not a measurement).
 READING_CLOCK_SKEW_SECONDS = env.int("READING_CLOCK_SKEW_SECONDS", default=300)
+# The same allowance for a questionnaire answer's own time (FHIR QuestionnaireResponse.authored):
+# a phone's clock a few minutes ahead is not an answer from the future.
+RESPONSE_CLOCK_SKEW_SECONDS = env.int("RESPONSE_CLOCK_SKEW_SECONDS", default=300)
 
 # --- Bulk export and quality databases (exports app, ADR 0007) --------------------------------
 # NDJSON files of finished exports; under var/, which git ignores.

@@ -2,7 +2,6 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
@@ -23,6 +22,7 @@ from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
 from patients import views as patients_views
 from patients import views_relatives as patients_relatives
+from proplatform.admin_site import admin_login
 from proplatform.health import health
 from questionnaires import history as questionnaire_history
 from questionnaires import views as questionnaire_views
@@ -139,7 +139,7 @@ urlpatterns = [
     path("health/", health, name="health"),
     # The admin signs in through our login page, which asks for the TOTP code when the user has
     # turned two-factor login on; the admin's own login form would not.
-    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
 ]
 
@@ -147,3 +147,8 @@ if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 
     urlpatterns += staticfiles_urlpatterns()
+
+# Pages in the site's layout and language; JSON on FHIR and REST paths (proplatform.errors).
+handler403 = "proplatform.errors.permission_denied"
+handler404 = "proplatform.errors.page_not_found"
+handler500 = "proplatform.errors.server_error"

@@ -65,7 +65,13 @@ class QuestionnaireResponse(models.Model):
     scores = models.JSONField(default=list, blank=True)
     # Where the patient was in the form when the draft was last saved (page index).
     current_page = models.PositiveSmallIntegerField(default=0)
+    # The answer's own time: FHIR ``authored`` as the client sent it, or when the web form was
+    # sent. Rules, schedules and outcomes judge the answer at this time (a late upload is paired
+    # with the readings of when it was given, not of when it arrived).
     authored_at = models.DateTimeField(default=timezone.now)
+    # When the platform received it (FHIR meta.lastUpdated); back-testing sees an answer only
+    # from here on, and the sweep of unevaluated answers waits from here.
+    received_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
@@ -90,8 +96,9 @@ class QuestionnaireResponse(models.Model):
         ]
         indexes = [
             models.Index(fields=["patient", "authored_at"], name="response_history"),
+            # responses_sweep_unevaluated: completed answers received a while ago and not evaluated
             models.Index(
-                fields=["authored_at"],
+                fields=["received_at"],
                 condition=models.Q(evaluated_at__isnull=True),
                 name="response_unevaluated",
             ),

@@ -2,13 +2,17 @@
 
 import copy
 import logging
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pydantic
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -37,12 +41,23 @@ class ResponseInvalid(ValidationError):
         super().__init__([f"{e.link_id}: {e.message}" if e.link_id else e.message for e in errors])
 
 
+class AuthoredInvalid(ResponseInvalid):
+    """The answer's own time (FHIR ``QuestionnaireResponse.authored``) cannot be right: in the
+    future beyond the clock-skew allowance, before the patient was enrolled, or without a time
+    zone. Nothing is stored."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([ResponseError(None, message)])
+
+
 class ResponseConflict(ValidationError):
     """The response is valid but cannot be taken as it stands: its identifier was used for other
     answers, or the occurrence it would fulfil closed while it was being sent."""
 
 
 IDENTIFIER_MAX = 100  # QuestionnaireResponse.identifier's column
+# Enrolment days are Danish calendar days, as in schedules.services.
+_TZ = ZoneInfo("Europe/Copenhagen")
 
 
 def _parse(resource: Any) -> qdef.Definition:
@@ -193,6 +208,42 @@ def response_draft_save(
     return draft
 
 
+def patient_enrolled_at(patient: Patient) -> datetime:
+    """The earliest moment the patient can have answered anything on the platform: when their
+    record was created, or — if earlier — the start (00:00 Danish time) of the day their earliest
+    treatment episode started. The second covers a patient registered in the middle of a course
+    whose answers since its start are brought over from another system; baseline answers given
+    before treatment starts come after registration, so the record's creation covers them."""
+    starts = list(patient.episodes.order_by("treatment_start").values_list("treatment_start", flat=True)[:1])
+    enrolled = patient.created_at
+    if starts:
+        enrolled = min(enrolled, datetime.combine(starts[0], time.min, tzinfo=_TZ))
+    return enrolled
+
+
+def response_authored_check(*, patient: Patient, authored_at: datetime, now: datetime) -> None:
+    """Refuse an answer's own time that cannot be right (``AuthoredInvalid``): without a time zone,
+    later than ``now`` plus the clock-skew allowance (RESPONSE_CLOCK_SKEW_SECONDS: a phone a few
+    minutes fast is not a wrong answer), or before the patient was enrolled (less the same
+    allowance). Rules and schedules use this time, so a wrong one would pair the answer with
+    the wrong readings or complete the wrong occurrence."""
+    if not isinstance(authored_at, datetime) or timezone.is_naive(authored_at):
+        raise AuthoredInvalid(_("The time the answers were given must be a date and time with a time zone."))
+    skew = timedelta(seconds=settings.RESPONSE_CLOCK_SKEW_SECONDS)
+
+    def shown(moment: datetime) -> str:
+        return date_format(moment.astimezone(_TZ), "DATETIME_FORMAT")
+
+    if authored_at > now + skew:
+        raise AuthoredInvalid(_("The time the answers were given (%(at)s) lies in the future; "
+                                "check the clock of the device that sent them.") % {"at": shown(authored_at)})
+    enrolled = patient_enrolled_at(patient)
+    if authored_at < enrolled - skew:
+        raise AuthoredInvalid(_("The time the answers were given (%(at)s) lies before the patient was enrolled "
+                                "(%(enrolled)s); check the clock of the device that sent them.")
+                              % {"at": shown(authored_at), "enrolled": shown(enrolled)})
+
+
 def _scores(questionnaire: Questionnaire, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
         from questionnaires.scoring import score_response  # type: ignore[attr-defined]
@@ -243,10 +294,13 @@ def response_submit(
         existing = QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
         if existing is not None:
             return _same_or_conflict(existing, questionnaire, checked.items)
+    received_at = timezone.now()
+    # The answer's own time: the client's (FHIR authored), else the moment it is sent (the web form).
+    authored_at = received_at if authored_at is None else authored_at
+    response_authored_check(patient=patient, authored_at=authored_at, now=received_at)
     scores = _scores(questionnaire, checked.items)
-    authored_at = authored_at or timezone.now()
     fields = {"status": ResponseStatus.COMPLETED, "items": checked.items, "scores": scores,
-              "author": author, "identifier": identifier, "authored_at": authored_at}
+              "author": author, "identifier": identifier, "authored_at": authored_at, "received_at": received_at}
     try:
         with transaction.atomic():
             if draft is not None:
@@ -268,13 +322,16 @@ def response_submit(
                     setattr(draft, name, value)
                 draft.save()
                 response = draft
-            # The answer fulfils the scheduled occurrence that is open now, if any; answers
-            # between occurrences are welcome too (patients report symptoms when they have them).
+            # The answer fulfils the scheduled occurrence whose window contained its own time, if
+            # any — also one already recorded as missed, when the answer was given in time and
+            # uploaded late. Answers between occurrences are welcome too (patients report
+            # symptoms when they have them).
             occurrence = occurrence_for_submission(patient=patient, questionnaire_url=questionnaire.url,
                                                    now=authored_at)
             if occurrence is not None:
                 try:
-                    occurrence_complete(occurrence=occurrence, response=response, now=authored_at)
+                    occurrence_complete(occurrence=occurrence, response=response, now=authored_at,
+                                        received_at=received_at)
                 except OccurrenceNotOpen as exc:
                     # It closed (or was paused) while this was sent: say so and store nothing;
                     # the draft is untouched, so nothing the patient wrote is lost.

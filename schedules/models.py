@@ -133,6 +133,13 @@ class MissedOccurrence(models.Model):
     occurrence = models.OneToOneField(Occurrence, on_delete=models.CASCADE, related_name="missed")
     recorded_at = models.DateTimeField()
     processed_at = models.DateTimeField(null=True, blank=True)
+    # An answer given inside the window but uploaded after the deadline: it completed the
+    # occurrence after all (schedules.services.occurrence_complete). If it came before the rules
+    # looked at this row, processed_at is set with it and no missed alert is raised; if after,
+    # alerts.services adds it to the open alert.
+    answered_late_by = models.ForeignKey(
+        "questionnaires.QuestionnaireResponse", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         indexes = [

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
@@ -325,29 +326,41 @@ def pause_end(*, pause: Pause, on: date, by: User, now: datetime | None = None, 
 
 # --- answering ----------------------------------------------------------------------------------
 
-def _answerable(now: datetime) -> Q:
+def _answerable(now: datetime, *, late: bool = False) -> Q:
     # "scheduled" with a running window counts: the advance sweep may simply not have run yet.
-    return Q(status__in=LIVE, opens_at__lte=now, closes_at__gt=now)
+    # With ``late``, "missed" counts for an answer given inside the window and uploaded after the
+    # deadline (a phone offline for two days): the patient did answer in time. An answer given
+    # after the deadline lies outside the window, so it never completes a missed occurrence.
+    statuses = (*LIVE, OccurrenceStatus.MISSED) if late else LIVE
+    return Q(status__in=statuses, opens_at__lte=now, closes_at__gt=now)
 
 
 def occurrence_for_submission(*, patient: Patient, questionnaire_url: str, now: datetime) -> Occurrence | None:
-    """The occurrence an answer to ``questionnaire_url`` given at ``now`` fulfils: the open one
-    with the earliest deadline, or None (the questionnaire is not scheduled for the patient now)."""
+    """The occurrence an answer to ``questionnaire_url`` given at ``now`` (the answer's own time,
+    not its receipt) fulfils: the one whose window contains ``now`` with the earliest deadline,
+    or None (the questionnaire was not scheduled for the patient then)."""
     return (
-        Occurrence.objects.filter(_answerable(now), patient=patient, questionnaire_url=questionnaire_url)
+        Occurrence.objects.filter(_answerable(now, late=True), patient=patient, questionnaire_url=questionnaire_url)
         .order_by("closes_at", "id")
         .first()
     )
 
 
 def occurrence_complete(
-    *, occurrence: Occurrence, response: QuestionnaireResponse, now: datetime | None = None
+    *, occurrence: Occurrence, response: QuestionnaireResponse, now: datetime | None = None,
+    received_at: datetime | None = None,
 ) -> Occurrence:
-    """Mark ``occurrence`` answered by ``response``. Raises OccurrenceNotOpen (closed, missed,
-    paused, already answered, not yet open) or ValidationError (response of another patient or
-    questionnaire, or a draft). Call it in the transaction that stores the response, so that a
-    refusal stores nothing."""
+    """Mark ``occurrence`` answered by ``response`` given at ``now`` (the answer's own time).
+    Raises OccurrenceNotOpen (``now`` outside the window, paused, already answered) or
+    ValidationError (response of another patient or questionnaire, or a draft). Call it in the
+    transaction that stores the response, so that a refusal stores nothing.
+
+    A missed occurrence whose window contains ``now`` is completed too (a late upload). If the
+    rules have not looked at its MissedOccurrence yet, that row is closed here (processed, with
+    the answer that came late), so no missed alert is raised; if they have, alerts.services
+    tells the open alert when it evaluates the response."""
     now = now or timezone.now()
+    received_at = received_at or timezone.now()
     if response.patient_id != occurrence.patient_id:
         raise ValidationError(_("The response belongs to another patient than the occurrence."))
     if response.questionnaire.url != occurrence.questionnaire_url:
@@ -355,13 +368,19 @@ def occurrence_complete(
     if response.status != ResponseStatus.COMPLETED:
         raise ValidationError(_("A draft does not complete a questionnaire; submit it first."))
     # The guarded update is the claim: of two submissions at once, one completes the occurrence.
-    claimed = Occurrence.objects.filter(_answerable(now), pk=occurrence.pk).update(
+    claimed = Occurrence.objects.filter(_answerable(now, late=True), pk=occurrence.pk).update(
         status=OccurrenceStatus.COMPLETED, completed_at=now, response=response,
         questionnaire=response.questionnaire,
     )
     occurrence.refresh_from_db()
     if not claimed:
         raise OccurrenceNotOpen(occurrence, _not_open_reason(occurrence, now))
+    # A late upload: the miss stays recorded (the deadline did pass without an answer), with the
+    # answer that came late. Not yet processed by the rules → processed now, so no missed alert
+    # is raised. A row being evaluated right now is locked by missed_evaluate: this waits for it,
+    # finds it processed and keeps that time (alerts.services then tells its open alert).
+    MissedOccurrence.objects.filter(occurrence=occurrence).update(
+        processed_at=Coalesce(F("processed_at"), Value(received_at)), answered_late_by=response)
     return occurrence
 
 

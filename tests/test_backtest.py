@@ -112,7 +112,7 @@ def test_a_rule_never_sees_data_that_had_not_arrived_yet(cast):
     answered = NOW - timedelta(days=2)
     _spo2(cast.patient_a, "88", 2 + 3 / 24, received_later=timedelta(hours=4))
     QuestionnaireResponse.objects.create(
-        patient=cast.patient_a, questionnaire=cast.questionnaire, authored_at=answered,
+        patient=cast.patient_a, questionnaire=cast.questionnaire, authored_at=answered, received_at=answered,
         items=[{"linkId": "breathless", "text": "Forpustet?",
                 "answer": [{"valueCoding": {"code": "much-worse", "display": "Meget mere"}}]}])
     result = backtest_run(candidate=[rule], days=30, resolve_after=None, now=NOW)

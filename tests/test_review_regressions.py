@@ -90,7 +90,7 @@ def test_reusing_an_identifier_for_different_answers_is_a_conflict_not_a_silent_
 def test_an_occurrence_closing_mid_submission_is_a_clear_error_not_a_500(cast):
     from schedules.services import OccurrenceNotOpen
 
-    def closed(*, occurrence, response, now=None):
+    def closed(*, occurrence, response, now=None, received_at=None):
         raise OccurrenceNotOpen(occurrence, "This questionnaire closed on ...")
 
     client = _client(cast.patient_a.user)

@@ -6,12 +6,14 @@ from datetime import datetime, time, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import F
 from django.utils import timezone, translation
 
 from alerts.definitions import rule_save
 from alerts.models import Alert, AlertFinding, Rule
 from alerts.rules.context import Context
 from alerts.services import response_evaluate
+from patients.models import Patient
 from questionnaires.library import load, load_scoring
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.services import questionnaire_import, questionnaire_revise, response_submit
@@ -61,8 +63,11 @@ def _fired(response, rule=None):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def day():  # type: ignore[no-untyped-def]
-    """Day n after patient A's treatment start (30 days ago), at 10:00 local time."""
+def day(cast):  # type: ignore[no-untyped-def]
+    """Day n after patient A's treatment start (30 days ago), at 10:00 local time. Patient A was
+    registered well before (answers before enrolment are refused)."""
+    cast.patient_a.created_at = timezone.now() - timedelta(days=60)
+    Patient.objects.filter(pk=cast.patient_a.pk).update(created_at=cast.patient_a.created_at)
     start = timezone.localdate() - timedelta(days=30)
     return lambda n: timezone.make_aware(datetime.combine(start + timedelta(days=n), time(10)))
 
@@ -115,7 +120,7 @@ def test_a_symptom_worse_by_two_grades_fires_as_basch_did(cast, day):
     # pain 1→2 (+1), 2→4 (+2: fires), 4→3; breath 1→3 (+2: fires), 3→6 (+3: fires)
     assert [_fired(r) for r in responses] == [False, False, True, True, True]
     with translation.override("en"):
-        response_last = _answer(cast, esas, day(40), **{"esas-pain": "6", "esas-breath": "9"})
+        response_last = _answer(cast, esas, timezone.now(), **{"esas-pain": "6", "esas-breath": "9"})
     reason = AlertFinding.objects.get(source_key=f"response:{response_last.pk}").reason
     # Both items are named, each with its own change.
     assert "worse by 3 since the previous answer" in reason
@@ -227,10 +232,11 @@ def test_an_item_the_new_version_renamed_is_not_compared(cast, day):
 
 # --- the history the rule sees ----------------------------------------------------------------
 
-def test_back_testing_does_not_see_responses_authored_after_its_moment(cast, day):
+def test_back_testing_does_not_see_responses_received_after_its_moment(cast, day):
     esas = _import("esas-r")
     early = _answer(cast, esas, day(1), **{"esas-pain": "1"})
     later = _answer(cast, esas, day(5), **{"esas-pain": "1"})
+    QuestionnaireResponse.objects.update(received_at=F("authored_at"))  # each uploaded as it was given
     judged_at = day(9)
     assert Context(now=judged_at).previous_response(
         cast.patient_a.pk, ESAS, authored_at=judged_at, response_id=10**9).id == later.pk

@@ -42,8 +42,8 @@ class PastResponse:
 class Context:
     def __init__(self, *, now: datetime, as_of: datetime | None = None) -> None:
         self.now = now
-        # Readings received and responses authored after this moment are not visible
-        # (back-testing); None = all.
+        # Readings and responses received after this moment are not visible (back-testing);
+        # None = all. Both are still judged at their own time (measured, authored).
         self.as_of = as_of
 
     def readings(self, patient_id: Any, measure: str, *, since: datetime, until: datetime) -> list[PastReading]:
@@ -186,12 +186,15 @@ class Context:
         moment = self.as_of or self.now
         found = []
         for row in rows.order_by("-due_at", "-id").values_list(
-            "id", "questionnaire_url", "opens_at", "due_at", "closes_at", "status", "completed_at"
+            "id", "questionnaire_url", "opens_at", "due_at", "closes_at", "status", "completed_at",
+            "response__received_at",
         )[:limit]:
-            status, completed_at = row[5], row[6]
-            if completed_at is not None and completed_at <= moment:
+            status, completed_at, received_at = row[5], row[6], row[7]
+            # completed_at is the answer's own time; a late upload completed it only once received,
+            # and until then its closed occurrence was missed as far as anyone could know.
+            if completed_at is not None and completed_at <= moment and (received_at is None or received_at <= moment):
                 status = "completed"
-            elif status == "missed" and row[4] <= moment:
+            elif status in ("missed", "completed") and row[4] <= moment:
                 status = "missed"
             elif status != "paused":
                 status = "pending"
@@ -215,7 +218,8 @@ def _responses_of(ctx: "Context", patient_id: Any, url: str) -> Any:
         patient_id=patient_id, questionnaire__url=url, status=ResponseStatus.COMPLETED,
     )
     if ctx.as_of is not None:
-        rows = rows.filter(authored_at__lte=ctx.as_of)
+        # What had arrived by then: an answer authored earlier but uploaded later was not known.
+        rows = rows.filter(received_at__lte=ctx.as_of)
     return rows
 
 

@@ -215,7 +215,7 @@ class Command(BaseCommand):
             authored = now - timedelta(days=7 * week, hours=rng.randint(0, 8))
             responses.append(QuestionnaireResponse(
                 patient=patient, questionnaire=questionnaire, items=_calm_answers(questionnaire),
-                authored_at=authored, author=patient.user, evaluated_at=now))
+                authored_at=authored, received_at=authored, author=patient.user, evaluated_at=now))
         QuestionnaireResponse.objects.bulk_create(responses)
 
     def _phq9_history(self, rng: random.Random, patient: Patient, start: date) -> None:
@@ -242,6 +242,7 @@ class Command(BaseCommand):
                       "answer": [{"valueBoolean": False}]}]
             responses.append(QuestionnaireResponse(
                 patient=patient, questionnaire=phq9, items=items, author=patient.user, authored_at=authored,
+                received_at=authored,
                 evaluated_at=timezone.now(), scores=score_response(questionnaire=phq9, items=items)))
         QuestionnaireResponse.objects.bulk_create(responses)
 
