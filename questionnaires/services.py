@@ -15,6 +15,7 @@ from accounts.models import User
 from patients.models import Patient
 from questionnaires import definition as qdef
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+from questionnaires.review import review_fields
 from questionnaires.validation import ResponseError, response_validate
 from schedules.services import OccurrenceNotOpen, occurrence_complete, occurrence_for_submission
 
@@ -246,7 +247,10 @@ def response_submit(
     scores = _scores(questionnaire, checked.items)
     authored_at = authored_at or timezone.now()
     fields = {"status": ResponseStatus.COMPLETED, "items": checked.items, "scores": scores,
-              "author": author, "identifier": identifier, "authored_at": authored_at}
+              "author": author, "identifier": identifier, "authored_at": authored_at,
+              # Every response, green ones too, goes on the review queue (questionnaires.review).
+              **review_fields(patient_id=patient.pk, questionnaire=questionnaire, items=checked.items,
+                              received_at=timezone.now())}
     try:
         with transaction.atomic():
             if draft is not None:
