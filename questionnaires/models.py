@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from questionnaires import definition as qdef
 
@@ -47,9 +47,9 @@ class ReviewColour(models.TextChoices):
     """AmbuFlex's sorting of a whole response: green (nothing coloured), yellow, red. Every
     completed response has one, so none goes unseen (questionnaires.review)."""
 
-    GREEN = "green", "Green"
-    YELLOW = "yellow", "Yellow"
-    RED = "red", "Red"
+    GREEN = "green", gettext_lazy("Green")
+    YELLOW = "yellow", gettext_lazy("Yellow")
+    RED = "red", gettext_lazy("Red")
 
 
 class ResponseStatus(models.TextChoices):
