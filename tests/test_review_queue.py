@@ -3,6 +3,7 @@ working-day due time, stays on the clinicians' list until someone marks it as re
 that mark tells the patient "Set af dit behandlerteam". Overdue reviews escalate."""
 
 import importlib
+import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import connections, transaction
 from django.utils import timezone
 
 from accounts.models import Role
@@ -351,3 +353,54 @@ def test_the_data_migration_gives_existing_responses_their_honest_due_time_and_c
     assert old.review_colour == "yellow"
     assert not ResponseReview.objects.exists()  # owed a look, not marked as seen
     assert [r.pk for r in review_queue(cast.clinician_a)] == [old.pk]
+
+
+def test_an_administrator_sees_the_colour_on_the_patient_page_but_gets_no_review_button(cast, client):
+    response = _submit(cast, swelling=True)
+    client.force_login(cast.admin)
+    html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert f'id="response-{response.pk}"' in html and 'class="badge yellow"' in html
+    assert f"/responses/{response.pk}/review/" not in html
+    client.force_login(cast.clinician_a)
+    assert f"/responses/{response.pk}/review/" in client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+
+
+def test_two_nurses_at_the_same_moment_store_one_review_and_the_second_is_told_who_was_first(live_cast):
+    """The first holds its transaction open while the second, from the list, bulk-reviews the
+    same response: the second waits on the row lock, then finds the review and stores nothing."""
+    cast = live_cast
+    response = _submit(cast)
+    colleague = make_user("clinician-a2", Role.CLINICIAN, first_name="Anna", last_name="Andersen")
+    cast.team_a.members.add(colleague)
+    first_stored, release_first = threading.Event(), threading.Event()
+    outcome: dict[str, Exception] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                response_review(response=response, user=colleague)
+                first_stored.set()
+                assert release_first.wait(10)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            responses_review_bulk(response_ids=[response.pk], user=cast.clinician_a)
+        except ValidationError as exc:
+            outcome["second"] = exc
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert first_stored.wait(10)
+    b = threading.Thread(target=second)
+    b.start()
+    b.join(1)
+    assert b.is_alive()  # waiting for the first nurse's row lock, not storing a second review
+    release_first.set()
+    a.join(10)
+    b.join(10)
+    assert "already marked as reviewed" in str(outcome["second"]) or "allerede" in str(outcome["second"])
+    assert list(ResponseReview.objects.values_list("reviewed_by__username", flat=True)) == ["clinician-a2"]
