@@ -11,7 +11,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from questionnaires.models import ResponseReview
 from questionnaires.services import response_submit
-from tests.browser.conftest import check_page, login
+from tests.browser.conftest import PHONE, check_page, login
 from tests.factories import response_items
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -76,3 +76,26 @@ def test_a_green_response_waits_on_the_review_list_until_marked_and_only_then_th
     patient.reload()
     expect(patient.locator("td.seen").first).to_contain_text("Set af dit behandlerteam")
     expect(patient.locator("td.seen").nth(1)).to_contain_text("Set af dit behandlerteam")
+
+
+def test_the_review_list_and_a_second_review_from_another_tab_work_on_a_phone(
+        new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any, answers: tuple[Any, Any]) -> None:
+    green, red = answers
+    nurse = new_context(PHONE).new_page()
+    login(nurse, live_stack.url, "clinician-a")
+    nurse.goto(live_stack.url + "/reviews/")
+    expect(nurse.locator("table.review-queue tbody tr")).to_have_count(2)
+    check_page(nurse, "the review list on a phone")
+    # Two tabs on the patient page; the second "Markér som gennemset" is told, nothing doubles.
+    # (A note over 2000 characters cannot be typed: the textarea's maxlength stops it; the
+    # server's refusal is tested in tests/test_review_queue.py.)
+    url = live_stack.url + f"/patients/{live_cast.patient_a.pk}/#response-{red.pk}"
+    first, second = nurse, nurse.context.new_page()
+    first.goto(url)
+    second.goto(url)
+    first.locator(f"#response-{red.pk} button", has_text="Markér som gennemset").click()
+    expect(first.locator(f"#response-{red.pk}")).to_contain_text("Gennemset af")
+    second.locator(f"#response-{red.pk} button", has_text="Markér som gennemset").click()
+    expect(second.locator(".messages")).to_contain_text("har allerede markeret disse svar som gennemset")
+    check_page(second, "the patient page after a second review, on a phone")
+    assert ResponseReview.objects.filter(response=red).count() == 1
