@@ -18,6 +18,8 @@ from accounts.models import Role
 from alerts.models import EscalationPolicy, Notification, ReviewEscalation, Rule, Severity
 from alerts.review_escalation import REVIEW_ESCALATE_WITHIN, reviews_escalate
 from alerts.services import response_evaluate
+from alerts.transports import TransportError
+from alerts.transports import email as email_transport
 from audit.models import AuditEvent
 from questionnaires.models import QuestionnaireResponse, ResponseReview
 from questionnaires.review import (
@@ -404,3 +406,29 @@ def test_two_nurses_at_the_same_moment_store_one_review_and_the_second_is_told_w
     b.join(10)
     assert "already marked as reviewed" in str(outcome["second"]) or "allerede" in str(outcome["second"])
     assert list(ResponseReview.objects.values_list("reviewed_by__username", flat=True)) == ["clinician-a2"]
+
+
+def test_a_failed_notice_about_an_overdue_review_is_retried_until_the_review_is_done(cast, ladder, settings,
+                                                                                     monkeypatch):
+    settings.ALERT_NOTIFY_CHANNELS = ["email"]
+    settings.ALERT_NOTIFY_RETRY_SECONDS = 60
+    real_send = email_transport.send
+
+    def smtp_down(*, notice):  # type: ignore[no-untyped-def]
+        raise TransportError("SMTP server refused the connection.")
+
+    response = _submit(cast)
+    due = response.review_due_at
+    monkeypatch.setattr(email_transport, "send", smtp_down)
+    assert reviews_escalate(now=due + timedelta(minutes=30)).failed == 1
+    assert Notification.objects.get().error == "TransportError: SMTP server refused the connection."
+    monkeypatch.setattr(email_transport, "send", real_send)
+    assert reviews_escalate(now=due + timedelta(minutes=30, seconds=30)).retried == 0  # too soon
+    again = reviews_escalate(now=due + timedelta(minutes=32))
+    assert (again.retried, again.sent) == (1, 1) and len(mail.outbox) == 1
+    # A failure about a review that is done meanwhile is not retried.
+    monkeypatch.setattr(email_transport, "send", smtp_down)
+    reviews_escalate(now=due + timedelta(minutes=60))  # step 2 (the lead), fails
+    response_review(response=response, user=cast.clinician_a)
+    monkeypatch.setattr(email_transport, "send", real_send)
+    assert reviews_escalate(now=due + timedelta(minutes=70)).retried == 0
