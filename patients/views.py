@@ -30,8 +30,8 @@ from monitoring.measures import MEASURES
 from monitoring.models import Reading
 from monitoring.selectors import reading_measures_for, thresholds_for
 from patients.access import patient_or_404
-from patients.forms import ReviewForm
 from patients.models import Patient
+from questionnaires.forms import ReviewForm
 from questionnaires.models import QuestionnaireResponse, ResponseReview
 from schedules.selectors import occurrences_for
 

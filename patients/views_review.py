@@ -17,9 +17,9 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
-from patients.forms import ReviewForm
 from patients.views import clinician_patient_or_404, patient_page
 from proplatform.forms import form_errors_from
+from questionnaires.forms import ReviewForm
 from questionnaires.models import ReviewColour
 from questionnaires.review import AlreadyReviewed, response_review, responses_review_bulk, review_queue
 
