@@ -432,3 +432,17 @@ def test_a_failed_notice_about_an_overdue_review_is_retried_until_the_review_is_
     response_review(response=response, user=cast.clinician_a)
     monkeypatch.setattr(email_transport, "send", real_send)
     assert reviews_escalate(now=due + timedelta(minutes=70)).retried == 0
+
+
+def test_the_data_migration_lifts_an_existing_response_to_the_colour_of_its_open_alert(cast):
+    Rule.objects.create(program=cast.program_a, kind="answer", name="No swelling is red (test)",
+                        severity=Severity.RED,
+                        params={"questionnaire": cast.questionnaire.url, "link_id": "swelling", "codes": ["false"]})
+    old = QuestionnaireResponse.objects.create(
+        patient=cast.patient_a, questionnaire=cast.questionnaire, author=cast.patient_a.user,
+        items=response_items(cast.questionnaire, {"contact": False}))
+    response_evaluate(response_id=old.pk)
+    QuestionnaireResponse.objects.filter(pk=old.pk).update(review_colour="", review_due_at=None)
+    importlib.import_module("alerts.migrations.0005_existing_responses_review").forwards(apps, None)
+    old.refresh_from_db()
+    assert old.review_colour == "red"

@@ -30,6 +30,12 @@ def forwards(apps, schema_editor):  # noqa: ANN001, ANN201
     Finding = apps.get_model("alerts", "AlertFinding")
     definitions: dict[int, object] = {}
     promise: dict[tuple, int] = {}
+    # One query for the colours unresolved alerts gave responses, not one per response.
+    alert_colours: dict[str, str] = {}
+    for key, severity in (Finding.objects.filter(source_key__startswith="response:")
+                          .exclude(alert__status="resolved").values_list("source_key", "severity")):
+        if RANK.get(severity, 0) > RANK.get(alert_colours.get(key, "green"), 0):
+            alert_colours[key] = severity
     pending = Response.objects.filter(status="completed", review_due_at=None).select_related("questionnaire")
     batch = []
     for response in pending.iterator(chunk_size=500):
@@ -43,10 +49,9 @@ def forwards(apps, schema_editor):  # noqa: ANN001, ANN201
         if response.questionnaire_id not in definitions:
             definitions[response.questionnaire_id] = parse(response.questionnaire.resource)
         colour = response_colour(definitions[response.questionnaire_id], response.items)
-        for severity in Finding.objects.filter(source_key=f"response:{response.pk}").exclude(
-                alert__status="resolved").values_list("severity", flat=True):
-            if RANK.get(severity, 0) > RANK[colour]:
-                colour = severity
+        alert_colour = alert_colours.get(f"response:{response.pk}", "green")
+        if RANK.get(alert_colour, 0) > RANK[colour]:
+            colour = alert_colour
         response.review_colour = colour
         batch.append(response)
         if len(batch) >= 500:
