@@ -57,6 +57,7 @@ def _overdue(now: datetime) -> Iterator[QuestionnaireResponse]:
     return (QuestionnaireResponse.objects
             .filter(status=ResponseStatus.COMPLETED, review__isnull=True,
                     review_due_at__lt=now, review_due_at__gte=now - REVIEW_ESCALATE_WITHIN)
+            .only("pk", "patient_id", "review_due_at")  # not the answers: the ladder needs none
             .annotate(level=Max("review_escalations__level"))
             .order_by("review_due_at", "pk")
             .iterator(chunk_size=500))
