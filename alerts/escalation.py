@@ -214,8 +214,8 @@ def _deliver(notification: Notification, notice: Notice, result: Escalated) -> N
         transport_get(notification.channel).send(notice=notice)
     except Exception as exc:  # noqa: BLE001 - any transport failure is recorded and retried
         # Alert id and channel only: no patient data in log lines.
-        log.warning("notification %s (alert %s via %s) failed: %s", notification.pk, notification.alert_id,
-                    notification.channel, type(exc).__name__)
+        log.warning("notification %s (alert %s, response %s via %s) failed: %s", notification.pk,
+                    notification.alert_id, notification.response_id, notification.channel, type(exc).__name__)
         Notification.objects.filter(pk=notification.pk, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
         result.failed += 1

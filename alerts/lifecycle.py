@@ -138,9 +138,10 @@ def _resolve_check(outcome: str, note: str) -> None:
 
 def alert_resolve(*, alert: Alert, outcome: str, note: str, user: Any, request: Any = None) -> Alert:
     """Close an alert with what was done. An alert nobody acknowledged yet is acknowledged by
-    the same person at the same moment (both events are recorded: the escalation ladder and the
-    "seen by your care team" of the patient's answers read the acknowledgement). Resolving twice
-    is a conflict naming who resolved it."""
+    the same person at the same moment (both events are recorded: the escalation ladder reads
+    the acknowledgement). It does not mark the answers behind the alert as reviewed: that is the
+    nurse's own "Markér som gennemset" (questionnaires.review). Resolving twice is a conflict
+    naming who resolved it."""
     note = note.strip()
     _resolve_check(outcome, note)
     with transaction.atomic():

@@ -271,14 +271,17 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Notification(models.Model):
-    """One attempt to tell someone about an alert through one transport (alerts/transports/),
-    with its error if it failed. Claimed by inserting the "sending" row first, so a re-delivered
-    task does not notify twice."""
+    """One attempt to tell someone about an alert — or about an overdue review of a response
+    (alerts.review_escalation): exactly one of ``alert`` and ``response`` — through one transport
+    (alerts/transports/), with its error if it failed. Claimed by inserting the "sending" row
+    first, so a re-delivered task does not notify twice."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications", null=True, blank=True)
+    response = models.ForeignKey("questionnaires.QuestionnaireResponse", on_delete=models.CASCADE,
+                                 related_name="+", null=True, blank=True)
     channel = models.CharField(max_length=32)
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    reason = models.CharField(max_length=32)  # e.g. "escalation-1"
+    reason = models.CharField(max_length=32)  # e.g. "escalation-1", "review-escalation-1"
     attempted_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=8, choices=DeliveryStatus.choices, default=DeliveryStatus.SENDING)
     error = models.TextField(blank=True)
@@ -289,8 +292,41 @@ class Notification(models.Model):
                 fields=["alert", "channel", "recipient", "reason"],
                 condition=~models.Q(status="failed"),
                 name="uniq_notification_attempt",
-            )
+            ),
+            # The same claim for overdue reviews (NULL alert ids never collide above).
+            models.UniqueConstraint(
+                fields=["response", "channel", "recipient", "reason"],
+                condition=~models.Q(status="failed") & models.Q(response__isnull=False),
+                name="uniq_review_notification_attempt",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(alert__isnull=False, response__isnull=True)
+                | models.Q(alert__isnull=True, response__isnull=False),
+                name="notification_about_one_thing",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient_id} about {self.alert_id}: {self.status}"
+        return f"{self.channel} to {self.recipient_id} about {self.alert_id or self.response_id}: {self.status}"
+
+
+class ReviewEscalation(models.Model):
+    """One step of the escalation ladder climbed for a response whose review is overdue
+    (alerts.review_escalation): the same ladder as red alerts (EscalationPolicy), counted from
+    the response's ``review_due_at``. The unique (response, level) is the claim: two beat runs
+    at once record a step once, and the ladder's position is read from these rows."""
+
+    response = models.ForeignKey("questionnaires.QuestionnaireResponse", on_delete=models.CASCADE,
+                                 related_name="review_escalations")
+    level = models.PositiveSmallIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    recipients = models.JSONField(default=list)  # user ids notified at this step
+    teams = models.JSONField(default=list)  # care team ids whose policies applied
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["response", "level"], name="uniq_review_escalation_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of response {self.response_id} escalated to step {self.level}"

@@ -44,6 +44,7 @@ from monitoring.ingest import one_waiting_task
 from monitoring.models import PendingEvaluation, Reading
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
+from questionnaires.review import response_colour_raise
 from schedules.models import MissedOccurrence
 
 log = logging.getLogger(__name__)
@@ -498,6 +499,17 @@ def response_evaluate(*, response_id: int) -> int:
         findings_apply(evaluator.pending, now=now)
         _record_errors(evaluator.errors)
         _missed_answered_late(response, now)
+        # The review queue sorts the response at least as high as the colour any open alert gave
+        # this response's finding (a score or combination rule may judge red what the answer
+        # colours alone call green). The finding's colour, not the alert's: an alert that is red
+        # from earlier evidence does not make today's answers red.
+        worst = None
+        for severity in AlertFinding.objects.filter(source_key=f"response:{response.pk}").exclude(
+                alert__status=Status.RESOLVED).values_list("severity", flat=True):
+            if worst is None or _RANK[severity] > _RANK[worst]:
+                worst = severity
+        if worst is not None:
+            response_colour_raise(response_id=response.pk, colour=worst)
     return 1
 
 

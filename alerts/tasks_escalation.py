@@ -8,9 +8,17 @@ from celery import shared_task
 from django.utils import timezone
 
 from alerts.escalation import alerts_escalate
+from alerts.review_escalation import reviews_escalate
 
 
 @shared_task(acks_late=True)
 def escalate_alerts() -> dict[str, int]:
     result = alerts_escalate(now=timezone.now())
+    return {"steps": result.steps, "sent": result.sent, "failed": result.failed, "retried": result.retried}
+
+
+@shared_task(acks_late=True)
+def escalate_reviews() -> dict[str, int]:
+    """Overdue reviews of responses (alerts.review_escalation), claimed per (response, step)."""
+    result = reviews_escalate(now=timezone.now())
     return {"steps": result.steps, "sent": result.sent, "failed": result.failed, "retried": result.retried}

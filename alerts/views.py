@@ -40,6 +40,7 @@ from audit.services import audit_record
 from patients.models import Patient
 from patients.views import clinician_patient_or_404, patient_page
 from proplatform.forms import form_errors_from
+from questionnaires.review import reviews_overdue_count
 
 CLINICAL = (Role.CLINICIAN, Role.ADMIN)
 
@@ -58,6 +59,8 @@ def triage(request: HttpRequest) -> HttpResponse:
         "severities": [("red", _("Red")), ("yellow", _("Yellow"))],
         "query": urlencode(_filter_query(f)),
         "live_feed_port": settings.LIVE_FEED_PORT,
+        # The review queue's broken promises, counted here so they are not only on another page.
+        "reviews_overdue": reviews_overdue_count(request.user),
     })
 
 

@@ -38,7 +38,8 @@ MAX_RESULTS = 500
 class _AlertView(FhirView):
     """Alerts are the care team's working data: the reason as worded for clinicians, who
     acknowledged and resolved them, their notes. Patients learn whether their answers were seen
-    on their own pages ("My answers"), not from these resources."""
+    on their own pages ("My answers": a nurse's ResponseReview, questionnaires.review), not from these
+    resources."""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

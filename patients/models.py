@@ -3,6 +3,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -111,6 +112,10 @@ class Program(models.Model):
     questionnaires = models.ManyToManyField(
         "questionnaires.Questionnaire", related_name="programs", blank=True
     )
+    # The promise on the receipt: a nurse looks at every response within this many working days
+    # (Danish public holidays and weekends excluded; questionnaires.review.review_due_at).
+    review_workdays = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(20)])
 
     def __str__(self) -> str:
         return self.name

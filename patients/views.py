@@ -31,8 +31,8 @@ from monitoring.models import Reading
 from monitoring.selectors import reading_measures_for, thresholds_for
 from patients.access import patient_or_404
 from patients.models import Patient
-from questionnaires.history import response_seen_resource, responses_seen_at
-from questionnaires.models import QuestionnaireResponse
+from questionnaires.forms import ReviewForm
+from questionnaires.models import QuestionnaireResponse, ResponseReview
 from schedules.selectors import occurrences_for
 
 # How far back the chart beside an alert reaches before the oldest reading behind it, so the
@@ -129,18 +129,25 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
 
     responses = list(patient.responses.filter(status="completed").select_related("questionnaire", "author")
                      .order_by("-authored_at")[:10])
+    # Answers not reviewed yet are on the page whatever their age: the review list links here,
+    # and "Markér som gennemset" sits beside each of them.
+    responses += list(patient.responses.filter(status="completed", review__isnull=True, review_due_at__isnull=False)
+                      .exclude(pk__in=[r.pk for r in responses]).select_related("questionnaire", "author")
+                      .order_by("-authored_at")[:50])
+    responses.sort(key=lambda r: r.authored_at, reverse=True)
     behind = list(QuestionnaireResponse.objects.filter(patient=patient, pk__in=response_ids_behind)
                   .select_related("questionnaire"))
     responses_by_id = {r.pk: r for r in behind}
     for entry in open_alerts:
         entry["responses"] = [responses_by_id[i] for i in sorted(entry["response_ids"]) if i in responses_by_id]
     shown = sorted({r.pk for r in responses} | set(responses_by_id))
-    seen_before = responses_seen_at(patient.pk, shown)
-    # The answers on this page are read now: one audit row per response, which is also what
-    # tells the patient "seen by your care team" (questionnaires.history.responses_seen_at).
+    # The answers on this page are read now: one audit row per response. A read, nothing more:
+    # "seen by your care team" is only ever a ResponseReview someone wrote (questionnaires.review).
     for response_id in shown:
-        audit_record(user=request.user, action=Action.READ, resource=response_seen_resource(response_id),
-                     patient_id=patient.pk, request=request)
+        audit_record(user=request.user, action=Action.READ, patient_id=patient.pk, request=request,
+                     resource=f"QuestionnaireResponse/{response_id} (patient page)")
+    reviews = {rv.response_id: rv for rv in ResponseReview.objects.filter(response_id__in=[r.pk for r in responses])
+               .select_related("reviewed_by")}
 
     current = {o.rule_id: o for o in RuleOverride.objects.filter(patient=patient, ended_at=None)}
     patient_rules = list(rules_for_patient(patient))
@@ -173,7 +180,10 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
         "override_history": override_history,
         "readings": [(r, MEASURES[r.measure]) for r in readings],
         "reading_measures": [MEASURES[code] for code in reading_measures_for(patient)],
-        "responses": [(r, seen_before.get(r.pk)) for r in responses],
+        "responses": [(r, reviews.get(r.pk), None if r.pk in reviews else form(
+            f"review-{r.pk}", lambda r=r: ReviewForm(prefix=f"review-{r.pk}"))) for r in responses],
+        "can_review": request.user.role == Role.CLINICIAN,
+        "now": now,
         "occurrences": occurrences_for(patient).filter(due_at__gte=now - timedelta(days=30))
         .order_by("due_at")[:12],
         "pauses": patient.pauses.filter(withdrawn=False)

@@ -257,6 +257,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.tasks_escalation.escalate_alerts",
         "schedule": 60.0,
     },
+    # Overdue reviews of responses climb the same ladder (alerts.review_escalation). Due times
+    # are the end of a working day, so every 5 minutes is close enough.
+    "escalate-overdue-reviews": {
+        "task": "alerts.tasks_escalation.escalate_reviews",
+        "schedule": 300.0,
+    },
     "schedules-generate-occurrences": {
         # Daily for new episodes and new schedules; a new episode can also fire
         # schedules.tasks.generate_occurrences_for_episode on commit.

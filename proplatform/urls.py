@@ -22,6 +22,7 @@ from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
 from patients import views as patients_views
 from patients import views_relatives as patients_relatives
+from patients import views_review as patients_review
 from proplatform.admin_site import admin_login
 from proplatform.health import health
 from questionnaires import history as questionnaire_history
@@ -111,6 +112,10 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/rules/<int:rule_id>/revert/", alerts_views.rule_override_revert_page,
          name="rule-override-revert"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),
+    path("reviews/", patients_review.review_queue_page, name="review-queue"),
+    path("reviews/bulk/", patients_review.review_bulk_page, name="review-bulk"),
+    path("patients/<uuid:patient_id>/responses/<int:response_id>/review/", patients_review.response_review_page,
+         name="response-review"),
     path("patients/<uuid:patient_id>/readings/<int:reading_id>/erroneous/", monitoring_views.reading_erroneous,
          name="reading-erroneous"),
     path("patients/<uuid:patient_id>/readings/<slug:measure>/", monitoring_views.patient_readings,

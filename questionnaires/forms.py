@@ -17,8 +17,9 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from proplatform.forms import DecimalTextField, IntegerTextField
+from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
 from questionnaires.definition import Definition, Item
+from questionnaires.review import NOTE_MAX
 
 # No first, as in every yes/no choice of the library's questionnaires: on a page that mixes both,
 # the same position means the same answer (a red-flag question must not have "Yes" where the
@@ -272,3 +273,11 @@ class PageForm(forms.Form):
             item.linkId: {"type": item.type, "options": {o.key: o.fhir_value() for o in item.answerOption}}
             for item in self.items.values()
         }
+
+
+class ReviewForm(DescribedForm):
+    """"Markér som gennemset" beside a response on the clinician's patient page
+    (questionnaires.review)."""
+
+    note = forms.CharField(required=False, max_length=NOTE_MAX, widget=forms.Textarea(attrs={"rows": 2}),
+                           label=_("Note (optional)"))

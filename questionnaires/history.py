@@ -1,8 +1,8 @@
 """'My answers': the patient's responses over time, scores as a chart and a table, and for each
-response whether the care team has seen it."""
+response whether the care team has seen it — a nurse marked it as reviewed (a ResponseReview row,
+questionnaires.review), never inferred from someone opening the patient's page."""
 
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -11,58 +11,10 @@ from django.utils import translation
 
 from accounts.decorators import role_required
 from accounts.models import Role
-from audit.models import Action, AuditEvent
-from audit.models import Outcome as AuditOutcome
 from patients.access import own_patient_or_404
 from questionnaires.charts import time_series_svg
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
-
-
-def response_seen_resource(response_id: int) -> str:
-    """The audit resource written when a clinician's patient page shows a response's answers."""
-    return f"QuestionnaireResponse/{response_id} (patient page)"
-
-
-def responses_seen_at(patient_id: Any, response_ids: list[int]) -> dict[int, datetime]:
-    """When each response was first *seen by the care team* — the date "Seen by your care team
-    on …" shows the patient. A response counts as seen at the earliest of:
-
-    - a clinician's patient page showed its answers (the page audits each response it shows as
-      ``response_seen_resource``; it lists the latest answers and those behind open alerts);
-    - a clinician acknowledged or resolved an alert *after* a finding on this response was added
-      to it (an alert acknowledged before the response arrived says nothing about the response).
-
-    Only people with the clinician role count: an administrator opening a record for support is
-    not the care team looking at the answers. Responses not in the result are not seen yet.
-    Both sources are rows that are never changed (audit, alert events), so a date, once shown,
-    never moves or disappears."""
-    from alerts.models import AlertEvent, AlertFinding, EventKind
-
-    if not response_ids:
-        return {}
-    seen: dict[int, datetime] = {}
-
-    def earliest(response_id: int, at: datetime) -> None:
-        if response_id not in seen or at < seen[response_id]:
-            seen[response_id] = at
-
-    by_resource = {response_seen_resource(pk): pk for pk in response_ids}
-    for resource, at in (AuditEvent.objects.filter(
-            patient_ref=patient_id, role=Role.CLINICIAN, action=Action.READ, outcome=AuditOutcome.ALLOWED,
-            resource__in=list(by_resource)).values_list("resource", "at")):
-        earliest(by_resource[resource], at)
-    by_source = {f"response:{pk}": pk for pk in response_ids}
-    findings = list(AlertFinding.objects.filter(alert__patient_id=patient_id, source_key__in=list(by_source))
-                    .values_list("alert_id", "source_key", "found_at"))
-    if findings:
-        events = list(AlertEvent.objects.filter(
-            alert_id__in={f[0] for f in findings}, kind__in=[EventKind.ACKNOWLEDGED, EventKind.RESOLVED],
-            by__role=Role.CLINICIAN).values_list("alert_id", "at"))
-        for alert_id, source_key, found_at in findings:
-            for event_alert, at in events:
-                if event_alert == alert_id and at >= found_at:
-                    earliest(by_source[source_key], at)
-    return seen
+from questionnaires.review import responses_reviewed_at
 
 
 def _score_label(score: dict[str, Any]) -> str:
@@ -109,7 +61,7 @@ def my_answers(request: HttpRequest) -> HttpResponse:
                                 **_score_axis(responses, url))}
         for url, scales in by_questionnaire.items()
     ]
-    seen = responses_seen_at(patient.pk, [r.pk for r in responses])
+    seen = responses_reviewed_at(patient.pk, [r.pk for r in responses])
     rows = [
         {"response": r,
          "by_relative": r.author_id is not None and r.author_id != request.user.pk,

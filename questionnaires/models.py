@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from questionnaires import definition as qdef
 
@@ -43,6 +43,15 @@ class GivenAnswer:
     display: str
 
 
+class ReviewColour(models.TextChoices):
+    """AmbuFlex's sorting of a whole response: green (nothing coloured), yellow, red. Every
+    completed response has one, so none goes unseen (questionnaires.review)."""
+
+    GREEN = "green", gettext_lazy("Green")
+    YELLOW = "yellow", gettext_lazy("Yellow")
+    RED = "red", gettext_lazy("Red")
+
+
 class ResponseStatus(models.TextChoices):
     # FHIR QuestionnaireResponse.status codes
     IN_PROGRESS = "in-progress", "In progress"
@@ -77,6 +86,11 @@ class QuestionnaireResponse(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     evaluated_at = models.DateTimeField(null=True, blank=True)
+    # The review queue ("Svar til gennemsyn", questionnaires.review): set on submission from the
+    # programme's promise and the answers' colours; empty while a draft. Closed only by a
+    # ResponseReview row.
+    review_due_at = models.DateTimeField(null=True, blank=True)
+    review_colour = models.CharField(max_length=8, choices=ReviewColour.choices, blank=True)
 
     class Meta:
         constraints = [
@@ -101,6 +115,12 @@ class QuestionnaireResponse(models.Model):
                 fields=["received_at"],
                 condition=models.Q(evaluated_at__isnull=True),
                 name="response_unevaluated",
+            ),
+            # The review queue and the overdue sweep: completed responses by due time.
+            models.Index(
+                fields=["review_due_at"],
+                condition=models.Q(review_due_at__isnull=False),
+                name="response_review_due",
             ),
         ]
 
@@ -130,3 +150,20 @@ class QuestionnaireResponse(models.Model):
                         code = display = str(raw)
                 found.append(GivenAnswer(item.get("text", link_id), code, display))
         return found
+
+
+class ResponseReview(models.Model):
+    """A clinician looked at a response on purpose ("Markér som gennemset"). The one source of
+    "Seen by your care team" on the patient's pages: never inferred from page views. One per
+    response — the one-to-one column is the claim, so two nurses clicking at once store one row
+    and the second is told who was first."""
+
+    response = models.OneToOneField(QuestionnaireResponse, on_delete=models.CASCADE, related_name="review")
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewed_at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+    # Ticked with other green responses on the list rather than opened one by one.
+    bulk = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"review of response {self.response_id} by {self.reviewed_by_id}"

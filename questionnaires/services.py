@@ -19,6 +19,7 @@ from accounts.models import User
 from patients.models import Patient
 from questionnaires import definition as qdef
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+from questionnaires.review import review_fields
 from questionnaires.validation import ResponseError, response_validate
 from schedules.services import OccurrenceNotOpen, occurrence_complete, occurrence_for_submission
 
@@ -300,7 +301,10 @@ def response_submit(
     response_authored_check(patient=patient, authored_at=authored_at, now=received_at)
     scores = _scores(questionnaire, checked.items)
     fields = {"status": ResponseStatus.COMPLETED, "items": checked.items, "scores": scores,
-              "author": author, "identifier": identifier, "authored_at": authored_at, "received_at": received_at}
+              "author": author, "identifier": identifier, "authored_at": authored_at, "received_at": received_at,
+              # Every response, green ones too, goes on the review queue (questionnaires.review).
+              **review_fields(patient_id=patient.pk, questionnaire=questionnaire, items=checked.items,
+                              received_at=received_at)}
     try:
         with transaction.atomic():
             if draft is not None:

@@ -7,7 +7,7 @@ from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -22,6 +22,7 @@ from questionnaires.definition import Definition
 from questionnaires.enablewhen import enabled_items
 from questionnaires.forms import Page, PageForm, field_name, pages
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+from questionnaires.review import responses_reviewed_at, review_workdays_for
 from questionnaires.services import (
     ResponseConflict,
     ResponseInvalid,
@@ -308,15 +309,19 @@ def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
 def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     patient = _me(request, f"Questionnaire/{questionnaire_id} receipt")
     seen_at = None
-    if request.user.role == Role.PATIENT:  # a relative answers for the patient, and sees nothing more
-        from questionnaires.history import responses_seen_at
-
-        latest = (QuestionnaireResponse.objects.filter(patient=patient, questionnaire_id=questionnaire_id,
-                                                       status=ResponseStatus.COMPLETED)
-                  .order_by("-authored_at").values_list("pk", flat=True).first())
-        seen_at = responses_seen_at(patient.pk, [latest]).get(latest) if latest else None
+    latest = (QuestionnaireResponse.objects.filter(patient=patient, questionnaire_id=questionnaire_id,
+                                                   status=ResponseStatus.COMPLETED)
+              .select_related("questionnaire").order_by("-authored_at").first())
+    if latest is not None and request.user.role == Role.PATIENT:
+        # Only a nurse's "Markér som gennemset" counts (questionnaires.review); a relative
+        # answers for the patient, and sees nothing more.
+        seen_at = responses_reviewed_at(patient.pk, [latest.pk]).get(latest.pk)
+    # The promise the due time was set from: the programme's working days.
+    workdays = (review_workdays_for(patient_id=patient.pk, questionnaire_url=latest.questionnaire.url,
+                                    on=timezone.localdate()) if latest is not None
+                else getattr(settings, "PRO_REVIEW_WORKDAYS", 2))
     # The out-of-hours number differs by region (patients.selectors.when_to_call).
     return render(request, "questionnaires/receipt.html", {
-        "workdays": getattr(settings, "PRO_REVIEW_WORKDAYS", 2), "seen_at": seen_at,
+        "workdays": workdays, "seen_at": seen_at,
         "when_to_call": when_to_call(patient),
     })

@@ -26,8 +26,8 @@ from alerts.services import response_evaluate
 from audit.models import Action, AuditEvent
 from audit.models import Outcome as AuditOutcome
 from monitoring.models import Reading, Source
-from questionnaires.history import responses_seen_at
 from questionnaires.models import QuestionnaireResponse
+from questionnaires.review import responses_reviewed_at
 from tests.factories import evaluate, make_user
 
 pytestmark = pytest.mark.django_db
@@ -575,52 +575,28 @@ def test_override_of_a_rule_outside_the_patients_programmes_is_404(cast, client)
 
 
 # --- "seen by your care team" ----------------------------------------------------------------
+# Only a nurse's "Markér som gennemset" (a ResponseReview) makes answers "seen"; opening the
+# patient page or handling an alert does not (issue 19; tests/test_review_queue.py has the rest).
 
-def test_answers_are_seen_when_a_clinician_opens_the_patient_page_not_an_administrator(cast, client):
+def test_answers_are_not_seen_when_a_clinician_only_opens_the_patient_page(cast, client):
     response = _response(cast, cast.patient_a, contact="false")
+    client.force_login(cast.clinician_a)
+    page = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert f'<details id="response-{response.pk}" open>' in page  # not reviewed: shown opened
+    assert AuditEvent.objects.filter(resource=f"QuestionnaireResponse/{response.pk} (patient page)",
+                                     patient_ref=cast.patient_a.pk).exists()  # the read is audited
+    assert responses_reviewed_at(cast.patient_a.pk, [response.pk]) == {}
     client.force_login(cast.patient_a.user)
     _english(client)
     assert "Not seen yet" in client.get("/me/answers/").content.decode()
-    client.force_login(cast.admin)
-    client.get(f"/patients/{cast.patient_a.pk}/")
-    assert responses_seen_at(cast.patient_a.pk, [response.pk]) == {}
-    client.force_login(cast.clinician_a)
-    page = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
-    assert "<details open>" in page  # unseen answers are shown opened
-    seen = responses_seen_at(cast.patient_a.pk, [response.pk])
-    assert response.pk in seen
-    assert "<details open>" not in client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
-    client.force_login(cast.patient_a.user)
-    html = client.get("/me/answers/").content.decode()
-    assert "Seen by your care team on" in html
-    assert "alert" not in html.lower()
 
 
-def test_answers_are_seen_when_an_alert_on_them_is_acknowledged_but_not_by_an_earlier_acknowledgement(cast):
-    first = _response(cast, cast.patient_a)
-    response_evaluate(response_id=first.pk)
-    alert = Alert.objects.get()
-    lifecycle.alert_acknowledge(alert=alert, user=cast.clinician_a)
-    assert first.pk in responses_seen_at(cast.patient_a.pk, [first.pk])
-    # A second "contact me" joins the acknowledged alert: nobody has looked at it yet.
-    second = _response(cast, cast.patient_a)
-    response_evaluate(response_id=second.pk)
-    assert second.pk not in responses_seen_at(cast.patient_a.pk, [second.pk])
+def test_acknowledging_an_alert_on_answers_does_not_mark_them_seen(cast):
+    response = _response(cast, cast.patient_a)
+    response_evaluate(response_id=response.pk)
     lifecycle.alert_resolve(alert=Alert.objects.get(), outcome=Outcome.CALLED_PATIENT, note="",
                             user=cast.clinician_a)
-    assert second.pk in responses_seen_at(cast.patient_a.pk, [second.pk])
-
-
-def test_receipt_tells_the_patient_when_their_latest_answers_were_seen(cast, client):
-    response = _response(cast, cast.patient_a, contact="false")
-    client.force_login(cast.patient_a.user)
-    url = f"/me/questionnaires/{cast.questionnaire.pk}/thanks/"
-    _english(client)
-    assert "Seen by your care team" not in client.get(url).content.decode()
-    AuditEvent.objects.create(user=cast.clinician_a, username="clinician-a", role=Role.CLINICIAN,
-                              patient_ref=cast.patient_a.pk, action=Action.READ, outcome=AuditOutcome.ALLOWED,
-                              resource=f"QuestionnaireResponse/{response.pk} (patient page)")
-    assert "Seen by your care team on" in client.get(url).content.decode()
+    assert responses_reviewed_at(cast.patient_a.pk, [response.pk]) == {}
 
 
 # --- the REST API ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from questionnaires.definition import Item
+from questionnaires.review import answer_colour
 
 if TYPE_CHECKING:
     from alerts.rules import Finding
@@ -49,22 +50,15 @@ def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def _coloured(item: Item, answer: dict[str, Any], lang: str | None, contact_link_id: str) -> tuple[str, str] | None:
-    """(colour, answer in words) for one answer, or None when it carries no colour."""
-    colour: str | None = None
+    """(colour, answer in words) for one answer, or None when it carries no colour. The colour
+    is the review queue's too (questionnaires.review.answer_colour): one home for the rule."""
+    colour = answer_colour(item, answer, contact_link_id)
+    if not colour:
+        return None
     if item.type == "boolean":
-        if answer.get("valueBoolean") is not True:
-            return None
-        colour = item.severity
-        shown = _("Yes")
-        if item.linkId == contact_link_id and colour is None:
-            colour = "yellow"  # the patient asked for a call: never nothing
-    else:
-        option = item.option_for(answer)
-        if option is None:
-            return None
-        colour = option.severity
-        shown = option.display_for(lang)
-    return (colour, shown) if colour else None
+        return colour, _("Yes")
+    option = item.option_for(answer)
+    return (colour, option.display_for(lang)) if option is not None else None
 
 
 def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "Context") -> "Finding | None":

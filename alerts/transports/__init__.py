@@ -26,12 +26,16 @@ class Notice:
     on the patient's team, and e-mail is not a secure channel, so a notice names the team and
     links to the triage page, where access rules and the audit trail apply."""
 
-    alert_id: int
+    alert_id: int | None
     recipient: Any  # accounts.User
     reason: str  # the Notification's reason, e.g. "escalation-1"
     level: int  # step on the escalation ladder: 1 on-call, 2 team lead
     team: str  # the care team(s) whose escalation policy named the recipient
-    link: str  # absolute URL of the triage page
+    link: str  # absolute URL of the triage page (of the review list for an overdue review)
+    # "alert": a red alert nobody acknowledged; "review": a response whose review is overdue
+    # (alerts.review_escalation), then ``response_id`` instead of ``alert_id``.
+    about: str = "alert"
+    response_id: int | None = None
 
 
 @cache

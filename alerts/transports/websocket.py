@@ -23,14 +23,20 @@ def send(*, notice: Notice) -> None:
     layer = get_channel_layer()
     if layer is None:
         raise TransportError("No channel layer is configured.")
+    if notice.about == "review":
+        text = _("Answers from a patient of %(team)s wait for review past the promised time.") % {
+            "team": notice.team}
+    else:
+        text = _("A red alert for a patient of %(team)s waits for acknowledgement.") % {"team": notice.team}
     message = {
         "type": "notify",
         "notification": {
             "alert": notice.alert_id,
+            "response": notice.response_id,
             "reason": notice.reason,
             "level": notice.level,
             "team": notice.team,
-            "text": _("A red alert for a patient of %(team)s waits for acknowledgement.") % {"team": notice.team},
+            "text": text,
             "link": notice.link,
         },
     }
