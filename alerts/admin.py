@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from alerts.definitions import rule_save
 from alerts.models import Alert, EscalationPolicy, Rule, RuleError, RuleOverride, RuleRevision
@@ -18,10 +19,20 @@ class RuleRevisionInline(admin.TabularInline):
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "program", "kind", "severity", "version", "active")
+    list_display = ("name", "program", "kind", "severity", "version", "active", "safety_net_off_reason")
     list_filter = ("kind", "program", "active")
-    readonly_fields = ("version",)
+    readonly_fields = ("version", "safety_net_for")
     inlines = [RuleRevisionInline]
+
+    @admin.display(description=_("Safety net switched off because"))
+    def safety_net_off_reason(self, obj: Rule) -> str:
+        return obj.switched_off_reason if obj.is_safety_net else ""
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # A safety net is switched off and on with a reason on /rules/safety/, nowhere else.
+        if obj is not None and obj.is_safety_net:
+            return [f.name for f in Rule._meta.fields]
+        return super().get_readonly_fields(request, obj)
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         # Through the service: a change bumps the version and keeps the old definition.
