@@ -232,3 +232,18 @@ def test_the_safety_net_page_refuses_switching_off_without_a_reason_in_danish_ne
     client.post("/rules/safety/", {"rule": rule.pk, "action": "on"})
     rule.refresh_from_db()
     assert rule.active and rule.version == 3
+
+
+def test_a_safety_rule_cannot_be_made_by_hand_nor_overridden_for_one_patient(cast, phq9):
+    from alerts.definitions import rule_override_set
+
+    with pytest.raises(ValidationError) as refused:
+        rule_save(rule=Rule(program=cast.program_b, kind="safety", name="Mit net", severity="red",
+                            params={"questionnaire": PHQ9}), by=cast.admin)
+    assert "kind" in refused.value.message_dict
+    assert not Rule.objects.filter(program=cast.program_b, kind="safety", safety_net_for="").exists()
+    rule = Rule.objects.get(program=cast.program_a, safety_net_for=PHQ9)
+    with pytest.raises(ValidationError):
+        rule_override_set(rule=rule, patient=cast.patient_a, params={"questionnaire": "x"}, by=cast.clinician_a,
+                          reason="prøver at slå det fra")
+    assert not rule.overrides.exists()
