@@ -247,3 +247,29 @@ def test_a_safety_rule_cannot_be_made_by_hand_nor_overridden_for_one_patient(cas
         rule_override_set(rule=rule, patient=cast.patient_a, params={"questionnaire": "x"}, by=cast.clinician_a,
                           reason="prøver at slå det fra")
     assert not rule.overrides.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_programmes_set_up_before_issue_19_their_safety_nets():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("alerts", "0004_rule_safety_net")], [("alerts", "0005_safety_nets_for_existing_programmes")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state([*before, ("patients", "0005_program_receipt_texts")]).apps
+    program = apps.get_model("patients", "Program").objects.create(
+        slug="old", name="Gammelt program", condition_code="F32", condition_display="Depression")
+    questionnaire = apps.get_model("questionnaires", "Questionnaire").objects.create(
+        url=PHQ9, version="1", title="PHQ-9", status="active", resource={})
+    program.questionnaires.add(questionnaire)
+    try:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(after)
+        rule = Rule.objects.get(program_id=program.pk)
+        assert (rule.kind, rule.safety_net_for, rule.active, rule.name) == (
+            "safety", PHQ9, True, "Sikkerhedsnet: PHQ-9")
+        assert rule.revisions.get().version == 1
+    finally:
+        MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
