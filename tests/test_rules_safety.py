@@ -273,3 +273,14 @@ def test_the_migration_gives_programmes_set_up_before_issue_19_their_safety_nets
         assert rule.revisions.get().version == 1
     finally:
         MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_the_clinician_sees_the_safety_nets_alert_on_the_patient_page_with_the_answer_in_words(cast, client, phq9):
+    _only_the_safety_nets()
+    _answer(cast, phq9, {"phq9-9": "LA6569-3"})
+    client.force_login(cast.clinician_a)
+    page = client.get(f"/patients/{cast.patient_a.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Sikkerhedsnet: " in html and "Flere dage" in html and "Tanker om, at det ville være bedre" in html
+    assert AuditEvent.objects.filter(user=cast.clinician_a, patient_ref=cast.patient_a.pk).exists()
