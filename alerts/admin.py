@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from alerts.definitions import rule_save
 from alerts.models import Alert, EscalationPolicy, Rule, RuleError, RuleOverride, RuleRevision
 from audit.admin_reads import PatientDataAdmin
+from patients.models import Program
 
 
 class RuleRevisionInline(admin.TabularInline):
@@ -63,3 +64,37 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 class AlertAdmin(PatientDataAdmin):
     list_display = ("patient", "severity", "status", "reason", "raised_at")
     list_filter = ("severity", "status")
+
+
+class SafetyNetInline(admin.TabularInline):
+    """The programme page shows each instrument's safety net, on or switched off and why
+    (issue 19). Read only: switching happens on /rules/safety/, with a reason."""
+
+    model = Rule
+    fk_name = "program"
+    fields = ("name", "active", "switched_off_because")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = _("safety net")
+    verbose_name_plural = _("Safety nets (switched on and off with a reason on /rules/safety/)")
+
+    @admin.display(description=_("Safety net switched off because"))
+    def switched_off_because(self, obj: Rule) -> str:
+        return obj.switched_off_reason
+
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).exclude(safety_net_for="")
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+# The programme's admin is patients'; alerts (a later layer) adds its safety nets to the page.
+_ProgramAdmin = type(admin.site._registry[Program])
+admin.site.unregister(Program)
+
+
+@admin.register(Program)
+class ProgramAdmin(_ProgramAdmin):  # type: ignore[valid-type, misc]
+    inlines = [*_ProgramAdmin.inlines, SafetyNetInline]

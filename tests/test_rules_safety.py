@@ -284,3 +284,13 @@ def test_the_clinician_sees_the_safety_nets_alert_on_the_patient_page_with_the_a
     html = page.content.decode()
     assert "Sikkerhedsnet: " in html and "Flere dage" in html and "Tanker om, at det ville være bedre" in html
     assert AuditEvent.objects.filter(user=cast.clinician_a, patient_ref=cast.patient_a.pk).exists()
+
+
+def test_the_programmes_admin_page_and_the_rule_list_show_a_switched_off_safety_net_and_why(cast, client, phq9):
+    rule = Rule.objects.get(program=cast.program_a, safety_net_for=PHQ9)
+    safety_rule_switch(rule=rule, active=False, reason="Psykiatrien ringer selv dagligt", by=cast.admin)
+    client.force_login(cast.admin)
+    page = client.get(f"/admin/patients/program/{cast.program_a.pk}/change/")
+    assert page.status_code == 200
+    assert "Sikkerhedsnet: " in page.content.decode() and "Psykiatrien ringer selv dagligt" in page.content.decode()
+    assert "Psykiatrien ringer selv dagligt" in client.get("/admin/alerts/rule/").content.decode()
