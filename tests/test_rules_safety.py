@@ -228,6 +228,7 @@ def test_the_safety_net_page_refuses_switching_off_without_a_reason_in_danish_ne
     assert response.status_code == 302
     html = client.get("/rules/safety/").content.decode()
     assert "Slået fra" in html and "Psykiatrien ringer dagligt" in html
+    assert "Programmet har intet telefonnummer til afdelingen" in html
     assert "Psykiatrien ringer dagligt" in client.get("/rules/backtest/").content.decode()
     client.post("/rules/safety/", {"rule": rule.pk, "action": "on"})
     rule.refresh_from_db()
