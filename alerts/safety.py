@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from accounts.models import Role
 from alerts.definitions import rule_save
 from alerts.models import EscalationPolicy, Rule, Severity
 from audit.models import Action
@@ -70,7 +71,7 @@ def safety_rules_ensure_for_questionnaires(*, program_ids: Iterable[Any], questi
 
 def may_switch_safety_nets(user: Any, program: Any) -> bool:
     """Administrators, and the team lead (escalation policy) of a team with patients in ``program``."""
-    if getattr(user, "role", None) == "admin":
+    if getattr(user, "role", None) == Role.ADMIN:
         return True
     return EscalationPolicy.objects.filter(lead=user, care_team__episodes__program=program).exists()
 
