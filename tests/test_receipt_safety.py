@@ -89,3 +89,18 @@ def test_a_yellow_answer_alone_keeps_the_standard_receipt(cast, client):
     html = _send_and_read_receipt(cast, client, hf, {"breathless": hf.definition.by_link_id()["breathless"]
                                                      .answerOption[1].code})
     assert "inden for 2 hverdage" in html and "urgent-advice" not in html
+
+
+def test_a_relative_who_answers_for_the_patient_gets_the_urgent_advice_too(cast, client, phq9):
+    from accounts.models import Role
+    from patients.models import RelativeGrant
+    from tests.factories import make_user
+
+    daughter = make_user("daughter-of-a", Role.RELATIVE)
+    RelativeGrant.objects.create(patient=cast.patient_a, relative=daughter, relationship="datter")
+    response_submit(patient=cast.patient_a, questionnaire=phq9,
+                    items=response_items(phq9, {"phq9-9": "LA6569-3"}), author=daughter)
+    client.force_login(daughter)
+    assert client.post(f"/for/{cast.patient_a.pk}/").status_code == 302
+    html = client.get(f"/me/questionnaires/{phq9.pk}/thanks/").content.decode()
+    assert "Ring til afdelingen i dag" in html and "ring 112" in html
