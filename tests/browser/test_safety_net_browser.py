@@ -13,7 +13,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from alerts.models import Alert
 from questionnaires import library
 from questionnaires.services import questionnaire_import
-from tests.browser.conftest import DESKTOP, PHONE, check_page, login
+from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE, check_page, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -71,6 +71,8 @@ def test_phq9_item_9_alone_gives_crisis_advice_with_112_and_a_red_alert_on_the_w
     box = page.locator("h1").bounding_box()
     assert box is not None and box["y"] < 300
     check_page(page, "the receipt with crisis advice (phone)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "receipt-crisis-advice-phone.png"))
 
     _wait_for(lambda: Alert.objects.filter(patient=live_cast.patient_a, severity="red").exists(),
               "the red alert of the safety net")
