@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from alerts.definitions import rule_save
 from alerts.models import Alert, EscalationPolicy, Rule, RuleError, RuleOverride, RuleRevision
 from audit.admin_reads import PatientDataAdmin
+from patients.models import Program
 
 
 class RuleRevisionInline(admin.TabularInline):
@@ -18,10 +20,20 @@ class RuleRevisionInline(admin.TabularInline):
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "program", "kind", "severity", "version", "active")
+    list_display = ("name", "program", "kind", "severity", "version", "active", "safety_net_off_reason")
     list_filter = ("kind", "program", "active")
-    readonly_fields = ("version",)
+    readonly_fields = ("version", "safety_net_for")
     inlines = [RuleRevisionInline]
+
+    @admin.display(description=_("Safety net switched off because"))
+    def safety_net_off_reason(self, obj: Rule) -> str:
+        return obj.switched_off_reason if obj.is_safety_net else ""
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # A safety net is switched off and on with a reason on /rules/safety/, nowhere else.
+        if obj is not None and obj.is_safety_net:
+            return [f.name for f in Rule._meta.fields]
+        return super().get_readonly_fields(request, obj)
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         # Through the service: a change bumps the version and keeps the old definition.
@@ -52,3 +64,37 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 class AlertAdmin(PatientDataAdmin):
     list_display = ("patient", "severity", "status", "reason", "raised_at")
     list_filter = ("severity", "status")
+
+
+class SafetyNetInline(admin.TabularInline):
+    """The programme page shows each instrument's safety net, on or switched off and why
+    (issue 19). Read only: switching happens on /rules/safety/, with a reason."""
+
+    model = Rule
+    fk_name = "program"
+    fields = ("name", "active", "switched_off_because")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = _("safety net")
+    verbose_name_plural = _("Safety nets (switched on and off with a reason on /rules/safety/)")
+
+    @admin.display(description=_("Safety net switched off because"))
+    def switched_off_because(self, obj: Rule) -> str:
+        return obj.switched_off_reason
+
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).exclude(safety_net_for="")
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+# The programme's admin is patients'; alerts (a later layer) adds its safety nets to the page.
+_ProgramAdmin = type(admin.site._registry[Program])
+admin.site.unregister(Program)
+
+
+@admin.register(Program)
+class ProgramAdmin(_ProgramAdmin):  # type: ignore[valid-type, misc]
+    inlines = [*_ProgramAdmin.inlines, SafetyNetInline]

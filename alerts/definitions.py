@@ -28,7 +28,11 @@ def _revision(rule: Rule, *, by: Any, reason: str) -> RuleRevision:
 def rule_save(*, rule: Rule, by: Any, reason: str = "") -> Rule:
     """Create or change a rule. A change to its definition bumps ``version`` (alerts keep the
     version that raised them) and records the new definition as a RuleRevision with who and why."""
-    parse_params_for_save(rule.kind, rule.params)
+    parsed = parse_params_for_save(rule.kind, rule.params)
+    if (rule.kind == "safety") != bool(rule.safety_net_for) or (
+            rule.kind == "safety" and parsed.questionnaire != rule.safety_net_for):  # type: ignore[attr-defined]
+        # The safety net is the platform's (alerts.safety), one per programme and instrument.
+        raise ValidationError({"kind": _("An instrument's safety net is created by the platform, not by hand.")})
     if rule.cooldown < timedelta(0):
         raise ValidationError({"cooldown": _("The cooldown cannot be negative.")})
     with transaction.atomic():
@@ -51,6 +55,9 @@ def rule_override_set(*, rule: Rule, patient: Any, params: dict[str, Any] | None
     """Give one patient their own parameters for ``rule`` (e.g. a higher weight limit), or with
     ``params=None`` go back to the rule's. The merged parameters must validate; the previous
     override is ended, not changed."""
+    if rule.safety_net_for:
+        # Nothing in it is a limit; an override could only switch it off for one patient unseen.
+        raise ValidationError({"params": _("An instrument's safety net has no per-patient limits.")})
     if not reason.strip():
         raise ValidationError({"reason": _("Say why this patient needs other limits.")})
     if params is not None:

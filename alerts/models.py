@@ -31,6 +31,17 @@ class Rule(models.Model):
     # After an alert of this rule is resolved, findings of the same or a lower colour within
     # this time are added to it as evidence instead of raising a new alert.
     cooldown = models.DurationField(default=timedelta(0))
+    # The canonical URL of the instrument whose safety net this rule is (kind "safety"), or "".
+    # Created by alerts.safety, never by hand; switched off only with a reason (a RuleRevision).
+    safety_net_for = models.CharField(max_length=255, blank=True, default="", editable=False)
+
+    class Meta:
+        constraints = [
+            # One safety net per programme and instrument: two workers that find it missing at
+            # the same moment create it once (alerts.safety.safety_rules_ensure).
+            models.UniqueConstraint(fields=["program", "safety_net_for"], condition=~models.Q(safety_net_for=""),
+                                    name="uniq_safety_net_per_program"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -39,6 +50,18 @@ class Rule(models.Model):
         from alerts.rules import parse_params
 
         parse_params(self.kind, self.params)
+
+    @property
+    def is_safety_net(self) -> bool:
+        return bool(self.safety_net_for)
+
+    @property
+    def switched_off_reason(self) -> str:
+        """Why a switched-off safety net is off (the reason of the revision that switched it off)."""
+        if self.active:
+            return ""
+        revision = self.revisions.filter(active=False).order_by("-version").first()
+        return revision.reason if revision else ""
 
 
 class RuleRevision(models.Model):

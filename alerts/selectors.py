@@ -204,8 +204,9 @@ def rules_running_for(patient_id: Any, day: date) -> QuerySet[Rule]:
 
 
 def rules_for_patient(patient: Any) -> QuerySet[Rule]:
-    """Active rules of the patient's programmes (any episode): what per-patient overrides apply to."""
-    return (Rule.objects.filter(active=True, program__episodes__patient=patient)
+    """Active rules of the patient's programmes (any episode): what per-patient overrides apply to
+    (not the instruments' safety nets, which have no limits to override)."""
+    return (Rule.objects.filter(active=True, program__episodes__patient=patient, safety_net_for="")
             .select_related("program").distinct().order_by("program__name", "name"))
 
 

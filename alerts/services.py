@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext
@@ -39,6 +40,7 @@ from alerts.models import (
 )
 from alerts.rules import KINDS, Finding, kinds_for, merged_params, parse_params
 from alerts.rules.context import Context
+from alerts.safety import safety_rules_ensure
 from alerts.selectors import rules_running_for
 from monitoring.ingest import one_waiting_task
 from monitoring.models import PendingEvaluation, Reading
@@ -492,11 +494,17 @@ def response_evaluate(*, response_id: int) -> int:
         if response is None:
             return 0
         QuestionnaireResponse.objects.filter(id=response_id).update(evaluated_at=now)
-        rules = _rules_for(response.patient_id, timezone.localdate(response.authored_at, _TZ), kinds)
+        day = timezone.localdate(response.authored_at, _TZ)
+        # The instrument's safety net in each of the patient's programmes, created now if it is
+        # missing (a programme set up before issue 19, a questionnaire answered outside its
+        # programme's list): no red answer and no "contact me" reaches nobody.
+        safety_rules_ensure(program_ids=_programs_running_for(response.patient_id, day),
+                            urls=[response.questionnaire.url])
+        rules = _rules_for(response.patient_id, day, kinds)
         evaluator = _Evaluator(Context(now=now), {response.patient_id}, {response.pk: rules})
         for rule in rules:
             evaluator.run(rule, response.patient_id, f"response:{response.pk}", "evaluate_response", response)
-        findings_apply(evaluator.pending, now=now)
+        findings_apply(_safety_stands_back(evaluator, response.patient_id), now=now)
         _record_errors(evaluator.errors)
         _missed_answered_late(response, now)
         # The review queue sorts the response at least as high as the colour any open alert gave
@@ -558,6 +566,43 @@ def _missed_answered_late(response: QuestionnaireResponse, now: datetime) -> Non
                                   data={"sources": [source_key], "severity": alert.severity, "answered_late": True})
     ids = sorted(alerts)
     transaction.on_commit(lambda: alerts_broadcast(ids))
+
+
+def _programs_running_for(patient_id: Any, day: Any) -> list[Any]:
+    """Programmes in which the patient has an episode running on ``day`` (with or without rules)."""
+    return list(TreatmentEpisode.objects.filter(
+        Q(end=None) | Q(end__gte=day), patient_id=patient_id, treatment_start__lte=day,
+    ).values_list("program_id", flat=True).distinct())
+
+
+def _safety_stands_back(evaluator: "_Evaluator", patient_id: Any) -> list[Pending]:
+    """The findings, without an instrument safety net's finding that another rule of the same
+    programme reports on the same response at least as red — one alert for the nurse, not two:
+    an ``answer-severity`` rule asking about the same contact question covers it all; an
+    ``answer`` rule on the contact question covers a finding that is only the contact request.
+
+    Only where that other alert is sure to be seen: the other rule fired (so it is active) and
+    keeps no cooldown (a cooled finding is filed on a resolved alert without telling anyone).
+    Otherwise the safety net's finding stays, even if that makes two."""
+    others = [p for p in evaluator.pending if p.rule.kind in ("answer-severity", "answer") and not p.rule.cooldown]
+    if not others:
+        return evaluator.pending
+
+    def covered(net: Pending) -> bool:
+        contact = evaluator.params(net.rule, patient_id).contact_link_id
+        only_contact = all(a["link_id"] == contact for a in net.finding.evidence.get("answers", []))
+        for other in others:
+            if (other.rule.program_id, other.source_key) != (net.rule.program_id, net.source_key) \
+                    or _RANK[other.severity] < _RANK[net.severity]:
+                continue
+            params = evaluator.params(other.rule, patient_id)
+            if other.rule.kind == "answer-severity" and params.contact_link_id == contact:
+                return True
+            if other.rule.kind == "answer" and only_contact and params.link_id == contact:
+                return True
+        return False
+
+    return [p for p in evaluator.pending if p.rule.kind != "safety" or not covered(p)]
 
 
 def responses_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 1000) -> int:

@@ -84,6 +84,11 @@ def backtest(request: HttpRequest) -> HttpResponse:
         row["program"] = programs.get(row["spec"].program_id, "")
     rules = [(rule, json.dumps(rule.params, ensure_ascii=False))
              for rule in Rule.objects.filter(active=True).select_related("program").order_by("program__slug", "id")]
+    # Safety nets a programme switched off, with the reason (issue 19): a back-test of the current
+    # rules runs without them.
+    switched_off = [(rule, rule.switched_off_reason) for rule in Rule.objects.filter(active=False).exclude(
+        safety_net_for="").select_related("program").order_by("program__slug", "id")]
     return render(request, "alerts/backtest.html", {
         "form": form, "result": result, "rows": rows, "patients": patients, "rules": rules,
+        "switched_off": switched_off,
     })

@@ -101,6 +101,13 @@ class RelativeGrant(models.Model):
         return f"{self.relative_id} for {self.patient_id} ({self.relationship})"
 
 
+# The receipt's defaults: plain words a 78-year-old reads on a phone. Each department sets its own.
+CONTACT_TEXT_DA = "Du har bedt os om at kontakte dig. En sygeplejerske ringer til dig inden for 1 hverdag."
+CONTACT_TEXT_EN = "You asked us to contact you. A nurse will call you within 1 weekday."
+URGENT_TEXT_DA = "Nogle af dine svar betyder, at vi skal tale med dig i dag. Ring til afdelingen nu."
+URGENT_TEXT_EN = "Some of your answers mean that we need to talk to you today. Call the department now."
+
+
 class Program(models.Model):
     """A follow-up or home-monitoring programme, e.g. lung-cancer follow-up."""
 
@@ -116,9 +123,24 @@ class Program(models.Model):
     # (Danish public holidays and weekends excluded; questionnaires.review.review_due_at).
     review_workdays = models.PositiveSmallIntegerField(
         default=2, validators=[MinValueValidator(1), MaxValueValidator(20)])
+    # What the patient's receipt says when the answers need a person (issue 19), in Danish and
+    # English. The out-of-hours number and 112 come from patients.selectors.when_to_call.
+    department_phone = models.CharField(
+        _("department's phone number"), max_length=32, blank=True,
+        help_text=_("Shown to patients who ask to be contacted or give a red answer, e.g. 78 45 00 00."))
+    contact_text_da = models.TextField(_("contact request text (Danish)"), default=CONTACT_TEXT_DA)
+    contact_text_en = models.TextField(_("contact request text (English)"), default=CONTACT_TEXT_EN)
+    urgent_text_da = models.TextField(_("urgent-contact text (Danish)"), default=URGENT_TEXT_DA)
+    urgent_text_en = models.TextField(_("urgent-contact text (English)"), default=URGENT_TEXT_EN)
 
     def __str__(self) -> str:
         return self.name
+
+    def contact_text(self, lang: str | None) -> str:
+        return self.contact_text_en if (lang or "").startswith("en") else self.contact_text_da
+
+    def urgent_text(self, lang: str | None) -> str:
+        return self.urgent_text_en if (lang or "").startswith("en") else self.urgent_text_da
 
 
 class TreatmentEpisode(models.Model):

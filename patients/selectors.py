@@ -4,7 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from patients.models import Patient, Region
+from patients.models import Patient, Program, Region
 
 
 def patient_in_capital_region(patient: Patient) -> bool:
@@ -23,3 +23,12 @@ def when_to_call(patient: Patient) -> str:
                  "hours the Akuttelefon on 1813.")
     return _("If you feel very ill, do not wait: call 112. Otherwise call your doctor, or outside opening hours "
              "the out-of-hours doctor (lægevagten) in your region.")
+
+
+def program_for_receipt(patient: Patient, questionnaire_url: str) -> Program | None:
+    """The programme whose phone number and texts a patient's receipt uses: a current programme
+    of the patient's that lists the questionnaire, else any current one, else None."""
+    today = timezone.localdate()
+    current = (Program.objects.filter(Q(episodes__end=None) | Q(episodes__end__gte=today), episodes__patient=patient)
+               .distinct().order_by("pk"))
+    return current.filter(questionnaires__url=questionnaire_url).first() or current.first()

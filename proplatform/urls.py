@@ -9,6 +9,7 @@ from accounts import views as accounts_views
 from alerts import api as alerts_api
 from alerts import views as alerts_views
 from alerts import views_backtest as alerts_backtest_views
+from alerts import views_safety as alerts_safety_views
 from exports import views as exports_views
 from exports import views_quality as exports_quality
 from interop import views as fhir_views
@@ -95,6 +96,7 @@ urlpatterns = [
     path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
     path("triage/", alerts_views.triage, name="triage"),
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
+    path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),
     path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),
     path("patients/<uuid:patient_id>/alerts/<int:alert_id>/acknowledge/", alerts_views.alert_acknowledge_page,
          name="alert-acknowledge"),

@@ -16,13 +16,14 @@ from accounts.models import Role
 from audit.models import Action
 from monitoring.measures import MEASURES
 from patients.access import own_patient_or_404, patient_or_404
-from patients.models import Patient
-from patients.selectors import when_to_call
+from patients.models import Patient, Program
+from patients.selectors import program_for_receipt, when_to_call
 from questionnaires.definition import Definition
 from questionnaires.enablewhen import enabled_items
 from questionnaires.forms import Page, PageForm, field_name, pages
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.review import responses_reviewed_at, review_workdays_for
+from questionnaires.safety import Signals, safety_signals
 from questionnaires.services import (
     ResponseConflict,
     ResponseInvalid,
@@ -305,13 +306,22 @@ def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     }, status=200)
 
 
+def _tel(phone: str) -> str:
+    """A phone number as a tel: link wants it: digits and a leading +."""
+    return "".join(c for c in phone if c.isdigit() or c == "+")
+
+
 @role_required(Role.PATIENT, Role.RELATIVE)
 def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
+    """What the patient is told after sending. Decided here from the answers themselves (the
+    definition's red answers, the contact question: questionnaires.safety), not from whether the
+    asynchronous rule evaluation has run: a red answer gets the urgent advice with 112 at once."""
     patient = _me(request, f"Questionnaire/{questionnaire_id} receipt")
-    seen_at = None
+    # The sender's own latest response (a relative's, or the patient's).
     latest = (QuestionnaireResponse.objects.filter(patient=patient, questionnaire_id=questionnaire_id,
-                                                   status=ResponseStatus.COMPLETED)
-              .select_related("questionnaire").order_by("-authored_at").first())
+                                                   author=request.user, status=ResponseStatus.COMPLETED)
+              .select_related("questionnaire").order_by("-authored_at", "-pk").first())
+    seen_at = None
     if latest is not None and request.user.role == Role.PATIENT:
         # Only a nurse's "Markér som gennemset" counts (questionnaires.review); a relative
         # answers for the patient, and sees nothing more.
@@ -320,8 +330,17 @@ def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     workdays = (review_workdays_for(patient_id=patient.pk, questionnaire_url=latest.questionnaire.url,
                                     on=timezone.localdate()) if latest is not None
                 else getattr(settings, "PRO_REVIEW_WORKDAYS", 2))
+    lang = translation.get_language()
+    signals = (safety_signals(latest.questionnaire.definition, latest.items, lang) if latest is not None
+               else Signals())
+    # Without a current programme (an episode ended meanwhile) the default texts, no phone number.
+    program = (program_for_receipt(patient, latest.questionnaire.url) if latest is not None else None) or Program()
     # The out-of-hours number differs by region (patients.selectors.when_to_call).
     return render(request, "questionnaires/receipt.html", {
         "workdays": workdays, "seen_at": seen_at,
         "when_to_call": when_to_call(patient),
+        "urgent": bool(signals.red) or (signals.contact is not None and signals.contact.severity == "red"),
+        "contact": signals.contact is not None,
+        "urgent_text": program.urgent_text(lang), "contact_text": program.contact_text(lang),
+        "phone": program.department_phone, "phone_tel": _tel(program.department_phone),
     })

@@ -43,3 +43,20 @@ def test_demo_run_twice_duplicates_nothing(db, django_capture_on_commit_callback
     with django_capture_on_commit_callbacks(execute=True):
         call_command("demo", patients=6)
     assert _counts() == first
+
+
+def test_the_demo_programmes_have_each_instruments_safety_net_and_a_phone_number(
+    db, django_capture_on_commit_callbacks
+) -> None:
+    from alerts.models import Rule
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo", patients=2, password="pw-for-test-1")
+    for program in Program.objects.all():
+        urls = set(program.questionnaires.values_list("url", flat=True))
+        nets = set(Rule.objects.filter(program=program, kind="safety", active=True)
+                   .values_list("safety_net_for", flat=True))
+        assert urls and urls <= nets, program.slug
+        assert program.department_phone
+    lung = Program.objects.get(slug="lung-cancer-follow-up")
+    assert Rule.objects.filter(program=lung, safety_net_for__endswith="/phq-9", active=True).exists()

@@ -150,7 +150,7 @@ def test_a_yellow_alert_never_escalates(cast, ladder):
 
 
 def test_the_clock_starts_when_a_yellow_alert_turned_red(cast, ladder):
-    rule = Rule.objects.get(program=cast.program_a, severity=Severity.RED)
+    rule = Rule.objects.get(program=cast.program_a, severity=Severity.RED, safety_net_for="")
     t0 = timezone.now() - timedelta(hours=4)
     alert = Alert.objects.create(patient=cast.patient_a, rule=rule, rule_version=1, severity=Severity.RED,
                                  reason="worse", evidence={}, source_key="reading:1", raised_at=t0)

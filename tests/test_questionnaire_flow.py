@@ -253,7 +253,9 @@ def test_review_lists_every_answer_with_a_change_link_and_send_submits_once(cast
     assert first["Location"] == again["Location"] == f"/me/questionnaires/{multi.pk}/thanks/"
     stored = QuestionnaireResponse.objects.get()
     assert (stored.status, stored.identifier, stored.patient) == ("completed", identifier, cast.patient_a)
-    assert "inden for 2 hverdage" in patient_client.get(first["Location"]).content.decode()
+    # The patient asked to be contacted: the receipt says when the team calls (issue 19).
+    receipt = patient_client.get(first["Location"]).content.decode()
+    assert "En sygeplejerske ringer til dig inden for 1 hverdag" in receipt
 
 
 def test_review_with_a_missing_required_answer_links_to_its_page_and_stores_nothing_completed(multi, patient_client):

@@ -56,7 +56,8 @@ def _phq9(cast, questionnaire, at, total: int):  # type: ignore[no-untyped-def]
 
 
 def _fired(response, rule=None):  # type: ignore[no-untyped-def]
-    rows = AlertFinding.objects.filter(source_key=f"response:{response.pk}")
+    # This kind's findings: the instruments' safety nets (test_rules_safety.py) add their own.
+    rows = AlertFinding.objects.filter(rule__kind="score", source_key=f"response:{response.pk}")
     if rule is not None:
         rows = rows.filter(rule=rule)
     return rows.exists()
@@ -81,7 +82,7 @@ def test_phq9_total_at_the_limit_fires_and_just_below_does_not(cast, day):
     with translation.override("en"):
         at_limit = _phq9(cast, phq9, day(2), 10)
     assert _fired(at_limit)
-    alert = Alert.objects.get()
+    alert = Alert.objects.get(rule__kind="score")
     assert alert.severity == "yellow"
     assert alert.reason == "Patient Health Questionnaire 9 item (PHQ-9) total score: 10 is at or above the limit of 10."
     assert alert.evidence["fired"] == [{"key": "44261-6", "value": "10", "limit": "10"}]
@@ -104,7 +105,7 @@ def test_phq9_worse_by_five_since_the_previous_response(cast, day):
         plus_five = _phq9(cast, phq9, day(15), 12)
     better = _phq9(cast, phq9, day(22), 4)
     assert [_fired(r) for r in (first, plus_four, plus_five, better)] == [False, False, True, False]
-    alert = Alert.objects.get()
+    alert = Alert.objects.get(rule__kind="score")
     assert alert.reason.startswith(
         "Patient Health Questionnaire 9 item (PHQ-9) total score worse by 5 since the previous answer of ")
     assert alert.reason.endswith("(7 → 12); limit 5.")
@@ -121,7 +122,7 @@ def test_a_symptom_worse_by_two_grades_fires_as_basch_did(cast, day):
     assert [_fired(r) for r in responses] == [False, False, True, True, True]
     with translation.override("en"):
         response_last = _answer(cast, esas, timezone.now(), **{"esas-pain": "6", "esas-breath": "9"})
-    reason = AlertFinding.objects.get(source_key=f"response:{response_last.pk}").reason
+    reason = AlertFinding.objects.get(rule__kind="score", source_key=f"response:{response_last.pk}").reason
     # Both items are named, each with its own change.
     assert "worse by 3 since the previous answer" in reason
     assert "(3 → 6); limit 2." in reason and "(6 → 9); limit 2." in reason
@@ -165,7 +166,7 @@ def test_baseline_is_the_last_response_before_treatment_start(cast, day):
     third = _answer(cast, esas, day(14), **{"esas-pain": "3"})
     assert not _fired(second, against_baseline)
     assert _fired(third, against_baseline) and not _fired(third, against_previous)
-    finding = AlertFinding.objects.get(source_key=f"response:{third.pk}")
+    finding = AlertFinding.objects.get(rule__kind="score", source_key=f"response:{third.pk}")
     assert finding.evidence["compared_with"]["response_id"] == baseline.pk
     assert "baseline" in finding.evidence["compared_with"]["against"]
 
@@ -178,7 +179,7 @@ def test_without_a_pre_treatment_answer_the_baseline_is_the_first_one_after_star
     later = _answer(cast, esas, day(17), **{"esas-pain": "4"})
     assert not _fired(first)
     assert _fired(later)
-    assert AlertFinding.objects.get().evidence["compared_with"]["response_id"] == first.pk
+    assert AlertFinding.objects.get(rule__kind="score").evidence["compared_with"]["response_id"] == first.pk
 
 
 # --- questionnaire versions --------------------------------------------------------------------
@@ -207,7 +208,7 @@ def test_the_previous_response_may_have_answered_an_older_version(cast, day):
     assert v2.version == "2"
     response = _answer(cast, v2, day(8), **{"esas-pain": "3"})
     assert _fired(response)
-    assert AlertFinding.objects.get().evidence["compared_with"]["version"] == "1"
+    assert AlertFinding.objects.get(rule__kind="score").evidence["compared_with"]["version"] == "1"
 
 
 def test_each_version_is_graded_by_its_own_option_values(cast, day):

@@ -12,6 +12,9 @@ one or more of
 moment. A kind never writes: alerts.services turns findings into alerts.
 
 Adding a kind = one module + its tests + a line in KINDS.
+
+``safety`` is the one kind nobody adds by hand: alerts.safety creates its rules, one per
+programme and instrument, and only switches them off with a reason.
 """
 
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import Any
 import pydantic
 from django.core.exceptions import ValidationError
 
-from alerts.rules import answer, bands, change, combination, missed, news2, score, severity, threshold
+from alerts.rules import answer, bands, change, combination, missed, news2, safety, score, severity, threshold
 
 KINDS: dict[str, ModuleType] = {
     "threshold": threshold,
@@ -34,6 +37,9 @@ KINDS: dict[str, ModuleType] = {
     "news2": news2,  # NEWS2 from home vitals, a labelled subset (RCP 2017)
     "combination": combination,  # an answer AND a reading within a window
     "missed": missed,  # a scheduled questionnaire not answered by its deadline + grace
+    # An instrument's safety net: red answers and "contact me", in every programme that uses the
+    # instrument (one rule per programme and instrument, Rule.safety_net_for; alerts/safety.py).
+    "safety": safety,
 }
 
 EVENTS = ("reading", "response", "missed")

@@ -14,6 +14,10 @@ gives: the patient asked for a call. ``at_least: red`` makes the rule fire on re
 
 The reason lists the answers at the response's colour, in the questionnaire's wording in the
 active language, and then the answers of the lower colour.
+
+Red answers and "contact me" also reach a person without such a rule: every instrument brings its
+safety net (``safety``, alerts/rules/safety.py), which stands back where this rule reports the
+same response at least as red (alerts.services._safety_stands_back).
 """
 
 from collections.abc import Iterator

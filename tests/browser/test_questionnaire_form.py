@@ -109,7 +109,9 @@ def test_patient_answers_a_multi_page_questionnaire_on_a_phone_leaves_resumes_re
 
     page.get_by_role("button", name="Send svar").click()
     expect(page).to_have_url(f"{base}/thanks/")
-    expect(page.locator("main")).to_contain_text("hverdage")
+    # The patient asked to be contacted: the receipt says so first (issue 19).
+    expect(page.locator("h1")).to_have_text("Vi ringer til dig")
+    expect(page.locator("#contact-advice")).to_contain_text("inden for 1 hverdag")
     check_page(page, "the receipt")
 
     response = QuestionnaireResponse.objects.get()
