@@ -67,3 +67,17 @@ class SessionSecurityMiddleware:
                                              "or set up two-factor login at /account/two-factor/."),
                                  "request_id": current_request_id()}, status=403)
         return HttpResponseRedirect(f"{reverse('two-factor')}?{urlencode({'next': request.get_full_path()})}")
+
+
+def session_passed_two_factor(user: object, session: object) -> bool:
+    """For connections that bypass the HTTP middleware (the live feed's websocket): whether
+    this staff session may be used, by the same rule as above. Runs database queries: call it
+    from synchronous code."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.models import Device
+
+    if not (settings.REQUIRE_STAFF_TWO_FACTOR and getattr(user, "is_staff_role", False)):
+        return True
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None  # type: ignore[attr-defined]
+    device = Device.from_persistent_id(persistent_id) if persistent_id else None
+    return device is not None and device.user_id == user.pk and device.confirmed  # type: ignore[attr-defined]

@@ -496,3 +496,31 @@ def test_production_local_passes_the_refusal_unless_started_with_demo():
     result = subprocess.run(["bash", str(ROOT / "bin" / "production-local"), "--bogus"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "usage" in result.stderr
+
+
+# --- the live feed's websocket asks the same question ----------------------------------------
+
+def _socket_opens(user, session) -> bool:  # type: ignore[no-untyped-def]
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+
+    from alerts.consumers import AlertConsumer
+
+    async def scenario() -> bool:
+        communicator = WebsocketCommunicator(AlertConsumer.as_asgi(), "/ws/alerts/")
+        communicator.scope["user"] = user
+        communicator.scope["session"] = session
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    return async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
+def test_the_live_feed_refuses_a_staff_session_that_has_not_passed_two_factor(cast, two_factor_required):
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    device = TOTPDevice.objects.create(user=cast.clinician_a, name="phone", confirmed=True)
+    assert not _socket_opens(cast.clinician_a, {})
+    assert _socket_opens(cast.clinician_a, {DEVICE_ID_SESSION_KEY: device.persistent_id})
