@@ -7,17 +7,20 @@ need no check here: a staff member gets one only with the code (accounts.api).""
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from proplatform.middleware import current_request_id
 
 LAST_SEEN_KEY = "last_seen"
+_EXPIRY_KEY = "_session_expiry"  # where SessionBase.set_expiry keeps a fixed expiry
 # The session is written at most this often just to move its "last seen" on: a write per
 # request would be a database write per page view and per live-feed poll.
 _TOUCH_EVERY_SECONDS = 60
@@ -53,6 +56,10 @@ class SessionSecurityMiddleware:
             return True
         if not isinstance(last_seen, int) or now - last_seen >= _TOUCH_EVERY_SECONDS:
             request.session[LAST_SEEN_KEY] = now
+            if _EXPIRY_KEY not in request.session:
+                # Django moves a session's expiry on by SESSION_COOKIE_AGE whenever it saves it, so
+                # saving "last seen" would make the 8 h limit slide; a fixed date keeps it absolute.
+                request.session.set_expiry(timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE))
         return False
 
     @staticmethod

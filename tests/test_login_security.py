@@ -451,6 +451,16 @@ def test_a_session_used_within_the_timeout_stays(cast, client, settings):
     assert client.get("/triage/").status_code == 200
 
 
+def test_keeping_a_session_active_does_not_move_its_absolute_8_hour_limit(cast, client, settings):
+    client.force_login(cast.clinician_a)
+    client.get("/triage/")
+    limit = client.session.get_expiry_date()
+    assert abs((limit - timezone.now()).total_seconds() - settings.SESSION_COOKIE_AGE) < 60
+    _age_session(client, 120)  # so that the next request writes "last seen"
+    client.get("/triage/")
+    assert client.session.get_expiry_date() == limit
+
+
 def test_the_idle_timeout_defaults_to_30_minutes_and_the_absolute_limit_stays_8_hours():
     from django.conf import settings as django_settings
 
