@@ -94,6 +94,10 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     confirmed = TOTPDevice.objects.filter(user=request.user, confirmed=True).first()
     if confirmed:
         reset_form = PasswordAgainForm(request.POST or None, request=request)
+        if request.method == "POST" and not request.user.is_verified():
+            # Only a session that passed the current app may remove it: the password alone
+            # must not be enough to move someone's second factor.
+            reset_form.add_error(None, _("Log out and log in again with a code from your current app first."))
         if request.method == "POST" and reset_form.is_valid():
             TOTPDevice.objects.filter(user=request.user).delete()
             user_logins_end(user=request.user, keep_request=request, reason="second factor removed")

@@ -297,6 +297,15 @@ def test_removing_the_authenticator_app_needs_the_password(cast, client, two_fac
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
 
 
+def test_a_session_that_has_not_passed_the_current_app_cannot_remove_it(cast, client):
+    device = TOTPDevice.objects.create(user=cast.clinician_a, name="phone", confirmed=True)
+    client.force_login(cast.clinician_a)  # password only (e.g. from before the app was set up)
+    response = client.post("/account/two-factor/", {"password": PASSWORD})
+    assert response.status_code == 400
+    assert response.context["reset_form"].non_field_errors()
+    assert TOTPDevice.objects.filter(pk=device.pk, confirmed=True).exists()
+
+
 def test_removing_the_authenticator_app_ends_other_sessions_and_tokens_but_not_this_one(
         cast, client, two_factor_required):
     device = TOTPDevice.objects.create(user=cast.clinician_a, name="phone", confirmed=True)
