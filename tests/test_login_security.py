@@ -102,6 +102,13 @@ def test_an_admin_unlocks_an_account_with_axes_reset_username(cast, client, sett
     assert _login(client, "clinician-a", PASSWORD).status_code == 302
 
 
+def test_login_unlock_lifts_the_lock_and_leaves_an_audit_row(cast, client, settings):
+    _fail(client, "clinician-a", settings.AXES_FAILURE_LIMIT)
+    call_command("login_unlock", "clinician-a", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert AuditEvent.objects.filter(resource__startswith="login unlocked username=clinician-a").exists()
+    assert _login(client, "clinician-a", PASSWORD).status_code == 302
+
+
 def test_failures_from_many_addresses_add_up_to_one_lock(cast, settings):
     for n in range(settings.AXES_FAILURE_LIMIT):
         _login(Client(REMOTE_ADDR=f"192.0.2.{n + 1}"), "clinician-a", "wrong-guess")
