@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 
@@ -22,10 +23,34 @@ class User(AbstractUser):
     """A person who logs in. What they may see follows from ``role`` (see patients.access)."""
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.PATIENT)
+    # Raised to end every session of this user at once (accounts.services.user_logins_end): it
+    # is part of the session hash Django checks on every request, as the password is.
+    auth_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     @property
     def is_staff_role(self) -> bool:
         return self.role in {Role.CLINICIAN, Role.QUALITY, Role.ADMIN}
+
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        if not self.auth_epoch:
+            # Epoch 0 keeps Django's own hash, so sessions from before this field survive.
+            return super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]
+        return salted_hmac("accounts.User.session_auth_hash", f"{self.password}:{self.auth_epoch}",
+                           secret=secret, algorithm="sha256").hexdigest()
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Every way a password is changed or an account closed (admin, changepassword, a
+        # service) ends up here, so this is where the person's API tokens end too. Sessions
+        # need nothing: Django's session hash covers the password, and an inactive user's
+        # session finds no user.
+        update_fields = kwargs.get("update_fields")
+        watched = update_fields is None or {"password", "is_active"} & set(update_fields)
+        password_changed = self._password is not None  # type: ignore[attr-defined]
+        super().save(*args, **kwargs)
+        # An inactive user's save revokes again what is already revoked: one cheap UPDATE,
+        # simpler and safer than tracking the previous value of is_active.
+        if watched and (password_changed or not self.is_active):
+            ApiToken.revoke_all(self)
 
 
 def hash_token(raw: str) -> str:
@@ -51,6 +76,11 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user_id} created {self.created_at:%Y-%m-%d}"
+
+    @classmethod
+    def revoke_all(cls, user: User) -> int:
+        """End every live token of ``user``; the number ended."""
+        return cls.objects.filter(user=user, revoked_at=None).update(revoked_at=timezone.now())
 
     @classmethod
     def issue(cls, user: User) -> tuple["ApiToken", str]:

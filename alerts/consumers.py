@@ -8,6 +8,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db.models import Exists
 
+from accounts.middleware import session_passed_two_factor
 from accounts.models import Role, User
 from alerts.live import team_group
 from alerts.selectors import WorklistFilter, alert_payload, alerts_filtered, worklist, worklist_filter_parse
@@ -44,6 +45,11 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = []
         self._push_queue = []
         if user is None or not user.is_authenticated or user.role not in {Role.CLINICIAN, Role.ADMIN}:
+            await self.close(code=4403)
+            return
+        # The HTTP pages send an unverified staff session to two-factor enrolment
+        # (accounts.middleware); the socket bypasses that middleware, so it asks the same question.
+        if not await database_sync_to_async(session_passed_two_factor)(user, self.scope.get("session")):
             await self.close(code=4403)
             return
         await self.accept()

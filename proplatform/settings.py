@@ -12,6 +12,7 @@ See docs/production.md for every variable.
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,6 +84,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",  # failed-login lockout (accounts.lockout); its admin lists and removes locks
     "channels",
     "accounts",
     "audit",
@@ -106,6 +108,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Idle timeout and "staff must pass two-factor login"; it returns at once for requests
+    # without a session cookie (devices, bearer tokens), so the readings path pays nothing.
+    "accounts.middleware.SessionSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "proplatform.middleware.SynchronousChainMiddleware",  # keep last: see its docstring
@@ -326,6 +331,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes' backend comes first: it refuses a locked-out username before any password is checked,
+# on every path that calls authenticate() (the login page, which /admin/ uses, and the token
+# endpoint). Device tokens (dv_…) never call authenticate(), so the readings path is untouched.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 # A care team keeps read access to a patient this many days after the treatment episode ended
 # (patients.access); then only administrators see the record.
 CARE_ACCESS_GRACE_DAYS = env.int("CARE_ACCESS_GRACE_DAYS", default=90)
@@ -333,6 +345,42 @@ API_TOKEN_LIFETIME_HOURS = env.int("API_TOKEN_LIFETIME_HOURS", default=12)
 # Expired and revoked person tokens are kept this long (a token in a log can be traced to its
 # owner), then deleted by beat (accounts.retention).
 TOKEN_RETENTION_DAYS = env.int("TOKEN_RETENTION_DAYS", default=30)
+# Two-factor login (TOTP) for every staff role (clinician, quality, admin): until a staff
+# session has passed it, every page sends the user to /account/two-factor/ and the API answers
+# 403 (accounts.middleware). On by default in the production shape; off in the demo (DEBUG or
+# embedded), where REQUIRE_STAFF_TWO_FACTOR=1 turns it on.
+REQUIRE_STAFF_TWO_FACTOR = _bool("REQUIRE_STAFF_TWO_FACTOR", default=not (DEBUG or EMBEDDED))
+# A session unused for this long ends (accounts.middleware); SESSION_COOKIE_AGE stays the
+# absolute limit.
+SESSION_IDLE_TIMEOUT_SECONDS = env.int("SESSION_IDLE_TIMEOUT_SECONDS", default=30 * 60)
+
+# --- Failed-login lockout (django-axes, accounts.lockout) ---------------------------------------
+# Counted per username over all addresses: 54 guesses from 6 addresses lock the account like 54
+# from one. Not per address alone: a hospital's staff share a few NAT addresses, and someone
+# guessing other accounts from one of them must not lock out everybody else behind it (the
+# token endpoint's per-address throttle above still slows a sweep over many accounts).
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# The lock lifts by itself this long after the failure that set it (or an admin lifts it:
+# docs/production.md). Failures while locked do not extend it: a user trying again during the
+# lock would otherwise keep themselves locked out.
+LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True  # a successful login clears the user's earlier failures
+# Logins are audited in audit.AuditEvent (accounts.lockout.login_audit); axes' own log of
+# successful logins would be a second, deletable trail.
+AXES_DISABLE_ACCESS_LOG = True
+# The same client address as the audit and the throttles (last X-Forwarded-For entry behind our
+# proxy only), so a forged header cannot pick the address.
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.axes_client_ip"
+AXES_SENSITIVE_PARAMETERS = ["password", "otp_token"]  # masked in axes' stored request data
+# W002: the views answer a lockout themselves (the login page in Danish, the API with 429 JSON),
+# so axes' middleware, which would run on every request, is not installed.
+# W006 warns that without "ip_address" a lock could be dodged by rotating User-Agents: that holds
+# for locks on a combination with the User-Agent; ours sums every failure of the username, from
+# any address and any User-Agent.
+SILENCED_SYSTEM_CHECKS = ["axes.W002", "axes.W006"]
 OTP_TOTP_ISSUER = "proplatform"
 
 REST_FRAMEWORK = {

@@ -32,6 +32,8 @@ from schedules import views as schedules_views
 
 api_v1 = [
     path("auth/token", accounts_api.TokenView.as_view(), name="api-token"),
+    path("auth/tokens", accounts_api.TokenListView.as_view(), name="api-tokens"),
+    path("auth/tokens/<int:token_id>", accounts_api.TokenDetailView.as_view(), name="api-token-detail"),
     path("readings", monitoring_api.ReadingCreateView.as_view(), name="api-readings"),
     path("alerts", alerts_api.AlertListView.as_view(), name="api-alerts"),
     path("alerts/<int:alert_id>/acknowledge", alerts_api.AlertAcknowledgeView.as_view(),
@@ -75,6 +77,8 @@ urlpatterns = [
     path("login/", accounts_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/two-factor/", accounts_views.two_factor, name="two-factor"),
+    path("account/tokens/", accounts_views.tokens, name="account-tokens"),
+    path("account/tokens/<int:token_id>/revoke/", accounts_views.token_revoke, name="account-token-revoke"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("me/", questionnaire_views.my_home, name="my-home"),
     path("me/questionnaires/<int:questionnaire_id>/", questionnaire_views.answer, name="questionnaire-answer"),

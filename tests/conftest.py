@@ -37,6 +37,13 @@ def _test_client_web(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
+def _staff_two_factor_off(settings):  # type: ignore[no-untyped-def]
+    # Most tests log staff in with force_login and test what they may see; two-factor login for
+    # staff (on by default in the production shape) has its own tests in test_login_security.py.
+    settings.REQUIRE_STAFF_TWO_FACTOR = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(request: pytest.FixtureRequest, settings):  # type: ignore[no-untyped-def]
     # Live tests log in against servers in other processes, which use the real hashers.
     if "live" not in request.keywords:

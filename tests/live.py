@@ -146,6 +146,8 @@ def start_live_stack(tmp_path: Path, *, env_overrides: dict[str, str] | None = N
         "MANIFEST_STATIC": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SWEEP_INTERVAL_SECONDS": "3600",
+        # Browser tests log staff in with a password (two-factor login has its own tests).
+        "REQUIRE_STAFF_TWO_FACTOR": "0",
         "PYTHONUNBUFFERED": "1",
         **(env_overrides or {}),
     }

@@ -11,8 +11,9 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -41,8 +42,15 @@ class Command(BaseCommand):
         parser.add_argument("--password", default=DEFAULT_PASSWORD,
                             help=f"Password of every demo login (default: {DEFAULT_PASSWORD}).")
         parser.add_argument("--patients", type=int, default=40)
+        parser.add_argument("--refuse-default-password", action="store_true",
+                            help=f"Stop if the password is the published {DEFAULT_PASSWORD!r} (bin/production-local "
+                                 "passes this unless started with --demo).")
 
     def handle(self, *args: Any, password: str, patients: int, **options: Any) -> None:
+        if options["refuse_default_password"] and password == DEFAULT_PASSWORD:
+            # Everyone who read the README knows it: on a reachable server it opens the admin.
+            raise CommandError(f"Refusing the published demo password {DEFAULT_PASSWORD!r} here. Choose "
+                               "another (DEMO_PASSWORD=…), or ask for the demo explicitly (--demo).")
         with transaction.atomic():
             team_a, team_b, lung, hf = self._setup()
             cast = self._cast(password, team_a, team_b, lung, hf)
@@ -324,6 +332,12 @@ class Command(BaseCommand):
         w = self.stdout.write
         w(self.style.SUCCESS("Demo data ready."))
         w(f"Logins (password: {password}):")
+        if settings.REQUIRE_STAFF_TWO_FACTOR:
+            w("Staff logins (clinicians, quality, admin) need two-factor login: at the first login they set up an "
+              "authenticator app.")
+        else:
+            w("Two-factor login for staff is off here; turn it on with REQUIRE_STAFF_TWO_FACTOR=1 "
+              "(on by default in the production shape).")
         w("  patient-a    patient, lung-cancer follow-up, team A (Lungemedicin, Aarhus)")
         w("  patient-b    patient, heart-failure monitoring, team B (Kardiologi, Rigshospitalet)")
         w("  clinician-a  nurse on team A          clinician-b  nurse on team B")
