@@ -189,7 +189,7 @@ def _climb(now: datetime, result: Escalated) -> None:
                     for channel in channels_enabled():
                         notice = Notice(alert_id=alert.pk, recipient=user, reason=f"{REASON_PREFIX}{level}",
                                         level=level, team=_team_label(mine, user, level), link=link)
-                        notification = _claim(alert.pk, channel, user, notice.reason, now)
+                        notification = _claim(channel, user, notice.reason, now, alert_id=alert.pk)
                         if notification is not None:
                             claimed.append((notification, notice))
         # Committed: the step is on record whatever the transports do now.
@@ -199,12 +199,15 @@ def _climb(now: datetime, result: Escalated) -> None:
 
 # --- notifications ------------------------------------------------------------------------------
 
-def _claim(alert_id: int, channel: str, recipient: Any, reason: str, now: datetime) -> Notification | None:
-    """Insert the "sending" row; None if another run holds or delivered this notification."""
+def _claim(channel: str, recipient: Any, reason: str, now: datetime, *, alert_id: int | None = None,
+           response_id: int | None = None) -> Notification | None:
+    """Insert the "sending" row about an alert or an overdue review (alerts.review_escalation);
+    None if another run holds or delivered this notification."""
     try:
         with transaction.atomic():
-            return Notification.objects.create(alert_id=alert_id, channel=channel, recipient=recipient,
-                                                reason=reason, attempted_at=now, status=DeliveryStatus.SENDING)
+            return Notification.objects.create(alert_id=alert_id, response_id=response_id, channel=channel,
+                                               recipient=recipient, reason=reason, attempted_at=now,
+                                               status=DeliveryStatus.SENDING)
     except IntegrityError:
         return None
 
@@ -251,7 +254,7 @@ def _retry_failed(now: datetime, result: Escalated) -> None:
         notice = Notice(alert_id=alert.pk, recipient=user, reason=group["reason"], level=level,
                         team=_team_label(policies.get(alert.patient_id, []), user, level), link=link)
         # The unique constraint refuses the claim if a concurrent run got there first.
-        notification = _claim(alert.pk, group["channel"], user, group["reason"], now)
+        notification = _claim(group["channel"], user, group["reason"], now, alert_id=alert.pk)
         if notification is None:
             continue
         result.retried += 1

@@ -32,6 +32,7 @@ from django.utils import timezone
 from alerts.escalation import (
     LADDER_STEPS,
     Escalated,
+    _claim,
     _deliver,
     _max_attempts,
     _policies_by_patient,
@@ -85,15 +86,6 @@ def _claim_step(response_id: int, level: int, now: datetime, recipients: list[An
         return False  # another run recorded this step
 
 
-def _claim_notice(response_id: int, channel: str, recipient: Any, reason: str, now: datetime) -> Notification | None:
-    try:
-        with transaction.atomic():
-            return Notification.objects.create(response_id=response_id, channel=channel, recipient=recipient,
-                                               reason=reason, attempted_at=now, status=DeliveryStatus.SENDING)
-    except IntegrityError:
-        return None
-
-
 def _notice(response_id: int, user: Any, level: int, team: str, link: str) -> Notice:
     return Notice(alert_id=None, response_id=response_id, about="review", recipient=user,
                   reason=f"{REASON_PREFIX}{level}", level=level, team=team, link=link)
@@ -119,7 +111,7 @@ def _climb(candidates: list[QuestionnaireResponse], now: datetime, result: Escal
             for user in recipients:
                 for channel in channels_enabled():
                     notice = _notice(response.pk, user, level, _team_label(mine, user, level), link)
-                    notification = _claim_notice(response.pk, channel, user, notice.reason, now)
+                    notification = _claim(channel, user, notice.reason, now, response_id=response.pk)
                     if notification is not None:
                         claimed.append((notification, notice))
         # The steps are committed: transports are slow I/O, outside any transaction.
@@ -150,7 +142,7 @@ def _retry_failed(now: datetime, result: Escalated) -> None:
             continue
         level = int(group["reason"].removeprefix(REASON_PREFIX) or 0)
         team = _team_label(policies.get(patients[group["response_id"]], []), user, level)
-        notification = _claim_notice(group["response_id"], group["channel"], user, group["reason"], now)
+        notification = _claim(group["channel"], user, group["reason"], now, response_id=group["response_id"])
         if notification is None:
             continue
         result.retried += 1
