@@ -64,7 +64,12 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         audit_record(user=user, action=Action.SEARCH, resource="Alert?worklist (websocket)",
                      ip=client[0])
         team_ids = list(teams_for(user).values_list("id", flat=True))
-        return team_ids, [alert_payload(a) for a in worklist(user, self.worklist_filter)]
+        alerts = list(worklist(user, self.worklist_filter))
+        # The snapshot shows these patients: each a read, as on the page (alerts.views.triage).
+        shown = dict.fromkeys(a.patient_id for a in alerts)
+        audit_record_many(user=user, action=Action.READ, ip=client[0],
+                          reads=[("Alert?worklist (websocket)", pk) for pk in shown])
+        return team_ids, [alert_payload(a) for a in alerts]
 
     async def disconnect(self, code: int) -> None:
         if self._drain is not None:
