@@ -138,7 +138,7 @@ def busy_worklist(live_cast: Any) -> dict[str, Any]:
                                      severity=Severity.RED, params={"measure": "pulse", "high": 120})
     now = timezone.now()
     patients = [cast.patient_a] + [
-        make_patient(f"patient-{i}", f"1{i % 10}0{i // 10}60-{1000 + i}", cast.team_a, cast.program_a,
+        make_patient(f"patient-{i}", f"{10 + i}0660-{1000 + i}", cast.team_a, cast.program_a,
                      given_name=f"Patient{i:02d}") for i in range(13)]
     for i, p in enumerate(patients):
         rule = red_rule if i % 3 == 0 else yellow_rule
