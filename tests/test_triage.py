@@ -433,6 +433,23 @@ def test_the_socket_applies_the_pages_filter_to_the_snapshot_and_to_pushes(cast)
 
 
 @pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
+def test_the_sockets_snapshot_names_cpr_and_age_and_audits_each_patient_it_shows_as_a_read(cast):
+    _red(cast.patient_a), _yellow(cast, cast.patient_a)
+    _red(cast.patient_b)
+
+    async def scenario() -> dict:
+        communicator, snapshot = await _feed(cast.clinician_a)
+        await communicator.disconnect()
+        return snapshot
+
+    snapshot = async_to_sync(scenario)()
+    assert {a["patient"]["cpr"] for a in snapshot["alerts"]} == {"010150-1111"}
+    reads = list(AuditEvent.objects.filter(resource="Alert?worklist (websocket)", action=Action.READ)
+                 .values_list("patient_ref", flat=True))
+    assert reads == [cast.patient_a.pk]  # once per patient, however many alerts; never team B's
+
+
+@pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
 def test_a_burst_of_pushes_reaches_the_socket_complete_in_order_and_filtered(cast):
     """Pushes that arrive while the consumer is still auditing earlier ones are sent together
     afterwards: none lost, none reordered, each checked against the page's filter."""

@@ -156,7 +156,7 @@
 
   function confirmThenAcknowledge(a, button) {
     document.getElementById("confirm-red-who").textContent =
-      t.redWho.replace("{name}", a.patient.name).replace("{reason}", a.reason);
+      t.redWho.replace("{name}", a.patient.name).replace("{reason}", a.reason.replace(/\.\s*$/, ""));
     document.getElementById("confirm-red-open").href = a.url || `/patients/${a.patient.id}/#alert-${a.id}`;
     confirmRed.returnValue = "";
     confirmRed.addEventListener("close", () => {
