@@ -21,6 +21,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from accounts.models import Role
 from alerts.models import Alert, Status
 from monitoring.models import Reading
 from patients.access import patients_for, teams_for
@@ -142,7 +143,7 @@ def patient_rows(user: Any, ids: list[uuid.UUID], *, today: date | None = None) 
               .order_by().values("patient").annotate(n=Count("pk")).values("n"))
     team_ids = list(teams_for(user).values_list("pk", flat=True))
     episodes = TreatmentEpisode.objects.select_related("program", "care_team").order_by("-treatment_start")
-    if user.role != "admin":
+    if user.role != Role.ADMIN:
         episodes = episodes.filter(care_team_id__in=team_ids)
     found = {p.pk: p for p in Patient.objects.filter(pk__in=ids).annotate(
         last_reading_at=Subquery(last_reading), last_answer_at=Subquery(last_answer),

@@ -249,7 +249,9 @@ def test_every_patient_page_starts_with_cpr_age_programme_team_and_treatment_sta
     _english(client)
     client.force_login(cast.clinician_a)
     for url in (f"/patients/{cast.patient_a.pk}/", f"/patients/{cast.patient_a.pk}/readings/spo2/",
-                f"/patients/{cast.patient_a.pk}/devices/"):
+                f"/patients/{cast.patient_a.pk}/devices/", f"/patients/{cast.patient_a.pk}/devices/new/",
+                f"/patients/{cast.patient_a.pk}/devices/{cast.device_a.pk}/",
+                f"/patients/{cast.patient_a.pk}/pauses/new/"):
         page = client.get(url).content.decode()
         header = page[page.index('class="patient-header"'):]
         header = header[:header.index("</section>")]
