@@ -23,6 +23,7 @@
   const query = list.dataset.query || "";
   const lang = document.documentElement.lang || undefined;
   const baseTitle = document.title;
+  const heads = [...document.querySelectorAll("table.worklist thead th")].map((th) => th.textContent.trim());
   const alerts = new Map();
   const ticked = new Set();
   // patient id -> "new" | "worsened": rows highlighted until "Mark as seen".
@@ -147,8 +148,12 @@
       for (const a of items) reasons.append(alertItem(a));
       const reasonsCell = el("td", "reasons-cell");
       reasonsCell.append(reasons);
-      tr.append(badge, el("td", "cpr", p.cpr || ""), name, el("td", "num", p.age ?? ""), el("td", "program", programs),
-                el("td", "num count", String(items.length)), reasonsCell);
+      const ageCell = el("td", "num", String(p.age ?? ""));
+      const programCell = el("td", "program", programs);
+      const countCell = el("td", "num count", String(items.length));
+      // Named on a phone, where the table's head is hidden (triage.css).
+      ageCell.dataset.label = heads[3]; programCell.dataset.label = heads[4]; countCell.dataset.label = heads[5];
+      tr.append(badge, el("td", "cpr", p.cpr || ""), name, ageCell, programCell, countCell, reasonsCell);
       list.append(tr);
     }
     showChanges();
