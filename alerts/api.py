@@ -28,6 +28,8 @@ from patients.access import patient_or_404, patients_for
 class PatientRef(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
+    cpr = serializers.CharField(help_text="The patient's CPR number, as the worklist shows it.")
+    age = serializers.IntegerField(help_text="Whole years today.")
 
 
 class PersonRef(serializers.Serializer):
@@ -45,6 +47,7 @@ class AlertOut(serializers.Serializer):
     evidence = serializers.DictField()
     rule = serializers.CharField()
     program_id = serializers.IntegerField()
+    program = serializers.CharField(help_text="The name of the programme whose rule raised the alert.")
     raised_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(help_text="When the latest finding was added.")
     acknowledged_at = serializers.DateTimeField(allow_null=True)
@@ -132,7 +135,7 @@ def _require_clinician(request: Request) -> None:
 
 
 def _alert_or_404(request: Request, alert_id: int, what: str) -> Alert:
-    alert = (alerts_for(request.user).select_related("patient", "rule", "acknowledged_by", "assigned_to",
+    alert = (alerts_for(request.user).select_related("patient", "rule__program", "acknowledged_by", "assigned_to",
                                                      "resolved_by")
              .filter(pk=alert_id).first())
     if alert is None:

@@ -82,9 +82,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
                      ip=client[0])
         team_ids = list(teams_for(user).values_list("id", flat=True))
         alerts = list(worklist(user, self.worklist_filter))
-        # The snapshot shows these patients' names and reasons: a read of each, like a push.
+        # The snapshot shows these patients: each a read, as on the page (alerts.views.triage).
+        shown = dict.fromkeys(a.patient_id for a in alerts)
         audit_record_many(user=user, action=Action.READ, ip=client[0],
-                          reads=[(f"Alert/{a.pk} (worklist snapshot)", a.patient_id) for a in alerts])
+                          reads=[("Alert?worklist (websocket)", pk) for pk in shown])
         return team_ids, [alert_payload(a) for a in alerts]
 
     async def disconnect(self, code: int) -> None:

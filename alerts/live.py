@@ -35,7 +35,7 @@ def alerts_broadcast(alert_ids: list[int]) -> None:
     # GROUP BY every joined column, a separate query would cost a round trip.
     counted = (AlertFinding.objects.filter(alert=OuterRef("pk")).order_by().values("alert")
                .annotate(n=Count("id")).values("n"))
-    alerts = list(Alert.objects.select_related("patient", "rule", "acknowledged_by", "assigned_to")
+    alerts = list(Alert.objects.select_related("patient", "rule__program", "acknowledged_by", "assigned_to")
                   .annotate(finding_count=Coalesce(Subquery(counted), 0)).filter(pk__in=alert_ids))
     teams: dict[object, set[int]] = {}
     for patient_id, team_id in TreatmentEpisode.objects.filter(

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Role
 from alerts.models import Alert, AlertFinding, Rule, RuleOverride, Severity, Snooze, Status
@@ -98,7 +99,7 @@ def worklist(user: Any, f: WorklistFilter | None = None) -> QuerySet[Alert]:
     return (
         alerts_filtered(user, f)
         .filter(status__in=UNRESOLVED)
-        .select_related("patient", "rule", "acknowledged_by", "assigned_to")
+        .select_related("patient", "rule__program", "acknowledged_by", "assigned_to")
         .annotate(
             rank=Case(
                 When(status=Status.OPEN, severity=Severity.RED, then=Value(0)),
@@ -113,14 +114,54 @@ def worklist(user: Any, f: WorklistFilter | None = None) -> QuerySet[Alert]:
     )
 
 
+@dataclass
+class WorklistRow:
+    """One patient on the worklist: their unresolved alerts in worklist order (worst first)."""
+
+    patient: Any
+    age: int
+    alerts: list[Alert]
+
+    @property
+    def worst(self) -> Alert:
+        return self.alerts[0]
+
+    @property
+    def programs(self) -> list[str]:
+        return sorted({a.rule.program.name for a in self.alerts if a.rule_id})
+
+
+def worklist_rows(alerts: Any) -> list[WorklistRow]:
+    """The worklist as one row per patient, in the order of each patient's worst alert (open red,
+    open yellow, acknowledged red, acknowledged yellow; the longest waiting first): a patient
+    with three alerts is one row, not three cards scattered down the page. static/js/triage.js
+    groups the live feed the same way."""
+    today = timezone.localdate()
+    rows: dict[Any, WorklistRow] = {}
+    for alert in alerts:
+        row = rows.get(alert.patient_id)
+        if row is None:
+            row = rows[alert.patient_id] = WorklistRow(patient=alert.patient, age=_age(alert.patient.birth_date, today),
+                                                       alerts=[])
+        row.alerts.append(alert)
+    return list(rows.values())
+
+
 def _person(user: Any) -> dict[str, Any] | None:
     if user is None:
         return None
     return {"id": user.pk, "name": user.get_full_name() or user.get_username()}
 
 
+def _age(birth_date: date, day: date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
 def alert_payload(alert: Alert) -> dict[str, Any]:
-    """The one JSON shape of an alert, for the REST API and the websocket alike."""
+    """The one JSON shape of an alert, for the REST API and the websocket alike. The patient's
+    CPR number and age are in it because the worklist shows them (a nurse tells two patients of
+    the same name apart by them); it goes only to people who may see the patient, and is never
+    logged."""
     finding_count = getattr(alert, "finding_count", None)
     if finding_count is None:
         finding_count = alert.findings.count()
@@ -128,7 +169,8 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
                         and alert.updated_at > alert.acknowledged_at)
     return {
         "id": alert.pk,
-        "patient": {"id": str(alert.patient_id), "name": alert.patient.name},
+        "patient": {"id": str(alert.patient_id), "name": alert.patient.name, "cpr": alert.patient.cpr,
+                    "age": _age(alert.patient.birth_date, timezone.localdate())},
         "severity": alert.severity,
         "severity_label": str(alert.get_severity_display()),
         "status": alert.status,
@@ -136,6 +178,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "evidence": alert.evidence,
         "rule": alert.rule.name if alert.rule_id else None,
         "program_id": alert.rule.program_id if alert.rule_id else None,
+        "program": alert.rule.program.name if alert.rule_id else None,
         "raised_at": alert.raised_at.isoformat(),
         "updated_at": alert.updated_at.isoformat(),
         "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,

@@ -33,10 +33,11 @@ from alerts.selectors import (
     worklist,
     worklist_filter_parse,
     worklist_programs,
+    worklist_rows,
     worklist_teams,
 )
 from audit.models import Action
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many, client_ip
 from patients.models import Patient
 from patients.views import clinician_patient_or_404, patient_page
 from proplatform.forms import form_errors_from
@@ -50,15 +51,18 @@ def triage(request: HttpRequest) -> HttpResponse:
     f = worklist_filter_parse(request.GET, request.user)
     audit_record(user=request.user, action=Action.SEARCH, request=request,
                  resource="Alert?worklist (page)" + (f" {urlencode(_filter_query(f))}" if f.active else ""))
-    alerts = list(worklist(request.user, f))
+    rows = worklist_rows(worklist(request.user, f))
+    # A list view shows patients: each one shown is a read of their record.
+    audit_record_many(user=request.user, action=Action.READ, ip=client_ip(request),
+                      reads=[("Alert?worklist (page)", row.patient.pk) for row in rows])
     return render(request, "alerts/triage.html", {
-        "alerts": alerts,
+        "rows": rows,
         "filter": f,
         "teams": worklist_teams(request.user),
         "programs": worklist_programs(request.user),
         "severities": [("red", _("Red")), ("yellow", _("Yellow"))],
         "query": urlencode(_filter_query(f)),
-        "live_feed_port": settings.LIVE_FEED_PORT,
+        "live_feed_port": settings.LIVE_FEED_PORT, "heartbeat_seconds": f"{settings.LIVE_HEARTBEAT_SECONDS:g}",
         # The review queue's broken promises, counted here so they are not only on another page.
         "reviews_overdue": reviews_overdue_count(request.user),
     })

@@ -22,6 +22,7 @@ from monitoring import views_devices as device_views
 from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
 from patients import views as patients_views
+from patients import views_list as patients_list_views
 from patients import views_relatives as patients_relatives
 from patients import views_review as patients_review
 from proplatform.admin_site import admin_login
@@ -117,6 +118,7 @@ urlpatterns = [
          name="rule-override"),
     path("patients/<uuid:patient_id>/rules/<int:rule_id>/revert/", alerts_views.rule_override_revert_page,
          name="rule-override-revert"),
+    path("patients/", patients_list_views.patient_list_view, name="patient-list"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),
     path("reviews/", patients_review.review_queue_page, name="review-queue"),
     path("reviews/bulk/", patients_review.review_bulk_page, name="review-bulk"),

@@ -288,9 +288,61 @@ def test_worklist_row_says_severity_in_words_findings_assignee_and_links_to_the_
     row = row[:row.index("</li>")]
     assert '<span class="badge red">' in row
     assert f'href="/patients/{cast.patient_a.pk}/#alert-{alert.pk}"' in row
-    assert cast.patient_a.name in row
     assert re.search(r'class="findings">\s*2\b', row)
     assert "Anna Andersen" in row
+    # The patient is named once, on their row (one row per patient).
+    patient_row = html[html.index(f'data-patient="{cast.patient_a.pk}"'):]
+    assert cast.patient_a.name in patient_row[:patient_row.index("</tr>")]
+
+
+def _patient_rows(html: str) -> list[tuple[str, str, str]]:
+    return re.findall(r'<tr class="patient (\w+) (\w+)" data-patient="([0-9a-f-]{36})"', html)
+
+
+def test_worklist_is_one_row_per_patient_with_the_worst_severity_the_count_and_every_reason(cast, client):
+    from tests.factories import make_patient
+
+    yellow_a, red_a = _yellow(cast, cast.patient_a), _red(cast.patient_a)
+    other = make_patient("patient-c", "030350-3333", cast.team_a, cast.program_a, given_name="Carl")
+    yellow_c = _yellow(cast, other)
+    Alert.objects.filter(pk=yellow_c.pk).update(raised_at=timezone.now() - timedelta(days=1))
+    client.force_login(cast.clinician_a)
+    _english(client)
+    html = client.get("/triage/").content.decode()
+    # Alma's open red puts her first although Carl's yellow has waited longer.
+    assert _patient_rows(html) == [("red", "open", str(cast.patient_a.pk)), ("yellow", "open", str(other.pk))]
+    row = html[html.index(f'data-patient="{cast.patient_a.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="cpr">010150-1111</td>' in row and "Lung follow-up" in row
+    today = timezone.localdate()
+    assert f'data-label="Age">{today.year - 1950 - ((today.month, today.day) < (5, 17))}</td>' in row
+    assert re.search(r'<td class="num count"[^>]*>2</td>', row)
+    assert [int(r[2]) for r in _rows(row)] == [red_a.pk, yellow_a.pk]
+    assert red_a.reason in row and yellow_a.reason in row
+    # The page lists each patient once, and audits each one shown as a read of their record.
+    assert html.count(f'href="/patients/{cast.patient_a.pk}/"') == 1
+    assert set(AuditEvent.objects.filter(resource="Alert?worklist (page)", action=Action.READ)
+               .values_list("patient_ref", flat=True)) == {cast.patient_a.pk, other.pk}
+
+
+def test_a_red_alert_cannot_be_ticked_for_bulk_acknowledgement_and_the_page_asks_before_it_stops_escalation(
+        cast, client):
+    red = _red(cast.patient_a)
+    client.force_login(cast.clinician_a)
+    _english(client)
+    html = client.get("/triage/").content.decode()
+    item = html[html.index(f'data-id="{red.pk}"'):]
+    assert 'name="ids"' not in item[:item.index("</li>")]
+    dialog = html[html.index('<dialog id="confirm-red"'):html.index("</dialog>")]
+    assert "stops the escalation" in dialog and 'value="confirm"' in dialog and 'value="cancel"' in dialog
+
+
+def test_the_alert_payload_names_the_patients_cpr_number_age_and_the_programme(cast, client):
+    alert = _red(cast.patient_a)
+    client.force_login(cast.clinician_a)
+    payload = client.get("/api/v1/alerts").json()[0]
+    assert payload["id"] == alert.pk and payload["patient"]["cpr"] == "010150-1111"
+    assert isinstance(payload["patient"]["age"], int) and payload["program"] == "Lung follow-up"
 
 
 def test_worklist_shows_new_evidence_since_acknowledged(cast, client):
@@ -381,8 +433,8 @@ def test_the_socket_applies_the_pages_filter_to_the_snapshot_and_to_pushes(cast)
 
 
 @pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections
-def test_the_sockets_snapshot_is_audited_as_a_read_of_each_patient_it_shows(cast):
-    _red(cast.patient_a)
+def test_the_sockets_snapshot_names_cpr_and_age_and_audits_each_patient_it_shows_as_a_read(cast):
+    _red(cast.patient_a), _yellow(cast, cast.patient_a)
     _red(cast.patient_b)
 
     async def scenario() -> dict:
@@ -391,9 +443,10 @@ def test_the_sockets_snapshot_is_audited_as_a_read_of_each_patient_it_shows(cast
         return snapshot
 
     snapshot = async_to_sync(scenario)()
-    assert [a["patient"]["id"] for a in snapshot["alerts"]] == [str(cast.patient_a.pk)]
-    reads = AuditEvent.objects.filter(username="clinician-a", action=Action.READ, resource__contains="snapshot")
-    assert list(reads.values_list("patient_ref", flat=True)) == [cast.patient_a.pk]
+    assert {a["patient"]["cpr"] for a in snapshot["alerts"]} == {"010150-1111"}
+    reads = list(AuditEvent.objects.filter(resource="Alert?worklist (websocket)", action=Action.READ)
+                 .values_list("patient_ref", flat=True))
+    assert reads == [cast.patient_a.pk]  # once per patient, however many alerts; never team B's
 
 
 @pytest.mark.django_db(transaction=True)  # the consumer's database calls close connections

@@ -71,7 +71,7 @@ def test_worklist_with_filters_is_accessible_and_bulk_acknowledges_yellow(
     check_page(page, "/triage/?severity=red")
 
     _open_triage(page, live_stack.url + f"/triage/?program={live_cast.program_a.pk}&mine=1")
-    expect(page.locator("#alerts li.empty")).to_be_visible()
+    expect(page.locator("#alerts .empty")).to_be_visible()
     check_page(page, "/triage/ filtered to nothing")
 
     # Bulk: tick the yellow one and acknowledge; the red one offers no tick box at all.
@@ -123,3 +123,79 @@ def test_patient_page_at_the_alert_is_accessible_and_resolving_shows_errors_by_t
     resolved = Alert.objects.get(pk=red.pk)
     assert resolved.status == Status.RESOLVED and resolved.outcome == "no-action"
     check_page(page, "the patient page after resolving")
+
+
+@pytest.fixture
+def busy_worklist(live_cast: Any) -> dict[str, Any]:
+    """Fourteen patients of team A with open alerts; one of them (the first) has three."""
+    from alerts.models import Rule, Severity
+    from tests.factories import make_patient
+
+    cast = live_cast
+    red_rule = cast.program_a.rules.get(kind="threshold")
+    yellow_rule = cast.program_a.rules.get(kind="answer")
+    extra_rule = Rule.objects.create(program=cast.program_a, kind="threshold", name="Pulse above 120",
+                                     severity=Severity.RED, params={"measure": "pulse", "high": 120})
+    now = timezone.now()
+    patients = [cast.patient_a] + [
+        make_patient(f"patient-{i}", f"{10 + i}0660-{1000 + i}", cast.team_a, cast.program_a,
+                     given_name=f"Patient{i:02d}") for i in range(13)]
+    for i, p in enumerate(patients):
+        rule = red_rule if i % 3 == 0 else yellow_rule
+        Alert.objects.create(patient=p, rule=rule, rule_version=1, severity=rule.severity,
+                             reason=f"{rule.name}: value {80 + i}", evidence={}, source_key=f"t:{i}",
+                             raised_at=now - timedelta(minutes=10 * (i + 1)))
+    first = patients[0]
+    Alert.objects.create(patient=first, rule=yellow_rule, rule_version=1, severity=Severity.YELLOW,
+                         reason="Asks to be contacted", evidence={}, source_key="t:a2")
+    Alert.objects.create(patient=first, rule=extra_rule, rule_version=1, severity=Severity.RED,
+                         reason="Pulse 131/min, above 120", evidence={}, source_key="t:a3")
+    return {"patients": patients, "first": first}
+
+
+def test_the_worklist_shows_at_least_twelve_patients_on_a_1440_by_900_screen_one_row_each(
+        busy_worklist: dict[str, Any], new_context: Callable[..., BrowserContext], live_stack: Any) -> None:
+    page = new_context({"width": 1440, "height": 900}).new_page()
+    login(page, live_stack.url, "clinician-a")
+    _open_triage(page, live_stack.url + "/triage/")
+    rows = page.locator("#alerts tr.patient")
+    expect(rows).to_have_count(14)
+    # One patient's three alerts are one row: worst first, with the count and every reason.
+    first = page.locator(f"#alerts tr.patient[data-patient='{busy_worklist['first'].pk}']")
+    expect(first.locator("li.alert")).to_have_count(3)
+    expect(first.locator("td.count")).to_have_text("3")
+    expect(first.locator("td.cpr")).to_have_text(busy_worklist["first"].cpr)
+    expect(first).to_have_class(re.compile(r"\bred\b"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "triage-1440x900.png"))
+    visible = page.evaluate(
+        "() => [...document.querySelectorAll('#alerts tr.patient')]"
+        "  .filter(r => { const b = r.getBoundingClientRect(); return b.top >= 0 && b.bottom <= innerHeight; })"
+        "  .length")
+    assert visible >= 12, f"only {visible} patients fit on a 1440×900 screen"
+    check_page(page, "/triage/ with 14 patients")
+
+
+def test_a_red_alert_is_acknowledged_from_the_list_only_after_the_confirmation(
+        triage_alerts: tuple[Alert, Alert], new_context: Callable[..., BrowserContext], live_stack: Any) -> None:
+    red, yellow = triage_alerts
+    page = new_context({"width": 1440, "height": 900}).new_page()
+    login(page, live_stack.url, "clinician-a")
+    _open_triage(page, live_stack.url + "/triage/")
+    dialog = page.locator("dialog#confirm-red")
+    expect(dialog).to_be_hidden()
+    page.locator(f"#alerts li.alert[data-id='{red.pk}'] button.ack").click()
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(re.compile(r"eskalering", re.I))  # Danish, like the users
+    page.keyboard.press("Escape")  # closing the dialog any way but the button is a no
+    expect(dialog).to_be_hidden()
+    page.wait_for_timeout(500)
+    assert Alert.objects.get(pk=red.pk).status == Status.OPEN
+    page.locator(f"#alerts li.alert[data-id='{red.pk}'] button.ack").click()
+    page.locator("#confirm-red-yes").click()
+    expect(page.locator(f"#alerts li.alert[data-id='{red.pk}']")).to_have_class(re.compile(r"\backnowledged\b"))
+    assert Alert.objects.get(pk=red.pk).status == Status.ACKNOWLEDGED
+    # A yellow one needs no dialog.
+    page.locator(f"#alerts li.alert[data-id='{yellow.pk}'] button.ack").click()
+    expect(page.locator(f"#alerts li.alert[data-id='{yellow.pk}']")).to_have_class(re.compile(r"\backnowledged\b"))
+    expect(dialog).to_be_hidden()

@@ -58,7 +58,7 @@ def test_alert_reaches_the_team_live_and_acknowledgement_is_shared(
     page_b = open_triage(new_context(), live_stack.url, "clinician-b")
     for page in (page_a, page_a2, page_b):
         expect(page.locator("#alerts li.alert")).to_have_count(0)
-        expect(page.locator("#alerts li.empty")).to_be_visible()
+        expect(page.locator("#alerts .empty")).to_be_visible()
 
     reading = post_spo2(live_stack, live_cast.device_token_a, 85)
 
@@ -69,10 +69,15 @@ def test_alert_reaches_the_team_live_and_acknowledgement_is_shared(
         expect(alert).to_have_class(re.compile(r"\bred\b.*\bopen\b"))
         expect(alert.locator(".badge.red")).to_be_visible()
         expect(alert.locator(".reason")).to_contain_text("85")
-        expect(alert.locator("a")).to_have_text(live_cast.patient_a.name)
+        row = page.locator(f"#alerts tr.patient[data-patient='{live_cast.patient_a.pk}']")
+        expect(row.locator("a.patient-name")).to_have_text(live_cast.patient_a.name)
+        expect(row.locator("td.cpr")).to_have_text(live_cast.patient_a.cpr)
         expect(alert.locator("button.ack")).to_be_visible()
-        # Announced to screen-reader users as it arrives.
+        # Announced as it arrives: read out, highlighted with a word, counted in the tab title.
         expect(page.locator("#announce")).to_contain_text("85")
+        expect(row).to_have_class(re.compile(r"\bchanged\b"))
+        expect(row.locator(".change-tag")).to_be_visible()
+        expect(page).to_have_title(re.compile(r"^\(1\) "))
 
     db_alert = Alert.objects.get()
     assert db_alert.patient_id == live_cast.patient_a.pk and db_alert.severity == "red"
@@ -87,7 +92,25 @@ def test_alert_reaches_the_team_live_and_acknowledgement_is_shared(
     page_a.screenshot(path=str(ARTIFACTS / "triage.png"), full_page=True)
     page_a2.screenshot(path=str(ARTIFACTS / "triage-phone.png"), full_page=True)
 
-    page_a.locator(f"#alerts li.alert[data-id='{db_alert.pk}'] button.ack").click()
+    # A red alert asks first, saying that its escalation stops; cancelling changes nothing.
+    ack = page_a.locator(f"#alerts li.alert[data-id='{db_alert.pk}'] button.ack")
+    ack.click()
+    dialog = page_a.locator("dialog#confirm-red")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(live_cast.patient_a.name)
+    assert_accessible(page_a, "/triage/ asking before a red alert's escalation stops")
+    page_a.screenshot(path=str(ARTIFACTS / "triage-confirm-red.png"))
+    dialog.locator("#confirm-red-no").click()
+    expect(dialog).to_be_hidden()
+    page_a.wait_for_timeout(500)
+    db_alert.refresh_from_db()
+    assert db_alert.status == "open"
+    ack.click()
+    dialog.locator("#confirm-red-yes").click()
+    # Marked as seen: the highlight and the count in the title go.
+    page_a.locator("#seen").click()
+    expect(page_a).not_to_have_title(re.compile(r"^\("))
+    expect(page_a.locator("#alerts tr.changed")).to_have_count(0)
     for page in team_a_pages:
         alert = page.locator(f"#alerts li.alert[data-id='{db_alert.pk}']")
         expect(alert).to_have_class(re.compile(r"\backnowledged\b"), timeout=LIVE_TIMEOUT)
@@ -159,6 +182,10 @@ def test_triage_page_recovers_from_a_dropped_socket(
     alert = page.locator("#alerts li.alert")
     expect(alert).to_have_count(1, timeout=LIVE_TIMEOUT)
     expect(alert.locator(".reason")).to_contain_text("84")
+    # Arrived while the page was away: announced as new all the same.
+    expect(page.locator("#announce")).to_contain_text("84")
+    page.locator("#seen").click()
+    expect(page.locator("#alerts tr.changed")).to_have_count(0)
 
     # And the new socket carries live updates again: a new low value joins the open alert (one
     # alert per patient and rule while unresolved) as its latest finding.
@@ -166,6 +193,12 @@ def test_triage_page_recovers_from_a_dropped_socket(
     expect(alert.locator(".reason")).to_contain_text("83", timeout=LIVE_TIMEOUT)
     expect(alert.locator(".findings")).to_contain_text("2")
     expect(page.locator("#alerts li.alert")).to_have_count(1)
+    # The open alert got worse: no longer silently: highlighted as worsened, read out, counted.
+    row = page.locator("#alerts tr.patient")
+    expect(row).to_have_class(re.compile(r"\bchanged\b"))
+    expect(row.locator(".change-tag")).to_have_text(re.compile(r"\S"))
+    expect(page.locator("#announce")).to_contain_text("83")
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
     # One socket at the start, at least one failed attempt while blocked, the one now open.
     assert page.evaluate("() => window.__sockets.length") >= 3
     assert page.evaluate("() => window.__sockets.at(-1).readyState") == 1
