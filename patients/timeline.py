@@ -85,8 +85,11 @@ def patient_timeline(patient: Patient, *, days: int, now: datetime) -> Timeline:
     responses = (QuestionnaireResponse.objects.filter(patient_id=patient_id, status="completed",
                                                       authored_at__gte=since)
                  .select_related("questionnaire", "author").order_by("-authored_at"))
+    definitions: dict[int, Any] = {}  # parsed once per version, not once per daily response
     for resp in responses:
-        colours = answer_colours(resp)
+        if resp.questionnaire_id not in definitions:
+            definitions[resp.questionnaire_id] = resp.questionnaire.definition
+        colours = answer_colours(resp, definition=definitions[resp.questionnaire_id])
         entries.append(TimelineEntry(at=resp.authored_at, kind="response", obj=resp, colours=colours,
                                      colour=_worst(c["severity"] for c in colours)))
 

@@ -165,7 +165,6 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
             if override else None,
         })
 
-    readings = patient.readings.order_by("-effective_at")[:50]
     return render(request, "patients/detail.html", {
         "patient": patient,
         "episodes": patient.episodes.select_related("program", "care_team"),
@@ -176,7 +175,6 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
         "snooze_form": form("snooze-new", lambda: SnoozeForm(prefix="snooze-new")),
         "rules": rules,
         "override_history": override_history,
-        "readings": [(r, MEASURES[r.measure]) for r in readings],
         "reading_measures": [MEASURES[code] for code in reading_measures_for(patient)],
         "responses": [(r, seen_before.get(r.pk)) for r in responses],
         "occurrences": occurrences_for(patient).filter(due_at__gte=now - timedelta(days=30))

@@ -67,10 +67,12 @@ def _coloured(item: Item, answer: dict[str, Any], lang: str | None, contact_link
     return (colour, shown) if colour else None
 
 
-def answer_colours(response: "QuestionnaireResponse", *, contact_link_id: str = "contact") -> list[dict[str, str]]:
+def answer_colours(response: "QuestionnaireResponse", *, contact_link_id: str = "contact",
+                   definition: Any = None) -> list[dict[str, str]]:
     """The coloured answers of a response, in the order given: link_id, question and answer in
-    the active language, severity. Also what the clinician's patient page shows beside a response."""
-    by_id = response.questionnaire.definition.by_link_id()
+    the active language, severity. Also what the clinician's patient page shows beside a response
+    (which passes the parsed ``definition`` of a version it shows many responses of)."""
+    by_id = (definition or response.questionnaire.definition).by_link_id()
     lang = get_language()
     found: list[dict[str, str]] = []
     for given in _walk(response.items):
