@@ -196,3 +196,15 @@ def test_answers_in_the_timeline_are_audited_as_read_naming_the_patient(cast, cl
     for r in responses:  # the 11th and 12th are in the timeline only, beyond the ten latest
         assert AuditEvent.objects.filter(resource=response_seen_resource(r.pk), patient_ref=cast.patient_a.pk,
                                          user=cast.clinician_a).exists()
+
+
+def test_the_api_refuses_a_snooze_made_from_a_contact_me_alert_naming_the_alert_and_resolves_nothing(cast, client):
+    contact = _contact_me(cast, cast.patient_a)
+    client.force_login(cast.clinician_a)
+    response = client.post("/api/v1/snoozes", {
+        "patient": str(cast.patient_a.pk), "measure": "spo2", "low": "88", "high": "91", "alert": contact.pk,
+        "resolve": True, "until": (timezone.now() + timedelta(days=3)).isoformat(), "reason": "COPD"},
+        content_type="application/json")
+    assert response.status_code == 400 and "alert" in response.json(), response.json()
+    assert not Snooze.objects.exists()
+    assert Alert.objects.get(pk=contact.pk).status == Status.OPEN
