@@ -56,7 +56,10 @@ class SnoozeForm(DescribedForm):
     until = forms.DateTimeField(widget=DateTimeLocalInput(), label=_("Until"),
                                 input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
     reason = forms.CharField(max_length=NOTE_MAX, widget=forms.Textarea(attrs={"rows": 2}), label=_("Reason"))
-    resolve = forms.BooleanField(required=False, initial=True,
+    # Never ticked for the nurse: a snooze is about a level, and closing the alert it was made
+    # from is a second decision that must be taken on purpose (issue 19: a pre-ticked box closed
+    # a patient's contact request as "no action").
+    resolve = forms.BooleanField(required=False, initial=False,
                                  label=_("Also resolve this alert as “no action needed”"))
 
     def __init__(self, *args: Any, with_alert: bool = False, **kwargs: Any) -> None:

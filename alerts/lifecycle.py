@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from alerts.live import alert_broadcast, alerts_broadcast
 from alerts.models import Alert, AlertEvent, EventKind, Outcome, Severity, Snooze, Status
+from alerts.rules import snooze_target
 from alerts.selectors import UNRESOLVED, assignable_clinicians
 from alerts.services import alerts_lock_patients
 from audit.models import Action
@@ -266,6 +267,10 @@ def snooze_create(*, patient: Any, measure: str, component: str = "value", low: 
         errors["reason"] = _("Keep the reason under %(n)s characters.") % {"n": NOTE_MAX}
     if alert is not None and alert.patient_id != patient.pk:
         errors["alert"] = _("This alert is about another patient.")
+    elif alert is not None and snooze_target(alert.rule.kind, alert.evidence) is None:
+        # A snooze silences a measured level; made from a "contact me" or a score alert it would
+        # silence nothing that raised it, and its "resolve" would close the patient's request.
+        errors["alert"] = _("This alert is not about a measured level, so it cannot be snoozed.")
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

@@ -26,6 +26,7 @@ from alerts.definitions import rule_override_set
 from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm
 from alerts.lifecycle import AlertConflict, SnoozeEnded
 from alerts.models import Alert, RuleOverride, Snooze, Status
+from alerts.rules import snooze_target
 from alerts.selectors import (
     alerts_for,
     assignable_clinicians,
@@ -222,6 +223,10 @@ def alert_snooze_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: int
     if alert.status == Status.RESOLVED:
         messages.error(request, _("This alert is already resolved."))
         return _to_alert(patient, anchor="#alerts")
+    if snooze_target(alert.rule.kind, alert.evidence) is None:
+        # The page offers no snooze here; a stale page or a hand-made post is told so.
+        messages.error(request, _("This alert is not about a measured level, so it cannot be snoozed."))
+        return _to_alert(patient, alert)
     return _snooze(request, patient, f"snooze-{alert.pk}", alert)
 
 

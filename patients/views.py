@@ -15,6 +15,7 @@ from accounts.models import Role
 from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm
 from alerts.models import Alert, AlertFinding, RuleOverride
 from alerts.params_words import params_in_words, questionnaire_titles
+from alerts.rules import snooze_target
 from alerts.selectors import (
     alerts_resolved_for_patient,
     alerts_unresolved_for_patient,
@@ -31,6 +32,7 @@ from monitoring.models import Reading
 from monitoring.selectors import reading_measures_for, thresholds_for
 from patients.access import patient_or_404
 from patients.models import Patient
+from patients.timeline import patient_timeline, timeline_days
 from questionnaires.forms import ReviewForm
 from questionnaires.models import QuestionnaireResponse, ResponseReview
 from schedules.selectors import occurrences_for
@@ -86,14 +88,16 @@ def _alert_charts(patient: Patient, reading_ids: set[int], now: Any) -> list[dic
     return charts
 
 
-def _snooze_initial(alert: Alert) -> dict[str, Any]:
-    """A snooze made from a threshold alert starts from its measure and value."""
-    ev = alert.evidence or {}
-    initial: dict[str, Any] = {}
-    if ev.get("measure") in MEASURES:
-        initial["measure"] = ev["measure"]
-        initial["component"] = ev.get("component", "value")
-    return initial
+def _snooze_form(alert: Alert) -> SnoozeForm | None:
+    """The snooze offered inside an alert's panel: only for an alert whose findings a snooze can
+    cover (a measured level, ``alerts.rules.snooze_target``), prefilled with that measure. Its
+    "also resolve" box is never ticked for the nurse."""
+    target = snooze_target(alert.rule.kind, alert.evidence)
+    if target is None:
+        return None
+    measure, component = target
+    return SnoozeForm(prefix=f"snooze-{alert.pk}", with_alert=True,
+                      initial={"measure": measure, "component": component})
 
 
 def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, forms.Form] | None = None,
@@ -123,8 +127,7 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
                 prefix=f"assign-{a.pk}", clinicians=clinicians,
                 initial={"assignee": a.assigned_to_id, "current": a.assigned_to_id})),
             "resolve_form": form(f"resolve-{pk}", lambda a=alert: ResolveForm(prefix=f"resolve-{a.pk}")),
-            "snooze_form": form(f"snooze-{pk}", lambda a=alert: SnoozeForm(
-                prefix=f"snooze-{a.pk}", with_alert=True, initial=_snooze_initial(a))),
+            "snooze_form": form(f"snooze-{pk}", lambda a=alert: _snooze_form(a)),
         })
 
     responses = list(patient.responses.filter(status="completed").select_related("questionnaire", "author")
@@ -140,7 +143,8 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
     responses_by_id = {r.pk: r for r in behind}
     for entry in open_alerts:
         entry["responses"] = [responses_by_id[i] for i in sorted(entry["response_ids"]) if i in responses_by_id]
-    shown = sorted({r.pk for r in responses} | set(responses_by_id))
+    timeline = patient_timeline(patient, days=timeline_days(request.GET.get("days")), now=now)
+    shown = sorted({r.pk for r in responses} | set(responses_by_id) | set(timeline.response_ids))
     # The answers on this page are read now: one audit row per response. A read, nothing more:
     # "seen by your care team" is only ever a ResponseReview someone wrote (questionnaires.review).
     for response_id in shown:
@@ -168,17 +172,16 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
             if override else None,
         })
 
-    readings = patient.readings.order_by("-effective_at")[:50]
     return render(request, "patients/detail.html", {
         "patient": patient,
         "episodes": patient.episodes.select_related("program", "care_team"),
         "open_alerts": open_alerts,
+        "timeline": timeline,
         "resolved_alerts": alerts_resolved_for_patient(patient),
         "snoozes": [(sn, MEASURES.get(sn.measure)) for sn in snoozes_active(patient, now)],
         "snooze_form": form("snooze-new", lambda: SnoozeForm(prefix="snooze-new")),
         "rules": rules,
         "override_history": override_history,
-        "readings": [(r, MEASURES[r.measure]) for r in readings],
         "reading_measures": [MEASURES[code] for code in reading_measures_for(patient)],
         "responses": [(r, reviews.get(r.pk), None if r.pk in reviews else form(
             f"review-{r.pk}", lambda r=r: ReviewForm(prefix=f"review-{r.pk}"))) for r in responses],

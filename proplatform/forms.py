@@ -1,10 +1,36 @@
 """What every server-rendered form shares."""
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+
+
+@dataclass
+class ErrorSummary:
+    """What templates/error_summary.html lists after a failed send: the fields left empty that
+    had to be answered (``missing``: said once, as a count, with one link to the first — a page
+    of nine unanswered questions is one thing to fix, not nine) and every other error with its
+    field and message, in page order."""
+
+    missing: list[Any] = dataclasses.field(default_factory=list)  # bound fields
+    others: list[tuple[Any, str]] = dataclasses.field(default_factory=list)  # (bound field, message)
+
+
+def error_summary(form: forms.Form, fields: list[Any] | None = None) -> ErrorSummary:
+    summary = ErrorSummary()
+    for bound in fields if fields is not None else form.visible_fields():
+        errors = form.errors.as_data().get(bound.name) or []
+        for error in errors:
+            if error.code == "required":
+                if bound not in summary.missing:
+                    summary.missing.append(bound)
+            else:
+                summary.others.extend((bound, message) for message in error.messages)
+    return summary
 
 
 class DescribedForm(forms.Form):
@@ -21,6 +47,10 @@ class DescribedForm(forms.Form):
         # Services report some errors after validation (a duplicate serial): linked as well.
         super().add_error(field, error)
         self._describe()
+
+    @property
+    def error_summary(self) -> ErrorSummary:
+        return error_summary(self)
 
     def _describe(self) -> None:
         if not hasattr(self, "cleaned_data"):

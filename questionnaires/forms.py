@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
+from proplatform.forms import DecimalTextField, DescribedForm, ErrorSummary, IntegerTextField, error_summary
 from questionnaires.definition import Definition, Item
 from questionnaires.review import NOTE_MAX
 
@@ -182,6 +182,9 @@ class Entry:
     other: Any = None
     children: list["Entry"] = dataclasses.field(default_factory=list)
     level: int = 2
+    # The group's question stem, repeated above each of its same-scale questions ("Over the last
+    # 2 weeks, how often…" in PHQ-9): on a phone the heading scrolls away after two questions.
+    stem: str = ""
 
     @property
     def conditions(self) -> str:
@@ -232,12 +235,22 @@ class PageForm(forms.Form):
         return out
 
     def entries(self) -> list[Entry]:
-        def entry(item: Item, level: int) -> Entry | None:
+        def same_scale(group: Item) -> set[str]:
+            """The group's choice questions that share their answer options with a sibling."""
+            scales = [(c.linkId, tuple(o.key for o in c.answerOption)) for c in group.item if c.answerOption]
+            counts: dict[tuple[str, ...], int] = {}
+            for _link_id, scale in scales:
+                counts[scale] = counts.get(scale, 0) + 1
+            return {link_id for link_id, scale in scales if counts[scale] > 1}
+
+        def entry(item: Item, level: int, stem: str = "") -> Entry | None:
             if item.linkId not in self.shown:
                 return None
             text = item.text_for(self.lang)
             if item.type == "group":
-                children = [e for e in (entry(c, level + 1) for c in item.item) if e is not None]
+                stemmed = same_scale(item) if text else set()
+                children = [e for e in (entry(c, level + 1, text if c.linkId in stemmed else "") for c in item.item)
+                            if e is not None]
                 # The page heading already names a top-level group.
                 return Entry(item, "group", text if level > 2 else "", children=children, level=level)
             if item.type == "display":
@@ -254,18 +267,14 @@ class PageForm(forms.Form):
             if described:
                 self.fields[name].widget.attrs["aria-describedby"] = " ".join(described)
             other = self[name + OTHER_SUFFIX] if name + OTHER_SUFFIX in self.fields else None
-            return Entry(item, "question", text, field=self[name], other=other)
+            return Entry(item, "question", text, field=self[name], other=other, stem=stem)
 
         return [e for e in (entry(top, 2) for top in self.page.items) if e is not None]
 
-    def error_summary(self) -> list[tuple[str, str, str]]:
-        """(field id, question, message) for the summary at the top of the page."""
-        out = []
-        for name, errors in self.errors.items():
-            if name in self.fields:
-                for message in errors:
-                    out.append((self[name].auto_id, str(self.fields[name].label), message))
-        return out
+    @property
+    def error_summary(self) -> ErrorSummary:
+        """For templates/error_summary.html: the page's questions in the order shown."""
+        return error_summary(self, [self[name] for name in self.fields])
 
     def option_map(self) -> dict[str, Any]:
         """Per question on the page: its type and, for choices, what each posted key means."""

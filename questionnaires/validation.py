@@ -31,6 +31,10 @@ class ResponseError(NamedTuple):
     message: str
 
 
+class MissingAnswer(ResponseError):
+    """A required answer not given: the questionnaire page sums these up as a count."""
+
+
 @dataclass
 class Validated:
     items: list[dict[str, Any]]
@@ -227,9 +231,9 @@ def response_validate(
             continue
         if item.type == "group":
             if not any(child.linkId in answers for child in item.walk()):
-                errors.append(ResponseError(item.linkId, _("Answer at least one question here.")))
+                errors.append(MissingAnswer(item.linkId, _("Answer at least one question here.")))
         elif item.answerable and item.linkId not in answers:
-            errors.append(ResponseError(item.linkId, _("This question must be answered.")))
+            errors.append(MissingAnswer(item.linkId, _("This question must be answered.")))
 
     return Validated(items=build_items(definition, answers), errors=errors, dropped=dropped,
                      answers=answers)

@@ -3,6 +3,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -32,8 +33,8 @@ from questionnaires.services import (
     response_submit,
     responses_draft_of,
 )
-from questionnaires.validation import ResponseError, build_items, flat_answers, response_validate
-from schedules.selectors import open_occurrences_for
+from questionnaires.validation import MissingAnswer, ResponseError, build_items, flat_answers, response_validate
+from schedules.selectors import next_occurrences_for, open_occurrences_for
 
 ACTING_FOR = "acting_for_patient"  # session key: the patient a relative is answering for
 
@@ -90,11 +91,21 @@ def my_home(request: HttpRequest) -> HttpResponse:
     # A relative helps with questionnaires; the patient's measurements stay the patient's.
     is_relative = request.user.role == Role.RELATIVE
     readings = [] if is_relative else patient.readings.order_by("-effective_at")[:10]
-    due = {o.questionnaire_url: o for o in open_occurrences_for(patient)}
+    now = timezone.now()
+    due: dict[str, Any] = {}
+    for occurrence in open_occurrences_for(patient, now=now):  # nearest deadline first
+        due.setdefault(occurrence.questionnaire_url, occurrence)
+    upcoming = next_occurrences_for(patient, now=now)
+    listed = [(q, q.definition.title_for(lang) or q.title, last_answered.get(q.url), q.pk in drafts,
+               due.get(q.url), upcoming.get(q.url)) for q in questionnaires]
+    # What is asked for now (a scheduled time is open), nearest deadline first, apart from what the
+    # patient may answer when they like: an elderly patient should not have to tell them apart.
+    asked = sorted((row for row in listed if row[4] is not None), key=lambda row: row[4].closes_at)
     return render(request, "questionnaires/my_home.html", {
         "patient": patient,
-        "questionnaires": [(q, q.definition.title_for(lang) or q.title, last_answered.get(q.url), q.pk in drafts,
-                            due.get(q.url)) for q in questionnaires],
+        "due_questionnaires": asked,
+        "optional_questionnaires": [row for row in listed if row[4] is None],
+        "next_due": min((o for o in upcoming.values()), key=lambda o: o.due_at, default=None),
         "is_relative": is_relative,
         "readings": [(r, MEASURES[r.measure]) for r in readings],
     })
@@ -208,7 +219,8 @@ def answer_page(request: HttpRequest, questionnaire_id: int, number: int) -> Htt
         bad.add(error.link_id)
         item = flow.definition.by_link_id().get(error.link_id or "")
         if item is not None and field_name(item) in form.fields and action == "next":
-            form.add_error(field_name(item), error.message)
+            code = "required" if isinstance(error, MissingAnswer) else None
+            form.add_error(field_name(item), ValidationError(error.message, code=code))
     keep = {k: v for k, v in checked.answers.items() if k not in bad}
     failed = action == "next" and not form.is_valid()
     if action == "next" and not failed and request.GET.get("return") == "review":

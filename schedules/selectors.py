@@ -25,6 +25,18 @@ def open_occurrences_for(patient: Patient, *, now: datetime | None = None) -> Qu
     )
 
 
+def next_occurrences_for(patient: Patient, *, now: datetime | None = None) -> dict[str, Occurrence]:
+    """Per questionnaire url, the patient's next occurrence that has not opened yet: what the
+    home page tells as "next time" (a paused one is not asked for, so it is not next)."""
+    now = now or timezone.now()
+    upcoming = (Occurrence.objects.filter(patient=patient, status=OccurrenceStatus.SCHEDULED, opens_at__gt=now)
+                .order_by("due_at", "id"))
+    found: dict[str, Occurrence] = {}
+    for occurrence in upcoming[:200]:  # a year of weekly schedules; the first per url is wanted
+        found.setdefault(occurrence.questionnaire_url, occurrence)
+    return found
+
+
 def occurrences_for(patient: Patient) -> QuerySet[Occurrence]:
     """The patient's whole history and plan, newest due time first."""
     return (

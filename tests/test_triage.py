@@ -499,7 +499,7 @@ def test_patient_page_shows_the_alert_with_its_findings_and_rings_its_readings_o
     _english(client)
     html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
     assert f'id="alert-{alert.pk}"' in html
-    assert html.index(f'id="alert-{alert.pk}"') < html.index('id="measurements-heading"')
+    assert html.index(f'id="alert-{alert.pk}"') < html.index('id="timeline-heading"')
     assert alert.reason in html
     assert "<svg" in html and "Behind the alert" in html
     assert 'stroke: #1a1a1a' in html  # the ring is drawn on the circle itself

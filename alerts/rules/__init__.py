@@ -58,6 +58,19 @@ class Finding:
     snooze: tuple[str, str, Decimal] | None = None
 
 
+def snooze_target(kind: str, evidence: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The measure and component a snooze made from an alert of ``kind`` would cover, read from
+    the alert's evidence; None when the kind's findings carry no ``Finding.snooze`` (an answer,
+    a score, a change, NEWS2, a missed questionnaire): snoozing those would silence nothing that
+    raised them. A kind declares ``SNOOZABLE = True`` when its findings name a snoozable value."""
+    if not getattr(KINDS.get(kind), "SNOOZABLE", False):
+        return None
+    measure, component = (evidence or {}).get("measure"), (evidence or {}).get("component", "value")
+    if not isinstance(measure, str) or component not in ("value", "value2"):
+        return None
+    return measure, component
+
+
 def parse_params(kind: str, params: Any) -> pydantic.BaseModel:
     module = KINDS.get(kind)
     if module is None:

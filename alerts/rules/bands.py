@@ -69,6 +69,10 @@ class Bands(pydantic.BaseModel):
         return None
 
 
+# Findings carry Finding.snooze (measure, component, value): a clinician may snooze a level.
+SNOOZABLE = True
+
+
 class Params(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 

@@ -65,13 +65,12 @@ def _coloured(item: Item, answer: dict[str, Any], lang: str | None, contact_link
     return (colour, option.display_for(lang)) if option is not None else None
 
 
-def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "Context") -> "Finding | None":
-    from alerts.rules import Finding
-
-    if params.questionnaire is not None and response.questionnaire.url != params.questionnaire:
-        return None
-    definition = response.questionnaire.definition
-    by_id = definition.by_link_id()
+def answer_colours(response: "QuestionnaireResponse", *, contact_link_id: str = "contact",
+                   definition: Any = None) -> list[dict[str, str]]:
+    """The coloured answers of a response, in the order given: link_id, question and answer in
+    the active language, severity. Also what the clinician's patient page shows beside a response
+    (which passes the parsed ``definition`` of a version it shows many responses of)."""
+    by_id = (definition or response.questionnaire.definition).by_link_id()
     lang = get_language()
     found: list[dict[str, str]] = []
     for given in _walk(response.items):
@@ -79,10 +78,19 @@ def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "C
         if item is None:
             continue
         for answer in given.get("answer") or []:
-            hit = _coloured(item, answer, lang, params.contact_link_id)
+            hit = _coloured(item, answer, lang, contact_link_id)
             if hit is not None:
                 found.append({"link_id": item.linkId, "question": item.text_for(lang) or item.linkId,
                               "answer": hit[1], "severity": hit[0]})
+    return found
+
+
+def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "Context") -> "Finding | None":
+    from alerts.rules import Finding
+
+    if params.questionnaire is not None and response.questionnaire.url != params.questionnaire:
+        return None
+    found = answer_colours(response, contact_link_id=params.contact_link_id)
     if not found:
         return None
     colour = max((f["severity"] for f in found), key=RANK.__getitem__)

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from monitoring.models import Reading
 
 
+# Findings carry Finding.snooze (measure, component, value): a clinician may snooze a level.
+SNOOZABLE = True
+
+
 class Params(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 

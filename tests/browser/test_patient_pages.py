@@ -139,8 +139,10 @@ def test_on_a_phone_a_typed_decimal_comma_is_kept_and_every_tap_target_is_44_px(
         new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
     page = new_context(PHONE).new_page()
     login(page, live_stack.url, "patient-a")
+    page.locator("header details.menu > summary").click()  # the header's links are in the menu
     sizes = page.evaluate(
-        "() => [...document.querySelectorAll('header nav a, header nav button, main a.button, main a.back')]"
+        "() => [...document.querySelectorAll('header summary, header nav a, header nav button, main a.button,"
+        " main a.back')]"
         "  .map(e => [e.textContent.trim(), e.getBoundingClientRect().height])")
     assert sizes and all(height >= 44 for _text, height in sizes), sizes
 

@@ -70,6 +70,7 @@ def test_patient_answers_a_multi_page_questionnaire_on_a_phone_leaves_resumes_re
     expect(page).to_have_url(f"{base}/page/3/")
     page.locator("input[name='q-breathless'][value='false']").check()
     check_page(page, "page 3")
+    page.locator("header details.menu > summary").click()  # on a phone the links are in the menu
     page.locator("header nav a", has_text="Min side").click()
     expect(page).to_have_url(live_stack.url + "/me/")
     _wait_for(lambda: "breathless" in str(

@@ -107,6 +107,7 @@ def test_patient_page_at_the_alert_is_accessible_and_resolving_shows_errors_by_t
         page.screenshot(path=str(ARTIFACTS / "patient-alert.png"), full_page=True)
 
     # "No action needed" without a note: the error is next to the note field, nothing stored.
+    block.locator("details.alert-more > summary").click()  # the alert's details and actions fold
     block.locator("details.action summary").first.click()
     block.locator(f"input[name='resolve-{red.pk}-outcome'][value='no-action']").check()
     block.locator("details.action form button[type=submit]").first.click()
