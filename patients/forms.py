@@ -39,6 +39,7 @@ class PatientFilterForm(forms.Form):
     open_alerts = forms.BooleanField(label=_("With open alerts"), required=False)
     missed = forms.BooleanField(label=_("Missed questionnaires (30 days)"), required=False)
     paused = forms.BooleanField(label=_("Paused now"), required=False)
+    overdue_reviews = forms.BooleanField(label=_("Answers overdue for review"), required=False)
 
     def __init__(self, *args: Any, programs: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -26,7 +26,7 @@ from alerts.models import Alert, Status
 from monitoring.models import Reading
 from patients.access import patients_for, teams_for
 from patients.models import Patient, Program, TreatmentEpisode
-from questionnaires.models import QuestionnaireResponse
+from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from schedules.models import Occurrence, OccurrenceStatus, Pause
 
 PAGE_SIZE = 50
@@ -46,10 +46,12 @@ class ListFilter:
     open_alerts: bool = False
     missed: bool = False
     paused: bool = False
+    overdue_reviews: bool = False
 
     @property
     def active(self) -> bool:
-        return self.program_id is not None or self.open_alerts or self.missed or self.paused
+        return (self.program_id is not None or self.open_alerts or self.missed or self.paused
+                or self.overdue_reviews)
 
 
 def looks_like_cpr(text: str) -> bool:
@@ -97,6 +99,11 @@ def patient_list(user: Any, f: ListFilter, *, search: str | None = None, today: 
                                                         status=OccurrenceStatus.MISSED)))
     if f.paused:
         qs = qs.filter(Exists(_pauses_on(today).filter(patient=OuterRef("pk"))))
+    if f.overdue_reviews:
+        # Answers whose review promise has passed without a "Markér som gennemset" (questionnaires.review).
+        qs = qs.filter(Exists(QuestionnaireResponse.objects.filter(
+            patient=OuterRef("pk"), status=ResponseStatus.COMPLETED, review_due_at__lt=timezone.now(),
+            review__isnull=True)))
     return qs.order_by("family_name", "given_name", "pk")
 
 

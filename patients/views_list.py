@@ -44,14 +44,15 @@ def _filter_from(params: Any, user: Any) -> tuple[PatientFilterForm, ListFilter]
         form.is_valid()
     d = form.cleaned_data
     return form, ListFilter(program_id=d.get("program"), open_alerts=bool(d.get("open_alerts")),
-                            missed=bool(d.get("missed")), paused=bool(d.get("paused")))
+                            missed=bool(d.get("missed")), paused=bool(d.get("paused")),
+                            overdue_reviews=bool(d.get("overdue_reviews")))
 
 
 def _filter_query(f: ListFilter) -> dict[str, Any]:
     q: dict[str, Any] = {}
     if f.program_id is not None:
         q["program"] = f.program_id
-    for name in ("open_alerts", "missed", "paused"):
+    for name in ("open_alerts", "missed", "paused", "overdue_reviews"):
         if getattr(f, name):
             q[name] = "on"
     return q

@@ -205,6 +205,21 @@ def test_filters_by_programme_open_alerts_missed_questionnaires_and_pause(cast, 
     assert _listed(_search(client, "Testsen", open_alerts="on")) == {c}
 
 
+def test_filters_patients_with_answers_overdue_for_review_until_a_nurse_marks_them_reviewed(cast, client):
+    from questionnaires.models import ResponseReview
+
+    now = timezone.now()
+    overdue = QuestionnaireResponse.objects.create(patient=cast.patient_a, questionnaire=cast.questionnaire, items=[],
+                                                   author=cast.patient_a.user, review_due_at=now - timedelta(hours=1))
+    QuestionnaireResponse.objects.create(patient=cast.patient_a, questionnaire=cast.questionnaire, items=[],
+                                         author=cast.patient_a.user, review_due_at=now + timedelta(days=1))
+    client.force_login(cast.clinician_a)
+    assert _listed(client.get("/patients/?overdue_reviews=on")) == {str(cast.patient_a.pk)}
+    ResponseReview.objects.create(response=overdue, reviewed_by=cast.clinician_a)
+    assert _listed(client.get("/patients/?overdue_reviews=on")) == set()
+    assert _listed(client.get("/patients/?overdue_reviews=nonsense")) == set()  # a checkbox: any value is "on"
+
+
 def test_the_list_shows_cpr_age_programme_treatment_start_last_answer_reading_and_open_alerts(cast, client):
     _english(client)
     Reading.objects.create(patient=cast.patient_a, measure="spo2", value=Decimal("95"), unit="%",
