@@ -34,6 +34,9 @@ def test_a_nurse_finds_the_patient_by_cpr_number_and_the_number_is_in_no_url(
     page.on("request", lambda r: urls.append(r.url))
     page.on("framenavigated", lambda f: urls.append(f.url))
     login(page, live_stack.url, "clinician-a")
+    menu = page.locator("header details.menu > summary")
+    if menu.is_visible():  # on a phone the header's links are in the menu
+        menu.click()
     page.locator("nav a", has_text="Patienter").click()
     expect(page.locator("h1")).to_have_text("Patienter")
     expect(page.locator("tr[data-patient]")).to_have_count(21)
