@@ -38,8 +38,8 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from monitoring.evaluation_sender import EvaluationSender
-from monitoring.measures import Measure, coding_lookup
-from monitoring.models import Device, DeviceLending, PendingEvaluation, Reading, Source
+from monitoring.measures import MEASURES, Measure, coding_lookup
+from monitoring.models import KIND_MEASURES, Device, DeviceLending, PendingEvaluation, Reading, Source
 from monitoring.units import UnitError, to_canonical
 from patients.models import Patient
 from proplatform.db import prepared_cursor
@@ -609,6 +609,13 @@ def reading_device_store_one(*, item: Any, device: Device, token_id: int) -> Ite
     return None
 
 
+def _kind_refuses(device: Device, measure: str) -> str:
+    takes = sorted(str(MEASURES[m].label).lower() for m in KIND_MEASURES.get(device.kind, ()))
+    return _("A %(kind)s measures %(takes)s, not %(measure)s; this device's token cannot send it.") % {
+        "kind": device.get_kind_display().lower(), "takes": _(" and ").join(takes),
+        "measure": str(MEASURES[measure].label).lower()}
+
+
 def _checked(*, patient: Patient, items: list[Any], device: Device | None,
              now: datetime) -> tuple[list[ItemResult | None], list[Parsed]]:
     """Parse the items and check whom and which device they name and when they were measured:
@@ -621,6 +628,8 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
         p = reading_parse(item, index=index, latest=latest)
         if isinstance(p, dict):
             results[index] = ItemResult(index, 400, errors=p)
+        elif device is not None and p.measure not in KIND_MEASURES.get(device.kind, ()):
+            results[index] = ItemResult(index, 400, errors={"measure": [_kind_refuses(device, p.measure)]})
         elif p.patient_ref is not None and p.patient_ref != patient.pk:
             results[index] = ItemResult(index, 404, errors={"patient": [_("No such patient.")]})
         elif p.effective_at < born:

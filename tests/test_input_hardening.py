@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
-from monitoring.models import Reading
+from monitoring.models import Device, DeviceKind, DeviceToken, Reading
 from proplatform.input import parse_decimal, parse_integer, storable_text, unstorable_path
 from questionnaires.models import QuestionnaireResponse
 from tests.factories import vital_signs_observation as _obs
@@ -233,6 +233,41 @@ def test_a_rest_body_over_the_size_limit_is_a_413_with_the_request_id(cast, sett
     assert response.status_code == 413
     assert response.json()["request_id"]
     _nothing_stored()
+
+
+# --- a device sends what its kind measures ----------------------------------------------------
+
+def test_a_pulse_oximeters_token_cannot_store_a_blood_pressure(cast):
+    item = {"measure": "blood-pressure", "systolic": 190, "diastolic": 120, "unit": "mm[Hg]",
+            "effective_at": _recent()}
+    client = _client(token=cast.device_token_a)
+    response = client.post("/api/v1/readings", {**item, "client_id": "bp-1"}, content_type="application/json")
+    assert response.status_code == 400
+    assert "pulse oximeter" in response.json()["measure"][0]
+    response = client.post("/api/v1/readings", [item, _spo2()], content_type="application/json")
+    assert [r["status"] for r in response.json()["results"]] == [400, 201]
+    body = _obs(cast.patient_a, code="29463-7", value=81, unit="kg")
+    outcome = _outcome(client.post("/fhir/Observation", json.dumps(body), content_type=FHIR), 400)
+    assert outcome["issue"][0]["expression"] == ["Observation.code"]
+    assert list(Reading.objects.values_list("measure", flat=True)) == ["spo2"]
+
+
+def test_each_kind_of_device_sends_its_own_measures(cast):
+    scale = Device.objects.create(kind=DeviceKind.SCALE, serial="SC-1", patient=cast.patient_a,
+                                  lent_from=cast.device_a.lent_from)
+    _, token = DeviceToken.issue(scale)
+    client = _client(token=token)
+    assert client.post("/api/v1/readings", {"measure": "body-weight", "value": 81, "unit": "kg",
+                                            "effective_at": _recent()}, content_type="application/json"
+                       ).status_code == 201
+    assert client.post("/api/v1/readings", _spo2(), content_type="application/json").status_code == 400
+
+
+def test_a_patient_sending_by_hand_may_send_any_measure(cast):
+    response = _client(user=cast.patient_a.user).post("/api/v1/readings", {
+        "measure": "blood-pressure", "systolic": 130, "diastolic": 80, "unit": "mm[Hg]", "effective_at": _recent()},
+        content_type="application/json")
+    assert response.status_code == 201
 
 
 # --- the helpers ------------------------------------------------------------------------------
