@@ -1,7 +1,11 @@
+import logging
+from typing import Any
+
 from django.contrib.auth import authenticate
 from django_otp import devices_for_user, user_has_device
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from redis.exceptions import RedisError
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,12 +15,15 @@ from rest_framework.views import APIView
 from accounts.models import ApiToken
 from audit.models import Action, Outcome
 from audit.services import audit_record
+from proplatform.middleware import current_request_id
+
+logger = logging.getLogger(__name__)
 
 
 class TokenIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
-    otp_token = serializers.RegexField(r"^\d{6}$", required=False,
+    otp_token = serializers.RegexField(r"^[0-9]{6}$", required=False,  # \d would take "１２３４５６"
                                        help_text="Six-digit TOTP code; required once two-factor login is on.")
 
 
@@ -31,6 +38,13 @@ class ErrorOut(serializers.Serializer):
     request_id = serializers.CharField()
 
 
+class ThrottleStoreDown(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Sign-in is briefly unavailable; try again shortly."
+    default_code = "unavailable"
+    wait = 30  # seconds: DRF's exception handler sends it as Retry-After
+
+
 class TokenView(APIView):
     """Exchange a username and password (and a TOTP code when enabled) for a bearer token."""
 
@@ -39,6 +53,23 @@ class TokenView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth-token"
 
+    def check_throttles(self, request: Request) -> None:
+        # The attempts are counted in the cache (Redis). Without it the limit cannot be kept,
+        # and guessing passwords unthrottled is not an option: the caller is asked to come back
+        # (503 with Retry-After), not shown a server error.
+        try:
+            super().check_throttles(request)
+        except (RedisError, OSError) as exc:
+            logger.warning("auth-token throttle store unavailable: %s", exc)
+            raise ThrottleStoreDown() from exc
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # A bearer token is a secret; the caller is not authenticated yet, so NoStoreMiddleware
+        # does not know to keep it out of caches.
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
+
     @extend_schema(
         request=TokenIn,
         responses={
@@ -46,6 +77,8 @@ class TokenView(APIView):
             400: OpenApiResponse(description="Field errors, e.g. a missing password."),
             401: OpenApiResponse(ErrorOut, description="Wrong credentials or TOTP code."),
             429: OpenApiResponse(ErrorOut, description="Too many attempts; retry later."),
+            503: OpenApiResponse(ErrorOut, description="The attempt counter is unavailable; retry after "
+                                                       "Retry-After seconds."),
         },
         tags=["auth"],
     )
@@ -63,7 +96,7 @@ class TokenView(APIView):
             request=request,
         )
         if not ok:
-            return Response({"detail": "Wrong username, password or code."},
+            return Response({"detail": "Wrong username, password or code.", "request_id": current_request_id()},
                             status=status.HTTP_401_UNAUTHORIZED)
         token, raw = ApiToken.issue(user)
         out = TokenOut({"token": raw, "token_type": "Bearer", "expires_at": token.expires_at})

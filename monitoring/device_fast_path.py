@@ -52,7 +52,7 @@ from monitoring.api import reading_json
 from monitoring.authentication import device_refusal, device_token_lookup
 from monitoring.ingest import reading_device_store_one
 from monitoring.models import Device
-from proplatform.middleware import request_id_scope
+from proplatform.middleware import NoStoreMiddleware, request_id_scope
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ class DeviceReadingFastPath:
         if kept is None:
             response = HttpResponse(content, status=201, content_type="application/json")
             response["Allow"] = "POST, OPTIONS"  # as DRF's APIView answers
-            for middleware in (self.frame_options, self.common, self.locale, self.security):
+            for middleware in (self.frame_options, NoStoreMiddleware, self.common, self.locale, self.security):
                 response = middleware.process_response(request, response)
             kept = (f"{response.status_code} {response.reason_phrase}", list(response.items()))
             if any(name == "Content-Length" for name, _ in kept[1]) and len(self._headers) < self.MAX_KEPT:

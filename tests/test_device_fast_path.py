@@ -301,6 +301,13 @@ def test_every_other_request_gets_djangos_answer_and_nothing_is_stored(tx_cast, 
     assert not Reading.objects.exists() and not PendingEvaluation.objects.exists()
 
 
+@postgres_only
+def test_the_fast_paths_201_is_kept_out_of_caches_as_djangos_answers_are(tx_cast, fast, django_app):
+    answer = call(fast, _reading(), token=tx_cast.device_token_a)
+    assert answer.status == 201 and django_app.calls == 0
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
 def test_plain_http_is_redirected_by_django_where_https_is_required(tx_cast, settings):
     settings.SECURE_SSL_REDIRECT = True
     django_app = Spy()  # the middleware read their settings when they are made
