@@ -6,7 +6,7 @@ or renders the patient page again with the errors next to the fields (status 400
 
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django import forms
 from django.conf import settings
@@ -50,7 +50,7 @@ def triage(request: HttpRequest) -> HttpResponse:
     audit_record(user=request.user, action=Action.SEARCH, request=request,
                  resource="Alert?worklist (page)" + (f" {urlencode(_filter_query(f))}" if f.active else ""))
     alerts = list(worklist(request.user, f))
-    return render(request, "alerts/triage.html", {
+    response = render(request, "alerts/triage.html", {
         "alerts": alerts,
         "filter": f,
         "teams": worklist_teams(request.user),
@@ -59,6 +59,14 @@ def triage(request: HttpRequest) -> HttpResponse:
         "query": urlencode(_filter_query(f)),
         "live_feed_port": settings.LIVE_FEED_PORT,
     })
+    if settings.LIVE_FEED_PORT:
+        # The live feed's own port on this host name (static/js/triage.js): the CSP's
+        # connect-src 'self' covers only this page's port.
+        host = urlsplit(f"//{request.get_host()}").hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        response._csp_update = {"connect-src": [  # type: ignore[attr-defined]  # django-csp
+            f"{scheme}://{host}:{settings.LIVE_FEED_PORT}" for scheme in ("ws", "wss")]}
+    return response
 
 
 def _filter_query(f: Any) -> dict[str, Any]:

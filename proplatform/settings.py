@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "channels",
+    "csp",
     "accounts",
     "audit",
     "patients",
@@ -107,6 +109,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "proplatform.middleware.NoStoreMiddleware",  # after the session's user is known
+    "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "proplatform.middleware.SynchronousChainMiddleware",  # keep last: see its docstring
@@ -126,7 +129,10 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "csp.context_processors.nonce",
             ],
+            # {{ svg|nonced:request }}: the request's CSP nonce on an inline SVG's <style>.
+            "libraries": {"nonced": "proplatform.templatetags_nonced"},
         },
     },
 ]
@@ -358,6 +364,30 @@ if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp; issue 20). Scripts only from this origin or with the
+# request's nonce; no plugins, no <base> elsewhere, never framed. connect-src 'self' covers the
+# live feed's websocket on this host (CSP 3: 'self' matches ws:/wss: of the same host and port);
+# with LIVE_FEED_PORT the triage page adds that port (alerts.views.triage).
+# style-src: <style> elements need the nonce (the charts' pygal CSS gets it: templatetags
+# "nonced"); style *attributes* are allowed ('unsafe-inline' in style-src-attr only). The
+# server-rendered SVG charts and the progress bar use them, with values that change per chart
+# (pygal's per-chart ids), so hashes cannot list them. An attribute styles its own element
+# only — no selectors — so an injected one cannot read the page as injected CSS could.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- I18n, time, static -------------------------------------------------------------------------
 LANGUAGE_CODE = "da"

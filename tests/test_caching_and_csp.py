@@ -89,3 +89,42 @@ def test_the_token_endpoint_answers_503_with_retry_after_when_its_throttle_store
     assert int(response["Retry-After"]) > 0
     assert response.json()["request_id"]
     assert not ApiToken.objects.exists()
+
+
+# --- Content-Security-Policy ----------------------------------------------------------------------
+
+def _policy(response) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    return {name: values for name, *values in (part.split() for part in response["Content-Security-Policy"].split(";")
+                                               if part.strip())}
+
+
+def test_every_page_carries_a_policy_that_forbids_framing_plugins_and_foreign_scripts(cast):
+    for response in (Client().get("/login/"), _logged_in(cast.clinician_a).get("/triage/"),
+                     Client().get("/fhir/metadata")):
+        policy = _policy(response)
+        assert policy["frame-ancestors"] == ["'none'"] and policy["object-src"] == ["'none'"]
+        assert policy["base-uri"] == ["'self'"]
+        assert "'unsafe-inline'" not in policy["script-src"] and "'unsafe-inline'" not in policy["style-src"]
+
+
+def test_the_triage_pages_inline_json_carries_the_nonce_of_its_policy(cast):
+    response = _logged_in(cast.clinician_a).get("/triage/")
+    nonce = next(v for v in _policy(response)["script-src"] if v.startswith("'nonce-"))[7:-1]
+    assert f'<script id="i18n" type="application/json" nonce="{nonce}">' in response.content.decode()
+
+
+def test_the_charts_style_elements_carry_the_nonce_of_the_policy(cast, reading):
+    for client, path in ((_logged_in(cast.clinician_a), f"/patients/{cast.patient_a.pk}/readings/spo2/"),
+                         (_logged_in(cast.patient_a.user), "/me/readings/spo2/")):
+        response = client.get(path)
+        nonce = next(v for v in _policy(response)["style-src"] if v.startswith("'nonce-"))[7:-1]
+        page = response.content.decode()
+        assert page.count("<style") == page.count(f'<style nonce="{nonce}"') > 0
+
+
+def test_the_live_feeds_own_port_is_allowed_to_connect_only_when_configured(cast, settings):
+    client = _logged_in(cast.clinician_a)
+    assert _policy(client.get("/triage/"))["connect-src"] == ["'self'"]
+    settings.LIVE_FEED_PORT = "8100"
+    assert _policy(client.get("/triage/", HTTP_HOST="testserver:8000"))["connect-src"] == [
+        "'self'", "ws://testserver:8100", "wss://testserver:8100"]
