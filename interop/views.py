@@ -49,8 +49,9 @@ class FhirView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Text the database cannot hold (NUL, half a surrogate pair) in a search parameter or an
         # id would fail the query, or the audit row that records the look-up: refused first.
+        # (URL converters have made some kwargs UUIDs or ints already.)
         for name, value in [*request.query_params.lists(), *((k, [v]) for k, v in kwargs.items())]:
-            if not storable(name) or not all(storable(v) for v in value):
+            if not storable(name) or not all(storable(v) for v in value if isinstance(v, str)):
                 raise _UnstorableParameter(storable_text(name))
         super().initial(request, *args, **kwargs)
 

@@ -147,3 +147,9 @@ if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 
     urlpatterns += staticfiles_urlpatterns()
+
+# Under /api/ and /fhir: Django's own errors in the API's shape (proplatform.errors).
+handler400 = "proplatform.errors.bad_request"
+handler403 = "proplatform.errors.permission_denied"
+handler404 = "proplatform.errors.page_not_found"
+handler500 = "proplatform.errors.server_error"
