@@ -37,8 +37,18 @@ def wsgi_app(db):  # type: ignore[no-untyped-def]
     # transaction) at the start and end of every request.
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
+    handler = WSGIHandler()  # made here: the middleware read their settings (HTTPS redirect off) when made
+    stats = os.environ.get("FUZZ_STATS")  # a file: one status line per request, for a run's figures
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        def counted(status, headers, *exc_info):  # type: ignore[no-untyped-def]
+            with open(stats, "a") as out:  # type: ignore[arg-type]
+                out.write(f"{status.split()[0]} {environ['REQUEST_METHOD']} {environ['PATH_INFO']}\n")
+            return start_response(status, headers, *exc_info)
+        return handler(environ, counted if stats else start_response)
+
     try:
-        yield WSGIHandler()  # made here: the middleware read their settings (HTTPS redirect off) when made
+        yield app
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
