@@ -16,6 +16,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -87,3 +88,22 @@ def test_the_api_answers_a_patient_as_its_schema_says_and_never_with_a_server_er
 def test_the_api_answers_a_clinician_as_its_schema_says_and_never_with_a_server_error(case, wsgi_app,
                                                                                      cast_tokens):
     _check(case, wsgi_app, cast_tokens["clinician"])
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("role", ["patient", "clinician"])
+def test_sequences_of_calls_linked_by_their_answers_keep_to_the_schema(wsgi_app, cast_tokens, role):
+    """The stateful phase: schemathesis chains operations through the links it infers (an id a
+    POST answers with, used by the next call's path) and checks every answer as above."""
+    headers = {"Authorization": f"Bearer {cast_tokens[role]}", "Accept-Language": "en"}
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
+            return {"app": wsgi_app, "headers": headers}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):  # type: ignore[no-untyped-def]
+            case.validate_response(response, checks=CHECKS)
+
+    run_state_machine_as_test(Workflow, settings=settings(
+        max_examples=EXAMPLES, stateful_step_count=6, deadline=None, derandomize=True,
+        suppress_health_check=list(HealthCheck)))
