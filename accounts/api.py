@@ -1,9 +1,13 @@
+import logging
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in
 from django.utils.translation import gettext as _
 from django_otp import devices_for_user
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from redis.exceptions import RedisError
+from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -16,11 +20,13 @@ from accounts.models import ApiToken
 from accounts.services import LoginFactor, LoginPath, LoginResult, api_token_revoke, login_audit
 from proplatform.middleware import current_request_id
 
+logger = logging.getLogger(__name__)
+
 
 class TokenIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
-    otp_token = serializers.RegexField(r"^\d{6}$", required=False,
+    otp_token = serializers.RegexField(r"^[0-9]{6}$", required=False,  # \d would take "１２３４５６"
                                        help_text="Six-digit TOTP code; required once two-factor login is on.")
 
 
@@ -35,6 +41,13 @@ class ErrorOut(serializers.Serializer):
     request_id = serializers.CharField()
 
 
+class ThrottleStoreDown(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Sign-in is briefly unavailable; try again shortly."
+    default_code = "unavailable"
+    wait = 30  # seconds: DRF's exception handler sends it as Retry-After
+
+
 class TokenView(APIView):
     """Exchange a username and password (and a TOTP code when enabled) for a bearer token."""
 
@@ -42,6 +55,23 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth-token"
+
+    def check_throttles(self, request: Request) -> None:
+        # The attempts are counted in the cache (Redis). Without it the limit cannot be kept,
+        # and guessing passwords unthrottled is not an option: the caller is asked to come back
+        # (503 with Retry-After), not shown a server error.
+        try:
+            super().check_throttles(request)
+        except (RedisError, OSError) as exc:
+            logger.warning("auth-token throttle store unavailable: %s", exc)
+            raise ThrottleStoreDown() from exc
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # A bearer token is a secret; the caller is not authenticated yet, so NoStoreMiddleware
+        # does not know to keep it out of caches.
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @extend_schema(
         request=TokenIn,
@@ -54,6 +84,8 @@ class TokenView(APIView):
             429: OpenApiResponse(ErrorOut, description="Too many attempts from this address, or this username "
                                                        "is locked after failed logins; Retry-After says how "
                                                        "long to wait."),
+            503: OpenApiResponse(ErrorOut, description="The attempt counter is unavailable; retry after "
+                                                       "Retry-After seconds."),
         },
         tags=["auth"],
     )

@@ -6,7 +6,7 @@ or renders the patient page again with the errors next to the fields (status 400
 
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django import forms
 from django.conf import settings
@@ -56,7 +56,7 @@ def triage(request: HttpRequest) -> HttpResponse:
     # A list view shows patients: each one shown is a read of their record.
     audit_record_many(user=request.user, action=Action.READ, ip=client_ip(request),
                       reads=[("Alert?worklist (page)", row.patient.pk) for row in rows])
-    return render(request, "alerts/triage.html", {
+    response = render(request, "alerts/triage.html", {
         "rows": rows,
         "filter": f,
         "teams": worklist_teams(request.user),
@@ -67,6 +67,14 @@ def triage(request: HttpRequest) -> HttpResponse:
         # The review queue's broken promises, counted here so they are not only on another page.
         "reviews_overdue": reviews_overdue_count(request.user),
     })
+    if settings.LIVE_FEED_PORT:
+        # The live feed's own port on this host name (static/js/triage.js): the CSP's
+        # connect-src 'self' covers only this page's port.
+        host = urlsplit(f"//{request.get_host()}").hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        response._csp_update = {"connect-src": [  # type: ignore[attr-defined]  # django-csp
+            f"{scheme}://{host}:{settings.LIVE_FEED_PORT}" for scheme in ("ws", "wss")]}
+    return response
 
 
 def _filter_query(f: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
 from audit.models import Action, AuditEvent, Outcome
+from proplatform.input import storable_text
 from proplatform.middleware import current_request_id
 from proplatform.privacy import redact_cpr
 
@@ -58,7 +59,9 @@ def _event(*, user: Any, action: Action, resource: str, outcome: Outcome, patien
         role=getattr(user, "role", "") if authenticated else "",
         patient_ref=patient_id,
         action=action,
-        resource=redact_cpr(resource)[:300],
+        # What a caller sent may hold NUL or half a character: escaped, or the row (often the
+        # record of a refusal) would fail in PostgreSQL.
+        resource=storable_text(redact_cpr(resource))[:300],
         outcome=outcome,
         client_ip=ip,
         request_id=current_request_id(),

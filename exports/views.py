@@ -11,7 +11,6 @@ from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,6 +27,7 @@ from exports.services import (
 from interop.mapping import operation_outcome
 from interop.views import FhirView
 from interop.views_questionnaires import FhirJSONParser
+from proplatform.parsers import JSONParser
 
 _KNOWN = {"_type", "_since", "_outputFormat", "identified", "purpose", "dateShift"}
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")

@@ -2,7 +2,8 @@ import logging
 import uuid
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -17,7 +18,9 @@ from audit.models import Action, Outcome
 from audit.services import audit_record
 from interop.mapping import capability_statement, operation_outcome, patient_to_fhir
 from patients.access import can_see_identifiers, patient_or_404
+from proplatform.input import storable, storable_text
 from proplatform.middleware import current_request_id
+from proplatform.parsers import UnstorableText
 
 logger = logging.getLogger("django.request")
 
@@ -43,7 +46,19 @@ class FhirView(APIView):
 
     renderer_classes = [FhirJSONRenderer, JSONRenderer]
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Text the database cannot hold (NUL, half a surrogate pair) in a search parameter or an
+        # id would fail the query, or the audit row that records the look-up: refused first.
+        # (URL converters have made some kwargs UUIDs or ints already.)
+        for name, value in [*request.query_params.lists(), *((k, [v]) for k, v in kwargs.items())]:
+            if not storable(name) or not all(storable(v) for v in value if isinstance(v, str)):
+                raise _UnstorableParameter(storable_text(name))
+        super().initial(request, *args, **kwargs)
+
     def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RequestDataTooBig):  # Django's limit, DATA_UPLOAD_MAX_MEMORY_SIZE
+            return Response(operation_outcome("error", "too-costly", "The body is larger than this server accepts "
+                                              f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes)."), status=413)
         if not isinstance(exc, exceptions.APIException | Http404 | PermissionDenied):
             # A defect, not the caller's fault: logged with its traceback as Django would, and
             # answered as FHIR clients expect, not with an HTML page. Any atomic block it left
@@ -57,7 +72,18 @@ class FhirView(APIView):
         response.data = operation_outcome(
             "error", _ISSUE_CODES.get(response.status_code, "processing"), str(detail)
         )
+        if isinstance(exc, UnstorableText):
+            response.data["issue"][0]["expression"] = [".".join(filter(None, (exc.resource_type, exc.path)))]
+        elif isinstance(exc, _UnstorableParameter):
+            response.data["issue"][0]["expression"] = [exc.name]
         return response
+
+
+class _UnstorableParameter(exceptions.ParseError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"The parameter {name} contains the NUL character or half a character (a lone "
+                         "surrogate).")
+        self.name = name
 
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")

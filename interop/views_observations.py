@@ -11,7 +11,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -30,6 +29,7 @@ from monitoring.models import Device, Reading, Source
 from monitoring.services import readings_audit_created
 from patients.access import patient_or_404
 from patients.models import Patient
+from proplatform.parsers import JSONParser
 from questionnaires.models import QuestionnaireResponse
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
@@ -93,7 +93,7 @@ def _in_entry(outcome: dict[str, Any], index: int) -> list[dict[str, Any]]:
         issue = {**issue, "diagnostics": f"entry[{index}]: {issue.get('diagnostics', '')}"}
         if "expression" in issue:
             issue["expression"] = [f"Bundle.entry[{index}].resource" + e.removeprefix("Observation")
-                                   for e in issue["expression"]]
+                                   if e.startswith("Observation") else e for e in issue["expression"]]
         issues.append(issue)
     return issues
 
@@ -248,7 +248,12 @@ class BundleView(ObservationCreateMixin, FhirView):
             req = (entry.get("request") or {}) if isinstance(entry, dict) else {}
             one = parse_observation(resource)
             parsed.append(one)
-            if req.get("method", "POST") != "POST" or str(req.get("url", "Observation")).split("?")[0] != "Observation":
+            if not isinstance(req, dict):
+                refused[i] = ({"resourceType": "OperationOutcome", "issue": [{
+                    "severity": "error", "code": "structure", "expression": [f"Bundle.entry[{i}].request"],
+                    "diagnostics": "Bundle.entry.request is an object with method and url."}]}, 400)
+            elif (req.get("method", "POST") != "POST"
+                  or str(req.get("url", "Observation")).split("?")[0] != "Observation"):
                 refused[i] = (operation_outcome("error", "not-supported",
                                                 "Only POST of Observation is supported in a Bundle."), 400)
             elif (problem := _check(one, patient)) is not None:

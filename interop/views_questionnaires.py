@@ -8,7 +8,6 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,6 +21,7 @@ from interop.mapping import (
 )
 from interop.views import FhirView
 from patients.access import patient_or_404
+from proplatform.parsers import JSONParser
 from questionnaires.models import Questionnaire, QuestionnaireResponse
 from questionnaires.services import questionnaire_import
 

@@ -24,6 +24,7 @@ from monitoring.measures import MEASURES
 from monitoring.models import Device, Reading, Source
 from monitoring.services import readings_audit_created
 from patients.models import Patient
+from proplatform.parsers import unstorable_check
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -206,9 +207,12 @@ class ReadingCreateView(APIView):
         if request.content_type == "application/json" and request.content_params.get(
                 "charset", "utf-8").lower() in ("utf-8", "utf8"):
             try:
-                return orjson.loads(request.body)
+                data = orjson.loads(request.body)
             except (orjson.JSONDecodeError, RequestDataTooBig):
                 pass  # the body is not read yet when it is too big: DRF reads it as before
+            else:
+                unstorable_check(data, request.body)  # as the JSON parser would (a byte scan)
+                return data
         return request.data
 
     def _single(self, result: ItemResult) -> Response:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
@@ -52,7 +53,7 @@ from monitoring.api import reading_json
 from monitoring.authentication import device_refusal, device_token_lookup
 from monitoring.ingest import reading_device_store_one
 from monitoring.models import Device
-from proplatform.middleware import request_id_scope
+from proplatform.middleware import NoStoreMiddleware, request_id_scope
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ class DeviceReadingFastPath:
         self.common = CommonMiddleware(_unused)
         self.locale = LocaleMiddleware(_unused)
         self.frame_options = XFrameOptionsMiddleware(_unused)
+        self.csp = CSPMiddleware(_unused)  # a JSON answer uses no nonce: the same header every time
         self._languages: dict[str, str] = {}  # Accept-Language -> the language activated
         self._headers: dict[tuple[str, bool], tuple[str, list[tuple[str, str]]]] = {}  # see _created
 
@@ -351,7 +353,8 @@ class DeviceReadingFastPath:
         if kept is None:
             response = HttpResponse(content, status=201, content_type="application/json")
             response["Allow"] = "POST, OPTIONS"  # as DRF's APIView answers
-            for middleware in (self.frame_options, self.common, self.locale, self.security):
+            for middleware in (self.frame_options, self.csp, NoStoreMiddleware, self.common, self.locale,
+                               self.security):
                 response = middleware.process_response(request, response)
             kept = (f"{response.status_code} {response.reason_phrase}", list(response.items()))
             if any(name == "Content-Length" for name, _ in kept[1]) and len(self._headers) < self.MAX_KEPT:

@@ -24,7 +24,7 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -38,11 +38,12 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from monitoring.evaluation_sender import EvaluationSender
-from monitoring.measures import Measure, coding_lookup
-from monitoring.models import Device, DeviceLending, PendingEvaluation, Reading, Source
+from monitoring.measures import MEASURES, Measure, coding_lookup
+from monitoring.models import KIND_MEASURES, Device, DeviceLending, PendingEvaluation, Reading, Source
 from monitoring.units import UnitError, to_canonical
 from patients.models import Patient
 from proplatform.db import prepared_cursor
+from proplatform.input import parse_decimal
 
 MAX_BATCH = 1000
 _PLACES = Decimal("0.001")
@@ -134,7 +135,8 @@ def _required() -> list[str]:
 
 
 def _number(raw: Any) -> Decimal | str:
-    """A finite Decimal, or an error message."""
+    """A finite Decimal, or an error message. Text is read by the one parser every path uses
+    (proplatform.input.parse_decimal: ASCII digits, one decimal point)."""
     if isinstance(raw, bool) or raw is None:
         return _("A valid number is required.")
     if isinstance(raw, int):
@@ -146,18 +148,18 @@ def _number(raw: Any) -> Decimal | str:
     elif isinstance(raw, Decimal):
         number = raw
     elif isinstance(raw, str):
-        if "_" in raw:  # Decimal reads "9_7" as 97, as Python source would
+        parsed = parse_decimal(raw)
+        if parsed is None:
             return _("A valid number is required.")
-        try:
-            number = Decimal(raw.strip())
-        except InvalidOperation:
-            return _("A valid number is required.")
+        number = parsed
     else:
         return _("A valid number is required.")
     if not number.is_finite():
         return _("A valid number is required.")
-    if abs(number) > _LARGEST:
-        return _("%(value)s is far outside any possible value.") % {"value": raw}
+    # By its exponent first: abs() of 1E+999999999 overflows the decimal context (a 500).
+    if number.adjusted() > _LARGEST.adjusted() or abs(number) > _LARGEST:
+        shown = raw if not isinstance(raw, str) or len(raw) <= 40 else raw[:40] + "…"
+        return _("%(value)s is far outside any possible value.") % {"value": shown}
     return number
 
 
@@ -170,7 +172,8 @@ def _utf8(text: str) -> bool:
     return True
 
 
-_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # before it, a device's clock was never set
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LARGEST_OFFSET = timedelta(hours=14)  # before it, a device's clock was never set
 
 
 def _when(raw: Any, latest: datetime) -> datetime | str:
@@ -183,8 +186,13 @@ def _when(raw: Any, latest: datetime) -> datetime | str:
             return _("Use ISO 8601 with a time zone, e.g. 2026-11-22T08:30:00+01:00.")
     else:
         return _("Use ISO 8601 with a time zone, e.g. 2026-11-22T08:30:00+01:00.")
-    if when.tzinfo is None or when.utcoffset() is None:
+    if when.tzinfo is None or (offset := when.utcoffset()) is None:
         return _("Include a time zone, e.g. 2026-11-22T08:30:00+01:00.")
+    if abs(offset) > _LARGEST_OFFSET:
+        # ISO 8601 allows up to ±23:59, but no place on Earth is more than 14 hours from UTC
+        # (Kiribati, +14:00), and PostgreSQL refuses offsets beyond ±15:59: such a time is a
+        # device's misconfiguration, refused whichever path it came by.
+        return _("A time-zone offset is at most 14 hours from UTC, e.g. +01:00.")
     try:
         when.astimezone(UTC)  # 0001-01-01T00:10+01:00 is no instant a datetime can hold
     except OverflowError:
@@ -601,6 +609,13 @@ def reading_device_store_one(*, item: Any, device: Device, token_id: int) -> Ite
     return None
 
 
+def _kind_refuses(device: Device, measure: str) -> str:
+    takes = sorted(str(MEASURES[m].label).lower() for m in KIND_MEASURES.get(device.kind, ()))
+    return _("A %(kind)s measures %(takes)s, not %(measure)s; this device's token cannot send it.") % {
+        "kind": device.get_kind_display().lower(), "takes": _(" and ").join(takes),
+        "measure": str(MEASURES[measure].label).lower()}
+
+
 def _checked(*, patient: Patient, items: list[Any], device: Device | None,
              now: datetime) -> tuple[list[ItemResult | None], list[Parsed]]:
     """Parse the items and check whom and which device they name and when they were measured:
@@ -613,6 +628,8 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
         p = reading_parse(item, index=index, latest=latest)
         if isinstance(p, dict):
             results[index] = ItemResult(index, 400, errors=p)
+        elif device is not None and p.measure not in KIND_MEASURES.get(device.kind, ()):
+            results[index] = ItemResult(index, 400, errors={"measure": [_kind_refuses(device, p.measure)]})
         elif p.patient_ref is not None and p.patient_ref != patient.pk:
             results[index] = ItemResult(index, 404, errors={"patient": [_("No such patient.")]})
         elif p.effective_at < born:

@@ -16,6 +16,19 @@ class DeviceKind(models.TextChoices):
     PEAK_FLOW = "peak-flow", _("Peak-flow meter")
 
 
+# What each kind of device measures: a device's token may send these and nothing else (a pulse
+# oximeter's token once stored a blood pressure of 190/120). Blood-pressure monitors and pulse
+# oximeters also report the pulse they count.
+KIND_MEASURES: dict[str, frozenset[str]] = {
+    DeviceKind.BLOOD_PRESSURE: frozenset({"blood-pressure", "heart-rate"}),
+    DeviceKind.SCALE: frozenset({"body-weight"}),
+    DeviceKind.PULSE_OXIMETER: frozenset({"spo2", "heart-rate"}),
+    DeviceKind.THERMOMETER: frozenset({"body-temperature"}),
+    DeviceKind.GLUCOMETER: frozenset({"glucose"}),
+    DeviceKind.PEAK_FLOW: frozenset({"peak-flow"}),
+}
+
+
 class Device(models.Model):
     """A home device lent to one patient. Its readings are that patient's readings."""
 

@@ -14,13 +14,14 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
+from django.views import defaults
 
 from proplatform.middleware import current_request_id
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
-_FHIR_CODES = {403: "forbidden", 404: "not-found", 500: "exception"}
+_FHIR_CODES = {400: "invalid", 403: "forbidden", 404: "not-found", 500: "exception"}
 
 
 def _machine(request: HttpRequest, status: int, message: str) -> HttpResponse | None:
@@ -38,6 +39,13 @@ def _machine(request: HttpRequest, status: int, message: str) -> HttpResponse | 
 
 def _page(request: HttpRequest, template: str, status: int, context: dict[str, Any]) -> HttpResponse:
     return HttpResponse(loader.render_to_string(template, context, request=request), status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # e.g. a Host header Django refuses, or a body it cannot read, before any view: the published
+    # schema promises JSON under /api/ and /fhir (schemathesis found HTML there).
+    machine = _machine(request, 400, "Bad request.")
+    return machine or defaults.bad_request(request, exception)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

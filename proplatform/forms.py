@@ -8,6 +8,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from proplatform.input import parse_decimal, parse_integer
+
 
 @dataclass
 class ErrorSummary:
@@ -72,17 +74,6 @@ def form_errors_from(form: forms.Form, exc: ValidationError, rename: dict[str, s
             form.add_error(target if target in form.fields else None, message)
 
 
-def _as_written(value: Any) -> Any:
-    """A number as a person types it: "72,5" (Danish) or "72.5", spaces ignored. One comma and
-    no point is a decimal comma; anything else is left for the field to judge."""
-    if not isinstance(value, str):
-        return value
-    text = "".join(value.split())
-    if text.count(",") == 1 and "." not in text:
-        text = text.replace(",", ".")
-    return text
-
-
 class DecimalTextField(forms.DecimalField):
     """A decimal a person types: a text field with the numeric keyboard (inputmode=decimal), not
     the browser's number field, which silently drops a comma it does not expect (Chromium turned
@@ -95,7 +86,14 @@ class DecimalTextField(forms.DecimalField):
         self.error_messages["invalid"] = _("Write a number, such as 72,5.")
 
     def to_python(self, value: Any) -> Any:
-        return super().to_python(_as_written(value))
+        # The one number parser (proplatform.input): "72,5" or "72.5", spaces ignored; not
+        # "1_0_0" or full-width digits, which Decimal() would read as 100 and 60.
+        if isinstance(value, str) and value.strip():
+            number = parse_decimal("".join(value.split()), decimal_comma=True)
+            if number is None:
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+            value = str(number)
+        return super().to_python(value)
 
 
 class IntegerTextField(forms.IntegerField):
@@ -108,4 +106,9 @@ class IntegerTextField(forms.IntegerField):
         self.error_messages["invalid"] = _("Write a whole number, such as 72.")
 
     def to_python(self, value: Any) -> Any:
-        return super().to_python("".join(value.split()) if isinstance(value, str) else value)
+        if isinstance(value, str) and value.strip():
+            number = parse_integer("".join(value.split()))  # proplatform.input: ASCII digits only
+            if number is None:
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+            value = str(number)
+        return super().to_python(value)

@@ -70,3 +70,31 @@ class SynchronousChainMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every answer to an authenticated request (a session or an
+    ``Authorization`` header) that sets no Cache-Control of its own (issue 20).
+
+    Such answers carry patient data or secrets — the patient page, trend pages and their CSV,
+    "My answers", REST and FHIR reads, the TOTP secret's page — and a shared or browser cache
+    must not keep them for the next person at the same computer or behind the same proxy.
+    Views that hand out a secret to a caller who is not yet authenticated (the bearer token)
+    set it themselves (``never_cache``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.process_response(request, self.get_response(request))
+
+    @staticmethod
+    def process_response(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if "Cache-Control" in response:
+            return response
+        # request.user is the session's (AuthenticationMiddleware, lazy); a bearer token is
+        # only known to the API view, but its header is here.
+        user = getattr(request, "user", None)
+        if "HTTP_AUTHORIZATION" in request.META or (user is not None and user.is_authenticated):
+            response["Cache-Control"] = "no-store"
+        return response

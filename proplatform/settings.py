@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -86,6 +87,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "axes",  # failed-login lockout (accounts.lockout); its admin lists and removes locks
     "channels",
+    "csp",
     "accounts",
     "audit",
     "patients",
@@ -111,6 +113,8 @@ MIDDLEWARE = [
     # Idle timeout and "staff must pass two-factor login"; it returns at once for requests
     # without a session cookie (devices, bearer tokens), so the readings path pays nothing.
     "accounts.middleware.SessionSecurityMiddleware",
+    "proplatform.middleware.NoStoreMiddleware",  # after the session's user is known
+    "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "proplatform.middleware.SynchronousChainMiddleware",  # keep last: see its docstring
@@ -130,7 +134,10 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "csp.context_processors.nonce",
             ],
+            # {{ svg|nonced:request }}: the request's CSP nonce on an inline SVG's <style>.
+            "libraries": {"nonced": "proplatform.templatetags_nonced"},
         },
     },
 ]
@@ -390,7 +397,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["proplatform.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"auth-token": env.str("AUTH_TOKEN_RATE", default="10/min")},
     "EXCEPTION_HANDLER": "proplatform.api.exception_handler",
@@ -408,6 +415,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "proplatform.openapi.bulk_data_paths",
+                             "proplatform.openapi.error_responses"],
 }
 
 # --- Security -----------------------------------------------------------------------------------
@@ -422,6 +431,30 @@ if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp; issue 20). Scripts only from this origin or with the
+# request's nonce; no plugins, no <base> elsewhere, never framed. connect-src 'self' covers the
+# live feed's websocket on this host (CSP 3: 'self' matches ws:/wss: of the same host and port);
+# with LIVE_FEED_PORT the triage page adds that port (alerts.views.triage).
+# style-src: <style> elements need the nonce (the charts' pygal CSS gets it: templatetags
+# "nonced"); style *attributes* are allowed ('unsafe-inline' in style-src-attr only). The
+# server-rendered SVG charts and the progress bar use them, with values that change per chart
+# (pygal's per-chart ids), so hashes cannot list them. An attribute styles its own element
+# only — no selectors — so an injected one cannot read the page as injected CSS could.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- I18n, time, static -------------------------------------------------------------------------
 LANGUAGE_CODE = "da"

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import api as accounts_api
 from accounts import views as accounts_views
@@ -146,7 +146,7 @@ urlpatterns = [
     path("quality/sends/", exports_quality.sends, name="quality-sends"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("fhir", fhir_observations.BundleView.as_view()),  # the FHIR base URL takes Bundles
     path("fhir/", include(fhir)),
     path("health/", health, name="health"),
@@ -162,6 +162,7 @@ if settings.DEBUG:
     urlpatterns += staticfiles_urlpatterns()
 
 # Pages in the site's layout and language; JSON on FHIR and REST paths (proplatform.errors).
+handler400 = "proplatform.errors.bad_request"
 handler403 = "proplatform.errors.permission_denied"
 handler404 = "proplatform.errors.page_not_found"
 handler500 = "proplatform.errors.server_error"

@@ -4,6 +4,7 @@ A device's single reading takes a shorter way in front of Django (monitoring.dev
 ADR 0016). Websockets (the triage live feed) are served by the ASGI app (``proplatform.asgi``) in the
 ``ws:`` process; see docs/adr/0012-http-over-wsgi-websockets-over-asgi.md."""
 
+import io
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -60,8 +61,48 @@ class WithoutProcessEnvironment:
                 tuple((name, variables[name]) for name in shaped))
 
 
+class DechunkedBody:
+    """A body sent with ``Transfer-Encoding: chunked`` (no Content-Length), handed on as one of
+    known length (issue 20).
+
+    The server de-chunks the stream, but WSGI knows only CONTENT_LENGTH: without it Django
+    (and the device fast path) read the body as empty, so a chunked upload answered "This field
+    is required." for every field. The body is read here, up to Django's own limit
+    (DATA_UPLOAD_MAX_MEMORY_SIZE; beyond it a 413), and given on with its length. Requests with
+    a Content-Length pay one dictionary look-up."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], limit: int | None = None) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not environ.get("CONTENT_LENGTH"):
+            from django.conf import settings
+
+            limit = self.limit if self.limit is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            body = self._read(environ["wsgi.input"], limit + 1)
+            if limit is not None and len(body) > limit:
+                start_response("413 Content Too Large", [("Content-Type", "application/json"), ("Connection", "close")])
+                return [b'{"detail": "The body is larger than this server accepts."}']
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+            del environ["HTTP_TRANSFER_ENCODING"]  # the body is no longer chunked
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _read(stream: Any, most: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while size < most:
+            part = stream.read(min(65536, most - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        return b"".join(parts)
+
+
 # A device's single reading is stored and answered before Django's request cycle (ADR 0016).
-application = WithoutProcessEnvironment(DeviceReadingFastPath(application))
+application = WithoutProcessEnvironment(DechunkedBody(DeviceReadingFastPath(application)))
 
 # granian loads this module in each worker process it starts.
 freeze_loaded_app()

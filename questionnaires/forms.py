@@ -105,8 +105,10 @@ def _field(item: Item, lang: str | None) -> forms.Field | None:
         if item.is_slider:  # a number field that questionnaire.js pairs with a range input
             attrs = {"inputmode": "numeric" if item.type == "integer" else "decimal", **_bound_attrs(item),
                      "data-slider": "true", "step": item.slider_step or (1 if item.type == "integer" else "any")}
-            field_class = forms.IntegerField if item.type == "integer" else forms.DecimalField
-            return field_class(widget=forms.NumberInput(attrs=attrs), **common)
+            # Read by the one number parser as typed fields are (proplatform.input).
+            if item.type == "integer":
+                return IntegerTextField(widget=forms.NumberInput(attrs=attrs), **common)
+            return DecimalTextField(widget=forms.NumberInput(attrs=attrs), localize=False, **common)
         # Typed: a text field with the numeric keyboard, so that "72,5" is 72.5 (proplatform.forms).
         # The range is checked by response_validate (a text field has no min/max).
         text_class = IntegerTextField if item.type == "integer" else DecimalTextField

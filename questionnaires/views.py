@@ -277,6 +277,12 @@ def _review_rows(flow: _Flow, answers: dict[str, list[dict[str, Any]]]) -> list[
 def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     flow = _flow(request, questionnaire_id, Action.CREATE if request.method == "POST" else Action.READ)
     identifier = request.POST.get("identifier", "")
+    try:
+        uuid.UUID(identifier)
+    except ValueError:
+        # The page writes a UUID; anything else (a NUL byte, which PostgreSQL refuses in the
+        # look-up below) is no earlier submission: a new identifier is made below.
+        identifier = ""
     if request.method == "POST" and identifier:
         # A second click on "Send" (or the browser resending) finds the first response.
         if QuestionnaireResponse.objects.filter(patient=flow.patient, identifier=identifier).exists():

@@ -147,3 +147,11 @@ def vital_signs_observation(patient, code="29463-7", value=81.4, unit="kg", iden
         resource["identifier"] = [{"system": "urn:dev", "value": identifier}]
     resource.update(extra)
     return resource
+
+
+def device_token_of(patient: Patient, kind: str, serial: str | None = None) -> tuple[Device, str]:
+    """A device of ``kind`` lent to ``patient`` (as the cast's are) and a token for it: a device's
+    token sends only what its kind measures (monitoring.models.KIND_MEASURES)."""
+    device = Device.objects.create(kind=kind, serial=serial or f"{kind}-{patient.pk}", patient=patient,
+                                   lent_from=timezone.localdate() - timedelta(days=LENT_DAYS_AGO))
+    return device, DeviceToken.issue(device)[1]

@@ -114,8 +114,9 @@ _MEASURED = timezone.now().replace(microsecond=0) - timedelta(hours=2)
 
 
 def _reading(n: int = 1, **changes: Any) -> dict[str, Any]:
-    return {"measure": "spo2", "value": 95, "unit": "%", "effective_at": (_MEASURED + timedelta(minutes=n)).isoformat(),
+    body = {"measure": "spo2", "value": 95, "unit": "%", "effective_at": (_MEASURED + timedelta(minutes=n)).isoformat(),
             "client_id": f"fast-{n}", **changes}
+    return {k: v for k, v in body.items() if v is not ...}
 
 
 # --- what the fast path answers itself -----------------------------------------------------------
@@ -263,6 +264,11 @@ def _refused_cases(cast: Cast) -> dict[str, dict[str, Any]]:
         "malformed authorization": {"body": _reading(), "headers": {"Authorization": "Bearer dv_a dv_b"}},
         "a byte after the token": {"body": _reading(), "token": cast.device_token_a + "\xa0"},
         "NUL in client_id": {"body": _reading(client_id="a\x00b")},
+        "a measure its kind does not take": {"body": _reading(measure="blood-pressure", value=..., systolic=190,
+                                                              diastolic=120, unit="mm[Hg]")},
+        "full-width digits": {"body": _reading(value="９５")},
+        "an offset no place has": {"body": _reading(effective_at=(now - timedelta(days=1)).strftime(
+            "%Y-%m-%dT%H:%M:%S") + "+20:00")},
         "half a character in client_id": {"body": _reading(client_id="a\ud800b")},
         "another content type": {"body": _reading(), "content_type": "text/plain"},
         "HTML wanted": {"body": _reading(), "headers": {"Accept": "text/html"}},
@@ -275,7 +281,8 @@ def _refused_cases(cast: Cast) -> dict[str, dict[str, Any]]:
 REFUSED = ["malformed JSON", "not an object", "unknown measure", "missing unit", "incompatible unit",
            "impossible value", "future timestamp", "naive timestamp", "before the lending", "another patient",
            "unknown token", "a person's token", "no token", "malformed authorization", "a byte after the token",
-           "NUL in client_id", "half a character in client_id", "another content type",
+           "NUL in client_id", "a measure its kind does not take", "full-width digits", "an offset no place has",
+           "half a character in client_id", "another content type",
            "HTML wanted", "a host Django refuses", "another path", "GET"]
 
 
@@ -292,6 +299,13 @@ def test_every_other_request_gets_djangos_answer_and_nothing_is_stored(tx_cast, 
     assert by_fast.without_request_id() == by_django.without_request_id()
     assert django_app.calls == 1  # the fast path handed it on
     assert not Reading.objects.exists() and not PendingEvaluation.objects.exists()
+
+
+@postgres_only
+def test_the_fast_paths_201_is_kept_out_of_caches_as_djangos_answers_are(tx_cast, fast, django_app):
+    answer = call(fast, _reading(), token=tx_cast.device_token_a)
+    assert answer.status == 201 and django_app.calls == 0
+    assert answer.headers["Cache-Control"] == "no-store"
 
 
 def test_plain_http_is_redirected_by_django_where_https_is_required(tx_cast, settings):

@@ -9,15 +9,26 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from monitoring.models import Reading
+from monitoring.models import DeviceKind, Reading
+from tests.factories import device_token_of
 from tests.factories import vital_signs_observation as _obs
 
 pytestmark = pytest.mark.django_db
 FHIR = "application/fhir+json"
 
 
-def _device(cast) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}")
+def _device(cast, kind: str | None = None) -> Client:
+    """The cast's pulse oximeter, or a device of ``kind`` lent to patient A: a device's token sends
+    only what its kind measures."""
+    token = cast.device_token_a if kind is None else device_token_of(cast.patient_a, kind)[1]
+    return Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def _patient(cast) -> Client:
+    """Patient A, sending by hand: any measure (a Bundle of several kinds of device's readings)."""
+    client = Client()
+    client.force_login(cast.patient_a.user)
+    return client
 
 
 def _post(client: Client, path: str, body) -> "object":
@@ -25,7 +36,7 @@ def _post(client: Client, path: str, body) -> "object":
 
 
 def test_a_device_posts_an_observation_stored_once_and_answered_as_r4(cast):
-    client = _device(cast)
+    client = _device(cast, DeviceKind.SCALE)
     resource = _obs(cast.patient_a, identifier="w-1")
     first = _post(client, "/fhir/Observation", resource)
     assert first.status_code == 201, first.json()
@@ -90,7 +101,7 @@ def _bundle(kind: str, *resources) -> dict:
 def test_a_batch_bundle_stores_the_good_entries_and_answers_each_one(cast):
     bad = _obs(cast.patient_a)
     bad.pop("status")
-    response = _post(_device(cast), "/fhir", _bundle("batch", _obs(cast.patient_a), bad))
+    response = _post(_device(cast, DeviceKind.SCALE), "/fhir", _bundle("batch", _obs(cast.patient_a), bad))
     assert response.status_code == 200, response.json()
     bundle = Bundle.model_validate(response.json())
     assert bundle.type == "batch-response"
@@ -100,7 +111,7 @@ def test_a_batch_bundle_stores_the_good_entries_and_answers_each_one(cast):
 
 def test_a_transaction_bundle_is_all_or_nothing(cast):
     bad = _obs(cast.patient_a, "59408-5", 150, "%")  # impossible SpO2
-    refused = _post(_device(cast), "/fhir", _bundle("transaction", _obs(cast.patient_a), bad))
+    refused = _post(_patient(cast), "/fhir", _bundle("transaction", _obs(cast.patient_a), bad))
     assert refused.status_code == 400
     assert "entry[1]" in json.dumps(refused.json())
     assert not Reading.objects.exists()
@@ -117,7 +128,7 @@ def test_a_transaction_bundle_is_all_or_nothing(cast):
             {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
              "valueQuantity": {"value": 82, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org",
                                "code": "mm[Hg]"}}]}
-    accepted = _post(_device(cast), "/fhir", _bundle("transaction", _obs(cast.patient_a), synthea_bp))
+    accepted = _post(_patient(cast), "/fhir", _bundle("transaction", _obs(cast.patient_a), synthea_bp))
     assert accepted.status_code == 200, accepted.json()
     assert Bundle.model_validate(accepted.json()).type == "transaction-response"
     bp = Reading.objects.get(measure="blood-pressure")
@@ -140,7 +151,7 @@ def test_bundles_that_are_not_batches_of_observations_are_refused(cast, body):
 def test_a_bundle_entry_that_is_not_an_observation_create_is_refused_alone(cast):
     entry = copy.deepcopy(_bundle("batch", _obs(cast.patient_a)))
     entry["entry"].append({"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}})
-    response = _post(_device(cast), "/fhir/", entry)  # the base URL with a slash works too
+    response = _post(_device(cast, DeviceKind.SCALE), "/fhir/", entry)  # the base URL with a slash works too
     assert response.status_code == 200
     assert [e["response"]["status"] for e in response.json()["entry"]] == ["201 Created", "400 Bad Request"]
 
@@ -148,7 +159,7 @@ def test_a_bundle_entry_that_is_not_an_observation_create_is_refused_alone(cast)
 def test_the_observation_search_returns_home_readings_and_scores_by_category(cast):
     from questionnaires.models import QuestionnaireResponse
 
-    _post(_device(cast), "/fhir/Observation", _obs(cast.patient_a))
+    _post(_device(cast, DeviceKind.SCALE), "/fhir/Observation", _obs(cast.patient_a))
     QuestionnaireResponse.objects.create(
         patient=cast.patient_a, questionnaire=cast.questionnaire, author=cast.patient_a.user, items=[],
         scores=[{"code": {"system": "http://loinc.org", "code": "44261-6", "display": "PHQ-9"}, "value": 4}])
@@ -166,7 +177,7 @@ def test_the_observation_search_returns_home_readings_and_scores_by_category(cas
 
 
 def test_the_location_of_a_created_observation_can_be_read_by_the_team_and_the_patient_only(cast):
-    created = _post(_device(cast), "/fhir/Observation", _obs(cast.patient_a, identifier="loc-1"))
+    created = _post(_device(cast, DeviceKind.SCALE), "/fhir/Observation", _obs(cast.patient_a, identifier="loc-1"))
     assert created.status_code == 201
     path = created["Location"].split("/fhir", 1)[1]
 

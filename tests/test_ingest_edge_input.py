@@ -10,15 +10,26 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from monitoring.models import Reading
+from monitoring.models import DeviceKind, Reading
+from tests.factories import device_token_of
 from tests.factories import vital_signs_observation as _obs
 
 pytestmark = pytest.mark.django_db
 FHIR = "application/fhir+json"
 
 
-def _rest(cast) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}", HTTP_ACCEPT_LANGUAGE="en")
+def _rest(cast, kind: str | None = None) -> Client:
+    """The cast's pulse oximeter, or a device of ``kind`` lent to patient A (a device's token sends
+    only what its kind measures)."""
+    token = cast.device_token_a if kind is None else device_token_of(cast.patient_a, kind)[1]
+    return Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_ACCEPT_LANGUAGE="en")
+
+
+def _by_hand(cast) -> Client:
+    """Patient A, sending by hand: any measure, also those no device of ours measures."""
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(cast.patient_a.user)
+    return client
 
 
 def _fhir(client: Client, path: str, body):  # type: ignore[no-untyped-def]
@@ -124,7 +135,7 @@ def test_blood_pressure_with_danish_component_codes_is_stored(cast, systolic, di
         {"code": {"coding": [{"system": system, "code": code}]},
          "valueQuantity": {"value": value, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
         for code, value in ((systolic, 130), (diastolic, 85))]
-    response = _fhir(_rest(cast), "/fhir/Observation", resource)
+    response = _fhir(_rest(cast, DeviceKind.BLOOD_PRESSURE), "/fhir/Observation", resource)
     assert response.status_code == 201, response.json()
     reading = Reading.objects.get()
     assert (reading.measure, reading.value, reading.value2) == ("blood-pressure", 130, 85)
@@ -180,7 +191,7 @@ def _weight(**extra):  # type: ignore[no-untyped-def]
 
 
 def test_the_same_reading_under_a_new_client_id_is_stored_once_and_answered_with_the_first(cast):
-    client = _rest(cast)
+    client = _rest(cast, DeviceKind.SCALE)
     first = client.post("/api/v1/readings", _weight(), content_type="application/json")
     again = [client.post("/api/v1/readings", _weight(client_id=c), content_type="application/json")
              for c in ("w1", "w2")]
@@ -194,14 +205,14 @@ def test_the_same_reading_under_a_new_client_id_is_stored_once_and_answered_with
 
 
 def test_in_one_batch_the_same_reading_under_two_client_ids_is_stored_once(cast):
-    response = _rest(cast).post("/api/v1/readings", [_weight(client_id="a"), _weight(client_id="b")],
+    response = _rest(cast, DeviceKind.SCALE).post("/api/v1/readings", [_weight(client_id="a"), _weight(client_id="b")],
                                 content_type="application/json")
     assert [r["status"] for r in response.json()["results"]] == [201, 200]
     assert Reading.objects.count() == 1
 
 
 def test_a_reading_sent_through_fhir_and_then_rest_with_other_ids_is_one_reading(cast):
-    client = _rest(cast)
+    client = _rest(cast, DeviceKind.SCALE)
     resource = _obs(cast.patient_a, code="29463-7", value=72, unit="kg", identifier="fhir-1",
                     effectiveDateTime="2026-11-30T08:15:00+01:00")
     assert _fhir(client, "/fhir/Observation", resource).status_code == 201
@@ -244,8 +255,9 @@ def test_a_refused_transaction_reports_every_bad_entry_and_stores_nothing(cast):
     ("respiratory-rate", "{breaths}/min", True), ("respiratory-rate", "{beats}/min", False),
 ])
 def test_a_counted_unit_is_taken_for_its_own_measure_only(cast, measure, unit, ok):
-    response = _rest(cast).post("/api/v1/readings", {**_hr(_recent()), "measure": measure, "value": 20, "unit": unit},
-                                content_type="application/json")
+    response = _by_hand(cast).post("/api/v1/readings",
+                                   {**_hr(_recent()), "measure": measure, "value": 20, "unit": unit},
+                                   content_type="application/json")
     assert response.status_code == (201 if ok else 400)
     if not ok:
         assert unit in response.json()["unit"][0]

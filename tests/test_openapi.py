@@ -17,3 +17,48 @@ def test_api_docs_page_is_served_without_external_assets(db) -> None:
     assert response.status_code == 200
     assert b"swagger-ui" in response.content.lower()
     assert b"cdn.jsdelivr" not in response.content and b"unpkg.com" not in response.content
+
+
+def _published() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_every_published_path_is_one_the_server_routes_bulk_data_with_its_dollar():
+    import re
+
+    from django.urls import Resolver404, resolve
+
+    paths = _published()["paths"]
+    bulk = sorted(p for p in paths if "export" in p)
+    assert bulk == ["/fhir/$export", "/fhir/$export-file/{job_id}/{name}", "/fhir/$export-status/{job_id}",
+                    "/fhir/Group/{group_id}/$export", "/fhir/Patient/$export"]
+    for path in paths:
+        concrete = re.sub(r"\{[^}]+\}", "0b7a2e2c-6f51-4c8e-9a7f-2d0f5c9b1e11", path)
+        concrete = concrete.replace("{", "")
+        try:
+            resolve(concrete)
+        except Resolver404:
+            if any(f"{{{name}}}" in path for name in ("alert_id", "snooze_id", "token_id")):  # int converters
+                resolve(re.sub(r"\{[^}]+\}", "1", path))
+            else:
+                raise
+
+
+def test_the_error_answers_are_published_with_their_shapes():
+    paths = _published()["paths"]
+    token = paths["/api/v1/auth/token"]["post"]["responses"]
+    assert set(token) >= {"201", "400", "401", "429", "503"}
+    flags = paths["/fhir/Flag"]["get"]["responses"]
+    outcome = {"$ref": "#/components/schemas/OperationOutcome"}
+    assert flags["403"]["content"]["application/fhir+json"]["schema"] == outcome
+    assert "404" in paths["/api/v1/alerts/{alert_id}/acknowledge"]["post"]["responses"]
+
+
+def test_a_route_no_view_matches_is_answered_in_the_apis_shape(db):
+    fhir = Client().get("/fhir/$export-status/not-a-uuid")
+    assert fhir.status_code == 404 and fhir.json()["resourceType"] == "OperationOutcome"
+    api = Client().get("/api/v1/nothing-here")
+    assert api.status_code == 404 and api.json()["request_id"]
+    assert "text/html" in Client().get("/nothing-here/")["Content-Type"]

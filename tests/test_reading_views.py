@@ -14,9 +14,9 @@ from django.utils import timezone
 from accounts.models import Role
 from alerts.models import Rule, Severity
 from audit.models import AuditEvent
-from monitoring.models import Reading, Source
+from monitoring.models import DeviceKind, Reading, Source
 from patients.models import RelativeGrant
-from tests.factories import make_user
+from tests.factories import device_token_of, make_user
 
 pytestmark = pytest.mark.django_db
 NBSP = "\u00a0"  # between a value and its unit on the trend pages, so "91 %" never breaks
@@ -634,7 +634,7 @@ def test_a_peak_flow_meter_has_its_measure_on_the_web_and_through_the_api(cast):
     page = client.get("/me/readings/new/peak-flow/").content.decode()
     assert "litres per minute" in page and "best of the three" in page
     assert client.post("/me/readings/new/peak-flow/", {"value": "420"}).status_code == 302
-    api = Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {device_token_of(cast.patient_a, DeviceKind.PEAK_FLOW)[1]}")
     response = api.post("/api/v1/readings", {"measure": "19935-6", "value": 7, "unit": "L/s",
                                              "effective_at": timezone.now().isoformat()},
                         content_type="application/json")

@@ -10,8 +10,9 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from alerts.models import Alert, AlertEvent
 from audit.models import Action, AuditEvent
-from monitoring.models import DeviceToken, Reading, Source
+from monitoring.models import DeviceKind, DeviceToken, Reading, Source
 from monitoring.selectors import readings_unevaluated_ids
+from tests.factories import device_token_of
 
 pytestmark = pytest.mark.django_db
 
@@ -282,7 +283,7 @@ def test_client_ids_are_per_patient(cast, client):
 def test_single_blood_pressure_reading_answers_with_both_components(cast, client):
     body = {"measure": "blood-pressure", "systolic": 16, "diastolic": 10, "unit": "kPa",
             "effective_at": _when()}
-    response = _post(client, body, cast.device_token_a)
+    response = _post(client, body, device_token_of(cast.patient_a, DeviceKind.BLOOD_PRESSURE)[1])
     assert response.status_code == 201, response.content
     assert (response.json()["value"], response.json()["value2"]) == ("120.010", "75.006")
     assert Reading.objects.get().original == {"unit": "kPa", "systolic": "16", "diastolic": "10"}

@@ -57,7 +57,10 @@ def _bundle(kind: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _device(cast) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}")
+    """Patient A sending Synthea's vital signs (a device's token sends only its own kind's)."""
+    client = Client()
+    client.force_login(cast.patient_a.user)
+    return client
 
 
 def _post(client: Client, path: str, body: dict[str, Any]):

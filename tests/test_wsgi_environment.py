@@ -4,6 +4,8 @@ copy of the web process's environment (ADR 0017); Django must not see it in requ
 from typing import Any
 from unittest import mock
 
+import pytest
+
 from proplatform.wsgi import WithoutProcessEnvironment
 
 PROCESS = {"SECRET_KEY": "s3cret", "DATABASE_URL": "postgres://app:pw@db/app", "PATH": "/usr/bin",
@@ -41,3 +43,64 @@ def test_the_web_process_application_is_wrapped():
         from proplatform import wsgi
 
     assert isinstance(wsgi.application, WithoutProcessEnvironment)
+
+
+# --- chunked bodies (issue 20) ------------------------------------------------------------------
+
+def _chunked(body: bytes, limit: int = 1000) -> tuple[dict[str, Any], list[str]]:
+    import io
+
+    from proplatform.wsgi import DechunkedBody
+
+    seen: dict[str, Any] = {}
+    statuses: list[str] = []
+
+    def app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.update(env, body=env["wsgi.input"].read(int(env["CONTENT_LENGTH"])))
+        return [b""]
+
+    class Trickle(io.BytesIO):  # a server's stream may give fewer bytes than asked
+        def read(self, size: int = -1) -> bytes:
+            return super().read(min(size, 7) if size and size > 0 else size)
+
+    DechunkedBody(app, limit=limit)({"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked",
+                                     "wsgi.input": Trickle(body)}, lambda status, headers: statuses.append(status))
+    return seen, statuses
+
+
+def test_a_chunked_body_reaches_the_app_whole_with_its_length():
+    seen, _ = _chunked(b'{"measure": "spo2", "value": 95}')
+    assert seen["body"] == b'{"measure": "spo2", "value": 95}'
+    assert seen["CONTENT_LENGTH"] == "32" and "HTTP_TRANSFER_ENCODING" not in seen
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_and_never_reaches_the_app():
+    seen, statuses = _chunked(b"x" * 1001)
+    assert not seen and statuses == ["413 Content Too Large"]
+
+
+@pytest.mark.django_db(transaction=True)  # the WSGI handler closes the connection as a server's would
+def test_a_chunked_reading_is_stored_through_the_web_process_application():
+    import io
+    import json
+
+    from tests.factories import make_cast
+
+    cast = make_cast()
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.utils import timezone
+
+    from monitoring.models import Reading
+    from proplatform.wsgi import DechunkedBody
+
+    body = json.dumps({"measure": "spo2", "value": 95, "unit": "%", "effective_at": timezone.now().isoformat()})
+    statuses: list[str] = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/readings", "SERVER_NAME": "testserver",
+               "SERVER_PORT": "443", "wsgi.url_scheme": "https", "HTTP_HOST": "localhost",
+               "CONTENT_TYPE": "application/json", "HTTP_TRANSFER_ENCODING": "chunked",
+               "HTTP_AUTHORIZATION": f"Bearer {cast.device_token_a}", "wsgi.input": io.BytesIO(body.encode()),
+               "wsgi.errors": io.StringIO()}
+    answer = b"".join(DechunkedBody(WSGIHandler())(environ, lambda status, headers: statuses.append(status)))
+    assert statuses[0].startswith("201"), answer[:500]
+    assert Reading.objects.count() == 1

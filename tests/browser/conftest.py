@@ -49,16 +49,38 @@ def browser(live_stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browse
             connections.close_all()
 
 
+# Every page records the Content-Security-Policy's refusals (settings.CONTENT_SECURITY_POLICY):
+# the event for each, and chromium's console error besides (for what fires no event).
+_CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(
+  `${e.effectiveDirective} refused ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
 @pytest.fixture
-def new_context(browser: Browser) -> Callable[..., BrowserContext]:
-    """A fresh browser context (its own cookies: one login each), Danish like the users."""
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """A fresh browser context (its own cookies: one login each), Danish like the users. At the
+    end of the test no page of any context may have logged a CSP refusal to the console."""
+    console: list[str] = []
 
     def make(viewport: dict[str, int] = DESKTOP) -> BrowserContext:
         context = browser.new_context(viewport=viewport, locale="da-DK", timezone_id="Europe/Copenhagen")
         context.set_default_timeout(15_000)
+        context.add_init_script(_CSP_LISTENER)
+        context.on("console", lambda message: console.append(f"{message.page.url if message.page else '?'}: "
+                                                             f"{message.text}")
+                   if "Content Security Policy" in message.text else None)
         return context
 
-    return make
+    yield make
+    assert not console, "CSP refusals in the console:\n" + "\n".join(console)
+
+
+def assert_no_csp_violations(page: Page, label: str) -> None:
+    """The page's Content-Security-Policy refused nothing it loaded or ran so far."""
+    refused = page.evaluate("() => window.__cspViolations || []")
+    assert not refused, f"CSP refusals on {label} ({page.url}): {refused}"
 
 
 def login(page: Page, base_url: str, username: str, password: str = PASSWORD) -> None:
@@ -97,6 +119,7 @@ def assert_no_horizontal_scroll(page: Page, label: str) -> None:
 
 
 def check_page(page: Page, label: str) -> None:
-    """Accessible and no sideways scrolling at the context's viewport."""
+    """Accessible, no sideways scrolling at the context's viewport, nothing refused by the CSP."""
+    assert_no_csp_violations(page, label)
     assert_accessible(page, label)
     assert_no_horizontal_scroll(page, label)
