@@ -4,8 +4,9 @@ Accepts LOINC codings (and Danish NPU codes, mapped by monitoring.measures when 
 blood pressure as the 85354-9 panel with systolic 8480-6 and diastolic 8462-4 components, UCUM
 units in valueQuantity.code (or .unit), and vital signs as real systems write them (Synthea:
 ``meta.profile``, ``category``, ``encounter``, ``issued``, ``code.text``, several codings; see
-tests/test_synthea.py and tests/fixtures/synthea/). Elements the platform does not store are
-ignored, not refused. Every problem is returned with a FHIRPath expression, so the caller can
+tests/test_synthea.py and tests/fixtures/synthea/). Valid FHIR elements the platform does not
+store are ignored, not refused; elements FHIR does not define, and empty arrays or objects, are
+refused (interop.validate, ADR 0001). Every problem is returned with a FHIRPath expression, so the caller can
 answer with an OperationOutcome naming it.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from interop.validate import structure_issues
 from monitoring.measures import DIASTOLIC_CODES, MEASURES, SYSTOLIC_CODES, coding_lookup
 
 LOINC = "http://loinc.org"
@@ -137,6 +139,8 @@ def parse_observation(resource: Any) -> ParsedObservation:
     if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
         out.problems.append(Problem("Observation", "the resource must be an Observation"))
         return out
+    # Valid FHIR first: an unknown element may be a sender's typo of one we read.
+    out.problems += [Problem(i["expression"][0], i["diagnostics"]) for i in structure_issues(resource)]
     if resource.get("status") not in ACCEPTED_STATUS:
         out.problems.append(Problem("Observation.status", f"status must be one of {sorted(ACCEPTED_STATUS)}"))
     _subject(resource, out)

@@ -20,6 +20,7 @@ from interop.mapping import (
     response_to_fhir,
     searchset,
 )
+from interop.validate import structure_issues, structure_outcome
 from interop.views import FhirView
 from patients.access import patient_or_404
 from questionnaires.models import Questionnaire, QuestionnaireResponse
@@ -77,6 +78,8 @@ class QuestionnaireCollectionView(FhirView):
             raise exceptions.PermissionDenied("Only administrators add questionnaires.")
         if not isinstance(request.data, dict) or request.data.get("resourceType") != "Questionnaire":
             raise exceptions.ParseError("The body must be a FHIR Questionnaire resource.")
+        if issues := structure_issues(request.data):
+            return Response(structure_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
         prefer = request.headers.get("Prefer", "")
         try:
             questionnaire = questionnaire_import(resource=request.data, strict="handling=strict" in prefer)
@@ -169,6 +172,8 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
         data = request.data
         if not isinstance(data, dict) or data.get("resourceType") != "QuestionnaireResponse":
             raise exceptions.ParseError("The body must be a FHIR QuestionnaireResponse resource.")
+        if issues := structure_issues(data):  # before anything is looked up or stored (ADR 0001)
+            return Response(structure_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
         if request.user.role not in {Role.PATIENT, Role.RELATIVE}:
             raise exceptions.PermissionDenied("Responses are submitted by patients or their relatives.")
         if data.get("status") != "completed":
