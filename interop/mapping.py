@@ -41,7 +41,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "software": {"name": "proplatform", "version": settings.SPECTACULAR_SETTINGS["VERSION"]},
         "implementation": {"description": "proplatform FHIR R4 endpoint", "url": base_url},
         "fhirVersion": FHIR_VERSION,
-        "format": ["json", "application/fhir+json"],
+        "format": ["json", "application/fhir+json", "application/json"],
         "rest": [
             {
                 "mode": "server",
@@ -61,17 +61,28 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                     {"type": "Patient", "interaction": [{"code": "read"}],
                      "operation": [{"name": "export", "definition":
                                     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]},
+                    # Creates are conditional (If-None-Exist, Bundle ifNoneExist) on the parameters
+                    # listed; Prefer: return=minimal|representation|OperationOutcome is honoured.
                     {"type": "Questionnaire",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                     "conditionalCreate": True,
                      "searchParam": [{"name": "url", "type": "uri"}, {"name": "version", "type": "token"}]},
                     {"type": "Observation",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                     "conditionalCreate": True,
                      "supportedProfile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"],
                      "searchParam": [{"name": "patient", "type": "reference"},
-                                     {"name": "category", "type": "token"}]},
+                                     {"name": "category", "type": "token"},
+                                     {"name": "identifier", "type": "token",
+                                      "documentation": "in If-None-Exist only"}]},
                     {"type": "QuestionnaireResponse",
-                     "interaction": [{"code": "search-type"}, {"code": "create"}],
-                     "searchParam": [{"name": "patient", "type": "reference"}]},
+                     "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                     "conditionalCreate": True,
+                     "searchParam": [{"name": "patient", "type": "reference"},
+                                     {"name": "identifier", "type": "token",
+                                      "documentation": "in If-None-Exist only"}]},
+                    # What an Observation's ``device`` refers to (interop/views_reads.py)
+                    {"type": "Device", "interaction": [{"code": "read"}]},
                     # Cohorts (outcomes/fhir_views.py): criteria, members evaluated when exported
                     {"type": "Group", "interaction": [{"code": "read"}, {"code": "search-type"}],
                      "searchParam": [{"name": "name", "type": "string"}],
@@ -317,7 +328,9 @@ def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, conditio
         "diagnosis": [{"condition": {"reference": "#condition"}, "rank": 1}],
         "patient": subject_reference(patient_ref),
         "managingOrganization": {"display": department},
-        "team": [{"reference": f"CareTeam/{care_team_id}", "display": care_team_name}],
+        # A logical reference (identifier and name): this server serves no CareTeam resource and
+        # exports none, so a literal CareTeam/<id> would point at nothing (issue 21).
+        "team": [{"identifier": export_identifier("CareTeam", str(care_team_id)), "display": care_team_name}],
         "period": {"start": start},
     }
     if end:

@@ -38,10 +38,24 @@ class FhirJSONRenderer(JSONRenderer):
     format = "fhir"
 
 
+# ``_format`` values that mean JSON (FHIR R4 http.html#mime-type); anything else (xml, ttl) is 406.
+JSON_FORMATS = {"json", "application/json", "application/fhir+json", "fhir+json"}
+
+
 class FhirView(APIView):
     """Base for FHIR endpoints: fhir+json, and every error as an OperationOutcome."""
 
     renderer_classes = [FhirJSONRenderer, JSONRenderer]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # FHIR's _format overrides Accept. We speak JSON only: XML asked for is refused (406),
+        # not answered with JSON the client cannot read. An Accept of XML alone is refused by
+        # DRF's content negotiation, also as 406.
+        wanted = request.query_params.get("_format")
+        if wanted is not None and wanted.split(";")[0].strip().lower() not in JSON_FORMATS:
+            raise exceptions.NotAcceptable(f"_format {wanted[:60]!r} is not supported: this server speaks "
+                                           "FHIR JSON only (json, application/fhir+json).")
+        super().initial(request, *args, **kwargs)
 
     def handle_exception(self, exc: Exception) -> Response:
         if not isinstance(exc, exceptions.APIException | Http404 | PermissionDenied):
@@ -89,3 +103,25 @@ class PatientReadView(FhirView):
 
     def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raise exceptions.MethodNotAllowed(request.method or "")
+
+
+class FhirFallbackView(FhirView):
+    """The last route under /fhir: whatever no other route matched is answered as FHIR, never
+    with Django's HTML page. A resource type this server serves with an interaction it does not
+    offer (``_history``, ``$everything``, a compartment) is 405; anything else (an unknown type,
+    a path that names nothing) is 404. The CapabilityStatement says what exists."""
+
+    permission_classes = [AllowAny]  # it reveals nothing; a 401 would suggest something is here
+    authentication_classes: list[Any] = []
+
+    def _answer(self, request: Request, rest: str = "") -> Response:
+        served = {r["type"] for r in capability_statement("")["rest"][0]["resource"]}
+        first = rest.split("/", 1)[0]
+        if first in served or first in ("_history", "$everything") or first.startswith("$"):
+            raise exceptions.MethodNotAllowed(
+                request.method or "", detail=f"{request.method} /fhir/{rest[:100]} is not an interaction this "
+                                             "server supports; GET /fhir/metadata lists those that exist.")
+        raise exceptions.NotFound(f"/fhir/{rest[:100]} names no resource type or resource served here; "
+                                  "GET /fhir/metadata lists them.")
+
+    get = post = put = patch = delete = head = extend_schema(exclude=True)(_answer)  # type: ignore[assignment]
