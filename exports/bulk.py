@@ -142,10 +142,10 @@ def observations(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -
         # A reading marked erroneous after it arrived changed then.
         readings = readings.filter(Q(received_at__gte=since) | Q(erroneous_at__gte=since))
     rows = readings.order_by("pk").values_list("pk", "patient_id", "device_id", "measure", "value", "value2",
-                                               "unit", "erroneous_at", "effective_at", "received_at")
+                                               "unit", "erroneous_at", "effective_at", "received_at", "original")
     codes = {slug: (m.loinc, m.display) for slug, m in MEASURES.items()}
     pseudo = refs.pseudo is not None
-    for pk, pid, device_id, measure, value, value2, unit, erroneous_at, effective, received in rows.iterator(
+    for pk, pid, device_id, measure, value, value2, unit, erroneous_at, effective, received, original in rows.iterator(
             chunk_size=CHUNK):
         try:
             shift = refs.shift(pid)
@@ -155,7 +155,10 @@ def observations(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -
                 patient_ref=refs.patient(pid), loinc=loinc, display=display,
                 erroneous=erroneous_at is not None, value=value, value2=value2, unit=unit,
                 effective=_iso(effective, shift), issued=_iso(received, shift),
-                device_ref=refs.device(device_id) if device_id else None)
+                device_ref=refs.device(device_id) if device_id else None,
+                # the sender's codes and issued time; no free text (code.text, displays) when pseudonymised
+                original=original, free_text=not pseudo,
+                shift=(lambda value, shift=shift: shift_date_str(value, shift)) if pseudo else None)
         except (KeyError, TypeError, ValueError) as exc:
             yield _failed("Observation", f"reading-{pk}", exc)
     scored = _responses(scope, since).exclude(scores=[]).values_list("pk", "patient_id", "authored_at", "scores")

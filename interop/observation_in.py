@@ -46,11 +46,21 @@ class ParsedObservation:
     client_id: str | None = None
     device_id: int | None = None  # Observation.device, when it names a Device of this server
     original_coding: dict[str, Any] | None = None
+    # The sender's own words, given back on reads and exports (interop.mapping): the code as sent
+    # (all its codings and its text) and when the sender issued the result.
+    sent_code: dict[str, Any] | None = None
+    issued: str | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """What Reading.original["fhir"] keeps (monitoring.ingest.readings_ingest ``provenance``)."""
+        kept = {k: v for k, v in (("code", self.sent_code), ("issued", self.issued)) if v}
+        return kept or None
 
     @property
     def is_panel(self) -> bool:
@@ -156,6 +166,10 @@ def parse_observation(resource: Any) -> ParsedObservation:
             f"it takes {_monitored()}")))
         code = None
     out.measure, out.original_coding = code, coding
+    if code is not None:
+        out.sent_code = resource.get("code")
+    if isinstance(resource.get("issued"), str):
+        out.issued = resource["issued"]
     period = resource.get("effectivePeriod")
     when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
         (period.get("start") if isinstance(period, dict) else None)

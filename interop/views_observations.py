@@ -190,7 +190,7 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
                 return conditional.created(request, _reading_observation(matches[0]), code=200,
                                            location=f"{_base(request)}/Observation/reading-{matches[0].pk}")
         [result] = readings_ingest(patient=patient, items=[_item(parsed)], source=source, device=device,
-                                   entered_by=None if device else request.user)
+                                   entered_by=None if device else request.user, provenance=[parsed.provenance])
         _audit_stored(request, patient, [result])
         if result.reading is None:
             return Response(_result_outcome(result), status=result.status)
@@ -285,7 +285,8 @@ class BundleView(ObservationCreateMixin, FhirView):
             return self._transaction(request, patient, device, source, parsed, refused, existing)
         ok = [i for i in range(len(parsed)) if i not in refused and i not in existing]
         results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in ok], source=source,
-                                  device=device, entered_by=None if device else request.user)
+                                  device=device, entered_by=None if device else request.user,
+                                  provenance=[parsed[i].provenance for i in ok])
         _audit_stored(request, patient, results)
         by_index = dict(zip(ok, results, strict=True))
         response_entries = []
@@ -320,7 +321,8 @@ class BundleView(ObservationCreateMixin, FhirView):
         try:
             with transaction.atomic():
                 results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in todo], source=source,
-                                          device=device, entered_by=None if device else request.user)
+                                          device=device, entered_by=None if device else request.user,
+                                          provenance=[parsed[i].provenance for i in todo])
                 failed = [(i, r) for i, r in zip(todo, results, strict=True) if r.reading is None]
                 if failed:
                     issues = [issue for i, r in failed for issue in _in_entry(_result_outcome(r), i)]
