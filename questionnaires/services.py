@@ -129,6 +129,9 @@ def questionnaire_import_checked(*, resource: dict[str, Any], strict: bool = Fal
         return Questionnaire.objects.create(
             url=stored["url"], version=stored["version"],
             title=parsed.title or parsed.name or stored["url"], status=parsed.status, resource=stored,
+            # SDC's "sum of the ordinal values" calculatedExpression becomes the version's scale;
+            # a scoring spec given later (load_instruments, the admin) takes its place.
+            scoring=qdef.derived_scoring(parsed),
         ), True
 
 
