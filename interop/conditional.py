@@ -27,6 +27,14 @@ SUPPORTED = {"Observation": {"identifier"}, "QuestionnaireResponse": {"identifie
              "Questionnaire": {"url", "version"}}
 
 
+class CriteriaInvalid(exceptions.ParseError):
+    """400, with the header or Bundle element it concerns as the OperationOutcome's expression."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.fhir_expression = [where]
+
+
 @dataclass(frozen=True)
 class Criteria:
     where: str  # what the OperationOutcome names: "If-None-Exist" or Bundle.entry[i].request.ifNoneExist
@@ -41,19 +49,18 @@ def criteria(raw: str | None, resource_type: str, *, where: str = "If-None-Exist
     if "?" in query:  # some clients send "Observation?identifier=..."
         prefix, _, query = query.partition("?")
         if prefix.strip("/").split("/")[-1] not in ("", resource_type):
-            raise exceptions.ParseError(f"{where}: {prefix[:40]!r} is not {resource_type}.")
+            raise CriteriaInvalid(where, f"{prefix[:40]!r} is not {resource_type}.")
     pairs = parse_qsl(query, keep_blank_values=True)
     params: dict[str, str] = {}
     for name, value in pairs:
         if name not in SUPPORTED[resource_type]:
-            raise exceptions.ParseError(
-                f"{where}: parameter {name[:40]!r} is not supported for {resource_type}; supported: "
-                f"{', '.join(sorted(SUPPORTED[resource_type]))}.")
+            raise CriteriaInvalid(where, f"parameter {name[:40]!r} is not supported for {resource_type}; "
+                                         f"supported: {', '.join(sorted(SUPPORTED[resource_type]))}.")
         if not value or name in params:
-            raise exceptions.ParseError(f"{where}: {name} needs one non-empty value.")
+            raise CriteriaInvalid(where, f"{name} needs one non-empty value.")
         params[name] = value
     if not params:
-        raise exceptions.ParseError(f"{where}: no search parameters given.")
+        raise CriteriaInvalid(where, "no search parameters given.")
     return Criteria(where, params)
 
 

@@ -69,7 +69,8 @@ class FhirView(APIView):
         response = super().handle_exception(exc)
         detail = getattr(exc, "detail", None) or str(exc)
         response.data = operation_outcome(
-            "error", _ISSUE_CODES.get(response.status_code, "processing"), str(detail)
+            "error", _ISSUE_CODES.get(response.status_code, "processing"), str(detail),
+            expression=getattr(exc, "fhir_expression", None),  # the element or header at fault, if known
         )
         return response
 

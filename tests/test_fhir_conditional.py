@@ -77,6 +77,7 @@ def test_an_unsupported_if_none_exist_parameter_is_refused_rather_than_ignored(c
     response = _post(_device(cast), "/fhir/Observation", _obs(cast.patient_a, identifier="w-4"),
                      HTTP_IF_NONE_EXIST="code=29463-7")
     assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"
+    assert response.json()["issue"][0]["expression"] == ["If-None-Exist"]
     assert not Reading.objects.exists()
 
 
