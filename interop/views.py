@@ -33,6 +33,14 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
+class FhirInvalid(exceptions.ParseError):
+    """400 naming the element at fault: the OperationOutcome's ``expression`` (FHIRPath)."""
+
+    def __init__(self, expression: str, message: str) -> None:
+        super().__init__(message)
+        self.fhir_expression = [expression]
+
+
 class FhirJSONRenderer(JSONRenderer):
     media_type = "application/fhir+json"
     format = "fhir"

@@ -22,7 +22,7 @@ from audit.services import audit_record
 from interop import conditional
 from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
 from interop.observation_in import ParsedObservation, parse_observation
-from interop.views import FhirView
+from interop.views import FhirInvalid, FhirView
 from interop.views_questionnaires import FhirJSONParser, _base
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
 from monitoring.ingest import MAX_BATCH, ItemResult, readings_ingest
@@ -248,13 +248,13 @@ class BundleView(ObservationCreateMixin, FhirView):
         patient, device, source = _caller(request)
         bundle = request.data
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise exceptions.ParseError("The body must be a FHIR Bundle.")
+            raise FhirInvalid("Bundle", "The body must be a FHIR Bundle.")
         kind = bundle.get("type")
         if kind not in ("batch", "transaction"):
-            raise exceptions.ParseError("Bundle.type must be batch or transaction.")
+            raise FhirInvalid("Bundle.type", "Bundle.type must be batch or transaction.")
         entries = bundle.get("entry") or []
         if not isinstance(entries, list) or not entries or len(entries) > MAX_BATCH:
-            raise exceptions.ParseError(f"A Bundle carries 1 to {MAX_BATCH} entries.")
+            raise FhirInvalid("Bundle.entry", f"A Bundle carries 1 to {MAX_BATCH} entries.")
         parsed: list[ParsedObservation] = []
         refused: dict[int, tuple[dict[str, Any], int]] = {}
         existing: dict[int, Reading] = {}  # conditional creates that matched: answered, not stored

@@ -22,7 +22,7 @@ from interop.mapping import (
     searchset,
 )
 from interop.validate import structure_issues, structure_outcome
-from interop.views import FhirView
+from interop.views import FhirInvalid, FhirView
 from patients.access import patient_or_404
 from questionnaires.models import Questionnaire, QuestionnaireResponse
 from questionnaires.services import questionnaire_import_checked
@@ -78,7 +78,7 @@ class QuestionnaireCollectionView(FhirView):
         if request.user.role != Role.ADMIN:
             raise exceptions.PermissionDenied("Only administrators add questionnaires.")
         if not isinstance(request.data, dict) or request.data.get("resourceType") != "Questionnaire":
-            raise exceptions.ParseError("The body must be a FHIR Questionnaire resource.")
+            raise FhirInvalid("Questionnaire", "The body must be a FHIR Questionnaire resource.")
         if issues := structure_issues(request.data):
             return Response(structure_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
         prefer = request.headers.get("Prefer", "")
@@ -184,16 +184,17 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         data = request.data
         if not isinstance(data, dict) or data.get("resourceType") != "QuestionnaireResponse":
-            raise exceptions.ParseError("The body must be a FHIR QuestionnaireResponse resource.")
+            raise FhirInvalid("QuestionnaireResponse", "The body must be a FHIR QuestionnaireResponse resource.")
         if issues := structure_issues(data):  # before anything is looked up or stored (ADR 0001)
             return Response(structure_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
         if request.user.role not in {Role.PATIENT, Role.RELATIVE}:
             raise exceptions.PermissionDenied("Responses are submitted by patients or their relatives.")
         if data.get("status") != "completed":
-            raise exceptions.ParseError("Only completed responses are accepted (status 'completed').")
+            raise FhirInvalid("QuestionnaireResponse.status",
+                              "Only completed responses are accepted (status 'completed').")
         subject = (data.get("subject") or {}).get("reference", "")
         if not subject.startswith("Patient/"):
-            raise exceptions.ParseError("subject must reference the Patient, e.g. Patient/<id>.")
+            raise FhirInvalid("QuestionnaireResponse.subject", "subject must reference the Patient, e.g. Patient/<id>.")
         patient = patient_or_404(request, subject.removeprefix("Patient/"), action=Action.CREATE,
                                  resource="QuestionnaireResponse (FHIR)", purpose="answer")
         questionnaire = _assigned_questionnaire(patient, str(data.get("questionnaire") or ""))
@@ -260,7 +261,8 @@ def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:  # type: 
     programmes. Without "|version", the newest version."""
     url, _, version = canonical.partition("|")
     if not url:
-        raise exceptions.ParseError("questionnaire must give the canonical url (url|version).")
+        raise FhirInvalid("QuestionnaireResponse.questionnaire",
+                          "questionnaire must give the canonical url (url|version).")
     assigned = Questionnaire.objects.filter(url=url, programs__episodes__patient=patient)
     if not assigned.exists():
         raise exceptions.NotFound("That questionnaire is not one of this patient's.")

@@ -158,3 +158,27 @@ def test_the_migration_repairs_stored_answers_once_and_leaves_clean_ones_alone(c
     repair_migration.repair(django_apps, None)  # idempotent
     broken.refresh_from_db()
     assert broken.items == REPAIRED and broken.updated_at == first_repair
+
+
+@pytest.mark.parametrize(("change", "expression"), [
+    ({"status": "in-progress"}, "QuestionnaireResponse.status"),
+    ({"subject": {"reference": "Group/1"}}, "QuestionnaireResponse.subject"),
+    ({"questionnaire": ""}, "QuestionnaireResponse.questionnaire"),
+])
+def test_a_refused_response_names_the_element_at_fault(cast, change, expression):
+    body = {**_qr(cast), **change}
+    if body["questionnaire"] == "":
+        del body["questionnaire"]
+    response = _post(_login(cast.patient_a.user), "/fhir/QuestionnaireResponse", body)
+    assert response.status_code == 400
+    assert _expressions(response) == [expression]
+
+
+@pytest.mark.parametrize(("bundle", "expression"), [
+    ({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {}}]}, "Bundle.type"),
+    ({"resourceType": "Bundle", "type": "batch"}, "Bundle.entry"),
+])
+def test_a_refused_bundle_names_the_element_at_fault(cast, bundle, expression):
+    response = _post(Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}"), "/fhir", bundle)
+    assert response.status_code == 400
+    assert _expressions(response) == [expression]
