@@ -134,3 +134,9 @@ class FhirFallbackView(FhirView):
                                   "GET /fhir/metadata lists them.")
 
     get = post = put = patch = delete = head = extend_schema(exclude=True)(_answer)  # type: ignore[assignment]
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        # The Allow header of a 405: nothing is offered at a path no route serves (RFC 9110
+        # allows an empty Allow), not the methods this catch-all happens to answer.
+        return []

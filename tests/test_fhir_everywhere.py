@@ -49,7 +49,9 @@ def test_an_unknown_resource_type_is_a_404_operation_outcome_not_an_html_page(ca
     ("put", "/fhir/QuestionnaireResponse/1"), ("delete", "/fhir/Device/1"),
 ])
 def test_an_unsupported_interaction_is_a_405_operation_outcome(cast, method, path):
-    _outcome(getattr(_login(cast.clinician_a), method)(path), 405, "not-supported")
+    response = getattr(_login(cast.clinician_a), method)(path)
+    _outcome(response, 405, "not-supported")
+    assert "PUT" not in response["Allow"] and "DELETE" not in response["Allow"]
 
 
 def test_a_response_created_over_fhir_can_be_read_at_its_location_by_its_care_team_and_audited(cast):
