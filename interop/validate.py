@@ -83,5 +83,34 @@ def structure_issues(resource: Any, *, expected: str | None = None) -> list[dict
     return issues
 
 
+# Stands in for each entry's resource while the Bundle around them is checked: the resources are
+# checked one by one (by the Observation parser), so a refused entry does not refuse a batch.
+_PLACEHOLDER = {"resourceType": "Basic", "code": {"text": "entry"}}
+
+
+def bundle_issues(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """What makes the Bundle itself (not its entries' resources) invalid FHIR."""
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        entries = []
+
+    def shell(stand_in: Any) -> dict[str, Any]:
+        return {**bundle, "entry": [{**e, "resource": stand_in} if isinstance(e, dict) and "resource" in e else e
+                                    for e in entries]} if "entry" in bundle else dict(bundle)
+
+    issues: list[dict[str, Any]] = []
+    _empty(shell(True), "Bundle", issues)
+    try:
+        _model("Bundle").model_validate(shell(_PLACEHOLDER))
+    except pydantic.ValidationError as exc:
+        for error in exc.errors():
+            where = _path("Bundle", error["loc"])
+            if ".resource" in where:
+                continue  # the stand-in's business, not the sender's
+            issues.append(_issue(where, "unknown element: FHIR R4 defines no such element here")
+                          if error["type"] == "extra_forbidden" else _issue(where, str(error["msg"])[:300], "value"))
+    return issues
+
+
 def structure_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": issues}

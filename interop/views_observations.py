@@ -22,6 +22,7 @@ from audit.services import audit_record
 from interop import conditional
 from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
 from interop.observation_in import ParsedObservation, parse_observation
+from interop.validate import bundle_issues, structure_outcome
 from interop.views import FhirInvalid, FhirView
 from interop.views_questionnaires import FhirJSONParser, _base
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
@@ -255,6 +256,8 @@ class BundleView(ObservationCreateMixin, FhirView):
         entries = bundle.get("entry") or []
         if not isinstance(entries, list) or not entries or len(entries) > MAX_BATCH:
             raise FhirInvalid("Bundle.entry", f"A Bundle carries 1 to {MAX_BATCH} entries.")
+        if issues := bundle_issues(bundle):  # the Bundle itself; entries are checked one by one below
+            return Response(structure_outcome(issues), status=400)
         parsed: list[ParsedObservation] = []
         refused: dict[int, tuple[dict[str, Any], int]] = {}
         existing: dict[int, Reading] = {}  # conditional creates that matched: answered, not stored

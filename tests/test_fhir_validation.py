@@ -182,3 +182,14 @@ def test_a_refused_bundle_names_the_element_at_fault(cast, bundle, expression):
     response = _post(Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}"), "/fhir", bundle)
     assert response.status_code == 400
     assert _expressions(response) == [expression]
+
+
+def test_a_bundle_with_an_element_fhir_does_not_define_is_refused_naming_it_and_nothing_stored(cast):
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {cast.device_token_a}")
+    bundle = {"resourceType": "Bundle", "type": "batch", "priority": "high", "entry": [
+        {"resource": _obs(cast.patient_a, identifier="p-1"), "request": {"method": "POST", "url": "Observation",
+                                                                        "urgent": True}}]}
+    response = _post(client, "/fhir", bundle)
+    assert response.status_code == 400
+    assert {"Bundle.priority", "Bundle.entry[0].request.urgent"} <= set(_expressions(response))
+    assert not Reading.objects.exists()
