@@ -142,3 +142,34 @@ def test_the_rendered_phq9_shows_nine_questions_with_their_answers_and_not_the_s
         assert len(re.findall(rf'name="{re.escape(field_name(item))}"', html)) == 4
     assert "total score" not in html and "cannot be answered here" not in html
     assert QuestionnaireResponse.objects.count() == 0 and timezone.now()
+
+
+def test_a_patient_answers_a_nested_follow_up_on_the_web_form_and_it_is_stored_under_the_answer(cast):
+    nested = questionnaire_import(resource=NESTED)
+    cast.program_a.questionnaires.add(nested)
+    client = Client()
+    client.force_login(cast.patient_a.user)
+    page = client.post(f"/me/questionnaires/{nested.pk}/page/1/",
+                       {"q-pain": "true", "q-pain-where": "I ryggen", "action": "next"})
+    assert page.status_code == 302, page.content.decode()[:2000]
+    sent = client.post(page["Location"], {"identifier": ""})
+    assert sent.status_code == 302
+    stored = QuestionnaireResponse.objects.get(questionnaire=nested, status="completed")
+    assert stored.items[0]["answer"][0]["item"][0]["answer"] == [{"valueString": "I ryggen"}]
+    assert fhir_problems(response_to_fhir(stored)) == []
+
+
+def test_a_response_created_over_fhir_is_read_back_at_its_location(cast):
+    nested = questionnaire_import(resource=NESTED)
+    cast.program_a.questionnaires.add(nested)
+    client = Client()
+    client.force_login(cast.patient_a.user)
+    body = {"resourceType": "QuestionnaireResponse", "questionnaire": f"{nested.url}|1", "status": "completed",
+            "subject": {"reference": f"Patient/{cast.patient_a.pk}"},
+            "item": [{"linkId": "pain", "answer": [{"valueBoolean": True, "item": [
+                {"linkId": "pain-where", "answer": [{"valueString": "I knæet"}]}]}]}]}
+    created = client.post("/fhir/QuestionnaireResponse", json.dumps(body), content_type=FHIR)
+    assert created.status_code == 201, created.json()
+    read = client.get(created["Location"])
+    assert read.status_code == 200
+    assert read.json() == created.json()
