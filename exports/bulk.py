@@ -71,7 +71,9 @@ def _iso(value: datetime, shift: timedelta) -> str:
 def patients(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -> Iterator[Resource]:
     qs = scope.order_by("pk")
     if since:
-        qs = qs.filter(created_at__gte=since)
+        # Each resource's own last change (FHIR Bulk Data: _since is meta.lastUpdated), so an
+        # edit after creation is exported too.
+        qs = qs.filter(updated_at__gte=since)
     if refs.pseudo is None:
         for patient in qs.iterator(chunk_size=CHUNK):
             yield patient_identified_for_export(patient)
@@ -82,14 +84,14 @@ def patients(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -> It
 
 
 def episodes(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -> Iterator[Resource]:
-    # Episodes carry no modification time, so _since cannot narrow them: all are included
-    # (documented in ADR 0007).
-    qs = (TreatmentEpisode.objects.filter(patient__in=scope.values("pk")).order_by("pk")
-          .values_list("pk", "patient_id", "condition_code", "program__condition_display", "care_team_id",
-                       "care_team__name", "care_team__department", "care_team__region", "treatment_start",
-                       "end"))
+    qs = TreatmentEpisode.objects.filter(patient__in=scope.values("pk"))
+    if since:
+        qs = qs.filter(updated_at__gte=since)
+    rows = qs.order_by("pk").values_list("pk", "patient_id", "condition_code", "program__condition_display",
+                                         "care_team_id", "care_team__name", "care_team__department",
+                                         "care_team__region", "treatment_start", "end")
     regions = dict(Region.choices)
-    for pk, pid, code, display, team_id, team, department, region, start, end in qs.iterator(chunk_size=CHUNK):
+    for pk, pid, code, display, team_id, team, department, region, start, end in rows.iterator(chunk_size=CHUNK):
         shift = refs.shift(pid)
         yield episode_to_fhir(
             id_=refs.id("EpisodeOfCare", pk), patient_ref=refs.patient(pid), condition_code=code,
@@ -101,9 +103,11 @@ def episodes(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -> It
 
 def devices(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -> Iterator[Resource]:
     kinds = dict(DeviceKind.choices)
-    qs = (Device.objects.filter(patient__in=scope.values("pk")).order_by("pk")
-          .values_list("pk", "patient_id", "kind", "model", "serial"))
-    for pk, pid, kind, model, serial in qs.iterator(chunk_size=CHUNK):
+    qs = Device.objects.filter(patient__in=scope.values("pk"))
+    if since:
+        qs = qs.filter(updated_at__gte=since)
+    rows = qs.order_by("pk").values_list("pk", "patient_id", "kind", "model", "serial")
+    for pk, pid, kind, model, serial in rows.iterator(chunk_size=CHUNK):
         yield device_to_fhir(id_=refs.id("Device", pk), patient_ref=refs.patient(pid), kind=kind,
                              kind_display=str(kinds.get(kind, kind)), model=model,
                              serial=None if refs.pseudo else serial)
@@ -138,10 +142,10 @@ def observations(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -
         # A reading marked erroneous after it arrived changed then.
         readings = readings.filter(Q(received_at__gte=since) | Q(erroneous_at__gte=since))
     rows = readings.order_by("pk").values_list("pk", "patient_id", "device_id", "measure", "value", "value2",
-                                               "unit", "erroneous_at", "effective_at", "received_at")
+                                               "unit", "erroneous_at", "effective_at", "received_at", "original")
     codes = {slug: (m.loinc, m.display) for slug, m in MEASURES.items()}
     pseudo = refs.pseudo is not None
-    for pk, pid, device_id, measure, value, value2, unit, erroneous_at, effective, received in rows.iterator(
+    for pk, pid, device_id, measure, value, value2, unit, erroneous_at, effective, received, original in rows.iterator(
             chunk_size=CHUNK):
         try:
             shift = refs.shift(pid)
@@ -151,7 +155,10 @@ def observations(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -
                 patient_ref=refs.patient(pid), loinc=loinc, display=display,
                 erroneous=erroneous_at is not None, value=value, value2=value2, unit=unit,
                 effective=_iso(effective, shift), issued=_iso(received, shift),
-                device_ref=refs.device(device_id) if device_id else None)
+                device_ref=refs.device(device_id) if device_id else None,
+                # the sender's codes and issued time; no free text (code.text, displays) when pseudonymised
+                original=original, free_text=not pseudo,
+                shift=(lambda value, shift=shift: shift_date_str(value, shift)) if pseudo else None)
         except (KeyError, TypeError, ValueError) as exc:
             yield _failed("Observation", f"reading-{pk}", exc)
     scored = _responses(scope, since).exclude(scores=[]).values_list("pk", "patient_id", "authored_at", "scores")
@@ -179,12 +186,13 @@ GENERATORS: dict[str, Callable[[QuerySet[Patient], Refs, datetime | None], Itera
 def estimate(resource_type: str, scope: QuerySet[Patient], since: datetime | None) -> int:
     """Roughly how many rows a type will stream (for X-Progress); one COUNT per type."""
     ids = scope.values("pk")
+    changed = {"updated_at__gte": since} if since else {}
     if resource_type == "Patient":
-        return scope.count()
+        return scope.filter(**changed).count()
     if resource_type == "EpisodeOfCare":
-        return TreatmentEpisode.objects.filter(patient__in=ids).count()
+        return TreatmentEpisode.objects.filter(patient__in=ids, **changed).count()
     if resource_type == "Device":
-        return Device.objects.filter(patient__in=ids).count()
+        return Device.objects.filter(patient__in=ids, **changed).count()
     if resource_type == "QuestionnaireResponse":
         return _responses(scope, since).count()
     readings = Reading.objects.filter(patient__in=ids)

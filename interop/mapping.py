@@ -1,6 +1,7 @@
 """Pure functions from our models to FHIR R4 (4.0.1) JSON. No database access here: callers
 pass what is needed, so the same functions serve single reads and bulk export."""
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -41,7 +42,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "software": {"name": "proplatform", "version": settings.SPECTACULAR_SETTINGS["VERSION"]},
         "implementation": {"description": "proplatform FHIR R4 endpoint", "url": base_url},
         "fhirVersion": FHIR_VERSION,
-        "format": ["json", "application/fhir+json"],
+        "format": ["json", "application/fhir+json", "application/json"],
         "rest": [
             {
                 "mode": "server",
@@ -61,17 +62,28 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                     {"type": "Patient", "interaction": [{"code": "read"}],
                      "operation": [{"name": "export", "definition":
                                     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]},
+                    # Creates are conditional (If-None-Exist, Bundle ifNoneExist) on the parameters
+                    # listed; Prefer: return=minimal|representation|OperationOutcome is honoured.
                     {"type": "Questionnaire",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                     "conditionalCreate": True,
                      "searchParam": [{"name": "url", "type": "uri"}, {"name": "version", "type": "token"}]},
                     {"type": "Observation",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                     "conditionalCreate": True,
                      "supportedProfile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"],
                      "searchParam": [{"name": "patient", "type": "reference"},
-                                     {"name": "category", "type": "token"}]},
+                                     {"name": "category", "type": "token"},
+                                     {"name": "identifier", "type": "token",
+                                      "documentation": "in If-None-Exist only"}]},
                     {"type": "QuestionnaireResponse",
-                     "interaction": [{"code": "search-type"}, {"code": "create"}],
-                     "searchParam": [{"name": "patient", "type": "reference"}]},
+                     "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                     "conditionalCreate": True,
+                     "searchParam": [{"name": "patient", "type": "reference"},
+                                     {"name": "identifier", "type": "token",
+                                      "documentation": "in If-None-Exist only"}]},
+                    # What an Observation's ``device`` refers to (interop/views_reads.py)
+                    {"type": "Device", "interaction": [{"code": "read"}]},
                     # Cohorts (outcomes/fhir_views.py): criteria, members evaluated when exported
                     {"type": "Group", "interaction": [{"code": "read"}, {"code": "search-type"}],
                      "searchParam": [{"name": "name", "type": "string"}],
@@ -198,17 +210,18 @@ ORIGINAL_SYSTEMS = {"LOINC": "http://loinc.org", "NPU": "urn:oid:1.2.208.176.2.1
 
 
 def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[str, Any]:
-    """A stored reading as an R4 vital-signs Observation (blood pressure as the 85354-9 panel)."""
+    """A stored reading as an R4 vital-signs Observation (blood pressure as the 85354-9 panel).
+    What the sender said is given back (``with_sender``); ``meta.lastUpdated`` is the server's
+    receipt (or the later moment a clinician marked it erroneous)."""
     resource = _reading_observation(
         id_=f"reading-{reading.pk}", subject=reference("Patient", reading.patient_id), loinc=loinc,
         display=display, erroneous=reading.erroneous_at is not None, value=reading.value,
         value2=reading.value2, unit=reading.unit, effective=reading.effective_at.isoformat(),
         issued=reading.received_at.isoformat())
+    changed = max(reading.received_at, reading.erroneous_at or reading.received_at)
+    resource["meta"] = {**resource["meta"], "lastUpdated": changed.isoformat()}
     original = reading.original if isinstance(reading.original, dict) else {}
-    if original.get("system") in ORIGINAL_SYSTEMS and original.get("code"):
-        # The code the sender used (an NPU code, another LOINC code), kept beside the platform's.
-        resource["code"] = {**resource["code"], "coding": [
-            *resource["code"]["coding"], {"system": ORIGINAL_SYSTEMS[original["system"]], "code": original["code"]}]}
+    with_sender(resource, original, free_text=True)
     if reading.client_id:
         resource["identifier"] = [{"system": "urn:proplatform:client-identifier", "value": reading.client_id}]
     if reading.device_id:
@@ -216,6 +229,28 @@ def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[st
     if reading.unusual:
         resource["note"] = [{"text": "Unusual value: stored and flagged for a second look."}]
     return resource
+
+
+def with_sender(resource: dict[str, Any], original: dict[str, Any], *, free_text: bool,
+                shift: Callable[[str], str] | None = None) -> None:
+    """Put back what the sender said (``Reading.original``, monitoring.ingest): every coding of
+    its code — Synthea's 8331-1 "Oral temperature" beside the 8310-5 the vital-signs profile and
+    our rules use — its ``code.text`` and its ``issued``. ``free_text=False`` (pseudonymised
+    exports) keeps codes only: no display, no text. ``shift`` moves ``issued`` by the export's
+    date shift."""
+    sent = original.get("fhir") if isinstance(original.get("fhir"), dict) else {}
+    codings = [{k: c[k] for k in ("system", "version", "code", "display") if k in c and (free_text or k != "display")}
+               for c in (sent.get("code") or {}).get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    if not codings and original.get("system") in ORIGINAL_SYSTEMS and original.get("code"):
+        # REST and older FHIR readings: the code the sender used (an NPU code, another LOINC code).
+        codings = [{"system": ORIGINAL_SYSTEMS[original["system"]], "code": original["code"]}]
+    ours = resource["code"]["coding"][0]
+    extra = [c for c in codings if (c.get("system"), c.get("code")) != (ours["system"], ours["code"])]
+    if extra or (free_text and sent.get("code", {}).get("text")):
+        resource["code"] = {"coding": [ours, *extra], "text": (
+            sent["code"]["text"] if free_text and sent.get("code", {}).get("text") else resource["code"]["text"])}
+    if isinstance(sent.get("issued"), str):
+        resource["issued"] = shift(sent["issued"]) if shift else sent["issued"]
 
 
 @lru_cache(maxsize=64)
@@ -317,7 +352,9 @@ def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, conditio
         "diagnosis": [{"condition": {"reference": "#condition"}, "rank": 1}],
         "patient": subject_reference(patient_ref),
         "managingOrganization": {"display": department},
-        "team": [{"reference": f"CareTeam/{care_team_id}", "display": care_team_name}],
+        # A logical reference (identifier and name): this server serves no CareTeam resource and
+        # exports none, so a literal CareTeam/<id> would point at nothing (issue 21).
+        "team": [{"identifier": export_identifier("CareTeam", str(care_team_id)), "display": care_team_name}],
         "period": {"start": start},
     }
     if end:
@@ -327,11 +364,15 @@ def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, conditio
 
 def observation_from_reading(*, id_: str, patient_ref: str, loinc: str, display: str, erroneous: bool,
                              value: Any, value2: Any, unit: str, effective: str, issued: str,
-                             device_ref: str | None = None) -> dict[str, Any]:
-    """A reading for export: no client identifier and no note (free text); a stable identifier."""
+                             device_ref: str | None = None, original: dict[str, Any] | None = None,
+                             free_text: bool = True, shift: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """A reading for export: no client identifier and no note (free text); a stable identifier;
+    the sender's codes and issued time (``with_sender``); ``meta.lastUpdated`` is the receipt."""
     resource = _reading_observation(id_=id_, subject=subject_reference(patient_ref), loinc=loinc,
                                     display=display, erroneous=erroneous, value=value, value2=value2,
                                     unit=unit, effective=effective, issued=issued)
+    resource["meta"] = {**resource["meta"], "lastUpdated": issued}
+    with_sender(resource, original if isinstance(original, dict) else {}, free_text=free_text, shift=shift)
     resource["identifier"] = [export_identifier("Observation", id_)]
     if device_ref:
         resource["device"] = {"reference": f"Device/{device_ref}"}

@@ -4,8 +4,9 @@ Accepts LOINC codings (and Danish NPU codes, mapped by monitoring.measures when 
 blood pressure as the 85354-9 panel with systolic 8480-6 and diastolic 8462-4 components, UCUM
 units in valueQuantity.code (or .unit), and vital signs as real systems write them (Synthea:
 ``meta.profile``, ``category``, ``encounter``, ``issued``, ``code.text``, several codings; see
-tests/test_synthea.py and tests/fixtures/synthea/). Elements the platform does not store are
-ignored, not refused. Every problem is returned with a FHIRPath expression, so the caller can
+tests/test_synthea.py and tests/fixtures/synthea/). Valid FHIR elements the platform does not
+store are ignored, not refused; elements FHIR does not define, and empty arrays or objects, are
+refused (interop.validate, ADR 0001). Every problem is returned with a FHIRPath expression, so the caller can
 answer with an OperationOutcome naming it.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from interop.validate import structure_issues
 from monitoring.measures import DIASTOLIC_CODES, MEASURES, SYSTOLIC_CODES, coding_lookup
 
 LOINC = "http://loinc.org"
@@ -44,11 +46,21 @@ class ParsedObservation:
     client_id: str | None = None
     device_id: int | None = None  # Observation.device, when it names a Device of this server
     original_coding: dict[str, Any] | None = None
+    # The sender's own words, given back on reads and exports (interop.mapping): the code as sent
+    # (all its codings and its text) and when the sender issued the result.
+    sent_code: dict[str, Any] | None = None
+    issued: str | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """What Reading.original["fhir"] keeps (monitoring.ingest.readings_ingest ``provenance``)."""
+        kept = {k: v for k, v in (("code", self.sent_code), ("issued", self.issued)) if v}
+        return kept or None
 
     @property
     def is_panel(self) -> bool:
@@ -137,6 +149,8 @@ def parse_observation(resource: Any) -> ParsedObservation:
     if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
         out.problems.append(Problem("Observation", "the resource must be an Observation"))
         return out
+    # Valid FHIR first: an unknown element may be a sender's typo of one we read.
+    out.problems += [Problem(i["expression"][0], i["diagnostics"]) for i in structure_issues(resource)]
     if resource.get("status") not in ACCEPTED_STATUS:
         out.problems.append(Problem("Observation.status", f"status must be one of {sorted(ACCEPTED_STATUS)}"))
     _subject(resource, out)
@@ -152,6 +166,10 @@ def parse_observation(resource: Any) -> ParsedObservation:
             f"it takes {_monitored()}")))
         code = None
     out.measure, out.original_coding = code, coding
+    if code is not None:
+        out.sent_code = resource.get("code")
+    if isinstance(resource.get("issued"), str):
+        out.issued = resource["issued"]
     period = resource.get("effectivePeriod")
     when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
         (period.get("start") if isinstance(period, dict) else None)

@@ -36,9 +36,21 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
+class FhirInvalid(exceptions.ParseError):
+    """400 naming the element at fault: the OperationOutcome's ``expression`` (FHIRPath)."""
+
+    def __init__(self, expression: str, message: str) -> None:
+        super().__init__(message)
+        self.fhir_expression = [expression]
+
+
 class FhirJSONRenderer(JSONRenderer):
     media_type = "application/fhir+json"
     format = "fhir"
+
+
+# ``_format`` values that mean JSON (FHIR R4 http.html#mime-type); anything else (xml, ttl) is 406.
+JSON_FORMATS = {"json", "application/json", "application/fhir+json", "fhir+json"}
 
 
 class FhirView(APIView):
@@ -53,6 +65,13 @@ class FhirView(APIView):
         for name, value in [*request.query_params.lists(), *((k, [v]) for k, v in kwargs.items())]:
             if not storable(name) or not all(storable(v) for v in value if isinstance(v, str)):
                 raise _UnstorableParameter(storable_text(name))
+        # FHIR's _format overrides Accept. We speak JSON only: XML asked for is refused (406),
+        # not answered with JSON the client cannot read. An Accept of XML alone is refused by
+        # DRF's content negotiation, also as 406.
+        wanted = request.query_params.get("_format")
+        if wanted is not None and wanted.split(";")[0].strip().lower() not in JSON_FORMATS:
+            raise exceptions.NotAcceptable(f"_format {wanted[:60]!r} is not supported: this server speaks "
+                                           "FHIR JSON only (json, application/fhir+json).")
         super().initial(request, *args, **kwargs)
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -70,7 +89,8 @@ class FhirView(APIView):
         response = super().handle_exception(exc)
         detail = getattr(exc, "detail", None) or str(exc)
         response.data = operation_outcome(
-            "error", _ISSUE_CODES.get(response.status_code, "processing"), str(detail)
+            "error", _ISSUE_CODES.get(response.status_code, "processing"), str(detail),
+            expression=getattr(exc, "fhir_expression", None),  # the element or header at fault, if known
         )
         if isinstance(exc, UnstorableText):
             response.data["issue"][0]["expression"] = [".".join(filter(None, (exc.resource_type, exc.path)))]
@@ -115,3 +135,34 @@ class PatientReadView(FhirView):
 
     def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raise exceptions.MethodNotAllowed(request.method or "")
+
+
+class FhirFallbackView(FhirView):
+    """The last route under /fhir: whatever no other route matched is answered as FHIR, never
+    with Django's HTML page. A resource type this server serves with an interaction it does not
+    offer (``_history``, ``$everything``, a compartment) is 405; anything else (an unknown type,
+    a path that names nothing) is 404. The CapabilityStatement says what exists."""
+
+    permission_classes = [AllowAny]  # it reveals nothing; a 401 would suggest something is here
+    authentication_classes: list[Any] = []
+
+    def _answer(self, request: Request, rest: str = "") -> Response:
+        served = {r["type"] for r in capability_statement("")["rest"][0]["resource"]}
+        first = rest.split("/", 1)[0]
+        # Bulk Data's own operations exist; reaching here, their path named no job (an id that is
+        # not one): a 404, as for an unknown id of a served type.
+        if first not in ("$export", "$export-status", "$export-file") and (
+                first in served or first in ("_history", "$everything") or first.startswith("$")):
+            raise exceptions.MethodNotAllowed(
+                request.method or "", detail=f"{request.method} /fhir/{rest[:100]} is not an interaction this "
+                                             "server supports; GET /fhir/metadata lists those that exist.")
+        raise exceptions.NotFound(f"/fhir/{rest[:100]} names no resource type or resource served here; "
+                                  "GET /fhir/metadata lists them.")
+
+    get = post = put = patch = delete = head = extend_schema(exclude=True)(_answer)  # type: ignore[assignment]
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        # The Allow header of a 405: nothing is offered at a path no route serves (RFC 9110
+        # allows an empty Allow), not the methods this catch-all happens to answer.
+        return []

@@ -18,9 +18,11 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
+from interop import conditional
 from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
 from interop.observation_in import ParsedObservation, parse_observation
-from interop.views import FhirView
+from interop.validate import bundle_issues, structure_outcome
+from interop.views import FhirInvalid, FhirView
 from interop.views_questionnaires import FhirJSONParser, _base
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
 from monitoring.ingest import MAX_BATCH, ItemResult, readings_ingest
@@ -34,7 +36,7 @@ from questionnaires.models import QuestionnaireResponse
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 404: "404 Not Found",
-                409: "409 Conflict"}
+                409: "409 Conflict", 412: "412 Precondition Failed"}
 
 
 class _Rollback(Exception):
@@ -99,7 +101,10 @@ def _in_entry(outcome: dict[str, Any], index: int) -> list[dict[str, Any]]:
 
 
 def _observation(result: ItemResult) -> dict[str, Any]:
-    reading = result.reading
+    return _reading_observation(result.reading)
+
+
+def _reading_observation(reading: Reading) -> dict[str, Any]:
     measure = MEASURES[reading.measure]
     return reading_to_observation(reading, loinc=measure.loinc, display=measure.display)
 
@@ -175,13 +180,23 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
         refused = _check(parsed, patient)
         if refused:
             return Response(refused[0], status=refused[1])
+        # Conditional create: one of the patient's readings matching If-None-Exist is answered as
+        # is (200) and nothing is stored; several are 412.
+        criteria = conditional.criteria(request.headers.get("If-None-Exist"), "Observation")
+        if criteria is not None:
+            matches = conditional.readings_matching(patient, criteria)
+            if len(matches) > 1:
+                return conditional.several(criteria, "Observation")
+            if matches:
+                return conditional.created(request, _reading_observation(matches[0]), code=200,
+                                           location=f"{_base(request)}/Observation/reading-{matches[0].pk}")
         [result] = readings_ingest(patient=patient, items=[_item(parsed)], source=source, device=device,
-                                   entered_by=None if device else request.user)
+                                   entered_by=None if device else request.user, provenance=[parsed.provenance])
         _audit_stored(request, patient, [result])
         if result.reading is None:
             return Response(_result_outcome(result), status=result.status)
-        return Response(_observation(result), status=result.status,
-                        headers={"Location": f"{_base(request)}/Observation/reading-{result.reading.pk}"})
+        return conditional.created(request, _observation(result), code=result.status,
+                                   location=f"{_base(request)}/Observation/reading-{result.reading.pk}")
 
 
 _READING_ID = re.compile(r"reading-(\d{1,18})")
@@ -234,18 +249,22 @@ class BundleView(ObservationCreateMixin, FhirView):
         patient, device, source = _caller(request)
         bundle = request.data
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise exceptions.ParseError("The body must be a FHIR Bundle.")
+            raise FhirInvalid("Bundle", "The body must be a FHIR Bundle.")
         kind = bundle.get("type")
         if kind not in ("batch", "transaction"):
-            raise exceptions.ParseError("Bundle.type must be batch or transaction.")
+            raise FhirInvalid("Bundle.type", "Bundle.type must be batch or transaction.")
         entries = bundle.get("entry") or []
         if not isinstance(entries, list) or not entries or len(entries) > MAX_BATCH:
-            raise exceptions.ParseError(f"A Bundle carries 1 to {MAX_BATCH} entries.")
+            raise FhirInvalid("Bundle.entry", f"A Bundle carries 1 to {MAX_BATCH} entries.")
+        if issues := bundle_issues(bundle):  # the Bundle itself; entries are checked one by one below
+            return Response(structure_outcome(issues), status=400)
         parsed: list[ParsedObservation] = []
         refused: dict[int, tuple[dict[str, Any], int]] = {}
+        existing: dict[int, Reading] = {}  # conditional creates that matched: answered, not stored
         for i, entry in enumerate(entries):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             req = (entry.get("request") or {}) if isinstance(entry, dict) else {}
+            req = req if isinstance(req, dict) else {}
             one = parse_observation(resource)
             parsed.append(one)
             if not isinstance(req, dict):
@@ -258,11 +277,24 @@ class BundleView(ObservationCreateMixin, FhirView):
                                                 "Only POST of Observation is supported in a Bundle."), 400)
             elif (problem := _check(one, patient)) is not None:
                 refused[i] = problem
+            elif req.get("ifNoneExist") is not None:
+                where = f"Bundle.entry[{i}].request.ifNoneExist"
+                try:
+                    criteria = conditional.criteria(str(req["ifNoneExist"]), "Observation", where=where)
+                except exceptions.ParseError as exc:
+                    refused[i] = (operation_outcome("error", "invalid", str(exc.detail), expression=[where]), 400)
+                    continue
+                matches = conditional.readings_matching(patient, criteria) if criteria else []
+                if len(matches) > 1:
+                    refused[i] = (conditional.several(criteria, "Observation").data, 412)  # type: ignore[arg-type]
+                elif matches:
+                    existing[i] = matches[0]
         if kind == "transaction":
-            return self._transaction(request, patient, device, source, parsed, refused)
-        ok = [i for i in range(len(parsed)) if i not in refused]
+            return self._transaction(request, patient, device, source, parsed, refused, existing)
+        ok = [i for i in range(len(parsed)) if i not in refused and i not in existing]
         results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in ok], source=source,
-                                  device=device, entered_by=None if device else request.user)
+                                  device=device, entered_by=None if device else request.user,
+                                  provenance=[parsed[i].provenance for i in ok])
         _audit_stored(request, patient, results)
         by_index = dict(zip(ok, results, strict=True))
         response_entries = []
@@ -270,6 +302,8 @@ class BundleView(ObservationCreateMixin, FhirView):
             if i in refused:
                 outcome, code = refused[i]
                 response_entries.append({"response": {"status": _STATUS_TEXT[code], "outcome": outcome}})
+            elif i in existing:
+                response_entries.append(self._existing_entry(existing[i]))
             else:
                 response_entries.append(self._entry(request, by_index[i]))
         return Response({"resourceType": "Bundle", "type": "batch-response", "entry": response_entries})
@@ -281,24 +315,33 @@ class BundleView(ObservationCreateMixin, FhirView):
             "status": _STATUS_TEXT[result.status],
             "location": f"Observation/reading-{result.reading.pk}"}}
 
+    def _existing_entry(self, reading: Reading) -> dict[str, Any]:
+        return {"resource": _reading_observation(reading), "response": {
+            "status": _STATUS_TEXT[200], "location": f"Observation/reading-{reading.pk}"}}
+
     def _transaction(self, request: Request, patient: Patient, device: Device | None, source: Source,
-                     parsed: list[ParsedObservation], refused: dict[int, tuple[dict[str, Any], int]]) -> Response:
+                     parsed: list[ParsedObservation], refused: dict[int, tuple[dict[str, Any], int]],
+                     existing: dict[int, Reading]) -> Response:
         if refused:  # every refused entry is reported, so the sender can mend them all at once
             issues = [issue for i in sorted(refused) for issue in _in_entry(refused[i][0], i)]
             return Response({"resourceType": "OperationOutcome", "issue": issues}, status=refused[min(refused)][1])
+        todo = [i for i in range(len(parsed)) if i not in existing]
         try:
             with transaction.atomic():
-                results = readings_ingest(patient=patient, items=[_item(p) for p in parsed], source=source,
-                                          device=device, entered_by=None if device else request.user)
-                failed = [(i, r) for i, r in enumerate(results) if r.reading is None]
+                results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in todo], source=source,
+                                          device=device, entered_by=None if device else request.user,
+                                          provenance=[parsed[i].provenance for i in todo])
+                failed = [(i, r) for i, r in zip(todo, results, strict=True) if r.reading is None]
                 if failed:
                     issues = [issue for i, r in failed for issue in _in_entry(_result_outcome(r), i)]
                     raise _Rollback({"resourceType": "OperationOutcome", "issue": issues}, failed[0][1].status)
         except _Rollback as rollback:  # all or nothing: nothing of this Bundle is stored
             return Response(rollback.outcome, status=rollback.code)
         _audit_stored(request, patient, results)
-        return Response({"resourceType": "Bundle", "type": "transaction-response",
-                         "entry": [self._entry(request, r) for r in results]})
+        by_index = dict(zip(todo, results, strict=True))
+        return Response({"resourceType": "Bundle", "type": "transaction-response", "entry": [
+            self._existing_entry(existing[i]) if i in existing else self._entry(request, by_index[i])
+            for i in range(len(parsed))]})
 
 
 class BundleSlashView(BundleView):

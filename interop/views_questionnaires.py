@@ -13,17 +13,19 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from audit.models import Action
+from interop import conditional
 from interop.mapping import (
     operation_outcome,
     questionnaire_to_fhir,
     response_to_fhir,
     searchset,
 )
-from interop.views import FhirView
+from interop.validate import structure_issues, structure_outcome
+from interop.views import FhirInvalid, FhirView
 from patients.access import patient_or_404
 from proplatform.parsers import JSONParser
 from questionnaires.models import Questionnaire, QuestionnaireResponse
-from questionnaires.services import questionnaire_import
+from questionnaires.services import questionnaire_import_checked
 
 _FHIR = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 resource")
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
@@ -76,23 +78,37 @@ class QuestionnaireCollectionView(FhirView):
         if request.user.role != Role.ADMIN:
             raise exceptions.PermissionDenied("Only administrators add questionnaires.")
         if not isinstance(request.data, dict) or request.data.get("resourceType") != "Questionnaire":
-            raise exceptions.ParseError("The body must be a FHIR Questionnaire resource.")
+            raise FhirInvalid("Questionnaire", "The body must be a FHIR Questionnaire resource.")
+        if issues := structure_issues(request.data):
+            return Response(structure_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
         prefer = request.headers.get("Prefer", "")
+        criteria = conditional.criteria(request.headers.get("If-None-Exist"), "Questionnaire")
+        if criteria is not None:
+            matches = conditional.questionnaires_matching(criteria)
+            if len(matches) > 1:
+                return conditional.several(criteria, "Questionnaire")
+            if matches:
+                return conditional.created(request, questionnaire_to_fhir(matches[0]), code=status.HTTP_200_OK,
+                                           location=f"{_base(request)}/Questionnaire/{matches[0].pk}")
         try:
-            questionnaire = questionnaire_import(resource=request.data, strict="handling=strict" in prefer)
+            questionnaire, new = questionnaire_import_checked(resource=request.data,
+                                                              strict="handling=strict" in prefer)
         except ValidationError as exc:
             issues = getattr(exc, "issues", None)
             if issues:
                 return Response(_issues_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
             return Response(validation_outcome(exc), status=status.HTTP_400_BAD_REQUEST)
-        headers = {"Location": f"{_base(request)}/Questionnaire/{questionnaire.pk}"}
-        if "return=OperationOutcome" in prefer:
+        # The same url, version and content again is the stored version: 200, no new row.
+        code = status.HTTP_201_CREATED if new else status.HTTP_200_OK
+        outcome = None
+        if conditional.prefer_return(request) == "OperationOutcome":
             outcome = _issues_outcome(questionnaire_review(resource=questionnaire.resource))
             if not outcome["issue"]:
                 outcome["issue"] = [{"severity": "information", "code": "informational",
-                                     "diagnostics": "Imported with no warnings."}]
-            return Response(outcome, status=status.HTTP_201_CREATED, headers=headers)
-        return Response(questionnaire_to_fhir(questionnaire), status=status.HTTP_201_CREATED, headers=headers)
+                                     "diagnostics": "Imported with no warnings." if new else
+                                     "This version is already stored, with the same content."}]
+        return conditional.created(request, questionnaire_to_fhir(questionnaire), code=code, outcome=outcome,
+                                   location=f"{_base(request)}/Questionnaire/{questionnaire.pk}")
 
 
 def _issues_outcome(issues: list) -> dict:
@@ -168,17 +184,28 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         data = request.data
         if not isinstance(data, dict) or data.get("resourceType") != "QuestionnaireResponse":
-            raise exceptions.ParseError("The body must be a FHIR QuestionnaireResponse resource.")
+            raise FhirInvalid("QuestionnaireResponse", "The body must be a FHIR QuestionnaireResponse resource.")
+        if issues := structure_issues(data):  # before anything is looked up or stored (ADR 0001)
+            return Response(structure_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
         if request.user.role not in {Role.PATIENT, Role.RELATIVE}:
             raise exceptions.PermissionDenied("Responses are submitted by patients or their relatives.")
         if data.get("status") != "completed":
-            raise exceptions.ParseError("Only completed responses are accepted (status 'completed').")
+            raise FhirInvalid("QuestionnaireResponse.status",
+                              "Only completed responses are accepted (status 'completed').")
         subject = (data.get("subject") or {}).get("reference", "")
         if not subject.startswith("Patient/"):
-            raise exceptions.ParseError("subject must reference the Patient, e.g. Patient/<id>.")
+            raise FhirInvalid("QuestionnaireResponse.subject", "subject must reference the Patient, e.g. Patient/<id>.")
         patient = patient_or_404(request, subject.removeprefix("Patient/"), action=Action.CREATE,
                                  resource="QuestionnaireResponse (FHIR)", purpose="answer")
         questionnaire = _assigned_questionnaire(patient, str(data.get("questionnaire") or ""))
+        criteria = conditional.criteria(request.headers.get("If-None-Exist"), "QuestionnaireResponse")
+        if criteria is not None:  # conditional create, within this patient's responses
+            matches = conditional.responses_matching(patient, criteria)
+            if len(matches) > 1:
+                return conditional.several(criteria, "QuestionnaireResponse")
+            if matches:
+                return conditional.created(request, response_to_fhir(matches[0]), code=status.HTTP_200_OK,
+                                           location=f"{_base(request)}/QuestionnaireResponse/{matches[0].pk}")
         identifier = (data.get("identifier") or {}).get("value") if isinstance(data.get("identifier"), dict) else None
         existing = (QuestionnaireResponse.objects.filter(patient=patient, identifier=identifier).first()
                     if isinstance(identifier, str) else None)
@@ -199,9 +226,10 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
                             status=status.HTTP_409_CONFLICT)
         except ValidationError as exc:
             return Response(validation_outcome(exc), status=status.HTTP_400_BAD_REQUEST)
-        body = response_to_fhir(response)
-        return Response(body, status=status.HTTP_200_OK if existing is not None else status.HTTP_201_CREATED,
-                        headers={"Location": f"{_base(request)}/QuestionnaireResponse/{response.pk}"})
+        return conditional.created(
+            request, response_to_fhir(response),
+            code=status.HTTP_200_OK if existing is not None else status.HTTP_201_CREATED,
+            location=f"{_base(request)}/QuestionnaireResponse/{response.pk}")
 
 
 def _authored(raw: object) -> datetime | None:
@@ -233,7 +261,8 @@ def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:  # type: 
     programmes. Without "|version", the newest version."""
     url, _, version = canonical.partition("|")
     if not url:
-        raise exceptions.ParseError("questionnaire must give the canonical url (url|version).")
+        raise FhirInvalid("QuestionnaireResponse.questionnaire",
+                          "questionnaire must give the canonical url (url|version).")
     assigned = Questionnaire.objects.filter(url=url, programs__episodes__patient=patient)
     if not assigned.exists():
         raise exceptions.NotFound("That questionnaire is not one of this patient's.")

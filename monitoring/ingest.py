@@ -564,8 +564,14 @@ def readings_ingest(
     source: Source,
     device: Device | None = None,
     entered_by: Any = None,
+    provenance: list[dict[str, Any] | None] | None = None,
 ) -> list[ItemResult]:
     """Validate and store a batch of readings for ``patient``; one result per item, in order.
+
+    ``provenance`` (FHIR ingest only, one entry per item): what the sender said about the
+    reading beyond its value — its code as sent, ``issued`` — kept in ``Reading.original["fhir"]``
+    and given back (interop.mapping). A keyword, not an item field, so the REST API's JSON cannot
+    put anything there.
 
     ``device`` is the sending device (device token): items may name only it and only its
     patient. Without it (a patient sending), items may name any device lent to the patient.
@@ -574,6 +580,10 @@ def readings_ingest(
         raise BatchTooLarge(len(items))
     now = timezone.now()
     results, candidates = _checked(patient=patient, items=items, device=device, now=now)
+    if provenance:
+        for p in candidates:
+            if provenance[p.index]:
+                p.original = {**(p.original or {}), "fhir": provenance[p.index]}
     readings = _Readings(patient_id=patient.pk, source=source, now=now, entered_by=entered_by)
     if _stored_in_one_statement(candidates, results=results, readings=readings):
         return results  # type: ignore[return-value]  # the one candidate's slot is filled

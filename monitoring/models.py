@@ -41,6 +41,8 @@ class Device(models.Model):
     # return is registered (returned_on). Readings are the patient's up to the end of that day.
     lent_to = models.DateField(null=True, blank=True)
     returned_on = models.DateField(null=True, blank=True)
+    # Last change (lent on, returned): Bulk $export's _since compares it.
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [

@@ -67,6 +67,8 @@ class Patient(models.Model):
     sex = models.CharField(max_length=8, choices=Sex.choices)
     phone = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Last change of the row: Bulk $export's _since compares it (FHIR meta.lastUpdated).
+    updated_at = models.DateTimeField(auto_now=True)
     # The patient opted out of their data being used for quality work and research
     # (secondary use). Pseudonymised exports and cohorts leave them out from this moment on.
     secondary_use_withdrawn_at = models.DateTimeField(null=True, blank=True)
@@ -154,6 +156,8 @@ class TreatmentEpisode(models.Model):
     condition_code = models.CharField(max_length=16)
     treatment_start = models.DateField()
     end = models.DateField(null=True, blank=True)
+    # Last change (an episode ended, moved team): Bulk $export's _since compares it.
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [

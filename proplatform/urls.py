@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import api as accounts_api
@@ -16,6 +16,7 @@ from interop import views as fhir_views
 from interop import views_alerts as fhir_alerts
 from interop import views_observations as fhir_observations
 from interop import views_questionnaires as fhir_questionnaires
+from interop import views_reads as fhir_reads
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
@@ -61,6 +62,9 @@ fhir = [
     path("Observation/<str:observation_id>", fhir_observations.ObservationReadView.as_view(), name="fhir-observation"),
     path("QuestionnaireResponse", fhir_questionnaires.QuestionnaireResponseCollectionView.as_view(),
          name="fhir-questionnaire-responses"),
+    path("QuestionnaireResponse/<str:response_id>", fhir_reads.QuestionnaireResponseReadView.as_view(),
+         name="fhir-questionnaire-response"),
+    path("Device/<str:device_id>", fhir_reads.DeviceReadView.as_view(), name="fhir-device"),
     path("Flag", fhir_alerts.FlagSearchView.as_view(), name="fhir-flags"),
     path("Flag/<str:flag_id>", fhir_alerts.FlagReadView.as_view(), name="fhir-flag"),
     path("DetectedIssue", fhir_alerts.DetectedIssueSearchView.as_view(), name="fhir-detected-issues"),
@@ -71,6 +75,8 @@ fhir = [
     path("Group/<str:group_id>/$export", exports_views.GroupExportKickoffView.as_view(), name="fhir-group-export"),
     path("$export-status/<uuid:job_id>", exports_views.ExportStatusView.as_view(), name="fhir-export-status"),
     path("$export-file/<uuid:job_id>/<str:name>", exports_views.ExportFileView.as_view(), name="fhir-export-file"),
+    # Last: anything unmatched is a FHIR 404 or 405 OperationOutcome, never Django's HTML page.
+    re_path(r"^(?P<rest>.*)$", fhir_views.FhirFallbackView.as_view(), name="fhir-fallback"),
 ]
 
 urlpatterns = [

@@ -268,6 +268,12 @@ class Item(_Fhir):
         return _severity(self.extension) if self.type == "boolean" else None
 
     @property
+    def calculated_score(self) -> bool:
+        """Its value is the sum of the ordinal values answered (SDC calculatedExpression), which
+        the platform computes as a score (derived_scoring): not a question to put to anyone."""
+        return _sum_of_ordinals(self)
+
+    @property
     def is_slider(self) -> bool:
         return (self.control == "slider" and self.type in ("integer", "decimal")
                 and self.min_value is not None and self.max_value is not None)
@@ -285,6 +291,82 @@ class Item(_Fhir):
         answers = [{k: v for k, v in i.items() if k.startswith("value")} for i in self.initial]
         answers += [o.fhir_value() for o in self.answerOption if o.initialSelected]
         return [a for a in answers if a]
+
+
+def contained_answer_options(contained: list[Any], answer_value_set: str) -> list[dict[str, Any]]:
+    """The answer options a contained ValueSet (``answerValueSet: "#id"``) lists, as answerOption
+    JSON: its ``expansion.contains``, or else its ``compose.include[].concept[]`` when every
+    include enumerates its codes (HL7's SDC PHQ-9 ships only a compose). An include with a
+    ``filter`` or a ``valueSet`` needs a terminology server: then nothing (ADR 0004: answered in
+    free text, with a warning). The concepts' extensions (ordinalValue, the weights the scores
+    add up) go with their codings."""
+    wanted = answer_value_set[1:] if answer_value_set.startswith("#") else None
+    value_set = next((c for c in contained if isinstance(c, dict) and c.get("resourceType") == "ValueSet"
+                      and c.get("id") == wanted), None) if wanted else None
+    if not isinstance(value_set, dict):
+        return []
+    codings: list[dict[str, Any]] = []
+    contains = (value_set.get("expansion") or {}).get("contains") or []
+    if contains:
+        codings = [{k: c[k] for k in ("system", "version", "code", "display", "extension") if k in c}
+                   for c in contains if isinstance(c, dict) and c.get("code")]
+    else:
+        includes = (value_set.get("compose") or {}).get("include") or []
+        if not includes or any(not isinstance(i, dict) or i.get("filter") or i.get("valueSet") or not i.get("concept")
+                                or (value_set.get("compose") or {}).get("exclude") for i in includes):
+            return []
+        for include in includes:
+            for concept in include["concept"]:
+                if isinstance(concept, dict) and concept.get("code"):
+                    codings.append({**{k: include[k] for k in ("system", "version") if k in include},
+                                    **{k: concept[k] for k in ("code", "display", "extension") if k in concept}})
+    return [{"valueCoding": coding} for coding in codings]
+
+
+def response_items_walk(items: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a QuestionnaireResponse at any depth: under ``item`` (groups) and under
+    ``answer[].item`` (questions nested under a question, where FHIR R4 puts them)."""
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        yield item
+        yield from response_items_walk(item.get("item"))
+        for answer in item.get("answer") or []:
+            if isinstance(answer, dict):
+                yield from response_items_walk(answer.get("item"))
+
+
+# SDC's calculatedExpression for "the sum of the chosen answers' ordinal values" (HL7's PHQ-9
+# example): the platform computes it as a scale (questionnaires.scoring), so it is honoured.
+EXT_CALCULATED = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+SUM_OF_ORDINALS = {"%resource.answers().value.ordinal().sum()", "%resource.item.answer.value.ordinal().sum()",
+                   "%resource.repeat(item).answer.value.ordinal().sum()"}
+
+
+def _sum_of_ordinals(item: "Item") -> bool:
+    for value in _extension_values(item.extension, EXT_CALCULATED):
+        expression = (value or {}).get("expression") if isinstance(value, dict) else None
+        if isinstance(expression, str) and "".join(expression.split()) in SUM_OF_ORDINALS:
+            return True
+    return False
+
+
+def derived_scoring(definition: "Definition") -> dict[str, Any] | None:
+    """A scoring spec (questionnaires.scoring) for an item whose calculatedExpression sums the
+    ordinal values of every answer: the scale sums the items whose options carry ordinal values,
+    coded as the calculated item is. None when there is no such item (or it carries no code)."""
+    for total in definition.items():
+        if not _sum_of_ordinals(total) or not total.code:
+            continue
+        scored = [i.linkId for i in definition.items()
+                  if i.answerOption and all(o.weight is not None for o in i.answerOption)]
+        code = total.code[0]
+        if not scored or not (code.system and code.code):
+            continue
+        return {"scales": [{"code": {"system": code.system, "code": code.code,
+                                     "display": code.display or total.text or code.code},
+                            "method": "sum", "items": scored}]}
+    return None
 
 
 @dataclass(frozen=True)
@@ -315,19 +397,13 @@ class Definition(_Fhir):
 
     @pydantic.model_validator(mode="after")
     def _expand_contained_value_sets(self) -> "Definition":
-        """``answerValueSet: "#id"`` naming a contained ValueSet with an expansion is as good as
-        answerOption: it travels with the questionnaire, so it works offline."""
-        sets = {c.get("id"): c for c in self.contained if c.get("resourceType") == "ValueSet"}
+        """``answerValueSet: "#id"`` naming a contained ValueSet that lists its codes is as good
+        as answerOption: it travels with the questionnaire, so it works offline."""
         for item in self.items():
             if item.answerOption or not (item.answerValueSet or "").startswith("#"):
                 continue
-            value_set = sets.get((item.answerValueSet or "")[1:]) or {}
-            contains = (value_set.get("expansion") or {}).get("contains") or []
-            item.answerOption = [
-                AnswerOption(valueCoding=Coding.model_validate(
-                    {k: c[k] for k in ("system", "version", "code", "display", "extension") if k in c}))
-                for c in contains if c.get("code")
-            ]
+            item.answerOption = [AnswerOption.model_validate(o)
+                                 for o in contained_answer_options(self.contained, item.answerValueSet or "")]
         return self
 
     def items(self) -> Iterator[Item]:
@@ -378,13 +454,16 @@ def _review_item(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
     def warning(message: str) -> Issue:
         return Issue("warning", item.linkId, message)
 
-    if item.type not in SUPPORTED_TYPES:
+    if item.type not in SUPPORTED_TYPES and item.calculated_score:
+        pass  # computed as a score, not asked (derived_scoring)
+    elif item.type not in SUPPORTED_TYPES:
         if item.required:
             yield error(f"item type {item.type!r} cannot be answered here, and the item is required")
         else:
             yield warning(f"item type {item.type!r} cannot be answered here; it is shown as a note")
-    if item.item and item.type != "group":
-        yield error("items nested under a question are not supported; use a group")
+    if item.item and item.type == "display":
+        # FHIR R4 que-1: a display item cannot have nested items.
+        yield error("items nested under a display item are not allowed (FHIR que-1); use a group")
     if item.type == "group" and item.repeats:
         yield warning("a repeating group is shown once")
     if item.repeats and item.type not in ("choice", "open-choice", "group"):
@@ -402,6 +481,8 @@ def _review_item(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
     elif item.answerOption or item.answerValueSet:
         yield warning("answer options on a non-choice item are ignored")
     for ext in item.extension:
+        if ext.url == EXT_CALCULATED and _sum_of_ordinals(item):
+            continue  # computed as a scale (derived_scoring)
         if ext.url not in KNOWN_ITEM_EXTENSIONS and not ext.url.startswith(PLATFORM_EXTENSIONS):
             name = ext.url.rsplit("/", 1)[-1]
             yield warning(f"extension {name} ({ext.url}) is ignored")

@@ -257,6 +257,8 @@ class PageForm(forms.Form):
                 return Entry(item, "group", text if level > 2 else "", children=children, level=level)
             if item.type == "display":
                 return Entry(item, "display", text)
+            if item.calculated_score:
+                return None  # the platform computes it from the answers (questionnaires.scoring)
             name = field_name(item)
             if name not in self.fields:
                 return Entry(item, "unsupported", text)
@@ -269,7 +271,10 @@ class PageForm(forms.Form):
             if described:
                 self.fields[name].widget.attrs["aria-describedby"] = " ".join(described)
             other = self[name + OTHER_SUFFIX] if name + OTHER_SUFFIX in self.fields else None
-            return Entry(item, "question", text, field=self[name], other=other, stem=stem)
+            # Items nested under a question (SDC allows it) follow the question they belong to.
+            children = [e for e in (entry(c, level + 1) for c in item.item) if e is not None]
+            return Entry(item, "question", text, field=self[name], other=other, stem=stem, children=children,
+                         level=level)
 
         return [e for e in (entry(top, 2) for top in self.page.items) if e is not None]
 

@@ -128,9 +128,7 @@ class QuestionnaireResponse(models.Model):
         return f"response {self.pk} to {self.questionnaire_id} at {self.authored_at:%Y-%m-%d %H:%M}"
 
     def _walk(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for item in items:
-            yield item
-            yield from self._walk(item.get("item", []))
+        yield from qdef.response_items_walk(items)
 
     def answers_for(self, link_id: str) -> list[GivenAnswer]:
         found = []

@@ -42,7 +42,7 @@ from audit.models import Action
 from audit.services import audit_record
 from patients.access import patients_for
 from patients.models import TreatmentEpisode
-from questionnaires.definition import Definition, Item
+from questionnaires.definition import Definition, Item, response_items_walk
 from questionnaires.models import QuestionnaireResponse, ResponseReview, ResponseStatus, ReviewColour
 
 TZ = ZoneInfo("Europe/Copenhagen")
@@ -70,9 +70,8 @@ def answer_colour(item: Item, answer: dict[str, Any], contact_link_id: str = CON
 
 
 def _walk(items: list[dict[str, Any]]) -> Any:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item") or [])
+    # Also the items nested under an answer (a question's follow-up questions).
+    yield from response_items_walk(items)
 
 
 def response_colour(definition: Definition, items: list[dict[str, Any]]) -> str:

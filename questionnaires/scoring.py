@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
+from questionnaires.definition import contained_answer_options, response_items_walk
+
 if TYPE_CHECKING:
     from questionnaires.models import Questionnaire
 
@@ -163,9 +165,8 @@ def _option_value(option: dict[str, Any]) -> Decimal | None:
 
 
 def _walk_items(items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        yield from _walk_items(item.get("item") or [])
+    """Questionnaire items, or response items (with those nested under an answer), at any depth."""
+    yield from response_items_walk(list(items))
 
 
 def item_values(resource: dict[str, Any]) -> dict[str, _ItemValues]:
@@ -173,7 +174,11 @@ def item_values(resource: dict[str, Any]) -> dict[str, _ItemValues]:
     found: dict[str, _ItemValues] = {}
     for item in _walk_items(resource.get("item") or []):
         options: dict[tuple[str | None, str], Decimal] = {}
-        for option in item.get("answerOption") or []:
+        # answerOption, or the codes of a contained ValueSet (HL7's SDC PHQ-9 keeps its ordinal
+        # values there), read as the questionnaire's definition reads them.
+        listed = item.get("answerOption") or contained_answer_options(resource.get("contained") or [],
+                                                                     str(item.get("answerValueSet") or ""))
+        for option in listed:
             value = _option_value(option)
             coding = option.get("valueCoding")
             if value is None or not coding or "code" not in coding:

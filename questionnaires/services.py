@@ -96,13 +96,19 @@ def questionnaire_review(*, resource: dict[str, Any]) -> list[qdef.Issue]:
 
 
 def questionnaire_import(*, resource: dict[str, Any], strict: bool = False) -> Questionnaire:
+    """``questionnaire_import_checked`` without saying whether the version is new."""
+    return questionnaire_import_checked(resource=resource, strict=strict)[0]
+
+
+def questionnaire_import_checked(*, resource: dict[str, Any], strict: bool = False) -> tuple[Questionnaire, bool]:
     """Store a FHIR R4 Questionnaire version.
 
     Refuses what cannot work (errors, each naming its item). Warnings — features rendered in a
     simpler way, such as an external answerValueSet answered in free text — are imported; they
     stay computable from the stored resource (``questionnaire_review``) and refuse the import when
-    ``strict``. Re-importing the same url+version with the same content returns the stored row;
-    with other content it is refused (a change needs a new version: ``questionnaire_revise``)."""
+    ``strict``. Re-importing the same url+version with the same content returns the stored row
+    (and False: nothing was created); with other content it is refused (a change needs a new
+    version: ``questionnaire_revise``)."""
     issues = questionnaire_review(resource=resource)
     refusing = [i for i in issues if i.severity == "error" or strict]
     if refusing:
@@ -119,11 +125,14 @@ def questionnaire_import(*, resource: dict[str, Any], strict: bool = False) -> Q
                     "error", None,
                     f"version {stored['version']} of {stored['url']} exists with other content; "
                     "give it a new version")])
-            return existing
+            return existing, False
         return Questionnaire.objects.create(
             url=stored["url"], version=stored["version"],
             title=parsed.title or parsed.name or stored["url"], status=parsed.status, resource=stored,
-        )
+            # SDC's "sum of the ordinal values" calculatedExpression becomes the version's scale;
+            # a scoring spec given later (load_instruments, the admin) takes its place.
+            scoring=qdef.derived_scoring(parsed),
+        ), True
 
 
 def questionnaire_export(*, questionnaire: Questionnaire) -> dict[str, Any]:

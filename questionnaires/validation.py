@@ -18,7 +18,15 @@ from typing import Any, NamedTuple
 
 from django.utils.translation import gettext as _
 
-from questionnaires.definition import DATE_RE, DATETIME_RE, TIME_RE, VALUE_KEY, Definition, Item
+from questionnaires.definition import (
+    DATE_RE,
+    DATETIME_RE,
+    TIME_RE,
+    VALUE_KEY,
+    Definition,
+    Item,
+    response_items_walk,
+)
 from questionnaires.enablewhen import enabled_items
 
 # Free text is limited even where the questionnaire sets no maxLength: a response is stored as
@@ -69,12 +77,19 @@ def _flatten(raw: Any, errors: list[ResponseError], out: dict[str, list[Any]]) -
         if not isinstance(answers, list):
             errors.append(ResponseError(link_id, _("answer must be a list.")))
             answers = []
+        nested = []
         for answer in answers:
             if isinstance(answer, dict) and "item" in answer:
-                errors.append(ResponseError(link_id, _("Items nested under an answer are not supported.")))
-        out[link_id] = answers
+                # A question's follow-up questions (items nested under a question item): FHIR R4
+                # puts their answers under the answer. They are checked like any other item.
+                nested.append(answer["item"])
+                answer = {k: v for k, v in answer.items() if k != "item"}
+            out.setdefault(link_id, []).append(answer)
+        out.setdefault(link_id, [])
         if "item" in entry:
             _flatten(entry["item"], errors, out)
+        for children in nested:
+            _flatten(children, errors, out)
 
 
 def _one_value(answer: Any) -> tuple[str, Any]:
@@ -249,13 +264,18 @@ def build_items(definition: Definition, answers: dict[str, list[dict[str, Any]]]
             entry: dict[str, Any] = {"linkId": item.linkId}
             if item.text:
                 entry["text"] = item.text
+            children = build(item.item)
             if item.type == "group":
-                children = build(item.item)
                 if not children:
                     continue
                 entry["item"] = children
             elif item.linkId in answers:
-                entry["answer"] = answers[item.linkId]
+                entry["answer"] = [dict(a) for a in answers[item.linkId]]
+                if children:
+                    # FHIR R4 (qrs-1): a question's nested items go under its answer, not beside it.
+                    entry["answer"][0]["item"] = children
+            elif children:
+                entry["item"] = children  # follow-up questions answered, the question itself not
             else:
                 continue
             out.append(entry)
@@ -267,8 +287,7 @@ def build_items(definition: Definition, answers: dict[str, list[dict[str, Any]]]
 def flat_answers(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """linkId -> answers of stored (already valid) response items."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for item in items:
+    for item in response_items_walk(items):
         if item.get("answer"):
-            out[item["linkId"]] = item["answer"]
-        out.update(flat_answers(item.get("item", [])))
+            out[item["linkId"]] = [{k: v for k, v in a.items() if k != "item"} for a in item["answer"]]
     return out

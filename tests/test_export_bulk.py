@@ -432,3 +432,28 @@ def test_the_sweep_is_on_the_beat_schedule_and_the_export_task_survives_a_dying_
     assert entry["task"] == sweep_exports.name and entry["schedule"] <= 60
     assert run_export.name in app.tasks
     assert run_export.acks_late is True and run_export.reject_on_worker_lost is True
+
+
+def test_since_exports_patients_episodes_and_devices_by_their_own_last_change(
+        cast, client, django_capture_on_commit_callbacks):
+    """Issue 21: EpisodeOfCare and Device were exported in full whatever _since said, and Patient
+    was filtered on its creation time, so an edit after creation was missed."""
+    from monitoring.models import Device
+    from patients.models import Patient, TreatmentEpisode
+
+    client.force_login(cast.quality)
+    old = timezone.now() - timedelta(days=10)
+    Patient.objects.update(created_at=old, updated_at=old)
+    TreatmentEpisode.objects.update(updated_at=old)
+    Device.objects.update(updated_at=old)
+    cast.patient_a.phone = "+45 99 99 99 99"
+    cast.patient_a.save()  # an edit today, of a patient created ten days ago
+    cast.device_b.returned_on = timezone.localdate()
+    cast.device_b.save()
+    since = (timezone.now() - timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status_url = _run(client, django_capture_on_commit_callbacks,
+                      data={"_type": "Patient,EpisodeOfCare,Device", "_since": since})
+    counts = {o["type"]: o["count"] for o in client.get(status_url).json()["output"]}
+    assert counts.get("Patient") == 1  # A, edited; B unchanged
+    assert counts.get("Device") == 1  # B's, returned
+    assert "EpisodeOfCare" not in counts  # none changed

@@ -221,9 +221,10 @@ def test_no_database_key_of_a_care_team_and_no_typed_option_display_leaves_a_pse
         cast, client, django_capture_on_commit_callbacks):
     add_outcome_data(cast)
     _, files = _export(client, django_capture_on_commit_callbacks, cast.quality, {"_type": "EpisodeOfCare"})
-    teams = {orjson.loads(line)["team"][0]["reference"] for line in files["EpisodeOfCare"].splitlines()}
-    assert teams and all(len(ref.removeprefix("CareTeam/")) == 64 for ref in teams), teams  # keyed, not 1, 2...
-    assert {f"CareTeam/{cast.team_a.pk}", f"CareTeam/{cast.team_b.pk}"}.isdisjoint(teams)
+    # A logical reference since issue 21 (no CareTeam resource is served or exported).
+    teams = {orjson.loads(line)["team"][0]["identifier"]["value"] for line in files["EpisodeOfCare"].splitlines()}
+    assert teams and all(len(ref) == 64 for ref in teams), teams  # keyed, not 1, 2...
+    assert {str(cast.team_a.pk), str(cast.team_b.pk)}.isdisjoint(teams)
     typed = [{"linkId": "where", "answer": [{"valueCoding": {"system": "urn:x", "code": "k",
                                                              "display": "at my neighbour Hansen's"}}]}]
     assert items_without_free_text(typed, timedelta(0)) == [

@@ -68,9 +68,8 @@ def _score_values(scores: list[dict[str, Any]], code: str) -> tuple[Decimal, str
 
 
 def _walk(items: list[dict[str, Any]]) -> Any:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item") or [])
+    # Also the items nested under an answer (a question's follow-up questions).
+    yield from qdef.response_items_walk(items)
 
 
 def _grades(resource: dict[str, Any], items: list[dict[str, Any]], wanted: list[str],

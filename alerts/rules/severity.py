@@ -27,7 +27,7 @@ import pydantic
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from questionnaires.definition import Item
+from questionnaires.definition import Item, response_items_walk
 from questionnaires.review import answer_colour
 
 if TYPE_CHECKING:
@@ -48,9 +48,8 @@ class Params(pydantic.BaseModel):
 
 
 def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item") or [])
+    # Also the items nested under an answer (a question's follow-up questions).
+    yield from response_items_walk(items)
 
 
 def _coloured(item: Item, answer: dict[str, Any], lang: str | None, contact_link_id: str) -> tuple[str, str] | None:

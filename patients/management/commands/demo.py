@@ -247,8 +247,7 @@ class Command(BaseCommand):
                 level = max(0, min(3, mood + rng.choice([-1, 0, 0, 1]) - (1 if month == 0 else 0)))
                 coding = item.answerOption[level].valueCoding
                 answers.append({"linkId": item.linkId, "text": item.text,
-                                "answer": [{"valueCoding": coding.model_dump(include={"system", "code", "display"},
-                                                                             exclude_none=True)}]})
+                                "answer": [{"valueCoding": coding.as_fhir()}]})
             items = [{"linkId": group.linkId, "text": group.text, "item": answers},
                      {"linkId": "contact", "text": "Vil du gerne kontaktes af os?",
                       "answer": [{"valueBoolean": False}]}]
@@ -362,7 +361,9 @@ def _calm_answers(questionnaire: Questionnaire) -> list[dict[str, Any]]:
         elif q.type == "boolean":
             out["answer"] = [{"valueBoolean": False}]
         elif q.type == "choice":
-            out["answer"] = [{"valueCoding": q.answerOption[0].valueCoding.model_dump(exclude_none=True)}]
+            # The option as an answer, as the web form stores it. A model_dump here wrote the
+            # parser's own field names (display_element) and empty arrays into the answers (issue 21).
+            out["answer"] = [q.answerOption[0].fhir_value()]
         else:
             return None
         return out
