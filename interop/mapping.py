@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
+from interop.search import SEARCH_DOCUMENTATION, capability_search_params
 from patients.models import Patient
 
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"  # Danish CPR number (the CPR office's OID)
@@ -57,31 +58,32 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 # Group/{id}/$export on their resources.
                 "operation": [
                     {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}],
+                "documentation": SEARCH_DOCUMENTATION,
                 "resource": [
-                    {"type": "Patient", "interaction": [{"code": "read"}],
+                    {"type": "Patient", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                     **capability_search_params("Patient"),
                      "operation": [{"name": "export", "definition":
                                     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]},
                     {"type": "Questionnaire",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
-                     "searchParam": [{"name": "url", "type": "uri"}, {"name": "version", "type": "token"}]},
+                     **capability_search_params("Questionnaire")},
                     {"type": "Observation",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                      "supportedProfile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"],
-                     "searchParam": [{"name": "patient", "type": "reference"},
-                                     {"name": "category", "type": "token"}]},
+                     **capability_search_params("Observation")},
                     {"type": "QuestionnaireResponse",
                      "interaction": [{"code": "search-type"}, {"code": "create"}],
-                     "searchParam": [{"name": "patient", "type": "reference"}]},
+                     **capability_search_params("QuestionnaireResponse")},
                     # Cohorts (outcomes/fhir_views.py): criteria, members evaluated when exported
                     {"type": "Group", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                     "searchParam": [{"name": "name", "type": "string"}],
+                     **capability_search_params("Group"),
                      "operation": [{"name": "export", "definition":
                                     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}]},
                     # Alerts (interop/views_alerts.py)
                     {"type": "Flag", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                     "searchParam": [{"name": "patient", "type": "reference"}, {"name": "status", "type": "token"}]},
+                     **capability_search_params("Flag")},
                     {"type": "DetectedIssue", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                     "searchParam": [{"name": "patient", "type": "reference"}]},
+                     **capability_search_params("DetectedIssue")},
                 ],
             }
         ],

@@ -138,8 +138,8 @@ def search_patients(request: HttpRequest, search: Search) -> list[Patient]:
             except ValueError:
                 raise bad("patient", "a Patient id is a UUID.") from None
         chosen = ids if chosen is None else chosen & ids
-    resource = f"{search.resource_type} search (FHIR)"
-    return [patient_or_404(request, pk, action=Action.SEARCH, resource=resource) for pk in sorted(chosen or ())]
+    return [patient_or_404(request, pk, action=Action.SEARCH, resource=f"{search.resource_type}?patient={pk}")
+            for pk in sorted(chosen or ())]
 
 
 def _included_patients(request: HttpRequest, search: Search, patients: list[Patient],
@@ -297,9 +297,9 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
                                          else strictly)
     scores_found = 0
     for response in response_qs.order_by(f"{date_order}authored_at", f"{date_order}pk").iterator(chunk_size=200):
-        indexes = range(len(response.scores))
-        for index in (reversed(indexes) if walk_desc else indexes):
-            row_key = (response.authored_at, 1, response.pk, index)
+        for index in range(len(response.scores)):
+            # A response's scores stay in their own order (index ascending) in both sort directions.
+            row_key = (response.authored_at, 1, response.pk, -index if desc else index)
             if after(row_key) and score_ok(response, index, response.scores[index]):
                 rows.append((row_key, response, index))
                 scores_found += 1
@@ -454,9 +454,23 @@ def _given_word(value: StringValue) -> Q:
 
 # --- Flag and DetectedIssue ----------------------------------------------------------------------
 
+FLAG_STATUSES = ("active", "inactive", "entered-in-error")
+DETECTED_ISSUE_STATUSES = ("registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                           "entered-in-error", "unknown")
+
+
 def alert_search(request: HttpRequest, search: Search, base_url: str, *, qs: QuerySet[Alert],
-                 to_fhir: Callable[[Alert], dict[str, Any]], status_codes: dict[str, str]) -> dict[str, Any]:
-    """``status_codes``: FHIR status -> "resolved" or "open" (any unresolved state)."""
+                 to_fhir: Callable[[Alert], dict[str, Any]], status_codes: dict[str, str],
+                 statuses: tuple[str, ...]) -> dict[str, Any]:
+    """``status_codes``: FHIR status -> "resolved" or "open" (any unresolved state); other codes
+    of the type's value set (``statuses``) match nothing; a code outside it is a mistake (400)."""
+    for alternatives in search.values("status"):
+        for token in alternatives:
+            if token.system is None and token.code not in statuses:
+                used = [code for code in statuses if code in status_codes]
+                others = ", ".join(c for c in statuses if c not in used)
+                raise bad("status", f"{str(token.code)[:40]!r} is not a status; use {' or '.join(used)} "
+                                    f"(the other codes of the value set, {others}, are valid and match nothing here).")
     patients = search_patients(request, search)
 
     def status_q(token: Token) -> Q:
@@ -473,4 +487,14 @@ def alert_search(request: HttpRequest, search: Search, base_url: str, *, qs: Que
 
     bundle, _ = _queryset_search(base_url=base_url, search=search, qs=qs, to_fhir=to_fhir, include=include,
                                  sort_fields={"date": "raised_at", "_lastUpdated": "updated_at", "_id": "pk"})
+    return bundle
+
+
+# --- Group (cohorts; the view in outcomes checks the role) --------------------------------------
+
+def group_search(search: Search, base_url: str, qs: QuerySet[Any],
+                 to_fhir: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    qs = qs.filter(all_of(search, "name", lambda v: string_q(["name"], v)), _id_q(search, "pk", _int))
+    bundle, _ = _queryset_search(base_url=base_url, search=search, qs=qs, to_fhir=to_fhir,
+                                 sort_fields={"name": "name", "_id": "pk"})
     return bundle

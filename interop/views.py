@@ -5,8 +5,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from interop.mapping import capability_statement, operation_outcome, patient_to_fhir
+from interop.mapping import CPR_SYSTEM, capability_statement, operation_outcome, patient_to_fhir
 from patients.access import can_see_identifiers, patient_or_404
 from proplatform.middleware import current_request_id
 
@@ -89,3 +90,31 @@ class PatientReadView(FhirView):
 
     def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raise exceptions.MethodNotAllowed(request.method or "")
+
+
+class PatientSearchView(FhirView):
+    """GET /fhir/Patient and POST /fhir/Patient/_search (a form body: the FHIR way to keep the
+    CPR number out of the URL). interop.search_resources.patient_search decides and audits."""
+
+    parser_classes = [FormParser]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("identifier", str, description=f"{CPR_SYSTEM}|<CPR> (prefer POST _search)"),
+                    OpenApiParameter("name", str), OpenApiParameter("family", str), OpenApiParameter("given", str),
+                    OpenApiParameter("birthdate", str), OpenApiParameter("_id", str)],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
+                   400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
+        tags=["fhir"], operation_id="fhir_Patient_search",
+    )
+    def get(self, request: Request) -> Response:
+        from interop.search_resources import parse_request, patient_search
+
+        search = parse_request(request, "Patient", hidden=frozenset({"identifier"}))
+        return Response(patient_search(request, search, request.build_absolute_uri("/fhir").rstrip("/")))
+
+    @extend_schema(request={"application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
+                              400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
+                   tags=["fhir"], operation_id="fhir_Patient_search_post")
+    def post(self, request: Request) -> Response:
+        return self.get(request)
