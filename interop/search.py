@@ -334,7 +334,7 @@ def _values(param: Param, modifier: str, name: str, raw: str, base_url: str) -> 
         if modifier not in STRING_MODIFIERS:
             raise bad(name, f"modifier :{modifier} is not supported (use :exact or :contains).")
         return [StringValue(v, modifier) for v in _or_list(raw) if _nonempty(name, v)]
-    if param.type == "reference" and modifier in ("", "Patient"):
+    if param.name in ("patient", "subject") and modifier in ("", "Patient"):
         return [parse_reference(name, v, base_url) for v in _or_list(raw)]
     if modifier:
         # A modifier changes what matches (":not" inverts it): ignoring one would answer another

@@ -43,6 +43,8 @@ from questionnaires.models import Questionnaire, QuestionnaireResponse
 LOINC = "http://loinc.org"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 _NONE = Q(pk__in=[])
+# "Everything" inside an OR: Q() is the identity of | and &, so _NONE | Q() would be _NONE.
+_ALL = Q(pk__isnull=False)
 
 
 def parse_request(request: Any, resource_type: str, *, hidden: frozenset[str] = frozenset()) -> Search:
@@ -178,7 +180,7 @@ def _reading_code_q(token: Token) -> Q:
     code the sender used (a LOINC synonym or an NPU code, kept in Reading.original)."""
     npu = ORIGINAL_SYSTEMS["NPU"]
     if token.code is None:  # system|: any code of the system
-        return Q() if token.system == LOINC else Q(original__system="NPU") if token.system == npu else _NONE
+        return _ALL if token.system == LOINC else Q(original__system="NPU") if token.system == npu else _NONE
     q = _NONE
     if token.system in (None, LOINC):
         if token.code in BY_LOINC:
@@ -228,7 +230,7 @@ def _after_equal(kind: int, key: Key, desc: bool) -> Q | None:
     all of them, None for none (the exact index check for scores is done in Python)."""
     c_kind, c_pk = key[1], key[2]
     if kind != c_kind:
-        return Q() if (kind < c_kind) == desc else None
+        return _ALL if (kind < c_kind) == desc else None
     if kind == 0:
         return Q(pk__lt=c_pk) if desc else Q(pk__gt=c_pk)
     return Q(pk__lte=c_pk) if desc else Q(pk__gte=c_pk)
@@ -346,7 +348,7 @@ def questionnaire_response_search(request: HttpRequest, search: Search, base_url
           .select_related("questionnaire", "patient")
           .filter(all_of(search, "authored", lambda v: date_q("authored_at", v)),
                   all_of(search, "_lastUpdated", lambda v: date_q("received_at", v)),
-                  all_of(search, "status", lambda t: Q() if code_only(t) == "completed" else _NONE),
+                  all_of(search, "status", lambda t: _ALL if code_only(t) == "completed" else _NONE),
                   _id_q(search, "pk", _int)))
     # The questionnaire parameter is a reference type in R4; its raw values are canonical urls.
     for alternatives in search.values("questionnaire"):
@@ -389,7 +391,7 @@ def _cpr_q(token: Token) -> Q:
     if token.system not in (None, CPR_SYSTEM):
         return _NONE
     if token.code is None:
-        return Q()
+        return _ALL
     digits = token.code.replace("-", "")
     if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
         return _NONE
