@@ -257,10 +257,14 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
         return score_index_ok(response, index) and all(
             any(_score_code_matches(score, t) for t in alternatives) for alternatives in code_groups)
 
+    # A patient's scored responses are few (one or two a day at most): one query fetches all
+    # that match, and the survey side is counted and paged from it in Python — one round trip
+    # instead of a COUNT, a page query and a cursor.
+    survey = [(r, i) for r in (responses.only("pk", "patient_id", "authored_at", "scores") if "survey" in kinds
+                               else []) for i, s in enumerate(r.scores) if score_ok(r, i, s)]
     total = None
     if search.total or search.summary_count:
-        total = readings.count() + sum(
-            1 for r in responses.only("pk", "scores") for i, s in enumerate(r.scores) if score_ok(r, i, s))
+        total = (readings.count() if "vital-signs" in kinds else 0) + len(survey)
     if search.summary_count:
         return searchset_bundle(base_url=base_url, search=search, resources=[], total=total, page=None)
 
@@ -289,24 +293,14 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
         bound = Q(effective_at__lte=cursor_at) if walk_desc else Q(effective_at__gte=cursor_at)
         reading_qs = reading_qs.filter(bound & (strictly | (Q(effective_at=cursor_at) & equal) if equal is not None
                                                 else strictly))
-    for reading in reading_qs.order_by(f"{date_order}effective_at", f"{date_order}pk")[:limit]:
+    for reading in (reading_qs.order_by(f"{date_order}effective_at", f"{date_order}pk")[:limit]
+                    if "vital-signs" in kinds else []):
         rows.append(((reading.effective_at, 0, reading.pk, 0), reading, 0))
-    response_qs = responses.select_related("questionnaire")
-    if key is not None:
-        equal = _after_equal(1, key, walk_desc)
-        strictly = Q(authored_at__lt=cursor_at) if walk_desc else Q(authored_at__gt=cursor_at)
-        response_qs = response_qs.filter(strictly | (Q(authored_at=cursor_at) & equal) if equal is not None
-                                         else strictly)
-    scores_found = 0
-    for response in response_qs.order_by(f"{date_order}authored_at", f"{date_order}pk").iterator(chunk_size=200):
-        for index in range(len(response.scores)):
-            # A response's scores stay in their own order (index ascending) in both sort directions.
-            row_key = (response.authored_at, 1, response.pk, -index if desc else index)
-            if after(row_key) and score_ok(response, index, response.scores[index]):
-                rows.append((row_key, response, index))
-                scores_found += 1
-        if scores_found >= limit:
-            break
+    for response, index in survey:
+        # A response's scores stay in their own order (index ascending) in both sort directions.
+        row_key = (response.authored_at, 1, response.pk, -index if desc else index)
+        if after(row_key):
+            rows.append((row_key, response, index))
     rows.sort(key=lambda r: r[0], reverse=walk_desc)
     more = len(rows) > search.count
     rows = rows[:search.count]
