@@ -2,6 +2,7 @@ import logging
 import uuid
 from typing import Any
 
+import orjson
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -12,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from audit.models import Action, Outcome
@@ -34,9 +36,22 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
+_drf_encoder = JSONEncoder()
+
+
 class FhirJSONRenderer(JSONRenderer):
+    """fhir+json through orjson: a searchset page of 100 Observations took ~4 ms in the standard
+    library's encoder, under 0.5 ms here (bench/fhir_search.py). Types orjson does not know
+    (Decimal, lazy strings) go through DRF's encoder, as before."""
+
     media_type = "application/fhir+json"
     format = "fhir"
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: dict[str, Any] | None = None) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=_drf_encoder.default)
 
 
 class FhirView(APIView):
@@ -93,10 +108,9 @@ class PatientReadView(FhirView):
 
 
 class PatientSearchView(FhirView):
-    """GET /fhir/Patient and POST /fhir/Patient/_search (a form body: the FHIR way to keep the
-    CPR number out of the URL). interop.search_resources.patient_search decides and audits."""
-
-    parser_classes = [FormParser]
+    """GET /fhir/Patient; POST /fhir/Patient/_search (PatientSearchPostView) takes the same
+    parameters in a form body, the FHIR way to keep the CPR number out of the URL.
+    interop.search_resources.patient_search decides and audits."""
 
     @extend_schema(
         parameters=[OpenApiParameter("identifier", str, description=f"{CPR_SYSTEM}|<CPR> (prefer POST _search)"),
@@ -112,9 +126,15 @@ class PatientSearchView(FhirView):
         search = parse_request(request, "Patient", hidden=frozenset({"identifier"}))
         return Response(patient_search(request, search, request.build_absolute_uri("/fhir").rstrip("/")))
 
+
+class PatientSearchPostView(FhirView):
+    """POST /fhir/Patient/_search: the same search with its parameters in a form body."""
+
+    parser_classes = [FormParser]
+
     @extend_schema(request={"application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
                    responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
                               400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
                    tags=["fhir"], operation_id="fhir_Patient_search_post")
     def post(self, request: Request) -> Response:
-        return self.get(request)
+        return PatientSearchView.get(self, request)  # type: ignore[arg-type]
