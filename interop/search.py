@@ -213,7 +213,8 @@ def _or_list(raw: str) -> list[str]:
 
 def parse_token(name: str, raw: str) -> Token:
     if raw.count("|") > 1:
-        raise bad(name, f"a token is code, system|code or |code, not {raw[:60]!r}.")
+        # The value is not echoed: it may be a CPR number (Patient identifier).
+        raise bad(name, "a token is code, system|code or |code (at most one '|').")
     if "|" in raw:
         system, code = raw.split("|")
         if not system and not code:

@@ -405,6 +405,14 @@ def patient_search(request: HttpRequest, search: Search, base_url: str) -> dict[
     patient herself; quality staff none (403, as for a read). Every patient shown is audited.
     The CPR number is searched but never echoed: links carry the matched ids instead."""
     user = request.user
+    for alternatives in search.values("_id"):
+        for token in alternatives:
+            try:
+                uuid.UUID(token.code or "")
+            except ValueError:
+                # Refused, not just unmatched: a CPR number put where the id belongs would
+                # otherwise be echoed in the self link.
+                raise bad("_id", "a Patient id is a UUID.") from None
     if not can_see_identifiers(user) or user.role not in {Role.ADMIN, Role.CLINICIAN, Role.PATIENT}:
         audit_record(user=user, action=Action.SEARCH, resource="Patient search (FHIR)", outcome=Outcome.DENIED,
                      request=request)
