@@ -419,6 +419,15 @@ def test_a_cpr_number_where_a_patient_id_belongs_is_refused_and_not_echoed(cast)
         assert b"0101501111" not in response.content
 
 
+def test_a_logged_query_string_with_a_url_encoded_cpr_search_is_redacted():
+    from proplatform.privacy import RedactCprLogFilter
+
+    record = logging.LogRecord("django.server", logging.INFO, __file__, 1, '"%s" 200', (
+        f"GET /fhir/Patient?{urlencode({'identifier': f'{CPR_SYSTEM}|0101501111'})} HTTP/1.1",), None)
+    RedactCprLogFilter().filter(record)
+    assert "0101501111" not in record.getMessage() and "[cpr]" in record.getMessage()
+
+
 def test_patient_search_sorts_by_several_keys_both_ways(cast):
     from patients.models import Patient
 
