@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from rest_framework import exceptions
@@ -293,8 +294,15 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
         bound = Q(effective_at__lte=cursor_at) if walk_desc else Q(effective_at__gte=cursor_at)
         reading_qs = reading_qs.filter(bound & (strictly | (Q(effective_at=cursor_at) & equal) if equal is not None
                                                 else strictly))
-    for reading in (reading_qs.order_by(f"{date_order}effective_at", f"{date_order}pk")[:limit]
-                    if "vital-signs" in kinds else []):
+    order = (f"{date_order}effective_at", f"{date_order}pk")
+    page_qs: Any = reading_qs.order_by(*order)[:limit]
+    if not search.values("code") and connection.features.supports_slicing_ordering_in_compound:
+        # Without a code the order runs across measures, which no index holds: PostgreSQL sorted
+        # all of the patient's readings for every page (150 ms for 48,000). One page per
+        # measure from reading_trend, as one UNION ALL, merged below, reads ~n rows per measure.
+        parts = [reading_qs.filter(measure=m).order_by(*order)[:limit] for m in MEASURES]
+        page_qs = parts[0].union(*parts[1:], all=True)
+    for reading in (page_qs if "vital-signs" in kinds else []):
         rows.append(((reading.effective_at, 0, reading.pk, 0), reading, 0))
     for response, index in survey:
         # A response's scores stay in their own order (index ascending) in both sort directions.
