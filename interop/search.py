@@ -270,8 +270,6 @@ def parse_date(name: str, raw: str) -> DateRange:
         raise bad(name, f"{raw[:40]!r} is not a FHIR date (2026, 2026-03, 2026-03-05, "
                         "2026-03-05T10:00:00+01:00).")
     g = match.groupdict()
-    if g["H"] is not None and g["tz"] is None and g["S"] is None and g["M"] is None:
-        raise bad(name, "a time needs hours and minutes.")
     local = ZoneInfo(settings.TIME_ZONE)
     try:
         year = int(g["y"])
