@@ -267,7 +267,8 @@ def parse_date(name: str, raw: str) -> DateRange:
             raise bad(name, f"unknown prefix {prefix!r}; use one of {', '.join(PREFIXES)}.")
     match = _DATE.fullmatch(raw)
     if not match:
-        raise bad(name, f"{raw[:40]!r} is not a FHIR date (2026, 2026-03, 2026-03-05, "
+        # Values are not echoed (a CPR number typed into birthdate would be).
+        raise bad(name, "not a FHIR date (2026, 2026-03, 2026-03-05, "
                         "2026-03-05T10:00:00+01:00).")
     g = match.groupdict()
     local = ZoneInfo(settings.TIME_ZONE)
@@ -289,7 +290,7 @@ def parse_date(name: str, raw: str) -> DateRange:
         micro = int((g["f"] or "0").ljust(6, "0"))
         lo = datetime(year, lo_d.month, lo_d.day, int(g["H"]), int(g["M"]), int(g["S"] or 0), micro, tzinfo=tz)
     except ValueError as exc:
-        raise bad(name, f"{raw[:40]!r} is not a valid date ({exc}).") from None
+        raise bad(name, f"not a valid date ({exc}).") from None
     # The precision given sets the range: to the minute, the second, or the fraction given.
     step = (timedelta(minutes=1) if g["S"] is None else timedelta(seconds=1) if g["f"] is None
             else timedelta(microseconds=10 ** (6 - len(g["f"]))))

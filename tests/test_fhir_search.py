@@ -413,7 +413,8 @@ def test_patient_search_parameters(cast, params, found):
 
 def test_a_cpr_number_where_a_patient_id_belongs_is_refused_and_not_echoed(cast):
     client = _client(cast.admin)
-    for params in ({"_id": "0101501111"}, {"identifier": f"{CPR_SYSTEM}|0101501111|x"}):
+    for params in ({"_id": "0101501111"}, {"identifier": f"{CPR_SYSTEM}|0101501111|x"},
+                   {"birthdate": "0101501111"}):
         response = client.get("/fhir/Patient", params)
         _bad(response, next(iter(params)))
         assert b"0101501111" not in response.content
