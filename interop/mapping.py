@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from interop.search import SEARCH_DOCUMENTATION, capability_search_params
 from patients.models import Patient
 
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"  # Danish CPR number (the CPR office's OID)
@@ -58,8 +59,10 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 # Group/{id}/$export on their resources.
                 "operation": [
                     {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}],
+                "documentation": SEARCH_DOCUMENTATION,
                 "resource": [
-                    {"type": "Patient", "interaction": [{"code": "read"}],
+                    {"type": "Patient", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                     **capability_search_params("Patient"),
                      "operation": [{"name": "export", "definition":
                                     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]},
                     # Creates are conditional (If-None-Exist, Bundle ifNoneExist) on the parameters
@@ -67,33 +70,28 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                     {"type": "Questionnaire",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                      "conditionalCreate": True,
-                     "searchParam": [{"name": "url", "type": "uri"}, {"name": "version", "type": "token"}]},
+                     **capability_search_params("Questionnaire")},
                     {"type": "Observation",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                      "conditionalCreate": True,
                      "supportedProfile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"],
-                     "searchParam": [{"name": "patient", "type": "reference"},
-                                     {"name": "category", "type": "token"},
-                                     {"name": "identifier", "type": "token",
-                                      "documentation": "in If-None-Exist only"}]},
+                     **capability_search_params("Observation")},
                     {"type": "QuestionnaireResponse",
                      "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                      "conditionalCreate": True,
-                     "searchParam": [{"name": "patient", "type": "reference"},
-                                     {"name": "identifier", "type": "token",
-                                      "documentation": "in If-None-Exist only"}]},
+                     **capability_search_params("QuestionnaireResponse")},
                     # What an Observation's ``device`` refers to (interop/views_reads.py)
                     {"type": "Device", "interaction": [{"code": "read"}]},
                     # Cohorts (outcomes/fhir_views.py): criteria, members evaluated when exported
                     {"type": "Group", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                     "searchParam": [{"name": "name", "type": "string"}],
+                     **capability_search_params("Group"),
                      "operation": [{"name": "export", "definition":
                                     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}]},
                     # Alerts (interop/views_alerts.py)
                     {"type": "Flag", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                     "searchParam": [{"name": "patient", "type": "reference"}, {"name": "status", "type": "token"}]},
+                     **capability_search_params("Flag")},
                     {"type": "DetectedIssue", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                     "searchParam": [{"name": "patient", "type": "reference"}]},
+                     **capability_search_params("DetectedIssue")},
                 ],
             }
         ],

@@ -2,21 +2,24 @@ import logging
 import uuid
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from interop.mapping import capability_statement, operation_outcome, patient_to_fhir
+from interop.mapping import CPR_SYSTEM, capability_statement, operation_outcome, patient_to_fhir
 from patients.access import can_see_identifiers, patient_or_404
 from proplatform.input import storable, storable_text
 from proplatform.middleware import current_request_id
@@ -44,9 +47,22 @@ class FhirInvalid(exceptions.ParseError):
         self.fhir_expression = [expression]
 
 
+_drf_encoder = JSONEncoder()
+
+
 class FhirJSONRenderer(JSONRenderer):
+    """fhir+json through orjson: a searchset page of 100 Observations took ~4 ms in the standard
+    library's encoder, under 0.5 ms here (bench/fhir_search.py). Types orjson does not know
+    (Decimal, lazy strings) go through DRF's encoder, as before."""
+
     media_type = "application/fhir+json"
     format = "fhir"
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: dict[str, Any] | None = None) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=_drf_encoder.default)
 
 
 # ``_format`` values that mean JSON (FHIR R4 http.html#mime-type); anything else (xml, ttl) is 406.
@@ -166,3 +182,36 @@ class FhirFallbackView(FhirView):
         # The Allow header of a 405: nothing is offered at a path no route serves (RFC 9110
         # allows an empty Allow), not the methods this catch-all happens to answer.
         return []
+
+
+class PatientSearchView(FhirView):
+    """GET /fhir/Patient; POST /fhir/Patient/_search (PatientSearchPostView) takes the same
+    parameters in a form body, the FHIR way to keep the CPR number out of the URL.
+    interop.search_resources.patient_search decides and audits."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("identifier", str, description=f"{CPR_SYSTEM}|<CPR> (prefer POST _search)"),
+                    OpenApiParameter("name", str), OpenApiParameter("family", str), OpenApiParameter("given", str),
+                    OpenApiParameter("birthdate", str), OpenApiParameter("_id", str)],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
+                   400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
+        tags=["fhir"], operation_id="fhir_Patient_search",
+    )
+    def get(self, request: Request) -> Response:
+        from interop.search_resources import parse_request, patient_search
+
+        search = parse_request(request, "Patient", hidden=frozenset({"identifier"}))
+        return Response(patient_search(request, search, request.build_absolute_uri("/fhir").rstrip("/")))
+
+
+class PatientSearchPostView(FhirView):
+    """POST /fhir/Patient/_search: the same search with its parameters in a form body."""
+
+    parser_classes = [FormParser]
+
+    @extend_schema(request={"application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
+                              400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
+                   tags=["fhir"], operation_id="fhir_Patient_search_post")
+    def post(self, request: Request) -> Response:
+        return PatientSearchView.get(self, request)  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ Access is the patient's (patients.access): an alert on a patient outside the cal
 interop.mapping_alerts."""
 
 import re
-import uuid
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -18,21 +17,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Role
-from alerts.models import Alert, AlertFinding, Status
+from alerts.models import Alert, AlertFinding
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from interop.mapping import searchset
 from interop.mapping_alerts import alert_to_detected_issue, alert_to_flag
+from interop.search_resources import DETECTED_ISSUE_STATUSES, FLAG_STATUSES, alert_search, parse_request
 from interop.views import FhirView
 from interop.views_questionnaires import _base
 from patients.access import patient_or_404
-from patients.models import Patient
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 _BUNDLE = OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle")
 _PATIENT = OpenApiParameter("patient", str, required=True, description="Patient id (Patient/<id> also accepted)")
 _ID = re.compile(r"[0-9]{1,18}")
-MAX_RESULTS = 500
 
 
 class _AlertView(FhirView):
@@ -49,19 +46,6 @@ class _AlertView(FhirView):
 
 def _alerts() -> QuerySet[Alert]:
     return Alert.objects.select_related("rule", "acknowledged_by", "resolved_by")
-
-
-def _search_patient(request: Request, search: str) -> Patient:
-    """The ``patient`` parameter, checked before it reaches the audit trail (a malformed value —
-    a CPR number, say — is refused and never written anywhere), then authorised and audited."""
-    raw = request.query_params.get("patient", "").removeprefix("Patient/")
-    if not raw:
-        raise exceptions.ParseError("Search by patient: ?patient=<id>.")
-    try:
-        patient_id = uuid.UUID(raw)
-    except ValueError:
-        raise exceptions.ParseError("patient must be a Patient id (a UUID).") from None
-    return patient_or_404(request, patient_id, action=Action.SEARCH, resource=f"{search}?patient={patient_id}")
 
 
 def _alert_or_404(request: Request, alert_id: str, resource_type: str) -> Alert:
@@ -91,18 +75,10 @@ class FlagSearchView(_AlertView):
         tags=["fhir"], operation_id="fhir_Flag_search",
     )
     def get(self, request: Request) -> Response:
-        """A patient's alerts as Flags for the banner, newest first (at most 500)."""
-        status = request.query_params.get("status", "")
-        if status not in ("", "active", "inactive"):
-            raise exceptions.ParseError("status is active or inactive.")
-        patient = _search_patient(request, "Flag")
-        alerts = _alerts().filter(patient=patient)
-        if status == "active":
-            alerts = alerts.exclude(status=Status.RESOLVED)
-        elif status == "inactive":
-            alerts = alerts.filter(status=Status.RESOLVED)
-        found = alerts.order_by("-raised_at", "-id")[:MAX_RESULTS]
-        return Response(searchset(_base(request), [alert_to_flag(a) for a in found]))
+        """A patient's alerts as Flags for the banner, newest first, in keyset pages."""
+        search = parse_request(request, "Flag")
+        return Response(alert_search(request, search, _base(request), qs=_alerts(), to_fhir=alert_to_flag,
+                                     status_codes={"active": "open", "inactive": "resolved"}, statuses=FLAG_STATUSES))
 
 
 class FlagReadView(_AlertView):
@@ -120,10 +96,11 @@ class DetectedIssueSearchView(_AlertView):
         tags=["fhir"], operation_id="fhir_DetectedIssue_search",
     )
     def get(self, request: Request) -> Response:
-        """A patient's alerts as DetectedIssues with their evidence, newest first (at most 500)."""
-        patient = _search_patient(request, "DetectedIssue")
-        found = _with_findings(_alerts().filter(patient=patient)).order_by("-raised_at", "-id")[:MAX_RESULTS]
-        return Response(searchset(_base(request), [_issue(a) for a in found]))
+        """A patient's alerts as DetectedIssues with their evidence, newest first, in keyset pages."""
+        search = parse_request(request, "DetectedIssue")
+        return Response(alert_search(request, search, _base(request), qs=_with_findings(_alerts()), to_fhir=_issue,
+                                     status_codes={"preliminary": "open", "final": "resolved"},
+                                     statuses=DETECTED_ISSUE_STATUSES))
 
 
 class DetectedIssueReadView(_AlertView):

@@ -19,8 +19,9 @@ from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from interop import conditional
-from interop.mapping import operation_outcome, reading_to_observation, score_to_observation, searchset
+from interop.mapping import operation_outcome, reading_to_observation, score_to_observation
 from interop.observation_in import ParsedObservation, parse_observation
+from interop.search_resources import observation_search, parse_request
 from interop.validate import bundle_issues, structure_outcome
 from interop.views import FhirInvalid, FhirView
 from interop.views_questionnaires import FhirJSONParser, _base
@@ -136,7 +137,9 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
     @extend_schema(
         parameters=[OpenApiParameter("patient", str, required=True, description="Patient id"),
                     OpenApiParameter("category", str, description="vital-signs (home readings) or survey "
-                                                                  "(questionnaire scores); both when omitted")],
+                                                                  "(questionnaire scores); both when omitted"),
+                    OpenApiParameter("code", str), OpenApiParameter("date", str), OpenApiParameter("_sort", str),
+                    OpenApiParameter("_count", int), OpenApiParameter("_cursor", str)],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle"),
                    400: _OUTCOME, 404: _OUTCOME},
         tags=["fhir"], operation_id="fhir_Observation_search",
@@ -144,30 +147,13 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
     def get(self, request: Request) -> Response:
         """A patient's observations: home readings (vital-signs, erroneous ones as
         entered-in-error) and scores computed from questionnaire responses (survey), newest first,
-        at most 500 of each."""
-        patient_id = request.query_params.get("patient", "").removeprefix("Patient/")
+        in keyset pages (interop.search_resources.observation_search)."""
         if isinstance(request.user, DevicePrincipal):
-            audit_record(user=request.user, action=Action.SEARCH, resource=f"Observation?patient={patient_id}",
+            audit_record(user=request.user, action=Action.SEARCH, resource="Observation search (FHIR)",
                          outcome=Outcome.DENIED, request=request)
             raise exceptions.PermissionDenied("A device sends observations; it cannot read them.")
-        if not patient_id:
-            raise exceptions.ParseError("Search by patient: ?patient=<id>.")
-        category = request.query_params.get("category", "")
-        if category not in ("", "survey", "vital-signs"):
-            raise exceptions.ParseError("category is vital-signs or survey.")
-        patient = patient_or_404(request, patient_id, action=Action.SEARCH,
-                                 resource=f"Observation?patient={patient_id}&category={category}")
-        observations: list[dict[str, Any]] = []
-        if category in ("", "vital-signs"):
-            for reading in patient.readings.order_by("-effective_at")[:500]:
-                measure = MEASURES[reading.measure]
-                observations.append(reading_to_observation(reading, loinc=measure.loinc, display=measure.display))
-        if category in ("", "survey"):
-            responses = (QuestionnaireResponse.objects.filter(patient=patient, status="completed")
-                         .exclude(scores=[]).order_by("-authored_at")[:500])
-            for response in responses:
-                observations += [score_to_observation(response, score, i) for i, score in enumerate(response.scores)]
-        return Response(searchset(_base(request), observations))
+        search = parse_request(request, "Observation")
+        return Response(observation_search(request, search, _base(request)))
 
     @extend_schema(request=OpenApiTypes.OBJECT,
                    responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="the stored Observation"),

@@ -18,7 +18,6 @@ from interop.mapping import (
     operation_outcome,
     questionnaire_to_fhir,
     response_to_fhir,
-    searchset,
 )
 from interop.validate import structure_issues, structure_outcome
 from interop.views import FhirInvalid, FhirView
@@ -57,12 +56,9 @@ class QuestionnaireCollectionView(FhirView):
     )
     def get(self, request: Request) -> Response:
         """Questionnaire definitions are not patient data: every signed-in user may read them."""
-        found = Questionnaire.objects.order_by("url", "-created_at")
-        if url := request.query_params.get("url"):
-            found = found.filter(url=url)
-        if version := request.query_params.get("version"):
-            found = found.filter(version=version)
-        return Response(searchset(_base(request), [questionnaire_to_fhir(q) for q in found[:200]]))
+        from interop.search_resources import parse_request, questionnaire_search
+
+        return Response(questionnaire_search(request, parse_request(request, "Questionnaire"), _base(request)))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={201: _FHIR, 400: _OUTCOME, 403: _OUTCOME},
                    parameters=[OpenApiParameter(
@@ -141,15 +137,10 @@ class QuestionnaireResponseSearchView(FhirView):
     )
     def get(self, request: Request) -> Response:
         """A patient's responses, for those who may see the patient (audited as a search)."""
-        patient_id = request.query_params.get("patient", "").removeprefix("Patient/")
-        if not patient_id:
-            raise exceptions.ParseError("Search by patient: ?patient=<id>.")
-        patient = patient_or_404(request, patient_id, action=Action.SEARCH,
-                                 resource=f"QuestionnaireResponse?patient={patient_id}")
-        responses = (QuestionnaireResponse.objects.filter(patient=patient, status="completed")
-                     .select_related("questionnaire", "patient").order_by("-authored_at")[:500])
-        return Response(searchset(_base(request), [response_to_fhir(r) for r in responses]))
+        from interop.search_resources import parse_request, questionnaire_response_search
 
+        search = parse_request(request, "QuestionnaireResponse")
+        return Response(questionnaire_response_search(request, search, _base(request)))
 
 
 # A questionnaire response is a few kilobytes; anything near this is a mistake or an attack.

@@ -155,8 +155,11 @@ class Reading(models.Model):
             )
         ]
         indexes = [
-            # history and trend charts: one patient's readings of a measure over time
-            models.Index(fields=["patient", "measure", "effective_at"], name="reading_trend"),
+            # history and trend charts: one patient's readings of a measure over time; with the id
+            # last it also serves the FHIR search Observation?patient=&code=&_sort=(-)date in keyset
+            # pages (interop.search_resources): ORDER BY effective_at, id from the index, the cursor
+            # as the scan's start, no sort (bench/fhir_search.py).
+            models.Index(fields=["patient", "measure", "effective_at", "id"], name="reading_trend"),
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from interop.mapping import searchset
+from interop.search_resources import group_search, parse_request
 from interop.views import FhirView
 from outcomes.fhir import cohort_to_group
 from outcomes.models import Cohort
@@ -33,20 +33,19 @@ def _authorise(request: Request, resource: str) -> None:
 
 class GroupSearchView(FhirView):
     @extend_schema(
-        parameters=[OpenApiParameter("name", str, description="part of the cohort's name (case-insensitive)")],
+        parameters=[OpenApiParameter("name", str, description="the start of the cohort's name "
+                                                             "(case-insensitive; name:contains for any part)")],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle of Groups"),
                    401: _OUTCOME, 403: _OUTCOME},
         tags=["fhir"], operation_id="fhir_Group_search",
     )
     def get(self, request: Request) -> Response:
         _authorise(request, "Group search (FHIR)")
-        cohorts = cohorts_all()
-        if name := request.query_params.get("name"):
-            cohorts = cohorts.filter(name__icontains=name)
-        groups = [cohort_to_group(c, member_count=cohort_count(cohort=c)) for c in cohorts[:200]]
+        search = parse_request(request, "Group")
         audit_record(user=request.user, action=Action.SEARCH, resource="Group search (FHIR, aggregate)",
                      request=request)
-        return Response(searchset(request.build_absolute_uri("/fhir").rstrip("/"), groups))
+        return Response(group_search(search, request.build_absolute_uri("/fhir").rstrip("/"), cohorts_all(),
+                                     lambda c: cohort_to_group(c, member_count=cohort_count(cohort=c))))
 
 
 class GroupReadView(FhirView):

@@ -6,7 +6,10 @@ import re
 
 # DDMMYY-XXXX, DDMMYY XXXX or DDMMYYXXXX, not part of a longer number (UUIDs and ids stay
 # readable). Redacting a number that only looks like a CPR number is the safe mistake.
-_CPR = re.compile(r"(?<![0-9A-Za-z])(\d{6})[- ]?(\d{4})(?![0-9A-Za-z])")
+# Also right after a percent-escape: in a logged query string (an access log line of
+# ``Patient?identifier=urn%3Aoid%3A1.2.208.176.1.2%7C0101501111``, FHIR's standard CPR search)
+# the number follows "%7C", whose "C" would otherwise look like part of a longer word.
+_CPR = re.compile(r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f][0-9A-Fa-f]))(\d{6})[- ]?(\d{4})(?![0-9A-Za-z])")
 _TRACEBACKS = logging.Formatter()
 
 

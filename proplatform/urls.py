@@ -53,6 +53,8 @@ fhir = [
     path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
     path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
     # before Patient/<id>, which would take "$export" for an id
+    path("Patient", fhir_views.PatientSearchView.as_view(), name="fhir-patient-search"),
+    path("Patient/_search", fhir_views.PatientSearchPostView.as_view(), name="fhir-patient-search-post"),
     path("Patient/$export", exports_views.PatientExportKickoffView.as_view(), name="fhir-patient-export"),
     path("Patient/<str:patient_id>", fhir_views.PatientReadView.as_view(), name="fhir-patient"),
     path("Questionnaire", fhir_questionnaires.QuestionnaireCollectionView.as_view(), name="fhir-questionnaires"),

@@ -43,7 +43,7 @@ def test_metadata_is_a_valid_r4_capability_statement_served_without_login(db, cl
         "DetectedIssue"]
     operations = {r.type: [o.definition for o in r.operation or []] for r in statement.rest[0].resource}
     assert operations["Group"] == ["http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"]
-    assert [i.code for i in statement.rest[0].resource[0].interaction] == ["read"]
+    assert [i.code for i in statement.rest[0].resource[0].interaction] == ["read", "search-type"]
     assert statement.implementation.url == "http://testserver/fhir"
 
 

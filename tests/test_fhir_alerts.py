@@ -305,5 +305,6 @@ def test_the_capability_statement_offers_flag_and_detected_issue(db, client):
     CapabilityStatement.model_validate(body)
     resources = {r["type"]: r for r in body["rest"][0]["resource"]}
     assert {i["code"] for i in resources["Flag"]["interaction"]} == {"read", "search-type"}
-    assert {p["name"] for p in resources["Flag"]["searchParam"]} == {"patient", "status"}
+    assert {p["name"] for p in resources["Flag"]["searchParam"]} == {"patient", "status", "date", "_id",
+                                                                     "_lastUpdated"}
     assert {i["code"] for i in resources["DetectedIssue"]["interaction"]} == {"read", "search-type"}
