@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "audit",
+    "smart",  # SMART Backend Services: system clients and their tokens (ADR 0018)
     "patients",
     "questionnaires",
     "monitoring",
@@ -247,6 +248,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.clear_expired",
         "schedule": 3600.0,
     },
+    # Used assertion ids past their expiry and expired system tokens (smart.services).
+    "smart-clear-expired": {
+        "task": "smart.tasks.clear_expired",
+        "schedule": 3600.0,
+    },
     "exports-sweep": {
         "task": "exports.tasks.sweep_exports",
         "schedule": 60.0,
@@ -333,18 +339,31 @@ API_TOKEN_LIFETIME_HOURS = env.int("API_TOKEN_LIFETIME_HOURS", default=12)
 # Expired and revoked person tokens are kept this long (a token in a log can be traced to its
 # owner), then deleted by beat (accounts.retention).
 TOKEN_RETENTION_DAYS = env.int("TOKEN_RETENTION_DAYS", default=30)
+# SMART Backend Services (smart app, ADR 0018): access tokens of system clients live this long;
+# SMART_TOKEN_URL pins the token endpoint's URL (the aud of client assertions) when the public
+# address differs from what Django sees; a client's jwks_uri is fetched with this timeout and
+# kept this long.
+SMART_ACCESS_TOKEN_SECONDS = env.int("SMART_ACCESS_TOKEN_SECONDS", default=300)
+SMART_TOKEN_URL = env.str("SMART_TOKEN_URL", default="")
+SMART_JWKS_TIMEOUT_SECONDS = env.float("SMART_JWKS_TIMEOUT_SECONDS", default=5.0)
+SMART_JWKS_CACHE_SECONDS = env.int("SMART_JWKS_CACHE_SECONDS", default=300)
 OTP_TOTP_ISSUER = "proplatform"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # first: it takes only its own sb_ tokens, which the person-token class would refuse
+        "smart.authentication.SystemTokenAuthentication",
         "accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # SystemScopePermission says yes to people and devices; a system client gets what its scopes allow.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated",
+                                   "smart.permissions.SystemScopePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"auth-token": env.str("AUTH_TOKEN_RATE", default="10/min")},
+    "DEFAULT_THROTTLE_RATES": {"auth-token": env.str("AUTH_TOKEN_RATE", default="10/min"),
+                               "smart-token": env.str("SMART_TOKEN_RATE", default="60/min")},
     "EXCEPTION_HANDLER": "proplatform.api.exception_handler",
     # Throttles count per client address. X-Forwarded-For is trusted only as far as our own
     # proxies wrote it; otherwise a caller could send a new forged address with every attempt.

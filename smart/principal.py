@@ -1,0 +1,46 @@
+"""Who a system client is while it calls: ``request.user`` for a backend-services token."""
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from smart.scopes import PATIENT_DATA_TYPES, Scope, scopes_allow
+
+if TYPE_CHECKING:
+    from smart.models import SystemClient
+
+SYSTEM_ROLE = "system"
+
+
+@dataclass
+class SystemPrincipal:
+    """Stands in for ``request.user`` when a system client calls, as DevicePrincipal does for a
+    device: it is no User, and the audit names it ``system:<client_id>`` with role ``system``."""
+
+    client: "SystemClient"
+    scopes: list[Scope] = field(default_factory=list)
+    is_authenticated: bool = True
+    role: str = SYSTEM_ROLE
+
+    @property
+    def is_active(self) -> bool:
+        return self.client.active
+
+    @property
+    def identified_allowed(self) -> bool:
+        return self.client.identified_allowed
+
+    def get_username(self) -> str:
+        return self.client.actor
+
+    def may(self, resource_type: str, letters: str) -> bool:
+        """Whether the token's scopes give ``letters`` (of cruds) on ``resource_type`` — and, for
+        patient data outside a pseudonymised export, whether the client may see identified data."""
+        return scopes_allow(self.scopes, resource_type, letters)
+
+    def may_read_identified(self, resource_type: str) -> bool:
+        return self.may(resource_type, "r") and (resource_type not in PATIENT_DATA_TYPES
+                                                 or self.identified_allowed)
+
+
+def is_system(user: object) -> bool:
+    return isinstance(user, SystemPrincipal)
