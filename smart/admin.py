@@ -10,6 +10,11 @@ class SystemClientAdmin(admin.ModelAdmin):
     search_fields = ("client_id", "name")
     readonly_fields = ("created_at",)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+        if db_field.name == "jwks_uri":
+            kwargs["assume_scheme"] = "https"  # the address must be HTTPS anyway (SystemClient.clean)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
 
 @admin.register(SystemAccessToken)
 class SystemAccessTokenAdmin(admin.ModelAdmin):
