@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from accounts.authentication import bearer_token
 from accounts.models import hash_token
 from smart.models import SystemAccessToken
+from smart.permissions import system_access_check
 from smart.principal import SystemPrincipal
 from smart.scopes import ScopeError, scopes_parse
 from smart.services import TOKEN_PREFIX
@@ -34,7 +35,9 @@ class SystemTokenAuthentication(BaseAuthentication):
             scopes = scopes_parse(token.scopes)
         except ScopeError:  # written by us; only a scope grammar change could get here
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        return SystemPrincipal(client=token.client, scopes=scopes), token
+        principal = SystemPrincipal(client=token.client, scopes=scopes)
+        system_access_check(request, principal)
+        return principal, token
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="fhir"'

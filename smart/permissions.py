@@ -1,14 +1,12 @@
 """What a system client's token lets it do on the FHIR API, in one table (ADR 0018).
 
-In DEFAULT_PERMISSION_CLASSES: for people and devices it says yes and leaves the decision to the
-view; for a system client it checks the endpoint against the token's scopes. Endpoints not in
+Checked when a system token is authenticated (SystemTokenAuthentication): the endpoint against
+the token's scopes; people and devices never come here. Endpoints not in
 the table (alerts as Flag/DetectedIssue, Bundles, every write) are refused: a backend service
 reads, and only what it was given. Patient data outside $export needs a client allowed
 identified data (ADR 0007: secondary use is pseudonymised by default). Refusals are audited."""
 
-from typing import Any
-
-from rest_framework.permissions import BasePermission
+from rest_framework import exceptions
 from rest_framework.request import Request
 
 from audit.models import Action, Outcome
@@ -44,6 +42,8 @@ def refusal(principal: SystemPrincipal, name: str | None, method: str) -> str | 
         return None
     if name in EXPORT_JOB and method in ("GET", "DELETE"):
         return None
+    if name == "fhir-metadata" and method in ("GET", "HEAD"):
+        return None  # public anyway
     if name in READS and method in ("GET", "HEAD"):
         resource_type, letters = READS[name]
         if not principal.may(resource_type, letters):
@@ -55,20 +55,19 @@ def refusal(principal: SystemPrincipal, name: str | None, method: str) -> str | 
     return "System clients may not use this endpoint (backend services read FHIR resources and $export)."
 
 
-class SystemScopePermission(BasePermission):
-    message = "Not allowed for this system client."
+def system_access_check(request: Request, principal: SystemPrincipal) -> None:
+    """Refuse (403, audited) what the table does not allow ``principal`` on this request.
 
-    def has_permission(self, request: Request, view: Any) -> bool:
-        principal = request.user
-        if not isinstance(principal, SystemPrincipal):
-            return True
-        match = getattr(request, "resolver_match", None)
-        reason = refusal(principal, match.url_name if match else None, request.method or "")
-        if reason is None:
-            return True
-        action = {"GET": Action.READ, "HEAD": Action.READ, "POST": Action.CREATE}.get(request.method or "",
-                                                                                  Action.UPDATE)
-        audit_record(user=principal, action=action,
-                     outcome=Outcome.DENIED, request=request, resource=f"{request.method} {request.path}"[:250])
-        self.message = reason
-        return False
+    Called by SystemTokenAuthentication as it authenticates, so it holds for every view that
+    accepts the token — also one that sets its own ``permission_classes`` (the metadata's
+    AllowAny, or a view added later), which a permission class in DEFAULT_PERMISSION_CLASSES
+    would silently miss."""
+    match = getattr(request, "resolver_match", None)
+    reason = refusal(principal, match.url_name if match else None, request.method or "")
+    if reason is None:
+        return
+    action = {"GET": Action.READ, "HEAD": Action.READ, "POST": Action.CREATE}.get(request.method or "",
+                                                                              Action.UPDATE)
+    audit_record(user=principal, action=action, outcome=Outcome.DENIED, request=request,
+                 resource=f"{request.method} {request.path}"[:250])
+    raise exceptions.PermissionDenied(reason)

@@ -451,6 +451,15 @@ def test_a_system_token_may_not_write_or_read_alerts_even_with_every_scope(clien
     _outcome(client.get(f"/fhir/Flag?patient={cast.patient_a.pk}", **_bearer(token)), 403)
 
 
+def test_a_system_token_reads_the_public_metadata_but_no_endpoint_missing_from_the_table(client, cast):
+    _client(scopes="system/Questionnaire.read")
+    token = _token(client, "system/Questionnaire.read")
+    assert client.get("/fhir/metadata", **_bearer(token)).status_code == 200
+    _outcome(client.get(f"/fhir/DetectedIssue?patient={cast.patient_a.pk}", **_bearer(token)), 403)
+    denied = AuditEvent.objects.get(outcome=Outcome.DENIED)
+    assert (denied.username, denied.action) == ("system:kvalitet", Action.READ)
+
+
 def test_a_system_token_is_refused_outside_the_fhir_api(client, cast):
     _client()
     token = _token(client)
