@@ -5,6 +5,7 @@ SMART App Launch 2.x "Backend Services" / RFC 7523: the client signs a JWT with 
 at most five minutes ahead and a ``jti`` it never uses again. Every refusal is an ``OAuthError``
 carrying the RFC 6749 §5.2 error code and the HTTP status to answer with."""
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from accounts.models import hash_token, new_raw_token
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from smart.jwks import ALGORITHMS, JwksUnavailable, PublicKey, jwks_fetch, jwks_parse
-from smart.models import SystemAccessToken, SystemClient, UsedAssertion
+from smart.models import CLIENT_ID, SystemAccessToken, SystemClient, UsedAssertion
 from smart.principal import SystemPrincipal
 from smart.scopes import ScopeError, scopes_grant, scopes_parse, scopes_text
 
@@ -76,7 +77,9 @@ def _claims(assertion: str, *, token_url: str) -> tuple[SystemClient, dict[str, 
     iss, sub = unverified.get("iss"), unverified.get("sub")
     if not isinstance(iss, str) or not iss or iss != sub:
         raise _client_error("client_assertion's iss and sub must both be the client_id.")
-    client = SystemClient.objects.filter(client_id=iss[:100]).first() if len(iss) <= 100 else None
+    # Only a string that can be a client id reaches the database: a JSON-escaped NUL ("\u0000")
+    # inside the signed payload passes the form's NUL check and would fail in PostgreSQL.
+    client = SystemClient.objects.filter(client_id=iss).first() if CLIENT_ID.fullmatch(iss) else None
     if client is None:
         raise _client_error("Unknown client.")
     if not client.active:
@@ -100,11 +103,12 @@ def _claims(assertion: str, *, token_url: str) -> tuple[SystemClient, dict[str, 
         raise _client_error(f"client_assertion lacks the claim {exc.claim}.") from None
     except jwt.PyJWTError as exc:
         raise _client_error(f"client_assertion was refused: {exc}.") from None
-    exp = datetime.fromtimestamp(claims["exp"], tz=UTC)
-    if exp > timezone.now() + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
+    # Compared as numbers first: an exp in the year 10^12 must be refused, not overflow a datetime.
+    if claims["exp"] > time.time() + (MAX_ASSERTION_LIFETIME + CLOCK_SKEW).total_seconds():
         raise _client_error("client_assertion's exp is more than five minutes ahead.")
-    if not isinstance(claims["jti"], str) or not claims["jti"] or len(claims["jti"]) > 255:
-        raise _client_error("client_assertion's jti must be a string of 1-255 characters.")
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not jti or len(jti) > 255 or not jti.isprintable():
+        raise _client_error("client_assertion's jti must be 1-255 printable characters.")
     return client, claims
 
 

@@ -651,3 +651,91 @@ def test_group_export_and_group_reads_need_the_group_scope(client, cast):
     token = _token(client)
     assert client.get(f"/fhir/Group/{cohort.pk}", **_bearer(token)).status_code == 200
     assert _kickoff(client, token, f"/fhir/Group/{cohort.pk}/$export", _type="Patient").status_code == 202
+
+
+# --- hostile claims inside a signed assertion ---------------------------------------------------
+
+def test_a_nul_inside_the_signed_iss_is_invalid_client_not_a_database_error(client):
+    _client()
+    assertion = _assertion(client_id="kvalitet\x00", sub="kvalitet\x00")
+    assert "Unknown client" in _oauth_error(_token_request(client, assertion), 401, "invalid_client")
+
+
+@pytest.mark.parametrize("jti", ["a\x00b", "line\nbreak", "x" * 256])
+def test_a_jti_with_control_characters_or_too_long_is_invalid_client(client, jti):
+    _client()
+    assert "jti" in _oauth_error(_token_request(client, _assertion(jti=jti)), 401, "invalid_client")
+    assert not UsedAssertion.objects.exists()
+
+
+def test_an_exp_far_beyond_any_calendar_is_invalid_client(client):
+    _client()
+    assertion = _assertion(lifetime=10**12)
+    assert "five minutes" in _oauth_error(_token_request(client, assertion), 401, "invalid_client")
+
+
+def test_an_assertion_not_valid_before_a_future_time_is_invalid_client(client):
+    _client()
+    _oauth_error(_token_request(client, _assertion(nbf=int(timezone.now().timestamp()) + 120)), 401,
+                 "invalid_client")
+
+
+# --- keys published at a jwks_uri ---------------------------------------------------------------
+
+@pytest.fixture
+def jwks_server():  # type: ignore[no-untyped-def]
+    """A client's key server on 127.0.0.1, answering what the test puts in ``documents``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    documents: dict[str, tuple[int, bytes]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            status, body = documents.get(self.path, (404, b"{}"))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", documents
+    server.shutdown()
+
+
+def _uri_client(uri: str) -> SystemClient:
+    # Saved without full_clean: the admin requires https, the test's key server speaks http.
+    return SystemClient.objects.create(client_id="kvalitet", name="K", allowed_scopes="system/*.read", jwks_uri=uri)
+
+
+def test_a_client_may_publish_its_keys_at_a_jwks_uri_which_is_fetched_and_cached(client, jwks_server, settings):
+    from django.core.cache import cache
+
+    base, documents = jwks_server
+    documents["/jwks.json"] = (200, json.dumps({"keys": [public_jwk(EC_KEY, kid="ec-1")]}).encode())
+    _uri_client(f"{base}/jwks.json")
+    cache.delete(f"smart:jwks:{base}/jwks.json")
+    assert _token_request(client, _assertion(key=EC_KEY, kid="ec-1")).status_code == 200
+    documents.pop("/jwks.json")  # served from the cache now
+    assert _token_request(client, _assertion(key=EC_KEY, kid="ec-1")).status_code == 200
+    cache.delete(f"smart:jwks:{base}/jwks.json")
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (500, b"{}"), (200, b"not json"), (200, json.dumps({"keys": [private_jwk(EC_KEY, kid="ec-1")]}).encode()),
+    (200, b'{"keys": [' + b'{"kid": "x"},' * 10000 + b'{}]}'),
+])
+def test_an_unusable_jwks_uri_is_invalid_client(client, jwks_server, status, body):
+    from django.core.cache import cache
+
+    base, documents = jwks_server
+    documents["/bad.json"] = (status, body)
+    _uri_client(f"{base}/bad.json")
+    cache.delete(f"smart:jwks:{base}/bad.json")
+    assert "keys could not be loaded" in _oauth_error(_token_request(client, _assertion(key=EC_KEY, kid="ec-1")),
+                                                      401, "invalid_client")
