@@ -163,12 +163,25 @@ def test_a_client_is_refused_without_read_only_system_scopes_keys_or_a_stated_pu
     assert field in caught.value.message_dict
 
 
-def test_the_admin_names_system_clients_in_danish(admin_client):
+def test_the_admin_registers_a_client_in_danish_and_refuses_a_private_key(client, cast):
+    client.force_login(cast.admin)
     with translation.override("da"):
         assert str(SystemClient._meta.verbose_name_plural) == "systemklienter"
         assert str(SystemClient._meta.get_field("allowed_scopes").verbose_name) == "tilladte scopes"
-    response = admin_client.get("/admin/smart/systemclient/add/", HTTP_ACCEPT_LANGUAGE="da")
-    assert response.status_code in (200, 302)
+    page = client.get("/admin/smart/systemclient/add/", HTTP_ACCEPT_LANGUAGE="da")
+    assert page.status_code == 200
+    assert "Tilladte scopes" in page.content.decode()
+    form = {"client_id": "kvalitet", "name": "Kvalitetsdatabase", "allowed_scopes": "system/*.read",
+            "jwks": json.dumps({"keys": [private_jwk(RSA_KEY, kid="k")]}), "jwks_uri": "",
+            "identified_purpose": "", "active": "on"}
+    refused = client.post("/admin/smart/systemclient/add/", form, HTTP_ACCEPT_LANGUAGE="da")
+    assert refused.status_code == 200
+    assert "privat nøglemateriale" in refused.content.decode()
+    assert not SystemClient.objects.exists()
+    form["jwks"] = json.dumps({"keys": [public_jwk(RSA_KEY, kid="k")]})
+    saved = client.post("/admin/smart/systemclient/add/", form, HTTP_ACCEPT_LANGUAGE="da")
+    assert saved.status_code == 302, saved.content.decode()[-2000:]
+    assert SystemClient.objects.get().jwks["keys"][0]["kid"] == "k"
 
 
 # --- scopes ------------------------------------------------------------------------------------
