@@ -46,6 +46,8 @@ api_v1 = [
 fhir = [
     path("", fhir_observations.BundleSlashView.as_view(), name="fhir-bundle"),
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
+    # SMART discovery where the spec puts it, under the FHIR base URL (and at the root, below)
+    path(".well-known/smart-configuration", smart_views.smart_configuration, name="fhir-smart-configuration"),
     path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
     path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
     # before Patient/<id>, which would take "$export" for an id

@@ -90,8 +90,10 @@ def _b64(data: dict) -> str:  # type: ignore[type-arg]
 
 # --- discovery ---------------------------------------------------------------------------------
 
-def test_smart_configuration_names_the_token_endpoint_private_key_jwt_and_client_credentials(client):
-    response = client.get("/.well-known/smart-configuration")
+@pytest.mark.parametrize("path", ["/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"])
+def test_smart_configuration_names_the_token_endpoint_private_key_jwt_and_client_credentials(client, path):
+    # SMART App Launch puts it under the FHIR base URL; the root serves the same document.
+    response = client.get(path)
     assert response.status_code == 200
     document = response.json()
     assert document["token_endpoint"] == TOKEN_URL
