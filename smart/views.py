@@ -4,6 +4,7 @@ of Backend Services (ADR 0018). Errors are RFC 6749 §5.2 JSON, never a page and
 import logging
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
@@ -104,6 +105,8 @@ class TokenView(APIView):
             return _oauth_error("invalid_request", "Send the parameters as application/x-www-form-urlencoded.", 400)
         if isinstance(exc, exceptions.MethodNotAllowed):
             return _oauth_error("invalid_request", "Use POST.", 405)
+        if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+            return _oauth_error("invalid_request", "The request is too large for a token request.", 413)
         if isinstance(exc, exceptions.APIException):
             return _oauth_error("invalid_request", str(getattr(exc, "detail", exc)), exc.status_code)
         logger.error("token request failed", exc_info=exc, extra={"status_code": 500, "request": self.request})

@@ -392,6 +392,12 @@ def test_a_json_body_is_invalid_request(client):
     _oauth_error(response, 400, "invalid_request")
 
 
+def test_a_body_beyond_the_upload_limit_is_invalid_request_not_a_server_error(client):
+    body = urlencode({"grant_type": "client_credentials", "client_assertion": "x" * (3 * 1024 * 1024)})
+    response = client.post("/oauth/token", body, content_type="application/x-www-form-urlencoded")
+    _oauth_error(response, 413, "invalid_request")
+
+
 def test_a_parameter_given_twice_is_invalid_request(client):
     _client()
     body = "&".join(f"{k}={v}" for k, v in token_form(_assertion(), "system/*.read").items()) + "&scope=x"
@@ -754,3 +760,9 @@ def test_an_unusable_jwks_uri_is_invalid_client(client, jwks_server, status, bod
     cache.delete(f"smart:jwks:{base}/bad.json")
     assert "keys could not be loaded" in _oauth_error(_token_request(client, _assertion(key=EC_KEY, kid="ec-1")),
                                                       401, "invalid_client")
+
+
+def test_get_on_the_token_endpoint_is_an_oauth_error_not_a_page(client):
+    response = client.get("/oauth/token")
+    assert response.status_code == 405
+    assert response.json()["error"] == "invalid_request"
