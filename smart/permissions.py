@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from smart.principal import SystemPrincipal
-from smart.scopes import PATIENT_DATA_TYPES
+from smart.scopes import EXPORT_TYPES, PATIENT_DATA_TYPES
 
 # url name -> (resource type, the scope letters a GET needs)
 READS: dict[str, tuple[str, str]] = {
@@ -35,7 +35,7 @@ EXPORT_JOB = frozenset({"fhir-export-status", "fhir-export-file"})
 def refusal(principal: SystemPrincipal, name: str | None, method: str) -> str | None:
     """Why ``principal`` may not call the endpoint ``name`` with ``method``, or None."""
     if name in EXPORT_KICKOFF and method in ("GET", "POST"):
-        if not any(principal.may(t, "rs") for t in PATIENT_DATA_TYPES):
+        if not any(principal.may(t, "rs") for t in EXPORT_TYPES):
             return "This token has no system/<type>.read (or .rs) scope for any exported type."
         if name == "fhir-group-export" and not principal.may("Group", "r"):
             return "Group/{id}/$export needs the scope system/Group.read."

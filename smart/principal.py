@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from smart.scopes import PATIENT_DATA_TYPES, Scope, scopes_allow
+from smart.scopes import Scope, scopes_allow
 
 if TYPE_CHECKING:
     from smart.models import SystemClient
@@ -33,13 +33,10 @@ class SystemPrincipal:
         return self.client.actor
 
     def may(self, resource_type: str, letters: str) -> bool:
-        """Whether the token's scopes give ``letters`` (of cruds) on ``resource_type`` — and, for
-        patient data outside a pseudonymised export, whether the client may see identified data."""
+        """Whether the token's scopes give ``letters`` (of cruds) on ``resource_type``. Whether
+        identified patient data may be shown is the client's ``identified_allowed``, checked
+        apart (smart.permissions, exports.selectors)."""
         return scopes_allow(self.scopes, resource_type, letters)
-
-    def may_read_identified(self, resource_type: str) -> bool:
-        return self.may(resource_type, "r") and (resource_type not in PATIENT_DATA_TYPES
-                                                 or self.identified_allowed)
 
 
 def is_system(user: object) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 # a test keeps the two in step) and the two definitions it may read (Questionnaire, Group).
 RESOURCE_TYPES = ("Patient", "EpisodeOfCare", "Device", "QuestionnaireResponse", "Observation",
                   "Questionnaire", "Group")
+# What $export writes (exports.bulk.TYPES; a test keeps the two in step).
+EXPORT_TYPES = RESOURCE_TYPES[:5]
 # Types whose FHIR read/search answers carry identified patient data: only a client an admin
 # allowed identified data may read them outside a (pseudonymised) $export.
 PATIENT_DATA_TYPES = frozenset({"Patient", "EpisodeOfCare", "Device", "QuestionnaireResponse", "Observation"})

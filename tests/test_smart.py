@@ -21,7 +21,7 @@ from exports import bulk
 from exports.models import ExportJob
 from exports.testing import add_outcome_data
 from smart.models import SystemAccessToken, SystemClient, UsedAssertion
-from smart.scopes import RESOURCE_TYPES, ScopeError, scope_parse, scopes_grant, scopes_parse, scopes_text
+from smart.scopes import EXPORT_TYPES, RESOURCE_TYPES, ScopeError, scope_parse, scopes_grant, scopes_parse, scopes_text
 from smart.services import smart_clear_expired
 from smart.testing import client_assertion, ec_private_key, private_jwk, public_jwk, rsa_private_key, token_form
 from smart.views import TokenView
@@ -218,6 +218,7 @@ def test_granted_scopes_are_the_requested_narrowed_to_the_allowed():
 
 def test_every_exported_type_can_be_granted_as_a_scope():
     assert set(bulk.TYPES) <= set(RESOURCE_TYPES)
+    assert set(EXPORT_TYPES) == set(bulk.TYPES)
 
 
 # --- the token endpoint ------------------------------------------------------------------------
