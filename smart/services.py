@@ -52,14 +52,18 @@ class IssuedToken:
     scope: str
 
 
-def _keys(client: SystemClient) -> list[PublicKey]:
-    keys = jwks_parse(client.jwks) if client.jwks else []
-    if client.jwks_uri:
-        try:
-            keys += jwks_fetch(client.jwks_uri)
-        except JwksUnavailable as exc:
-            raise _client_error(f"The client's keys could not be loaded: {exc}.") from None
-    return keys
+def _key(client: SystemClient, *, kid: str, algorithm: str) -> PublicKey | None:
+    """The client's key with this kid for this algorithm: the pasted JWKS first, then the one at
+    its jwks_uri (so a key server that is down does not stop a client whose key is pasted)."""
+    pasted = jwks_parse(client.jwks) if client.jwks else []
+    found = next((k for k in pasted if k.kid == kid and k.algorithm == algorithm), None)
+    if found is not None or not client.jwks_uri:
+        return found
+    try:
+        published = jwks_fetch(client.jwks_uri)
+    except JwksUnavailable as exc:
+        raise _client_error(f"The client's keys could not be loaded: {exc}.") from None
+    return next((k for k in published if k.kid == kid and k.algorithm == algorithm), None)
 
 
 def _claims(assertion: str, *, token_url: str) -> tuple[SystemClient, dict[str, Any]]:
@@ -87,7 +91,7 @@ def _claims(assertion: str, *, token_url: str) -> tuple[SystemClient, dict[str, 
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise _client_error("client_assertion's header must name its key (kid).")
-    key = next((k for k in _keys(client) if k.kid == kid and k.algorithm == algorithm), None)
+    key = _key(client, kid=kid, algorithm=algorithm)
     if key is None:
         raise _client_error(f"No {algorithm} key with kid {kid[:60]!r} is registered for this client.")
     try:

@@ -767,3 +767,42 @@ def test_get_on_the_token_endpoint_is_an_oauth_error_not_a_page(client):
     response = client.get("/oauth/token")
     assert response.status_code == 405
     assert response.json()["error"] == "invalid_request"
+
+
+def test_a_pasted_key_still_works_while_the_clients_jwks_uri_is_down(client, jwks_server):
+    base, _ = jwks_server
+    system_client = _uri_client(f"{base}/down.json")
+    system_client.jwks = {"keys": [public_jwk(RSA_KEY, kid="rsa-1")]}
+    system_client.save()
+    assert _token_request(client, _assertion()).status_code == 200
+    _oauth_error(_token_request(client, _assertion(key=EC_KEY, kid="ec-1")), 401, "invalid_client")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_assertion_sent_twice_at_the_same_moment_gets_one_token(cast):
+    """The jti is claimed by the unique constraint, not by a look-up first: two copies racing
+    each other cannot both pass (PostgreSQL in CI; SQLite serialises writers anyway)."""
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    _client()
+    assertion = _assertion()
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            statuses.append(_token_request(Client(), assertion).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 401]
+    assert SystemAccessToken.objects.count() == 1
