@@ -5,7 +5,8 @@ from exports.models import Destination, ExportJob, SendRecord
 
 @admin.register(ExportJob)
 class ExportJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "requester", "kind", "status", "progress", "created_at", "finished_at", "expires_at")
+    list_display = ("id", "requester", "client", "kind", "status", "progress", "created_at", "finished_at",
+                    "expires_at")
     list_filter = ("status", "kind")
     readonly_fields = [f.name for f in ExportJob._meta.fields]
 

@@ -34,7 +34,12 @@ class ExportJob(models.Model):
     record: a worker that dies leaves ``heartbeat_at`` behind, and the sweep fails the job."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Who kicked it off: a person, or a system client of SMART Backend Services (ADR 0018) —
+    # exactly one of the two (constraint below).
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                  null=True, blank=True)
+    client = models.ForeignKey("smart.SystemClient", on_delete=models.PROTECT, related_name="+",
+                               null=True, blank=True)
     kind = models.CharField(max_length=8, choices=ExportKind.choices)
     group_id = models.CharField(max_length=64, blank=True)
     params = models.JSONField(default=dict)
@@ -58,10 +63,17 @@ class ExportJob(models.Model):
         indexes = [
             # the per-user limit at kick-off: this user's queued/running jobs
             models.Index(fields=["requester", "status"], name="exportjob_requester_status"),
+            # the same limit for a system client
+            models.Index(fields=["client", "status"], name="exportjob_client_status"),
             # the sweep: running jobs by heartbeat, finished jobs by expiry
             models.Index(fields=["status", "heartbeat_at"], name="exportjob_status_heartbeat"),
             models.Index(fields=["expires_at"], condition=models.Q(files_deleted_at__isnull=True),
                          name="exportjob_expiry"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(requester__isnull=False, client__isnull=True)
+                                   | models.Q(requester__isnull=True, client__isnull=False),
+                                   name="exportjob_one_requester"),
         ]
 
     def __str__(self) -> str:

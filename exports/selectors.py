@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from accounts.models import Role
 from patients.access import patients_for
 from patients.models import Patient
+from smart.principal import SYSTEM_ROLE, is_system
 
 
 class ExportError(Exception):
@@ -25,7 +26,7 @@ def _cohort_for(user: Any, group_id: str) -> Any:
 
     not_found = ExportError(404, "not-found", f"No such Group: {group_id}.")
     # Cohorts are quality work: quality staff and administrators see them, nobody else.
-    if user.role not in (Role.QUALITY, Role.ADMIN) or not str(group_id).isdigit():
+    if user.role not in (Role.QUALITY, Role.ADMIN, SYSTEM_ROLE) or not str(group_id).isdigit():
         raise not_found
     cohort = Cohort.objects.filter(pk=int(group_id)).first()
     if cohort is None:
@@ -37,12 +38,20 @@ def export_patients(*, user: Any, kind: str, group_id: str = "", identified: boo
     """The patients an export by ``user`` covers, evaluated now (membership of a Group too)."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise ExportError(401, "login", "Log in to export.")
-    if user.role not in (Role.ADMIN, Role.CLINICIAN, Role.QUALITY):
-        raise ExportError(403, "forbidden", "Bulk export is for clinicians, quality staff and administrators.")
-    if identified and user.role == Role.QUALITY:
-        raise ExportError(403, "forbidden", "Quality staff export pseudonymised data only; leave out "
-                                            "'identified'.")
-    scope = Patient.objects.all() if user.role in (Role.ADMIN, Role.QUALITY) else patients_for(user)
+    if is_system(user):
+        # A system client (ADR 0018) exports across all patients; pseudonymised unless an
+        # administrator allowed it identified data. Its scopes narrow the types (services).
+        if identified and not user.identified_allowed:
+            raise ExportError(403, "forbidden", "This system client receives pseudonymised exports only; leave "
+                                                "out 'identified' (an administrator may allow identified data).")
+        scope = Patient.objects.all()
+    else:
+        if user.role not in (Role.ADMIN, Role.CLINICIAN, Role.QUALITY):
+            raise ExportError(403, "forbidden", "Bulk export is for clinicians, quality staff and administrators.")
+        if identified and user.role == Role.QUALITY:
+            raise ExportError(403, "forbidden", "Quality staff export pseudonymised data only; leave out "
+                                                "'identified'.")
+        scope = Patient.objects.all() if user.role in (Role.ADMIN, Role.QUALITY) else patients_for(user)
     if kind == "group":
         from outcomes.selectors import cohort_patient_ids
 

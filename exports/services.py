@@ -21,6 +21,8 @@ from exports import bulk
 from exports.models import ACTIVE_STATUSES, ExportJob, ExportKind, ExportStatus
 from exports.privacy import Pseudonymiser, pseudonym_key
 from exports.selectors import ExportError, export_patients
+from smart.models import SystemClient
+from smart.principal import SystemPrincipal, is_system
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ def export_parameters(*, types: list[str] | None, since: datetime | None, output
     if identified and shift_dates:
         raise ExportError(400, "invalid", "dateShift applies to pseudonymised exports only.")
     ordered = [t for t in bulk.TYPES if not types or t in types]
-    return {"types": ordered, "since": since.isoformat() if since else None,
+    # types_given: the client named its types, so a type its scopes do not cover is an error
+    # rather than left out (Bulk Data IG; system clients, export_types_for_scopes).
+    return {"types": ordered, "types_given": bool(types), "since": since.isoformat() if since else None,
             "output_format": "application/fhir+ndjson", "identified": identified,
             "purpose": purpose[:500], "shift_dates": shift_dates}
 
@@ -72,17 +76,24 @@ def export_job_create(*, user: Any, kind: ExportKind, group_id: str = "", params
     (``enqueue=False``: the caller runs it, as the management command does)."""
     identified = bool(params["identified"])
     export_patients(user=user, kind=kind, group_id=group_id, identified=identified)  # 403/404 now, not later
+    if is_system(user):
+        params = {**params, "types": export_types_for_scopes(principal=user, params=params)}
     if not identified:
         pseudonym_key()  # refuse at kick-off, not in the worker, when the key is missing
+    owner = {"client": user.client} if is_system(user) else {"requester": user}
     with transaction.atomic():
-        # Lock the requester's row so two simultaneous kick-offs cannot both pass the limit.
-        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
-        active = ExportJob.objects.filter(requester=user, status__in=ACTIVE_STATUSES).count()
+        # Lock the requester's (or system client's) row so two simultaneous kick-offs cannot
+        # both pass the limit.
+        if is_system(user):
+            SystemClient.objects.select_for_update().filter(pk=user.client.pk).first()
+        else:
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        active = ExportJob.objects.filter(**owner, status__in=ACTIVE_STATUSES).count()
         if active >= settings.EXPORT_MAX_CONCURRENT:
             raise ExportError(429, "throttled", f"You have {active} export(s) running; the limit is "
                                                 f"{settings.EXPORT_MAX_CONCURRENT}. Wait for it to finish "
                                                 "or cancel it (DELETE on its status URL).")
-        job = ExportJob.objects.create(requester=user, kind=kind, group_id=group_id, params=params,
+        job = ExportJob.objects.create(**owner, kind=kind, group_id=group_id, params=params,
                                        request_url=request_url[:2000])
         shape = "identified" if identified else "pseudonymised"
         purpose = f" purpose: {params['purpose']}" if params["purpose"] else ""
@@ -92,6 +103,26 @@ def export_job_create(*, user: Any, kind: ExportKind, group_id: str = "", params
         if enqueue:
             transaction.on_commit(lambda: _enqueue(job.pk))
     return job
+
+
+def export_types_for_scopes(*, principal: SystemPrincipal, params: dict[str, Any]) -> list[str]:
+    """The types a system client's export holds: those of the request its token's scopes give
+    read and search on (ADR 0018). Named types it may not have refuse the kick-off; without
+    ``_type`` the export is narrowed to what it may have."""
+    refused = [t for t in params["types"] if not principal.may(t, "rs")]
+    if refused and params.get("types_given"):
+        raise ExportError(403, "forbidden", f"This token's scopes do not cover {', '.join(refused)} "
+                                            "(system/<type>.read or .rs).")
+    types = [t for t in params["types"] if t not in refused]
+    if not types:
+        raise ExportError(403, "forbidden", "This token's scopes cover none of the exported types.")
+    return types
+
+
+def export_job_requester(job: ExportJob) -> Any:
+    """Who an export runs for: its person, or its system client (whose current state counts: a
+    client deactivated since the kick-off is refused by export_patients)."""
+    return SystemPrincipal(client=job.client) if job.client_id else job.requester
 
 
 def _enqueue(job_id: Any) -> None:
@@ -131,7 +162,7 @@ class _Stopped(Exception):
 def _write(job: ExportJob, progress: Progress | None) -> None:
     params = job.params
     identified = bool(params.get("identified"))
-    scope = export_patients(user=job.requester, kind=job.kind, group_id=job.group_id, identified=identified)
+    scope = export_patients(user=export_job_requester(job), kind=job.kind, group_id=job.group_id, identified=identified)
     refs = bulk.Refs(None if identified else Pseudonymiser(pseudonym_key(), shift_dates=params["shift_dates"]))
     since = datetime.fromisoformat(params["since"]) if params.get("since") else None
     total = sum(bulk.estimate(t, scope, since) for t in params["types"]) or 1

@@ -14,6 +14,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.models import Action, Outcome
+from audit.services import audit_record
 from exports.models import ExportJob, ExportKind, ExportStatus
 from exports.privacy import PseudonymKeyMissing
 from exports.selectors import ExportError
@@ -28,6 +30,7 @@ from interop.mapping import operation_outcome
 from interop.views import FhirView
 from interop.views_questionnaires import FhirJSONParser
 from proplatform.parsers import JSONParser
+from smart.principal import is_system
 
 _KNOWN = {"_type", "_since", "_outputFormat", "identified", "purpose", "dateShift"}
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
@@ -130,8 +133,24 @@ def _parse(raw: dict[str, list[Any]]) -> dict[str, Any]:
 
 
 def _own_job(request: Request, job_id: str) -> ExportJob | None:
-    """The requester's job, else None: someone else's job answers 404 like a missing one."""
+    """The requester's job, else None: someone else's job answers 404 like a missing one. A
+    system client's jobs are the client's, whichever of its tokens kicked them off."""
+    if is_system(request.user):
+        return ExportJob.objects.filter(pk=job_id, client=request.user.client).first()
     return ExportJob.objects.filter(pk=job_id, requester=request.user).select_related("requester").first()
+
+
+def _scope_refusal(request: Request, types: list[str]) -> Response | None:
+    """A system client's token must cover the types it polls, cancels or downloads (ADR 0018):
+    a token narrowed since the kick-off gets 403, not the data."""
+    if not is_system(request.user):
+        return None
+    missing = [t for t in types if t != "OperationOutcome" and not request.user.may(t, "rs")]
+    if not missing:
+        return None
+    audit_record(user=request.user, action=Action.EXPORT, outcome=Outcome.DENIED, request=request,
+                 resource=f"{request.method} {request.path} scopes lack {','.join(missing)}"[:300])
+    return _error(403, "forbidden", f"This token's scopes do not cover {', '.join(missing)}.")
 
 
 class ExportKickoffView(FhirView):
@@ -195,6 +214,8 @@ class ExportStatusView(FhirView):
         job = _own_job(request, job_id)
         if job is None or job.status == ExportStatus.CANCELLED:
             return _error(404, "not-found", "No such export.")
+        if refused := _scope_refusal(request, job.params.get("types", [])):
+            return refused
         if job.status in (ExportStatus.QUEUED, ExportStatus.RUNNING):
             response = Response(status=202)
             response["X-Progress"] = (f"{job.progress}%" + (f" ({job.progress_text})" if job.progress_text else "")
@@ -230,6 +251,8 @@ class ExportStatusView(FhirView):
         job = _own_job(request, job_id)
         if job is None or job.status in (ExportStatus.CANCELLED, ExportStatus.FAILED):
             return _error(404, "not-found", "No such export.")
+        if refused := _scope_refusal(request, job.params.get("types", [])):
+            return refused
         export_job_cancel(job=job, user=request.user, request=request)
         return Response(status=202)
 
@@ -257,6 +280,8 @@ class ExportFileView(FhirView):
         listed = {f["name"]: f for f in [*job.files, *job.errors]}
         if name not in listed:
             return _error(404, "not-found", "No such file.")
+        if refused := _scope_refusal(request, [listed[name]["type"]]):
+            return refused
         if job.files_deleted_at or (job.expires_at and job.expires_at <= timezone.now()):
             return _error(410, "expired", "This export's files have expired; start a new export.")
         path = job_dir(job) / name

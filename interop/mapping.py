@@ -9,6 +9,7 @@ from django.conf import settings
 
 from interop.search import SEARCH_DOCUMENTATION, capability_search_params
 from patients.models import Patient
+from smart.discovery import capability_security
 
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"  # Danish CPR number (the CPR office's OID)
 FHIR_VERSION = "4.0.1"
@@ -47,13 +48,8 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "security": {
-                    "cors": False,
-                    "service": [{"coding": [{
-                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                        "code": "OAuth", "display": "OAuth"}],
-                        "text": "Bearer token from POST /api/v1/auth/token, or a browser session."}],
-                },
+                # SMART Backend Services for system clients, bearer tokens for people (smart app)
+                "security": capability_security(base_url.removesuffix("/fhir")),
                 "interaction": [{"code": "batch"}, {"code": "transaction"}],
                 # FHIR Bulk Data Access v2 (exports app): /$export here, Patient/$export and
                 # Group/{id}/$export on their resources.

@@ -34,6 +34,7 @@ from patients.access import patient_or_404
 from patients.models import Patient
 from proplatform.parsers import JSONParser
 from questionnaires.models import QuestionnaireResponse
+from smart.authentication import SystemTokenAuthentication
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 404: "404 Not Found",
@@ -127,7 +128,9 @@ def _audit_stored(request: Request, patient: Patient, results: list[ItemResult])
 
 
 class ObservationCreateMixin:
-    authentication_classes = [DeviceTokenAuthentication, BearerTokenAuthentication, SessionAuthentication]
+    # SystemTokenAuthentication: system clients read (smart.permissions refuses their writes)
+    authentication_classes = [SystemTokenAuthentication, DeviceTokenAuthentication, BearerTokenAuthentication,
+                              SessionAuthentication]
     parser_classes = [FhirJSONParser, JSONParser]
 
 
@@ -194,7 +197,7 @@ class ObservationReadView(FhirView):
     or a questionnaire score (``qrN-scoreI``), for whoever may see the patient. Unknown and
     foreign ids are answered alike (404), and both are audited."""
 
-    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    authentication_classes = [SystemTokenAuthentication, BearerTokenAuthentication, SessionAuthentication]
 
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 Observation"),
                               401: _OUTCOME, 404: _OUTCOME},

@@ -18,9 +18,11 @@ from interop.views import FhirView
 from outcomes.fhir import cohort_to_group
 from outcomes.models import Cohort
 from outcomes.selectors import cohort_count, cohorts_all
+from smart.principal import SYSTEM_ROLE
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
-_ALLOWED = (Role.QUALITY, Role.ADMIN)
+# A system client (ADR 0018) reaches here only with a Group scope (smart.permissions).
+_ALLOWED = (Role.QUALITY, Role.ADMIN, SYSTEM_ROLE)
 _ID = re.compile(r"[0-9]{1,11}")
 
 

@@ -7,7 +7,10 @@ Every page, REST view, FHIR endpoint and websocket consumer asks here. Rules:
   finish the follow-up and answer the patient's questions, not a lasting right to the record;
 - an administrator sees everyone;
 - quality staff see no identified patient at all: they work with aggregated and pseudonymised
-  data (outcomes app), never with a Patient row.
+  data (outcomes app), never with a Patient row;
+- a system client (SMART Backend Services, ADR 0018) sees every patient who has not withdrawn
+  from secondary use — if an administrator allowed it identified data; otherwise none (it gets
+  pseudonymised $export files). Its scopes decide the resource types (smart.permissions).
 Answering questionnaires is a narrower purpose with a wider circle: besides the patient, a
 relative the patient granted it (RelativeGrant) may answer for them — and do nothing else: no
 record, no history, no identifiers (``patients_for_answering``, ``purpose="answer"``).
@@ -27,6 +30,7 @@ from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from patients.models import CareTeam, Patient, TreatmentEpisode
+from smart.principal import is_system
 
 Purpose = Literal["read", "answer"]
 
@@ -38,6 +42,10 @@ def patients_for(user: Any) -> QuerySet[Patient]:
         return Patient.objects.all()
     if user.role == Role.PATIENT:
         return Patient.objects.filter(user=user)
+    if is_system(user):
+        # A backend service is secondary use: patients who withdrew from it are not there.
+        return (Patient.objects.filter(secondary_use_withdrawn_at__isnull=True) if user.identified_allowed
+                else Patient.objects.none())
     if user.role == Role.CLINICIAN:
         return Patient.objects.filter(Exists(care_episodes(user).filter(patient=OuterRef("pk"))))
     return Patient.objects.none()

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "csp",
     "accounts",
     "audit",
+    "smart",  # SMART Backend Services: system clients and their tokens (ADR 0018)
     "patients",
     "questionnaires",
     "monitoring",
@@ -259,6 +260,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.clear_expired",
         "schedule": 3600.0,
     },
+    # Used assertion ids past their expiry and expired system tokens (smart.services).
+    "smart-clear-expired": {
+        "task": "smart.tasks.clear_expired",
+        "schedule": 3600.0,
+    },
     "exports-sweep": {
         "task": "exports.tasks.sweep_exports",
         "schedule": 60.0,
@@ -388,10 +394,22 @@ AXES_SENSITIVE_PARAMETERS = ["password", "otp_token"]  # masked in axes' stored 
 # for locks on a combination with the User-Agent; ours sums every failure of the username, from
 # any address and any User-Agent.
 SILENCED_SYSTEM_CHECKS = ["axes.W002", "axes.W006"]
+
+
+# SMART Backend Services (smart app, ADR 0018): access tokens of system clients live this long;
+# SMART_TOKEN_URL pins the token endpoint's URL (the aud of client assertions) when the public
+# address differs from what Django sees; a client's jwks_uri is fetched with this timeout and
+# kept this long.
+SMART_ACCESS_TOKEN_SECONDS = env.int("SMART_ACCESS_TOKEN_SECONDS", default=300)
+SMART_TOKEN_URL = env.str("SMART_TOKEN_URL", default="")
+SMART_JWKS_TIMEOUT_SECONDS = env.float("SMART_JWKS_TIMEOUT_SECONDS", default=5.0)
+SMART_JWKS_CACHE_SECONDS = env.int("SMART_JWKS_CACHE_SECONDS", default=300)
 OTP_TOTP_ISSUER = "proplatform"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # first: it takes only its own sb_ tokens, which the person-token class would refuse
+        "smart.authentication.SystemTokenAuthentication",
         "accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -399,7 +417,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["proplatform.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"auth-token": env.str("AUTH_TOKEN_RATE", default="10/min")},
+    "DEFAULT_THROTTLE_RATES": {"auth-token": env.str("AUTH_TOKEN_RATE", default="10/min"),
+                               "smart-token": env.str("SMART_TOKEN_RATE", default="60/min")},
     "EXCEPTION_HANDLER": "proplatform.api.exception_handler",
     # Throttles count per client address. X-Forwarded-For is trusted only as far as our own
     # proxies wrote it; otherwise a caller could send a new forged address with every attempt.

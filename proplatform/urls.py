@@ -31,6 +31,7 @@ from proplatform.health import health
 from questionnaires import history as questionnaire_history
 from questionnaires import views as questionnaire_views
 from schedules import views as schedules_views
+from smart import views as smart_views
 
 api_v1 = [
     path("auth/token", accounts_api.TokenView.as_view(), name="api-token"),
@@ -50,6 +51,8 @@ api_v1 = [
 fhir = [
     path("", fhir_observations.BundleSlashView.as_view(), name="fhir-bundle"),
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
+    # SMART discovery where the spec puts it, under the FHIR base URL (and at the root, below)
+    path(".well-known/smart-configuration", smart_views.smart_configuration, name="fhir-smart-configuration"),
     path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
     path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
     # before Patient/<id>, which would take "$export" for an id
@@ -158,6 +161,9 @@ urlpatterns = [
     path("fhir", fhir_observations.BundleView.as_view()),  # the FHIR base URL takes Bundles
     path("fhir/", include(fhir)),
     path("health/", health, name="health"),
+    # SMART Backend Services (ADR 0018): discovery and the client-credentials token endpoint.
+    path(".well-known/smart-configuration", smart_views.smart_configuration, name="smart-configuration"),
+    path("oauth/token", smart_views.TokenView.as_view(), name="smart-token"),
     # The admin signs in through our login page, which asks for the TOTP code when the user has
     # turned two-factor login on; the admin's own login form would not.
     path("admin/login/", admin_login),

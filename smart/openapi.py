@@ -1,0 +1,18 @@
+"""OpenAPI description of system clients' tokens (drf-spectacular), registered by SmartConfig.ready()."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+from smart.discovery import TOKEN_PATH
+from smart.views import scopes_supported
+
+
+class SystemTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "smart.authentication.SystemTokenAuthentication"
+    name = "systemClientToken"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"type": "oauth2", "description": "SMART Backend Services: a system client's token (sb_…) for "
+                                                 "/fhir, from client_credentials with a private_key_jwt "
+                                                 "assertion (RS384/ES384). See /.well-known/smart-configuration.",
+                "flows": {"clientCredentials": {"tokenUrl": TOKEN_PATH,
+                                                "scopes": {s: s for s in scopes_supported()}}}}
