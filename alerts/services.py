@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext
@@ -44,6 +43,7 @@ from alerts.safety import safety_rules_ensure
 from alerts.selectors import rules_running_for
 from monitoring.ingest import one_waiting_task
 from monitoring.models import PendingEvaluation, Reading
+from patients.access import episodes_in_care
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from questionnaires.review import response_colour_raise
@@ -498,9 +498,16 @@ def response_evaluate(*, response_id: int) -> int:
         # The instrument's safety net in each of the patient's programmes, created now if it is
         # missing (a programme set up before issue 19, a questionnaire answered outside its
         # programme's list): no red answer and no "contact me" reaches nobody.
-        safety_rules_ensure(program_ids=_programs_running_for(response.patient_id, day),
-                            urls=[response.questionnaire.url])
+        # The nets run in every programme whose episode a team still looks at on the day the
+        # answer arrives — not started yet (a baseline), running, or in the grace period after it
+        # ended — while the programme's own rules judge running episodes only.
+        in_care = _programs_in_care(response.patient_id)
+        safety_rules_ensure(program_ids=in_care, urls=[response.questionnaire.url])
         rules = _rules_for(response.patient_id, day, kinds)
+        seen = {r.pk for r in rules}
+        rules += [r for r in Rule.objects.filter(program_id__in=in_care, kind="safety", active=True,
+                                                 safety_net_for=response.questionnaire.url)
+                  if r.pk not in seen]
         evaluator = _Evaluator(Context(now=now), {response.patient_id}, {response.pk: rules})
         for rule in rules:
             evaluator.run(rule, response.patient_id, f"response:{response.pk}", "evaluate_response", response)
@@ -568,11 +575,10 @@ def _missed_answered_late(response: QuestionnaireResponse, now: datetime) -> Non
     transaction.on_commit(lambda: alerts_broadcast(ids))
 
 
-def _programs_running_for(patient_id: Any, day: Any) -> list[Any]:
-    """Programmes in which the patient has an episode running on ``day`` (with or without rules)."""
-    return list(TreatmentEpisode.objects.filter(
-        Q(end=None) | Q(end__gte=day), patient_id=patient_id, treatment_start__lte=day,
-    ).values_list("program_id", flat=True).distinct())
+def _programs_in_care(patient_id: Any) -> list[Any]:
+    """Programmes with an episode of the patient's that a care team can see today
+    (patients.access.episodes_in_care)."""
+    return list(episodes_in_care().filter(patient_id=patient_id).values_list("program_id", flat=True).distinct())
 
 
 def _safety_stands_back(evaluator: "_Evaluator", patient_id: Any) -> list[Pending]:

@@ -51,6 +51,16 @@ def patients_for(user: Any) -> QuerySet[Patient]:
     return Patient.objects.none()
 
 
+def episodes_in_care(*, on: Any = None) -> QuerySet[TreatmentEpisode]:
+    """Episodes through which a care team can see a patient on ``on`` (a Danish calendar day):
+    not started yet (baseline answers come before the treatment starts), running, or ended less
+    than ``CARE_ACCESS_GRACE_DAYS`` ago. What a patient answers is offered, and judged by the
+    instrument's safety net, only within these: an answer outside them would reach nobody."""
+    on = on or timezone.localdate()
+    ended_after = on - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
+    return TreatmentEpisode.objects.filter(Q(end__isnull=True) | Q(end__gte=ended_after))
+
+
 def care_episodes(user: Any) -> QuerySet[TreatmentEpisode]:
     """The episodes through which a clinician has access: their teams' episodes that have not
     ended, or ended less than ``CARE_ACCESS_GRACE_DAYS`` ago (Danish calendar days)."""

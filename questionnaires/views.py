@@ -16,7 +16,7 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action
 from monitoring.measures import MEASURES
-from patients.access import own_patient_or_404, patient_or_404
+from patients.access import episodes_in_care, own_patient_or_404, patient_or_404
 from patients.models import Patient, Program
 from patients.selectors import program_for_receipt, when_to_call
 from questionnaires.definition import Definition
@@ -58,7 +58,10 @@ def _my_questionnaires(patient: Patient, user: Any) -> tuple[list[Questionnaire]
     and the ids of the versions ``user`` has a draft of."""
     # Retired versions are no longer offered. Drafts are: a programme only lists a draft while
     # it is being tried out with patients (the SDC test forms are drafts, too).
-    candidates = (Questionnaire.objects.filter(programs__episodes__patient=patient)
+    # Only programmes whose episode still has a care team looking (patients.access.episodes_in_care):
+    # answers given after that would reach nobody.
+    in_care = episodes_in_care().filter(patient=patient).values("program_id")
+    candidates = (Questionnaire.objects.filter(programs__in=in_care)
                   .exclude(status="retired").distinct())
     newest: dict[str, Questionnaire] = {}
     for q in candidates.order_by("url", "-created_at"):
