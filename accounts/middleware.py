@@ -76,6 +76,14 @@ class SessionSecurityMiddleware:
         return HttpResponseRedirect(f"{reverse('two-factor')}?{urlencode({'next': request.get_full_path()})}")
 
 
+def session_idle_expired(session: object) -> bool:
+    """For the live feed's websocket, which bypasses the HTTP middleware: whether the session has
+    been unused longer than SESSION_IDLE_TIMEOUT_SECONDS (a ward PC left logged in), by the same
+    rule as the pages. It only reads: the pages keep "last seen" up to date."""
+    last_seen = session.get(LAST_SEEN_KEY) if session is not None else None  # type: ignore[attr-defined]
+    return isinstance(last_seen, int) and int(time.time()) - last_seen > settings.SESSION_IDLE_TIMEOUT_SECONDS
+
+
 def session_passed_two_factor(user: object, session: object) -> bool:
     """For connections that bypass the HTTP middleware (the live feed's websocket): whether
     this staff session may be used, by the same rule as above. Runs database queries: call it

@@ -1,5 +1,6 @@
 import asyncio
 import logging
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -8,7 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db.models import Exists
 
-from accounts.middleware import session_passed_two_factor
+from accounts.middleware import session_idle_expired, session_passed_two_factor
 from accounts.models import Role, User
 from alerts.live import team_group
 from alerts.selectors import WorklistFilter, alert_payload, alerts_filtered, worklist, worklist_filter_parse
@@ -49,7 +50,11 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
             return
         # The HTTP pages send an unverified staff session to two-factor enrolment
         # (accounts.middleware); the socket bypasses that middleware, so it asks the same question.
-        if not await database_sync_to_async(session_passed_two_factor)(user, self.scope.get("session")):
+        session = self.scope.get("session")
+        if await database_sync_to_async(session_idle_expired)(session):
+            await self.close(code=4401)  # the page reloads and the login page takes it from there
+            return
+        if not await database_sync_to_async(session_passed_two_factor)(user, session):
             await self.close(code=4403)
             return
         await self.accept()
@@ -71,7 +76,20 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         instead of looking live and quiet."""
         while True:
             await asyncio.sleep(every)
+            if not await self._session_still_good():
+                # Logged out, the password changed, or idle too long: the page reloads and the
+                # login page takes over, as it does for every other page.
+                await self.close(code=4401)
+                return
             await self.send_json({"type": "heartbeat"})
+
+    @database_sync_to_async
+    def _session_still_good(self) -> bool:
+        key = getattr(self.scope.get("session"), "session_key", None)
+        if key is None:
+            return True  # no session to end (a test's scope); access is re-checked on every push
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+        return store.exists(key) and not session_idle_expired(store)
 
     @database_sync_to_async
     def _load(self, user: Any) -> tuple[list[int], list[dict[str, Any]]]:

@@ -267,10 +267,14 @@ def snooze_create(*, patient: Any, measure: str, component: str = "value", low: 
         errors["reason"] = _("Keep the reason under %(n)s characters.") % {"n": NOTE_MAX}
     if alert is not None and alert.patient_id != patient.pk:
         errors["alert"] = _("This alert is about another patient.")
-    elif alert is not None and snooze_target(alert.rule.kind, alert.evidence) is None:
+    elif alert is not None and (target := snooze_target(alert.rule.kind, alert.evidence)) is None:
         # A snooze silences a measured level; made from a "contact me" or a score alert it would
         # silence nothing that raised it, and its "resolve" would close the patient's request.
         errors["alert"] = _("This alert is not about a measured level, so it cannot be snoozed.")
+    elif alert is not None and target != (measure, component):
+        # Made from an alert, it covers that alert's measure: a weight snooze posted under a red
+        # SpO2 alert would otherwise resolve the SpO2 alert although nothing about SpO2 was snoozed.
+        errors["measure"] = _("A snooze made from this alert covers its own measurement.")
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

@@ -261,8 +261,11 @@
       }
       render();
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       clearTimeout(silence);
+      // 4401: the session ended (idle too long, logged out); 4403: not allowed. The page reloads,
+      // so the login page shows instead of a list that looks live and is not.
+      if (event.code === 4401 || event.code === 4403) { location.reload(); return; }
       setStatus("reconnecting", t.reconnecting);
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 15000);
