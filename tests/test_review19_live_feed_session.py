@@ -1,4 +1,4 @@
-"""From a review of issue 19/20 (5): the session idle timeout (accounts.middleware.SessionSecurityMiddleware) guards HTTP
+"""From a review of issue 19/20 (5): the session idle timeout (accounts.middleware) guards HTTP
 only. The live feed's websocket (AuthMiddlewareStack) loads the same session without asking whether
 it has been idle: a ward PC left logged in for hours is refused every page, yet a websocket opened
 with its cookie is accepted and sent the snapshot — every patient's name and CPR number."""

@@ -1,4 +1,4 @@
-"""From a review of issue 19 (4): a snooze "from the alert it belongs to" is not checked against that alert. Posted under a
+"""From a review of issue 19 (4): a snooze "from the alert it belongs to" was not checked against it. Posted under a
 red SpO2 alert with another measure (weight; the field is an editable select, prefilled only), the
 snooze covers weight, and "Also resolve" closes the red SpO2 alert as "no action needed" — although
 nothing about SpO2 was snoozed and the next low SpO2 reading raises a fresh alert."""
