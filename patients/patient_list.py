@@ -34,7 +34,9 @@ PAGE_SIZE = 50
 # history the patient page shows; the list is for who needs a call now.
 MISSED_WINDOW = timedelta(days=30)
 
-_CPR_LIKE = re.compile(r"^\d{6}-?\d{0,4}$|^\d{1,10}$")
+# Digits with an optional dash or space after the birth date ("010150 1111" is how many read it
+# out on the phone). ASCII digits only: \d would take other scripts' digits.
+_CPR_LIKE = re.compile(r"^[0-9]{6}[- ]?[0-9]{0,4}$|^[0-9]{1,10}$")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def patient_search_q(text: str) -> Q:
     be in the given or the family name, in any order ("hansen anna" finds Anna Hansen)."""
     text = text.strip()
     if looks_like_cpr(text):
-        digits = text.replace("-", "")
+        digits = text.replace("-", "").replace(" ", "")
         dashed = digits[:6] + "-" + digits[6:] if len(digits) > 6 else digits
         # Stored as written at registration: most with the dash, some without.
         return Q(cpr__startswith=dashed) | Q(cpr__startswith=digits)

@@ -60,9 +60,10 @@ def review_bulk_page(request: HttpRequest) -> HttpResponse:
     ids: list[int] = []
     bad: list[str] = []
     for raw in request.POST.getlist("ids"):
-        try:
+        # ASCII digits of an id the database can hold (a 30-digit number overflowed the query).
+        if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63:
             ids.append(int(raw))
-        except ValueError:
+        else:
             bad.append(raw)
     if bad:
         return _queue_page(request, errors=[_("Choose responses from the list.")], status=400)

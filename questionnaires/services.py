@@ -242,7 +242,10 @@ def response_authored_check(*, patient: Patient, authored_at: datetime, now: dat
     skew = timedelta(seconds=settings.RESPONSE_CLOCK_SKEW_SECONDS)
 
     def shown(moment: datetime) -> str:
-        return date_format(moment.astimezone(_TZ), "DATETIME_FORMAT")
+        try:
+            return date_format(moment.astimezone(_TZ), "DATETIME_FORMAT")
+        except OverflowError:  # year 1 or 9999 in another zone: past the calendar's edge
+            return moment.isoformat()
 
     if authored_at > now + skew:
         raise AuthoredInvalid(_("The time the answers were given (%(at)s) lies in the future; "
