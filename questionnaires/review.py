@@ -32,7 +32,7 @@ import holidays
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, IntegerField, Min, Q, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -158,15 +158,16 @@ def review_queue(user: Any) -> QuerySet[QuestionnaireResponse]:
     if user is None or getattr(user, "role", None) != Role.CLINICIAN:
         return QuestionnaireResponse.objects.none()
     return (QuestionnaireResponse.objects
-            .filter(patient__in=patients_for(user), status=ResponseStatus.COMPLETED,
-                    review_due_at__isnull=False, review__isnull=True)
+            .filter(patient__in=patients_for(user), status=ResponseStatus.COMPLETED, review__isnull=True)
             .annotate(colour_rank=_colour_rank())
             .select_related("patient", "questionnaire")
-            .order_by("colour_rank", "review_due_at", "pk"))
+            # A response stored without a due time (written past response_submit) is overdue
+            # already, not invisible: it sorts first within its colour.
+            .order_by("colour_rank", F("review_due_at").asc(nulls_first=True), "pk"))
 
 
 def reviews_overdue_count(user: Any, *, now: datetime | None = None) -> int:
-    return review_queue(user).filter(review_due_at__lt=now or timezone.now()).count()
+    return review_queue(user).filter(Q(review_due_at__lt=now or timezone.now()) | Q(review_due_at=None)).count()
 
 
 def responses_reviewed_at(patient_id: Any, response_ids: list[int]) -> dict[int, datetime]:

@@ -360,7 +360,10 @@ def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
     return render(request, "questionnaires/receipt.html", {
         "workdays": workdays, "seen_at": seen_at,
         "when_to_call": when_to_call(patient),
-        "urgent": bool(signals.red) or (signals.contact is not None and signals.contact.severity == "red"),
+        # Red by the answers' own colours, decided now; or red by the rules once they have run (a
+        # PHQ-9 total of 24 with item 9 "Slet ikke": the review colour is lifted to the alert's).
+        "urgent": bool(signals.red) or (signals.contact is not None and signals.contact.severity == "red")
+        or (latest is not None and latest.review_colour == "red"),
         "contact": signals.contact is not None,
         "urgent_text": program.urgent_text(lang), "contact_text": program.contact_text(lang),
         "phone": program.department_phone, "phone_tel": _tel(program.department_phone),

@@ -23,7 +23,8 @@ from monitoring.models import Device, DeviceKind, DeviceLending, DeviceToken, Re
 from monitoring.services import reading_ingest
 from patients.models import CareTeam, Patient, Program, Region, Sex, TreatmentEpisode
 from questionnaires.library import load
-from questionnaires.models import Questionnaire, QuestionnaireResponse
+from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseReview
+from questionnaires.review import review_fields
 from questionnaires.scoring import score_response
 from questionnaires.services import questionnaire_import, response_submit
 
@@ -228,7 +229,7 @@ class Command(BaseCommand):
             responses.append(QuestionnaireResponse(
                 patient=patient, questionnaire=questionnaire, items=_calm_answers(questionnaire),
                 authored_at=authored, received_at=authored, author=patient.user, evaluated_at=now))
-        QuestionnaireResponse.objects.bulk_create(responses)
+        _history_store(patient, responses)
 
     def _phq9_history(self, rng: random.Random, patient: Patient, start: date) -> None:
         """Monthly PHQ-9 since the treatment start, scored as a real submission would be, so that
@@ -255,7 +256,7 @@ class Command(BaseCommand):
                 patient=patient, questionnaire=phq9, items=items, author=patient.user, authored_at=authored,
                 received_at=authored,
                 evaluated_at=timezone.now(), scores=score_response(questionnaire=phq9, items=items)))
-        QuestionnaireResponse.objects.bulk_create(responses)
+        _history_store(patient, responses)
 
     # --- open alerts through the real path ----------------------------------------------------
     def _recent_alerting_readings(self, cast: dict[str, Patient]) -> None:
@@ -369,3 +370,21 @@ def _calm_answers(questionnaire: Questionnaire) -> list[dict[str, Any]]:
         return out
 
     return [i for i in (item(q) for q in questionnaire.definition.item) if i]
+
+
+def _history_store(patient: Patient, responses: list[QuestionnaireResponse]) -> None:
+    """Store made-up earlier answers as the review queue would have left them: each with its
+    colour and due time (questionnaires.review), those older than a week looked at by a nurse of
+    the patient's team, the newer ones still on the "Svar til gennemsyn" list. Every response has
+    a due time, so none can fall off the queue."""
+    for response in responses:
+        response.__dict__.update(review_fields(patient_id=patient.pk, questionnaire=response.questionnaire,
+                                               items=response.items, received_at=response.received_at))
+    QuestionnaireResponse.objects.bulk_create(responses)
+    episode = patient.episodes.select_related("care_team").first()
+    nurse = episode.care_team.members.filter(role="clinician").order_by("pk").first() if episode else None
+    week_ago = timezone.now() - timedelta(days=7)
+    if nurse is not None:
+        ResponseReview.objects.bulk_create([
+            ResponseReview(response=r, reviewed_by=nurse, reviewed_at=r.received_at + timedelta(hours=20))
+            for r in responses if r.received_at < week_ago])
