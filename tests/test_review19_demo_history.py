@@ -4,7 +4,6 @@ and no colour. The review queue (review_due_at IS NOT NULL) never lists them —
 PHQ-9 answers with item 9 above "Slet ikke" (red), which were also never evaluated (evaluated_at is
 set by hand) — while the receipt/history tell the patient a nurse looks at every answer."""
 
-import pytest
 from django.core.management import call_command
 
 from questionnaires.models import QuestionnaireResponse
