@@ -4,7 +4,9 @@ Every page, REST view, FHIR endpoint and websocket consumer asks here. Rules:
 - a patient sees only themself;
 - a clinician sees the patients whose treatment episodes belong to one of their care teams, while
   the episode runs and for ``CARE_ACCESS_GRACE_DAYS`` (default 90) after it ended — time to
-  finish the follow-up and answer the patient's questions, not a lasting right to the record;
+  finish the follow-up and answer the patient's questions, not a lasting right to the record —
+  and after that for as long as the team has unfinished work for the patient (an unresolved
+  alert, answers not yet reviewed);
 - an administrator sees everyone;
 - quality staff see no identified patient at all: they work with aggregated and pseudonymised
   data (outcomes app), never with a Patient row;
@@ -21,6 +23,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Literal
 
+from django.apps import apps
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
@@ -47,7 +50,16 @@ def patients_for(user: Any) -> QuerySet[Patient]:
         return (Patient.objects.filter(secondary_use_withdrawn_at__isnull=True) if user.identified_allowed
                 else Patient.objects.none())
     if user.role == Role.CLINICIAN:
-        return Patient.objects.filter(Exists(care_episodes(user).filter(patient=OuterRef("pk"))))
+        # After the grace period the team still sees a patient it has unfinished work for: an
+        # alert not resolved, or answers nobody has marked as reviewed. Access ends when the work
+        # does, never with an open alert on nobody's worklist.
+        alert, response = apps.get_model("alerts", "Alert"), apps.get_model("questionnaires", "QuestionnaireResponse")
+        team_episode = TreatmentEpisode.objects.filter(care_team__members=user, patient=OuterRef("pk"))
+        unfinished = (Exists(alert.objects.filter(patient=OuterRef("pk"), status__in=("open", "acknowledged")))
+                      | Exists(response.objects.filter(patient=OuterRef("pk"), status="completed",
+                                                       review__isnull=True)))
+        return Patient.objects.filter(Exists(care_episodes(user).filter(patient=OuterRef("pk")))
+                                      | (Exists(team_episode) & unfinished))
     return Patient.objects.none()
 
 

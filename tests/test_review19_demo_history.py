@@ -1,4 +1,4 @@
-"""From a review of issue 19 (9): the demo command (bin/demo, bin/production-local --demo) writes its answer history with
+"""From a review of issue 19 (9): the demo command (bin/demo) wrote its answer history with
 bulk_create, past questionnaires.services.response_submit, so those responses get no review due time
 and no colour. The review queue (review_due_at IS NOT NULL) never lists them — including monthly
 PHQ-9 answers with item 9 above "Slet ikke" (red), which were also never evaluated (evaluated_at is
