@@ -24,6 +24,7 @@ from alerts.definitions import rule_save
 from alerts.models import EscalationPolicy, Rule, Severity
 from audit.models import Action
 from audit.services import audit_record
+from patients.models import CareTeam
 from questionnaires.models import Questionnaire
 
 KIND = "safety"
@@ -70,10 +71,14 @@ def safety_rules_ensure_for_questionnaires(*, program_ids: Iterable[Any], questi
 
 
 def may_switch_safety_nets(user: Any, program: Any) -> bool:
-    """Administrators, and the team lead (escalation policy) of a team with patients in ``program``."""
+    """Administrators, and a team lead (escalation policy) who leads every team with patients in
+    ``program``: a net switched off reaches every team's patients, so one team's lead cannot
+    decide it for another team."""
     if getattr(user, "role", None) == Role.ADMIN:
         return True
-    return EscalationPolicy.objects.filter(lead=user, care_team__episodes__program=program).exists()
+    teams = set(CareTeam.objects.filter(episodes__program=program).values_list("pk", flat=True))
+    led = set(EscalationPolicy.objects.filter(lead=user, care_team__in=teams).values_list("care_team_id", flat=True))
+    return bool(teams) and teams == led
 
 
 def safety_rule_switch(*, rule: Rule, active: bool, reason: str, by: Any, request: Any = None) -> Rule:
