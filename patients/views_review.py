@@ -3,9 +3,11 @@ green responses, and "Markér som gennemset" beside one response on the patient 
 authorise (patients.access through questionnaires.review), call one service, answer."""
 
 import uuid
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,25 +25,34 @@ from questionnaires.forms import ReviewForm
 from questionnaires.models import ReviewColour
 from questionnaires.review import AlreadyReviewed, response_review, responses_review_bulk, review_queue
 
-LIST_MAX = 300  # rows on the page; the heading says how many more wait
+PAGE_SIZE = 100  # rows a page; every response is reachable by paging
 
 
 def _queue_page(request: HttpRequest, *, errors: list[str] | None = None, status: int = 200) -> HttpResponse:
     now = timezone.now()
     queue = review_queue(request.user)
-    total = queue.count()
-    rows = list(queue[:LIST_MAX])
+    # "new": the latest answers first, so a fresh "contact me" is not buried under a backlog of
+    # old red and yellow ones (which are reviewed one at a time); by default the most urgent first.
+    newest = request.GET.get("order") == "new"
+    if newest:
+        queue = queue.order_by("-received_at", "-pk")
+    page = Paginator(queue, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
     # A list view reads several patients' data: one audit row per response shown, naming its
     # patient (and one for the search itself, so an empty list is on record too).
     audit_record(user=request.user, action=Action.SEARCH, resource="QuestionnaireResponse?review-queue (page)",
                  request=request)
     audit_record_many(user=request.user, action=Action.READ, ip=client_ip(request),
                       reads=[(f"QuestionnaireResponse/{r.pk} (review list)", r.patient_id) for r in rows])
+
+    def overdue(r: Any) -> bool:
+        return r.review_due_at is None or r.review_due_at < now
+
     return render(request, "questionnaires/review_queue.html", {
-        "rows": [{"response": r, "overdue": r.review_due_at < now, "green": r.review_colour == ReviewColour.GREEN}
+        "rows": [{"response": r, "overdue": overdue(r), "green": r.review_colour == ReviewColour.GREEN}
                  for r in rows],
-        "total": total, "more": max(0, total - len(rows)),
-        "overdue": sum(1 for r in rows if r.review_due_at < now),
+        "total": page.paginator.count, "page": page, "newest": newest,
+        "overdue": sum(1 for r in rows if overdue(r)),
         "any_green": any(r.review_colour == ReviewColour.GREEN for r in rows),
         "errors": errors or [],
     }, status=status)
