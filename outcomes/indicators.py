@@ -178,6 +178,8 @@ class Figure:
     low: float | None = None
     high: float | None = None
     mean: float | None = None
+    mean_low: float | None = None
+    mean_high: float | None = None
     median: float | None = None
     q1: float | None = None
     q3: float | None = None
@@ -217,12 +219,14 @@ def aggregate(indicator: Indicator, units: Iterable[Unit]) -> Figure:
             fig.median = quantile(values, 0.5)
             fig.q1, fig.q3, fig.p90 = quantile(values, 0.25), quantile(values, 0.75), quantile(values, 0.9)
             if len(values) >= 2:
-                fig.mean, fig.low, fig.high = mean_ci(values)
+                fig.mean, fig.mean_low, fig.mean_high = mean_ci(values)
             else:
                 fig.mean = values[0]
-            fig.value = fig.mean if indicator.headline == "mean" else fig.median
-            if indicator.headline == "median":
-                fig.low, fig.high = fig.q1, fig.q3
+            # The interval drawn with the headline: the mean's 95 % CI, or the median's IQR.
+            if indicator.headline == "mean":
+                fig.value, fig.low, fig.high = fig.mean, fig.mean_low, fig.mean_high
+            else:
+                fig.value, fig.low, fig.high = fig.median, fig.q1, fig.q3
     return fig
 
 

@@ -141,6 +141,7 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/pauses/<int:pause_id>/end/", schedules_views.pause_end_now, name="pause-end"),
     path("quality/", outcomes_views.overview, name="quality-overview"),
     path("quality/cohorts/", include("outcomes.urls")),
+    path("quality/indicators/", include("outcomes.urls_indicators")),
     path("quality/sends/", exports_quality.sends, name="quality-sends"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
