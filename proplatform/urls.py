@@ -19,6 +19,7 @@ from interop import views_questionnaires as fhir_questionnaires
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
+from outcomes import fhir_measure_views as outcomes_measures
 from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
 from patients import views as patients_views
@@ -50,6 +51,11 @@ fhir = [
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
     path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
     path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
+    path("Measure", outcomes_measures.MeasureSearchView.as_view(), name="fhir-measures"),
+    path("Measure/<str:measure_id>/$evaluate-measure", outcomes_measures.EvaluateMeasureView.as_view(),
+         name="fhir-evaluate-measure"),
+    path("Measure/<str:measure_id>", outcomes_measures.MeasureReadView.as_view(), name="fhir-measure"),
+    path("MeasureReport", outcomes_measures.MeasureReportSearchView.as_view(), name="fhir-measure-reports"),
     # before Patient/<id>, which would take "$export" for an id
     path("Patient/$export", exports_views.PatientExportKickoffView.as_view(), name="fhir-patient-export"),
     path("Patient/<str:patient_id>", fhir_views.PatientReadView.as_view(), name="fhir-patient"),
