@@ -23,16 +23,16 @@ from django.utils.translation import gettext as _
 
 from outcomes.indicators import (
     AGE_BANDS,
+    Cell,
     Dataset,
     Figure,
     Filters,
     Indicator,
     Kind,
-    Unit,
     aggregate,
+    cells_from_units,
     episodes_in_scope,
     min_patients,
-    quarter_of,
 )
 from outcomes.suppression import suppress_tree
 from patients.models import CareTeam, Region, Sex
@@ -79,13 +79,19 @@ class IndicatorView:
     """One indicator over one scope (filters), at one drill-down position."""
 
     def __init__(self, indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
-                 team_id: int | None = None, today: date | None = None, dataset: Dataset | None = None) -> None:
+                 team_id: int | None = None, today: date | None = None, dataset: Dataset | None = None,
+                 cells: list[Cell] | None = None, computed_at: datetime | None = None) -> None:
+        """Figures from ``cells`` when given (the precomputed table, already cut to the filters),
+        else computed now from the live rows (``dataset``, or one loaded for the filters)."""
         self.indicator = indicator
         self.filters = filters
         self.today = today or timezone.localdate()
-        self.computed_at: datetime = timezone.now()
-        self.dataset = dataset or Dataset(episodes_in_scope(filters, self.today), self.today)
-        self.units: list[Unit] = indicator.units(self.dataset)
+        self.computed_at: datetime = computed_at or timezone.now()
+        self.precomputed = cells is not None
+        if cells is None:
+            self.dataset = dataset or Dataset(episodes_in_scope(filters, self.today), self.today)
+            cells = cells_from_units(indicator.units(self.dataset))
+        self.cells: list[Cell] = cells
         self.small_max = min_patients() - 1
         self._build_tree()
         self.position = self._position(region, department, team_id)
@@ -93,7 +99,7 @@ class IndicatorView:
     # --- the drill-down tree ---------------------------------------------------------------------
     def _build_tree(self) -> None:
         parent: dict[Hashable, Hashable | None] = {ROOT: None}
-        members: dict[Hashable, list[Unit]] = defaultdict(list)
+        members: dict[Hashable, list[Cell]] = defaultdict(list)
         labels: dict[Hashable, str] = {ROOT: _("All of Denmark")}
         teams = {t.pk: t for t in CareTeam.objects.all()}
         for team in teams.values():  # every group is listed, with or without patients
@@ -102,10 +108,9 @@ class IndicatorView:
             parent.setdefault(d, r)
             parent[("team", team.pk)] = d
             labels[r], labels[d], labels[("team", team.pk)] = _label_region(team.region), team.department, team.name
-        for u in self.units:
-            e = u.episode
-            for node in (ROOT, ("region", e.region), ("department", e.region, e.department), ("team", e.team_id)):
-                members[node].append(u)
+        for c in self.cells:
+            for node in (ROOT, ("region", c.region), ("department", c.region, c.department), ("team", c.team_id)):
+                members[node].append(c)
         self.parent, self.labels = parent, labels
         self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}
         self.members = members
@@ -158,10 +163,9 @@ class IndicatorView:
     # --- breakdowns of the current group ---------------------------------------------------------
     def _breakdown(self, key: str, title: str, group_label: str, keyed: Iterable[tuple[str, str]],
                    of: Any) -> Table:
-        units = self.members.get(self.position, [])
-        groups: dict[str, list[Unit]] = defaultdict(list)
-        for u in units:
-            groups[of(u)].append(u)
+        groups: dict[str, list[Cell]] = defaultdict(list)
+        for c in self.members.get(self.position, []):
+            groups[of(c)].append(c)
         keys = list(keyed)
         parent: dict[Hashable, Hashable | None] = {"scope": None}
         figures: dict[Hashable, Figure] = {"scope": self.figures[self.position]}
@@ -177,20 +181,20 @@ class IndicatorView:
         return Table(key=key, title=title, group_label=group_label, total=self.current(), rows=rows)
 
     def quarter_table(self) -> Table:
-        quarters = sorted({quarter_of(u.episode.start) for u in self.members.get(self.position, [])})
+        quarters = sorted({c.quarter for c in self.members.get(self.position, [])})
         return self._breakdown("quarter", _("By quarter of treatment start"), _("Quarter"),
-                               [(q, q) for q in quarters], lambda u: quarter_of(u.episode.start))
+                               [(q, q) for q in quarters], lambda c: c.quarter)
 
     def sex_table(self) -> Table:
         return self._breakdown("sex", _("By sex"), _("Sex"),
                                [(c, str(label)) for c, label in Sex.choices if c in ("female", "male")]
                                + [(c, str(label)) for c, label in Sex.choices if c not in ("female", "male")
-                                  and any(u.episode.sex == c for u in self.members.get(self.position, []))],
-                               lambda u: u.episode.sex)
+                                  and any(m.sex == c for m in self.members.get(self.position, []))],
+                               lambda m: m.sex)
 
     def age_table(self) -> Table:
         return self._breakdown("age", _("By age at treatment start"), _("Age band"),
-                               [(code, code) for code, _lo, _hi in AGE_BANDS], lambda u: u.episode.age_band)
+                               [(code, code) for code, _lo, _hi in AGE_BANDS], lambda c: c.age_band)
 
     def tables(self) -> list[Table]:
         return [self.org_table(), self.quarter_table(), self.sex_table(), self.age_table()]

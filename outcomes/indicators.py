@@ -196,15 +196,70 @@ class Figure:
         return (self.n_patients, *(self.categories.get(c, 0) for c, _label in indicator.categories))
 
 
-def aggregate(indicator: Indicator, units: Iterable[Unit]) -> Figure:
-    units = list(units)
-    patients = {u.episode.patient_id for u in units}
-    num = math.fsum(u.numerator for u in units)
-    den = math.fsum(u.denominator for u in units)
-    fig = Figure(n_patients=len(patients), n_units=len(units), numerator=num, denominator=den)
+@dataclass
+class Cell:
+    """Units summed per programme, team, month of treatment start, sex and age band: the finest
+    grain any page, download or report asks for, and what the precomputed table stores
+    (outcomes.models.IndicatorCell). Distributions keep their values (medians and percentiles
+    do not add up); a cell's values are never shown, only figures over groups of enough patients."""
+
+    program_id: int
+    team_id: int
+    team_name: str
+    department: str
+    region: str
+    sex: str
+    age_band: str
+    month: str  # "2026-03", of the treatment start
+    n_patients: int = 0
+    n_units: int = 0
+    numerator: float = 0
+    denominator: float = 0
+    values: list[float] = field(default_factory=list)
+    categories: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quarter(self) -> str:
+        year, month = self.month.split("-")
+        return f"{year}-Q{(int(month) - 1) // 3 + 1}"
+
+
+def cells_from_units(units: Iterable[Unit]) -> list[Cell]:
+    cells: dict[tuple[Any, ...], Cell] = {}
+    patients: dict[tuple[Any, ...], set[Any]] = defaultdict(set)
+    for u in units:
+        e = u.episode
+        key = (e.program_id, e.team_id, e.sex, e.age_band, e.start.strftime("%Y-%m"))
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = Cell(e.program_id, e.team_id, e.team_name, e.department, e.region, e.sex,
+                                     e.age_band, key[-1])
+        patients[key].add(e.patient_id)
+        cell.n_units += 1
+        cell.numerator += u.numerator
+        cell.denominator += u.denominator
+        if u.value is not None:
+            cell.values.append(u.value)
+        if u.category:
+            cell.categories[u.category] = cell.categories.get(u.category, 0) + 1
+    for key, cell in cells.items():
+        cell.n_patients = len(patients[key])
+    return list(cells.values())
+
+
+def aggregate(indicator: Indicator, items: Iterable[Unit] | Iterable[Cell]) -> Figure:
+    """The figure of a group. A patient is counted once per cell (programme, team, month, sex,
+    age band): one with two episodes in different cells counts twice in a group holding both,
+    which is rare and errs towards showing fewer small groups, never more."""
+    items = list(items)
+    cells: list[Cell] = cells_from_units(items) if items and isinstance(items[0], Unit) else items  # type: ignore[assignment]
+    num = math.fsum(c.numerator for c in cells)
+    den = math.fsum(c.denominator for c in cells)
+    fig = Figure(n_patients=sum(c.n_patients for c in cells), n_units=sum(c.n_units for c in cells),
+                 numerator=num, denominator=den)
     if indicator.categories:
-        fig.categories = {c: sum(1 for u in units if u.category == c) for c, _label in indicator.categories}
-    if not units:
+        fig.categories = {code: sum(c.categories.get(code, 0) for c in cells) for code, _label in indicator.categories}
+    if not cells:
         return fig
     if indicator.kind == Kind.PROPORTION and den > 0:
         fig.value = num / den
@@ -214,7 +269,7 @@ def aggregate(indicator: Indicator, units: Iterable[Unit]) -> Figure:
         low, high = poisson_ci(round(num))
         fig.low, fig.high = 100 * low / den, 100 * high / den
     elif indicator.kind == Kind.DISTRIBUTION:
-        values = [u.value for u in units if u.value is not None]
+        values = [v for c in cells for v in c.values]
         if values:
             fig.median = quantile(values, 0.5)
             fig.q1, fig.q3, fig.p90 = quantile(values, 0.25), quantile(values, 0.75), quantile(values, 0.9)

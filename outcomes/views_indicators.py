@@ -135,7 +135,8 @@ def _national_quarters(view: IndicatorView, quarters: list[object]) -> list[floa
     if view.position == "all":
         table = view.quarter_table()
     else:
-        national = IndicatorView(view.indicator, view.filters, today=view.today, dataset=view.dataset)
+        national = IndicatorView(view.indicator, view.filters, today=view.today, cells=view.cells,
+                                 computed_at=view.computed_at)
         table = national.quarter_table()
     by_key = {r.key: r for r in table.rows}
     out: list[float | None] = []
