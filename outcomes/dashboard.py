@@ -75,6 +75,21 @@ def _label_region(code: str) -> str:
     return str(dict(Region.choices).get(code, code))
 
 
+def indicator_view(indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
+                   team_id: int | None = None, dataset: Dataset | None = None) -> IndicatorView:
+    """The view the pages, downloads and FHIR use: from the precomputed cells when they fit the
+    filters, else live. ``view.precomputed`` and ``view.computed_at`` say which, and when."""
+    from outcomes.selectors import indicator_cells_precomputed
+
+    found = indicator_cells_precomputed(code=indicator.code, filters=filters)
+    if found is not None:
+        cells, refresh = found
+        return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                             today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at)
+    return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                         dataset=dataset)
+
+
 class IndicatorView:
     """One indicator over one scope (filters), at one drill-down position."""
 

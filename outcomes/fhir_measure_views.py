@@ -22,7 +22,7 @@ from audit.models import Action, Outcome
 from audit.services import audit_record
 from interop.mapping import searchset
 from interop.views import FhirView
-from outcomes.dashboard import IndicatorView
+from outcomes.dashboard import indicator_view
 from outcomes.fhir_measure import indicator_for_reference, indicator_to_measure, view_to_measure_report
 from outcomes.indicators import INDICATORS, Filters, Indicator
 
@@ -76,7 +76,7 @@ def _checked(start: date | None, end: date | None) -> tuple[date | None, date | 
 
 
 def _report(request: Request, indicator: Indicator, start: date | None, end: date | None) -> dict:
-    view = IndicatorView(indicator, Filters(start_from=start, start_to=end))
+    view = indicator_view(indicator, Filters(start_from=start, start_to=end))
     audit_record(user=request.user, action=Action.READ, resource=f"MeasureReport {indicator.code} (FHIR, aggregate)",
                  request=request)
     return view_to_measure_report(view, period_start=start, period_end=end, now=view.computed_at)

@@ -11,13 +11,15 @@ import csv
 import io
 
 from django import forms
+from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import role_required
 from accounts.models import Role
@@ -29,6 +31,7 @@ from outcomes.dashboard import (
     Row,
     Table,
     headline_value,
+    indicator_view,
     plain_value,
     row_cells,
     statistics_columns,
@@ -153,10 +156,12 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
     status = 400 if form.is_bound and not form.is_valid() else 200
     filters = form.filters()
     today = timezone.localdate()
-    dataset = Dataset(episodes_in_scope(filters, today), today)
+    dataset = Dataset(episodes_in_scope(filters, today), today)  # loaded only if an indicator is live
     rows = []
+    refreshed = []
     for ind in INDICATORS.values():
-        view = IndicatorView(ind, filters, today=today, dataset=dataset)
+        view = indicator_view(ind, filters, dataset=dataset)
+        refreshed.append((view.precomputed, view.computed_at))
         national = view.national()
         quarters = view.quarter_table()
         trend = [plain_value(ind, r.figure.value) if r.shown else None for r in quarters.rows][-8:]
@@ -173,8 +178,9 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
         })
     audit_record(user=request.user, action=Action.READ, resource="Outcome indicators (aggregate)", request=request)
     return render(request, "outcomes/indicator_home.html", {
-        "form": form, "rows": rows, "computed_at": timezone.now(), "rule": suppression_rule(),
-        "today": today}, status=status)
+        "form": form, "rows": rows, "computed_at": min(at for _p, at in refreshed) if refreshed else timezone.now(),
+        "precomputed": all(p for p, _at in refreshed), "rule": suppression_rule(), "today": today,
+        "can_refresh": request.user.role in (Role.QUALITY, Role.ADMIN)}, status=status)
 
 
 @require_GET
@@ -185,7 +191,7 @@ def indicator_detail(request: HttpRequest, code: str) -> HttpResponse:
         raise Http404
     form = _form(request)
     status = 400 if form.is_bound and not form.is_valid() else 200
-    view = IndicatorView(indicator, form.filters(), **form.position())  # type: ignore[arg-type]
+    view = indicator_view(indicator, form.filters(), **form.position())  # type: ignore[arg-type]
     cols = statistics_columns(indicator)
     figures = []
     query = _query(request)
@@ -220,7 +226,8 @@ def indicator_detail(request: HttpRequest, code: str) -> HttpResponse:
         "national": headline_value(indicator, national.figure.value) if national.shown else national.marker,
         "standard": headline_value(indicator, indicator.standard),
         "meets": indicator.meets(current.figure.value if current.shown else None),
-        "computed_at": view.computed_at, "rule": suppression_rule(), "today": view.today,
+        "computed_at": view.computed_at, "precomputed": view.precomputed, "rule": suppression_rule(),
+        "today": view.today, "can_refresh": request.user.role in (Role.QUALITY, Role.ADMIN),
     }, status=status)
 
 
@@ -252,7 +259,7 @@ def indicator_download(request: HttpRequest, code: str, table: str, fmt: str) ->
     if form.is_bound and not form.is_valid():
         return HttpResponse(_("The filters are not valid: %(errors)s") % {"errors": form.errors.as_text()},
                             status=400, content_type="text/plain; charset=utf-8")
-    view = IndicatorView(indicator, form.filters(), **form.position())  # type: ignore[arg-type]
+    view = indicator_view(indicator, form.filters(), **form.position())  # type: ignore[arg-type]
     chosen = view.table(table)
     assert chosen is not None
     stamp_day = timezone.localdate().isoformat()
@@ -266,3 +273,16 @@ def indicator_download(request: HttpRequest, code: str, table: str, fmt: str) ->
     resp["Content-Disposition"] = f'attachment; filename="{name}"'
     return resp
 
+
+
+@require_POST
+@role_required(Role.QUALITY, Role.ADMIN)
+def indicator_refresh(request: HttpRequest) -> HttpResponse:
+    """"Refresh now": queue a rebuild of the precomputed aggregates after this request commits."""
+    from outcomes.tasks import refresh_indicator_cells
+
+    transaction.on_commit(refresh_indicator_cells.delay)
+    audit_record(user=request.user, action=Action.UPDATE, resource="Outcome indicators refresh requested",
+                 request=request)
+    messages.success(request, _("The figures are being refreshed; reload the page in a minute."))
+    return redirect("indicator-home")

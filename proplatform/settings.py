@@ -219,6 +219,12 @@ CELERY_TASK_DEFAULT_QUEUE = "proplatform"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "global_keyprefix": f"{REDIS_PREFIX}:"}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    # Outcome indicators (issue 23): rebuild the precomputed aggregates the dashboards read.
+    # A withdrawal from secondary use leaves these figures at the next refresh at the latest.
+    "outcomes-refresh-indicator-cells": {
+        "task": "outcomes.tasks.refresh_indicator_cells",
+        "schedule": env.float("OUTCOMES_REFRESH_SECONDS", default=900.0),
+    },
     # The broker is a hint, the database the record: anything a lost message left unevaluated
     # is found here (see monitoring.services.readings_sweep_unevaluated).
     "sweep-unevaluated-responses": {
