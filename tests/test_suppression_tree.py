@@ -5,7 +5,7 @@ argument on random trees (hypothesis), like the cohort tables."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outcomes.suppression import suppress_tree
+from outcomes.suppression import derivable, suppress_tree, tree_derivable
 
 
 def _tree(leaf_counts: list[list[list[int]]]) -> tuple[dict, dict]:
@@ -89,3 +89,17 @@ def test_a_higher_minimum_hides_groups_below_it() -> None:
     parent, counts = _tree([[[7, 20, 9]], [[30]]])
     hidden, _ = suppress_tree(parent=parent, counts=counts, small_max=9)
     assert ("t", 0, 0, 0) in hidden and ("t", 0, 0, 2) in hidden
+
+
+@settings(max_examples=200, deadline=None)
+@given(leaves=_trees, data=st.data())
+def test_the_bridge_check_agrees_with_rational_elimination_on_any_hidden_set(leaves, data) -> None:  # type: ignore[no-untyped-def]
+    parent, _counts = _tree(leaves)
+    hidden = data.draw(st.sets(st.sampled_from(sorted(parent, key=str))))
+    children: dict = {}
+    for node, up in parent.items():
+        if up is not None:
+            children.setdefault(up, []).append(node)
+    equations = [{**{kid: 1 for kid in kids}, up: -1} for up, kids in children.items()]
+    hidden_list = sorted(hidden, key=str)
+    assert tree_derivable(parent, set(hidden)) == derivable(hidden_list, equations)  # type: ignore[arg-type]
