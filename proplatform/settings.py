@@ -514,3 +514,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Outcome indicators (issue 23): the smallest group a figure is shown for, and "patients like
+# me" on the patient's answers page (a dotted path; empty turns it off) with its own minimum.
+OUTCOMES_MIN_PATIENTS = env.int("OUTCOMES_MIN_PATIENTS", default=5)
+OUTCOMES_PEERS_MIN = env.int("OUTCOMES_PEERS_MIN", default=20)
+MY_ANSWERS_REFERENCE = "outcomes.peers.patient_peer_comparisons"
