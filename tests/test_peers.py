@@ -29,7 +29,8 @@ def _answer(cast, patient, start, day, score):
 def _peer(cast, start, score_3m, *, sex=Sex.FEMALE, birth=date(1950, 1, 1), withdrawn=False, program=None):
     i = next(_n)
     p = Patient.objects.create(cpr=f"0404{i % 90 + 10:02d}-{i:04d}", given_name="Peer", family_name="Peersen",
-                               birth_date=birth, sex=sex, secondary_use_withdrawn_at=timezone.now() if withdrawn else None)
+                               birth_date=birth, sex=sex,
+                               secondary_use_withdrawn_at=timezone.now() if withdrawn else None)
     TreatmentEpisode.objects.create(patient=p, program=program or cast.program_a, care_team=cast.team_b,
                                     condition_code="DC34", treatment_start=start)
     _answer(cast, p, start, 0, 15)
