@@ -80,3 +80,13 @@ def _page(cast):
     answer = client.get("/me/answers/")
     assert answer.status_code == 200
     return answer.content.decode()
+
+
+def test_the_clinician_sees_the_same_comparison_on_the_patient_page(setting):
+    cast, start = setting
+    for score in range(20):
+        _peer(cast, start, score)
+    client = Client()
+    client.force_login(cast.clinician_a)
+    html = client.get(f"/patients/{cast.patient_a.pk}/").content.decode()
+    assert "dig og patienter som dig" in html and "9,5" in html and "Peersen" not in html
