@@ -209,6 +209,7 @@ def indicator_detail(request: HttpRequest, code: str) -> HttpResponse:
             "total": {"label": table.total.label, "cells": row_cells(indicator, table.total)},
             "csv": reverse("indicator-download", args=[code, table.key, "csv"]) + (f"?{query}" if query else ""),
             "svg_url": reverse("indicator-download", args=[code, table.key, "svg"]) + (f"?{query}" if query else ""),
+            "png_url": reverse("indicator-download", args=[code, table.key, "png"]) + (f"?{query}" if query else ""),
         })
     crumbs = []
     for r in view.breadcrumbs():
@@ -253,7 +254,7 @@ def _csv(view: IndicatorView, table: Table) -> bytes:
 @role_required(*DASHBOARD_ROLES)
 def indicator_download(request: HttpRequest, code: str, table: str, fmt: str) -> HttpResponse:
     indicator = INDICATORS.get(code)
-    if indicator is None or table not in TABLE_KEYS or fmt not in ("csv", "svg"):
+    if indicator is None or table not in TABLE_KEYS or fmt not in ("csv", "svg", "png"):
         raise Http404
     form = _form(request)
     if form.is_bound and not form.is_valid():
@@ -268,6 +269,12 @@ def indicator_download(request: HttpRequest, code: str, table: str, fmt: str) ->
                  request=request)
     if fmt == "csv":
         resp = HttpResponse(_csv(view, chosen), content_type="text/csv; charset=utf-8")
+    elif fmt == "png":
+        import cairosvg  # imported here: only this download needs cairo
+
+        svg = _figure_svg(view, chosen, standalone=True).replace('width="100%"', 'width="760"', 1)
+        resp = HttpResponse(cairosvg.svg2png(bytestring=svg.encode("utf-8"), output_width=1520),
+                            content_type="image/png")
     else:
         resp = HttpResponse(_figure_svg(view, chosen, standalone=True), content_type="image/svg+xml; charset=utf-8")
     resp["Content-Disposition"] = f'attachment; filename="{name}"'

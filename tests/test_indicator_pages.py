@@ -207,3 +207,11 @@ def test_the_analyst_is_refused_on_every_url_but_the_indicators_and_never_sees_a
     assert checked > 60
     admin = c.get("/admin/")
     assert admin.status_code in (302, 403) and "Hemmeligsen" not in admin.content.decode()
+
+
+def test_the_png_download_is_the_same_figure_rasterised_at_twice_its_width(world):
+    answer = _client(world.quality).get("/quality/indicators/response-rate-3m/org.png")
+    assert answer.status_code == 200 and answer["Content-Type"] == "image/png"
+    assert answer.content[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(answer.content[16:20], "big")
+    assert width == 1520
