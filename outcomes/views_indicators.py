@@ -38,6 +38,7 @@ from outcomes.dashboard import (
     suppression_rule,
 )
 from outcomes.indicators import AGE_BANDS, INDICATORS, Dataset, Filters, Indicator, Kind, episodes_in_scope
+from outcomes.replica import reads_from_replica
 from patients.models import Program, Region, Sex
 
 DASHBOARD_ROLES = (Role.QUALITY, Role.ANALYST, Role.ADMIN)
@@ -151,6 +152,7 @@ def _national_quarters(view: IndicatorView, quarters: list[object]) -> list[floa
 
 @require_GET
 @role_required(*DASHBOARD_ROLES)
+@reads_from_replica
 def indicator_home(request: HttpRequest) -> HttpResponse:
     form = _form(request)
     status = 400 if form.is_bound and not form.is_valid() else 200
@@ -185,6 +187,7 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @role_required(*DASHBOARD_ROLES)
+@reads_from_replica
 def indicator_detail(request: HttpRequest, code: str) -> HttpResponse:
     indicator = INDICATORS.get(code)
     if indicator is None:
@@ -252,6 +255,7 @@ def _csv(view: IndicatorView, table: Table) -> bytes:
 
 @require_GET
 @role_required(*DASHBOARD_ROLES)
+@reads_from_replica
 def indicator_download(request: HttpRequest, code: str, table: str, fmt: str) -> HttpResponse:
     indicator = INDICATORS.get(code)
     if indicator is None or table not in TABLE_KEYS or fmt not in ("csv", "svg", "png"):

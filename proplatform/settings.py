@@ -520,3 +520,12 @@ LOGGING = {
 OUTCOMES_MIN_PATIENTS = env.int("OUTCOMES_MIN_PATIENTS", default=5)
 OUTCOMES_PEERS_MIN = env.int("OUTCOMES_PEERS_MIN", default=20)
 MY_ANSWERS_REFERENCE = "outcomes.peers.patient_peer_comparisons"
+
+# Dashboard reads from a read replica (issue 23; outcomes.replica, docs/production.md): the
+# outcome indicator pages, downloads and FHIR MeasureReports read there when this is set. In
+# tests the replica mirrors the test database of "default".
+DATABASE_REPLICA_URL = _url("DATABASE_REPLICA_URL", {"postgres", "postgresql"})
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {**env.db_url_config(DATABASE_REPLICA_URL), "CONN_HEALTH_CHECKS": True,
+                            "TEST": {"MIRROR": "default"}}
+    DATABASE_ROUTERS = ["outcomes.replica.DashboardReplicaRouter"]
