@@ -76,7 +76,8 @@ def _label_region(code: str) -> str:
 
 
 def indicator_view(indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
-                   team_id: int | None = None, dataset: Dataset | None = None) -> IndicatorView:
+                   team_id: int | None = None, dataset: Dataset | None = None,
+                   national_only: bool = False) -> IndicatorView:
     """The view the pages, downloads and FHIR use: from the precomputed cells when they fit the
     filters, else live. ``view.precomputed`` and ``view.computed_at`` say which, and when."""
     from outcomes.selectors import indicator_cells_precomputed
@@ -85,9 +86,10 @@ def indicator_view(indicator: Indicator, filters: Filters, *, region: str = "", 
     if found is not None:
         cells, refresh = found
         return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
-                             today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at)
+                             today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at,
+                             national_only=national_only)
     return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
-                         dataset=dataset)
+                         dataset=dataset, national_only=national_only)
 
 
 class IndicatorView:
@@ -95,9 +97,13 @@ class IndicatorView:
 
     def __init__(self, indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
                  team_id: int | None = None, today: date | None = None, dataset: Dataset | None = None,
-                 cells: list[Cell] | None = None, computed_at: datetime | None = None) -> None:
+                 cells: list[Cell] | None = None, computed_at: datetime | None = None,
+                 national_only: bool = False) -> None:
         """Figures from ``cells`` when given (the precomputed table, already cut to the filters),
-        else computed now from the live rows (``dataset``, or one loaded for the filters)."""
+        else computed now from the live rows (``dataset``, or one loaded for the filters).
+        ``national_only``: no drill-down tree (the front page): the national figure is the
+        tree's root, which is hidden only when it is small itself, so it needs no tree."""
+        self.national_only = national_only
         self.indicator = indicator
         self.filters = filters
         self.today = today or timezone.localdate()
@@ -116,7 +122,7 @@ class IndicatorView:
         parent: dict[Hashable, Hashable | None] = {ROOT: None}
         members: dict[Hashable, list[Cell]] = defaultdict(list)
         labels: dict[Hashable, str] = {ROOT: _("All of Denmark")}
-        teams = {t.pk: t for t in CareTeam.objects.all()}
+        teams = {} if self.national_only else {t.pk: t for t in CareTeam.objects.all()}
         for team in teams.values():  # every group is listed, with or without patients
             r, d = ("region", team.region), ("department", team.region, team.department)
             parent.setdefault(r, ROOT)
@@ -124,7 +130,9 @@ class IndicatorView:
             parent[("team", team.pk)] = d
             labels[r], labels[d], labels[("team", team.pk)] = _label_region(team.region), team.department, team.name
         for c in self.cells:
-            for node in (ROOT, ("region", c.region), ("department", c.region, c.department), ("team", c.team_id)):
+            nodes = (ROOT,) if self.national_only else (
+                ROOT, ("region", c.region), ("department", c.region, c.department), ("team", c.team_id))
+            for node in nodes:
                 members[node].append(c)
         self.parent, self.labels = parent, labels
         self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}

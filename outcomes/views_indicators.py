@@ -162,7 +162,7 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
     rows = []
     refreshed = []
     for ind in INDICATORS.values():
-        view = indicator_view(ind, filters, dataset=dataset)
+        view = indicator_view(ind, filters, dataset=dataset, national_only=True)
         refreshed.append((view.precomputed, view.computed_at))
         national = view.national()
         quarters = view.quarter_table()

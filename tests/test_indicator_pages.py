@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from audit.models import AuditEvent
+from outcomes.indicators import INDICATORS
 from patients.models import CareTeam, Patient, Region, Sex, TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse
 from tests.factories import make_cast, make_user
@@ -215,3 +216,14 @@ def test_the_png_download_is_the_same_figure_rasterised_at_twice_its_width(world
     assert answer.content[:8] == b"\x89PNG\r\n\x1a\n"
     width = int.from_bytes(answer.content[16:20], "big")
     assert width == 1520
+
+
+def test_the_front_pages_national_figures_equal_the_full_trees_root(world):
+    from outcomes.dashboard import IndicatorView
+    from outcomes.indicators import Filters
+    for indicator in INDICATORS.values():
+        full = IndicatorView(indicator, Filters())
+        quick = IndicatorView(indicator, Filters(), national_only=True)
+        assert (quick.national().shown, quick.national().figure) == (full.national().shown, full.national().figure)
+        assert [(r.label, r.shown) for r in quick.quarter_table().rows] == [
+            (r.label, r.shown) for r in full.quarter_table().rows]
