@@ -124,6 +124,11 @@ def test_the_svg_download_is_a_standalone_figure_with_its_title_stamp_and_the_st
     assert "Standard" in text and "<5" in text
 
 
+def test_the_analyst_lands_on_the_indicators_after_logging_in(world):
+    answer = _client(world.analyst).get("/")
+    assert answer.status_code == 302 and answer["Location"] == "/quality/indicators/"
+
+
 def test_viewing_indicators_is_audited_as_an_aggregate_read_without_a_patient(world):
     _client(world.analyst).get("/quality/indicators/review-on-time/")
     event = AuditEvent.objects.filter(resource__startswith="Outcome indicator review-on-time").latest("pk")
