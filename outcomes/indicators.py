@@ -161,6 +161,7 @@ class Indicator:
     headline: str = "value"  # "value" | "mean" | "median"
     categories: tuple[tuple[str, Any], ...] = ()
     group: str | Any = ""
+    key: bool = True  # on the front page; the others are listed below it
 
     def meets(self, value: float | None) -> bool | None:
         if value is None or self.standard is None:
@@ -458,11 +459,11 @@ def _patient_days(e: EpisodeFacts, today: date) -> int:
     return max(0, (last - e.start).days + 1)
 
 
-def alert_rate_units(severity: str | None) -> Callable[[Dataset], list[Unit]]:
+def alert_rate_units(severity: str | None, kind: str | None = None) -> Callable[[Dataset], list[Unit]]:
     def units(ds: Dataset) -> list[Unit]:
         counts: dict[int, int] = defaultdict(int)
         for a in ds.alerts:
-            if severity and a["severity"] != severity:
+            if (severity and a["severity"] != severity) or (kind and a["rule__kind"] != kind):
                 continue
             day = local_day(a["raised_at"])
             e = ds.episode_for(a["patient_id"], day)
@@ -606,6 +607,17 @@ def _build() -> dict[str, Indicator]:
             exclusions=_("Patients who withdrew from secondary use"),
             source="Platform data (alerts). No standard: a rate is compared, not judged.",
             higher_is_better=False, units=alert_rate_units(severity)))
+    from alerts.rules import KINDS  # the rule kinds the platform has, one indicator each
+    for kind in sorted(KINDS):
+        out.append(Indicator(
+            code=f"alert-rate-kind-{kind}", group=_("Alerts"), key=False,
+            title=fmt(_("Alerts per 100 patient-days from “%(kind)s” rules"), {"kind": kind}), kind=Kind.RATE,
+            unit_label=_("per 100 patient-days"),
+            numerator=fmt(_("Alerts raised during the episode by rules of the kind “%(kind)s”"), {"kind": kind}),
+            denominator=_("Days from treatment start to the episode's end or yesterday"),
+            exclusions=_("Patients who withdrew from secondary use"),
+            source="Platform data (alerts). No standard: a rate is compared, not judged.",
+            higher_is_better=False, units=alert_rate_units(None, kind)))
     out += [
         Indicator(
             code="alert-no-action", group=_("Alerts"), title=_("Alerts resolved as “no action needed”"),

@@ -161,7 +161,11 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
     dataset = Dataset(episodes_in_scope(filters, today), today)  # loaded only if an indicator is live
     rows = []
     refreshed = []
+    more = [{"indicator": ind, "url": reverse("indicator-detail", args=[ind.code])}
+            for ind in INDICATORS.values() if not ind.key]
     for ind in INDICATORS.values():
+        if not ind.key:
+            continue
         view = indicator_view(ind, filters, dataset=dataset, national_only=True)
         refreshed.append((view.precomputed, view.computed_at))
         national = view.national()
@@ -180,7 +184,8 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
         })
     audit_record(user=request.user, action=Action.READ, resource="Outcome indicators (aggregate)", request=request)
     return render(request, "outcomes/indicator_home.html", {
-        "form": form, "rows": rows, "computed_at": min(at for _p, at in refreshed) if refreshed else timezone.now(),
+        "form": form, "rows": rows, "more": more,
+        "computed_at": min(at for _p, at in refreshed) if refreshed else timezone.now(),
         "precomputed": all(p for p, _at in refreshed), "rule": suppression_rule(), "today": today,
         "can_refresh": request.user.role in (Role.QUALITY, Role.ADMIN)}, status=status)
 

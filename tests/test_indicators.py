@@ -291,3 +291,19 @@ def test_every_indicator_is_defined_once_with_numerator_denominator_exclusions_a
                      indicator.source):
             assert str(text).strip()
     assert "prom-change-phq-9-12m" in INDICATORS and "response-rate-baseline" in INDICATORS
+
+
+def test_alerts_per_100_patient_days_by_rule_kind_count_only_that_kinds_alerts(cast):
+    threshold = Rule.objects.get(program=cast.program_a, kind="threshold")
+    answer = Rule.objects.get(program=cast.program_a, kind="answer")
+    start = TODAY - timedelta(days=50)
+    p = _patient(cast, start=start)
+    raised = datetime.combine(start + timedelta(days=3), time(9), tzinfo=CPH)
+    _alert(p, threshold, raised=raised, resolved=raised + timedelta(hours=1))
+    _alert(p, threshold, raised=raised + timedelta(days=1), resolved=raised + timedelta(days=1, hours=1))
+    _alert(p, answer, raised=raised, severity=Severity.YELLOW)
+    by_threshold, _ = _figure("alert-rate-kind-threshold")
+    by_answer, _ = _figure("alert-rate-kind-answer")
+    assert (by_threshold.numerator, by_threshold.denominator) == (2, 50)
+    assert by_threshold.value == pytest.approx(4.0) and by_answer.value == pytest.approx(2.0)
+    assert not INDICATORS["alert-rate-kind-threshold"].key and INDICATORS["alert-rate-all"].key
