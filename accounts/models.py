@@ -16,6 +16,9 @@ class Role(models.TextChoices):
     RELATIVE = "relative", _("Relative")
     CLINICIAN = "clinician", _("Clinician")
     QUALITY = "quality", _("Quality staff")
+    # Sees the outcome indicators, their dashboards and downloads, and nothing else: aggregates
+    # only, never a patient, a cohort's membership or an export (issue 23, the OSCAR principle).
+    ANALYST = "analyst", _("Analyst (aggregates only)")
     ADMIN = "admin", _("Administrator")
 
 

@@ -68,6 +68,7 @@ def home(request: HttpRequest) -> HttpResponse:
         Role.RELATIVE: "relative-home",
         Role.CLINICIAN: "triage",
         Role.QUALITY: "quality-overview",
+        Role.ANALYST: "indicator-home",
         Role.ADMIN: "triage",
     }[request.user.role]
     return redirect(destination)

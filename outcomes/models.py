@@ -144,3 +144,49 @@ class Cohort(models.Model):
                 code="withdrawn_not_allowed"))
         if errors:
             raise ValidationError(errors)
+
+
+class IndicatorCell(models.Model):
+    """A precomputed aggregate of one outcome indicator (issue 23): its units summed per
+    programme, team, month of treatment start, sex and age band (outcomes.indicators.Cell).
+    Rebuilt whole, per indicator, by outcomes.services.indicator_cells_refresh; the pages read
+    these instead of the live rows when the filters fit the grain (whole months).
+
+    Not micro-data: no patient id, and every figure shown from it is suppressed on the way out
+    (outcomes.dashboard). ``values`` holds a distribution's values (medians do not add up)."""
+
+    indicator = models.CharField(max_length=64)
+    program = models.ForeignKey("patients.Program", on_delete=models.CASCADE, related_name="+")
+    care_team = models.ForeignKey("patients.CareTeam", on_delete=models.CASCADE, related_name="+")
+    month = models.CharField(max_length=7)  # "2026-03"
+    sex = models.CharField(max_length=8)
+    age_band = models.CharField(max_length=8)
+    n_patients = models.PositiveIntegerField()
+    n_units = models.PositiveIntegerField()
+    numerator = models.FloatField()
+    denominator = models.FloatField()
+    values = models.JSONField(default=list, blank=True)
+    categories = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            # an indicator page: one indicator's cells, cut by programme and month range
+            models.Index(fields=["indicator", "program", "month"], name="indicator_cell_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.indicator} {self.care_team_id} {self.month}"
+
+
+class IndicatorRefresh(models.Model):
+    """When an indicator's cells were last rebuilt, and how long it took; also the row a
+    refresh locks, so two refreshes of one indicator never interleave their delete and insert."""
+
+    indicator = models.CharField(max_length=64, unique=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    as_of = models.DateField(null=True, blank=True)  # the "today" the figures were computed for
+    duration_ms = models.PositiveIntegerField(default=0)
+    cells = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.indicator} refreshed {self.refreshed_at}"

@@ -181,3 +181,41 @@ def cohort_timepoint_counts(
     row = episodes.aggregate(**aggregates)
     return [TimepointCount(timepoint=t, expected=row[f"expected_{i}"], responded=row[f"responded_{i}"])
             for i, t in enumerate(timepoints)]
+
+
+# --- precomputed indicator aggregates (issue 23) ------------------------------------------------
+
+def _month_aligned(start: date | None, end: date | None) -> bool:
+    first_ok = start is None or start.day == 1
+    last_ok = end is None or (end + timedelta(days=1)).day == 1
+    return first_ok and last_ok
+
+
+def indicator_cells_precomputed(*, code: str, filters: Any) -> tuple[list[Any], Any] | None:
+    """The precomputed cells of an indicator cut to the filters, with their refresh time; None
+    when there are none yet or the filters are finer than the cells (a period not in whole
+    months) — the page then computes live."""
+    from outcomes.indicators import Cell
+    from outcomes.models import IndicatorCell, IndicatorRefresh
+
+    refresh = IndicatorRefresh.objects.filter(indicator=code, refreshed_at__isnull=False).first()
+    if refresh is None or not _month_aligned(filters.start_from, filters.start_to):
+        return None
+    qs = IndicatorCell.objects.filter(indicator=code)
+    if filters.program_id:
+        qs = qs.filter(program_id=filters.program_id)
+    if filters.sex:
+        qs = qs.filter(sex=filters.sex)
+    if filters.age_band:
+        qs = qs.filter(age_band=filters.age_band)
+    if filters.start_from:
+        qs = qs.filter(month__gte=filters.start_from.strftime("%Y-%m"))
+    if filters.start_to:
+        qs = qs.filter(month__lte=filters.start_to.strftime("%Y-%m"))
+    rows = qs.values_list("program_id", "care_team_id", "care_team__name", "care_team__department",
+                          "care_team__region", "sex", "age_band", "month", "n_patients", "n_units", "numerator",
+                          "denominator", "values", "categories")
+    cells = [Cell(program_id=r[0], team_id=r[1], team_name=r[2], department=r[3], region=r[4], sex=r[5],
+                  age_band=r[6], month=r[7], n_patients=r[8], n_units=r[9], numerator=r[10], denominator=r[11],
+                  values=r[12] or [], categories=r[13] or {}) for r in rows.iterator(chunk_size=5000)]
+    return cells, refresh

@@ -25,9 +25,10 @@ total is the same figure (the cohort size), so hiding one would hide nothing.
 Tables here are small (a few rows and columns), so exact rational elimination is cheap.
 """
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 SMALL_MIN, SMALL_MAX = 1, 4
 
@@ -196,3 +197,141 @@ def suppress_table(
         col_totals=tuple(shown(("col", -1, j)) for j in range(n_cols)) if col_totals else None,
         primary=primary,
     )
+
+
+# --- trees of groups: the indicator pages' drill-down (issue 23) -------------------------------
+
+Node = Hashable
+
+
+def tree_derivable(parent: dict[Node, Node | None], hidden: set[Node]) -> set[Node]:
+    """The hidden groups of a tree of sums whose value the shown ones fix — the same answer as
+    ``derivable`` on the tree's equations, found as bridges of a graph instead of by rational
+    elimination (linear time, where elimination was the pages' hot spot).
+
+    Each parent's equation is a vertex, and a free vertex S stands for "no equation"; each hidden
+    group is an edge from its parent's equation (S for the root) to its own (S for a leaf). A
+    hidden value is fixed exactly when its edge is a bridge: removing it disconnects its ends, so
+    no other hidden value can move with it. The same for every count column, since which values
+    are hidden does not depend on the column."""
+    has_children = {up for up in parent.values() if up is not None}
+    edges: list[tuple[Node, Any, Any]] = []
+    for node in hidden:
+        a = ("eq", parent[node]) if parent[node] is not None else "S"
+        b = ("eq", node) if node in has_children else "S"
+        edges.append((node, a, b))
+    adjacency: dict[Any, list[tuple[Any, int]]] = {}
+    for k, (_node, a, b) in enumerate(edges):
+        if a == b:
+            continue  # a loop at S: nothing constrains it
+        adjacency.setdefault(a, []).append((b, k))
+        adjacency.setdefault(b, []).append((a, k))
+    order: dict[Any, int] = {}
+    low: dict[Any, int] = {}
+    bridges: set[int] = set()
+    for root in adjacency:
+        if root in order:
+            continue
+        order[root] = low[root] = len(order)
+        stack: list[tuple[Any, int, int]] = [(root, -1, 0)]  # vertex, edge it was entered by, next neighbour
+        while stack:
+            v, via, i = stack[-1]
+            if i < len(adjacency[v]):
+                stack[-1] = (v, via, i + 1)
+                w, k = adjacency[v][i]
+                if k == via:
+                    continue
+                if w in order:
+                    low[v] = min(low[v], order[w])
+                else:
+                    order[w] = low[w] = len(order)
+                    stack.append((w, k, 0))
+            else:
+                stack.pop()
+                if stack:
+                    u = stack[-1][0]
+                    low[u] = min(low[u], low[v])
+                    if low[v] > order[u]:
+                        bridges.add(via)
+    return {edges[k][0] for k in bridges}
+
+
+def suppress_tree(
+    *, parent: dict[Node, Node | None], counts: dict[Node, Sequence[int]], small_max: int = SMALL_MAX,
+    hidden_from_start: frozenset[Node] = frozenset(),
+) -> tuple[frozenset[Node], frozenset[Node]]:
+    """Which groups of a tree (national → region → department → team, or a scope → its quarters)
+    must be hidden, as ``(hidden, primary)``.
+
+    Every group has the same count columns (e.g. patients, numerator, denominator − numerator),
+    and each column of a parent is the sum of its children's: one equation per parent and column.
+    A group is hidden *whole* — its figure, interval and every count — when any of its counts is
+    small (1..``small_max``: *primary*), or when one of its counts could be worked out from the
+    shown ones (complementary), which is checked with the same elimination and bound propagation
+    as ``suppress_table``, until no small group (and none of ``hidden_from_start``) can be
+    worked out. A complement is a sibling where there is one (the smallest shown), so
+    a level above does not lose its figure for a level below; the root (the national figure, or
+    the page's scope) is never hidden as a complement. ``hidden_from_start``: groups already
+    hidden elsewhere — e.g. the scope of a quarter table when the drill-down hid it — so that the
+    figures shown with it cannot give it back.
+
+    Because the whole tree is solved at once, a team hidden on the department's page stays
+    hidden on the region's and the national page's, and no combination of the levels' shown
+    figures gives it back."""
+    nodes = list(parent)
+    n_cols = len(next(iter(counts.values()))) if counts else 0
+    items: list[tuple[Node, int]] = [(node, c) for node in nodes for c in range(n_cols)]
+    values = {(node, c): counts[node][c] for node in nodes for c in range(n_cols)}
+    children: dict[Node, list[Node]] = {}
+    for node, up in parent.items():
+        if up is not None:
+            children.setdefault(up, []).append(node)
+    equations: list[dict[Item, int]] = []
+    for up, kids in children.items():
+        for c in range(n_cols):
+            eq: dict[Any, int] = {(kid, c): 1 for kid in kids}
+            eq[(up, c)] = -1
+            equations.append(eq)
+    primary_nodes = {node for node in nodes if any(SMALL_MIN <= v <= small_max for v in counts[node])}
+    hidden_nodes = set(primary_nodes) | set(hidden_from_start)
+    # A zero identifies nobody: a hidden group of zeros may be worked out.
+    must_stay_hidden = {node for node in hidden_nodes if any(counts[node])}
+    roots = {node for node, up in parent.items() if up is None}
+    order = {node: i for i, node in enumerate(nodes)}
+
+    while True:
+        hidden_items = [item for item in items if item[0] in hidden_nodes]
+        bounds: dict[Any, tuple[int, int | None]] = {}
+        for item in hidden_items:
+            v = values[item]
+            if item[0] in primary_nodes and SMALL_MIN <= v <= small_max:
+                bounds[item] = (SMALL_MIN, small_max)
+            else:
+                # A group hidden whole may hold a zero or a small count in another column; the
+                # reader knows only that a count is not negative.
+                bounds[item] = (0, None)
+        exposed_nodes = tree_derivable(parent, hidden_nodes) & must_stay_hidden
+        if not exposed_nodes:  # bounds only matter once the algebra alone fixes nothing
+            exposed_nodes = {item[0] for item in pinned_by_bounds(
+                hidden_items, equations, values, bounds)} & must_stay_hidden  # type: ignore[arg-type]
+        # Only the groups that must stay unknown count: the small ones and those hidden elsewhere.
+        # A complement worked out is harmless (its figure is not small; e.g. the only region of
+        # a programme equals the national figure), as long as what it protects stays hidden.
+        exposed = sorted(exposed_nodes, key=order.__getitem__)
+        if not exposed:
+            break
+        target = exposed[0]
+        up = parent[target]
+        def shown_nonzero(group: list[Node]) -> list[Node]:
+            return [n for n in group if n not in hidden_nodes and any(counts[n])]
+
+        siblings = shown_nonzero(children.get(up, [])) if up is not None else []
+        kids = shown_nonzero(children.get(target, []))
+        above = [up] if up is not None and up not in hidden_nodes and up not in roots else []
+        pool = siblings or kids or above
+        if not pool:
+            pool = [n for n in nodes if n not in hidden_nodes and n not in roots and any(counts[n])]
+        if not pool:
+            break  # only the root is left; it is shown (a page's own scope is protected)
+        hidden_nodes.add(min(pool, key=lambda n: (counts[n][0], order[n])))
+    return frozenset(hidden_nodes), frozenset(primary_nodes)

@@ -105,7 +105,8 @@ def teams_for(user: Any) -> QuerySet[CareTeam]:
 
 
 def can_see_identifiers(user: Any) -> bool:
-    return user is not None and user.is_authenticated and user.role != Role.QUALITY
+    # Quality staff and analysts (aggregates only) never see who a patient is.
+    return user is not None and user.is_authenticated and user.role not in (Role.QUALITY, Role.ANALYST)
 
 
 def patient_or_404(

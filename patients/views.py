@@ -3,12 +3,14 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from accounts.models import Role
@@ -172,7 +174,12 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
             if override else None,
         })
 
+    # "Patients like me" (issue 23), the same as the patient sees; a dotted path, so that this
+    # app does not import outcomes.
+    reference = getattr(settings, "MY_ANSWERS_REFERENCE", "")
+    peers = import_string(reference)(patient_id=patient.pk) if reference else []
     return render(request, "patients/detail.html", {
+        "peers": peers,
         "patient": patient,
         "episodes": patient.episodes.select_related("program", "care_team"),
         "open_alerts": open_alerts,

@@ -227,6 +227,12 @@ CELERY_TASK_DEFAULT_QUEUE = "proplatform"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "global_keyprefix": f"{REDIS_PREFIX}:"}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    # Outcome indicators (issue 23): rebuild the precomputed aggregates the dashboards read.
+    # A withdrawal from secondary use leaves these figures at the next refresh at the latest.
+    "outcomes-refresh-indicator-cells": {
+        "task": "outcomes.tasks.refresh_indicator_cells",
+        "schedule": env.float("OUTCOMES_REFRESH_SECONDS", default=900.0),
+    },
     # The broker is a hint, the database the record: anything a lost message left unevaluated
     # is found here (see monitoring.services.readings_sweep_unevaluated).
     "sweep-unevaluated-responses": {
@@ -560,3 +566,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Outcome indicators (issue 23): the smallest group a figure is shown for, and "patients like
+# me" on the patient's answers page (a dotted path; empty turns it off) with its own minimum.
+OUTCOMES_MIN_PATIENTS = env.int("OUTCOMES_MIN_PATIENTS", default=5)
+OUTCOMES_PEERS_MIN = env.int("OUTCOMES_PEERS_MIN", default=20)
+MY_ANSWERS_REFERENCE = "outcomes.peers.patient_peer_comparisons"
+
+# Dashboard reads from a read replica (issue 23; outcomes.replica, docs/production.md): the
+# outcome indicator pages, downloads and FHIR MeasureReports read there when this is set. In
+# tests the replica mirrors the test database of "default".
+DATABASE_REPLICA_URL = _url("DATABASE_REPLICA_URL", {"postgres", "postgresql"})
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {**env.db_url_config(DATABASE_REPLICA_URL), "CONN_HEALTH_CHECKS": True,
+                            "TEST": {"MIRROR": "default"}}
+    DATABASE_ROUTERS = ["outcomes.replica.DashboardReplicaRouter"]

@@ -20,6 +20,7 @@ from interop import views_reads as fhir_reads
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
+from outcomes import fhir_measure_views as outcomes_measures
 from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
 from patients import views as patients_views
@@ -55,6 +56,11 @@ fhir = [
     path(".well-known/smart-configuration", smart_views.smart_configuration, name="fhir-smart-configuration"),
     path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
     path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
+    path("Measure", outcomes_measures.MeasureSearchView.as_view(), name="fhir-measures"),
+    path("Measure/<str:measure_id>/$evaluate-measure", outcomes_measures.EvaluateMeasureView.as_view(),
+         name="fhir-evaluate-measure"),
+    path("Measure/<str:measure_id>", outcomes_measures.MeasureReadView.as_view(), name="fhir-measure"),
+    path("MeasureReport", outcomes_measures.MeasureReportSearchView.as_view(), name="fhir-measure-reports"),
     # before Patient/<id>, which would take "$export" for an id
     path("Patient", fhir_views.PatientSearchView.as_view(), name="fhir-patient-search"),
     path("Patient/_search", fhir_views.PatientSearchPostView.as_view(), name="fhir-patient-search-post"),
@@ -154,6 +160,7 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/pauses/<int:pause_id>/end/", schedules_views.pause_end_now, name="pause-end"),
     path("quality/", outcomes_views.overview, name="quality-overview"),
     path("quality/cohorts/", include("outcomes.urls")),
+    path("quality/indicators/", include("outcomes.urls_indicators")),
     path("quality/sends/", exports_quality.sends, name="quality-sends"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

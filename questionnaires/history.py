@@ -5,9 +5,11 @@ questionnaires.review), never inferred from someone opening the patient's page."
 from collections import defaultdict
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
+from django.utils.module_loading import import_string
 
 from accounts.decorators import role_required
 from accounts.models import Role
@@ -71,4 +73,8 @@ def my_answers(request: HttpRequest) -> HttpResponse:
                     for s in r.scores or []]}
         for r in reversed(responses)
     ]
-    return render(request, "questionnaires/history.html", {"charts": charts, "rows": rows})
+    # "Patients like me" (outcomes.peers), reached by a dotted path so that this app does not
+    # import a higher one; empty when the setting names nothing.
+    reference = getattr(settings, "MY_ANSWERS_REFERENCE", "")
+    peers = import_string(reference)(patient_id=patient.pk) if reference else []
+    return render(request, "questionnaires/history.html", {"charts": charts, "rows": rows, "peers": peers})

@@ -1,0 +1,136 @@
+"""Indicator pages against one raw SQL query of the same aggregate, on PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform \\
+        .venv/bin/python bench/dashboard.py [PATIENTS] [READINGS_PER_PATIENT]
+
+Seeds a throw-away test database with ``manage.py seed_outcomes`` (COPY), then measures:
+
+- full refresh: outcomes.services.indicator_cells_refresh for every indicator (what the Celery
+  beat task runs), once;
+- page, precomputed: GET of an indicator page through Django's test client as quality staff,
+  warm (two requests first), N times: p50 and p95 — the drill-down tree and the breakdowns are
+  computed and suppressed per request from the precomputed cells;
+- page, live: the same page with a period not in whole months, which computes from the rows;
+- reference: one raw SQL query of the same aggregate (response rate at 3 months per team:
+  episodes whose window has closed and those with a completed response in it) — the database's
+  own floor for this figure, without suppression, tables or HTML.
+
+Prints the figures and the ratio page p95 / reference p95.
+"""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proplatform.settings")
+os.environ.pop("REDIS_URL", None)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+
+RUNS = 20
+PAGES = ["response-rate-3m", "prom-change-phq-9-6m", "alert-rate-all", "red-ack-hours", "reading-adherence"]
+
+REFERENCE_SQL = """
+SELECT e.care_team_id,
+       COUNT(*) FILTER (WHERE e.treatment_start + 121 < CURRENT_DATE) AS expected,
+       COUNT(*) FILTER (WHERE e.treatment_start + 121 < CURRENT_DATE AND EXISTS (
+           SELECT 1 FROM questionnaires_questionnaireresponse r
+           WHERE r.patient_id = e.patient_id AND r.status = 'completed'
+             AND (r.authored_at AT TIME ZONE 'Europe/Copenhagen')::date - e.treatment_start BETWEEN 61 AND 121
+       )) AS responded
+FROM patients_treatmentepisode e JOIN patients_patient p ON p.id = e.patient_id
+WHERE p.secondary_use_withdrawn_at IS NULL AND e.treatment_start <= CURRENT_DATE
+GROUP BY e.care_team_id
+"""
+
+
+def timed(fn, runs: int = RUNS) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def p95(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=20, method="inclusive")[18]
+
+
+def main() -> None:
+    patients = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    readings = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    if connection.vendor != "postgresql":
+        sys.exit("Run against PostgreSQL: DATABASE_URL=postgres://...")
+    setup_test_environment()
+    settings.ALLOWED_HOSTS = ["*"]
+    # As the tests do: plain HTTP, static files as they are, staff logged in without two-factor.
+    settings.SECURE_SSL_REDIRECT = False
+    settings.REQUIRE_STAFF_TWO_FACTOR = False
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    old = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        t = time.perf_counter()
+        call_command("seed_outcomes", patients=patients, readings_per_patient=readings,
+                     confirmed=True, stdout=sys.stderr)
+        print(f"seed: {patients} patients in {time.perf_counter() - t:.1f} s")
+        with connection.cursor() as c:
+            c.execute("ANALYZE")
+
+        from django.test import Client
+
+        from accounts.models import Role, User
+        from outcomes.services import indicator_cells_refresh
+
+        t = time.perf_counter()
+        cells = indicator_cells_refresh()
+        print(f"full refresh ({len(cells)} indicators, {sum(cells.values())} cells): "
+              f"{time.perf_counter() - t:.1f} s")
+
+        User.objects.create_user(username="bench-quality", password="x" * 12, role=Role.QUALITY)  # noqa: S106
+        client = Client()
+        client.force_login(User.objects.get(username="bench-quality"))
+
+        def sql() -> None:
+            with connection.cursor() as c:
+                c.execute(REFERENCE_SQL)
+                c.fetchall()
+
+        sql()
+        ref = timed(sql)
+        print(f"reference SQL (response rate at 3 months per team): p50 {statistics.median(ref):.0f} ms, "
+              f"p95 {p95(ref):.0f} ms")
+        for code in PAGES:
+            for query in ("", "?region=1082", "?start_from=2025-01-03"):
+                url = f"/quality/indicators/{code}/{query}"
+                runs = RUNS if "start_from" not in query else 5
+                for _ in range(2):
+                    answer = client.get(url)
+                    assert answer.status_code == 200, (url, answer.status_code)
+                xs = timed(lambda url=url: client.get(url), runs)
+                kind = "live" if "start_from" in query else "precomputed"
+                line = (f"{code}{query or ''} ({kind}): p50 {statistics.median(xs):.0f} ms, "
+                        f"p95 {p95(xs) if len(xs) >= 20 else max(xs):.0f} ms")
+                if kind == "precomputed":
+                    line += f", ratio to SQL p95 {p95(xs) / p95(ref):.1f}"
+                print(line)
+        home = timed(lambda: client.get("/quality/indicators/"), 5)
+        print(f"front page ({len(cells)} indicators, precomputed): p50 {statistics.median(home):.0f} ms, "
+              f"max {max(home):.0f} ms")
+    finally:
+        connection.creation.destroy_test_db(old, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

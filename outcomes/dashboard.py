@@ -1,0 +1,305 @@
+"""What the indicator pages, their downloads and FHIR MeasureReport show: figures per group,
+already suppressed. Nothing here returns a patient, an episode or a unit — only groups of at
+least ``min_patients()`` patients, with their counts.
+
+Groups:
+- the drill-down tree: national → region → department → team, suppressed as one tree
+  (outcomes.suppression.suppress_tree), so every level is cut from the same decision;
+- breakdowns of the page's current group by quarter of treatment start, sex and age band, each
+  a small tree under that group, which starts hidden when the drill-down hid the group.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+
+from outcomes.indicators import (
+    AGE_BANDS,
+    Cell,
+    Dataset,
+    Figure,
+    Filters,
+    Indicator,
+    Kind,
+    aggregate,
+    cells_from_units,
+    episodes_in_scope,
+    min_patients,
+)
+from outcomes.suppression import suppress_tree
+from patients.models import CareTeam, Region, Sex
+
+ROOT = "all"
+
+
+def suppression_rule() -> str:
+    n = min_patients()
+    return _("Counts of 1–%(max)s are shown as <%(min)s; figures (shares, means, medians, percentiles, rates) "
+             "are shown only for groups of at least %(min)s patients; “–” marks a group hidden so that a "
+             "hidden group cannot be worked out from the others. Patients who withdrew from secondary use "
+             "are never counted.") % {"max": n - 1, "min": n}
+
+
+@dataclass(frozen=True)
+class Row:
+    key: Hashable
+    label: str
+    figure: Figure
+    shown: bool
+    small: bool  # hidden because a count of its own is small ("<5"); else "–" when hidden
+    drill: dict[str, str] | None = None  # the query to drill into this group
+
+    @property
+    def marker(self) -> str:
+        return f"<{min_patients()}" if self.small else "–"
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str  # "org", "quarter", "sex", "age"
+    title: str
+    group_label: str
+    total: Row
+    rows: list[Row]
+
+
+def _label_region(code: str) -> str:
+    return str(dict(Region.choices).get(code, code))
+
+
+def indicator_view(indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
+                   team_id: int | None = None, dataset: Dataset | None = None,
+                   national_only: bool = False) -> IndicatorView:
+    """The view the pages, downloads and FHIR use: from the precomputed cells when they fit the
+    filters, else live. ``view.precomputed`` and ``view.computed_at`` say which, and when."""
+    from outcomes.selectors import indicator_cells_precomputed
+
+    found = indicator_cells_precomputed(code=indicator.code, filters=filters)
+    if found is not None:
+        cells, refresh = found
+        return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                             today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at,
+                             national_only=national_only)
+    return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                         dataset=dataset, national_only=national_only)
+
+
+class IndicatorView:
+    """One indicator over one scope (filters), at one drill-down position."""
+
+    def __init__(self, indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
+                 team_id: int | None = None, today: date | None = None, dataset: Dataset | None = None,
+                 cells: list[Cell] | None = None, computed_at: datetime | None = None,
+                 national_only: bool = False) -> None:
+        """Figures from ``cells`` when given (the precomputed table, already cut to the filters),
+        else computed now from the live rows (``dataset``, or one loaded for the filters).
+        ``national_only``: no drill-down tree (the front page): the national figure is the
+        tree's root, which is hidden only when it is small itself, so it needs no tree."""
+        self.national_only = national_only
+        self.indicator = indicator
+        self.filters = filters
+        self.today = today or timezone.localdate()
+        self.computed_at: datetime = computed_at or timezone.now()
+        self.precomputed = cells is not None
+        if cells is None:
+            self.dataset = dataset or Dataset(episodes_in_scope(filters, self.today), self.today)
+            cells = cells_from_units(indicator.units(self.dataset))
+        self.cells: list[Cell] = cells
+        self.small_max = min_patients() - 1
+        self._build_tree()
+        self.position = self._position(region, department, team_id)
+
+    # --- the drill-down tree ---------------------------------------------------------------------
+    def _build_tree(self) -> None:
+        parent: dict[Hashable, Hashable | None] = {ROOT: None}
+        members: dict[Hashable, list[Cell]] = defaultdict(list)
+        labels: dict[Hashable, str] = {ROOT: _("All of Denmark")}
+        teams = {} if self.national_only else {t.pk: t for t in CareTeam.objects.all()}
+        for team in teams.values():  # every group is listed, with or without patients
+            r, d = ("region", team.region), ("department", team.region, team.department)
+            parent.setdefault(r, ROOT)
+            parent.setdefault(d, r)
+            parent[("team", team.pk)] = d
+            labels[r], labels[d], labels[("team", team.pk)] = _label_region(team.region), team.department, team.name
+        for c in self.cells:
+            nodes = (ROOT,) if self.national_only else (
+                ROOT, ("region", c.region), ("department", c.region, c.department), ("team", c.team_id))
+            for node in nodes:
+                members[node].append(c)
+        self.parent, self.labels = parent, labels
+        self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}
+        self.members = members
+        self.hidden, self.primary = suppress_tree(
+            parent=parent, counts={n: f.counts(self.indicator) for n, f in self.figures.items()},
+            small_max=self.small_max)
+
+    def _position(self, region: str, department: str, team_id: int | None) -> Hashable:
+        for node in ((("team", team_id) if team_id else None),
+                     (("department", region, department) if region and department else None),
+                     (("region", region) if region else None)):
+            if node is not None and node in self.parent:
+                return node
+        return ROOT
+
+    def _row(self, node: Hashable) -> Row:
+        drill: dict[str, str] | None = None
+        if isinstance(node, tuple):
+            if node[0] == "region":
+                drill = {"region": node[1]}
+            elif node[0] == "department":
+                drill = {"region": node[1], "department": node[2]}
+            elif node[0] == "team":
+                d = self.parent[node]
+                drill = {"region": d[1], "department": d[2], "team": str(node[1])}  # type: ignore[index]
+        return Row(key=node, label=self.labels[node], figure=self.figures[node], shown=node not in self.hidden,
+                   small=node in self.primary, drill=drill)
+
+    def national(self) -> Row:
+        return self._row(ROOT)
+
+    def current(self) -> Row:
+        return self._row(self.position)
+
+    def breadcrumbs(self) -> list[Row]:
+        chain, node = [], self.position
+        while node is not None:
+            chain.append(self._row(node))
+            node = self.parent[node]
+        return list(reversed(chain))
+
+    def org_table(self) -> Table:
+        children = [n for n, up in self.parent.items() if up == self.position]
+        rows = sorted((self._row(n) for n in children), key=lambda r: r.label)
+        level = {ROOT: _("Region"), "region": _("Department"), "department": _("Team")}
+        kind = self.position if self.position == ROOT else self.position[0]  # type: ignore[index]
+        return Table(key="org", title=_("By %(level)s") % {"level": level.get(kind, _("Team")).lower()},
+                     group_label=level.get(kind, _("Team")), total=self.current(), rows=rows)
+
+    # --- breakdowns of the current group ---------------------------------------------------------
+    def _breakdown(self, key: str, title: str, group_label: str, keyed: Iterable[tuple[str, str]],
+                   of: Any) -> Table:
+        groups: dict[str, list[Cell]] = defaultdict(list)
+        for c in self.members.get(self.position, []):
+            groups[of(c)].append(c)
+        keys = list(keyed)
+        parent: dict[Hashable, Hashable | None] = {"scope": None}
+        figures: dict[Hashable, Figure] = {"scope": self.figures[self.position]}
+        for k, _label in keys:
+            parent[k] = "scope"
+            figures[k] = aggregate(self.indicator, groups.get(k, ()))
+        hidden, primary = suppress_tree(
+            parent=parent, counts={n: f.counts(self.indicator) for n, f in figures.items()},
+            small_max=self.small_max,
+            hidden_from_start=frozenset({"scope"}) if self.position in self.hidden else frozenset())
+        rows = [Row(key=k, label=label, figure=figures[k], shown=k not in hidden, small=k in primary)
+                for k, label in keys]
+        return Table(key=key, title=title, group_label=group_label, total=self.current(), rows=rows)
+
+    def quarter_table(self) -> Table:
+        quarters = sorted({c.quarter for c in self.members.get(self.position, [])})
+        return self._breakdown("quarter", _("By quarter of treatment start"), _("Quarter"),
+                               [(q, q) for q in quarters], lambda c: c.quarter)
+
+    def sex_table(self) -> Table:
+        return self._breakdown("sex", _("By sex"), _("Sex"),
+                               [(c, str(label)) for c, label in Sex.choices if c in ("female", "male")]
+                               + [(c, str(label)) for c, label in Sex.choices if c not in ("female", "male")
+                                  and any(m.sex == c for m in self.members.get(self.position, []))],
+                               lambda m: m.sex)
+
+    def age_table(self) -> Table:
+        return self._breakdown("age", _("By age at treatment start"), _("Age band"),
+                               [(code, code) for code, _lo, _hi in AGE_BANDS], lambda c: c.age_band)
+
+    def tables(self) -> list[Table]:
+        return [self.org_table(), self.quarter_table(), self.sex_table(), self.age_table()]
+
+    def table(self, key: str) -> Table | None:
+        return {t.key: t for t in self.tables()}.get(key)
+
+
+# --- formatting -----------------------------------------------------------------------------------
+
+def headline_value(indicator: Indicator, value: float | None) -> str:
+    if value is None:
+        return ""
+    if indicator.kind == Kind.PROPORTION:
+        return f"{number_format(100 * value, 1)} %"
+    return number_format(value, 1 if indicator.kind == Kind.DISTRIBUTION else 2)
+
+
+def plain_value(indicator: Indicator, value: float | None) -> float | None:
+    """The value in the unit the pages show (a share as a percentage)."""
+    if value is None:
+        return None
+    return 100 * value if indicator.kind == Kind.PROPORTION else value
+
+
+def count_text(n: float, small_max: int | None = None) -> str:
+    small_max = min_patients() - 1 if small_max is None else small_max
+    if 1 <= n <= small_max:
+        return f"<{small_max + 1}"
+    return number_format(round(n), 0)
+
+
+def statistics_columns(indicator: Indicator) -> list[tuple[str, str]]:
+    """(key, heading) of the figure columns a table shows for this indicator."""
+    cols = [("patients", _("Patients"))]
+    if indicator.kind == Kind.PROPORTION:
+        cols += [("numerator", _("Numerator")), ("denominator", _("Denominator")), ("value", _("Share")),
+                 ("ci", _("95 % CI"))]
+    elif indicator.kind == Kind.RATE:
+        cols += [("numerator", _("Events")), ("denominator", _("Patient-days")), ("value", _("Rate")),
+                 ("ci", _("95 % CI"))]
+    else:
+        cols += [("n", _("Measurements")), ("mean", _("Mean")), ("ci", _("95 % CI of the mean")),
+                 ("median", _("Median")), ("iqr", _("Interquartile range")), ("p90", _("90th percentile"))]
+        cols += [(f"cat:{c}", str(label)) for c, label in indicator.categories]
+    return cols
+
+
+def row_cells(indicator: Indicator, row: Row) -> list[str]:
+    """The shown text of each statistics column: hidden groups show their marker everywhere."""
+    cols = statistics_columns(indicator)
+    if not row.shown:
+        return [row.marker for _c in cols]
+    f = row.figure
+    num = lambda v: "" if v is None else number_format(v, 1)  # noqa: E731
+    out = []
+    for key, _heading in cols:
+        if key == "patients":
+            out.append(count_text(f.n_patients))
+        elif key == "numerator":
+            out.append(count_text(f.numerator))
+        elif key == "denominator":
+            out.append(count_text(f.denominator))
+        elif key == "n":
+            out.append(count_text(f.n_units))
+        elif key == "value":
+            out.append(headline_value(indicator, f.value))
+        elif key == "ci":
+            if indicator.kind == Kind.DISTRIBUTION:
+                out.append("" if f.mean_low is None else f"{num(f.mean_low)} – {num(f.mean_high)}")
+            elif f.low is None or f.high is None:
+                out.append("")
+            else:
+                out.append(f"{headline_value(indicator, f.low)} – {headline_value(indicator, f.high)}")
+        elif key == "mean":
+            out.append(num(f.mean))
+        elif key == "median":
+            out.append(num(f.median))
+        elif key == "iqr":
+            out.append("" if f.q1 is None else f"{num(f.q1)} – {num(f.q3)}")
+        elif key == "p90":
+            out.append(num(f.p90))
+        elif key.startswith("cat:"):
+            out.append(count_text(f.categories.get(key[4:], 0)))
+    return out

@@ -1,0 +1,10 @@
+from celery import shared_task
+
+from outcomes.services import indicator_cells_refresh
+
+
+@shared_task(acks_late=True, max_retries=3, default_retry_delay=60)
+def refresh_indicator_cells() -> dict[str, int]:
+    """Beat (every OUTCOMES_REFRESH_SECONDS) and the "refresh now" button: rebuild every
+    indicator's precomputed cells. Idempotent: a repeat does the same work again."""
+    return indicator_cells_refresh()
