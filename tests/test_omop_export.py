@@ -235,3 +235,39 @@ def test_the_command_exports_and_prints_the_counts_and_checks(data):
     call_command("export_omop", "--schema", SCHEMA, "--release-date", "2026-12-01", stdout=out, stderr=StringIO())
     text = out.getvalue()
     assert "measurement: 4" in text and "all checks passed" in text
+
+
+def test_quality_staff_start_an_omop_job_from_the_page_and_read_its_counts_and_checks(
+        cast, data, client, django_capture_on_commit_callbacks):
+    from exports.models import ExportStatus, OmopExportJob
+    from exports.omop.jobs import omop_job_run
+
+    client.force_login(cast.quality)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post("/quality/omop/", {"schema": SCHEMA})
+    assert response.status_code == 302 and len(callbacks) == 1  # enqueued after commit
+    job = OmopExportJob.objects.get()
+    assert job.status == ExportStatus.QUEUED and job.requester == cast.quality
+    omop_job_run(job_id=job.pk)  # what the worker does
+    assert omop_job_run(job_id=job.pk) is None  # a second delivery finds it claimed
+    status = client.get(f"/quality/omop/{job.pk}.json").json()
+    assert status["status"] == "completed" and status["progress"] == 100
+    assert status["result"]["tables"]["measurement"] == 4
+    assert all(c["ok"] for c in status["result"]["checks"])
+    assert SCHEMA in client.get("/quality/omop/").content.decode()
+
+
+def test_the_page_refuses_a_bad_schema_name_in_words_and_starts_nothing(cast, data, client):
+    from exports.models import OmopExportJob
+
+    client.force_login(cast.quality)
+    response = client.post("/quality/omop/", {"schema": "x; drop"})
+    assert response.status_code == 200 and "not a usable schema name" in response.content.decode()
+    assert not OmopExportJob.objects.exists()
+
+
+def test_a_clinician_can_neither_start_nor_read_omop_exports(cast, client):
+    client.force_login(cast.clinician_a)
+    assert client.post("/quality/omop/", {"schema": SCHEMA}).status_code == 403
+    assert client.get("/quality/omop/").status_code == 403
+

@@ -54,7 +54,7 @@ def omop_export(*, schema: str, since: datetime | None = None, cohort_id: int | 
     schema_validate(schema)
     if since is not None and since.tzinfo is None:
         raise OmopError("--since needs a time zone, e.g. 2026-01-01T00:00:00Z.")
-    cohort = _cohort(cohort_id)
+    cohort = cohort_resolve(cohort_id)
     key = pseudonym_key()
     step = progress or (lambda _s, _p: None)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -90,7 +90,7 @@ class OmopCheckFailed(Exception):
         self.result = result
 
 
-def _cohort(cohort_id: int | None) -> Any:
+def cohort_resolve(cohort_id: int | None) -> Any:
     if cohort_id is None:
         return None
     from outcomes.models import Cohort  # outcomes sits beside exports; imported late as selectors.py does
