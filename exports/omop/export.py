@@ -15,7 +15,8 @@ The CDM's ids are 32-bit integers; ids that would not fit are refused with the r
 """
 
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -68,9 +69,10 @@ def omop_export(*, schema: str, since: datetime | None = None, cohort_id: int | 
         step("episodes", 20)
         run.conditions_and_episodes()
         step("measurements", 30)
-        run.measurement()
-        step("observations", 60)
-        run.observation()
+        with run.foreign_keys_checked_at_the_end(("measurement", "observation")):
+            run.measurement()
+            step("observations", 60)
+            run.observation()
         step("observation periods", 85)
         run.observation_period()
         run.source_and_metadata(release_date=release_date, cohort_id=cohort_id)
@@ -104,6 +106,7 @@ def cohort_resolve(cohort_id: int | None) -> Any:
 class _Run:
     def __init__(self, cursor: Any, schema: str, since: datetime | None) -> None:
         self.c = cursor
+        self.name = schema
         self.s = f'"{schema}"'
         self.since = since
         # Temporary tables go at commit; dropped here too, for a second run in one transaction.
@@ -115,6 +118,22 @@ class _Run:
     def scalar(self, sql: str, params: Any = None) -> Any:
         self.c.execute(sql, params)
         return self.c.fetchone()[0]
+
+    @contextmanager
+    def foreign_keys_checked_at_the_end(self, tables: tuple[str, ...]) -> Iterator[None]:
+        """The big tables' foreign keys are dropped and added back, in this transaction: a
+        foreign key checks each inserted row with a trigger (10 keys per measurement row, most of
+        the cost), adding it back checks all rows with one join. Nobody sees the table without
+        them (DDL is transactional in PostgreSQL) and a row that breaks one fails the export."""
+        self.x("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+               "WHERE contype = 'f' AND connamespace = %s::regnamespace AND conrelid::regclass::text = ANY(%s) "
+               "ORDER BY 1, 2", [self.s, [f"{self.name}.{t}" for t in tables]])
+        keys = self.c.fetchall()
+        for table, name, _definition in keys:
+            self.x(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        yield
+        for table, name, definition in keys:
+            self.x(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
     # --- persons -------------------------------------------------------------------------
 
