@@ -114,12 +114,16 @@ def test_patient_as_readings_become_measurements_with_loinc_concepts_units_and_l
     w, bp = data["weight"].pk, data["bp"].pk
     local = datetime(2026, 12, 1, 11, 30)  # noqa: DTZ001 - the CDM's timestamps carry no zone
     assert got == [
-        (w * 2, 3025315, date(2026, 12, 1), local, Decimal("81.400"), 0, "kg", "29463-7"),
+        (w * 2, 3025315, date(2026, 12, 1), local, Decimal("81.400"), 9529, "kg", "29463-7"),
         (bp * 2, 3004249, date(2026, 12, 1), local + timedelta(hours=1), Decimal("142.000"), 8876, "mm[Hg]",
          "8480-6"),
         (bp * 2 + 1, 3012888, date(2026, 12, 1), local + timedelta(hours=1), Decimal("91.000"), 8876, "mm[Hg]",
          "8462-4"),
     ]  # the erroneous SpO2 is not there
+    assert rows("SELECT DISTINCT measurement_type_concept_id FROM cdm.measurement") == [(32817,)]  # EHR
+    assert rows("SELECT DISTINCT observation_type_concept_id FROM cdm.observation") == [(32862,)]  # survey
+    assert rows("SELECT measurement_concept_id, unit_concept_id FROM cdm.measurement WHERE person_id = %s",
+                [person_id(cast.patient_b)]) == [(3027018, 8541)]  # pulse, per minute
 
 
 def test_one_phq9_response_becomes_observations_item_by_item_without_free_text(cast, data):

@@ -201,6 +201,7 @@ class _Run:
         (DC341 → C34.1); ICD-10 has no standard concept here (no Athena mapping shipped), so
         condition_concept_id is 0 with the ICD-10 code as the source value."""
         episode = TreatmentEpisode._meta.db_table
+        ehr = concepts.concept_id("Type Concept", "ehr")
         icd10 = ("CASE WHEN length(e.condition_code) > 4 THEN substr(e.condition_code, 2, 3) || '.' || "
                  "substr(e.condition_code, 5) ELSE substr(e.condition_code, 2) END")
         self.x(f"DELETE FROM {self.s}.condition_occurrence")
@@ -212,8 +213,8 @@ class _Run:
                 condition_start_date, condition_start_datetime, condition_end_date, condition_end_datetime,
                 condition_type_concept_id, condition_source_value, condition_source_concept_id)
             SELECT e.id, s.person_id, 0, e.treatment_start, e.treatment_start::timestamp, e."end",
-                e."end"::timestamp, 0, {icd10}, 0
-            FROM {episode} e JOIN _scope s ON s.patient_id = e.patient_id ORDER BY e.id""")
+                e."end"::timestamp, %s, {icd10}, 0
+            FROM {episode} e JOIN _scope s ON s.patient_id = e.patient_id ORDER BY e.id""", [ehr])
         self.x(f"""
             INSERT INTO {self.s}.episode (episode_id, person_id, episode_concept_id, episode_start_date,
                 episode_start_datetime, episode_end_date, episode_end_datetime, episode_parent_id, episode_number,
@@ -222,8 +223,8 @@ class _Run:
             SELECT e.id, s.person_id, 0, e.treatment_start, e.treatment_start::timestamp, e."end",
                 e."end"::timestamp, NULL,
                 row_number() OVER (PARTITION BY e.patient_id ORDER BY e.treatment_start, e.id),
-                0, 0, {icd10}, 0
-            FROM {episode} e JOIN _scope s ON s.patient_id = e.patient_id ORDER BY e.id""")
+                0, %s, {icd10}, 0
+            FROM {episode} e JOIN _scope s ON s.patient_id = e.patient_id ORDER BY e.id""", [ehr])
 
     # --- measurements ----------------------------------------------------------------------
 
@@ -239,6 +240,8 @@ class _Run:
                        [m.code, n, loinc, concepts.concept_id("LOINC", loinc), m.unit,
                         concepts.concept_id("UCUM", m.unit)])
         reading = Reading._meta.db_table
+        # Readings are recorded in the platform, the patients' clinical record of them: "EHR".
+        type_concept = int(concepts.concept_id("Type Concept", "ehr"))
         if self.scalar(f"SELECT coalesce(max(id), 0) FROM {reading}") * 2 + 1 > MAX_INT:
             raise OmopError("Reading ids have outgrown OMOP's 32-bit measurement_id (reading id × 2).")
         changed, params = "true", []
@@ -255,7 +258,7 @@ class _Run:
                 measurement_datetime, measurement_type_concept_id, value_as_number, unit_concept_id,
                 measurement_source_value, measurement_source_concept_id, unit_source_value, value_source_value)
             SELECT r.id * 2 + v.n, s.person_id, m.concept_id, {_local('r.effective_at')}::date,
-                date_trunc('second', {_local('r.effective_at')}), 0, v.value, m.unit_concept_id,
+                date_trunc('second', {_local('r.effective_at')}), {type_concept}, v.value, m.unit_concept_id,
                 m.loinc, 0, r.unit, v.value::text
             FROM {reading} r
             JOIN _scope s ON s.patient_id = r.patient_id
@@ -331,13 +334,14 @@ class _Run:
             FROM rows""", params)
         if self.scalar(f"SELECT count(*) FROM _obs WHERE observation_id - id * {SLOTS} >= {SLOTS}"):
             raise OmopError(f"A response has more than {SLOTS} answers and scores; OMOP ids cannot hold it.")
+        survey = int(concepts.concept_id("Type Concept", "patient-reported"))  # "Patient filled survey"
         self.x(f"""
             INSERT INTO {self.s}.observation (observation_id, person_id, observation_concept_id, observation_date,
                 observation_datetime, observation_type_concept_id, value_as_number, value_as_concept_id,
                 observation_source_value, observation_source_concept_id, value_source_value,
                 observation_event_id)
             SELECT observation_id, person_id, concept_id, {_local('authored_at')}::date,
-                date_trunc('second', {_local('authored_at')}), 0, number, value_concept, left(source, 50), 0,
+                date_trunc('second', {_local('authored_at')}), {survey}, number, value_concept, left(source, 50), 0,
                 left(value_source, 50), CASE WHEN kind > 0 THEN id * {SLOTS} END
             FROM _obs ORDER BY observation_id""")
 
@@ -351,7 +355,7 @@ class _Run:
             INSERT INTO {s}.observation_period (observation_period_id, person_id, observation_period_start_date,
                 observation_period_end_date, period_type_concept_id)
             SELECT sc.person_id, sc.person_id, least(sc.enrolment, min(ev.first)),
-                greatest(sc.enrolment, max(ev.last)), 0
+                greatest(sc.enrolment, max(ev.last)), {int(concepts.concept_id("Type Concept", "ehr"))}
             FROM _scope sc LEFT JOIN (
                 SELECT person_id, min(measurement_date) AS first, max(measurement_date) AS last
                     FROM {s}.measurement GROUP BY person_id
