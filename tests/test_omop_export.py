@@ -275,3 +275,48 @@ def test_a_clinician_can_neither_start_nor_read_omop_exports(cast, client):
     assert client.post("/quality/omop/", {"schema": SCHEMA}).status_code == 403
     assert client.get("/quality/omop/").status_code == 403
 
+
+
+def test_an_incremental_rerun_brings_all_rows_of_a_person_new_to_the_schema_even_older_ones(cast, data):
+    from tests.factories import make_patient
+
+    export()
+    patient_c = make_patient("patient-c", "030350-3333", cast.team_a, cast.program_a)
+    old = reading(patient_c, "heart-rate", "64", "/min", T0 - timedelta(days=3))
+    result = export(since=T0 + timedelta(days=1))
+    assert rows("SELECT measurement_id FROM cdm.measurement WHERE person_id = %s",
+                [person_id(patient_c)]) == [(old.pk * 2,)]
+    assert result["tables"]["person"] == 3 and all(c["ok"] for c in result["checks"])
+
+
+def test_a_failed_check_fails_the_job_with_the_reason_and_keeps_nothing(cast, data, monkeypatch):
+    from exports.models import ExportStatus
+    from exports.omop import export as export_module
+    from exports.omop.jobs import omop_job_create, omop_job_run
+
+    # Break one step on purpose: without observation periods every event lies outside one.
+    monkeypatch.setattr(export_module._Run, "observation_period", lambda self: None)
+    job = omop_job_create(user=cast.quality, schema=SCHEMA, since=None, cohort_id=None, release_date=RELEASE,
+                          enqueue=False)
+    job = omop_job_run(job_id=job.pk)
+    assert job.status == ExportStatus.FAILED and "inside an observation period" in job.failure
+    failed = [c for c in job.result["checks"] if not c["ok"]]
+    assert failed and all("observation period" in c["name"] for c in failed)
+    assert rows("SELECT to_regnamespace(%s)", [SCHEMA]) == [(None,)]  # the schema went with the rollback
+
+
+def test_an_unknown_cohort_is_refused_before_a_job_is_recorded(cast):
+    from exports.models import OmopExportJob
+    from exports.omop.jobs import omop_job_create
+
+    with pytest.raises(OmopError, match="no cohort 424242"):
+        omop_job_create(user=cast.quality, schema=SCHEMA, since=None, cohort_id=424242, release_date=RELEASE)
+    assert not OmopExportJob.objects.exists()
+
+
+def test_a_response_with_more_rows_than_its_id_range_holds_is_refused_in_words(cast, data):
+    QuestionnaireResponse.objects.create(
+        patient=cast.patient_b, questionnaire=cast.questionnaire, authored_at=T0, received_at=T0,
+        items=[{"linkId": "pillows", "answer": [{"valueInteger": i} for i in range(130)]}])
+    with pytest.raises(OmopError, match="more than 128 answers and scores"):
+        export()

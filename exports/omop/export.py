@@ -15,12 +15,11 @@ The CDM's ids are 32-bit integers; ids that would not fit are refused with the r
 """
 
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from exports.models import OmopPerson
 from exports.omop import concepts
@@ -69,10 +68,12 @@ def omop_export(*, schema: str, since: datetime | None = None, cohort_id: int | 
         step("episodes", 20)
         run.conditions_and_episodes()
         step("measurements", 30)
-        with run.foreign_keys_checked_at_the_end(("measurement", "observation")):
-            run.measurement()
-            step("observations", 60)
-            run.observation()
+        keys = run.foreign_keys_drop(("measurement", "observation"))  # added back below, same transaction
+        run.measurement()
+        step("observations", 55)
+        run.observation()
+        step("foreign keys", 75)
+        run.foreign_keys_add(keys)
         step("observation periods", 85)
         run.observation_period()
         run.source_and_metadata(release_date=release_date, cohort_id=cohort_id)
@@ -110,7 +111,7 @@ class _Run:
         self.s = f'"{schema}"'
         self.since = since
         # Temporary tables go at commit; dropped here too, for a second run in one transaction.
-        self.x("DROP TABLE IF EXISTS _scope, _measure, _item, _code, _obs")
+        self.x("DROP TABLE IF EXISTS _scope, _measure, _item, _code")
 
     def x(self, sql: str, params: Any = None) -> None:
         self.c.execute(sql, params)
@@ -119,19 +120,21 @@ class _Run:
         self.c.execute(sql, params)
         return self.c.fetchone()[0]
 
-    @contextmanager
-    def foreign_keys_checked_at_the_end(self, tables: tuple[str, ...]) -> Iterator[None]:
-        """The big tables' foreign keys are dropped and added back, in this transaction: a
-        foreign key checks each inserted row with a trigger (10 keys per measurement row, most of
-        the cost), adding it back checks all rows with one join. Nobody sees the table without
-        them (DDL is transactional in PostgreSQL) and a row that breaks one fails the export."""
+    def foreign_keys_drop(self, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """The big tables' foreign keys are dropped and added back (foreign_keys_add) in this
+        transaction: a foreign key checks each inserted row with a trigger (ten keys per
+        measurement row, most of the cost), adding it back checks all rows with one join. Nobody
+        sees the tables without them (DDL is transactional in PostgreSQL), and a row that breaks
+        one fails the export."""
         self.x("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
                "WHERE contype = 'f' AND connamespace = %s::regnamespace AND conrelid::regclass::text = ANY(%s) "
                "ORDER BY 1, 2", [self.s, [f"{self.name}.{t}" for t in tables]])
         keys = self.c.fetchall()
         for table, name, _definition in keys:
             self.x(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-        yield
+        return keys
+
+    def foreign_keys_add(self, keys: list[tuple[str, str, str]]) -> None:
         for table, name, definition in keys:
             self.x(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
@@ -296,54 +299,59 @@ class _Run:
         answer_value = ("CASE WHEN a.v ? 'valueCoding' THEN NULL WHEN a.v ? 'valueBoolean' THEN "
                         "CASE WHEN (a.v->>'valueBoolean')::boolean THEN 1 ELSE 0 END "
                         "ELSE coalesce(a.v->>'valueInteger', a.v->>'valueDecimal')::numeric END")
-        self.x(f"""
-            CREATE TEMP TABLE _obs ON COMMIT DROP AS
-            WITH resp AS (
-                SELECT r.id, r.questionnaire_id, r.items, r.scores, r.authored_at, s.person_id
-                FROM {response} r JOIN _scope s ON s.patient_id = r.patient_id
-                WHERE r.status = '{ResponseStatus.COMPLETED.value}' AND {changed}
-            ), rows AS (
-                SELECT resp.id, resp.person_id, resp.authored_at, 0 AS kind, 0 AS seq, 0::bigint AS ord,
-                    coalesce(it.concept_id, 0) AS concept_id, coalesce(it.code, q.resource->>'name') AS source,
-                    NULL::numeric AS number, NULL::int AS value_concept, NULL::text AS value_source
-                FROM resp JOIN {Questionnaire._meta.db_table} q ON q.id = resp.questionnaire_id
-                LEFT JOIN _item it ON it.questionnaire_id = resp.questionnaire_id AND it.link_id = ''
-                UNION ALL
-                SELECT resp.id, resp.person_id, resp.authored_at, 1, it.seq, a.ord, it.concept_id,
-                    coalesce(it.code, it.link_id), {answer_value},
-                    CASE WHEN a.v ? 'valueCoding' THEN coalesce(cc.concept_id, 0) END,
-                    coalesce(a.v->'valueCoding'->>'code', a.v->>'valueBoolean', a.v->>'valueInteger',
-                             a.v->>'valueDecimal')
-                FROM resp
-                CROSS JOIN LATERAL jsonb_path_query(resp.items, 'strict $.**') node
-                JOIN _item it ON it.questionnaire_id = resp.questionnaire_id AND it.link_id = node->>'linkId'
-                CROSS JOIN LATERAL jsonb_array_elements(node->'answer') WITH ORDINALITY a(v, ord)
-                LEFT JOIN _code cc ON cc.code = a.v->'valueCoding'->>'code'
-                    AND a.v->'valueCoding'->>'system' = '{LOINC}'
-                WHERE jsonb_typeof(node) = 'object' AND node ? 'answer'
-                    AND (a.v ?| array['valueCoding', 'valueBoolean', 'valueInteger', 'valueDecimal'])
-                UNION ALL
-                SELECT resp.id, resp.person_id, resp.authored_at, 2, 0, sc.ord,
-                    coalesce(cc.concept_id, 0), sc.v->'code'->>'code', (sc.v->>'value')::numeric, NULL, NULL
-                FROM resp CROSS JOIN LATERAL jsonb_array_elements(resp.scores) WITH ORDINALITY sc(v, ord)
-                LEFT JOIN _code cc ON cc.code = sc.v->'code'->>'code'
-                WHERE sc.v->>'value' IS NOT NULL
-            )
-            SELECT id, id * {SLOTS} + row_number() OVER (PARTITION BY id ORDER BY kind, seq, ord) - 1 AS observation_id,
-                person_id, authored_at, kind, concept_id, source, number, value_concept, value_source
-            FROM rows""", params)
-        if self.scalar(f"SELECT count(*) FROM _obs WHERE observation_id - id * {SLOTS} >= {SLOTS}"):
-            raise OmopError(f"A response has more than {SLOTS} answers and scores; OMOP ids cannot hold it.")
         survey = int(concepts.concept_id("Type Concept", "patient-reported"))  # "Patient filled survey"
-        self.x(f"""
-            INSERT INTO {self.s}.observation (observation_id, person_id, observation_concept_id, observation_date,
-                observation_datetime, observation_type_concept_id, value_as_number, value_as_concept_id,
-                observation_source_value, observation_source_concept_id, value_source_value,
-                observation_event_id)
-            SELECT observation_id, person_id, concept_id, {_local('authored_at')}::date,
-                date_trunc('second', {_local('authored_at')}), {survey}, number, value_concept, left(source, 50), 0,
-                left(value_source, 50), CASE WHEN kind > 0 THEN id * {SLOTS} END
-            FROM _obs ORDER BY observation_id""")
+        # One statement, straight into the table. A response with more rows than SLOTS gets a
+        # NULL id, which the NOT NULL of observation_id refuses; that is said in words below.
+        # The jsonpath filter runs in PostgreSQL's C code: only the items that have answers come
+        # out as rows (walking every node of the JSON as rows cost twice as much).
+        try:
+            self.x(f"""
+                INSERT INTO {self.s}.observation (observation_id, person_id, observation_concept_id,
+                    observation_date, observation_datetime, observation_type_concept_id, value_as_number,
+                    value_as_concept_id, observation_source_value, observation_source_concept_id, value_source_value,
+                    observation_event_id)
+                WITH resp AS (
+                    SELECT r.id, r.questionnaire_id, r.items, r.scores, r.authored_at, s.person_id
+                    FROM {response} r JOIN _scope s ON s.patient_id = r.patient_id
+                    WHERE r.status = '{ResponseStatus.COMPLETED.value}' AND {changed}
+                ), rows AS (
+                    SELECT resp.id, resp.person_id, resp.authored_at, 0 AS kind, 0 AS seq, 0::bigint AS ord,
+                        coalesce(it.concept_id, 0) AS concept_id, coalesce(it.code, q.resource->>'name') AS source,
+                        NULL::numeric AS number, NULL::int AS value_concept, NULL::text AS value_source
+                    FROM resp JOIN {Questionnaire._meta.db_table} q ON q.id = resp.questionnaire_id
+                    LEFT JOIN _item it ON it.questionnaire_id = resp.questionnaire_id AND it.link_id = ''
+                    UNION ALL
+                    SELECT resp.id, resp.person_id, resp.authored_at, 1, it.seq, a.ord, it.concept_id,
+                        coalesce(it.code, it.link_id), {answer_value},
+                        CASE WHEN a.v ? 'valueCoding' THEN coalesce(cc.concept_id, 0) END,
+                        coalesce(a.v->'valueCoding'->>'code', a.v->>'valueBoolean', a.v->>'valueInteger',
+                                 a.v->>'valueDecimal')
+                    FROM resp
+                    CROSS JOIN LATERAL jsonb_path_query(resp.items, 'strict $.** ? (exists(@.answer))') node
+                    JOIN _item it ON it.questionnaire_id = resp.questionnaire_id AND it.link_id = node->>'linkId'
+                    CROSS JOIN LATERAL jsonb_array_elements(node->'answer') WITH ORDINALITY a(v, ord)
+                    LEFT JOIN _code cc ON cc.code = a.v->'valueCoding'->>'code'
+                        AND a.v->'valueCoding'->>'system' = '{LOINC}'
+                    WHERE a.v ?| array['valueCoding', 'valueBoolean', 'valueInteger', 'valueDecimal']
+                    UNION ALL
+                    SELECT resp.id, resp.person_id, resp.authored_at, 2, 0, sc.ord,
+                        coalesce(cc.concept_id, 0), sc.v->'code'->>'code', (sc.v->>'value')::numeric, NULL, NULL
+                    FROM resp CROSS JOIN LATERAL jsonb_array_elements(resp.scores) WITH ORDINALITY sc(v, ord)
+                    LEFT JOIN _code cc ON cc.code = sc.v->'code'->>'code'
+                    WHERE sc.v->>'value' IS NOT NULL
+                ), numbered AS (
+                    SELECT *, row_number() OVER (PARTITION BY id ORDER BY kind, seq, ord) - 1 AS place FROM rows
+                )
+                SELECT CASE WHEN place < {SLOTS} THEN id * {SLOTS} + place END, person_id, concept_id,
+                    {_local('authored_at')}::date, date_trunc('second', {_local('authored_at')}), {survey}, number,
+                    value_concept, left(source, 50), 0, left(value_source, 50),
+                    CASE WHEN kind > 0 THEN id * {SLOTS} END
+                FROM numbered ORDER BY 1""", params)
+        except IntegrityError as exc:
+            if "observation_id" not in str(exc):
+                raise
+            raise OmopError(f"A response has more than {SLOTS} answers and scores; OMOP's 32-bit "
+                            "observation ids cannot hold it.") from exc
 
     # --- periods, source, metadata --------------------------------------------------------
 
