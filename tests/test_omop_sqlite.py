@@ -13,3 +13,16 @@ def test_on_sqlite_the_omop_export_command_refuses_clearly(monkeypatch):
         monkeypatch.setattr(connection, "vendor", "sqlite")
     with pytest.raises(CommandError, match="writes into a PostgreSQL schema"):
         call_command("export_omop", "--schema", "omop", stdout=StringIO(), stderr=StringIO())
+
+
+def test_on_sqlite_no_omop_job_is_started_from_the_page(monkeypatch, db, client):
+    from accounts.models import Role
+    from exports.models import OmopExportJob
+    from tests.factories import make_user
+
+    if connection.vendor != "sqlite":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    client.force_login(make_user("quality", Role.QUALITY))
+    response = client.post("/quality/omop/", {"schema": "omop"})
+    assert "writes into a PostgreSQL schema" in response.content.decode()
+    assert not OmopExportJob.objects.exists()

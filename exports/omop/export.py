@@ -48,9 +48,7 @@ def omop_export(*, schema: str, since: datetime | None = None, cohort_id: int | 
     """Export into ``schema`` (created from the official DDL when missing). Returns the result
     (counts per table, checks); raises OmopError for bad input and OmopCheckFailed, with the
     result, when a check fails — in both cases nothing of this run is kept."""
-    if connection.vendor != "postgresql":
-        raise OmopError("The OMOP export writes into a PostgreSQL schema; this installation runs on "
-                        f"{connection.vendor}. Run it against the production (PostgreSQL) database.")
+    postgres_required()
     schema_validate(schema)
     if since is not None and since.tzinfo is None:
         raise OmopError("--since needs a time zone, e.g. 2026-01-01T00:00:00Z.")
@@ -84,6 +82,12 @@ def omop_export(*, schema: str, since: datetime | None = None, cohort_id: int | 
             raise OmopCheckFailed(result)
     step("done", 100)
     return result
+
+
+def postgres_required() -> None:
+    if connection.vendor != "postgresql":
+        raise OmopError("The OMOP export writes into a PostgreSQL schema; this installation runs on "
+                        f"{connection.vendor}. Run it against the production (PostgreSQL) database.")
 
 
 class OmopCheckFailed(Exception):

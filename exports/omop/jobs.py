@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.models import Action
 from audit.services import audit_record
 from exports.models import ACTIVE_STATUSES, ExportStatus, OmopExportJob
-from exports.omop.export import OmopCheckFailed, OmopError, cohort_resolve, omop_export
+from exports.omop.export import OmopCheckFailed, OmopError, cohort_resolve, omop_export, postgres_required
 from exports.omop.schema import schema_validate
 from exports.privacy import PseudonymKeyMissing, pseudonym_key
 
@@ -24,6 +24,7 @@ def omop_job_create(*, user: Any, schema: str, since: datetime | None, cohort_id
                     release_date: date, request: Any = None, enqueue: bool = True) -> OmopExportJob:
     """Checks the input now (schema name, cohort, key) so a mistake is said at once, not by the
     worker; one running job per schema (two would write the same tables)."""
+    postgres_required()
     schema_validate(schema)
     cohort_resolve(cohort_id)
     try:
