@@ -320,3 +320,21 @@ def test_a_response_with_more_rows_than_its_id_range_holds_is_refused_in_words(c
         items=[{"linkId": "pillows", "answer": [{"valueInteger": i} for i in range(130)]}])
     with pytest.raises(OmopError, match="more than 128 answers and scores"):
         export()
+
+
+def test_an_incremental_rerun_replaces_the_rows_of_a_response_changed_since(cast, data):
+    export()
+    since = T0 + timedelta(days=1)
+    response = data["phq9"]
+    answers = {**PHQ9_ANSWERS, "phq9-1": "LA6571-9"}  # 'nearly every day' instead of 'not at all'
+    items = response_items(response.questionnaire, answers)
+    QuestionnaireResponse.objects.filter(pk=response.pk).update(
+        items=items, scores=score_response(questionnaire=response.questionnaire, items=items),
+        updated_at=since + timedelta(hours=1))
+    export(since=since)
+    base = response.pk * 128
+    assert rows("SELECT value_source_value FROM cdm.observation WHERE observation_id = %s", [base + 1]) == [
+        ("LA6571-9",)]
+    assert rows("SELECT value_as_number FROM cdm.observation WHERE observation_id = %s", [base + 12]) == [
+        (Decimal(15),)]  # 12 + 3
+    assert rows("SELECT count(*) FROM cdm.observation WHERE observation_id / 128 = %s", [response.pk]) == [(13,)]

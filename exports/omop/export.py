@@ -295,8 +295,10 @@ class _Run:
             raise OmopError(f"Response ids have outgrown OMOP's 32-bit observation_id (response id × {SLOTS}).")
         changed, params = "true", []
         if self.since is not None:
-            self.x(f"DELETE FROM {self.s}.observation WHERE observation_id / {SLOTS} IN "
-                   f"(SELECT id FROM {response} WHERE updated_at >= %s)", [self.since])
+            # A range per changed response, so the primary key's index finds the rows.
+            self.x(f"DELETE FROM {self.s}.observation o USING {response} r WHERE r.updated_at >= %s "
+                   f"AND o.observation_id >= r.id * {SLOTS} AND o.observation_id < (r.id + 1) * {SLOTS}",
+                   [self.since])
             changed, params = "(r.updated_at >= %s OR s.is_new)", [self.since]
         else:
             self.x(f"TRUNCATE {self.s}.observation")
