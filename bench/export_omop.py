@@ -1,7 +1,7 @@
 """OMOP CDM export against a raw COPY of the same rows into the same tables, on PostgreSQL.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/proplatform \\
-        .venv/bin/python bench/export_omop.py [PATIENTS] [READINGS] [RESPONSES]
+        .venv/bin/python bench/export_omop.py [PATIENTS] [READINGS] [RESPONSES] [--work-mem=4MB]
 
 Defaults are 1/10 of the target (100,000 patients, 10 M readings, 1 M responses): 10,000
 patients, 1,000,000 readings (one in five a blood pressure, i.e. two measurement rows), 100,000
@@ -156,7 +156,13 @@ def main() -> None:
     old_name = settings.DATABASES["default"]["NAME"]
     connection.creation.create_test_db(verbosity=0)
     try:
+        from exports.omop import export as export_module
         from exports.omop.export import omop_export
+
+        for a in sys.argv[1:]:  # --work-mem=4MB: the export as it was before it set its own
+            if a.startswith("--work-mem="):
+                export_module.WORK_MEM = a.split("=", 1)[1]
+        print(f"export work_mem {export_module.WORK_MEM}")
 
         started = time.perf_counter()
         generate(n_patients, n_readings, n_responses)
