@@ -34,7 +34,7 @@ class ExportJob(models.Model):
     record: a worker that dies leaves ``heartbeat_at`` behind, and the sweep fails the job."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # Who kicked it off: a person, or a system client of SMART Backend Services (ADR 0018) —
+    # Who kicked it off: a person, or a system client of SMART Backend Services (ADR 0019) —
     # exactly one of the two (constraint below).
     requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
                                   null=True, blank=True)
@@ -132,3 +132,43 @@ class SendRecord(models.Model):
 
     def __str__(self) -> str:
         return f"send {self.pk} of cohort {self.cohort_id} to {self.destination_id} ({self.status})"
+
+
+class OmopPerson(models.Model):
+    """The OMOP ``person_id`` of a patient: CDM 5.4 ids are 32-bit integers, too small for a
+    keyed hash without collisions at 100,000 patients, so each patient gets a number the first
+    time an OMOP export holds them and keeps it (ADR 0019). The number is assigned in the order
+    patients are first exported, sorted by their random id, so it says nothing about them."""
+
+    id = models.AutoField(primary_key=True)  # the person_id
+    patient = models.OneToOneField("patients.Patient", on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"OMOP person {self.pk}"
+
+
+class OmopExportJob(models.Model):
+    """One OMOP CDM export into a PostgreSQL schema (manage.py export_omop, or a quality user's
+    Celery job). ``result`` holds the counts per table and the checks after the export."""
+
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                  null=True, blank=True)  # None: started from the command line
+    schema = models.CharField(max_length=63)
+    since = models.DateTimeField(null=True, blank=True)
+    cohort_id = models.BigIntegerField(null=True, blank=True)
+    release_date = models.DateField()
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    progress_text = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    failure = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # the page's list of recent jobs
+        indexes = [models.Index(fields=["-created_at"], name="omopexportjob_recent")]
+
+    def __str__(self) -> str:
+        return f"OMOP export {self.pk} into {self.schema} ({self.status})"

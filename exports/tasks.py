@@ -25,3 +25,11 @@ def send_to_destination(send_id: int) -> Any:
     # Retries live inside the service, per Bundle (a bounded loop with backoff): a task-level
     # retry would resend Bundles that had already gone through.
     return quality_send_run(send_id=send_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_omop_export(job_id: int) -> None:
+    # Claimed inside (queued → running): a second delivery does nothing.
+    from exports.omop.jobs import omop_job_run
+
+    omop_job_run(job_id=job_id)

@@ -11,6 +11,7 @@ from alerts import views as alerts_views
 from alerts import views_backtest as alerts_backtest_views
 from alerts import views_safety as alerts_safety_views
 from exports import views as exports_views
+from exports import views_omop as exports_omop
 from exports import views_quality as exports_quality
 from interop import views as fhir_views
 from interop import views_alerts as fhir_alerts
@@ -162,6 +163,8 @@ urlpatterns = [
     path("quality/cohorts/", include("outcomes.urls")),
     path("quality/indicators/", include("outcomes.urls_indicators")),
     path("quality/sends/", exports_quality.sends, name="quality-sends"),
+    path("quality/omop/", exports_omop.omop_jobs, name="quality-omop"),
+    path("quality/omop/<int:job_id>.json", exports_omop.omop_job_status, name="quality-omop-status"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,505 @@
+"""The OMOP CDM 5.4 export (issue 25, ADR 0019).
+
+Everything runs in one transaction, in SQL inside PostgreSQL (INSERT … SELECT from the source
+tables, ordered by the target id), so memory stays flat whatever the size; Python only computes
+the keyed pseudonyms of the persons and streams them in with COPY. A failed check rolls the whole
+run back: the schema is either the previous export or the new one, never half of each.
+
+Ids are stable per source row, so a re-run replaces rows instead of adding them:
+  person_id               exports.OmopPerson (assigned once per patient)
+  condition_occurrence_id, episode_id   the treatment episode's id
+  measurement_id          reading id × 2 (+1 for the diastolic half of a blood pressure)
+  observation_id          response id × 128 + the row's place in the response (0 = the response)
+  observation_period_id   person_id
+The CDM's ids are 32-bit integers; ids that would not fit are refused with the reason.
+"""
+
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+
+from exports.models import OmopPerson
+from exports.omop import concepts
+from exports.omop.schema import OmopError, schema_ensure, schema_validate
+from exports.privacy import Pseudonymiser, pseudonym_key
+from monitoring.measures import MEASURES
+from monitoring.models import Reading
+from patients.models import Patient, TreatmentEpisode
+from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+
+TIME_ZONE = "Europe/Copenhagen"  # CDM dates and datetimes are local wall-clock time
+SLOTS = 128  # observation rows per response (the response, its answers, its scores)
+MAX_INT = 2**31 - 1
+EVENT_TABLES = ("measurement", "observation", "condition_occurrence", "episode", "observation_period")
+LOINC = "http://loinc.org"
+WORK_MEM = "128MB"
+
+Progress = Callable[[str, int], None]  # (step, percent)
+
+
+def _local(column: str) -> str:
+    return f"({column} AT TIME ZONE '{TIME_ZONE}')"
+
+
+def omop_export(*, schema: str, since: datetime | None = None, cohort_id: int | None = None,
+                release_date: date, progress: Progress | None = None) -> dict[str, Any]:
+    """Export into ``schema`` (created from the official DDL when missing). Returns the result
+    (counts per table, checks); raises OmopError for bad input and OmopCheckFailed, with the
+    result, when a check fails — in both cases nothing of this run is kept."""
+    postgres_required()
+    schema_validate(schema)
+    if since is not None and since.tzinfo is None:
+        raise OmopError("--since needs a time zone, e.g. 2026-01-01T00:00:00Z.")
+    cohort = cohort_resolve(cohort_id)
+    key = pseudonym_key()
+    step = progress or (lambda _s, _p: None)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One batch session: sorts (the ordered inserts, the window over each response's rows)
+        # and the joins that re-check the foreign keys run in memory instead of spilling to disk.
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        step("schema", 2)
+        created = schema_ensure(cursor, schema)
+        run = _Run(cursor, schema, since)
+        step("persons", 10)
+        run.scope(cohort, key)
+        run.remove_outside_scope()
+        run.person()
+        step("episodes", 20)
+        run.conditions_and_episodes()
+        step("measurements", 30)
+        keys = run.foreign_keys_drop(("measurement", "observation"))  # added back below, same transaction
+        run.measurement()
+        step("observations", 55)
+        run.observation()
+        step("foreign keys", 75)
+        run.foreign_keys_add(keys)
+        step("observation periods", 85)
+        run.observation_period()
+        run.source_and_metadata(release_date=release_date, cohort_id=cohort_id)
+        step("checks", 90)
+        result = {"schema": schema, "created": created, "since": since.isoformat() if since else None,
+                  "cohort": cohort_id, "tables": run.counts(), "checks": run.checks()}
+        if not all(c["ok"] for c in result["checks"]):
+            raise OmopCheckFailed(result)
+    step("done", 100)
+    return result
+
+
+def postgres_required() -> None:
+    if connection.vendor != "postgresql":
+        raise OmopError("The OMOP export writes into a PostgreSQL schema; this installation runs on "
+                        f"{connection.vendor}. Run it against the production (PostgreSQL) database.")
+
+
+class OmopCheckFailed(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        failed = [c["name"] for c in result["checks"] if not c["ok"]]
+        super().__init__(f"Checks failed: {', '.join(failed)}; nothing of this export was kept.")
+        self.result = result
+
+
+def cohort_resolve(cohort_id: int | None) -> Any:
+    if cohort_id is None:
+        return None
+    from outcomes.models import Cohort  # outcomes sits beside exports; imported late as selectors.py does
+
+    cohort = Cohort.objects.filter(pk=cohort_id).first()
+    if cohort is None:
+        raise OmopError(f"There is no cohort {cohort_id}.")
+    return cohort
+
+
+class _Run:
+    def __init__(self, cursor: Any, schema: str, since: datetime | None) -> None:
+        self.c = cursor
+        self.name = schema
+        self.s = f'"{schema}"'
+        self.since = since
+        # Temporary tables go at commit; dropped here too, for a second run in one transaction.
+        self.x("DROP TABLE IF EXISTS _scope, _measure, _item, _code")
+
+    def x(self, sql: str, params: Any = None) -> None:
+        self.c.execute(sql, params)
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        self.c.execute(sql, params)
+        return self.c.fetchone()[0]
+
+    def foreign_keys_drop(self, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """The big tables' foreign keys are dropped and added back (foreign_keys_add) in this
+        transaction: a foreign key checks each inserted row with a trigger (ten keys per
+        measurement row, most of the cost), adding it back checks all rows with one join. Nobody
+        sees the tables without them (DDL is transactional in PostgreSQL), and a row that breaks
+        one fails the export."""
+        self.x("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+               "WHERE contype = 'f' AND connamespace = %s::regnamespace AND conrelid::regclass::text = ANY(%s) "
+               "ORDER BY 1, 2", [self.s, [f"{self.name}.{t}" for t in tables]])
+        keys = self.c.fetchall()
+        for table, name, _definition in keys:
+            self.x(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        return keys
+
+    def foreign_keys_add(self, keys: list[tuple[str, str, str]]) -> None:
+        for table, name, definition in keys:
+            self.x(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+
+    # --- persons -------------------------------------------------------------------------
+
+    def scope(self, cohort: Any, key: bytes) -> None:
+        """_scope: the patients this export holds — with an episode, not withdrawn from secondary
+        use, in the cohort if one is given — with their person_id and pseudonym."""
+        patients = Patient.objects.filter(secondary_use_withdrawn_at__isnull=True,
+                                          pk__in=TreatmentEpisode.objects.values("patient_id"))
+        if cohort is not None:
+            from outcomes.selectors import cohort_patient_ids_query
+
+            patients = patients.filter(pk__in=cohort_patient_ids_query(cohort=cohort))
+        scope_sql, scope_params = patients.values("id").query.sql_with_params()
+        person = OmopPerson._meta.db_table
+        # New patients get their person_id in the order of their random id (reveals nothing).
+        self.x(f"INSERT INTO {person} (patient_id) SELECT s.id FROM ({scope_sql}) s "
+               f"WHERE NOT EXISTS (SELECT 1 FROM {person} o WHERE o.patient_id = s.id) ORDER BY s.id",
+               scope_params)
+        if self.scalar(f"SELECT coalesce(max(id), 0) FROM {person}") > MAX_INT:
+            raise OmopError("More persons than OMOP's 32-bit person_id holds.")
+        self.x("CREATE TEMP TABLE _scope (patient_id uuid PRIMARY KEY, person_id integer UNIQUE NOT NULL, "
+               "pseudonym varchar(50) NOT NULL, sex varchar(8) NOT NULL, year_of_birth integer NOT NULL, "
+               "enrolment date NOT NULL, is_new boolean NOT NULL DEFAULT false) ON COMMIT DROP")
+        pseudonyms = Pseudonymiser(key, shift_dates=False)
+        episode = TreatmentEpisode._meta.db_table
+        self.x(f"SELECT p.id, o.id, p.sex, extract(year FROM p.birth_date)::int, "
+               f"least({_local('p.created_at')}::date, (SELECT min(e.treatment_start) FROM {episode} e "
+               f"WHERE e.patient_id = p.id)) "
+               f"FROM {Patient._meta.db_table} p JOIN {person} o ON o.patient_id = p.id "
+               f"WHERE p.id IN ({scope_sql}) ORDER BY o.id", scope_params)
+        rows = self.c.fetchall()  # one small row per person (100,000 at the target scale)
+        with self.c.cursor.copy("COPY _scope (patient_id, person_id, pseudonym, sex, year_of_birth, enrolment) "
+                                "FROM STDIN") as copy:
+            for patient_id, person_id, sex, year, enrolment in rows:
+                # The pseudonymised FHIR export's patient pseudonym (ADR 0007), cut to the CDM's
+                # varchar(50): its first 50 hex digits (200 bits), still unique and linkable.
+                copy.write_row((patient_id, person_id, pseudonyms.patient(patient_id)[:50], sex, year, enrolment))
+        self.x(f"UPDATE _scope s SET is_new = NOT EXISTS (SELECT 1 FROM {self.s}.person p "
+               "WHERE p.person_id = s.person_id)")
+        self.x("ANALYZE _scope")
+
+    def remove_outside_scope(self) -> None:
+        """Consent withdrawn (or out of the cohort): the person and all their rows go."""
+        for table in (*EVENT_TABLES, "person"):
+            self.x(f"DELETE FROM {self.s}.{table} t WHERE NOT EXISTS "
+                   "(SELECT 1 FROM _scope s WHERE s.person_id = t.person_id)")
+
+    def person(self) -> None:
+        male, female = concepts.concept_id("Gender", "male"), concepts.concept_id("Gender", "female")
+        self.x(f"""
+            INSERT INTO {self.s}.person (person_id, gender_concept_id, year_of_birth, month_of_birth,
+                day_of_birth, birth_datetime, race_concept_id, ethnicity_concept_id, person_source_value,
+                gender_source_value, gender_source_concept_id)
+            SELECT person_id, CASE sex WHEN 'male' THEN %s WHEN 'female' THEN %s ELSE 0 END, year_of_birth,
+                NULL, NULL, NULL, 0, 0, pseudonym, sex, 0
+            FROM _scope ORDER BY person_id
+            ON CONFLICT (person_id) DO UPDATE SET gender_concept_id = EXCLUDED.gender_concept_id,
+                year_of_birth = EXCLUDED.year_of_birth, person_source_value = EXCLUDED.person_source_value,
+                gender_source_value = EXCLUDED.gender_source_value""", [male, female])
+
+    # --- episodes --------------------------------------------------------------------------
+
+    def conditions_and_episodes(self) -> None:
+        """Small tables: rebuilt whole on every run. The SKS diagnosis code is "D" + ICD-10
+        (DC341 → C34.1); ICD-10 has no standard concept here (no Athena mapping shipped), so
+        condition_concept_id is 0 with the ICD-10 code as the source value."""
+        episode = TreatmentEpisode._meta.db_table
+        ehr = concepts.concept_id("Type Concept", "ehr")
+        icd10 = ("CASE WHEN length(e.condition_code) > 4 THEN substr(e.condition_code, 2, 3) || '.' || "
+                 "substr(e.condition_code, 5) ELSE substr(e.condition_code, 2) END")
+        self.x(f"DELETE FROM {self.s}.condition_occurrence")
+        self.x(f"DELETE FROM {self.s}.episode")
+        if self.scalar(f"SELECT coalesce(max(id), 0) FROM {episode}") > MAX_INT:
+            raise OmopError("A treatment episode id exceeds OMOP's 32-bit ids.")
+        self.x(f"""
+            INSERT INTO {self.s}.condition_occurrence (condition_occurrence_id, person_id, condition_concept_id,
+                condition_start_date, condition_start_datetime, condition_end_date, condition_end_datetime,
+                condition_type_concept_id, condition_source_value, condition_source_concept_id)
+            SELECT e.id, s.person_id, 0, e.treatment_start, e.treatment_start::timestamp, e."end",
+                e."end"::timestamp, %s, {icd10}, 0
+            FROM {episode} e JOIN _scope s ON s.patient_id = e.patient_id ORDER BY e.id""", [ehr])
+        self.x(f"""
+            INSERT INTO {self.s}.episode (episode_id, person_id, episode_concept_id, episode_start_date,
+                episode_start_datetime, episode_end_date, episode_end_datetime, episode_parent_id, episode_number,
+                episode_object_concept_id, episode_type_concept_id, episode_source_value,
+                episode_source_concept_id)
+            SELECT e.id, s.person_id, 0, e.treatment_start, e.treatment_start::timestamp, e."end",
+                e."end"::timestamp, NULL,
+                row_number() OVER (PARTITION BY e.patient_id ORDER BY e.treatment_start, e.id),
+                0, %s, {icd10}, 0
+            FROM {episode} e JOIN _scope s ON s.patient_id = e.patient_id ORDER BY e.id""", [ehr])
+
+    # --- measurements ----------------------------------------------------------------------
+
+    def measurement(self) -> None:
+        """Home readings: one row per value (blood pressure: systolic n=0, diastolic n=1);
+        erroneous readings left out (and removed when marked after an earlier run)."""
+        self.x("CREATE TEMP TABLE _measure (measure varchar(32), n int, loinc varchar(20), concept_id int, "
+               "unit varchar(16), unit_concept_id int, PRIMARY KEY (measure, n)) ON COMMIT DROP")
+        for m in MEASURES.values():
+            parts = [(0, m.value_loinc or m.loinc)] + ([(1, m.second.loinc)] if m.second else [])
+            for n, loinc in parts:
+                self.x("INSERT INTO _measure VALUES (%s, %s, %s, %s, %s, %s)",
+                       [m.code, n, loinc, concepts.concept_id("LOINC", loinc), m.unit,
+                        concepts.concept_id("UCUM", m.unit)])
+        reading = Reading._meta.db_table
+        # Readings are recorded in the platform, the patients' clinical record of them: "EHR".
+        type_concept = int(concepts.concept_id("Type Concept", "ehr"))
+        if self.scalar(f"SELECT coalesce(max(id), 0) FROM {reading}") * 2 + 1 > MAX_INT:
+            raise OmopError("Reading ids have outgrown OMOP's 32-bit measurement_id (reading id × 2).")
+        changed, params = "true", []
+        if self.since is not None:
+            # Rows of readings received or marked erroneous since then go and come back.
+            self.x(f"DELETE FROM {self.s}.measurement WHERE measurement_id IN (SELECT r.id * 2 + n "
+                   f"FROM {reading} r, (VALUES (0), (1)) v(n) "
+                   "WHERE r.received_at >= %s OR r.erroneous_at >= %s)", [self.since, self.since])
+            changed, params = "(r.received_at >= %s OR s.is_new)", [self.since]
+        else:
+            self.x(f"TRUNCATE {self.s}.measurement")
+        self.x(f"""
+            INSERT INTO {self.s}.measurement (measurement_id, person_id, measurement_concept_id, measurement_date,
+                measurement_datetime, measurement_type_concept_id, value_as_number, unit_concept_id,
+                measurement_source_value, measurement_source_concept_id, unit_source_value, value_source_value)
+            SELECT r.id * 2 + v.n, s.person_id, m.concept_id, {_local('r.effective_at')}::date,
+                date_trunc('second', {_local('r.effective_at')}), {type_concept}, v.value, m.unit_concept_id,
+                m.loinc, 0, r.unit, v.value::text
+            FROM {reading} r
+            JOIN _scope s ON s.patient_id = r.patient_id
+            CROSS JOIN LATERAL (VALUES (0, r.value), (1, r.value2)) v(n, value)
+            JOIN _measure m ON m.measure = r.measure AND m.n = v.n
+            WHERE v.value IS NOT NULL AND r.erroneous_at IS NULL AND {changed}
+            ORDER BY 1""", params)
+
+    # --- questionnaire answers ------------------------------------------------------------
+
+    def observation(self) -> None:
+        """Each completed response: one row for the response (the questionnaire's panel code),
+        one per coded, numeric or yes/no answer (free text never), one per score."""
+        response = QuestionnaireResponse._meta.db_table
+        self.x("CREATE TEMP TABLE _item (questionnaire_id bigint, link_id text, seq int, code varchar(50), "
+               "concept_id int, PRIMARY KEY (questionnaire_id, link_id)) ON COMMIT DROP")
+        self.x("CREATE TEMP TABLE _code (code varchar(50) PRIMARY KEY, concept_id int) ON COMMIT DROP")
+        for c in concepts.concepts():
+            if c.code_system == "LOINC":
+                self.x("INSERT INTO _code VALUES (%s, %s)", [c.code, c.concept_id])
+        used = QuestionnaireResponse.objects.values("questionnaire_id").distinct()
+        for q in Questionnaire.objects.filter(pk__in=used).order_by("pk").only("pk", "resource"):
+            for seq, (link_id, code) in enumerate(_items(q.resource)):
+                self.x("INSERT INTO _item VALUES (%s, %s, %s, %s, %s)",
+                       [q.pk, link_id, seq, (code or "")[:50] or None, concepts.concept_id("LOINC", code)])
+        if self.scalar(f"SELECT coalesce(max(id), 0) FROM {response}") >= (MAX_INT + 1) // SLOTS:
+            raise OmopError(f"Response ids have outgrown OMOP's 32-bit observation_id (response id × {SLOTS}).")
+        changed, params = "true", []
+        if self.since is not None:
+            # A range per changed response, so the primary key's index finds the rows.
+            self.x(f"DELETE FROM {self.s}.observation o USING {response} r WHERE r.updated_at >= %s "
+                   f"AND o.observation_id >= r.id * {SLOTS} AND o.observation_id < (r.id + 1) * {SLOTS}",
+                   [self.since])
+            changed, params = "(r.updated_at >= %s OR s.is_new)", [self.since]
+        else:
+            self.x(f"TRUNCATE {self.s}.observation")
+        answer_value = ("CASE WHEN a.v ? 'valueCoding' THEN NULL WHEN a.v ? 'valueBoolean' THEN "
+                        "CASE WHEN (a.v->>'valueBoolean')::boolean THEN 1 ELSE 0 END "
+                        "ELSE coalesce(a.v->>'valueInteger', a.v->>'valueDecimal')::numeric END")
+        survey = int(concepts.concept_id("Type Concept", "patient-reported"))  # "Patient filled survey"
+        # One statement, straight into the table. A response with more rows than SLOTS gets a
+        # NULL id, which the NOT NULL of observation_id refuses; that is said in words below.
+        # The jsonpath filter runs in PostgreSQL's C code: only the items that have answers come
+        # out as rows (walking every node of the JSON as rows cost twice as much).
+        try:
+            self.x(f"""
+                INSERT INTO {self.s}.observation (observation_id, person_id, observation_concept_id,
+                    observation_date, observation_datetime, observation_type_concept_id, value_as_number,
+                    value_as_concept_id, observation_source_value, observation_source_concept_id, value_source_value,
+                    observation_event_id)
+                WITH resp AS (
+                    SELECT r.id, r.questionnaire_id, r.items, r.scores, r.authored_at, s.person_id
+                    FROM {response} r JOIN _scope s ON s.patient_id = r.patient_id
+                    WHERE r.status = '{ResponseStatus.COMPLETED.value}' AND {changed}
+                ), rows AS (
+                    SELECT resp.id, resp.person_id, resp.authored_at, 0 AS kind, 0 AS seq, 0::bigint AS ord,
+                        coalesce(it.concept_id, 0) AS concept_id, coalesce(it.code, q.resource->>'name') AS source,
+                        NULL::numeric AS number, NULL::int AS value_concept, NULL::text AS value_source
+                    FROM resp JOIN {Questionnaire._meta.db_table} q ON q.id = resp.questionnaire_id
+                    LEFT JOIN _item it ON it.questionnaire_id = resp.questionnaire_id AND it.link_id = ''
+                    UNION ALL
+                    SELECT resp.id, resp.person_id, resp.authored_at, 1, it.seq, a.ord, it.concept_id,
+                        coalesce(it.code, it.link_id), {answer_value},
+                        CASE WHEN a.v ? 'valueCoding' THEN coalesce(cc.concept_id, 0) END,
+                        coalesce(a.v->'valueCoding'->>'code', a.v->>'valueBoolean', a.v->>'valueInteger',
+                                 a.v->>'valueDecimal')
+                    FROM resp
+                    CROSS JOIN LATERAL jsonb_path_query(resp.items, 'strict $.** ? (exists(@.answer))') node
+                    JOIN _item it ON it.questionnaire_id = resp.questionnaire_id AND it.link_id = node->>'linkId'
+                    CROSS JOIN LATERAL jsonb_array_elements(node->'answer') WITH ORDINALITY a(v, ord)
+                    LEFT JOIN _code cc ON cc.code = a.v->'valueCoding'->>'code'
+                        AND a.v->'valueCoding'->>'system' = '{LOINC}'
+                    WHERE a.v ?| array['valueCoding', 'valueBoolean', 'valueInteger', 'valueDecimal']
+                    UNION ALL
+                    SELECT resp.id, resp.person_id, resp.authored_at, 2, 0, sc.ord,
+                        coalesce(cc.concept_id, 0), sc.v->'code'->>'code', (sc.v->>'value')::numeric, NULL, NULL
+                    FROM resp CROSS JOIN LATERAL jsonb_array_elements(resp.scores) WITH ORDINALITY sc(v, ord)
+                    LEFT JOIN _code cc ON cc.code = sc.v->'code'->>'code'
+                    WHERE sc.v->>'value' IS NOT NULL
+                ), numbered AS (
+                    SELECT *, row_number() OVER (PARTITION BY id ORDER BY kind, seq, ord) - 1 AS place FROM rows
+                )
+                SELECT CASE WHEN place < {SLOTS} THEN id * {SLOTS} + place END, person_id, concept_id,
+                    {_local('authored_at')}::date, date_trunc('second', {_local('authored_at')}), {survey}, number,
+                    value_concept, left(source, 50), 0, left(value_source, 50),
+                    CASE WHEN kind > 0 THEN id * {SLOTS} END
+                FROM numbered ORDER BY 1""", params)
+        except IntegrityError as exc:
+            if "observation_id" not in str(exc):
+                raise
+            raise OmopError(f"A response has more than {SLOTS} answers and scores; OMOP's 32-bit "
+                            "observation ids cannot hold it.") from exc
+
+    # --- periods, source, metadata --------------------------------------------------------
+
+    def observation_period(self) -> None:
+        """From enrolment (or the first event, if earlier) to the last data; rebuilt whole."""
+        s = self.s
+        self.x(f"TRUNCATE {s}.observation_period")
+        self.x(f"""
+            INSERT INTO {s}.observation_period (observation_period_id, person_id, observation_period_start_date,
+                observation_period_end_date, period_type_concept_id)
+            SELECT sc.person_id, sc.person_id, least(sc.enrolment, min(ev.first)),
+                greatest(sc.enrolment, max(ev.last)), {int(concepts.concept_id("Type Concept", "ehr"))}
+            FROM _scope sc LEFT JOIN (
+                SELECT person_id, min(measurement_date) AS first, max(measurement_date) AS last
+                    FROM {s}.measurement GROUP BY person_id
+                UNION ALL SELECT person_id, min(observation_date), max(observation_date)
+                    FROM {s}.observation GROUP BY person_id
+                UNION ALL SELECT person_id, min(condition_start_date),
+                    max(greatest(condition_start_date, condition_end_date)) FROM {s}.condition_occurrence
+                    GROUP BY person_id
+                UNION ALL SELECT person_id, min(episode_start_date),
+                    max(greatest(episode_start_date, episode_end_date)) FROM {s}.episode GROUP BY person_id
+            ) ev ON ev.person_id = sc.person_id
+            GROUP BY sc.person_id, sc.enrolment ORDER BY sc.person_id""")
+
+    def source_and_metadata(self, *, release_date: date, cohort_id: int | None) -> None:
+        s = self.s
+        self.x(f"DELETE FROM {s}.cdm_source")
+        self.x(f"""INSERT INTO {s}.cdm_source (cdm_source_name, cdm_source_abbreviation, cdm_holder,
+                source_description, source_documentation_reference, cdm_etl_reference, source_release_date,
+                cdm_release_date, cdm_version, cdm_version_concept_id, vocabulary_version)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '5.4', 0, %s)""",
+               ["proplatform patient-reported outcomes and home monitoring", "proplatform",
+                "The region running proplatform (data controller)",
+                "Pseudonymised patient-reported outcomes (questionnaire answers and scores), home readings and "
+                "treatment episodes. Persons by keyed pseudonym; birth year only; no free text.",
+                "docs/architecture.md (OMOP export)", "docs/adr/0019-omop-cdm-export-mapping.md",
+                release_date, release_date, concepts.version()])
+        self.x(f"DELETE FROM {s}.metadata")
+        rows = [
+            ("pseudonym scheme", "HMAC-SHA256(EXPORT_PSEUDONYM_KEY, Patient/<id>), first 50 hex digits (ADR 0007)"),
+            ("time zone of dates", TIME_ZONE),
+            ("incremental since", self.since.isoformat() if self.since else "full export"),
+            ("cohort", str(cohort_id) if cohort_id is not None else "all patients with a treatment episode"),
+            ("concept table", concepts.version()),
+        ]
+        for i, (name, value) in enumerate(rows, start=1):
+            self.x(f"INSERT INTO {s}.metadata (metadata_id, metadata_concept_id, metadata_type_concept_id, name, "
+                   "value_as_string, metadata_date) VALUES (%s, 0, 0, %s, %s, %s)", [i, name, value, release_date])
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.scalar(f"SELECT count(*) FROM {self.s}.{t}")
+                for t in ("person", "observation_period", "condition_occurrence", "episode", "measurement",
+                          "observation", "cdm_source", "metadata")}
+
+    def checks(self) -> list[dict[str, Any]]:
+        s, out = self.s, []
+
+        def check(name: str, bad: int, detail: str = "") -> None:
+            out.append({"name": name, "ok": bad == 0, "bad_rows": bad, "detail": detail})
+
+        dated = {"measurement": "measurement_date", "observation": "observation_date",
+                 "condition_occurrence": "condition_start_date", "episode": "episode_start_date"}
+        for table, column in dated.items():
+            check(f"{table}: every row's person exists", self.scalar(
+                f"SELECT count(*) FROM {s}.{table} t WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {s}.person p WHERE p.person_id = t.person_id)"))
+            check(f"{table}: every event inside an observation period", self.scalar(
+                f"SELECT count(*) FROM {s}.{table} t WHERE NOT EXISTS (SELECT 1 FROM {s}.observation_period o "
+                f"WHERE o.person_id = t.person_id AND t.{column} BETWEEN o.observation_period_start_date "
+                "AND o.observation_period_end_date)"))
+        check("measurement: every row has a unit", self.scalar(
+            f"SELECT count(*) FROM {s}.measurement WHERE unit_source_value IS NULL OR unit_concept_id IS NULL"))
+        known = sorted({c.concept_id for c in concepts.concepts()})
+        self.x("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
+               "AND column_name LIKE '%%concept_id' AND table_name = ANY(%s) ORDER BY 1, 2",
+               [s.strip('"'), ["person", *EVENT_TABLES, "metadata", "cdm_source"]])
+        columns = self.c.fetchall()
+        outside = sum(self.scalar(f"SELECT count(*) FROM {s}.{t} WHERE {col} IS NOT NULL AND NOT ({col} = ANY(%s))",
+                                  [known]) for t, col in columns)
+        check("no concept id outside the repository's concept table", outside)
+        self._source_counts(check)
+        return out
+
+    def _source_counts(self, check: Callable[..., None]) -> None:
+        s = self.s
+        reading, response = Reading._meta.db_table, QuestionnaireResponse._meta.db_table
+        episode = TreatmentEpisode._meta.db_table
+        expected = {
+            "person": self.scalar("SELECT count(*) FROM _scope"),
+            "condition_occurrence": self.scalar(
+                f"SELECT count(*) FROM {episode} e JOIN _scope s ON s.patient_id = e.patient_id"),
+            "measurement": self.scalar(
+                f"SELECT count(*) + count(r.value2) FROM {reading} r JOIN _scope s ON s.patient_id = r.patient_id "
+                "JOIN (SELECT DISTINCT measure FROM _measure) m ON m.measure = r.measure "
+                "WHERE r.erroneous_at IS NULL"),
+            "observation (responses)": self.scalar(
+                f"SELECT count(*) FROM {response} r JOIN _scope s ON s.patient_id = r.patient_id "
+                f"WHERE r.status = '{ResponseStatus.COMPLETED.value}'"),
+        }
+        actual = {
+            "person": self.scalar(f"SELECT count(*) FROM {s}.person"),
+            "condition_occurrence": self.scalar(f"SELECT count(*) FROM {s}.condition_occurrence"),
+            "measurement": self.scalar(f"SELECT count(*) FROM {s}.measurement"),
+            "observation (responses)": self.scalar(
+                f"SELECT count(*) FROM {s}.observation WHERE observation_id % {SLOTS} = 0"),
+        }
+        for table, want in expected.items():
+            got = actual[table]
+            check(f"{table}: count against the source", abs(got - want), f"{got} exported, {want} in the source")
+
+
+def _items(resource: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(linkId, LOINC code) of the questionnaire in definition order; first ('', panel code):
+    the code of the questionnaire or of its first coded group names the whole response."""
+    out: list[tuple[str, str | None]] = []
+    panel: list[str | None] = [_loinc(resource.get("code"))]
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            code = _loinc(item.get("code"))
+            if item.get("type") == "group":
+                if panel[0] is None:
+                    panel[0] = code
+            elif item.get("type") != "display":
+                out.append((item["linkId"], code))
+            walk(item.get("item", []))
+
+    walk(resource.get("item", []))
+    return [("", panel[0]), *out]
+
+
+def _loinc(codes: Any) -> str | None:
+    for c in codes or []:
+        if c.get("system") == LOINC and c.get("code"):
+            return str(c["code"])
+    return None
+
+
