@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as ApiValidationError
@@ -23,6 +24,7 @@ from audit.models import Action
 from audit.models import Outcome as AuditOutcome
 from audit.services import audit_record
 from patients.access import patient_or_404, patients_for
+from proplatform.middleware import current_request_id
 
 
 class PatientRef(serializers.Serializer):
@@ -180,15 +182,27 @@ class AlertAcknowledgeView(APIView):
             200: AlertOut,
             403: OpenApiResponse(description="Not a clinician."),
             404: OpenApiResponse(description="No such alert among the caller's patients."),
-            409: OpenApiResponse(ConflictOut, description="Already acknowledged; the body says by whom."),
+            400: OpenApiResponse(description="Field-level errors: {field: [message]}."),
+            409: OpenApiResponse(ConflictOut, description="Already acknowledged (the body says by whom), or "
+                                                          "its colour is no longer expected_severity."),
         },
+        parameters=[OpenApiParameter(
+            "expected_severity", str, enum=["red", "yellow"], required=False,
+            description="The colour the caller saw; if the alert has another colour now, 409 instead of "
+                        "acknowledging (the worklist sends it: a yellow alert turned red is not acknowledged "
+                        "by a click meant for yellow).")],
         tags=["alerts"],
     )
     def post(self, request: Request, alert_id: int) -> Response:
         _require_clinician(request)
+        expected = request.query_params.get("expected_severity")
+        if expected is not None and expected not in ("red", "yellow"):
+            return Response({"expected_severity": [_("Give red or yellow.")], "request_id": current_request_id()},
+                            status=status.HTTP_400_BAD_REQUEST)
         alert = _alert_or_404(request, alert_id, "acknowledge")
         try:
-            alert = lifecycle.alert_acknowledge(alert=alert, user=request.user, request=request)
+            alert = lifecycle.alert_acknowledge(alert=alert, user=request.user, expected_severity=expected,
+                                                request=request)
         except AlertConflict as exc:
             return _conflict(exc, request)
         return Response(alert_payload(alert))

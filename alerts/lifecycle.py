@@ -75,12 +75,21 @@ def _changed(alert: Alert, *, user: Any, what: str, request: Any) -> None:
     transaction.on_commit(lambda: alert_broadcast(alert.pk))
 
 
-def alert_acknowledge(*, alert: Alert, user: Any, request: Any = None) -> Alert:
+def alert_acknowledge(*, alert: Alert, user: Any, expected_severity: str | None = None,
+                      request: Any = None) -> Alert:
     """Mark an open alert as seen by ``user``. Two nurses clicking at once: the first wins,
-    the second gets AlreadyAcknowledged naming who was first."""
+    the second gets AlreadyAcknowledged naming who was first. ``expected_severity`` (the colour
+    the nurse saw) makes a click on a yellow alert that has turned red meanwhile a conflict:
+    acknowledging a red alert stops its escalation, and that must be a decision about red."""
     with transaction.atomic():
         alerts_lock_patients({alert.patient_id})
         now = timezone.now()
+        if expected_severity is not None:
+            current = Alert.objects.get(pk=alert.pk)
+            if current.severity != expected_severity and current.status == Status.OPEN:
+                raise AlertConflict(current, _("The alert is %(now)s now, not %(seen)s: look at it again before "
+                                               "you acknowledge it.") % {"now": current.get_severity_display(),
+                                                                         "seen": expected_severity})
         claimed = Alert.objects.filter(pk=alert.pk, status=Status.OPEN).update(
             status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=user
         )

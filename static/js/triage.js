@@ -174,7 +174,11 @@
   async function acknowledge(id, button) {
     button.disabled = true;
     try {
-      const response = await fetch(`/api/v1/alerts/${id}/acknowledge`, {
+      // The colour the nurse saw: if the alert turned red meanwhile, the server answers 409
+      // with it as it is now, and the list shows it red (with its confirmation) instead.
+      const seen = alerts.get(id);
+      const expected = seen ? `?expected_severity=${encodeURIComponent(seen.severity)}` : "";
+      const response = await fetch(`/api/v1/alerts/${id}/acknowledge${expected}`, {
         method: "POST", credentials: "same-origin",
         headers: {"X-CSRFToken": csrf, "Accept": "application/json"},
       });
