@@ -1,4 +1,4 @@
-"""From a review of issue 19 (7): "a red alert is acknowledged only with confirmation" is enforced in static/js/triage.js
+"""From a review of issue 19 (7): "a red alert is acknowledged only with confirmation" was enforced in triage.js
 alone. The acknowledge endpoint takes no expected severity/version, so a nurse's click on
 "Kvittér" for an alert she saw as yellow — landing after the same alert turned red (a worse answer
 arrived: the live push is a moment behind) — acknowledges the red alert with no confirmation dialog,
