@@ -3,6 +3,7 @@ PHQ-9 on a phone with only item 9 ("better off dead…") positive: the receipt l
 crisis advice and 112, and a red alert is on the clinician's worklist (/triage/) — raised by
 the instrument's safety net, although the programme has no colour rule and the score is 1."""
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,8 +11,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from alerts.models import Alert
+from alerts.models import Alert, AlertFinding
 from questionnaires import library
+from questionnaires.models import QuestionnaireResponse
 from questionnaires.services import questionnaire_import
 from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE, check_page, login
 
@@ -103,3 +105,50 @@ def test_switching_a_safety_net_off_without_a_reason_shows_a_danish_message_next
     check_page(page, "the safety net page with an error")
     rule.refresh_from_db()
     assert rule.active and rule.version == 1
+
+
+def _fill_numbers(page: Page) -> None:
+    """Give every empty number field on the page its lowest allowed value (or 0): a calm answer."""
+    for field in page.locator("main input[inputmode=numeric], main input[inputmode=decimal], "
+                              "main input[type=number]").all():
+        if field.is_visible() and not field.input_value():
+            field.fill(field.get_attribute("min") or "0")
+
+
+@pytest.mark.parametrize("name", library.names())
+def test_a_contact_request_on_every_library_instrument_reaches_the_worklist_at_least_yellow(
+        name: str, new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
+    """Issue 19: "Vil du gerne kontaktes af os?" = Ja, with every other answer the first (calm) one,
+    answered through the patient's own pages on a phone, raises at least a yellow alert — in a
+    programme with no rule of its own for the instrument (the instrument's safety net)."""
+    questionnaire = questionnaire_import(resource=library.load(name))
+    live_cast.program_a.questionnaires.add(questionnaire)
+    page = new_context(PHONE).new_page()
+    login(page, live_stack.url, "patient-a")
+    page.goto(f"{live_stack.url}/me/questionnaires/{questionnaire.pk}/")
+    for _ in range(30):
+        if page.url.endswith("/review/"):
+            break
+        for field in page.evaluate("() => [...new Set([...document.querySelectorAll('main input[type=radio]')]"
+                                   ".map(e => e.name))]"):
+            options = page.locator(f"main input[type=radio][name='{field}']")
+            ja = page.locator(f"main input[type=radio][name='{field}'][value='true']")
+            (ja if field.endswith("contact") and ja.count() else options.first).check()
+        _fill_numbers(page)
+        page.get_by_role("button", name="Næste").click()
+        page.wait_for_load_state()
+    expect(page).to_have_url(f"{live_stack.url}/me/questionnaires/{questionnaire.pk}/review/")
+    page.get_by_role("button", name="Send svar").click()
+    expect(page).to_have_url(f"{live_stack.url}/me/questionnaires/{questionnaire.pk}/thanks/")
+    expect(page.locator("h1")).to_have_text(re.compile("Vi ringer til dig|Ring til afdelingen i dag"))
+
+    def raised() -> bool:
+        # The safety net's alert, or the programme's own rule's where it has one (the net then
+        # stands back: one alert for the nurse, not two); either way from this very response.
+        response = (QuestionnaireResponse.objects
+                    .filter(patient=live_cast.patient_a, questionnaire__url=questionnaire.url, status="completed")
+                    .order_by("-pk").first())
+        return response is not None and AlertFinding.objects.filter(
+            source_key=f"response:{response.pk}", severity__in=("yellow", "red")).exists()
+
+    _wait_for(raised, f"an alert for the contact request on {name}")
