@@ -11,6 +11,7 @@ same. About 1 ms per resource; a Bundle of 1000 Observations costs about a secon
 sender of a batch can afford and which keeps an invalid reading out of the record."""
 
 import importlib
+import re
 from functools import cache
 from typing import Any
 
@@ -26,13 +27,18 @@ def _model(resource_type: str) -> type[pydantic.BaseModel]:
     return getattr(module, resource_type)
 
 
+# FHIRPath names a choice element by its base name: a bad effectiveDateTime is at
+# Observation.effective, as the ingest's own time checks name it (docs/architecture.md).
+_CHOICE = re.compile(r"^(effective)(DateTime|Period|Timing|Instant)$")
+
+
 def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
     path = resource_type
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
         elif isinstance(part, str) and not part.startswith(("function-", "union[")):
-            path += f".{part}"
+            path += "." + _CHOICE.sub(r"\1", part)
     return path
 
 
