@@ -132,6 +132,9 @@ class Program(models.Model):
     contact_text_en = models.TextField(_("contact request text (English)"), default=CONTACT_TEXT_EN)
     urgent_text_da = models.TextField(_("urgent-contact text (Danish)"), default=URGENT_TEXT_DA)
     urgent_text_en = models.TextField(_("urgent-contact text (English)"), default=URGENT_TEXT_EN)
+    # The measures (monitoring.measures codes) the programme's devices send (issue 24): the rule
+    # editor's measure pickers offer only these. A list of codes, chosen with tick boxes.
+    measures = models.JSONField(_("measurements"), default=list, blank=True)
 
     def __str__(self) -> str:
         return self.name

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "outcomes",
     "schedules",
     "exports",
+    "editor",
 ]
 
 MIDDLEWARE = [

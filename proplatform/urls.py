@@ -10,6 +10,7 @@ from alerts import api as alerts_api
 from alerts import views as alerts_views
 from alerts import views_backtest as alerts_backtest_views
 from alerts import views_safety as alerts_safety_views
+from editor import views as editor_views
 from exports import views as exports_views
 from exports import views_quality as exports_quality
 from interop import views as fhir_views
@@ -100,6 +101,13 @@ urlpatterns = [
     path("for/<uuid:patient_id>/", patients_relatives.act_for, name="relative-act-for"),
     path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
     path("triage/", alerts_views.triage, name="triage"),
+    path("programmes/", editor_views.program_list, name="editor-programs"),
+    path("programmes/new/", editor_views.program_new, name="editor-program-new"),
+    path("programmes/<int:program_id>/", editor_views.program_edit, name="editor-program"),
+    path("programmes/<int:program_id>/rules/new/<str:kind>/", editor_views.rule_edit, name="editor-rule-new"),
+    path("programmes/<int:program_id>/rules/<int:rule_id>/", editor_views.rule_edit, name="editor-rule"),
+    path("programmes/<int:program_id>/rules/<int:rule_id>/rollback/<int:version>/",
+         editor_views.rule_rollback_view, name="editor-rule-rollback"),
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),
     path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),

@@ -1,0 +1,64 @@
+"""Writes of the programme editor. Each goes through the owning app's service (rule_save keeps
+the revision with who and why) and leaves an audit row."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from alerts.definitions import rule_save
+from alerts.models import Rule, RuleRevision
+from audit.models import Action
+from audit.services import audit_record
+from patients.models import Program
+
+
+def program_rule_save(*, program: Program, kind: str, rule: Rule | None, name: str, severity: str,
+                      params: dict[str, Any], cooldown: timedelta, by: Any, reason: str,
+                      request: Any = None) -> Rule:
+    """Add a rule to ``program`` or change one of its rules: a new version and revision."""
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the rule is added or changed.")})
+    if rule is None:
+        rule = Rule(program=program, kind=kind)
+    elif rule.program_id != program.pk or rule.kind != kind:
+        raise ValidationError(_("This rule belongs to another programme or kind."))
+    rule.name, rule.severity, rule.params, rule.cooldown = name, severity, params, cooldown
+    with transaction.atomic():
+        created = rule.pk is None
+        rule_save(rule=rule, by=by, reason=reason.strip())
+        audit_record(user=by, action=Action.CREATE if created else Action.UPDATE,
+                     resource=f"Rule/{rule.pk} v{rule.version}", request=request)
+    return rule
+
+
+def rule_rollback(*, rule: Rule, version: int, by: Any, reason: str, request: Any = None) -> Rule:
+    """Bring back the definition of an earlier version. History is never rewritten: the rollback
+    is a new version whose revision says which one it restored and why."""
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the rule goes back to an earlier version.")})
+    revision = RuleRevision.objects.filter(rule=rule, version=version).first()
+    if revision is None:
+        raise ValidationError({"version": _("This rule has no version %(v)s.") % {"v": version}})
+    if revision.version == rule.version:
+        raise ValidationError({"version": _("Version %(v)s is the rule as it is now.") % {"v": version}})
+    for field in ("name", "severity", "params", "active", "cooldown"):
+        setattr(rule, field, getattr(revision, field))
+    with transaction.atomic():
+        rule_save(rule=rule, by=by, reason=_("Back to version %(v)s: %(reason)s") % {
+            "v": version, "reason": reason.strip()})
+        audit_record(user=by, action=Action.UPDATE, resource=f"Rule/{rule.pk} v{rule.version} rollback",
+                     request=request)
+    return rule
+
+
+def program_save(*, program: Program, by: Any, request: Any = None) -> Program:
+    """Create or change a programme's own fields (name, condition, texts, measures)."""
+    created = program.pk is None
+    program.full_clean()
+    program.save()
+    audit_record(user=by, action=Action.CREATE if created else Action.UPDATE, resource=f"Program/{program.pk}",
+                 request=request)
+    return program
