@@ -4,11 +4,13 @@ writes live in editor.services."""
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _l
 
 from monitoring.measures import MEASURES
 from patients.models import Program
-from proplatform.forms import DescribedForm
+from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
 from questionnaires.models import Questionnaire
 
 
@@ -60,3 +62,104 @@ class ProgramForm(forms.ModelForm):
 class ReasonForm(DescribedForm):
     reason = forms.CharField(label=_l("Why?"), max_length=500,
                              error_messages={"required": _l("Say why the rule goes back to an earlier version.")})
+
+
+WEEKDAY_CHOICES = [("mon", _l("Monday")), ("tue", _l("Tuesday")), ("wed", _l("Wednesday")), ("thu", _l("Thursday")),
+                   ("fri", _l("Friday")), ("sat", _l("Saturday")), ("sun", _l("Sunday"))]
+SCHEDULE_KINDS = [("once", _l("Once")), ("offsets", _l("On fixed days")), ("every", _l("Every so many days")),
+                  ("weekdays", _l("On fixed weekdays"))]
+
+
+class ScheduleForm(DescribedForm):
+    """A schedule in days from the index date (treatment start), without JSON: the kind's fields
+    are plain numbers and tick boxes, turned into the typed spec of schedules.spec."""
+
+    name = forms.CharField(label=_l("Name"), max_length=200, help_text=_l("E.g. \"CAT weekly\"."),
+                           error_messages={"required": _l("Give the schedule a name.")})
+    questionnaire_url = forms.ChoiceField(
+        label=_l("Questionnaire"), help_text=_l("Only the programme's questionnaires."),
+        error_messages={"required": _l("Choose one of the programme's questionnaires."),
+                        "invalid_choice": _l("Choose one of the programme's questionnaires.")})
+    kind = forms.ChoiceField(label=_l("How often"), choices=SCHEDULE_KINDS, widget=forms.RadioSelect, initial="every")
+    day = IntegerTextField(label=_l("Day (once)"), required=False, min_value=-3650, max_value=3650,
+                           help_text=_l("Days from treatment start: 0 is the day treatment starts, -7 a week before."))
+    days = forms.CharField(label=_l("Days (on fixed days)"), required=False, max_length=500,
+                           help_text=_l("Day numbers separated by commas, e.g. 7, 14, 30, 90."))
+    every_days = IntegerTextField(label=_l("Every (days)"), required=False, min_value=1, max_value=366,
+                                  help_text=_l("E.g. 7 for weekly."))
+    from_day = IntegerTextField(label=_l("From day"), required=False, min_value=-3650, max_value=3650,
+                                help_text=_l("E.g. 0: from treatment start."))
+    to_day = IntegerTextField(label=_l("To day"), required=False, min_value=-3650, max_value=3650,
+                              help_text=_l("E.g. 84: for 12 weeks."))
+    weekdays = forms.MultipleChoiceField(label=_l("Weekdays"), required=False, choices=WEEKDAY_CHOICES,
+                                         widget=forms.CheckboxSelectMultiple)
+    before_start = forms.BooleanField(
+        label=_l("May be before treatment start (a baseline questionnaire)"), required=False)
+    due_time = forms.TimeField(label=_l("Due at (Danish time)"), initial="09:00",
+                               widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+                               error_messages={"invalid": _l("Give a time of day, e.g. 09:00.")})
+    open_before_days = DecimalTextField(label=_l("Opens days before"), required=False, min_value=0, max_value=30,
+                                        help_text=_l("E.g. 1: the patient can answer from the day before."))
+    window_days = DecimalTextField(label=_l("Open for (days) after the due time"), min_value=0, max_value=60,
+                                   help_text=_l("E.g. 2: after that it counts as missed."),
+                                   error_messages={"required": _l("Give how many days the questionnaire stays open.")})
+    remind_before_hours = DecimalTextField(label=_l("Reminder (hours before the deadline)"), required=False,
+                                           min_value=0, max_value=24 * 60, help_text=_l("Empty: no reminder."))
+    example_start = forms.DateField(label=_l("Example treatment start for the preview"), required=False,
+                                    widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                                    error_messages={"invalid": _l("Give a date, e.g. 2026-12-07.")})
+
+    def __init__(self, *args: Any, program: Program, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        seen: dict[str, str] = {}
+        for q in program.questionnaires.order_by("url", "-created_at"):
+            seen.setdefault(q.url, q.title)
+        self.fields["questionnaire_url"].choices = [("", _l("Choose a questionnaire"))] + list(seen.items())
+
+    def clean_days(self) -> list[int]:
+        text = self.cleaned_data.get("days") or ""
+        try:
+            return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+        except ValueError as exc:
+            raise forms.ValidationError(_l("Give whole day numbers separated by commas, e.g. 7, 14, 30.")) from exc
+
+    def clean(self) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from schedules.spec import spec_params
+
+        cleaned = super().clean() or {}
+        kind = cleaned.get("kind")
+        required = {"once": ["day"], "offsets": ["days"], "every": ["every_days", "from_day", "to_day"],
+                    "weekdays": ["weekdays", "from_day", "to_day"]}.get(kind or "", [])
+        for name in required:
+            if name not in self.errors and cleaned.get(name) in (None, "", []):
+                self.add_error(name, _l("Needed for this kind of schedule."))
+        if self.errors:
+            return cleaned
+        window = cleaned.get("window_days")
+        if window is not None and window <= 0:
+            self.add_error("window_days", _l("The questionnaire must stay open for some time (more than 0 days)."))
+        params: dict[str, Any] = {name: cleaned[name] for name in required}
+        try:
+            from schedules.spec import spec_parse
+
+            spec = spec_parse(kind, params)  # type: ignore[arg-type]
+        except ValidationError:
+            self.add_error("to_day" if kind in ("every", "weekdays") else required[0],
+                           _l("Check the days: the last day must not come before the first, and each day once."))
+            return cleaned
+        first = min(spec.days(cleaned.get("example_start") or timezone.localdate()), default=0)
+        if first < 0 and not cleaned.get("before_start"):
+            field = {"once": "day", "offsets": "days"}.get(kind, "from_day")  # type: ignore[arg-type]
+            self.add_error(field, _l("This is before treatment start. Tick \"May be before treatment start\" "
+                                     "for a baseline questionnaire."))
+        if self.errors:
+            return cleaned
+        cleaned["spec"] = spec
+        cleaned["params"] = spec_params(spec)
+        cleaned["window"] = timedelta(days=float(window))  # type: ignore[arg-type]
+        cleaned["open_before"] = timedelta(days=float(cleaned.get("open_before_days") or 0))
+        hours = cleaned.get("remind_before_hours")
+        cleaned["remind_before"] = timedelta(hours=float(hours)) if hours else None
+        return cleaned

@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.decorators import role_required
@@ -21,12 +22,13 @@ from alerts.rule_forms import KIND_LABELS, RuleForm
 from alerts.safety import may_switch_safety_nets
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from editor.forms import ProgramForm, ReasonForm
+from editor.forms import ProgramForm, ReasonForm, ScheduleForm
 from editor.services import program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
 from patients.models import Program
 from proplatform.forms import form_errors_from
 from schedules.models import Schedule
+from schedules.services import schedule_create, schedule_preview
 
 
 def _program_for(request: HttpRequest, program_id: int) -> Program:
@@ -171,3 +173,34 @@ def rule_rollback_view(request: HttpRequest, program_id: int, rule_id: int, vers
         "program": program, "rule": rule, "revision": revision, "form": form,
         "words": params_in_words(revision.params, questionnaire_titles([revision.params.get("questionnaire")])),
     })
+
+
+@login_required
+def schedule_new(request: HttpRequest, program_id: int) -> HttpResponse:
+    program = _program_for(request, program_id)
+    form = ScheduleForm(request.POST or None, program=program,
+                        initial={"example_start": timezone.localdate(), "window_days": 2, "kind": "every"})
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if request.POST.get("action") == "preview":
+            unsaved = Schedule(program=program, name=data["name"], questionnaire_url=data["questionnaire_url"],
+                               kind=data["kind"], params=data["params"], due_time=data["due_time"],
+                               open_before=data["open_before"], window=data["window"])
+            preview = {"start": data.get("example_start") or timezone.localdate(),
+                       "rows": schedule_preview(schedule=unsaved,
+                                                index_date=data.get("example_start") or timezone.localdate())}
+        else:
+            try:
+                schedule = schedule_create(
+                    program=program, name=data["name"], questionnaire_url=data["questionnaire_url"],
+                    kind=data["kind"], params=data["params"], window=data["window"],
+                    open_before=data["open_before"], due_time=data["due_time"], remind_before=data["remind_before"])
+            except ValidationError as exc:
+                form_errors_from(form, exc, rename={"window": "window_days", "open_before": "open_before_days",
+                                                    "remind_before": "remind_before_hours", "name": "name"})
+            else:
+                audit_record(user=request.user, action=Action.CREATE, resource=f"Schedule/{schedule.pk}",
+                             request=request)
+                return redirect(reverse("editor-program", args=[program.pk]) + "#schedules")
+    return render(request, "editor/schedule_form.html", {"program": program, "form": form, "preview": preview})

@@ -108,6 +108,7 @@ urlpatterns = [
     path("programmes/<int:program_id>/rules/<int:rule_id>/", editor_views.rule_edit, name="editor-rule"),
     path("programmes/<int:program_id>/rules/<int:rule_id>/rollback/<int:version>/",
          editor_views.rule_rollback_view, name="editor-rule-rollback"),
+    path("programmes/<int:program_id>/schedules/new/", editor_views.schedule_new, name="editor-schedule-new"),
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),
     path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),

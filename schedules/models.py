@@ -56,6 +56,10 @@ class Schedule(models.Model):
             errors.update(exc.message_dict)
         errors.update(timing_errors(open_before=self.open_before, window=self.window,
                                     remind_before=self.remind_before))
+        if self.program_id is not None and not self.program.questionnaires.filter(url=self.questionnaire_url).exists():
+            # The admin's path: a url typed by hand that names nothing, or a questionnaire outside
+            # the programme, is refused next to the field (issue 24).
+            errors["questionnaire_url"] = str(_("The questionnaire is not one of the programme's questionnaires."))
         if errors:
             raise ValidationError(errors)
 
