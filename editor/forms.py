@@ -163,3 +163,53 @@ class ScheduleForm(DescribedForm):
         hours = cleaned.get("remind_before_hours")
         cleaned["remind_before"] = timedelta(hours=float(hours)) if hours else None
         return cleaned
+
+
+MAX_UPLOAD = 1_000_000  # bytes; the largest library instrument is ~40 kB
+
+
+class QuestionnaireUploadForm(DescribedForm):
+    """A FHIR Questionnaire file, or one of the shipped instruments. Parsed here; a file that is
+    not a FHIR Questionnaire is refused next to the field."""
+
+    file = forms.FileField(label=_l("FHIR Questionnaire file (JSON)"), required=False,
+                           help_text=_l("E.g. exported from Medplum, REDCap or the LHC-Forms builder."))
+    library = forms.ChoiceField(label=_l("Or one of the platform's questionnaires"), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from questionnaires import library
+
+        super().__init__(*args, **kwargs)
+        choices = [("", _l("None"))]
+        for name in library.names():
+            choices.append((name, library.load(name).get("title") or name))
+        self.fields["library"].choices = choices
+
+    def clean(self) -> dict[str, Any]:
+        import json
+
+        from questionnaires import library
+
+        cleaned = super().clean() or {}
+        upload, name = cleaned.get("file"), cleaned.get("library")
+        if bool(upload) == bool(name):
+            self.add_error("file", _l("Choose a file or one of the platform's questionnaires (one of them)."))
+            return cleaned
+        if name:
+            cleaned["resource"] = library.load(name)
+            return cleaned
+        if upload.size > MAX_UPLOAD:
+            self.add_error("file", _l("The file is too large for a questionnaire (at most 1 MB)."))
+            return cleaned
+        try:
+            resource = json.loads(upload.read().decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError):
+            self.add_error("file", _l("This file is not a FHIR Questionnaire: it is not JSON. "
+                                      "Export the questionnaire as FHIR R4 JSON and try again."))
+            return cleaned
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Questionnaire":
+            self.add_error("file", _l("This file is JSON but not a FHIR Questionnaire "
+                                      "(its resourceType is not \"Questionnaire\")."))
+            return cleaned
+        cleaned["resource"] = resource
+        return cleaned

@@ -22,7 +22,7 @@ from alerts.rule_forms import KIND_LABELS, RuleForm
 from alerts.safety import may_switch_safety_nets
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from editor.forms import ProgramForm, ReasonForm, ScheduleForm
+from editor.forms import ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
 from editor.services import program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
 from patients.models import Program
@@ -204,3 +204,80 @@ def schedule_new(request: HttpRequest, program_id: int) -> HttpResponse:
                              request=request)
                 return redirect(reverse("editor-program", args=[program.pk]) + "#schedules")
     return render(request, "editor/schedule_form.html", {"program": program, "form": form, "preview": preview})
+
+
+_UPLOADS = "editor-questionnaire-uploads"
+
+
+def _preview_pages(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of the questionnaire as the patient's form renders it, all questions shown."""
+    from django.utils import translation
+
+    from questionnaires.definition import parse
+    from questionnaires.forms import PageForm, pages
+
+    definition = parse(resource)
+    lang = translation.get_language()
+    out = []
+    for page in pages(definition, lang):
+        shown = page.link_ids()
+        form = PageForm(definition=definition, page=page, lang=lang, answers={}, shown=shown,
+                        prefix=f"preview{page.index}")
+        out.append({"page": page, "form": form})
+    return out
+
+
+@login_required
+def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
+    """Upload (or pick from the library) → the import report per question and a phone preview →
+    publish into the programme. The file is kept in the session between the two steps under a
+    random key, so nothing is stored in the database until it is published."""
+    import uuid
+
+    from questionnaires.services import QuestionnaireImportError, questionnaire_import, questionnaire_review
+
+    program = _program_for(request, program_id)
+    uploads = request.session.get(_UPLOADS, {})
+    if request.method == "POST" and request.POST.get("action") == "publish":
+        pending = uploads.get(request.POST.get("key", ""))
+        if pending is None:
+            return redirect("editor-questionnaire-upload", program_id=program.pk)
+        try:
+            if pending.get("library"):
+                from django.core.management.base import CommandError
+
+                from questionnaires.management.commands.load_instruments import instrument_load
+
+                try:
+                    questionnaire, _changed = instrument_load(name=pending["library"])
+                except CommandError as exc:
+                    raise ValidationError(str(exc)) from exc
+            else:
+                questionnaire = questionnaire_import(resource=pending["resource"])
+        except (QuestionnaireImportError, ValidationError) as exc:
+            form = QuestionnaireUploadForm()
+            form.add_error("file", exc.messages)
+            return render(request, "editor/questionnaire_upload.html", {"program": program, "form": form})
+        program.questionnaires.add(questionnaire)  # its safety net follows (alerts.apps receiver)
+        audit_record(user=request.user, action=Action.CREATE,
+                     resource=f"Questionnaire/{questionnaire.pk} in Program/{program.pk}", request=request)
+        uploads.pop(request.POST.get("key", ""), None)
+        request.session[_UPLOADS] = uploads
+        return redirect(reverse("editor-program", args=[program.pk]) + "#settings")
+    form = QuestionnaireUploadForm(request.POST or None, request.FILES or None)
+    context: dict[str, Any] = {"program": program, "form": form}
+    if request.method == "POST" and form.is_valid():
+        resource = form.cleaned_data["resource"]
+        issues = questionnaire_review(resource=resource)
+        context["issues"] = issues
+        context["refused"] = any(i.severity == "error" for i in issues)
+        context["title"] = resource.get("title") or resource.get("name") or resource.get("url") or ""
+        if not context["refused"]:
+            key = uuid.uuid4().hex
+            # Only the last few uploads are kept: a session is not a store.
+            uploads = dict(list(uploads.items())[-2:])
+            uploads[key] = {"resource": resource, "library": form.cleaned_data.get("library") or ""}
+            request.session[_UPLOADS] = uploads
+            context["key"] = key
+            context["pages"] = _preview_pages(resource)
+    return render(request, "editor/questionnaire_upload.html", context)

@@ -181,3 +181,32 @@ def test_only_administrators_and_the_programmes_team_leads_open_the_editor(clien
     client.force_login(cast.clinician_a)
     assert client.get(url).status_code == 200
     assert client.get(reverse("editor-program", args=[cast.program_b.pk])).status_code == 404
+
+
+def test_an_administrator_creates_a_programme_with_its_texts_and_measures_without_json(client, cast):
+    from patients.models import Program
+
+    _login(client, cast.admin)
+    page = client.post(reverse("editor-program-new"), {
+        "name": "Hjemmemonitorering ved KOL", "slug": "kol-hjemme", "condition_code": "DJ44",
+        "condition_display": "KOL", "review_workdays": "2", "department_phone": "78 45 00 00",
+        "contact_text_da": "Vi ringer.", "contact_text_en": "We call.", "urgent_text_da": "Ring nu.",
+        "urgent_text_en": "Call now.", "measures": ["spo2", "heart-rate"], "questionnaires": [cast.questionnaire.pk]})
+    assert page.status_code == 302
+    program = Program.objects.get(slug="kol-hjemme")
+    assert program.measures == ["spo2", "heart-rate"] and program.department_phone == "78 45 00 00"
+    assert list(program.questionnaires.all()) == [cast.questionnaire]
+    assert AuditEvent.objects.filter(resource=f"Program/{program.pk}", action="create").exists()
+
+
+def test_a_programme_without_a_name_or_with_a_taken_short_name_is_refused_in_danish(client, cast):
+    from patients.models import Program
+
+    _login(client, cast.admin)
+    before = Program.objects.count()
+    page = client.post(reverse("editor-program-new"), {"name": "", "slug": "lung", "condition_code": "DJ44",
+                                                       "condition_display": "KOL", "review_workdays": "2"},
+                       HTTP_ACCEPT_LANGUAGE="da")
+    body = page.content.decode()
+    assert "Giv programmet et navn." in body and "Et andet program har allerede dette korte navn." in body
+    assert Program.objects.count() == before
