@@ -110,7 +110,11 @@ class RuleForm(DescribedForm):
             kwargs["initial"] = self.initial_from(rule)
         super().__init__(*args, **kwargs)
         self.param_fields: list[str] = []
-        for declared in self.module.FORM:
+        two_part = any(MEASURES[code].second is not None for code, _label in self.vocabulary.measures)
+        self.declared = [f for f in self.module.FORM
+                         # "Which value" means something for blood pressure only: not asked otherwise.
+                         if two_part or not (isinstance(f, spec.Choice) and f.path.endswith("component"))]
+        for declared in self.declared:
             name = _field_name(declared.path)
             self.fields[name] = self._make(declared)
             self.param_fields.append(name)
@@ -205,7 +209,7 @@ class RuleForm(DescribedForm):
         params: dict[str, Any] = {}
         values: dict[str, Any] = {}
         item_link: str | None = None
-        for declared in self.module.FORM:
+        for declared in self.declared:
             name = _field_name(declared.path)
             value = cleaned.get(name)
             if isinstance(declared, spec.ItemPick):

@@ -101,7 +101,7 @@ def test_a_threshold_rule_saved_from_the_form_is_a_revision_with_who_and_why(cli
     page = client.post(reverse("editor-rule-new", args=[program.pk, "threshold"]), _threshold_post(p_low="90,5"))
     assert page.status_code == 302
     rule = Rule.objects.get(program=program, name="SpO2 under 90 %")
-    assert rule.kind == "threshold" and rule.params == {"measure": "spo2", "component": "value", "low": "90.5"}
+    assert rule.kind == "threshold" and rule.params == {"measure": "spo2", "low": "90.5"}
     revision = RuleRevision.objects.get(rule=rule)
     assert (revision.changed_by, revision.reason) == (cast.admin, "Aftalt på teammødet")
     assert AuditEvent.objects.filter(resource=f"Rule/{rule.pk} v1", action="create").exists()
@@ -210,3 +210,9 @@ def test_a_programme_without_a_name_or_with_a_taken_short_name_is_refused_in_dan
     body = page.content.decode()
     assert "Giv programmet et navn." in body and "Et andet program har allerede dette korte navn." in body
     assert Program.objects.count() == before
+
+
+def test_which_value_is_asked_only_when_the_programme_measures_blood_pressure(cast, program):
+    assert "p_component" not in RuleForm(kind="threshold", program=program).fields
+    program.measures = ["spo2", "blood-pressure"]
+    assert "p_component" in RuleForm(kind="threshold", program=program).fields
