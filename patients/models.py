@@ -111,17 +111,18 @@ URGENT_TEXT_EN = "Some of your answers mean that we need to talk to you today. C
 class Program(models.Model):
     """A follow-up or home-monitoring programme, e.g. lung-cancer follow-up."""
 
-    slug = models.SlugField(unique=True)
-    name = models.CharField(max_length=200)
+    slug = models.SlugField(_("short name"), unique=True)
+    name = models.CharField(_("name"), max_length=200)
     # ICD-10 / SKS code of the condition the programme follows, e.g. DC34 lung cancer.
-    condition_code = models.CharField(max_length=16)
-    condition_display = models.CharField(max_length=200)
+    condition_code = models.CharField(_("condition code"), max_length=16)
+    condition_display = models.CharField(_("condition"), max_length=200)
     questionnaires = models.ManyToManyField(
-        "questionnaires.Questionnaire", related_name="programs", blank=True
+        "questionnaires.Questionnaire", related_name="programs", blank=True, verbose_name=_("questionnaires")
     )
     # The promise on the receipt: a nurse looks at every response within this many working days
     # (Danish public holidays and weekends excluded; questionnaires.review.review_due_at).
     review_workdays = models.PositiveSmallIntegerField(
+        _("answers reviewed within (working days)"),
         default=2, validators=[MinValueValidator(1), MaxValueValidator(20)])
     # What the patient's receipt says when the answers need a person (issue 19), in Danish and
     # English. The out-of-hours number and 112 come from patients.selectors.when_to_call.
@@ -135,6 +136,10 @@ class Program(models.Model):
     # The measures (monitoring.measures codes) the programme's devices send (issue 24): the rule
     # editor's measure pickers offer only these. A list of codes, chosen with tick boxes.
     measures = models.JSONField(_("measurements"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("programme")
+        verbose_name_plural = _("programmes")
 
     def __str__(self) -> str:
         return self.name
