@@ -213,3 +213,27 @@ class QuestionnaireUploadForm(DescribedForm):
             return cleaned
         cleaned["resource"] = resource
         return cleaned
+
+
+class EnrolForm(DescribedForm):
+    patient = forms.ModelChoiceField(label=_l("Patient"), queryset=None,  # type: ignore[arg-type]
+                                     empty_label=_l("Choose a patient"),
+                                     error_messages={"required": _l("Choose a patient."),
+                                                     "invalid_choice": _l("Choose a patient.")})
+    care_team = forms.ModelChoiceField(
+        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),  # type: ignore[arg-type]
+        error_messages={"required": _l("Choose the team that follows the patient."),
+                        "invalid_choice": _l("Choose the team that follows the patient.")})
+    treatment_start = forms.DateField(label=_l("Treatment start (index date)"),
+                                      widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                                      help_text=_l("The schedules count their days from this date."),
+                                      error_messages={"required": _l("Give the date treatment starts."),
+                                                      "invalid": _l("Give a date, e.g. 2026-12-07.")})
+
+    def __init__(self, *args: Any, patients: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["patient"].queryset = patients.order_by("family_name", "given_name")  # type: ignore[attr-defined]
+        # Name and birth date: enough to tell two patients apart, no CPR number in the page's list.
+        self.fields["patient"].label_from_instance = (  # type: ignore[attr-defined]
+            lambda p: f"{p.name} ({p.birth_date:%d.%m.%Y})")
+        self.fields["care_team"].queryset = teams.order_by("name")  # type: ignore[attr-defined]

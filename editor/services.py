@@ -62,3 +62,23 @@ def program_save(*, program: Program, by: Any, request: Any = None) -> Program:
     audit_record(user=by, action=Action.CREATE if created else Action.UPDATE, resource=f"Program/{program.pk}",
                  request=request)
     return program
+
+
+def episode_enrol(*, patient: Any, program: Program, care_team: Any, treatment_start: Any, by: Any,
+                  request: Any = None) -> Any:
+    """Enrol ``patient`` in ``program`` under ``care_team`` from ``treatment_start`` (the index
+    date): the episode, and the occurrences of the programme's schedules that can still be
+    answered, in one transaction."""
+    from patients.models import TreatmentEpisode
+    from schedules.services import schedule_generate_occurrences
+
+    if TreatmentEpisode.objects.filter(patient=patient, program=program, treatment_start=treatment_start).exists():
+        raise ValidationError({"treatment_start": _("The patient is already enrolled from this date.")})
+    with transaction.atomic():
+        episode = TreatmentEpisode.objects.create(patient=patient, program=program, care_team=care_team,
+                                                  condition_code=program.condition_code,
+                                                  treatment_start=treatment_start)
+        schedule_generate_occurrences(episode=episode)
+        audit_record(user=by, action=Action.CREATE, resource=f"EpisodeOfCare/{episode.pk}", patient_id=patient.pk,
+                     request=request)
+    return episode

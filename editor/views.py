@@ -22,8 +22,8 @@ from alerts.rule_forms import KIND_LABELS, RuleForm
 from alerts.safety import may_switch_safety_nets
 from audit.models import Action, Outcome
 from audit.services import audit_record
-from editor.forms import ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
-from editor.services import program_rule_save, program_save, rule_rollback
+from editor.forms import EnrolForm, ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
+from editor.services import episode_enrol, program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
 from patients.models import Program
 from proplatform.forms import form_errors_from
@@ -96,6 +96,7 @@ def _program_parts(program: Program) -> dict[str, Any]:
         "rule_rows": rows,
         "kinds": list(KIND_LABELS.items()),
         "schedules": Schedule.objects.filter(program=program).order_by("id"),
+        "enrolled": program.episodes.filter(end=None).count(),
     }
 
 
@@ -281,3 +282,24 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
             context["key"] = key
             context["pages"] = _preview_pages(resource)
     return render(request, "editor/questionnaire_upload.html", context)
+
+
+@login_required
+def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
+    from patients.models import CareTeam
+
+    program = _program_for(request, program_id)
+    teams = CareTeam.objects.all() if request.user.role == Role.ADMIN else CareTeam.objects.filter(
+        escalation__lead=request.user)
+    form = EnrolForm(request.POST or None, patients=patients_for(request.user), teams=teams,
+                     initial={"treatment_start": timezone.localdate()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            episode_enrol(patient=form.cleaned_data["patient"], program=program,
+                          care_team=form.cleaned_data["care_team"],
+                          treatment_start=form.cleaned_data["treatment_start"], by=request.user, request=request)
+        except ValidationError as exc:
+            form_errors_from(form, exc)
+        else:
+            return redirect(reverse("editor-program", args=[program.pk]) + "#patients")
+    return render(request, "editor/enrol.html", {"program": program, "form": form})

@@ -111,6 +111,7 @@ urlpatterns = [
     path("programmes/<int:program_id>/schedules/new/", editor_views.schedule_new, name="editor-schedule-new"),
     path("programmes/<int:program_id>/questionnaires/upload/", editor_views.questionnaire_upload,
          name="editor-questionnaire-upload"),
+    path("programmes/<int:program_id>/enrol/", editor_views.enrol, name="editor-enrol"),
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),
     path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),
