@@ -1,20 +1,25 @@
 """Setting up a programme in a real browser (issue 24), as the administrator, in Danish: create
 the programme, upload a questionnaire (report + phone preview, then publish), schedule it with a
-preview, add a threshold rule and a per-answer rule with a trial on the last 90 days — no JSON
-typed anywhere — and bad input on the way gets a Danish message next to its field. axe-core finds
+preview, add a threshold rule and a per-answer rule with a trial on the last 90 days, enrol a
+patient — no JSON typed anywhere — and bad input on the way gets a Danish message next to its
+field. Then the patient is asked the questionnaire on /me/ and a low SpO2 she sends raises the
+programme's red alert. axe-core finds
 nothing on any editor page. Screenshots at 1440×900 land in test-artifacts/."""
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
-from alerts.models import Rule
+from alerts.models import Alert, Rule
 from patients.models import Program
 from questionnaires.library import load
-from schedules.models import Schedule
+from schedules.models import Occurrence, Schedule
+from schedules.services import occurrences_advance
 from tests.browser.conftest import ARTIFACTS, assert_accessible, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -134,3 +139,26 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     _shot(page, "programme-rules")
     assert set(Rule.objects.filter(program=program, safety_net_for="").values_list("kind", flat=True)) == {
         "threshold", "answer"}
+
+    # Enrol patient A from a week ago: the weekly schedule's day 7 is today.
+    page.goto(live_stack.url + f"/programmes/{program.pk}/enrol/")
+    assert_accessible(page, "the enrolment page")
+    page.locator("#id_patient").select_option(str(live_cast.patient_a.pk))
+    page.locator("#id_care_team").select_option(str(live_cast.team_a.pk))
+    page.locator("#id_treatment_start").fill((timezone.localdate() - timedelta(days=7)).isoformat())
+    page.get_by_role("button", name="Tilmeld", exact=True).click()
+    expect(page.locator("#patients")).to_contain_text("1 patient er tilmeldt")
+    assert Occurrence.objects.filter(patient=live_cast.patient_a, schedule__program=program).exists()
+    occurrences_advance(now=timezone.now())  # the beat's job: today's occurrence opens
+
+    # The patient is asked the questionnaire, and a low SpO2 raises the programme's red alert.
+    patient = new_context(WIDE).new_page()
+    login(patient, live_stack.url, "patient-a")
+    patient.goto(live_stack.url + "/me/")
+    expect(patient.locator("main")).to_contain_text(load("lung-followup")["title"])
+    patient.goto(live_stack.url + "/me/readings/new/spo2/")
+    patient.locator("#id_value").fill("89")
+    patient.get_by_role("button", name="Send").click()
+    expect(patient.locator("main")).to_contain_text("Din måling er sendt")
+    assert Alert.objects.filter(patient=live_cast.patient_a, rule__program=program, rule__kind="threshold",
+                                severity="red").exists()
