@@ -16,9 +16,9 @@ from django.utils.translation import gettext as _
 from accounts.decorators import role_required
 from accounts.models import Role
 from alerts.backtest import MAX_DAYS, backtest_run
-from alerts.models import Rule, RuleRevision
+from alerts.models import Rule, RuleKind, RuleRevision
 from alerts.params_words import params_in_words, questionnaire_titles
-from alerts.rule_forms import KIND_LABELS, RuleForm
+from alerts.rule_forms import KIND_LABELS, SEP, ProgrammeVocabulary, RuleForm
 from alerts.safety import may_switch_safety_nets
 from audit.models import Action, Outcome
 from audit.services import audit_record
@@ -85,12 +85,14 @@ def _program_parts(program: Program) -> dict[str, Any]:
         ).order_by("id"))
     rows = []
     titles = questionnaire_titles(list(program.questionnaires.values_list("url", flat=True)))
+    vocabulary = ProgrammeVocabulary(program)
     for rule in rules:
         try:
-            words = params_in_words(rule.params, titles)
+            words = _with_question_texts(rule.params, params_in_words(rule.params, titles), vocabulary)
         except Exception:  # noqa: BLE001 - an old rule the words cannot describe is still listed
             words = []
-        rows.append({"rule": rule, "words": words, "kind_label": KIND_LABELS.get(rule.kind, rule.kind),
+        rows.append({"rule": rule, "words": words, "kind_label": RuleKind(rule.kind).label
+                     if rule.kind in RuleKind.values else rule.kind,
                      "revisions": list(rule.revisions.all()) if not rule.safety_net_for else []})
     return {
         "rule_rows": rows,
@@ -98,6 +100,25 @@ def _program_parts(program: Program) -> dict[str, Any]:
         "schedules": Schedule.objects.filter(program=program).order_by("id"),
         "enrolled": program.episodes.filter(end=None).count(),
     }
+
+
+def _with_question_texts(params: dict[str, Any], words: list[tuple[str, str]],
+                         vocabulary: ProgrammeVocabulary) -> list[tuple[str, str]]:
+    """The question's text and the answers' words instead of their linkId and codes ("contact",
+    "true"), which mean nothing to the secretariat reading the programme page."""
+    link = params.get("link_id")
+    if not link or [k for k in params if k != "component"] != list(params)[:len(words)]:
+        return words
+    items = {value.split(SEP, 1)[1]: text.split(": ", 1)[-1] for value, text in vocabulary.items}
+    answers = dict(vocabulary.answers)
+    out = []
+    for key, (label, value) in zip(params, words, strict=False):
+        if key == "link_id":
+            value = items.get(link, value)
+        elif key == "codes":
+            value = ", ".join(answers.get(f"{link}{SEP}{c}", c).split(": ", 1)[-1] for c in params["codes"])
+        out.append((label, value))
+    return out
 
 
 def _backtest(request: HttpRequest, *, program: Program, form: RuleForm) -> dict[str, Any]:

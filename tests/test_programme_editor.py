@@ -216,3 +216,10 @@ def test_which_value_is_asked_only_when_the_programme_measures_blood_pressure(ca
     assert "p_component" not in RuleForm(kind="threshold", program=program).fields
     program.measures = ["spo2", "blood-pressure"]
     assert "p_component" in RuleForm(kind="threshold", program=program).fields
+
+
+def test_the_programme_page_shows_a_per_answer_rule_with_its_question_and_answer_in_words(client, cast, program):
+    _login(client, cast.admin)
+    body = client.get(reverse("editor-program", args=[program.pk]), HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    assert "<dd>contact</dd>" not in body and "<dd>true</dd>" not in body
+    assert "<dd>Ja</dd>" in body
