@@ -223,3 +223,51 @@ def test_the_programme_page_shows_a_per_answer_rule_with_its_question_and_answer
     body = client.get(reverse("editor-program", args=[program.pk]), HTTP_ACCEPT_LANGUAGE="da").content.decode()
     assert "<dd>contact</dd>" not in body and "<dd>true</dd>" not in body
     assert "<dd>Ja</dd>" in body
+
+
+@pytest.mark.parametrize(("kind", "fields", "expected"), [
+    ("bands", {"p_measure": "spo2", "p_bands__alert_low": "88", "p_bands__warning_low": "92"},
+     {"measure": "spo2", "bands": {"alert_low": "88", "warning_low": "92"}}),
+    ("change", {"p_measure": "body-weight", "p_direction": "up", "p_more_than": "2", "p_window": "72",
+                "p_reference": "median"},
+     {"measure": "body-weight", "direction": "up", "more_than": "2", "window": "PT259200S", "reference": "median"}),
+    ("news2", {"p_window_hours": "12", "p_yellow_total": "5", "p_red_total": "7"},
+     {"window_hours": "12", "yellow_total": 5, "red_total": 7}),
+    ("missed", {"p_questionnaire": "", "p_grace_hours": "12", "p_consecutive": "2"},
+     {"grace_hours": "12", "consecutive": 2}),
+    ("answer-severity", {"p_questionnaire": "", "p_at_least": "red"}, {"at_least": "red"}),
+])
+def test_each_kinds_form_saves_the_parameters_its_kind_validates(client, cast, program, kind, fields, expected):
+    _login(client, cast.admin)
+    page = client.post(reverse("editor-rule-new", args=[program.pk, kind]), {
+        "name": f"Regel {kind}", "severity": "yellow", "reason": "Prøve", "action": "save", **fields})
+    assert page.status_code == 302, page.context["form"].errors
+    assert Rule.objects.get(program=program, name=f"Regel {kind}").params == expected
+
+
+def test_a_score_rule_takes_questions_of_the_chosen_questionnaire_only(client, cast, program):
+    _login(client, cast.admin)
+    form = RuleForm(kind="score", program=program)
+    item = next(v for v, _label in form.fields["p_items"].choices)
+    page = client.post(reverse("editor-rule-new", args=[program.pk, "score"]), {
+        "name": "Score", "severity": "yellow", "reason": "Prøve", "action": "save", "p_questionnaire":
+        cast.questionnaire.url, "p_items": [item], "p_higher_is_worse": "true", "p_limit": "3",
+        "p_against": "previous"})
+    assert page.status_code == 302, page.context["form"].errors
+    rule = Rule.objects.get(program=program, name="Score")
+    assert rule.params["items"] == [item.split("|", 1)[1]] and rule.params["higher_is_worse"] is True
+
+
+def test_yellow_at_or_above_red_in_news2_is_refused_next_to_red(client, cast, program):
+    _login(client, cast.admin)
+    page = client.post(reverse("editor-rule-new", args=[program.pk, "news2"]), {
+        "name": "NEWS2", "severity": "yellow", "reason": "x", "action": "save", "p_window_hours": "12",
+        "p_yellow_total": "7", "p_red_total": "5"}, HTTP_ACCEPT_LANGUAGE="da")
+    assert 'id="id_p_red_total-errors"' in page.content.decode() and "Gul skal begynde under rød." in page.content.decode()
+
+
+def test_the_rule_form_speaks_english_to_an_english_browser(client, cast, program):
+    _login(client, cast.admin)
+    body = client.get(reverse("editor-rule-new", args=[program.pk, "threshold"]),
+                      HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Alarm below" in body and "Try it on the last 90 days" in body
