@@ -263,7 +263,8 @@ def test_yellow_at_or_above_red_in_news2_is_refused_next_to_red(client, cast, pr
     page = client.post(reverse("editor-rule-new", args=[program.pk, "news2"]), {
         "name": "NEWS2", "severity": "yellow", "reason": "x", "action": "save", "p_window_hours": "12",
         "p_yellow_total": "7", "p_red_total": "5"}, HTTP_ACCEPT_LANGUAGE="da")
-    assert 'id="id_p_red_total-errors"' in page.content.decode() and "Gul skal begynde under rød." in page.content.decode()
+    body = page.content.decode()
+    assert 'id="id_p_red_total-errors"' in body and "Gul skal begynde under rød." in body
 
 
 def test_the_rule_form_speaks_english_to_an_english_browser(client, cast, program):
