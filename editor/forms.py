@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _l
 
 from monitoring.measures import MEASURES
-from patients.models import Program
+from patients.models import CareTeam, Program
 from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
 from questionnaires.models import Questionnaire
 
@@ -27,7 +27,7 @@ class ProgramForm(forms.ModelForm):
         model = Program
         fields = ["name", "slug", "condition_code", "condition_display", "review_workdays", "department_phone",
                   "contact_text_da", "contact_text_en", "urgent_text_da", "urgent_text_en", "measures",
-                  "questionnaires"]
+                  "questionnaires", "teams"]
         labels = {
             "name": _l("Name"), "slug": _l("Short name in addresses"),
             "condition_code": _l("Condition code (ICD-10/SKS)"),
@@ -49,14 +49,36 @@ class ProgramForm(forms.ModelForm):
             "condition_display": {"required": _l("Give the condition.")},
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    teams = forms.ModelMultipleChoiceField(
+        label=_l("Care teams that run the programme"), required=False, widget=forms.CheckboxSelectMultiple,
+        queryset=CareTeam.objects.none(), help_text=_l("Their team leads may change the programme."))
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        from editor.selectors import led_teams
+
         super().__init__(*args, **kwargs)
+        self.user = user
+        self.is_admin = getattr(user, "role", None) == "admin"
+        # A team lead names only their own teams; teams already on the programme stay as they are.
+        self.own_teams = CareTeam.objects.all() if self.is_admin else led_teams(user)
+        self.fields["teams"].queryset = self.own_teams.order_by("name")
         self.fields["measures"].choices = [(code, m.label) for code, m in MEASURES.items()]
         # Each questionnaire version by its title and version; newest first.
         self.fields["questionnaires"].queryset = Questionnaire.objects.order_by("title", "-created_at")
         self.fields["questionnaires"].label_from_instance = lambda q: f"{q.title} ({q.version})"
         if self.instance.pk is None:
             self.initial.setdefault("measures", [])
+
+    def clean_teams(self) -> Any:
+        chosen = self.cleaned_data.get("teams")
+        if self.is_admin:
+            return chosen
+        if self.instance.pk is None and not chosen:
+            raise forms.ValidationError(_l("Tick your team: it runs the new programme."))
+        # Teams the lead does not lead keep their place on the programme.
+        others = self.instance.teams.exclude(pk__in=self.own_teams) if self.instance.pk else CareTeam.objects.none()
+        keep = [*chosen.values_list("pk", flat=True), *others.values_list("pk", flat=True)]
+        return CareTeam.objects.filter(pk__in=keep)
 
 
 class ReasonForm(DescribedForm):

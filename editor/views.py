@@ -13,16 +13,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.decorators import role_required
 from accounts.models import Role
 from alerts.backtest import MAX_DAYS, backtest_run
 from alerts.models import Rule, RuleKind, RuleRevision
 from alerts.params_words import params_in_words, questionnaire_titles
 from alerts.rule_forms import KIND_LABELS, SEP, ProgrammeVocabulary, RuleForm
-from alerts.safety import may_switch_safety_nets
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from editor.forms import EnrolForm, ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
+from editor.selectors import editable_programs, led_teams, may_edit_program
 from editor.services import episode_enrol, program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
 from patients.models import Program
@@ -33,29 +32,31 @@ from schedules.services import schedule_create, schedule_preview
 
 def _program_for(request: HttpRequest, program_id: int) -> Program:
     program = get_object_or_404(Program, pk=program_id)
-    if not may_switch_safety_nets(request.user, program):
+    if not may_edit_program(request.user, program):
         audit_record(user=request.user, action=Action.READ, resource=f"Program/{program_id} editor",
                      outcome=Outcome.DENIED, request=request)
         raise Http404
     return program
 
 
-def _editable_programs(user: Any) -> list[Program]:
-    return [p for p in Program.objects.order_by("name") if may_switch_safety_nets(user, p)]
+def _may_create(user: Any) -> bool:
+    return user.role == Role.ADMIN or led_teams(user).exists()
 
 
 @login_required
 def program_list(request: HttpRequest) -> HttpResponse:
-    programs = _editable_programs(request.user)
-    if not programs and request.user.role != Role.ADMIN:
+    programs = list(editable_programs(request.user).order_by("name"))
+    if not programs and not _may_create(request.user):
         raise PermissionDenied
     return render(request, "editor/program_list.html", {"programs": programs,
-                                                         "may_create": request.user.role == Role.ADMIN})
+                                                         "may_create": _may_create(request.user)})
 
 
-@role_required(Role.ADMIN)
+@login_required
 def program_new(request: HttpRequest) -> HttpResponse:
-    form = ProgramForm(request.POST or None)
+    if not _may_create(request.user):
+        raise PermissionDenied
+    form = ProgramForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         program = program_save(program=form.save(commit=False), by=request.user, request=request)
         form.save_m2m()
@@ -66,13 +67,13 @@ def program_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def program_edit(request: HttpRequest, program_id: int) -> HttpResponse:
     program = _program_for(request, program_id)
-    form = ProgramForm(request.POST or None, instance=program)
+    form = ProgramForm(request.POST or None, instance=program, user=request.user)
     saved = False
     if request.method == "POST" and form.is_valid():
         program = program_save(program=form.save(commit=False), by=request.user, request=request)
         form.save_m2m()
         saved = True
-        form = ProgramForm(instance=program)
+        form = ProgramForm(instance=program, user=request.user)
     return render(request, "editor/program.html", {
         "program": program, "form": form, "saved": saved, **_program_parts(program),
     })
@@ -310,8 +311,7 @@ def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
     from patients.models import CareTeam
 
     program = _program_for(request, program_id)
-    teams = CareTeam.objects.all() if request.user.role == Role.ADMIN else CareTeam.objects.filter(
-        escalation__lead=request.user)
+    teams = CareTeam.objects.all() if request.user.role == Role.ADMIN else led_teams(request.user)
     form = EnrolForm(request.POST or None, patients=patients_for(request.user), teams=teams,
                      initial={"treatment_start": timezone.localdate()})
     if request.method == "POST" and form.is_valid():

@@ -119,6 +119,10 @@ class Program(models.Model):
     questionnaires = models.ManyToManyField(
         "questionnaires.Questionnaire", related_name="programs", blank=True, verbose_name=_("questionnaires")
     )
+    # The care teams that run the programme (issue 24): their team leads set it up in the
+    # programme editor, also before any patient is enrolled. Access to patients stays the
+    # episodes' (patients.access); this names who may change the programme.
+    teams = models.ManyToManyField(CareTeam, related_name="programs", blank=True, verbose_name=_("care teams"))
     # The promise on the receipt: a nurse looks at every response within this many working days
     # (Danish public holidays and weekends excluded; questionnaires.review.review_due_at).
     review_workdays = models.PositiveSmallIntegerField(

@@ -272,3 +272,22 @@ def test_the_rule_form_speaks_english_to_an_english_browser(client, cast, progra
     body = client.get(reverse("editor-rule-new", args=[program.pk, "threshold"]),
                       HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Alarm below" in body and "Try it on the last 90 days" in body
+
+
+def test_a_team_lead_sets_up_a_programme_for_their_own_team_and_nobody_elses(client, cast):
+    from patients.models import Program
+
+    EscalationPolicy.objects.create(care_team=cast.team_a, lead=cast.clinician_a)
+    _login(client, cast.clinician_a)
+    base = {"name": "KOL", "slug": "kol", "condition_code": "DJ44", "condition_display": "KOL",
+            "review_workdays": "2", "contact_text_da": "a", "contact_text_en": "a", "urgent_text_da": "a",
+            "urgent_text_en": "a"}
+    refused = client.post(reverse("editor-program-new"), {**base, "teams": [cast.team_b.pk]}, HTTP_ACCEPT_LANGUAGE="da")
+    assert 'id="id_teams-errors"' in refused.content.decode()
+    assert client.post(reverse("editor-program-new"), {**base, "teams": [cast.team_a.pk]}).status_code == 302
+    program = Program.objects.get(slug="kol")
+    assert list(program.teams.all()) == [cast.team_a]
+    assert client.get(reverse("editor-program", args=[program.pk])).status_code == 200
+    client.force_login(cast.clinician_b)
+    assert client.get(reverse("editor-program", args=[program.pk])).status_code == 404
+    assert client.get(reverse("editor-program-new")).status_code == 403
