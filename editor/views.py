@@ -100,6 +100,7 @@ def _program_parts(program: Program) -> dict[str, Any]:
         "kinds": list(KIND_LABELS.items()),
         "schedules": Schedule.objects.filter(program=program).order_by("id"),
         "enrolled": program.episodes.filter(end=None).count(),
+        "program_questionnaires": program.questionnaires.order_by("title", "-created_at"),
     }
 
 
@@ -324,3 +325,26 @@ def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
         else:
             return redirect(reverse("editor-program", args=[program.pk]) + "#patients")
     return render(request, "editor/enrol.html", {"program": program, "form": form})
+
+
+@login_required
+def questionnaire_edit(request: HttpRequest, program_id: int, questionnaire_id: int) -> HttpResponse:
+    from editor.questionnaire_edit import QuestionnaireEditForm
+    from questionnaires.models import Questionnaire
+    from questionnaires.services import QuestionnaireImportError, questionnaire_revise
+
+    program = _program_for(request, program_id)
+    questionnaire = get_object_or_404(Questionnaire, pk=questionnaire_id, programs=program)
+    form = QuestionnaireEditForm(request.POST or None, questionnaire=questionnaire)
+    if request.method == "POST" and form.is_valid():
+        try:
+            revised = questionnaire_revise(questionnaire=questionnaire, resource=form.edited_resource())
+        except (QuestionnaireImportError, ValidationError) as exc:
+            form.add_error(None, exc.messages)
+        else:
+            audit_record(user=request.user, action=Action.UPDATE,
+                         resource=f"Questionnaire/{revised.pk} v{revised.version}: {form.cleaned_data['reason']}"[:300],
+                         request=request)
+            return redirect(reverse("editor-program", args=[program.pk]) + "#settings")
+    return render(request, "editor/questionnaire_edit.html", {"program": program, "questionnaire": questionnaire,
+                                                               "form": form})

@@ -111,6 +111,8 @@ urlpatterns = [
     path("programmes/<int:program_id>/schedules/new/", editor_views.schedule_new, name="editor-schedule-new"),
     path("programmes/<int:program_id>/questionnaires/upload/", editor_views.questionnaire_upload,
          name="editor-questionnaire-upload"),
+    path("programmes/<int:program_id>/questionnaires/<int:questionnaire_id>/edit/", editor_views.questionnaire_edit,
+         name="editor-questionnaire-edit"),
     path("programmes/<int:program_id>/enrol/", editor_views.enrol, name="editor-enrol"),
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),

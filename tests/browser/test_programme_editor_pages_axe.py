@@ -1,5 +1,5 @@
 """axe-core on every programme-editor page (issue 24) — each rule kind's form, the rollback page,
-the programme list and the enrolment page — on a desktop and a phone, in Danish and English."""
+the questionnaire wording form, the programme list and the enrolment page — on a desktop and a phone, in Danish and English."""
 
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +30,8 @@ def test_every_editor_page_has_no_axe_violations_and_no_sideways_scrolling(
     login(page, live_stack.url, "admin")
     paths = ["/programmes/", f"/programmes/{program.pk}/", f"/programmes/{program.pk}/enrol/",
              f"/programmes/{program.pk}/schedules/new/", f"/programmes/{program.pk}/questionnaires/upload/",
-             f"/programmes/{program.pk}/rules/{rule.pk}/", f"/programmes/{program.pk}/rules/{rule.pk}/rollback/2/"]
+             f"/programmes/{program.pk}/rules/{rule.pk}/", f"/programmes/{program.pk}/rules/{rule.pk}/rollback/2/",
+             f"/programmes/{program.pk}/questionnaires/{live_cast.questionnaire.pk}/edit/"]
     paths += [f"/programmes/{program.pk}/rules/new/{kind}/" for kind in KIND_LABELS]
     failures = []
     for path in paths:
