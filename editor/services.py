@@ -72,6 +72,8 @@ def episode_enrol(*, patient: Any, program: Program, care_team: Any, treatment_s
     from patients.models import TreatmentEpisode
     from schedules.services import schedule_generate_occurrences
 
+    if program.published_at is None:
+        raise ValidationError(_("Publish the programme before enrolling patients."))
     if TreatmentEpisode.objects.filter(patient=patient, program=program, treatment_start=treatment_start).exists():
         raise ValidationError({"treatment_start": _("The patient is already enrolled from this date.")})
     with transaction.atomic():
@@ -82,3 +84,24 @@ def episode_enrol(*, patient: Any, program: Program, care_team: Any, treatment_s
         audit_record(user=by, action=Action.CREATE, resource=f"EpisodeOfCare/{episode.pk}", patient_id=patient.pk,
                      request=request)
     return episode
+
+
+def program_publish(*, program: Program, by: Any, request: Any = None) -> Program:
+    """Publish a programme set up in the editor: from now on patients can be enrolled. It needs
+    a questionnaire with a schedule or a measurement with a rule — a programme that asks and
+    watches nothing would only look like follow-up."""
+    from django.utils import timezone
+
+    from schedules.models import Schedule
+
+    if program.published_at is not None:
+        return program
+    asks = Schedule.objects.filter(program=program, active=True).exists()
+    watches = Rule.objects.filter(program=program, active=True, safety_net_for="").exists()
+    if not (asks or watches):
+        raise ValidationError(_("Add a schedule or a rule before publishing: "
+                                "the programme asks and watches nothing yet."))
+    program.published_at = timezone.now()
+    program.save(update_fields=["published_at"])
+    audit_record(user=by, action=Action.UPDATE, resource=f"Program/{program.pk} published", request=request)
+    return program

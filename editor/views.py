@@ -22,7 +22,7 @@ from audit.models import Action, Outcome
 from audit.services import audit_record
 from editor.forms import EnrolForm, ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
 from editor.selectors import editable_programs, led_teams, may_edit_program
-from editor.services import episode_enrol, program_rule_save, program_save, rule_rollback
+from editor.services import episode_enrol, program_publish, program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
 from patients.models import Program
 from proplatform.forms import form_errors_from
@@ -348,3 +348,17 @@ def questionnaire_edit(request: HttpRequest, program_id: int, questionnaire_id: 
             return redirect(reverse("editor-program", args=[program.pk]) + "#settings")
     return render(request, "editor/questionnaire_edit.html", {"program": program, "questionnaire": questionnaire,
                                                                "form": form})
+
+
+@login_required
+def program_publish_view(request: HttpRequest, program_id: int) -> HttpResponse:
+    program = _program_for(request, program_id)
+    if request.method != "POST":
+        return redirect("editor-program", program_id=program.pk)
+    try:
+        program_publish(program=program, by=request.user, request=request)
+    except ValidationError as exc:
+        return render(request, "editor/program.html", {
+            "program": program, "form": ProgramForm(instance=program, user=request.user),
+            "publish_errors": exc.messages, **_program_parts(program)})
+    return redirect(reverse("editor-program", args=[program.pk]) + "#patients")

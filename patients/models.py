@@ -140,6 +140,9 @@ class Program(models.Model):
     # The measures (monitoring.measures codes) the programme's devices send (issue 24): the rule
     # editor's measure pickers offer only these. A list of codes, chosen with tick boxes.
     measures = models.JSONField(_("measurements"), default=list, blank=True)
+    # When the programme was published in the editor (issue 24); None = being set up, and the
+    # editor enrols no patient yet. Programmes that existed before the editor count as published.
+    published_at = models.DateTimeField(_("published"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("programme")

@@ -113,6 +113,7 @@ urlpatterns = [
          name="editor-questionnaire-upload"),
     path("programmes/<int:program_id>/questionnaires/<int:questionnaire_id>/edit/", editor_views.questionnaire_edit,
          name="editor-questionnaire-edit"),
+    path("programmes/<int:program_id>/publish/", editor_views.program_publish_view, name="editor-program-publish"),
     path("programmes/<int:program_id>/enrol/", editor_views.enrol, name="editor-enrol"),
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),

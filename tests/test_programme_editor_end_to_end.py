@@ -49,6 +49,9 @@ def test_a_programme_set_up_in_the_editor_asks_its_patient_and_alerts_on_a_low_r
         "name": "Vil kontaktes", "severity": "yellow", "p_link_id": f"{resource['url']}|contact",
         "p_codes": ["contact|true"], "reason": "Kontaktønsker", "action": "save"}).status_code == 302
 
+    assert client.post(reverse("editor-program-publish", args=[program.pk])).status_code == 302
+    program.refresh_from_db()
+    assert program.published_at is not None
     patient = cast.patient_a
     today = timezone.localdate()
     assert client.post(reverse("editor-enrol", args=[program.pk]), {
@@ -65,6 +68,8 @@ def test_a_programme_set_up_in_the_editor_asks_its_patient_and_alerts_on_a_low_r
 
 
 def test_enrolling_twice_from_the_same_date_is_refused_next_to_the_date(client, cast):
+    cast.program_a.published_at = timezone.now()
+    cast.program_a.save()
     client.force_login(cast.admin)
     data = {"patient": cast.patient_b.pk, "care_team": cast.team_b.pk,
             "treatment_start": timezone.localdate().isoformat()}
@@ -72,3 +77,17 @@ def test_enrolling_twice_from_the_same_date_is_refused_next_to_the_date(client, 
     again = client.post(reverse("editor-enrol", args=[cast.program_a.pk]), data, HTTP_ACCEPT_LANGUAGE="da")
     assert 'id="id_treatment_start-errors"' in again.content.decode()
     assert TreatmentEpisode.objects.filter(patient=cast.patient_b, program=cast.program_a).count() == 1
+
+
+def test_a_programme_that_asks_and_watches_nothing_cannot_be_published_and_enrols_nobody(client, cast):
+    client.force_login(cast.admin)
+    program = Program.objects.create(slug="tom", name="Tom", condition_code="DJ44", condition_display="KOL")
+    page = client.post(reverse("editor-program-publish", args=[program.pk]), HTTP_ACCEPT_LANGUAGE="da")
+    assert "Tilføj en plan eller en regel" in page.content.decode()
+    program.refresh_from_db()
+    assert program.published_at is None
+    refused = client.post(reverse("editor-enrol", args=[program.pk]), {
+        "patient": cast.patient_b.pk, "care_team": cast.team_b.pk,
+        "treatment_start": timezone.localdate().isoformat()}, HTTP_ACCEPT_LANGUAGE="da")
+    assert "Udgiv programmet, før du tilmelder patienter." in refused.content.decode()
+    assert not TreatmentEpisode.objects.filter(program=program).exists()

@@ -140,7 +140,9 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     assert set(Rule.objects.filter(program=program, safety_net_for="").values_list("kind", flat=True)) == {
         "threshold", "answer"}
 
-    # Enrol patient A from a week ago: the weekly schedule's day 7 is today.
+    # Publish, then enrol patient A from a week ago: the weekly schedule's day 7 is today.
+    page.get_by_role("button", name="Udgiv programmet").click()
+    expect(page.locator("#patients")).to_contain_text("Udgivet")
     page.goto(live_stack.url + f"/programmes/{program.pk}/enrol/")
     assert_accessible(page, "the enrolment page")
     page.locator("#id_patient").select_option(str(live_cast.patient_a.pk))

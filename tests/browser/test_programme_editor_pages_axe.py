@@ -1,5 +1,6 @@
-"""axe-core on every programme-editor page (issue 24) — each rule kind's form, the rollback page,
-the questionnaire wording form, the programme list and the enrolment page — on a desktop and a phone, in Danish and English."""
+"""axe-core on every programme-editor page (issue 24): each rule kind's form, the rollback
+page, the questionnaire wording form, the programme list and the enrolment page, on a desktop
+and a phone, in Danish."""
 
 from collections.abc import Callable
 from typing import Any
