@@ -97,4 +97,10 @@ admin.site.unregister(Program)
 
 @admin.register(Program)
 class ProgramAdmin(_ProgramAdmin):  # type: ignore[valid-type, misc]
+    # Django's two-list widget puts aria-label on a bare <span> (axe-core "aria-prohibited-attr",
+    # issue 24): a plain multiple select with its label instead. The editor is the usual path.
+    filter_horizontal = ()
+    # Set in the programme editor (tick boxes, the publish button), not as JSON or two unlabelled
+    # date and time inputs here.
+    readonly_fields = (*getattr(_ProgramAdmin, "readonly_fields", ()), "measures", "published_at")
     inlines = [*_ProgramAdmin.inlines, SafetyNetInline]

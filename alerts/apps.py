@@ -1,10 +1,12 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AlertsConfig(AppConfig):
     name = "alerts"
+    verbose_name = _("Alerts")  # the admin's section heading and breadcrumbs, in Danish
 
     def ready(self) -> None:
         from django.db.models.signals import m2m_changed

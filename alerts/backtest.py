@@ -195,6 +195,8 @@ class Result:
     by_patient: dict[Any, list[int]]
     events: dict[str, int]
     totals: dict[str, Counts] = field(default_factory=dict)
+    # spec key -> patient id -> alerts the spec raised for that patient (the editor's "here they are")
+    by_spec_patient: dict[str, dict[Any, int]] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         """Per rule: the current and the candidate count side by side (a changed rule is one row)."""
@@ -326,6 +328,7 @@ class _Replay:
         self.resolve_after = resolve_after
         self.counts = {s.key: Counts() for s in specs}
         self.patients: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+        self.spec_patients: dict[str, dict[Any, int]] = defaultdict(lambda: defaultdict(int))
         # (spec key, patient) -> [raised_at, severity] of the latest alert
         self.alerts: dict[tuple[str, Any], list[Any]] = {}
         self._parsed: dict[tuple[str, Any], Any] = {}
@@ -391,6 +394,7 @@ class _Replay:
                 return  # cooldown: evidence on the resolved alert
         self.alerts[key] = [at, severity]
         counts.alerts += 1
+        self.spec_patients[spec.key][patient_id] += 1
         if severity == Severity.RED:
             counts.red += 1
         else:
@@ -420,4 +424,5 @@ class _Replay:
                     t = totals[name]
                     t.alerts, t.red, t.yellow = t.alerts + c.alerts, t.red + c.red, t.yellow + c.yellow
                     t.findings, t.errors = t.findings + c.findings, t.errors + c.errors
-        return Result(start, end, self.resolve_after, self.specs, self.counts, dict(self.patients), events, totals)
+        return Result(start, end, self.resolve_after, self.specs, self.counts, dict(self.patients), events, totals,
+                      {key: dict(per) for key, per in self.spec_patients.items()})

@@ -12,6 +12,21 @@ class Severity(models.TextChoices):
     YELLOW = "yellow", _("Yellow")
 
 
+class RuleKind(models.TextChoices):
+    # The registry (alerts.rules.KINDS) is the source of the kinds; these are their names for
+    # people in the admin, so that nobody types "treshold" (tests check the two agree).
+    THRESHOLD = "threshold", _("Limit on a measurement")
+    ANSWER = "answer", _("A particular answer")
+    BANDS = "bands", _("Yellow and red bands on a measurement")
+    ANSWER_SEVERITY = "answer-severity", _("The colours of the answers")
+    SCORE = "score", _("A score or its worsening")
+    CHANGE = "change", _("A change in a measurement (e.g. weight gain)")
+    NEWS2 = "news2", _("NEWS2 from home vitals")
+    COMBINATION = "combination", _("An answer together with a reading")
+    MISSED = "missed", _("A missed questionnaire")
+    SAFETY = "safety", _("The questionnaire's safety net")
+
+
 class Rule(models.Model):
     """A declarative rule attached to a programme. ``params`` is validated by the kind's
     pydantic model (alerts.rules registry) when saved and parsed again when evaluated.
@@ -19,23 +34,26 @@ class Rule(models.Model):
     Change rules through ``alerts.services.rule_save``: it bumps ``version`` and keeps the old
     definition as a RuleRevision, so every alert can say which definition raised it."""
 
-    program = models.ForeignKey("patients.Program", on_delete=models.CASCADE, related_name="rules")
-    kind = models.CharField(max_length=32)
-    name = models.CharField(max_length=200)
+    program = models.ForeignKey("patients.Program", on_delete=models.CASCADE, related_name="rules",
+                                verbose_name=_("programme"))
+    kind = models.CharField(_("kind of rule"), max_length=32, choices=RuleKind.choices)
+    name = models.CharField(_("name"), max_length=200)
     # The colour of an alert when the kind does not decide it (four-band thresholds and
     # per-answer colours decide per finding).
-    severity = models.CharField(max_length=8, choices=Severity.choices)
-    params = models.JSONField()
-    version = models.PositiveIntegerField(default=1)
-    active = models.BooleanField(default=True)
+    severity = models.CharField(_("colour"), max_length=8, choices=Severity.choices)
+    params = models.JSONField(_("parameters"))
+    version = models.PositiveIntegerField(_("version"), default=1)
+    active = models.BooleanField(_("active"), default=True)
     # After an alert of this rule is resolved, findings of the same or a lower colour within
     # this time are added to it as evidence instead of raising a new alert.
-    cooldown = models.DurationField(default=timedelta(0))
+    cooldown = models.DurationField(_("quiet after resolution"), default=timedelta(0))
     # The canonical URL of the instrument whose safety net this rule is (kind "safety"), or "".
     # Created by alerts.safety, never by hand; switched off only with a reason (a RuleRevision).
     safety_net_for = models.CharField(max_length=255, blank=True, default="", editable=False)
 
     class Meta:
+        verbose_name = _("rule")
+        verbose_name_plural = _("rules")
         constraints = [
             # One safety net per programme and instrument: two workers that find it missing at
             # the same moment create it once (alerts.safety.safety_rules_ensure).
@@ -274,14 +292,21 @@ class EscalationPolicy(models.Model):
     nurse is notified, after twice that the team lead. Driven by a periodic job from database
     state (alerts.services.alerts_escalate), so a restart never loses a pending step."""
 
-    care_team = models.OneToOneField("patients.CareTeam", on_delete=models.CASCADE, related_name="escalation")
-    after = models.DurationField(default=timedelta(minutes=30))
+    care_team = models.OneToOneField("patients.CareTeam", on_delete=models.CASCADE, related_name="escalation",
+                                     verbose_name=_("care team"))
+    after = models.DurationField(_("on-call notified after"), default=timedelta(minutes=30))
     on_call = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("on-call nurse"),
     )
     lead = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("team lead"),
     )
+
+    class Meta:
+        verbose_name = _("escalation policy")
+        verbose_name_plural = _("escalation policies")
 
     def __str__(self) -> str:
         return f"escalation of {self.care_team_id} after {self.after}"

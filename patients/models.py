@@ -113,17 +113,22 @@ URGENT_TEXT_EN = "Some of your answers mean that we need to talk to you today. C
 class Program(models.Model):
     """A follow-up or home-monitoring programme, e.g. lung-cancer follow-up."""
 
-    slug = models.SlugField(unique=True)
-    name = models.CharField(max_length=200)
+    slug = models.SlugField(_("short name"), unique=True)
+    name = models.CharField(_("name"), max_length=200)
     # ICD-10 / SKS code of the condition the programme follows, e.g. DC34 lung cancer.
-    condition_code = models.CharField(max_length=16)
-    condition_display = models.CharField(max_length=200)
+    condition_code = models.CharField(_("condition code"), max_length=16)
+    condition_display = models.CharField(_("condition"), max_length=200)
     questionnaires = models.ManyToManyField(
-        "questionnaires.Questionnaire", related_name="programs", blank=True
+        "questionnaires.Questionnaire", related_name="programs", blank=True, verbose_name=_("questionnaires")
     )
+    # The care teams that run the programme (issue 24): their team leads set it up in the
+    # programme editor, also before any patient is enrolled. Access to patients stays the
+    # episodes' (patients.access); this names who may change the programme.
+    teams = models.ManyToManyField(CareTeam, related_name="programs", blank=True, verbose_name=_("care teams"))
     # The promise on the receipt: a nurse looks at every response within this many working days
     # (Danish public holidays and weekends excluded; questionnaires.review.review_due_at).
     review_workdays = models.PositiveSmallIntegerField(
+        _("answers reviewed within (working days)"),
         default=2, validators=[MinValueValidator(1), MaxValueValidator(20)])
     # What the patient's receipt says when the answers need a person (issue 19), in Danish and
     # English. The out-of-hours number and 112 come from patients.selectors.when_to_call.
@@ -134,6 +139,16 @@ class Program(models.Model):
     contact_text_en = models.TextField(_("contact request text (English)"), default=CONTACT_TEXT_EN)
     urgent_text_da = models.TextField(_("urgent-contact text (Danish)"), default=URGENT_TEXT_DA)
     urgent_text_en = models.TextField(_("urgent-contact text (English)"), default=URGENT_TEXT_EN)
+    # The measures (monitoring.measures codes) the programme's devices send (issue 24): the rule
+    # editor's measure pickers offer only these. A list of codes, chosen with tick boxes.
+    measures = models.JSONField(_("measurements"), default=list, blank=True)
+    # When the programme was published in the editor (issue 24); None = being set up, and the
+    # editor enrols no patient yet. Programmes that existed before the editor count as published.
+    published_at = models.DateTimeField(_("published"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("programme")
+        verbose_name_plural = _("programmes")
 
     def __str__(self) -> str:
         return self.name

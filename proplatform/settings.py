@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "outcomes",
     "schedules",
     "exports",
+    "editor",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,7 @@ from alerts import api as alerts_api
 from alerts import views as alerts_views
 from alerts import views_backtest as alerts_backtest_views
 from alerts import views_safety as alerts_safety_views
+from editor import views as editor_views
 from exports import views as exports_views
 from exports import views_omop as exports_omop
 from exports import views_quality as exports_quality
@@ -118,6 +119,20 @@ urlpatterns = [
     path("for/<uuid:patient_id>/", patients_relatives.act_for, name="relative-act-for"),
     path("me/relatives/<int:grant_id>/revoke/", patients_relatives.relative_revoke_view, name="my-relative-revoke"),
     path("triage/", alerts_views.triage, name="triage"),
+    path("programmes/", editor_views.program_list, name="editor-programs"),
+    path("programmes/new/", editor_views.program_new, name="editor-program-new"),
+    path("programmes/<int:program_id>/", editor_views.program_edit, name="editor-program"),
+    path("programmes/<int:program_id>/rules/new/<str:kind>/", editor_views.rule_edit, name="editor-rule-new"),
+    path("programmes/<int:program_id>/rules/<int:rule_id>/", editor_views.rule_edit, name="editor-rule"),
+    path("programmes/<int:program_id>/rules/<int:rule_id>/rollback/<int:version>/",
+         editor_views.rule_rollback_view, name="editor-rule-rollback"),
+    path("programmes/<int:program_id>/schedules/new/", editor_views.schedule_new, name="editor-schedule-new"),
+    path("programmes/<int:program_id>/questionnaires/upload/", editor_views.questionnaire_upload,
+         name="editor-questionnaire-upload"),
+    path("programmes/<int:program_id>/questionnaires/<int:questionnaire_id>/edit/", editor_views.questionnaire_edit,
+         name="editor-questionnaire-edit"),
+    path("programmes/<int:program_id>/publish/", editor_views.program_publish_view, name="editor-program-publish"),
+    path("programmes/<int:program_id>/enrol/", editor_views.enrol, name="editor-enrol"),
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),
     path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),

@@ -24,6 +24,8 @@ class Questionnaire(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = gettext_lazy("questionnaire")
+        verbose_name_plural = gettext_lazy("questionnaires")
         constraints = [
             models.UniqueConstraint(fields=["url", "version"], name="uniq_questionnaire_version")
         ]

@@ -9,6 +9,8 @@ class ScheduleAdmin(admin.ModelAdmin):
     # Saving runs Schedule.clean(): the spec and the timing are validated there.
     list_display = ("name", "program", "kind", "questionnaire_url", "window", "active")
     list_filter = ("program", "kind", "active")
+    # Set when created; its date and time inputs had no labels of their own (axe-core, issue 24).
+    readonly_fields = ("created_at",)
 
 
 @admin.register(Occurrence)

@@ -10,7 +10,11 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from schedules.spec import KINDS, Spec, spec_parse
+from schedules.spec import Spec, spec_parse
+
+# The schedule kinds of schedules.spec.KINDS, named for people (the admin showed raw values).
+SCHEDULE_KINDS = [("offsets", _("On fixed days")), ("every", _("Every so many days")),
+                  ("weekdays", _("On fixed weekdays")), ("once", _("Once"))]
 
 
 class Schedule(models.Model):
@@ -21,21 +25,24 @@ class Schedule(models.Model):
     Changing the timing of a schedule that already has occurrences would create a second set
     beside the first (occurrences are unique per due time): deactivate it and add a new one."""
 
-    program = models.ForeignKey("patients.Program", on_delete=models.CASCADE, related_name="schedules")
-    name = models.CharField(max_length=200)
+    program = models.ForeignKey("patients.Program", on_delete=models.CASCADE, related_name="schedules",
+                                verbose_name=_("programme"))
+    name = models.CharField(_("name"), max_length=200)
     # The canonical url, not a version: each occurrence gets the newest version when it opens.
-    questionnaire_url = models.URLField(max_length=300)
-    kind = models.CharField(max_length=16, choices=[(k, k) for k in KINDS])
-    params = models.JSONField()
-    due_time = models.TimeField(default=time(9, 0))
-    open_before = models.DurationField(default=timedelta(0))
-    window = models.DurationField()
+    questionnaire_url = models.URLField(_("questionnaire (canonical url)"), max_length=300)
+    kind = models.CharField(_("how often"), max_length=16, choices=SCHEDULE_KINDS)
+    params = models.JSONField(_("days"))
+    due_time = models.TimeField(_("due at (Danish time)"), default=time(9, 0))
+    open_before = models.DurationField(_("opens before the due time"), default=timedelta(0))
+    window = models.DurationField(_("open after the due time"))
     # Remind this long before the deadline while the occurrence is unanswered; None = never.
-    remind_before = models.DurationField(null=True, blank=True)
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    remind_before = models.DurationField(_("reminder before the deadline"), null=True, blank=True)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("schedule")
+        verbose_name_plural = _("schedules")
         constraints = [
             # The demo and the standard follow-up helper find their schedules again by name.
             models.UniqueConstraint(fields=["program", "name"], name="uniq_schedule_program_name"),
@@ -56,6 +63,10 @@ class Schedule(models.Model):
             errors.update(exc.message_dict)
         errors.update(timing_errors(open_before=self.open_before, window=self.window,
                                     remind_before=self.remind_before))
+        if self.program_id is not None and not self.program.questionnaires.filter(url=self.questionnaire_url).exists():
+            # The admin's path: a url typed by hand that names nothing, or a questionnaire outside
+            # the programme, is refused next to the field (issue 24).
+            errors["questionnaire_url"] = str(_("The questionnaire is not one of the programme's questionnaires."))
         if errors:
             raise ValidationError(errors)
 

@@ -82,6 +82,10 @@ def schedule_create(
     errors.update(timing_errors(open_before=open_before, window=window, remind_before=remind_before))
     if not Questionnaire.objects.filter(url=questionnaire_url).exists():
         errors["questionnaire_url"] = _("No questionnaire has the url %(url)s.") % {"url": questionnaire_url}
+    elif not program.questionnaires.filter(url=questionnaire_url).exists():
+        # A schedule for a questionnaire outside the programme would ask patients something the
+        # programme's rules and safety nets never look at (issue 24).
+        errors["questionnaire_url"] = _("The questionnaire is not one of the programme's questionnaires.")
     if errors:
         raise ValidationError(errors)
     assert spec is not None
@@ -156,6 +160,14 @@ def _times(schedule: Schedule, day: date) -> tuple[datetime, datetime, datetime]
         due.astimezone(utc),
         (due + schedule.window).astimezone(utc),
     )
+
+
+def schedule_preview(*, schedule: Schedule, index_date: date,
+                     count: int = 10) -> list[tuple[datetime, datetime, datetime]]:
+    """The first ``count`` occurrences of an (unsaved) schedule for an example index date, as
+    (opens, due, closes) in Danish time: what the programme editor shows before saving."""
+    days = schedule.spec.dates(index_date)[:count]
+    return [tuple(t.astimezone(TZ) for t in _times(schedule, day)) for day in days]  # type: ignore[misc]
 
 
 def _paused_on(patient_id: Any) -> list[tuple[date, date | None]]:

@@ -255,7 +255,9 @@ def test_the_migration_gives_programmes_set_up_before_issue_19_their_safety_nets
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("alerts", "0006_rule_safety_net")], [("alerts", "0007_safety_nets_for_existing_programmes")]
+    # The programme table as it was then, too: later patients migrations add columns (measures).
+    before = [("alerts", "0006_rule_safety_net"), ("patients", "0006_program_receipt_texts")]
+    after = [("alerts", "0007_safety_nets_for_existing_programmes")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     apps = executor.loader.project_state([*before, ("patients", "0006_program_receipt_texts")]).apps

@@ -5,6 +5,19 @@ from typing import TYPE_CHECKING
 
 import pydantic
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
+
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 
 if TYPE_CHECKING:
     from alerts.rules import Finding
@@ -40,3 +53,11 @@ def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "C
                 },
             )
     return None
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    ItemPick("questionnaire", "link_id", _l("Question"), _l("E.g. \"Do you want us to contact you?\"")),
+    AnswerPick("codes", _l("Answers that raise the alert"), _l("E.g. \"Yes\".")),
+)
+CHECKS = ()

@@ -28,7 +28,19 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 from monitoring.measures import MEASURES
 
 if TYPE_CHECKING:
@@ -163,3 +175,19 @@ def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding |
         severity=severity,
         snooze=(reading.measure, component, value),
     )
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    MeasurePick("measure", _l("Measurement"), _l("Only the measurements of the programme's devices.")),
+    Number("bands.alert_low", _l("Red below"), _l("E.g. 88 % oxygen saturation in COPD.")),
+    Number("bands.warning_low", _l("Yellow below"), _l("E.g. 92 % oxygen saturation.")),
+    Number("bands.warning_high", _l("Yellow above"), _l("E.g. 140 mmHg systolic.")),
+    Number("bands.alert_high", _l("Red above"), _l("E.g. 180 mmHg systolic.")),
+)
+CHECKS = (
+    OneOf(("bands.alert_low", "bands.warning_low", "bands.warning_high", "bands.alert_high"),
+          _l("Give at least one limit.")),
+    Ascending(("bands.alert_low", "bands.warning_low", "bands.warning_high", "bands.alert_high"),
+              _l("The limits must rise from red below to red above.")),
+)

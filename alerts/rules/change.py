@@ -32,8 +32,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 from monitoring.measures import MEASURES
 
 if TYPE_CHECKING:
@@ -161,3 +173,21 @@ def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding |
                                "effective_at": r.effective_at.isoformat()} for r in earlier],
         },
     )
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    MeasurePick("measure", _l("Measurement"), _l("Only the measurements of the programme's devices.")),
+    Choice("component", _l("Which value"), (("value", _l("The value (systolic for blood pressure)")),
+                                            ("value2", _l("Diastolic (blood pressure only)"))), initial="value"),
+    Choice("direction", _l("Direction"), (("up", _l("Up")), ("down", _l("Down"))), initial="up"),
+    Number("more_than", _l("Alarm when changed by more than"),
+           _l("E.g. 2 kg in 3 days for heart failure."), required=True, minimum=Decimal("0.01")),
+    Number("window", _l("Within"), _l("E.g. 72 hours (3 days)."), unit=_l("hours"), required=True,
+           minimum=Decimal("1"), maximum=Decimal("2160"), as_hours=True),
+    Choice("reference", _l("Compared with"), (("median", _l("The median in the period")),
+                                              ("lowest", _l("The lowest in the period")),
+                                              ("highest", _l("The highest in the period")),
+                                              ("earliest", _l("The earliest in the period"))), initial="median"),
+)
+CHECKS = ()

@@ -25,7 +25,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 from monitoring.measures import MEASURES
 
 if TYPE_CHECKING:
@@ -182,3 +194,18 @@ def _finding(params: Params, answer: "PastAnswer", reading_id: int, value: Decim
             "limit": str(params.reading.value),
         },
     )
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    ItemPick("answer.questionnaire", "answer.link_id", _l("Question"), _l("E.g. \"Are you more breathless?\"")),
+    AnswerPick("answer.codes", _l("Answers"), _l("E.g. \"Yes\".")),
+    MeasurePick("reading.measure", _l("Measurement"), _l("Only the measurements of the programme's devices.")),
+    Choice("reading.comparison", _l("Reading is"), (("<", _l("below")), ("<=", _l("at or below")),
+                                                   (">", _l("above")), (">=", _l("at or above"))), initial="<"),
+    Number("reading.value", _l("Limit"), _l("E.g. 92 % oxygen saturation."), required=True),
+    Number("window_hours", _l("Within"), _l("E.g. 24 hours between the answer and the reading."),
+           unit=_l("hours"), required=True, minimum=Decimal("1"),
+           maximum=Decimal("168"), initial=24),
+)
+CHECKS = ()

@@ -23,7 +23,20 @@ from zoneinfo import ZoneInfo
 import pydantic
 from django.utils import formats
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
+
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 
 if TYPE_CHECKING:
     from alerts.rules import Finding
@@ -111,3 +124,17 @@ def evaluate_missed(params: Params, missed: Any, ctx: "Context") -> "Finding | N
                              "due_at": o.due_at.isoformat()} for o in run],
         },
     )
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    QuestionnairePick("questionnaire", _l("Questionnaire"), _l("Leave empty for every scheduled questionnaire."),
+                      required=False),
+    Number("grace_hours", _l("Grace after the deadline"), _l("E.g. 12 hours before the team is told."),
+           unit=_l("hours"), required=True, minimum=Decimal("0"),
+           maximum=Decimal("336"), initial=0),
+    Number("consecutive", _l("Missed in a row"), _l("E.g. 2: one forgotten answer is not a reason to call."),
+           required=True, minimum=Decimal("1"), maximum=Decimal("20"),
+           whole=True, initial=1),
+)
+CHECKS = ()

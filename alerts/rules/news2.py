@@ -22,8 +22,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 from monitoring.measures import MEASURES
 
 if TYPE_CHECKING:
@@ -179,3 +191,18 @@ def _part(p: dict[str, Any]) -> str:
     return ngettext("%(name)s %(value)s %(unit)s: %(points)s point", "%(name)s %(value)s %(unit)s: %(points)s points",
                     p["points"]) % {"name": _name(p["measure"]), "value": number_format(Decimal(p["value"])),
                                     "unit": m.unit_label, "points": p["points"]}
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    Number("window_hours", _l("Readings within"), _l("E.g. 12 hours: the vitals of one morning and evening."),
+           unit=_l("hours"), required=True, minimum=Decimal("1"),
+           maximum=Decimal("72"), initial=12),
+    Number("yellow_total", _l("Yellow from a total of"), _l("RCP 2017: 5 asks for an urgent review."),
+           unit=_l("points"), required=True, minimum=Decimal("1"),
+           maximum=Decimal(MAX_TOTAL), whole=True, initial=5),
+    Number("red_total", _l("Red from a total of"), _l("RCP 2017: 7 asks for an emergency response."),
+           unit=_l("points"), required=True, minimum=Decimal("1"),
+           maximum=Decimal(MAX_TOTAL), whole=True, initial=7),
+)
+CHECKS = (Ascending(("yellow_total", "red_total"), _l("Yellow must start below red.")),)

@@ -27,7 +27,19 @@ from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 from questionnaires import definition as qdef
 
 if TYPE_CHECKING:
@@ -165,3 +177,19 @@ def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "C
             "fired": fired,
         },
     )
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    QuestionnairePick("questionnaire", _l("Questionnaire")),
+    ItemsPick("items", _l("Questions added up"), _l("E.g. the nine PHQ-9 questions.")),
+    Choice("higher_is_worse", _l("Direction"), (("true", _l("A higher score is worse")),
+                                                ("false", _l("A lower score is worse"))), initial="true"),
+    Number("limit", _l("Alarm at a score of"), _l("E.g. 10 for PHQ-9 (moderate depression)."), unit=_l("points")),
+    Number("worse_by", _l("Alarm when worse by"), _l("E.g. 5 points against the previous answer."),
+           unit=_l("points"), minimum=Decimal("0.01")),
+    Choice("against", _l("Worse compared with"), (("previous", _l("The previous answer")),
+                                                  ("baseline", _l("The first answer (baseline)"))),
+           initial="previous"),
+)
+CHECKS = (OneOf(("limit", "worse_by"), _l("Give a limit, a worsening or both.")),)

@@ -26,7 +26,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 from questionnaires.definition import Item, response_items_walk
 from questionnaires.review import answer_colour
 
@@ -114,3 +126,14 @@ def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "C
         },
         severity=colour,
     )
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    QuestionnairePick("questionnaire", _l("Questionnaire"), _l("Leave empty for every questionnaire of the programme."),
+                      required=False),
+    Choice("at_least", _l("Contact request raises at least"), (("yellow", _l("Yellow")), ("red", _l("Red"))),
+           _l("The colour of a \"contact me\" answer; the answers' own colours come from the questionnaire."),
+           initial="yellow"),
+)
+CHECKS = ()

@@ -9,7 +9,19 @@ from typing import TYPE_CHECKING, Literal
 import pydantic
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
+from alerts.rules.form_spec import (  # noqa: F401
+    AnswerPick,
+    Ascending,
+    Choice,
+    ItemPick,
+    ItemsPick,
+    MeasurePick,
+    Number,
+    OneOf,
+    QuestionnairePick,
+)
 from monitoring.measures import MEASURES
 
 if TYPE_CHECKING:
@@ -99,3 +111,17 @@ def evaluate_reading(params: Params, reading: "Reading", ctx: "Context") -> "Fin
         },
         snooze=(reading.measure, params.component, value),
     )
+
+
+# How the editor asks for the parameters (alerts.rules.form_spec, issue 24).
+FORM = (
+    MeasurePick("measure", _l("Measurement"), _l("Only the measurements of the programme's devices.")),
+    Choice("component", _l("Which value"), (("value", _l("The value (systolic for blood pressure)")),
+                                            ("value2", _l("Diastolic (blood pressure only)"))), initial="value"),
+    Number("low", _l("Alarm below"), _l("E.g. 92 for oxygen saturation in COPD: 91 % alerts, 92 % does not.")),
+    Number("high", _l("Alarm above"), _l("E.g. 38.5 for temperature after chemotherapy.")),
+)
+CHECKS = (
+    OneOf(("low", "high"), _l("Give a lower limit, an upper limit or both.")),
+    Ascending(("low", "high"), _l("The lower limit must be below the upper limit.")),
+)

@@ -1,0 +1,45 @@
+"""Changing a questionnaire's wording, English text and answer colours in the editor (issue 24):
+a new version, offered in the same programmes; answers keep theirs."""
+
+import pytest
+from django.urls import reverse
+
+from questionnaires.models import Questionnaire
+
+pytestmark = pytest.mark.django_db
+
+
+def _form_data(page):
+    form = page.context["form"]
+    data = {name: form[name].value() or "" for name in form.fields}
+    return form, data
+
+
+def test_new_wording_english_text_and_an_answer_colour_make_a_new_version_in_the_programme(client, cast):
+    client.force_login(cast.admin)
+    url = reverse("editor-questionnaire-edit", args=[cast.program_a.pk, cast.questionnaire.pk])
+    form, data = _form_data(client.get(url))
+    first = next(q for q in form.questions if q["colours"])
+    data[first["text"]] = "Hvordan har du det i dag?"
+    data[first["en"]] = "How are you today?"
+    data[first["colours"][-1]] = "red"
+    data["reason"] = "Sprogrevision med patientpanelet"
+    assert client.post(url, data).status_code == 302
+    revised = Questionnaire.objects.filter(url=cast.questionnaire.url).order_by("-created_at").first()
+    assert revised.pk != cast.questionnaire.pk and revised.version == "2"
+    assert cast.program_a.questionnaires.filter(pk=revised.pk).exists()
+    item = next(i for i in revised.definition.items() if i.linkId == first["link_id"])
+    assert item.text == "Hvordan har du det i dag?" and item.text_for("en") == "How are you today?"
+    assert item.answerOption[-1].severity == "red"
+
+
+def test_an_empty_question_text_or_no_reason_is_refused_next_to_the_field_and_no_version_is_made(client, cast):
+    client.force_login(cast.admin)
+    url = reverse("editor-questionnaire-edit", args=[cast.program_a.pk, cast.questionnaire.pk])
+    form, data = _form_data(client.get(url))
+    data[form.questions[0]["text"]] = ""
+    data["reason"] = ""
+    page = client.post(url, data, HTTP_ACCEPT_LANGUAGE="da")
+    body = page.content.decode()
+    assert f'id="id_{form.questions[0]["text"]}-errors"' in body and 'id="id_reason-errors"' in body
+    assert Questionnaire.objects.filter(url=cast.questionnaire.url).count() == 1
