@@ -7,16 +7,9 @@ import pydantic
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 
-from alerts.rules.form_spec import (  # noqa: F401
+from alerts.rules.form_spec import (
     AnswerPick,
-    Ascending,
-    Choice,
     ItemPick,
-    ItemsPick,
-    MeasurePick,
-    Number,
-    OneOf,
-    QuestionnairePick,
 )
 
 if TYPE_CHECKING:

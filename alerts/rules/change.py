@@ -35,16 +35,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 
-from alerts.rules.form_spec import (  # noqa: F401
-    AnswerPick,
-    Ascending,
+from alerts.rules.form_spec import (
     Choice,
-    ItemPick,
-    ItemsPick,
     MeasurePick,
     Number,
-    OneOf,
-    QuestionnairePick,
 )
 from monitoring.measures import MEASURES
 

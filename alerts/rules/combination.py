@@ -27,16 +27,12 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 
-from alerts.rules.form_spec import (  # noqa: F401
+from alerts.rules.form_spec import (
     AnswerPick,
-    Ascending,
     Choice,
     ItemPick,
-    ItemsPick,
     MeasurePick,
     Number,
-    OneOf,
-    QuestionnairePick,
 )
 from monitoring.measures import MEASURES
 

@@ -26,15 +26,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 
-from alerts.rules.form_spec import (  # noqa: F401
-    AnswerPick,
-    Ascending,
-    Choice,
-    ItemPick,
-    ItemsPick,
-    MeasurePick,
+from alerts.rules.form_spec import (
     Number,
-    OneOf,
     QuestionnairePick,
 )
 

@@ -25,16 +25,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 
-from alerts.rules.form_spec import (  # noqa: F401
-    AnswerPick,
+from alerts.rules.form_spec import (
     Ascending,
-    Choice,
-    ItemPick,
-    ItemsPick,
-    MeasurePick,
     Number,
-    OneOf,
-    QuestionnairePick,
 )
 from monitoring.measures import MEASURES
 

@@ -29,13 +29,9 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 
-from alerts.rules.form_spec import (  # noqa: F401
-    AnswerPick,
-    Ascending,
+from alerts.rules.form_spec import (
     Choice,
-    ItemPick,
     ItemsPick,
-    MeasurePick,
     Number,
     OneOf,
     QuestionnairePick,
