@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
@@ -97,4 +98,20 @@ class NoStoreMiddleware:
         user = getattr(request, "user", None)
         if "HTTP_AUTHORIZATION" in request.META or (user is not None and user.is_authenticated):
             response["Cache-Control"] = "no-store"
+        return response
+
+
+class AdminStyleCSPMiddleware:
+    """The Django admin's own change forms add <style> elements from its scripts (widgets), which
+    a nonce cannot reach. On /admin/ only, style elements are allowed inline; scripts keep their
+    nonce everywhere, and every other page keeps the strict style-src. (Installed after django-csp's
+    middleware, so its answer is marked before the header is written.)"""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        response = self.get_response(request)
+        if request.path_info.startswith("/admin/"):
+            response._csp_replace = {"style-src": ["'self'", "'unsafe-inline'"]}
         return response

@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "accounts.middleware.SessionSecurityMiddleware",
     "proplatform.middleware.NoStoreMiddleware",  # after the session's user is known
     "csp.middleware.CSPMiddleware",
+    "proplatform.middleware.AdminStyleCSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "proplatform.middleware.SynchronousChainMiddleware",  # keep last: see its docstring

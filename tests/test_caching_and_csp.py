@@ -128,3 +128,14 @@ def test_the_live_feeds_own_port_is_allowed_to_connect_only_when_configured(cast
     settings.LIVE_FEED_PORT = "8100"
     assert _policy(client.get("/triage/", HTTP_HOST="testserver:8000"))["connect-src"] == [
         "'self'", "ws://testserver:8100", "wss://testserver:8100"]
+
+
+def test_only_the_admin_allows_inline_style_elements_and_scripts_keep_their_nonce_everywhere(cast, client):
+    client.force_login(cast.admin)
+    admin = client.get("/admin/")["Content-Security-Policy"]
+    page = client.get("/triage/")["Content-Security-Policy"]
+    page_style = page.split("style-src ")[1].split(";")[0]
+    assert "style-src 'self' 'unsafe-inline'" in admin and "'unsafe-inline'" not in page_style
+    for policy in (admin, page):
+        script = policy.split("script-src ")[1].split(";")[0]
+        assert "'nonce-" in script and "unsafe-inline" not in script
