@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import Role
 from alerts.models import Alert, AlertFinding, Rule, RuleOverride, Severity, Snooze, Status
 from patients.access import patients_for
-from patients.models import Program, TreatmentEpisode
+from patients.models import Program, TreatmentEpisode, age_on
 
 UNRESOLVED = (Status.OPEN, Status.ACKNOWLEDGED)
 
@@ -141,8 +141,8 @@ def worklist_rows(alerts: Any) -> list[WorklistRow]:
     for alert in alerts:
         row = rows.get(alert.patient_id)
         if row is None:
-            row = rows[alert.patient_id] = WorklistRow(patient=alert.patient, age=_age(alert.patient.birth_date, today),
-                                                       alerts=[])
+            row = rows[alert.patient_id] = WorklistRow(
+                patient=alert.patient, age=age_on(alert.patient.birth_date, today), alerts=[])
         row.alerts.append(alert)
     return list(rows.values())
 
@@ -151,10 +151,6 @@ def _person(user: Any) -> dict[str, Any] | None:
     if user is None:
         return None
     return {"id": user.pk, "name": user.get_full_name() or user.get_username()}
-
-
-def _age(birth_date: date, day: date) -> int:
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:
@@ -170,7 +166,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
     return {
         "id": alert.pk,
         "patient": {"id": str(alert.patient_id), "name": alert.patient.name, "cpr": alert.patient.cpr,
-                    "age": _age(alert.patient.birth_date, timezone.localdate())},
+                    "age": age_on(alert.patient.birth_date, timezone.localdate())},
         "severity": alert.severity,
         "severity_label": str(alert.get_severity_display()),
         "status": alert.status,

@@ -38,7 +38,7 @@ from alerts.models import Alert, EscalationPolicy, Outcome, Severity
 from monitoring.models import DeviceLending, Reading
 from outcomes.stats import mean_ci, poisson_ci, quantile, wilson
 from outcomes.timepoints import DEFAULT_TIMEPOINTS, Timepoint
-from patients.models import TreatmentEpisode
+from patients.models import TreatmentEpisode, age_on
 from questionnaires.library.mid import MIDS, MinimalImportantDifference
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from schedules.models import Occurrence, OccurrenceStatus
@@ -63,10 +63,6 @@ def min_patients() -> int:
     """Figures are shown only for groups of at least this many patients (and counts below it
     as "<5"). Configurable as ``OUTCOMES_MIN_PATIENTS``; 5 by default, the Danish practice."""
     return int(getattr(settings, "OUTCOMES_MIN_PATIENTS", 5))
-
-
-def age_at(birth: date, on: date) -> int:
-    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
 def age_band(age: int) -> str:
@@ -304,7 +300,7 @@ def episodes_in_scope(filters: Filters, today: date) -> list[EpisodeFacts]:
         qs = qs.filter(patient__sex=filters.sex)
     out = []
     for pk, patient_id, program_id, team_id, team_name, department, region, sex, birth, start, end in qs:
-        band = age_band(age_at(birth, start))
+        band = age_band(age_on(birth, start))
         if filters.age_band and band != filters.age_band:
             continue
         out.append(EpisodeFacts(pk, patient_id, program_id, team_id, team_name, department, region, sex,

@@ -23,10 +23,10 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
-from outcomes.indicators import Dataset, EpisodeFacts, age_at, age_band, score_pair
+from outcomes.indicators import Dataset, EpisodeFacts, age_band, score_pair
 from outcomes.stats import quantile
 from outcomes.timepoints import DEFAULT_TIMEPOINTS
-from patients.models import TreatmentEpisode
+from patients.models import TreatmentEpisode, age_on
 from questionnaires.library.mid import MIDS
 
 
@@ -84,7 +84,7 @@ def patient_peer_comparisons(*, patient_id: Any, today: date | None = None) -> l
                         .select_related("patient", "care_team", "program").order_by("treatment_start"))
     out: list[PeerComparison] = []
     for ep in own_episodes:
-        band = age_band(age_at(ep.patient.birth_date, ep.treatment_start))
+        band = age_band(age_on(ep.patient.birth_date, ep.treatment_start))
         team = ep.care_team
         me = EpisodeFacts(ep.pk, ep.patient_id, ep.program_id, ep.care_team_id, team.name, team.department,
                           team.region, ep.patient.sex, band, ep.treatment_start, ep.end)
@@ -94,7 +94,7 @@ def patient_peer_comparisons(*, patient_id: Any, today: date | None = None) -> l
                     .exclude(patient_id=patient_id)
                     .values_list("pk", "patient_id", "treatment_start", "end", "patient__birth_date"))
         peers = [EpisodeFacts(pk, pid, ep.program_id, 0, "", "", "", ep.patient.sex, band, start, end)
-                 for pk, pid, start, end, birth in peers_qs if age_band(age_at(birth, start)) == band]
+                 for pk, pid, start, end, birth in peers_qs if age_band(age_on(birth, start)) == band]
         ds = Dataset([me, *peers], today)
         own_responses = ds.responses.get(ep.patient_id, [])
         codes = {(s.get("code") or {}).get("code") for _d, _a, scores in own_responses for s in scores}

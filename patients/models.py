@@ -1,5 +1,6 @@
 import re
 import uuid
+from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -79,6 +80,11 @@ class Patient(models.Model):
     @property
     def name(self) -> str:
         return str(self)
+
+
+def age_on(birth_date: date, day: date) -> int:
+    """Whole years of age on ``day`` (the birthday itself counts)."""
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 class RelativeGrant(models.Model):

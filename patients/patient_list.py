@@ -25,7 +25,7 @@ from accounts.models import Role
 from alerts.models import Alert, Status
 from monitoring.models import Reading
 from patients.access import patients_for, teams_for
-from patients.models import Patient, Program, TreatmentEpisode
+from patients.models import Patient, Program, TreatmentEpisode, age_on
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from schedules.models import Occurrence, OccurrenceStatus, Pause
 
@@ -127,10 +127,6 @@ class PatientRow:
     missed: int
     paused: bool
     programs: list[str] = field(default_factory=list)
-
-
-def age_on(birth_date: date, day: date) -> int:
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def patient_rows(user: Any, ids: list[uuid.UUID], *, today: date | None = None) -> list[PatientRow]:

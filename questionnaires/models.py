@@ -1,6 +1,4 @@
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -129,12 +127,9 @@ class QuestionnaireResponse(models.Model):
     def __str__(self) -> str:
         return f"response {self.pk} to {self.questionnaire_id} at {self.authored_at:%Y-%m-%d %H:%M}"
 
-    def _walk(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        yield from qdef.response_items_walk(items)
-
     def answers_for(self, link_id: str) -> list[GivenAnswer]:
         found = []
-        for item in self._walk(self.items):
+        for item in qdef.response_items_walk(self.items):
             if item.get("linkId") != link_id:
                 continue
             for answer in item.get("answer", []):

@@ -69,16 +69,11 @@ def answer_colour(item: Item, answer: dict[str, Any], contact_link_id: str = CON
     return option.severity if option is not None else None
 
 
-def _walk(items: list[dict[str, Any]]) -> Any:
-    # Also the items nested under an answer (a question's follow-up questions).
-    yield from response_items_walk(items)
-
-
 def response_colour(definition: Definition, items: list[dict[str, Any]]) -> str:
     """Green, yellow or red: the worst colour among the answers given."""
     by_id = definition.by_link_id()
     worst = ReviewColour.GREEN.value
-    for given in _walk(items):
+    for given in response_items_walk(items):
         item = by_id.get(given.get("linkId", ""))
         if item is None:
             continue

@@ -10,13 +10,12 @@ alert rule kind ``safety`` (alerts/rules/safety.py), so the two can never disagr
 Pure: no database, no clock. Answers to unknown linkIds carry no colour.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext as _
 
-from questionnaires.definition import Definition, Item
+from questionnaires.definition import Definition, Item, response_items_walk
 
 CONTACT_LINK_ID = "contact"
 
@@ -41,12 +40,6 @@ class Signals:
         return bool(self.red) or self.contact is not None
 
 
-def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item") or [])
-
-
 def _shown(item: Item, answer: dict[str, Any], lang: str | None) -> tuple[str | None, str] | None:
     """(colour, answer in words) for one answer, or None when the answer is not one of the item's."""
     if item.type == "boolean":
@@ -65,7 +58,7 @@ def safety_signals(definition: Definition, items: list[dict[str, Any]], lang: st
     by_id = definition.by_link_id()
     red: list[Answer] = []
     contact: Answer | None = None
-    for given in _walk(items):
+    for given in response_items_walk(items):
         item = by_id.get(given.get("linkId", ""))
         if item is None:
             continue

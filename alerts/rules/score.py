@@ -75,18 +75,13 @@ def _score_values(scores: list[dict[str, Any]], code: str) -> tuple[Decimal, str
     return None
 
 
-def _walk(items: list[dict[str, Any]]) -> Any:
-    # Also the items nested under an answer (a question's follow-up questions).
-    yield from qdef.response_items_walk(items)
-
-
 def _grades(resource: dict[str, Any], items: list[dict[str, Any]], wanted: list[str],
             lang: str | None) -> dict[str, tuple[Decimal, str]]:
     """linkId -> (grade, question text) for the wanted items answered with a gradable answer."""
     definition = qdef.parse(resource)
     by_id = definition.by_link_id()
     found: dict[str, tuple[Decimal, str]] = {}
-    for given in _walk(items):
+    for given in qdef.response_items_walk(items):
         link_id = given.get("linkId")
         item = by_id.get(link_id or "")
         answers = given.get("answer") or []

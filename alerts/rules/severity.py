@@ -20,7 +20,6 @@ safety net (``safety``, alerts/rules/safety.py), which stands back where this ru
 same response at least as red (alerts.services._safety_stands_back).
 """
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
@@ -52,11 +51,6 @@ class Params(pydantic.BaseModel):
     at_least: Literal["yellow", "red"] = "yellow"
 
 
-def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    # Also the items nested under an answer (a question's follow-up questions).
-    yield from response_items_walk(items)
-
-
 def _coloured(item: Item, answer: dict[str, Any], lang: str | None, contact_link_id: str) -> tuple[str, str] | None:
     """(colour, answer in words) for one answer, or None when it carries no colour. The colour
     is the review queue's too (questionnaires.review.answer_colour): one home for the rule."""
@@ -77,7 +71,7 @@ def answer_colours(response: "QuestionnaireResponse", *, contact_link_id: str = 
     by_id = (definition or response.questionnaire.definition).by_link_id()
     lang = get_language()
     found: list[dict[str, str]] = []
-    for given in _walk(response.items):
+    for given in response_items_walk(response.items):
         item = by_id.get(given.get("linkId", ""))
         if item is None:
             continue
