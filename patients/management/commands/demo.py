@@ -378,8 +378,9 @@ def _history_store(patient: Patient, responses: list[QuestionnaireResponse]) -> 
     the patient's team, the newer ones still on the "Svar til gennemsyn" list. Every response has
     a due time, so none can fall off the queue."""
     for response in responses:
-        response.__dict__.update(review_fields(patient_id=patient.pk, questionnaire=response.questionnaire,
-                                               items=response.items, received_at=response.received_at))
+        for name, value in review_fields(patient_id=patient.pk, questionnaire=response.questionnaire,
+                                         items=response.items, received_at=response.received_at).items():
+            setattr(response, name, value)
     QuestionnaireResponse.objects.bulk_create(responses)
     episode = patient.episodes.select_related("care_team").first()
     nurse = episode.care_team.members.filter(role="clinician").order_by("pk").first() if episode else None
