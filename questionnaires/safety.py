@@ -63,6 +63,8 @@ def safety_signals(definition: Definition, items: list[dict[str, Any]], lang: st
         if item is None:
             continue
         for answer in given.get("answer") or []:
+            if not isinstance(answer, dict):
+                continue  # stored responses are validated; a malformed answer still never crashes a receipt
             hit = _shown(item, answer, lang)
             if hit is None:
                 continue
