@@ -21,6 +21,7 @@ from alerts.rule_forms import KIND_LABELS, SEP, ProgrammeVocabulary, RuleForm
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from editor.forms import EnrolForm, ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
+from editor.import_report import report_lines
 from editor.selectors import editable_programs, led_teams, may_edit_program
 from editor.services import episode_enrol, program_publish, program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
@@ -278,7 +279,11 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
                     raise ValidationError(str(exc)) from exc
             else:
                 questionnaire = questionnaire_import(resource=pending["resource"])
-        except (QuestionnaireImportError, ValidationError) as exc:
+        except QuestionnaireImportError as exc:
+            form = QuestionnaireUploadForm()
+            form.add_error("file", [line.message for line in report_lines(exc.issues)])
+            return render(request, "editor/questionnaire_upload.html", {"program": program, "form": form})
+        except ValidationError as exc:
             form = QuestionnaireUploadForm()
             form.add_error("file", exc.messages)
             return render(request, "editor/questionnaire_upload.html", {"program": program, "form": form})
@@ -293,7 +298,7 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         resource = form.cleaned_data["resource"]
         issues = questionnaire_review(resource=resource)
-        context["issues"] = issues
+        context["issues"] = report_lines(issues)
         context["refused"] = any(i.severity == "error" for i in issues)
         context["title"] = resource.get("title") or resource.get("name") or resource.get("url") or ""
         if not context["refused"]:
@@ -339,7 +344,10 @@ def questionnaire_edit(request: HttpRequest, program_id: int, questionnaire_id: 
     if request.method == "POST" and form.is_valid():
         try:
             revised = questionnaire_revise(questionnaire=questionnaire, resource=form.edited_resource())
-        except (QuestionnaireImportError, ValidationError) as exc:
+        except QuestionnaireImportError as exc:
+            form.add_error(None, [line.message if line.link_id is None else f"{line.link_id}: {line.message}"
+                                  for line in report_lines(exc.issues)])
+        except ValidationError as exc:
             form.add_error(None, exc.messages)
         else:
             audit_record(user=request.user, action=Action.UPDATE,
