@@ -19,7 +19,7 @@ from alerts.models import Rule, RuleKind, RuleRevision
 from alerts.params_words import params_in_words, questionnaire_titles
 from alerts.rule_forms import KIND_LABELS, SEP, ProgrammeVocabulary, RuleForm
 from audit.models import Action, Outcome
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many, client_ip
 from editor.forms import EnrolForm, ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
 from editor.import_report import report_lines
 from editor.selectors import editable_programs, led_teams, may_edit_program
@@ -312,24 +312,67 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
     return render(request, "editor/questionnaire_upload.html", context)
 
 
+def _enrol_search(request: HttpRequest, search: Any) -> tuple[list[Any], bool]:
+    """The patients matching the search box among those the person may see, audited as the
+    patient list's search is: the search (by CPR number or name — never the text itself) and a
+    read of each patient shown."""
+    from editor.forms import ENROL_HITS
+    from patients.patient_list import looks_like_cpr, patient_search_q
+
+    text = search.cleaned_data["q"]
+    found = patients_for(request.user).filter(patient_search_q(text)).order_by("family_name", "given_name", "pk")
+    hits = list(found[:ENROL_HITS + 1])
+    kind = "CPR number" if looks_like_cpr(text) else "name"
+    audit_record(user=request.user, action=Action.SEARCH, request=request,
+                 resource=f"Patient?search by {kind} (enrolment): {len(hits)} hits")
+    shown = hits[:ENROL_HITS]
+    audit_record_many(user=request.user, action=Action.READ, ip=client_ip(request),
+                      reads=[("Patient search results (enrolment)", p.pk) for p in shown])
+    return shown, len(hits) > ENROL_HITS
+
+
 @login_required
 def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
-    from patients.models import CareTeam
+    """Search (POST: a CPR number never goes in a URL) → choose among the hits → enrol."""
+    from patients.forms import PatientSearchForm
+    from patients.models import CareTeam, Patient
 
     program = _program_for(request, program_id)
     teams = CareTeam.objects.all() if request.user.role == Role.ADMIN else led_teams(request.user)
-    form = EnrolForm(request.POST or None, patients=patients_for(request.user), teams=teams,
-                     initial={"treatment_start": timezone.localdate()})
-    if request.method == "POST" and form.is_valid():
-        try:
-            episode_enrol(patient=form.cleaned_data["patient"], program=program,
-                          care_team=form.cleaned_data["care_team"],
-                          treatment_start=form.cleaned_data["treatment_start"], by=request.user, request=request)
-        except ValidationError as exc:
-            form_errors_from(form, exc)
-        else:
-            return redirect(reverse("editor-program", args=[program.pk]) + "#patients")
-    return render(request, "editor/enrol.html", {"program": program, "form": form})
+    visible = patients_for(request.user)
+    initial = {"treatment_start": timezone.localdate()}
+    search = PatientSearchForm(request.POST if request.method == "POST" else None)
+    context: dict[str, Any] = {"program": program, "search": search, "searched": False, "too_many": False}
+    if request.method == "POST" and request.POST.get("action") == "search":
+        # Only the search is checked; what was typed below it is kept, not judged yet.
+        form = EnrolForm(patients=visible, teams=teams, initial={
+            **initial, **{k: request.POST[k] for k in ("care_team", "treatment_start") if request.POST.get(k)}})
+        hits: list[Any] = []
+        if search.is_valid():
+            hits, context["too_many"] = _enrol_search(request, search)
+            context["searched"] = True
+        form.show_only(Patient.objects.filter(pk__in=[p.pk for p in hits]).order_by("family_name", "given_name"))
+    elif request.method == "POST":
+        search = PatientSearchForm(initial={"q": request.POST.get("q", "")})
+        context["search"] = search
+        form = EnrolForm(request.POST, patients=visible, teams=teams, initial=initial)
+        if form.is_valid():
+            try:
+                episode_enrol(patient=form.cleaned_data["patient"], program=program,
+                              care_team=form.cleaned_data["care_team"],
+                              treatment_start=form.cleaned_data["treatment_start"], by=request.user, request=request)
+            except ValidationError as exc:
+                form_errors_from(form, exc)
+            else:
+                return redirect(reverse("editor-program", args=[program.pk]) + "#patients")
+        chosen = form.cleaned_data.get("patient") if hasattr(form, "cleaned_data") else None
+        form.show_only(visible.filter(pk=chosen.pk) if chosen is not None else Patient.objects.none())
+        context["searched"] = chosen is not None
+    else:
+        form = EnrolForm(patients=visible, teams=teams, initial=initial)
+        form.show_only(Patient.objects.none())
+    context["form"] = form
+    return render(request, "editor/enrol.html", context)
 
 
 @login_required

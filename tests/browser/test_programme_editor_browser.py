@@ -7,6 +7,7 @@ programme's red alert. axe-core finds
 nothing on any editor page. Screenshots at 1440×900 land in test-artifacts/."""
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -146,7 +147,12 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     expect(page.locator("#patients")).to_contain_text("Udgivet")
     page.goto(live_stack.url + f"/programmes/{program.pk}/enrol/")
     assert_accessible(page, "the enrolment page")
-    page.locator("#id_patient").select_option(str(live_cast.patient_a.pk))
+    page.locator("#id_q").fill(live_cast.patient_a.cpr)  # sent by POST: never in the URL
+    page.get_by_role("button", name="Søg", exact=True).click()
+    page.get_by_role("radio", name=re.compile(live_cast.patient_a.name)).check()
+    assert live_cast.patient_a.cpr not in page.url
+    assert_accessible(page, "the enrolment page with the search's hits")
+    _shot(page, "enrol-search")
     page.locator("#id_care_team").select_option(str(live_cast.team_a.pk))
     page.locator("#id_treatment_start").fill((timezone.localdate() - timedelta(days=7)).isoformat())
     page.get_by_role("button", name="Tilmeld", exact=True).click()
