@@ -93,9 +93,15 @@ def _program_parts(program: Program) -> dict[str, Any]:
             words = _with_question_texts(rule.params, params_in_words(rule.params, titles), vocabulary)
         except Exception:  # noqa: BLE001 - an old rule the words cannot describe is still listed
             words = []
+        revisions = []
+        for revision in (rule.revisions.all() if not rule.safety_net_for else []):
+            try:
+                said = _with_question_texts(revision.params, params_in_words(revision.params, titles), vocabulary)
+            except Exception:  # noqa: BLE001 - an old definition the words cannot describe is still listed
+                said = []
+            revisions.append({"revision": revision, "words": said})
         rows.append({"rule": rule, "words": words, "kind_label": RuleKind(rule.kind).label
-                     if rule.kind in RuleKind.values else rule.kind,
-                     "revisions": list(rule.revisions.all()) if not rule.safety_net_for else []})
+                     if rule.kind in RuleKind.values else rule.kind, "revisions": revisions})
     return {
         "rule_rows": rows,
         "kinds": list(KIND_LABELS.items()),
