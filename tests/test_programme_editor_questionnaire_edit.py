@@ -93,3 +93,24 @@ def test_an_empty_contact_question_is_refused_next_to_it_and_no_version_is_made(
     assert 'id="id_contact_text-errors"' in page.content.decode()
     assert "Kontaktspørgsmålet skal have sin tekst." in page.content.decode()
     assert Questionnaire.objects.filter(url=cast.questionnaire.url).count() == 1
+
+
+def test_another_yes_no_question_made_the_contact_question_takes_its_link_id_unless_a_rule_uses_it(client, cast):
+    from alerts.models import Rule
+    from questionnaires.services import questionnaire_revise
+
+    resource = {**cast.questionnaire.resource}
+    resource["item"] = [({**i, "linkId": "ring"} if i["linkId"] == "contact" else i) for i in resource["item"]]
+    bare = questionnaire_revise(questionnaire=cast.questionnaire, resource=resource)
+    client.force_login(cast.admin)
+    url = reverse("editor-questionnaire-edit", args=[cast.program_a.pk, bare.pk])
+    form, data = _form_data(client.get(url))
+    data.update(contact_item="ring", reason="Ring-spørgsmålet er kontaktspørgsmålet")
+    rule = Rule.objects.create(program=cast.program_a, kind="answer", name="Vil ringes op", severity="yellow",
+                               params={"questionnaire": bare.url, "link_id": "ring", "codes": ["true"]})
+    page = client.post(url, data, HTTP_ACCEPT_LANGUAGE="da")
+    assert 'id="id_contact_item-errors"' in page.content.decode() and "Vil ringes op" in page.content.decode()
+    rule.delete()
+    assert client.post(url, data).status_code == 302
+    revised = Questionnaire.objects.filter(url=cast.questionnaire.url).order_by("-created_at").first()
+    assert "contact" in revised.definition.by_link_id() and "ring" not in revised.definition.by_link_id()
