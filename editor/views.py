@@ -165,6 +165,9 @@ def rule_edit(request: HttpRequest, program_id: int, kind: str | None = None, ru
     if kind not in KIND_LABELS:
         raise Http404
     form = RuleForm(request.POST or None, kind=kind, program=program, rule=rule)
+    if request.POST.get("action") == "backtest":
+        # A trial comes before the decision: the reason is asked when the change is saved.
+        form.fields["reason"].required = False
     trial = None
     if request.method == "POST" and form.is_valid():
         if request.POST.get("action") == "backtest":
