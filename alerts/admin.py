@@ -1,18 +1,35 @@
+from typing import Any
+
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from alerts.definitions import rule_save
 from alerts.models import Alert, EscalationPolicy, Rule, RuleError, RuleOverride, RuleRevision
+from alerts.params_words import params_in_words, questionnaire_titles
 from audit.admin_reads import PatientDataAdmin
 from patients.models import Program
+
+
+def _words(params: dict[str, Any]) -> str:
+    try:
+        words = params_in_words(params, questionnaire_titles([params.get("questionnaire")]))
+    except Exception:  # noqa: BLE001 - an old definition the words cannot describe is still shown
+        return "–"
+    return "; ".join(f"{label}: {value}" for label, value in words) or "–"
 
 
 class RuleRevisionInline(admin.TabularInline):
     model = RuleRevision
     extra = 0
     can_delete = False
-    readonly_fields = ("version", "kind", "name", "severity", "params", "active", "cooldown", "changed_by",
-                       "changed_at", "reason")
+    fields = ("version", "name", "severity", "parameters", "active", "cooldown", "changed_by", "changed_at",
+              "reason")
+    readonly_fields = fields
+
+    @admin.display(description=_("Parameters"))
+    def parameters(self, obj: RuleRevision) -> str:
+        return _words(obj.params)
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
@@ -20,24 +37,39 @@ class RuleRevisionInline(admin.TabularInline):
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
+    """Read only (issue 24): a rule is added and changed in the programme editor's typed form,
+    which checks each parameter next to its field, tries the change on the last 90 days and asks
+    why — not as a JSON blob here. Its page here shows the parameters in words, the history and a
+    link to that form; a safety net links to /rules/safety/, where it is switched with a reason."""
+
     list_display = ("name", "program", "kind", "severity", "version", "active", "safety_net_off_reason")
     list_filter = ("kind", "program", "active")
-    readonly_fields = ("version", "safety_net_for")
+    fields = ("name", "program", "kind", "severity", "parameters", "cooldown", "active", "version",
+              "safety_net_for", "where_to_change")
+    readonly_fields = fields
     inlines = [RuleRevisionInline]
 
     @admin.display(description=_("Safety net switched off because"))
     def safety_net_off_reason(self, obj: Rule) -> str:
         return obj.switched_off_reason if obj.is_safety_net else ""
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
-        # A safety net is switched off and on with a reason on /rules/safety/, nowhere else.
-        if obj is not None and obj.is_safety_net:
-            return [f.name for f in Rule._meta.fields]
-        return super().get_readonly_fields(request, obj)
+    @admin.display(description=_("Parameters"))
+    def parameters(self, obj: Rule) -> str:
+        return _words(obj.params)
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        # Through the service: a change bumps the version and keeps the old definition.
-        rule_save(rule=obj, by=request.user, reason=request.POST.get("_reason", "changed in admin"))
+    @admin.display(description=_("Change it"))
+    def where_to_change(self, obj: Rule) -> str:
+        if obj.is_safety_net:
+            return format_html('<a href="{}">{}</a>', reverse("rules-safety"),
+                               _("Switch the safety net on or off, with a reason"))
+        return format_html('<a href="{}">{}</a>', reverse("editor-rule", args=[obj.program_id, obj.pk]),
+                           _("Change the rule in the programme editor (typed form, trial on the last 90 days)"))
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False  # in the programme editor: /programmes/<id>/rules/new/<kind>/
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # shown read only; changed in the programme editor
 
 
 @admin.register(RuleOverride)

@@ -1,20 +1,23 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
+# Labels in English as Django derived them before (so no migration), through gettext for the
+# Danish admin.
 class Action(models.TextChoices):
-    READ = "read"
-    SEARCH = "search"
-    CREATE = "create"
-    UPDATE = "update"
-    EXPORT = "export"
-    LOGIN = "login"
+    READ = "read", _("Read")
+    SEARCH = "search", _("Search")
+    CREATE = "create", _("Create")
+    UPDATE = "update", _("Update")
+    EXPORT = "export", _("Export")
+    LOGIN = "login", _("Login")
 
 
 class Outcome(models.TextChoices):
-    ALLOWED = "allowed"
-    DENIED = "denied"
+    ALLOWED = "allowed", _("Allowed")
+    DENIED = "denied", _("Denied")
 
 
 class AppendOnlyError(Exception):

@@ -237,11 +237,19 @@ class QuestionnaireUploadForm(DescribedForm):
         return cleaned
 
 
+ENROL_HITS = 20  # more than this: the search is too wide to pick from
+
+
 class EnrolForm(DescribedForm):
+    """Who, which team and from when. The patient is picked among the hits of a search by name
+    or CPR number (editor.views.enrol, sent by POST like the patient list's), never from a list
+    of every patient: the radio buttons show the hits only, while the choice is checked against
+    all the patients the person may see."""
+
     patient = forms.ModelChoiceField(label=_l("Patient"), queryset=None,  # type: ignore[arg-type]
-                                     empty_label=_l("Choose a patient"),
-                                     error_messages={"required": _l("Choose a patient."),
-                                                     "invalid_choice": _l("Choose a patient.")})
+                                     widget=forms.RadioSelect, empty_label=None,
+                                     error_messages={"required": _l("Search for the patient and choose one."),
+                                                     "invalid_choice": _l("Search for the patient and choose one.")})
     care_team = forms.ModelChoiceField(
         label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),  # type: ignore[arg-type]
         error_messages={"required": _l("Choose the team that follows the patient."),
@@ -254,8 +262,12 @@ class EnrolForm(DescribedForm):
 
     def __init__(self, *args: Any, patients: Any, teams: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["patient"].queryset = patients.order_by("family_name", "given_name")  # type: ignore[attr-defined]
-        # Name and birth date: enough to tell two patients apart, no CPR number in the page's list.
+        self.fields["patient"].queryset = patients  # type: ignore[attr-defined]
+        # Name and birth date: enough to tell two patients apart, no CPR number on the page.
         self.fields["patient"].label_from_instance = (  # type: ignore[attr-defined]
             lambda p: f"{p.name} ({p.birth_date:%d.%m.%Y})")
         self.fields["care_team"].queryset = teams.order_by("name")  # type: ignore[attr-defined]
+
+    def show_only(self, patients: Any) -> None:
+        """Render ``patients`` as the choices (the hits, or the one chosen), not every patient."""
+        self.fields["patient"].queryset = patients  # type: ignore[attr-defined]

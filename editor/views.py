@@ -19,8 +19,9 @@ from alerts.models import Rule, RuleKind, RuleRevision
 from alerts.params_words import params_in_words, questionnaire_titles
 from alerts.rule_forms import KIND_LABELS, SEP, ProgrammeVocabulary, RuleForm
 from audit.models import Action, Outcome
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many, client_ip
 from editor.forms import EnrolForm, ProgramForm, QuestionnaireUploadForm, ReasonForm, ScheduleForm
+from editor.import_report import report_lines
 from editor.selectors import editable_programs, led_teams, may_edit_program
 from editor.services import episode_enrol, program_publish, program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
@@ -92,9 +93,15 @@ def _program_parts(program: Program) -> dict[str, Any]:
             words = _with_question_texts(rule.params, params_in_words(rule.params, titles), vocabulary)
         except Exception:  # noqa: BLE001 - an old rule the words cannot describe is still listed
             words = []
+        revisions = []
+        for revision in (rule.revisions.all() if not rule.safety_net_for else []):
+            try:
+                said = _with_question_texts(revision.params, params_in_words(revision.params, titles), vocabulary)
+            except Exception:  # noqa: BLE001 - an old definition the words cannot describe is still listed
+                said = []
+            revisions.append({"revision": revision, "words": said})
         rows.append({"rule": rule, "words": words, "kind_label": RuleKind(rule.kind).label
-                     if rule.kind in RuleKind.values else rule.kind,
-                     "revisions": list(rule.revisions.all()) if not rule.safety_net_for else []})
+                     if rule.kind in RuleKind.values else rule.kind, "revisions": revisions})
     return {
         "rule_rows": rows,
         "kinds": list(KIND_LABELS.items()),
@@ -158,6 +165,9 @@ def rule_edit(request: HttpRequest, program_id: int, kind: str | None = None, ru
     if kind not in KIND_LABELS:
         raise Http404
     form = RuleForm(request.POST or None, kind=kind, program=program, rule=rule)
+    if request.POST.get("action") == "backtest":
+        # A trial comes before the decision: the reason is asked when the change is saved.
+        form.fields["reason"].required = False
     trial = None
     if request.method == "POST" and form.is_valid():
         if request.POST.get("action") == "backtest":
@@ -278,7 +288,11 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
                     raise ValidationError(str(exc)) from exc
             else:
                 questionnaire = questionnaire_import(resource=pending["resource"])
-        except (QuestionnaireImportError, ValidationError) as exc:
+        except QuestionnaireImportError as exc:
+            form = QuestionnaireUploadForm()
+            form.add_error("file", [line.message for line in report_lines(exc.issues)])
+            return render(request, "editor/questionnaire_upload.html", {"program": program, "form": form})
+        except ValidationError as exc:
             form = QuestionnaireUploadForm()
             form.add_error("file", exc.messages)
             return render(request, "editor/questionnaire_upload.html", {"program": program, "form": form})
@@ -293,7 +307,7 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         resource = form.cleaned_data["resource"]
         issues = questionnaire_review(resource=resource)
-        context["issues"] = issues
+        context["issues"] = report_lines(issues)
         context["refused"] = any(i.severity == "error" for i in issues)
         context["title"] = resource.get("title") or resource.get("name") or resource.get("url") or ""
         if not context["refused"]:
@@ -307,24 +321,67 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
     return render(request, "editor/questionnaire_upload.html", context)
 
 
+def _enrol_search(request: HttpRequest, search: Any) -> tuple[list[Any], bool]:
+    """The patients matching the search box among those the person may see, audited as the
+    patient list's search is: the search (by CPR number or name — never the text itself) and a
+    read of each patient shown."""
+    from editor.forms import ENROL_HITS
+    from patients.patient_list import looks_like_cpr, patient_search_q
+
+    text = search.cleaned_data["q"]
+    found = patients_for(request.user).filter(patient_search_q(text)).order_by("family_name", "given_name", "pk")
+    hits = list(found[:ENROL_HITS + 1])
+    kind = "CPR number" if looks_like_cpr(text) else "name"
+    audit_record(user=request.user, action=Action.SEARCH, request=request,
+                 resource=f"Patient?search by {kind} (enrolment): {len(hits)} hits")
+    shown = hits[:ENROL_HITS]
+    audit_record_many(user=request.user, action=Action.READ, ip=client_ip(request),
+                      reads=[("Patient search results (enrolment)", p.pk) for p in shown])
+    return shown, len(hits) > ENROL_HITS
+
+
 @login_required
 def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
-    from patients.models import CareTeam
+    """Search (POST: a CPR number never goes in a URL) → choose among the hits → enrol."""
+    from patients.forms import PatientSearchForm
+    from patients.models import CareTeam, Patient
 
     program = _program_for(request, program_id)
     teams = CareTeam.objects.all() if request.user.role == Role.ADMIN else led_teams(request.user)
-    form = EnrolForm(request.POST or None, patients=patients_for(request.user), teams=teams,
-                     initial={"treatment_start": timezone.localdate()})
-    if request.method == "POST" and form.is_valid():
-        try:
-            episode_enrol(patient=form.cleaned_data["patient"], program=program,
-                          care_team=form.cleaned_data["care_team"],
-                          treatment_start=form.cleaned_data["treatment_start"], by=request.user, request=request)
-        except ValidationError as exc:
-            form_errors_from(form, exc)
-        else:
-            return redirect(reverse("editor-program", args=[program.pk]) + "#patients")
-    return render(request, "editor/enrol.html", {"program": program, "form": form})
+    visible = patients_for(request.user)
+    initial = {"treatment_start": timezone.localdate()}
+    search = PatientSearchForm(request.POST if request.method == "POST" else None)
+    context: dict[str, Any] = {"program": program, "search": search, "searched": False, "too_many": False}
+    if request.method == "POST" and request.POST.get("action") == "search":
+        # Only the search is checked; what was typed below it is kept, not judged yet.
+        form = EnrolForm(patients=visible, teams=teams, initial={
+            **initial, **{k: request.POST[k] for k in ("care_team", "treatment_start") if request.POST.get(k)}})
+        hits: list[Any] = []
+        if search.is_valid():
+            hits, context["too_many"] = _enrol_search(request, search)
+            context["searched"] = True
+        form.show_only(Patient.objects.filter(pk__in=[p.pk for p in hits]).order_by("family_name", "given_name"))
+    elif request.method == "POST":
+        search = PatientSearchForm(initial={"q": request.POST.get("q", "")})
+        context["search"] = search
+        form = EnrolForm(request.POST, patients=visible, teams=teams, initial=initial)
+        if form.is_valid():
+            try:
+                episode_enrol(patient=form.cleaned_data["patient"], program=program,
+                              care_team=form.cleaned_data["care_team"],
+                              treatment_start=form.cleaned_data["treatment_start"], by=request.user, request=request)
+            except ValidationError as exc:
+                form_errors_from(form, exc)
+            else:
+                return redirect(reverse("editor-program", args=[program.pk]) + "#patients")
+        chosen = form.cleaned_data.get("patient") if hasattr(form, "cleaned_data") else None
+        form.show_only(visible.filter(pk=chosen.pk) if chosen is not None else Patient.objects.none())
+        context["searched"] = chosen is not None
+    else:
+        form = EnrolForm(patients=visible, teams=teams, initial=initial)
+        form.show_only(Patient.objects.none())
+    context["form"] = form
+    return render(request, "editor/enrol.html", context)
 
 
 @login_required
@@ -339,7 +396,10 @@ def questionnaire_edit(request: HttpRequest, program_id: int, questionnaire_id: 
     if request.method == "POST" and form.is_valid():
         try:
             revised = questionnaire_revise(questionnaire=questionnaire, resource=form.edited_resource())
-        except (QuestionnaireImportError, ValidationError) as exc:
+        except QuestionnaireImportError as exc:
+            form.add_error(None, [line.message if line.link_id is None else f"{line.link_id}: {line.message}"
+                                  for line in report_lines(exc.issues)])
+        except ValidationError as exc:
             form.add_error(None, exc.messages)
         else:
             audit_record(user=request.user, action=Action.UPDATE,

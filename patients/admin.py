@@ -28,5 +28,7 @@ class PatientAdmin(PatientDataAdmin):
                 transaction.on_commit(lambda pk=episode.pk: generate_occurrences_for_episode.delay(pk), robust=True)
 
 
-admin.site.register(CareTeam, filter_horizontal=("members",))
+# No filter_horizontal: Django's two-list widget puts aria-label on a bare <span> (axe-core
+# "aria-prohibited-attr", issue 24); a plain multiple select keeps its label.
+admin.site.register(CareTeam)
 admin.site.register(Program, filter_horizontal=("questionnaires",))

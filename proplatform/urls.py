@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts import api as accounts_api
 from accounts import views as accounts_views
 from alerts import api as alerts_api
+from alerts import api_backtest as alerts_backtest_api
 from alerts import views as alerts_views
 from alerts import views_backtest as alerts_backtest_views
 from alerts import views_safety as alerts_safety_views
@@ -48,6 +49,7 @@ api_v1 = [
     path("alerts/<int:alert_id>/resolve", alerts_api.AlertResolveView.as_view(), name="api-alert-resolve"),
     path("alerts/acknowledge", alerts_api.AlertBulkAcknowledgeView.as_view(), name="api-alerts-acknowledge"),
     path("snoozes", alerts_api.SnoozeCreateView.as_view(), name="api-snoozes"),
+    path("rules/backtest", alerts_backtest_api.BacktestView.as_view(), name="api-rules-backtest"),
     path("snoozes/<int:snooze_id>/end", alerts_api.SnoozeEndView.as_view(), name="api-snooze-end"),
 ]
 

@@ -291,3 +291,30 @@ def test_a_team_lead_sets_up_a_programme_for_their_own_team_and_nobody_elses(cli
     client.force_login(cast.clinician_b)
     assert client.get(reverse("editor-program", args=[program.pk])).status_code == 404
     assert client.get(reverse("editor-program-new")).status_code == 403
+
+
+def test_the_staff_menu_links_the_editor_for_administrators_and_team_leads_only(client, cast):
+    link = 'href="/programmes/"'
+    client.force_login(cast.admin)
+    assert link in client.get("/patients/").content.decode()
+    client.force_login(cast.clinician_a)
+    assert link not in client.get("/patients/").content.decode()
+    EscalationPolicy.objects.create(care_team=cast.team_a, lead=cast.clinician_a)
+    assert link in client.get("/patients/").content.decode()
+    assert client.get("/programmes/").status_code == 200
+    client.force_login(cast.quality)
+    assert link not in client.get("/quality/").content.decode()
+
+
+def test_a_trial_needs_no_reason_yet_and_saving_the_tried_change_does(client, cast, program):
+    client.force_login(cast.admin)
+    rule = Rule.objects.get(program=program, kind="threshold")
+    url = reverse("editor-rule", args=[program.pk, rule.pk])
+    data = {"name": rule.name, "severity": "red", "cooldown_hours": "", "p_measure": "spo2", "p_low": "90",
+            "p_high": "", "reason": ""}
+    trial = client.post(url, {**data, "action": "backtest"}, HTTP_ACCEPT_LANGUAGE="da")
+    assert trial.context["trial"] is not None and not trial.context["form"].errors
+    saved = client.post(url, {**data, "action": "save"}, HTTP_ACCEPT_LANGUAGE="da")
+    assert 'id="id_reason-errors"' in saved.content.decode()
+    rule.refresh_from_db()
+    assert rule.params["low"] == 92

@@ -7,6 +7,7 @@ programme's red alert. axe-core finds
 nothing on any editor page. Screenshots at 1440×900 land in test-artifacts/."""
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -122,6 +123,33 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     _shot(page, "rule-trial")
     page.get_by_role("button", name="Gem reglen").click()
     expect(page.locator("#rules")).to_contain_text("SpO2 under 92 %")
+    threshold = Rule.objects.get(program=program, kind="threshold")
+
+    # A change is tried before it is saved, saved with why, listed in the history and rolled back.
+    page.goto(live_stack.url + f"/programmes/{program.pk}/rules/{threshold.pk}/")
+    page.locator("#id_p_low").fill("90")
+    page.locator("#id_reason").fill("")
+    page.get_by_role("button", name="Gem reglen").click()
+    _error_next_to(page, "id_reason", "")
+    page.get_by_role("button", name="Prøv på de sidste 90 dage").click()
+    expect(page.locator("#trial")).to_contain_text("Som den er nu")
+    assert float(Rule.objects.get(pk=threshold.pk).params["low"]) == 92  # a trial saves nothing
+    page.locator("#id_reason").fill("Prøver en lavere grænse")
+    page.get_by_role("button", name="Gem reglen").click()
+    card = page.locator(f"#rule-{threshold.pk}").locator("xpath=..")
+    card.locator("summary").click()
+    history = card.locator("table tbody tr")
+    expect(history).to_have_count(2)
+    expect(history.nth(0)).to_contain_text("Prøver en lavere grænse")
+    expect(history.nth(1)).to_contain_text("Aftalt på KOL-teammødet")
+    assert_accessible(page, "the programme page with a rule's history open")
+    _shot(page, "rule-history")
+    card.get_by_role("link", name="Gå tilbage til version 1").click()
+    page.locator("#id_reason").fill("90 gav for mange alarmer")
+    page.get_by_role("button", name="Gå tilbage til version 1").click()
+    expect(page.locator("#rules")).to_contain_text("SpO2 under 92 %")
+    threshold.refresh_from_db()
+    assert (threshold.version, float(threshold.params["low"])) == (3, 92)
 
     # A per-answer rule on the uploaded questionnaire's contact question.
     page.goto(live_stack.url + f"/programmes/{program.pk}/rules/new/answer/")
@@ -146,7 +174,12 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     expect(page.locator("#patients")).to_contain_text("Udgivet")
     page.goto(live_stack.url + f"/programmes/{program.pk}/enrol/")
     assert_accessible(page, "the enrolment page")
-    page.locator("#id_patient").select_option(str(live_cast.patient_a.pk))
+    page.locator("#id_q").fill(live_cast.patient_a.cpr)  # sent by POST: never in the URL
+    page.get_by_role("button", name="Søg", exact=True).click()
+    page.get_by_role("radio", name=re.compile(live_cast.patient_a.name)).check()
+    assert live_cast.patient_a.cpr not in page.url
+    assert_accessible(page, "the enrolment page with the search's hits")
+    _shot(page, "enrol-search")
     page.locator("#id_care_team").select_option(str(live_cast.team_a.pk))
     page.locator("#id_treatment_start").fill((timezone.localdate() - timedelta(days=7)).isoformat())
     page.get_by_role("button", name="Tilmeld", exact=True).click()

@@ -1,0 +1,27 @@
+"""``{% if user|may_set_up_programmes %}``: the staff menu's link to the programme editor, for
+administrators and team leads (editor.selectors.led_teams) — the people the editor lets in."""
+
+from typing import Any
+
+from django import template
+
+from accounts.models import Role
+from editor.selectors import led_teams
+
+register = template.Library()
+
+
+@register.filter
+def may_set_up_programmes(user: Any) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.role == Role.ADMIN:
+        return True
+    if user.role != Role.CLINICIAN:
+        return False
+    # One query per page for a clinician, kept on the request's user object.
+    cached = getattr(user, "_leads_a_team", None)
+    if cached is None:
+        cached = led_teams(user).exists()
+        user._leads_a_team = cached
+    return bool(cached)
