@@ -35,10 +35,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from alerts.evaluation.readings import ClaimedReading
 from alerts.models import Rule, RuleOverride, Severity, Snooze
 from alerts.rules import KINDS, merged_params, parse_params
 from alerts.rules.context import Context, PastReading
-from alerts.services import ClaimedReading
 from monitoring.models import Reading
 from patients.models import Program, TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus

@@ -5,9 +5,9 @@ item), normalised to the measure's canonical unit, checked for plausibility, de-
 within the batch and against the database with one query, and inserted with one COPY
 (PostgreSQL; ``bulk_create`` elsewhere) in one transaction — or, for one reading with a
 client_id (a device's single upload), with one statement that also stores its pending batch
-(``_insert_one``, PostgreSQL). Evaluation is requested once per
-batch, after commit (``evaluation_request_soon``: a process's requests leave it from one thread,
-and at most one task waits in the queue). Stored
+(``_insert_one``, PostgreSQL). Each batch puts one row in the evaluation inbox in the same
+transaction (alerts.evaluation, ADR 0020) and asks for its evaluation after commit
+(``alerts.evaluation.request_soon``). Stored
 items are plain values until a caller asks for a ``Reading`` model instance
 (``ItemResult.reading``): the batch endpoint answers with id and flag only, and at 1,000 items
 a batch the model instances cost more than parsing the items did.
@@ -19,7 +19,6 @@ reading. Nothing of a refused item is stored; the good items of a batch are.
 
 import math
 import re
-import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -30,16 +29,16 @@ from typing import Any, NamedTuple
 
 import orjson
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
-from monitoring.evaluation_sender import EvaluationSender
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation import enqueue, reading_enqueue_sql, request_soon
 from monitoring.measures import MEASURES, Measure, coding_lookup
-from monitoring.models import KIND_MEASURES, Device, DeviceLending, PendingEvaluation, Reading, Source
+from monitoring.models import KIND_MEASURES, Device, DeviceLending, Reading, Source
 from monitoring.units import UnitError, to_canonical
 from patients.models import Patient
 from proplatform.db import prepared_cursor
@@ -397,135 +396,6 @@ def _lock_patient(patient: Patient) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"], prepare=True)
 
 
-def _enqueue_evaluation(batch_ids: list[int]) -> None:
-    from monitoring.tasks import evaluate_readings
-
-    # argsrepr given: Celery would otherwise build it with its saferepr, a visible share of a
-    # single-reading request's CPU.
-    evaluate_readings.apply_async((batch_ids,), argsrepr=repr((batch_ids,)), kwargsrepr="{}")
-
-
-# Set while an evaluation task waits in the queue and has not started claiming (ADR 0011).
-EVALUATION_QUEUED_KEY = "readings:evaluation-queued"
-
-
-def one_waiting_task() -> bool:
-    """Whether ingest sends a task only when none waits (a real broker, coalescing on, not
-    switched off with EVALUATION_QUEUED_SECONDS=0). With
-    tasks run in-process (the embedded shape) every batch is evaluated at its own commit."""
-    from proplatform.celery import app
-
-    return (not app.conf.task_always_eager and settings.ALERTS_COALESCE_SECONDS > 0
-            and settings.EVALUATION_QUEUED_SECONDS > 0)
-
-
-def evaluation_request(batch_ids: list[int]) -> None:
-    """Make sure an evaluation task will claim these just-committed batches (ADR 0011).
-
-    If a task is already queued and has not started claiming, it will claim them too (it
-    coalesces waiting batches, oldest first and however old, and if it leaves some, queues its
-    successor), so none is sent:
-    under a bulk upload one task per round instead of one per request, and the request skips
-    the broker. Correct because the batch was committed before the key was found set, and a
-    task clears the key before it claims. If the key's task is lost the key expires
-    (EVALUATION_QUEUED_SECONDS) and the sweep evaluates what it left."""
-    if not one_waiting_task():
-        _enqueue_evaluation(batch_ids)
-        return
-    if not cache.add(EVALUATION_QUEUED_KEY, 1, timeout=settings.EVALUATION_QUEUED_SECONDS):
-        return
-    try:
-        _enqueue_evaluation(batch_ids)
-    except BaseException:
-        cache.delete(EVALUATION_QUEUED_KEY)  # nothing was queued: the next batch sends a task
-        raise
-
-
-def _send_interval_seconds() -> float:
-    return settings.EVALUATION_SEND_INTERVAL_MS / 1000
-
-
-_sender = EvaluationSender(evaluation_request, interval_seconds=_send_interval_seconds)
-
-
-def evaluation_request_soon(batch_id: int) -> None:
-    """Ask for a just-committed batch's evaluation. With tasks run in-process (the embedded
-    shape) it is evaluated now, in this request; with a broker the process's sender thread
-    sends the request, together with the others waiting (ADR 0016), and the caller goes on."""
-    from proplatform.celery import app
-
-    if app.conf.task_always_eager:
-        evaluation_request([batch_id])
-    else:
-        _sender.put([batch_id])
-
-
-# A claim of at least this many readings counts as a bulk upload's backlog (evaluation_gather).
-GATHER_AFTER_READINGS = 200
-
-
-@dataclass(slots=True)
-class _LastClaim:
-    at: float = float("-inf")  # time.monotonic() when it claimed
-    readings: int = 0
-
-
-_last_claim = _LastClaim()  # this worker process's latest evaluation task
-
-
-# While gathering, how often a task looks whether a full claim is already waiting.
-_GATHER_STEP_SECONDS = 0.025
-
-
-def evaluation_gather() -> None:
-    """Called by an evaluation task before it claims (ADR 0013): if this worker process's
-    previous task claimed a backlog of GATHER_AFTER_READINGS or more (a bulk upload is arriving),
-    wait until EVALUATION_GATHER_MS have passed since that claim, or until a full claim waits
-    (the worker is behind: waiting longer would only grow the backlog). Batches committed
-    meanwhile find the mark of ADR 0011 still set and rely on this task, so one claim takes
-    them all and the fixed cost of a task (rules, episodes, locks, alert queries, the live push)
-    is paid once per interval instead of once per small claim. Alone or after a small claim it
-    does not wait: the latency of a single reading's alert is unchanged."""
-    from alerts.services import CLAIM_MAX_BATCHES
-
-    gather = settings.EVALUATION_GATHER_MS / 1000
-    if gather <= 0 or _last_claim.readings < GATHER_AFTER_READINGS or not one_waiting_task():
-        return
-    until = _last_claim.at + gather
-    while (wait := until - time.monotonic()) > 0:
-        if PendingEvaluation.objects.all()[:CLAIM_MAX_BATCHES].count() >= CLAIM_MAX_BATCHES:
-            return
-        time.sleep(min(wait, _GATHER_STEP_SECONDS))
-
-
-def evaluation_claimed(*, readings: int) -> None:
-    """Remember how many readings this worker process's latest claim took (evaluation_gather)."""
-    _last_claim.readings = readings
-
-
-def evaluation_taken() -> None:
-    """Called by an evaluation task before it claims: batches committed from now on need a
-    task of their own (or the successor this one queues)."""
-    _last_claim.at, _last_claim.readings = time.monotonic(), 0
-    if one_waiting_task():
-        cache.delete(EVALUATION_QUEUED_KEY)
-
-
-def evaluation_left_waiting() -> bool:
-    """Whether a batch still waits, unclaimed and not being evaluated by another task right now
-    (SKIP LOCKED): after a task's claim was full, more batches relied on it than it took."""
-    if not one_waiting_task():
-        return False
-    with transaction.atomic():
-        return PendingEvaluation.objects.select_for_update(skip_locked=True).exists()
-
-
-def pending_evaluation_create(*, reading_ids: list[int]) -> int:
-    """Record readings just stored as waiting for their rules; returns the batch id the
-    evaluation task is given. Call in the transaction that stores the readings."""
-    return PendingEvaluation.objects.create(reading_ids=reading_ids, size=len(reading_ids)).pk
-
-
 _MIDNIGHT = datetime.min.time()
 
 
@@ -790,8 +660,8 @@ def _stored(new: list[Parsed], *, batch: int, results: list[ItemResult | None], 
     """Answer 201 for the readings just inserted as pending ``batch``, and ask for their
     evaluation once it is committed."""
     # robust: if the broker is down the readings stay committed and the 201 stays true; the
-    # sweep (monitoring.tasks.sweep_unevaluated_readings) evaluates them later.
-    transaction.on_commit(lambda: evaluation_request_soon(batch), robust=True)
+    # sweep (alerts.evaluation.sweep) evaluates them later.
+    transaction.on_commit(lambda: request_soon(batch), robust=True)
     for p in new:
         results[p.index] = ItemResult(p.index, 201, id=p.id, unusual=p.unusual, _readings=readings)
 
@@ -816,16 +686,16 @@ def _entered_by_id(readings: _Readings) -> int | None:
 _COPY_SQL = f"COPY monitoring_reading ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
 
 
-# Reserves the ids and writes the pending batch that lists them (ADR 0009) in one round trip.
-_RESERVE_SQL = """
+# Reserves the ids and writes the evaluation inbox's row that lists them (ADR 0009, 0020) in one
+# round trip.
+_RESERVE_SQL = f"""
     WITH ids AS (
         SELECT nextval(%(seq)s::regclass) AS id FROM generate_series(1, %(n)s)
     ), pending AS (
-        INSERT INTO monitoring_pendingevaluation (reading_ids, size, created_at)
-        SELECT jsonb_agg(id ORDER BY id), %(n)s, %(now)s FROM ids RETURNING id
+        {reading_enqueue_sql(ids="jsonb_agg(id ORDER BY id)", size="%(n)s", at="%(now)s")} FROM ids RETURNING id
     )
     SELECT ids.id, (SELECT id FROM pending) FROM ids ORDER BY ids.id
-"""
+"""  # noqa: S608 - the inbox's INSERT is fixed text; every value is a parameter
 
 
 _sequence: dict[str, str] = {}  # database name -> name of monitoring_reading.id's sequence
@@ -858,8 +728,7 @@ _INSERT_ONE_SQL = """
         ON CONFLICT (patient_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING id
     ), pending AS (
-        INSERT INTO monitoring_pendingevaluation (reading_ids, size, created_at)
-        SELECT jsonb_build_array(id), 1, %(received_at)s FROM reading RETURNING id
+        {pending} FROM reading RETURNING id
     )
     SELECT reading.id, pending.id FROM reading, pending
 """
@@ -884,7 +753,8 @@ def _insert_one_sql(still_lent: bool) -> str:
     # Without a length: a cast to varchar(n) would cut a longer value where VALUES refuses it.
     values = ", ".join(f"%({c})s::" + re.sub(r"^varchar\(\d+\)$", "varchar", by_column[c].cast_db_type(connection))
                        for c in columns)
-    return _INSERT_ONE_SQL.format(columns=", ".join(columns), values=values,
+    pending = reading_enqueue_sql(ids="jsonb_build_array(id)", size="1", at="%(received_at)s")
+    return _INSERT_ONE_SQL.format(columns=", ".join(columns), values=values, pending=pending,
                                   still_lent=_STILL_LENT_SQL if still_lent else "")
 
 
@@ -928,7 +798,7 @@ def _insert(new: list[Parsed], readings: _Readings) -> int:
             p.id = r.pk
             readings.new[r.pk] = p
             readings.built[r.pk] = r
-        return pending_evaluation_create(reading_ids=[p.id for p in new])
+        return enqueue(source=EvaluationSource.READING, ids=[r.pk for r in built], after_commit=False)
     entered_by_id = _entered_by_id(readings)
     with prepared_cursor() as cursor:
         cursor.execute(_RESERVE_SQL, {"n": len(new), "now": readings.now, "seq": _reading_sequence(cursor)},

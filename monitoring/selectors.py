@@ -9,18 +9,20 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation import pending_object_ids
 from alerts.models import Rule, RuleOverride, Severity
 from alerts.rules import merged_params, parse_params
 from alerts.rules.news2 import CHART as NEWS2_CHART
 from alerts.selectors import rules_running_for
 from monitoring.measures import MEASURES, component_labels
-from monitoring.models import PendingEvaluation, Reading
+from monitoring.models import Reading
 from patients.models import Patient
 
 
 def readings_unevaluated_ids() -> set[int]:
-    """Ids of the stored readings whose rules have not run yet (listed by a pending batch)."""
-    return {i for ids in PendingEvaluation.objects.values_list("reading_ids", flat=True) for i in ids}
+    """Ids of the stored readings whose rules have not run yet (listed in the evaluation inbox)."""
+    return pending_object_ids(source=EvaluationSource.READING)
 
 
 PERIODS = (7, 30, 90)  # days; the period selector's choices
