@@ -175,7 +175,7 @@ ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)
 # batch, always.
 EVALUATION_QUEUED_SECONDS = env.int("EVALUATION_QUEUED_SECONDS", default=10)
 # With a broker, a web process hands its evaluation requests to one thread that sends them
-# (monitoring.evaluation_sender, ADR 0016): at most one send per this many milliseconds, with
+# (alerts.evaluation.sender, ADR 0016): at most one send per this many milliseconds, with
 # every batch handed over meanwhile. A batch alone goes at once. 0: it sends whenever it can
 # (batches handed over during a send still go together in the next).
 EVALUATION_SEND_INTERVAL_MS = env.int("EVALUATION_SEND_INTERVAL_MS", default=25)
