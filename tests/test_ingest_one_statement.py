@@ -11,8 +11,8 @@ from django.db import DatabaseError, IntegrityError, connection, connections, tr
 from django.utils import timezone
 
 from alerts.evaluation import PendingEvaluation
-from monitoring import ingest
 from monitoring.ingest import readings_ingest
+from monitoring.ingest import storage as ingest
 from monitoring.models import Device, DeviceKind, Reading, Source
 from tests.factories import make_cast
 
