@@ -52,3 +52,23 @@ def test_showing_the_review_page_writes_nothing(cast, client):
     page = client.get(reverse("questionnaire-review", args=[cast.questionnaire.pk]))
     assert page.status_code == 200
     assert QuestionnaireResponse.objects.values_list("current_page", "updated_at").get(pk=draft.pk) == before
+
+
+def test_a_transaction_bundle_with_one_refused_entry_stores_nothing_and_names_every_refused_entry(cast):
+    from alerts.evaluation import PendingEvaluation
+    from interop.services_bundle import TransactionRefused, observations_transaction_store
+
+    when = timezone.now() - timedelta(minutes=5)
+    good = {"measure": "spo2", "value": 95, "unit": "%", "effective_at": when}
+    entries = {0: good, 2: {**good, "value": 1000}, 3: {**good, "unit": "kg"}}  # 1: a conditional match
+    with pytest.raises(TransactionRefused) as refused:
+        observations_transaction_store(patient=cast.patient_a, entries=entries, provenance={}, source=Source.API,
+                                       device=None, entered_by=cast.patient_a.user)
+    assert [(i, r.status) for i, r in refused.value.failed] == [(2, 400), (3, 400)]
+    assert not Reading.objects.exists() and not PendingEvaluation.objects.exists()
+
+    stored = observations_transaction_store(patient=cast.patient_a, entries={0: good, 2: {**good, "value": 96}},
+                                            provenance={0: {"issued": "x"}}, source=Source.API, device=None,
+                                            entered_by=cast.patient_a.user)
+    assert {i: r.status for i, r in stored.items()} == {0: 201, 2: 201}
+    assert Reading.objects.get(pk=stored[0].id).original == {"fhir": {"issued": "x"}}
