@@ -10,9 +10,11 @@ Clinicians' changes to alerts (acknowledge, assign, resolve, ...) live in alerts
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -34,12 +36,11 @@ from alerts.models import (
 from alerts.rules import KINDS, Finding, merged_params, parse_params
 from alerts.rules.context import Context
 from alerts.selectors import rules_running_for
-from monitoring.models import Reading
 from patients.models import TreatmentEpisode
 
 log = logging.getLogger(__name__)
 
-RANK = {Severity.YELLOW: 1, Severity.RED: 2}
+RANK: dict[str, int] = {Severity.YELLOW: 1, Severity.RED: 2}
 # Pauses and programme episodes are Danish calendar days (as in schedules.services).
 TZ = ZoneInfo("Europe/Copenhagen")
 
@@ -48,7 +49,19 @@ def rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
     return list(rules_running_for(patient_id, on_date).filter(kind__in=kinds).distinct())
 
 
-def reading_rules(readings: list[Reading], kinds: list[str], patient_ids: set[Any]) -> dict[int, list[Rule]]:
+class ReadingFacts(Protocol):
+    """What evaluation needs of a reading: a Reading, or the plain row a claim reads
+    (alerts.evaluation.readings.ClaimedReading)."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def patient_id(self) -> UUID: ...
+    @property
+    def effective_at(self) -> datetime: ...
+
+
+def reading_rules(readings: Sequence[ReadingFacts], kinds: list[str], patient_ids: set[Any]) -> dict[int, list[Rule]]:
     """The rules that apply to each reading, with two queries for the whole batch.
 
     Same semantics as ``rules_for`` per reading: the active rules of every programme in which
@@ -85,7 +98,7 @@ def reading_rules(readings: list[Reading], kinds: list[str], patient_ids: set[An
             combined[programs] = [rule for p in programs for rule in rules_by_program[p]]
         return combined[programs]
 
-    grouped: dict[Any, list[Reading]] = defaultdict(list)
+    grouped: dict[Any, list[ReadingFacts]] = defaultdict(list)
     for reading in readings:
         grouped[reading.patient_id].append(reading)
     found: dict[int, list[Rule]] = {}
@@ -142,7 +155,7 @@ class Evaluator:
             self._parsed[key] = parse_params(rule.kind, merged_params(rule.params, override))
         return self._parsed[key]
 
-    def run_readings(self, readings: list[Any], rules: dict[int, list[Rule]]) -> None:
+    def run_readings(self, readings: Sequence[Any], rules: dict[int, list[Rule]]) -> None:
         """Run each reading's rules (``rules``: reading id -> its rules, as reading_rules
         gives them). The same as ``run`` per reading and rule, with the kind function and the
         effective parameters looked up once per patient and set of rules instead of per reading:

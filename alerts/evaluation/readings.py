@@ -4,6 +4,7 @@ A task claims the batches it was asked for and, coalesced, up to COALESCE_MAX ot
 (ADR 0011, 0013): under a bulk upload one task pays the fixed cost of an evaluation for many
 requests."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -122,7 +123,7 @@ def _coalescing_since() -> datetime:
     return timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
 
 
-def _claim_readings(batch_ids: list[int]) -> list[ClaimedReading] | list[Reading]:
+def _claim_readings(batch_ids: list[int]) -> Sequence[ClaimedReading | Reading]:
     """Claim (delete) the given pending batches that are not being evaluated elsewhere right now
     (SKIP LOCKED) and return their readings that are not erroneous, in id order; also up to
     COALESCE_MAX other waiting batches, oldest first (_coalescing_since).
