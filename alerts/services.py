@@ -51,12 +51,12 @@ def rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
 
 class ReadingFacts(Protocol):
     """What evaluation needs of a reading: a Reading, or the plain row a claim reads
-    (alerts.evaluation.readings.ClaimedReading)."""
+    (monitoring.rows.ReadingRow)."""
 
     @property
     def pk(self) -> int: ...
     @property
-    def patient_id(self) -> UUID: ...
+    def patient_id(self) -> UUID | None: ...
     @property
     def effective_at(self) -> datetime: ...
 

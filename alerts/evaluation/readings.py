@@ -5,10 +5,7 @@ A task claims the batches it was asked for and, coalesced, up to COALESCE_MAX ot
 requests."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -21,6 +18,7 @@ from alerts.rules import kinds_for
 from alerts.rules.context import Context
 from alerts.services import Evaluator, errors_record, findings_apply, reading_rules
 from monitoring.models import Reading
+from monitoring.rows import ReadingRow
 
 
 def readings_evaluate(*, batch_ids: list[int]) -> int:
@@ -77,8 +75,8 @@ _CLAIM_SQL = """
         USING (SELECT id FROM asked UNION SELECT id FROM waiting) AS c WHERE p.id = c.id
         RETURNING p.object_ids
     )
-    SELECT r.id, r.patient_id, r.device_id, r.measure, r.value, r.value2, r.unit, r.effective_at,
-           r.received_at, r.unusual
+    SELECT r.measure, r.value, r.effective_at, r.value2, r.unit, r.id, r.patient_id, r.device_id,
+           r.received_at, r.client_id, r.source, r.unusual  -- ReadingRow's order (monitoring.rows)
     FROM monitoring_reading AS r
     -- ARRAY(...) is computed once, then an index scan on the ids (IN (SELECT ...) was planned
     -- as a scan of the whole table: the planner cannot see how many ids the jsonb holds).
@@ -92,27 +90,6 @@ _CLAIM_SQL = """
 # few enough that a task of full 1,000-reading batches stays well under a second.
 
 
-@dataclass(slots=True)
-class ClaimedReading:
-    """What a rule sees of a claimed reading (the fields a Reading has, without building a
-    model instance per row — at 1,000 rows a batch that is most of the claim's cost)."""
-
-    id: int
-    patient_id: UUID
-    device_id: int | None
-    measure: str
-    value: Decimal
-    value2: Decimal | None
-    unit: str
-    effective_at: datetime
-    received_at: datetime
-    unusual: bool
-
-    @property
-    def pk(self) -> int:
-        return self.id
-
-
 def _coalescing_since() -> datetime:
     """The oldest waiting batch a task takes besides its own. With one waiting task at a time
     (ADR 0011) batches committed while it waited did not send a task of their own: it takes them
@@ -123,7 +100,7 @@ def _coalescing_since() -> datetime:
     return timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
 
 
-def _claim_readings(batch_ids: list[int]) -> Sequence[ClaimedReading | Reading]:
+def _claim_readings(batch_ids: list[int]) -> Sequence[ReadingRow | Reading]:
     """Claim (delete) the given pending batches that are not being evaluated elsewhere right now
     (SKIP LOCKED) and return their readings that are not erroneous, in id order; also up to
     COALESCE_MAX other waiting batches, oldest first (_coalescing_since).
@@ -142,7 +119,7 @@ def _claim_readings(batch_ids: list[int]) -> Sequence[ClaimedReading | Reading]:
                 "since": since,
                 "extra": COALESCE_MAX if settings.ALERTS_COALESCE_SECONDS else 0,
             })
-            return [ClaimedReading(*row) for row in raw.fetchall()]
+            return [ReadingRow(*row) for row in raw.fetchall()]
     waiting = PendingEvaluation.objects.select_for_update(skip_locked=True).filter(source=Source.READING)
     batches: list[tuple[int, list[int]]] = list(waiting.filter(id__in=batch_ids).values_list("id", "object_ids"))
     if settings.ALERTS_COALESCE_SECONDS:  # as on PostgreSQL: a task may come with no batch of its own

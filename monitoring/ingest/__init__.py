@@ -28,12 +28,13 @@ from django.utils import timezone
 
 from monitoring.ingest import storage
 from monitoring.ingest.lending import _checked
-from monitoring.ingest.parsing import Errors, Parsed, range_error, reading_parse
-from monitoring.ingest.storage import ItemResult, StoredReading
+from monitoring.ingest.parsing import Errors, range_error, reading_parse
+from monitoring.ingest.storage import ItemResult
 from monitoring.models import Device, Source
+from monitoring.rows import ReadingRow
 from patients.models import Patient
 
-__all__ = ["MAX_BATCH", "BatchTooLarge", "Errors", "ItemResult", "Parsed", "StoredReading", "range_error",
+__all__ = ["MAX_BATCH", "BatchTooLarge", "Errors", "ItemResult", "ReadingRow", "range_error",
            "reading_device_store_one", "reading_parse", "readings_ingest"]
 
 MAX_BATCH = 1000

@@ -10,10 +10,11 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from monitoring.ingest.parsing import Parsed, reading_parse
+from monitoring.ingest.parsing import reading_parse
 from monitoring.ingest.storage import ItemResult
 from monitoring.measures import MEASURES
 from monitoring.models import KIND_MEASURES, Device, DeviceLending
+from monitoring.rows import ReadingRow
 from patients.models import Patient
 
 _MIDNIGHT = datetime.min.time()
@@ -55,13 +56,13 @@ def _kind_refuses(device: Device, measure: str) -> str:
 
 
 def _checked(*, patient: Patient, items: list[Any], device: Device | None,
-             now: datetime) -> tuple[list[ItemResult | None], list[Parsed]]:
+             now: datetime) -> tuple[list[ItemResult | None], list[ReadingRow]]:
     """Parse the items and check whom and which device they name and when they were measured:
     a result for each refused item, in its slot (the others None), and the candidates to store."""
     latest = now + timedelta(seconds=settings.READING_CLOCK_SKEW_SECONDS)
     born = datetime.combine(patient.birth_date, _MIDNIGHT, tzinfo=timezone.get_default_timezone())
     results: list[ItemResult | None] = [None] * len(items)
-    parsed: list[Parsed] = []
+    parsed: list[ReadingRow] = []
     for index, item in enumerate(items):
         p = reading_parse(item, index=index, latest=latest)
         if isinstance(p, dict):
@@ -85,8 +86,8 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
             patient=patient, pk__in=named).values_list("pk", "lent_from", "lent_to")}
     else:
         lendings = {}
-    candidates: list[Parsed] = []
-    outside: list[Parsed] = []  # not in the device's current lending to this patient
+    candidates: list[ReadingRow] = []
+    outside: list[ReadingRow] = []  # not in the device's current lending to this patient
     for p in parsed:
         if p.device_id is None:
             p.device_id = device.pk if device is not None else None

@@ -4,7 +4,6 @@ plausibility; the result is a ``Parsed`` item or field -> messages."""
 
 import math
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +12,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from monitoring.measures import Measure, coding_lookup
+from monitoring.rows import ReadingRow
 from monitoring.units import UnitError, to_canonical
 from proplatform.input import parse_decimal
 
@@ -21,24 +21,6 @@ _PLACES = Decimal("0.001")
 _LARGEST = Decimal("999999.999")
 
 Errors = dict[str, list[str]]
-
-
-@dataclass(slots=True)
-class Parsed:
-    """One item, parsed and normalised, not yet stored."""
-
-    index: int
-    measure: str
-    value: Decimal
-    value2: Decimal | None
-    unit: str
-    effective_at: datetime
-    client_id: str | None
-    original: dict[str, Any] | None
-    unusual: bool
-    device_id: int | None
-    patient_ref: uuid.UUID | None
-    id: int | None = None  # set when stored
 
 
 def _required() -> list[str]:
@@ -126,9 +108,10 @@ def range_error(value: Decimal, lo: Decimal, hi: Decimal, unit_label: Any) -> st
         "hi": number_format(hi)}
 
 
-def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors:
+def reading_parse(item: Any, *, index: int, latest: datetime) -> ReadingRow | Errors:
     """Parse and normalise one reading item (a dict as decoded from JSON, or with Decimal and
-    datetime values from Python callers). Returns the Parsed item or field -> messages."""
+    datetime values from Python callers). Returns the parsed item (a ReadingRow, not stored yet)
+    or field -> messages."""
     if not isinstance(item, dict):
         return {"non_field_errors": [_("Each reading must be a JSON object.")]}
     errors: Errors = {}
@@ -223,7 +206,7 @@ def reading_parse(item: Any, *, index: int, latest: datetime) -> Parsed | Errors
 
     if errors or m is None or value is None:
         return errors
-    return Parsed(
+    return ReadingRow(
         index=index, measure=m.code, value=value, value2=value2, unit=m.unit,
         effective_at=when,  # type: ignore[arg-type]  # set above when no error
         client_id=client_id, original=original or None,

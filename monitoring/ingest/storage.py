@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from django.db import connection, transaction
@@ -19,27 +19,11 @@ from django.utils.translation import gettext as _
 
 from alerts.evaluation import Source as EvaluationSource
 from alerts.evaluation import enqueue, reading_enqueue_sql, request_soon
-from monitoring.ingest.parsing import Errors, Parsed
+from monitoring.ingest.parsing import Errors
 from monitoring.models import Device, Reading, Source
+from monitoring.rows import READING_ROW_COLUMNS, ReadingRow
 from patients.models import Patient
 from proplatform.db import prepared_cursor
-
-
-class StoredReading(NamedTuple):
-    """The fields of a reading just stored that the API answers with, named as on the model."""
-
-    pk: int
-    patient_id: Any
-    device_id: int | None
-    measure: str
-    value: Decimal
-    value2: Decimal | None
-    unit: str
-    effective_at: datetime
-    received_at: datetime
-    client_id: str | None
-    source: Source
-    unusual: bool
 
 
 @dataclass(slots=True, eq=False)
@@ -62,7 +46,7 @@ class ItemResult:
         return self._reading
 
     @property
-    def stored(self) -> StoredReading | Reading | None:
+    def stored(self) -> ReadingRow | Reading | None:
         """What the API answers for the reading (monitoring.api.reading_json): for one this
         request stored, its fields without building the model instance, which costs as much
         as writing the answer (the device fast path, ADR 0016)."""
@@ -78,21 +62,7 @@ class ItemResult:
 
 # --- storing: one transaction per batch ------------------------------------------------------
 
-@dataclass(slots=True)
-class _Row:
-    """A reading already in the database that an item may repeat (what the dedupe query reads)."""
-
-    id: int
-    client_id: str | None
-    device_id: int | None
-    measure: str
-    value: Decimal
-    value2: Decimal | None
-    effective_at: datetime
-    unusual: bool
-
-
-def _same(earlier: "_Row | Parsed", p: Parsed) -> bool:
+def _same(earlier: ReadingRow, p: ReadingRow) -> bool:
     return (earlier.measure, earlier.value, earlier.value2, earlier.effective_at) == (
         p.measure, p.value, p.value2, p.effective_at)
 
@@ -109,7 +79,7 @@ class _Readings:
 
     def __init__(self, *, patient_id: Any, source: Source, now: datetime, entered_by: Any) -> None:
         self.patient_id, self.source, self.now, self.entered_by = patient_id, source, now, entered_by
-        self.new: dict[int, Parsed] = {}
+        self.new: dict[int, ReadingRow] = {}
         self.earlier: list[int] = []
         self.built: dict[int, Reading] = {}
 
@@ -122,12 +92,16 @@ class _Readings:
                 self.built.update(Reading.objects.in_bulk(self.earlier))
         return self.built[pk]
 
-    def stored(self, pk: int) -> StoredReading:
-        p = self.new[pk]
-        return StoredReading(pk, self.patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
-                             p.effective_at, self.now, p.client_id, self.source, p.unusual)
+    def stored(self, pk: int) -> ReadingRow:
+        return self.new[pk]
 
-    def _build(self, p: Parsed) -> Reading:
+    def add(self, p: ReadingRow) -> None:
+        """Record ``p`` (its id set) as stored by this batch, with the batch's patient, time and source."""
+        assert p.id is not None  # set by the insert just before
+        p.patient_id, p.received_at, p.source = self.patient_id, self.now, self.source
+        self.new[p.id] = p
+
+    def _build(self, p: ReadingRow) -> Reading:
         reading = Reading(
             pk=p.id, patient_id=self.patient_id, device_id=p.device_id, measure=p.measure, value=p.value,
             value2=p.value2, unit=p.unit, original=p.original, unusual=p.unusual,
@@ -153,7 +127,7 @@ def _lock_patient(patient: Patient) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"reading:{patient.pk}"], prepare=True)
 
 
-def _stored_in_one_statement(candidates: list[Parsed], *, results: list[ItemResult | None],
+def _stored_in_one_statement(candidates: list[ReadingRow], *, results: list[ItemResult | None],
                              readings: _Readings, still_lent: tuple[int, Device] | None = None) -> bool:
     """Store a single candidate with a client_id by one statement (_insert_one), where it
     applies: PostgreSQL, and either autocommit or a caller's atomic block (in Django's manual
@@ -175,25 +149,25 @@ def _stored_in_one_statement(candidates: list[Parsed], *, results: list[ItemResu
 
 
 # every reading of the patient (11 ms per 100-item upload for a patient with 10,000 readings).
-_EARLIER_BY_CLIENT_ID = """
-    SELECT id, client_id, device_id, measure, value, value2, effective_at, unusual
+_EARLIER_COLUMNS = ", ".join(READING_ROW_COLUMNS[:-1])  # ReadingRow's order; not ``original``
+_EARLIER_BY_CLIENT_ID = f"""
+    SELECT {_EARLIER_COLUMNS}
     FROM monitoring_reading WHERE patient_id = %(patient)s AND client_id = ANY(%(client_ids)s)
-"""
-_EARLIER_BY_TIME = """
-    SELECT id, client_id, device_id, measure, value, value2, effective_at, unusual
+"""  # noqa: S608 - fixed column names
+_EARLIER_BY_TIME = f"""
+    SELECT {_EARLIER_COLUMNS}
     FROM monitoring_reading WHERE patient_id = %(patient)s AND measure = ANY(%(measures)s)
         AND effective_at = ANY(%(times)s)
-"""
+"""  # noqa: S608 - fixed column names
 _EARLIER_SQL = {True: f"{_EARLIER_BY_CLIENT_ID} UNION {_EARLIER_BY_TIME}", False: _EARLIER_BY_TIME}
 
 
-def _earlier(patient: Patient, candidates: list[Parsed]) -> list[_Row]:
+def _earlier(patient: Patient, candidates: list[ReadingRow]) -> list[ReadingRow]:
     """The patient's stored readings that candidates may repeat: the same client_id (served by
     uniq_reading_client_id), or the same measure and effective time (reading_trend), with a
     client_id or without: a reading is the same reading under another client_id too."""
     client_ids = [p.client_id for p in candidates if p.client_id]
     times = [p.effective_at for p in candidates]
-    fields = ("id", "client_id", "device_id", "measure", "value", "value2", "effective_at", "unusual")
     if connection.vendor == "postgresql":
         # Array parameters instead of a placeholder per value: at 1,000 items, binding a
         # thousand placeholders cost more than running the query. The client_id look-up is
@@ -202,30 +176,31 @@ def _earlier(patient: Patient, candidates: list[Parsed]) -> list[_Row]:
                   "measures": sorted({p.measure for p in candidates})}
         with prepared_cursor() as cursor:
             cursor.execute(_EARLIER_SQL[bool(client_ids)], params, prepare=True)
-            return [_Row(*row) for row in cursor.fetchall()]
+            return [ReadingRow(*row) for row in cursor.fetchall()]
     match = Q(pk__in=[])
     if client_ids:
         match |= Q(client_id__in=client_ids)
     if times:
         match |= Q(effective_at__in=times)
-    return [_Row(*row) for row in Reading.objects.filter(patient=patient).filter(match).values_list(*fields)]
+    return [ReadingRow(*row) for row in Reading.objects.filter(patient=patient).filter(match)
+            .values_list(*READING_ROW_COLUMNS[:-1])]
 
 
-def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResult | None],
+def _store(*, patient: Patient, candidates: list[ReadingRow], results: list[ItemResult | None],
            readings: _Readings) -> None:
     if not candidates:
         return
     _lock_patient(patient)
-    by_client: dict[str, _Row | Parsed] = {}
-    by_key: dict[tuple[Any, ...], _Row | Parsed] = {}
+    by_client: dict[str, ReadingRow] = {}
+    by_key: dict[tuple[Any, ...], ReadingRow] = {}
     for row in _earlier(patient, candidates):
         if row.client_id:
             by_client[row.client_id] = row
         by_key.setdefault(_natural_key(row.device_id, row.measure, row.effective_at, row.value, row.value2), row)
         readings.earlier.append(row.id)
 
-    new: list[Parsed] = []
-    pending: list[tuple[int, _Row | Parsed]] = []  # 200s, answered once every id is known
+    new: list[ReadingRow] = []
+    pending: list[tuple[int, ReadingRow]] = []  # 200s, answered once every id is known
     for p in candidates:
         key = _natural_key(p.device_id, p.measure, p.effective_at, p.value, p.value2)
         if p.client_id and (earlier := by_client.get(p.client_id)) is not None:
@@ -248,7 +223,7 @@ def _store(*, patient: Patient, candidates: list[Parsed], results: list[ItemResu
         results[index] = ItemResult(index, 200, id=earlier.id, unusual=earlier.unusual, _readings=readings)
 
 
-def _stored(new: list[Parsed], *, batch: int, results: list[ItemResult | None], readings: _Readings) -> None:
+def _stored(new: list[ReadingRow], *, batch: int, results: list[ItemResult | None], readings: _Readings) -> None:
     """Answer 201 for the readings just inserted as pending ``batch``, and ask for their
     evaluation once it is committed."""
     # robust: if the broker is down the readings stay committed and the 201 stays true; the
@@ -264,7 +239,7 @@ _COPY_COLUMNS = ("id", "patient_id", "device_id", "measure", "value", "value2", 
                  "erroneous_reason", "effective_at", "received_at", "source", "client_id", "entered_by_id")
 
 
-def _row(p: Parsed, readings: _Readings, entered_by_id: int | None) -> tuple[Any, ...]:
+def _row(p: ReadingRow, readings: _Readings, entered_by_id: int | None) -> tuple[Any, ...]:
     """The values of _COPY_COLUMNS for one parsed item (``p.id`` None until it is reserved)."""
     return (
         p.id, readings.patient_id, p.device_id, p.measure, p.value, p.value2, p.unit,
@@ -350,7 +325,7 @@ def _insert_one_sql(still_lent: bool) -> str:
                                   still_lent=_STILL_LENT_SQL if still_lent else "")
 
 
-def _insert_one(p: Parsed, readings: _Readings, *, still_lent: tuple[int, Device] | None = None) -> int | None:
+def _insert_one(p: ReadingRow, readings: _Readings, *, still_lent: tuple[int, Device] | None = None) -> int | None:
     """Store one reading that has a client_id (PostgreSQL); returns its pending batch's id, or
     None if nothing was stored: the patient already has it (its client_id, or the same reading
     under another one), or (``still_lent``: a token id and the device it was looked up with) the
@@ -372,11 +347,11 @@ def _insert_one(p: Parsed, readings: _Readings, *, still_lent: tuple[int, Device
     if row is None:
         return None
     p.id = row[0]
-    readings.new[p.id] = p
+    readings.add(p)
     return row[1]
 
 
-def _insert(new: list[Parsed], readings: _Readings) -> int:
+def _insert(new: list[ReadingRow], readings: _Readings) -> int:
     """Insert new readings, set their ids and record them as a pending batch; returns the
     batch's id. On PostgreSQL with COPY (ids reserved from the sequence first): Django's
     bulk_create spends most of a 1,000-row batch compiling the statement and building model
@@ -388,7 +363,7 @@ def _insert(new: list[Parsed], readings: _Readings) -> int:
         Reading.objects.bulk_create(built)
         for p, r in zip(new, built, strict=True):
             p.id = r.pk
-            readings.new[r.pk] = p
+            readings.add(p)
             readings.built[r.pk] = r
         return enqueue(source=EvaluationSource.READING, ids=[r.pk for r in built], after_commit=False)
     entered_by_id = _entered_by_id(readings)
@@ -399,7 +374,7 @@ def _insert(new: list[Parsed], readings: _Readings) -> int:
         batch = rows[0][1]
         for p, (pk, _) in zip(new, rows, strict=True):
             p.id = pk
-            readings.new[pk] = p
+            readings.add(p)
         with cursor.copy(_COPY_SQL) as copy:
             write = copy.write_row
             for p in new:
