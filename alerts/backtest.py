@@ -38,8 +38,8 @@ from django.utils.translation import gettext as _
 from alerts.models import Rule, RuleOverride, Severity, Snooze
 from alerts.rules import KINDS, merged_params, parse_params
 from alerts.rules.context import Context, PastReading
-from alerts.services import ClaimedReading
 from monitoring.models import Reading
+from monitoring.rows import READING_ROW_COLUMNS, ReadingRow
 from patients.models import Program, TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from schedules.models import MissedOccurrence
@@ -265,10 +265,9 @@ def backtest_run(*, candidate: list[dict[str, Any]], days: int, resolve_after: t
     events: list[tuple[datetime, int, str, Any]] = []  # (time, order, method, subject)
     reading_rows = Reading.objects.filter(
         Q(received_at__gte=loaded_from) | Q(effective_at__gte=loaded_from), erroneous_at=None,
-    ).order_by("received_at", "id").values_list(
-        "id", "patient_id", "device_id", "measure", "value", "value2", "unit", "effective_at", "received_at", "unusual")
+    ).order_by("received_at", "id").values_list(*READING_ROW_COLUMNS[:-1])
     for row in reading_rows:
-        reading = ClaimedReading(*row)
+        reading = ReadingRow(*row)
         memory[(reading.patient_id, reading.measure)].append(
             (reading.effective_at, reading.id, reading.received_at,
              PastReading(reading.id, reading.measure, reading.value, reading.value2, reading.effective_at)))

@@ -378,3 +378,7 @@ class ReviewEscalation(models.Model):
 
     def __str__(self) -> str:
         return f"review of response {self.response_id} escalated to step {self.level}"
+
+
+# The evaluation inbox's table belongs to this app; its model lives with the rest of the inbox.
+from alerts.evaluation.models import PendingEvaluation  # noqa: E402, F401

@@ -246,8 +246,9 @@ def main() -> None:
             evaluated_after = [(found[f"reading:{r}"].timestamp() - wall_offset - s) * 1000
                          for r, (_, s) in sent_at.items() if f"reading:{r}" in found]
 
-        from alerts.services import readings_evaluate
-        from monitoring.ingest import pending_evaluation_create
+        from alerts.evaluation import Source as EvaluationSource
+        from alerts.evaluation import enqueue
+        from alerts.evaluation.readings import readings_evaluate
         from monitoring.models import Reading, Source
 
         created = Reading.objects.bulk_create([
@@ -256,7 +257,8 @@ def main() -> None:
             for i in range(10_000)
         ])
         ids = [r.pk for r in created]
-        batches = [pending_evaluation_create(reading_ids=ids[i:i + 500]) for i in range(0, len(ids), 500)]
+        batches = [enqueue(source=EvaluationSource.READING, ids=ids[i:i + 500], after_commit=False)
+                   for i in range(0, len(ids), 500)]
         t = time.perf_counter()
         evaluated = sum(readings_evaluate(batch_ids=[b]) for b in batches)
         throughput = evaluated / (time.perf_counter() - t)

@@ -104,9 +104,9 @@ def send(client: Client, requests: list[tuple[bytes, dict[str, str]]], profiler:
     """Send every request; return the seconds taken and, of those, the seconds spent in the
     evaluation task (run in-process after each commit; summed over the clients). With
     evaluate=False the task is not enqueued at all."""
-    import monitoring.ingest
+    from alerts.evaluation import dispatch
 
-    enqueue = monitoring.ingest._enqueue_evaluation
+    enqueue = dispatch._send
     evaluating = 0.0
 
     def timed(batch_ids: list[int]) -> None:
@@ -121,7 +121,7 @@ def send(client: Client, requests: list[tuple[bytes, dict[str, str]]], profiler:
             assert r.status_code == 200, r.content[:300]
         return evaluating
 
-    monitoring.ingest._enqueue_evaluation = timed if evaluate else (lambda batch_ids: None)
+    dispatch._send = timed if evaluate else (lambda batch_ids: None)
     freeze_loaded_app()  # as the web processes do (proplatform/wsgi.py)
     try:
         if clients > 1:
@@ -134,7 +134,7 @@ def send(client: Client, requests: list[tuple[bytes, dict[str, str]]], profiler:
             profiler.disable()
         return time.perf_counter() - started, evaluating
     finally:
-        monitoring.ingest._enqueue_evaluation = enqueue
+        dispatch._send = enqueue
 
 
 def in_parallel(requests: list[tuple[bytes, dict[str, str]]], clients: int,
@@ -198,8 +198,7 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
     from django.core.cache import cache
     from django.core.cache.backends.redis import RedisCache
 
-    import monitoring.ingest
-    from monitoring.models import PendingEvaluation
+    from alerts.evaluation import PendingEvaluation, dispatch
     from proplatform.celery import app as celery_app
 
     db = settings.DATABASES["default"]
@@ -218,16 +217,15 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
         return app
 
     sender = make_sender()
-    enqueue = monitoring.ingest._enqueue_evaluation
+    enqueue = dispatch._send
     try:
         deadline = time.monotonic() + 60
         while not sender.control.ping(timeout=0.5):
             assert time.monotonic() < deadline and worker.poll() is None, "the worker did not start"
-        monitoring.ingest._enqueue_evaluation = lambda batch_ids: sender.send_task(
-            "monitoring.tasks.evaluate_readings", args=[batch_ids])
+        dispatch._send = lambda batch_ids: sender.send_task("alerts.evaluation.evaluate", args=[batch_ids])
         # As in production: a task is sent only when none waits (ADR 0011), the mark kept in
         # the worker's Redis.
-        monitoring.ingest.cache = RedisCache(redis_url, {"KEY_PREFIX": prefix})
+        dispatch.cache = RedisCache(redis_url, {"KEY_PREFIX": prefix})
         celery_app.conf.task_always_eager = False
 
         def post_all(share: list[tuple[bytes, dict[str, str]]]) -> float:
@@ -266,8 +264,8 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
               f"stolen by the hypervisor: {stolen() - steal:.1f} s")
         return answered, drained
     finally:
-        monitoring.ingest._enqueue_evaluation = enqueue
-        monitoring.ingest.cache = cache
+        dispatch._send = enqueue
+        dispatch.cache = cache
         celery_app.conf.task_always_eager = True
         worker.terminate()
         worker.wait(timeout=30)
@@ -329,8 +327,9 @@ def main() -> None:
     old_name = settings.DATABASES["default"]["NAME"]
     connection.creation.create_test_db(verbosity=0)
     try:
+        from alerts.evaluation import PendingEvaluation
         from alerts.models import Alert, AlertEvent
-        from monitoring.models import PendingEvaluation, Reading
+        from monitoring.models import Reading
 
         patients = make_patients(n_patients)
         start = timezone.now() - timedelta(days=3)  # late uploads: days old, still evaluated
@@ -363,7 +362,7 @@ def main() -> None:
         database_without = postgres_cpu() - database
         assert Reading.objects.count() == total
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE monitoring_reading, monitoring_pendingevaluation, alerts_alert CASCADE")
+            cursor.execute("TRUNCATE monitoring_reading, alerts_pendingevaluation, alerts_alert CASCADE")
 
         if REDIS_URL:
             checkpoint()
@@ -373,7 +372,7 @@ def main() -> None:
             # its own time: the number of distinct times is the number of evaluation tasks.
             tasks = AlertEvent.objects.values("at").distinct().count()
             with connection.cursor() as cursor:
-                cursor.execute("TRUNCATE monitoring_reading, monitoring_pendingevaluation, alerts_alert CASCADE")
+                cursor.execute("TRUNCATE monitoring_reading, alerts_pendingevaluation, alerts_alert CASCADE")
 
         copies = []
         for _ in range(COPY_RUNS):

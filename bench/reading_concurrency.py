@@ -410,7 +410,7 @@ def main() -> None:
         worker_cpu = cpu_seconds(process_tree(worker.pid)) if worker else 0.0
         reading_run = run_clients(port, tokens, per_client, "/api/v1/readings", reading, **where)
         if worker is not None:
-            from monitoring.models import PendingEvaluation
+            from alerts.evaluation import PendingEvaluation
 
             deadline = time.monotonic() + 120
             while PendingEvaluation.objects.exists() and time.monotonic() < deadline:

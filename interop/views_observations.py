@@ -5,7 +5,6 @@ same fast path as the REST batch endpoint (monitoring.ingest.readings_ingest).""
 import re
 from typing import Any
 
-from django.db import transaction
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,6 +21,7 @@ from interop import conditional
 from interop.mapping import operation_outcome, reading_to_observation, score_to_observation
 from interop.observation_in import ParsedObservation, parse_observation
 from interop.search_resources import observation_search, parse_request
+from interop.services_bundle import TransactionRefused, observations_transaction_store
 from interop.validate import bundle_issues, structure_outcome
 from interop.views import FhirInvalid, FhirView
 from interop.views_questionnaires import FhirJSONParser, _base
@@ -39,11 +39,6 @@ from smart.authentication import SystemTokenAuthentication
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 404: "404 Not Found",
                 409: "409 Conflict", 412: "412 Precondition Failed"}
-
-
-class _Rollback(Exception):
-    def __init__(self, outcome: dict[str, Any], code: int) -> None:
-        self.outcome, self.code = outcome, code
 
 
 def _caller(request: Request) -> tuple[Patient, Device | None, Source]:
@@ -316,18 +311,14 @@ class BundleView(ObservationCreateMixin, FhirView):
             return Response({"resourceType": "OperationOutcome", "issue": issues}, status=refused[min(refused)][1])
         todo = [i for i in range(len(parsed)) if i not in existing]
         try:
-            with transaction.atomic():
-                results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in todo], source=source,
-                                          device=device, entered_by=None if device else request.user,
-                                          provenance=[parsed[i].provenance for i in todo])
-                failed = [(i, r) for i, r in zip(todo, results, strict=True) if r.reading is None]
-                if failed:
-                    issues = [issue for i, r in failed for issue in _in_entry(_result_outcome(r), i)]
-                    raise _Rollback({"resourceType": "OperationOutcome", "issue": issues}, failed[0][1].status)
-        except _Rollback as rollback:  # all or nothing: nothing of this Bundle is stored
-            return Response(rollback.outcome, status=rollback.code)
-        _audit_stored(request, patient, results)
-        by_index = dict(zip(todo, results, strict=True))
+            by_index = observations_transaction_store(
+                patient=patient, entries={i: _item(parsed[i]) for i in todo},
+                provenance={i: parsed[i].provenance for i in todo}, source=source, device=device,
+                entered_by=None if device else request.user)
+        except TransactionRefused as exc:  # all or nothing: nothing of this Bundle is stored
+            issues = [issue for i, r in exc.failed for issue in _in_entry(_result_outcome(r), i)]
+            return Response({"resourceType": "OperationOutcome", "issue": issues}, status=exc.failed[0][1].status)
+        _audit_stored(request, patient, list(by_index.values()))
         return Response({"resourceType": "Bundle", "type": "transaction-response", "entry": [
             self._existing_entry(existing[i]) if i in existing else self._entry(request, by_index[i])
             for i in range(len(parsed))]})

@@ -19,9 +19,10 @@ from rest_framework.views import APIView
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Role
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
-from monitoring.ingest import MAX_BATCH, BatchTooLarge, ItemResult, StoredReading, readings_ingest
+from monitoring.ingest import MAX_BATCH, BatchTooLarge, ItemResult, readings_ingest
 from monitoring.measures import MEASURES
 from monitoring.models import Device, Reading, Source
+from monitoring.rows import ReadingRow
 from monitoring.services import readings_audit_created
 from patients.models import Patient
 from proplatform.parsers import unstorable_check
@@ -78,7 +79,7 @@ class ReadingOut(serializers.ModelSerializer):
 _READING_OUT = ReadingOut()
 
 
-def reading_json(reading: Reading | StoredReading) -> bytes:
+def reading_json(reading: Reading | ReadingRow) -> bytes:
     """One reading as the endpoint answers it (``ReadingOut`` written by DRF's JSONRenderer),
     byte for byte, at a fifth of their cost: the device fast path's 201 (ADR 0016). The
     serializer's own fields format the decimals; the times are converted to the current time

@@ -164,27 +164,3 @@ class Reading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measure} {self.value} {self.unit} @ {self.effective_at:%Y-%m-%d %H:%M}"
-
-
-class PendingEvaluation(models.Model):
-    """Readings stored together (one ingest transaction) whose rules have not run yet.
-
-    Written in the transaction that stores the readings and deleted in the transaction that
-    evaluates them (alerts.services.readings_evaluate), so a reading is evaluated exactly once in
-    effect: a worker killed half-way rolls the delete back, a task delivered twice finds the row
-    gone. One narrow row per batch instead of a flag on every reading: setting a flag rewrote
-    each reading row and all its index entries a second time, which was most of the cost of
-    evaluating a 1,000-reading batch. A reading is unevaluated while a row lists it."""
-
-    reading_ids = models.JSONField()
-    size = models.PositiveIntegerField()  # len(reading_ids): coalescing takes small batches only
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        indexes = [
-            # the sweep (oldest first) and coalescing (the lately created)
-            models.Index(fields=["created_at"], name="pending_evaluation_created"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.size} readings pending since {self.created_at:%Y-%m-%d %H:%M:%S}"

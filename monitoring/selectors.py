@@ -9,18 +9,21 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation import pending_object_ids
 from alerts.models import Rule, RuleOverride, Severity
-from alerts.rules import merged_params, parse_params
+from alerts.rules import KINDS, merged_params, parse_params
+from alerts.rules.context import Context
 from alerts.rules.news2 import CHART as NEWS2_CHART
 from alerts.selectors import rules_running_for
 from monitoring.measures import MEASURES, component_labels
-from monitoring.models import PendingEvaluation, Reading
+from monitoring.models import Reading
 from patients.models import Patient
 
 
 def readings_unevaluated_ids() -> set[int]:
-    """Ids of the stored readings whose rules have not run yet (listed by a pending batch)."""
-    return {i for ids in PendingEvaluation.objects.values_list("reading_ids", flat=True) for i in ids}
+    """Ids of the stored readings whose rules have not run yet (listed in the evaluation inbox)."""
+    return pending_object_ids(source=EvaluationSource.READING)
 
 
 PERIODS = (7, 30, 90)  # days; the period selector's choices
@@ -83,12 +86,12 @@ def _watched_measures(patient: Patient) -> set[str]:
 
 def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[str, list[tuple[Rule, object]]]:
     """Active threshold and bands rules of the programmes the patient is in today, parsed, by
-    measure. The same selection as ``alerts.services._rules_for``, so the lines drawn are the
+    measure. The same selection as ``alerts.services.rules_for``, so the lines drawn are the
     limits that actually raise alerts."""
     day = timezone.localdate(today) if today else timezone.localdate()
     rules = list(rules_running_for(patient.pk, day).filter(kind__in=("threshold", "bands")).distinct().order_by("pk"))
     # The patient's own limits where a clinician set them (RuleOverride), as the evaluation
-    # merges them (alerts.services._Evaluator.params): the limits drawn and told are the ones
+    # merges them (alerts.services.Evaluator.params): the limits drawn and told are the ones
     # that raise this patient's alerts.
     overrides = dict(RuleOverride.objects.filter(rule__in=rules, patient=patient, ended_at=None)
                      .values_list("rule_id", "params"))
@@ -97,6 +100,15 @@ def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[st
         params = parse_params(rule.kind, merged_params(rule.params, overrides.get(rule.pk)))
         by_measure.setdefault(params.measure, []).append((rule, params))  # type: ignore[attr-defined]
     return by_measure
+
+
+def reading_beyond_limits(*, patient: Patient, reading: Reading) -> bool:
+    """Whether one of the patient's threshold or bands rules (with the patient's own limits) finds
+    ``reading`` outside its limits — by the rule's own comparison (its ``evaluate_reading``), so
+    that a patient is told "your care team is told" exactly when a rule raises."""
+    ctx = Context(now=timezone.now())
+    return any(KINDS[rule.kind].evaluate_reading(params, reading, ctx) is not None
+               for rule, params in _threshold_rules(patient).get(reading.measure, []))
 
 
 def thresholds_for(*, patient: Patient, measure: str) -> list[Threshold]:

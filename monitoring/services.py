@@ -6,7 +6,7 @@ returned and given tokens by the ``device_*`` functions below (clinicians' pages
 import functools
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,8 +20,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
-from monitoring.ingest import ItemResult, _enqueue_evaluation, readings_ingest
-from monitoring.models import Device, DeviceKind, DeviceLending, DeviceToken, PendingEvaluation, Reading, Source
+from monitoring.ingest import ItemResult, readings_ingest
+from monitoring.models import Device, DeviceKind, DeviceLending, DeviceToken, Reading, Source
 from patients.models import Patient
 
 
@@ -111,32 +111,6 @@ def reading_ingest_from_form(
         if (earlier.measure, earlier.value, earlier.value2) == (measure, value, value2):
             return IngestResult(earlier, created=False)
         return send()
-
-
-def readings_sweep_unevaluated(*, older_than_seconds: int = 30, limit: int = 500) -> int:
-    """Re-enqueue evaluation of stored readings whose message the broker lost. Returns how many
-    batches it enqueued.
-
-    Batches younger than ``older_than_seconds`` are left alone: their task (or the one waiting
-    task they rely on, ADR 0011) is most likely still queued. Evaluation claims (deletes) each
-    batch, so a batch enqueued twice is evaluated once."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    batches = list(
-        PendingEvaluation.objects.filter(created_at__lt=cutoff).order_by("created_at", "id")
-        .values_list("id", "size")[:limit]
-    )
-    # Small batches (single readings) travel together, up to about 1,000 readings a task.
-    group: list[int] = []
-    readings = 0
-    for batch_id, size in batches:
-        if group and readings + size > 1000:
-            _enqueue_evaluation(group)
-            group, readings = [], 0
-        group.append(batch_id)
-        readings += size
-    if group:
-        _enqueue_evaluation(group)
-    return len(batches)
 
 
 # --- marking a reading as erroneous -----------------------------------------------------------

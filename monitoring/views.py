@@ -24,7 +24,14 @@ from monitoring.charts import reading_chart_svg
 from monitoring.forms import MEASURE_HELP, ErroneousForm, MeasureReadingForm, ReadingForm
 from monitoring.measures import MEASURES, Measure, component_labels
 from monitoring.models import Reading
-from monitoring.selectors import PERIODS, period_days, reading_measures_for, readings_in_period, thresholds_for
+from monitoring.selectors import (
+    PERIODS,
+    period_days,
+    reading_beyond_limits,
+    reading_measures_for,
+    readings_in_period,
+    thresholds_for,
+)
 from monitoring.services import AlreadyErroneous, IngestResult, reading_ingest_from_form, reading_mark_erroneous
 from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
@@ -58,23 +65,12 @@ def _sent_message(request: HttpRequest, result: IngestResult, patient: Patient) 
         messages.success(request, _("Thank you. Your measurement had already been sent; it is saved once."))
     # A worrying value gets more than a thank-you: what happens now, and what to do meanwhile.
     reading = result.reading
-    if _beyond_limits(patient, reading):
+    if reading_beyond_limits(patient=patient, reading=reading):
         messages.warning(request, _("This measurement is outside the limits your care team has set for you, "
                                     "so they are told about it.") + " " + when_to_call(patient))
     elif reading.unusual:
         messages.warning(request, _("This measurement is unusual. If you feel unwell, contact your care team.")
                          + " " + when_to_call(patient))
-
-
-def _beyond_limits(patient: Patient, reading: Reading) -> bool:
-    """Whether ``reading`` crosses one of the patient's threshold limits (alerts.rules.threshold:
-    below a lower or above an upper limit; the limit itself is fine)."""
-    parts = component_labels(MEASURES[reading.measure])
-    for t in thresholds_for(patient=patient, measure=reading.measure):
-        value = reading.value2 if parts is not None and t.component == parts[1] else reading.value
-        if value is not None and (value < t.value if t.bound == "low" else value > t.value):
-            return True
-    return False
 
 
 # Where the ingest reports an error (its field names) -> the field of the web form.

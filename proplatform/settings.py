@@ -175,7 +175,7 @@ ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)
 # batch, always.
 EVALUATION_QUEUED_SECONDS = env.int("EVALUATION_QUEUED_SECONDS", default=10)
 # With a broker, a web process hands its evaluation requests to one thread that sends them
-# (monitoring.evaluation_sender, ADR 0016): at most one send per this many milliseconds, with
+# (alerts.evaluation.sender, ADR 0016): at most one send per this many milliseconds, with
 # every batch handed over meanwhile. A batch alone goes at once. 0: it sends whenever it can
 # (batches handed over during a send still go together in the next).
 EVALUATION_SEND_INTERVAL_MS = env.int("EVALUATION_SEND_INTERVAL_MS", default=25)
@@ -235,14 +235,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outcomes.tasks.refresh_indicator_cells",
         "schedule": env.float("OUTCOMES_REFRESH_SECONDS", default=900.0),
     },
-    # The broker is a hint, the database the record: anything a lost message left unevaluated
-    # is found here (see monitoring.services.readings_sweep_unevaluated).
-    "sweep-unevaluated-responses": {
-        "task": "questionnaires.tasks.sweep_unevaluated_responses",
-        "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=60.0),
-    },
-    "sweep-unevaluated-readings": {
-        "task": "monitoring.tasks.sweep_unevaluated_readings",
+    # The broker is a hint, the database the record: whatever the evaluation inbox holds that no
+    # task claimed (a lost message, a killed worker) is found here, and so are misses whose grace
+    # period has passed (alerts.evaluation.services.pending_sweep, ADR 0020).
+    "alerts-evaluation-sweep": {
+        "task": "alerts.evaluation.sweep",
         "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=60.0),
     },
     # Questionnaire schedules (schedules.services). Each run is idempotent and catches up on
@@ -250,12 +247,6 @@ CELERY_BEAT_SCHEDULE = {
     "schedules-advance-occurrences": {
         "task": "schedules.tasks.advance_occurrences",
         "schedule": 180.0,  # open/missed within three minutes of the window's edge
-    },
-    # "Missed questionnaire" rules (alerts.services.missed_evaluate) claim the MissedOccurrence
-    # rows the advance above records, once each rule's grace period has passed.
-    "alerts-evaluate-missed": {
-        "task": "alerts.tasks.evaluate_missed",
-        "schedule": 300.0,
     },
     "schedules-send-reminders": {
         "task": "schedules.tasks.send_reminders",

@@ -16,6 +16,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation import enqueue
 from patients.models import Patient
 from questionnaires import definition as qdef
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
@@ -271,12 +273,6 @@ def _scores(questionnaire: Questionnaire, items: list[dict[str, Any]]) -> list[d
         return []
 
 
-def _enqueue_evaluation(response_id: int) -> None:
-    from questionnaires.tasks import evaluate_response
-
-    evaluate_response.delay(response_id)
-
-
 def response_submit(
     *,
     patient: Patient,
@@ -352,9 +348,9 @@ def response_submit(
                     # It closed (or was paused) while this was sent: say so and store nothing;
                     # the draft is untouched, so nothing the patient wrote is lost.
                     raise ResponseConflict(str(exc)) from exc
-            # robust: a broker outage must not turn a stored answer into an error page; the
-            # sweep evaluates it later.
-            transaction.on_commit(lambda: _enqueue_evaluation(response.pk), robust=True)
+            # In the evaluation inbox with the answer, or neither; the task is asked for after
+            # commit, and a broker outage leaves the row for the sweep, not an error page.
+            enqueue(source=EvaluationSource.RESPONSE, ids=[response.pk])
     except IntegrityError:
         # Two submissions with one identifier raced; the constraint let one through.
         if identifier is None:

@@ -308,10 +308,10 @@ def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
         else:
             return redirect("questionnaire-receipt", questionnaire_id=flow.questionnaire.pk)
     else:
+        # Showing the review writes nothing: every way the pages lead here (next on the last page,
+        # next after changing an answer from the review, resuming) is a POST that already saved
+        # the draft with the review as its page, or a resume that read it from there.
         errors = response_validate(flow.definition, flow.draft.items).errors
-        if flow.draft.current_page != len(flow.pages):
-            flow.draft.current_page = len(flow.pages)
-            flow.draft.save(update_fields=["current_page", "updated_at"])
     by_id = flow.definition.by_link_id()
     page_of = {link_id: p for p in flow.pages for link_id in p.link_ids()}
     summary = []

@@ -19,6 +19,8 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation import enqueue_each
 from audit.models import Action
 from audit.services import audit_record
 from patients.models import Patient, Program, TreatmentEpisode
@@ -267,6 +269,11 @@ def occurrences_advance(*, now: datetime, batch: int = 500) -> Advanced:
             MissedOccurrence.objects.bulk_create(
                 [MissedOccurrence(occurrence_id=i, recorded_at=now) for i in ids], ignore_conflicts=True
             )
+            # Each miss waits in the evaluation inbox until its deadline has passed; the missed
+            # rules' grace periods are theirs to add (alerts.evaluation.missed). The sweep asks
+            # for them: not now, in the middle of a run over the schedules.
+            enqueue_each(source=EvaluationSource.MISSED, due=MissedOccurrence.objects.filter(
+                occurrence_id__in=ids, processed_at=None).values_list("id", "occurrence__closes_at"))
         missed += len(ids)
     return Advanced(opened=opened, missed=missed)
 

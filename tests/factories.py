@@ -125,10 +125,12 @@ def response_items(questionnaire: Any, answers: dict[str, Any]) -> list[dict[str
 def evaluate(reading_ids: list[int]) -> int:
     """Evaluate readings a test stored directly, the way ingest and the worker do: record them
     as one pending batch, then run the evaluation on that batch. Returns how many it evaluated."""
-    from alerts.services import readings_evaluate
-    from monitoring.ingest import pending_evaluation_create
+    from alerts.evaluation import Source as EvaluationSource
+    from alerts.evaluation import enqueue
+    from alerts.evaluation.readings import readings_evaluate
 
-    return readings_evaluate(batch_ids=[pending_evaluation_create(reading_ids=list(reading_ids))])
+    batch = enqueue(source=EvaluationSource.READING, after_commit=False, ids=list(reading_ids))
+    return readings_evaluate(batch_ids=[batch])
 
 
 def vital_signs_observation(patient, code="29463-7", value=81.4, unit="kg", identifier=None, **extra) -> dict:

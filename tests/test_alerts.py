@@ -7,11 +7,13 @@ import pytest
 from django.utils import timezone, translation
 
 from accounts.models import ApiToken
+from alerts.evaluation import PendingEvaluation, enqueue
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation.readings import readings_evaluate
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, AlertEvent, AlertFinding, EventKind, Rule, Status
-from alerts.services import readings_evaluate, response_evaluate
 from audit.models import Action, AuditEvent, Outcome
-from monitoring.ingest import pending_evaluation_create
-from monitoring.models import PendingEvaluation, Reading, Source
+from monitoring.models import Reading, Source
 from monitoring.selectors import readings_unevaluated_ids
 from questionnaires.models import QuestionnaireResponse
 from tests.factories import evaluate
@@ -34,7 +36,7 @@ def alert_a(cast):  # type: ignore[no-untyped-def]
 # --- evaluation ------------------------------------------------------------------------------
 
 def test_evaluating_the_same_batch_twice_raises_one_alert_and_one_raised_event(cast):
-    batch = pending_evaluation_create(reading_ids=[_reading(cast.patient_a, "88").pk])
+    batch = enqueue(source=EvaluationSource.READING, after_commit=False, ids=[_reading(cast.patient_a, "88").pk])
     assert readings_evaluate(batch_ids=[batch]) == 1
     assert readings_evaluate(batch_ids=[batch]) == 0  # a task delivered twice finds nothing left
     assert not PendingEvaluation.objects.exists()
@@ -315,7 +317,7 @@ def test_a_reading_half_past_midnight_in_copenhagen_on_the_treatment_start_day_i
 
 
 def test_an_evaluation_task_also_takes_recent_batches_still_waiting_for_their_own_task(cast, settings):
-    from alerts import services
+    from alerts.evaluation import dispatch
 
     settings.ALERTS_COALESCE_SECONDS = 60
     now = timezone.now()
@@ -324,12 +326,13 @@ def test_an_evaluation_task_also_takes_recent_batches_still_waiting_for_their_ow
                                effective_at=now - timedelta(minutes=i), source="api")
         for i, v in enumerate((85, 86, 84, 83))
     )
-    b_waiting, b_asked, b_old = (pending_evaluation_create(reading_ids=[r.pk]) for r in (waiting, asked, old))
+    b_waiting, b_asked, b_old = (enqueue(source=EvaluationSource.READING, after_commit=False, ids=[r.pk])
+                                 for r in (waiting, asked, old))
     PendingEvaluation.objects.filter(pk=b_old).update(created_at=now - timedelta(minutes=5))
     filler = Reading.objects.bulk_create([
         Reading(patient=cast.patient_a, measure="spo2", value=97, unit="%", source="api",
                 effective_at=now - timedelta(hours=1, minutes=i)) for i in range(20)])
-    b_big = pending_evaluation_create(reading_ids=[big.pk, *(r.pk for r in filler)])
+    b_big = enqueue(source=EvaluationSource.READING, after_commit=False, ids=[big.pk, *(r.pk for r in filler)])
 
     # the asked one, and the waiting ones (of any size) created within the window
     assert readings_evaluate(batch_ids=[b_asked]) == 1 + 1 + 21
@@ -344,14 +347,14 @@ def test_an_evaluation_task_also_takes_recent_batches_still_waiting_for_their_ow
     assert readings_evaluate(batch_ids=[b_old]) == 1
 
     # at most _COALESCE_MAX other batches ride along
-    count = services._COALESCE_MAX + 5
+    count = dispatch.COALESCE_MAX + 5
     single = Reading.objects.bulk_create([
         Reading(patient=cast.patient_a, measure="spo2", value=97, unit="%", source="api",
                 effective_at=now - timedelta(minutes=30 + i)) for i in range(count)])
-    batches = [pending_evaluation_create(reading_ids=[r.pk]) for r in single]
+    batches = [enqueue(source=EvaluationSource.READING, after_commit=False, ids=[r.pk]) for r in single]
     settings.ALERTS_COALESCE_SECONDS = 60
-    assert readings_evaluate(batch_ids=[batches[0]]) == 1 + services._COALESCE_MAX
-    assert len(readings_unevaluated_ids()) == count - 1 - services._COALESCE_MAX
+    assert readings_evaluate(batch_ids=[batches[0]]) == 1 + dispatch.COALESCE_MAX
+    assert len(readings_unevaluated_ids()) == count - 1 - dispatch.COALESCE_MAX
 
 
 def test_a_batch_id_that_does_not_exist_evaluates_nothing(cast):
@@ -382,7 +385,7 @@ def test_an_ended_episode_stops_its_rules_even_while_another_patient_is_in_the_p
     keep programme A's rules on for patient A after A's episode ended."""
     from datetime import timedelta as _td
 
-    from alerts.services import _rules_for
+    from alerts.services import rules_for as _rules_for
     from monitoring.selectors import reading_measures_for
     from patients.models import TreatmentEpisode
 

@@ -92,9 +92,10 @@ def test_a_rule_left_out_and_a_new_rule_are_counted_on_their_side_only(cast, his
 
 
 def test_the_replay_writes_nothing(cast, history):
-    from monitoring.ingest import pending_evaluation_create
+    from alerts.evaluation import Source as EvaluationSource
+    from alerts.evaluation import enqueue
 
-    pending_evaluation_create(reading_ids=list(Reading.objects.values_list("id", flat=True)))
+    enqueue(source=EvaluationSource.READING, after_commit=False, ids=list(Reading.objects.values_list("id", flat=True)))
     before = [m.objects.count() for m in (Alert, AlertFinding, AlertEvent, RuleError)]
     backtest_run(candidate=[{"program": "lung", "kind": "news2", "severity": "yellow", "params": {}}], days=30,
                  resolve_after=None, now=NOW)

@@ -23,9 +23,10 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from alerts.evaluation import PendingEvaluation, dispatch
 from monitoring import device_fast_path
 from monitoring.device_fast_path import DeviceReadingFastPath
-from monitoring.models import Device, DeviceKind, DeviceToken, PendingEvaluation, Reading
+from monitoring.models import Device, DeviceKind, DeviceToken, Reading
 from monitoring.services import device_lend, device_return, device_token_issue
 from tests.factories import Cast, make_cast, make_patient
 
@@ -477,13 +478,12 @@ def test_at_most_half_the_pool_is_kept_by_fast_path_threads(tx_cast, fast):
 
 @postgres_only
 def test_with_a_broker_the_fast_paths_batch_is_sent_by_the_sender_thread(tx_cast, fast, settings):
-    from monitoring import ingest
     from proplatform.celery import app
 
     settings.EVALUATION_QUEUED_SECONDS = 0  # a task per send: no mark left behind in Redis
     sent: list[list[int]] = []
     app.conf.task_always_eager = False  # the autouse fixture puts it back
-    with mock.patch.object(ingest, "_enqueue_evaluation", side_effect=sent.append):
+    with mock.patch.object(dispatch, "_send", side_effect=sent.append):
         assert call(fast, _reading(1), token=tx_cast.device_token_a).status == 201
         (batch,) = PendingEvaluation.objects.values_list("id", flat=True)
         deadline = time.monotonic() + 5

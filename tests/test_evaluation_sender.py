@@ -1,4 +1,4 @@
-"""A web process's evaluation requests leave it from one thread (monitoring.evaluation_sender,
+"""A web process's evaluation requests leave it from one thread (alerts.evaluation.sender,
 ADR 0016): alone a batch goes at once; under load the batches of an interval go together; a
 failed send loses nothing the sweep would not find; what waits at exit is sent."""
 
@@ -9,8 +9,8 @@ from unittest import mock
 
 import pytest
 
-from monitoring import ingest
-from monitoring.evaluation_sender import EvaluationSender
+from alerts.evaluation import dispatch
+from alerts.evaluation.sender import EvaluationSender
 
 
 class Recorder:
@@ -66,7 +66,7 @@ def test_a_failed_send_is_logged_and_the_thread_goes_on(caplog):
     send = Recorder(fail_first=1)
     sender = EvaluationSender(send, interval_seconds=lambda: 0.0)
 
-    with caplog.at_level(logging.ERROR, logger="monitoring.evaluation_sender"):
+    with caplog.at_level(logging.ERROR, logger="alerts.evaluation.sender"):
         sender.put([1])
         deadline = time.monotonic() + 5
         while "the sweep will" not in caplog.text:
@@ -110,7 +110,7 @@ def test_a_forked_process_starts_its_own_thread_and_queue():
     send.wait_for({1})
     queue = sender._queue
 
-    with mock.patch("monitoring.evaluation_sender.os.getpid", return_value=-7):  # as in a child
+    with mock.patch("alerts.evaluation.sender.os.getpid", return_value=-7):  # as in a child
         sender.put([2])
         send.wait_for({2})
 
@@ -124,9 +124,9 @@ def test_committed_batches_are_sent_by_the_thread_with_a_broker_and_at_once_with
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = eager
     try:
-        with mock.patch.object(ingest, "_sender") as sender, \
-                mock.patch.object(ingest, "evaluation_request") as request_now:
-            ingest.evaluation_request_soon(42)
+        with mock.patch.object(dispatch, "_sender") as sender, \
+                mock.patch.object(dispatch, "request") as request_now:
+            dispatch.request_soon(42)
     finally:
         app.conf.task_always_eager = previous
 
@@ -146,7 +146,7 @@ def test_the_thread_outlives_a_failure_of_its_own(caplog):
         return next(intervals)
 
     sender = EvaluationSender(send, interval_seconds=interval)
-    with caplog.at_level(logging.ERROR, logger="monitoring.evaluation_sender"):
+    with caplog.at_level(logging.ERROR, logger="alerts.evaluation.sender"):
         sender.put([1])
         send.wait_for({1})
         sender.put([2])  # its interval cannot be worked out: logged, left to the sweep
@@ -167,7 +167,7 @@ def test_a_thread_that_stopped_is_started_again_by_the_next_batch(caplog):
         sent.append(batch_ids)
 
     sender = EvaluationSender(send, interval_seconds=lambda: 0.0)
-    with caplog.at_level(logging.ERROR, logger="monitoring.evaluation_sender"):
+    with caplog.at_level(logging.ERROR, logger="alerts.evaluation.sender"):
         sender.put([1])
         first = sender._thread
         first.join(5)

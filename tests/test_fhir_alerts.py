@@ -13,9 +13,9 @@ from fhir.resources.R4B.detectedissue import DetectedIssue
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from alerts.evaluation.responses import response_evaluate
 from alerts.lifecycle import alert_acknowledge
 from alerts.models import Alert, AlertFinding, Outcome, Rule, Severity, Status
-from alerts.services import response_evaluate
 from audit.models import Action, AuditEvent
 from audit.models import Outcome as AuditOutcome
 from interop.mapping import reading_to_observation, response_to_fhir

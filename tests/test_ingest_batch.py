@@ -7,10 +7,12 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from alerts.evaluation import PendingEvaluation, dispatch
+from alerts.evaluation import tasks as evaluation_tasks
+from alerts.evaluation.readings import readings_evaluate
 from alerts.models import Alert
-from alerts.services import readings_evaluate
 from monitoring.ingest import MAX_BATCH
-from monitoring.models import PendingEvaluation, Reading
+from monitoring.models import Reading
 from monitoring.selectors import readings_unevaluated_ids
 
 pytestmark = pytest.mark.django_db
@@ -197,7 +199,7 @@ def test_patient_batch_may_name_their_own_device_but_not_anothers(cast, client):
 # --- evaluation ------------------------------------------------------------------------------
 
 def test_evaluation_is_enqueued_once_per_batch_with_every_new_id(cast, client, django_capture_on_commit_callbacks):
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             items = [_item(i) for i in range(50)]
             response = _post(client, [*items, items[0]], cast.device_token_a)
@@ -207,14 +209,14 @@ def test_evaluation_is_enqueued_once_per_batch_with_every_new_id(cast, client, d
     ((batch_ids,),), _ = send.call_args
     (pending,) = PendingEvaluation.objects.all()
     assert batch_ids == [pending.pk] and pending.size == 50
-    assert sorted(pending.reading_ids) == sorted(Reading.objects.values_list("id", flat=True))
+    assert sorted(pending.object_ids) == sorted(Reading.objects.values_list("id", flat=True))
     assert readings_unevaluated_ids() == set(Reading.objects.values_list("id", flat=True))
 
 
 def test_a_resent_batch_enqueues_no_evaluation(cast, client, django_capture_on_commit_callbacks):
     item = _item(0)
     _post(client, [item], cast.device_token_a)
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
             assert _post(client, [item], cast.device_token_a).json()["results"][0]["status"] == 200
     send.assert_not_called()
@@ -284,24 +286,22 @@ def broker(settings):  # type: ignore[no-untyped-def]
 
     from django.core.cache import cache
 
-    from monitoring import ingest
     from proplatform.celery import app
 
     app.conf.task_always_eager = False
     settings.ALERTS_COALESCE_SECONDS = 60
-    cache.delete(ingest.EVALUATION_QUEUED_KEY)
+    cache.delete(dispatch.EVALUATION_QUEUED_KEY)
     forget_claims()
-    with mock.patch.object(ingest, "_sender", SimpleNamespace(put=ingest.evaluation_request)):
+    with mock.patch.object(dispatch, "_sender", SimpleNamespace(put=dispatch.request)):
         yield
-    cache.delete(ingest.EVALUATION_QUEUED_KEY)
+    cache.delete(dispatch.EVALUATION_QUEUED_KEY)
     forget_claims()
 
 
 def forget_claims() -> None:
     """No earlier claim in this process (ADR 0013)."""
-    from monitoring import ingest
 
-    ingest._last_claim.at, ingest._last_claim.readings = float("-inf"), 0
+    dispatch._last_claim.at, dispatch._last_claim.readings = float("-inf"), 0
 
 
 def _sent_batches(send: mock.Mock) -> list[list[int]]:
@@ -310,9 +310,9 @@ def _sent_batches(send: mock.Mock) -> list[list[int]]:
 
 def test_while_a_task_waits_in_the_queue_further_batches_send_none_and_it_claims_them(
         cast, client, broker, django_capture_on_commit_callbacks):
-    from monitoring.tasks import evaluate_readings
+    from alerts.evaluation.tasks import evaluate as evaluate_readings
 
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(0, value=88)], cast.device_token_a)
         with django_capture_on_commit_callbacks(execute=True):
@@ -334,17 +334,16 @@ def test_while_a_task_waits_in_the_queue_further_batches_send_none_and_it_claims
 
 def test_a_task_whose_claim_was_full_queues_a_successor_for_the_rest(
         cast, client, broker, django_capture_on_commit_callbacks):
-    from alerts import services
-    from monitoring.tasks import evaluate_readings
+    from alerts.evaluation.tasks import evaluate as evaluate_readings
 
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
-        for i in range(services._COALESCE_MAX + 3):
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
+        for i in range(dispatch.COALESCE_MAX + 3):
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
         batches = list(PendingEvaluation.objects.order_by("id").values_list("id", flat=True))
         assert _sent_batches(send) == [[batches[0]]]
 
-        assert evaluate_readings.run([batches[0]]) == 1 + services._COALESCE_MAX
+        assert evaluate_readings.run([batches[0]]) == 1 + dispatch.COALESCE_MAX
         assert _sent_batches(send) == [[batches[0]], []]  # a successor, with no batch of its own
         assert evaluate_readings.run([]) == 2
     assert readings_unevaluated_ids() == set()
@@ -353,7 +352,7 @@ def test_a_task_whose_claim_was_full_queues_a_successor_for_the_rest(
 
 def test_a_batch_whose_task_could_not_be_sent_is_stored_and_the_next_batch_sends_one(
         cast, client, broker, django_capture_on_commit_callbacks):
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async",
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async",
                     side_effect=[ConnectionError("broker down"), None]) as send:
         with django_capture_on_commit_callbacks(execute=True):
             response = _post(client, [_item(0)], cast.device_token_a)
@@ -368,13 +367,14 @@ def test_a_batch_whose_task_could_not_be_sent_is_stored_and_the_next_batch_sends
 
 def test_batches_left_to_the_sweep_are_always_sent_even_while_a_task_waits(
         cast, client, broker, django_capture_on_commit_callbacks):
-    from monitoring.services import readings_sweep_unevaluated
+    from alerts.evaluation.services import pending_sweep as readings_sweep_unevaluated
 
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(0)], cast.device_token_a)
         (batch,) = PendingEvaluation.objects.values_list("id", flat=True)
-        PendingEvaluation.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+        PendingEvaluation.objects.update(created_at=timezone.now() - timedelta(minutes=5),
+                                         not_before=timezone.now() - timedelta(minutes=5))
         assert readings_sweep_unevaluated(older_than_seconds=30) == 1
     assert _sent_batches(send) == [[batch], [batch]]
 
@@ -382,7 +382,7 @@ def test_batches_left_to_the_sweep_are_always_sent_even_while_a_task_waits(
 def test_with_the_waiting_mark_switched_off_every_batch_sends_its_task(
         cast, client, broker, settings, django_capture_on_commit_callbacks):
     settings.EVALUATION_QUEUED_SECONDS = 0
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
         for i in range(3):
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
@@ -391,9 +391,9 @@ def test_with_the_waiting_mark_switched_off_every_batch_sends_its_task(
 
 def test_batches_that_relied_on_the_waiting_task_are_claimed_however_long_it_waited(
         cast, client, broker, settings, django_capture_on_commit_callbacks):
-    from monitoring.tasks import evaluate_readings
+    from alerts.evaluation.tasks import evaluate as evaluate_readings
 
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
         for i in range(2):
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
@@ -407,16 +407,16 @@ def test_batches_that_relied_on_the_waiting_task_are_claimed_however_long_it_wai
 
 
 def test_a_task_clears_the_waiting_mark_before_it_claims(cast, broker):
-    from monitoring import tasks
+    from alerts.evaluation import services
 
     order = mock.Mock()
     order.left_waiting.return_value = False
     order.evaluate.return_value = 0
-    with mock.patch.object(tasks, "evaluation_gather", order.gather), \
-            mock.patch.object(tasks, "evaluation_taken", order.taken), \
-            mock.patch.object(tasks, "readings_evaluate", order.evaluate), \
-            mock.patch.object(tasks, "evaluation_left_waiting", order.left_waiting):
-        tasks.evaluate_readings.run([1])
+    with mock.patch.object(dispatch, "gather", order.gather), \
+            mock.patch.object(dispatch, "taken", order.taken), \
+            mock.patch.object(services, "readings_evaluate", order.evaluate), \
+            mock.patch.object(dispatch, "left_waiting", order.left_waiting):
+        evaluation_tasks.evaluate.run([1])
     # a batch committed after the claim started must find no mark and send its own task; one
     # committed while the task gathers finds the mark and relies on it (ADR 0013)
     assert [c[0] for c in order.mock_calls] == ["gather", "taken", "evaluate", "left_waiting"]
@@ -432,15 +432,16 @@ def _bulk(client, token, start, n):  # type: ignore[no-untyped-def]
 
 def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
         cast, client, broker, settings, django_capture_on_commit_callbacks):
-    from monitoring import ingest, tasks
+    from alerts.evaluation import dispatch
+    from alerts.evaluation import tasks as evaluation_tasks
 
     settings.EVALUATION_GATHER_MS = 150
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send, \
-            mock.patch.object(ingest, "time") as clock:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
+            mock.patch.object(dispatch, "time") as clock:
         clock.monotonic.return_value = 1000.0
         with django_capture_on_commit_callbacks(execute=True):
-            _bulk(client, cast.device_token_a, 0, ingest.GATHER_AFTER_READINGS)
-        assert tasks.evaluate_readings.run(_sent_batches(send)[0]) == ingest.GATHER_AFTER_READINGS
+            _bulk(client, cast.device_token_a, 0, dispatch.GATHER_AFTER_READINGS)
+        assert evaluation_tasks.evaluate.run(_sent_batches(send)[0]) == dispatch.GATHER_AFTER_READINGS
         clock.sleep.assert_not_called()  # nothing was claimed before it: no waiting
 
         # 40 ms after that large claim the next batch's task waits the other 110 ms, and a batch
@@ -457,7 +458,7 @@ def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
             clock.monotonic.return_value += seconds
 
         clock.sleep.side_effect = a_batch_arrives
-        assert tasks.evaluate_readings.run(next_task) == 2
+        assert evaluation_tasks.evaluate.run(next_task) == 2
         # in steps, looking each time whether a full claim waits (two batches do not make one)
         assert sum(c.args[0] for c in clock.sleep.call_args_list) == pytest.approx(0.11)
         assert clock.sleep.call_count == 5
@@ -467,61 +468,62 @@ def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
 
 def test_a_task_does_not_gather_when_a_full_claim_already_waits(
         cast, client, broker, settings, django_capture_on_commit_callbacks):
-    from alerts.services import CLAIM_MAX_BATCHES
-    from monitoring import ingest, tasks
+    from alerts.evaluation import dispatch
+    from alerts.evaluation import tasks as evaluation_tasks
+    from alerts.evaluation.dispatch import CLAIM_MAX_BATCHES
 
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send, \
-            mock.patch.object(ingest, "time") as clock:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
+            mock.patch.object(dispatch, "time") as clock:
         clock.monotonic.return_value = 1000.0
         with django_capture_on_commit_callbacks(execute=True):
-            _bulk(client, cast.device_token_a, 0, ingest.GATHER_AFTER_READINGS)
-        tasks.evaluate_readings.run(_sent_batches(send)[0])
+            _bulk(client, cast.device_token_a, 0, dispatch.GATHER_AFTER_READINGS)
+        evaluation_tasks.evaluate.run(_sent_batches(send)[0])
         # the worker is behind: a full claim's worth of batches came in meanwhile
         for i in range(CLAIM_MAX_BATCHES):
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(9000 + i)], cast.device_token_a)
-        assert tasks.evaluate_readings.run(_sent_batches(send)[1]) == CLAIM_MAX_BATCHES
+        assert evaluation_tasks.evaluate.run(_sent_batches(send)[1]) == CLAIM_MAX_BATCHES
         clock.sleep.assert_not_called()
 
 
 def test_after_a_small_claim_or_with_gathering_off_the_next_task_claims_at_once(
         cast, client, broker, settings, django_capture_on_commit_callbacks):
-    from monitoring import ingest, tasks
+    from alerts.evaluation import dispatch
+    from alerts.evaluation import tasks as evaluation_tasks
 
-    with mock.patch("monitoring.tasks.evaluate_readings.apply_async") as send, \
-            mock.patch.object(ingest.time, "sleep") as sleep:
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
+            mock.patch.object(dispatch.time, "sleep") as sleep:
         # single readings, a live patient: the alert must not wait
         for i in range(3):
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i, value=88)], cast.device_token_a)
-            tasks.evaluate_readings.run(_sent_batches(send)[-1])
+            evaluation_tasks.evaluate.run(_sent_batches(send)[-1])
         sleep.assert_not_called()
 
         # a bulk claim, but gathering switched off
         settings.EVALUATION_GATHER_MS = 0
         with django_capture_on_commit_callbacks(execute=True):
-            _bulk(client, cast.device_token_a, 100, ingest.GATHER_AFTER_READINGS)
-        tasks.evaluate_readings.run(_sent_batches(send)[-1])
+            _bulk(client, cast.device_token_a, 100, dispatch.GATHER_AFTER_READINGS)
+        evaluation_tasks.evaluate.run(_sent_batches(send)[-1])
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(9000, value=87)], cast.device_token_a)
-        tasks.evaluate_readings.run(_sent_batches(send)[-1])
+        evaluation_tasks.evaluate.run(_sent_batches(send)[-1])
         sleep.assert_not_called()
     assert readings_unevaluated_ids() == set()
 
 
 def test_a_bulk_claim_long_ago_or_tasks_in_process_do_not_gather(cast, broker):
-    from monitoring import ingest
     from proplatform.celery import app
 
-    with mock.patch.object(ingest, "time") as clock:
+    with mock.patch.object(dispatch, "time") as clock:
         clock.monotonic.return_value = 1000.0
-        ingest.evaluation_taken()
-        ingest.evaluation_claimed(readings=10_000)
+        dispatch.taken()
+        dispatch.claimed(readings=10_000)
         clock.monotonic.return_value = 1001.0  # a second later
-        ingest.evaluation_gather()
+        dispatch.gather()
         clock.sleep.assert_not_called()
 
         clock.monotonic.return_value = 1000.0  # just now, but tasks run in-process
         app.conf.task_always_eager = True
-        ingest.evaluation_gather()
+        dispatch.gather()
         clock.sleep.assert_not_called()

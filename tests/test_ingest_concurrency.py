@@ -9,8 +9,9 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
+from alerts.evaluation import PendingEvaluation
 from monitoring.ingest import ItemResult, readings_ingest
-from monitoring.models import PendingEvaluation, Reading, Source
+from monitoring.models import Reading, Source
 from tests.factories import make_cast
 
 pytestmark = [

@@ -10,9 +10,10 @@ import pytest
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from monitoring import ingest
+from alerts.evaluation import PendingEvaluation
 from monitoring.ingest import readings_ingest
-from monitoring.models import Device, DeviceKind, PendingEvaluation, Reading, Source
+from monitoring.ingest import storage as ingest
+from monitoring.models import Device, DeviceKind, Reading, Source
 from tests.factories import make_cast
 
 pytestmark = [

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitoring.ingest import Parsed, reading_parse
+from monitoring.ingest import reading_parse
 from monitoring.measures import MEASURES, NPU_CODES, coding_lookup, measure_lookup
+from monitoring.rows import ReadingRow as Parsed
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, Snooze, Status
 from alerts.rules import snooze_target
 from alerts.rules import threshold as threshold_kind
-from alerts.services import response_evaluate
 from audit.models import AuditEvent
 from monitoring.models import Reading, Source
 from patients.timeline import READING_LIMIT, patient_timeline, timeline_days

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from rest_framework.renderers import JSONRenderer
 
 from monitoring.api import ReadingOut, reading_json
-from monitoring.ingest import StoredReading
 from monitoring.models import Reading, Source
+from monitoring.rows import READING_ROW_COLUMNS, ReadingRow
 
 
 def drf(reading: Reading) -> bytes:
@@ -62,8 +62,8 @@ def test_for_any_value_client_id_and_time(value, client_id, minutes):
     assert reading_json(reading) == drf(reading)
 
 
-def _stored(reading: Reading) -> StoredReading:
-    return StoredReading(*(getattr(reading, name) for name in StoredReading._fields))
+def _stored(reading: Reading) -> ReadingRow:
+    return ReadingRow(**{name: getattr(reading, name) for name in READING_ROW_COLUMNS})
 
 
 @pytest.mark.parametrize("zone", ["Europe/Copenhagen", "UTC", "America/St_Johns", "Pacific/Kiritimati"])

@@ -52,7 +52,7 @@ def test_the_urgent_advice_names_the_regions_out_of_hours_number_from_its_one_ho
 
 def test_the_receipt_does_not_wait_for_the_rules(cast, client, phq9, monkeypatch):
     # No evaluation at all (a worker that is down): the patient is still told to call today.
-    monkeypatch.setattr("questionnaires.services._enqueue_evaluation", lambda response_id: None)
+    monkeypatch.setattr("alerts.evaluation.dispatch._send", lambda inbox_ids: None)
     html = _send_and_read_receipt(cast, client, phq9, {"phq9-9": "LA6570-1"})
     assert not Alert.objects.exists()
     assert "Ring til afdelingen i dag" in html and "ring 112" in html

@@ -11,9 +11,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from alerts.evaluation.missed import missed_evaluate
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, AlertFinding, Rule, Status
 from alerts.rules.context import Context
-from alerts.services import missed_evaluate, response_evaluate
 from interop.mapping import response_to_fhir
 from monitoring.models import Reading, Source
 from questionnaires.models import QuestionnaireResponse

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert
-from alerts.services import response_evaluate
 from patients.models import Patient
 from questionnaires import library
 from questionnaires.services import questionnaire_import, response_submit

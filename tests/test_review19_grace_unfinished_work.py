@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, Status
 from alerts.selectors import worklist
-from alerts.services import response_evaluate
 from questionnaires.review import review_queue
 from questionnaires.services import response_submit
 from tests.factories import response_items

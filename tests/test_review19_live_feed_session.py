@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from alerts.services import response_evaluate
+from alerts.evaluation.responses import response_evaluate
 from questionnaires.services import response_submit
 from tests.factories import response_items
 

@@ -6,8 +6,8 @@ at your answers within 2 weekdays" — even when the receipt is rendered after t
 import pytest
 
 from alerts.definitions import rule_save
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, Rule
-from alerts.services import response_evaluate
 from questionnaires import library
 from questionnaires.models import Questionnaire, QuestionnaireResponse
 from questionnaires.services import questionnaire_import, response_submit

@@ -7,8 +7,8 @@ and it drops below every open alert on the worklist."""
 import pytest
 
 from alerts.definitions import rule_save
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, Rule
-from alerts.services import response_evaluate
 from questionnaires.services import response_submit
 from tests.factories import response_items
 

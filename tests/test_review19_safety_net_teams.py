@@ -8,9 +8,9 @@ on /rules/safety/, which answers them 404, and nowhere on the patient page or th
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, EscalationPolicy, Rule
 from alerts.safety import safety_rule_switch
-from alerts.services import response_evaluate
 from questionnaires import library
 from questionnaires.services import questionnaire_import, response_submit
 from tests.factories import make_patient, response_items

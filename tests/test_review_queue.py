@@ -15,9 +15,9 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from accounts.models import Role
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import EscalationPolicy, Notification, ReviewEscalation, Rule, Severity
 from alerts.review_escalation import REVIEW_ESCALATE_WITHIN, reviews_escalate
-from alerts.services import response_evaluate
 from alerts.transports import TransportError
 from alerts.transports import email as email_transport
 from audit.models import AuditEvent

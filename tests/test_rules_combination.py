@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 
 from alerts.definitions import rule_save
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, AlertFinding, Rule
-from alerts.services import response_evaluate
 from monitoring.models import Reading, Source
 from questionnaires.library import load
 from questionnaires.models import QuestionnaireResponse

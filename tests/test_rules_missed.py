@@ -12,9 +12,11 @@ from django.utils import timezone, translation
 
 from alerts import tasks
 from alerts.definitions import rule_save
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation import enqueue
+from alerts.evaluation.missed import missed_evaluate
 from alerts.models import Alert, AlertFinding, Rule, RuleError
 from alerts.rules import KINDS
-from alerts.services import missed_evaluate
 from questionnaires.models import QuestionnaireResponse
 from schedules.models import MissedOccurrence, Occurrence, OccurrenceStatus, Schedule
 from schedules.services import occurrences_advance, pause_create
@@ -78,7 +80,9 @@ def test_evaluating_again_claims_nothing_and_raises_nothing_more(cast, schedule,
     later = missed.occurrence.closes_at + DAY
     assert missed_evaluate(now=later) == 1
     assert missed_evaluate(now=later) == 0
-    MissedOccurrence.objects.filter(pk=missed.pk).update(processed_at=None)  # a claim lost after the commit
+    # A claim lost after the commit: the miss unprocessed and back in the inbox.
+    MissedOccurrence.objects.filter(pk=missed.pk).update(processed_at=None)
+    enqueue(source=EvaluationSource.MISSED, ids=[missed.pk], not_before=missed.occurrence.closes_at, after_commit=False)
     assert missed_evaluate(now=later) == 1
     assert len(_alerts(rule)) == 1 and AlertFinding.objects.filter(rule=rule).count() == 1
 
@@ -199,10 +203,10 @@ def test_a_failing_rule_is_recorded_once_and_the_other_missed_rules_still_raise(
 
 
 def test_the_beat_task_runs_the_sweep(cast, schedule, rule):
-    entry = settings.CELERY_BEAT_SCHEDULE["alerts-evaluate-missed"]
-    assert entry["task"] == "alerts.tasks.evaluate_missed"
+    entry = settings.CELERY_BEAT_SCHEDULE["alerts-evaluation-sweep"]
+    assert entry["task"] == tasks.sweep.name == "alerts.evaluation.sweep"
     _miss(cast, schedule, timezone.now() - 3 * DAY)
-    assert tasks.evaluate_missed.delay().get() == 1
+    assert tasks.sweep.delay().get() == 1
     assert len(_alerts(rule)) == 1
 
 

@@ -9,10 +9,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from alerts.definitions import rule_save
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, AlertFinding, Rule, RuleRevision
 from alerts.rules import parse_params
 from alerts.safety import safety_rule_switch
-from alerts.services import response_evaluate
 from audit.models import AuditEvent
 from patients.models import Program
 from questionnaires import library

@@ -10,9 +10,9 @@ from django.db.models import F
 from django.utils import timezone, translation
 
 from alerts.definitions import rule_save
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, AlertFinding, Rule
 from alerts.rules.context import Context
-from alerts.services import response_evaluate
 from patients.models import Patient
 from questionnaires.library import load, load_scoring
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 
 from alerts.definitions import rule_save
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, AlertFinding, Rule
-from alerts.services import response_evaluate
 from questionnaires.definition import EXT_ANSWER_SEVERITY
 from questionnaires.library import load
 from questionnaires.services import (

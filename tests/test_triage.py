@@ -18,11 +18,11 @@ from django.utils import timezone
 from accounts.models import Role
 from alerts import lifecycle
 from alerts.consumers import AlertConsumer
+from alerts.evaluation.responses import response_evaluate
 from alerts.lifecycle import AlertConflict, SnoozeEnded
 from alerts.live import team_group
 from alerts.models import Alert, AlertEvent, EventKind, Outcome, Rule, RuleOverride, Severity, Snooze, Status
 from alerts.selectors import alert_payload, alerts_for, worklist
-from alerts.services import response_evaluate
 from audit.models import Action, AuditEvent
 from audit.models import Outcome as AuditOutcome
 from monitoring.models import Reading, Source

@@ -14,8 +14,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
+from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, Status
-from alerts.services import response_evaluate
 from monitoring.models import Reading, Source
 from questionnaires.library import load
 from questionnaires.models import QuestionnaireResponse

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from alerts.evaluation import PendingEvaluation
 from alerts.models import Alert, AlertEvent, AlertFinding, Rule
-from monitoring.models import Device, DeviceKind, DeviceToken, PendingEvaluation, Reading
+from monitoring.models import Device, DeviceKind, DeviceToken, Reading
 from monitoring.selectors import readings_unevaluated_ids
 from tests.factories import Cast, make_patient
 from tests.live import LiveStack, _free_port, celery_sender, start_live_stack
@@ -158,8 +159,7 @@ def test_killed_worker_and_stopped_redis_lose_and_double_nothing(live_cast: Cast
             def evaluated() -> bool:
                 if not PendingEvaluation.objects.exists():
                     return True
-                broker.send_task("monitoring.tasks.sweep_unevaluated_readings",
-                                 kwargs={"older_than_seconds": 0})
+                broker.send_task("alerts.evaluation.sweep", kwargs={"older_than_seconds": 0})
                 return False
 
             _wait_until(evaluated, 120, "every reading evaluated")

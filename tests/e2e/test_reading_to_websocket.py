@@ -15,8 +15,9 @@ from django.test import Client
 from django.utils import timezone
 from websockets.sync.client import ClientConnection, connect
 
+from alerts.evaluation import PendingEvaluation
 from alerts.models import Alert, AlertEvent
-from monitoring.models import PendingEvaluation, Reading, Source
+from monitoring.models import Reading, Source
 from tests.factories import Cast
 from tests.live import LiveStack, celery_sender
 
@@ -121,10 +122,11 @@ def test_reading_the_broker_never_delivered_is_found_by_the_sweep_and_alerted(
     reading = Reading.objects.create(patient=live_cast.patient_a, measure="spo2", value=85, unit="%",
                                      effective_at=timezone.now() - timedelta(minutes=5), source=Source.DEVICE,
                                      received_at=timezone.now() - timedelta(minutes=2))
-    PendingEvaluation.objects.create(reading_ids=[reading.pk], size=1,
-                                     created_at=timezone.now() - timedelta(minutes=2))
+    PendingEvaluation.objects.create(source="reading", object_ids=[reading.pk], size=1,
+                                     created_at=timezone.now() - timedelta(minutes=2),
+                                     not_before=timezone.now() - timedelta(minutes=2))
     with _feed(live_stack, live_cast.clinician_a) as feed:
-        celery_sender(live_stack).send_task("monitoring.tasks.sweep_unevaluated_readings")
+        celery_sender(live_stack).send_task("alerts.evaluation.sweep")
         alert = _next_alert(feed)
     assert alert["severity"] == "red" and "85" in alert["reason"]
 

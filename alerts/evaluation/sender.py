@@ -10,7 +10,7 @@ Redis at all.
 
 Nothing is lost that was not lost before: the batches are committed before they are handed
 over, and a batch whose request the thread never sends (the broker is down, the process dies)
-waits in monitoring_pendingevaluation for the sweep, as when a broker loses a message. At a
+waits in the inbox (alerts_pendingevaluation) for the sweep, as when a broker loses a message. At a
 normal exit the process sends what still waits in its queue (atexit). A thread that died for
 any reason is started again by the next batch handed over.
 """
@@ -101,5 +101,5 @@ class EvaluationSender:
         try:
             self._send(batch_ids)
         except Exception:
-            # The batches are committed and wait for the sweep (monitoring.tasks).
+            # The batches are committed and wait for the sweep (alerts.evaluation.sweep).
             logger.exception("Could not request the evaluation of %d pending batches; the sweep will", len(batch_ids))
