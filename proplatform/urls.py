@@ -16,14 +16,14 @@ from exports import views_omop as exports_omop
 from exports import views_quality as exports_quality
 from interop import views as fhir_views
 from interop import views_alerts as fhir_alerts
+from interop import views_group as fhir_groups
+from interop import views_measure as fhir_measures
 from interop import views_observations as fhir_observations
 from interop import views_questionnaires as fhir_questionnaires
 from interop import views_reads as fhir_reads
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
-from outcomes import fhir_measure_views as outcomes_measures
-from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
 from patients import views as patients_views
 from patients import views_list as patients_list_views
@@ -56,13 +56,13 @@ fhir = [
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
     # SMART discovery where the spec puts it, under the FHIR base URL (and at the root, below)
     path(".well-known/smart-configuration", smart_views.smart_configuration, name="fhir-smart-configuration"),
-    path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
-    path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
-    path("Measure", outcomes_measures.MeasureSearchView.as_view(), name="fhir-measures"),
-    path("Measure/<str:measure_id>/$evaluate-measure", outcomes_measures.EvaluateMeasureView.as_view(),
+    path("Group", fhir_groups.GroupSearchView.as_view(), name="fhir-groups"),
+    path("Group/<str:group_id>", fhir_groups.GroupReadView.as_view(), name="fhir-group"),
+    path("Measure", fhir_measures.MeasureSearchView.as_view(), name="fhir-measures"),
+    path("Measure/<str:measure_id>/$evaluate-measure", fhir_measures.EvaluateMeasureView.as_view(),
          name="fhir-evaluate-measure"),
-    path("Measure/<str:measure_id>", outcomes_measures.MeasureReadView.as_view(), name="fhir-measure"),
-    path("MeasureReport", outcomes_measures.MeasureReportSearchView.as_view(), name="fhir-measure-reports"),
+    path("Measure/<str:measure_id>", fhir_measures.MeasureReadView.as_view(), name="fhir-measure"),
+    path("MeasureReport", fhir_measures.MeasureReportSearchView.as_view(), name="fhir-measure-reports"),
     # before Patient/<id>, which would take "$export" for an id
     path("Patient", fhir_views.PatientSearchView.as_view(), name="fhir-patient-search"),
     path("Patient/_search", fhir_views.PatientSearchPostView.as_view(), name="fhir-patient-search-post"),
@@ -83,7 +83,7 @@ fhir = [
     path("DetectedIssue", fhir_alerts.DetectedIssueSearchView.as_view(), name="fhir-detected-issues"),
     path("DetectedIssue/<str:detected_issue_id>", fhir_alerts.DetectedIssueReadView.as_view(),
          name="fhir-detected-issue"),
-    # Bulk Data $export (exports app); the Group read itself is the cohorts' (outcomes).
+    # Bulk Data $export (exports app); the Group read itself maps the cohorts (interop.views_group).
     path("$export", exports_views.ExportKickoffView.as_view(), name="fhir-export"),
     path("Group/<str:group_id>/$export", exports_views.GroupExportKickoffView.as_view(), name="fhir-group-export"),
     path("$export-status/<uuid:job_id>", exports_views.ExportStatusView.as_view(), name="fhir-export-status"),

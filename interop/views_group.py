@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
+from interop.group import cohort_to_group
 from interop.search_resources import group_search, parse_request
 from interop.views import FhirView
-from outcomes.fhir import cohort_to_group
 from outcomes.models import Cohort
 from outcomes.selectors import cohort_count, cohorts_all
 from smart.principal import SYSTEM_ROLE

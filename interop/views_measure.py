@@ -21,9 +21,9 @@ from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from interop.mapping import searchset
+from interop.measure import indicator_for_reference, indicator_to_measure, view_to_measure_report
 from interop.views import FhirView
 from outcomes.dashboard import indicator_view
-from outcomes.fhir_measure import indicator_for_reference, indicator_to_measure, view_to_measure_report
 from outcomes.indicators import INDICATORS, Filters, Indicator
 from outcomes.replica import reads_from_replica
 
