@@ -19,12 +19,15 @@ record, no history, no identifiers (``patients_for_answering``, ``purpose="answe
 Objects outside a person's scope answer 404, so their existence is not revealed.
 """
 
+import operator
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from functools import reduce
 from typing import Any, Literal
 
-from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -36,6 +39,22 @@ from patients.models import CareTeam, Patient, TreatmentEpisode
 from smart.principal import is_system
 
 Purpose = Literal["read", "answer"]
+
+# Unfinished work that keeps a team's access after the grace period is held by apps above this
+# one (alerts: an alert not resolved; questionnaires: completed answers nobody has reviewed). Each
+# registers, from its AppConfig.ready, an EXISTS over its own rows for the patient given as an
+# OuterRef, so this module names no app above it (docs/architecture.md, "Layers").
+UnfinishedWork = Callable[[OuterRef], Exists]
+_unfinished_work: dict[str, UnfinishedWork] = {}
+
+
+def unfinished_work_register(name: str, work: UnfinishedWork) -> None:
+    """Declare a kind of unfinished work for a patient that keeps their team's access (see above)."""
+    _unfinished_work[name] = work
+
+
+def unfinished_work_kinds() -> list[str]:
+    return sorted(_unfinished_work)
 
 
 def patients_for(user: Any) -> QuerySet[Patient]:
@@ -53,13 +72,12 @@ def patients_for(user: Any) -> QuerySet[Patient]:
         # After the grace period the team still sees a patient it has unfinished work for: an
         # alert not resolved, or answers nobody has marked as reviewed. Access ends when the work
         # does, never with an open alert on nobody's worklist.
-        alert, response = apps.get_model("alerts", "Alert"), apps.get_model("questionnaires", "QuestionnaireResponse")
+        in_care = Exists(care_episodes(user).filter(patient=OuterRef("pk")))
+        unfinished = [work(OuterRef("pk")) for work in _unfinished_work.values()]
+        if not unfinished:
+            return Patient.objects.filter(in_care)
         team_episode = TreatmentEpisode.objects.filter(care_team__members=user, patient=OuterRef("pk"))
-        unfinished = (Exists(alert.objects.filter(patient=OuterRef("pk"), status__in=("open", "acknowledged")))
-                      | Exists(response.objects.filter(patient=OuterRef("pk"), status="completed",
-                                                       review__isnull=True)))
-        return Patient.objects.filter(Exists(care_episodes(user).filter(patient=OuterRef("pk")))
-                                      | (Exists(team_episode) & unfinished))
+        return Patient.objects.filter(in_care | (Exists(team_episode) & reduce(operator.or_, unfinished)))
     return Patient.objects.none()
 
 
@@ -147,3 +165,14 @@ def own_patient_or_404(request: HttpRequest, *, action: Action = Action.READ, re
     if patient is None:
         raise Http404("No patient record for this login.")
     return patient_or_404(request, patient.pk, action=action, resource=resource)
+
+
+def clinician_patient_or_404(request: HttpRequest, patient_id: uuid.UUID | str, *, resource: str,
+                             action: Action = Action.READ) -> Patient:
+    """The patient, for a clinician on one of their teams (or an administrator). Other roles are
+    refused by role before any lookup; that is still audited as an attempt on the record."""
+    if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
+        audit_record(user=request.user, action=action, resource=resource, outcome=Outcome.DENIED,
+                     patient_id=patient_id if isinstance(patient_id, uuid.UUID) else None, request=request)
+        raise PermissionDenied
+    return patient_or_404(request, patient_id, action=action, resource=resource)

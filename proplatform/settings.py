@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "schedules",
     "exports",
     "editor",
+    "clinic",  # pages that compose several apps (docs/architecture.md, "Layers")
 ]
 
 MIDDLEWARE = [
@@ -569,11 +570,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# Outcome indicators (issue 23): the smallest group a figure is shown for, and "patients like
-# me" on the patient's answers page (a dotted path; empty turns it off) with its own minimum.
+# Outcome indicators (issue 23): the smallest group a figure is shown for, and the minimum of
+# "patients like me" on the patient's answers page and the clinician's patient page.
 OUTCOMES_MIN_PATIENTS = env.int("OUTCOMES_MIN_PATIENTS", default=5)
 OUTCOMES_PEERS_MIN = env.int("OUTCOMES_PEERS_MIN", default=20)
-MY_ANSWERS_REFERENCE = "outcomes.peers.patient_peer_comparisons"
 
 # Dashboard reads from a read replica (issue 23; outcomes.replica, docs/production.md): the
 # outcome indicator pages, downloads and FHIR MeasureReports read there when this is set. In

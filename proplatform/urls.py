@@ -10,6 +10,12 @@ from alerts import api as alerts_api
 from alerts import views as alerts_views
 from alerts import views_backtest as alerts_backtest_views
 from alerts import views_safety as alerts_safety_views
+from clinic import my_answers as questionnaire_history
+from clinic import views as patients_views
+from clinic import views_alerts as patient_alert_forms
+from clinic import views_list as patients_list_views
+from clinic import views_relatives as patients_relatives
+from clinic import views_review as patients_review
 from editor import views as editor_views
 from exports import views as exports_views
 from exports import views_omop as exports_omop
@@ -25,13 +31,8 @@ from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
 from outcomes import views as outcomes_views
-from patients import views as patients_views
-from patients import views_list as patients_list_views
-from patients import views_relatives as patients_relatives
-from patients import views_review as patients_review
 from proplatform.admin_site import admin_login
 from proplatform.health import health
-from questionnaires import history as questionnaire_history
 from questionnaires import views as questionnaire_views
 from schedules import views as schedules_views
 from smart import views as smart_views
@@ -136,20 +137,20 @@ urlpatterns = [
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),
     path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/acknowledge/", alerts_views.alert_acknowledge_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/acknowledge/", patient_alert_forms.alert_acknowledge_page,
          name="alert-acknowledge"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/assign/", alerts_views.alert_assign_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/assign/", patient_alert_forms.alert_assign_page,
          name="alert-assign"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/resolve/", alerts_views.alert_resolve_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/resolve/", patient_alert_forms.alert_resolve_page,
          name="alert-resolve"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/snooze/", alerts_views.alert_snooze_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/snooze/", patient_alert_forms.alert_snooze_page,
          name="alert-snooze"),
-    path("patients/<uuid:patient_id>/snoozes/new/", alerts_views.snooze_new_page, name="snooze-new"),
-    path("patients/<uuid:patient_id>/snoozes/<int:snooze_id>/end/", alerts_views.snooze_end_page,
+    path("patients/<uuid:patient_id>/snoozes/new/", patient_alert_forms.snooze_new_page, name="snooze-new"),
+    path("patients/<uuid:patient_id>/snoozes/<int:snooze_id>/end/", patient_alert_forms.snooze_end_page,
          name="snooze-end"),
-    path("patients/<uuid:patient_id>/rules/<int:rule_id>/override/", alerts_views.rule_override_page,
+    path("patients/<uuid:patient_id>/rules/<int:rule_id>/override/", patient_alert_forms.rule_override_page,
          name="rule-override"),
-    path("patients/<uuid:patient_id>/rules/<int:rule_id>/revert/", alerts_views.rule_override_revert_page,
+    path("patients/<uuid:patient_id>/rules/<int:rule_id>/revert/", patient_alert_forms.rule_override_revert_page,
          name="rule-override-revert"),
     path("patients/", patients_list_views.patient_list_view, name="patient-list"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),

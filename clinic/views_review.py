@@ -19,7 +19,8 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
-from patients.views import clinician_patient_or_404, patient_page
+from clinic.views import patient_page
+from patients.access import clinician_patient_or_404
 from proplatform.forms import form_errors_from
 from questionnaires.forms import ReviewForm
 from questionnaires.models import ReviewColour

@@ -12,6 +12,7 @@ from audit.services import audit_record
 from patients.access import own_patient_or_404, patient_or_404, patients_for_answering
 from patients.forms import RelativeGrantForm
 from patients.services import relative_grant, relative_revoke
+from questionnaires.views import ACTING_FOR
 
 
 @role_required(Role.PATIENT)
@@ -47,8 +48,6 @@ def relative_home(request: HttpRequest) -> HttpResponse:
 @role_required(Role.RELATIVE)
 def act_for(request: HttpRequest, patient_id: str) -> HttpResponse:
     """The relative chooses whom they are answering for now."""
-    from questionnaires.views import ACTING_FOR
-
     patient = patient_or_404(request, patient_id, resource="Patient (relative chooses)", purpose="answer")
     request.session[ACTING_FOR] = str(patient.pk)
     return redirect("my-home")
