@@ -14,7 +14,7 @@ class RuleRevisionInline(admin.TabularInline):
     readonly_fields = ("version", "kind", "name", "severity", "params", "active", "cooldown", "changed_by",
                        "changed_at", "reason")
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -29,13 +29,13 @@ class RuleAdmin(admin.ModelAdmin):
     def safety_net_off_reason(self, obj: Rule) -> str:
         return obj.switched_off_reason if obj.is_safety_net else ""
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request, obj=None):
         # A safety net is switched off and on with a reason on /rules/safety/, nowhere else.
         if obj is not None and obj.is_safety_net:
             return [f.name for f in Rule._meta.fields]
         return super().get_readonly_fields(request, obj)
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request, obj, form, change):
         # Through the service: a change bumps the version and keeps the old definition.
         rule_save(rule=obj, by=request.user, reason=request.POST.get("_reason", "changed in admin"))
 
@@ -45,7 +45,7 @@ class RuleOverrideAdmin(PatientDataAdmin):
     list_display = ("rule", "patient", "params", "created_by", "created_at", "ended_at")
     readonly_fields = [f.name for f in RuleOverride._meta.fields]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False  # through alerts.definitions.rule_override_set (patient page), which validates
 
 
@@ -83,10 +83,10 @@ class SafetyNetInline(admin.TabularInline):
     def switched_off_because(self, obj: Rule) -> str:
         return obj.switched_off_reason
 
-    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request):
         return super().get_queryset(request).exclude(safety_net_for="")
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 

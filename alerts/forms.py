@@ -27,7 +27,7 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 
 class AssignForm(DescribedForm):
-    assignee = forms.ModelChoiceField(queryset=None, required=False, label=_("Assign to"),  # type: ignore[arg-type]
+    assignee = forms.ModelChoiceField(queryset=None, required=False, label=_("Assign to"),
                                       empty_label=_("Nobody"))
     # The assignee the page showed: a re-assignment by a colleague meanwhile is a conflict.
     current = forms.IntegerField(required=False, widget=forms.HiddenInput)

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts import lifecycle
 from alerts.selectors import (
@@ -33,7 +34,7 @@ CLINICAL = (Role.CLINICIAN, Role.ADMIN)
 
 
 @role_required(*CLINICAL)
-def triage(request: HttpRequest) -> HttpResponse:
+def triage(request: AuthenticatedHttpRequest) -> HttpResponse:
     f = worklist_filter_parse(request.GET, request.user)
     audit_record(user=request.user, action=Action.SEARCH, request=request,
                  resource="Alert?worklist (page)" + (f" {urlencode(_filter_query(f))}" if f.active else ""))
@@ -85,7 +86,7 @@ def _back_to_triage(request: HttpRequest) -> HttpResponseRedirect:
 
 @role_required(*CLINICAL)
 @require_POST
-def triage_acknowledge(request: HttpRequest) -> HttpResponse:
+def triage_acknowledge(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Bulk-acknowledge the yellow alerts ticked on the worklist; red ones are refused, each
     with its reason in a message."""
     ids = []

@@ -8,11 +8,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts.backtest import MAX_DAYS, backtest_run, candidate_parse
 from alerts.models import Rule
@@ -45,7 +46,7 @@ class BacktestForm(DescribedForm):
 
 
 @role_required(Role.ADMIN)
-def backtest(request: HttpRequest) -> HttpResponse:
+def backtest(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = BacktestForm(request.POST or None)
     result, names = None, {}
     if request.method == "POST" and form.is_valid():

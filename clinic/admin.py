@@ -1,15 +1,19 @@
 """Admin registrations that span several apps: a patient with their treatment episodes, where a
 new episode gets its questionnaire occurrences (schedules) at once."""
 
+from functools import partial
+from typing import Any
+
 from django.contrib import admin
 from django.db import transaction
+from django.http import HttpRequest
 
 from audit.admin_reads import PatientDataAdmin
 from patients.models import Patient, TreatmentEpisode
 from schedules.tasks import generate_occurrences_for_episode
 
 
-class EpisodeInline(admin.TabularInline):
+class EpisodeInline(admin.TabularInline[TreatmentEpisode, Patient]):
     model = TreatmentEpisode
     extra = 0
 
@@ -22,9 +26,9 @@ class PatientAdmin(PatientDataAdmin):
     inlines = [EpisodeInline]
     patient_path = "pk"
 
-    def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)
         if formset.model is TreatmentEpisode:
             # A new episode gets its questionnaire occurrences now, not at the daily sweep.
             for episode in formset.new_objects:
-                transaction.on_commit(lambda pk=episode.pk: generate_occurrences_for_episode.delay(pk), robust=True)
+                transaction.on_commit(partial(generate_occurrences_for_episode.delay, episode.pk), robust=True)

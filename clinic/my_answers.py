@@ -5,11 +5,12 @@ questionnaires.review), never inferred from someone opening the patient's page."
 from collections import defaultdict
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import translation
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from outcomes.peers import patient_peer_comparisons
 from patients.access import own_patient_or_404
@@ -42,7 +43,7 @@ def _score_axis(responses: list[QuestionnaireResponse], url: str) -> dict[str, A
 
 
 @role_required(Role.PATIENT)
-def my_answers(request: HttpRequest) -> HttpResponse:
+def my_answers(request: AuthenticatedHttpRequest) -> HttpResponse:
     patient = own_patient_or_404(request, resource="QuestionnaireResponse (my answers)")
     responses = list(
         QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.COMPLETED)

@@ -161,12 +161,12 @@ def patient_rows(user: Any, ids: list[uuid.UUID], *, today: date | None = None) 
         p = found.get(pk)
         if p is None:
             continue
-        eps = list(p.visible_episodes)  # type: ignore[attr-defined]
+        eps = list(p.visible_episodes)
         rows.append(PatientRow(
             patient=p, age=age_on(p.birth_date, today), episodes=eps,
-            last_answer=p.last_answer_at, last_reading=p.last_reading_at,  # type: ignore[attr-defined]
-            open_alerts=p.open_alert_count or 0, missed=p.missed_count or 0,  # type: ignore[attr-defined]
-            paused=p.paused_now,  # type: ignore[attr-defined]
+            last_answer=p.last_answer_at, last_reading=p.last_reading_at,
+            open_alerts=p.open_alert_count or 0, missed=p.missed_count or 0,
+            paused=p.paused_now,
             programs=sorted({e.program.name for e in eps}),
         ))
     return rows

@@ -5,11 +5,12 @@ from typing import Any
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm
 from alerts.models import Alert, AlertFinding, RuleOverride
@@ -43,7 +44,7 @@ CHART_CONTEXT = timedelta(days=14)
 
 
 @login_required
-def patient_detail(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+def patient_detail(request: AuthenticatedHttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     patient = clinician_patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (page)")
     return patient_page(request, patient)
 
@@ -89,7 +90,7 @@ def _snooze_form(alert: Alert) -> SnoozeForm | None:
                       initial={"measure": measure, "component": component})
 
 
-def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, forms.Form] | None = None,
+def patient_page(request: AuthenticatedHttpRequest, patient: Patient, *, bound: dict[str, forms.Form] | None = None,
                  status: int = 200) -> HttpResponse:
     """The clinician's patient page. ``bound`` holds a form that failed validation (keyed like
     the page's forms, e.g. ``resolve-12``) so its errors show next to its fields."""

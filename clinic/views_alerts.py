@@ -12,13 +12,14 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts import lifecycle
 from alerts.definitions import rule_override_set
@@ -39,7 +40,8 @@ from proplatform.forms import form_errors_from
 CLINICAL = (Role.CLINICIAN, Role.ADMIN)
 
 
-def _alert_of(request: HttpRequest, patient_id: uuid.UUID, alert_id: int, what: str) -> tuple[Patient, Alert]:
+def _alert_of(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, alert_id: int,
+              what: str) -> tuple[Patient, Alert]:
     patient = clinician_patient_or_404(request, patient_id, action=Action.UPDATE,
                                        resource=f"Alert/{alert_id} {what} (page)")
     alert = (Alert.objects.filter(pk=alert_id, patient=patient)
@@ -54,14 +56,14 @@ def _to_alert(patient: Patient, alert: Alert | None = None, anchor: str = "") ->
     return redirect(url + (f"#alert-{alert.pk}" if alert is not None else anchor))
 
 
-def _invalid(request: HttpRequest, patient: Patient, key: str, form: forms.Form) -> HttpResponse:
+def _invalid(request: AuthenticatedHttpRequest, patient: Patient, key: str, form: forms.Form) -> HttpResponse:
     messages.error(request, _("Please correct the errors below."))
     return patient_page(request, patient, bound={key: form}, status=400)
 
 
 @role_required(*CLINICAL)
 @require_POST
-def alert_acknowledge_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
+def alert_acknowledge_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
     patient, alert = _alert_of(request, patient_id, alert_id, "acknowledge")
     try:
         lifecycle.alert_acknowledge(alert=alert, user=request.user, request=request)
@@ -74,7 +76,7 @@ def alert_acknowledge_page(request: HttpRequest, patient_id: uuid.UUID, alert_id
 
 @role_required(*CLINICAL)
 @require_POST
-def alert_assign_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
+def alert_assign_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
     patient, alert = _alert_of(request, patient_id, alert_id, "assign")
     key = f"assign-{alert.pk}"
     form = AssignForm(request.POST, prefix=key, clinicians=assignable_clinicians(patient))
@@ -96,7 +98,7 @@ def alert_assign_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: int
 
 @role_required(*CLINICAL)
 @require_POST
-def alert_resolve_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
+def alert_resolve_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
     patient, alert = _alert_of(request, patient_id, alert_id, "resolve")
     key = f"resolve-{alert.pk}"
     form = ResolveForm(request.POST, prefix=key)
@@ -115,7 +117,7 @@ def alert_resolve_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: in
     return _to_alert(patient, anchor="#alerts")
 
 
-def _snooze(request: HttpRequest, patient: Patient, key: str, alert: Alert | None) -> HttpResponse:
+def _snooze(request: AuthenticatedHttpRequest, patient: Patient, key: str, alert: Alert | None) -> HttpResponse:
     form = SnoozeForm(request.POST, prefix=key, with_alert=alert is not None)
     if not form.is_valid():
         return _invalid(request, patient, key, form)
@@ -137,7 +139,7 @@ def _snooze(request: HttpRequest, patient: Patient, key: str, alert: Alert | Non
 
 @role_required(*CLINICAL)
 @require_POST
-def alert_snooze_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
+def alert_snooze_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, alert_id: int) -> HttpResponse:
     patient, alert = _alert_of(request, patient_id, alert_id, "snooze")
     if alert.status == Status.RESOLVED:
         messages.error(request, _("This alert is already resolved."))
@@ -151,14 +153,14 @@ def alert_snooze_page(request: HttpRequest, patient_id: uuid.UUID, alert_id: int
 
 @role_required(*CLINICAL)
 @require_POST
-def snooze_new_page(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+def snooze_new_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     patient = clinician_patient_or_404(request, patient_id, action=Action.CREATE, resource="Snooze (page)")
     return _snooze(request, patient, "snooze-new", None)
 
 
 @role_required(*CLINICAL)
 @require_POST
-def snooze_end_page(request: HttpRequest, patient_id: uuid.UUID, snooze_id: int) -> HttpResponse:
+def snooze_end_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, snooze_id: int) -> HttpResponse:
     patient = clinician_patient_or_404(request, patient_id, action=Action.UPDATE,
                                        resource=f"Snooze/{snooze_id} end (page)")
     snooze = Snooze.objects.filter(pk=snooze_id, patient=patient).first()
@@ -173,7 +175,7 @@ def snooze_end_page(request: HttpRequest, patient_id: uuid.UUID, snooze_id: int)
     return _to_alert(patient, anchor="#snoozes")
 
 
-def _rule_of(request: HttpRequest, patient_id: uuid.UUID, rule_id: int) -> tuple[Patient, Any]:
+def _rule_of(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, rule_id: int) -> tuple[Patient, Any]:
     patient = clinician_patient_or_404(request, patient_id, action=Action.UPDATE,
                                        resource=f"Rule/{rule_id} override (page)")
     rule = rules_for_patient(patient).filter(pk=rule_id).first()
@@ -184,7 +186,7 @@ def _rule_of(request: HttpRequest, patient_id: uuid.UUID, rule_id: int) -> tuple
 
 @role_required(*CLINICAL)
 @require_POST
-def rule_override_page(request: HttpRequest, patient_id: uuid.UUID, rule_id: int) -> HttpResponse:
+def rule_override_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, rule_id: int) -> HttpResponse:
     patient, rule = _rule_of(request, patient_id, rule_id)
     key = f"override-{rule.pk}"
     current = RuleOverride.objects.filter(rule=rule, patient=patient, ended_at=None).first()
@@ -212,7 +214,7 @@ def rule_override_page(request: HttpRequest, patient_id: uuid.UUID, rule_id: int
 
 @role_required(*CLINICAL)
 @require_POST
-def rule_override_revert_page(request: HttpRequest, patient_id: uuid.UUID, rule_id: int) -> HttpResponse:
+def rule_override_revert_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, rule_id: int) -> HttpResponse:
     patient, rule = _rule_of(request, patient_id, rule_id)
     key = f"revert-{rule.pk}"
     form = RevertForm(request.POST, prefix=key)

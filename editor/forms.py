@@ -238,12 +238,12 @@ class QuestionnaireUploadForm(DescribedForm):
 
 
 class EnrolForm(DescribedForm):
-    patient = forms.ModelChoiceField(label=_l("Patient"), queryset=None,  # type: ignore[arg-type]
+    patient = forms.ModelChoiceField(label=_l("Patient"), queryset=None,
                                      empty_label=_l("Choose a patient"),
                                      error_messages={"required": _l("Choose a patient."),
                                                      "invalid_choice": _l("Choose a patient.")})
     care_team = forms.ModelChoiceField(
-        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),  # type: ignore[arg-type]
+        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),
         error_messages={"required": _l("Choose the team that follows the patient."),
                         "invalid_choice": _l("Choose the team that follows the patient.")})
     treatment_start = forms.DateField(label=_l("Treatment start (index date)"),

@@ -2,12 +2,13 @@
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from exports.models import Destination, SendRecord
 from exports.privacy import PseudonymKeyMissing
@@ -28,7 +29,7 @@ class SendForm(forms.Form):
 
 
 @role_required(Role.QUALITY, Role.ADMIN)
-def sends(request: HttpRequest) -> HttpResponse:
+def sends(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SendForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

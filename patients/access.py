@@ -32,6 +32,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record
@@ -167,7 +168,7 @@ def own_patient_or_404(request: HttpRequest, *, action: Action = Action.READ, re
     return patient_or_404(request, patient.pk, action=action, resource=resource)
 
 
-def clinician_patient_or_404(request: HttpRequest, patient_id: uuid.UUID | str, *, resource: str,
+def clinician_patient_or_404(request: AuthenticatedHttpRequest, patient_id: uuid.UUID | str, *, resource: str,
                              action: Action = Action.READ) -> Patient:
     """The patient, for a clinician on one of their teams (or an administrator). Other roles are
     refused by role before any lookup; that is still audited as an attempt on the record."""

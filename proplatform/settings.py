@@ -16,9 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import django_stubs_ext
 import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets the generic classes of django-stubs be subscripted at runtime (admin.ModelAdmin[Patient]),
+# as mypy wants them written (pyproject.toml [tool.mypy]).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
