@@ -395,7 +395,7 @@ LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True  # a successful login clears the user's earlier failures
-# Logins are audited in audit.AuditEvent (accounts.lockout.login_audit); axes' own log of
+# Logins are audited in audit.AuditEvent (accounts.services.login_audit); axes' own log of
 # successful logins would be a second, deletable trail.
 AXES_DISABLE_ACCESS_LOG = True
 # The same client address as the audit and the throttles (last X-Forwarded-For entry behind our
