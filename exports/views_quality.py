@@ -1,5 +1,7 @@
 """The quality page that sends a cohort to a quality database and lists past sends."""
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import messages
 from django.http import HttpResponse
@@ -15,11 +17,14 @@ from exports.privacy import PseudonymKeyMissing
 from exports.quality_push import quality_send_start
 from exports.selectors import ExportError
 
+if TYPE_CHECKING:
+    from outcomes.models import Cohort
+
 
 class SendForm(forms.Form):
     destination = forms.ModelChoiceField(queryset=Destination.objects.filter(active=True),
                                          label=gettext_lazy("Quality database"))
-    cohort = forms.ModelChoiceField(queryset=None, label=gettext_lazy("Cohort"))
+    cohort: "forms.ModelChoiceField[Cohort]" = forms.ModelChoiceField(queryset=None, label=gettext_lazy("Cohort"))
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
