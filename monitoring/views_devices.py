@@ -40,7 +40,7 @@ from proplatform.forms import form_errors_from
 STAFF = (Role.CLINICIAN, Role.ADMIN)
 
 
-def _patient(request: HttpRequest, patient_id: uuid.UUID, *, resource: str,
+def _patient(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, *, resource: str,
              action: Action = Action.READ) -> Patient:
     """The patient, for a clinician on one of their teams (or an admin). Other roles are refused
     by role before any lookup, which is still audited as an attempt on this patient's record."""
