@@ -10,7 +10,7 @@ from audit.services import audit_record
 
 
 @admin.register(User)
-class ProUserAdmin(UserAdmin):
+class ProUserAdmin(UserAdmin[User]):
     list_display = ("username", "first_name", "last_name", "role", "is_active")
     list_filter = ("role", "is_active")
     fieldsets = UserAdmin.fieldsets + (("Role", {"fields": ("role",)}),)  # type: ignore[operator]
@@ -18,7 +18,7 @@ class ProUserAdmin(UserAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     """Person tokens: listed and revoked here (the token itself is never stored, only its hash)."""
 
     list_display = ("id", "user", "created_at", "expires_at", "revoked_at")

@@ -1,6 +1,9 @@
+from typing import Any
+
 from django import forms
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django_otp import devices_for_user
@@ -13,7 +16,7 @@ class LoginForm(OTPAuthenticationForm):
     """Username and password; the one-time code is asked for only from users who turned on
     two-factor login (django-otp checks it against their confirmed devices)."""
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["otp_token"].label = _("Code from your authenticator app")
         self.fields["otp_token"].widget.attrs.update(
@@ -65,7 +68,7 @@ class PasswordAgainForm(forms.Form):
     password = forms.CharField(label=_("Your password"), strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
-    def __init__(self, *args, request, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request = request
 
@@ -79,7 +82,7 @@ class PasswordAgainForm(forms.Form):
                                         "try again later, or ask an administrator to unlock it."),
                                       code="locked")
             raise ValidationError(_("That is not your password."), code="wrong_password")
-        return password
+        return str(password)
 
 
 class TotpConfirmForm(PasswordAgainForm):

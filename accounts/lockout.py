@@ -27,7 +27,8 @@ def lockout_retry_after(username: str) -> int:
     last = AccessAttempt.objects.filter(username=username).aggregate(last=Max("attempt_time"))["last"]
     if cool_off is None or last is None:
         return int(cool_off.total_seconds()) if cool_off else 60
-    return max(1, math.ceil((last + cool_off - timezone.now()).total_seconds()))
+    seconds: float = (last + cool_off - timezone.now()).total_seconds()
+    return max(1, math.ceil(seconds))
 
 
 def is_locked_out(request: HttpRequest) -> bool:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from proplatform.middleware import current_request_id
 
 LAST_SEEN_KEY = "last_seen"
@@ -65,7 +66,9 @@ class SessionSecurityMiddleware:
     @staticmethod
     def _two_factor_missing(request: HttpRequest) -> HttpResponse | None:
         user = request.user
-        if not (settings.REQUIRE_STAFF_TWO_FACTOR and user.is_staff_role and not user.is_verified()):
+        # __call__ has returned already for an anonymous visitor; the isinstance is for mypy.
+        if not (settings.REQUIRE_STAFF_TWO_FACTOR and isinstance(user, User) and user.is_staff_role
+                and not user.is_verified()):
             return None
         if request.path.startswith(_OPEN_PREFIXES):
             return None

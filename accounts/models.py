@@ -1,6 +1,7 @@
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -34,14 +35,19 @@ class User(AbstractUser):
     def is_staff_role(self) -> bool:
         return self.role in {Role.CLINICIAN, Role.QUALITY, Role.ADMIN}
 
+    if TYPE_CHECKING:
+        # Set on every request's user by django_otp's OTPMiddleware.
+        def is_verified(self) -> bool: ...
+
     def _get_session_auth_hash(self, secret: str | None = None) -> str:
         if not self.auth_epoch:
             # Epoch 0 keeps Django's own hash, so sessions from before this field survive.
-            return super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]
+            hashed: str = super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]
+            return hashed
         return salted_hmac("accounts.User.session_auth_hash", f"{self.password}:{self.auth_epoch}",
                            secret=secret, algorithm="sha256").hexdigest()
 
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # Every way a password is changed or an account closed (admin, changepassword, a
         # service) ends up here, so this is where the person's API tokens end too. Sessions
         # need nothing: Django's session hash covers the password, and an inactive user's

@@ -16,6 +16,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.forms import LoginForm, PasswordAgainForm, TotpConfirmForm
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import ApiToken, Role
 from accounts.services import (
     LoginFactor,
@@ -37,7 +38,7 @@ class LoginView(auth_views.LoginView):
         nxt = self.request.POST.get("next") or self.request.GET.get("next") or ""
         return LoginPath.ADMIN if nxt.startswith("/admin/") else LoginPath.PAGE
 
-    def form_valid(self, form: LoginForm) -> HttpResponse:
+    def form_valid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]  # form_class is LoginForm
         user = form.get_user()
         factor = LoginFactor.TOTP if form.cleaned_data.get("otp_device") else LoginFactor.PASSWORD
         response = super().form_valid(form)
@@ -45,7 +46,7 @@ class LoginView(auth_views.LoginView):
                     username=user.get_username(), user=user)
         return response
 
-    def form_invalid(self, form: LoginForm) -> HttpResponse:
+    def form_invalid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]  # form_class is LoginForm
         username = form.data.get("username", "")
         if username:
             if form.locked:
@@ -62,16 +63,16 @@ class LoginView(auth_views.LoginView):
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
-    destination = {
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
+    destinations: dict[str, str] = {
         Role.PATIENT: "my-home",
         Role.RELATIVE: "relative-home",
         Role.CLINICIAN: "triage",
         Role.QUALITY: "quality-overview",
         Role.ANALYST: "indicator-home",
         Role.ADMIN: "triage",
-    }[request.user.role]
-    return redirect(destination)
+    }
+    return redirect(destinations[request.user.role])
 
 
 def _next_or(request: HttpRequest, fallback: str) -> str:
@@ -83,7 +84,7 @@ def _next_or(request: HttpRequest, fallback: str) -> str:
 
 
 @login_required
-def two_factor(request: HttpRequest) -> HttpResponse:
+def two_factor(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Turn on (or move to another phone) TOTP two-factor login for a staff account.
 
     Both need the password again. Confirming a new app, and removing the old one, end every
@@ -136,7 +137,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def tokens(request: HttpRequest) -> HttpResponse:
+def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The person's own API tokens (programs they logged in with), to see and revoke."""
     rows = ApiToken.objects.filter(user=request.user).order_by("-created_at")[:100]
     return render(request, "accounts/tokens.html", {"tokens": rows, "now": timezone.now()})
@@ -144,7 +145,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     if not api_token_revoke(owner=request.user, token_id=token_id, by=request.user, request=request):
         raise Http404  # someone else's token is not told apart from one that does not exist
     messages.success(request, _("The token is revoked. A program using it must log in again."))

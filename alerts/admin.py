@@ -31,7 +31,7 @@ class RuleRevisionInline(admin.TabularInline):
     def parameters(self, obj: RuleRevision) -> str:
         return _words(obj.params)
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -77,7 +77,7 @@ class RuleOverrideAdmin(PatientDataAdmin):
     list_display = ("rule", "patient", "params", "created_by", "created_at", "ended_at")
     readonly_fields = [f.name for f in RuleOverride._meta.fields]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False  # through alerts.definitions.rule_override_set (patient page), which validates
 
 
@@ -115,10 +115,10 @@ class SafetyNetInline(admin.TabularInline):
     def switched_off_because(self, obj: Rule) -> str:
         return obj.switched_off_reason
 
-    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request):
         return super().get_queryset(request).exclude(safety_net_for="")
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 

@@ -25,6 +25,7 @@ from audit.models import Outcome as AuditOutcome
 from audit.services import audit_record
 from patients.access import patient_or_404, patients_for
 from proplatform.middleware import current_request_id
+from smart.principal import principal
 
 
 class PatientRef(serializers.Serializer):
@@ -132,7 +133,7 @@ def snooze_payload(s: Snooze) -> dict[str, Any]:
 
 
 def _require_clinician(request: Request) -> None:
-    if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
+    if principal(request).role not in {Role.CLINICIAN, Role.ADMIN}:
         raise PermissionDenied("Only clinicians triage alerts.")
 
 

@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
 
@@ -11,10 +12,20 @@ class AlertsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import m2m_changed
 
+        from patients.access import unfinished_work_register
         from patients.models import Program
 
         m2m_changed.connect(_questionnaires_joined, sender=Program.questionnaires.through,
                             dispatch_uid="alerts.safety_net")
+        # An alert not resolved keeps the team's access to the patient after the grace period
+        # (patients.access.patients_for): never an open alert on nobody's worklist.
+        unfinished_work_register("alerts.unresolved", _alert_unresolved)
+
+
+def _alert_unresolved(patient: OuterRef) -> Exists:
+    from alerts.models import Alert, Status
+
+    return Exists(Alert.objects.filter(patient=patient, status__in=(Status.OPEN, Status.ACKNOWLEDGED)))
 
 
 def _questionnaires_joined(sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any) -> None:

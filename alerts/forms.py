@@ -11,6 +11,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import User
 from alerts.lifecycle import NOTE_MAX
 from alerts.models import Outcome, Rule
 from alerts.params_words import label
@@ -27,8 +28,8 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 
 class AssignForm(DescribedForm):
-    assignee = forms.ModelChoiceField(queryset=None, required=False, label=_("Assign to"),  # type: ignore[arg-type]
-                                      empty_label=_("Nobody"))
+    assignee: forms.ModelChoiceField[User] = forms.ModelChoiceField(
+        queryset=None, required=False, label=_("Assign to"), empty_label=_("Nobody"))
     # The assignee the page showed: a re-assignment by a colleague meanwhile is a conflict.
     current = forms.IntegerField(required=False, widget=forms.HiddenInput)
     note = forms.CharField(required=False, max_length=NOTE_MAX, label=_("Note (optional)"))

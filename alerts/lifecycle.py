@@ -241,6 +241,34 @@ def _decimal(raw: Any, field: str, errors: dict[str, str]) -> Decimal | None:
     return value
 
 
+def _snooze_until_problem(until: datetime | None, now: datetime) -> str | None:
+    if until is None:
+        return _("Say until when.")
+    if timezone.is_naive(until):
+        return _("Give the time with its time zone.")
+    if until <= now:
+        return _("The end must be in the future.")
+    if until > now + SNOOZE_MAX:
+        return _("At most %(days)s days ahead.") % {"days": SNOOZE_MAX.days}
+    return None
+
+
+def _snooze_alert_problem(alert: Alert, patient: Any, measure: str, component: str) -> dict[str, str] | None:
+    """Why a snooze cannot be made from ``alert`` (field → message), or None."""
+    if alert.patient_id != patient.pk:
+        return {"alert": _("This alert is about another patient.")}
+    target = snooze_target(alert.rule.kind, alert.evidence)
+    if target is None:
+        # A snooze silences a measured level; made from a "contact me" or a score alert it would
+        # silence nothing that raised it, and its "resolve" would close the patient's request.
+        return {"alert": _("This alert is not about a measured level, so it cannot be snoozed.")}
+    if target != (measure, component):
+        # Made from an alert, it covers that alert's measure: a weight snooze posted under a red
+        # SpO2 alert would otherwise resolve the SpO2 alert although nothing about SpO2 was snoozed.
+        return {"measure": _("A snooze made from this alert covers its own measurement.")}
+    return None
+
+
 def snooze_create(*, patient: Any, measure: str, component: str = "value", low: Any = None, high: Any = None,
                   until: datetime | None, reason: str, user: Any, alert: Alert | None = None,
                   resolve: bool = False, request: Any = None) -> Snooze:
@@ -261,29 +289,15 @@ def snooze_create(*, patient: Any, measure: str, component: str = "value", low: 
     if lo is not None and hi is not None and lo > hi:
         errors["high"] = _("The highest value must not be below the lowest.")
     now = timezone.now()
-    if until is None:
-        errors["until"] = _("Say until when.")
-    elif timezone.is_naive(until):
-        errors["until"] = _("Give the time with its time zone.")
-    elif until <= now:
-        errors["until"] = _("The end must be in the future.")
-    elif until > now + SNOOZE_MAX:
-        errors["until"] = _("At most %(days)s days ahead.") % {"days": SNOOZE_MAX.days}
+    if (problem := _snooze_until_problem(until, now)) is not None:
+        errors["until"] = problem
     reason = (reason or "").strip()
     if not reason:
         errors["reason"] = _("Say why this level is expected for this patient.")
     elif len(reason) > NOTE_MAX:
         errors["reason"] = _("Keep the reason under %(n)s characters.") % {"n": NOTE_MAX}
-    if alert is not None and alert.patient_id != patient.pk:
-        errors["alert"] = _("This alert is about another patient.")
-    elif alert is not None and (target := snooze_target(alert.rule.kind, alert.evidence)) is None:
-        # A snooze silences a measured level; made from a "contact me" or a score alert it would
-        # silence nothing that raised it, and its "resolve" would close the patient's request.
-        errors["alert"] = _("This alert is not about a measured level, so it cannot be snoozed.")
-    elif alert is not None and target != (measure, component):
-        # Made from an alert, it covers that alert's measure: a weight snooze posted under a red
-        # SpO2 alert would otherwise resolve the SpO2 alert although nothing about SpO2 was snoozed.
-        errors["measure"] = _("A snooze made from this alert covers its own measurement.")
+    if alert is not None and (problem := _snooze_alert_problem(alert, patient, measure, component)) is not None:
+        errors.update(problem)
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

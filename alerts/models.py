@@ -31,7 +31,7 @@ class Rule(models.Model):
     """A declarative rule attached to a programme. ``params`` is validated by the kind's
     pydantic model (alerts.rules registry) when saved and parsed again when evaluated.
 
-    Change rules through ``alerts.services.rule_save``: it bumps ``version`` and keeps the old
+    Change rules through ``alerts.definitions.rule_save``: it bumps ``version`` and keeps the old
     definition as a RuleRevision, so every alert can say which definition raised it."""
 
     program = models.ForeignKey("patients.Program", on_delete=models.CASCADE, related_name="rules",
@@ -290,7 +290,7 @@ class RuleError(models.Model):
 class EscalationPolicy(models.Model):
     """How a team's red alerts climb when nobody acknowledges them: after ``after`` the on-call
     nurse is notified, after twice that the team lead. Driven by a periodic job from database
-    state (alerts.services.alerts_escalate), so a restart never loses a pending step."""
+    state (alerts.escalation.alerts_escalate), so a restart never loses a pending step."""
 
     care_team = models.OneToOneField("patients.CareTeam", on_delete=models.CASCADE, related_name="escalation",
                                      verbose_name=_("care team"))

@@ -10,11 +10,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts.backtest import MAX_DAYS, Result, backtest_run
 from alerts.models import Rule, RuleKind
@@ -67,7 +68,7 @@ def _patients(request: HttpRequest, result: Result) -> list[dict[str, Any]]:
 
 
 @role_required(Role.ADMIN)
-def backtest(request: HttpRequest) -> HttpResponse:
+def backtest(request: AuthenticatedHttpRequest) -> HttpResponse:
     rules = list(Rule.objects.filter(active=True).select_related("program").order_by("program__name", "id"))
     form = BacktestForm(request.POST or None, rules=rules)
     result, patients = None, []

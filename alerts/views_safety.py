@@ -6,11 +6,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts.models import Rule
 from alerts.safety import may_switch_safety_nets, safety_rule_switch
@@ -37,7 +38,7 @@ def _last_change(rule: Rule) -> Any:
 
 
 @role_required(Role.ADMIN, Role.CLINICIAN)
-def safety_nets(request: HttpRequest) -> HttpResponse:
+def safety_nets(request: AuthenticatedHttpRequest) -> HttpResponse:
     nets = _nets_for(request.user)
     if request.user.role != Role.ADMIN and not nets:
         raise Http404("You lead no team with patients in a programme.")

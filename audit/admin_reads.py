@@ -14,7 +14,7 @@ from audit.models import Action
 from audit.services import audit_record_many, client_ip
 
 
-class PatientDataAdmin(admin.ModelAdmin):
+class PatientDataAdmin(admin.ModelAdmin[Any]):
     """``patient_path``: the attributes from a row to its patient's id (``"patient_id"``, or
     ``"occurrence.patient_id"``); list pages select along it, so reading it costs no query."""
 
@@ -28,7 +28,8 @@ class PatientDataAdmin(admin.ModelAdmin):
     def _patient_of(self, obj: Any) -> uuid.UUID | None:
         for name in self.patient_path.split("."):
             obj = getattr(obj, name, None)
-        return obj
+        patient_id: uuid.UUID | None = obj  # the path ends at the patient's id
+        return patient_id
 
     def _audit(self, request: HttpRequest, what: str, objects: list[Any]) -> None:
         action = Action.UPDATE if request.method == "POST" else Action.READ

@@ -1,6 +1,7 @@
 """The one way audit rows are written."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -19,10 +20,11 @@ def client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
     if settings.BEHIND_TLS_PROXY:
-        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        forwarded: list[str] = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
         if forwarded:
             return forwarded[-1]
-    return request.META.get("REMOTE_ADDR") or None
+    remote: str | None = request.META.get("REMOTE_ADDR")
+    return remote or None
 
 
 def audit_record(
@@ -41,7 +43,7 @@ def audit_record(
     return event
 
 
-def audit_record_many(*, user: Any, action: Action, reads: list[tuple[str, uuid.UUID | None]],
+def audit_record_many(*, user: Any, action: Action, reads: Sequence[tuple[str, uuid.UUID | None]],
                       ip: str | None = None) -> None:
     """One row per (resource, patient id) in ``reads``, all by one person, in one INSERT (e.g. a
     burst of live alert pushes to one triage page)."""

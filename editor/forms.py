@@ -251,7 +251,7 @@ class EnrolForm(DescribedForm):
                                      error_messages={"required": _l("Search for the patient and choose one."),
                                                      "invalid_choice": _l("Search for the patient and choose one.")})
     care_team = forms.ModelChoiceField(
-        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),  # type: ignore[arg-type]
+        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),
         error_messages={"required": _l("Choose the team that follows the patient."),
                         "invalid_choice": _l("Choose the team that follows the patient.")})
     treatment_start = forms.DateField(label=_l("Treatment start (index date)"),

@@ -280,7 +280,7 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
             if pending.get("library"):
                 from django.core.management.base import CommandError
 
-                from questionnaires.management.commands.load_instruments import instrument_load
+                from questionnaires.instruments import instrument_load
 
                 try:
                     questionnaire, _changed = instrument_load(name=pending["library"])

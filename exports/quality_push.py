@@ -168,8 +168,8 @@ def _check(response: httpx.Response, sent: int) -> None:
                          status)
     entries = answer.get("entry")
     if not isinstance(entries, list) or len(entries) != sent:
-        got = len(entries) if isinstance(entries, list) else "no"
-        raise SendFailed(f"The server's batch-response has {got} entries for the {sent} sent; the outcome "
+        count: int | str = len(entries) if isinstance(entries, list) else "no"
+        raise SendFailed(f"The server's batch-response has {count} entries for the {sent} sent; the outcome "
                          "of this Bundle is unknown.", status)
     statuses = []
     for index, entry in enumerate(entries):

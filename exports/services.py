@@ -122,7 +122,7 @@ def export_types_for_scopes(*, principal: SystemPrincipal, params: dict[str, Any
 def export_job_requester(job: ExportJob) -> Any:
     """Who an export runs for: its person, or its system client (whose current state counts: a
     client deactivated since the kick-off is refused by export_patients)."""
-    return SystemPrincipal(client=job.client) if job.client_id else job.requester
+    return SystemPrincipal(client=job.client) if job.client is not None else job.requester
 
 
 def _enqueue(job_id: Any) -> None:

@@ -1,24 +1,30 @@
 """The quality page that sends a cohort to a quality database and lists past sends."""
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from exports.models import Destination, SendRecord
 from exports.privacy import PseudonymKeyMissing
 from exports.quality_push import quality_send_start
 from exports.selectors import ExportError
 
+if TYPE_CHECKING:
+    from outcomes.models import Cohort
+
 
 class SendForm(forms.Form):
     destination = forms.ModelChoiceField(queryset=Destination.objects.filter(active=True),
                                          label=gettext_lazy("Quality database"))
-    cohort = forms.ModelChoiceField(queryset=None, label=gettext_lazy("Cohort"))
+    cohort: "forms.ModelChoiceField[Cohort]" = forms.ModelChoiceField(queryset=None, label=gettext_lazy("Cohort"))
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -28,7 +34,7 @@ class SendForm(forms.Form):
 
 
 @role_required(Role.QUALITY, Role.ADMIN)
-def sends(request: HttpRequest) -> HttpResponse:
+def sends(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SendForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

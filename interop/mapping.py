@@ -78,7 +78,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                      **capability_search_params("QuestionnaireResponse")},
                     # What an Observation's ``device`` refers to (interop/views_reads.py)
                     {"type": "Device", "interaction": [{"code": "read"}]},
-                    # Cohorts (outcomes/fhir_views.py): criteria, members evaluated when exported
+                    # Cohorts (interop/views_group.py): criteria, members evaluated when exported
                     {"type": "Group", "interaction": [{"code": "read"}, {"code": "search-type"}],
                      **capability_search_params("Group"),
                      "operation": [{"name": "export", "definition":

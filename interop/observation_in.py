@@ -154,6 +154,18 @@ def parse_observation(resource: Any) -> ParsedObservation:
     if resource.get("status") not in ACCEPTED_STATUS:
         out.problems.append(Problem("Observation.status", f"status must be one of {sorted(ACCEPTED_STATUS)}"))
     _subject(resource, out)
+    code = _measure(resource, out)
+    if isinstance(resource.get("issued"), str):
+        out.issued = resource["issued"]
+    _effective(resource, out)
+    _identifier(resource, out)
+    _device(resource, out)
+    _values(resource, code, out)
+    return out
+
+
+def _measure(resource: dict[str, Any], out: ParsedObservation) -> str | None:
+    """The measure the Observation's code names, if this platform monitors it."""
     code, coding = _code(resource.get("code"))
     if code is None:
         out.problems.append(Problem("Observation.code", "a LOINC (or NPU) code is required"))
@@ -168,8 +180,10 @@ def parse_observation(resource: Any) -> ParsedObservation:
     out.measure, out.original_coding = code, coding
     if code is not None:
         out.sent_code = resource.get("code")
-    if isinstance(resource.get("issued"), str):
-        out.issued = resource["issued"]
+    return code
+
+
+def _effective(resource: dict[str, Any], out: ParsedObservation) -> None:
     period = resource.get("effectivePeriod")
     when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
         (period.get("start") if isinstance(period, dict) else None)
@@ -184,6 +198,9 @@ def parse_observation(resource: Any) -> ParsedObservation:
             out.problems.append(Problem("Observation.effective", "the time must include a time zone"))
         else:
             out.effective_at = parsed
+
+
+def _identifier(resource: dict[str, Any], out: ParsedObservation) -> None:
     identifiers = resource.get("identifier")
     if isinstance(identifiers, list) and identifiers and isinstance(identifiers[0], dict):
         first = identifiers[0]
@@ -197,6 +214,9 @@ def parse_observation(resource: Any) -> ParsedObservation:
                     "are kept")))
             else:
                 out.client_id = client_id
+
+
+def _device(resource: dict[str, Any], out: ParsedObservation) -> None:
     # A device of this server (Device/<id>) is checked as REST's "device" is: the patient's, and
     # lent to them when measured. Any other form (a display, an identifier, another server's id
     # that is not a number) says nothing this server can check, and is ignored like the rest.
@@ -204,6 +224,9 @@ def parse_observation(resource: Any) -> ParsedObservation:
     reference = device.get("reference") if isinstance(device, dict) else None
     if isinstance(reference, str) and re.fullmatch(r"Device/\d{1,18}", reference):
         out.device_id = int(reference.removeprefix("Device/"))
+
+
+def _values(resource: dict[str, Any], code: str | None, out: ParsedObservation) -> None:
     if out.is_panel:
         parts = {}
         for i, component in enumerate(resource.get("component") or []):
@@ -221,4 +244,3 @@ def parse_observation(resource: Any) -> ParsedObservation:
                 out.problems.append(Problem("Observation.component", "systolic and diastolic need the same unit"))
     elif code is not None:
         out.value, out.unit = _quantity(resource.get("valueQuantity"), "Observation.valueQuantity", out)
-    return out

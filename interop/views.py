@@ -175,7 +175,7 @@ class FhirFallbackView(FhirView):
         raise exceptions.NotFound(f"/fhir/{rest[:100]} names no resource type or resource served here; "
                                   "GET /fhir/metadata lists them.")
 
-    get = post = put = patch = delete = head = extend_schema(exclude=True)(_answer)  # type: ignore[assignment]
+    get = post = put = patch = delete = head = extend_schema(exclude=True)(_answer)
 
     @property
     def allowed_methods(self) -> list[str]:

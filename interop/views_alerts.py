@@ -25,6 +25,7 @@ from interop.search_resources import DETECTED_ISSUE_STATUSES, FLAG_STATUSES, ale
 from interop.views import FhirView
 from interop.views_questionnaires import _base
 from patients.access import patient_or_404
+from smart.principal import principal
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 _BUNDLE = OpenApiResponse(OpenApiTypes.OBJECT, description="searchset Bundle")
@@ -40,7 +41,7 @@ class _AlertView(FhirView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
+        if principal(request).role not in {Role.CLINICIAN, Role.ADMIN}:
             raise exceptions.PermissionDenied("Flag and DetectedIssue are for the patient's care team.")
 
 

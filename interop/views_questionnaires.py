@@ -247,7 +247,7 @@ def _authored_outcome(message: str) -> dict:
     return operation_outcome("error", "invalid", message, expression=["QuestionnaireResponse.authored"])
 
 
-def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:  # type: ignore[no-untyped-def]
+def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:
     """The version the response names, if its questionnaire belongs to one of the patient's
     programmes. Without "|version", the newest version."""
     url, _, version = canonical.partition("|")

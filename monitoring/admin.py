@@ -15,7 +15,7 @@ class DeviceTokenInline(admin.TabularInline):
     readonly_fields = ("created_at", "revoked_at")
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -31,7 +31,7 @@ class DeviceLendingInline(admin.TabularInline):
     can_delete = False
     ordering = ("-lent_from",)
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -42,14 +42,14 @@ class DeviceAdmin(PatientDataAdmin):
     search_fields = ("serial", "model")
     inlines = [DeviceLendingInline, DeviceTokenInline]
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change:  # registered here: its first lending starts the history
             DeviceLending.objects.get_or_create(device=obj, lent_from=obj.lent_from,
                                                 defaults={"patient": obj.patient, "lent_to": obj.lent_to})
     actions = ["issue_token", "revoke_tokens"]
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request, obj=None):
         # Lending a device to another patient revokes its tokens and is audited: that goes through
         # the device pages (monitoring.services.device_lend/device_return), not an edit of the row,
         # after which the old token would write into the new patient's record.
@@ -58,7 +58,7 @@ class DeviceAdmin(PatientDataAdmin):
     # The actions go through the same services as the clinicians' device pages, so the rules
     # (one live token per device, none for a returned device) and the audit rows are the same.
     @admin.action(description="Issue a new token (shown once; earlier tokens are revoked)")
-    def issue_token(self, request, queryset):  # type: ignore[no-untyped-def]
+    def issue_token(self, request, queryset):
         for device in queryset:
             try:
                 _token, raw = device_token_issue(device=device, by=request.user, request=request)
@@ -70,7 +70,7 @@ class DeviceAdmin(PatientDataAdmin):
                                       "it cannot be shown again.")
 
     @admin.action(description="Revoke all tokens (the device is refused at once)")
-    def revoke_tokens(self, request, queryset):  # type: ignore[no-untyped-def]
+    def revoke_tokens(self, request, queryset):
         revoked = sum(device_token_revoke(device=device, by=request.user, request=request) for device in queryset)
         messages.success(request, f"{revoked} token(s) revoked.")
 

@@ -56,7 +56,7 @@ class _SentReadingForm(DescribedForm):
             "%(value)s %(unit)s is unusual. Check the number on your device. If it is right, press "
             "Send again.") % {"value": number_format(shown.normalize()), "unit": measure.unit_label})
 
-    def clean_measured_at(self):  # type: ignore[no-untyped-def]
+    def clean_measured_at(self):
         # A datetime-local field has no zone: it is the patient's local (Danish) time.
         when = self.cleaned_data["measured_at"]
         if when is None:

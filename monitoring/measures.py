@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Component:
 
     loinc: str
     display: str
-    label: str
+    label: StrOrPromise
     minimum: Decimal
     maximum: Decimal
     usual_low: Decimal
@@ -40,9 +41,9 @@ class Measure:
     code: str
     loinc: str
     display: str
-    label: str  # shown to people; translatable
+    label: StrOrPromise  # shown to people; translatable
     unit: str  # canonical UCUM unit
-    unit_label: str  # how the unit is shown to people
+    unit_label: StrOrPromise  # how the unit is shown to people
     minimum: Decimal  # lowest possible value (inclusive)
     maximum: Decimal  # highest possible value (inclusive)
     step: Decimal

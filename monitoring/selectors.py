@@ -74,7 +74,7 @@ def reading_measures_for(patient: Patient) -> list[str]:
 def _watched_measures(patient: Patient) -> set[str]:
     """The measures any active rule of the patient's programmes watches: threshold, bands and
     change rules name one; a combination rule names its reading's; NEWS2 watches its chart's."""
-    watched = set()
+    watched: set[str | None] = set()
     for kind, p in rules_running_for(patient.pk, timezone.localdate()).values_list("kind", "params"):
         if kind == "news2":  # its chart's measures, named by none of its parameters
             watched |= {band.measure for band in NEWS2_CHART}

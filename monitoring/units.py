@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from monitoring.measures import Measure
 
-_ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+_ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 # UCUM code as sent -> pint expression. One row per spelling we accept.
 UCUM_TO_PINT: dict[str, str] = {

@@ -20,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action, Outcome
 from audit.services import audit_record, audit_record_many, client_ip
@@ -39,7 +40,7 @@ from proplatform.forms import form_errors_from
 STAFF = (Role.CLINICIAN, Role.ADMIN)
 
 
-def _patient(request: HttpRequest, patient_id: uuid.UUID, *, resource: str,
+def _patient(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, *, resource: str,
              action: Action = Action.READ) -> Patient:
     """The patient, for a clinician on one of their teams (or an admin). Other roles are refused
     by role before any lookup, which is still audited as an attempt on this patient's record."""
@@ -64,7 +65,7 @@ def _with_tokens(devices: QuerySet[Device]) -> QuerySet[Device]:
 # --- lists ------------------------------------------------------------------------------------
 
 @role_required(*STAFF)
-def device_list(request: HttpRequest) -> HttpResponse:
+def device_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Devices of every patient of the clinician's care teams, filtered by kind and status."""
     form = DeviceFilterForm(request.GET or None)
     kind = status = ""
@@ -91,7 +92,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def patient_devices(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+def patient_devices(request: AuthenticatedHttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     patient = _patient(request, patient_id, resource=f"Device?patient={patient_id} (page)")
     # The patient's earlier lendings (ADR 0015), without the current lendings listed above and
     # without whom a device went to next: that may be another team's patient.
@@ -108,7 +109,7 @@ def patient_devices(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def device_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+def device_new(request: AuthenticatedHttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     """Register a device and lend it to this patient (the model has no unlent devices)."""
     action = Action.CREATE if request.method == "POST" else Action.READ
     patient = _patient(request, patient_id, action=action, resource=f"Device (register for Patient/{patient_id})")
@@ -131,7 +132,7 @@ def device_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def device_lend_view(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+def device_lend_view(request: AuthenticatedHttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     """Lend a registered, returned device (found by kind and serial number) to this patient."""
     action = Action.UPDATE if request.method == "POST" else Action.READ
     patient = _patient(request, patient_id, action=action, resource=f"Device (lend to Patient/{patient_id})")
@@ -181,7 +182,7 @@ def _detail(request: HttpRequest, patient: Patient, device: Device, return_form:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def device_detail(request: HttpRequest, patient_id: uuid.UUID, device_id: int) -> HttpResponse:
+def device_detail(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, device_id: int) -> HttpResponse:
     """The device, its tokens, and (POST) the form that records its return."""
     action = Action.UPDATE if request.method == "POST" else Action.READ
     patient = _patient(request, patient_id, action=action, resource=f"Device/{device_id} (page)")
@@ -202,7 +203,7 @@ def device_detail(request: HttpRequest, patient_id: uuid.UUID, device_id: int) -
 @never_cache
 @require_POST
 @login_required
-def device_token_new(request: HttpRequest, patient_id: uuid.UUID, device_id: int) -> HttpResponse:
+def device_token_new(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, device_id: int) -> HttpResponse:
     """Issue a token and show it, once, on the page this POST answers with.
 
     The raw token is put in this response and nowhere else: not in a URL, a session, a message
@@ -220,7 +221,7 @@ def device_token_new(request: HttpRequest, patient_id: uuid.UUID, device_id: int
 
 @require_POST
 @login_required
-def device_token_revoke_view(request: HttpRequest, patient_id: uuid.UUID, device_id: int) -> HttpResponse:
+def device_token_revoke_view(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, device_id: int) -> HttpResponse:
     patient = _patient(request, patient_id, action=Action.UPDATE, resource=f"Device/{device_id} token revoke")
     device = _device(patient, device_id)
     revoked = device_token_revoke(device=device, by=request.user, request=request)

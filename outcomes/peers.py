@@ -7,8 +7,8 @@ the reason is given instead. Similar patients who withdrew from secondary use ne
 and the patient never compares with themself. What is shown of the others is three numbers per
 timepoint over at least 20 people: an aggregate, not a read of their records.
 
-Reached from the patient's "Mine svar" page and the clinician's patient page through
-``settings.MY_ANSWERS_REFERENCE`` (a dotted path), so the lower apps do not import outcomes.
+Shown on the patient's "Mine svar" page and the clinician's patient page (clinic.my_answers,
+clinic.views), which sit above outcomes in the layers.
 """
 
 from __future__ import annotations

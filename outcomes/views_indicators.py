@@ -61,7 +61,7 @@ class IndicatorFilterForm(forms.Form):
     department = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
     team = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
-    def clean(self):  # type: ignore[no-untyped-def]
+    def clean(self):
         data = super().clean()
         start, end = data.get("start_from"), data.get("start_to")
         if start and end and start > end:

@@ -19,51 +19,75 @@ record, no history, no identifiers (``patients_for_answering``, ``purpose="answe
 Objects outside a person's scope answer 404, so their existence is not revealed.
 """
 
+import operator
 import uuid
-from datetime import timedelta
-from typing import Any, Literal
+from collections.abc import Callable
+from datetime import date, timedelta
+from functools import reduce
+from typing import Literal
 
-from django.apps import apps
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.http import AuthenticatedHttpRequest
+from accounts.models import Role, User
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from patients.models import CareTeam, Patient, TreatmentEpisode
-from smart.principal import is_system
+from smart.principal import SystemPrincipal
 
 Purpose = Literal["read", "answer"]
+# Who asks: a person (a User, or AnonymousUser before anyone signed in) or a system client
+# (ADR 0018). A device (monitoring.authentication.DevicePrincipal) reads nothing and is refused
+# before these; were one passed, its role "device" would see no one.
+Requester = User | AnonymousUser | SystemPrincipal | None
+
+# Unfinished work that keeps a team's access after the grace period is held by apps above this
+# one (alerts: an alert not resolved; questionnaires: completed answers nobody has reviewed). Each
+# registers, from its AppConfig.ready, an EXISTS over its own rows for the patient given as an
+# OuterRef, so this module names no app above it (docs/architecture.md, "Layers").
+UnfinishedWork = Callable[[OuterRef], Exists]
+_unfinished_work: dict[str, UnfinishedWork] = {}
 
 
-def patients_for(user: Any) -> QuerySet[Patient]:
-    if user is None or not user.is_authenticated or not user.is_active:
+def unfinished_work_register(name: str, work: UnfinishedWork) -> None:
+    """Declare a kind of unfinished work for a patient that keeps their team's access (see above)."""
+    _unfinished_work[name] = work
+
+
+def unfinished_work_kinds() -> list[str]:
+    return sorted(_unfinished_work)
+
+
+def patients_for(user: Requester) -> QuerySet[Patient]:
+    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated or not user.is_active:
         return Patient.objects.none()
+    if isinstance(user, SystemPrincipal):  # role "system": no person's role below applies to it
+        # A backend service is secondary use: patients who withdrew from it are not there.
+        return (Patient.objects.filter(secondary_use_withdrawn_at__isnull=True) if user.identified_allowed
+                else Patient.objects.none())
     if user.role == Role.ADMIN:
         return Patient.objects.all()
     if user.role == Role.PATIENT:
         return Patient.objects.filter(user=user)
-    if is_system(user):
-        # A backend service is secondary use: patients who withdrew from it are not there.
-        return (Patient.objects.filter(secondary_use_withdrawn_at__isnull=True) if user.identified_allowed
-                else Patient.objects.none())
     if user.role == Role.CLINICIAN:
         # After the grace period the team still sees a patient it has unfinished work for: an
         # alert not resolved, or answers nobody has marked as reviewed. Access ends when the work
         # does, never with an open alert on nobody's worklist.
-        alert, response = apps.get_model("alerts", "Alert"), apps.get_model("questionnaires", "QuestionnaireResponse")
+        in_care = Exists(care_episodes(user).filter(patient=OuterRef("pk")))
+        unfinished = [work(OuterRef("pk")) for work in _unfinished_work.values()]
+        if not unfinished:
+            return Patient.objects.filter(in_care)
         team_episode = TreatmentEpisode.objects.filter(care_team__members=user, patient=OuterRef("pk"))
-        unfinished = (Exists(alert.objects.filter(patient=OuterRef("pk"), status__in=("open", "acknowledged")))
-                      | Exists(response.objects.filter(patient=OuterRef("pk"), status="completed",
-                                                       review__isnull=True)))
-        return Patient.objects.filter(Exists(care_episodes(user).filter(patient=OuterRef("pk")))
-                                      | (Exists(team_episode) & unfinished))
+        return Patient.objects.filter(in_care | (Exists(team_episode) & reduce(operator.or_, unfinished)))
     return Patient.objects.none()
 
 
-def episodes_in_care(*, on: Any = None) -> QuerySet[TreatmentEpisode]:
+def episodes_in_care(*, on: date | None = None) -> QuerySet[TreatmentEpisode]:
     """Episodes through which a care team can see a patient on ``on`` (a Danish calendar day):
     not started yet (baseline answers come before the treatment starts), running, or ended less
     than ``CARE_ACCESS_GRACE_DAYS`` ago. What a patient answers is offered, and judged by the
@@ -73,7 +97,7 @@ def episodes_in_care(*, on: Any = None) -> QuerySet[TreatmentEpisode]:
     return TreatmentEpisode.objects.filter(Q(end__isnull=True) | Q(end__gte=ended_after))
 
 
-def care_episodes(user: Any) -> QuerySet[TreatmentEpisode]:
+def care_episodes(user: User) -> QuerySet[TreatmentEpisode]:
     """The episodes through which a clinician has access: their teams' episodes that have not
     ended, or ended less than ``CARE_ACCESS_GRACE_DAYS`` ago (Danish calendar days)."""
     ended_after = timezone.localdate() - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
@@ -81,10 +105,11 @@ def care_episodes(user: Any) -> QuerySet[TreatmentEpisode]:
         Q(end__isnull=True) | Q(end__gte=ended_after))
 
 
-def patients_for_answering(user: Any) -> QuerySet[Patient]:
+def patients_for_answering(user: Requester) -> QuerySet[Patient]:
     """Whose questionnaires ``user`` may fill in: their own, or — for a relative — those of the
     patients who granted it and have not revoked it."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    if (user is None or isinstance(user, AnonymousUser | SystemPrincipal) or not user.is_authenticated
+            or not user.is_active):
         return Patient.objects.none()
     if user.role == Role.PATIENT:
         return Patient.objects.filter(user=user)
@@ -94,8 +119,8 @@ def patients_for_answering(user: Any) -> QuerySet[Patient]:
     return Patient.objects.none()
 
 
-def teams_for(user: Any) -> QuerySet[CareTeam]:
-    if user is None or not user.is_authenticated:
+def teams_for(user: Requester) -> QuerySet[CareTeam]:
+    if user is None or isinstance(user, AnonymousUser | SystemPrincipal) or not user.is_authenticated:
         return CareTeam.objects.none()
     if user.role == Role.ADMIN:
         return CareTeam.objects.all()
@@ -104,16 +129,17 @@ def teams_for(user: Any) -> QuerySet[CareTeam]:
     return CareTeam.objects.none()
 
 
-def can_see_identifiers(user: Any) -> bool:
+def can_see_identifiers(user: Requester) -> bool:
     # Quality staff and analysts (aggregates only) never see who a patient is.
-    return user is not None and user.is_authenticated and user.role not in (Role.QUALITY, Role.ANALYST)
+    return (user is not None and not isinstance(user, AnonymousUser) and user.is_authenticated
+            and user.role not in (Role.QUALITY, Role.ANALYST))
 
 
 def patient_or_404(
     request: HttpRequest,
     patient_id: uuid.UUID | str,
     *,
-    user: Any = None,
+    user: Requester = None,
     action: Action = Action.READ,
     resource: str,
     purpose: Purpose = "read",
@@ -147,3 +173,14 @@ def own_patient_or_404(request: HttpRequest, *, action: Action = Action.READ, re
     if patient is None:
         raise Http404("No patient record for this login.")
     return patient_or_404(request, patient.pk, action=action, resource=resource)
+
+
+def clinician_patient_or_404(request: AuthenticatedHttpRequest, patient_id: uuid.UUID | str, *, resource: str,
+                             action: Action = Action.READ) -> Patient:
+    """The patient, for a clinician on one of their teams (or an administrator). Other roles are
+    refused by role before any lookup; that is still audited as an attempt on the record."""
+    if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
+        audit_record(user=request.user, action=action, resource=resource, outcome=Outcome.DENIED,
+                     patient_id=patient_id if isinstance(patient_id, uuid.UUID) else None, request=request)
+        raise PermissionDenied
+    return patient_or_404(request, patient_id, action=action, resource=resource)

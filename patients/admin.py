@@ -1,32 +1,9 @@
 from django.contrib import admin
-from django.db import transaction
 
-from audit.admin_reads import PatientDataAdmin
-from patients.models import CareTeam, Patient, Program, TreatmentEpisode
+from patients.models import CareTeam, Program
 
-
-class EpisodeInline(admin.TabularInline):
-    model = TreatmentEpisode
-    extra = 0
-
-
-@admin.register(Patient)
-class PatientAdmin(PatientDataAdmin):
-    # No CPR in the list: it is shown (and audited) only on the one patient's page.
-    list_display = ("given_name", "family_name", "birth_date", "sex")
-    search_fields = ("family_name", "given_name")
-    inlines = [EpisodeInline]
-    patient_path = "pk"
-
-    def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
-        super().save_formset(request, form, formset, change)
-        if formset.model is TreatmentEpisode:
-            from schedules.tasks import generate_occurrences_for_episode
-
-            # A new episode gets its questionnaire occurrences now, not at the daily sweep.
-            for episode in formset.new_objects:
-                transaction.on_commit(lambda pk=episode.pk: generate_occurrences_for_episode.delay(pk), robust=True)
-
+# The Patient admin (with its episodes, which get their questionnaire occurrences on save) spans
+# patients and schedules, so it is registered in clinic/admin.py, above both in the layers.
 
 # No filter_horizontal: Django's two-list widget puts aria-label on a bare <span> (axe-core
 # "aria-prohibited-attr", issue 24); a plain multiple select keeps its label.

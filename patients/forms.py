@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -43,4 +43,5 @@ class PatientFilterForm(forms.Form):
 
     def __init__(self, *args: Any, programs: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["program"].choices = [("", _("All programmes"))] + [(p.pk, p.name) for p in programs]
+        cast(forms.ChoiceField, self.fields["program"]).choices = (
+            [("", _("All programmes"))] + [(p.pk, p.name) for p in programs])

@@ -1,10 +1,13 @@
 """Read-only questions about patients that several apps ask."""
 
+from dataclasses import dataclass
+from datetime import date
+
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from patients.models import Patient, Program, Region
+from patients.models import Patient, Program, Region, TreatmentEpisode, age_on
 
 
 def patient_in_capital_region(patient: Patient) -> bool:
@@ -32,3 +35,19 @@ def program_for_receipt(patient: Patient, questionnaire_url: str) -> Program | N
     current = (Program.objects.filter(Q(episodes__end=None) | Q(episodes__end__gte=today), episodes__patient=patient)
                .distinct().order_by("pk"))
     return current.filter(questionnaires__url=questionnaire_url).first() or current.first()
+
+
+@dataclass(frozen=True)
+class PatientHeader:
+    patient: Patient
+    age: int
+    episodes: list[TreatmentEpisode]
+
+
+def patient_header(patient: Patient, *, today: date | None = None) -> PatientHeader:
+    """What the top of every clinician page about a patient says: CPR, age, programme, team and
+    treatment start (current episodes first). The page's own access check has already run."""
+    today = today or timezone.localdate()
+    episodes = sorted(patient.episodes.select_related("program", "care_team").order_by("-treatment_start"),
+                      key=lambda e: e.end is not None and e.end < today)  # stable: newest first within
+    return PatientHeader(patient=patient, age=age_on(patient.birth_date, today), episodes=episodes)

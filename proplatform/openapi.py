@@ -11,7 +11,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.BearerTokenAuthentication"
     name = "personToken"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer",
                 "description": "A person's token (pp_…) from POST /api/v1/auth/token."}
 
@@ -20,7 +20,7 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
     target_class = "monitoring.authentication.DeviceTokenAuthentication"
     name = "deviceToken"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer",
                 "description": "A home device's token (dv_…), issued when the device is lent out."}
 

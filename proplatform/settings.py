@@ -14,11 +14,17 @@ import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import django_stubs_ext
 import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets the generic classes of django-stubs be subscripted at runtime (admin.ModelAdmin[Patient]),
+# as mypy wants them written (pyproject.toml [tool.mypy]).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -100,6 +106,7 @@ INSTALLED_APPS = [
     "schedules",
     "exports",
     "editor",
+    "clinic",  # pages that compose several apps (docs/architecture.md, "Layers")
 ]
 
 MIDDLEWARE = [
@@ -307,8 +314,8 @@ ALERT_NOTIFY_MAX_ATTEMPTS = env.int("ALERT_NOTIFY_MAX_ATTEMPTS", default=3)
 ALERT_NOTIFY_RETRY_SECONDS = env.int("ALERT_NOTIFY_RETRY_SECONDS", default=60)
 
 if EMBEDDED:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES: dict[str, dict[str, Any]] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
     CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=20.0)
     CHANNEL_LAYERS = {
@@ -380,7 +387,7 @@ LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True  # a successful login clears the user's earlier failures
-# Logins are audited in audit.AuditEvent (accounts.lockout.login_audit); axes' own log of
+# Logins are audited in audit.AuditEvent (accounts.services.login_audit); axes' own log of
 # successful logins would be a second, deletable trail.
 AXES_DISABLE_ACCESS_LOG = True
 # The same client address as the audit and the throttles (last X-Forwarded-For entry behind our
@@ -560,11 +567,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# Outcome indicators (issue 23): the smallest group a figure is shown for, and "patients like
-# me" on the patient's answers page (a dotted path; empty turns it off) with its own minimum.
+# Outcome indicators (issue 23): the smallest group a figure is shown for, and the minimum of
+# "patients like me" on the patient's answers page and the clinician's patient page.
 OUTCOMES_MIN_PATIENTS = env.int("OUTCOMES_MIN_PATIENTS", default=5)
 OUTCOMES_PEERS_MIN = env.int("OUTCOMES_PEERS_MIN", default=20)
-MY_ANSWERS_REFERENCE = "outcomes.peers.patient_peer_comparisons"
 
 # Dashboard reads from a read replica (issue 23; outcomes.replica, docs/production.md): the
 # outcome indicator pages, downloads and FHIR MeasureReports read there when this is set. In

@@ -11,28 +11,29 @@ from alerts import api_backtest as alerts_backtest_api
 from alerts import views as alerts_views
 from alerts import views_backtest as alerts_backtest_views
 from alerts import views_safety as alerts_safety_views
+from clinic import my_answers as questionnaire_history
+from clinic import views as patients_views
+from clinic import views_alerts as patient_alert_forms
+from clinic import views_list as patients_list_views
+from clinic import views_relatives as patients_relatives
+from clinic import views_review as patients_review
 from editor import views as editor_views
 from exports import views as exports_views
 from exports import views_omop as exports_omop
 from exports import views_quality as exports_quality
 from interop import views as fhir_views
 from interop import views_alerts as fhir_alerts
+from interop import views_group as fhir_groups
+from interop import views_measure as fhir_measures
 from interop import views_observations as fhir_observations
 from interop import views_questionnaires as fhir_questionnaires
 from interop import views_reads as fhir_reads
 from monitoring import api as monitoring_api
 from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
-from outcomes import fhir_measure_views as outcomes_measures
-from outcomes import fhir_views as outcomes_fhir
 from outcomes import views as outcomes_views
-from patients import views as patients_views
-from patients import views_list as patients_list_views
-from patients import views_relatives as patients_relatives
-from patients import views_review as patients_review
 from proplatform.admin_site import admin_login
 from proplatform.health import health
-from questionnaires import history as questionnaire_history
 from questionnaires import views as questionnaire_views
 from schedules import views as schedules_views
 from smart import views as smart_views
@@ -58,13 +59,13 @@ fhir = [
     path("metadata", fhir_views.MetadataView.as_view(), name="fhir-metadata"),
     # SMART discovery where the spec puts it, under the FHIR base URL (and at the root, below)
     path(".well-known/smart-configuration", smart_views.smart_configuration, name="fhir-smart-configuration"),
-    path("Group", outcomes_fhir.GroupSearchView.as_view(), name="fhir-groups"),
-    path("Group/<str:group_id>", outcomes_fhir.GroupReadView.as_view(), name="fhir-group"),
-    path("Measure", outcomes_measures.MeasureSearchView.as_view(), name="fhir-measures"),
-    path("Measure/<str:measure_id>/$evaluate-measure", outcomes_measures.EvaluateMeasureView.as_view(),
+    path("Group", fhir_groups.GroupSearchView.as_view(), name="fhir-groups"),
+    path("Group/<str:group_id>", fhir_groups.GroupReadView.as_view(), name="fhir-group"),
+    path("Measure", fhir_measures.MeasureSearchView.as_view(), name="fhir-measures"),
+    path("Measure/<str:measure_id>/$evaluate-measure", fhir_measures.EvaluateMeasureView.as_view(),
          name="fhir-evaluate-measure"),
-    path("Measure/<str:measure_id>", outcomes_measures.MeasureReadView.as_view(), name="fhir-measure"),
-    path("MeasureReport", outcomes_measures.MeasureReportSearchView.as_view(), name="fhir-measure-reports"),
+    path("Measure/<str:measure_id>", fhir_measures.MeasureReadView.as_view(), name="fhir-measure"),
+    path("MeasureReport", fhir_measures.MeasureReportSearchView.as_view(), name="fhir-measure-reports"),
     # before Patient/<id>, which would take "$export" for an id
     path("Patient", fhir_views.PatientSearchView.as_view(), name="fhir-patient-search"),
     path("Patient/_search", fhir_views.PatientSearchPostView.as_view(), name="fhir-patient-search-post"),
@@ -85,7 +86,7 @@ fhir = [
     path("DetectedIssue", fhir_alerts.DetectedIssueSearchView.as_view(), name="fhir-detected-issues"),
     path("DetectedIssue/<str:detected_issue_id>", fhir_alerts.DetectedIssueReadView.as_view(),
          name="fhir-detected-issue"),
-    # Bulk Data $export (exports app); the Group read itself is the cohorts' (outcomes).
+    # Bulk Data $export (exports app); the Group read itself maps the cohorts (interop.views_group).
     path("$export", exports_views.ExportKickoffView.as_view(), name="fhir-export"),
     path("Group/<str:group_id>/$export", exports_views.GroupExportKickoffView.as_view(), name="fhir-group-export"),
     path("$export-status/<uuid:job_id>", exports_views.ExportStatusView.as_view(), name="fhir-export-status"),
@@ -138,20 +139,20 @@ urlpatterns = [
     path("rules/backtest/", alerts_backtest_views.backtest, name="rules-backtest"),
     path("rules/safety/", alerts_safety_views.safety_nets, name="rules-safety"),
     path("triage/acknowledge/", alerts_views.triage_acknowledge, name="triage-acknowledge"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/acknowledge/", alerts_views.alert_acknowledge_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/acknowledge/", patient_alert_forms.alert_acknowledge_page,
          name="alert-acknowledge"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/assign/", alerts_views.alert_assign_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/assign/", patient_alert_forms.alert_assign_page,
          name="alert-assign"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/resolve/", alerts_views.alert_resolve_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/resolve/", patient_alert_forms.alert_resolve_page,
          name="alert-resolve"),
-    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/snooze/", alerts_views.alert_snooze_page,
+    path("patients/<uuid:patient_id>/alerts/<int:alert_id>/snooze/", patient_alert_forms.alert_snooze_page,
          name="alert-snooze"),
-    path("patients/<uuid:patient_id>/snoozes/new/", alerts_views.snooze_new_page, name="snooze-new"),
-    path("patients/<uuid:patient_id>/snoozes/<int:snooze_id>/end/", alerts_views.snooze_end_page,
+    path("patients/<uuid:patient_id>/snoozes/new/", patient_alert_forms.snooze_new_page, name="snooze-new"),
+    path("patients/<uuid:patient_id>/snoozes/<int:snooze_id>/end/", patient_alert_forms.snooze_end_page,
          name="snooze-end"),
-    path("patients/<uuid:patient_id>/rules/<int:rule_id>/override/", alerts_views.rule_override_page,
+    path("patients/<uuid:patient_id>/rules/<int:rule_id>/override/", patient_alert_forms.rule_override_page,
          name="rule-override"),
-    path("patients/<uuid:patient_id>/rules/<int:rule_id>/revert/", alerts_views.rule_override_revert_page,
+    path("patients/<uuid:patient_id>/rules/<int:rule_id>/revert/", patient_alert_forms.rule_override_revert_page,
          name="rule-override-revert"),
     path("patients/", patients_list_views.patient_list_view, name="patient-list"),
     path("patients/<uuid:patient_id>/", patients_views.patient_detail, name="patient-detail"),

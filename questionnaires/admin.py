@@ -12,7 +12,7 @@ class QuestionnaireAdmin(admin.ModelAdmin):
     list_display = ("title", "version", "url", "status")
     readonly_fields = ("url", "version", "resource", "scoring", "created_at")
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         # Adding here crashed (issue 24: IntegrityError, NOT NULL resource — the resource is
         # read-only, so the form could never give one). A questionnaire is added by uploading its
         # FHIR file in the programme editor, which shows the import report and a preview first.

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, Literal
 
 import pydantic
@@ -448,12 +449,17 @@ class Definition(_Fhir):
 
 
 def _review_item(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
-    def error(message: str) -> Issue:
-        return Issue("error", item.linkId, message)
+    """What the reviewer is told about one item, in this order: its type and answer options, its
+    extensions, its controls and expressions, its enableWhen."""
+    yield from _review_type(item)
+    yield from _review_extensions(item)
+    yield from _review_controls(item)
+    yield from _review_enable_when(item, by_id)
 
-    def warning(message: str) -> Issue:
-        return Issue("warning", item.linkId, message)
 
+def _review_type(item: Item) -> Iterator[Issue]:
+    error = partial(Issue, "error", item.linkId)
+    warning = partial(Issue, "warning", item.linkId)
     if item.type not in SUPPORTED_TYPES and item.calculated_score:
         pass  # computed as a score, not asked (derived_scoring)
     elif item.type not in SUPPORTED_TYPES:
@@ -480,6 +486,11 @@ def _review_item(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
                 yield error("a choice item needs answerOption or answerValueSet")
     elif item.answerOption or item.answerValueSet:
         yield warning("answer options on a non-choice item are ignored")
+
+
+def _review_extensions(item: Item) -> Iterator[Issue]:
+    warning = partial(Issue, "warning", item.linkId)
+    error = partial(Issue, "error", item.linkId)
     for ext in item.extension:
         if ext.url == EXT_CALCULATED and _sum_of_ordinals(item):
             continue  # computed as a scale (derived_scoring)
@@ -497,6 +508,11 @@ def _review_item(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
                 yield error(f"answer-severity on {where} must be 'yellow' or 'red', not {value!r}")
     if item.type != "boolean" and _extension_values(item.extension, EXT_ANSWER_SEVERITY):
         yield warning("answer-severity on a non-boolean item is ignored; put it on its answer options")
+
+
+def _review_controls(item: Item) -> Iterator[Issue]:
+    error = partial(Issue, "error", item.linkId)
+    warning = partial(Issue, "warning", item.linkId)
     control = item.control
     if control is not None and control not in ITEM_CONTROLS:
         yield warning(f"item control {control!r} is not supported; the default control is used")
@@ -511,6 +527,10 @@ def _review_item(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
             yield warning(f"{other} is ignored")
     if item.readOnly and item.required and not item.initial_answers():
         yield error("a read-only required item needs an initial value")
+
+
+def _review_enable_when(item: Item, by_id: dict[str, Item]) -> Iterator[Issue]:
+    error = partial(Issue, "error", item.linkId)
     for condition in item.enableWhen:
         source = by_id.get(condition.question)
         kind, value = condition.expected()

@@ -140,17 +140,7 @@ def _text(item: Item, value: Any) -> str:
 def _clean_answer(item: Item, answer: Any) -> dict[str, Any]:
     kind, value = _one_value(answer)
     if item.type in ("choice", "open-choice"):
-        option = item.option_for(answer)
-        if option is not None:
-            return option.fhir_value()
-        if kind == "valueString" and (item.type == "open-choice" or item.free_text_choice):
-            return {"valueString": _text(item, value)}
-        if kind == "valueCoding" and item.free_text_choice:
-            # The options are in a value set we cannot expand (ADR 0004): a coding is taken as given.
-            if not isinstance(value, dict) or not isinstance(value.get("code"), str):
-                raise _Invalid(_("A coded answer needs a code."))
-            return {"valueCoding": {k: value[k] for k in ("system", "code", "display") if k in value}}
-        raise _Invalid(_("Choose one of the options shown."))
+        return _clean_choice(item, answer, kind, value)
     expected = VALUE_KEY[item.type]
     if kind != expected:
         raise _Invalid(_("This question takes %(kind)s, not %(given)s.") % {"kind": expected, "given": kind})
@@ -163,6 +153,25 @@ def _clean_answer(item: Item, answer: Any) -> dict[str, Any]:
         return {kind: value}
     if item.type in ("string", "text"):
         return {kind: _text(item, value)}
+    return {kind: _clean_when(item, value)}
+
+
+def _clean_choice(item: Item, answer: Any, kind: str, value: Any) -> dict[str, Any]:
+    option = item.option_for(answer)
+    if option is not None:
+        return option.fhir_value()
+    if kind == "valueString" and (item.type == "open-choice" or item.free_text_choice):
+        return {"valueString": _text(item, value)}
+    if kind == "valueCoding" and item.free_text_choice:
+        # The options are in a value set we cannot expand (ADR 0004): a coding is taken as given.
+        if not isinstance(value, dict) or not isinstance(value.get("code"), str):
+            raise _Invalid(_("A coded answer needs a code."))
+        return {"valueCoding": {k: value[k] for k in ("system", "code", "display") if k in value}}
+    raise _Invalid(_("Choose one of the options shown."))
+
+
+def _clean_when(item: Item, value: Any) -> str:
+    """A date, dateTime or time answer: well formed, a day that exists, a zone with a time of day."""
     pattern = {"date": DATE_RE, "dateTime": DATETIME_RE, "time": TIME_RE}[item.type]
     if not isinstance(value, str) or not pattern.match(value):
         raise _Invalid({"date": _("Enter a date."), "dateTime": _("Enter a date and a time."),
@@ -177,7 +186,7 @@ def _clean_answer(item: Item, answer: Any) -> dict[str, Any]:
     except ValueError as exc:
         raise _Invalid(_("Enter a date that exists.")) from exc
     _check_range(item, value)
-    return {kind: value}
+    return value
 
 
 def _clean(item: Item, raw_answers: list[Any]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from schedules.models import MissedOccurrence, Occurrence, Pause, ReminderDelive
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(admin.ModelAdmin[Schedule]):
     # Saving runs Schedule.clean(): the spec and the timing are validated there.
     list_display = ("name", "program", "kind", "questionnaire_url", "window", "active")
     list_filter = ("program", "kind", "active")

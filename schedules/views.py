@@ -4,13 +4,14 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from patients.access import patient_or_404
@@ -19,7 +20,7 @@ from schedules.services import pause_create, pause_end
 
 
 @role_required(Role.CLINICIAN, Role.ADMIN)
-def pause_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+def pause_new(request: AuthenticatedHttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     action = Action.CREATE if request.method == "POST" else Action.READ
     patient = patient_or_404(request, patient_id, action=action, resource=f"Patient/{patient_id} pause")
     form = PauseForm(request.POST or None, initial={"starts_on": timezone.localdate()})
@@ -38,7 +39,7 @@ def pause_new(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @role_required(Role.CLINICIAN, Role.ADMIN)
-def pause_end_now(request: HttpRequest, patient_id: uuid.UUID, pause_id: int) -> HttpResponse:
+def pause_end_now(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, pause_id: int) -> HttpResponse:
     patient = patient_or_404(request, patient_id, action=Action.UPDATE, resource=f"Patient/{patient_id} pause end")
     pause = patient.pauses.filter(pk=pause_id, withdrawn=False).first()
     if pause is None:

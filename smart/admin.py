@@ -10,7 +10,7 @@ class SystemClientAdmin(admin.ModelAdmin):
     search_fields = ("client_id", "name")
     readonly_fields = ("created_at",)
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "jwks_uri":
             kwargs["assume_scheme"] = "https"  # the address must be HTTPS anyway (SystemClient.clean)
         return super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -24,5 +24,5 @@ class SystemAccessTokenAdmin(admin.ModelAdmin):
     list_filter = ("client",)
     readonly_fields = [f.name for f in SystemAccessToken._meta.fields]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request) -> bool:
         return False

@@ -10,7 +10,7 @@ class SystemTokenScheme(OpenApiAuthenticationExtension):
     target_class = "smart.authentication.SystemTokenAuthentication"
     name = "systemClientToken"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema):
         return {"type": "oauth2", "description": "SMART Backend Services: a system client's token (sb_…) for "
                                                  "/fhir, from client_credentials with a private_key_jwt "
                                                  "assertion (RS384/ES384). See /.well-known/smart-configuration.",

@@ -1,11 +1,15 @@
 """Who a system client is while it calls: ``request.user`` for a backend-services token."""
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from smart.scopes import Scope, scopes_allow
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+
+    from accounts.models import User
     from smart.models import SystemClient
 
 SYSTEM_ROLE = "system"
@@ -41,3 +45,10 @@ class SystemPrincipal:
 
 def is_system(user: object) -> bool:
     return isinstance(user, SystemPrincipal)
+
+
+def principal(request: "HttpRequest | Request") -> "User | SystemPrincipal":
+    """Who calls a view that authentication and permissions have let through: a person or a
+    system client. A device's principal (monitoring.authentication) reaches only the views that
+    name it, and they check for it with isinstance before anything else."""
+    return cast("User | SystemPrincipal", request.user)

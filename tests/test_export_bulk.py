@@ -15,8 +15,8 @@ from accounts.models import ApiToken
 from audit.models import Action, AuditEvent
 from exports.models import ExportJob, ExportStatus
 from exports.services import export_job_run, exports_sweep, job_dir
-from exports.testing import add_outcome_data
 from outcomes.models import Cohort
+from tests.export_data import add_outcome_data
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from exports.testing import FREE_TEXT, add_outcome_data
+from tests.export_data import FREE_TEXT, add_outcome_data
 from tests.factories import Cast
 from tests.live import start_live_stack
 

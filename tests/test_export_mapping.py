@@ -1,5 +1,5 @@
 """The FHIR mappers of interop.mapping, validated against fhir.resources' R4B models and the
-official R4 JSON schema (exports.testing.r4_schema_validator)."""
+official R4 JSON schema (tests.export_data.r4_schema_validator)."""
 
 from datetime import date
 
@@ -7,7 +7,6 @@ import pytest
 
 from exports import bulk
 from exports.privacy import Pseudonymiser
-from exports.testing import add_outcome_data, both_validate, r4_schema_validator
 from interop.mapping import (
     capability_statement,
     device_to_fhir,
@@ -21,6 +20,7 @@ from interop.mapping import (
 from monitoring.measures import MEASURES
 from monitoring.models import Reading
 from questionnaires.models import QuestionnaireResponse
+from tests.export_data import add_outcome_data, both_validate, r4_schema_validator
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from audit.models import Action, AuditEvent
 from exports.models import ExportJob
 from exports.privacy import Pseudonymiser, items_without_free_text, pseudonym, pseudonym_key
 from exports.services import job_dir
-from exports.testing import FREE_TEXT, add_outcome_data
 from interop.mapping import CPR_SYSTEM
+from tests.export_data import FREE_TEXT, add_outcome_data
 
 pytestmark = pytest.mark.django_db
 

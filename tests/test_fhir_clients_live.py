@@ -16,12 +16,12 @@ import orjson
 import pytest
 from django.utils import timezone
 
-from exports.testing import FREE_TEXT, add_outcome_data, both_validate
 from monitoring.models import Reading
 from smart.models import SystemClient
-from smart.testing import client_assertion, public_jwk, rsa_private_key, token_form
+from tests.export_data import FREE_TEXT, add_outcome_data, both_validate
 from tests.factories import PASSWORD, Cast
 from tests.live import LiveStack, start_live_stack
+from tests.smart_client import client_assertion, public_jwk, rsa_private_key, token_form
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

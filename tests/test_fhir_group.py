@@ -10,7 +10,7 @@ from fhir.resources.R4B.group import Group
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from audit.models import Action, AuditEvent, Outcome
-from outcomes.fhir import CRITERION_SYSTEM, SKS_SYSTEM, cohort_to_group
+from interop.group import CRITERION_SYSTEM, SKS_SYSTEM, cohort_to_group
 from outcomes.models import Cohort
 from patients.models import Patient, Region, Sex, TreatmentEpisode
 from tests.factories import Cast

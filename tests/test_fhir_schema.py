@@ -12,12 +12,12 @@ from django.test import Client
 
 from exports.models import ExportJob
 from exports.services import job_dir
-from exports.testing import add_outcome_data
 from monitoring.models import Reading
 from outcomes.models import Cohort
 from patients.models import Region, Sex
 from questionnaires.library import load
 from questionnaires.models import QuestionnaireResponse
+from tests.export_data import add_outcome_data
 from tests.factories import vital_signs_observation as _obs
 from tests.fhir_schema import fhir_problems
 

@@ -116,7 +116,7 @@ def test_a_questionnaire_with_an_unknown_element_is_refused_naming_it(cast):
 
 
 def test_the_demo_answers_are_valid_fhir_without_parser_field_names(cast):
-    from patients.management.commands.demo import _calm_answers
+    from clinic.management.commands.demo import _calm_answers
     from questionnaires.library import load
     from questionnaires.services import questionnaire_import
 

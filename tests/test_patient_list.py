@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from alerts.models import Alert, Severity
 from audit.models import Action, AuditEvent
+from clinic.patient_list import PAGE_SIZE
 from monitoring.models import Reading, Source
 from patients.models import Patient, Sex, TreatmentEpisode
-from patients.patient_list import PAGE_SIZE
 from questionnaires.models import QuestionnaireResponse
 from schedules.models import Pause
 from tests.factories import make_patient

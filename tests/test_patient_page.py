@@ -14,8 +14,8 @@ from alerts.models import Alert, Snooze, Status
 from alerts.rules import snooze_target
 from alerts.rules import threshold as threshold_kind
 from audit.models import AuditEvent
+from clinic.timeline import READING_LIMIT, patient_timeline, timeline_days
 from monitoring.models import Reading, Source
-from patients.timeline import READING_LIMIT, patient_timeline, timeline_days
 from questionnaires.models import QuestionnaireResponse
 from schedules.models import Pause
 from tests.factories import evaluate

@@ -16,8 +16,8 @@ from audit.models import Action, AuditEvent
 from exports.models import Destination, SendRecord, SendStatus
 from exports.quality_push import quality_send_run, quality_send_start
 from exports.selectors import ExportError
-from exports.testing import FREE_TEXT, add_outcome_data
 from outcomes.models import Cohort
+from tests.export_data import FREE_TEXT, add_outcome_data
 
 pytestmark = pytest.mark.django_db
 

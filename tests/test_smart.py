@@ -18,12 +18,12 @@ from accounts.models import hash_token
 from audit.models import Action, AuditEvent, Outcome
 from exports import bulk
 from exports.models import ExportJob
-from exports.testing import add_outcome_data, both_validate
 from smart.models import SystemAccessToken, SystemClient, UsedAssertion
 from smart.scopes import EXPORT_TYPES, RESOURCE_TYPES, ScopeError, scope_parse, scopes_grant, scopes_parse, scopes_text
 from smart.services import smart_clear_expired
-from smart.testing import client_assertion, ec_private_key, private_jwk, public_jwk, rsa_private_key, token_form
 from smart.views import TokenView
+from tests.export_data import add_outcome_data, both_validate
+from tests.smart_client import client_assertion, ec_private_key, private_jwk, public_jwk, rsa_private_key, token_form
 
 pytestmark = pytest.mark.django_db
 

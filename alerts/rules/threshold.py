@@ -59,12 +59,13 @@ def save_problems(params: Params) -> list[str]:
     this check keeps running as it was."""
     measure = MEASURES[params.measure]
     part = measure.second if params.component == "value2" else measure
+    assert part is not None  # value2 is accepted only for a two-part measure (the params' check)
     return [
         _("%(limit)s %(unit)s is outside the possible range of %(measure)s (%(lo)s to %(hi)s).") % {
             "limit": number_format(limit.normalize()), "unit": measure.unit_label, "measure": part.label,
-            "lo": number_format(part.minimum), "hi": number_format(part.maximum)}  # type: ignore[union-attr]
+            "lo": number_format(part.minimum), "hi": number_format(part.maximum)}
         for limit in (params.low, params.high)
-        if limit is not None and not (part.minimum <= limit <= part.maximum)  # type: ignore[union-attr]
+        if limit is not None and not (part.minimum <= limit <= part.maximum)
     ]
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django import template
 
-from patients.patient_list import patient_header as header_of
+from patients.selectors import patient_header as header_of
 
 register = template.Library()
 

@@ -5,14 +5,14 @@ questionnaires.review), never inferred from someone opening the patient's page."
 from collections import defaultdict
 from typing import Any
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import translation
-from django.utils.module_loading import import_string
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
+from outcomes.peers import patient_peer_comparisons
 from patients.access import own_patient_or_404
 from questionnaires.charts import time_series_svg
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
@@ -43,7 +43,7 @@ def _score_axis(responses: list[QuestionnaireResponse], url: str) -> dict[str, A
 
 
 @role_required(Role.PATIENT)
-def my_answers(request: HttpRequest) -> HttpResponse:
+def my_answers(request: AuthenticatedHttpRequest) -> HttpResponse:
     patient = own_patient_or_404(request, resource="QuestionnaireResponse (my answers)")
     responses = list(
         QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.COMPLETED)
@@ -73,8 +73,6 @@ def my_answers(request: HttpRequest) -> HttpResponse:
                     for s in r.scores or []]}
         for r in reversed(responses)
     ]
-    # "Patients like me" (outcomes.peers), reached by a dotted path so that this app does not
-    # import a higher one; empty when the setting names nothing.
-    reference = getattr(settings, "MY_ANSWERS_REFERENCE", "")
-    peers = import_string(reference)(patient_id=patient.pk) if reference else []
+    # "Patients like me" (outcomes.peers), the same on the patient's and the clinician's page.
+    peers = patient_peer_comparisons(patient_id=patient.pk)
     return render(request, "questionnaires/history.html", {"charts": charts, "rows": rows, "peers": peers})

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,10 +16,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
-from patients.views import clinician_patient_or_404, patient_page
+from clinic.views import patient_page
+from patients.access import clinician_patient_or_404
 from proplatform.forms import form_errors_from
 from questionnaires.forms import ReviewForm
 from questionnaires.models import ReviewColour
@@ -28,7 +30,8 @@ from questionnaires.review import AlreadyReviewed, response_review, responses_re
 PAGE_SIZE = 100  # rows a page; every response is reachable by paging
 
 
-def _queue_page(request: HttpRequest, *, errors: list[str] | None = None, status: int = 200) -> HttpResponse:
+def _queue_page(request: AuthenticatedHttpRequest, *, errors: list[str] | None = None,
+                status: int = 200) -> HttpResponse:
     now = timezone.now()
     queue = review_queue(request.user)
     # "new": the latest answers first, so a fresh "contact me" is not buried under a backlog of
@@ -59,13 +62,13 @@ def _queue_page(request: HttpRequest, *, errors: list[str] | None = None, status
 
 
 @role_required(Role.CLINICIAN)
-def review_queue_page(request: HttpRequest) -> HttpResponse:
+def review_queue_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _queue_page(request)
 
 
 @role_required(Role.CLINICIAN)
 @require_POST
-def review_bulk_page(request: HttpRequest) -> HttpResponse:
+def review_bulk_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Mark the ticked green responses as reviewed. All or nothing: any red, yellow, foreign or
     already reviewed id refuses the lot, each named next to the checkboxes."""
     ids: list[int] = []
@@ -88,7 +91,7 @@ def review_bulk_page(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.CLINICIAN)
 @require_POST
-def response_review_page(request: HttpRequest, patient_id: uuid.UUID, response_id: int) -> HttpResponse:
+def response_review_page(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, response_id: int) -> HttpResponse:
     patient = clinician_patient_or_404(request, patient_id, action=Action.UPDATE,
                                        resource=f"QuestionnaireResponse/{response_id} review (page)")
     response = patient.responses.filter(pk=response_id).first()

@@ -1,21 +1,23 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record
 from patients.access import own_patient_or_404, patient_or_404, patients_for_answering
 from patients.forms import RelativeGrantForm
 from patients.services import relative_grant, relative_revoke
+from questionnaires.views import ACTING_FOR
 
 
 @role_required(Role.PATIENT)
-def relatives(request: HttpRequest) -> HttpResponse:
+def relatives(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The patient decides who may answer questionnaires on their behalf."""
     is_post = request.method == "POST"
     patient = own_patient_or_404(request, action=Action.CREATE if is_post else Action.READ,
@@ -36,7 +38,7 @@ def relatives(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.RELATIVE)
-def relative_home(request: HttpRequest) -> HttpResponse:
+def relative_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The patients who let this relative answer for them."""
     audit_record(user=request.user, action=Action.SEARCH, resource="Patient?granted-to-me", request=request)
     patients = patients_for_answering(request.user).order_by("given_name")
@@ -45,10 +47,8 @@ def relative_home(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required(Role.RELATIVE)
-def act_for(request: HttpRequest, patient_id: str) -> HttpResponse:
+def act_for(request: AuthenticatedHttpRequest, patient_id: str) -> HttpResponse:
     """The relative chooses whom they are answering for now."""
-    from questionnaires.views import ACTING_FOR
-
     patient = patient_or_404(request, patient_id, resource="Patient (relative chooses)", purpose="answer")
     request.session[ACTING_FOR] = str(patient.pk)
     return redirect("my-home")
@@ -56,7 +56,7 @@ def act_for(request: HttpRequest, patient_id: str) -> HttpResponse:
 
 @require_POST
 @role_required(Role.PATIENT)
-def relative_revoke_view(request: HttpRequest, grant_id: int) -> HttpResponse:
+def relative_revoke_view(request: AuthenticatedHttpRequest, grant_id: int) -> HttpResponse:
     patient = own_patient_or_404(request, action=Action.UPDATE, resource=f"RelativeGrant/{grant_id} revoke")
     grant = patient.relative_grants.filter(pk=grant_id, revoked_at=None).first()
     if grant is None:

@@ -21,11 +21,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
+from clinic.patient_list import ListFilter, looks_like_cpr, patient_list, patient_list_page, programs_for
 from patients.forms import PatientFilterForm, PatientSearchForm
-from patients.patient_list import ListFilter, looks_like_cpr, patient_list, patient_list_page, programs_for
 
 SESSION_KEY = "patient_searches"
 # Searches kept per session: enough for back and forth between a few tabs, bounded so the
@@ -71,7 +72,7 @@ def _remember(request: HttpRequest, text: str) -> str:
 
 
 @role_required(Role.CLINICIAN, Role.ADMIN)
-def patient_list_view(request: HttpRequest) -> HttpResponse:
+def patient_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _search(request)
     filter_form, f = _filter_from(request.GET, request.user)

@@ -93,7 +93,8 @@ def _count(n: float) -> int | None:
 def _populations(indicator: Indicator, row: Row) -> list[dict[str, Any]]:
     f = row.figure
     if indicator.kind == Kind.DISTRIBUTION:
-        pairs = [("measure-population", f.n_units), ("measure-observation", f.n_units)]
+        pairs: list[tuple[str, float]] = [("measure-population", f.n_units),
+                                                       ("measure-observation", f.n_units)]
     else:
         pairs = [("numerator", f.numerator), ("denominator", f.denominator)]
     out = []

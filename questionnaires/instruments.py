@@ -1,14 +1,18 @@
-"""python manage.py load_instruments — import every shipped instrument with its scoring spec.
+"""Import a shipped instrument (questionnaires/library) with its scoring spec: ``instrument_load``,
+used by ``manage.py load_instruments`` (clinic, which also gives each programme its safety net)
+and by the programme editor's "from the library".
 
 Safe to run again: an instrument already stored at its url+version is left as it is. A stored
 version whose content or scoring differs from the library is refused, never overwritten: responses
 were made (and scored) against what is stored, so a change needs a new version.
 """
 
-from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+
+# A broken spec or a changed stored version is a CommandError, which the editor turns into a
+# message next to the field.
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from questionnaires import library
@@ -49,22 +53,3 @@ def instrument_load(*, name: str) -> tuple[Questionnaire, bool]:
             questionnaire.refresh_from_db()
             changed = True
     return questionnaire, changed
-
-
-class Command(BaseCommand):
-    help = "Import the shipped questionnaire library (questionnaires/library) with its scoring. Idempotent."
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        # A command composes apps like a page does; the questionnaires app itself never imports alerts.
-        from alerts.safety import safety_rules_ensure
-        from patients.models import Program
-
-        for name in library.names():
-            questionnaire, changed = instrument_load(name=name)
-            # Each programme using any version of the instrument has its safety net (issue 19);
-            # one switched off stays off.
-            safety_rules_ensure(program_ids=Program.objects.filter(questionnaires__url=questionnaire.url)
-                                .values_list("pk", flat=True), urls=[questionnaire.url])
-            state = "imported" if changed else "already up to date"
-            scored = "scored" if questionnaire.scoring else "unscored"
-            self.stdout.write(f"{name}: {state} ({questionnaire.url}|{questionnaire.version}, {scored})")

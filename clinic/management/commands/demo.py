@@ -87,7 +87,7 @@ class Command(BaseCommand):
         lung.questionnaires.add(questionnaire_import(resource=load("lung-followup")))
         # The shipped instruments with their scoring (idempotent); PHQ-9 joins lung follow-up.
         call_command("load_instruments", stdout=io.StringIO())
-        lung.questionnaires.add(Questionnaire.objects.filter(url=PHQ9_URL).order_by("-created_at").first())
+        lung.questionnaires.add(Questionnaire.objects.filter(url=PHQ9_URL).latest("created_at"))
         hf.questionnaires.add(questionnaire_import(resource=load("hf-daily")))
         # Each .add above gave the instrument its safety net in the programme (alerts.safety,
         # issue 19). The receipt tells patients who ask for a call or answer red to ring these.
@@ -243,13 +243,14 @@ class Command(BaseCommand):
         responses = []
         for month in range(min((timezone.localdate() - start).days // 30, 12), -1, -1):
             authored = timezone.now() - timedelta(days=30 * month + 1, hours=rng.randint(0, 8))
-            answers = []
+            answers: list[dict[str, Any]] = []
             for item in group.item:
                 level = max(0, min(3, mood + rng.choice([-1, 0, 0, 1]) - (1 if month == 0 else 0)))
                 coding = item.answerOption[level].valueCoding
+                assert coding is not None  # PHQ-9's options are codings
                 answers.append({"linkId": item.linkId, "text": item.text,
                                 "answer": [{"valueCoding": coding.as_fhir()}]})
-            items = [{"linkId": group.linkId, "text": group.text, "item": answers},
+            items: list[dict[str, Any]] = [{"linkId": group.linkId, "text": group.text, "item": answers},
                      {"linkId": "contact", "text": "Vil du gerne kontaktes af os?",
                       "answer": [{"valueBoolean": False}]}]
             responses.append(QuestionnaireResponse(

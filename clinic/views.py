@@ -3,16 +3,14 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts.forms import AssignForm, OverrideForm, ResolveForm, RevertForm, SnoozeForm
 from alerts.models import Alert, AlertFinding, RuleOverride
@@ -26,15 +24,16 @@ from alerts.selectors import (
     rules_for_patient,
     snoozes_active,
 )
-from audit.models import Action, Outcome
+from audit.models import Action
 from audit.services import audit_record
+from clinic.timeline import patient_timeline, timeline_days
 from monitoring.charts import reading_chart_svg
 from monitoring.measures import MEASURES
 from monitoring.models import Reading
 from monitoring.selectors import reading_measures_for, thresholds_for
-from patients.access import patient_or_404
+from outcomes.peers import patient_peer_comparisons
+from patients.access import clinician_patient_or_404
 from patients.models import Patient
-from patients.timeline import patient_timeline, timeline_days
 from questionnaires.forms import ReviewForm
 from questionnaires.models import QuestionnaireResponse, ResponseReview
 from schedules.selectors import occurrences_for
@@ -44,19 +43,8 @@ from schedules.selectors import occurrences_for
 CHART_CONTEXT = timedelta(days=14)
 
 
-def clinician_patient_or_404(request: HttpRequest, patient_id: uuid.UUID | str, *, resource: str,
-                             action: Action = Action.READ) -> Patient:
-    """The patient, for a clinician on one of their teams (or an administrator). Other roles are
-    refused by role before any lookup; that is still audited as an attempt on the record."""
-    if request.user.role not in {Role.CLINICIAN, Role.ADMIN}:
-        audit_record(user=request.user, action=action, resource=resource, outcome=Outcome.DENIED,
-                     patient_id=patient_id if isinstance(patient_id, uuid.UUID) else None, request=request)
-        raise PermissionDenied
-    return patient_or_404(request, patient_id, action=action, resource=resource)
-
-
 @login_required
-def patient_detail(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+def patient_detail(request: AuthenticatedHttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     patient = clinician_patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (page)")
     return patient_page(request, patient)
 
@@ -102,7 +90,7 @@ def _snooze_form(alert: Alert) -> SnoozeForm | None:
                       initial={"measure": measure, "component": component})
 
 
-def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, forms.Form] | None = None,
+def patient_page(request: AuthenticatedHttpRequest, patient: Patient, *, bound: dict[str, forms.Form] | None = None,
                  status: int = 200) -> HttpResponse:
     """The clinician's patient page. ``bound`` holds a form that failed validation (keyed like
     the page's forms, e.g. ``resolve-12``) so its errors show next to its fields."""
@@ -174,10 +162,8 @@ def patient_page(request: HttpRequest, patient: Patient, *, bound: dict[str, for
             if override else None,
         })
 
-    # "Patients like me" (issue 23), the same as the patient sees; a dotted path, so that this
-    # app does not import outcomes.
-    reference = getattr(settings, "MY_ANSWERS_REFERENCE", "")
-    peers = import_string(reference)(patient_id=patient.pk) if reference else []
+    # "Patients like me" (outcomes.peers), the same on the patient's and the clinician's page.
+    peers = patient_peer_comparisons(patient_id=patient.pk)
     return render(request, "patients/detail.html", {
         "peers": peers,
         "patient": patient,

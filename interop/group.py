@@ -43,6 +43,7 @@ def group_characteristics(cohort: Cohort) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if cohort.program_id is not None:
         program = cohort.program
+        assert program is not None  # program_id is set
         out.append({"code": _own("program", "Programme"), "exclude": False, "valueCodeableConcept": {
             "coding": [{"system": PROGRAM_SYSTEM, "code": program.slug, "display": program.name}],
             "text": program.name}})

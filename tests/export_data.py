@@ -1,4 +1,5 @@
-"""Helpers for the export tests: a small data set around the fixed cast, and validators."""
+"""Helpers for the export tests: a small data set around the fixed cast, and validators. Here, not
+in the exports app: test helpers are no app code."""
 
 import gzip
 import json
@@ -16,7 +17,7 @@ from questionnaires.models import QuestionnaireResponse
 
 FREE_TEXT = "Jeg har ondt; ring til min datter Gurli Hansen på 99887766"
 # HL7's FHIR 4.0.1 schema (tests/fixtures/fhir-schema/README.md gives its source and licence).
-SCHEMA_PATH = Path(__file__).parent.parent / "tests" / "fixtures" / "fhir-schema" / "fhir.schema.json.gz"
+SCHEMA_PATH = Path(__file__).parent / "fixtures" / "fhir-schema" / "fhir.schema.json.gz"
 
 
 def add_outcome_data(cast: Any) -> Patient:

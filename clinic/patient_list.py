@@ -1,8 +1,9 @@
-"""Reads behind the clinician's patient list (/patients/) and the header of every patient page.
+"""Reads behind the clinician's patient list (/patients/).
 
 The list composes several apps (alerts, readings, answers, schedules), so it sits beside the
-patient page (patients/views.py) above them in the layers, not in patients/selectors.py, which
-the lower apps import. Access is never decided here: every query starts from
+patient page (clinic/views.py) above them in the layers, not in patients/selectors.py, which
+the lower apps import (the header of every patient page, which reads only patients, is there:
+patients.selectors.patient_header). Access is never decided here: every query starts from
 ``patients.access.patients_for``.
 
 A team may follow thousands of patients: the list counts and pages on the bare patient rows
@@ -160,12 +161,12 @@ def patient_rows(user: Any, ids: list[uuid.UUID], *, today: date | None = None) 
         p = found.get(pk)
         if p is None:
             continue
-        eps = list(p.visible_episodes)  # type: ignore[attr-defined]
+        eps = list(p.visible_episodes)
         rows.append(PatientRow(
             patient=p, age=age_on(p.birth_date, today), episodes=eps,
-            last_answer=p.last_answer_at, last_reading=p.last_reading_at,  # type: ignore[attr-defined]
-            open_alerts=p.open_alert_count or 0, missed=p.missed_count or 0,  # type: ignore[attr-defined]
-            paused=p.paused_now,  # type: ignore[attr-defined]
+            last_answer=p.last_answer_at, last_reading=p.last_reading_at,
+            open_alerts=p.open_alert_count or 0, missed=p.missed_count or 0,
+            paused=p.paused_now,
             programs=sorted({e.program.name for e in eps}),
         ))
     return rows
@@ -177,19 +178,3 @@ def patient_list_page(user: Any, f: ListFilter, *, search: str | None,
     paginator = Paginator(patient_list(user, f, search=search).values_list("pk", flat=True), PAGE_SIZE)
     page = paginator.get_page(number)
     return page, patient_rows(user, list(page.object_list))
-
-
-@dataclass(frozen=True)
-class PatientHeader:
-    patient: Patient
-    age: int
-    episodes: list[TreatmentEpisode]
-
-
-def patient_header(patient: Patient, *, today: date | None = None) -> PatientHeader:
-    """What the top of every clinician page about a patient says: CPR, age, programme, team and
-    treatment start (current episodes first). The page's own access check has already run."""
-    today = today or timezone.localdate()
-    episodes = sorted(patient.episodes.select_related("program", "care_team").order_by("-treatment_start"),
-                      key=lambda e: e.end is not None and e.end < today)  # stable: newest first within
-    return PatientHeader(patient=patient, age=age_on(patient.birth_date, today), episodes=episodes)

@@ -2,7 +2,7 @@
 
 Readings, completed questionnaire answers (with the colours their answers carry), alerts, pauses
 and treatment starts, merged so that a nurse reads the last weeks in one list instead of five
-tables. Like patients/views.py this composes several apps for one page; the domain modules never
+tables. Like clinic/views.py this composes several apps for one page; the domain modules never
 import it.
 
 The timeline is bounded: ``days`` back from now (30 unless the page asks for more, see
