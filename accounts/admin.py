@@ -3,6 +3,8 @@ from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
 from accounts.models import ApiToken, User
 from audit.models import Action
@@ -34,11 +36,11 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
         return False  # revoke instead: the row says when a token was ended
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description=_l("Revoke the selected tokens"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         ids = list(queryset.filter(revoked_at=None).values_list("id", flat=True))
         ApiToken.objects.filter(id__in=ids).update(revoked_at=timezone.now())
         for token_id in ids:
             audit_record(user=request.user, action=Action.UPDATE, resource=f"api-token {token_id} revoked (admin)",
                          request=request)
-        messages.success(request, f"{len(ids)} token(s) revoked.")
+        messages.success(request, _("Tokens revoked: %(n)s.") % {"n": len(ids)})

@@ -38,7 +38,8 @@ class CountsOut(serializers.Serializer):
     red = serializers.IntegerField()
     yellow = serializers.IntegerField()
     findings = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    # Not "errors": that name is the serializer's own (its validation errors).
+    rule_errors = serializers.IntegerField(help_text="Evaluations that failed (each is a RuleError row live).")
 
 
 class RuleRowOut(serializers.Serializer):
@@ -69,7 +70,7 @@ class BacktestOut(serializers.Serializer):
 
 def _counts(counts: Counts | None) -> dict[str, int] | None:
     return None if counts is None else {"alerts": counts.alerts, "red": counts.red, "yellow": counts.yellow,
-                                        "findings": counts.findings, "errors": counts.errors}
+                                        "findings": counts.findings, "rule_errors": counts.errors}
 
 
 class BacktestView(APIView):

@@ -44,7 +44,9 @@ class BacktestForm(DescribedForm):
 
     def __init__(self, *args: Any, rules: list[Rule], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["leave_out"].choices = [(str(r.pk), f"{r.program.name}: {r.name}") for r in rules]
+        leave_out = self.fields["leave_out"]
+        assert isinstance(leave_out, forms.MultipleChoiceField)
+        leave_out.choices = [(str(r.pk), f"{r.program.name}: {r.name}") for r in rules]
 
     def candidate(self) -> list[dict[str, Any]]:
         return [{"rule": int(pk), "active": False} for pk in self.cleaned_data.get("leave_out") or []]

@@ -246,12 +246,13 @@ class EnrolForm(DescribedForm):
     of every patient: the radio buttons show the hits only, while the choice is checked against
     all the patients the person may see."""
 
-    patient = forms.ModelChoiceField(label=_l("Patient"), queryset=None,  # type: ignore[arg-type]
+    patient: forms.ModelChoiceField = forms.ModelChoiceField(  # type: ignore[type-arg]
+                                     label=_l("Patient"), queryset=None,  # type: ignore[arg-type]
                                      widget=forms.RadioSelect, empty_label=None,
                                      error_messages={"required": _l("Search for the patient and choose one."),
                                                      "invalid_choice": _l("Search for the patient and choose one.")})
-    care_team = forms.ModelChoiceField(
-        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),
+    care_team: forms.ModelChoiceField = forms.ModelChoiceField(  # type: ignore[type-arg]
+        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),  # type: ignore[arg-type]
         error_messages={"required": _l("Choose the team that follows the patient."),
                         "invalid_choice": _l("Choose the team that follows the patient.")})
     treatment_start = forms.DateField(label=_l("Treatment start (index date)"),

@@ -347,7 +347,7 @@ def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
     from patients.models import CareTeam, Patient
 
     program = _program_for(request, program_id)
-    teams = CareTeam.objects.all() if request.user.role == Role.ADMIN else led_teams(request.user)
+    teams = CareTeam.objects.all() if getattr(request.user, "role", None) == Role.ADMIN else led_teams(request.user)
     visible = patients_for(request.user)
     initial = {"treatment_start": timezone.localdate()}
     search = PatientSearchForm(request.POST if request.method == "POST" else None)

@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
 from audit.admin_reads import PatientDataAdmin
+from monitoring.measures import MEASURES
 from monitoring.models import Device, DeviceLending, DeviceToken, Reading
 from monitoring.services import device_token_issue, device_token_revoke
 
@@ -57,25 +60,44 @@ class DeviceAdmin(PatientDataAdmin):
 
     # The actions go through the same services as the clinicians' device pages, so the rules
     # (one live token per device, none for a returned device) and the audit rows are the same.
-    @admin.action(description="Issue a new token (shown once; earlier tokens are revoked)")
+    @admin.action(description=_l("Issue a new token (shown once; earlier tokens are revoked)"))
     def issue_token(self, request, queryset):
         for device in queryset:
             try:
                 _token, raw = device_token_issue(device=device, by=request.user, request=request)
             except ValidationError as exc:
-                messages.error(request, f"{device}: {' '.join(exc.messages)}")
+                messages.error(request, f"{device}: {' '.join(exc.messages)}")  # the service's words
                 continue
             # The raw token exists only in this message; the database keeps its hash.
-            messages.warning(request, f"Token for {device}: {raw} — copy it into the device now; "
-                                      "it cannot be shown again.")
+            messages.warning(request, _("Token for %(device)s: %(token)s — copy it into the device now; "
+                                        "it cannot be shown again.") % {"device": device, "token": raw})
 
-    @admin.action(description="Revoke all tokens (the device is refused at once)")
+    @admin.action(description=_l("Revoke all tokens (the device is refused at once)"))
     def revoke_tokens(self, request, queryset):
         revoked = sum(device_token_revoke(device=device, by=request.user, request=request) for device in queryset)
-        messages.success(request, f"{revoked} token(s) revoked.")
+        messages.success(request, _("Tokens revoked: %(n)s.") % {"n": revoked})
+
+
+class MeasureFilter(admin.SimpleListFilter):
+    """The measures by their names ("Iltmætning (SpO2)"), not their codes ("spo2"): the model's
+    choices are the codes, which the readings' stored rows and the API use."""
+
+    title = _l("measurement")
+    parameter_name = "measure"
+
+    def lookups(self, request, model_admin):
+        return [(code, measure.label) for code, measure in MEASURES.items()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(measure=self.value()) if self.value() else queryset
 
 
 @admin.register(Reading)
 class ReadingAdmin(PatientDataAdmin):
-    list_display = ("patient", "measure", "value", "value2", "unit", "effective_at", "source", "unusual")
-    list_filter = ("measure", "source", "unusual")
+    list_display = ("patient", "measure_name", "value", "value2", "unit", "effective_at", "source", "unusual")
+    list_filter = (MeasureFilter, "source", "unusual")
+
+    @admin.display(description=_l("measurement"), ordering="measure")
+    def measure_name(self, obj: Reading) -> str:
+        measure = MEASURES.get(obj.measure)
+        return str(measure.label) if measure is not None else obj.measure

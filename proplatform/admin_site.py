@@ -69,7 +69,7 @@ def admin_names_translate(site: admin.AdminSite) -> None:
         for field in meta.get_fields():
             name = getattr(field, "verbose_name", None)
             if isinstance(name, str) and not isinstance(name, Promise):
-                field.verbose_name = gettext_lazy(name)
+                setattr(field, "verbose_name", gettext_lazy(name))  # noqa: B010 - a relation has none
 
 
 class ProplatformAdminConfig(AdminConfig):

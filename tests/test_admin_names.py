@@ -89,3 +89,11 @@ def test_no_admin_page_answers_500(client, cast):
         for url in urls:
             status = client.get(url, HTTP_ACCEPT_LANGUAGE="da").status_code
             assert status in (200, 302, 403), (url, status)
+
+
+def test_the_readings_admin_names_measures_and_its_actions_speak_danish(client, cast):
+    client.force_login(cast.admin)
+    page = client.get("/admin/monitoring/reading/", HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    assert "Iltmætning (SpO2)" in page
+    devices = client.get("/admin/monitoring/device/", HTTP_ACCEPT_LANGUAGE="da").content.decode()
+    assert "Tilbagekald alle nøgler" in devices and "Revoke all tokens" not in devices

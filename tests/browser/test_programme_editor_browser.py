@@ -20,6 +20,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from alerts.models import Alert, Rule
 from patients.models import Program
 from questionnaires.library import load
+from questionnaires.models import Questionnaire
 from schedules.models import Occurrence, Schedule
 from schedules.services import occurrences_advance
 from tests.browser.conftest import ARTIFACTS, assert_accessible, login
@@ -78,6 +79,24 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     _shot(page, "questionnaire-preview")
     page.get_by_role("button", name="Udgiv i programmet").click()
     expect(page.locator("h1")).to_have_text("Hjemmemonitorering ved KOL")
+
+    # Its contact question in the team's own words: a new version in the programme.
+    uploaded = Questionnaire.objects.get(url=load("lung-followup")["url"])
+    page.goto(live_stack.url + f"/programmes/{program.pk}/questionnaires/{uploaded.pk}/edit/")
+    contact = page.locator("#contact-question")
+    expect(contact.locator("#id_contact_text")).to_have_value("Vil du gerne kontaktes af os?")
+    contact.locator("#id_contact_text").fill("")
+    page.get_by_role("button", name="Gem som ny version").click()
+    _error_next_to(page, "id_contact_text", "Kontaktspørgsmålet skal have sin tekst.")
+    page.locator("#id_contact_text").fill("Skal vi ringe til dig?")
+    page.locator("#id_contact_en").fill("Shall we call you?")
+    page.locator("#id_reason").fill("KOL-teamets formulering")
+    assert_accessible(page, "the questionnaire wording form")
+    _shot(page, "questionnaire-contact")
+    page.get_by_role("button", name="Gem som ny version").click()
+    expect(page.locator("h1")).to_have_text("Hjemmemonitorering ved KOL")
+    revised = Questionnaire.objects.filter(url=uploaded.url).order_by("-created_at").first()
+    assert revised.version == "2" and revised.definition.by_link_id()["contact"].text == "Skal vi ringe til dig?"
 
     # A schedule: a window of 0 and a day before the start, then weekly with a preview.
     page.goto(live_stack.url + f"/programmes/{program.pk}/schedules/new/")
