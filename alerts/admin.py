@@ -65,10 +65,10 @@ class RuleAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', reverse("editor-rule", args=[obj.program_id, obj.pk]),
                            _("Change the rule in the programme editor (typed form, trial on the last 90 days)"))
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         return False  # in the programme editor: /programmes/<id>/rules/new/<kind>/
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False  # shown read only; changed in the programme editor
 
 

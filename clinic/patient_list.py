@@ -12,7 +12,6 @@ A team may follow thousands of patients: the list counts and pages on the bare p
 already have) and their episodes (one query). Four queries per page, however many patients.
 """
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,6 +26,7 @@ from alerts.models import Alert, Status
 from monitoring.models import Reading
 from patients.access import patients_for, teams_for
 from patients.models import Patient, Program, TreatmentEpisode, age_on
+from patients.selectors import patient_search_q
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from schedules.models import Occurrence, OccurrenceStatus, Pause
 
@@ -34,11 +34,6 @@ PAGE_SIZE = 50
 # "Missed questionnaires": a deadline passed unanswered within this many days. Older misses are
 # history the patient page shows; the list is for who needs a call now.
 MISSED_WINDOW = timedelta(days=30)
-
-# Digits with an optional dash or space after the birth date ("010150 1111" is how many read it
-# out on the phone). ASCII digits only: \d would take other scripts' digits.
-_CPR_LIKE = re.compile(r"^[0-9]{6}[- ]?[0-9]{0,4}$|^[0-9]{1,10}$")
-
 
 @dataclass(frozen=True)
 class ListFilter:
@@ -57,31 +52,10 @@ class ListFilter:
                 or self.overdue_reviews)
 
 
-def looks_like_cpr(text: str) -> bool:
-    """Digits, with or without the dash after the birth date: searched as (part of) a CPR
-    number — and never written anywhere, not even in the audit trail."""
-    return bool(_CPR_LIKE.match(text.strip()))
-
-
 def programs_for(user: Any) -> QuerySet[Program]:
     """Programmes with patients in the user's scope: the choices of the programme filter."""
     return (Program.objects.filter(episodes__patient__in=patients_for(user).values("pk"))
             .distinct().order_by("name"))
-
-
-def patient_search_q(text: str) -> Q:
-    """A CPR number (whole, or its start) with or without the dash, or a name: every word must
-    be in the given or the family name, in any order ("hansen anna" finds Anna Hansen)."""
-    text = text.strip()
-    if looks_like_cpr(text):
-        digits = text.replace("-", "").replace(" ", "")
-        dashed = digits[:6] + "-" + digits[6:] if len(digits) > 6 else digits
-        # Stored as written at registration: most with the dash, some without.
-        return Q(cpr__startswith=dashed) | Q(cpr__startswith=digits)
-    q = Q()
-    for word in text.split():
-        q &= Q(given_name__icontains=word) | Q(family_name__icontains=word)
-    return q
 
 
 def patient_list(user: Any, f: ListFilter, *, search: str | None = None, today: date | None = None

@@ -25,8 +25,9 @@ from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
-from clinic.patient_list import ListFilter, looks_like_cpr, patient_list, patient_list_page, programs_for
+from clinic.patient_list import ListFilter, patient_list, patient_list_page, programs_for
 from patients.forms import PatientFilterForm, PatientSearchForm
+from patients.selectors import looks_like_cpr
 
 SESSION_KEY = "patient_searches"
 # Searches kept per session: enough for back and forth between a few tabs, bounded so the

@@ -1,5 +1,6 @@
 """Read-only questions about patients that several apps ask."""
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -51,3 +52,29 @@ def patient_header(patient: Patient, *, today: date | None = None) -> PatientHea
     episodes = sorted(patient.episodes.select_related("program", "care_team").order_by("-treatment_start"),
                       key=lambda e: e.end is not None and e.end < today)  # stable: newest first within
     return PatientHeader(patient=patient, age=age_on(patient.birth_date, today), episodes=episodes)
+
+
+# Digits with an optional dash or space after the birth date ("010150 1111" is how many read it
+# out on the phone). ASCII digits only: \d would take other scripts' digits.
+_CPR_LIKE = re.compile(r"^[0-9]{6}[- ]?[0-9]{0,4}$|^[0-9]{1,10}$")
+
+
+def looks_like_cpr(text: str) -> bool:
+    """Digits, with or without the dash after the birth date: searched as (part of) a CPR
+    number — and never written anywhere, not even in the audit trail."""
+    return bool(_CPR_LIKE.match(text.strip()))
+
+
+def patient_search_q(text: str) -> Q:
+    """A CPR number (whole, or its start) with or without the dash, or a name: every word must
+    be in the given or the family name, in any order ("hansen anna" finds Anna Hansen)."""
+    text = text.strip()
+    if looks_like_cpr(text):
+        digits = text.replace("-", "").replace(" ", "")
+        dashed = digits[:6] + "-" + digits[6:] if len(digits) > 6 else digits
+        # Stored as written at registration: most with the dash, some without.
+        return Q(cpr__startswith=dashed) | Q(cpr__startswith=digits)
+    q = Q()
+    for word in text.split():
+        q &= Q(given_name__icontains=word) | Q(family_name__icontains=word)
+    return q
