@@ -49,6 +49,35 @@ def audit_record_many(*, user: Any, action: Action, reads: list[tuple[str, uuid.
                                            patient_id=patient_id, ip=ip) for resource, patient_id in reads])
 
 
+def audit_insert_sql(*, user: Any, action: Action, reads: list[tuple[str, uuid.UUID]], ip: str | None,
+                     allowed_ids_sql: str, connection: Any) -> tuple[str, list[Any]]:
+    """An ``INSERT ... SELECT`` of one audit row per (resource, patient id) in ``reads``, whose
+    outcome is decided by the database: allowed when the patient id is among the ids
+    ``allowed_ids_sql`` selects, denied otherwise. Meant for a data-modifying CTE beside the
+    access check (patients.access_sql), so the check and its audit rows are one statement,
+    one round trip and one transaction: the row cannot be lost while the read goes ahead.
+    The rows are the ones ``audit_record`` writes (``_event``), outcome aside. PostgreSQL only."""
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    names = [f.column for f in fields]
+    rows, params = [], []
+    for resource, patient_id in reads:
+        event = _event(user=user, action=action, resource=resource, outcome=Outcome.DENIED,
+                       patient_id=patient_id, ip=ip)
+        rows.append("(" + ", ".join(["%s"] * len(fields)) + ")")
+        params += [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+    quote = connection.ops.quote_name
+    patient_column = quote(next(f.column for f in fields if f.attname == "patient_ref"))
+    outcome = (f"CASE WHEN v.{patient_column}::uuid IN ({allowed_ids_sql}) THEN '{Outcome.ALLOWED.value}' "
+               f"ELSE '{Outcome.DENIED.value}' END")
+    selected = ", ".join(outcome if f.attname == "outcome" else f"v.{quote(f.column)}::{f.db_type(connection)}"
+                         for f in fields)
+    listed = ", ".join(quote(n) for n in names)
+    # Only the model's own identifiers and types are written into the text; values are parameters.
+    sql = (f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({listed}) "  # noqa: S608
+           f"SELECT {selected} FROM (VALUES {', '.join(rows)}) AS v ({listed})")
+    return sql, params
+
+
 def _event(*, user: Any, action: Action, resource: str, outcome: Outcome, patient_id: uuid.UUID | None,
            ip: str | None) -> AuditEvent:
     authenticated = user is not None and getattr(user, "is_authenticated", False)

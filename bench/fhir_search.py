@@ -94,15 +94,16 @@ def generate(n_readings: int, n_patients: int, target_spo2: int) -> tuple[uuid.U
         c.execute("CREATE TEMP TABLE bench_p (n int, id uuid)")
         c.executemany("INSERT INTO bench_p VALUES (%s, %s)", list(enumerate(ids)))
         c.execute("""
-            INSERT INTO patients_patient (id, cpr, given_name, family_name, birth_date, sex, phone, created_at)
+            INSERT INTO patients_patient (id, cpr, given_name, family_name, birth_date, sex, phone, created_at,
+                                          updated_at)
             SELECT id, lpad((n %% 28 + 1)::text, 2, '0') || lpad((n / 10000 %% 12 + 1)::text, 2, '0') || '50-'
                        || lpad((n %% 10000)::text, 4, '0'),
-                   'Given' || n, 'Family' || n, date '1940-01-01' + n %% 10000, 'female', '', now()
+                   'Given' || n, 'Family' || n, date '1940-01-01' + n %% 10000, 'female', '', now(), now()
             FROM bench_p""", [])
         c.execute("""
             INSERT INTO patients_treatmentepisode (patient_id, program_id, care_team_id, condition_code,
-                                                   treatment_start)
-            SELECT id, %s, %s, 'DC34', date '2026-01-01' FROM bench_p""", [program.pk, team.pk])
+                                                   treatment_start, updated_at)
+            SELECT id, %s, %s, 'DC34', date '2026-01-01', now() FROM bench_p""", [program.pk, team.pk])
         # Built once after the load, as a restore would: maintaining it row by row triples the load.
         c.execute("DROP INDEX reading_trend")
         # The foreign key is checked once after the load, not by one trigger call per row (the
@@ -122,6 +123,22 @@ def generate(n_readings: int, n_patients: int, target_spo2: int) -> tuple[uuid.U
         c.execute("VACUUM ANALYZE monitoring_reading")
         c.execute("ANALYZE")
     return ids[0], clinician
+
+
+def _reused(n_readings: int, n_patients: int, target: int) -> tuple[uuid.UUID, object] | None:
+    """The searched patient and the clinician of an earlier --keep run with these sizes."""
+    from accounts.models import User
+
+    with connection.cursor() as c:
+        c.execute("SELECT to_regclass('bench_fhir_search') IS NOT NULL")
+        if not c.fetchone()[0]:
+            return None
+        c.execute("SELECT patient FROM bench_fhir_search WHERE sizes = %s",
+                  [f"{n_readings} {n_patients} {target}"])
+        row = c.fetchone()
+    if row is None:
+        sys.exit("The --keep database holds other sizes: drop it first.")
+    return row[0], User.objects.get(username="bench-clinician")
 
 
 def p(values: list[float], q: float) -> float:
@@ -169,6 +186,10 @@ def main() -> None:
     n_patients = int(args[1]) if len(args) > 1 else 10_000
     target = int(args[2]) if len(args) > 2 else 12_000
     rounds = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--rounds=")), 200)
+    # --keep: the generated database is DATABASE_URL's own name (not a throw-away test_… one) and
+    # is left in place, and a later --keep run with the same sizes reuses it instead of spending
+    # minutes on COPY again (several runs to find a quiet window). Drop it by hand when done.
+    keep = "--keep" in sys.argv
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL to a PostgreSQL server.")
     logging.disable(logging.WARNING)
@@ -176,14 +197,28 @@ def main() -> None:
     settings.ALLOWED_HOSTS = ["*"]
     settings.SECURE_SSL_REDIRECT = False  # the in-process client speaks plain HTTP
     old_name = settings.DATABASES["default"]["NAME"]
-    connection.creation.create_test_db(verbosity=0)
+    if keep:
+        connection.settings_dict["TEST"]["NAME"] = old_name
+    # serialize=False: nothing here restores the database from a dump (and dumping 10 M kept
+    # readings would take longer than making them).
+    connection.creation.create_test_db(verbosity=0, keepdb=keep, serialize=False)
     try:
         from django.test import Client
 
-        started = time.perf_counter()
-        patient, clinician = generate(n_readings, n_patients, target)
-        print(f"generated {n_readings:,} readings for {n_patients:,} patients (searched patient: {target:,} "
-              f"SpO2 readings) with COPY in {time.perf_counter() - started:.1f} s")
+        reused = _reused(n_readings, n_patients, target) if keep else None
+        if reused is not None:
+            patient, clinician = reused
+            print(f"reusing {old_name}: {n_readings:,} readings for {n_patients:,} patients")
+        else:
+            started = time.perf_counter()
+            patient, clinician = generate(n_readings, n_patients, target)
+            if keep:
+                with connection.cursor() as c:
+                    c.execute("CREATE TABLE IF NOT EXISTS bench_fhir_search (sizes text, patient uuid)")
+                    c.execute("INSERT INTO bench_fhir_search VALUES (%s, %s)",
+                              [f"{n_readings} {n_patients} {target}", patient])
+            print(f"generated {n_readings:,} readings for {n_patients:,} patients (searched patient: {target:,} "
+                  f"SpO2 readings) with COPY in {time.perf_counter() - started:.1f} s")
 
         from proplatform.memory import freeze_loaded_app
 
@@ -259,7 +294,8 @@ def main() -> None:
         for q in queries.captured_queries:
             print(f"  {float(q['time']) * 1000:6.2f} ms  {q['sql'][:110]}")
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if not keep:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

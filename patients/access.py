@@ -20,7 +20,7 @@ Objects outside a person's scope answer 404, so their existence is not revealed.
 """
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from django.apps import apps
@@ -38,7 +38,8 @@ from smart.principal import is_system
 Purpose = Literal["read", "answer"]
 
 
-def patients_for(user: Any) -> QuerySet[Patient]:
+def patients_for(user: Any, *, on: date | None = None) -> QuerySet[Patient]:
+    """``on``: the Danish calendar day the grace period is counted from (today)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return Patient.objects.none()
     if user.role == Role.ADMIN:
@@ -58,7 +59,7 @@ def patients_for(user: Any) -> QuerySet[Patient]:
         unfinished = (Exists(alert.objects.filter(patient=OuterRef("pk"), status__in=("open", "acknowledged")))
                       | Exists(response.objects.filter(patient=OuterRef("pk"), status="completed",
                                                        review__isnull=True)))
-        return Patient.objects.filter(Exists(care_episodes(user).filter(patient=OuterRef("pk")))
+        return Patient.objects.filter(Exists(care_episodes(user, on=on).filter(patient=OuterRef("pk")))
                                       | (Exists(team_episode) & unfinished))
     return Patient.objects.none()
 
@@ -73,10 +74,10 @@ def episodes_in_care(*, on: Any = None) -> QuerySet[TreatmentEpisode]:
     return TreatmentEpisode.objects.filter(Q(end__isnull=True) | Q(end__gte=ended_after))
 
 
-def care_episodes(user: Any) -> QuerySet[TreatmentEpisode]:
+def care_episodes(user: Any, *, on: date | None = None) -> QuerySet[TreatmentEpisode]:
     """The episodes through which a clinician has access: their teams' episodes that have not
     ended, or ended less than ``CARE_ACCESS_GRACE_DAYS`` ago (Danish calendar days)."""
-    ended_after = timezone.localdate() - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
+    ended_after = (on or timezone.localdate()) - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
     return TreatmentEpisode.objects.filter(care_team__members=user).filter(
         Q(end__isnull=True) | Q(end__gte=ended_after))
 
