@@ -36,11 +36,11 @@ from interop.mapping import (
 )
 from interop.paging import Key, Page, cursor_decode, jsonable, page_queryset, searchset_bundle
 from interop.search import DateRange, Search, StringValue, Token, bad, parse_search
-from interop.search_sql import rows_together
+from interop.search_sql import Statement, rows_together
 from monitoring.measures import BY_LOINC, LOINC_SYNONYMS, MEASURES, NPU_CODES
 from monitoring.models import Reading
 from patients.access import can_see_identifiers, patients_for
-from patients.access_sql import patients_or_404_audited
+from patients.access_sql import access_check, patients_or_404_audited
 from patients.models import Patient
 from questionnaires.models import Questionnaire, QuestionnaireResponse
 
@@ -131,6 +131,13 @@ def search_patients(request: HttpRequest, search: Search) -> list[Patient]:
     """The patients a compartment search names (patient= or subject=; OR lists, AND across
     repeats), each checked and audited. A malformed id is refused before it reaches the audit
     trail (a CPR number where an id belongs is written nowhere)."""
+    # The check and its audit rows in one statement where it can be (patients.access_sql).
+    return patients_or_404_audited(request, search_patient_ids(search), action=Action.SEARCH,
+                                   resource=lambda pk: f"{search.resource_type}?patient={pk}")
+
+
+def search_patient_ids(search: Search) -> list[uuid.UUID]:
+    """The ids a compartment search names, sorted, unchecked (``search_patients`` checks them)."""
     groups = search.values("patient") + search.values("subject")
     if not groups:
         raise bad("patient", f"{search.resource_type} searches name the patient: patient=<id> or "
@@ -144,9 +151,7 @@ def search_patients(request: HttpRequest, search: Search) -> list[Patient]:
             except ValueError:
                 raise bad("patient", "a Patient id is a UUID.") from None
         chosen = ids if chosen is None else chosen & ids
-    # The check and its audit rows in one statement where it can be (patients.access_sql).
-    return patients_or_404_audited(request, sorted(chosen or ()), action=Action.SEARCH,
-                                   resource=lambda pk: f"{search.resource_type}?patient={pk}")
+    return sorted(chosen or ())
 
 
 def _included_patients(request: HttpRequest, search: Search, patients: list[Patient],
@@ -269,16 +274,22 @@ def _after_equal(kind: int, key: Key, desc: bool) -> Q | None:
 def observation_search(request: HttpRequest, search: Search, base_url: str) -> dict[str, Any]:
     from django.utils.dateparse import parse_datetime
 
-    patients = search_patients(request, search)
-    ids = [p.pk for p in patients]
+    ids = search_patient_ids(search)
+    # The access check and its audit rows travel with the page's queries (one round trip), each
+    # of which holds the check's gate: nothing of a patient out of scope is read. Where the
+    # one-statement check is not available, the patients are checked first, as before.
+    check = None if search.summary_count else access_check(
+        request, ids, action=Action.SEARCH, resource=lambda pk: f"Observation?patient={pk}")
+    patients = search_patients(request, search) if check is None else None
+    gate: Any = check.gate if check is not None else Q()
     kinds = _categories(search)
     reading_ids, response_ids, score_index_ok = _observation_ids(search)
     readings = Reading.objects.filter(
-        patient_id__in=ids, **{} if "vital-signs" in kinds else {"pk__in": []}
+        gate, patient_id__in=ids, **{} if "vital-signs" in kinds else {"pk__in": []}
     ).filter(all_of(search, "code", _reading_code_q), all_of(search, "date", lambda v: date_q("effective_at", v)),
              all_of(search, "_lastUpdated", lambda v: date_q("received_at", v)), reading_ids)
     responses = QuestionnaireResponse.objects.filter(
-        patient_id__in=ids, status="completed", **{} if "survey" in kinds else {"pk__in": []}
+        gate, patient_id__in=ids, status="completed", **{} if "survey" in kinds else {"pk__in": []}
     ).exclude(scores=[]).filter(all_of(search, "date", lambda v: date_q("authored_at", v)),
                                 all_of(search, "_lastUpdated", lambda v: date_q("received_at", v)), response_ids)
     code_groups = search.values("code")
@@ -348,8 +359,12 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
                  for m in MEASURES]
         page_qs = parts[0].union(*parts[1:], all=True)
         columns = ReadingRow._fields
-    wanted = ([page_qs] if "vital-signs" in kinds else []) + ([survey_qs] if survey_qs is not None else [])
+    wanted = (([Statement(check.sql, check.params)] if check is not None else [])
+              + ([page_qs] if "vital-signs" in kinds else []) + ([survey_qs] if survey_qs is not None else []))
     fetched = rows_together(wanted)
+    if check is not None:
+        patients = check.patients(fetched.pop(0))  # Http404 if any is out of scope (audited as denied)
+    assert patients is not None
     page_rows = fetched[0] if "vital-signs" in kinds else []
     survey = survey_of(fetched[-1]) if survey_qs is not None else []
     reading_total: int | None = None

@@ -9,26 +9,47 @@ two of them (docs/benchmarks.md, "FHIR search in keyset pages"). Elsewhere: one 
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import QuerySet
 
 
-def rows_together(querysets: Sequence[QuerySet[Any, Any]]) -> list[list[tuple[Any, ...]]]:
-    """The rows (tuples, as ``values_list`` gives them) of each queryset, in order."""
+class Statement(NamedTuple):
+    """Hand-written SQL to run with the querysets (its rows come back as the server sends them)."""
+    sql: str
+    params: list[Any]
+
+
+def _each(connection: Any, statement: "QuerySet[Any, Any] | Statement") -> list[tuple[Any, ...]]:
+    if isinstance(statement, Statement):
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, statement.params)
+            return [tuple(row) for row in cursor.fetchall()]
+    return [tuple(row) for row in statement]
+
+
+def rows_together(querysets: Sequence["QuerySet[Any, Any] | Statement"]) -> list[list[tuple[Any, ...]]]:
+    """The rows (tuples, as ``values_list`` gives them) of each queryset or statement, in order.
+    The statements run in this order, in one transaction (PostgreSQL runs a multi-statement
+    query as one unless a transaction is open already)."""
     if not querysets:
         return []
-    alias = querysets[0].db
-    connection = connections[alias]
+    connection = connections["default"]
+    alias = connection.alias
     if (len(querysets) == 1 or connection.vendor != "postgresql"
             or connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
-            or any(qs.db != alias for qs in querysets)):
-        return [[tuple(row) for row in qs] for qs in querysets]
+            or any(not isinstance(qs, Statement) and qs.db != alias for qs in querysets)):
+        return [_each(connection, qs) for qs in querysets]
     compilers: list[Any] = []
     statements, params = [], []
     for qs in querysets:
+        if isinstance(qs, Statement):
+            compilers.append(qs)
+            statements.append(qs.sql)
+            params.extend(qs.params)
+            continue
         compiler = qs.query.get_compiler(using=alias)
         try:
             sql, qs_params = compiler.as_sql()
@@ -47,6 +68,9 @@ def rows_together(querysets: Sequence[QuerySet[Any, Any]]) -> list[list[tuple[An
                 if i:
                     raw.nextset()
                 rows = raw.fetchall()
+                if isinstance(compiler, Statement):
+                    fetched.append([tuple(r) for r in rows])
+                    continue
                 fields = [s[0] for s in compiler.select[0:compiler.col_count]]
                 converters = compiler.get_converters(fields)
                 fetched.append([tuple(r) for r in compiler.apply_converters(rows, converters)] if converters

@@ -14,12 +14,15 @@ Elsewhere (SQLite, other roles, a person who is not a User) it is ``patient_or_4
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
@@ -63,24 +66,33 @@ def _fast(user: Any) -> bool:
             and user.is_active and user.role in _COMPILED_ROLES)
 
 
-def patients_or_404_audited(request: HttpRequest, ids: Sequence[uuid.UUID], *, action: Action,
-                            resource: Callable[[uuid.UUID], str]) -> list[Patient]:
-    """The patients ``ids`` names (in that order), each checked by patients.access and audited
-    (``resource(id)`` names the access); Http404 when any of them is out of the person's scope —
-    after every id's row is written."""
-    user: Any = request.user
-    if not _fast(user):
-        found: list[Patient | None] = []
-        for pk in ids:  # every id checked and audited, as in the one statement
-            try:
-                found.append(patient_or_404(request, pk, action=action, resource=resource(pk)))
-            except Http404:
-                found.append(None)
-        if None in found:
+@dataclass
+class AccessCheck:
+    """The check of ``ids`` with its audit rows as one statement (``sql``, ``params``; it selects the
+    visible patients' columns), and ``gate``: a condition that holds only when every id is
+    visible, for the queries that read the patients' data in the same round trip — so that
+    nothing of a patient out of scope is read even when the check has not been answered yet."""
+    ids: list[uuid.UUID]
+    sql: str
+    params: list[Any]
+    gate: RawSQL
+
+    def patients(self, rows: list[tuple[Any, ...]]) -> list[Patient]:
+        """The checked patients (in ``ids`` order) from the statement's rows; Http404 when any
+        is out of scope (its denied audit row is written already)."""
+        visible = {row[0]: Patient.from_db(connection.alias, list(_ATTNAMES), row) for row in rows}
+        if any(pk not in visible for pk in self.ids):
             raise Http404("No such patient.")
-        return [p for p in found if p is not None]
-    if not ids:
-        return []
+        return [visible[pk] for pk in self.ids]
+
+
+def access_check(request: HttpRequest, ids: Sequence[uuid.UUID], *, action: Action,
+                 resource: Callable[[uuid.UUID], str]) -> AccessCheck | None:
+    """The one-statement check of ``ids`` (at least one), or None where it is not available
+    (SQLite, other roles): then ``patients_or_404_audited``'s per-id path is the way."""
+    user: Any = request.user
+    if not ids or not _fast(user):
+        return None
     scope, slots = _scope_sql(user.role, settings.CARE_ACCESS_GRACE_DAYS)
     ended_after = timezone.localdate() - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
     scope_params = [user.pk if s is _USER_SLOT else ended_after if s is _ENDED_SLOT else s for s in slots]
@@ -91,10 +103,27 @@ def patients_or_404_audited(request: HttpRequest, ids: Sequence[uuid.UUID], *, a
     # The text is the ORM's compiled scope and the model's column names; values are parameters.
     sql = (f"WITH visible AS (SELECT {columns} FROM ({scope}) AS scope WHERE scope.id = ANY(%s)), "  # noqa: S608
            f"audit AS ({insert}) SELECT {columns} FROM visible")
+    gate = RawSQL(f"(SELECT count(*) FROM ({scope}) AS scope WHERE scope.id = ANY(%s)) = %s",  # noqa: S608, S611
+                  (*scope_params, list(ids), len(ids)), output_field=BooleanField())
+    return AccessCheck(list(ids), sql, [*scope_params, list(ids), *insert_params], gate)
+
+
+def patients_or_404_audited(request: HttpRequest, ids: Sequence[uuid.UUID], *, action: Action,
+                            resource: Callable[[uuid.UUID], str]) -> list[Patient]:
+    """The patients ``ids`` names (in that order), each checked by patients.access and audited
+    (``resource(id)`` names the access); Http404 when any of them is out of the person's scope —
+    after every id's row is written."""
+    check = access_check(request, ids, action=action, resource=resource)
+    if check is None:
+        found: list[Patient | None] = []
+        for pk in ids:  # every id checked and audited, as in the one statement
+            try:
+                found.append(patient_or_404(request, pk, action=action, resource=resource(pk)))
+            except Http404:
+                found.append(None)
+        if None in found:
+            raise Http404("No such patient.")
+        return [p for p in found if p is not None]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*scope_params, list(ids), *insert_params])
-        rows = cursor.fetchall()
-    visible = {row[0]: Patient.from_db(connection.alias, list(_ATTNAMES), row) for row in rows}
-    if any(pk not in visible for pk in ids):
-        raise Http404("No such patient.")
-    return [visible[pk] for pk in ids]
+        cursor.execute(check.sql, check.params)
+        return check.patients(cursor.fetchall())

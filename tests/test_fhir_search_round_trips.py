@@ -1,7 +1,7 @@
 """The Observation search's round trips (docs/benchmarks.md, "FHIR search in keyset pages"): the
-access check and its audit rows in one statement (patients.access_sql), the reading page and
-the survey side in one round trip (interop.search_sql) — and nothing of the check or the audit
-lost on the way. The query counts are pinned so that a new round trip cannot creep in unseen.
+access check and its audit rows in one statement (patients.access_sql), sent with the reading
+page and the survey side in one round trip (interop.search_sql) — and nothing of the check or
+the audit lost on the way, nothing of a patient out of scope read. The query counts are pinned so that a new round trip cannot creep in unseen.
 
 Run on PostgreSQL too (DATABASE_URL=…): there the combined statements are used; on SQLite the
 same answers come from one statement each."""
@@ -123,10 +123,10 @@ def _seed(cast: Cast) -> None:
                                  "value": 4}])
 
 
-# session, user, the access check with its audit row, the reading page with the survey side
-# (and the total as a subquery of the page). SQLite: the check, the audit row, the page and the
-# survey side are a statement each.
-EXPECTED_QUERIES = 4 if POSTGRES else 6
+# PostgreSQL: the session, the user, and one round trip for the access check with its audit row,
+# the reading page (the total as its subquery) and the survey side. SQLite: the check, the audit
+# row, the page and the survey side are a statement each.
+EXPECTED_QUERIES = 3 if POSTGRES else 6
 
 
 def test_a_clinicians_observation_search_makes_a_pinned_number_of_queries_on_every_page(cast):
@@ -168,3 +168,19 @@ def test_another_teams_clinician_gets_404_and_a_denied_row_and_sees_no_reading(c
     assert response.json()["resourceType"] == "OperationOutcome"
     assert b"reading-" not in response.content
     assert [(r[3], r[6]) for r in _audit_rows(before)] == [(cast.patient_a.pk, "denied")]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement check is PostgreSQL's (SQLite checks first, then reads)")
+def test_the_gate_sent_with_the_check_reads_nothing_of_a_patient_out_of_scope(cast):
+    from patients.access_sql import access_check
+
+    _seed(cast)
+    mine = access_check(_request(cast.clinician_a), [cast.patient_a.pk], action=Action.SEARCH, resource=str)
+    foreign = access_check(_request(cast.clinician_b), [cast.patient_a.pk], action=Action.SEARCH, resource=str)
+    both = access_check(_request(cast.clinician_a), sorted([cast.patient_a.pk, cast.patient_b.pk]),
+                        action=Action.SEARCH, resource=str)
+    assert mine is not None and foreign is not None and both is not None
+    readings = Reading.objects.filter(patient=cast.patient_a)
+    assert readings.filter(mine.gate).count() == 150
+    assert readings.filter(foreign.gate).count() == 0
+    assert readings.filter(both.gate).count() == 0  # one id out of scope closes the gate for all
