@@ -1,7 +1,8 @@
 """The Observation search's round trips (docs/benchmarks.md, "FHIR search in keyset pages"): the
 access check and its audit rows in one statement (patients.access_sql), sent with the reading
 page and the survey side in one round trip (interop.search_sql) — and nothing of the check or
-the audit lost on the way, nothing of a patient out of scope read. The query counts are pinned so that a new round trip cannot creep in unseen.
+the audit lost on the way, nothing of a patient out of scope read. The query counts are pinned
+so that a new round trip cannot creep in unseen.
 
 Run on PostgreSQL too (DATABASE_URL=…): there the combined statements are used; on SQLite the
 same answers come from one statement each."""
