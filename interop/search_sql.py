@@ -11,9 +11,12 @@ two of them (docs/benchmarks.md, "FHIR search in keyset pages"). Elsewhere: one 
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import psycopg
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import QuerySet
+
+_C_TIMESTAMPTZ = psycopg.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, psycopg.pq.Format.TEXT)
 
 
 class Statement(NamedTuple):
@@ -62,8 +65,14 @@ def rows_together(querysets: Sequence["QuerySet[Any, Any] | Statement"]) -> list
     fetched: list[list[tuple[Any, ...]]] = []
     if statements:
         with connection.cursor() as cursor:
-            cursor.execute(";\n".join(statements), params)
             raw = cursor.cursor
+            # Django loads timestamptz with a Python subclass of psycopg's pure-Python loader (to
+            # pin the result's tzinfo to UTC); a page's ~200 timestamps took 1.5 ms of CPU that
+            # way. psycopg's C loader gives the same instants in the session's zone, which
+            # Django sets to UTC (USE_TZ): the same isoformat, the same comparisons.
+            if connection.timezone_name == "UTC":
+                raw.adapters.register_loader("timestamptz", _C_TIMESTAMPTZ)
+            cursor.execute(";\n".join(statements), params)
             for i, compiler in enumerate(c for c in compilers if c is not None):
                 if i:
                     raw.nextset()
