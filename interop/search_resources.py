@@ -489,7 +489,7 @@ def patient_search(request: HttpRequest, search: Search, base_url: str) -> dict[
     """Patients in the caller's scope (patients.access): a clinician's teams' patients, a
     patient herself; quality staff none (403, as for a read). Every patient shown is audited.
     The CPR number is searched but never echoed: links carry the matched ids instead."""
-    user = request.user
+    user: Any = request.user
     for alternatives in search.values("_id"):
         for token in alternatives:
             try:
