@@ -2,10 +2,12 @@
 
 import uuid
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.http import HttpRequest
 
 from audit.models import Action, AuditEvent, Outcome
@@ -49,6 +51,47 @@ def audit_record_many(*, user: Any, action: Action, reads: Sequence[tuple[str, u
     burst of live alert pushes to one triage page)."""
     AuditEvent.objects.bulk_create([_event(user=user, action=action, resource=resource, outcome=Outcome.ALLOWED,
                                            patient_id=patient_id, ip=ip) for resource, patient_id in reads])
+
+
+def audit_insert_sql(*, user: Any, action: Action, reads: list[tuple[str, uuid.UUID]], ip: str | None,
+                     allowed_ids_sql: str, connection: Any) -> tuple[str, list[Any]]:
+    """An ``INSERT ... SELECT`` of one audit row per (resource, patient id) in ``reads``, whose
+    outcome is decided by the database: allowed when the patient id is among the ids
+    ``allowed_ids_sql`` selects, denied otherwise. Meant for a data-modifying CTE beside the
+    access check (patients.access_sql), so the check and its audit rows are one statement,
+    one round trip and one transaction: the row cannot be lost while the read goes ahead.
+    The rows are the ones ``audit_record`` writes (``_event``), outcome aside. PostgreSQL only."""
+    fields = _insert_fields()
+    head, tail = _insert_sql_parts(connection.alias, allowed_ids_sql)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for resource, patient_id in reads:
+        event = _event(user=user, action=action, resource=resource, outcome=Outcome.DENIED,
+                       patient_id=patient_id, ip=ip)
+        params += [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+    return head + ", ".join([row] * len(reads)) + tail, params
+
+
+@cache
+def _insert_fields() -> tuple[Any, ...]:
+    return tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
+
+
+@cache
+def _insert_sql_parts(alias: str, allowed_ids_sql: str) -> tuple[str, str]:
+    """The text of audit_insert_sql around its VALUES rows (the same for every request)."""
+    connection = connections[alias]
+    fields = _insert_fields()
+    quote = connection.ops.quote_name
+    patient_column = quote(next(f.column for f in fields if f.attname == "patient_ref"))
+    outcome = (f"CASE WHEN v.{patient_column}::uuid IN ({allowed_ids_sql}) THEN '{Outcome.ALLOWED.value}' "
+               f"ELSE '{Outcome.DENIED.value}' END")
+    selected = ", ".join(outcome if f.attname == "outcome" else f"v.{quote(f.column)}::{f.db_type(connection)}"
+                         for f in fields)
+    listed = ", ".join(quote(f.column) for f in fields)
+    # Only the model's own identifiers and types are written into the text; values are parameters.
+    return (f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({listed}) SELECT {selected} "  # noqa: S608
+            "FROM (VALUES ", f") AS v ({listed})")
 
 
 def _event(*, user: Any, action: Action, resource: str, outcome: Outcome, patient_id: uuid.UUID | None,

@@ -380,7 +380,7 @@ def _control(search: Search, name: str, raw: str, resource_type: str) -> bool:
             raise bad("_total", "none, estimate or accurate.")
         search.total = raw != "none"
     elif name == "_sort":
-        keys = []
+        keys: list[tuple[str, bool]] = []
         for key in raw.split(","):
             desc = key.startswith("-")
             key = key.removeprefix("-")

@@ -10,8 +10,9 @@ scope the first page had.
 
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -35,9 +36,11 @@ from interop.mapping import (
 )
 from interop.paging import Key, Page, cursor_decode, jsonable, page_queryset, searchset_bundle
 from interop.search import DateRange, Search, StringValue, Token, bad, parse_search
+from interop.search_sql import Statement, rows_together
 from monitoring.measures import BY_LOINC, LOINC_SYNONYMS, MEASURES, NPU_CODES
 from monitoring.models import Reading
-from patients.access import can_see_identifiers, patient_or_404, patients_for
+from patients.access import can_see_identifiers, patients_for
+from patients.access_sql import access_check, patients_or_404_audited
 from patients.models import Patient
 from questionnaires.models import Questionnaire, QuestionnaireResponse
 
@@ -128,6 +131,13 @@ def search_patients(request: HttpRequest, search: Search) -> list[Patient]:
     """The patients a compartment search names (patient= or subject=; OR lists, AND across
     repeats), each checked and audited. A malformed id is refused before it reaches the audit
     trail (a CPR number where an id belongs is written nowhere)."""
+    # The check and its audit rows in one statement where it can be (patients.access_sql).
+    return patients_or_404_audited(request, search_patient_ids(search), action=Action.SEARCH,
+                                   resource=lambda pk: f"{search.resource_type}?patient={pk}")
+
+
+def search_patient_ids(search: Search) -> list[uuid.UUID]:
+    """The ids a compartment search names, sorted, unchecked (``search_patients`` checks them)."""
     groups = search.values("patient") + search.values("subject")
     if not groups:
         raise bad("patient", f"{search.resource_type} searches name the patient: patient=<id> or "
@@ -141,8 +151,7 @@ def search_patients(request: HttpRequest, search: Search) -> list[Patient]:
             except ValueError:
                 raise bad("patient", "a Patient id is a UUID.") from None
         chosen = ids if chosen is None else chosen & ids
-    return [patient_or_404(request, pk, action=Action.SEARCH, resource=f"{search.resource_type}?patient={pk}")
-            for pk in sorted(chosen or ())]
+    return sorted(chosen or ())
 
 
 def _included_patients(request: HttpRequest, search: Search, patients: list[Patient],
@@ -225,6 +234,31 @@ def _observation_ids(search: Search) -> tuple[Q, Q, Callable[[Any, int], bool]]:
     return reading_q, response_q, lambda r, i: all((r.pk, i) in s for s in scores)
 
 
+class ReadingRow(NamedTuple):
+    """The columns of a reading that its Observation shows (interop.mapping.reading_to_observation)."""
+    pk: int
+    patient_id: uuid.UUID
+    device_id: int | None
+    measure: str
+    value: Decimal
+    value2: Decimal | None
+    unit: str
+    original: Any
+    unusual: bool
+    erroneous_at: datetime | None
+    effective_at: datetime
+    received_at: datetime
+    client_id: str | None
+
+
+class ScoredResponse(NamedTuple):
+    """The columns of a completed response that its score Observations show."""
+    pk: int
+    patient_id: uuid.UUID
+    authored_at: datetime
+    scores: Any
+
+
 # Merge order: (date, kind, pk, index); kind 0 = reading, 1 = score. One direction for all.
 def _after_equal(kind: int, key: Key, desc: bool) -> Q | None:
     """Rows of ``kind`` at exactly the cursor's date that come after it: a Q on the pk, Q() for
@@ -240,16 +274,22 @@ def _after_equal(kind: int, key: Key, desc: bool) -> Q | None:
 def observation_search(request: HttpRequest, search: Search, base_url: str) -> dict[str, Any]:
     from django.utils.dateparse import parse_datetime
 
-    patients = search_patients(request, search)
-    ids = [p.pk for p in patients]
+    ids = search_patient_ids(search)
+    # The access check and its audit rows travel with the page's queries (one round trip), each
+    # of which holds the check's gate: nothing of a patient out of scope is read. Where the
+    # one-statement check is not available, the patients are checked first, as before.
+    check = None if search.summary_count else access_check(
+        request, ids, action=Action.SEARCH, resource=lambda pk: f"Observation?patient={pk}")
+    patients = search_patients(request, search) if check is None else None
+    gate: Any = check.gate if check is not None else Q()
     kinds = _categories(search)
     reading_ids, response_ids, score_index_ok = _observation_ids(search)
     readings = Reading.objects.filter(
-        patient_id__in=ids, **{} if "vital-signs" in kinds else {"pk__in": []}
+        gate, patient_id__in=ids, **{} if "vital-signs" in kinds else {"pk__in": []}
     ).filter(all_of(search, "code", _reading_code_q), all_of(search, "date", lambda v: date_q("effective_at", v)),
              all_of(search, "_lastUpdated", lambda v: date_q("received_at", v)), reading_ids)
     responses = QuestionnaireResponse.objects.filter(
-        patient_id__in=ids, status="completed", **{} if "survey" in kinds else {"pk__in": []}
+        gate, patient_id__in=ids, status="completed", **{} if "survey" in kinds else {"pk__in": []}
     ).exclude(scores=[]).filter(all_of(search, "date", lambda v: date_q("authored_at", v)),
                                 all_of(search, "_lastUpdated", lambda v: date_q("received_at", v)), response_ids)
     code_groups = search.values("code")
@@ -259,13 +299,18 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
             any(_score_code_matches(score, t) for t in alternatives) for alternatives in code_groups)
 
     # A patient's scored responses are few (one or two a day at most): one query fetches all
-    # that match, and the survey side is counted and paged from it in Python — one round trip
-    # instead of a COUNT, a page query and a cursor.
-    survey = [(r, i) for r in (responses.only("pk", "patient_id", "authored_at", "scores") if "survey" in kinds
-                               else []) for i, s in enumerate(r.scores) if score_ok(r, i, s)]
+    # that match, and the survey side is counted and paged from it in Python — no COUNT, page
+    # query or cursor of its own; that query travels with the reading page (rows_together).
+    survey_qs = responses.values_list(*ScoredResponse._fields) if "survey" in kinds else None
+
+    def survey_of(fetched: list[tuple[Any, ...]]) -> list[tuple[ScoredResponse, int]]:
+        found = [ScoredResponse(*row) for row in fetched]
+        return [(r, i) for r in found for i, s in enumerate(r.scores) if score_ok(r, i, s)]
+
     if search.summary_count:
-        total = (readings.count() if "vital-signs" in kinds else 0) + len(survey)
-        return searchset_bundle(base_url=base_url, search=search, resources=[], total=total, page=None)
+        survey = survey_of(list(survey_qs)) if survey_qs is not None else []
+        counted_all = (readings.count() if "vital-signs" in kinds else 0) + len(survey)
+        return searchset_bundle(base_url=base_url, search=search, resources=[], total=counted_all, page=None)
 
     [(_, desc)] = search.sort
     cursor = cursor_decode(search)
@@ -295,24 +340,41 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
     order = (f"{date_order}effective_at", f"{date_order}pk")
     counted = search.total and "vital-signs" in kinds
     page_qs: Any = reading_qs
+    columns: tuple[str, ...] = ReadingRow._fields
     if counted:
         # The total rides on the page query as an uncorrelated subquery (computed once, an
         # index-only scan): one round trip less than a COUNT of its own.
         page_qs = page_qs.annotate(search_total=Subquery(
             readings.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")[:1],
             output_field=IntegerField()))
-    page_qs = page_qs.order_by(*order)[:limit]
+        columns = (*columns, "search_total")
+    # Rows as tuples, not model instances: the mapping reads a dozen columns, and a hundred
+    # Reading objects cost more to build than the page costs to fetch.
+    page_qs = page_qs.values_list(*columns).order_by(*order)[:limit]
     if not search.values("code") and connection.features.supports_slicing_ordering_in_compound:
         # Without a code the order runs across measures, which no index holds: PostgreSQL sorted
         # all of the patient's readings for every page (150 ms for 48,000). One page per
         # measure from reading_trend, as one UNION ALL, merged below, reads ~n rows per measure.
-        parts = [reading_qs.filter(measure=m).order_by(*order)[:limit] for m in MEASURES]
+        parts = [reading_qs.filter(measure=m).values_list(*ReadingRow._fields).order_by(*order)[:limit]
+                 for m in MEASURES]
         page_qs = parts[0].union(*parts[1:], all=True)
-    reading_total = None
-    for reading in (page_qs if "vital-signs" in kinds else []):
+        columns = ReadingRow._fields
+    wanted = (([Statement(check.sql, check.params)] if check is not None else [])
+              + ([page_qs] if "vital-signs" in kinds else []) + ([survey_qs] if survey_qs is not None else []))
+    fetched = rows_together(wanted)
+    if check is not None:
+        patients = check.patients(fetched.pop(0))  # Http404 if any is out of scope (audited as denied)
+    assert patients is not None
+    page_rows = fetched[0] if "vital-signs" in kinds else []
+    survey = survey_of(fetched[-1]) if survey_qs is not None else []
+    reading_total: int | None = None
+    width = len(ReadingRow._fields)
+    for row in page_rows:
+        reading = ReadingRow(*row[:width])
         rows.append(((reading.effective_at, 0, reading.pk, 0), reading, 0))
-        reading_total = getattr(reading, "search_total", None)
-    total = None
+        if len(row) > width:
+            reading_total = row[width]
+    total: int | None = None
     if search.total:
         if "vital-signs" not in kinds:
             reading_total = 0
@@ -336,7 +398,7 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
         page = Page(rows, keys[-1] if more and keys else None, keys[0] if keys and key is not None else None)
     resources = []
     for _, found, index in rows:
-        if isinstance(found, Reading):
+        if isinstance(found, ReadingRow):
             measure = MEASURES[found.measure]
             resources.append(reading_to_observation(found, loinc=measure.loinc, display=measure.display))
         else:
@@ -427,7 +489,7 @@ def patient_search(request: HttpRequest, search: Search, base_url: str) -> dict[
     """Patients in the caller's scope (patients.access): a clinician's teams' patients, a
     patient herself; quality staff none (403, as for a read). Every patient shown is audited.
     The CPR number is searched but never echoed: links carry the matched ids instead."""
-    user = request.user
+    user: Any = request.user
     for alternatives in search.values("_id"):
         for token in alternatives:
             try:

@@ -63,7 +63,8 @@ def unfinished_work_kinds() -> list[str]:
     return sorted(_unfinished_work)
 
 
-def patients_for(user: Requester) -> QuerySet[Patient]:
+def patients_for(user: Requester, *, on: date | None = None) -> QuerySet[Patient]:
+    """``on``: the Danish calendar day the grace period is counted from (today)."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated or not user.is_active:
         return Patient.objects.none()
     if isinstance(user, SystemPrincipal):  # role "system": no person's role below applies to it
@@ -78,7 +79,7 @@ def patients_for(user: Requester) -> QuerySet[Patient]:
         # After the grace period the team still sees a patient it has unfinished work for: an
         # alert not resolved, or answers nobody has marked as reviewed. Access ends when the work
         # does, never with an open alert on nobody's worklist.
-        in_care = Exists(care_episodes(user).filter(patient=OuterRef("pk")))
+        in_care = Exists(care_episodes(user, on=on).filter(patient=OuterRef("pk")))
         unfinished = [work(OuterRef("pk")) for work in _unfinished_work.values()]
         if not unfinished:
             return Patient.objects.filter(in_care)
@@ -97,10 +98,10 @@ def episodes_in_care(*, on: date | None = None) -> QuerySet[TreatmentEpisode]:
     return TreatmentEpisode.objects.filter(Q(end__isnull=True) | Q(end__gte=ended_after))
 
 
-def care_episodes(user: User) -> QuerySet[TreatmentEpisode]:
+def care_episodes(user: User, *, on: date | None = None) -> QuerySet[TreatmentEpisode]:
     """The episodes through which a clinician has access: their teams' episodes that have not
     ended, or ended less than ``CARE_ACCESS_GRACE_DAYS`` ago (Danish calendar days)."""
-    ended_after = timezone.localdate() - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
+    ended_after = (on or timezone.localdate()) - timedelta(days=settings.CARE_ACCESS_GRACE_DAYS)
     return TreatmentEpisode.objects.filter(care_team__members=user).filter(
         Q(end__isnull=True) | Q(end__gte=ended_after))
 
