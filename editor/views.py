@@ -325,8 +325,9 @@ def _enrol_search(request: HttpRequest, search: Any) -> tuple[list[Any], bool]:
     """The patients matching the search box among those the person may see, audited as the
     patient list's search is: the search (by CPR number or name — never the text itself) and a
     read of each patient shown."""
-    from editor.forms import ENROL_HITS
     from patients.patient_list import looks_like_cpr, patient_search_q
+
+    from editor.forms import ENROL_HITS
 
     text = search.cleaned_data["q"]
     found = patients_for(request.user).filter(patient_search_q(text)).order_by("family_name", "given_name", "pk")

@@ -1,3 +1,8 @@
+"""The reading pages, patient's and clinician's: the reading form, the trend pages (chart, table,
+CSV) and marking a reading as wrong. In clinic because they compose monitoring (readings) with
+alerts (the patient's limits, whether a value is beyond them, alerts citing a reading); their
+templates stay under templates/monitoring/."""
+
 import csv
 import uuid
 from datetime import timedelta
@@ -18,20 +23,14 @@ from django.views.decorators.http import require_http_methods
 from accounts.decorators import role_required
 from accounts.models import Role
 from alerts.selectors import alerts_citing_reading
+from alerts.selectors_readings import reading_beyond_limits, reading_measures_for, thresholds_for
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from monitoring.charts import reading_chart_svg
 from monitoring.forms import MEASURE_HELP, ErroneousForm, MeasureReadingForm, ReadingForm
 from monitoring.measures import MEASURES, Measure, component_labels
 from monitoring.models import Reading
-from monitoring.selectors import (
-    PERIODS,
-    period_days,
-    reading_beyond_limits,
-    reading_measures_for,
-    readings_in_period,
-    thresholds_for,
-)
+from monitoring.selectors import PERIODS, period_days, readings_in_period
 from monitoring.services import AlreadyErroneous, IngestResult, reading_ingest_from_form, reading_mark_erroneous
 from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
