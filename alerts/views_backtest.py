@@ -6,7 +6,7 @@ written as JSON (several new and changed rules at once) goes to the REST endpoin
 ``POST /api/v1/rules/backtest`` (alerts.api_backtest), never to this page."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -44,7 +44,8 @@ class BacktestForm(DescribedForm):
 
     def __init__(self, *args: Any, rules: list[Rule], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["leave_out"].choices = [(str(r.pk), f"{r.program.name}: {r.name}") for r in rules]
+        leave_out = cast(forms.MultipleChoiceField, self.fields["leave_out"])
+        leave_out.choices = [(str(r.pk), f"{r.program.name}: {r.name}") for r in rules]
 
     def candidate(self) -> list[dict[str, Any]]:
         return [{"rule": int(pk), "active": False} for pk in self.cleaned_data.get("leave_out") or []]

@@ -163,7 +163,7 @@ def questionnaire_import_checked(*, resource: dict[str, Any], strict: bool = Fal
 
 def questionnaire_export(*, questionnaire: Questionnaire) -> dict[str, Any]:
     """The stored FHIR R4 Questionnaire of this version (a copy; ids are the FHIR view's job)."""
-    resource = copy.deepcopy(questionnaire.resource)
+    resource: dict[str, Any] = copy.deepcopy(questionnaire.resource)
     resource["url"] = questionnaire.url
     resource["version"] = questionnaire.version
     resource["status"] = questionnaire.status
@@ -285,7 +285,7 @@ def response_authored_check(*, patient: Patient, authored_at: datetime, now: dat
 
 def _scores(questionnaire: Questionnaire, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
-        from questionnaires.scoring import score_response  # type: ignore[attr-defined]
+        from questionnaires.scoring import score_response
     except ImportError:
         return []
     try:

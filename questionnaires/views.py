@@ -4,7 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from patients.models import Patient, Program
@@ -96,21 +97,22 @@ class _Flow:
         return {k: v for k, v in self.answers.items() if k not in page.link_ids()}
 
 
-def _flow(request: HttpRequest, questionnaire_id: int, action: Action) -> _Flow:
+def _flow(request: AuthenticatedHttpRequest, questionnaire_id: int, action: Action) -> _Flow:
     patient = answering_for(request, f"Questionnaire/{questionnaire_id} answer", action=action)
     return _Flow(patient, _mine_or_404(patient, request.user, questionnaire_id), request.user)
 
 
 @role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET"])
-def answer(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
+def answer(request: AuthenticatedHttpRequest, questionnaire_id: int) -> HttpResponse:
     """Start, or resume where the patient left off."""
     flow = _flow(request, questionnaire_id, Action.READ)
     index = min(flow.draft.current_page, len(flow.pages)) if flow.draft else 0
     return redirect(flow.page_url(index))
 
 
-def _render_page(request: HttpRequest, flow: _Flow, page: Page, form: PageForm, status: int = 200) -> HttpResponse:
+def _render_page(request: AuthenticatedHttpRequest, flow: _Flow, page: Page, form: PageForm,
+                 status: int = 200) -> HttpResponse:
     enabled = flow.enabled_pages(flow.answers)
     position = enabled.index(page.index) + 1 if page.index in enabled else page.index + 1
     return render(request, "questionnaires/page.html", {
@@ -123,7 +125,7 @@ def _render_page(request: HttpRequest, flow: _Flow, page: Page, form: PageForm, 
 
 @role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET", "POST"])
-def answer_page(request: HttpRequest, questionnaire_id: int, number: int) -> HttpResponse:
+def answer_page(request: AuthenticatedHttpRequest, questionnaire_id: int, number: int) -> HttpResponse:
     flow = _flow(request, questionnaire_id, Action.CREATE if request.method == "POST" else Action.READ)
     if not 1 <= number <= len(flow.pages):
         raise Http404("No such page.")
@@ -205,7 +207,7 @@ def _review_rows(flow: _Flow, answers: dict[str, list[dict[str, Any]]]) -> list[
 
 @role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET", "POST"])
-def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
+def review(request: AuthenticatedHttpRequest, questionnaire_id: int) -> HttpResponse:
     flow = _flow(request, questionnaire_id, Action.CREATE if request.method == "POST" else Action.READ)
     identifier = request.POST.get("identifier", "")
     try:
@@ -261,7 +263,7 @@ def _tel(phone: str) -> str:
 
 
 @role_required(Role.PATIENT, Role.RELATIVE)
-def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
+def receipt(request: AuthenticatedHttpRequest, questionnaire_id: int) -> HttpResponse:
     """What the patient is told after sending. Decided here from the answers themselves (the
     definition's red answers, the contact question: questionnaires.safety), not from whether the
     asynchronous rule evaluation has run: a red answer gets the urgent advice with 112 at once."""
