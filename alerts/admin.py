@@ -1,6 +1,8 @@
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -19,7 +21,7 @@ def _words(params: dict[str, Any]) -> str:
     return "; ".join(f"{label}: {value}" for label, value in words) or "–"
 
 
-class RuleRevisionInline(admin.TabularInline):
+class RuleRevisionInline(admin.TabularInline[RuleRevision, Rule]):
     model = RuleRevision
     extra = 0
     can_delete = False
@@ -31,12 +33,12 @@ class RuleRevisionInline(admin.TabularInline):
     def parameters(self, obj: RuleRevision) -> str:
         return _words(obj.params)
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin):
+class RuleAdmin(admin.ModelAdmin[Rule]):
     """Read only (issue 24): a rule is added and changed in the programme editor's typed form,
     which checks each parameter next to its field, tries the change on the last 90 days and asks
     why — not as a JSON blob here. Its page here shows the parameters in words, the history and a
@@ -65,10 +67,10 @@ class RuleAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', reverse("editor-rule", args=[obj.program_id, obj.pk]),
                            _("Change the rule in the programme editor (typed form, trial on the last 90 days)"))
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # in the programme editor: /programmes/<id>/rules/new/<kind>/
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Rule | None = None) -> bool:
         return False  # shown read only; changed in the programme editor
 
 
@@ -77,18 +79,18 @@ class RuleOverrideAdmin(PatientDataAdmin):
     list_display = ("rule", "patient", "params", "created_by", "created_at", "ended_at")
     readonly_fields = [f.name for f in RuleOverride._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # through alerts.definitions.rule_override_set (patient page), which validates
 
 
 @admin.register(RuleError)
-class RuleErrorAdmin(admin.ModelAdmin):
+class RuleErrorAdmin(admin.ModelAdmin[RuleError]):
     list_display = ("rule", "rule_version", "source_key", "error", "at")
     readonly_fields = [f.name for f in RuleError._meta.fields]
 
 
 @admin.register(EscalationPolicy)
-class EscalationPolicyAdmin(admin.ModelAdmin):
+class EscalationPolicyAdmin(admin.ModelAdmin[EscalationPolicy]):
     list_display = ("care_team", "after", "on_call", "lead")
 
 
@@ -98,7 +100,7 @@ class AlertAdmin(PatientDataAdmin):
     list_filter = ("severity", "status")
 
 
-class SafetyNetInline(admin.TabularInline):
+class SafetyNetInline(admin.TabularInline[Rule, Program]):
     """The programme page shows each instrument's safety net, on or switched off and why
     (issue 19). Read only: switching happens on /rules/safety/, with a reason."""
 
@@ -115,10 +117,10 @@ class SafetyNetInline(admin.TabularInline):
     def switched_off_because(self, obj: Rule) -> str:
         return obj.switched_off_reason
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
         return super().get_queryset(request).exclude(safety_net_for="")
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

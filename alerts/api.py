@@ -28,19 +28,19 @@ from proplatform.middleware import current_request_id
 from smart.principal import principal
 
 
-class PatientRef(serializers.Serializer):
+class PatientRef(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
     cpr = serializers.CharField(help_text="The patient's CPR number, as the worklist shows it.")
     age = serializers.IntegerField(help_text="Whole years today.")
 
 
-class PersonRef(serializers.Serializer):
+class PersonRef(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
 
 
-class AlertOut(serializers.Serializer):
+class AlertOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     patient = PatientRef()
     severity = serializers.ChoiceField(choices=["red", "yellow"])
@@ -67,7 +67,7 @@ class ConflictOut(AlertOut):
     detail = serializers.CharField(help_text="Who changed the alert first, in words.")
 
 
-class AssignIn(serializers.Serializer):
+class AssignIn(serializers.Serializer[Any]):
     assignee = serializers.IntegerField(allow_null=True, help_text="User id of a clinician on one of the "
                                         "patient's care teams; null to unassign.")
     note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX, default="")
@@ -76,29 +76,29 @@ class AssignIn(serializers.Serializer):
         help_text="The assignee the caller saw. If given and someone re-assigned the alert meanwhile, 409.")
 
 
-class ResolveIn(serializers.Serializer):
+class ResolveIn(serializers.Serializer[Any]):
     outcome = serializers.ChoiceField(choices=Outcome.choices)
     note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX, default="",
                                  help_text='Required with outcome "no-action".')
 
 
-class BulkAcknowledgeIn(serializers.Serializer):
+class BulkAcknowledgeIn(serializers.Serializer[Any]):
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
                                 max_length=lifecycle.BULK_MAX)
 
 
-class BulkItemOut(serializers.Serializer):
+class BulkItemOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     acknowledged = serializers.BooleanField()
     reason = serializers.CharField(help_text="Why it was not acknowledged (empty when it was).")
     alert = AlertOut(allow_null=True)
 
 
-class BulkAcknowledgeOut(serializers.Serializer):
+class BulkAcknowledgeOut(serializers.Serializer[Any]):
     results = BulkItemOut(many=True)
 
 
-class SnoozeIn(serializers.Serializer):
+class SnoozeIn(serializers.Serializer[Any]):
     patient = serializers.UUIDField()
     measure = serializers.CharField(max_length=32)
     component = serializers.ChoiceField(choices=["value", "value2"], default="value",
@@ -113,7 +113,7 @@ class SnoozeIn(serializers.Serializer):
                                        help_text="Also resolve that alert as 'no action needed'.")
 
 
-class SnoozeOut(serializers.Serializer):
+class SnoozeOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     patient = serializers.UUIDField()
     measure = serializers.CharField()

@@ -23,7 +23,7 @@ from audit.services import audit_record
 from patients.access import patients_for
 
 
-class BacktestIn(serializers.Serializer):
+class BacktestIn(serializers.Serializer[Any]):
     days = serializers.IntegerField(min_value=1, max_value=MAX_DAYS)
     resolve_after_hours = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     candidate = serializers.ListField(
@@ -33,7 +33,7 @@ class BacktestIn(serializers.Serializer):
                   'existing rule are merged over its own, "active": false leaves it out.')
 
 
-class CountsOut(serializers.Serializer):
+class CountsOut(serializers.Serializer[Any]):
     alerts = serializers.IntegerField()
     red = serializers.IntegerField()
     yellow = serializers.IntegerField()
@@ -42,7 +42,7 @@ class CountsOut(serializers.Serializer):
     rule_errors = serializers.IntegerField(help_text="Evaluations that failed (each is a RuleError row live).")
 
 
-class RuleRowOut(serializers.Serializer):
+class RuleRowOut(serializers.Serializer[Any]):
     rule = serializers.IntegerField(allow_null=True, help_text="The rule's id; null for a new rule.")
     name = serializers.CharField()
     program_id = serializers.IntegerField()
@@ -52,13 +52,13 @@ class RuleRowOut(serializers.Serializer):
     candidate = CountsOut(allow_null=True)
 
 
-class PatientRowOut(serializers.Serializer):
+class PatientRowOut(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     current = serializers.IntegerField()
     candidate = serializers.IntegerField()
 
 
-class BacktestOut(serializers.Serializer):
+class BacktestOut(serializers.Serializer[Any]):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     events = serializers.DictField(child=serializers.IntegerField())

@@ -12,6 +12,8 @@ class AlertsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import m2m_changed
 
+        from alerts.evaluation.dispatch import task_sender_set
+        from alerts.evaluation.tasks import evaluate_send
         from patients.access import unfinished_work_register
         from patients.models import Program
 
@@ -20,6 +22,9 @@ class AlertsConfig(AppConfig):
         # An alert not resolved keeps the team's access to the patient after the grace period
         # (patients.access.patients_for): never an open alert on nobody's worklist.
         unfinished_work_register("alerts.unresolved", _alert_unresolved)
+        # The inbox's enqueue side, imported by the source apps, queues the evaluation task
+        # without importing it (the task imports the rules and, through them, the source apps).
+        task_sender_set(evaluate_send)
 
 
 def _alert_unresolved(patient: OuterRef) -> Exists:

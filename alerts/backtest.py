@@ -48,7 +48,7 @@ MAX_DAYS = 90
 # Reading history older than this before the period is read from the database when a rule asks
 # (a 14-day median needs 14 days before the first event); most windows are shorter.
 LOOKBACK = timedelta(days=30)
-_RANK = {Severity.YELLOW: 1, Severity.RED: 2}
+_RANK: dict[str, int] = {Severity.YELLOW: 1, Severity.RED: 2}
 
 
 # --- the candidate rule set ---------------------------------------------------------------------
@@ -115,10 +115,11 @@ def specs_build(candidate: list[dict[str, Any]]) -> list[RuleSpec]:
                                     "active": entry.get("active", True) is not False,
                                     "cooldown": _cooldown(entry, rule.cooldown)}
             else:
-                kind = entry.get("kind")
-                if kind not in KINDS:
+                named = entry.get("kind")
+                if not isinstance(named, str) or named not in KINDS:
                     raise ValidationError(_("unknown kind %(kind)r; known: %(known)s.")
-                                          % {"kind": kind, "known": ", ".join(sorted(KINDS))})
+                                          % {"kind": named, "known": ", ".join(sorted(KINDS))})
+                kind = named
                 if entry.get("program") not in programs:
                     raise ValidationError(_("give \"program\" as the slug of a programme (%(known)s).")
                                           % {"known": ", ".join(sorted(programs))})
@@ -268,11 +269,13 @@ def backtest_run(*, candidate: list[dict[str, Any]], days: int, resolve_after: t
     ).order_by("received_at", "id").values_list(*READING_ROW_COLUMNS[:-1])
     for row in reading_rows:
         reading = ReadingRow(*row)
+        reading_id, received_at = reading.id, reading.received_at
+        assert reading_id is not None and received_at is not None  # read from the table
         memory[(reading.patient_id, reading.measure)].append(
-            (reading.effective_at, reading.id, reading.received_at,
-             PastReading(reading.id, reading.measure, reading.value, reading.value2, reading.effective_at)))
-        if start <= reading.received_at <= end:
-            events.append((reading.received_at, 0, "evaluate_reading", reading))
+            (reading.effective_at, reading_id, received_at,
+             PastReading(reading_id, reading.measure, reading.value, reading.value2, reading.effective_at)))
+        if start <= received_at <= end:
+            events.append((received_at, 0, "evaluate_reading", reading))
     for rows in memory.values():
         rows.sort(key=lambda r: (r[0], r[1]))
     responses = QuestionnaireResponse.objects.filter(

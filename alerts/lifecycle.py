@@ -52,7 +52,8 @@ class AlreadyAcknowledged(AlertConflict):
 def _who(user: Any) -> str:
     if user is None:
         return _("someone")
-    return user.get_full_name() or user.get_username()
+    name: str = user.get_full_name() or user.get_username()
+    return name
 
 
 def _when(at: datetime | None) -> str:
@@ -296,10 +297,11 @@ def snooze_create(*, patient: Any, measure: str, component: str = "value", low: 
         errors["reason"] = _("Say why this level is expected for this patient.")
     elif len(reason) > NOTE_MAX:
         errors["reason"] = _("Keep the reason under %(n)s characters.") % {"n": NOTE_MAX}
-    if alert is not None and (problem := _snooze_alert_problem(alert, patient, measure, component)) is not None:
-        errors.update(problem)
+    if alert is not None and (refused := _snooze_alert_problem(alert, patient, measure, component)) is not None:
+        errors.update(refused)
     if errors:
         raise ValidationError(errors)
+    assert until is not None  # else _snooze_until_problem said so
     with transaction.atomic():
         snooze = Snooze.objects.create(patient=patient, measure=measure, component=component, low=lo, high=hi,
                                        until=until, reason=reason, created_by=user, created_at=now)
@@ -310,7 +312,7 @@ def snooze_create(*, patient: Any, measure: str, component: str = "value", low: 
                                       data={"snooze": snooze.pk, "measure": measure, "component": component,
                                             "low": None if lo is None else str(lo),
                                             "high": None if hi is None else str(hi),
-                                            "until": until.isoformat()})  # type: ignore[union-attr]
+                                            "until": until.isoformat()})
             if resolve:
                 alert_resolve(alert=alert, outcome=Outcome.NO_ACTION,
                               note=_("Snoozed: %(reason)s") % {"reason": reason}, user=user, request=request)

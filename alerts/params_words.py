@@ -100,7 +100,7 @@ def _value(name: str, value: Any, measure: Any, titles: dict[str, str]) -> str:
     if name == "component" and measure is not None and (parts := component_labels(measure)):
         return parts[1] if value == "value2" else parts[0]
     if name == "questionnaire":
-        return titles.get(value, value)
+        return titles[value] if value in titles else str(value)
     if name == "window" and isinstance(value, str):  # stored as ISO 8601 ("P3D")
         value = parse_duration(value) or value
     if isinstance(value, bool):

@@ -189,7 +189,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
 
 
 def alerts_unresolved_for_patient(patient: Any) -> QuerySet[Alert]:
-    return (patient.alerts.filter(status__in=UNRESOLVED)
+    return (Alert.objects.filter(patient=patient, status__in=UNRESOLVED)
             .select_related("rule", "acknowledged_by", "assigned_to")
             .prefetch_related(Prefetch("findings", queryset=AlertFinding.objects.order_by("-found_at", "-pk")))
             .order_by("severity", "raised_at"))  # "red" sorts before "yellow": red first
@@ -213,7 +213,7 @@ def alerts_citing_reading(patient: Any, reading_id: int) -> list[Alert]:
 
 
 def alerts_resolved_for_patient(patient: Any, limit: int = 20) -> QuerySet[Alert]:
-    return (patient.alerts.filter(status=Status.RESOLVED).select_related("rule", "resolved_by")
+    return (Alert.objects.filter(patient=patient, status=Status.RESOLVED).select_related("rule", "resolved_by")
             .order_by("-resolved_at")[:limit])
 
 
@@ -228,7 +228,8 @@ def assignable_clinicians(patient: Any) -> QuerySet[Any]:
 
 
 def snoozes_active(patient: Any, now: Any) -> QuerySet[Snooze]:
-    return patient.snoozes.filter(ended_at=None, until__gt=now).select_related("created_by").order_by("until")
+    return (Snooze.objects.filter(patient=patient, ended_at=None, until__gt=now).select_related("created_by")
+            .order_by("until"))
 
 
 def rules_running_for(patient_id: Any, day: date) -> QuerySet[Rule]:

@@ -233,6 +233,42 @@ def _snoozed(pending: Pending, snoozes: dict[Any, list[Snooze]], now: datetime) 
     return any(s.covers(measure, component, value, now) for s in snoozes.get(pending.patient_id, ()))
 
 
+def _cooling(pending: list[Pending], patient_ids: set[Any], now: datetime) -> dict[tuple[Any, Any], Alert]:
+    """The latest alert of each (patient, rule) resolved less than its rule's cooldown ago: a
+    finding no worse than it adds to it again instead of raising a new one."""
+    cooling: dict[tuple[Any, Any], Alert] = {}
+    rules_cooling = {p.rule.pk: p.rule.cooldown for p in pending if p.rule.cooldown}
+    if not rules_cooling:
+        return cooling
+    for alert in Alert.objects.filter(
+        patient_id__in=patient_ids, rule_id__in=rules_cooling, status=Status.RESOLVED,
+        resolved_at__gte=now - max(rules_cooling.values()),
+    ).order_by("resolved_at"):
+        if alert.resolved_at is not None and alert.resolved_at >= now - rules_cooling[alert.rule_id]:
+            cooling[(alert.patient_id, alert.rule_id)] = alert  # the latest wins
+    return cooling
+
+
+def _evidence_add(alert: Alert, p: Pending, data: dict[str, Any], *, cooled: bool, now: datetime) -> None:
+    """Add finding ``p`` to an existing alert: to its evidence-added event's ``data``, and, unless
+    the alert is only cooling down, to the alert itself (its reason, and a worse severity, which
+    reopens an acknowledged alert)."""
+    data["sources"].append(p.source_key)
+    if RANK[p.severity] > RANK[data["severity"]]:
+        data["severity"] = p.severity
+    if cooled:
+        data["cooldown"] = True
+        return
+    alert.reason, alert.evidence, alert.updated_at = p.finding.reason, p.finding.evidence, now
+    if RANK[p.severity] > RANK[alert.severity]:
+        data.setdefault("from_severity", alert.severity)
+        alert.severity = p.severity
+        if alert.status == Status.ACKNOWLEDGED:
+            # A worse sign after someone looked: it needs looking at again.
+            alert.status = Status.OPEN
+            data["reopened"] = True
+
+
 def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
     """Turn findings into alerts; returns the ids of the alerts raised or changed. A fixed
     number of queries per batch, not per finding. Must run inside the evaluating transaction."""
@@ -253,15 +289,7 @@ def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
         for a in Alert.objects.filter(patient_id__in=patient_ids, rule_id__in=rule_ids).exclude(
             status=Status.RESOLVED)
     }
-    cooling: dict[tuple[Any, Any], Alert] = {}
-    rules_cooling = {p.rule.pk: p.rule.cooldown for p in pending if p.rule.cooldown}
-    if rules_cooling:
-        for alert in Alert.objects.filter(
-            patient_id__in=patient_ids, rule_id__in=rules_cooling, status=Status.RESOLVED,
-            resolved_at__gte=now - max(rules_cooling.values()),
-        ).order_by("resolved_at"):
-            if alert.resolved_at >= now - rules_cooling[alert.rule_id]:
-                cooling[(alert.patient_id, alert.rule_id)] = alert  # the latest wins
+    cooling = _cooling(pending, patient_ids, now)
 
     new: list[Alert] = []
     changed: dict[int, Alert] = {}
@@ -291,22 +319,9 @@ def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
             if data is None:
                 data = added[id(alert)] = {"sources": [], "severity": p.severity}
                 events.append((alert, EventKind.EVIDENCE_ADDED, data))
-            data["sources"].append(p.source_key)
-            if RANK[p.severity] > RANK[data["severity"]]:
-                data["severity"] = p.severity
-            if cooled:
-                data["cooldown"] = True
-            else:
-                alert.reason, alert.evidence, alert.updated_at = p.finding.reason, p.finding.evidence, now
-                if RANK[p.severity] > RANK[alert.severity]:
-                    data.setdefault("from_severity", alert.severity)
-                    alert.severity = p.severity
-                    if alert.status == Status.ACKNOWLEDGED:
-                        # A worse sign after someone looked: it needs looking at again.
-                        alert.status = Status.OPEN
-                        data["reopened"] = True
-                if alert.pk is not None:
-                    changed[alert.pk] = alert
+            _evidence_add(alert, p, data, cooled=cooled, now=now)
+            if not cooled and alert.pk is not None:
+                changed[alert.pk] = alert
         findings.append((alert, p))
 
     Alert.objects.bulk_create(new)

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
@@ -52,7 +52,7 @@ class BacktestForm(DescribedForm):
         return [{"rule": int(pk), "active": False} for pk in self.cleaned_data.get("leave_out") or []]
 
 
-def _patients(request: HttpRequest, result: Result) -> list[dict[str, Any]]:
+def _patients(request: AuthenticatedHttpRequest, result: Result) -> list[dict[str, Any]]:
     """Names only of patients this person may see; every one shown is a read of that record."""
     names = {}
     for patient in patients_for(request.user).filter(pk__in=list(result.by_patient)):

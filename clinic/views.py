@@ -24,13 +24,13 @@ from alerts.selectors import (
     rules_for_patient,
     snoozes_active,
 )
+from alerts.selectors_readings import reading_measures_for, thresholds_for
 from audit.models import Action
 from audit.services import audit_record
 from clinic.timeline import patient_timeline, timeline_days
 from monitoring.charts import reading_chart_svg
 from monitoring.measures import MEASURES
 from monitoring.models import Reading
-from monitoring.selectors import reading_measures_for, thresholds_for
 from outcomes.peers import patient_peer_comparisons
 from patients.access import clinician_patient_or_404
 from patients.models import Patient

@@ -13,7 +13,7 @@ from audit.services import audit_record
 from patients.access import own_patient_or_404, patient_or_404, patients_for_answering
 from patients.forms import RelativeGrantForm
 from patients.services import relative_grant, relative_revoke
-from questionnaires.views import ACTING_FOR
+from questionnaires.access import ACTING_FOR
 
 
 @role_required(Role.PATIENT)

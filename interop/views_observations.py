@@ -3,18 +3,20 @@ transaction Bundle of Observations. Parsing is interop.observation_in (pure); st
 same fast path as the REST batch endpoint (monitoring.ingest.readings_ingest)."""
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import BearerTokenAuthentication
-from accounts.models import Role
+from accounts.models import Role, User
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from interop import conditional
@@ -41,12 +43,22 @@ _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 404: 
                 409: "409 Conflict", 412: "412 Precondition Failed"}
 
 
-def _caller(request: Request) -> tuple[Patient, Device | None, Source]:
-    if isinstance(request.user, DevicePrincipal):
-        return request.user.device.patient, request.user.device, Source.DEVICE
-    if request.user.role != Role.PATIENT or not hasattr(request.user, "patient"):
+class _Caller(NamedTuple):
+    """Who sends readings: a patient's device, or the patient (``person``, who entered them)."""
+
+    patient: Patient
+    device: Device | None
+    source: Source
+    person: User | None
+
+
+def _caller(request: Request) -> _Caller:
+    user = request.user
+    if isinstance(user, DevicePrincipal):
+        return _Caller(user.device.patient, user.device, Source.DEVICE, None)
+    if not isinstance(user, User) or user.role != Role.PATIENT or not hasattr(user, "patient"):
         raise exceptions.PermissionDenied("Observations are sent by patients and their devices.")
-    return request.user.patient, None, Source.API
+    return _Caller(user.patient, None, Source.API, user)
 
 
 def _item(parsed: ParsedObservation) -> dict[str, Any]:
@@ -98,7 +110,9 @@ def _in_entry(outcome: dict[str, Any], index: int) -> list[dict[str, Any]]:
 
 
 def _observation(result: ItemResult) -> dict[str, Any]:
-    return _reading_observation(result.reading)
+    reading = result.reading
+    assert reading is not None  # called for stored readings only
+    return _reading_observation(reading)
 
 
 def _reading_observation(reading: Reading) -> dict[str, Any]:
@@ -124,9 +138,9 @@ def _audit_stored(request: Request, patient: Patient, results: list[ItemResult])
 
 class ObservationCreateMixin:
     # SystemTokenAuthentication: system clients read (smart.permissions refuses their writes)
-    authentication_classes = [SystemTokenAuthentication, DeviceTokenAuthentication, BearerTokenAuthentication,
-                              SessionAuthentication]
-    parser_classes = [FhirJSONParser, JSONParser]
+    authentication_classes: Sequence[type[BaseAuthentication]] = [
+        SystemTokenAuthentication, DeviceTokenAuthentication, BearerTokenAuthentication, SessionAuthentication]
+    parser_classes: Sequence[type[BaseParser]] = [FhirJSONParser, JSONParser]
 
 
 class ObservationCollectionView(ObservationCreateMixin, FhirView):
@@ -159,7 +173,7 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
                               400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME, 404: _OUTCOME, 409: _OUTCOME},
                    tags=["fhir"], operation_id="fhir_Observation_create")
     def post(self, request: Request) -> Response:
-        patient, device, source = _caller(request)
+        patient, device, source, person = _caller(request)
         parsed = parse_observation(request.data)
         refused = _check(parsed, patient)
         if refused:
@@ -175,7 +189,7 @@ class ObservationCollectionView(ObservationCreateMixin, FhirView):
                 return conditional.created(request, _reading_observation(matches[0]), code=200,
                                            location=f"{_base(request)}/Observation/reading-{matches[0].pk}")
         [result] = readings_ingest(patient=patient, items=[_item(parsed)], source=source, device=device,
-                                   entered_by=None if device else request.user, provenance=[parsed.provenance])
+                                   entered_by=person, provenance=[parsed.provenance])
         _audit_stored(request, patient, [result])
         if result.reading is None:
             return Response(_result_outcome(result), status=result.status)
@@ -221,6 +235,36 @@ class ObservationReadView(FhirView):
         return Response(score_to_observation(found, found.scores[index], index))
 
 
+def _screen(i: int, entry: Any, patient: Patient) -> tuple[ParsedObservation, tuple[dict[str, Any], int] | None,
+                                                           Reading | None]:
+    """One Bundle entry, parsed and checked: its Observation, why it is refused (an outcome and a
+    status) or None, and the reading its conditional create (ifNoneExist) matched, if one did."""
+    resource = entry.get("resource") if isinstance(entry, dict) else None
+    req = (entry.get("request") or {}) if isinstance(entry, dict) else {}
+    req = req if isinstance(req, dict) else {}
+    one = parse_observation(resource)
+    if not isinstance(req, dict):
+        return one, ({"resourceType": "OperationOutcome", "issue": [{
+            "severity": "error", "code": "structure", "expression": [f"Bundle.entry[{i}].request"],
+            "diagnostics": "Bundle.entry.request is an object with method and url."}]}, 400), None
+    if req.get("method", "POST") != "POST" or str(req.get("url", "Observation")).split("?")[0] != "Observation":
+        return one, (operation_outcome("error", "not-supported",
+                                       "Only POST of Observation is supported in a Bundle."), 400), None
+    if (problem := _check(one, patient)) is not None:
+        return one, problem, None
+    if req.get("ifNoneExist") is None:
+        return one, None, None
+    where = f"Bundle.entry[{i}].request.ifNoneExist"
+    try:
+        criteria = conditional.criteria(str(req["ifNoneExist"]), "Observation", where=where)
+    except exceptions.ParseError as exc:
+        return one, (operation_outcome("error", "invalid", str(exc.detail), expression=[where]), 400), None
+    matches = conditional.readings_matching(patient, criteria) if criteria else []
+    if len(matches) > 1:
+        return one, (conditional.several(criteria, "Observation").data, 412), None  # type: ignore[arg-type]
+    return one, None, (matches[0] if matches else None)
+
+
 class BundleView(ObservationCreateMixin, FhirView):
     """POST /fhir: a batch (each entry on its own) or transaction (all or nothing) Bundle of
     Observation creates."""
@@ -230,7 +274,7 @@ class BundleView(ObservationCreateMixin, FhirView):
                               400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
                    tags=["fhir"], operation_id="fhir_Bundle_process")
     def post(self, request: Request) -> Response:
-        patient, device, source = _caller(request)
+        patient, device, source, person = _caller(request)
         bundle = request.data
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise FhirInvalid("Bundle", "The body must be a FHIR Bundle.")
@@ -246,38 +290,17 @@ class BundleView(ObservationCreateMixin, FhirView):
         refused: dict[int, tuple[dict[str, Any], int]] = {}
         existing: dict[int, Reading] = {}  # conditional creates that matched: answered, not stored
         for i, entry in enumerate(entries):
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            req = (entry.get("request") or {}) if isinstance(entry, dict) else {}
-            req = req if isinstance(req, dict) else {}
-            one = parse_observation(resource)
+            one, problem, match = _screen(i, entry, patient)
             parsed.append(one)
-            if not isinstance(req, dict):
-                refused[i] = ({"resourceType": "OperationOutcome", "issue": [{
-                    "severity": "error", "code": "structure", "expression": [f"Bundle.entry[{i}].request"],
-                    "diagnostics": "Bundle.entry.request is an object with method and url."}]}, 400)
-            elif (req.get("method", "POST") != "POST"
-                  or str(req.get("url", "Observation")).split("?")[0] != "Observation"):
-                refused[i] = (operation_outcome("error", "not-supported",
-                                                "Only POST of Observation is supported in a Bundle."), 400)
-            elif (problem := _check(one, patient)) is not None:
+            if problem is not None:
                 refused[i] = problem
-            elif req.get("ifNoneExist") is not None:
-                where = f"Bundle.entry[{i}].request.ifNoneExist"
-                try:
-                    criteria = conditional.criteria(str(req["ifNoneExist"]), "Observation", where=where)
-                except exceptions.ParseError as exc:
-                    refused[i] = (operation_outcome("error", "invalid", str(exc.detail), expression=[where]), 400)
-                    continue
-                matches = conditional.readings_matching(patient, criteria) if criteria else []
-                if len(matches) > 1:
-                    refused[i] = (conditional.several(criteria, "Observation").data, 412)  # type: ignore[arg-type]
-                elif matches:
-                    existing[i] = matches[0]
+            elif match is not None:
+                existing[i] = match
         if kind == "transaction":
-            return self._transaction(request, patient, device, source, parsed, refused, existing)
+            return self._transaction(request, _Caller(patient, device, source, person), parsed, refused, existing)
         ok = [i for i in range(len(parsed)) if i not in refused and i not in existing]
         results = readings_ingest(patient=patient, items=[_item(parsed[i]) for i in ok], source=source,
-                                  device=device, entered_by=None if device else request.user,
+                                  device=device, entered_by=person,
                                   provenance=[parsed[i].provenance for i in ok])
         _audit_stored(request, patient, results)
         by_index = dict(zip(ok, results, strict=True))
@@ -303,9 +326,9 @@ class BundleView(ObservationCreateMixin, FhirView):
         return {"resource": _reading_observation(reading), "response": {
             "status": _STATUS_TEXT[200], "location": f"Observation/reading-{reading.pk}"}}
 
-    def _transaction(self, request: Request, patient: Patient, device: Device | None, source: Source,
-                     parsed: list[ParsedObservation], refused: dict[int, tuple[dict[str, Any], int]],
-                     existing: dict[int, Reading]) -> Response:
+    def _transaction(self, request: Request, caller: _Caller, parsed: list[ParsedObservation],
+                     refused: dict[int, tuple[dict[str, Any], int]], existing: dict[int, Reading]) -> Response:
+        patient, device, source, person = caller
         if refused:  # every refused entry is reported, so the sender can mend them all at once
             issues = [issue for i in sorted(refused) for issue in _in_entry(refused[i][0], i)]
             return Response({"resourceType": "OperationOutcome", "issue": issues}, status=refused[min(refused)][1])
@@ -314,7 +337,7 @@ class BundleView(ObservationCreateMixin, FhirView):
             by_index = observations_transaction_store(
                 patient=patient, entries={i: _item(parsed[i]) for i in todo},
                 provenance={i: parsed[i].provenance for i in todo}, source=source, device=device,
-                entered_by=None if device else request.user)
+                entered_by=person)
         except TransactionRefused as exc:  # all or nothing: nothing of this Bundle is stored
             issues = [issue for i, r in exc.failed for issue in _in_entry(_result_outcome(r), i)]
             return Response({"resourceType": "OperationOutcome", "issue": issues}, status=exc.failed[0][1].status)

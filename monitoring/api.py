@@ -17,7 +17,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.authentication import BearerTokenAuthentication
-from accounts.models import Role
+from accounts.models import Role, User
 from monitoring.authentication import DevicePrincipal, DeviceTokenAuthentication
 from monitoring.ingest import MAX_BATCH, BatchTooLarge, ItemResult, readings_ingest
 from monitoring.measures import MEASURES
@@ -37,7 +37,7 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
-class ReadingIn(serializers.Serializer):
+class ReadingIn(serializers.Serializer[Any]):
     """The shape of one reading. For the OpenAPI schema only: the endpoint parses items with the
     plain functions of ``monitoring.ingest`` (a serializer per item is too slow for batches)."""
 
@@ -62,11 +62,11 @@ class ReadingIn(serializers.Serializer):
     device = serializers.IntegerField(required=False, help_text="Device id, when a patient sends by hand.")
 
 
-class ReadingBatchIn(serializers.Serializer):
+class ReadingBatchIn(serializers.Serializer[Any]):
     readings = ReadingIn(many=True, help_text=f"1 to {MAX_BATCH} readings. A bare JSON list works too.")
 
 
-class ReadingOut(serializers.ModelSerializer):
+class ReadingOut(serializers.ModelSerializer[Reading]):
     class Meta:
         model = Reading
         fields = ["id", "patient", "device", "measure", "value", "value2", "unit", "effective_at",
@@ -105,31 +105,35 @@ def reading_json(reading: Reading | ReadingRow) -> bytes:
     }).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
 
 
-def _datetime_json(value: datetime, zone: tzinfo, field: serializers.DateTimeField) -> str:
+def _datetime_json(value: datetime | None, zone: tzinfo, field: serializers.Field[Any, Any, Any, Any]) -> str | None:
     """What ``field.to_representation`` writes for an aware time, given the current time zone
     ``zone``: ISO 8601 in that zone, UTC as Z. Anything else is left to the field."""
     output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
-    if (value.tzinfo is None or hasattr(field, "timezone") or not settings.USE_TZ
+    if (value is None or value.tzinfo is None or hasattr(field, "timezone") or not settings.USE_TZ
             or not isinstance(output_format, str) or output_format.lower() != ISO_8601):
-        return field.to_representation(value)
+        shown: str | None = field.to_representation(value)
+        return shown
     try:
         text = value.astimezone(zone).isoformat()
     except OverflowError:
-        return field.to_representation(value)  # which says so
+        said: str = field.to_representation(value)  # which says so
+        return said
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-class ItemResultOut(serializers.Serializer):
+class ItemResultOut(serializers.Serializer[Any]):
     index = serializers.IntegerField(help_text="Position of the item in the batch, from 0.")
     status = serializers.IntegerField(help_text="201 stored, 200 already stored (retry), 400 field "
                                                 "errors, 404 not your patient/device, 409 client_id reused.")
     id = serializers.IntegerField(required=False, help_text="The reading's id (201 and 200).")
     unusual = serializers.BooleanField(required=False, help_text="Possible but unusual: stored, flagged.")
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+    # The stubs type Serializer.errors (validation errors) on every serializer; in this output
+    # serializer the field of that name is an item's field -> messages.
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),  # type: ignore[assignment]
                                    required=False, help_text="Field -> messages (400, 404, 409).")
 
 
-class BatchOut(serializers.Serializer):
+class BatchOut(serializers.Serializer[Any]):
     results = ItemResultOut(many=True)
 
 
@@ -205,7 +209,7 @@ class ReadingCreateView(APIView):
         the JSONParser (the standard library's json). Whatever orjson refuses (malformed JSON,
         another charset or content type, integers beyond 64 bits) goes to DRF's parsing, so
         errors and edge cases are answered exactly as before."""
-        if request.content_type == "application/json" and request.content_params.get(
+        if request.content_type == "application/json" and (request.content_params or {}).get(
                 "charset", "utf-8").lower() in ("utf-8", "utf8"):
             try:
                 data = orjson.loads(request.body)
@@ -223,12 +227,15 @@ class ReadingCreateView(APIView):
             return Response(result.errors, status=status.HTTP_409_CONFLICT)
         if result.status == 400:
             raise ApiValidationError(result.errors)
-        return Response(_READING_OUT.to_representation(result.reading), status=result.status)
+        reading = result.reading
+        assert reading is not None  # a 200 or 201 carries the stored reading
+        return Response(_READING_OUT.to_representation(reading), status=result.status)
 
     def _subject(self, request: Request) -> tuple[Patient, Device | None, Source]:
-        if isinstance(request.user, DevicePrincipal):
-            device = request.user.device
+        user = request.user
+        if isinstance(user, DevicePrincipal):
+            device = user.device
             return device.patient, device, Source.DEVICE
-        if request.user.role != Role.PATIENT or not hasattr(request.user, "patient"):
+        if not isinstance(user, User) or user.role != Role.PATIENT or not hasattr(user, "patient"):
             raise PermissionDenied("Readings are sent by patients and their devices.")
-        return request.user.patient, None, Source.API
+        return user.patient, None, Source.API

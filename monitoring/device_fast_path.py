@@ -326,7 +326,9 @@ class DeviceReadingFastPath:
         if result is None:
             self.tokens.forget(key_hash)  # perhaps revoked or lent again: look it up afresh next time
             return None
-        return self._created(request, language, reading_json(result.stored))
+        stored = result.stored
+        assert stored is not None  # a 201: this request stored it
+        return self._created(request, language, reading_json(stored))
 
     def _language(self, request: WSGIRequest) -> str:
         """The language LocaleMiddleware activates for the request, activated. On the fast path's
@@ -336,12 +338,12 @@ class DeviceReadingFastPath:
         language = self._languages.get(accept)
         if language is None:
             self.locale.process_request(request)
-            language = request.LANGUAGE_CODE  # type: ignore[attr-defined]
+            language = request.LANGUAGE_CODE
             if len(self._languages) < self.MAX_KEPT:
                 self._languages[accept] = language
         else:
             translation.activate(language)
-            request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
+            request.LANGUAGE_CODE = language
         return language
 
     def _created(self, request: WSGIRequest, language: str, content: bytes) -> Answer:
@@ -355,7 +357,9 @@ class DeviceReadingFastPath:
             response["Allow"] = "POST, OPTIONS"  # as DRF's APIView answers
             for middleware in (self.frame_options, self.csp, NoStoreMiddleware, self.common, self.locale,
                                self.security):
-                response = middleware.process_response(request, response)
+                answered = middleware.process_response(request, response)
+                assert isinstance(answered, HttpResponse)  # each adds headers to the response it is given
+                response = answered
             kept = (f"{response.status_code} {response.reason_phrase}", list(response.items()))
             if any(name == "Content-Length" for name, _ in kept[1]) and len(self._headers) < self.MAX_KEPT:
                 self._headers[key] = kept

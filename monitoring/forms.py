@@ -1,8 +1,9 @@
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
@@ -46,7 +47,7 @@ class _SentReadingForm(DescribedForm):
         key = "/".join(format(v.normalize(), "f") for v in (value, value2) if v is not None)
         if self.data.get("confirmed") == key:
             return
-        data = self.data.copy()
+        data = cast(QueryDict, self.data).copy()  # bound to request.POST
         data["confirmed"] = key  # rendered in the hidden field: the next send confirms it
         self.data = data
         second = getattr(measure, "second", None)
@@ -56,9 +57,9 @@ class _SentReadingForm(DescribedForm):
             "%(value)s %(unit)s is unusual. Check the number on your device. If it is right, press "
             "Send again.") % {"value": number_format(shown.normalize()), "unit": measure.unit_label})
 
-    def clean_measured_at(self):
+    def clean_measured_at(self) -> datetime:
         # A datetime-local field has no zone: it is the patient's local (Danish) time.
-        when = self.cleaned_data["measured_at"]
+        when: datetime | None = self.cleaned_data["measured_at"]
         if when is None:
             return timezone.now()
         # Typed by hand, a time far off is a slip of the finger (2020 for 2026), not a device's

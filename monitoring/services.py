@@ -219,18 +219,20 @@ def device_lend(*, device: Device, patient: Patient, lent_from: date, by: User,
     with transaction.atomic():
         # Locked, so two clinicians lending the same device at once cannot both pass the check.
         current = Device.objects.select_for_update().get(pk=device.pk)
-        if current.returned_on is None and current.lent_to is None:
+        # A return sets lent_to with returned_on (device_return): no end means not returned.
+        lent_until = current.lent_to
+        if lent_until is None:
             raise ValidationError({"serial": [_("This device is still lent out. Register its return first.")]})
         if current.returned_on is None:
             # Lent until a date still to come, or overdue: lending it on now would take it (and its
             # token) from a patient who may still have it.
             raise ValidationError({"serial": [
                 _("This device is lent out until %(date)s. Register its return first.")
-                % {"date": date_format(current.lent_to, "j. F Y")}]})
-        if lent_from <= current.lent_to:
+                % {"date": date_format(lent_until, "j. F Y")}]})
+        if lent_from <= lent_until:
             raise ValidationError({"lent_from": [
                 _("The device was lent out until %(date)s. The new lending must start after that day.")
-                % {"date": date_format(current.lent_to, "j. F Y")}]})
+                % {"date": date_format(lent_until, "j. F Y")}]})
         previous_patient_id = current.patient_id
         _record_lending(current)  # the lending that ended stays in the history (ADR 0015)
         current.patient, current.lent_from, current.lent_to, current.returned_on = patient, lent_from, lent_to, None

@@ -13,13 +13,14 @@ measure's molar mass (180.16 g/mol for glucose) bridges them, and only for measu
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 import pint
 from django.utils.translation import gettext as _
 
 from monitoring.measures import Measure
 
-_ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+_ureg: pint.UnitRegistry[Any] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 # UCUM code as sent -> pint expression. One row per spelling we accept.
 UCUM_TO_PINT: dict[str, str] = {

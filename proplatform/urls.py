@@ -14,7 +14,9 @@ from alerts import views_safety as alerts_safety_views
 from clinic import my_answers as questionnaire_history
 from clinic import views as patients_views
 from clinic import views_alerts as patient_alert_forms
+from clinic import views_home as home_views
 from clinic import views_list as patients_list_views
+from clinic import views_readings as readings_views
 from clinic import views_relatives as patients_relatives
 from clinic import views_review as patients_review
 from editor import views as editor_views
@@ -29,7 +31,6 @@ from interop import views_observations as fhir_observations
 from interop import views_questionnaires as fhir_questionnaires
 from interop import views_reads as fhir_reads
 from monitoring import api as monitoring_api
-from monitoring import views as monitoring_views
 from monitoring import views_devices as device_views
 from outcomes import views as outcomes_views
 from proplatform.admin_site import admin_login
@@ -103,7 +104,7 @@ urlpatterns = [
     path("account/tokens/", accounts_views.tokens, name="account-tokens"),
     path("account/tokens/<int:token_id>/revoke/", accounts_views.token_revoke, name="account-token-revoke"),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("me/", questionnaire_views.my_home, name="my-home"),
+    path("me/", home_views.my_home, name="my-home"),
     path("me/questionnaires/<int:questionnaire_id>/", questionnaire_views.answer, name="questionnaire-answer"),
     path("me/questionnaires/<int:questionnaire_id>/page/<int:number>/", questionnaire_views.answer_page,
          name="questionnaire-page"),
@@ -111,11 +112,11 @@ urlpatterns = [
          name="questionnaire-review"),
     path("me/questionnaires/<int:questionnaire_id>/thanks/", questionnaire_views.receipt,
          name="questionnaire-receipt"),
-    path("me/readings/new/", monitoring_views.reading_new, name="reading-new"),
-    path("me/readings/new/<slug:measure>/", monitoring_views.reading_new_measure, name="reading-new-measure"),
-    path("me/readings/", monitoring_views.my_readings, name="my-readings"),
-    path("me/readings/<slug:measure>/", monitoring_views.my_readings, name="my-readings-measure"),
-    path("me/readings/<slug:measure>/csv/", monitoring_views.my_readings_csv, name="my-readings-measure-csv"),
+    path("me/readings/new/", readings_views.reading_new, name="reading-new"),
+    path("me/readings/new/<slug:measure>/", readings_views.reading_new_measure, name="reading-new-measure"),
+    path("me/readings/", readings_views.my_readings, name="my-readings"),
+    path("me/readings/<slug:measure>/", readings_views.my_readings, name="my-readings-measure"),
+    path("me/readings/<slug:measure>/csv/", readings_views.my_readings_csv, name="my-readings-measure-csv"),
     path("me/answers/", questionnaire_history.my_answers, name="my-answers"),
     path("me/relatives/", patients_relatives.relatives, name="my-relatives"),
     path("for/", patients_relatives.relative_home, name="relative-home"),
@@ -160,11 +161,11 @@ urlpatterns = [
     path("reviews/bulk/", patients_review.review_bulk_page, name="review-bulk"),
     path("patients/<uuid:patient_id>/responses/<int:response_id>/review/", patients_review.response_review_page,
          name="response-review"),
-    path("patients/<uuid:patient_id>/readings/<int:reading_id>/erroneous/", monitoring_views.reading_erroneous,
+    path("patients/<uuid:patient_id>/readings/<int:reading_id>/erroneous/", readings_views.reading_erroneous,
          name="reading-erroneous"),
-    path("patients/<uuid:patient_id>/readings/<slug:measure>/", monitoring_views.patient_readings,
+    path("patients/<uuid:patient_id>/readings/<slug:measure>/", readings_views.patient_readings,
          name="patient-readings"),
-    path("patients/<uuid:patient_id>/readings/<slug:measure>/csv/", monitoring_views.patient_readings_csv,
+    path("patients/<uuid:patient_id>/readings/<slug:measure>/csv/", readings_views.patient_readings_csv,
          name="patient-readings-csv"),
     path("devices/", device_views.device_list, name="device-list"),
     path("patients/<uuid:patient_id>/devices/", device_views.patient_devices, name="patient-devices"),

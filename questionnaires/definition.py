@@ -502,7 +502,9 @@ def _review_extensions(item: Item) -> Iterator[Issue]:
             if ext.url not in KNOWN_OPTION_EXTENSIONS and not ext.url.startswith(PLATFORM_EXTENSIONS):
                 yield warning(f"answer option extension {ext.url} is ignored")
     # A misspelt colour would silently never alert: refuse it.
-    for holder, where in ((item, "the item"), *((o, f"answer option {o.key!r}") for o in item.answerOption)):
+    holders: list[tuple[Item | AnswerOption, str]] = [
+        (item, "the item"), *((o, f"answer option {o.key!r}") for o in item.answerOption)]
+    for holder, where in holders:
         for value in _extension_values(holder.extension, EXT_ANSWER_SEVERITY):
             if value not in SEVERITIES:
                 yield error(f"answer-severity on {where} must be 'yellow' or 'red', not {value!r}")

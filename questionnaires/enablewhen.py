@@ -92,7 +92,7 @@ def _compare(operator: str, a: Any, b: Any) -> bool:
     if isinstance(a, tuple) or isinstance(b, tuple) or isinstance(a, bool) or a is None or b is None:
         return False
     try:
-        return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[operator]
+        return bool({">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[operator])
     except TypeError:
         return False
 

@@ -3,7 +3,7 @@
 import copy
 import logging
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import pydantic
@@ -23,7 +23,6 @@ from questionnaires import definition as qdef
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.review import review_fields
 from questionnaires.validation import ResponseError, response_validate
-from schedules.services import OccurrenceNotOpen, occurrence_complete, occurrence_for_submission
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +55,31 @@ class AuthoredInvalid(ResponseInvalid):
 class ResponseConflict(ValidationError):
     """The response is valid but cannot be taken as it stands: its identifier was used for other
     answers, or the occurrence it would fulfil closed while it was being sent."""
+
+
+# Called with the response, its patient, and its authored and received times in the transaction
+# that stores a completed answer, in the order registered. Registered by apps above questionnaires in their ready()
+# (schedules.apps: the scheduled occurrence the answer fulfils), so this app needs not import
+# them. A hook refuses the answer by raising ResponseConflict: nothing is stored then.
+class SubmittedHook(Protocol):
+    def __call__(self, *, response: QuestionnaireResponse, patient: Patient, authored_at: datetime,
+                 received_at: datetime) -> None: ...
+
+
+
+_submitted_hooks: list[SubmittedHook] = []
+
+
+def response_submitted_hook_register(hook: SubmittedHook) -> None:
+    """Have ``hook`` run inside every ``response_submit`` that stores a completed answer (once per
+    hook, however often registered)."""
+    if hook not in _submitted_hooks:
+        _submitted_hooks.append(hook)
+
+
+def response_submitted_hooks() -> list[SubmittedHook]:
+    """The hooks registered (tests: the apps above have plugged in)."""
+    return list(_submitted_hooks)
 
 
 IDENTIFIER_MAX = 100  # QuestionnaireResponse.identifier's column
@@ -139,7 +163,7 @@ def questionnaire_import_checked(*, resource: dict[str, Any], strict: bool = Fal
 
 def questionnaire_export(*, questionnaire: Questionnaire) -> dict[str, Any]:
     """The stored FHIR R4 Questionnaire of this version (a copy; ids are the FHIR view's job)."""
-    resource = copy.deepcopy(questionnaire.resource)
+    resource: dict[str, Any] = copy.deepcopy(questionnaire.resource)
     resource["url"] = questionnaire.url
     resource["version"] = questionnaire.version
     resource["status"] = questionnaire.status
@@ -261,7 +285,7 @@ def response_authored_check(*, patient: Patient, authored_at: datetime, now: dat
 
 def _scores(questionnaire: Questionnaire, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
-        from questionnaires.scoring import score_response  # type: ignore[attr-defined]
+        from questionnaires.scoring import score_response
     except ImportError:
         return []
     try:
@@ -334,20 +358,11 @@ def response_submit(
                     setattr(draft, name, value)
                 draft.save()
                 response = draft
-            # The answer fulfils the scheduled occurrence whose window contained its own time, if
-            # any — also one already recorded as missed, when the answer was given in time and
-            # uploaded late. Answers between occurrences are welcome too (patients report
-            # symptoms when they have them).
-            occurrence = occurrence_for_submission(patient=patient, questionnaire_url=questionnaire.url,
-                                                   now=authored_at)
-            if occurrence is not None:
-                try:
-                    occurrence_complete(occurrence=occurrence, response=response, now=authored_at,
-                                        received_at=received_at)
-                except OccurrenceNotOpen as exc:
-                    # It closed (or was paused) while this was sent: say so and store nothing;
-                    # the draft is untouched, so nothing the patient wrote is lost.
-                    raise ResponseConflict(str(exc)) from exc
+            # What the apps above do with a completed answer, in this transaction: schedules
+            # completes the occurrence it fulfils, or refuses the answer (ResponseConflict) and
+            # nothing is stored.
+            for hook in _submitted_hooks:
+                hook(response=response, patient=patient, authored_at=authored_at, received_at=received_at)
             # In the evaluation inbox with the answer, or neither; the task is asked for after
             # commit, and a broker outage leaves the row for the sweep, not an error page.
             enqueue(source=EvaluationSource.RESPONSE, ids=[response.pk])

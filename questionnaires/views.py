@@ -4,8 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Max
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -13,105 +12,35 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
-from monitoring.measures import MEASURES
-from patients.access import episodes_in_care, own_patient_or_404, patient_or_404
 from patients.models import Patient, Program
 from patients.selectors import program_for_receipt, when_to_call
+from questionnaires.access import answering_for
 from questionnaires.definition import Definition
 from questionnaires.enablewhen import enabled_items
 from questionnaires.forms import Page, PageForm, field_name, pages
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
 from questionnaires.review import responses_reviewed_at, review_workdays_for
 from questionnaires.safety import Signals, safety_signals
+from questionnaires.selectors import questionnaires_offered
 from questionnaires.services import (
     ResponseConflict,
     ResponseInvalid,
     response_draft_for,
     response_draft_save,
     response_submit,
-    responses_draft_of,
 )
 from questionnaires.validation import MissingAnswer, ResponseError, build_items, flat_answers, response_validate
-from schedules.selectors import next_occurrences_for, open_occurrences_for
-
-ACTING_FOR = "acting_for_patient"  # session key: the patient a relative is answering for
-
-
-def _me(request: HttpRequest, resource: str, action: Action = Action.READ) -> Patient:
-    """The patient whose questionnaires these pages show: the logged-in patient, or the patient
-    a relative chose to answer for (patients.access checks the grant on every request, so a
-    revoked grant ends access at once)."""
-    if request.user.role == Role.RELATIVE:
-        acting_for = request.session.get(ACTING_FOR)
-        if not acting_for:
-            raise Http404("Choose whom you answer for first.")
-        return patient_or_404(request, acting_for, action=action, resource=f"{resource} (relative)",
-                              purpose="answer")
-    return own_patient_or_404(request, action=action, resource=resource)
-
-
-def _my_questionnaires(patient: Patient, user: Any) -> tuple[list[Questionnaire], set[int]]:
-    """The newest version of each questionnaire of the patient's programmes — or the version of
-    ``user``'s draft (the patient's, or the relative's own), finished on the version started —
-    and the ids of the versions ``user`` has a draft of."""
-    # Retired versions are no longer offered. Drafts are: a programme only lists a draft while
-    # it is being tried out with patients (the SDC test forms are drafts, too).
-    # Only programmes whose episode still has a care team looking (patients.access.episodes_in_care):
-    # answers given after that would reach nobody.
-    in_care = episodes_in_care().filter(patient=patient).values("program_id")
-    candidates = (Questionnaire.objects.filter(programs__in=in_care)
-                  .exclude(status="retired").distinct())
-    newest: dict[str, Questionnaire] = {}
-    for q in candidates.order_by("url", "-created_at"):
-        newest.setdefault(q.url, q)
-    # Oldest first: with drafts of two versions of one questionnaire, the one worked on last wins.
-    drafts = list(responses_draft_of(patient=patient, author=user).filter(questionnaire__url__in=list(newest))
-                  .select_related("questionnaire").order_by("updated_at", "pk"))
-    for draft in drafts:
-        newest[draft.questionnaire.url] = draft.questionnaire
-    return list(newest.values()), {d.questionnaire_id for d in drafts}
 
 
 def _mine_or_404(patient: Patient, user: Any, questionnaire_id: int) -> Questionnaire:
-    questionnaires, _drafted = _my_questionnaires(patient, user)
+    questionnaires, _drafted = questionnaires_offered(patient, user)
     questionnaire = next((q for q in questionnaires if q.pk == questionnaire_id), None)
     if questionnaire is None:
         raise Http404("No such questionnaire for you.")
     return questionnaire
-
-
-@role_required(Role.PATIENT, Role.RELATIVE)
-def my_home(request: HttpRequest) -> HttpResponse:
-    patient = _me(request, "my-home")
-    questionnaires, drafts = _my_questionnaires(patient, request.user)
-    last_answered = dict(
-        QuestionnaireResponse.objects.filter(patient=patient, status=ResponseStatus.COMPLETED)
-        .values_list("questionnaire__url").annotate(last=Max("authored_at"))
-    )
-    lang = translation.get_language()
-    # A relative helps with questionnaires; the patient's measurements stay the patient's.
-    is_relative = request.user.role == Role.RELATIVE
-    readings = [] if is_relative else patient.readings.order_by("-effective_at")[:10]
-    now = timezone.now()
-    due: dict[str, Any] = {}
-    for occurrence in open_occurrences_for(patient, now=now):  # nearest deadline first
-        due.setdefault(occurrence.questionnaire_url, occurrence)
-    upcoming = next_occurrences_for(patient, now=now)
-    listed = [(q, q.definition.title_for(lang) or q.title, last_answered.get(q.url), q.pk in drafts,
-               due.get(q.url), upcoming.get(q.url)) for q in questionnaires]
-    # What is asked for now (a scheduled time is open), nearest deadline first, apart from what the
-    # patient may answer when they like: an elderly patient should not have to tell them apart.
-    asked = sorted((row for row in listed if row[4] is not None), key=lambda row: row[4].closes_at)
-    return render(request, "questionnaires/my_home.html", {
-        "patient": patient,
-        "due_questionnaires": asked,
-        "optional_questionnaires": [row for row in listed if row[4] is None],
-        "next_due": min((o for o in upcoming.values()), key=lambda o: o.due_at, default=None),
-        "is_relative": is_relative,
-        "readings": [(r, MEASURES[r.measure]) for r in readings],
-    })
 
 
 # --- answering, one page at a time --------------------------------------------------------------
@@ -168,21 +97,22 @@ class _Flow:
         return {k: v for k, v in self.answers.items() if k not in page.link_ids()}
 
 
-def _flow(request: HttpRequest, questionnaire_id: int, action: Action) -> _Flow:
-    patient = _me(request, f"Questionnaire/{questionnaire_id} answer", action=action)
+def _flow(request: AuthenticatedHttpRequest, questionnaire_id: int, action: Action) -> _Flow:
+    patient = answering_for(request, f"Questionnaire/{questionnaire_id} answer", action=action)
     return _Flow(patient, _mine_or_404(patient, request.user, questionnaire_id), request.user)
 
 
 @role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET"])
-def answer(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
+def answer(request: AuthenticatedHttpRequest, questionnaire_id: int) -> HttpResponse:
     """Start, or resume where the patient left off."""
     flow = _flow(request, questionnaire_id, Action.READ)
     index = min(flow.draft.current_page, len(flow.pages)) if flow.draft else 0
     return redirect(flow.page_url(index))
 
 
-def _render_page(request: HttpRequest, flow: _Flow, page: Page, form: PageForm, status: int = 200) -> HttpResponse:
+def _render_page(request: AuthenticatedHttpRequest, flow: _Flow, page: Page, form: PageForm,
+                 status: int = 200) -> HttpResponse:
     enabled = flow.enabled_pages(flow.answers)
     position = enabled.index(page.index) + 1 if page.index in enabled else page.index + 1
     return render(request, "questionnaires/page.html", {
@@ -195,7 +125,7 @@ def _render_page(request: HttpRequest, flow: _Flow, page: Page, form: PageForm, 
 
 @role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET", "POST"])
-def answer_page(request: HttpRequest, questionnaire_id: int, number: int) -> HttpResponse:
+def answer_page(request: AuthenticatedHttpRequest, questionnaire_id: int, number: int) -> HttpResponse:
     flow = _flow(request, questionnaire_id, Action.CREATE if request.method == "POST" else Action.READ)
     if not 1 <= number <= len(flow.pages):
         raise Http404("No such page.")
@@ -277,7 +207,7 @@ def _review_rows(flow: _Flow, answers: dict[str, list[dict[str, Any]]]) -> list[
 
 @role_required(Role.PATIENT, Role.RELATIVE)
 @require_http_methods(["GET", "POST"])
-def review(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
+def review(request: AuthenticatedHttpRequest, questionnaire_id: int) -> HttpResponse:
     flow = _flow(request, questionnaire_id, Action.CREATE if request.method == "POST" else Action.READ)
     identifier = request.POST.get("identifier", "")
     try:
@@ -333,11 +263,11 @@ def _tel(phone: str) -> str:
 
 
 @role_required(Role.PATIENT, Role.RELATIVE)
-def receipt(request: HttpRequest, questionnaire_id: int) -> HttpResponse:
+def receipt(request: AuthenticatedHttpRequest, questionnaire_id: int) -> HttpResponse:
     """What the patient is told after sending. Decided here from the answers themselves (the
     definition's red answers, the contact question: questionnaires.safety), not from whether the
     asynchronous rule evaluation has run: a red answer gets the urgent advice with 112 at once."""
-    patient = _me(request, f"Questionnaire/{questionnaire_id} receipt")
+    patient = answering_for(request, f"Questionnaire/{questionnaire_id} receipt")
     # The sender's own latest response (a relative's, or the patient's).
     latest = (QuestionnaireResponse.objects.filter(patient=patient, questionnaire_id=questionnaire_id,
                                                    author=request.user, status=ResponseStatus.COMPLETED)

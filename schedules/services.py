@@ -25,6 +25,7 @@ from audit.models import Action
 from audit.services import audit_record
 from patients.models import Patient, Program, TreatmentEpisode
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+from questionnaires.services import ResponseConflict
 from schedules.models import (
     MissedOccurrence,
     Occurrence,
@@ -363,6 +364,24 @@ def occurrence_for_submission(*, patient: Patient, questionnaire_url: str, now: 
         .order_by("closes_at", "id")
         .first()
     )
+
+
+def occurrence_fulfil(*, response: QuestionnaireResponse, patient: Patient, authored_at: datetime,
+                      received_at: datetime) -> None:
+    """A completed answer, in the transaction that stores it (questionnaires.services.response_submit,
+    registered by schedules.apps): it fulfils the scheduled occurrence whose window contained its
+    own time, if any — also one already recorded as missed, when the answer was given in time and
+    uploaded late. Answers between occurrences are welcome too (patients report symptoms when they
+    have them). An occurrence that closed (or was paused) while the answer was sent refuses it
+    (ResponseConflict, with the reason for the patient): nothing is stored, the draft is untouched."""
+    occurrence = occurrence_for_submission(patient=patient, questionnaire_url=response.questionnaire.url,
+                                           now=authored_at)
+    if occurrence is None:
+        return
+    try:
+        occurrence_complete(occurrence=occurrence, response=response, now=authored_at, received_at=received_at)
+    except OccurrenceNotOpen as exc:
+        raise ResponseConflict(str(exc)) from exc
 
 
 def occurrence_complete(

@@ -12,9 +12,9 @@ from alerts.evaluation import Source as EvaluationSource
 from alerts.evaluation.readings import readings_evaluate
 from alerts.evaluation.responses import response_evaluate
 from alerts.models import Alert, AlertEvent, AlertFinding, EventKind, Rule, Status
+from alerts.selectors_readings import readings_unevaluated_ids
 from audit.models import Action, AuditEvent, Outcome
 from monitoring.models import Reading, Source
-from monitoring.selectors import readings_unevaluated_ids
 from questionnaires.models import QuestionnaireResponse
 from tests.factories import evaluate
 
@@ -385,8 +385,8 @@ def test_an_ended_episode_stops_its_rules_even_while_another_patient_is_in_the_p
     keep programme A's rules on for patient A after A's episode ended."""
     from datetime import timedelta as _td
 
+    from alerts.selectors_readings import reading_measures_for
     from alerts.services import rules_for as _rules_for
-    from monitoring.selectors import reading_measures_for
     from patients.models import TreatmentEpisode
 
     yesterday = timezone.localdate() - _td(days=1)

@@ -38,3 +38,19 @@ def test_alerts_and_answers_each_keep_a_teams_access_while_work_is_unfinished():
     # patients.access names no app above it; the apps holding the work register it. Without
     # these, access would end with an open alert on nobody's worklist.
     assert unfinished_work_kinds() == ["alerts.unresolved", "questionnaires.unreviewed"]
+
+
+def test_schedules_completes_the_occurrence_an_answer_fulfils_from_inside_its_submission():
+    # questionnaires does not import schedules (it lies below); schedules plugs in at ready().
+    from questionnaires.services import response_submitted_hooks
+    from schedules.services import occurrence_fulfil
+
+    assert response_submitted_hooks() == [occurrence_fulfil]
+
+
+def test_the_inbox_asks_for_the_evaluation_task_the_alerts_app_plugged_in():
+    # The enqueue side does not import the task (contract "enqueue-side"); alerts.apps gives it.
+    from alerts.evaluation import dispatch
+    from alerts.evaluation.tasks import evaluate_send
+
+    assert dispatch._task_send is evaluate_send

@@ -10,9 +10,9 @@ from django.utils import timezone, translation
 
 from alerts.backtest import backtest_run
 from alerts.models import Alert, AlertEvent, AlertFinding, Rule, RuleError, Snooze
+from alerts.selectors_readings import readings_unevaluated_ids
 from audit.models import AuditEvent
 from monitoring.models import Reading, Source
-from monitoring.selectors import readings_unevaluated_ids
 from questionnaires.models import QuestionnaireResponse
 from schedules.models import MissedOccurrence, Occurrence, OccurrenceStatus, Schedule
 

@@ -11,9 +11,9 @@ from alerts.evaluation import PendingEvaluation, dispatch
 from alerts.evaluation import tasks as evaluation_tasks
 from alerts.evaluation.readings import readings_evaluate
 from alerts.models import Alert
+from alerts.selectors_readings import readings_unevaluated_ids
 from monitoring.ingest import MAX_BATCH
 from monitoring.models import Reading
-from monitoring.selectors import readings_unevaluated_ids
 
 pytestmark = pytest.mark.django_db
 

@@ -118,7 +118,7 @@ def test_one_draft_per_patient_and_version_is_updated_in_place(cast, multi):
 
 
 def test_with_drafts_of_two_versions_the_one_worked_on_last_is_offered(cast, multi):
-    from questionnaires.views import _my_questionnaires
+    from questionnaires.selectors import questionnaires_offered
 
     user = cast.patient_a.user
     revised = questionnaire_revise(questionnaire=multi, resource={
@@ -130,11 +130,11 @@ def test_with_drafts_of_two_versions_the_one_worked_on_last_is_offered(cast, mul
 
     touch(revised)
     touch(multi)  # the older version's draft, worked on last
-    offered, drafted = _my_questionnaires(cast.patient_a, user)
+    offered, drafted = questionnaires_offered(cast.patient_a, user)
     assert [q.pk for q in offered if q.url == multi.url] == [multi.pk]
     assert drafted == {multi.pk, revised.pk}
     touch(revised)
-    offered, _drafted = _my_questionnaires(cast.patient_a, user)
+    offered, _drafted = questionnaires_offered(cast.patient_a, user)
     assert [q.pk for q in offered if q.url == multi.url] == [revised.pk]
 
 

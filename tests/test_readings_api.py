@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from alerts.models import Alert, AlertEvent
+from alerts.selectors_readings import readings_unevaluated_ids
 from audit.models import Action, AuditEvent
 from monitoring.models import DeviceKind, DeviceToken, Reading, Source
-from monitoring.selectors import readings_unevaluated_ids
 from tests.factories import device_token_of
 
 pytestmark = pytest.mark.django_db

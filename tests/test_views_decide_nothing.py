@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import Rule, RuleOverride
+from alerts.selectors_readings import reading_beyond_limits
 from monitoring.models import Reading, Source
-from monitoring.selectors import reading_beyond_limits
 from questionnaires.models import QuestionnaireResponse
 from questionnaires.services import response_draft_save
 from tests.factories import response_items

@@ -6,6 +6,7 @@ what a lost message, a dead thread or a Redis outage leaves behind the sweep fin
 (alerts.evaluation.sweep)."""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,13 +24,24 @@ COALESCE_MAX = 30
 CLAIM_MAX_BATCHES = 1 + COALESCE_MAX
 
 
+# How one evaluation task is queued, given by the task's own module when the alerts app is ready
+# (alerts.apps → alerts.evaluation.tasks.evaluate_send). Not imported from here: the task runs the
+# rules, which import the source apps' models, and this module is imported by those source apps
+# (through ``enqueue``); the contract "enqueue-side" in pyproject.toml keeps it so.
+_task_send: Callable[[list[int]], None] | None = None
+
+
+def task_sender_set(send: Callable[[list[int]], None]) -> None:
+    """Say how to queue one evaluation task for a list of inbox row ids (alerts.apps, once)."""
+    global _task_send
+    _task_send = send
+
+
 def _send(inbox_ids: list[int]) -> None:
     """Queue one evaluation task for these inbox rows (and, coalesced, other waiting batches)."""
-    from alerts.evaluation.tasks import evaluate
-
-    # argsrepr given: Celery would otherwise build it with its saferepr, a visible share of a
-    # single-reading request's CPU.
-    evaluate.apply_async((inbox_ids,), argsrepr=repr((inbox_ids,)), kwargsrepr="{}")
+    if _task_send is None:  # Django not set up: nothing could have run the alerts app's ready()
+        raise RuntimeError("alerts.evaluation: no task sender (the alerts app is not ready)")
+    _task_send(inbox_ids)
 
 
 def _tasks_run_in_process() -> bool:

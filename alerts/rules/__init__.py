@@ -76,7 +76,8 @@ def parse_params(kind: str, params: Any) -> pydantic.BaseModel:
     if module is None:
         raise ValidationError({"kind": f"Unknown rule kind {kind!r}; known: {sorted(KINDS)}"})
     try:
-        return module.Params.model_validate(params)
+        parsed: pydantic.BaseModel = module.Params.model_validate(params)
+        return parsed
     except pydantic.ValidationError as exc:
         raise ValidationError({"params": [_message(e) for e in exc.errors()]}) from exc
 

@@ -158,7 +158,9 @@ class Context:
     def answered(self, patient_id: Any, url: str, *, since: datetime, until: datetime) -> bool:
         """Whether the patient completed questionnaire ``url`` (any version) in [since, until] —
         inside or outside a schedule (a late answer after the deadline counts)."""
-        return _responses_of(self, patient_id, url).filter(authored_at__gte=since, authored_at__lte=until).exists()
+        found: bool = _responses_of(self, patient_id, url).filter(authored_at__gte=since,
+                                                                   authored_at__lte=until).exists()
+        return found
 
     def paused(self, patient_id: Any, day: date) -> bool:
         """Whether a pause (holiday, admission) covers local date ``day``. Pauses recorded after
@@ -262,7 +264,8 @@ class PastOccurrence:
 def _resource(questionnaire_id: Any) -> dict[str, Any]:
     from questionnaires.models import Questionnaire
 
-    return Questionnaire.objects.values_list("resource", flat=True).get(pk=questionnaire_id)
+    resource: dict[str, Any] = Questionnaire.objects.values_list("resource", flat=True).get(pk=questionnaire_id)
+    return resource
 
 
 def _grade(values: Any, code: str) -> Decimal | None:

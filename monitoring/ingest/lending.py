@@ -42,7 +42,7 @@ class _Lending:
         if effective_at < self.starts:
             return _("Measured before this device was lent to the patient (on %(date)s); it is not stored "
                      "in the patient's record.") % {"date": date_format(self.lent_from, "DATE_FORMAT")}
-        if self.ends is not None and effective_at >= self.ends:
+        if self.lent_to is not None and self.ends is not None and effective_at >= self.ends:
             return _("Measured after this device was returned (on %(date)s); it is not stored in the "
                      "patient's record.") % {"date": date_format(self.lent_to, "DATE_FORMAT")}
         return None
@@ -102,20 +102,31 @@ def _checked(*, patient: Patient, items: list[Any], device: Device | None,
         else:
             outside.append(p)
     if outside:
-        # Rare (a backlog from an earlier lending to the same patient, a wrong clock, another
-        # patient's backlog): the device's earlier lendings to this patient, newest first.
-        for pk, start, end in DeviceLending.objects.filter(
-                patient=patient, device_id__in={p.device_id for p in outside}).order_by("-lent_from").values_list(
-                "device_id", "lent_from", "lent_to"):
-            lendings.setdefault(pk, []).append(_Lending.of(start, end))
-        for p in outside:
-            periods = lendings.get(p.device_id)
-            if not periods:
-                results[p.index] = ItemResult(p.index, 404, errors={"device": [_("No such device.")]})
-            elif any(period.refuses(p.effective_at) is None for period in periods):
-                candidates.append(p)
-            else:
-                refused = periods[0].refuses(p.effective_at)
-                results[p.index] = ItemResult(p.index, 400, errors={"effective_at": [refused]})
-        candidates.sort(key=lambda p: p.index)
+        _outside_checked(patient=patient, outside=outside, lendings=lendings, results=results,
+                         candidates=candidates)
     return results, candidates
+
+
+def _outside_checked(*, patient: Patient, outside: list[ReadingRow], lendings: dict[int, list[_Lending]],
+                     results: list[ItemResult | None], candidates: list[ReadingRow]) -> None:
+    """Readings outside their device's current lending to this patient: a candidate if an earlier
+    lending to this patient took them, else refused in their result slot. Candidates stay in
+    item order."""
+    # Rare (a backlog from an earlier lending to the same patient, a wrong clock, another
+    # patient's backlog): the device's earlier lendings to this patient, newest first.
+    for pk, start, end in DeviceLending.objects.filter(
+            patient=patient, device_id__in={p.device_id for p in outside}).order_by("-lent_from").values_list(
+            "device_id", "lent_from", "lent_to"):
+        lendings.setdefault(pk, []).append(_Lending.of(start, end))
+    for p in outside:
+        assert p.device_id is not None  # a reading without a device is never outside a lending
+        periods = lendings.get(p.device_id)
+        if not periods:
+            results[p.index] = ItemResult(p.index, 404, errors={"device": [_("No such device.")]})
+        elif any(period.refuses(p.effective_at) is None for period in periods):
+            candidates.append(p)
+        else:
+            refused = periods[0].refuses(p.effective_at)
+            assert refused is not None  # no period took it, so the latest refuses it
+            results[p.index] = ItemResult(p.index, 400, errors={"effective_at": [refused]})
+    candidates.sort(key=lambda p: p.index)

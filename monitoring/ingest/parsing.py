@@ -111,89 +111,25 @@ def range_error(value: Decimal, lo: Decimal, hi: Decimal, unit_label: Any) -> st
 def reading_parse(item: Any, *, index: int, latest: datetime) -> ReadingRow | Errors:
     """Parse and normalise one reading item (a dict as decoded from JSON, or with Decimal and
     datetime values from Python callers). Returns the parsed item (a ReadingRow, not stored yet)
-    or field -> messages."""
+    or field -> messages. Every field is checked, so that all its errors are told at once."""
     if not isinstance(item, dict):
         return {"non_field_errors": [_("Each reading must be a JSON object.")]}
     errors: Errors = {}
-
-    m: Measure | None = None
     original: dict[str, Any] = {}
-    code = item.get("measure")
-    if code is None:
-        errors["measure"] = _required() if "measure" not in item else [_("This field may not be null.")]
-    elif not isinstance(code, str) or (coding := coding_lookup(code)) is None:
-        shown = code if not isinstance(code, str) or len(code) <= 40 else code[:40] + "…"  # not 100 KB back
-        errors["measure"] = [_("Unknown measure %(m)s.") % {"m": shown}]
-    else:
-        m = coding.measure
-        if coding.system is not None:
-            original["system"], original["code"] = coding.system, coding.code
-
+    m = _measure(item, errors, original)
     unit = item.get("unit")
     if unit is None:
         errors["unit"] = _required()
     elif not isinstance(unit, str):
         errors["unit"] = [_("The unit must be a UCUM unit such as kg or mm[Hg].")]
-
     # Values: "value", or "systolic" + "diastolic" for blood pressure.
-    raw_values: dict[str, Any] = {}
-    if m is not None:
-        names = ("systolic", "diastolic") if m.second is not None else ("value",)
-        for other in {"value", "systolic", "diastolic"} - set(names):
-            if other in item:
-                errors[other] = [_("%(measure)s takes %(fields)s, not %(other)s.") % {
-                    "measure": m.code, "fields": " and ".join(names), "other": other}]
-        for name in names:
-            if name not in item:
-                errors[name] = _required()
-                continue
-            number = _number(item[name])
-            if isinstance(number, str):
-                errors[name] = [number]
-            else:
-                raw_values[name] = number
-
+    raw_values = _raw_values(item, m, errors) if m is not None else {}
     value = value2 = None
     if m is not None and isinstance(unit, str) and "unit" not in errors and len(raw_values) == (
             2 if m.second is not None else 1):
-        try:
-            converted = [to_canonical(v, unit, m).quantize(_PLACES) for v in raw_values.values()]
-        except UnitError as exc:
-            errors["unit"] = [str(exc)]
-        else:
-            if unit != m.unit:
-                original["unit"] = unit
-                original.update({k: str(v) for k, v in raw_values.items()})
-            value = converted[0]
-            if m.second is None:
-                if msg := range_error(value, m.minimum, m.maximum, m.unit_label):
-                    errors["value"] = [msg]
-            else:
-                value2 = converted[1]
-                s = m.second
-                if msg := range_error(value, m.minimum, m.maximum, m.unit_label):
-                    errors["systolic"] = [msg]
-                if msg := range_error(value2, s.minimum, s.maximum, m.unit_label):
-                    errors["diastolic"] = [msg]
-                if "systolic" not in errors and "diastolic" not in errors and value <= value2:
-                    errors["systolic"] = [_("The systolic pressure must be higher than the diastolic.")]
-
-    if "effective_at" not in item:
-        errors["effective_at"] = _required()
-    else:
-        when = _when(item["effective_at"], latest)
-        if isinstance(when, str):
-            errors["effective_at"] = [when]
-
-    client_id = item.get("client_id")
-    if client_id is not None:
-        if isinstance(client_id, int) and not isinstance(client_id, bool):
-            client_id = str(client_id)
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
-            errors["client_id"] = [_("Give a client_id of 1 to 100 characters.")]
-        elif "\x00" in client_id or not _utf8(client_id):  # PostgreSQL's text cannot hold them
-            errors["client_id"] = [_("A client_id cannot contain the NUL character or half a character.")]
-
+        value, value2 = _values(m, unit, raw_values, errors, original)
+    when = _effective_at(item, latest, errors)
+    client_id = _client_id(item, errors)
     patient_ref = None
     if item.get("patient") is not None:
         try:
@@ -204,11 +140,98 @@ def reading_parse(item: Any, *, index: int, latest: datetime) -> ReadingRow | Er
     if device_id is not None and (isinstance(device_id, bool) or not isinstance(device_id, int)):
         errors["device"] = [_("A valid integer is required.")]
 
-    if errors or m is None or value is None:
+    if errors or m is None or value is None or when is None:
         return errors
     return ReadingRow(
-        index=index, measure=m.code, value=value, value2=value2, unit=m.unit,
-        effective_at=when,  # type: ignore[arg-type]  # set above when no error
+        index=index, measure=m.code, value=value, value2=value2, unit=m.unit, effective_at=when,
         client_id=client_id, original=original or None,
         unusual=m.is_unusual(value, value2), device_id=device_id, patient_ref=patient_ref,
     )
+
+
+def _measure(item: dict[str, Any], errors: Errors, original: dict[str, Any]) -> Measure | None:
+    """The item's measure (a code of ours, or LOINC / SNOMED CT), noting a foreign code in ``original``."""
+    code = item.get("measure")
+    if code is None:
+        errors["measure"] = _required() if "measure" not in item else [_("This field may not be null.")]
+    elif not isinstance(code, str) or (coding := coding_lookup(code)) is None:
+        shown = code if not isinstance(code, str) or len(code) <= 40 else code[:40] + "…"  # not 100 KB back
+        errors["measure"] = [_("Unknown measure %(m)s.") % {"m": shown}]
+    else:
+        if coding.system is not None:
+            original["system"], original["code"] = coding.system, coding.code
+        return coding.measure
+    return None
+
+
+def _raw_values(item: dict[str, Any], m: Measure, errors: Errors) -> dict[str, Decimal]:
+    """The measure's value fields as numbers, as sent (units not converted yet)."""
+    names = ("systolic", "diastolic") if m.second is not None else ("value",)
+    for other in {"value", "systolic", "diastolic"} - set(names):
+        if other in item:
+            errors[other] = [_("%(measure)s takes %(fields)s, not %(other)s.") % {
+                "measure": m.code, "fields": " and ".join(names), "other": other}]
+    raw_values: dict[str, Decimal] = {}
+    for name in names:
+        if name not in item:
+            errors[name] = _required()
+            continue
+        number = _number(item[name])
+        if isinstance(number, str):
+            errors[name] = [number]
+        else:
+            raw_values[name] = number
+    return raw_values
+
+
+def _values(m: Measure, unit: str, raw_values: dict[str, Decimal], errors: Errors,
+            original: dict[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """The values in the measure's own unit, range-checked (the values as sent kept in
+    ``original`` when converted); (None, None) when the unit does not fit the measure."""
+    try:
+        converted = [to_canonical(v, unit, m).quantize(_PLACES) for v in raw_values.values()]
+    except UnitError as exc:
+        errors["unit"] = [str(exc)]
+        return None, None
+    if unit != m.unit:
+        original["unit"] = unit
+        original.update({k: str(v) for k, v in raw_values.items()})
+    value = converted[0]
+    if m.second is None:
+        if msg := range_error(value, m.minimum, m.maximum, m.unit_label):
+            errors["value"] = [msg]
+        return value, None
+    value2 = converted[1]
+    s = m.second
+    if msg := range_error(value, m.minimum, m.maximum, m.unit_label):
+        errors["systolic"] = [msg]
+    if msg := range_error(value2, s.minimum, s.maximum, m.unit_label):
+        errors["diastolic"] = [msg]
+    if "systolic" not in errors and "diastolic" not in errors and value <= value2:
+        errors["systolic"] = [_("The systolic pressure must be higher than the diastolic.")]
+    return value, value2
+
+
+def _effective_at(item: dict[str, Any], latest: datetime, errors: Errors) -> datetime | None:
+    if "effective_at" not in item:
+        errors["effective_at"] = _required()
+        return None
+    when = _when(item["effective_at"], latest)
+    if isinstance(when, str):
+        errors["effective_at"] = [when]
+        return None
+    return when
+
+
+def _client_id(item: dict[str, Any], errors: Errors) -> Any:
+    """The sender's id for the reading (text; a whole number is taken as its text), or None."""
+    client_id = item.get("client_id")
+    if client_id is None:
+        return None
+    if isinstance(client_id, int) and not isinstance(client_id, bool):
+        client_id = str(client_id)
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
+        errors["client_id"] = [_("Give a client_id of 1 to 100 characters.")]
+    elif "\x00" in client_id or not _utf8(client_id):  # PostgreSQL's text cannot hold them
+        errors["client_id"] = [_("A client_id cannot contain the NUL character or half a character.")]
+    return client_id

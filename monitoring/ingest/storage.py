@@ -197,6 +197,7 @@ def _store(*, patient: Patient, candidates: list[ReadingRow], results: list[Item
         if row.client_id:
             by_client[row.client_id] = row
         by_key.setdefault(_natural_key(row.device_id, row.measure, row.effective_at, row.value, row.value2), row)
+        assert row.id is not None  # read from the table
         readings.earlier.append(row.id)
 
     new: list[ReadingRow] = []
@@ -317,9 +318,13 @@ def _insert_one_sql(still_lent: bool) -> str:
     columns = _COPY_COLUMNS[1:]
     # A SELECT, to take a WHERE; its parameters cast, as VALUES would take the columns' types.
     by_column = {f.column: f for f in Reading._meta.concrete_fields}
-    # Without a length: a cast to varchar(n) would cut a longer value where VALUES refuses it.
-    values = ", ".join(f"%({c})s::" + re.sub(r"^varchar\(\d+\)$", "varchar", by_column[c].cast_db_type(connection))
-                       for c in columns)
+    casts = []
+    for c in columns:
+        db_type = by_column[c].cast_db_type(connection)
+        assert db_type is not None  # every concrete column has a type
+        # Without a length: a cast to varchar(n) would cut a longer value where VALUES refuses it.
+        casts.append(f"%({c})s::" + re.sub(r"^varchar\(\d+\)$", "varchar", db_type))
+    values = ", ".join(casts)
     pending = reading_enqueue_sql(ids="jsonb_build_array(id)", size="1", at="%(received_at)s")
     return _INSERT_ONE_SQL.format(columns=", ".join(columns), values=values, pending=pending,
                                   still_lent=_STILL_LENT_SQL if still_lent else "")
@@ -348,7 +353,8 @@ def _insert_one(p: ReadingRow, readings: _Readings, *, still_lent: tuple[int, De
         return None
     p.id = row[0]
     readings.add(p)
-    return row[1]
+    batch: int = row[1]
+    return batch
 
 
 def _insert(new: list[ReadingRow], readings: _Readings) -> int:
@@ -371,7 +377,7 @@ def _insert(new: list[ReadingRow], readings: _Readings) -> int:
         cursor.execute(_RESERVE_SQL, {"n": len(new), "now": readings.now, "seq": _reading_sequence(cursor)},
                        prepare=True)
         rows = cursor.fetchall()
-        batch = rows[0][1]
+        batch: int = rows[0][1]
         for p, (pk, _) in zip(new, rows, strict=True):
             p.id = pk
             readings.add(p)

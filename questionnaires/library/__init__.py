@@ -18,7 +18,8 @@ def names() -> list[str]:
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((HERE / f"{name}.json").read_text(encoding="utf-8"))
+    resource: dict[str, Any] = json.loads((HERE / f"{name}.json").read_text(encoding="utf-8"))
+    return resource
 
 
 def load_scoring(name: str) -> dict[str, Any] | None:

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from alerts.evaluation import PendingEvaluation
 from alerts.models import Alert, AlertEvent, AlertFinding, Rule
+from alerts.selectors_readings import readings_unevaluated_ids
 from monitoring.models import Device, DeviceKind, DeviceToken, Reading
-from monitoring.selectors import readings_unevaluated_ids
 from tests.factories import Cast, make_patient
 from tests.live import LiveStack, _free_port, celery_sender, start_live_stack
 

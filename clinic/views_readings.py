@@ -1,3 +1,8 @@
+"""The reading pages, patient's and clinician's: the reading form, the trend pages (chart, table,
+CSV) and marking a reading as wrong. In clinic because they compose monitoring (readings) with
+alerts (the patient's limits, whether a value is beyond them, alerts citing a reading); their
+templates stay under templates/monitoring/."""
+
 import csv
 import uuid
 from datetime import timedelta
@@ -6,7 +11,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,22 +21,17 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts.selectors import alerts_citing_reading
+from alerts.selectors_readings import reading_beyond_limits, reading_measures_for, thresholds_for
 from audit.models import Action, Outcome
 from audit.services import audit_record
 from monitoring.charts import reading_chart_svg
 from monitoring.forms import MEASURE_HELP, ErroneousForm, MeasureReadingForm, ReadingForm
 from monitoring.measures import MEASURES, Measure, component_labels
 from monitoring.models import Reading
-from monitoring.selectors import (
-    PERIODS,
-    period_days,
-    reading_beyond_limits,
-    reading_measures_for,
-    readings_in_period,
-    thresholds_for,
-)
+from monitoring.selectors import PERIODS, period_days, readings_in_period
 from monitoring.services import AlreadyErroneous, IngestResult, reading_ingest_from_form, reading_mark_erroneous
 from patients.access import own_patient_or_404, patient_or_404
 from patients.models import Patient
@@ -40,7 +40,7 @@ from proplatform.forms import form_errors_from
 
 
 @role_required(Role.PATIENT)
-def reading_new(request: HttpRequest) -> HttpResponse:
+def reading_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ReadingForm(request.POST or None, initial={"submission": uuid.uuid4()})
     if request.method == "POST" and form.is_valid():
         patient = own_patient_or_404(request, action=Action.CREATE, resource="Reading (web form)")
@@ -58,7 +58,7 @@ def reading_new(request: HttpRequest) -> HttpResponse:
     return render(request, "monitoring/reading_new.html", {"form": form, "measures": MEASURES.values()})
 
 
-def _sent_message(request: HttpRequest, result: IngestResult, patient: Patient) -> None:
+def _sent_message(request: AuthenticatedHttpRequest, result: IngestResult, patient: Patient) -> None:
     if result.created:
         messages.success(request, _("Thank you. Your measurement has been sent."))
     else:  # the same page sent again: stored once
@@ -78,7 +78,7 @@ _FORM_FIELD = {"systolic": "value", "diastolic": "value2", "effective_at": "meas
 
 
 @role_required(Role.PATIENT)
-def reading_new_measure(request: HttpRequest, measure: str) -> HttpResponse:
+def reading_new_measure(request: AuthenticatedHttpRequest, measure: str) -> HttpResponse:
     """One measure's page: a large field (two for blood pressure) with the unit beside it."""
     m = _measure_or_404(measure)
     form = MeasureReadingForm(request.POST or None, measure=m, initial={"submission": uuid.uuid4()})
@@ -102,7 +102,7 @@ def reading_new_measure(request: HttpRequest, measure: str) -> HttpResponse:
 
 # --- trend pages: chart, table and CSV of one measure ------------------------------------------
 
-def _clinician_patient(request: HttpRequest, patient_id: uuid.UUID, *, resource: str,
+def _clinician_patient(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, *, resource: str,
                        action: Action = Action.READ) -> Patient:
     """The patient, for a clinician on one of their teams (or an admin). Other roles are refused
     by role before any lookup, which is still audited as an attempt on this patient's record."""
@@ -127,7 +127,7 @@ def _value_text(reading: Reading, measure: Measure) -> str:
     return f"{value}\u00a0{measure.unit_label}"  # no break between number and unit
 
 
-def _trend_page(request: HttpRequest, *, patient: Patient, measure: Measure, mine: bool) -> HttpResponse:
+def _trend_page(request: AuthenticatedHttpRequest, *, patient: Patient, measure: Measure, mine: bool) -> HttpResponse:
     days = period_days(request.GET.get("days"))
     end = timezone.now()
     start = end - timedelta(days=days)
@@ -165,13 +165,13 @@ def _trend_page(request: HttpRequest, *, patient: Patient, measure: Measure, min
 
 
 @login_required
-def patient_readings(request: HttpRequest, patient_id: uuid.UUID, measure: str) -> HttpResponse:
+def patient_readings(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, measure: str) -> HttpResponse:
     patient = _clinician_patient(request, patient_id, resource=f"Reading (trend {measure}, page)")
     return _trend_page(request, patient=patient, measure=_measure_or_404(measure), mine=False)
 
 
 @role_required(Role.PATIENT)
-def my_readings(request: HttpRequest, measure: str | None = None) -> HttpResponse:
+def my_readings(request: AuthenticatedHttpRequest, measure: str | None = None) -> HttpResponse:
     patient = own_patient_or_404(request, resource=f"Reading (my readings{', ' + measure if measure else ''})")
     if measure is None:
         # The first measure the patient has (or has limits for); none yet: an empty page.
@@ -229,7 +229,7 @@ def _csv_response(*, patient: Patient, measure: Measure, days: int) -> HttpRespo
 
 
 @login_required
-def patient_readings_csv(request: HttpRequest, patient_id: uuid.UUID, measure: str) -> HttpResponse:
+def patient_readings_csv(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, measure: str) -> HttpResponse:
     patient = _clinician_patient(request, patient_id, action=Action.EXPORT,
                                  resource=f"Reading (trend {measure}, CSV)")
     return _csv_response(patient=patient, measure=_measure_or_404(measure),
@@ -237,7 +237,7 @@ def patient_readings_csv(request: HttpRequest, patient_id: uuid.UUID, measure: s
 
 
 @role_required(Role.PATIENT)
-def my_readings_csv(request: HttpRequest, measure: str) -> HttpResponse:
+def my_readings_csv(request: AuthenticatedHttpRequest, measure: str) -> HttpResponse:
     patient = own_patient_or_404(request, action=Action.EXPORT, resource=f"Reading (my readings {measure}, CSV)")
     return _csv_response(patient=patient, measure=_measure_or_404(measure),
                          days=period_days(request.GET.get("days")))
@@ -247,7 +247,7 @@ def my_readings_csv(request: HttpRequest, measure: str) -> HttpResponse:
 
 @role_required(Role.CLINICIAN)
 @require_http_methods(["GET", "POST"])
-def reading_erroneous(request: HttpRequest, patient_id: uuid.UUID, reading_id: int) -> HttpResponse:
+def reading_erroneous(request: AuthenticatedHttpRequest, patient_id: uuid.UUID, reading_id: int) -> HttpResponse:
     """A small confirmation page: the reading, and the reason the clinician must give."""
     patient = patient_or_404(request, patient_id, resource=f"Reading/{reading_id} (mark erroneous)")
     reading = Reading.objects.filter(pk=reading_id, patient=patient).select_related("erroneous_by").first()
