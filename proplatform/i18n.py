@@ -14,10 +14,11 @@ R = TypeVar("R")
 def in_site_language(function: Callable[P, R]) -> Callable[P, R]:
     """Run ``function`` in settings.LANGUAGE_CODE, whatever language the current thread has.
 
-    Alert reasons are stored text a nurse reads. In the embedded shape the evaluation runs
+    Alert reasons are stored text a nurse reads. In the embedded shape the evaluation task runs
     in-process, inside the request of whoever sent the reading or the answer: without this, a
-    patient with an English phone would leave an English reason on a Danish worklist (and one
-    test's English request left the next test's alerts in English)."""
+    patient with an English phone would leave an English reason on a Danish worklist. (A worker
+    process is in LANGUAGE_CODE anyway.) The rule functions below the task follow the active
+    language, which the rule tests use to check their English wording."""
 
     @wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

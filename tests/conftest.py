@@ -1,6 +1,9 @@
 import os
+from collections.abc import Iterator
 
 import pytest
+from django.conf import settings as django_settings
+from django.utils import translation
 
 from proplatform.celery import app as celery_app
 from tests.factories import Cast, make_cast
@@ -22,6 +25,16 @@ def _tasks_in_process(request: pytest.FixtureRequest):  # type: ignore[no-untype
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _site_language() -> Iterator[None]:
+    # The test client's requests activate the language they ask for in this thread and leave it
+    # there (LocaleMiddleware does not switch back): each test starts in the site's language, so
+    # no test passes or fails by the language of the test before it.
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.activate(django_settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

@@ -10,19 +10,22 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from accounts.models import ApiToken
+from alerts.evaluation import Source as EvaluationSource
+from alerts.evaluation import enqueue
+from alerts.evaluation.tasks import evaluate as evaluate_task
 from alerts.models import Alert
 from monitoring.models import Reading, Source
-from tests.factories import evaluate
 
 pytestmark = pytest.mark.django_db
 DANISH = "Iltmætning (SpO2) 88 % er under grænsen på 92 %."
 
 
-def test_rules_run_in_an_english_thread_still_write_the_reason_in_danish(cast):
+def test_the_evaluation_task_run_in_an_english_thread_still_writes_the_reason_in_danish(cast):
     reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=Decimal("88"), unit="%",
                                      effective_at=timezone.now() - timedelta(minutes=5), source=Source.DEVICE)
+    batch = enqueue(source=EvaluationSource.READING, after_commit=False, ids=[reading.pk])
     with translation.override("en"):
-        evaluate([reading.pk])
+        evaluate_task([batch])
         assert translation.get_language() == "en"  # the caller's language is given back
     assert Alert.objects.get().reason == DANISH
 

@@ -54,8 +54,6 @@ def test_re_evaluating_a_reading_whose_claim_was_lost_still_raises_one_alert(cas
 
 
 def test_reason_follows_the_active_language(cast):
-    from django.utils import translation
-
     reading = _reading(cast.patient_a, "91")
     with translation.override("en"):
         evaluate([reading.pk])

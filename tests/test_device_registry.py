@@ -213,7 +213,7 @@ def _returned_device(cast, days_ago: int = 5) -> Device:
 def test_a_device_still_lent_out_cannot_be_lent_to_another_patient(cast):
     with pytest.raises(ValidationError) as exc:
         device_lend(device=cast.device_a, patient=cast.patient_b, lent_from=_today(), by=cast.admin)
-    assert "still lent out" in str(exc.value.message_dict["serial"])
+    assert "stadig udlånt" in str(exc.value.message_dict["serial"])  # "still lent out", in the site's Danish
     cast.device_a.refresh_from_db()
     assert cast.device_a.patient == cast.patient_a
 

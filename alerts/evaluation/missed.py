@@ -21,11 +21,9 @@ from alerts.models import Rule, RuleError
 from alerts.rules import kinds_for
 from alerts.rules.context import Context
 from alerts.services import TZ, Evaluator, errors_record, findings_apply, rules_for
-from proplatform.i18n import in_site_language
 from schedules.models import MissedOccurrence
 
 
-@in_site_language
 def missed_evaluate(*, now: datetime | None = None, batch: int = 200) -> int:
     """Evaluate every miss in the inbox that is due at ``now`` (default: now). Returns how many
     misses it finished with. The sweep's tasks do the same a row at a time (missed_inbox_evaluate)."""
@@ -41,7 +39,6 @@ def missed_evaluate(*, now: datetime | None = None, batch: int = 200) -> int:
         done += sum(missed_inbox_evaluate(inbox_id=inbox_id, now=now) for inbox_id in ids)
 
 
-@in_site_language
 def missed_inbox_evaluate(*, inbox_id: int, now: datetime) -> int:
     """Claim one due inbox row of misses and run the rules whose grace has passed. The row is
     deleted once every rule has run, or moved on to the next rule's end of grace. Returns how

@@ -19,10 +19,8 @@ from alerts.rules.context import Context
 from alerts.services import Evaluator, errors_record, findings_apply, reading_rules
 from monitoring.models import Reading
 from monitoring.rows import ReadingRow
-from proplatform.i18n import in_site_language
 
 
-@in_site_language
 def readings_evaluate(*, batch_ids: list[int]) -> int:
     """Run the reading rules on the readings of the given pending batches
     (alerts.evaluation.models.PendingEvaluation, source reading). Returns how many readings it evaluated.

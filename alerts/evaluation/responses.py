@@ -27,13 +27,11 @@ from alerts.services import (
     rules_for,
 )
 from patients.access import episodes_in_care
-from proplatform.i18n import in_site_language
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from questionnaires.review import response_colour_raise
 from schedules.models import MissedOccurrence
 
 
-@in_site_language
 def response_inbox_evaluate(*, inbox_id: int) -> int:
     """Claim one inbox row of answers and evaluate them, in one transaction: a worker killed
     half-way leaves the row for the next task or the sweep. Returns how many it evaluated."""
@@ -46,7 +44,6 @@ def response_inbox_evaluate(*, inbox_id: int) -> int:
     return evaluated
 
 
-@in_site_language
 def response_evaluate(*, response_id: int) -> int:
     """Run the response rules on one completed answer, once: ``evaluated_at`` records when, and a
     second call finds it set and does nothing. Returns 1 if it evaluated the answer, else 0."""

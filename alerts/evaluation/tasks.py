@@ -3,17 +3,20 @@
 from celery import shared_task
 
 from alerts.evaluation.services import pending_evaluate, pending_sweep
+from proplatform.i18n import in_site_language
 
 
 # Celery ships no type information: its decorator is untyped (pyproject.toml's mypy overrides).
 @shared_task(name="alerts.evaluation.evaluate", acks_late=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+@in_site_language  # alert reasons in the site's language, also when run in-process inside a request
 def evaluate(inbox_ids: list[int]) -> int:
     """Evaluate these inbox rows and, coalesced, reading batches waiting (ADR 0009, 0011, 0013, 0020)."""
     return pending_evaluate(inbox_ids=inbox_ids)
 
 
 @shared_task(name="alerts.evaluation.sweep")
+@in_site_language
 def sweep(older_than_seconds: int = 30) -> int:
     """Beat: inbox rows whose task was lost, and misses whose grace has passed."""
     return pending_sweep(older_than_seconds=older_than_seconds)
