@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from django.db import router
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
+from outcomes import aggregates
 from outcomes.indicators import (
     AGE_BANDS,
     Cell,
@@ -30,10 +32,9 @@ from outcomes.indicators import (
     Indicator,
     Kind,
     aggregate,
-    cells_from_units,
-    episodes_in_scope,
     min_patients,
 )
+from outcomes.live import live_cells
 from outcomes.suppression import suppress_tree
 from patients.models import CareTeam, Region, Sex
 
@@ -79,17 +80,31 @@ def indicator_view(indicator: Indicator, filters: Filters, *, region: str = "", 
                    team_id: int | None = None, dataset: Dataset | None = None,
                    national_only: bool = False) -> IndicatorView:
     """The view the pages, downloads and FHIR use: from the precomputed cells when they fit the
-    filters, else live. ``view.precomputed`` and ``view.computed_at`` say which, and when."""
-    from outcomes.selectors import indicator_cells_precomputed
+    filters (summed in the database on PostgreSQL), else live. ``view.precomputed`` and
+    ``view.computed_at`` say which, and when."""
+    from outcomes.selectors import indicator_cells_precomputed, indicator_refresh_fitting
 
-    found = indicator_cells_precomputed(code=indicator.code, filters=filters)
-    if found is not None:
-        cells, refresh = found
-        return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
-                             today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at,
-                             national_only=national_only)
+    if aggregates.in_database(_read_alias()):
+        refresh = indicator_refresh_fitting(code=indicator.code, filters=filters)
+        if refresh is not None:
+            return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                                 today=refresh.as_of, in_db=True, computed_at=refresh.refreshed_at,
+                                 national_only=national_only)
+    else:
+        found = indicator_cells_precomputed(code=indicator.code, filters=filters)
+        if found is not None:
+            cells, refresh = found
+            return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                                 today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at,
+                                 national_only=national_only)
     return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
                          dataset=dataset, national_only=national_only)
+
+
+def _read_alias() -> str:
+    from outcomes.models import IndicatorCell
+
+    return router.db_for_read(IndicatorCell) or "default"
 
 
 class IndicatorView:
@@ -98,22 +113,26 @@ class IndicatorView:
     def __init__(self, indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
                  team_id: int | None = None, today: date | None = None, dataset: Dataset | None = None,
                  cells: list[Cell] | None = None, computed_at: datetime | None = None,
-                 national_only: bool = False) -> None:
+                 national_only: bool = False, in_db: bool = False) -> None:
         """Figures from ``cells`` when given (the precomputed table, already cut to the filters),
-        else computed now from the live rows (``dataset``, or one loaded for the filters).
-        ``national_only``: no drill-down tree (the front page): the national figure is the
-        tree's root, which is hidden only when it is small itself, so it needs no tree."""
+        summed in the database when ``in_db`` (the precomputed table, PostgreSQL), else computed
+        now from the live rows (in SQL on PostgreSQL; on SQLite from ``dataset``, or one loaded
+        for the filters). ``national_only``: no drill-down tree (the front page): the national
+        figure is the tree's root, which is hidden only when it is small itself, so it needs no
+        tree."""
         self.national_only = national_only
         self.indicator = indicator
         self.filters = filters
         self.today = today or timezone.localdate()
         self.computed_at: datetime = computed_at or timezone.now()
-        self.precomputed = cells is not None
-        if cells is None:
-            self.dataset = dataset or Dataset(episodes_in_scope(filters, self.today), self.today)
-            cells = cells_from_units(indicator.units(self.dataset))
-        self.cells: list[Cell] = cells
+        self.precomputed = cells is not None or in_db
+        self.in_db = in_db
+        self.using = _read_alias()
+        if cells is None and not in_db:
+            cells = live_cells(indicator, filters, self.today, dataset=dataset, using=self.using)
+        self.cells: list[Cell] = cells or []
         self.small_max = min_patients() - 1
+        self._breakdowns: dict[str, dict[str, Figure]] | None = None
         self._build_tree()
         self.position = self._position(region, department, team_id)
 
@@ -135,7 +154,15 @@ class IndicatorView:
             for node in nodes:
                 members[node].append(c)
         self.parent, self.labels = parent, labels
-        self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}
+        if self.in_db:
+            found = aggregates.tree_figures(self.indicator, self.filters, national_only=self.national_only,
+                                            using=self.using)
+            for node in found:  # a team deleted since the refresh: still counted, under its old place
+                if node not in parent and isinstance(node, tuple) and node[0] == "team":
+                    parent[node], labels[node] = ROOT, str(node[1])
+            self.figures = {node: found.get(node) or aggregate(self.indicator, ()) for node in parent}
+        else:
+            self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}
         self.members = members
         self.hidden, self.primary = suppress_tree(
             parent=parent, counts={n: f.counts(self.indicator) for n, f in self.figures.items()},
@@ -186,15 +213,21 @@ class IndicatorView:
     # --- breakdowns of the current group ---------------------------------------------------------
     def _breakdown(self, key: str, title: str, group_label: str, keyed: Iterable[tuple[str, str]],
                    of: Any) -> Table:
-        groups: dict[str, list[Cell]] = defaultdict(list)
-        for c in self.members.get(self.position, []):
-            groups[of(c)].append(c)
         keys = list(keyed)
         parent: dict[Hashable, Hashable | None] = {"scope": None}
         figures: dict[Hashable, Figure] = {"scope": self.figures[self.position]}
-        for k, _label in keys:
-            parent[k] = "scope"
-            figures[k] = aggregate(self.indicator, groups.get(k, ()))
+        if self.in_db:
+            found = self.breakdowns()[key]
+            for k, _label in keys:
+                parent[k] = "scope"
+                figures[k] = found.get(k) or aggregate(self.indicator, ())
+        else:
+            groups: dict[str, list[Cell]] = defaultdict(list)
+            for c in self.members.get(self.position, []):
+                groups[of(c)].append(c)
+            for k, _label in keys:
+                parent[k] = "scope"
+                figures[k] = aggregate(self.indicator, groups.get(k, ()))
         hidden, primary = suppress_tree(
             parent=parent, counts={n: f.counts(self.indicator) for n, f in figures.items()},
             small_max=self.small_max,
@@ -203,8 +236,21 @@ class IndicatorView:
                 for k, label in keys]
         return Table(key=key, title=title, group_label=group_label, total=self.current(), rows=rows)
 
+    def breakdowns(self) -> dict[str, dict[str, Figure]]:
+        """In the database: the current group's figures by quarter, sex and age band, one query."""
+        if self._breakdowns is None:
+            self._breakdowns = aggregates.breakdown_figures(
+                self.indicator, self.filters, self.position,
+                ("quarter",) if self.national_only else ("quarter", "sex", "age"), using=self.using)
+        return self._breakdowns
+
+    def _present(self, key: str, of: Any) -> set[str]:
+        if self.in_db:
+            return set(self.breakdowns()[key])
+        return {of(c) for c in self.members.get(self.position, [])}
+
     def quarter_table(self) -> Table:
-        quarters = sorted({c.quarter for c in self.members.get(self.position, [])})
+        quarters = sorted(self._present("quarter", lambda c: c.quarter))
         return self._breakdown("quarter", _("By quarter of treatment start"), _("Quarter"),
                                [(q, q) for q in quarters], lambda c: c.quarter)
 
@@ -212,7 +258,7 @@ class IndicatorView:
         return self._breakdown("sex", _("By sex"), _("Sex"),
                                [(c, str(label)) for c, label in Sex.choices if c in ("female", "male")]
                                + [(c, str(label)) for c, label in Sex.choices if c not in ("female", "male")
-                                  and any(m.sex == c for m in self.members.get(self.position, []))],
+                                  and c in self._present("sex", lambda m: m.sex)],
                                lambda m: m.sex)
 
     def age_table(self) -> Table:

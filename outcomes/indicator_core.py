@@ -135,7 +135,12 @@ class Indicator:
     exclusions: str | Any
     source: str
     units: Callable[[Dataset], list[Unit]] = field(repr=False)
+    # The same units in SQL (outcomes.indicator_sql), used on PostgreSQL; tested equal to ``units``.
+    sql: Callable[[], str] = field(repr=False, default=lambda: "")
     standard: float | None = None  # in the headline's unit (a share as 0..1)
+    # Where the standard comes from (a clinical quality database's standard or published
+    # literature): required with a standard, so that no level is invented (tests check it).
+    standard_source: str = ""
     higher_is_better: bool = True
     headline: str = "value"  # "value" | "mean" | "median"
     categories: tuple[tuple[str, Any], ...] = ()
@@ -306,7 +311,8 @@ class Dataset:
     def episode_for(self, patient_id: Any, day: date) -> EpisodeFacts | None:
         """The patient's episode that covers the day; the latest started if several do."""
         covering = [e for e in self.by_patient.get(patient_id, ()) if e.covers(day)]
-        return max(covering, key=lambda e: e.start) if covering else None
+        # Of two started the same day, the lower id (as the SQL twin orders them).
+        return max(covering, key=lambda e: (e.start, -e.episode_id)) if covering else None
 
     @cached_property
     def responses(self) -> dict[Any, list[tuple[date, datetime, list[dict[str, Any]]]]]:

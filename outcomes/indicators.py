@@ -23,6 +23,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 
 from alerts.models import Severity
+from outcomes import indicator_sql
 from outcomes.indicator_core import (  # noqa: F401 (the indicators' types, re-exported: one import for callers)
     AGE_BANDS,
     DANISH_TIME,
@@ -62,7 +63,12 @@ from questionnaires.library.mid import MIDS
 
 # --- the registry ------------------------------------------------------------------------------
 
-LOCAL_STANDARD = "Standard: an illustrative local level, to be set by the programme's steering group."
+# No indicator has a standard level yet: none of these platform measures has a published Danish
+# standard (the clinical quality databases set theirs for clinical processes and outcomes, not for
+# questionnaire response rates or alert handling), and a level made up here would be read as one.
+# A standard is added only with its source (``Indicator.standard_source``, checked by a test);
+# until then the pages say "ingen fastsat standard".
+NO_STANDARD = "No standard set: none has been published for this measure."
 CHANGE_CATEGORIES = (("improved", _("Improved")), ("unchanged", _("Unchanged")), ("worse", _("Worse")))
 
 
@@ -77,8 +83,8 @@ def _build() -> dict[str, Indicator]:
                         "after the treatment start"), {"a": t.start_day, "b": t.end_day}),
             denominator=_("Episodes whose window has closed"),
             exclusions=_("Patients who withdrew from secondary use; windows still open"),
-            source=f"Platform data (questionnaire responses). {LOCAL_STANDARD}", standard=0.8,
-            units=response_rate_units(t)))
+            source=f"Platform data (questionnaire responses). {NO_STANDARD}",
+            units=response_rate_units(t), sql=indicator_sql.response_rate_sql(t)))
     for mid in MIDS.values():
         for t in DEFAULT_TIMEPOINTS:
             if t.code == "baseline":
@@ -95,7 +101,7 @@ def _build() -> dict[str, Indicator]:
                              "the follow-up window; responses with too many unanswered items (no score)"),
                 source=f"Minimal important difference: {mid.source} Lower scores are better.",
                 higher_is_better=not mid.lower_is_better, categories=CHANGE_CATEGORIES,
-                units=prom_change_units(mid, t)))
+                units=prom_change_units(mid, t), sql=indicator_sql.prom_change_sql(mid, t)))
     for severity, label in ((None, _("all")), (Severity.RED, _("red")), (Severity.YELLOW, _("yellow"))):
         out.append(Indicator(
             code=f"alert-rate-{severity or 'all'}", group=_("Alerts"),
@@ -105,7 +111,7 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Days from treatment start to the episode's end or yesterday"),
             exclusions=_("Patients who withdrew from secondary use"),
             source="Platform data (alerts). No standard: a rate is compared, not judged.",
-            higher_is_better=False, units=alert_rate_units(severity)))
+            higher_is_better=False, units=alert_rate_units(severity), sql=indicator_sql.alert_rate_sql(severity)))
     from alerts.rules import KINDS  # the rule kinds the platform has, one indicator each
     for kind in sorted(KINDS):
         out.append(Indicator(
@@ -116,7 +122,8 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Days from treatment start to the episode's end or yesterday"),
             exclusions=_("Patients who withdrew from secondary use"),
             source="Platform data (alerts). No standard: a rate is compared, not judged.",
-            higher_is_better=False, units=alert_rate_units(None, kind)))
+            higher_is_better=False, units=alert_rate_units(None, kind),
+            sql=indicator_sql.alert_rate_sql(None, kind)))
     out += [
         Indicator(
             code="alert-no-action", group=_("Alerts"), title=_("Alerts resolved as “no action needed”"),
@@ -124,34 +131,37 @@ def _build() -> dict[str, Indicator]:
             numerator=_("Resolved alerts whose outcome is “no action needed”"),
             denominator=_("Resolved alerts"), exclusions=_("Open and acknowledged alerts"),
             source="Platform data (alerts). No standard: a high share suggests rules that alert too often.",
-            units=no_action_units),
+            units=no_action_units, sql=indicator_sql.no_action_sql),
         Indicator(
             code="red-ack-hours", group=_("Alerts"), title=_("Time from red alert to acknowledgement"),
             kind=Kind.DISTRIBUTION, unit_label=_("hours"), headline="median", higher_is_better=False,
             numerator=_("Hours from raised to acknowledged, median and 90th percentile"),
             denominator=_("Acknowledged red alerts"), exclusions=_("Red alerts not yet acknowledged"),
-            source=f"Platform data (alerts). {LOCAL_STANDARD}", standard=0.5, units=red_hours_units("acknowledged_at")),
+            source=f"Platform data (alerts). {NO_STANDARD}", units=red_hours_units("acknowledged_at"),
+            sql=indicator_sql.red_hours_sql("acknowledged_at")),
         Indicator(
             code="red-resolve-hours", group=_("Alerts"), title=_("Time from red alert to resolution"),
             kind=Kind.DISTRIBUTION, unit_label=_("hours"), headline="median", higher_is_better=False,
             numerator=_("Hours from raised to resolved, median and 90th percentile"),
             denominator=_("Resolved red alerts"), exclusions=_("Red alerts not yet resolved"),
-            source="Platform data (alerts). No standard set.", units=red_hours_units("resolved_at")),
+            source="Platform data (alerts). No standard set.", units=red_hours_units("resolved_at"),
+            sql=indicator_sql.red_hours_sql("resolved_at")),
         Indicator(
             code="red-ack-on-time", group=_("Alerts"), title=_("Red alerts acknowledged within the promise"),
             kind=Kind.PROPORTION, unit_label="%",
             numerator=_("Red alerts acknowledged before the team's escalation starts (30 minutes by default)"),
             denominator=_("Red alerts whose promised time has passed"),
             exclusions=_("Red alerts whose promised time has not yet passed"),
-            source=f"Promise: the team's escalation policy (alerts.EscalationPolicy). {LOCAL_STANDARD}",
-            standard=0.9, units=red_ack_on_time_units),
+            source=f"Promise: the team's escalation policy (alerts.EscalationPolicy). {NO_STANDARD}",
+            units=red_ack_on_time_units, sql=indicator_sql.red_ack_on_time_sql),
         Indicator(
             code="review-on-time", group=_("Review"), title=_("Responses reviewed within the promised time"),
             kind=Kind.PROPORTION, unit_label="%",
             numerator=_("Responses reviewed before their due time (the programme's promised working days)"),
             denominator=_("Responses to review whose due time has passed, or that were reviewed"),
             exclusions=_("Responses that need no review; responses not yet due and not reviewed"),
-            source=f"Platform data (review queue). {LOCAL_STANDARD}", standard=0.9, units=review_on_time_units),
+            source=f"Platform data (review queue). {NO_STANDARD}", units=review_on_time_units,
+            sql=indicator_sql.review_on_time_sql),
         Indicator(
             code="reading-adherence", group=_("Adherence"), title=_("Days with at least one measurement"),
             kind=Kind.PROPORTION, unit_label="%",
@@ -159,14 +169,16 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Days in the episode with a device lent, up to yesterday"),
             exclusions=_("Readings marked erroneous; patients without a device"),
             source=f"Platform data (readings, device lendings). The interval treats days as independent. "
-                   f"{LOCAL_STANDARD}", standard=0.8, units=reading_adherence_units),
+                   f"{NO_STANDARD}", units=reading_adherence_units,
+            sql=indicator_sql.reading_adherence_sql),
         Indicator(
             code="missed-questionnaires", group=_("Adherence"), title=_("Missed questionnaires per 100 expected"),
             kind=Kind.PROPORTION, unit_label=_("per 100 expected"), higher_is_better=False,
             numerator=_("Scheduled questionnaires that were missed"),
             denominator=_("Scheduled questionnaires whose window has closed (answered or missed)"),
             exclusions=_("Paused and still open occurrences"),
-            source=f"Platform data (schedules). {LOCAL_STANDARD}", standard=0.2, units=missed_questionnaire_units),
+            source=f"Platform data (schedules). {NO_STANDARD}", units=missed_questionnaire_units,
+            sql=indicator_sql.missed_questionnaire_sql),
     ]
     return {i.code: i for i in out}
 

@@ -12,7 +12,7 @@ import io
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -139,8 +139,9 @@ def _national_quarters(view: IndicatorView, quarters: list[object]) -> list[floa
     if view.position == "all":
         table = view.quarter_table()
     else:
-        national = IndicatorView(view.indicator, view.filters, today=view.today, cells=view.cells,
-                                 computed_at=view.computed_at)
+        national = IndicatorView(view.indicator, view.filters, today=view.today,
+                                 cells=None if view.in_db else view.cells, in_db=view.in_db,
+                                 computed_at=view.computed_at, national_only=True)
         table = national.quarter_table()
     by_key = {r.key: r for r in table.rows}
     out: list[float | None] = []
@@ -158,7 +159,8 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
     status = 400 if form.is_bound and not form.is_valid() else 200
     filters = form.filters()
     today = timezone.localdate()
-    dataset = Dataset(episodes_in_scope(filters, today), today)  # loaded only if an indicator is live
+    # Rows shared by the indicators computed live (on SQLite); on PostgreSQL the live ones are SQL.
+    dataset = None if connection.vendor == "postgresql" else Dataset(episodes_in_scope(filters, today), today)
     rows = []
     refreshed = []
     more = [{"indicator": ind, "url": reverse("indicator-detail", args=[ind.code])}
