@@ -268,7 +268,16 @@ class IndicatorView:
     def tables(self) -> list[Table]:
         return [self.org_table(), self.quarter_table(), self.sex_table(), self.age_table()]
 
+    def department_table(self) -> Table:
+        """Every department, nationally (the funnel plot's groups), hidden as the drill-down hides them."""
+        rows = sorted((self._row(n) for n in self.parent if isinstance(n, tuple) and n[0] == "department"),
+                      key=lambda r: r.label)
+        return Table(key="funnel", title=_("Departments compared with Denmark (funnel plot)"),
+                     group_label=_("Department"), total=self.national(), rows=rows)
+
     def table(self, key: str) -> Table | None:
+        if key == "funnel":
+            return self.department_table()
         return {t.key: t for t in self.tables()}.get(key)
 
 
