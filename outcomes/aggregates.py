@@ -154,13 +154,18 @@ def tree_figures(indicator: Indicator, filters: Filters, *, national_only: bool 
     return out
 
 
-def breakdown_figures(indicator: Indicator, filters: Filters, scope: Hashable, keys: tuple[str, ...],
-                      using: str = "default") -> dict[str, dict[str, Figure]]:
-    """Figures of the scope's groups by quarter of treatment start, sex and age band (those of
-    ``keys``), from the precomputed cells."""
+def grid_figures(indicator: Indicator, filters: Filters, keys: tuple[str, ...],
+                 using: str = "default") -> dict[str, dict[tuple[Hashable, str], Figure]]:
+    """Figures of every group of the drill-down tree by quarter, sex and age band (those of
+    ``keys``): ``out[key][(node, category)]``, one query (outcomes.suppression.suppress_grid
+    suppresses them together)."""
     columns = {"quarter": QUARTER, "sex": "c.sex", "age": "c.age_band"}
-    sets = {k: (columns[k],) for k in keys}
-    out: dict[str, dict[str, Figure]] = {k: {} for k in keys}
-    for (name, value), fig in _grouped(indicator, filters, scope, sets, using).items():
-        out[name][value[0]] = fig
+    levels = {"all": (), "region": ("t.region",), "department": ("t.region", "t.department"),
+              "team": ("c.care_team_id",)}
+    sets = {f"{k}|{level}": (*cols, columns[k]) for k in keys for level, cols in levels.items()}
+    out: dict[str, dict[tuple[Hashable, str], Figure]] = {k: {} for k in keys}
+    for (name, value), fig in _grouped(indicator, filters, ROOT, sets, using).items():
+        key, level = name.split("|")
+        node: Hashable = ROOT if level == "all" else (level, *value[:-1])
+        out[key][(node, value[-1])] = fig
     return out

@@ -35,7 +35,7 @@ from outcomes.indicators import (
     min_patients,
 )
 from outcomes.live import live_cells
-from outcomes.suppression import suppress_tree
+from outcomes.suppression import suppress_grid, suppress_tree
 from patients.models import CareTeam, Region, Sex
 
 ROOT = "all"
@@ -132,7 +132,8 @@ class IndicatorView:
             cells = live_cells(indicator, filters, self.today, dataset=dataset, using=self.using)
         self.cells: list[Cell] = cells or []
         self.small_max = min_patients() - 1
-        self._breakdowns: dict[str, dict[str, Figure]] | None = None
+        self._breakdowns: dict[str, dict[tuple[Hashable, str], Figure]] | None = None
+        self._grids: dict[str, tuple[dict[tuple[Hashable, str], Figure], frozenset[Any], frozenset[Any]]] = {}
         self._build_tree()
         self.position = self._position(region, department, team_id)
 
@@ -214,40 +215,58 @@ class IndicatorView:
     def _breakdown(self, key: str, title: str, group_label: str, keyed: Iterable[tuple[str, str]],
                    of: Any) -> Table:
         keys = list(keyed)
-        parent: dict[Hashable, Hashable | None] = {"scope": None}
-        figures: dict[Hashable, Figure] = {"scope": self.figures[self.position]}
-        if self.in_db:
-            found = self.breakdowns()[key]
-            for k, _label in keys:
-                parent[k] = "scope"
-                figures[k] = found.get(k) or aggregate(self.indicator, ())
-        else:
-            groups: dict[str, list[Cell]] = defaultdict(list)
-            for c in self.members.get(self.position, []):
-                groups[of(c)].append(c)
-            for k, _label in keys:
-                parent[k] = "scope"
-                figures[k] = aggregate(self.indicator, groups.get(k, ()))
-        hidden, primary = suppress_tree(
-            parent=parent, counts={n: f.counts(self.indicator) for n, f in figures.items()},
-            small_max=self.small_max,
-            hidden_from_start=frozenset({"scope"}) if self.position in self.hidden else frozenset())
-        rows = [Row(key=k, label=label, figure=figures[k], shown=k not in hidden, small=k in primary)
-                for k, label in keys]
+        figures, hidden, primary = self.grid(key, of)
+        empty = aggregate(self.indicator, ())
+        rows = []
+        for k, label in keys:
+            cell = (self.position, k)
+            rows.append(Row(key=k, label=label, figure=figures.get(cell) or empty, shown=cell not in hidden,
+                            small=cell in primary))
         return Table(key=key, title=title, group_label=group_label, total=self.current(), rows=rows)
 
-    def breakdowns(self) -> dict[str, dict[str, Figure]]:
-        """In the database: the current group's figures by quarter, sex and age band, one query."""
+    def grid(self, key: str, of: Any) -> tuple[dict[tuple[Hashable, str], Figure], frozenset[Any], frozenset[Any]]:
+        """The breakdown ``key`` of every group of the tree, suppressed as one grid
+        (outcomes.suppression.suppress_grid), so no level's table gives back another's hidden cell."""
+        if key in self._grids:
+            return self._grids[key]
+        if self.in_db:
+            figures = self._db_grids()[key]
+        else:
+            figures = {}
+            for node in self.parent:
+                groups: dict[str, list[Cell]] = defaultdict(list)
+                for c in self.members.get(node, []):
+                    groups[of(c)].append(c)
+                for k, cells in groups.items():
+                    figures[(node, k)] = aggregate(self.indicator, cells)
+        categories = sorted({k for _node, k in figures} | set(self._fixed_categories(key)))
+        empty = aggregate(self.indicator, ()).counts(self.indicator)
+        counts = {(n, k): (figures[(n, k)].counts(self.indicator) if (n, k) in figures else empty)
+                  for n in self.parent for k in categories}
+        hidden, primary = suppress_grid(
+            parent=self.parent, categories=categories, counts=counts,
+            totals={n: f.counts(self.indicator) for n, f in self.figures.items()},
+            hidden_nodes=self.hidden, small_max=self.small_max)
+        self._grids[key] = (figures, hidden, primary)
+        return self._grids[key]
+
+    def _fixed_categories(self, key: str) -> list[str]:
+        if key == "sex":
+            return ["female", "male"]
+        if key == "age":
+            return [code for code, _lo, _hi in AGE_BANDS]
+        return []
+
+    def _db_grids(self) -> dict[str, dict[tuple[Hashable, str], Figure]]:
         if self._breakdowns is None:
-            self._breakdowns = aggregates.breakdown_figures(
-                self.indicator, self.filters, self.position,
-                ("quarter",) if self.national_only else ("quarter", "sex", "age"), using=self.using)
-        return self._breakdowns
+            self._breakdowns = aggregates.grid_figures(  # type: ignore[assignment]
+                self.indicator, self.filters, ("quarter",) if self.national_only else ("quarter", "sex", "age"),
+                using=self.using)
+        return self._breakdowns  # type: ignore[return-value]
 
     def _present(self, key: str, of: Any) -> set[str]:
-        if self.in_db:
-            return set(self.breakdowns()[key])
-        return {of(c) for c in self.members.get(self.position, [])}
+        figures = self.grid(key, of)[0]
+        return {k for (node, k), f in figures.items() if node == self.position and f.n_units}
 
     def quarter_table(self) -> Table:
         quarters = sorted(self._present("quarter", lambda c: c.quarter))

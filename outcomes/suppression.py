@@ -335,3 +335,37 @@ def suppress_tree(
             break  # only the root is left; it is shown (a page's own scope is protected)
         hidden_nodes.add(min(pool, key=lambda n: (counts[n][0], order[n])))
     return frozenset(hidden_nodes), frozenset(primary_nodes)
+
+
+def suppress_grid(
+    *, parent: dict[Node, Node | None], categories: Sequence[Hashable],
+    counts: dict[tuple[Node, Hashable], Sequence[int]], totals: dict[Node, Sequence[int]],
+    hidden_nodes: frozenset[Node], small_max: int = SMALL_MAX,
+) -> tuple[frozenset[tuple[Node, Hashable]], frozenset[tuple[Node, Hashable]]]:
+    """A breakdown (by quarter, sex or age band) of *every* group of the drill-down tree,
+    suppressed as one grid, as ``(hidden, primary)`` cells (group, category).
+
+    Two families of sums hold: per category, the tree (a department's women are the sum of its
+    teams' women), and per group, the categories (a team's women and men are the team). Each
+    family is suppressed with ``suppress_tree``, each starting from everything the other has
+    hidden, until neither hides more. So a team's small count of women stays hidden on the
+    department's page (department minus its shown teams), on the region's (region minus its
+    shown departments), and behind the team's own total; and a group the drill-down hid
+    (``hidden_nodes``) is hidden in every category, so its categories cannot add up to it."""
+    hidden: set[tuple[Node, Hashable]] = {(n, c) for n in hidden_nodes for c in categories}
+    primary: set[tuple[Node, Hashable]] = set()
+    star: dict[Hashable, Hashable | None] = {"*": None, **{c: "*" for c in categories}}
+    while True:
+        before = len(hidden)
+        for c in categories:
+            h, p = suppress_tree(parent=parent, counts={n: counts[(n, c)] for n in parent}, small_max=small_max,
+                                 hidden_from_start=frozenset(n for n in parent if (n, c) in hidden))
+            hidden |= {(n, c) for n in h}
+            primary |= {(n, c) for n in p}
+        for n in parent:
+            start = frozenset({c for c in categories if (n, c) in hidden} | ({"*"} if n in hidden_nodes else set()))
+            h, _p = suppress_tree(parent=star, counts={"*": totals[n], **{c: counts[(n, c)] for c in categories}},
+                                  small_max=small_max, hidden_from_start=start)
+            hidden |= {(n, c) for c in h if c != "*"}
+        if len(hidden) == before:
+            return frozenset(hidden), frozenset(primary)

@@ -4,7 +4,9 @@ suppression as the other indicator pages."""
 
 import csv
 import io
+import itertools
 import math
+from datetime import date
 from xml.etree import ElementTree
 
 import pytest
@@ -84,3 +86,45 @@ def test_bad_filters_on_the_funnel_page_are_refused_in_danish_and_never_a_500(wo
 def test_the_funnel_is_for_dashboard_roles_only(world):
     answer = _client(world.clinician_a).get("/quality/indicators/response-rate-3m/funnel/")
     assert answer.status_code in (302, 403)
+
+
+def test_a_department_minus_its_shown_teams_never_gives_back_a_teams_small_count_of_women(db):
+    """Team X has 3 women and 10 men, team Y 10 and 10, both in one department: X's women are
+    hidden ("<5") on X's page, so Y's women must be hidden too ("–") — else the department's
+    women minus Y's would give X's 3 back — and X's men as well (X's total minus them)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from outcomes.dashboard import IndicatorView
+    from outcomes.indicators import Filters
+    from patients.models import CareTeam, Patient, Region, Sex, TreatmentEpisode
+    from tests.factories import make_cast
+
+    cast = make_cast()
+    TreatmentEpisode.objects.all().delete()
+    start = timezone.localdate() - timedelta(days=200)
+    x = CareTeam.objects.create(name="Team X", department="Nyre", region=Region.SJAELLAND)
+    y = CareTeam.objects.create(name="Team Y", department="Nyre", region=Region.SJAELLAND)
+    n = itertools.count(5000)
+    for team, women, men in ((x, 3, 10), (y, 10, 10)):
+        for sex, k in ((Sex.FEMALE, women), (Sex.MALE, men)):
+            for _ in range(k):
+                i = next(n)
+                p = Patient.objects.create(cpr=f"0404{i % 90 + 10:02d}-{i:04d}", given_name="G", family_name="H",
+                                           birth_date=date(1950, 1, 1), sex=sex)
+                TreatmentEpisode.objects.create(patient=p, program=cast.program_a, care_team=team,
+                                                condition_code="DC34", treatment_start=start)
+    indicator = INDICATORS["response-rate-3m"]
+
+    def sex_rows(team):
+        view = IndicatorView(indicator, Filters(), region=Region.SJAELLAND, department="Nyre", team_id=team.pk)
+        return {r.key: r for r in view.sex_table().rows}
+
+    rows_x, rows_y = sex_rows(x), sex_rows(y)
+    assert rows_x["female"].figure.n_patients == 3 and not rows_x["female"].shown and rows_x["female"].small
+    assert not rows_x["male"].shown  # X's total (13) minus its men would give the 3 back
+    assert not rows_y["female"].shown and not rows_y["female"].small  # the department minus Y's women
+    dept = IndicatorView(indicator, Filters(), region=Region.SJAELLAND, department="Nyre")
+    org = {r.key: r for r in dept.org_table().rows}
+    assert org[("team", x.pk)].shown and org[("team", y.pk)].shown  # 13 and 20 patients: not small

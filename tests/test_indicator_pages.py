@@ -148,7 +148,7 @@ def test_patients_and_clinicians_cannot_open_the_dashboards(world, who):
 
 # --- the analyst: aggregates and nothing else -------------------------------------------------------
 
-ANALYST_MAY = {"indicator-home", "indicator-detail", "indicator-download"}
+ANALYST_MAY = {"indicator-home", "indicator-detail", "indicator-download", "indicator-funnel"}
 # The indicators over FHIR: aggregates too; with the made-up ids and parameters here a 400/404.
 ANALYST_MAY_FHIR = {"fhir-measures", "fhir-measure", "fhir-evaluate-measure", "fhir-measure-reports"}
 # Pages about the analyst's own login and account, and public endpoints: no patient data in them.
