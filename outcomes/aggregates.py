@@ -93,53 +93,69 @@ def _where(code: str, filters: Filters, scope: Hashable) -> tuple[str, dict[str,
     return " AND ".join(where), p
 
 
-def _grouped(indicator: Indicator, filters: Filters, scope: Hashable, sets: dict[str, tuple[str, ...]],
-             using: str) -> dict[tuple[str, Any], Figure]:
-    """Figures per grouping set: ``sets`` names each set by its columns (SQL expressions);
-    the result is keyed (set name, value of its columns — a tuple, or () for the total)."""
-    table, team_table = IndicatorCell._meta.db_table, CareTeam._meta.db_table
-    where, p = _where(indicator.code, filters, scope)
+def _keyed(rows: list[tuple[Any, ...]], sets: dict[str, tuple[str, ...]],
+           columns: list[str]) -> dict[tuple[str, Any], tuple[Any, ...]]:
+    """Rows of a GROUPING SETS query (keys, grouping flags, aggregates…) keyed (set name, value)."""
+    width = len(columns) or 1
+    out = {}
+    for row in rows:
+        keys, flags = tuple(row[:width]), tuple(row[width])
+        used = {col for col, flag in zip(columns, flags, strict=True) if flag == 0}
+        name = next(n for n, cols in sets.items() if set(cols) == used)
+        out[(name, tuple(keys[columns.index(col)] for col in sets[name]))] = tuple(row[width + 1:])
+    return out
+
+
+def _grouping(sets: dict[str, tuple[str, ...]]) -> tuple[list[str], str, str]:
     columns = sorted({col for cols in sets.values() for col in cols})
-    alias = {col: f"k{i}" for i, col in enumerate(columns)}
-    select_keys = ", ".join(f"{col} AS {alias[col]}" for col in columns) or "NULL"
+    select_keys = ", ".join(f"{col} AS k{i}" for i, col in enumerate(columns)) or "NULL"
     flags_sql = "ARRAY[" + ", ".join(f"GROUPING({col})" for col in columns) + "]::int[]"
     group_sets = ", ".join("(" + ", ".join(cols) + ")" for cols in sets.values())
+    return columns, f"{select_keys}, {flags_sql}", f"GROUP BY GROUPING SETS ({group_sets})"
+
+
+def _grouped(indicator: Indicator, filters: Filters, scope: Hashable, sets: dict[str, tuple[str, ...]],
+             using: str, stats_sets: dict[str, tuple[str, ...]] | None = None,
+             stats_scope: Hashable = ROOT) -> dict[tuple[str, Any], Figure]:
+    """Figures per grouping set: ``sets`` names each set by its columns (SQL expressions);
+    the result is keyed (set name, value of its columns — a tuple, or () for the total).
+
+    A distribution's mean, quartiles and p90 need its values sorted per set, the costly part:
+    ``stats_sets`` (within ``stats_scope``) limits them to the sets a page shows; the others get
+    their counts only (all suppression needs)."""
+    table, team_table = IndicatorCell._meta.db_table, CareTeam._meta.db_table
+    where, p = _where(indicator.code, filters, scope)
+    columns, head, tail = _grouping(sets)
     cats = [c for c, _label in indicator.categories]
     cat_cols = "".join(f", COALESCE(sum((c.categories->>'{c}')::int), 0)" for c in cats)
-    base = f"FROM {table} c JOIN {team_table} t ON t.id = c.care_team_id WHERE {where}"
-    sums_sql = (f"SELECT {select_keys}, {flags_sql}, "
-                f"sum(c.n_patients), sum(c.n_units), sum(c.numerator), sum(c.denominator){cat_cols} "
-                f"{base} GROUP BY GROUPING SETS ({group_sets})")
-    stats: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    base = f"FROM {table} c JOIN {team_table} t ON t.id = c.care_team_id"
+    stats: dict[tuple[str, Any], tuple[Any, ...]] = {}
     with connections[using].cursor() as cursor:
         # These are short reads over the small cells table: compiling them (JIT, which the
         # planner's cost estimate for the unnested values triggers) took seconds, running them ms.
         cursor.execute("SET jit = off")
-        cursor.execute(sums_sql, p)
-        sums = cursor.fetchall()
+        cursor.execute(f"SELECT {head}, sum(c.n_patients), sum(c.n_units), sum(c.numerator), sum(c.denominator)"
+                       f"{cat_cols} {base} WHERE {where} {tail}", p)
+        sums = _keyed(cursor.fetchall(), sets, columns)
         if indicator.kind == Kind.DISTRIBUTION:
+            s_sets = stats_sets if stats_sets is not None else sets
+            s_columns, s_head, s_tail = _grouping(s_sets)
+            s_where, s_p = _where(indicator.code, filters, stats_scope)
             cursor.execute(
-                f"SELECT {select_keys}, {flags_sql}, count(x.v), "
-                f"avg(x.v), stddev_samp(x.v), percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.9]) WITHIN GROUP "
-                f"(ORDER BY x.v) FROM {table} c JOIN {team_table} t ON t.id = c.care_team_id "
+                f"SELECT {s_head}, count(x.v), avg(x.v), stddev_samp(x.v), "
+                f"percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.9]) WITHIN GROUP (ORDER BY x.v) {base} "
                 f"CROSS JOIN LATERAL (SELECT v::float AS v FROM jsonb_array_elements_text(c.\"values\") AS e(v)) x "
-                f"WHERE {where} GROUP BY GROUPING SETS ({group_sets})", p)
-            for row in cursor.fetchall():
-                keys, flags, (n, mean, sd, qs) = row[:len(columns) or 1], row[len(columns) or 1], row[-4:]
-                stats[(tuple(keys), tuple(flags))] = (n, mean, sd, qs[0], qs[1], qs[2], qs[3])
+                f"WHERE {s_where} {s_tail}", s_p)
+            for key, (n, mean, sd, qs) in _keyed(cursor.fetchall(), s_sets, s_columns).items():
+                stats[key] = (n, mean, sd, qs[0], qs[1], qs[2], qs[3])
         cursor.execute("RESET jit")
     out: dict[tuple[str, Any], Figure] = {}
-    width = len(columns) or 1
-    for row in sums:
-        keys, flags = tuple(row[:width]), tuple(row[width])
-        n_patients, n_units, num, den = row[width + 1:width + 5]
-        used = {col for col, flag in zip(columns, flags, strict=True) if flag == 0}
-        name = next(n for n, cols in sets.items() if set(cols) == used)
-        value = tuple(keys[columns.index(col)] for col in sets[name])
-        out[(name, value)] = figure_from(
+    for key, row in sums.items():
+        n_patients, n_units, num, den = row[:4]
+        out[key] = figure_from(
             indicator, n_patients=n_patients or 0, n_units=n_units or 0, numerator=num or 0.0,
-            denominator=den or 0.0, categories=dict(zip(cats, (int(v) for v in row[width + 5:]), strict=True)),
-            stats=stats.get((keys, flags)))
+            denominator=den or 0.0, categories=dict(zip(cats, (int(v) for v in row[4:]), strict=True)),
+            stats=stats.get(key))
     return out
 
 
@@ -158,7 +174,7 @@ def tree_figures(indicator: Indicator, filters: Filters, *, national_only: bool 
     return out
 
 
-def grid_figures(indicator: Indicator, filters: Filters, keys: tuple[str, ...],
+def grid_figures(indicator: Indicator, filters: Filters, keys: tuple[str, ...], position: Hashable = ROOT,
                  using: str = "default") -> dict[str, dict[tuple[Hashable, str], Figure]]:
     """Figures of every group of the drill-down tree by quarter, sex and age band (those of
     ``keys``): ``out[key][(node, category)]``, one query (outcomes.suppression.suppress_grid
@@ -167,8 +183,12 @@ def grid_figures(indicator: Indicator, filters: Filters, keys: tuple[str, ...],
     levels = {"all": (), "region": ("t.region",), "department": ("t.region", "t.department"),
               "team": ("c.care_team_id",)}
     sets = {f"{k}|{level}": (*cols, columns[k]) for k in keys for level, cols in levels.items()}
+    # The values' statistics only where a page shows them: the position's own breakdowns.
+    level = position[0] if isinstance(position, tuple) else "all"
+    shown = {name: cols for name, cols in sets.items() if name.endswith(f"|{level}")}
     out: dict[str, dict[tuple[Hashable, str], Figure]] = {k: {} for k in keys}
-    for (name, value), fig in _grouped(indicator, filters, ROOT, sets, using).items():
+    for (name, value), fig in _grouped(indicator, filters, ROOT, sets, using, stats_sets=shown,
+                                       stats_scope=position).items():
         key, level = name.split("|")
         node: Hashable = ROOT if level == "all" else (level, *value[:-1])
         out[key][(node, value[-1])] = fig

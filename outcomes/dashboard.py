@@ -261,7 +261,7 @@ class IndicatorView:
         if self._breakdowns is None:
             self._breakdowns = aggregates.grid_figures(  # type: ignore[assignment]
                 self.indicator, self.filters, ("quarter",) if self.national_only else ("quarter", "sex", "age"),
-                using=self.using)
+                position=self.position, using=self.using)
         return self._breakdowns  # type: ignore[return-value]
 
     def _present(self, key: str, of: Any) -> set[str]:
