@@ -135,6 +135,7 @@ def main() -> None:
               f"p95 {p95(ref):.0f} ms")
         for code in PAGES:
             live = ("?start_from=2025-01-03",) if code != "reading-adherence" or "--all-live" in sys.argv else ()
+            live = () if "--no-live" in sys.argv else live
             for query in ("", "?region=1082", *live):
                 url = f"/quality/indicators/{code}/{query}"
                 runs = RUNS if "start_from" not in query else 3

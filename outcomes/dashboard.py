@@ -136,6 +136,7 @@ class IndicatorView:
         self._grids: dict[str, tuple[dict[tuple[Hashable, str], Figure], frozenset[Any], frozenset[Any]]] = {}
         self._build_tree()
         self.position = self._position(region, department, team_id)
+        self._settle()
 
     # --- the drill-down tree ---------------------------------------------------------------------
     def _build_tree(self) -> None:
@@ -243,12 +244,28 @@ class IndicatorView:
         empty = aggregate(self.indicator, ()).counts(self.indicator)
         counts = {(n, k): (figures[(n, k)].counts(self.indicator) if (n, k) in figures else empty)
                   for n in self.parent for k in categories}
-        hidden, primary = suppress_grid(
+        hidden, primary, nodes = suppress_grid(
             parent=self.parent, categories=categories, counts=counts,
             totals={n: f.counts(self.indicator) for n, f in self.figures.items()},
             hidden_nodes=self.hidden, small_max=self.small_max)
         self._grids[key] = (figures, hidden, primary)
+        if nodes != self.hidden:  # the grid hid whole groups: every other breakdown must start from them
+            self.hidden = frozenset(nodes)
+            self._grids = {key: self._grids[key]}
         return self._grids[key]
+
+    def _settle(self) -> None:
+        """Suppress every breakdown before anything is shown: a breakdown may hide whole groups
+        (outcomes.suppression.suppress_grid), which the drill-down and the other breakdowns
+        then hide too; repeated until no breakdown hides more."""
+        of = {"quarter": lambda c: c.quarter, "sex": lambda c: c.sex, "age": lambda c: c.age_band}
+        keys = ("quarter",) if self.national_only else ("quarter", "sex", "age")
+        while True:
+            before = self.hidden
+            for key in keys:
+                self.grid(key, of[key])
+            if self.hidden == before and all(k in self._grids for k in keys):
+                return
 
     def _fixed_categories(self, key: str) -> list[str]:
         if key == "sex":

@@ -41,8 +41,8 @@ def _grid(leaves: list[list[list[tuple[int, int, int]]]]) -> tuple[dict, dict, d
 
 
 _cell = st.one_of(st.integers(0, 5), st.integers(0, 30))
-_leaves = st.lists(st.lists(st.lists(st.tuples(_cell, _cell, _cell), min_size=1, max_size=3), min_size=1, max_size=2),
-                   min_size=1, max_size=3)
+_teams = st.lists(st.tuples(_cell, _cell, _cell), min_size=1, max_size=3)
+_leaves = st.lists(st.lists(_teams, min_size=1, max_size=2), min_size=1, max_size=3)
 
 
 @settings(max_examples=120, deadline=None)
@@ -50,8 +50,9 @@ _leaves = st.lists(st.lists(st.lists(st.tuples(_cell, _cell, _cell), min_size=1,
 def test_no_small_count_of_any_group_in_any_category_can_be_worked_out_across_levels(leaves) -> None:  # type: ignore[no-untyped-def]
     parent, counts, totals = _grid(leaves)
     hidden_nodes, primary_nodes = suppress_tree(parent=parent, counts={n: (totals[n],) for n in parent})
-    hidden, primary = suppress_grid(parent=parent, categories=CATS, counts={k: (v,) for k, v in counts.items()},
-                                    totals={n: (v,) for n, v in totals.items()}, hidden_nodes=hidden_nodes)
+    hidden, primary, hidden_nodes = suppress_grid(
+        parent=parent, categories=CATS, counts={k: (v,) for k, v in counts.items()},
+        totals={n: (v,) for n, v in totals.items()}, hidden_nodes=hidden_nodes)
     for (node, c), n in counts.items():
         if 1 <= n <= 4:
             assert (node, c) in hidden and (node, c) in primary
