@@ -88,6 +88,26 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                      **capability_search_params("Flag")},
                     {"type": "DetectedIssue", "interaction": [{"code": "read"}, {"code": "search-type"}],
                      **capability_search_params("DetectedIssue")},
+                    # Outcome indicators (outcomes/fhir_measure_views.py): aggregates only, for quality
+                    # staff, analysts and administrators; suppressed as the indicator pages are.
+                    {"type": "Measure", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                     "documentation": "GET /fhir/Measure lists every indicator (no search parameters).",
+                     "operation": [{"name": "evaluate-measure", "definition":
+                                    "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+                                    "documentation": "GET Measure/{id}/$evaluate-measure?periodStart=&periodEnd= "
+                                                     "(YYYY, YYYY-MM or YYYY-MM-DD: the period of treatment "
+                                                     "start); reportType summary only; a bad period is 400 "
+                                                     "with an OperationOutcome."}]},
+                    {"type": "MeasureReport", "interaction": [{"code": "search-type"}],
+                     "documentation": "Summary reports computed on request, never stored: search with measure "
+                                      "(required) and period.",
+                     "searchParam": [
+                         {"name": "measure", "type": "reference",
+                          "definition": "http://hl7.org/fhir/SearchParameter/MeasureReport-measure",
+                          "documentation": "The Measure's canonical url or id (required)."},
+                         {"name": "period", "type": "date",
+                          "definition": "http://hl7.org/fhir/SearchParameter/MeasureReport-period",
+                          "documentation": "The period of treatment start: 2026, 2026-03, or ge/le bounds."}]},
                 ],
             }
         ],

@@ -181,3 +181,16 @@ def sparkline_svg(values: list[float | None], *, label: str, percent: bool) -> s
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
             f'height="{height}" role="img" aria-label="{escape(label, {chr(34): "&quot;"})}" focusable="false">'
             f'<polyline fill="none" stroke="{BLUE}" stroke-width="2" points="{pts}"/></svg>')
+
+
+def funnel_unavailable_svg(*, title: str, reason: str, ident: str, stamp: list[str] | None = None,
+                           standalone: bool = False) -> str:
+    """The funnel figure when it cannot be drawn: the reason, in words (the download says it too)."""
+    stamp = stamp or []
+    width, height = 760, 80 + 16 * len(stamp)
+    out = _open(width, height, title, reason, ident, standalone)
+    out.append(f'<text x="8" y="20" font-weight="bold" fill="{INK}">{escape(title)}</text>')
+    out.append(f'<text x="8" y="48" fill="{INK}">{escape(reason[:110])}</text>')
+    out += _stamp(stamp, 72, width)
+    out.append("</svg>")
+    return "\n".join(out)

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from django.db import router
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
+from outcomes import aggregates
 from outcomes.indicators import (
     AGE_BANDS,
     Cell,
@@ -30,11 +32,10 @@ from outcomes.indicators import (
     Indicator,
     Kind,
     aggregate,
-    cells_from_units,
-    episodes_in_scope,
     min_patients,
 )
-from outcomes.suppression import suppress_tree
+from outcomes.live import live_cells
+from outcomes.suppression import suppress_grid, suppress_tree
 from patients.models import CareTeam, Region, Sex
 
 ROOT = "all"
@@ -79,17 +80,31 @@ def indicator_view(indicator: Indicator, filters: Filters, *, region: str = "", 
                    team_id: int | None = None, dataset: Dataset | None = None,
                    national_only: bool = False) -> IndicatorView:
     """The view the pages, downloads and FHIR use: from the precomputed cells when they fit the
-    filters, else live. ``view.precomputed`` and ``view.computed_at`` say which, and when."""
-    from outcomes.selectors import indicator_cells_precomputed
+    filters (summed in the database on PostgreSQL), else live. ``view.precomputed`` and
+    ``view.computed_at`` say which, and when."""
+    from outcomes.selectors import indicator_cells_precomputed, indicator_refresh_fitting
 
-    found = indicator_cells_precomputed(code=indicator.code, filters=filters)
-    if found is not None:
-        cells, refresh = found
-        return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
-                             today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at,
-                             national_only=national_only)
+    if aggregates.in_database(_read_alias()):
+        refresh = indicator_refresh_fitting(code=indicator.code, filters=filters)
+        if refresh is not None:
+            return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                                 today=refresh.as_of, in_db=True, computed_at=refresh.refreshed_at,
+                                 national_only=national_only)
+    else:
+        found = indicator_cells_precomputed(code=indicator.code, filters=filters)
+        if found is not None:
+            cells, refresh = found
+            return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
+                                 today=refresh.as_of, cells=cells, computed_at=refresh.refreshed_at,
+                                 national_only=national_only)
     return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
                          dataset=dataset, national_only=national_only)
+
+
+def _read_alias() -> str:
+    from outcomes.models import IndicatorCell
+
+    return router.db_for_read(IndicatorCell) or "default"
 
 
 class IndicatorView:
@@ -98,24 +113,30 @@ class IndicatorView:
     def __init__(self, indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
                  team_id: int | None = None, today: date | None = None, dataset: Dataset | None = None,
                  cells: list[Cell] | None = None, computed_at: datetime | None = None,
-                 national_only: bool = False) -> None:
+                 national_only: bool = False, in_db: bool = False) -> None:
         """Figures from ``cells`` when given (the precomputed table, already cut to the filters),
-        else computed now from the live rows (``dataset``, or one loaded for the filters).
-        ``national_only``: no drill-down tree (the front page): the national figure is the
-        tree's root, which is hidden only when it is small itself, so it needs no tree."""
+        summed in the database when ``in_db`` (the precomputed table, PostgreSQL), else computed
+        now from the live rows (in SQL on PostgreSQL; on SQLite from ``dataset``, or one loaded
+        for the filters). ``national_only``: no drill-down tree (the front page): the national
+        figure is the tree's root, which is hidden only when it is small itself, so it needs no
+        tree."""
         self.national_only = national_only
         self.indicator = indicator
         self.filters = filters
         self.today = today or timezone.localdate()
         self.computed_at: datetime = computed_at or timezone.now()
-        self.precomputed = cells is not None
-        if cells is None:
-            self.dataset = dataset or Dataset(episodes_in_scope(filters, self.today), self.today)
-            cells = cells_from_units(indicator.units(self.dataset))
-        self.cells: list[Cell] = cells
+        self.precomputed = cells is not None or in_db
+        self.in_db = in_db
+        self.using = _read_alias()
+        if cells is None and not in_db:
+            cells = live_cells(indicator, filters, self.today, dataset=dataset, using=self.using)
+        self.cells: list[Cell] = cells or []
         self.small_max = min_patients() - 1
+        self._breakdowns: dict[str, dict[tuple[Hashable, str], Figure]] | None = None
+        self._grids: dict[str, tuple[dict[tuple[Hashable, str], Figure], frozenset[Any], frozenset[Any]]] = {}
         self._build_tree()
         self.position = self._position(region, department, team_id)
+        self._settle()
 
     # --- the drill-down tree ---------------------------------------------------------------------
     def _build_tree(self) -> None:
@@ -135,7 +156,15 @@ class IndicatorView:
             for node in nodes:
                 members[node].append(c)
         self.parent, self.labels = parent, labels
-        self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}
+        if self.in_db:
+            found = aggregates.tree_figures(self.indicator, self.filters, national_only=self.national_only,
+                                            using=self.using)
+            for node in found:  # a team deleted since the refresh: still counted, under its old place
+                if node not in parent and isinstance(node, tuple) and node[0] == "team":
+                    parent[node], labels[node] = ROOT, str(node[1])
+            self.figures = {node: found.get(node) or aggregate(self.indicator, ()) for node in parent}
+        else:
+            self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}
         self.members = members
         self.hidden, self.primary = suppress_tree(
             parent=parent, counts={n: f.counts(self.indicator) for n, f in self.figures.items()},
@@ -186,25 +215,78 @@ class IndicatorView:
     # --- breakdowns of the current group ---------------------------------------------------------
     def _breakdown(self, key: str, title: str, group_label: str, keyed: Iterable[tuple[str, str]],
                    of: Any) -> Table:
-        groups: dict[str, list[Cell]] = defaultdict(list)
-        for c in self.members.get(self.position, []):
-            groups[of(c)].append(c)
         keys = list(keyed)
-        parent: dict[Hashable, Hashable | None] = {"scope": None}
-        figures: dict[Hashable, Figure] = {"scope": self.figures[self.position]}
-        for k, _label in keys:
-            parent[k] = "scope"
-            figures[k] = aggregate(self.indicator, groups.get(k, ()))
-        hidden, primary = suppress_tree(
-            parent=parent, counts={n: f.counts(self.indicator) for n, f in figures.items()},
-            small_max=self.small_max,
-            hidden_from_start=frozenset({"scope"}) if self.position in self.hidden else frozenset())
-        rows = [Row(key=k, label=label, figure=figures[k], shown=k not in hidden, small=k in primary)
-                for k, label in keys]
+        figures, hidden, primary = self.grid(key, of)
+        empty = aggregate(self.indicator, ())
+        rows = []
+        for k, label in keys:
+            cell = (self.position, k)
+            rows.append(Row(key=k, label=label, figure=figures.get(cell) or empty, shown=cell not in hidden,
+                            small=cell in primary))
         return Table(key=key, title=title, group_label=group_label, total=self.current(), rows=rows)
 
+    def grid(self, key: str, of: Any) -> tuple[dict[tuple[Hashable, str], Figure], frozenset[Any], frozenset[Any]]:
+        """The breakdown ``key`` of every group of the tree, suppressed as one grid
+        (outcomes.suppression.suppress_grid), so no level's table gives back another's hidden cell."""
+        if key in self._grids:
+            return self._grids[key]
+        if self.in_db:
+            figures = self._db_grids()[key]
+        else:
+            figures = {}
+            for node in self.parent:
+                groups: dict[str, list[Cell]] = defaultdict(list)
+                for c in self.members.get(node, []):
+                    groups[of(c)].append(c)
+                for k, cells in groups.items():
+                    figures[(node, k)] = aggregate(self.indicator, cells)
+        categories = sorted({k for _node, k in figures} | set(self._fixed_categories(key)))
+        empty = aggregate(self.indicator, ()).counts(self.indicator)
+        counts = {(n, k): (figures[(n, k)].counts(self.indicator) if (n, k) in figures else empty)
+                  for n in self.parent for k in categories}
+        hidden, primary, nodes = suppress_grid(
+            parent=self.parent, categories=categories, counts=counts,
+            totals={n: f.counts(self.indicator) for n, f in self.figures.items()},
+            hidden_nodes=self.hidden, small_max=self.small_max)
+        self._grids[key] = (figures, hidden, primary)
+        if nodes != self.hidden:  # the grid hid whole groups: every other breakdown must start from them
+            self.hidden = frozenset(nodes)
+            self._grids = {key: self._grids[key]}
+        return self._grids[key]
+
+    def _settle(self) -> None:
+        """Suppress every breakdown before anything is shown: a breakdown may hide whole groups
+        (outcomes.suppression.suppress_grid), which the drill-down and the other breakdowns
+        then hide too; repeated until no breakdown hides more."""
+        of = {"quarter": lambda c: c.quarter, "sex": lambda c: c.sex, "age": lambda c: c.age_band}
+        keys = ("quarter",) if self.national_only else ("quarter", "sex", "age")
+        while True:
+            before = self.hidden
+            for key in keys:
+                self.grid(key, of[key])
+            if self.hidden == before and all(k in self._grids for k in keys):
+                return
+
+    def _fixed_categories(self, key: str) -> list[str]:
+        if key == "sex":
+            return ["female", "male"]
+        if key == "age":
+            return [code for code, _lo, _hi in AGE_BANDS]
+        return []
+
+    def _db_grids(self) -> dict[str, dict[tuple[Hashable, str], Figure]]:
+        if self._breakdowns is None:
+            self._breakdowns = aggregates.grid_figures(  # type: ignore[assignment]
+                self.indicator, self.filters, ("quarter",) if self.national_only else ("quarter", "sex", "age"),
+                position=self.position, using=self.using)
+        return self._breakdowns  # type: ignore[return-value]
+
+    def _present(self, key: str, of: Any) -> set[str]:
+        figures = self.grid(key, of)[0]
+        return {k for (node, k), f in figures.items() if node == self.position and f.n_units}
+
     def quarter_table(self) -> Table:
-        quarters = sorted({c.quarter for c in self.members.get(self.position, [])})
+        quarters = sorted(self._present("quarter", lambda c: c.quarter))
         return self._breakdown("quarter", _("By quarter of treatment start"), _("Quarter"),
                                [(q, q) for q in quarters], lambda c: c.quarter)
 
@@ -212,7 +294,7 @@ class IndicatorView:
         return self._breakdown("sex", _("By sex"), _("Sex"),
                                [(c, str(label)) for c, label in Sex.choices if c in ("female", "male")]
                                + [(c, str(label)) for c, label in Sex.choices if c not in ("female", "male")
-                                  and any(m.sex == c for m in self.members.get(self.position, []))],
+                                  and c in self._present("sex", lambda m: m.sex)],
                                lambda m: m.sex)
 
     def age_table(self) -> Table:
@@ -222,7 +304,16 @@ class IndicatorView:
     def tables(self) -> list[Table]:
         return [self.org_table(), self.quarter_table(), self.sex_table(), self.age_table()]
 
+    def department_table(self) -> Table:
+        """Every department, nationally (the funnel plot's groups), hidden as the drill-down hides them."""
+        rows = sorted((self._row(n) for n in self.parent if isinstance(n, tuple) and n[0] == "department"),
+                      key=lambda r: r.label)
+        return Table(key="funnel", title=_("Departments compared with Denmark (funnel plot)"),
+                     group_label=_("Department"), total=self.national(), rows=rows)
+
     def table(self, key: str) -> Table | None:
+        if key == "funnel":
+            return self.department_table()
         return {t.key: t for t in self.tables()}.get(key)
 
 

@@ -20,546 +20,55 @@ programme's steering group sets the real ones, as the Danish clinical quality da
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from enum import StrEnum
-from functools import cached_property
-from typing import Any
-from zoneinfo import ZoneInfo
-
-from django.conf import settings
-from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
-from alerts.models import Alert, EscalationPolicy, Outcome, Severity
-from monitoring.models import DeviceLending, Reading
-from outcomes.stats import mean_ci, poisson_ci, quantile, wilson
-from outcomes.timepoints import DEFAULT_TIMEPOINTS, Timepoint
-from patients.models import TreatmentEpisode, age_on
-from questionnaires.library.mid import MIDS, MinimalImportantDifference
-from questionnaires.models import QuestionnaireResponse, ResponseStatus
-from schedules.models import Occurrence, OccurrenceStatus
-
-DANISH_TIME = ZoneInfo("Europe/Copenhagen")
-
-# A red alert's promise: acknowledged before the team's escalation ladder starts climbing
-# (alerts.EscalationPolicy.after), 30 minutes where a team has no policy (the model's default).
-DEFAULT_RED_ACK_PROMISE = timedelta(minutes=30)
-
-AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
-    ("0-39", 0, 39), ("40-59", 40, 59), ("60-69", 60, 69), ("70-79", 70, 79), ("80+", 80, None))
-
-
-def fmt(template: Any, values: dict[str, Any]) -> Any:
-    """A lazily translated string with %-placeholders filled in when it is shown, so the
-    registry (built once, at import) follows each request's language."""
-    return lazy(lambda: str(template) % {k: str(v) for k, v in values.items()}, str)()
-
-
-def min_patients() -> int:
-    """Figures are shown only for groups of at least this many patients (and counts below it
-    as "<5"). Configurable as ``OUTCOMES_MIN_PATIENTS``; 5 by default, the Danish practice."""
-    return int(getattr(settings, "OUTCOMES_MIN_PATIENTS", 5))
-
-
-def age_band(age: int) -> str:
-    for code, low, high in AGE_BANDS:
-        if age >= low and (high is None or age <= high):
-            return code
-    return AGE_BANDS[-1][0]
-
-
-def local_day(moment: datetime) -> date:
-    return moment.astimezone(DANISH_TIME).date()
-
-
-def quarter_of(day: date) -> str:
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The scope of a figure. Organisation (region → department → team) is the drill-down
-    position, handled by the dashboard, not a filter here, so every level is cut from one tree."""
-
-    program_id: int | None = None
-    start_from: date | None = None
-    start_to: date | None = None
-    sex: str = ""
-    age_band: str = ""
-
-    def describe(self) -> list[tuple[str, str]]:
-        from patients.models import Program, Sex
-        out = []
-        if self.program_id:
-            program = Program.objects.filter(pk=self.program_id).first()
-            out.append((str(_("Programme")), str(program) if program else str(self.program_id)))
-        if self.start_from or self.start_to:
-            out.append((str(_("Treatment start")),
-                         f"{self.start_from.isoformat() if self.start_from else '…'} – "
-                         f"{self.start_to.isoformat() if self.start_to else '…'}"))
-        if self.sex:
-            out.append((str(_("Sex")), str(dict(Sex.choices).get(self.sex, self.sex))))
-        if self.age_band:
-            out.append((str(_("Age band")), self.age_band))
-        return out
-
-
-@dataclass(frozen=True)
-class EpisodeFacts:
-    episode_id: int
-    patient_id: Any
-    program_id: int
-    team_id: int
-    team_name: str
-    department: str
-    region: str
-    sex: str
-    age_band: str
-    start: date
-    end: date | None
-
-    def covers(self, day: date) -> bool:
-        return self.start <= day and (self.end is None or day <= self.end)
-
-
-@dataclass(frozen=True)
-class Unit:
-    episode: EpisodeFacts
-    numerator: float = 0
-    denominator: float = 1
-    value: float | None = None  # distributions: the unit's own value
-    category: str = ""
-
-
-class Kind(StrEnum):
-    PROPORTION = "proportion"  # share: sum(numerator) / sum(denominator), Wilson interval
-    RATE = "rate"  # events per 100 patient-days, Poisson interval
-    DISTRIBUTION = "distribution"  # one value per unit: mean (t interval), median, IQR, p90
-
-
-@dataclass(frozen=True)
-class Indicator:
-    code: str
-    title: str | Any
-    kind: Kind
-    unit_label: str | Any
-    numerator: str | Any
-    denominator: str | Any
-    exclusions: str | Any
-    source: str
-    units: Callable[[Dataset], list[Unit]] = field(repr=False)
-    standard: float | None = None  # in the headline's unit (a share as 0..1)
-    higher_is_better: bool = True
-    headline: str = "value"  # "value" | "mean" | "median"
-    categories: tuple[tuple[str, Any], ...] = ()
-    group: str | Any = ""
-    key: bool = True  # on the front page; the others are listed below it
-
-    def meets(self, value: float | None) -> bool | None:
-        if value is None or self.standard is None:
-            return None
-        return value >= self.standard if self.higher_is_better else value <= self.standard
-
-
-@dataclass
-class Figure:
-    n_patients: int
-    n_units: int
-    numerator: float
-    denominator: float
-    value: float | None = None  # the headline
-    low: float | None = None
-    high: float | None = None
-    mean: float | None = None
-    mean_low: float | None = None
-    mean_high: float | None = None
-    median: float | None = None
-    q1: float | None = None
-    q3: float | None = None
-    p90: float | None = None
-    categories: dict[str, int] = field(default_factory=dict)
-
-    def counts(self, indicator: Indicator) -> tuple[int, ...]:
-        """The counts the figure shows, in the order suppression sees them (each additive over
-        groups): patients; for shares also the numerator and the rest of the denominator."""
-        if indicator.kind == Kind.PROPORTION:
-            return (self.n_patients, int(self.numerator), int(self.denominator - self.numerator))
-        if indicator.kind == Kind.RATE:
-            return (self.n_patients, int(self.numerator))
-        return (self.n_patients, *(self.categories.get(c, 0) for c, _label in indicator.categories))
-
-
-@dataclass
-class Cell:
-    """Units summed per programme, team, month of treatment start, sex and age band: the finest
-    grain any page, download or report asks for, and what the precomputed table stores
-    (outcomes.models.IndicatorCell). Distributions keep their values (medians and percentiles
-    do not add up); a cell's values are never shown, only figures over groups of enough patients."""
-
-    program_id: int
-    team_id: int
-    team_name: str
-    department: str
-    region: str
-    sex: str
-    age_band: str
-    month: str  # "2026-03", of the treatment start
-    n_patients: int = 0
-    n_units: int = 0
-    numerator: float = 0
-    denominator: float = 0
-    values: list[float] = field(default_factory=list)
-    categories: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def quarter(self) -> str:
-        year, month = self.month.split("-")
-        return f"{year}-Q{(int(month) - 1) // 3 + 1}"
-
-
-def cells_from_units(units: Iterable[Unit]) -> list[Cell]:
-    cells: dict[tuple[Any, ...], Cell] = {}
-    patients: dict[tuple[Any, ...], set[Any]] = defaultdict(set)
-    for u in units:
-        e = u.episode
-        key = (e.program_id, e.team_id, e.sex, e.age_band, e.start.strftime("%Y-%m"))
-        cell = cells.get(key)
-        if cell is None:
-            cell = cells[key] = Cell(e.program_id, e.team_id, e.team_name, e.department, e.region, e.sex,
-                                     e.age_band, key[-1])
-        patients[key].add(e.patient_id)
-        cell.n_units += 1
-        cell.numerator += u.numerator
-        cell.denominator += u.denominator
-        if u.value is not None:
-            cell.values.append(u.value)
-        if u.category:
-            cell.categories[u.category] = cell.categories.get(u.category, 0) + 1
-    for key, cell in cells.items():
-        cell.n_patients = len(patients[key])
-    return list(cells.values())
-
-
-def aggregate(indicator: Indicator, items: Iterable[Unit] | Iterable[Cell]) -> Figure:
-    """The figure of a group. A patient is counted once per cell (programme, team, month, sex,
-    age band): one with two episodes in different cells counts twice in a group holding both,
-    which is rare and errs towards showing fewer small groups, never more."""
-    items = list(items)
-    cells: list[Cell] = cells_from_units(items) if items and isinstance(items[0], Unit) else items  # type: ignore[assignment]
-    num = math.fsum(c.numerator for c in cells)
-    den = math.fsum(c.denominator for c in cells)
-    fig = Figure(n_patients=sum(c.n_patients for c in cells), n_units=sum(c.n_units for c in cells),
-                 numerator=num, denominator=den)
-    if indicator.categories:
-        fig.categories = {code: sum(c.categories.get(code, 0) for c in cells) for code, _label in indicator.categories}
-    if not cells:
-        return fig
-    if indicator.kind == Kind.PROPORTION and den > 0:
-        fig.value = num / den
-        fig.low, fig.high = wilson(round(num), round(den))
-    elif indicator.kind == Kind.RATE and den > 0:
-        fig.value = 100 * num / den
-        low, high = poisson_ci(round(num))
-        fig.low, fig.high = 100 * low / den, 100 * high / den
-    elif indicator.kind == Kind.DISTRIBUTION:
-        values = [v for c in cells for v in c.values]
-        if values:
-            fig.median = quantile(values, 0.5)
-            fig.q1, fig.q3, fig.p90 = quantile(values, 0.25), quantile(values, 0.75), quantile(values, 0.9)
-            if len(values) >= 2:
-                fig.mean, fig.mean_low, fig.mean_high = mean_ci(values)
-            else:
-                fig.mean = values[0]
-            # The interval drawn with the headline: the mean's 95 % CI, or the median's IQR.
-            if indicator.headline == "mean":
-                fig.value, fig.low, fig.high = fig.mean, fig.mean_low, fig.mean_high
-            else:
-                fig.value, fig.low, fig.high = fig.median, fig.q1, fig.q3
-    return fig
-
-
-# --- the data behind the indicators, loaded once per scope ----------------------------------------
-
-def episodes_in_scope(filters: Filters, today: date) -> list[EpisodeFacts]:
-    qs = (TreatmentEpisode.objects.filter(patient__secondary_use_withdrawn_at__isnull=True,
-                                          treatment_start__lte=today)
-          .values_list("pk", "patient_id", "program_id", "care_team_id", "care_team__name",
-                       "care_team__department", "care_team__region", "patient__sex",
-                       "patient__birth_date", "treatment_start", "end"))
-    if filters.program_id:
-        qs = qs.filter(program_id=filters.program_id)
-    if filters.start_from:
-        qs = qs.filter(treatment_start__gte=filters.start_from)
-    if filters.start_to:
-        qs = qs.filter(treatment_start__lte=filters.start_to)
-    if filters.sex:
-        qs = qs.filter(patient__sex=filters.sex)
-    out = []
-    for pk, patient_id, program_id, team_id, team_name, department, region, sex, birth, start, end in qs:
-        band = age_band(age_on(birth, start))
-        if filters.age_band and band != filters.age_band:
-            continue
-        out.append(EpisodeFacts(pk, patient_id, program_id, team_id, team_name, department, region, sex,
-                                band, start, end))
-    return out
-
-
-class Dataset:
-    """The rows the indicators read for one scope, each fetched once (a page computes many
-    indicators over the same episodes)."""
-
-    def __init__(self, episodes: list[EpisodeFacts], today: date, now: datetime | None = None) -> None:
-        self.episodes = episodes
-        self.today = today
-        self.now = now or datetime.combine(today, datetime.min.time(), tzinfo=DANISH_TIME)
-        self.by_patient: dict[Any, list[EpisodeFacts]] = defaultdict(list)
-        for e in episodes:
-            self.by_patient[e.patient_id].append(e)
-
-    def episode_for(self, patient_id: Any, day: date) -> EpisodeFacts | None:
-        """The patient's episode that covers the day; the latest started if several do."""
-        covering = [e for e in self.by_patient.get(patient_id, ()) if e.covers(day)]
-        return max(covering, key=lambda e: e.start) if covering else None
-
-    @cached_property
-    def responses(self) -> dict[Any, list[tuple[date, datetime, list[dict[str, Any]]]]]:
-        """Completed responses per patient: (Danish day, authored_at, scores), by time."""
-        out: dict[Any, list[tuple[date, datetime, list[dict[str, Any]]]]] = defaultdict(list)
-        rows = (QuestionnaireResponse.objects.filter(patient_id__in=list(self.by_patient),
-                                                     status=ResponseStatus.COMPLETED)
-                .order_by("authored_at", "pk").values_list("patient_id", "authored_at", "scores"))
-        for patient_id, authored, scores in rows.iterator(chunk_size=2000):
-            out[patient_id].append((local_day(authored), authored, scores or []))
-        return out
-
-    @cached_property
-    def alerts(self) -> list[dict[str, Any]]:
-        return list(Alert.objects.filter(patient_id__in=list(self.by_patient)).values(
-            "pk", "patient_id", "severity", "rule__kind", "raised_at", "acknowledged_at", "resolved_at",
-            "outcome"))
-
-    @cached_property
-    def ack_promise(self) -> dict[int, timedelta]:
-        return dict(EscalationPolicy.objects.values_list("care_team_id", "after"))
-
-    @cached_property
-    def reviews(self) -> list[tuple[Any, datetime, datetime, datetime | None]]:
-        return list(QuestionnaireResponse.objects.filter(
-            patient_id__in=list(self.by_patient), status=ResponseStatus.COMPLETED, review_due_at__isnull=False)
-            .values_list("patient_id", "authored_at", "review_due_at", "review__reviewed_at"))
-
-    @cached_property
-    def occurrences(self) -> list[tuple[int, str]]:
-        return list(Occurrence.objects.filter(
-            episode_id__in=[e.episode_id for e in self.episodes],
-            status__in=(OccurrenceStatus.COMPLETED, OccurrenceStatus.MISSED)).values_list("episode_id", "status"))
-
-    @cached_property
-    def lendings(self) -> dict[Any, list[tuple[date, date | None]]]:
-        out: dict[Any, list[tuple[date, date | None]]] = defaultdict(list)
-        for patient_id, start, lent_to, returned in DeviceLending.objects.filter(
-                patient_id__in=list(self.by_patient)).values_list("patient_id", "lent_from", "lent_to", "returned_on"):
-            out[patient_id].append((start, returned or lent_to))
-        return out
-
-    @cached_property
-    def reading_days(self) -> dict[Any, set[date]]:
-        out: dict[Any, set[date]] = defaultdict(set)
-        patients = [p for p in self.by_patient if p in self.lendings]
-        for patient_id, at in Reading.objects.filter(patient_id__in=patients, erroneous_at__isnull=True).values_list(
-                "patient_id", "effective_at").iterator(chunk_size=5000):
-            out[patient_id].add(local_day(at))
-        return out
-
-
-# --- unit builders ------------------------------------------------------------------------------
-
-def _window_closed(e: EpisodeFacts, t: Timepoint, today: date) -> bool:
-    return e.start + timedelta(days=t.end_day) < today
-
-
-def response_rate_units(t: Timepoint) -> Callable[[Dataset], list[Unit]]:
-    def units(ds: Dataset) -> list[Unit]:
-        out = []
-        for e in ds.episodes:
-            if not _window_closed(e, t, ds.today):
-                continue
-            answered = any(t.start_day <= (day - e.start).days <= t.end_day
-                           for day, _at, _s in ds.responses.get(e.patient_id, ()))
-            out.append(Unit(e, numerator=1 if answered else 0))
-        return out
-    return units
-
-
-def _score(scores: list[dict[str, Any]], code: str) -> float | None:
-    for s in scores:
-        if (s.get("code") or {}).get("code") == code and s.get("value") is not None:
-            return float(s["value"])
-    return None
-
-
-def score_pair(responses: list[tuple[date, datetime, list[dict[str, Any]]]], e: EpisodeFacts, code: str,
-               t: Timepoint) -> tuple[float, float] | None:
-    """(baseline, follow-up) score of an episode, or None when either is missing.
-
-    Baseline: the last score in the baseline window (nearest the treatment start). Follow-up:
-    the score nearest the timepoint's target day; of two equally near, the earlier."""
-    base = DEFAULT_TIMEPOINTS.get("baseline")
-    baseline: float | None = None
-    best: tuple[int, datetime] | None = None
-    follow: float | None = None
-    for day, at, scores in responses:
-        d = (day - e.start).days
-        value = _score(scores, code)
-        if value is None:
-            continue
-        if base.start_day <= d <= base.end_day:
-            baseline = value  # responses come in time order: the last one wins
-        elif t.start_day <= d <= t.end_day:
-            key = (abs(d - t.target_day), at)
-            if best is None or key < best:
-                best, follow = key, value
-    if baseline is None or follow is None:
-        return None
-    return baseline, follow
-
-
-def classify_change(change: float, mid: MinimalImportantDifference) -> str:
-    better = -change if mid.lower_is_better else change
-    if better >= mid.improvement:
-        return "improved"
-    if -better >= mid.worsening:
-        return "worse"
-    return "unchanged"
-
-
-def prom_change_units(mid: MinimalImportantDifference, t: Timepoint) -> Callable[[Dataset], list[Unit]]:
-    def units(ds: Dataset) -> list[Unit]:
-        out = []
-        for e in ds.episodes:
-            pair = score_pair(ds.responses.get(e.patient_id, []), e, mid.score_code, t)
-            if pair is None:
-                continue
-            change = pair[1] - pair[0]
-            out.append(Unit(e, value=change, category=classify_change(change, mid)))
-        return out
-    return units
-
-
-def _patient_days(e: EpisodeFacts, today: date) -> int:
-    last = min(e.end, today - timedelta(days=1)) if e.end else today - timedelta(days=1)
-    return max(0, (last - e.start).days + 1)
-
-
-def alert_rate_units(severity: str | None, kind: str | None = None) -> Callable[[Dataset], list[Unit]]:
-    def units(ds: Dataset) -> list[Unit]:
-        counts: dict[int, int] = defaultdict(int)
-        for a in ds.alerts:
-            if (severity and a["severity"] != severity) or (kind and a["rule__kind"] != kind):
-                continue
-            day = local_day(a["raised_at"])
-            e = ds.episode_for(a["patient_id"], day)
-            if e is not None and day < ds.today:
-                counts[e.episode_id] += 1
-        out = []
-        for e in ds.episodes:
-            days = _patient_days(e, ds.today)
-            if days:
-                out.append(Unit(e, numerator=counts.get(e.episode_id, 0), denominator=days))
-        return out
-    return units
-
-
-def _alert_units(ds: Dataset, keep: Callable[[dict[str, Any]], bool],
-                 make: Callable[[EpisodeFacts, dict[str, Any]], Unit | None]) -> list[Unit]:
-    out = []
-    for a in ds.alerts:
-        if not keep(a):
-            continue
-        e = ds.episode_for(a["patient_id"], local_day(a["raised_at"]))
-        if e is None:
-            continue
-        unit = make(e, a)
-        if unit is not None:
-            out.append(unit)
-    return out
-
-
-def no_action_units(ds: Dataset) -> list[Unit]:
-    return _alert_units(ds, lambda a: a["resolved_at"] is not None,
-                        lambda e, a: Unit(e, numerator=1 if a["outcome"] == Outcome.NO_ACTION else 0))
-
-
-def red_hours_units(field_name: str) -> Callable[[Dataset], list[Unit]]:
-    def units(ds: Dataset) -> list[Unit]:
-        return _alert_units(
-            ds, lambda a: a["severity"] == Severity.RED and a[field_name] is not None,
-            lambda e, a: Unit(e, value=(a[field_name] - a["raised_at"]).total_seconds() / 3600))
-    return units
-
-
-def red_ack_on_time_units(ds: Dataset) -> list[Unit]:
-    def make(e: EpisodeFacts, a: dict[str, Any]) -> Unit | None:
-        promise = ds.ack_promise.get(e.team_id, DEFAULT_RED_ACK_PROMISE)
-        deadline = a["raised_at"] + promise
-        if deadline > ds.now:
-            return None  # the promise can still be kept: not yet judged
-        on_time = a["acknowledged_at"] is not None and a["acknowledged_at"] <= deadline
-        return Unit(e, numerator=1 if on_time else 0)
-    return _alert_units(ds, lambda a: a["severity"] == Severity.RED, make)
-
-
-def review_on_time_units(ds: Dataset) -> list[Unit]:
-    out = []
-    for patient_id, authored, due, reviewed in ds.reviews:
-        if due > ds.now and reviewed is None:
-            continue  # not due yet and not reviewed: not yet judged
-        e = ds.episode_for(patient_id, local_day(authored))
-        if e is not None:
-            out.append(Unit(e, numerator=1 if reviewed is not None and reviewed <= due else 0))
-    return out
-
-
-def reading_adherence_units(ds: Dataset) -> list[Unit]:
-    out = []
-    for e in ds.episodes:
-        lent = ds.lendings.get(e.patient_id)
-        if not lent:
-            continue
-        last = min(e.end or ds.today, ds.today - timedelta(days=1))
-        expected: set[date] = set()
-        for start, stop in lent:
-            day = max(start, e.start)
-            stop_day = min(stop or last, last)
-            while day <= stop_day:
-                expected.add(day)
-                day += timedelta(days=1)
-        if expected:
-            have = len(expected & ds.reading_days.get(e.patient_id, set()))
-            out.append(Unit(e, numerator=have, denominator=len(expected)))
-    return out
-
-
-def missed_questionnaire_units(ds: Dataset) -> list[Unit]:
-    by_episode: dict[int, list[str]] = defaultdict(list)
-    for episode_id, status in ds.occurrences:
-        by_episode[episode_id].append(status)
-    out = []
-    for e in ds.episodes:
-        statuses = by_episode.get(e.episode_id)
-        if statuses:
-            out.append(Unit(e, numerator=sum(1 for s in statuses if s == OccurrenceStatus.MISSED),
-                            denominator=len(statuses)))
-    return out
-
+from alerts.models import Severity
+from outcomes import indicator_sql
+from outcomes.indicator_core import (  # noqa: F401 (the indicators' types, re-exported: one import for callers)
+    AGE_BANDS,
+    DANISH_TIME,
+    DEFAULT_RED_ACK_PROMISE,
+    Cell,
+    Dataset,
+    EpisodeFacts,
+    Figure,
+    Filters,
+    Indicator,
+    Kind,
+    Unit,
+    age_band,
+    aggregate,
+    cells_from_units,
+    episodes_in_scope,
+    fmt,
+    local_day,
+    min_patients,
+    quarter_of,
+)
+from outcomes.indicator_units import (  # noqa: F401
+    alert_rate_units,
+    classify_change,
+    missed_questionnaire_units,
+    no_action_units,
+    prom_change_units,
+    reading_adherence_units,
+    red_ack_on_time_units,
+    red_hours_units,
+    response_rate_units,
+    review_on_time_units,
+    score_pair,
+)
+from outcomes.timepoints import DEFAULT_TIMEPOINTS
+from questionnaires.library.mid import MIDS
 
 # --- the registry ------------------------------------------------------------------------------
 
-LOCAL_STANDARD = "Standard: an illustrative local level, to be set by the programme's steering group."
+# No indicator has a standard level yet: none of these platform measures has a published Danish
+# standard (the clinical quality databases set theirs for clinical processes and outcomes, not for
+# questionnaire response rates or alert handling), and a level made up here would be read as one.
+# A standard is added only with its source (``Indicator.standard_source``, checked by a test);
+# until then the pages say "ingen fastsat standard".
+NO_STANDARD = "No standard set: none has been published for this measure."
 CHANGE_CATEGORIES = (("improved", _("Improved")), ("unchanged", _("Unchanged")), ("worse", _("Worse")))
 
 
@@ -574,8 +83,8 @@ def _build() -> dict[str, Indicator]:
                         "after the treatment start"), {"a": t.start_day, "b": t.end_day}),
             denominator=_("Episodes whose window has closed"),
             exclusions=_("Patients who withdrew from secondary use; windows still open"),
-            source=f"Platform data (questionnaire responses). {LOCAL_STANDARD}", standard=0.8,
-            units=response_rate_units(t)))
+            source=f"Platform data (questionnaire responses). {NO_STANDARD}",
+            units=response_rate_units(t), sql=indicator_sql.response_rate_sql(t)))
     for mid in MIDS.values():
         for t in DEFAULT_TIMEPOINTS:
             if t.code == "baseline":
@@ -592,7 +101,7 @@ def _build() -> dict[str, Indicator]:
                              "the follow-up window; responses with too many unanswered items (no score)"),
                 source=f"Minimal important difference: {mid.source} Lower scores are better.",
                 higher_is_better=not mid.lower_is_better, categories=CHANGE_CATEGORIES,
-                units=prom_change_units(mid, t)))
+                units=prom_change_units(mid, t), sql=indicator_sql.prom_change_sql(mid, t)))
     for severity, label in ((None, _("all")), (Severity.RED, _("red")), (Severity.YELLOW, _("yellow"))):
         out.append(Indicator(
             code=f"alert-rate-{severity or 'all'}", group=_("Alerts"),
@@ -602,7 +111,7 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Days from treatment start to the episode's end or yesterday"),
             exclusions=_("Patients who withdrew from secondary use"),
             source="Platform data (alerts). No standard: a rate is compared, not judged.",
-            higher_is_better=False, units=alert_rate_units(severity)))
+            higher_is_better=False, units=alert_rate_units(severity), sql=indicator_sql.alert_rate_sql(severity)))
     from alerts.rules import KINDS  # the rule kinds the platform has, one indicator each
     for kind in sorted(KINDS):
         out.append(Indicator(
@@ -613,7 +122,8 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Days from treatment start to the episode's end or yesterday"),
             exclusions=_("Patients who withdrew from secondary use"),
             source="Platform data (alerts). No standard: a rate is compared, not judged.",
-            higher_is_better=False, units=alert_rate_units(None, kind)))
+            higher_is_better=False, units=alert_rate_units(None, kind),
+            sql=indicator_sql.alert_rate_sql(None, kind)))
     out += [
         Indicator(
             code="alert-no-action", group=_("Alerts"), title=_("Alerts resolved as “no action needed”"),
@@ -621,34 +131,37 @@ def _build() -> dict[str, Indicator]:
             numerator=_("Resolved alerts whose outcome is “no action needed”"),
             denominator=_("Resolved alerts"), exclusions=_("Open and acknowledged alerts"),
             source="Platform data (alerts). No standard: a high share suggests rules that alert too often.",
-            units=no_action_units),
+            units=no_action_units, sql=indicator_sql.no_action_sql),
         Indicator(
             code="red-ack-hours", group=_("Alerts"), title=_("Time from red alert to acknowledgement"),
             kind=Kind.DISTRIBUTION, unit_label=_("hours"), headline="median", higher_is_better=False,
             numerator=_("Hours from raised to acknowledged, median and 90th percentile"),
             denominator=_("Acknowledged red alerts"), exclusions=_("Red alerts not yet acknowledged"),
-            source=f"Platform data (alerts). {LOCAL_STANDARD}", standard=0.5, units=red_hours_units("acknowledged_at")),
+            source=f"Platform data (alerts). {NO_STANDARD}", units=red_hours_units("acknowledged_at"),
+            sql=indicator_sql.red_hours_sql("acknowledged_at")),
         Indicator(
             code="red-resolve-hours", group=_("Alerts"), title=_("Time from red alert to resolution"),
             kind=Kind.DISTRIBUTION, unit_label=_("hours"), headline="median", higher_is_better=False,
             numerator=_("Hours from raised to resolved, median and 90th percentile"),
             denominator=_("Resolved red alerts"), exclusions=_("Red alerts not yet resolved"),
-            source="Platform data (alerts). No standard set.", units=red_hours_units("resolved_at")),
+            source="Platform data (alerts). No standard set.", units=red_hours_units("resolved_at"),
+            sql=indicator_sql.red_hours_sql("resolved_at")),
         Indicator(
             code="red-ack-on-time", group=_("Alerts"), title=_("Red alerts acknowledged within the promise"),
             kind=Kind.PROPORTION, unit_label="%",
             numerator=_("Red alerts acknowledged before the team's escalation starts (30 minutes by default)"),
             denominator=_("Red alerts whose promised time has passed"),
             exclusions=_("Red alerts whose promised time has not yet passed"),
-            source=f"Promise: the team's escalation policy (alerts.EscalationPolicy). {LOCAL_STANDARD}",
-            standard=0.9, units=red_ack_on_time_units),
+            source=f"Promise: the team's escalation policy (alerts.EscalationPolicy). {NO_STANDARD}",
+            units=red_ack_on_time_units, sql=indicator_sql.red_ack_on_time_sql),
         Indicator(
             code="review-on-time", group=_("Review"), title=_("Responses reviewed within the promised time"),
             kind=Kind.PROPORTION, unit_label="%",
             numerator=_("Responses reviewed before their due time (the programme's promised working days)"),
             denominator=_("Responses to review whose due time has passed, or that were reviewed"),
             exclusions=_("Responses that need no review; responses not yet due and not reviewed"),
-            source=f"Platform data (review queue). {LOCAL_STANDARD}", standard=0.9, units=review_on_time_units),
+            source=f"Platform data (review queue). {NO_STANDARD}", units=review_on_time_units,
+            sql=indicator_sql.review_on_time_sql),
         Indicator(
             code="reading-adherence", group=_("Adherence"), title=_("Days with at least one measurement"),
             kind=Kind.PROPORTION, unit_label="%",
@@ -656,14 +169,16 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Days in the episode with a device lent, up to yesterday"),
             exclusions=_("Readings marked erroneous; patients without a device"),
             source=f"Platform data (readings, device lendings). The interval treats days as independent. "
-                   f"{LOCAL_STANDARD}", standard=0.8, units=reading_adherence_units),
+                   f"{NO_STANDARD}", units=reading_adherence_units,
+            sql=indicator_sql.reading_adherence_sql),
         Indicator(
             code="missed-questionnaires", group=_("Adherence"), title=_("Missed questionnaires per 100 expected"),
             kind=Kind.PROPORTION, unit_label=_("per 100 expected"), higher_is_better=False,
             numerator=_("Scheduled questionnaires that were missed"),
             denominator=_("Scheduled questionnaires whose window has closed (answered or missed)"),
             exclusions=_("Paused and still open occurrences"),
-            source=f"Platform data (schedules). {LOCAL_STANDARD}", standard=0.2, units=missed_questionnaire_units),
+            source=f"Platform data (schedules). {NO_STANDARD}", units=missed_questionnaire_units,
+            sql=indicator_sql.missed_questionnaire_sql),
     ]
     return {i.code: i for i in out}
 
@@ -673,3 +188,4 @@ INDICATORS: dict[str, Indicator] = _build()
 
 def indicator_get(code: str) -> Indicator | None:
     return INDICATORS.get(code)
+

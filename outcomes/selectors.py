@@ -191,6 +191,15 @@ def _month_aligned(start: date | None, end: date | None) -> bool:
     return first_ok and last_ok
 
 
+def indicator_refresh_fitting(*, code: str, filters: Any) -> Any:
+    """The indicator's last refresh when its cells fit the filters (whole months), else None."""
+    from outcomes.models import IndicatorRefresh
+
+    if not _month_aligned(filters.start_from, filters.start_to):
+        return None
+    return IndicatorRefresh.objects.filter(indicator=code, refreshed_at__isnull=False).first()
+
+
 def indicator_cells_precomputed(*, code: str, filters: Any) -> tuple[list[Any], Any] | None:
     """The precomputed cells of an indicator cut to the filters, with their refresh time; None
     when there are none yet or the filters are finer than the cells (a period not in whole

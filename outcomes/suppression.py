@@ -312,8 +312,10 @@ def suppress_tree(
                 bounds[item] = (0, None)
         exposed_nodes = tree_derivable(parent, hidden_nodes) & must_stay_hidden
         if not exposed_nodes:  # bounds only matter once the algebra alone fixes nothing
+            # A column pinned to zero gives away nobody (zeros are shown anyway): only a non-zero
+            # value pinned down exposes its group.
             exposed_nodes = {item[0] for item in pinned_by_bounds(
-                hidden_items, equations, values, bounds)} & must_stay_hidden  # type: ignore[arg-type]
+                hidden_items, equations, values, bounds) if values[item]} & must_stay_hidden  # type: ignore[arg-type]
         # Only the groups that must stay unknown count: the small ones and those hidden elsewhere.
         # A complement worked out is harmless (its figure is not small; e.g. the only region of
         # a programme equals the national figure), as long as what it protects stays hidden.
@@ -335,3 +337,70 @@ def suppress_tree(
             break  # only the root is left; it is shown (a page's own scope is protected)
         hidden_nodes.add(min(pool, key=lambda n: (counts[n][0], order[n])))
     return frozenset(hidden_nodes), frozenset(primary_nodes)
+
+
+def suppress_grid(
+    *, parent: dict[Node, Node | None], categories: Sequence[Hashable],
+    counts: dict[tuple[Node, Hashable], Sequence[int]], totals: dict[Node, Sequence[int]],
+    hidden_nodes: frozenset[Node], small_max: int = SMALL_MAX,
+) -> tuple[frozenset[tuple[Node, Hashable]], frozenset[tuple[Node, Hashable]], frozenset[Node]]:
+    """A breakdown (by quarter, sex or age band) of *every* group of the drill-down tree,
+    suppressed as one grid, as ``(hidden, primary)`` cells (group, category).
+
+    Two families of sums hold: per category, the tree (a department's women are the sum of its
+    teams' women), and per group, the categories (a team's women and men are the team). Each
+    family is suppressed with ``suppress_tree``, each starting from everything the other has
+    hidden, until neither hides more. So a team's small count of women stays hidden on the
+    department's page (department minus its shown teams), on the region's (region minus its
+    shown departments), and behind the team's own total; and a group the drill-down hid
+    (``hidden_nodes``) is hidden in every category, so its categories cannot add up to it.
+    Where neither family can protect a count (its only partners are zeros, or a root), the
+    group is hidden whole, and the drill-down with it: the third value returned is the groups
+    the drill-down must hide (``hidden_nodes`` and those added)."""
+    hidden_nodes = frozenset(hidden_nodes)
+    totals_primary = frozenset(n for n in parent if any(SMALL_MIN <= v <= small_max for v in totals[n]))
+    while True:
+        hidden, primary = _grid_pass(parent, categories, counts, totals, hidden_nodes, small_max)
+        # A hidden count its own column still gives back (e.g. the only department with any
+        # "x" equals the nation's "x", which is never hidden) would give back, through its
+        # group's total, the small count it protects: hide that group whole and start over.
+        escalate = set()
+        star: dict[Hashable, Hashable | None] = {"*": None, **{c: "*" for c in categories}}
+        for n in parent:
+            if n in hidden_nodes:
+                continue
+            in_star = {c for c in categories if (n, c) in hidden}
+            if any(counts[(n, c)] and c in tree_derivable(star, in_star) for c in in_star):
+                escalate.add(n)  # e.g. the only non-zero category: the group's total gives it
+        for c in categories:
+            in_column = {n for n in parent if (n, c) in hidden}
+            exposed = tree_derivable(parent, in_column)
+            escalate |= {n for n in exposed - hidden_nodes if any(counts[(n, c)])}
+        if not escalate:
+            return hidden, primary, hidden_nodes
+        grown, _p = suppress_tree(parent=parent, counts=totals, small_max=small_max,
+                                  hidden_from_start=hidden_nodes | frozenset(escalate))
+        hidden_nodes = frozenset(grown) | totals_primary
+
+
+def _grid_pass(parent: dict[Node, Node | None], categories: Sequence[Hashable],
+               counts: dict[tuple[Node, Hashable], Sequence[int]], totals: dict[Node, Sequence[int]],
+               hidden_nodes: frozenset[Node], small_max: int,
+               ) -> tuple[frozenset[tuple[Node, Hashable]], frozenset[tuple[Node, Hashable]]]:
+    hidden: set[tuple[Node, Hashable]] = {(n, c) for n in hidden_nodes for c in categories}
+    primary: set[tuple[Node, Hashable]] = set()
+    star: dict[Hashable, Hashable | None] = {"*": None, **{c: "*" for c in categories}}
+    while True:
+        before = len(hidden)
+        for c in categories:
+            h, p = suppress_tree(parent=parent, counts={n: counts[(n, c)] for n in parent}, small_max=small_max,
+                                 hidden_from_start=frozenset(n for n in parent if (n, c) in hidden))
+            hidden |= {(n, c) for n in h}
+            primary |= {(n, c) for n in p}
+        for n in parent:
+            start = frozenset({c for c in categories if (n, c) in hidden} | ({"*"} if n in hidden_nodes else set()))
+            h, _p = suppress_tree(parent=star, counts={"*": totals[n], **{c: counts[(n, c)] for c in categories}},
+                                  small_max=small_max, hidden_from_start=start)
+            hidden |= {(n, c) for c in h if c != "*"}
+        if len(hidden) == before:
+            return frozenset(hidden), frozenset(primary)

@@ -7,5 +7,6 @@ urlpatterns = [
     path("", views.indicator_home, name="indicator-home"),
     path("refresh/", views.indicator_refresh, name="indicator-refresh"),
     path("<slug:code>/", views.indicator_detail, name="indicator-detail"),
+    path("<slug:code>/funnel/", views.indicator_funnel, name="indicator-funnel"),
     path("<slug:code>/<slug:table>.<slug:fmt>", views.indicator_download, name="indicator-download"),
 ]

@@ -12,7 +12,7 @@ import io
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,7 +25,7 @@ from accounts.decorators import role_required
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record
-from outcomes.charts import Point, caterpillar_svg, series_svg, sparkline_svg
+from outcomes.charts import Point, caterpillar_svg, funnel_unavailable_svg, series_svg, sparkline_svg
 from outcomes.dashboard import (
     IndicatorView,
     Row,
@@ -37,12 +37,13 @@ from outcomes.dashboard import (
     statistics_columns,
     suppression_rule,
 )
+from outcomes.funnel import FunnelPoint, funnel_for, funnel_svg, position, size_of
 from outcomes.indicators import AGE_BANDS, INDICATORS, Dataset, Filters, Indicator, Kind, episodes_in_scope
 from outcomes.replica import reads_from_replica
 from patients.models import Program, Region, Sex
 
 DASHBOARD_ROLES = (Role.QUALITY, Role.ANALYST, Role.ADMIN)
-TABLE_KEYS = ("org", "quarter", "sex", "age")
+TABLE_KEYS = ("org", "quarter", "sex", "age", "funnel")
 
 
 class IndicatorFilterForm(forms.Form):
@@ -116,7 +117,48 @@ def _points(indicator: Indicator, table: Table) -> list[Point]:
     return out
 
 
+def _funnel_rows(view: IndicatorView, table: Table) -> list[tuple[int, Row, str]]:
+    """(number in the plot, row, position against the limits) per department."""
+    ind = view.indicator
+    national = view.national()
+    funnel = funnel_for(ind, national.figure) if national.shown else None
+    out = []
+    for k, r in enumerate(table.rows, start=1):
+        where = ""
+        if funnel is not None and r.shown and r.figure.value is not None:
+            where = position(funnel, plain_value(ind, r.figure.value), size_of(ind, r.figure),  # type: ignore[arg-type]
+                             ind.higher_is_better)
+        out.append((k, r, where))
+    return out
+
+
+def _funnel_svg(view: IndicatorView, table: Table, *, standalone: bool) -> str:
+    ind = view.indicator
+    national = view.national()
+    funnel = funnel_for(ind, national.figure) if national.shown else None
+    stamp = _stamp(view, _("All of Denmark")) if standalone else None
+    title = f"{ind.title} — {table.title}"
+    if funnel is None:
+        return funnel_unavailable_svg(title=title, reason=_funnel_reason(view), ident="fig-funnel", stamp=stamp,
+                                      standalone=standalone)
+    size_label = {Kind.PROPORTION: _("Denominator"), Kind.RATE: _("Patient-days")}.get(ind.kind, _("Measurements"))
+    points = [FunnelPoint(k, r.label, plain_value(ind, r.figure.value) if r.shown else None,
+                          size_of(ind, r.figure), marker=r.marker if r.figure.n_patients else _("none"))
+              for k, r, _where in _funnel_rows(view, table)]
+    return funnel_svg(title=title, points=points, funnel=funnel, size_label=size_label, ident="fig-funnel",
+                      national_label=_("Denmark"), stamp=stamp, standalone=standalone)
+
+
+def _funnel_reason(view: IndicatorView) -> str:
+    if view.indicator.kind == Kind.DISTRIBUTION and view.indicator.headline != "mean":
+        return _("This indicator's headline is a median, which has no funnel limits; compare the departments "
+                 "in the table and the drill-down instead.")
+    return _("There is no national figure to draw the limits around (too few patients).")
+
+
 def _figure_svg(view: IndicatorView, table: Table, *, standalone: bool) -> str:
+    if table.key == "funnel":
+        return _funnel_svg(view, table, standalone=standalone)
     ind = view.indicator
     percent = ind.kind == Kind.PROPORTION
     national = view.national()
@@ -139,8 +181,9 @@ def _national_quarters(view: IndicatorView, quarters: list[object]) -> list[floa
     if view.position == "all":
         table = view.quarter_table()
     else:
-        national = IndicatorView(view.indicator, view.filters, today=view.today, cells=view.cells,
-                                 computed_at=view.computed_at)
+        national = IndicatorView(view.indicator, view.filters, today=view.today,
+                                 cells=None if view.in_db else view.cells, in_db=view.in_db,
+                                 computed_at=view.computed_at, national_only=True)
         table = national.quarter_table()
     by_key = {r.key: r for r in table.rows}
     out: list[float | None] = []
@@ -158,7 +201,8 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
     status = 400 if form.is_bound and not form.is_valid() else 200
     filters = form.filters()
     today = timezone.localdate()
-    dataset = Dataset(episodes_in_scope(filters, today), today)  # loaded only if an indicator is live
+    # Rows shared by the indicators computed live (on SQLite); on PostgreSQL the live ones are SQL.
+    dataset = None if connection.vendor == "postgresql" else Dataset(episodes_in_scope(filters, today), today)
     rows = []
     refreshed = []
     more = [{"indicator": ind, "url": reverse("indicator-detail", args=[ind.code])}
@@ -237,6 +281,7 @@ def indicator_detail(request: HttpRequest, code: str) -> HttpResponse:
         "meets": indicator.meets(current.figure.value if current.shown else None),
         "computed_at": view.computed_at, "precomputed": view.precomputed, "rule": suppression_rule(),
         "today": view.today, "can_refresh": request.user.role in (Role.QUALITY, Role.ADMIN),
+        "funnel_url": reverse("indicator-funnel", args=[code]) + (f"?{query}" if query else ""),
     }, status=status)
 
 
@@ -249,13 +294,49 @@ def _csv(view: IndicatorView, table: Table) -> bytes:
             writer.writerow([line])
         writer.writerow([])
         cols = statistics_columns(view.indicator)
-        writer.writerow([table.group_label] + [heading for _k, heading in cols])
+        funnel = table.key == "funnel"
+        where = {id(r): (k, w) for k, r, w in _funnel_rows(view, table)} if funnel else {}
+        extra = [_("No. in the plot"), _("Compared with Denmark")] if funnel else []
+        writer.writerow([table.group_label] + [heading for _k, heading in cols] + extra)
         body: list[Row] = [*table.rows, table.total]
         for r in body:
             label = r.label if r is not table.total else f"{_('Total')}: {r.label}"
             cells = [c.replace("\u00a0", " ").replace(" %", "") for c in row_cells(view.indicator, r)]
+            if funnel:
+                k, w = where.get(id(r), ("", ""))
+                cells += [str(k), w]
             writer.writerow([label, *cells])
         return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+@require_GET
+@role_required(*DASHBOARD_ROLES)
+@reads_from_replica
+def indicator_funnel(request: HttpRequest, code: str) -> HttpResponse:
+    """The departments against the national value with 95 % and 99.8 % limits, beside the table."""
+    indicator = INDICATORS.get(code)
+    if indicator is None:
+        raise Http404
+    form = _form(request)
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    view = indicator_view(indicator, form.filters())
+    table = view.department_table()
+    query = _query(request)
+    suffix = f"?{query}" if query else ""
+    rows = [{"number": k, "label": r.label, "cells": row_cells(indicator, r), "position": w}
+            for k, r, w in _funnel_rows(view, table)]
+    audit_record(user=request.user, action=Action.READ, resource=f"Outcome indicator {code} funnel (aggregate)",
+                 request=request)
+    return render(request, "outcomes/indicator_funnel.html", {
+        "indicator": indicator, "form": form, "cols": statistics_columns(indicator), "table": table, "rows": rows,
+        "total": row_cells(indicator, table.total), "svg": _figure_svg(view, table, standalone=False),
+        "downloads": {f: reverse("indicator-download", args=[code, "funnel", f]) + suffix
+                      for f in ("svg", "png", "csv")},
+        "back": reverse("indicator-detail", args=[code]) + suffix,
+        "computed_at": view.computed_at, "precomputed": view.precomputed, "rule": suppression_rule(),
+        "today": view.today, "can_refresh": request.user.role in (Role.QUALITY, Role.ADMIN),
+        "funnel_page": True,
+    }, status=status)
 
 
 @require_GET

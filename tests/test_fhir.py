@@ -40,7 +40,7 @@ def test_metadata_is_a_valid_r4_capability_statement_served_without_login(db, cl
     assert statement.rest[0].mode == "server"
     assert [r.type for r in statement.rest[0].resource] == [
         "Patient", "Questionnaire", "Observation", "QuestionnaireResponse", "Device", "Group", "Flag",
-        "DetectedIssue"]
+        "DetectedIssue", "Measure", "MeasureReport"]
     operations = {r.type: [o.definition for o in r.operation or []] for r in statement.rest[0].resource}
     assert operations["Group"] == ["http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"]
     assert [i.code for i in statement.rest[0].resource[0].interaction] == ["read", "search-type"]

@@ -61,9 +61,10 @@ def _client(user):
 def test_the_front_page_lists_every_key_indicator_with_its_value_standard_and_trend(world):
     html = _client(world.quality).get("/quality/indicators/").content.decode()
     assert "Svarprocent ved 3 måneder" in html or "Response rate at 3" in html
-    # 25 episodes, 13 answered at 3 months: 52,0 %, below the standard of 80 %
+    # 25 episodes, 13 answered at 3 months: 52,0 %; no standard has been published for it
     assert "52,0 %" in html
-    assert "Ikke opfyldt" in html or "Not met" in html
+    assert "ingen fastsat standard" in html
+    assert "Ikke opfyldt" not in html and "Opfyldt" not in html
 
 
 def test_the_indicator_page_shows_regions_with_the_national_value_and_hides_a_small_team_on_every_level(world):
@@ -114,14 +115,15 @@ def test_the_csv_opens_in_danish_excel_and_is_stamped_with_filters_date_and_supp
     assert body["I alt: Lunge"]["Andel"] == "53,3"
 
 
-def test_the_svg_download_is_a_standalone_figure_with_its_title_stamp_and_the_standard(world):
+def test_the_svg_download_is_a_standalone_figure_with_its_title_stamp_and_no_invented_standard(world):
     answer = _client(world.quality).get("/quality/indicators/response-rate-3m/quarter.svg")
     assert answer.status_code == 200 and answer["Content-Type"].startswith("image/svg+xml")
     root = ElementTree.fromstring(answer.content)
     ns = "{http://www.w3.org/2000/svg}"
     assert root.tag == f"{ns}svg" and root.find(f"{ns}title") is not None
     text = " ".join(t.text or "" for t in root.iter(f"{ns}text"))
-    assert "Standard" in text and "<5" in text
+    assert "Hele landet" in text and "<5" in text
+    assert "Standard" not in text  # none is set for this indicator: no line is drawn
 
 
 def test_the_analyst_lands_on_the_indicators_after_logging_in(world):
@@ -146,7 +148,7 @@ def test_patients_and_clinicians_cannot_open_the_dashboards(world, who):
 
 # --- the analyst: aggregates and nothing else -------------------------------------------------------
 
-ANALYST_MAY = {"indicator-home", "indicator-detail", "indicator-download"}
+ANALYST_MAY = {"indicator-home", "indicator-detail", "indicator-download", "indicator-funnel"}
 # The indicators over FHIR: aggregates too; with the made-up ids and parameters here a 400/404.
 ANALYST_MAY_FHIR = {"fhir-measures", "fhir-measure", "fhir-evaluate-measure", "fhir-measure-reports"}
 # Pages about the analyst's own login and account, and public endpoints: no patient data in them.

@@ -6,16 +6,20 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 
 from alerts.models import Alert, EscalationPolicy, Outcome, Rule, Severity, Status
 from monitoring.models import Device, DeviceKind, DeviceLending, Reading
+from outcomes import indicator_sql
 from outcomes.indicators import (
     INDICATORS,
     Dataset,
     Filters,
     aggregate,
+    cells_from_units,
     episodes_in_scope,
 )
+from outcomes.live import cells_from_rows
 from outcomes.stats import mean_ci, quantile, t975, wilson
 from patients.models import CareTeam, Patient, Region, Sex, TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseReview, ResponseStatus
@@ -51,10 +55,30 @@ def _respond(cast, patient, day, phq9=None, *, at=time(12, 0), start=START):
 
 
 def _figure(code, filters=None):
+    """The figure by the Python definition; on PostgreSQL also checks that the SQL twin gives the
+    same cells (run this file with DATABASE_URL pointing at PostgreSQL to check both paths)."""
     indicator = INDICATORS[code]
-    ds = Dataset(episodes_in_scope(filters or Filters(), TODAY), TODAY, NOW)
+    filters = filters or Filters()
+    ds = Dataset(episodes_in_scope(filters, TODAY), TODAY, NOW)
     units = indicator.units(ds)
+    if connection.vendor == "postgresql":
+        sql_cells = cells_from_rows(indicator_sql.cells_rows(indicator, filters, TODAY, NOW))
+        assert_same_cells(cells_from_units(units), sql_cells)
     return aggregate(indicator, units), units
+
+
+def _cell_key(c):
+    return (c.program_id, c.team_id, c.sex, c.age_band, c.month)
+
+
+def assert_same_cells(python_cells, sql_cells):
+    by_key = {_cell_key(c): c for c in sql_cells}
+    assert sorted(by_key) == sorted(_cell_key(c) for c in python_cells)
+    for c in python_cells:
+        s = by_key[_cell_key(c)]
+        assert (s.n_patients, s.n_units, s.categories) == (c.n_patients, c.n_units, c.categories), _cell_key(c)
+        assert s.numerator == pytest.approx(c.numerator) and s.denominator == pytest.approx(c.denominator)
+        assert sorted(s.values) == pytest.approx(sorted(c.values))
 
 
 @pytest.fixture
@@ -291,6 +315,15 @@ def test_every_indicator_is_defined_once_with_numerator_denominator_exclusions_a
                      indicator.source):
             assert str(text).strip()
     assert "prom-change-phq-9-12m" in INDICATORS and "response-rate-baseline" in INDICATORS
+
+
+def test_no_standard_level_is_invented_a_standard_comes_with_its_source():
+    for indicator in INDICATORS.values():
+        if indicator.standard is not None:
+            assert indicator.standard_source.strip(), indicator.code
+        else:
+            assert indicator.meets(0.5) is None
+        assert "illustrative" not in indicator.source
 
 
 def test_alerts_per_100_patient_days_by_rule_kind_count_only_that_kinds_alerts(cast):

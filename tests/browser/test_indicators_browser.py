@@ -129,3 +129,40 @@ def test_the_analyst_sees_the_indicators_and_is_refused_everywhere_else(
         assert response is not None and response.status in (403, 404), path
         assert "Hemmelig" not in page.content() and live_cast.patient_a.cpr not in page.content()
     check_page(page, "a refusal shown to the analyst")
+
+
+def test_the_funnel_plot_page_compares_departments_with_limits_beside_its_table_without_javascript(
+        new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
+    _world(live_cast)
+    context = new_context(WIDE)
+    page = context.new_page()
+    login(page, live_stack.url, "quality")
+    page.goto(live_stack.url + "/quality/indicators/response-rate-3m/")
+    page.locator("main a", has_text="tragtdiagram").click()
+    expect(page.locator("h1")).to_contain_text("afdelingerne sammenlignet med hele landet")
+    figure = page.locator("main svg[role=img]")
+    expect(figure).to_have_count(1)
+    expect(figure.locator("desc")).to_contain_text("Lunge")
+    table = page.locator("main table.figures")
+    expect(table.locator("tbody tr")).to_have_count(3)  # Lunge, the team_b department, Onkologi
+    expect(table).to_contain_text("95 %-grænserne")
+    check_page(page, "the funnel plot page")
+    page.screenshot(path=str(ARTIFACTS / "indicator-funnel-1440.png"), full_page=True)
+    with page.expect_download() as got:
+        page.locator("main p.downloads a", has_text="tabel (CSV)").click()
+    rows = list(csv.reader(io.StringIO(open(got.value.path(), "rb").read().decode("utf-8-sig")), delimiter=";"))
+    header = next(r for r in rows if r and r[0] == "Afdeling")
+    assert header[-1] == "Sammenlignet med Danmark"
+    with page.expect_download() as got:
+        page.locator("main p.downloads a", has_text="figur (PNG)").click()
+    assert open(got.value.path(), "rb").read().startswith(b"\x89PNG")
+
+    # Without JavaScript the same page is whole: figure, table and links are server-rendered.
+    plain = new_context(WIDE)
+    plain_page = plain.new_page()
+    login(plain_page, live_stack.url, "quality")
+    plain.set_extra_http_headers({})
+    plain_page.context.route("**/*.js", lambda route: route.abort())
+    plain_page.goto(live_stack.url + "/quality/indicators/response-rate-3m/funnel/")
+    expect(plain_page.locator("main svg[role=img]")).to_have_count(1)
+    expect(plain_page.locator("main table.figures tbody tr")).to_have_count(3)

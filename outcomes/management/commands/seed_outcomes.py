@@ -18,8 +18,9 @@ resolution times and outcomes; review due times on responses and reviews for mos
 
 import json
 import random
+import time as clock
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,9 +41,10 @@ CPH = ZoneInfo("Europe/Copenhagen")
 INSTRUMENTS = (("phq-9", "44261-6", 27), ("gad-7", "70274-6", 21), ("esas-r", "esas-r-total", 90))
 
 
-def _copy(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
+def _copy(model: type[models.Model], rows: Iterable[dict[str, Any]],
+          progress: Callable[[int], None] | None = None) -> int:
     """Insert rows (dicts of attnames) with COPY on PostgreSQL, bulk_create elsewhere; fields a
-    row leaves out take their model default."""
+    row leaves out take their model default. ``progress`` is told the count every million rows."""
     fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
     now = timezone.now()
     defaults: dict[str, Any] = {}
@@ -64,6 +66,8 @@ def _copy(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
                     values.append(json.dumps(v) if f.attname in json_fields and v is not None else v)
                 copy.write_row(values)
                 n += 1
+                if progress and n % 1_000_000 == 0:
+                    progress(n)
         return n
     batch: list[models.Model] = []
     for row in rows:
@@ -98,10 +102,21 @@ class Command(BaseCommand):
         rnd = random.Random(o["seed"])
         today = timezone.localdate()
         started = timezone.now()
+        self._t0 = clock.perf_counter()
         with transaction.atomic():
             counts = self._seed(rnd, today, o)
         took = (timezone.now() - started).total_seconds()
         self.stdout.write(", ".join(f"{k}: {v}" for k, v in counts.items()) + f" — {took:.1f} s")
+
+    def _log(self, message: str) -> None:
+        self.stdout.write(f"[{clock.perf_counter() - self._t0:7.1f} s] {message}")
+        self.stdout.flush()
+
+    def _copy(self, model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
+        name = model._meta.verbose_name_plural
+        n = _copy(model, rows, progress=lambda k: self._log(f"{name}: {k:,} rows so far"))
+        self._log(f"{name}: {n:,} rows written")
+        return n
 
     def _seed(self, rnd: random.Random, today: date, o: dict[str, Any]) -> dict[str, int]:
         regions = list(Region.values)[: o["regions"]]
@@ -187,24 +202,25 @@ class Command(BaseCommand):
                                "resolved_by_id": clinician.pk,
                                "outcome": rnd.choice([Outcome.NO_ACTION, Outcome.NO_ACTION, Outcome.CALLED_PATIENT,
                                                       Outcome.BOOKED_VISIT])})
-        counts = {"patients": _copy(Patient, patients), "episodes": _copy(TreatmentEpisode, episodes),
-                  "responses": _copy(QuestionnaireResponse, responses), "devices": _copy(Device, devices)}
+        self._log(f"generated {len(patients)} patients, {len(responses)} responses, {len(alerts)} alerts")
+        counts = {"patients": self._copy(Patient, patients), "episodes": self._copy(TreatmentEpisode, episodes),
+                  "responses": self._copy(QuestionnaireResponse, responses), "devices": self._copy(Device, devices)}
         device_ids = dict(Device.objects.filter(serial__startswith=f"SEED-{o['seed']}-").values_list("serial", "pk"))
-        counts["lendings"] = _copy(DeviceLending, ({"device_id": device_ids[s], "patient_id": p, "lent_from": d}
+        counts["lendings"] = self._copy(DeviceLending, ({"device_id": device_ids[s], "patient_id": p, "lent_from": d}
                                                    for s, p, d in lendings))
         # Readings are streamed into COPY, never held: 10 million dicts would not fit in memory.
         received = timezone.now()
-        counts["readings"] = _copy(Reading, (
+        counts["readings"] = self._copy(Reading, (
             {"patient_id": pid, "measure": "spo2", "value": rnd.randrange(88, 100), "unit": "%",
              "effective_at": datetime.combine(start + timedelta(days=rnd.randrange(span)), time(8, rnd.randrange(60)),
                                               tzinfo=CPH),
              "received_at": received, "source": "device"}
             for pid, start, span in readings for _r in range(o["readings_per_patient"] if span > 1 else 0)))
-        counts["alerts"] = _copy(Alert, alerts)
+        counts["alerts"] = self._copy(Alert, alerts)
         # Most responses are reviewed, most of those in time.
         reviewed = QuestionnaireResponse.objects.filter(patient_id__in=[p["id"] for p in patients[:50000]]) \
             .values_list("pk", "review_due_at")
-        counts["reviews"] = _copy(ResponseReview, (
+        counts["reviews"] = self._copy(ResponseReview, (
             {"response_id": pk, "reviewed_by_id": clinician.pk,
              "reviewed_at": due - timedelta(hours=rnd.uniform(-20, 40))}
             for pk, due in reviewed if rnd.random() < 0.9))
