@@ -180,3 +180,21 @@ def test_an_incremental_run_leaves_the_same_tables_as_a_full_export_of_the_same_
                   "observation", "cdm_source", "concept"):
         assert rows(f"SELECT t::text FROM cdm.{table} t ORDER BY 1") == rows(  # noqa: S608
             f"SELECT t::text FROM omop_test_full.{table} t ORDER BY 1"), table  # noqa: S608
+
+
+def test_a_full_run_leaves_the_big_tables_with_the_ddls_keys_indices_and_cluster_mark(cast, demo):
+    from exports.omop.schema import DDL_DIR
+
+    export()
+    constraints = (DDL_DIR / "OMOPCDM_postgresql_5.4_constraints.sql").read_text(encoding="utf-8")
+    for table in ("measurement", "observation"):
+        regclass = f"{SCHEMA}.{table}"
+        assert rows("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+                    [regclass]) == [(f"xpk_{table}",)]
+        ddl_keys = constraints.count(f"ALTER TABLE @cdmDatabaseSchema.{table}  ADD CONSTRAINT")  # two spaces
+        assert rows("SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+                    [regclass]) == [(ddl_keys,)]
+        assert rows("SELECT indexrelid::regclass::text, indisclustered FROM pg_index "
+                    "WHERE indrelid = %s::regclass AND NOT indisprimary ORDER BY 1", [regclass]) == [
+            (f"{SCHEMA}.idx_{table}_concept_id_1", False), (f"{SCHEMA}.idx_{table}_person_id_1", True),
+            (f"{SCHEMA}.idx_{table}_visit_id_1", False)]

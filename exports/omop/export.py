@@ -161,23 +161,32 @@ class _Run:
             self.x(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
     def indexes_drop(self, tables: tuple[str, ...]) -> list[tuple[str, str, str, bool]]:
-        """A full run empties the big tables and fills them again; their secondary indices (the
-        DDL's person, concept and visit indices — not the primary keys) are dropped first and
-        built again afterwards (indexes_add), one sort each instead of a b-tree insert per row:
-        the bulk-load order PostgreSQL's manual ("Populating a Database") and the OHDSI DDL's own
-        load order (indices last) give. An incremental run keeps them: it touches few rows."""
-        self.x("SELECT t.relname, i.relname, pg_get_indexdef(x.indexrelid), x.indisclustered "
+        """A full run empties the big tables and fills them again; their primary keys and
+        secondary indices (the DDL's person, concept and visit indices) are dropped first and built
+        again afterwards (indexes_add), one sort each instead of a b-tree insert per row: the load
+        order of OHDSI's own ETLs (ETL-Synthea loads the event tables, then creates the indices)
+        and of PostgreSQL's "Populating a Database". No foreign key points at these two tables.
+        An incremental run keeps them: it touches few rows, and finds them by primary key."""
+        self.x("SELECT t.relname, coalesce(c.conname, i.relname), "
+               "coalesce(pg_get_constraintdef(c.oid), pg_get_indexdef(x.indexrelid)), x.indisclustered "
                "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-               "WHERE t.relnamespace = %s::regnamespace AND t.relname = ANY(%s) AND NOT x.indisprimary "
-               "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) ORDER BY 1, 2",
-               [self.s, list(tables)])
+               "LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.contype = 'p' "
+               "WHERE t.relnamespace = %s::regnamespace AND t.relname = ANY(%s) "
+               "ORDER BY 1, c.conname IS NULL, 2", [self.s, list(tables)])  # primary keys first
         indexes = self.c.fetchall()
-        for _table, name, _definition, _clustered in indexes:
-            self.x(f'DROP INDEX {self.s}."{name}"')
+        for table, name, definition, _clustered in indexes:
+            if definition.startswith("PRIMARY KEY"):
+                self.x(f'ALTER TABLE {self.s}."{table}" DROP CONSTRAINT "{name}"')
+            else:
+                self.x(f'DROP INDEX {self.s}."{name}"')
         return indexes
 
     def indexes_add(self, indexes: list[tuple[str, str, str, bool]]) -> None:
         for table, name, definition, clustered in indexes:
+            if definition.startswith("PRIMARY KEY"):
+                # A duplicate id (a bug) fails here, and with it the whole export.
+                self.x(f'ALTER TABLE {self.s}."{table}" ADD CONSTRAINT "{name}" {definition}')
+                continue
             self.x(definition)
             if clustered:  # the DDL's CLUSTER … USING marks the person index; the mark goes with a drop
                 self.x(f'ALTER TABLE {self.s}."{table}" CLUSTER ON "{name}"')
