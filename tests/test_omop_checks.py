@@ -198,3 +198,14 @@ def test_a_full_run_leaves_the_big_tables_with_the_ddls_keys_indices_and_cluster
                     "WHERE indrelid = %s::regclass AND NOT indisprimary ORDER BY 1", [regclass]) == [
             (f"{SCHEMA}.idx_{table}_concept_id_1", False), (f"{SCHEMA}.idx_{table}_person_id_1", True),
             (f"{SCHEMA}.idx_{table}_visit_id_1", False)]
+
+
+def test_persons_are_pseudonymised_in_chunks_and_all_of_them_arrive(cast, demo, monkeypatch):
+    from exports.omop import export as export_module
+    from exports.privacy import pseudonym
+
+    monkeypatch.setattr(export_module, "CHUNK", 1)  # one person per round trip: the loop runs twice
+    result = export()
+    assert result["tables"]["person"] == 2 and all(c["ok"] for c in result["checks"])
+    assert sorted(rows("SELECT person_source_value FROM cdm.person")) == sorted(
+        [(pseudonym(p.pk, key=b"omop-test-key")[:50],) for p in (cast.patient_a, cast.patient_b)])

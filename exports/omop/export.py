@@ -34,6 +34,7 @@ from questionnaires.models import Questionnaire, QuestionnaireResponse, Response
 TIME_ZONE = "Europe/Copenhagen"  # CDM dates and datetimes are local wall-clock time
 SLOTS = 128  # observation rows per response (the response, its answers, its scores)
 MAX_INT = 2**31 - 1
+CHUNK = 5000  # persons per round trip when their pseudonyms are computed
 EVENT_TABLES = ("measurement", "observation", "condition_occurrence", "episode", "observation_period")
 LOINC = "http://loinc.org"
 WORK_MEM = "128MB"
@@ -213,20 +214,29 @@ class _Run:
         self.x("CREATE TEMP TABLE _scope (patient_id uuid PRIMARY KEY, person_id integer UNIQUE NOT NULL, "
                "pseudonym varchar(50) NOT NULL, sex varchar(8) NOT NULL, year_of_birth integer NOT NULL, "
                "enrolment date NOT NULL, is_new boolean NOT NULL DEFAULT false) ON COMMIT DROP")
-        pseudonyms = Pseudonymiser(key, shift_dates=False)
         episode = TreatmentEpisode._meta.db_table
-        self.x(f"SELECT p.id, o.id, p.sex, extract(year FROM p.birth_date)::int, "
-               f"least({_local('p.created_at')}::date, (SELECT min(e.treatment_start) FROM {episode} e "
-               f"WHERE e.patient_id = p.id)) "
-               f"FROM {Patient._meta.db_table} p JOIN {person} o ON o.patient_id = p.id "
-               f"WHERE p.id IN ({scope_sql}) ORDER BY o.id", scope_params)
-        rows = self.c.fetchall()  # one small row per person (100,000 at the target scale)
-        with self.c.cursor.copy("COPY _scope (patient_id, person_id, pseudonym, sex, year_of_birth, enrolment) "
-                                "FROM STDIN") as copy:
-            for patient_id, person_id, sex, year, enrolment in rows:
-                # The pseudonymised FHIR export's patient pseudonym (ADR 0007), cut to the CDM's
-                # varchar(50): its first 50 hex digits (200 bits), still unique and linkable.
-                copy.write_row((patient_id, person_id, pseudonyms.patient(patient_id)[:50], sex, year, enrolment))
+        # In chunks of CHUNK persons (keyset on person_id), each with its own pseudonymiser (it
+        # caches per patient): Python holds one chunk, not one row per person, whatever the size.
+        last = 0
+        while True:
+            self.x(f"SELECT p.id, o.id, p.sex, extract(year FROM p.birth_date)::int, "
+                   f"least({_local('p.created_at')}::date, (SELECT min(e.treatment_start) FROM {episode} e "
+                   f"WHERE e.patient_id = p.id)) "
+                   f"FROM {Patient._meta.db_table} p JOIN {person} o ON o.patient_id = p.id "
+                   f"WHERE p.id IN ({scope_sql}) AND o.id > %s ORDER BY o.id LIMIT {CHUNK}",
+                   [*scope_params, last])
+            rows = self.c.fetchall()
+            if not rows:
+                break
+            pseudonyms = Pseudonymiser(key, shift_dates=False)
+            with self.c.cursor.copy("COPY _scope (patient_id, person_id, pseudonym, sex, year_of_birth, "
+                                    "enrolment) FROM STDIN") as copy:
+                for patient_id, person_id, sex, year, enrolment in rows:
+                    # The pseudonymised FHIR export's patient pseudonym (ADR 0007), cut to the CDM's
+                    # varchar(50): its first 50 hex digits (200 bits), still unique and linkable.
+                    copy.write_row((patient_id, person_id, pseudonyms.patient(patient_id)[:50], sex, year,
+                                    enrolment))
+            last = rows[-1][1]
         self.x(f"UPDATE _scope s SET is_new = NOT EXISTS (SELECT 1 FROM {self.s}.person p "
                "WHERE p.person_id = s.person_id)")
         self.x("ANALYZE _scope")
