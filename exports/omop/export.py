@@ -91,7 +91,7 @@ def omop_export(*, schema: str, since: datetime | None = None, cohort_id: int | 
         run.source_and_metadata(release_date=release_date, cohort_id=cohort_id)
         step("checks", 90)
         counts, checks = export_checks(run, slots=SLOTS)
-        result = {"schema": schema, "created": created, "since": since.isoformat() if since else None,
+        result: dict[str, Any] = {"schema": schema, "created": created, "since": since.isoformat() if since else None,
                   "cohort": cohort_id, "tables": counts, "checks": checks}
         if not all(c["ok"] for c in result["checks"]):
             raise OmopCheckFailed(result)
