@@ -130,18 +130,23 @@ def test_one_phq9_response_becomes_observations_item_by_item_without_free_text(c
     export()
     rid = data["phq9"].pk
     got = rows("SELECT observation_id, observation_concept_id, observation_source_value, value_as_concept_id, "
-               "value_source_value, value_as_number, observation_event_id, observation_date "
+               "value_source_value, value_as_number, observation_event_id, observation_date, "
+               "observation_source_concept_id, obs_event_field_concept_id "
                "FROM cdm.observation WHERE person_id = %s ORDER BY observation_id", [person_id(cast.patient_a)])
     base = rid * 128
     items = [("44250-9", "LA6568-5"), ("44255-8", "LA6569-3"), ("44259-0", "LA6570-1"), ("44254-1", "LA6571-9"),
              ("44251-7", "LA6568-5"), ("44258-2", "LA6569-3"), ("44252-5", "LA6570-1"), ("44253-3", "LA6571-9"),
              ("44260-8", "LA6568-5"), ("69722-7", "LA6572-7")]
     day = date(2026, 12, 1)
-    expected = [(base, 0, "44249-1", None, None, None, None, day)]
-    expected += [(base + i, 0, code, 0, answer, None, base, day) for i, (code, answer) in enumerate(items, start=1)]
-    expected += [(base + 11, 0, "contact", None, "false", Decimal(0), base, day)]
-    # 0+1+2+3+0+1+2+3+0 = 12
-    expected += [(base + 12, 0, "44261-6", None, None, Decimal(12), base, day)]
+    # The panel row stands for the response (CDM 5.4 has no survey_conduct): PHQ-9 panel 3044486.
+    # Items and answers have no citable concept id yet (0, codes as source values); each points
+    # at its response's row through observation_event_id (field concept unknown: 0).
+    expected = [(base, 3044486, "44249-1", None, None, None, None, day, 3044486, None)]
+    expected += [(base + i, 0, code, 0, answer, None, base, day, 0, 0)
+                 for i, (code, answer) in enumerate(items, start=1)]
+    expected += [(base + 11, 0, "contact", None, "false", Decimal(0), base, day, 0, 0)]
+    # 0+1+2+3+0+1+2+3+0 = 12; PHQ-9 total score 3042932
+    expected += [(base + 12, 3042932, "44261-6", None, None, Decimal(12), base, day, 3042932, 0)]
     assert got == expected
     assert rows("SELECT count(*) FROM cdm.observation WHERE value_as_string IS NOT NULL") == [(0,)]
 
@@ -152,7 +157,7 @@ def test_the_treatment_episode_goes_out_with_its_index_date_and_icd10_source_cod
     pid = person_id(cast.patient_a)
     assert rows("SELECT episode_id, person_id, episode_concept_id, episode_start_date, episode_end_date, "
                 "episode_number, episode_source_value FROM cdm.episode WHERE person_id = %s", [pid]) == [
-        (episode.pk, pid, 0, episode.treatment_start, None, 1, "C34")]
+        (episode.pk, pid, 32533, episode.treatment_start, None, 1, "C34")]  # 32533 Episode of Care
     assert rows("SELECT condition_occurrence_id, condition_concept_id, condition_start_date, condition_source_value "
                 "FROM cdm.condition_occurrence WHERE person_id = %s", [pid]) == [
         (episode.pk, 0, episode.treatment_start, "C34")]
