@@ -95,8 +95,8 @@ def test_an_occurrence_closing_mid_submission_is_a_clear_error_not_a_500(cast):
 
     client = _client(cast.patient_a.user)
     client.raise_request_exception = False
-    with mock.patch("questionnaires.services.occurrence_for_submission", return_value=mock.Mock()), \
-         mock.patch("questionnaires.services.occurrence_complete", side_effect=closed):
+    with mock.patch("schedules.services.occurrence_for_submission", return_value=mock.Mock()), \
+         mock.patch("schedules.services.occurrence_complete", side_effect=closed):
         response = _post(client, _qr(cast, cast.patient_a))
     assert response.status_code in (400, 409), response.status_code
     assert not QuestionnaireResponse.objects.exists()
