@@ -156,19 +156,19 @@ class RuleForm(DescribedForm):
                                      initial=declared.initial, required=declared.required)
         if isinstance(declared, spec.MeasurePick):
             return forms.ChoiceField(
-                label=label, help_text=help_text, choices=[("", _l("Choose a measurement"))] + self.vocabulary.measures,
+                label=label, help_text=help_text, choices=[("", _l("Choose a measurement")), *self.vocabulary.measures],
                 error_messages={"required": _l("Choose one of the programme's measurements."),
                                 "invalid_choice": _l("Choose one of the programme's measurements.")})
         if isinstance(declared, spec.QuestionnairePick):
             empty = _l("Every questionnaire") if not declared.required else _l("Choose a questionnaire")
             return forms.ChoiceField(
                 label=label, help_text=help_text, required=declared.required,
-                choices=[("", empty)] + self.vocabulary.questionnaires,
+                choices=[("", empty), *self.vocabulary.questionnaires],
                 error_messages={"required": _l("Choose one of the programme's questionnaires."),
                                 "invalid_choice": _l("Choose one of the programme's questionnaires.")})
         if isinstance(declared, spec.ItemPick):
             return forms.ChoiceField(
-                label=label, help_text=help_text, choices=[("", _l("Choose a question"))] + self.vocabulary.items,
+                label=label, help_text=help_text, choices=[("", _l("Choose a question")), *self.vocabulary.items],
                 error_messages={"required": _l("Choose a question from the programme's questionnaires."),
                                 "invalid_choice": _l("Choose a question from the programme's questionnaires.")})
         if isinstance(declared, spec.AnswerPick):
@@ -274,7 +274,7 @@ class RuleForm(DescribedForm):
     def _checks(self, values: dict[str, Any]) -> bool:
         ok = True
         for check in getattr(self.module, "CHECKS", ()):
-            given = [(p, values.get(p)) for p in check.paths if values.get(p) not in (None, "")]
+            given = [(p, v) for p in check.paths if (v := values.get(p)) is not None and v != ""]
             if isinstance(check, spec.OneOf) and (not given or (check.exactly and len(given) > 1)):
                 self.add_error(_field_name(check.paths[0]), str(check.message))
                 ok = False

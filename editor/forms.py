@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _l
 
 from monitoring.measures import MEASURES
@@ -14,11 +15,18 @@ from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
 from questionnaires.models import Questionnaire
 
 
+class QuestionnaireVersionsField(forms.ModelMultipleChoiceField):
+    """Each questionnaire version by its title and version."""
+
+    def label_from_instance(self, obj: Questionnaire) -> str:
+        return f"{obj.title} ({obj.version})"
+
+
 class ProgramForm(forms.ModelForm):
     measures = forms.MultipleChoiceField(
         label=_l("Measurements from the patients' devices"), required=False, widget=forms.CheckboxSelectMultiple,
         choices=[], help_text=_l("The rules can only use the measurements ticked here."))
-    questionnaires = forms.ModelMultipleChoiceField(
+    questionnaires = QuestionnaireVersionsField(
         label=_l("Questionnaires"), required=False, widget=forms.CheckboxSelectMultiple,
         queryset=Questionnaire.objects.none(),
         help_text=_l("Only questionnaires ticked here can be scheduled or used by the rules."))
@@ -61,11 +69,14 @@ class ProgramForm(forms.ModelForm):
         self.is_admin = getattr(user, "role", None) == "admin"
         # A team lead names only their own teams; teams already on the programme stay as they are.
         self.own_teams = CareTeam.objects.all() if self.is_admin else led_teams(user)
-        self.fields["teams"].queryset = self.own_teams.order_by("name")
-        self.fields["measures"].choices = [(code, m.label) for code, m in MEASURES.items()]
-        # Each questionnaire version by its title and version; newest first.
-        self.fields["questionnaires"].queryset = Questionnaire.objects.order_by("title", "-created_at")
-        self.fields["questionnaires"].label_from_instance = lambda q: f"{q.title} ({q.version})"
+        teams, measures = self.fields["teams"], self.fields["measures"]
+        questionnaires = self.fields["questionnaires"]
+        assert isinstance(teams, forms.ModelMultipleChoiceField) and isinstance(measures, forms.MultipleChoiceField)
+        assert isinstance(questionnaires, forms.ModelMultipleChoiceField)
+        teams.queryset = self.own_teams.order_by("name")
+        measures.choices = [(code, m.label) for code, m in MEASURES.items()]
+        # Each questionnaire version by its title and version (QuestionnaireVersionsField); newest first.
+        questionnaires.queryset = Questionnaire.objects.order_by("title", "-created_at")
         if self.instance.pk is None:
             self.initial.setdefault("measures", [])
 
@@ -77,7 +88,9 @@ class ProgramForm(forms.ModelForm):
             raise forms.ValidationError(_l("Tick your team: it runs the new programme."))
         # Teams the lead does not lead keep their place on the programme.
         others = self.instance.teams.exclude(pk__in=self.own_teams) if self.instance.pk else CareTeam.objects.none()
-        keep = [*chosen.values_list("pk", flat=True), *others.values_list("pk", flat=True)]
+        # The field gives a queryset (empty when nothing is ticked); None would mean none ticked too.
+        mine = chosen.values_list("pk", flat=True) if chosen is not None else []
+        keep = [*mine, *others.values_list("pk", flat=True)]
         return CareTeam.objects.filter(pk__in=keep)
 
 
@@ -136,7 +149,9 @@ class ScheduleForm(DescribedForm):
         seen: dict[str, str] = {}
         for q in program.questionnaires.order_by("url", "-created_at"):
             seen.setdefault(q.url, q.title)
-        self.fields["questionnaire_url"].choices = [("", _l("Choose a questionnaire"))] + list(seen.items())
+        questionnaire_url = self.fields["questionnaire_url"]
+        assert isinstance(questionnaire_url, forms.ChoiceField)
+        questionnaire_url.choices = [("", _l("Choose a questionnaire")), *seen.items()]
 
     def clean_days(self) -> list[int]:
         text = self.cleaned_data.get("days") or ""
@@ -202,10 +217,12 @@ class QuestionnaireUploadForm(DescribedForm):
         from questionnaires import library
 
         super().__init__(*args, **kwargs)
-        choices = [("", _l("None"))]
+        choices: list[tuple[str, str | Promise]] = [("", _l("None"))]
         for name in library.names():
             choices.append((name, library.load(name).get("title") or name))
-        self.fields["library"].choices = choices
+        field = self.fields["library"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
 
     def clean(self) -> dict[str, Any]:
         import json
@@ -220,6 +237,7 @@ class QuestionnaireUploadForm(DescribedForm):
         if name:
             cleaned["resource"] = library.load(name)
             return cleaned
+        assert upload is not None  # exactly one of the two was given, and it was not the library's
         if upload.size > MAX_UPLOAD:
             self.add_error("file", _l("The file is too large for a questionnaire (at most 1 MB)."))
             return cleaned
@@ -246,13 +264,13 @@ class EnrolForm(DescribedForm):
     of every patient: the radio buttons show the hits only, while the choice is checked against
     all the patients the person may see."""
 
-    patient: forms.ModelChoiceField = forms.ModelChoiceField(  # type: ignore[type-arg]
-                                     label=_l("Patient"), queryset=None,  # type: ignore[arg-type]
+    patient: forms.ModelChoiceField = forms.ModelChoiceField(
+                                     label=_l("Patient"), queryset=None,
                                      widget=forms.RadioSelect, empty_label=None,
                                      error_messages={"required": _l("Search for the patient and choose one."),
                                                      "invalid_choice": _l("Search for the patient and choose one.")})
-    care_team: forms.ModelChoiceField = forms.ModelChoiceField(  # type: ignore[type-arg]
-        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),  # type: ignore[arg-type]
+    care_team: forms.ModelChoiceField = forms.ModelChoiceField(
+        label=_l("Care team"), queryset=None, empty_label=_l("Choose a care team"),
         error_messages={"required": _l("Choose the team that follows the patient."),
                         "invalid_choice": _l("Choose the team that follows the patient.")})
     treatment_start = forms.DateField(label=_l("Treatment start (index date)"),

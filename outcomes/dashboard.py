@@ -12,7 +12,7 @@ Groups:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -151,7 +151,7 @@ class IndicatorView:
             parent[("team", team.pk)] = d
             labels[r], labels[d], labels[("team", team.pk)] = _label_region(team.region), team.department, team.name
         for c in self.cells:
-            nodes = (ROOT,) if self.national_only else (
+            nodes: tuple[Hashable, ...] = (ROOT,) if self.national_only else (
                 ROOT, ("region", c.region), ("department", c.region, c.department), ("team", c.team_id))
             for node in nodes:
                 members[node].append(c)
@@ -242,8 +242,9 @@ class IndicatorView:
                     figures[(node, k)] = aggregate(self.indicator, cells)
         categories = sorted({k for _node, k in figures} | set(self._fixed_categories(key)))
         empty = aggregate(self.indicator, ()).counts(self.indicator)
-        counts = {(n, k): (figures[(n, k)].counts(self.indicator) if (n, k) in figures else empty)
-                  for n in self.parent for k in categories}
+        counts: dict[tuple[Hashable, Hashable], Sequence[int]] = {
+            (n, k): (figures[(n, k)].counts(self.indicator) if (n, k) in figures else empty)
+            for n in self.parent for k in categories}
         hidden, primary, nodes = suppress_grid(
             parent=self.parent, categories=categories, counts=counts,
             totals={n: f.counts(self.indicator) for n, f in self.figures.items()},
@@ -276,10 +277,10 @@ class IndicatorView:
 
     def _db_grids(self) -> dict[str, dict[tuple[Hashable, str], Figure]]:
         if self._breakdowns is None:
-            self._breakdowns = aggregates.grid_figures(  # type: ignore[assignment]
+            self._breakdowns = aggregates.grid_figures(
                 self.indicator, self.filters, ("quarter",) if self.national_only else ("quarter", "sex", "age"),
                 position=self.position, using=self.using)
-        return self._breakdowns  # type: ignore[return-value]
+        return self._breakdowns
 
     def _present(self, key: str, of: Any) -> set[str]:
         figures = self.grid(key, of)[0]

@@ -4,7 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from outcomes.models import Cohort, ConsentCriterion
-from patients.models import CareTeam
+from patients.models import CareTeam, Region, Sex
 
 
 class DateInput(forms.DateInput):
@@ -47,11 +47,16 @@ class CohortForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        department, program = self.fields["department"], self.fields["program"]
+        region, sex = self.fields["region"], self.fields["sex"]
+        assert isinstance(department, forms.ChoiceField) and isinstance(program, forms.ModelChoiceField)
+        assert isinstance(region, forms.ChoiceField) and isinstance(sex, forms.ChoiceField)
         departments = CareTeam.objects.order_by("department").values_list("department", flat=True).distinct()
-        self.fields["department"].choices = [("", _("Any department")), *[(d, d) for d in departments]]
-        self.fields["program"].empty_label = _("Any programme")
-        self.fields["region"].choices = [("", _("Any region")), *self.fields["region"].choices[1:]]
-        self.fields["sex"].choices = [("", _("Any")), *self.fields["sex"].choices[1:]]
+        department.choices = [("", _("Any department")), *[(d, d) for d in departments]]
+        program.empty_label = _("Any programme")
+        # The model's choices, with the blank one ("---------") named for a filter.
+        region.choices = [("", _("Any region")), *Region.choices]
+        sex.choices = [("", _("Any")), *Sex.choices]
         if not self.is_bound and not self.instance.pk:
             self.initial.setdefault("consent", ConsentCriterion.NOT_WITHDRAWN)
 

@@ -55,10 +55,12 @@ def funnel_for(indicator: Indicator, national: Figure) -> Funnel | None:
     if indicator.kind == Kind.RATE:
         r0 = national.numerator / national.denominator  # per patient-day
         return Funnel(100 * r0, 100 * math.sqrt(r0), percent=False)
-    if indicator.headline == "mean" and national.mean_high is not None and national.n_units >= 2:
+    # mean_high is set only together with mean (outcomes.indicator_core.aggregate)
+    if (indicator.headline == "mean" and national.mean is not None and national.mean_high is not None
+            and national.n_units >= 2):
         n = national.n_units
         sd = (national.mean_high - national.mean) * math.sqrt(n) / t975(n - 1)
-        return Funnel(national.mean, sd, percent=False)  # type: ignore[arg-type]
+        return Funnel(national.mean, sd, percent=False)
     return None
 
 
@@ -97,11 +99,11 @@ def funnel_svg(*, title: str, points: list[FunnelPoint], funnel: Funnel, size_la
     width, left, right, top, plot_h = 760, 60, 30, 56, 300
     stamp = stamp or []
     height = top + plot_h + 56 + 16 * len(stamp)
-    shown = [p for p in points if p.value is not None and p.size > 0]
-    max_n = max([p.size for p in shown] + [10.0]) * 1.05
+    shown = [(p, p.value) for p in points if p.value is not None and p.size > 0]  # (point, its value)
+    max_n = max([p.size for p, _v in shown] + [10.0]) * 1.05
     min_n = max(1.0, max_n / 400)
     curve_n = [min_n * (max_n / min_n) ** (k / 60) for k in range(61)]
-    ys = [p.value for p in shown] + [funnel.centre]  # type: ignore[misc]
+    ys = [v for _p, v in shown] + [funnel.centre]
     ys += [v for n in curve_n[6:] for v in funnel.limits(n, Z998)]
     lo, hi = (0.0, 100.0) if funnel.percent else (min(ys), max(ys))
     if hi <= lo:
@@ -129,8 +131,8 @@ def funnel_svg(*, title: str, points: list[FunnelPoint], funnel: Funnel, size_la
                        f'{f"stroke-dasharray={chr(34)}{dash}{chr(34)} " if dash else ""}points="{pts}"/>')
     out.append(f'<line x1="{left}" y1="{y(funnel.centre):.1f}" x2="{width - right}" y2="{y(funnel.centre):.1f}" '
                f'stroke="{INK}" stroke-width="2"/>')
-    for p in shown:
-        cx, cy = x(p.size), y(p.value)  # type: ignore[arg-type]
+    for p, value in shown:
+        cx, cy = x(p.size), y(value)
         out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{BLUE}"/>')
         out.append(f'<text x="{cx + 7:.1f}" y="{cy - 5:.1f}" fill="{INK}" font-size="11">{p.number}</text>')
     out.append(f'<text x="{left}" y="{top - 24}" fill="{INK}">— {escape(national_label)} {_fmt(funnel.centre)}'

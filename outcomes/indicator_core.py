@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -236,8 +236,9 @@ def aggregate(indicator: Indicator, items: Iterable[Unit] | Iterable[Cell]) -> F
     """The figure of a group. A patient is counted once per cell (programme, team, month, sex,
     age band): one with two episodes in different cells counts twice in a group holding both,
     which is rare and errs towards showing fewer small groups, never more."""
-    items = list(items)
-    cells: list[Cell] = cells_from_units(items) if items and isinstance(items[0], Unit) else items  # type: ignore[assignment]
+    listed: list[Unit | Cell] = list(items)
+    units = [u for u in listed if isinstance(u, Unit)]
+    cells = cells_from_units(units) if units else [c for c in listed if isinstance(c, Cell)]
     num = math.fsum(c.numerator for c in cells)
     den = math.fsum(c.denominator for c in cells)
     fig = Figure(n_patients=sum(c.n_patients for c in cells), n_units=sum(c.n_units for c in cells),
@@ -326,7 +327,7 @@ class Dataset:
         return out
 
     @cached_property
-    def alerts(self) -> list[dict[str, Any]]:
+    def alerts(self) -> list[Mapping[str, Any]]:
         return list(Alert.objects.filter(patient_id__in=list(self.by_patient)).values(
             "pk", "patient_id", "severity", "rule__kind", "raised_at", "acknowledged_at", "resolved_at",
             "outcome"))
@@ -337,9 +338,13 @@ class Dataset:
 
     @cached_property
     def reviews(self) -> list[tuple[Any, datetime, datetime, datetime | None]]:
-        return list(QuestionnaireResponse.objects.filter(
-            patient_id__in=list(self.by_patient), status=ResponseStatus.COMPLETED, review_due_at__isnull=False)
-            .values_list("patient_id", "authored_at", "review_due_at", "review__reviewed_at"))
+        """(patient, authored_at, review_due_at, reviewed_at or None when not yet reviewed)."""
+        rows = QuestionnaireResponse.objects.filter(
+            patient_id__in=list(self.by_patient), status=ResponseStatus.COMPLETED, review_due_at__isnull=False,
+        ).values_list("patient_id", "authored_at", "review_due_at", "review__reviewed_at")
+        # due is never None (filtered above); the check only tells the type checker so.
+        return [(patient_id, authored, due, reviewed) for patient_id, authored, due, reviewed in rows
+                if due is not None]
 
     @cached_property
     def occurrences(self) -> list[tuple[int, str]]:

@@ -4,7 +4,7 @@ and by the tests that check the SQL twins (outcomes.indicator_sql) give the same
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -112,8 +112,8 @@ def alert_rate_units(severity: str | None, kind: str | None = None) -> Callable[
     return units
 
 
-def _alert_units(ds: Dataset, keep: Callable[[dict[str, Any]], bool],
-                 make: Callable[[EpisodeFacts, dict[str, Any]], Unit | None]) -> list[Unit]:
+def _alert_units(ds: Dataset, keep: Callable[[Mapping[str, Any]], bool],
+                 make: Callable[[EpisodeFacts, Mapping[str, Any]], Unit | None]) -> list[Unit]:
     out = []
     for a in ds.alerts:
         if not keep(a):
@@ -141,7 +141,7 @@ def red_hours_units(field_name: str) -> Callable[[Dataset], list[Unit]]:
 
 
 def red_ack_on_time_units(ds: Dataset) -> list[Unit]:
-    def make(e: EpisodeFacts, a: dict[str, Any]) -> Unit | None:
+    def make(e: EpisodeFacts, a: Mapping[str, Any]) -> Unit | None:
         promise = ds.ack_promise.get(e.team_id, DEFAULT_RED_ACK_PROMISE)
         deadline = a["raised_at"] + promise
         if deadline > ds.now:

@@ -124,7 +124,8 @@ def _svg(label: str, points: list[PeerPoint]) -> str:
     desc = "; ".join(
         f"{p.timepoint}: {_('you')} {number_format(p.own, 0) if p.own is not None else '–'}, "
         + (f"{_('median')} {number_format(p.median, 1)} ({number_format(p.q1, 1)}–{number_format(p.q3, 1)})"
-           if p.median is not None else _("too few similar patients")) for p in points)
+           if p.median is not None and p.q1 is not None and p.q3 is not None  # set together
+           else _("too few similar patients")) for p in points)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
            f'aria-label="{escape(label, {chr(34): "&quot;"})}. {escape(desc, {chr(34): "&quot;"})}" '
            f'focusable="false" font-family="system-ui, sans-serif" font-size="15">',

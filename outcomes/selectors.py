@@ -98,7 +98,7 @@ def cohort_patient_ids(*, cohort: Cohort) -> list[uuid.UUID]:
     )
 
 
-def cohort_patient_ids_query(*, cohort: Cohort) -> QuerySet[TreatmentEpisode]:
+def cohort_patient_ids_query(*, cohort: Cohort) -> QuerySet[TreatmentEpisode, uuid.UUID]:
     """The same members as an unevaluated ``values_list`` query, for use as a subquery
     (``Patient.objects.filter(pk__in=...)``) so that a large export never holds every id in memory."""
     return cohort_episodes(cohort=cohort).values_list("patient_id", flat=True).distinct()
@@ -154,7 +154,7 @@ def _responded_in(t: Timepoint) -> Exists:
     return Exists(
         QuestionnaireResponse.objects.filter(patient_id=OuterRef("patient_id"), status=ResponseStatus.COMPLETED)
         .annotate(_day=DaysBetween(_local_day("authored_at"), OuterRef("treatment_start")))
-        .filter(_day__range=(t.start_day, t.end_day))
+        .filter(_day__gte=t.start_day, _day__lte=t.end_day)  # the window, both ends included
     )
 
 

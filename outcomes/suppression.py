@@ -28,11 +28,13 @@ Tables here are small (a few rows and columns), so exact rational elimination is
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 SMALL_MIN, SMALL_MAX = 1, 4
 
 Item = tuple[str, int, int]  # ("cell", row, col) | ("row", row, -1) | ("col", -1, col)
+# Any item of an equation: a table's Item, or a tree's (group, column) in suppress_tree.
+K = TypeVar("K", bound=Hashable)
 
 
 def is_small(n: int) -> bool:
@@ -107,14 +109,14 @@ def derivable(hidden: Sequence[Item], equations: Sequence[dict[Item, int]]) -> s
 
 
 def pinned_by_bounds(
-    hidden: Sequence[Item], equations: Sequence[dict[Item, int]], values: dict[Item, int],
-    bounds: dict[Item, tuple[int, int | None]],
-) -> set[Item]:
+    hidden: Sequence[K], equations: Sequence[dict[K, int]], values: dict[K, int],
+    bounds: dict[K, tuple[int, int | None]],
+) -> set[K]:
     """Hidden items whose range, propagated through the equations from every hidden item's known
     bounds (low, high or None = unbounded), is a single value."""
     hidden_set = set(hidden)
     lo = {item: bounds[item][0] for item in hidden}
-    hi: dict[Item, int | None] = {item: bounds[item][1] for item in hidden}
+    hi: dict[K, int | None] = {item: bounds[item][1] for item in hidden}
     for _ in range(4 * len(hidden) + 4):
         changed = False
         for eq in equations:
@@ -129,10 +131,11 @@ def pinned_by_bounds(
                 for other in unknown:
                     if other == item:
                         continue
-                    c = eq[other]
-                    o_lo, o_hi = (c * lo[other], None if hi[other] is None else c * hi[other])
+                    c, other_hi = eq[other], hi[other]
+                    o_lo: int | None = c * lo[other]
+                    o_hi: int | None = None if other_hi is None else c * other_hi
                     if c < 0:
-                        o_lo, o_hi = (None if hi[other] is None else c * hi[other]), c * lo[other]
+                        o_lo, o_hi = (None if other_hi is None else c * other_hi), c * lo[other]
                     # subtract [o_lo, o_hi]
                     high = None if high is None or o_lo is None else high - o_lo
                     low = None if low is None or o_hi is None else low - o_hi
@@ -140,11 +143,12 @@ def pinned_by_bounds(
                     low, high = (None if high is None else -high), (None if low is None else -low)
                 if low is not None and low > lo[item]:
                     lo[item], changed = low, True
-                if high is not None and (hi[item] is None or high < hi[item]):
+                item_hi = hi[item]
+                if high is not None and (item_hi is None or high < item_hi):
                     hi[item], changed = high, True
         if not changed:
             break
-    return {item for item in hidden if hi[item] is not None and lo[item] >= hi[item]}
+    return {item for item in hidden if (item_hi := hi[item]) is not None and lo[item] >= item_hi}
 
 
 def suppress_table(
@@ -171,8 +175,8 @@ def suppress_table(
     hidden = set(primary)
     while True:
         hidden_list = [item for item in order if item in hidden]
-        bounds = {item: (SMALL_MIN, SMALL_MAX) if item in primary else (SMALL_MAX + 1, None)
-                  for item in hidden_list}
+        bounds: dict[Item, tuple[int, int | None]] = {
+            item: (SMALL_MIN, SMALL_MAX) if item in primary else (SMALL_MAX + 1, None) for item in hidden_list}
         exposed = derivable(hidden_list, equations) | pinned_by_bounds(hidden_list, equations, values, bounds)
         if not exposed:
             break
@@ -286,10 +290,10 @@ def suppress_tree(
     for node, up in parent.items():
         if up is not None:
             children.setdefault(up, []).append(node)
-    equations: list[dict[Item, int]] = []
+    equations: list[dict[tuple[Node, int], int]] = []
     for up, kids in children.items():
         for c in range(n_cols):
-            eq: dict[Any, int] = {(kid, c): 1 for kid in kids}
+            eq: dict[tuple[Node, int], int] = {(kid, c): 1 for kid in kids}
             eq[(up, c)] = -1
             equations.append(eq)
     primary_nodes = {node for node in nodes if any(SMALL_MIN <= v <= small_max for v in counts[node])}
@@ -301,7 +305,7 @@ def suppress_tree(
 
     while True:
         hidden_items = [item for item in items if item[0] in hidden_nodes]
-        bounds: dict[Any, tuple[int, int | None]] = {}
+        bounds: dict[tuple[Node, int], tuple[int, int | None]] = {}
         for item in hidden_items:
             v = values[item]
             if item[0] in primary_nodes and SMALL_MIN <= v <= small_max:
@@ -315,7 +319,7 @@ def suppress_tree(
             # A column pinned to zero gives away nobody (zeros are shown anyway): only a non-zero
             # value pinned down exposes its group.
             exposed_nodes = {item[0] for item in pinned_by_bounds(
-                hidden_items, equations, values, bounds) if values[item]} & must_stay_hidden  # type: ignore[arg-type]
+                hidden_items, equations, values, bounds) if values[item]} & must_stay_hidden
         # Only the groups that must stay unknown count: the small ones and those hidden elsewhere.
         # A complement worked out is harmless (its figure is not small; e.g. the only region of
         # a programme equals the national figure), as long as what it protects stays hidden.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -22,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record
@@ -62,8 +64,8 @@ class IndicatorFilterForm(forms.Form):
     department = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
     team = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         start, end = data.get("start_from"), data.get("start_to")
         if start and end and start > end:
             self.add_error("start_to", _("The end of the period is before its start."))
@@ -196,7 +198,7 @@ def _national_quarters(view: IndicatorView, quarters: list[object]) -> list[floa
 @require_GET
 @role_required(*DASHBOARD_ROLES)
 @reads_from_replica
-def indicator_home(request: HttpRequest) -> HttpResponse:
+def indicator_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = _form(request)
     status = 400 if form.is_bound and not form.is_valid() else 200
     filters = form.filters()
@@ -237,7 +239,7 @@ def indicator_home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(*DASHBOARD_ROLES)
 @reads_from_replica
-def indicator_detail(request: HttpRequest, code: str) -> HttpResponse:
+def indicator_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     indicator = INDICATORS.get(code)
     if indicator is None:
         raise Http404
@@ -312,7 +314,7 @@ def _csv(view: IndicatorView, table: Table) -> bytes:
 @require_GET
 @role_required(*DASHBOARD_ROLES)
 @reads_from_replica
-def indicator_funnel(request: HttpRequest, code: str) -> HttpResponse:
+def indicator_funnel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     """The departments against the national value with 95 % and 99.8 % limits, beside the table."""
     indicator = INDICATORS.get(code)
     if indicator is None:
@@ -342,7 +344,7 @@ def indicator_funnel(request: HttpRequest, code: str) -> HttpResponse:
 @require_GET
 @role_required(*DASHBOARD_ROLES)
 @reads_from_replica
-def indicator_download(request: HttpRequest, code: str, table: str, fmt: str) -> HttpResponse:
+def indicator_download(request: AuthenticatedHttpRequest, code: str, table: str, fmt: str) -> HttpResponse:
     indicator = INDICATORS.get(code)
     if indicator is None or table not in TABLE_KEYS or fmt not in ("csv", "svg", "png"):
         raise Http404
@@ -374,7 +376,7 @@ def indicator_download(request: HttpRequest, code: str, table: str, fmt: str) ->
 
 @require_POST
 @role_required(Role.QUALITY, Role.ADMIN)
-def indicator_refresh(request: HttpRequest) -> HttpResponse:
+def indicator_refresh(request: AuthenticatedHttpRequest) -> HttpResponse:
     """"Refresh now": queue a rebuild of the precomputed aggregates after this request commits."""
     from outcomes.tasks import refresh_indicator_cells
 

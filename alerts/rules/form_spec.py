@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.utils.functional import Promise
+from django_stubs_ext import StrOrPromise
 
 
 @dataclass(frozen=True)
 class Number:
     path: str
-    label: str | Promise
-    help: str | Promise = ""
+    label: StrOrPromise
+    help: StrOrPromise = ""
     required: bool = False
     # A fixed unit ("timer"), or None: the unit of the measure picked in the same form.
-    unit: str | Promise | None = None
+    unit: StrOrPromise | None = None
     minimum: Decimal | None = None
     maximum: Decimal | None = None
     whole: bool = False  # an integer parameter
@@ -36,9 +36,9 @@ class Number:
 @dataclass(frozen=True)
 class Choice:
     path: str
-    label: str | Promise
-    choices: tuple[tuple[str, str | Promise], ...]
-    help: str | Promise = ""
+    label: StrOrPromise
+    choices: tuple[tuple[str, StrOrPromise], ...]
+    help: StrOrPromise = ""
     initial: str | None = None
     required: bool = True
 
@@ -48,8 +48,8 @@ class MeasurePick:
     """One of the programme's measures (devices), never free text."""
 
     path: str
-    label: str | Promise
-    help: str | Promise = ""
+    label: StrOrPromise
+    help: StrOrPromise = ""
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class QuestionnairePick:
     """One of the programme's questionnaires (canonical URL); optional ones may mean "any"."""
 
     path: str
-    label: str | Promise
-    help: str | Promise = ""
+    label: StrOrPromise
+    help: StrOrPromise = ""
     required: bool = True
 
 
@@ -68,8 +68,8 @@ class ItemPick:
 
     questionnaire_path: str
     link_path: str
-    label: str | Promise
-    help: str | Promise = ""
+    label: StrOrPromise
+    help: StrOrPromise = ""
 
     @property
     def path(self) -> str:
@@ -81,8 +81,8 @@ class AnswerPick:
     """Answers (option codes) of the question picked by the form's ItemPick."""
 
     path: str
-    label: str | Promise
-    help: str | Promise = ""
+    label: StrOrPromise
+    help: StrOrPromise = ""
     required: bool = True
 
 
@@ -91,8 +91,8 @@ class ItemsPick:
     """Several questions (linkIds) of the questionnaire picked by the form's QuestionnairePick."""
 
     path: str
-    label: str | Promise
-    help: str | Promise = ""
+    label: StrOrPromise
+    help: StrOrPromise = ""
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Ascending:
     """Cross-field check: the given numbers, in this order, must rise (inverted limits)."""
 
     paths: tuple[str, ...]
-    message: str | Promise
+    message: StrOrPromise
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class OneOf:
     """Cross-field check: exactly one (``exactly``) or at least one of these must be given."""
 
     paths: tuple[str, ...]
-    message: str | Promise
+    message: StrOrPromise
     exactly: bool = False
 
 

@@ -55,7 +55,8 @@ def _copy(model: type[models.Model], rows: Iterable[dict[str, Any]],
             defaults[f.attname] = f.get_default()  # "" for a text field without a default
     n = 0
     if connection.vendor == "postgresql":
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        # A concrete field always has a column (that is what concrete means); the check is for the type.
+        columns = ", ".join(connection.ops.quote_name(column) for f in fields if (column := f.column) is not None)
         json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
         with connection.cursor() as cursor, cursor.connection.cursor().copy(
                 f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
@@ -74,9 +75,9 @@ def _copy(model: type[models.Model], rows: Iterable[dict[str, Any]],
         batch.append(model(**{**defaults, **row}))
         n += 1
         if len(batch) >= 2000:
-            model.objects.bulk_create(batch)
+            model._default_manager.bulk_create(batch)
             batch = []
-    model.objects.bulk_create(batch)
+    model._default_manager.bulk_create(batch)
     return n
 
 
@@ -223,5 +224,6 @@ class Command(BaseCommand):
         counts["reviews"] = self._copy(ResponseReview, (
             {"response_id": pk, "reviewed_by_id": clinician.pk,
              "reviewed_at": due - timedelta(hours=rnd.uniform(-20, 40))}
-            for pk, due in reviewed if rnd.random() < 0.9))
+            # Every seeded response has a due date; a response without one has nothing to be late for.
+            for pk, due in reviewed if due is not None and rnd.random() < 0.9))
         return counts
