@@ -25,12 +25,13 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
                 "description": "A home device's token (dv_…), issued when the device is lent out."}
 
 
-_BULK_DATA = re.compile(r"(?<=/)(export(?:-status|-file)?)(?=/|$)")
+# The FHIR operations the server routes ($export, its status and files, $evaluate-measure).
+_BULK_DATA = re.compile(r"(?<=/)(export(?:-status|-file)?|evaluate-measure)(?=/|$)")
 
 
 def bulk_data_paths(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """drf-spectacular's postprocessing hook: the FHIR Bulk Data operations under their real
-    names. drf-spectacular reads a "$" in a route as a regular expression's end anchor and drops
+    """drf-spectacular's postprocessing hook: the FHIR operations (Bulk Data, $evaluate-measure)
+    under their real names. drf-spectacular reads a "$" in a route as a regular expression's end anchor and drops
     it, so /fhir/$export was published as /fhir/export (a 404 for anyone who followed the schema)."""
     result["paths"] = {_BULK_DATA.sub(r"$\1", path) if path.startswith("/fhir/") else path: item
                        for path, item in result["paths"].items()}

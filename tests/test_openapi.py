@@ -62,3 +62,20 @@ def test_a_route_no_view_matches_is_answered_in_the_apis_shape(db):
     api = Client().get("/api/v1/nothing-here")
     assert api.status_code == 404 and api.json()["request_id"]
     assert "text/html" in Client().get("/nothing-here/")["Content-Type"]
+
+
+def test_every_fhir_path_the_schema_publishes_reaches_its_own_view_not_the_fallback():
+    # drf-spectacular drops a route's "$" (it reads it as a regex anchor): a FHIR operation
+    # published without it sent clients, and the schema fuzzer, to the 405 fallback.
+    import re
+
+    from django.urls import resolve
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = [p for p in SchemaGenerator().get_schema(request=None, public=True)["paths"] if p.startswith("/fhir/")]
+    assert "/fhir/Measure/{measure_id}/$evaluate-measure" in paths
+    for published in paths:
+        # an export job's id is a UUID, every other parameter takes "1"
+        concrete = re.sub(r"\{job_id\}", "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f", published)
+        concrete = re.sub(r"\{[^}]+\}", "1", concrete)
+        assert resolve(concrete).url_name != "fhir-fallback", published
