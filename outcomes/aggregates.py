@@ -147,6 +147,8 @@ def _grouped(indicator: Indicator, filters: Filters, scope: Hashable, sets: dict
                 f"CROSS JOIN LATERAL (SELECT v::float AS v FROM jsonb_array_elements_text(c.\"values\") AS e(v)) x "
                 f"WHERE {s_where} {s_tail}", s_p)
             for key, (n, mean, sd, qs) in _keyed(cursor.fetchall(), s_sets, s_columns).items():
+                if not n or qs is None:
+                    continue  # a group whose cells hold no values: counts only, as a group with none
                 stats[key] = (n, mean, sd, qs[0], qs[1], qs[2], qs[3])
         cursor.execute("RESET jit")
     out: dict[tuple[str, Any], Figure] = {}
