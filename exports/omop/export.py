@@ -15,6 +15,7 @@ The CDM's ids are 32-bit integers; ids that would not fit are refused with the r
 """
 
 
+import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from exports.models import OmopPerson
 from exports.omop import concepts
 from exports.omop.checks import export_checks
+from exports.omop.limits import programme_ranges
 from exports.omop.schema import OmopError, schema_ensure, schema_validate
 from exports.privacy import Pseudonymiser, pseudonym_key
 from monitoring.measures import MEASURES
@@ -37,6 +39,7 @@ MAX_INT = 2**31 - 1
 CHUNK = 5000  # persons per round trip when their pseudonyms are computed
 EVENT_TABLES = ("measurement", "observation", "condition_occurrence", "episode", "observation_period")
 LOINC = "http://loinc.org"
+LIMITS = "programme limits"  # the metadata row with the fingerprint of the ranges' sources
 WORK_MEM = "128MB"
 MAINTENANCE_WORK_MEM = "256MB"  # the index builds after a full load: one sort per index in memory
 
@@ -129,8 +132,9 @@ class _Run:
         self.name = schema
         self.s = f'"{schema}"'
         self.since = since
+        self.limits = ""  # the fingerprint of the programme limits (programme_limits)
         # Temporary tables go at commit; dropped here too, for a second run in one transaction.
-        self.x("DROP TABLE IF EXISTS _scope, _measure, _item, _code")
+        self.x("DROP TABLE IF EXISTS _scope, _measure, _range, _item, _code")
 
     def x(self, sql: str, params: Any = None) -> None:
         self.c.execute(sql, params)
@@ -299,14 +303,17 @@ class _Run:
         """Home readings: one row per value (blood pressure: systolic n=0, diastolic n=1);
         erroneous readings left out (and removed when marked after an earlier run)."""
         self.x("CREATE TEMP TABLE _measure (measure varchar(32), n int, loinc varchar(20), concept_id int, "
-               "unit varchar(16), unit_concept_id int, PRIMARY KEY (measure, n)) ON COMMIT DROP")
+               "unit varchar(16), unit_concept_id int, ranged boolean NOT NULL DEFAULT false, "
+               "PRIMARY KEY (measure, n)) ON COMMIT DROP")
         for m in MEASURES.values():
             parts = [(0, m.value_loinc or m.loinc)] + ([(1, m.second.loinc)] if m.second else [])
             for n, loinc in parts:
-                self.x("INSERT INTO _measure VALUES (%s, %s, %s, %s, %s, %s)",
+                self.x("INSERT INTO _measure (measure, n, loinc, concept_id, unit, unit_concept_id) "
+                       "VALUES (%s, %s, %s, %s, %s, %s)",
                        [m.code, n, loinc, concepts.concept_id("LOINC", loinc), m.unit,
                         concepts.concept_id("UCUM", m.unit)])
         self.x("ANALYZE _measure")  # its true size, not the planner's guess for an unread table
+        limits = self.limits = self.programme_limits()
         reading = Reading._meta.db_table
         # Readings are recorded in the platform, the patients' clinical record of them: "EHR".
         type_concept = int(concepts.concept_id("Type Concept", "ehr"))
@@ -323,17 +330,68 @@ class _Run:
             self.x(f"TRUNCATE {self.s}.measurement")
         self.x(f"""
             INSERT INTO {self.s}.measurement (measurement_id, person_id, measurement_concept_id, measurement_date,
-                measurement_datetime, measurement_type_concept_id, value_as_number, unit_concept_id,
-                measurement_source_value, measurement_source_concept_id, unit_source_value, value_source_value)
-            SELECT r.id * 2 + v.n, s.person_id, m.concept_id, {_local('r.effective_at')}::date,
+                measurement_datetime, measurement_type_concept_id, value_as_number, unit_concept_id, range_low,
+                range_high, measurement_source_value, measurement_source_concept_id, unit_source_value,
+                value_source_value)
+            {self._measurement_rows(changed, type_concept)}
+            ORDER BY 1""", params)
+        if self.since is not None and self.previous_limits() != limits:
+            # A rule or an episode changed since the last run: the rows kept from it may carry
+            # ranges of the old limits. One pass puts the current ones on the rows that differ,
+            # so an incremental run ends where a full run would.
+            self.x(f"""
+                UPDATE {self.s}.measurement t SET range_low = x.range_low, range_high = x.range_high
+                FROM ({self._measurement_rows("true", type_concept)}) x
+                WHERE t.measurement_id = x.id AND (t.range_low IS DISTINCT FROM x.range_low
+                    OR t.range_high IS DISTINCT FROM x.range_high)""")
+
+    def _measurement_rows(self, changed: str, type_concept: int) -> str:
+        """The SELECT of the measurement rows (the insert's column order). range_low/high: the
+        programme's limits for the measure and part (_range), from the episodes that cover the
+        reading's local date; NULL when none covers it, when the covering programmes' ranges
+        differ, or for a side no rule limits."""
+        reading, episode = Reading._meta.db_table, TreatmentEpisode._meta.db_table
+        day = f"{_local('r.effective_at')}::date"
+        return f"""
+            SELECT r.id * 2 + v.n AS id, s.person_id, m.concept_id, {day},
                 date_trunc('second', {_local('r.effective_at')}), {type_concept}, v.value, m.unit_concept_id,
-                m.loinc, m.concept_id, r.unit, v.value::text
+                lim.range_low, lim.range_high, m.loinc, m.concept_id, r.unit, v.value::text
             FROM {reading} r
             JOIN _scope s ON s.patient_id = r.patient_id
             CROSS JOIN LATERAL (VALUES (0, r.value), (1, r.value2)) v(n, value)
             JOIN _measure m ON m.measure = r.measure AND m.n = v.n
-            WHERE v.value IS NOT NULL AND r.erroneous_at IS NULL AND {changed}
-            ORDER BY 1""", params)
+            LEFT JOIN LATERAL (
+                -- One key per covering programme's range ('|' = no limit); one distinct key = agreed.
+                SELECT CASE WHEN count(DISTINCT coalesce(g.low::text, '') || '|' || coalesce(g.high::text, ''))
+                        = 1 THEN max(g.low) END AS range_low,
+                    CASE WHEN count(DISTINCT coalesce(g.low::text, '') || '|' || coalesce(g.high::text, ''))
+                        = 1 THEN max(g.high) END AS range_high
+                FROM {episode} e
+                LEFT JOIN _range g ON g.program_id = e.program_id AND g.measure = r.measure AND g.n = v.n
+                WHERE m.ranged AND e.patient_id = r.patient_id AND e.treatment_start <= {day}
+                    AND (e."end" IS NULL OR e."end" >= {day})
+            ) lim ON true
+            WHERE v.value IS NOT NULL AND r.erroneous_at IS NULL AND {changed}"""
+
+    def programme_limits(self) -> str:
+        """_range: the programme limits per (programme, measure, part), see exports.omop.limits.
+        Returns a fingerprint of them and of the episodes, kept in metadata, by which a --since
+        run sees that the ranges of earlier rows may have changed."""
+        rows = programme_ranges()
+        self.x("CREATE TEMP TABLE _range (program_id bigint, measure varchar(32), n int, low numeric, "
+               "high numeric, PRIMARY KEY (program_id, measure, n)) ON COMMIT DROP")
+        for row in rows:
+            self.x("INSERT INTO _range VALUES (%s, %s, %s, %s, %s)", list(row))
+        self.x("ANALYZE _range")
+        self.x("UPDATE _measure m SET ranged = EXISTS (SELECT 1 FROM _range g WHERE g.measure = m.measure "
+               "AND g.n = m.n)")
+        episodes = self.scalar(f"SELECT md5(coalesce(string_agg(e.id || ',' || e.program_id || ',' || "
+                               f"e.treatment_start || ',' || coalesce(e.\"end\"::text, ''), ';' ORDER BY e.id), '')) "
+                               f"FROM {TreatmentEpisode._meta.db_table} e JOIN _scope s ON s.patient_id = e.patient_id")
+        return hashlib.sha256(repr((rows, episodes)).encode()).hexdigest()
+
+    def previous_limits(self) -> str | None:
+        return self.scalar(f"SELECT max(value_as_string) FROM {self.s}.metadata WHERE name = %s", [LIMITS])
 
     # --- questionnaire answers ------------------------------------------------------------
 
@@ -476,6 +534,7 @@ class _Run:
             ("incremental since", self.since.isoformat() if self.since else "full export"),
             ("cohort", str(cohort_id) if cohort_id is not None else "all patients with a treatment episode"),
             ("concept table", concepts.version()),
+            (LIMITS, self.limits),
         ]
         for i, (name, value) in enumerate(rows, start=1):
             self.x(f"INSERT INTO {s}.metadata (metadata_id, metadata_concept_id, metadata_type_concept_id, name, "
