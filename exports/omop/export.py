@@ -15,7 +15,6 @@ The CDM's ids are 32-bit integers; ids that would not fit are refused with the r
 """
 
 
-import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -134,7 +133,7 @@ class _Run:
         self.since = since
         self.limits = ""  # the fingerprint of the programme limits (programme_limits)
         # Temporary tables go at commit; dropped here too, for a second run in one transaction.
-        self.x("DROP TABLE IF EXISTS _scope, _measure, _range, _item, _code")
+        self.x("DROP TABLE IF EXISTS _scope, _measure, _range, _span, _item, _code")
 
     def x(self, sql: str, params: Any = None) -> None:
         self.c.execute(sql, params)
@@ -303,13 +302,11 @@ class _Run:
         """Home readings: one row per value (blood pressure: systolic n=0, diastolic n=1);
         erroneous readings left out (and removed when marked after an earlier run)."""
         self.x("CREATE TEMP TABLE _measure (measure varchar(32), n int, loinc varchar(20), concept_id int, "
-               "unit varchar(16), unit_concept_id int, ranged boolean NOT NULL DEFAULT false, "
-               "PRIMARY KEY (measure, n)) ON COMMIT DROP")
+               "unit varchar(16), unit_concept_id int, PRIMARY KEY (measure, n)) ON COMMIT DROP")
         for m in MEASURES.values():
             parts = [(0, m.value_loinc or m.loinc)] + ([(1, m.second.loinc)] if m.second else [])
             for n, loinc in parts:
-                self.x("INSERT INTO _measure (measure, n, loinc, concept_id, unit, unit_concept_id) "
-                       "VALUES (%s, %s, %s, %s, %s, %s)",
+                self.x("INSERT INTO _measure VALUES (%s, %s, %s, %s, %s, %s)",
                        [m.code, n, loinc, concepts.concept_id("LOINC", loinc), m.unit,
                         concepts.concept_id("UCUM", m.unit)])
         self.x("ANALYZE _measure")  # its true size, not the planner's guess for an unread table
@@ -347,48 +344,60 @@ class _Run:
 
     def _measurement_rows(self, changed: str, type_concept: int) -> str:
         """The SELECT of the measurement rows (the insert's column order). range_low/high: the
-        programme's limits for the measure and part (_range), from the episodes that cover the
-        reading's local date; NULL when none covers it, when the covering programmes' ranges
-        differ, or for a side no rule limits."""
-        reading, episode = Reading._meta.db_table, TreatmentEpisode._meta.db_table
+        programme's limits for the measure and part on the reading's local date (_span); NULL
+        when no episode covers it, when the covering programmes' ranges differ, or for a side
+        no rule limits. One hash join: a patient's spans do not overlap."""
+        reading = Reading._meta.db_table
         day = f"{_local('r.effective_at')}::date"
         return f"""
             SELECT r.id * 2 + v.n AS id, s.person_id, m.concept_id, {day},
                 date_trunc('second', {_local('r.effective_at')}), {type_concept}, v.value, m.unit_concept_id,
-                lim.range_low, lim.range_high, m.loinc, m.concept_id, r.unit, v.value::text
+                g.low AS range_low, g.high AS range_high, m.loinc, m.concept_id, r.unit, v.value::text
             FROM {reading} r
             JOIN _scope s ON s.patient_id = r.patient_id
             CROSS JOIN LATERAL (VALUES (0, r.value), (1, r.value2)) v(n, value)
             JOIN _measure m ON m.measure = r.measure AND m.n = v.n
-            LEFT JOIN LATERAL (
-                -- One key per covering programme's range ('|' = no limit); one distinct key = agreed.
-                SELECT CASE WHEN count(DISTINCT coalesce(g.low::text, '') || '|' || coalesce(g.high::text, ''))
-                        = 1 THEN max(g.low) END AS range_low,
-                    CASE WHEN count(DISTINCT coalesce(g.low::text, '') || '|' || coalesce(g.high::text, ''))
-                        = 1 THEN max(g.high) END AS range_high
-                FROM {episode} e
-                LEFT JOIN _range g ON g.program_id = e.program_id AND g.measure = r.measure AND g.n = v.n
-                WHERE m.ranged AND e.patient_id = r.patient_id AND e.treatment_start <= {day}
-                    AND (e."end" IS NULL OR e."end" >= {day})
-            ) lim ON true
+            LEFT JOIN _span g ON g.patient_id = r.patient_id AND g.measure = r.measure AND g.n = v.n
+                AND {day} >= g.from_day AND (g.to_day IS NULL OR {day} <= g.to_day)
             WHERE v.value IS NOT NULL AND r.erroneous_at IS NULL AND {changed}"""
 
     def programme_limits(self) -> str:
-        """_range: the programme limits per (programme, measure, part), see exports.omop.limits.
-        Returns a fingerprint of them and of the episodes, kept in metadata, by which a --since
-        run sees that the ranges of earlier rows may have changed."""
-        rows = programme_ranges()
+        """_span: per patient, the stretches of days covered by the same set of programmes
+        (cut at every episode's start and the day after its end), and per measure and part the
+        range those programmes agree on (exports.omop.limits; a programme without a rule on it
+        has no range, which differs from one that has). Only stretches with a range. Returns a
+        fingerprint of the spans, kept in metadata, by which a --since run sees that the ranges
+        of earlier rows may have changed."""
         self.x("CREATE TEMP TABLE _range (program_id bigint, measure varchar(32), n int, low numeric, "
                "high numeric, PRIMARY KEY (program_id, measure, n)) ON COMMIT DROP")
-        for row in rows:
+        for row in programme_ranges():
             self.x("INSERT INTO _range VALUES (%s, %s, %s, %s, %s)", list(row))
         self.x("ANALYZE _range")
-        self.x("UPDATE _measure m SET ranged = EXISTS (SELECT 1 FROM _range g WHERE g.measure = m.measure "
-               "AND g.n = m.n)")
-        episodes = self.scalar(f"SELECT md5(coalesce(string_agg(e.id || ',' || e.program_id || ',' || "
-                               f"e.treatment_start || ',' || coalesce(e.\"end\"::text, ''), ';' ORDER BY e.id), '')) "
-                               f"FROM {TreatmentEpisode._meta.db_table} e JOIN _scope s ON s.patient_id = e.patient_id")
-        return hashlib.sha256(repr((rows, episodes)).encode()).hexdigest()
+        key = "coalesce(g.low::text, '') || '|' || coalesce(g.high::text, '')"
+        self.x(f"""
+            CREATE TEMP TABLE _span ON COMMIT DROP AS
+            WITH ep AS (
+                SELECT e.patient_id, e.program_id, e.treatment_start AS first, e."end" AS last
+                FROM {TreatmentEpisode._meta.db_table} e JOIN _scope s ON s.patient_id = e.patient_id
+            ), cut AS (
+                SELECT patient_id, first AS day FROM ep UNION SELECT patient_id, last + 1 FROM ep WHERE last IS NOT NULL
+            ), stretch AS (
+                SELECT patient_id, day AS from_day,
+                    lead(day) OVER (PARTITION BY patient_id ORDER BY day) - 1 AS to_day FROM cut
+            ), covered AS (  -- a stretch no episode covers drops out here
+                SELECT DISTINCT t.patient_id, t.from_day, t.to_day, ep.program_id FROM stretch t
+                JOIN ep ON ep.patient_id = t.patient_id AND ep.first <= t.from_day
+                    AND (ep.last IS NULL OR ep.last >= t.from_day)
+            )
+            SELECT c.patient_id, c.from_day, c.to_day, k.measure, k.n, max(g.low) AS low, max(g.high) AS high
+            FROM covered c CROSS JOIN (SELECT DISTINCT measure, n FROM _range) k
+            LEFT JOIN _range g ON g.program_id = c.program_id AND g.measure = k.measure AND g.n = k.n
+            GROUP BY c.patient_id, c.from_day, c.to_day, k.measure, k.n
+            HAVING count(DISTINCT {key}) = 1 AND (max(g.low) IS NOT NULL OR max(g.high) IS NOT NULL)""")
+        self.x("ANALYZE _span")
+        return str(self.scalar("SELECT md5(coalesce(string_agg(concat_ws(',', patient_id, from_day, to_day, "
+                               "measure, n, low, high), ';' ORDER BY patient_id, from_day, measure, n), '')) "
+                               "FROM _span"))
 
     def previous_limits(self) -> str | None:
         return self.scalar(f"SELECT max(value_as_string) FROM {self.s}.metadata WHERE name = %s", [LIMITS])
