@@ -133,3 +133,17 @@ def test_an_incremental_run_after_a_rule_change_ends_where_a_full_run_would(cast
     Rule.objects.filter(pk=limits["spo2_rule"].pk).update(active=False)
     export(since=since)
     assert ranges(a)[spo2.pk * 2] == (None, None)
+
+
+def test_limits_that_leave_no_value_without_an_alert_give_no_range(cast):
+    # Heart failure: SpO2 alerts below 92 (the cast) and, by a second rule, above 90 — every value
+    # alerts, so there is no range to give; neither 92 nor 90 goes out alone.
+    rule(cast.program_b, "threshold", {"measure": "spo2", "high": 90})
+    got = {(p, m, n): (lo, hi) for p, m, n, lo, hi in programme_ranges()}
+    assert got[(cast.program_b.pk, "spo2", 0)] == (None, None)
+    assert got[(cast.program_a.pk, "spo2", 0)] == (Decimal(92), None)
+    b = cast.patient_b
+    TreatmentEpisode.objects.filter(patient=b).update(treatment_start=date(2026, 11, 1))
+    spo2 = reading(b, "spo2", "95", "%", D1)
+    export()
+    assert ranges(b)[spo2.pk * 2] == (None, None)
