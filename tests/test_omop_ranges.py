@@ -147,3 +147,16 @@ def test_limits_that_leave_no_value_without_an_alert_give_no_range(cast):
     spo2 = reading(b, "spo2", "95", "%", D1)
     export()
     assert ranges(b)[spo2.pk * 2] == (None, None)
+
+
+def test_an_incremental_run_sees_a_limit_moved_to_the_other_side(cast):
+    # low 92 → high 92: the same number on the other side must still count as a change
+    # (patient B: heart failure only, so nothing else in the fingerprint moves).
+    b = cast.patient_b
+    TreatmentEpisode.objects.filter(patient=b).update(treatment_start=date(2026, 11, 1))
+    spo2 = reading(b, "spo2", "95", "%", D1)
+    export()
+    assert ranges(b)[spo2.pk * 2] == (Decimal(92), None)
+    Rule.objects.filter(program=cast.program_b, kind="threshold").update(params={"measure": "spo2", "high": 92})
+    export(since=D1 + timedelta(days=30))
+    assert ranges(b)[spo2.pk * 2] == (None, Decimal(92))

@@ -395,9 +395,9 @@ class _Run:
             GROUP BY c.patient_id, c.from_day, c.to_day, k.measure, k.n
             HAVING count(DISTINCT {key}) = 1 AND (max(g.low) IS NOT NULL OR max(g.high) IS NOT NULL)""")
         self.x("ANALYZE _span")
-        return str(self.scalar("SELECT md5(coalesce(string_agg(concat_ws(',', patient_id, from_day, to_day, "
-                               "measure, n, low, high), ';' ORDER BY patient_id, from_day, measure, n), '')) "
-                               "FROM _span"))
+        # A row's text keeps its NULLs apart ("(…,92,)" is not "(…,,92)").
+        return str(self.scalar("SELECT md5(coalesce(string_agg(t::text, ';' ORDER BY patient_id, from_day, "
+                               "measure, n), '')) FROM _span t"))
 
     def previous_limits(self) -> str | None:
         return self.scalar(f"SELECT max(value_as_string) FROM {self.s}.metadata WHERE name = %s", [LIMITS])
