@@ -75,6 +75,16 @@ def generate(n_patients: int, n_readings: int, n_responses: int) -> None:
     team = CareTeam.objects.create(name="Bench", department="Lunge", region=Region.MIDTJYLLAND)
     program = Program.objects.create(slug="bench", name="Bench", condition_code="DC34",
                                      condition_display="Lung cancer")
+    # The programme's limits become the measurements' ranges (ADR 0019): a SpO2 threshold and
+    # blood pressure bands, as a COPD/heart programme has them.
+    from alerts.models import Rule, Severity
+
+    Rule.objects.create(program=program, kind="threshold", name="SpO2", severity=Severity.RED,
+                        params={"measure": "spo2", "low": 92})
+    Rule.objects.create(program=program, kind="bands", name="Blood pressure", severity=Severity.RED,
+                        params={"measure": "blood-pressure",
+                                "bands": {"alert_low": 80, "warning_low": 90, "warning_high": 140, "alert_high": 180},
+                                "bands2": {"warning_high": 90, "alert_high": 110}})
     phq9 = questionnaire_import(resource=load("phq-9"))
     phq9.scoring = load_scoring("phq-9")
     phq9.save()

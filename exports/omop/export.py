@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from exports.models import OmopPerson
 from exports.omop import concepts
 from exports.omop.checks import export_checks
+from exports.omop.limits import programme_ranges
 from exports.omop.schema import OmopError, schema_ensure, schema_validate
 from exports.privacy import Pseudonymiser, pseudonym_key
 from monitoring.measures import MEASURES
@@ -37,6 +38,7 @@ MAX_INT = 2**31 - 1
 CHUNK = 5000  # persons per round trip when their pseudonyms are computed
 EVENT_TABLES = ("measurement", "observation", "condition_occurrence", "episode", "observation_period")
 LOINC = "http://loinc.org"
+LIMITS = "programme limits"  # the metadata row with the fingerprint of the ranges' sources
 WORK_MEM = "128MB"
 MAINTENANCE_WORK_MEM = "256MB"  # the index builds after a full load: one sort per index in memory
 
@@ -129,8 +131,9 @@ class _Run:
         self.name = schema
         self.s = f'"{schema}"'
         self.since = since
+        self.limits = ""  # the fingerprint of the programme limits (programme_limits)
         # Temporary tables go at commit; dropped here too, for a second run in one transaction.
-        self.x("DROP TABLE IF EXISTS _scope, _measure, _item, _code")
+        self.x("DROP TABLE IF EXISTS _scope, _measure, _range, _span, _item, _code")
 
     def x(self, sql: str, params: Any = None) -> None:
         self.c.execute(sql, params)
@@ -307,6 +310,7 @@ class _Run:
                        [m.code, n, loinc, concepts.concept_id("LOINC", loinc), m.unit,
                         concepts.concept_id("UCUM", m.unit)])
         self.x("ANALYZE _measure")  # its true size, not the planner's guess for an unread table
+        limits = self.limits = self.programme_limits()
         reading = Reading._meta.db_table
         # Readings are recorded in the platform, the patients' clinical record of them: "EHR".
         type_concept = int(concepts.concept_id("Type Concept", "ehr"))
@@ -323,17 +327,80 @@ class _Run:
             self.x(f"TRUNCATE {self.s}.measurement")
         self.x(f"""
             INSERT INTO {self.s}.measurement (measurement_id, person_id, measurement_concept_id, measurement_date,
-                measurement_datetime, measurement_type_concept_id, value_as_number, unit_concept_id,
-                measurement_source_value, measurement_source_concept_id, unit_source_value, value_source_value)
-            SELECT r.id * 2 + v.n, s.person_id, m.concept_id, {_local('r.effective_at')}::date,
+                measurement_datetime, measurement_type_concept_id, value_as_number, unit_concept_id, range_low,
+                range_high, measurement_source_value, measurement_source_concept_id, unit_source_value,
+                value_source_value)
+            {self._measurement_rows(changed, type_concept)}
+            ORDER BY 1""", params)
+        if self.since is not None and self.previous_limits() != limits:
+            # A rule or an episode changed since the last run: the rows kept from it may carry
+            # ranges of the old limits. One pass puts the current ones on the rows that differ,
+            # so an incremental run ends where a full run would.
+            self.x(f"""
+                UPDATE {self.s}.measurement t SET range_low = x.range_low, range_high = x.range_high
+                FROM ({self._measurement_rows("true", type_concept)}) x
+                WHERE t.measurement_id = x.id AND (t.range_low IS DISTINCT FROM x.range_low
+                    OR t.range_high IS DISTINCT FROM x.range_high)""")
+
+    def _measurement_rows(self, changed: str, type_concept: int) -> str:
+        """The SELECT of the measurement rows (the insert's column order). range_low/high: the
+        programme's limits for the measure and part on the reading's local date (_span); NULL
+        when no episode covers it, when the covering programmes' ranges differ, or for a side
+        no rule limits. One hash join: a patient's spans do not overlap."""
+        reading = Reading._meta.db_table
+        day = f"{_local('r.effective_at')}::date"
+        return f"""
+            SELECT r.id * 2 + v.n AS id, s.person_id, m.concept_id, {day},
                 date_trunc('second', {_local('r.effective_at')}), {type_concept}, v.value, m.unit_concept_id,
-                m.loinc, m.concept_id, r.unit, v.value::text
+                g.low AS range_low, g.high AS range_high, m.loinc, m.concept_id, r.unit, v.value::text
             FROM {reading} r
             JOIN _scope s ON s.patient_id = r.patient_id
             CROSS JOIN LATERAL (VALUES (0, r.value), (1, r.value2)) v(n, value)
             JOIN _measure m ON m.measure = r.measure AND m.n = v.n
-            WHERE v.value IS NOT NULL AND r.erroneous_at IS NULL AND {changed}
-            ORDER BY 1""", params)
+            LEFT JOIN _span g ON g.patient_id = r.patient_id AND g.measure = r.measure AND g.n = v.n
+                AND {day} >= g.from_day AND (g.to_day IS NULL OR {day} <= g.to_day)
+            WHERE v.value IS NOT NULL AND r.erroneous_at IS NULL AND {changed}"""
+
+    def programme_limits(self) -> str:
+        """_span: per patient, the stretches of days covered by the same set of programmes
+        (cut at every episode's start and the day after its end), and per measure and part the
+        range those programmes agree on (exports.omop.limits; a programme without a rule on it
+        has no range, which differs from one that has). Only stretches with a range. Returns a
+        fingerprint of the spans, kept in metadata, by which a --since run sees that the ranges
+        of earlier rows may have changed."""
+        self.x("CREATE TEMP TABLE _range (program_id bigint, measure varchar(32), n int, low numeric, "
+               "high numeric, PRIMARY KEY (program_id, measure, n)) ON COMMIT DROP")
+        for row in programme_ranges():
+            self.x("INSERT INTO _range VALUES (%s, %s, %s, %s, %s)", list(row))
+        self.x("ANALYZE _range")
+        key = "coalesce(g.low::text, '') || '|' || coalesce(g.high::text, '')"
+        self.x(f"""
+            CREATE TEMP TABLE _span ON COMMIT DROP AS
+            WITH ep AS (
+                SELECT e.patient_id, e.program_id, e.treatment_start AS first, e."end" AS last
+                FROM {TreatmentEpisode._meta.db_table} e JOIN _scope s ON s.patient_id = e.patient_id
+            ), cut AS (
+                SELECT patient_id, first AS day FROM ep UNION SELECT patient_id, last + 1 FROM ep WHERE last IS NOT NULL
+            ), stretch AS (
+                SELECT patient_id, day AS from_day,
+                    lead(day) OVER (PARTITION BY patient_id ORDER BY day) - 1 AS to_day FROM cut
+            ), covered AS (  -- a stretch no episode covers drops out here
+                SELECT DISTINCT t.patient_id, t.from_day, t.to_day, ep.program_id FROM stretch t
+                JOIN ep ON ep.patient_id = t.patient_id AND ep.first <= t.from_day
+                    AND (ep.last IS NULL OR ep.last >= t.from_day)
+            )
+            SELECT c.patient_id, c.from_day, c.to_day, k.measure, k.n, max(g.low) AS low, max(g.high) AS high
+            FROM covered c CROSS JOIN (SELECT DISTINCT measure, n FROM _range) k
+            LEFT JOIN _range g ON g.program_id = c.program_id AND g.measure = k.measure AND g.n = k.n
+            GROUP BY c.patient_id, c.from_day, c.to_day, k.measure, k.n
+            HAVING count(DISTINCT {key}) = 1 AND (max(g.low) IS NOT NULL OR max(g.high) IS NOT NULL)""")
+        self.x("ANALYZE _span")
+        # A row's text keeps its NULLs apart ("(…,92,)" is not "(…,,92)").
+        return str(self.scalar("SELECT md5(coalesce(string_agg(t::text, ';' ORDER BY patient_id, from_day, "
+                               "measure, n), '')) FROM _span t"))
+
+    def previous_limits(self) -> str | None:
+        return self.scalar(f"SELECT max(value_as_string) FROM {self.s}.metadata WHERE name = %s", [LIMITS])
 
     # --- questionnaire answers ------------------------------------------------------------
 
@@ -476,6 +543,7 @@ class _Run:
             ("incremental since", self.since.isoformat() if self.since else "full export"),
             ("cohort", str(cohort_id) if cohort_id is not None else "all patients with a treatment episode"),
             ("concept table", concepts.version()),
+            (LIMITS, self.limits),
         ]
         for i, (name, value) in enumerate(rows, start=1):
             self.x(f"INSERT INTO {s}.metadata (metadata_id, metadata_concept_id, metadata_type_concept_id, name, "
