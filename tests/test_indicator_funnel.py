@@ -44,11 +44,14 @@ def test_a_median_headline_has_no_funnel_and_a_department_is_placed_in_words():
     assert position(f, 30, 100, False) == "bedre end forventet (uden for 99,8 %-grænsen)"
 
 
-def test_the_funnel_page_draws_the_departments_beside_their_table_in_danish(world):
+def test_the_funnel_page_draws_the_departments_above_their_table_in_danish(world):
     page = _client(world.quality).get("/quality/indicators/response-rate-3m/funnel/")
     html = page.content.decode()
     assert page.status_code == 200
     assert html.count("<svg") == 1 and "<table" in html
+    # The explanation is a blocktranslate with "%" in it (written "%%" in the catalogue).
+    assert "Hver afdelings tal er tegnet mod dens størrelse" in html
+    assert "Each department's figure" not in html
     assert "95 %-grænserne" in html or "inden for" in html
     assert "Hemmeligsen" not in html
     detail = _client(world.quality).get("/quality/indicators/response-rate-3m/").content.decode()
