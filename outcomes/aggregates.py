@@ -20,9 +20,9 @@ from typing import Any
 
 from django.db import connections
 
-from outcomes.indicator_core import Figure, Filters, Indicator, Kind
+from outcomes.indicator_core import Figure, Filters, Indicator, Kind, headline_figure, ratio_figure
 from outcomes.models import IndicatorCell
-from outcomes.stats import poisson_ci, t975, wilson
+from outcomes.stats import t975
 from patients.models import CareTeam
 
 ROOT = "all"
@@ -37,13 +37,8 @@ def figure_from(indicator: Indicator, *, n_patients: int, n_units: int, numerato
                  denominator=float(denominator), categories=categories)
     if n_units == 0:
         return fig
-    if indicator.kind == Kind.PROPORTION and denominator > 0:
-        fig.value = numerator / denominator
-        fig.low, fig.high = wilson(round(numerator), round(denominator))
-    elif indicator.kind == Kind.RATE and denominator > 0:
-        fig.value = 100 * numerator / denominator
-        low, high = poisson_ci(round(numerator))
-        fig.low, fig.high = 100 * low / denominator, 100 * high / denominator
+    if indicator.kind in (Kind.PROPORTION, Kind.RATE):
+        ratio_figure(indicator, fig)
     elif indicator.kind == Kind.DISTRIBUTION and stats and stats[0]:
         n, mean, sd, q1, median, q3, p90 = stats
         fig.q1, fig.median, fig.q3, fig.p90 = q1, median, q3, p90
@@ -51,10 +46,7 @@ def figure_from(indicator: Indicator, *, n_patients: int, n_units: int, numerato
         if n >= 2:
             half = t975(n - 1) * (sd or 0.0) / math.sqrt(n)
             fig.mean_low, fig.mean_high = mean - half, mean + half
-        if indicator.headline == "mean":
-            fig.value, fig.low, fig.high = fig.mean, fig.mean_low, fig.mean_high
-        else:
-            fig.value, fig.low, fig.high = fig.median, fig.q1, fig.q3
+        headline_figure(indicator, fig)
     return fig
 
 

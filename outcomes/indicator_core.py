@@ -247,13 +247,8 @@ def aggregate(indicator: Indicator, items: Iterable[Unit] | Iterable[Cell]) -> F
         fig.categories = {code: sum(c.categories.get(code, 0) for c in cells) for code, _label in indicator.categories}
     if not cells:
         return fig
-    if indicator.kind == Kind.PROPORTION and den > 0:
-        fig.value = num / den
-        fig.low, fig.high = wilson(round(num), round(den))
-    elif indicator.kind == Kind.RATE and den > 0:
-        fig.value = 100 * num / den
-        low, high = poisson_ci(round(num))
-        fig.low, fig.high = 100 * low / den, 100 * high / den
+    if indicator.kind in (Kind.PROPORTION, Kind.RATE):
+        ratio_figure(indicator, fig)
     elif indicator.kind == Kind.DISTRIBUTION:
         values = [v for c in cells for v in c.values]
         if values:
@@ -263,12 +258,33 @@ def aggregate(indicator: Indicator, items: Iterable[Unit] | Iterable[Cell]) -> F
                 fig.mean, fig.mean_low, fig.mean_high = mean_ci(values)
             else:
                 fig.mean = values[0]
-            # The interval drawn with the headline: the mean's 95 % CI, or the median's IQR.
-            if indicator.headline == "mean":
-                fig.value, fig.low, fig.high = fig.mean, fig.mean_low, fig.mean_high
-            else:
-                fig.value, fig.low, fig.high = fig.median, fig.q1, fig.q3
+            headline_figure(indicator, fig)
     return fig
+
+
+def ratio_figure(indicator: Indicator, fig: Figure) -> None:
+    """A share's or a rate's value and 95 % interval from the figure's numerator and denominator
+    (nothing when the denominator is 0): the one place this arithmetic lives, for the figures
+    computed here and for those summed in SQL (outcomes.aggregates.figure_from)."""
+    num, den = fig.numerator, fig.denominator
+    if den <= 0:
+        return
+    if indicator.kind == Kind.PROPORTION:
+        fig.value = num / den
+        fig.low, fig.high = wilson(round(num), round(den))
+    elif indicator.kind == Kind.RATE:
+        fig.value = 100 * num / den
+        low, high = poisson_ci(round(num))
+        fig.low, fig.high = 100 * low / den, 100 * high / den
+
+
+def headline_figure(indicator: Indicator, fig: Figure) -> None:
+    """A distribution's headline and the interval drawn with it: the mean's 95 % CI, or the
+    median's IQR."""
+    if indicator.headline == "mean":
+        fig.value, fig.low, fig.high = fig.mean, fig.mean_low, fig.mean_high
+    else:
+        fig.value, fig.low, fig.high = fig.median, fig.q1, fig.q3
 
 
 # --- the data behind the indicators, loaded once per scope ----------------------------------------
