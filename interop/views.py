@@ -24,12 +24,22 @@ from patients.access import can_see_identifiers, patient_or_404
 from proplatform.input import storable, storable_text
 from proplatform.middleware import current_request_id
 from proplatform.parsers import UnstorableText
+from smart.principal import principal
 
 logger = logging.getLogger("django.request")
 
 # FHIR issue-type codes for the HTTP errors DRF raises
 _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
                 405: "not-supported", 406: "not-supported", 415: "not-supported", 429: "throttled"}
+
+
+def role_authorise(request: Request, *, allowed: tuple[str, ...], resource: str, refusal: str) -> None:
+    """Refuse (403 OperationOutcome, audited as denied) a caller whose role is not ``allowed``:
+    the aggregate resources (Group, Measure) that no patient-scoped check covers."""
+    if principal(request).role not in allowed:
+        audit_record(user=request.user, action=Action.READ, resource=resource, outcome=Outcome.DENIED,
+                     request=request)
+        raise exceptions.PermissionDenied(refusal)
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

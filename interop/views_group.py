@@ -11,14 +11,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Role
-from audit.models import Action, Outcome
+from audit.models import Action
 from audit.services import audit_record
 from interop.group import cohort_to_group
 from interop.search_resources import group_search, parse_request
-from interop.views import FhirView
+from interop.views import FhirView, role_authorise
 from outcomes.models import Cohort
 from outcomes.selectors import cohort_count, cohorts_all
-from smart.principal import SYSTEM_ROLE, principal
+from smart.principal import SYSTEM_ROLE
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 # A system client (ADR 0018) reaches here only with a Group scope (smart.permissions).
@@ -27,10 +27,8 @@ _ID = re.compile(r"[0-9]{1,11}")
 
 
 def _authorise(request: Request, resource: str) -> None:
-    if principal(request).role not in _ALLOWED:
-        audit_record(user=request.user, action=Action.READ, resource=resource, outcome=Outcome.DENIED,
-                     request=request)
-        raise exceptions.PermissionDenied("Cohorts are for quality staff and administrators.")
+    role_authorise(request, allowed=_ALLOWED, resource=resource,
+                   refusal="Cohorts are for quality staff and administrators.")
 
 
 class GroupSearchView(FhirView):

@@ -18,15 +18,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Role
-from audit.models import Action, Outcome
+from audit.models import Action
 from audit.services import audit_record
 from interop.mapping import searchset
 from interop.measure import indicator_for_reference, indicator_to_measure, view_to_measure_report
-from interop.views import FhirView
+from interop.views import FhirView, role_authorise
 from outcomes.dashboard import indicator_view
 from outcomes.indicators import INDICATORS, Filters, Indicator
 from outcomes.replica import reads_from_replica
-from smart.principal import principal
 
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
 _ALLOWED = (Role.QUALITY, Role.ANALYST, Role.ADMIN)
@@ -34,10 +33,8 @@ _DATE = re.compile(r"^(?P<prefix>eq|ge|le|gt|lt)?(?P<y>\d{4})(?:-(?P<m>\d{2})(?:
 
 
 def _authorise(request: Request, resource: str) -> None:
-    if principal(request).role not in _ALLOWED:
-        audit_record(user=request.user, action=Action.READ, resource=resource, outcome=Outcome.DENIED,
-                     request=request)
-        raise exceptions.PermissionDenied("Measures are for quality staff, analysts and administrators.")
+    role_authorise(request, allowed=_ALLOWED, resource=resource,
+                   refusal="Measures are for quality staff, analysts and administrators.")
 
 
 def _bounds(raw: str) -> tuple[str, date, date]:
