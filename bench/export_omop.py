@@ -135,7 +135,7 @@ def generate(n_patients: int, n_readings: int, n_responses: int) -> None:
         c.execute("ANALYZE")
 
 
-def raw_copy(directory: Path, *, drop: str) -> tuple[float, int]:
+def raw_copy(directory: Path, *, drop: str, maintenance_work_mem: str) -> tuple[float, int]:
     """Dump the export's rows (untimed), empty the tables, COPY them back in (timed). ``drop``:
     "nothing" (the keys and indices as the DDL makes them), "foreign keys" (the big tables'
     foreign keys dropped and added back around the COPY) or "foreign keys and indices" (also
@@ -155,7 +155,7 @@ def raw_copy(directory: Path, *, drop: str) -> tuple[float, int]:
     big = [f"{SCHEMA}.measurement", f"{SCHEMA}.observation"]
     started = time.perf_counter()
     with pg.transaction(), pg.cursor() as cur:
-        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # as the export has it
+        cur.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")  # as the export has it
         keys, indexes = [], []
         if drop != "nothing":
             cur.execute("SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -260,7 +260,8 @@ def main() -> None:
             references.append("nothing")
         with tempfile.TemporaryDirectory() as tmp:
             for drop in references:
-                copy_s, copied = raw_copy(Path(tmp), drop=drop)
+                copy_s, copied = raw_copy(Path(tmp), drop=drop,
+                                          maintenance_work_mem=export_module.MAINTENANCE_WORK_MEM)
                 assert copied == exported, (copied, exported)
                 label = {"nothing": "keys on", "foreign keys": "foreign keys re-added",
                          "foreign keys and indices": "all keys and indices re-added"}[drop]

@@ -348,3 +348,42 @@ def test_an_incremental_rerun_replaces_the_rows_of_a_response_changed_since(cast
     assert rows("SELECT value_as_number FROM cdm.observation WHERE observation_id = %s", [base + 12]) == [
         (Decimal(15),)]  # 12 + 3
     assert rows("SELECT count(*) FROM cdm.observation WHERE observation_id / 128 = %s", [response.pk]) == [(13,)]
+
+
+def test_answers_are_numbered_in_the_questionnaires_order_whatever_the_responses_order(cast, data):
+    """The export numbers each response's rows on its own (no sort over all rows): the places
+    still follow the questionnaire's definition, not the order the answers were stored in."""
+    response = data["phq9"]
+    export()
+    before = rows("SELECT observation_id, observation_source_value, value_source_value FROM cdm.observation "
+                  "WHERE observation_id / 128 = %s ORDER BY 1", [response.pk])
+    # The same answers, the groups and the answers inside them in reverse order.
+    items = [{**item, "item": item["item"][::-1]} if "item" in item else item for item in response.items[::-1]]
+    assert items != response.items
+    QuestionnaireResponse.objects.filter(pk=response.pk).update(items=items)
+    export()
+    assert rows("SELECT observation_id, observation_source_value, value_source_value FROM cdm.observation "
+                "WHERE observation_id / 128 = %s ORDER BY 1", [response.pk]) == before
+    assert [r[1] for r in before[:3]] == ["44249-1", "44250-9", "44255-8"]  # panel, item 1, item 2
+
+
+def test_a_questionnaire_with_a_linkid_used_twice_is_refused_in_words_and_nothing_is_kept(cast, data):
+    export()
+    phq9 = data["phq9"].questionnaire
+    resource = {**phq9.resource, "item": [*phq9.resource["item"], {"linkId": "contact", "type": "boolean"}]}
+    type(phq9).objects.filter(pk=phq9.pk).update(resource=resource)  # past the import's validation
+    QuestionnaireResponse.objects.create(patient=cast.patient_b, questionnaire=phq9, items=data["phq9"].items,
+                                         authored_at=T0, received_at=T0)
+    with pytest.raises(OmopError, match="uses the linkId 'contact' twice"):
+        export()
+    assert rows("SELECT count(*) FROM cdm.observation") == [(13,)]  # the first export's rows, untouched
+
+
+def test_the_export_puts_the_sessions_time_zone_back(data):
+    with connection.cursor() as c:
+        c.execute("SHOW TimeZone")
+        zone = c.fetchone()[0]
+        export()  # its big inserts run with Europe/Copenhagen as the session's zone
+        c.execute("SHOW TimeZone")
+        assert c.fetchone()[0] == zone
+    assert rows("SELECT DISTINCT observation_datetime FROM cdm.observation") == [(datetime(2026, 12, 1, 11, 30),)]
