@@ -252,19 +252,23 @@ def with_sender(resource: dict[str, Any], original: dict[str, Any], *, free_text
     our rules use — its ``code.text`` and its ``issued``. ``free_text=False`` (pseudonymised
     exports) keeps codes only: no display, no text. ``shift`` moves ``issued`` by the export's
     date shift."""
-    sent = original.get("fhir") if isinstance(original.get("fhir"), dict) else {}
+    # Stored as the sender said it (interop.observation_in.ParsedObservation.provenance); a row
+    # written before that shape, or by hand, may hold anything — read what is there and skip the rest.
+    sent = fhir if isinstance(fhir := original.get("fhir"), dict) else {}
+    sent_code = code if isinstance(code := sent.get("code"), dict) else {}
+    coding = sent_code.get("coding")
     codings = [{k: c[k] for k in ("system", "version", "code", "display") if k in c and (free_text or k != "display")}
-               for c in (sent.get("code") or {}).get("coding") or [] if isinstance(c, dict) and c.get("code")]
+               for c in (coding if isinstance(coding, list) else []) if isinstance(c, dict) and c.get("code")]
     if not codings and original.get("system") in ORIGINAL_SYSTEMS and original.get("code"):
         # REST and older FHIR readings: the code the sender used (an NPU code, another LOINC code).
         codings = [{"system": ORIGINAL_SYSTEMS[original["system"]], "code": original["code"]}]
     ours = resource["code"]["coding"][0]
     extra = [c for c in codings if (c.get("system"), c.get("code")) != (ours["system"], ours["code"])]
-    if extra or (free_text and sent.get("code", {}).get("text")):
-        resource["code"] = {"coding": [ours, *extra], "text": (
-            sent["code"]["text"] if free_text and sent.get("code", {}).get("text") else resource["code"]["text"])}
-    if isinstance(sent.get("issued"), str):
-        resource["issued"] = shift(sent["issued"]) if shift else sent["issued"]
+    sent_text = sent_code.get("text") if free_text else None
+    if extra or sent_text:
+        resource["code"] = {"coding": [ours, *extra], "text": sent_text or resource["code"]["text"]}
+    if isinstance(issued := sent.get("issued"), str):
+        resource["issued"] = shift(issued) if shift else issued
 
 
 @lru_cache(maxsize=64)
