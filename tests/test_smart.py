@@ -467,6 +467,10 @@ def test_a_system_token_may_not_write_or_read_alerts_even_with_every_scope(clien
              403)
     _outcome(client.post("/fhir/Questionnaire", {"resourceType": "Questionnaire"},
                          content_type="application/fhir+json", **_bearer(token)), 403)
+    answer = {"resourceType": "QuestionnaireResponse", "status": "completed",
+              "subject": {"reference": f"Patient/{cast.patient_a.pk}"}, "questionnaire": "urn:x|1"}
+    _outcome(client.post("/fhir/QuestionnaireResponse", answer, content_type="application/fhir+json",
+                         **_bearer(token)), 403)
     _outcome(client.post("/fhir", {"resourceType": "Bundle", "type": "batch"}, content_type="application/fhir+json",
                          **_bearer(token)), 403)
     _outcome(client.get(f"/fhir/Flag?patient={cast.patient_a.pk}", **_bearer(token)), 403)
