@@ -7,6 +7,7 @@ grows with the export is only the per-patient pseudonym cache (one short string 
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -158,7 +159,7 @@ def observations(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -
                 device_ref=refs.device(device_id) if device_id else None,
                 # the sender's codes and issued time; no free text (code.text, displays) when pseudonymised
                 original=original, free_text=not pseudo,
-                shift=(lambda value, shift=shift: shift_date_str(value, shift)) if pseudo else None)
+                shift=partial(shift_date_str, shift=shift) if pseudo else None)
         except (KeyError, TypeError, ValueError) as exc:
             yield _failed("Observation", f"reading-{pk}", exc)
     scored = _responses(scope, since).exclude(scores=[]).values_list("pk", "patient_id", "authored_at", "scores")

@@ -1,16 +1,19 @@
 """FHIR Bulk Data Access v2: kick-off, status, files (ADR 0007). Views parse, authorise through
 exports.selectors (built on patients.access), call one service and answer in FHIR."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -30,7 +33,7 @@ from interop.mapping import operation_outcome
 from interop.views import FhirView
 from interop.views_questionnaires import FhirJSONParser
 from proplatform.parsers import JSONParser
-from smart.principal import is_system
+from smart.principal import SystemPrincipal, principal
 
 _KNOWN = {"_type", "_since", "_outputFormat", "identified", "purpose", "dateShift"}
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
@@ -135,20 +138,22 @@ def _parse(raw: dict[str, list[Any]]) -> dict[str, Any]:
 def _own_job(request: Request, job_id: str) -> ExportJob | None:
     """The requester's job, else None: someone else's job answers 404 like a missing one. A
     system client's jobs are the client's, whichever of its tokens kicked them off."""
-    if is_system(request.user):
-        return ExportJob.objects.filter(pk=job_id, client=request.user.client).first()
-    return ExportJob.objects.filter(pk=job_id, requester=request.user).select_related("requester").first()
+    who = principal(request)
+    if isinstance(who, SystemPrincipal):
+        return ExportJob.objects.filter(pk=job_id, client=who.client).first()
+    return ExportJob.objects.filter(pk=job_id, requester=who).select_related("requester").first()
 
 
 def _scope_refusal(request: Request, types: list[str]) -> Response | None:
     """A system client's token must cover the types it polls, cancels or downloads (ADR 0018):
     a token narrowed since the kick-off gets 403, not the data."""
-    if not is_system(request.user):
+    who = principal(request)
+    if not isinstance(who, SystemPrincipal):
         return None
-    missing = [t for t in types if t != "OperationOutcome" and not request.user.may(t, "rs")]
+    missing = [t for t in types if t != "OperationOutcome" and not who.may(t, "rs")]
     if not missing:
         return None
-    audit_record(user=request.user, action=Action.EXPORT, outcome=Outcome.DENIED, request=request,
+    audit_record(user=who, action=Action.EXPORT, outcome=Outcome.DENIED, request=request,
                  resource=f"{request.method} {request.path} scopes lack {','.join(missing)}"[:300])
     return _error(403, "forbidden", f"This token's scopes do not cover {', '.join(missing)}.")
 
@@ -261,18 +266,20 @@ class _AnyAccept(BaseContentNegotiation):
     """Bulk clients ask for files with Accept: application/fhir+ndjson, which no DRF renderer
     names; the file is what it is, and errors come as OperationOutcome JSON."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(self, request: Request, renderers: Iterable[BaseRenderer],
+                        format_suffix: str | None = None) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))  # FhirView names two
+        return first, first.media_type
 
 
 class ExportFileView(FhirView):
     content_negotiation_class = _AnyAccept
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="NDJSON"),
                               404: _OUTCOME, 410: _OUTCOME}, tags=["fhir"])
-    def get(self, request: Request, job_id: str, name: str) -> Response | HttpResponse:
+    def get(self, request: Request, job_id: str, name: str) -> Response | FileResponse:
         """One NDJSON file of a finished export: the requester only, until it expires; audited."""
         job = _own_job(request, job_id)
         if job is None or job.status != ExportStatus.COMPLETED:
