@@ -29,6 +29,7 @@ from django.db.models import Count, Max
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import User
 from alerts.escalation import (
     LADDER_STEPS,
     Escalated,
@@ -86,7 +87,7 @@ def _claim_step(response_id: int, level: int, now: datetime, recipients: list[An
         return False  # another run recorded this step
 
 
-def _notice(response_id: int, user: Any, level: int, team: str, link: str) -> Notice:
+def _notice(response_id: int, user: User, level: int, team: str, link: str) -> Notice:
     return Notice(alert_id=None, response_id=response_id, about="review", recipient=user,
                   reason=f"{REASON_PREFIX}{level}", level=level, team=team, link=link)
 

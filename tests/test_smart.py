@@ -490,6 +490,7 @@ def test_a_system_token_is_refused_outside_the_fhir_api(client, cast):
     token = _token(client)
     response = client.get("/api/v1/alerts", **_bearer(token))
     assert response.status_code == 401
+    assert client.post("/api/v1/alerts/1/acknowledge", **_bearer(token)).status_code == 401
     assert client.get("/me/", **_bearer(token)).status_code in (302, 401, 403)
 
 
