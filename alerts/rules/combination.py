@@ -27,6 +27,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 
+from alerts.rules.context import patient_of
 from alerts.rules.form_spec import (
     AnswerPick,
     Choice,
@@ -39,6 +40,9 @@ from monitoring.measures import MEASURES
 if TYPE_CHECKING:
     from alerts.rules import Finding
     from alerts.rules.context import Context, PastAnswer
+    from monitoring.models import Reading
+    from monitoring.rows import ReadingRow
+    from questionnaires.models import QuestionnaireResponse
 
 Comparison = Literal["<", "<=", ">", ">="]
 
@@ -119,14 +123,14 @@ def _plain(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
 
-def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding | None":
+def evaluate_reading(params: Params, reading: "Reading | ReadingRow", ctx: "Context") -> "Finding | None":
     if reading.measure != params.reading.measure:
         return None
     value = _value(params, reading.value, reading.value2)
     if value is None or not params.reading.met(value):
         return None
     at = reading.effective_at
-    answers = ctx.latest_answers(reading.patient_id, params.answer.questionnaire, params.answer.link_id,
+    answers = ctx.latest_answers(patient_of(reading), params.answer.questionnaire, params.answer.link_id,
                                  since=at - params.window, until=at + params.window)
     answer = next((a for a in answers if params.answer.met(a)), None)
     if answer is None:
@@ -134,7 +138,7 @@ def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding |
     return _finding(params, answer, reading.pk, value, reading.unit, at, completed_by="reading")
 
 
-def evaluate_response(params: Params, response: Any, ctx: "Context") -> "Finding | None":
+def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "Context") -> "Finding | None":
     if response.questionnaire.url != params.answer.questionnaire:
         return None
     answer = next((a for a in ctx.answers(response, params.answer.link_id) if params.answer.met(a)), None)
