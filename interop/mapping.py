@@ -1,14 +1,18 @@
 """Pure functions from our models to FHIR R4 (4.0.1) JSON. No database access here: callers
 pass what is needed, so the same functions serve single reads and bulk export."""
 
+import uuid
 from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
 from interop.search import SEARCH_DOCUMENTATION, capability_search_params
 from patients.models import Patient
+from questionnaires.models import Questionnaire, QuestionnaireResponse
 from smart.discovery import capability_security
 
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"  # Danish CPR number (the CPR office's OID)
@@ -126,7 +130,7 @@ def reference(resource_type: str, id_: Any) -> dict[str, str]:
     return {"reference": f"{resource_type}/{id_}"}
 
 
-def questionnaire_to_fhir(questionnaire: Any) -> dict[str, Any]:
+def questionnaire_to_fhir(questionnaire: Questionnaire) -> dict[str, Any]:
     """The stored definition as imported, with our id and version on it."""
     resource = dict(questionnaire.resource)
     resource["id"] = str(questionnaire.pk)
@@ -136,7 +140,7 @@ def questionnaire_to_fhir(questionnaire: Any) -> dict[str, Any]:
     return resource
 
 
-def response_to_fhir(response: Any) -> dict[str, Any]:
+def response_to_fhir(response: QuestionnaireResponse) -> dict[str, Any]:
     """QuestionnaireResponse R4. ``author`` is the patient, or the person who answered for them.
     ``authored`` is the answer's own time (as the client sent it); ``meta.lastUpdated`` is when
     the platform received it (a completed response is not changed afterwards)."""
@@ -162,7 +166,7 @@ def response_to_fhir(response: Any) -> dict[str, Any]:
     return resource
 
 
-def score_to_observation(response: Any, score: dict[str, Any], index: int) -> dict[str, Any]:
+def score_to_observation(response: QuestionnaireResponse, score: dict[str, Any], index: int) -> dict[str, Any]:
     """One computed score of a response as a survey Observation derived from it."""
     return _score_observation(
         id_=f"qr{response.pk}-score{index}", subject=reference("Patient", response.patient_id),
@@ -220,10 +224,40 @@ def _ucum(value: Any, unit: str) -> dict[str, Any]:
 
 
 # Reading.original["system"] (monitoring.measures.Coding.system) -> the FHIR system URI.
+class StoredReading(Protocol):
+    """What an Observation shows of a stored reading: a monitoring.models.Reading, or the row a
+    FHIR search selects (interop.search_resources.ReadingRow)."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def patient_id(self) -> uuid.UUID: ...
+    @property
+    def device_id(self) -> int | None: ...
+    @property
+    def value(self) -> Decimal: ...
+    @property
+    def value2(self) -> Decimal | None: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def original(self) -> Any: ...  # the sender's JSON, as stored
+    @property
+    def unusual(self) -> bool: ...
+    @property
+    def erroneous_at(self) -> datetime | None: ...
+    @property
+    def effective_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def client_id(self) -> str | None: ...
+
+
 ORIGINAL_SYSTEMS = {"LOINC": "http://loinc.org", "NPU": "urn:oid:1.2.208.176.2.1"}
 
 
-def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[str, Any]:
+def reading_to_observation(reading: StoredReading, *, loinc: str, display: str) -> dict[str, Any]:
     """A stored reading as an R4 vital-signs Observation (blood pressure as the 85354-9 panel).
     What the sender said is given back (``with_sender``); ``meta.lastUpdated`` is the server's
     receipt (or the later moment a clinician marked it erroneous)."""
@@ -339,7 +373,7 @@ def patient_pseudonymised_to_fhir(*, pseudonym: str, sex: str, birth_year: int) 
     }
 
 
-def patient_identified_for_export(patient: Any) -> dict[str, Any]:
+def patient_identified_for_export(patient: Patient) -> dict[str, Any]:
     """The identified patient (patient_to_fhir) with the export identifier beside the CPR."""
     resource = patient_to_fhir(patient, identified=True)
     resource.pop("meta", None)

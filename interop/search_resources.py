@@ -20,6 +20,7 @@ from django.db import connection
 from django.db.models import F, Func, IntegerField, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from rest_framework import exceptions
+from rest_framework.request import Request
 
 from accounts.models import Role
 from alerts.models import Alert, Status
@@ -51,7 +52,7 @@ _NONE = Q(pk__in=[])
 _ALL = Q(pk__isnull=False)
 
 
-def parse_request(request: Any, resource_type: str, *, hidden: frozenset[str] = frozenset()) -> Search:
+def parse_request(request: Request, resource_type: str, *, hidden: frozenset[str] = frozenset()) -> Search:
     """The search of a GET (query string) or a POST to _search (form body, plus any query string)."""
     params = [(n, v) for n, values in request.query_params.lists() for v in values]
     if request.method == "POST":

@@ -184,7 +184,8 @@ class ReadingCreateView(APIView):
         single = not isinstance(data, list)
         if not single and not data:
             raise ApiValidationError({"readings": ["Give at least one reading."]})
-        entered_by = None if isinstance(request.user, DevicePrincipal) else request.user
+        # A person enters readings; a device (DevicePrincipal) is no User and is not audited.
+        entered_by = request.user if isinstance(request.user, User) else None
         try:
             results = readings_ingest(patient=patient, items=[data] if single else data,
                                       source=source, device=device, entered_by=entered_by)

@@ -1,17 +1,20 @@
 """Writes for cohorts. Each change is validated in full (the same rules whichever path calls)
 and audited."""
 
+from datetime import date
 from typing import Any
 
 from django.db import transaction
+from django.http import HttpRequest
 
+from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record
 from outcomes.models import Cohort
 
 
 @transaction.atomic
-def cohort_save(*, cohort: Cohort, user: Any, request: Any = None) -> Cohort:
+def cohort_save(*, cohort: Cohort, user: User, request: HttpRequest | None = None) -> Cohort:
     """Create or update a cohort. Raises ValidationError (per field) and stores nothing when a
     criterion is invalid."""
     creating = cohort.pk is None
@@ -25,7 +28,7 @@ def cohort_save(*, cohort: Cohort, user: Any, request: Any = None) -> Cohort:
 
 
 @transaction.atomic
-def cohort_delete(*, cohort: Cohort, user: Any, request: Any = None) -> None:
+def cohort_delete(*, cohort: Cohort, user: User, request: HttpRequest | None = None) -> None:
     # The audit trail has no "delete" action; a deletion is the last update of the cohort.
     audit_record(user=user, action=Action.UPDATE, resource=f"Cohort/{cohort.pk} deleted ({cohort.name})",
                  request=request)
@@ -34,7 +37,7 @@ def cohort_delete(*, cohort: Cohort, user: Any, request: Any = None) -> None:
 
 # --- precomputed indicator aggregates (issue 23) ------------------------------------------------
 
-def indicator_cells_refresh(*, codes: list[str] | None = None, today: Any = None) -> dict[str, int]:
+def indicator_cells_refresh(*, codes: list[str] | None = None, today: date | None = None) -> dict[str, int]:
     """Rebuild the precomputed cells of every indicator (or those named) from the live rows.
 
     On PostgreSQL each indicator is one INSERT … SELECT (outcomes.indicator_sql): the rows never

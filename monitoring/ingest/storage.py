@@ -5,6 +5,7 @@ inbox row (alerts.evaluation, ADR 0020) is written with the readings, and evalua
 after commit."""
 
 import re
+import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from alerts.evaluation import Source as EvaluationSource
 from alerts.evaluation import enqueue, reading_enqueue_sql, request_soon
 from monitoring.ingest.parsing import Errors
@@ -77,7 +79,7 @@ class _Readings:
     """Builds the ``Reading`` model instances of one batch's results when a caller asks for
     them: new ones from the parsed values (no query), earlier ones with one query for all."""
 
-    def __init__(self, *, patient_id: Any, source: Source, now: datetime, entered_by: Any) -> None:
+    def __init__(self, *, patient_id: uuid.UUID, source: Source, now: datetime, entered_by: User | None) -> None:
         self.patient_id, self.source, self.now, self.entered_by = patient_id, source, now, entered_by
         self.new: dict[int, ReadingRow] = {}
         self.earlier: list[int] = []
