@@ -5,12 +5,14 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _l
 
+from accounts.models import User
 from monitoring.measures import MEASURES
-from patients.models import CareTeam, Program
+from patients.models import CareTeam, Patient, Program
 from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
 from questionnaires.models import Questionnaire
 
@@ -61,7 +63,7 @@ class ProgramForm(forms.ModelForm):
         label=_l("Care teams that run the programme"), required=False, widget=forms.CheckboxSelectMultiple,
         queryset=CareTeam.objects.none(), help_text=_l("Their team leads may change the programme."))
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         from editor.selectors import led_teams
 
         super().__init__(*args, **kwargs)
@@ -279,7 +281,7 @@ class EnrolForm(DescribedForm):
                                       error_messages={"required": _l("Give the date treatment starts."),
                                                       "invalid": _l("Give a date, e.g. 2026-12-07.")})
 
-    def __init__(self, *args: Any, patients: Any, teams: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, patients: QuerySet[Patient], teams: QuerySet[CareTeam], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["patient"].queryset = patients  # type: ignore[attr-defined]
         # Name and birth date: enough to tell two patients apart, no CPR number on the page.
@@ -287,6 +289,6 @@ class EnrolForm(DescribedForm):
             lambda p: f"{p.name} ({p.birth_date:%d.%m.%Y})")
         self.fields["care_team"].queryset = teams.order_by("name")  # type: ignore[attr-defined]
 
-    def show_only(self, patients: Any) -> None:
+    def show_only(self, patients: QuerySet[Patient]) -> None:
         """Render ``patients`` as the choices (the hits, or the one chosen), not every patient."""
         self.fields["patient"].queryset = patients  # type: ignore[attr-defined]

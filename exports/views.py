@@ -188,7 +188,7 @@ class ExportKickoffView(FhirView):
             return _error(400, "invalid", "$export runs asynchronously: send the header Prefer: respond-async.")
         try:
             params = _parse(_raw_parameters(request))
-            job = export_job_create(user=request.user, kind=self.kind, group_id=group_id, params=params,
+            job = export_job_create(user=principal(request), kind=self.kind, group_id=group_id, params=params,
                                     request_url=request.build_absolute_uri(), request=request)
         except ExportError as exc:
             response = _error(exc.status, exc.code, exc.message)
@@ -258,7 +258,7 @@ class ExportStatusView(FhirView):
             return _error(404, "not-found", "No such export.")
         if refused := _scope_refusal(request, job.params.get("types", [])):
             return refused
-        export_job_cancel(job=job, user=request.user, request=request)
+        export_job_cancel(job=job, user=principal(request), request=request)
         return Response(status=202)
 
 
@@ -294,7 +294,7 @@ class ExportFileView(FhirView):
         path = job_dir(job) / name
         if not path.is_file():
             return _error(410, "expired", "This export's files are gone; start a new export.")
-        export_file_record_download(job=job, user=request.user, resource_type=listed[name]["type"],
+        export_file_record_download(job=job, user=principal(request), resource_type=listed[name]["type"],
                                     count=listed[name]["count"], request=request)
         response = FileResponse(path.open("rb"), content_type="application/fhir+ndjson")
         response["Cache-Control"] = "no-store"

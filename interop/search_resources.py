@@ -295,7 +295,7 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
                                 all_of(search, "_lastUpdated", lambda v: date_q("received_at", v)), response_ids)
     code_groups = search.values("code")
 
-    def score_ok(response: Any, index: int, score: dict[str, Any]) -> bool:
+    def score_ok(response: ScoredResponse, index: int, score: dict[str, Any]) -> bool:
         return score_index_ok(response, index) and all(
             any(_score_code_matches(score, t) for t in alternatives) for alternatives in code_groups)
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from audit.models import Action
 from audit.services import audit_insert_sql, client_ip
-from patients.access import patient_or_404, patients_for
+from patients.access import Requester, patient_or_404, patients_for
 from patients.models import Patient
 
 # Roles whose scope depends on nothing but the person's id and today's date.
@@ -61,7 +61,7 @@ def _scope_sql(role: str, grace_days: int) -> tuple[str, tuple[Any, ...]]:
     return sql, slots
 
 
-def _fast(user: Any) -> bool:
+def _fast(user: Requester) -> bool:
     return (connection.vendor == "postgresql" and isinstance(user, User) and user.is_authenticated
             and user.is_active and user.role in _COMPILED_ROLES)
 
