@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.db.models import Case, Count, Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Value, When
@@ -16,6 +16,9 @@ from outcomes.models import Cohort
 from outcomes.timepoints import Timepoint, TimepointSet, timepoints_for_program
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
+
+if TYPE_CHECKING:  # django-stubs-ext's WithAnnotations is for the checker only (at runtime it takes one argument)
+    from django_stubs_ext import WithAnnotations
 
 # Timepoint days are Danish calendar days (see outcomes.timepoints).
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
@@ -114,9 +117,16 @@ def cohorts_all() -> QuerySet[Cohort]:
 
 # --- responses and readings by timepoint --------------------------------------------------------
 
+class Timepointed(TypedDict):
+    """What the by-timepoint selectors annotate each row with."""
+
+    day: int  # days since the episode's index date (Danish calendar days)
+    timepoint: str | None  # the window's code, or None outside every window
+
+
 def episode_responses_by_timepoint(
     *, episode: TreatmentEpisode, timepoints: TimepointSet | None = None
-) -> QuerySet[QuestionnaireResponse]:
+) -> "QuerySet[WithAnnotations[QuestionnaireResponse, Timepointed]]":
     """The episode's patient's completed responses, each annotated with ``timepoint`` (a code, or
     None when the day falls in no window) and ``day`` (days since the index date). Drafts never
     count as outcomes."""
@@ -131,7 +141,7 @@ def episode_responses_by_timepoint(
 
 def episode_readings_by_timepoint(
     *, episode: TreatmentEpisode, timepoints: TimepointSet | None = None
-) -> QuerySet[Reading]:
+) -> "QuerySet[WithAnnotations[Reading, Timepointed]]":
     """The episode's patient's readings, without those marked erroneous (kept for the record,
     never an outcome), annotated with ``timepoint`` and ``day`` like the responses."""
     timepoints = timepoints or timepoints_for_program(episode.program)
