@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _l
 from accounts.models import User
 from monitoring.measures import MEASURES
 from patients.models import CareTeam, Patient, Program
-from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
+from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField, form_field
 from questionnaires.models import Questionnaire
 
 
@@ -283,12 +283,13 @@ class EnrolForm(DescribedForm):
 
     def __init__(self, *args: Any, patients: QuerySet[Patient], teams: QuerySet[CareTeam], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["patient"].queryset = patients  # type: ignore[attr-defined]
+        patient = form_field(self, "patient", forms.ModelChoiceField)
+        patient.queryset = patients
         # Name and birth date: enough to tell two patients apart, no CPR number on the page.
-        self.fields["patient"].label_from_instance = (  # type: ignore[attr-defined]
-            lambda p: f"{p.name} ({p.birth_date:%d.%m.%Y})")
-        self.fields["care_team"].queryset = teams.order_by("name")  # type: ignore[attr-defined]
+        # (Django's documented way to label a choice: replacing the method on this instance.)
+        patient.label_from_instance = lambda p: f"{p.name} ({p.birth_date:%d.%m.%Y})"  # type: ignore[assignment]
+        form_field(self, "care_team", forms.ModelChoiceField).queryset = teams.order_by("name")
 
     def show_only(self, patients: QuerySet[Patient]) -> None:
         """Render ``patients`` as the choices (the hits, or the one chosen), not every patient."""
-        self.fields["patient"].queryset = patients  # type: ignore[attr-defined]
+        form_field(self, "patient", forms.ModelChoiceField).queryset = patients

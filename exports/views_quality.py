@@ -16,6 +16,7 @@ from exports.models import Destination, SendRecord
 from exports.privacy import PseudonymKeyMissing
 from exports.quality_push import quality_send_start
 from exports.selectors import ExportError
+from proplatform.forms import form_field
 
 if TYPE_CHECKING:
     from outcomes.models import Cohort
@@ -30,7 +31,7 @@ class SendForm(forms.Form):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         from outcomes.models import Cohort  # the cohorts engineer's model
 
-        self.fields["cohort"].queryset = Cohort.objects.all()  # type: ignore[attr-defined]
+        form_field(self, "cohort", forms.ModelChoiceField).queryset = Cohort.objects.all()
 
 
 @role_required(Role.QUALITY, Role.ADMIN)
