@@ -130,7 +130,7 @@ admin.site.unregister(Program)
 
 
 @admin.register(Program)
-class ProgramAdmin(_ProgramAdmin):  # type: ignore[valid-type, misc]
+class ProgramAdmin(_ProgramAdmin):  # type: ignore[valid-type, misc]  # a base found at run time (above)
     # Django's two-list widget puts aria-label on a bare <span> (axe-core "aria-prohibited-attr",
     # issue 24): a plain multiple select with its label instead. The editor is the usual path.
     filter_horizontal = ()

@@ -33,6 +33,7 @@ def rule_save(*, rule: Rule, by: User | None, reason: str = "") -> Rule:
     version that raised them) and records the new definition as a RuleRevision with who and why."""
     parsed = parse_params_for_save(rule.kind, rule.params)
     if (rule.kind == "safety") != bool(rule.safety_net_for) or (
+            # a safety rule's Params name its questionnaire; parsed is typed as their base model
             rule.kind == "safety" and parsed.questionnaire != rule.safety_net_for):  # type: ignore[attr-defined]
         # The safety net is the platform's (alerts.safety), one per programme and instrument.
         raise ValidationError({"kind": _("An instrument's safety net is created by the platform, not by hand.")})

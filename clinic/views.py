@@ -148,6 +148,7 @@ def patient_page(request: AuthenticatedHttpRequest, patient: Patient, *, bound: 
     titles = questionnaire_titles([r.params.get("questionnaire") for r in patient_rules])
     override_history = list(rule_overrides_for_patient(patient))
     for o in override_history:
+        # the override in words, for the template: an attribute of this row only
         o.words = params_in_words(o.params, titles, measure=o.rule.params.get("measure"))  # type: ignore[attr-defined]
     rules = []
     for rule in patient_rules:

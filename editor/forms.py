@@ -168,9 +168,9 @@ class ScheduleForm(DescribedForm):
         from schedules.spec import spec_params
 
         cleaned = super().clean() or {}
-        kind = cleaned.get("kind")
+        kind: str = cleaned.get("kind") or ""
         required = {"once": ["day"], "offsets": ["days"], "every": ["every_days", "from_day", "to_day"],
-                    "weekdays": ["weekdays", "from_day", "to_day"]}.get(kind or "", [])
+                    "weekdays": ["weekdays", "from_day", "to_day"]}.get(kind, [])
         for name in required:
             if name not in self.errors and cleaned.get(name) in (None, "", []):
                 self.add_error(name, _l("Needed for this kind of schedule."))
@@ -183,21 +183,21 @@ class ScheduleForm(DescribedForm):
         try:
             from schedules.spec import spec_parse
 
-            spec = spec_parse(kind, params)  # type: ignore[arg-type]
+            spec = spec_parse(kind, params)
         except ValidationError:
             self.add_error("to_day" if kind in ("every", "weekdays") else required[0],
                            _l("Check the days: the last day must not come before the first, and each day once."))
             return cleaned
         first = min(spec.days(cleaned.get("example_start") or timezone.localdate()), default=0)
         if first < 0 and not cleaned.get("before_start"):
-            field = {"once": "day", "offsets": "days"}.get(kind, "from_day")  # type: ignore[arg-type]
+            field = {"once": "day", "offsets": "days"}.get(kind, "from_day")
             self.add_error(field, _l("This is before treatment start. Tick \"May be before treatment start\" "
                                      "for a baseline questionnaire."))
-        if self.errors:
+        if self.errors or window is None:  # window_days is required: if missing, its error is on the form
             return cleaned
         cleaned["spec"] = spec
         cleaned["params"] = spec_params(spec)
-        cleaned["window"] = timedelta(days=float(window))  # type: ignore[arg-type]
+        cleaned["window"] = timedelta(days=float(window))
         cleaned["open_before"] = timedelta(days=float(cleaned.get("open_before_days") or 0))
         hours = cleaned.get("remind_before_hours")
         cleaned["remind_before"] = timedelta(hours=float(hours)) if hours else None

@@ -225,4 +225,6 @@ class PatientSearchPostView(FhirView):
                               400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
                    tags=["fhir"], operation_id="fhir_Patient_search_post")
     def post(self, request: Request) -> Response:
+        # The same search as GET, answered by its code (this view is no PatientSearchView, so that
+        # it does not answer GET itself).
         return PatientSearchView.get(self, request)  # type: ignore[arg-type]

@@ -129,7 +129,7 @@ class ItemResultOut(serializers.Serializer[Any]):
     unusual = serializers.BooleanField(required=False, help_text="Possible but unusual: stored, flagged.")
     # The stubs type Serializer.errors (validation errors) on every serializer; in this output
     # serializer the field of that name is an item's field -> messages.
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),  # type: ignore[assignment]
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),  # type: ignore[assignment]  # above
                                    required=False, help_text="Field -> messages (400, 404, 409).")
 
 

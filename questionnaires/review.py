@@ -48,7 +48,7 @@ from questionnaires.definition import Definition, Item, response_items_walk
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseReview, ResponseStatus, ReviewColour
 
 TZ = ZoneInfo("Europe/Copenhagen")
-RANK = {ReviewColour.GREEN: 0, ReviewColour.YELLOW: 1, ReviewColour.RED: 2}
+RANK: dict[str, int] = {ReviewColour.GREEN: 0, ReviewColour.YELLOW: 1, ReviewColour.RED: 2}
 CONTACT_LINK_ID = "contact"  # "Do you want us to contact you?" in every library instrument
 NOTE_MAX = 2000
 BULK_MAX = 200
@@ -81,7 +81,7 @@ def response_colour(definition: Definition, items: list[dict[str, Any]]) -> str:
             continue
         for answer in given.get("answer") or []:
             colour = answer_colour(item, answer)
-            if colour in RANK and RANK[colour] > RANK[worst]:  # type: ignore[index]
+            if colour is not None and colour in RANK and RANK[colour] > RANK[worst]:
                 worst = colour
     return worst
 
@@ -91,7 +91,7 @@ def response_colour_raise(*, response_id: int, colour: str) -> bool:
     One guarded UPDATE, so it is safe inside the evaluating transaction and against a review."""
     if colour not in RANK:
         return False
-    lower = [c for c, r in RANK.items() if r < RANK[colour]]  # type: ignore[index]
+    lower = [c for c, r in RANK.items() if r < RANK[colour]]
     return bool(QuestionnaireResponse.objects.filter(pk=response_id, review_colour__in=lower)
                 .update(review_colour=colour))
 

@@ -172,7 +172,8 @@ def schedule_preview(*, schedule: Schedule, index_date: date,
     """The first ``count`` occurrences of an (unsaved) schedule for an example index date, as
     (opens, due, closes) in Danish time: what the programme editor shows before saving."""
     days = schedule.spec.dates(index_date)[:count]
-    return [tuple(t.astimezone(TZ) for t in _times(schedule, day)) for day in days]  # type: ignore[misc]
+    return [(opens.astimezone(TZ), due.astimezone(TZ), closes.astimezone(TZ))
+            for opens, due, closes in (_times(schedule, day) for day in days)]
 
 
 def _paused_on(patient_id: uuid.UUID) -> list[tuple[date, date | None]]:

@@ -80,7 +80,10 @@ class Params(pydantic.BaseModel):
 
     @property
     def limit(self) -> Decimal:
-        return self.more_than if self.more_than is not None else self.at_least  # type: ignore[return-value]
+        limit = self.more_than if self.more_than is not None else self.at_least
+        if limit is None:  # _check refuses it; a Params built without validation must not pass either
+            raise ValueError("give exactly one of more_than and at_least")
+        return limit
 
 
 def window_words(window: timedelta) -> str:
