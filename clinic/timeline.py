@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.rules.severity import RANK, answer_colours
-from monitoring.measures import MEASURES
+from monitoring.measures import MEASURES, Measure
 from patients.models import Patient
 from questionnaires.models import QuestionnaireResponse
 from schedules.models import Pause
@@ -34,7 +34,7 @@ class TimelineEntry:
     at: datetime
     kind: str  # "reading" | "response" | "alert" | "pause" | "start"
     obj: Any
-    measure: Any = None  # a reading's Measure
+    measure: Measure | None = None  # a reading's
     colours: list[dict[str, str]] = field(default_factory=list)  # a response's coloured answers
     colour: str = ""  # the entry's worst colour ("red", "yellow" or "")
 

@@ -1,5 +1,5 @@
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -57,7 +57,7 @@ def _ids(evidence: dict[str, Any], one: str, many: str) -> list[int]:
     return found
 
 
-def _alert_charts(patient: Patient, reading_ids: set[int], now: Any) -> list[dict[str, Any]]:
+def _alert_charts(patient: Patient, reading_ids: set[int], now: datetime) -> list[dict[str, Any]]:
     """One trend chart per measure behind the alert, its readings ringed."""
     behind = list(Reading.objects.filter(patient=patient, pk__in=reading_ids).only("measure", "effective_at"))
     charts = []

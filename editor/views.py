@@ -2,7 +2,7 @@
 programmes their teams follow patients in. Server-rendered, no JavaScript needed, no JSON."""
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,10 +26,13 @@ from editor.import_report import report_lines
 from editor.selectors import editable_programs, led_teams, may_edit_program
 from editor.services import episode_enrol, program_publish, program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
-from patients.models import Program
+from patients.models import Patient, Program
 from proplatform.forms import form_errors_from
 from schedules.models import Schedule
 from schedules.services import schedule_create, schedule_preview
+
+if TYPE_CHECKING:
+    from patients.forms import PatientSearchForm
 
 
 def _program_for(request: AuthenticatedHttpRequest, program_id: int) -> Program:
@@ -322,7 +325,7 @@ def questionnaire_upload(request: AuthenticatedHttpRequest, program_id: int) -> 
     return render(request, "editor/questionnaire_upload.html", context)
 
 
-def _enrol_search(request: AuthenticatedHttpRequest, search: Any) -> tuple[list[Any], bool]:
+def _enrol_search(request: AuthenticatedHttpRequest, search: "PatientSearchForm") -> tuple[list[Patient], bool]:
     """The patients matching the search box among those the person may see, audited as the
     patient list's search is: the search (by CPR number or name — never the text itself) and a
     read of each patient shown."""

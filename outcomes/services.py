@@ -2,7 +2,7 @@
 and audited."""
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -11,6 +11,9 @@ from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record
 from outcomes.models import Cohort
+
+if TYPE_CHECKING:
+    from outcomes.indicators import Dataset
 
 
 @transaction.atomic
@@ -76,7 +79,8 @@ def indicator_cells_refresh(*, codes: list[str] | None = None, today: date | Non
     return done
 
 
-def _refresh_each(codes: list[str] | None, today: Any, dataset: Any, done: dict[str, int]) -> None:
+def _refresh_each(codes: list[str] | None, today: date, dataset: "Dataset | None",
+                  done: dict[str, int]) -> None:
     import time
 
     from django.db import connection

@@ -18,9 +18,9 @@ The answer condition is a minimum grade (the option's ordinalValue in the questi
 answered, or the number for integer items) or a list of answer codes.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pydantic
 from django.utils.formats import number_format
@@ -156,7 +156,7 @@ def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "C
                     completed_by="response")
 
 
-def _finding(params: Params, answer: "PastAnswer", reading_id: int, value: Decimal, unit: str, effective_at: Any,
+def _finding(params: Params, answer: "PastAnswer", reading_id: int, value: Decimal, unit: str, effective_at: datetime,
              *, completed_by: str) -> "Finding":
     from alerts.rules import Finding
 
