@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from exports.models import OmopPerson
 from exports.omop import concepts
@@ -126,7 +127,7 @@ def cohort_resolve(cohort_id: int | None) -> Any:
 
 
 class _Run:
-    def __init__(self, cursor: Any, schema: str, since: datetime | None) -> None:
+    def __init__(self, cursor: CursorWrapper, schema: str, since: datetime | None) -> None:
         self.c = cursor
         self.name = schema
         self.s = f'"{schema}"'

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.db import connection, transaction
@@ -26,6 +26,9 @@ from monitoring.models import Device, Reading, Source
 from monitoring.rows import READING_ROW_COLUMNS, ReadingRow
 from patients.models import Patient
 from proplatform.db import prepared_cursor
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 @dataclass(slots=True, eq=False)
@@ -271,13 +274,16 @@ _RESERVE_SQL = f"""
 _sequence: dict[str, str] = {}  # database name -> name of monitoring_reading.id's sequence
 
 
-def _reading_sequence(cursor: Any) -> str:
+def _reading_sequence(cursor: "psycopg.Cursor[Any]") -> str:
     """The name of monitoring_reading.id's sequence, looked up once per process and database:
     calling pg_get_serial_sequence for every reserved id cost more than the nextval itself."""
     database = cursor.connection.info.dbname
     if database not in _sequence:
         cursor.execute("SELECT pg_get_serial_sequence('monitoring_reading', 'id')")
-        _sequence[database] = cursor.fetchone()[0]
+        row = cursor.fetchone()
+        if row is None or row[0] is None:  # a schema not made by our migrations
+            raise RuntimeError("monitoring_reading.id has no sequence")
+        _sequence[database] = row[0]
     return _sequence[database]
 
 
