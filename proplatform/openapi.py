@@ -5,6 +5,8 @@ import re
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.request import Request
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -29,7 +31,8 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
 _BULK_DATA = re.compile(r"(?<=/)(export(?:-status|-file)?|evaluate-measure)(?=/|$)")
 
 
-def bulk_data_paths(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def bulk_data_paths(result: dict[str, Any], generator: SchemaGenerator, request: Request | None,
+                    public: bool) -> dict[str, Any]:
     """drf-spectacular's postprocessing hook: the FHIR operations (Bulk Data, $evaluate-measure)
     under their real names. drf-spectacular reads a "$" in a route as a regular expression's end anchor and drops
     it, so /fhir/$export was published as /fhir/export (a 404 for anyone who followed the schema)."""
@@ -60,7 +63,8 @@ _WHY = {"400": "The request is malformed: field errors, a bad parameter, JSON th
         "413": "The body is larger than the server accepts."}
 
 
-def error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def error_responses(result: dict[str, Any], generator: SchemaGenerator, request: Request | None,
+                    public: bool) -> dict[str, Any]:
     """drf-spectacular's postprocessing hook: the error answers every operation can give, where
     its view did not list them (issue 20: schemathesis found 401s, 403s and 404s the schema did
     not declare). FHIR answers them with an OperationOutcome, the REST API with ``Error``:
