@@ -147,7 +147,7 @@ def patient_rows(user: User, ids: list[uuid.UUID], *, today: date | None = None)
 
 
 def patient_list_page(user: User, f: ListFilter, *, search: str | None,
-                      number: Any) -> tuple[Page[Any], list[PatientRow]]:
+                      number: str | int | None) -> tuple[Page[Any], list[PatientRow]]:
     """One page of the list: the page (for its links and count) and its rows with columns."""
     paginator = Paginator(patient_list(user, f, search=search).values_list("pk", flat=True), PAGE_SIZE)
     page = paginator.get_page(number)

@@ -126,7 +126,7 @@ def operation_outcome(severity: str, code: str, diagnostics: str,
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
-def reference(resource_type: str, id_: Any) -> dict[str, str]:
+def reference(resource_type: str, id_: int | str | uuid.UUID) -> dict[str, str]:
     return {"reference": f"{resource_type}/{id_}"}
 
 
@@ -219,7 +219,7 @@ VITAL_SIGNS_CATEGORY = [{"coding": [{
 _BP_COMPONENTS = (("8480-6", "Systolic blood pressure"), ("8462-4", "Diastolic blood pressure"))
 
 
-def _ucum(value: Any, unit: str) -> dict[str, Any]:
+def _ucum(value: Decimal | float, unit: str) -> dict[str, Any]:
     return {"value": float(value), "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
 
 
@@ -312,7 +312,8 @@ def _loinc_code(loinc: str, display: str) -> dict[str, Any]:
 
 
 def _reading_observation(*, id_: str, subject: dict[str, Any], loinc: str, display: str, erroneous: bool,
-                         value: Any, value2: Any, unit: str, effective: str, issued: str) -> dict[str, Any]:
+                         value: Decimal, value2: Decimal | None, unit: str, effective: str,
+                         issued: str) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": id_,
@@ -382,7 +383,7 @@ def patient_identified_for_export(patient: Patient) -> dict[str, Any]:
 
 
 def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, condition_display: str,
-                    care_team_id: Any, care_team_name: str, department: str, region_code: str,
+                    care_team_id: str, care_team_name: str, department: str, region_code: str,
                     region_display: str, start: str, end: str | None) -> dict[str, Any]:
     """A treatment episode as EpisodeOfCare. ``period.start`` is the treatment start, the index
     date outcome timepoints count from. The condition (ICD-10/SKS) is a contained Condition,
@@ -415,7 +416,7 @@ def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, conditio
 
 
 def observation_from_reading(*, id_: str, patient_ref: str, loinc: str, display: str, erroneous: bool,
-                             value: Any, value2: Any, unit: str, effective: str, issued: str,
+                             value: Decimal, value2: Decimal | None, unit: str, effective: str, issued: str,
                              device_ref: str | None = None, original: dict[str, Any] | None = None,
                              free_text: bool = True, shift: Callable[[str], str] | None = None) -> dict[str, Any]:
     """A reading for export: no client identifier and no note (free text); a stable identifier;
