@@ -6,6 +6,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
 from rest_framework.request import Request
 
 
@@ -13,7 +14,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.BearerTokenAuthentication"
     name = "personToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {"type": "http", "scheme": "bearer",
                 "description": "A person's token (pp_…) from POST /api/v1/auth/token."}
 
@@ -22,7 +23,7 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
     target_class = "monitoring.authentication.DeviceTokenAuthentication"
     name = "deviceToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {"type": "http", "scheme": "bearer",
                 "description": "A home device's token (dv_…), issued when the device is lent out."}
 
