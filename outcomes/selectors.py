@@ -17,8 +17,14 @@ from outcomes.timepoints import Timepoint, TimepointSet, timepoints_for_program
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 
-if TYPE_CHECKING:  # django-stubs-ext's WithAnnotations is for the checker only (at runtime it takes one argument)
+if TYPE_CHECKING:
+    # django-stubs-ext's WithAnnotations is for the checker only (at runtime it takes one
+    # argument); the indicator modules are imported late below, as before.
     from django_stubs_ext import WithAnnotations
+
+    from outcomes.indicator_core import Filters
+    from outcomes.indicators import Cell
+    from outcomes.models import IndicatorRefresh
 
 # Timepoint days are Danish calendar days (see outcomes.timepoints).
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
@@ -201,7 +207,7 @@ def _month_aligned(start: date | None, end: date | None) -> bool:
     return first_ok and last_ok
 
 
-def indicator_refresh_fitting(*, code: str, filters: Any) -> Any:
+def indicator_refresh_fitting(*, code: str, filters: "Filters") -> "IndicatorRefresh | None":
     """The indicator's last refresh when its cells fit the filters (whole months), else None."""
     from outcomes.models import IndicatorRefresh
 
@@ -210,7 +216,7 @@ def indicator_refresh_fitting(*, code: str, filters: Any) -> Any:
     return IndicatorRefresh.objects.filter(indicator=code, refreshed_at__isnull=False).first()
 
 
-def indicator_cells_precomputed(*, code: str, filters: Any) -> tuple[list[Any], Any] | None:
+def indicator_cells_precomputed(*, code: str, filters: "Filters") -> "tuple[list[Cell], IndicatorRefresh] | None":
     """The precomputed cells of an indicator cut to the filters, with their refresh time; None
     when there are none yet or the filters are finer than the cells (a period not in whole
     months) — the page then computes live."""
