@@ -15,6 +15,7 @@ from audit.services import audit_record
 class ProUserAdmin(UserAdmin[User]):
     list_display = ("username", "first_name", "last_name", "role", "is_active")
     list_filter = ("role", "is_active")
+    # the stubs type ModelAdmin.fieldsets as optional; UserAdmin's is a tuple
     fieldsets = UserAdmin.fieldsets + (("Role", {"fields": ("role",)}),)  # type: ignore[operator]
     add_fieldsets = UserAdmin.add_fieldsets + (("Role", {"fields": ("role",)}),)
 

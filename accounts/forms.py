@@ -10,6 +10,7 @@ from django_otp import devices_for_user
 from django_otp.forms import OTPAuthenticationForm
 
 from accounts.lockout import is_locked_out, lockout_retry_after
+from accounts.models import User
 
 
 class LoginForm(OTPAuthenticationForm):
@@ -28,9 +29,10 @@ class LoginForm(OTPAuthenticationForm):
         del self.fields["otp_device"]
         del self.fields["otp_challenge"]
 
-    def clean(self):  # type: ignore[no-untyped-def]
+    def clean(self) -> dict[str, Any] | None:
         try:
-            return super().clean()
+            cleaned: dict[str, Any] | None = super().clean()  # django-otp's form is untyped
+            return cleaned
         except ValidationError:
             if self.request is not None and is_locked_out(self.request):
                 # Said plainly, so that the person knows waiting helps (the right password
@@ -48,7 +50,7 @@ class LoginForm(OTPAuthenticationForm):
     def locked(self) -> bool:
         return any(e.code == "locked" for e in self.errors.as_data().get("__all__", []))
 
-    def clean_otp(self, user):  # type: ignore[no-untyped-def]
+    def clean_otp(self, user: User | None) -> None:
         # django-otp's form has no OTP-optional mode: it asks every user for a code and, with the
         # device picker removed, could never verify one. Users without a confirmed device log in
         # with their password; the others' code is checked against their (TOTP) device.

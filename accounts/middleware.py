@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -79,23 +80,23 @@ class SessionSecurityMiddleware:
         return HttpResponseRedirect(f"{reverse('two-factor')}?{urlencode({'next': request.get_full_path()})}")
 
 
-def session_idle_expired(session: object) -> bool:
+def session_idle_expired(session: SessionBase | None) -> bool:
     """For the live feed's websocket, which bypasses the HTTP middleware: whether the session has
     been unused longer than SESSION_IDLE_TIMEOUT_SECONDS (a ward PC left logged in), by the same
     rule as the pages. It only reads: the pages keep "last seen" up to date."""
-    last_seen = session.get(LAST_SEEN_KEY) if session is not None else None  # type: ignore[attr-defined]
+    last_seen = session.get(LAST_SEEN_KEY) if session is not None else None
     return isinstance(last_seen, int) and int(time.time()) - last_seen > settings.SESSION_IDLE_TIMEOUT_SECONDS
 
 
-def session_passed_two_factor(user: object, session: object) -> bool:
+def session_passed_two_factor(user: User, session: SessionBase | None) -> bool:
     """For connections that bypass the HTTP middleware (the live feed's websocket): whether
     this staff session may be used, by the same rule as above. Runs database queries: call it
     from synchronous code."""
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.models import Device
 
-    if not (settings.REQUIRE_STAFF_TWO_FACTOR and getattr(user, "is_staff_role", False)):
+    if not (settings.REQUIRE_STAFF_TWO_FACTOR and user.is_staff_role):
         return True
-    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None  # type: ignore[attr-defined]
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
     device = Device.from_persistent_id(persistent_id) if persistent_id else None
-    return device is not None and device.user_id == user.pk and device.confirmed  # type: ignore[attr-defined]
+    return device is not None and device.user_id == user.pk and device.confirmed

@@ -42,6 +42,7 @@ class User(AbstractUser):
     def _get_session_auth_hash(self, secret: str | None = None) -> str:
         if not self.auth_epoch:
             # Epoch 0 keeps Django's own hash, so sessions from before this field survive.
+            # Django's private method (AbstractBaseUser), which its stubs leave out
             hashed: str = super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]
             return hashed
         return salted_hmac("accounts.User.session_auth_hash", f"{self.password}:{self.auth_epoch}",
@@ -54,6 +55,7 @@ class User(AbstractUser):
         # session finds no user.
         update_fields = kwargs.get("update_fields")
         watched = update_fields is None or {"password", "is_active"} & set(update_fields)
+        # set by AbstractBaseUser.set_password until the save; the stubs do not declare it
         password_changed = self._password is not None  # type: ignore[attr-defined]
         super().save(*args, **kwargs)
         # An inactive user's save revokes again what is already revoked: one cheap UPDATE,

@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -33,7 +34,7 @@ class RuleRevisionInline(admin.TabularInline[RuleRevision, Rule]):
     def parameters(self, obj: RuleRevision) -> str:
         return _words(obj.params)
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -120,7 +121,7 @@ class SafetyNetInline(admin.TabularInline[Rule, Program]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
         return super().get_queryset(request).exclude(safety_net_for="")
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -130,7 +131,7 @@ admin.site.unregister(Program)
 
 
 @admin.register(Program)
-class ProgramAdmin(_ProgramAdmin):  # type: ignore[valid-type, misc]
+class ProgramAdmin(_ProgramAdmin):  # type: ignore[valid-type, misc]  # a base found at run time (above)
     # Django's two-list widget puts aria-label on a bare <span> (axe-core "aria-prohibited-attr",
     # issue 24): a plain multiple select with its label instead. The editor is the usual path.
     filter_horizontal = ()

@@ -132,9 +132,12 @@ def snooze_payload(s: Snooze) -> dict[str, Any]:
                       "created_at": s.created_at, "ended_at": s.ended_at}).data
 
 
-def _require_clinician(request: Request) -> None:
-    if principal(request).role not in {Role.CLINICIAN, Role.ADMIN}:
+def _require_clinician(request: Request) -> User:
+    """The clinician (or administrator) calling; a system client or anyone else is refused."""
+    who = principal(request)
+    if not isinstance(who, User) or who.role not in {Role.CLINICIAN, Role.ADMIN}:
         raise PermissionDenied("Only clinicians triage alerts.")
+    return who
 
 
 def _alert_or_404(request: Request, alert_id: int, what: str) -> Alert:
@@ -195,14 +198,14 @@ class AlertAcknowledgeView(APIView):
         tags=["alerts"],
     )
     def post(self, request: Request, alert_id: int) -> Response:
-        _require_clinician(request)
+        clinician = _require_clinician(request)
         expected = request.query_params.get("expected_severity")
         if expected is not None and expected not in ("red", "yellow"):
             return Response({"expected_severity": [_("Give red or yellow.")], "request_id": current_request_id()},
                             status=status.HTTP_400_BAD_REQUEST)
         alert = _alert_or_404(request, alert_id, "acknowledge")
         try:
-            alert = lifecycle.alert_acknowledge(alert=alert, user=request.user, expected_severity=expected,
+            alert = lifecycle.alert_acknowledge(alert=alert, user=clinician, expected_severity=expected,
                                                 request=request)
         except AlertConflict as exc:
             return _conflict(exc, request)
@@ -216,7 +219,7 @@ class AlertAssignView(APIView):
     }, tags=["alerts"])
     def post(self, request: Request, alert_id: int) -> Response:
         """Assign an unresolved alert to a clinician on one of the patient's care teams."""
-        _require_clinician(request)
+        clinician = _require_clinician(request)
         data = AssignIn(data=request.data)
         data.is_valid(raise_exception=True)
         alert = _alert_or_404(request, alert_id, "assign")
@@ -229,7 +232,7 @@ class AlertAssignView(APIView):
         if "current_assignee" in data.validated_data:
             extra["expected_assignee_id"] = data.validated_data["current_assignee"]
         try:
-            alert = lifecycle.alert_assign(alert=alert, assignee=assignee, user=request.user,
+            alert = lifecycle.alert_assign(alert=alert, assignee=assignee, user=clinician,
                                            note=data.validated_data["note"], request=request, **extra)
         except DjangoValidationError as exc:
             raise _field_errors(exc) from exc
@@ -245,13 +248,13 @@ class AlertResolveView(APIView):
     }, tags=["alerts"])
     def post(self, request: Request, alert_id: int) -> Response:
         """Resolve an alert with what was done (acknowledging it too if nobody had)."""
-        _require_clinician(request)
+        clinician = _require_clinician(request)
         data = ResolveIn(data=request.data)
         data.is_valid(raise_exception=True)
         alert = _alert_or_404(request, alert_id, "resolve")
         try:
             alert = lifecycle.alert_resolve(alert=alert, outcome=data.validated_data["outcome"],
-                                            note=data.validated_data["note"], user=request.user, request=request)
+                                            note=data.validated_data["note"], user=clinician, request=request)
         except DjangoValidationError as exc:
             raise _field_errors(exc) from exc
         except AlertConflict as exc:
@@ -268,12 +271,12 @@ class AlertBulkAcknowledgeView(APIView):
     def post(self, request: Request) -> Response:
         """Acknowledge several yellow alerts. Per id: acknowledged, or refused with a reason (red
         alerts are refused: they are acknowledged one at a time; unknown ids: "No such alert")."""
-        _require_clinician(request)
+        clinician = _require_clinician(request)
         data = BulkAcknowledgeIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             results = lifecycle.alerts_acknowledge_bulk(alert_ids=data.validated_data["ids"],
-                                                        scope=alerts_for(request.user), user=request.user,
+                                                        scope=alerts_for(request.user), user=clinician,
                                                         request=request)
         except DjangoValidationError as exc:
             raise _field_errors(exc) from exc
@@ -301,7 +304,7 @@ class SnoozeCreateView(APIView):
     def post(self, request: Request) -> Response:
         """Snooze an expected level of one measure for one patient (at most 30 days): findings
         inside [low, high] raise no alert; the rule still fires beyond it."""
-        _require_clinician(request)
+        clinician = _require_clinician(request)
         data = SnoozeIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -314,7 +317,7 @@ class SnoozeCreateView(APIView):
         try:
             snooze = lifecycle.snooze_create(
                 patient=patient, measure=v["measure"], component=v["component"], low=v.get("low"),
-                high=v.get("high"), until=v["until"], reason=v["reason"], user=request.user, alert=alert,
+                high=v.get("high"), until=v["until"], reason=v["reason"], user=clinician, alert=alert,
                 resolve=v["resolve"], request=request)
         except DjangoValidationError as exc:
             raise _field_errors(exc) from exc
@@ -332,14 +335,14 @@ class SnoozeEndView(APIView):
     }, tags=["alerts"])
     def post(self, request: Request, snooze_id: int) -> Response:
         """End a snooze now."""
-        _require_clinician(request)
+        clinician = _require_clinician(request)
         snooze = Snooze.objects.filter(pk=snooze_id, patient__in=patients_for(request.user).values("pk")).first()
         if snooze is None:
             audit_record(user=request.user, action=Action.UPDATE, resource=f"Snooze/{snooze_id} end",
                          outcome=AuditOutcome.DENIED, request=request)
             raise Http404("No such snooze.")
         try:
-            snooze = lifecycle.snooze_end(snooze=snooze, user=request.user, request=request)
+            snooze = lifecycle.snooze_end(snooze=snooze, user=clinician, request=request)
         except SnoozeEnded as exc:
             return Response(snooze_payload(exc.snooze), status=status.HTTP_409_CONFLICT)
         return Response(snooze_payload(snooze))

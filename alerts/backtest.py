@@ -26,8 +26,9 @@ import bisect
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
@@ -36,13 +37,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from alerts.models import Rule, RuleOverride, Severity, Snooze
-from alerts.rules import KINDS, merged_params, parse_params
-from alerts.rules.context import Context, PastReading
+from alerts.rules import KINDS, Finding, merged_params, parse_params
+from alerts.rules.context import Context, PastReading, patient_of
 from monitoring.models import Reading
 from monitoring.rows import READING_ROW_COLUMNS, ReadingRow
 from patients.models import Program, TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
 from schedules.models import MissedOccurrence
+
+# What a replayed event judges: a reading, a response or a missed occurrence.
+Subject = ReadingRow | QuestionnaireResponse | MissedOccurrence
 
 MAX_DAYS = 90
 # Reading history older than this before the period is read from the database when a rule asks
@@ -229,7 +233,7 @@ class _ReplayContext(Context):
         self.now = self.as_of = moment
         return self
 
-    def readings(self, patient_id: Any, measure: str, *, since: datetime, until: datetime) -> list[PastReading]:
+    def readings(self, patient_id: UUID, measure: str, *, since: datetime, until: datetime) -> list[PastReading]:
         if since < self._loaded_from:
             return super().readings(patient_id, measure, since=since, until=until)
         rows = self._readings.get((patient_id, measure), [])
@@ -239,7 +243,7 @@ class _ReplayContext(Context):
         return [r[3] for r in rows[lo:hi] if r[2] <= self.as_of]
 
     def latest_readings(
-        self, patient_id: Any, measures: list[str], *, since: datetime, until: datetime
+        self, patient_id: UUID, measures: list[str], *, since: datetime, until: datetime
     ) -> dict[str, PastReading]:
         found = {}
         for measure in measures:
@@ -338,7 +342,7 @@ class _Replay:
             m: [s for s in specs if hasattr(KINDS[s.kind], m)] for m in ("evaluate_reading", "evaluate_response")
         }
 
-    def params(self, spec: RuleSpec, patient_id: Any) -> Any:
+    def params(self, spec: RuleSpec, patient_id: UUID) -> Any:  # the kind's own Params, or None
         override = self.overrides.get((spec.rule_id, patient_id)) if spec.rule_id else None
         key = (spec.key, patient_id if override is not None else None)
         if key not in self._parsed:
@@ -348,24 +352,28 @@ class _Replay:
                 self._parsed[key] = None  # an override that no longer fits: counted as an error
         return self._parsed[key]
 
-    def _programs(self, patient_id: Any, day: Any) -> set[int]:
+    def _programs(self, patient_id: UUID, day: date) -> set[int]:
         return {p for p, first, last in self.episodes.get(patient_id, ())
                 if first <= day and (last is None or last >= day)}
 
-    def event(self, ctx: Context, at: datetime, method: str, subject: Any) -> None:
-        if method.startswith("evaluate_missed:"):
+    def event(self, ctx: Context, at: datetime, method: str, subject: Subject) -> None:
+        if isinstance(subject, MissedOccurrence):  # method: "evaluate_missed:<the rule's key>"
             spec = self.by_key[method.split(":", 1)[1]]
             occurrence = subject.occurrence
             if spec.program_id in self._programs(occurrence.patient_id, timezone.localdate(occurrence.due_at)):
                 self._run(ctx, at, spec, occurrence.patient_id, "evaluate_missed", subject)
             return
-        when = subject.effective_at if method == "evaluate_reading" else subject.authored_at
-        programs = self._programs(subject.patient_id, timezone.localdate(when))
+        if isinstance(subject, ReadingRow):  # method: "evaluate_reading"
+            when, patient_id = subject.effective_at, patient_of(subject)
+        else:  # "evaluate_response"
+            when, patient_id = subject.authored_at, subject.patient_id
+        programs = self._programs(patient_id, timezone.localdate(when))
         for spec in self._by_method[method]:
             if spec.program_id in programs:
-                self._run(ctx, at, spec, subject.patient_id, method, subject)
+                self._run(ctx, at, spec, patient_id, method, subject)
 
-    def _run(self, ctx: Context, at: datetime, spec: RuleSpec, patient_id: Any, method: str, subject: Any) -> None:
+    def _run(self, ctx: Context, at: datetime, spec: RuleSpec, patient_id: UUID, method: str,
+             subject: Subject) -> None:
         counts = self.counts[spec.key]
         params = self.params(spec, patient_id)
         if params is None:
@@ -406,7 +414,7 @@ class _Replay:
         if spec.in_candidate:
             self.patients[patient_id][1] += 1
 
-    def _snoozed(self, patient_id: Any, finding: Any, at: datetime) -> bool:
+    def _snoozed(self, patient_id: UUID, finding: Finding, at: datetime) -> bool:
         if finding.snooze is None:
             return False
         measure, component, value = finding.snooze

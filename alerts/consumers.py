@@ -92,7 +92,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         return store.exists(key) and not session_idle_expired(store)
 
     @database_sync_to_async
-    def _load(self, user: Any) -> tuple[list[int], list[dict[str, Any]]]:
+    def _load(self, user: User) -> tuple[list[int], list[dict[str, Any]]]:
         client = self.scope.get("client") or (None, None)
         query = parse_qs((self.scope.get("query_string") or b"").decode("latin-1"))
         self.worklist_filter = worklist_filter_parse(query, user)

@@ -7,29 +7,33 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from alerts.models import Rule, RuleOverride, RuleRevision
 from alerts.rules import merged_params, parse_params, parse_params_for_save
 from audit.models import Action
 from audit.services import audit_record
+from patients.models import Patient
 
 _DEFINITION = ("kind", "name", "severity", "params", "active", "cooldown")
 
 
-def _revision(rule: Rule, *, by: Any, reason: str) -> RuleRevision:
+def _revision(rule: Rule, *, by: User | None, reason: str) -> RuleRevision:
     return RuleRevision.objects.create(
         rule=rule, version=rule.version, changed_by=by, reason=reason,
         **{f: getattr(rule, f) for f in _DEFINITION},
     )
 
 
-def rule_save(*, rule: Rule, by: Any, reason: str = "") -> Rule:
+def rule_save(*, rule: Rule, by: User | None, reason: str = "") -> Rule:
     """Create or change a rule. A change to its definition bumps ``version`` (alerts keep the
     version that raised them) and records the new definition as a RuleRevision with who and why."""
     parsed = parse_params_for_save(rule.kind, rule.params)
     if (rule.kind == "safety") != bool(rule.safety_net_for) or (
+            # a safety rule's Params name its questionnaire; parsed is typed as their base model
             rule.kind == "safety" and parsed.questionnaire != rule.safety_net_for):  # type: ignore[attr-defined]
         # The safety net is the platform's (alerts.safety), one per programme and instrument.
         raise ValidationError({"kind": _("An instrument's safety net is created by the platform, not by hand.")})
@@ -50,8 +54,8 @@ def rule_save(*, rule: Rule, by: Any, reason: str = "") -> Rule:
     return rule
 
 
-def rule_override_set(*, rule: Rule, patient: Any, params: dict[str, Any] | None, by: Any, reason: str,
-                      request: Any = None) -> RuleOverride | None:
+def rule_override_set(*, rule: Rule, patient: Patient, params: dict[str, Any] | None, by: User, reason: str,
+                      request: HttpRequest | None = None) -> RuleOverride | None:
     """Give one patient their own parameters for ``rule`` (e.g. a higher weight limit), or with
     ``params=None`` go back to the rule's. The merged parameters must validate; the previous
     override is ended, not changed."""

@@ -44,6 +44,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import User
 from alerts.models import (
     Alert,
     AlertEvent,
@@ -137,7 +138,7 @@ def _recipients(policies: list[EscalationPolicy], level: int) -> list[Any]:
     return list(found.values())
 
 
-def _team_label(policies: list[EscalationPolicy], recipient: Any, level: int) -> str:
+def _team_label(policies: list[EscalationPolicy], recipient: User, level: int) -> str:
     """The team(s) whose policy names the recipient at this step (all the patient's policy teams
     if the policy changed since)."""
     own = [p.care_team.name for p in policies
@@ -199,7 +200,7 @@ def _climb(now: datetime, result: Escalated) -> None:
 
 # --- notifications ------------------------------------------------------------------------------
 
-def _claim(channel: str, recipient: Any, reason: str, now: datetime, *, alert_id: int | None = None,
+def _claim(channel: str, recipient: User, reason: str, now: datetime, *, alert_id: int | None = None,
            response_id: int | None = None) -> Notification | None:
     """Insert the "sending" row about an alert or an overdue review (alerts.review_escalation);
     None if another run holds or delivered this notification."""

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -17,7 +18,7 @@ from alerts.models import Outcome, Rule
 from alerts.params_words import label
 from alerts.rules import merged_params, parse_params
 from monitoring.measures import MEASURES
-from proplatform.forms import DescribedForm
+from proplatform.forms import DescribedForm, form_field
 
 
 class DateTimeLocalInput(forms.DateTimeInput):
@@ -34,10 +35,12 @@ class AssignForm(DescribedForm):
     current = forms.IntegerField(required=False, widget=forms.HiddenInput)
     note = forms.CharField(required=False, max_length=NOTE_MAX, label=_("Note (optional)"))
 
-    def __init__(self, *args: Any, clinicians: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clinicians: QuerySet[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = clinicians  # type: ignore[attr-defined]
-        self.fields["assignee"].label_from_instance = lambda u: u.get_full_name() or u.get_username()  # type: ignore[attr-defined]
+        assignee = form_field(self, "assignee", forms.ModelChoiceField)
+        assignee.queryset = clinicians
+        # Django's documented way to label a choice: replacing the field's method on this instance.
+        assignee.label_from_instance = lambda u: u.get_full_name() or u.get_username()  # type: ignore[assignment]
 
 
 class ResolveForm(DescribedForm):
@@ -65,7 +68,7 @@ class SnoozeForm(DescribedForm):
 
     def __init__(self, *args: Any, with_alert: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["measure"].choices = [(m.code, m.label) for m in MEASURES.values()]  # type: ignore[attr-defined]
+        form_field(self, "measure", forms.ChoiceField).choices = [(m.code, m.label) for m in MEASURES.values()]
         if not with_alert:
             del self.fields["resolve"]
         if not self.is_bound and "until" not in self.initial:

@@ -11,14 +11,16 @@ before the clinician's change (its bulk update writes ``status``)."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from alerts.live import alert_broadcast, alerts_broadcast
 from alerts.models import Alert, AlertEvent, EventKind, Outcome, Severity, Snooze, Status
 from alerts.rules import snooze_target
@@ -27,6 +29,7 @@ from alerts.services import alerts_lock_patients
 from audit.models import Action
 from audit.services import audit_record
 from monitoring.measures import MEASURES
+from patients.models import Patient
 
 # A snooze hides a level for a limited time; longer than a month is a new rule override, which
 # is visible on the patient page with its reason and history, not a snooze.
@@ -49,7 +52,7 @@ class AlreadyAcknowledged(AlertConflict):
         super().__init__(alert, _conflict_message(alert))
 
 
-def _who(user: Any) -> str:
+def _who(user: User | None) -> str:
     if user is None:
         return _("someone")
     name: str = user.get_full_name() or user.get_username()
@@ -70,14 +73,14 @@ def _conflict_message(alert: Alert) -> str:
     return _("The alert changed meanwhile; look at it again.")
 
 
-def _changed(alert: Alert, *, user: Any, what: str, request: Any) -> None:
+def _changed(alert: Alert, *, user: User, what: str, request: HttpRequest | None) -> None:
     audit_record(user=user, action=Action.UPDATE, resource=f"Alert/{alert.pk} {what}",
                  patient_id=alert.patient_id, request=request)
     transaction.on_commit(lambda: alert_broadcast(alert.pk))
 
 
-def alert_acknowledge(*, alert: Alert, user: Any, expected_severity: str | None = None,
-                      request: Any = None) -> Alert:
+def alert_acknowledge(*, alert: Alert, user: User, expected_severity: str | None = None,
+                      request: HttpRequest | None = None) -> Alert:
     """Mark an open alert as seen by ``user``. Two nurses clicking at once: the first wins,
     the second gets AlreadyAcknowledged naming who was first. ``expected_severity`` (the colour
     the nurse saw) makes a click on a yellow alert that has turned red meanwhile a conflict:
@@ -102,11 +105,15 @@ def alert_acknowledge(*, alert: Alert, user: Any, expected_severity: str | None 
     return alert
 
 
-_UNSET: Any = object()
+class _Unset:
+    """``expected_assignee_id`` not given (None means "nobody was assigned")."""
 
 
-def alert_assign(*, alert: Alert, assignee: Any, user: Any, note: str = "",
-                 expected_assignee_id: Any = _UNSET, request: Any = None) -> Alert:
+_UNSET = _Unset()
+
+
+def alert_assign(*, alert: Alert, assignee: User | None, user: User, note: str = "",
+                 expected_assignee_id: int | None | _Unset = _UNSET, request: HttpRequest | None = None) -> Alert:
     """Give an unresolved alert to a colleague (or ``assignee=None`` to nobody). The assignee
     must be a clinician on one of the patient's care teams. ``expected_assignee_id`` (the
     assignee the clinician saw) makes a simultaneous re-assignment a conflict instead of a
@@ -118,7 +125,7 @@ def alert_assign(*, alert: Alert, assignee: Any, user: Any, note: str = "",
     with transaction.atomic():
         alerts_lock_patients({alert.patient_id})
         guard = Alert.objects.filter(pk=alert.pk, status__in=UNRESOLVED)
-        if expected_assignee_id is not _UNSET:
+        if not isinstance(expected_assignee_id, _Unset):
             guard = guard.filter(assigned_to_id=expected_assignee_id)
         claimed = guard.update(assigned_to=assignee)
         alert.refresh_from_db()
@@ -147,7 +154,7 @@ def _resolve_check(outcome: str, note: str) -> None:
         raise ValidationError(errors)
 
 
-def alert_resolve(*, alert: Alert, outcome: str, note: str, user: Any, request: Any = None) -> Alert:
+def alert_resolve(*, alert: Alert, outcome: str, note: str, user: User, request: HttpRequest | None = None) -> Alert:
     """Close an alert with what was done. An alert nobody acknowledged yet is acknowledged by
     the same person at the same moment (both events are recorded: the escalation ladder reads
     the acknowledgement). It does not mark the answers behind the alert as reviewed: that is the
@@ -183,7 +190,8 @@ class BulkResult:
     alert: Alert | None = None
 
 
-def alerts_acknowledge_bulk(*, alert_ids: list[int], scope: Any, user: Any, request: Any = None) -> list[BulkResult]:
+def alerts_acknowledge_bulk(*, alert_ids: list[int], scope: QuerySet[Alert], user: User,
+                            request: HttpRequest | None = None) -> list[BulkResult]:
     """Acknowledge many yellow alerts at once (the daily "contact me" answers, the mild ones).
     Red alerts are refused item by item: a red sign is looked at one at a time. Each item is its
     own decision — one refused or already-acknowledged alert does not stop the others — and the
@@ -228,7 +236,7 @@ def alerts_acknowledge_bulk(*, alert_ids: list[int], scope: Any, user: Any, requ
     return results
 
 
-def _decimal(raw: Any, field: str, errors: dict[str, str]) -> Decimal | None:
+def _decimal(raw: object, field: str, errors: dict[str, str]) -> Decimal | None:
     if raw is None or raw == "":
         return None
     try:
@@ -254,7 +262,7 @@ def _snooze_until_problem(until: datetime | None, now: datetime) -> str | None:
     return None
 
 
-def _snooze_alert_problem(alert: Alert, patient: Any, measure: str, component: str) -> dict[str, str] | None:
+def _snooze_alert_problem(alert: Alert, patient: Patient, measure: str, component: str) -> dict[str, str] | None:
     """Why a snooze cannot be made from ``alert`` (field → message), or None."""
     if alert.patient_id != patient.pk:
         return {"alert": _("This alert is about another patient.")}
@@ -270,9 +278,9 @@ def _snooze_alert_problem(alert: Alert, patient: Any, measure: str, component: s
     return None
 
 
-def snooze_create(*, patient: Any, measure: str, component: str = "value", low: Any = None, high: Any = None,
-                  until: datetime | None, reason: str, user: Any, alert: Alert | None = None,
-                  resolve: bool = False, request: Any = None) -> Snooze:
+def snooze_create(*, patient: Patient, measure: str, component: str = "value", low: object = None, high: object = None,
+                  until: datetime | None, reason: str, user: User, alert: Alert | None = None,
+                  resolve: bool = False, request: HttpRequest | None = None) -> Snooze:
     """"This patient's SpO2 is usually 90-92 %": findings on ``measure`` (``component``) with a
     value inside [low, high] are not alerts until ``until`` (at most SNOOZE_MAX ahead). The
     rule still fires beyond the snoozed level. Made from an alert, the alert gets a SNOOZED
@@ -327,7 +335,7 @@ class SnoozeEnded(Exception):
         self.snooze = snooze
 
 
-def snooze_end(*, snooze: Snooze, user: Any, request: Any = None) -> Snooze:
+def snooze_end(*, snooze: Snooze, user: User, request: HttpRequest | None = None) -> Snooze:
     """End a snooze now: from here on the rule alerts on the snoozed level again."""
     now = timezone.now()
     with transaction.atomic():

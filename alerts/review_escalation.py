@@ -29,6 +29,7 @@ from django.db.models import Count, Max
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import User
 from alerts.escalation import (
     LADDER_STEPS,
     Escalated,
@@ -69,6 +70,7 @@ def reviews_escalate(*, now: datetime | None = None) -> Escalated:
     twice at the same ``now`` does nothing the second time."""
     now = now or timezone.now()
     result = Escalated()
+    # level: the Max(...) _overdue annotates (the highest step climbed, None before the first)
     candidates = [r for r in _overdue(now) if (r.level or 0) < LADDER_STEPS]  # type: ignore[attr-defined]
     if candidates:
         _climb(candidates, now, result)
@@ -86,7 +88,7 @@ def _claim_step(response_id: int, level: int, now: datetime, recipients: list[An
         return False  # another run recorded this step
 
 
-def _notice(response_id: int, user: Any, level: int, team: str, link: str) -> Notice:
+def _notice(response_id: int, user: User, level: int, team: str, link: str) -> Notice:
     return Notice(alert_id=None, response_id=response_id, about="review", recipient=user,
                   reason=f"{REASON_PREFIX}{level}", level=level, team=team, link=link)
 
@@ -101,7 +103,7 @@ def _climb(candidates: list[QuestionnaireResponse], now: datetime, result: Escal
         after = min(p.after for p in mine)
         assert response.review_due_at is not None
         due = min(LADDER_STEPS, int((now - response.review_due_at) // after))
-        current = response.level or 0  # type: ignore[attr-defined]
+        current = response.level or 0  # type: ignore[attr-defined]  # annotated by _overdue
         claimed: list[tuple[Notification, Notice]] = []
         for level in range(current + 1, due + 1):
             recipients = _recipients(mine, level)

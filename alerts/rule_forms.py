@@ -23,6 +23,7 @@ from alerts.models import Rule, Severity
 from alerts.rules import KINDS, parse_params_for_save
 from alerts.rules import form_spec as spec
 from monitoring.measures import MEASURES
+from patients.models import Program
 from proplatform.forms import DecimalTextField, DescribedForm
 
 # The kinds a person adds in the editor, with the words the kind picker shows. ``safety`` is the
@@ -63,7 +64,7 @@ def _put(params: dict[str, Any], path: str, value: Any) -> None:
 class ProgrammeVocabulary:
     """What a programme offers the pickers: its measures and its questionnaires' questions."""
 
-    def __init__(self, program: Any) -> None:
+    def __init__(self, program: Program) -> None:
         lang = get_language()
         self.measures = [(code, MEASURES[code].label) for code in (program.measures or []) if code in MEASURES]
         self.questionnaires: list[tuple[str, str]] = []

@@ -16,15 +16,16 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from accounts.models import Role
+from accounts.models import Role, User
 from alerts.definitions import rule_save
 from alerts.models import EscalationPolicy, Rule, Severity
 from audit.models import Action
 from audit.services import audit_record
-from patients.models import CareTeam
+from patients.models import CareTeam, Program
 from questionnaires.models import Questionnaire
 
 KIND = "safety"
@@ -70,18 +71,19 @@ def safety_rules_ensure_for_questionnaires(*, program_ids: Iterable[Any], questi
     safety_rules_ensure(program_ids=program_ids, urls=set(urls))
 
 
-def may_switch_safety_nets(user: Any, program: Any) -> bool:
+def may_switch_safety_nets(user: User, program: Program) -> bool:
     """Administrators, and a team lead (escalation policy) who leads every team with patients in
     ``program``: a net switched off reaches every team's patients, so one team's lead cannot
     decide it for another team."""
-    if getattr(user, "role", None) == Role.ADMIN:
+    if user.role == Role.ADMIN:
         return True
     teams = set(CareTeam.objects.filter(episodes__program=program).values_list("pk", flat=True))
     led = set(EscalationPolicy.objects.filter(lead=user, care_team__in=teams).values_list("care_team_id", flat=True))
     return bool(teams) and teams == led
 
 
-def safety_rule_switch(*, rule: Rule, active: bool, reason: str, by: Any, request: Any = None) -> Rule:
+def safety_rule_switch(*, rule: Rule, active: bool, reason: str, by: User,
+                       request: HttpRequest | None = None) -> Rule:
     """Switch a programme's safety net for one instrument off (a reason is required) or on again."""
     if not rule.is_safety_net:
         raise ValidationError({"rule": _("Only an instrument's safety net is switched on and off here.")})

@@ -1,20 +1,22 @@
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import Role, User
 from alerts.models import Alert, AlertFinding, Rule, RuleOverride, Severity, Snooze, Status
-from patients.access import patients_for
-from patients.models import Program, TreatmentEpisode, age_on
+from patients.access import Requester, patients_for
+from patients.models import CareTeam, Patient, Program, TreatmentEpisode, age_on
 
 UNRESOLVED = (Status.OPEN, Status.ACKNOWLEDGED)
 
 
-def alerts_for(user: Any) -> QuerySet[Alert]:
+def alerts_for(user: Requester) -> QuerySet[Alert]:
     """Alerts on patients the user may see (patients.access decides)."""
     return Alert.objects.filter(patient__in=patients_for(user).values("pk"))
 
@@ -41,7 +43,7 @@ def _int_or_none(raw: Any) -> int | None:
         return None
 
 
-def worklist_filter_parse(params: Any, user: Any) -> WorklistFilter:
+def worklist_filter_parse(params: Mapping[str, Any], user: User) -> WorklistFilter:
     """Filters from a QueryDict (or dict of lists). Values the user cannot choose (another
     team's id, an unknown severity) are dropped rather than refused: a filter only ever narrows
     the user's own worklist, so a stale bookmark shows everything instead of an error page."""
@@ -64,18 +66,18 @@ def worklist_filter_parse(params: Any, user: Any) -> WorklistFilter:
                           assigned_to=user.pk if mine else None)
 
 
-def worklist_teams(user: Any) -> QuerySet[Any]:
+def worklist_teams(user: Requester) -> QuerySet[CareTeam]:
     from patients.access import teams_for
 
     return teams_for(user).order_by("name")
 
 
-def worklist_programs(user: Any) -> QuerySet[Program]:
+def worklist_programs(user: Requester) -> QuerySet[Program]:
     """Programmes with patients in the user's scope: the choices of the programme filter."""
     return Program.objects.filter(episodes__patient__in=patients_for(user).values("pk")).distinct().order_by("name")
 
 
-def alerts_filtered(user: Any, f: WorklistFilter | None = None) -> QuerySet[Alert]:
+def alerts_filtered(user: Requester, f: WorklistFilter | None = None) -> QuerySet[Alert]:
     """The user's alerts narrowed by ``f``, any status. Team is matched through the patient's
     episodes with EXISTS, so a patient on two teams is not listed twice."""
     qs = alerts_for(user)
@@ -93,7 +95,7 @@ def alerts_filtered(user: Any, f: WorklistFilter | None = None) -> QuerySet[Aler
     return qs
 
 
-def worklist(user: Any, f: WorklistFilter | None = None) -> QuerySet[Alert]:
+def worklist(user: Requester, f: WorklistFilter | None = None) -> QuerySet[Alert]:
     """Unresolved alerts: open red, open yellow, then acknowledged red and yellow (someone is on
     those); within each, oldest first — the longest-waiting patient is on top."""
     return (
@@ -118,7 +120,7 @@ def worklist(user: Any, f: WorklistFilter | None = None) -> QuerySet[Alert]:
 class WorklistRow:
     """One patient on the worklist: their unresolved alerts in worklist order (worst first)."""
 
-    patient: Any
+    patient: Patient
     age: int
     alerts: list[Alert]
 
@@ -131,13 +133,13 @@ class WorklistRow:
         return sorted({a.rule.program.name for a in self.alerts if a.rule_id})
 
 
-def worklist_rows(alerts: Any) -> list[WorklistRow]:
+def worklist_rows(alerts: Iterable[Alert]) -> list[WorklistRow]:
     """The worklist as one row per patient, in the order of each patient's worst alert (open red,
     open yellow, acknowledged red, acknowledged yellow; the longest waiting first): a patient
     with three alerts is one row, not three cards scattered down the page. static/js/triage.js
     groups the live feed the same way."""
     today = timezone.localdate()
-    rows: dict[Any, WorklistRow] = {}
+    rows: dict[uuid.UUID, WorklistRow] = {}
     for alert in alerts:
         row = rows.get(alert.patient_id)
         if row is None:
@@ -147,7 +149,7 @@ def worklist_rows(alerts: Any) -> list[WorklistRow]:
     return list(rows.values())
 
 
-def _person(user: Any) -> dict[str, Any] | None:
+def _person(user: User | None) -> dict[str, Any] | None:
     if user is None:
         return None
     return {"id": user.pk, "name": user.get_full_name() or user.get_username()}
@@ -188,14 +190,14 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
     }
 
 
-def alerts_unresolved_for_patient(patient: Any) -> QuerySet[Alert]:
+def alerts_unresolved_for_patient(patient: Patient) -> QuerySet[Alert]:
     return (Alert.objects.filter(patient=patient, status__in=UNRESOLVED)
             .select_related("rule", "acknowledged_by", "assigned_to")
             .prefetch_related(Prefetch("findings", queryset=AlertFinding.objects.order_by("-found_at", "-pk")))
             .order_by("severity", "raised_at"))  # "red" sorts before "yellow": red first
 
 
-def alerts_citing_reading(patient: Any, reading_id: int) -> list[Alert]:
+def alerts_citing_reading(patient: Patient, reading_id: int) -> list[Alert]:
     """The patient's unresolved alerts that a reading is behind: as the source of a finding, or
     among the readings its evidence names (``reading_id``; ``reading_ids`` of a window or a
     combination). A patient has few unresolved alerts, so they are checked here rather than by a
@@ -212,27 +214,25 @@ def alerts_citing_reading(patient: Any, reading_id: int) -> list[Alert]:
                                                               for f in alert.findings.all())]
 
 
-def alerts_resolved_for_patient(patient: Any, limit: int = 20) -> QuerySet[Alert]:
+def alerts_resolved_for_patient(patient: Patient, limit: int = 20) -> QuerySet[Alert]:
     return (Alert.objects.filter(patient=patient, status=Status.RESOLVED).select_related("rule", "resolved_by")
             .order_by("-resolved_at")[:limit])
 
 
-def assignable_clinicians(patient: Any) -> QuerySet[Any]:
+def assignable_clinicians(patient: Patient) -> QuerySet[User]:
     """Who an alert on ``patient`` can be assigned to: active clinicians on one of the
     patient's care teams (the people who can see the patient and act on it)."""
-    from accounts.models import User
-
     return (User.objects.filter(role=Role.CLINICIAN, is_active=True,
                                 care_teams__episodes__patient=patient)
             .distinct().order_by("first_name", "last_name", "username"))
 
 
-def snoozes_active(patient: Any, now: Any) -> QuerySet[Snooze]:
+def snoozes_active(patient: Patient, now: datetime) -> QuerySet[Snooze]:
     return (Snooze.objects.filter(patient=patient, ended_at=None, until__gt=now).select_related("created_by")
             .order_by("until"))
 
 
-def rules_running_for(patient_id: Any, day: date) -> QuerySet[Rule]:
+def rules_running_for(patient_id: uuid.UUID, day: date) -> QuerySet[Rule]:
     """Active rules of every programme in which the patient has an episode running on ``day``.
     One filter() call, so that every episode condition applies to the same episode (separate
     calls join the episodes twice, and another patient's open episode would count). May repeat a
@@ -243,13 +243,13 @@ def rules_running_for(patient_id: Any, day: date) -> QuerySet[Rule]:
     )
 
 
-def rules_for_patient(patient: Any) -> QuerySet[Rule]:
+def rules_for_patient(patient: Patient) -> QuerySet[Rule]:
     """Active rules of the patient's programmes (any episode): what per-patient overrides apply to
     (not the instruments' safety nets, which have no limits to override)."""
     return (Rule.objects.filter(active=True, program__episodes__patient=patient, safety_net_for="")
             .select_related("program").distinct().order_by("program__name", "name"))
 
 
-def rule_overrides_for_patient(patient: Any) -> QuerySet[RuleOverride]:
+def rule_overrides_for_patient(patient: Patient) -> QuerySet[RuleOverride]:
     return (RuleOverride.objects.filter(patient=patient)
             .select_related("rule", "created_by", "ended_by").order_by("-created_at", "-pk"))

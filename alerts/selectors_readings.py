@@ -62,6 +62,8 @@ def _threshold_rules(patient: Patient, today: datetime | None = None) -> dict[st
     by_measure: dict[str, list[tuple[Rule, object]]] = {}
     for rule in rules:
         params = parse_params(rule.kind, merged_params(rule.params, overrides.get(rule.pk)))
+        # threshold and bands Params (the kinds selected above) have .measure; parse_params is typed
+        # as their base model
         by_measure.setdefault(params.measure, []).append((rule, params))  # type: ignore[attr-defined]
     return by_measure
 
@@ -88,6 +90,7 @@ def thresholds_for(*, patient: Patient, measure: str) -> list[Threshold]:
 
     for rule, params in _threshold_rules(patient).get(measure, []):
         if rule.kind == "bands":  # four limits per part, each with its own colour (alerts.rules.bands)
+            # bands.Params, held as the base model (above)
             for bands, component in ((params.bands, parts and parts[0]),  # type: ignore[attr-defined]
                                      (params.bands2, parts and parts[1])):  # type: ignore[attr-defined]
                 if bands is not None:

@@ -12,12 +12,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import orjson
+import pydantic
 from django.db import DatabaseError, connection, transaction
 
 from alerts.live import alerts_broadcast
@@ -34,9 +35,15 @@ from alerts.models import (
     Status,
 )
 from alerts.rules import KINDS, Finding, merged_params, parse_params
-from alerts.rules.context import Context
+from alerts.rules.context import Context, patient_of
 from alerts.selectors import rules_running_for
 from patients.models import TreatmentEpisode
+
+if TYPE_CHECKING:
+    from monitoring.models import Reading
+    from monitoring.rows import ReadingRow
+    from questionnaires.models import QuestionnaireResponse
+    from schedules.models import MissedOccurrence
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +52,7 @@ RANK: dict[str, int] = {Severity.YELLOW: 1, Severity.RED: 2}
 TZ = ZoneInfo("Europe/Copenhagen")
 
 
-def rules_for(patient_id: Any, on_date: Any, kinds: list[str]) -> list[Rule]:
+def rules_for(patient_id: UUID, on_date: date, kinds: list[str]) -> list[Rule]:
     return list(rules_running_for(patient_id, on_date).filter(kind__in=kinds).distinct())
 
 
@@ -61,7 +68,7 @@ class ReadingFacts(Protocol):
     def effective_at(self) -> datetime: ...
 
 
-def reading_rules(readings: Sequence[ReadingFacts], kinds: list[str], patient_ids: set[Any]) -> dict[int, list[Rule]]:
+def reading_rules(readings: Sequence[ReadingFacts], kinds: list[str], patient_ids: set[UUID]) -> dict[int, list[Rule]]:
     """The rules that apply to each reading, with two queries for the whole batch.
 
     Same semantics as ``rules_for`` per reading: the active rules of every programme in which
@@ -72,7 +79,7 @@ def reading_rules(readings: Sequence[ReadingFacts], kinds: list[str], patient_id
         TreatmentEpisode.objects.filter(patient_id__in=patient_ids)
         .values_list("patient_id", "program_id", "treatment_start", "end")
     )
-    rules_by_program: dict[Any, list[Rule]] = {}
+    rules_by_program: dict[int, list[Rule]] = {}
     for rule in Rule.objects.filter(
         active=True, kind__in=kinds, program_id__in={e[1] for e in episodes}
     ).order_by("id"):
@@ -88,7 +95,7 @@ def reading_rules(readings: Sequence[ReadingFacts], kinds: list[str], patient_id
             ))
     combined: dict[tuple[Any, ...], list[Rule]] = {}  # one list per set of programmes
 
-    def rules_at(patient_id: Any, at: datetime) -> list[Rule]:
+    def rules_at(patient_id: UUID | None, at: datetime) -> list[Rule]:
         programs = tuple(sorted({
             program_id
             for program_id, starts, ends in by_patient.get(patient_id, ())
@@ -124,7 +131,7 @@ class Pending:
 
     rule: Rule
     rule_version: int
-    patient_id: Any
+    patient_id: UUID
     source_key: str
     finding: Finding
 
@@ -137,7 +144,7 @@ class Evaluator:
     """Runs kinds with each patient's effective parameters (rule params merged with the
     patient's current override, each parsed once per batch) and collects findings and errors."""
 
-    def __init__(self, ctx: Context, patient_ids: set[Any], rules: dict[Any, list[Rule]]) -> None:
+    def __init__(self, ctx: Context, patient_ids: set[UUID], rules: dict[int, list[Rule]]) -> None:
         self.ctx = ctx
         self.pending: list[Pending] = []
         self.errors: list[RuleError] = []
@@ -146,16 +153,17 @@ class Evaluator:
             (o.rule_id, o.patient_id): o.params
             for o in RuleOverride.objects.filter(rule_id__in=rule_ids, patient_id__in=patient_ids, ended_at=None)
         }
-        self._parsed: dict[tuple[Any, Any], Any] = {}
+        self._parsed: dict[tuple[int, UUID | None], pydantic.BaseModel] = {}
 
-    def params(self, rule: Rule, patient_id: Any) -> Any:
+    def params(self, rule: Rule, patient_id: UUID) -> Any:
+        # Any: the kind's own Params model (alerts.rules.<kind>.Params), which rule.kind decides.
         override = self._overrides.get((rule.pk, patient_id))
         key = (rule.pk, patient_id if override is not None else None)
         if key not in self._parsed:
             self._parsed[key] = parse_params(rule.kind, merged_params(rule.params, override))
         return self._parsed[key]
 
-    def run_readings(self, readings: Sequence[Any], rules: dict[int, list[Rule]]) -> None:
+    def run_readings(self, readings: Sequence["Reading | ReadingRow"], rules: dict[int, list[Rule]]) -> None:
         """Run each reading's rules (``rules``: reading id -> its rules, as reading_rules
         gives them). The same as ``run`` per reading and rule, with the kind function and the
         effective parameters looked up once per patient and set of rules instead of per reading:
@@ -164,16 +172,17 @@ class Evaluator:
         # (rule, kind function, parameters or None, why the parameters did not parse or None)
         plans: dict[tuple[int, Any], list[tuple[Rule, Any, Any, Exception | None]]] = {}
         for reading in readings:
-            theirs = rules[reading.id]
+            theirs = rules[reading.pk]
             if not theirs:
                 continue
-            key = (id(theirs), reading.patient_id)
+            patient_id = patient_of(reading)  # claimed readings are stored: both ids are set
+            key = (id(theirs), patient_id)
             plan = plans.get(key)
             if plan is None:
                 plan = plans[key] = []
                 for rule in theirs:
                     try:
-                        plan.append((rule, KINDS[rule.kind].evaluate_reading, self.params(rule, reading.patient_id),
+                        plan.append((rule, KINDS[rule.kind].evaluate_reading, self.params(rule, patient_id),
                                      None))
                     except Exception as exc:  # noqa: BLE001 - recorded below for every reading, as run does
                         plan.append((rule, None, None, exc))
@@ -190,9 +199,10 @@ class Evaluator:
                     continue
                 if finding is not None:
                     self.pending.append(
-                        Pending(rule, rule.version, reading.patient_id, f"reading:{reading.id}", finding))
+                        Pending(rule, rule.version, patient_id, f"reading:{reading.id}", finding))
 
-    def run(self, rule: Rule, patient_id: Any, source_key: str, method: str, subject: Any) -> None:
+    def run(self, rule: Rule, patient_id: UUID, source_key: str, method: str,
+            subject: "QuestionnaireResponse | MissedOccurrence") -> None:
         try:
             finding = getattr(KINDS[rule.kind], method)(self.params(rule, patient_id), subject, self.ctx)
         except DatabaseError:
@@ -214,7 +224,7 @@ def errors_record(errors: list[RuleError]) -> None:
         RuleError.objects.bulk_create(errors)
 
 
-def alerts_lock_patients(patient_ids: set[Any]) -> None:
+def alerts_lock_patients(patient_ids: set[UUID]) -> None:
     """Serialise alert changes per patient across workers (the partial unique constraint on
     unresolved alerts backs this up). Taken in a fixed order, so two batches cannot deadlock."""
     if connection.vendor != "postgresql" or not patient_ids:
@@ -226,17 +236,17 @@ def alerts_lock_patients(patient_ids: set[Any]) -> None:
         )
 
 
-def _snoozed(pending: Pending, snoozes: dict[Any, list[Snooze]], now: datetime) -> bool:
+def _snoozed(pending: Pending, snoozes: dict[UUID, list[Snooze]], now: datetime) -> bool:
     if pending.finding.snooze is None:
         return False
     measure, component, value = pending.finding.snooze
     return any(s.covers(measure, component, value, now) for s in snoozes.get(pending.patient_id, ()))
 
 
-def _cooling(pending: list[Pending], patient_ids: set[Any], now: datetime) -> dict[tuple[Any, Any], Alert]:
+def _cooling(pending: list[Pending], patient_ids: set[UUID], now: datetime) -> dict[tuple[UUID, int], Alert]:
     """The latest alert of each (patient, rule) resolved less than its rule's cooldown ago: a
     finding no worse than it adds to it again instead of raising a new one."""
-    cooling: dict[tuple[Any, Any], Alert] = {}
+    cooling: dict[tuple[UUID, int], Alert] = {}
     rules_cooling = {p.rule.pk: p.rule.cooldown for p in pending if p.rule.cooldown}
     if not rules_cooling:
         return cooling
@@ -281,7 +291,7 @@ def findings_apply(pending: list[Pending], *, now: datetime) -> list[int]:
         AlertFinding.objects.filter(rule_id__in=rule_ids, source_key__in={p.source_key for p in pending})
         .values_list("rule_id", "source_key")
     )
-    snoozes: dict[Any, list[Snooze]] = defaultdict(list)
+    snoozes: dict[UUID, list[Snooze]] = defaultdict(list)
     for snooze in Snooze.objects.filter(patient_id__in=patient_ids, ended_at=None, until__gt=now):
         snoozes[snooze.patient_id].append(snooze)
     unresolved = {

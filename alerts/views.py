@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -19,6 +19,7 @@ from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from alerts import lifecycle
 from alerts.selectors import (
+    WorklistFilter,
     alerts_for,
     worklist,
     worklist_filter_parse,
@@ -63,7 +64,7 @@ def triage(request: AuthenticatedHttpRequest) -> HttpResponse:
     return response
 
 
-def _filter_query(f: Any) -> dict[str, Any]:
+def _filter_query(f: WorklistFilter) -> dict[str, Any]:
     """The filter as GET parameters (the same names the page's form and the websocket use)."""
     q: dict[str, Any] = {}
     if f.team_id is not None:
@@ -77,7 +78,7 @@ def _filter_query(f: Any) -> dict[str, Any]:
     return q
 
 
-def _back_to_triage(request: HttpRequest) -> HttpResponseRedirect:
+def _back_to_triage(request: AuthenticatedHttpRequest) -> HttpResponseRedirect:
     # Only our own filter parameters go back into the URL: never an open redirect.
     f = worklist_filter_parse(request.POST, request.user)
     query = urlencode(_filter_query(f))

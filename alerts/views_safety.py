@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.decorators import role_required
 from accounts.http import AuthenticatedHttpRequest
-from accounts.models import Role
+from accounts.models import Role, User
 from alerts.models import Rule
 from alerts.safety import may_switch_safety_nets, safety_rule_switch
 from proplatform.forms import DescribedForm, form_errors_from
@@ -25,7 +25,7 @@ class SwitchOffForm(DescribedForm):
         help_text=_("Required. Shown on this page and kept with the rule's history."))
 
 
-def _nets_for(user: Any) -> list[Rule]:
+def _nets_for(user: User) -> list[Rule]:
     rules = (Rule.objects.exclude(safety_net_for="").select_related("program")
              .prefetch_related("revisions__changed_by").order_by("program__name", "name"))
     if user.role != Role.ADMIN:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 
 from audit.models import Action
@@ -25,13 +26,13 @@ class PatientDataAdmin(admin.ModelAdmin[Any]):
         related = self.patient_path.rpartition(".")[0].replace(".", "__")
         return queryset.select_related(related) if related else queryset
 
-    def _patient_of(self, obj: Any) -> uuid.UUID | None:
+    def _patient_of(self, obj: models.Model) -> uuid.UUID | None:
+        value: object = obj
         for name in self.patient_path.split("."):
-            obj = getattr(obj, name, None)
-        patient_id: uuid.UUID | None = obj  # the path ends at the patient's id
-        return patient_id
+            value = getattr(value, name, None)
+        return value if isinstance(value, uuid.UUID) else None  # the path ends at the patient's id
 
-    def _audit(self, request: HttpRequest, what: str, objects: list[Any]) -> None:
+    def _audit(self, request: HttpRequest, what: str, objects: list[models.Model]) -> None:
         action = Action.UPDATE if request.method == "POST" else Action.READ
         resource = f"{self.model.__name__} {what} (admin)"
         patients = list(dict.fromkeys(self._patient_of(obj) for obj in objects))
@@ -45,7 +46,7 @@ class PatientDataAdmin(admin.ModelAdmin[Any]):
         if obj is not None and self.has_view_or_change_permission(request, obj):
             self._audit(request, f"{what} {object_id}", [obj])
 
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None:  # not a redirect after an action
@@ -53,14 +54,16 @@ class PatientDataAdmin(admin.ModelAdmin[Any]):
         return response
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: Any = None) -> HttpResponse:
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
         self._audit_one(request, object_id, "record")
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+    def history_view(self, request: HttpRequest, object_id: str,
+                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
         self._audit_one(request, object_id, "history")
         return super().history_view(request, object_id, extra_context)
 
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+    def delete_view(self, request: HttpRequest, object_id: str,
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
         self._audit_one(request, object_id, "delete")
         return super().delete_view(request, object_id, extra_context)

@@ -3,17 +3,30 @@
 import uuid
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest
 
 from audit.models import Action, AuditEvent, Outcome
 from proplatform.input import storable_text
 from proplatform.middleware import current_request_id
 from proplatform.privacy import redact_cpr
+
+
+class Actor(Protocol):
+    """Who an audit row names: a person (accounts.User; AnonymousUser before signing in), a
+    system client (smart.principal.SystemPrincipal) or a device
+    (monitoring.authentication.DevicePrincipal). Only a User is linked; the others are named by
+    ``get_username()`` and, when they have one, their ``role``."""
+
+    @property
+    def is_authenticated(self) -> bool: ...
+
+    def get_username(self) -> str: ...
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -31,7 +44,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 def audit_record(
     *,
-    user: Any,
+    user: Actor | None,
     action: Action,
     resource: str,
     outcome: Outcome = Outcome.ALLOWED,
@@ -45,7 +58,7 @@ def audit_record(
     return event
 
 
-def audit_record_many(*, user: Any, action: Action, reads: Sequence[tuple[str, uuid.UUID | None]],
+def audit_record_many(*, user: Actor | None, action: Action, reads: Sequence[tuple[str, uuid.UUID | None]],
                       ip: str | None = None) -> None:
     """One row per (resource, patient id) in ``reads``, all by one person, in one INSERT (e.g. a
     burst of live alert pushes to one triage page)."""
@@ -53,8 +66,8 @@ def audit_record_many(*, user: Any, action: Action, reads: Sequence[tuple[str, u
                                            patient_id=patient_id, ip=ip) for resource, patient_id in reads])
 
 
-def audit_insert_sql(*, user: Any, action: Action, reads: list[tuple[str, uuid.UUID]], ip: str | None,
-                     allowed_ids_sql: str, connection: Any) -> tuple[str, list[Any]]:
+def audit_insert_sql(*, user: Actor | None, action: Action, reads: list[tuple[str, uuid.UUID]], ip: str | None,
+                     allowed_ids_sql: str, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
     """An ``INSERT ... SELECT`` of one audit row per (resource, patient id) in ``reads``, whose
     outcome is decided by the database: allowed when the patient id is among the ids
     ``allowed_ids_sql`` selects, denied otherwise. Meant for a data-modifying CTE beside the
@@ -94,14 +107,14 @@ def _insert_sql_parts(alias: str, allowed_ids_sql: str) -> tuple[str, str]:
             "FROM (VALUES ", f") AS v ({listed})")
 
 
-def _event(*, user: Any, action: Action, resource: str, outcome: Outcome, patient_id: uuid.UUID | None,
+def _event(*, user: Actor | None, action: Action, resource: str, outcome: Outcome, patient_id: uuid.UUID | None,
            ip: str | None) -> AuditEvent:
-    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    actor = user if user is not None and user.is_authenticated else None
     return AuditEvent(
         # A device (monitoring.authentication.DevicePrincipal) is named, not linked: it is no User.
-        user=user if authenticated and isinstance(user, get_user_model()) else None,
-        username=user.get_username() if authenticated else "",
-        role=getattr(user, "role", "") if authenticated else "",
+        user=actor if isinstance(actor, get_user_model()) else None,
+        username=actor.get_username() if actor is not None else "",
+        role=getattr(actor, "role", "") if actor is not None else "",
         patient_ref=patient_id,
         action=action,
         # What a caller sent may hold NUL or half a character: escaped, or the row (often the

@@ -21,7 +21,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import Role, User
 from alerts.models import Alert, Status
 from monitoring.models import Reading
 from patients.access import patients_for, teams_for
@@ -52,13 +52,13 @@ class ListFilter:
                 or self.overdue_reviews)
 
 
-def programs_for(user: Any) -> QuerySet[Program]:
+def programs_for(user: User) -> QuerySet[Program]:
     """Programmes with patients in the user's scope: the choices of the programme filter."""
     return (Program.objects.filter(episodes__patient__in=patients_for(user).values("pk"))
             .distinct().order_by("name"))
 
 
-def patient_list(user: Any, f: ListFilter, *, search: str | None = None, today: date | None = None
+def patient_list(user: User, f: ListFilter, *, search: str | None = None, today: date | None = None
                  ) -> QuerySet[Patient]:
     """The user's patients, filtered and searched, ordered by name: bare rows to count and page."""
     today = today or timezone.localdate()
@@ -104,7 +104,7 @@ class PatientRow:
     programs: list[str] = field(default_factory=list)
 
 
-def patient_rows(user: Any, ids: list[uuid.UUID], *, today: date | None = None) -> list[PatientRow]:
+def patient_rows(user: User, ids: list[uuid.UUID], *, today: date | None = None) -> list[PatientRow]:
     """The columns of the list for the patients ``ids`` (one page), in that order. Only the
     episodes of the user's own teams are shown: another team's programme is not theirs to see."""
     today = today or timezone.localdate()
@@ -146,8 +146,8 @@ def patient_rows(user: Any, ids: list[uuid.UUID], *, today: date | None = None) 
     return rows
 
 
-def patient_list_page(user: Any, f: ListFilter, *, search: str | None,
-                      number: Any) -> tuple[Page[Any], list[PatientRow]]:
+def patient_list_page(user: User, f: ListFilter, *, search: str | None,
+                      number: str | int | None) -> tuple[Page[Any], list[PatientRow]]:
     """One page of the list: the page (for its links and count) and its rows with columns."""
     paginator = Paginator(patient_list(user, f, search=search).values_list("pk", flat=True), PAGE_SIZE)
     page = paginator.get_page(number)

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.rules.severity import RANK, answer_colours
-from monitoring.measures import MEASURES
-from patients.models import Patient
+from monitoring.measures import MEASURES, Measure
+from monitoring.models import Reading
+from patients.models import Patient, TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse
 from schedules.models import Pause
 
@@ -33,8 +34,8 @@ READING_LIMIT = 200
 class TimelineEntry:
     at: datetime
     kind: str  # "reading" | "response" | "alert" | "pause" | "start"
-    obj: Any
-    measure: Any = None  # a reading's Measure
+    obj: Reading | QuestionnaireResponse | Alert | Pause | TreatmentEpisode  # as kind says
+    measure: Measure | None = None  # a reading's
     colours: list[dict[str, str]] = field(default_factory=list)  # a response's coloured answers
     colour: str = ""  # the entry's worst colour ("red", "yellow" or "")
 

@@ -1,5 +1,5 @@
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -57,7 +57,7 @@ def _ids(evidence: dict[str, Any], one: str, many: str) -> list[int]:
     return found
 
 
-def _alert_charts(patient: Patient, reading_ids: set[int], now: Any) -> list[dict[str, Any]]:
+def _alert_charts(patient: Patient, reading_ids: set[int], now: datetime) -> list[dict[str, Any]]:
     """One trend chart per measure behind the alert, its readings ringed."""
     behind = list(Reading.objects.filter(patient=patient, pk__in=reading_ids).only("measure", "effective_at"))
     charts = []
@@ -148,6 +148,7 @@ def patient_page(request: AuthenticatedHttpRequest, patient: Patient, *, bound: 
     titles = questionnaire_titles([r.params.get("questionnaire") for r in patient_rules])
     override_history = list(rule_overrides_for_patient(patient))
     for o in override_history:
+        # the override in words, for the template: an attribute of this row only
         o.words = params_in_words(o.params, titles, measure=o.rule.params.get("measure"))  # type: ignore[attr-defined]
     rules = []
     for rule in patient_rules:

@@ -15,14 +15,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.decorators import role_required
 from accounts.http import AuthenticatedHttpRequest
-from accounts.models import Role
+from accounts.models import Role, User
 from audit.models import Action
 from audit.services import audit_record, audit_record_many, client_ip
 from clinic.patient_list import ListFilter, patient_list, patient_list_page, programs_for
@@ -35,7 +35,7 @@ SESSION_KEY = "patient_searches"
 SEARCHES_KEPT = 10
 
 
-def _filter_from(params: Any, user: Any) -> tuple[PatientFilterForm, ListFilter]:
+def _filter_from(params: QueryDict, user: User) -> tuple[PatientFilterForm, ListFilter]:
     programs = list(programs_for(user))
     form = PatientFilterForm(params, programs=programs)
     if not form.is_valid():
@@ -60,11 +60,11 @@ def _filter_query(f: ListFilter) -> dict[str, Any]:
     return q
 
 
-def _search_text(request: HttpRequest, key: str) -> str | None:
+def _search_text(request: AuthenticatedHttpRequest, key: str) -> str | None:
     return (request.session.get(SESSION_KEY) or {}).get(key)
 
 
-def _remember(request: HttpRequest, text: str) -> str:
+def _remember(request: AuthenticatedHttpRequest, text: str) -> str:
     key = secrets.token_urlsafe(12)
     kept = dict(request.session.get(SESSION_KEY) or {})
     kept[key] = text
@@ -86,7 +86,7 @@ def patient_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
                    search=search)
 
 
-def _search(request: HttpRequest) -> HttpResponse:
+def _search(request: AuthenticatedHttpRequest) -> HttpResponse:
     filter_form, f = _filter_from(request.POST, request.user)
     form = PatientSearchForm(request.POST)
     if not form.is_valid():
@@ -100,7 +100,8 @@ def _search(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("patient-list") + "?" + urlencode(query))
 
 
-def _render(request: HttpRequest, filter_form: PatientFilterForm, f: ListFilter, form: PatientSearchForm, *,
+def _render(request: AuthenticatedHttpRequest, filter_form: PatientFilterForm, f: ListFilter,
+            form: PatientSearchForm, *,
             key: str, search: str | None, status: int = 200) -> HttpResponse:
     rows: list[Any] = []
     page = None

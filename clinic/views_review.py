@@ -3,7 +3,6 @@ green responses, and "Markér som gennemset" beside one response on the patient 
 authorise (patients.access through questionnaires.review), call one service, answer."""
 
 import uuid
-from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -24,7 +23,7 @@ from clinic.views import patient_page
 from patients.access import clinician_patient_or_404
 from proplatform.forms import form_errors_from
 from questionnaires.forms import ReviewForm
-from questionnaires.models import ReviewColour
+from questionnaires.models import QuestionnaireResponse, ReviewColour
 from questionnaires.review import AlreadyReviewed, response_review, responses_review_bulk, review_queue
 
 PAGE_SIZE = 100  # rows a page; every response is reachable by paging
@@ -48,7 +47,7 @@ def _queue_page(request: AuthenticatedHttpRequest, *, errors: list[str] | None =
     audit_record_many(user=request.user, action=Action.READ, ip=client_ip(request),
                       reads=[(f"QuestionnaireResponse/{r.pk} (review list)", r.patient_id) for r in rows])
 
-    def overdue(r: Any) -> bool:
+    def overdue(r: QuestionnaireResponse) -> bool:
         return r.review_due_at is None or r.review_due_at < now
 
     return render(request, "questionnaires/review_queue.html", {

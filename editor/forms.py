@@ -5,13 +5,15 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _l
 
+from accounts.models import User
 from monitoring.measures import MEASURES
-from patients.models import CareTeam, Program
-from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField
+from patients.models import CareTeam, Patient, Program
+from proplatform.forms import DecimalTextField, DescribedForm, IntegerTextField, form_field
 from questionnaires.models import Questionnaire
 
 
@@ -61,7 +63,7 @@ class ProgramForm(forms.ModelForm):
         label=_l("Care teams that run the programme"), required=False, widget=forms.CheckboxSelectMultiple,
         queryset=CareTeam.objects.none(), help_text=_l("Their team leads may change the programme."))
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         from editor.selectors import led_teams
 
         super().__init__(*args, **kwargs)
@@ -166,9 +168,9 @@ class ScheduleForm(DescribedForm):
         from schedules.spec import spec_params
 
         cleaned = super().clean() or {}
-        kind = cleaned.get("kind")
+        kind: str = cleaned.get("kind") or ""
         required = {"once": ["day"], "offsets": ["days"], "every": ["every_days", "from_day", "to_day"],
-                    "weekdays": ["weekdays", "from_day", "to_day"]}.get(kind or "", [])
+                    "weekdays": ["weekdays", "from_day", "to_day"]}.get(kind, [])
         for name in required:
             if name not in self.errors and cleaned.get(name) in (None, "", []):
                 self.add_error(name, _l("Needed for this kind of schedule."))
@@ -181,21 +183,21 @@ class ScheduleForm(DescribedForm):
         try:
             from schedules.spec import spec_parse
 
-            spec = spec_parse(kind, params)  # type: ignore[arg-type]
+            spec = spec_parse(kind, params)
         except ValidationError:
             self.add_error("to_day" if kind in ("every", "weekdays") else required[0],
                            _l("Check the days: the last day must not come before the first, and each day once."))
             return cleaned
         first = min(spec.days(cleaned.get("example_start") or timezone.localdate()), default=0)
         if first < 0 and not cleaned.get("before_start"):
-            field = {"once": "day", "offsets": "days"}.get(kind, "from_day")  # type: ignore[arg-type]
+            field = {"once": "day", "offsets": "days"}.get(kind, "from_day")
             self.add_error(field, _l("This is before treatment start. Tick \"May be before treatment start\" "
                                      "for a baseline questionnaire."))
-        if self.errors:
+        if self.errors or window is None:  # window_days is required: if missing, its error is on the form
             return cleaned
         cleaned["spec"] = spec
         cleaned["params"] = spec_params(spec)
-        cleaned["window"] = timedelta(days=float(window))  # type: ignore[arg-type]
+        cleaned["window"] = timedelta(days=float(window))
         cleaned["open_before"] = timedelta(days=float(cleaned.get("open_before_days") or 0))
         hours = cleaned.get("remind_before_hours")
         cleaned["remind_before"] = timedelta(hours=float(hours)) if hours else None
@@ -279,14 +281,15 @@ class EnrolForm(DescribedForm):
                                       error_messages={"required": _l("Give the date treatment starts."),
                                                       "invalid": _l("Give a date, e.g. 2026-12-07.")})
 
-    def __init__(self, *args: Any, patients: Any, teams: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, patients: QuerySet[Patient], teams: QuerySet[CareTeam], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["patient"].queryset = patients  # type: ignore[attr-defined]
+        patient = form_field(self, "patient", forms.ModelChoiceField)
+        patient.queryset = patients
         # Name and birth date: enough to tell two patients apart, no CPR number on the page.
-        self.fields["patient"].label_from_instance = (  # type: ignore[attr-defined]
-            lambda p: f"{p.name} ({p.birth_date:%d.%m.%Y})")
-        self.fields["care_team"].queryset = teams.order_by("name")  # type: ignore[attr-defined]
+        # (Django's documented way to label a choice: replacing the method on this instance.)
+        patient.label_from_instance = lambda p: f"{p.name} ({p.birth_date:%d.%m.%Y})"  # type: ignore[assignment]
+        form_field(self, "care_team", forms.ModelChoiceField).queryset = teams.order_by("name")
 
-    def show_only(self, patients: Any) -> None:
+    def show_only(self, patients: QuerySet[Patient]) -> None:
         """Render ``patients`` as the choices (the hits, or the one chosen), not every patient."""
-        self.fields["patient"].queryset = patients  # type: ignore[attr-defined]
+        form_field(self, "patient", forms.ModelChoiceField).queryset = patients

@@ -1,23 +1,25 @@
 """Writes of the programme editor. Each goes through the owning app's service (rule_save keeps
 the revision with who and why) and leaves an audit row."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from alerts.definitions import rule_save
 from alerts.models import Rule, RuleRevision
 from audit.models import Action
 from audit.services import audit_record
-from patients.models import Program
+from patients.models import CareTeam, Patient, Program, TreatmentEpisode
 
 
 def program_rule_save(*, program: Program, kind: str, rule: Rule | None, name: str, severity: str,
-                      params: dict[str, Any], cooldown: timedelta, by: Any, reason: str,
-                      request: Any = None) -> Rule:
+                      params: dict[str, Any], cooldown: timedelta, by: User, reason: str,
+                      request: HttpRequest | None = None) -> Rule:
     """Add a rule to ``program`` or change one of its rules: a new version and revision."""
     if not reason.strip():
         raise ValidationError({"reason": _("Say why the rule is added or changed.")})
@@ -34,7 +36,8 @@ def program_rule_save(*, program: Program, kind: str, rule: Rule | None, name: s
     return rule
 
 
-def rule_rollback(*, rule: Rule, version: int, by: Any, reason: str, request: Any = None) -> Rule:
+def rule_rollback(*, rule: Rule, version: int, by: User, reason: str,
+                  request: HttpRequest | None = None) -> Rule:
     """Bring back the definition of an earlier version. History is never rewritten: the rollback
     is a new version whose revision says which one it restored and why."""
     if not reason.strip():
@@ -54,7 +57,7 @@ def rule_rollback(*, rule: Rule, version: int, by: Any, reason: str, request: An
     return rule
 
 
-def program_save(*, program: Program, by: Any, request: Any = None) -> Program:
+def program_save(*, program: Program, by: User, request: HttpRequest | None = None) -> Program:
     """Create or change a programme's own fields (name, condition, texts, measures)."""
     created = program.pk is None
     program.full_clean()
@@ -64,8 +67,8 @@ def program_save(*, program: Program, by: Any, request: Any = None) -> Program:
     return program
 
 
-def episode_enrol(*, patient: Any, program: Program, care_team: Any, treatment_start: Any, by: Any,
-                  request: Any = None) -> Any:
+def episode_enrol(*, patient: Patient, program: Program, care_team: CareTeam, treatment_start: date, by: User,
+                  request: HttpRequest | None = None) -> TreatmentEpisode:
     """Enrol ``patient`` in ``program`` under ``care_team`` from ``treatment_start`` (the index
     date): the episode, and the occurrences of the programme's schedules that can still be
     answered, in one transaction."""
@@ -86,7 +89,7 @@ def episode_enrol(*, patient: Any, program: Program, care_team: Any, treatment_s
     return episode
 
 
-def program_publish(*, program: Program, by: Any, request: Any = None) -> Program:
+def program_publish(*, program: Program, by: User, request: HttpRequest | None = None) -> Program:
     """Publish a programme set up in the editor: from now on patients can be enrolled. It needs
     a questionnaire with a schedule or a measurement with a rule — a programme that asks and
     watches nothing would only look like follow-up."""

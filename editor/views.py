@@ -2,18 +2,19 @@
 programmes their teams follow patients in. Server-rendered, no JavaScript needed, no JSON."""
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Role
+from accounts.http import AuthenticatedHttpRequest
+from accounts.models import Role, User
 from alerts.backtest import MAX_DAYS, backtest_run
 from alerts.models import Rule, RuleKind, RuleRevision
 from alerts.params_words import params_in_words, questionnaire_titles
@@ -25,13 +26,16 @@ from editor.import_report import report_lines
 from editor.selectors import editable_programs, led_teams, may_edit_program
 from editor.services import episode_enrol, program_publish, program_rule_save, program_save, rule_rollback
 from patients.access import patients_for
-from patients.models import Program
+from patients.models import Patient, Program
 from proplatform.forms import form_errors_from
 from schedules.models import Schedule
 from schedules.services import schedule_create, schedule_preview
 
+if TYPE_CHECKING:
+    from patients.forms import PatientSearchForm
 
-def _program_for(request: HttpRequest, program_id: int) -> Program:
+
+def _program_for(request: AuthenticatedHttpRequest, program_id: int) -> Program:
     program = get_object_or_404(Program, pk=program_id)
     if not may_edit_program(request.user, program):
         audit_record(user=request.user, action=Action.READ, resource=f"Program/{program_id} editor",
@@ -40,12 +44,12 @@ def _program_for(request: HttpRequest, program_id: int) -> Program:
     return program
 
 
-def _may_create(user: Any) -> bool:
+def _may_create(user: User) -> bool:
     return user.role == Role.ADMIN or led_teams(user).exists()
 
 
 @login_required
-def program_list(request: HttpRequest) -> HttpResponse:
+def program_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     programs = list(editable_programs(request.user).order_by("name"))
     if not programs and not _may_create(request.user):
         raise PermissionDenied
@@ -54,7 +58,7 @@ def program_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def program_new(request: HttpRequest) -> HttpResponse:
+def program_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not _may_create(request.user):
         raise PermissionDenied
     form = ProgramForm(request.POST or None, user=request.user)
@@ -66,7 +70,7 @@ def program_new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def program_edit(request: HttpRequest, program_id: int) -> HttpResponse:
+def program_edit(request: AuthenticatedHttpRequest, program_id: int) -> HttpResponse:
     program = _program_for(request, program_id)
     form = ProgramForm(request.POST or None, instance=program, user=request.user)
     saved = False
@@ -130,7 +134,7 @@ def _with_question_texts(params: dict[str, Any], words: list[tuple[str, str]],
     return out
 
 
-def _backtest(request: HttpRequest, *, program: Program, form: RuleForm) -> dict[str, Any]:
+def _backtest(request: AuthenticatedHttpRequest, *, program: Program, form: RuleForm) -> dict[str, Any]:
     """The rule as filled in, replayed over the programme's last 90 days beside the rule as it is."""
     data = form.cleaned_data
     hours = float(data.get("cooldown_hours") or Decimal(0))
@@ -155,7 +159,7 @@ def _backtest(request: HttpRequest, *, program: Program, form: RuleForm) -> dict
 
 
 @login_required
-def rule_edit(request: HttpRequest, program_id: int, kind: str | None = None, rule_id: int | None = None
+def rule_edit(request: AuthenticatedHttpRequest, program_id: int, kind: str | None = None, rule_id: int | None = None
               ) -> HttpResponse:
     program = _program_for(request, program_id)
     rule = None
@@ -190,7 +194,7 @@ def rule_edit(request: HttpRequest, program_id: int, kind: str | None = None, ru
 
 
 @login_required
-def rule_rollback_view(request: HttpRequest, program_id: int, rule_id: int, version: int) -> HttpResponse:
+def rule_rollback_view(request: AuthenticatedHttpRequest, program_id: int, rule_id: int, version: int) -> HttpResponse:
     program = _program_for(request, program_id)
     rule = get_object_or_404(Rule, pk=rule_id, program=program, safety_net_for="")
     revision = get_object_or_404(RuleRevision, rule=rule, version=version)
@@ -210,7 +214,7 @@ def rule_rollback_view(request: HttpRequest, program_id: int, rule_id: int, vers
 
 
 @login_required
-def schedule_new(request: HttpRequest, program_id: int) -> HttpResponse:
+def schedule_new(request: AuthenticatedHttpRequest, program_id: int) -> HttpResponse:
     program = _program_for(request, program_id)
     form = ScheduleForm(request.POST or None, program=program,
                         initial={"example_start": timezone.localdate(), "window_days": 2, "kind": "every"})
@@ -262,7 +266,7 @@ def _preview_pages(resource: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @login_required
-def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
+def questionnaire_upload(request: AuthenticatedHttpRequest, program_id: int) -> HttpResponse:
     """Upload (or pick from the library) → the import report per question and a phone preview →
     publish into the programme. The file is kept in the session between the two steps under a
     random key, so nothing is stored in the database until it is published."""
@@ -321,7 +325,7 @@ def questionnaire_upload(request: HttpRequest, program_id: int) -> HttpResponse:
     return render(request, "editor/questionnaire_upload.html", context)
 
 
-def _enrol_search(request: HttpRequest, search: Any) -> tuple[list[Any], bool]:
+def _enrol_search(request: AuthenticatedHttpRequest, search: "PatientSearchForm") -> tuple[list[Patient], bool]:
     """The patients matching the search box among those the person may see, audited as the
     patient list's search is: the search (by CPR number or name — never the text itself) and a
     read of each patient shown."""
@@ -341,7 +345,7 @@ def _enrol_search(request: HttpRequest, search: Any) -> tuple[list[Any], bool]:
 
 
 @login_required
-def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
+def enrol(request: AuthenticatedHttpRequest, program_id: int) -> HttpResponse:
     """Search (POST: a CPR number never goes in a URL) → choose among the hits → enrol."""
     from patients.forms import PatientSearchForm
     from patients.models import CareTeam, Patient
@@ -385,7 +389,7 @@ def enrol(request: HttpRequest, program_id: int) -> HttpResponse:
 
 
 @login_required
-def questionnaire_edit(request: HttpRequest, program_id: int, questionnaire_id: int) -> HttpResponse:
+def questionnaire_edit(request: AuthenticatedHttpRequest, program_id: int, questionnaire_id: int) -> HttpResponse:
     from editor.questionnaire_edit import QuestionnaireEditForm
     from questionnaires.models import Questionnaire
     from questionnaires.services import QuestionnaireImportError, questionnaire_revise
@@ -411,7 +415,7 @@ def questionnaire_edit(request: HttpRequest, program_id: int, questionnaire_id: 
 
 
 @login_required
-def program_publish_view(request: HttpRequest, program_id: int) -> HttpResponse:
+def program_publish_view(request: AuthenticatedHttpRequest, program_id: int) -> HttpResponse:
     program = _program_for(request, program_id)
     if request.method != "POST":
         return redirect("editor-program", program_id=program.pk)

@@ -5,13 +5,15 @@ named server-side cursor on PostgreSQL), rows arrive as tuples (no model instanc
 paths), mapped by the pure functions in interop.mapping and written one line at a time. What
 grows with the export is only the per-patient pseudonym cache (one short string per patient)."""
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from exports.privacy import Pseudonymiser, items_without_free_text, shift_date_str
+from exports.privacy import Pseudonymiser, ResourceId, items_without_free_text, shift_date_str
 from interop.mapping import (
     device_to_fhir,
     episode_to_fhir,
@@ -40,25 +42,25 @@ class Refs:
 
     def __init__(self, pseudo: Pseudonymiser | None) -> None:
         self.pseudo = pseudo
-        self._devices: dict[Any, str] = {}
+        self._devices: dict[int, str] = {}
 
-    def patient(self, patient_id: Any) -> str:
+    def patient(self, patient_id: uuid.UUID) -> str:
         return self.pseudo.patient(patient_id) if self.pseudo else str(patient_id)
 
-    def device(self, device_id: Any) -> str:
+    def device(self, device_id: int) -> str:
         found = self._devices.get(device_id)
         if found is None:
             found = self._devices[device_id] = self.id("Device", device_id)
         return found
 
-    def id(self, resource_type: str, id_: Any) -> str:
+    def id(self, resource_type: str, id_: ResourceId) -> str:
         return self.pseudo.resource_id(resource_type, id_) if self.pseudo else str(id_)
 
-    def shift(self, patient_id: Any) -> timedelta:
+    def shift(self, patient_id: uuid.UUID) -> timedelta:
         return self.pseudo.shift(patient_id) if self.pseudo else _ZERO
 
 
-def _failed(resource_type: str, id_: Any, exc: Exception) -> Resource:
+def _failed(resource_type: str, id_: ResourceId, exc: Exception) -> Resource:
     # No row content in the message: it may be read by someone who must not see the row.
     return operation_outcome("error", "exception", f"{resource_type} {id_} could not be exported "
                                                    f"({type(exc).__name__}); it was left out.")
@@ -158,7 +160,7 @@ def observations(scope: QuerySet[Patient], refs: Refs, since: datetime | None) -
                 device_ref=refs.device(device_id) if device_id else None,
                 # the sender's codes and issued time; no free text (code.text, displays) when pseudonymised
                 original=original, free_text=not pseudo,
-                shift=(lambda value, shift=shift: shift_date_str(value, shift)) if pseudo else None)
+                shift=partial(shift_date_str, shift=shift) if pseudo else None)
         except (KeyError, TypeError, ValueError) as exc:
             yield _failed("Observation", f"reading-{pk}", exc)
     scored = _responses(scope, since).exclude(scores=[]).values_list("pk", "patient_id", "authored_at", "scores")

@@ -13,11 +13,15 @@
 
 import hashlib
 import hmac
+import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+# A resource's id in an export: its row's pk (an int, or a UUID) or a local name (qr12-score0).
+ResourceId = int | str | uuid.UUID
 
 # Date shifts are drawn from ±MAX_SHIFT_DAYS, never 0 (a zero shift would leak the real dates).
 MAX_SHIFT_DAYS = 182
@@ -57,16 +61,16 @@ class Pseudonymiser:
         mac.update(message.encode())
         return mac.hexdigest()
 
-    def patient(self, patient_id: Any) -> str:
+    def patient(self, patient_id: uuid.UUID) -> str:
         found = self._patients.get(patient_id)
         if found is None:
             found = self._patients[patient_id] = self._mac(f"Patient/{patient_id}")
         return found
 
-    def resource_id(self, resource_type: str, id_: Any) -> str:
+    def resource_id(self, resource_type: str, id_: ResourceId) -> str:
         return self._mac(f"{resource_type}/{id_}")
 
-    def shift(self, patient_id: Any) -> timedelta:
+    def shift(self, patient_id: uuid.UUID) -> timedelta:
         if not self.shift_dates:
             return timedelta(0)
         pid = str(patient_id)
@@ -78,7 +82,7 @@ class Pseudonymiser:
         return found
 
 
-def pseudonym(patient_id: Any, *, key: bytes) -> str:
+def pseudonym(patient_id: uuid.UUID, *, key: bytes) -> str:
     """The stable pseudonym of one patient under ``key``."""
     return Pseudonymiser(key, shift_dates=False).patient(patient_id)
 

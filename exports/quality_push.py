@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import Role, User
 from audit.models import Action
 from audit.services import audit_record
 from exports import bulk
@@ -35,6 +35,7 @@ from exports.models import Destination, SendRecord, SendStatus
 from exports.privacy import Pseudonymiser, PseudonymKeyMissing, pseudonym_key
 from exports.selectors import ExportError, export_patients
 from interop.mapping import export_identifier
+from outcomes.models import Cohort
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class _Stopped(Exception):
     """The record is no longer "sending": the sweep failed it while this worker was slow."""
 
 
-def quality_send_start(*, destination: Destination, cohort: Any, user: Any) -> SendRecord:
+def quality_send_start(*, destination: Destination, cohort: Cohort, user: User) -> SendRecord:
     """Record the send and enqueue it after commit."""
     if user.role not in (Role.QUALITY, Role.ADMIN):
         raise ExportError(403, "forbidden", "Only quality staff and administrators send to quality databases.")
@@ -103,7 +104,7 @@ def _entry(resource: dict[str, Any]) -> dict[str, Any]:
                         "ifNoneExist": f"identifier={identifier['system']}|{identifier['value']}"}}
 
 
-def cohort_resources(*, cohort: Any, user: Any) -> Iterator[dict[str, Any]]:
+def cohort_resources(*, cohort: Cohort, user: User) -> Iterator[dict[str, Any]]:
     scope = export_patients(user=user, kind="group", group_id=str(cohort.pk), identified=False)
     refs = bulk.Refs(Pseudonymiser(pseudonym_key(), shift_dates=False))
     for resource_type in PUSH_TYPES:

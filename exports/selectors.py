@@ -1,14 +1,18 @@
 """Who may export which patients (ADR 0007). Builds on patients.access; every export leaves out
 patients who withdrew from secondary use."""
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
-from accounts.models import Role
-from patients.access import patients_for
+from accounts.models import Role, User
+from patients.access import Requester, patients_for
 from patients.models import Patient
-from smart.principal import SYSTEM_ROLE, is_system
+from smart.principal import SYSTEM_ROLE, SystemPrincipal, is_system
+
+if TYPE_CHECKING:
+    from outcomes.models import Cohort
 
 
 class ExportError(Exception):
@@ -19,10 +23,10 @@ class ExportError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _cohort_for(user: Any, group_id: str) -> Any:
+def _cohort_for(user: User | SystemPrincipal, group_id: str) -> "Cohort":
     """The cohort behind Group/{id}, or a 404 error when it does not exist or ``user`` may not
     see it — the same answer, so a Group's existence is not revealed (as patients.access does)."""
-    from outcomes.models import Cohort  # the cohorts engineer's model; imported late on purpose
+    from outcomes.models import Cohort  # noqa: F811 - the cohorts engineer's model; imported late on purpose
 
     not_found = ExportError(404, "not-found", f"No such Group: {group_id}.")
     # Cohorts are quality work: quality staff and administrators see them, nobody else.
@@ -34,9 +38,9 @@ def _cohort_for(user: Any, group_id: str) -> Any:
     return cohort
 
 
-def export_patients(*, user: Any, kind: str, group_id: str = "", identified: bool) -> QuerySet[Patient]:
+def export_patients(*, user: Requester, kind: str, group_id: str = "", identified: bool) -> QuerySet[Patient]:
     """The patients an export by ``user`` covers, evaluated now (membership of a Group too)."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated or not user.is_active:
         raise ExportError(401, "login", "Log in to export.")
     if is_system(user):
         # A system client (ADR 0018) exports across all patients; pseudonymised unless an

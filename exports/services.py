@@ -15,6 +15,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.models import User
 from audit.models import Action, Outcome
 from audit.services import audit_record, audit_record_many, client_ip
 from exports import bulk
@@ -70,7 +71,7 @@ def export_parameters(*, types: list[str] | None, since: datetime | None, output
             "purpose": purpose[:500], "shift_dates": shift_dates}
 
 
-def export_job_create(*, user: Any, kind: ExportKind, group_id: str = "", params: dict[str, Any],
+def export_job_create(*, user: User | SystemPrincipal, kind: ExportKind, group_id: str = "", params: dict[str, Any],
                       request_url: str, request: HttpRequest | None = None, enqueue: bool = True) -> ExportJob:
     """Kick-off: check scope and the per-user limit, record the job, audit, enqueue after commit
     (``enqueue=False``: the caller runs it, as the management command does)."""
@@ -119,19 +120,19 @@ def export_types_for_scopes(*, principal: SystemPrincipal, params: dict[str, Any
     return types
 
 
-def export_job_requester(job: ExportJob) -> Any:
+def export_job_requester(job: ExportJob) -> User | SystemPrincipal | None:
     """Who an export runs for: its person, or its system client (whose current state counts: a
     client deactivated since the kick-off is refused by export_patients)."""
     return SystemPrincipal(client=job.client) if job.client is not None else job.requester
 
 
-def _enqueue(job_id: Any) -> None:
+def _enqueue(job_id: uuid.UUID) -> None:
     from exports.tasks import run_export
 
     run_export.delay(str(job_id))
 
 
-def export_job_run(*, job_id: Any, progress: Progress | None = None) -> ExportJob | None:
+def export_job_run(*, job_id: uuid.UUID | str, progress: Progress | None = None) -> ExportJob | None:
     """Run one export. Claims the job first (queued → running), so a re-delivered message does
     nothing; writes one NDJSON file per type; beats every HEARTBEAT_EVERY rows, which is also
     where a cancel (or the sweep having failed the job) is noticed."""
@@ -218,7 +219,7 @@ def _beat(job: ExportJob, resource_type: str, done: int, total: int) -> None:
         raise _Stopped
 
 
-def export_job_cancel(*, job: ExportJob, user: Any, request: HttpRequest | None = None) -> None:
+def export_job_cancel(*, job: ExportJob, user: User | SystemPrincipal, request: HttpRequest | None = None) -> None:
     """DELETE on the status URL. A running worker notices at its next heartbeat and removes its
     files; otherwise they go now."""
     ExportJob.objects.filter(pk=job.pk, status__in=[*ACTIVE_STATUSES, ExportStatus.COMPLETED]).update(
@@ -229,7 +230,7 @@ def export_job_cancel(*, job: ExportJob, user: Any, request: HttpRequest | None 
     audit_record(user=user, action=Action.EXPORT, resource=f"$export {job.pk} cancelled", request=request)
 
 
-def export_file_record_download(*, job: ExportJob, user: Any, resource_type: str, count: int,
+def export_file_record_download(*, job: ExportJob, user: User | SystemPrincipal, resource_type: str, count: int,
                                 request: HttpRequest | None) -> None:
     """Audit one file's download. A pseudonymised file names no patient: one row. An identified
     file is a read of every patient in it: one row each, so each patient's "who saw my data"

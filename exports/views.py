@@ -1,16 +1,19 @@
 """FHIR Bulk Data Access v2: kick-off, status, files (ADR 0007). Views parse, authorise through
 exports.selectors (built on patients.access), call one service and answer in FHIR."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -30,7 +33,7 @@ from interop.mapping import operation_outcome
 from interop.views import FhirView
 from interop.views_questionnaires import FhirJSONParser
 from proplatform.parsers import JSONParser
-from smart.principal import is_system
+from smart.principal import SystemPrincipal, principal
 
 _KNOWN = {"_type", "_since", "_outputFormat", "identified", "purpose", "dateShift"}
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
@@ -135,20 +138,22 @@ def _parse(raw: dict[str, list[Any]]) -> dict[str, Any]:
 def _own_job(request: Request, job_id: str) -> ExportJob | None:
     """The requester's job, else None: someone else's job answers 404 like a missing one. A
     system client's jobs are the client's, whichever of its tokens kicked them off."""
-    if is_system(request.user):
-        return ExportJob.objects.filter(pk=job_id, client=request.user.client).first()
-    return ExportJob.objects.filter(pk=job_id, requester=request.user).select_related("requester").first()
+    who = principal(request)
+    if isinstance(who, SystemPrincipal):
+        return ExportJob.objects.filter(pk=job_id, client=who.client).first()
+    return ExportJob.objects.filter(pk=job_id, requester=who).select_related("requester").first()
 
 
 def _scope_refusal(request: Request, types: list[str]) -> Response | None:
     """A system client's token must cover the types it polls, cancels or downloads (ADR 0018):
     a token narrowed since the kick-off gets 403, not the data."""
-    if not is_system(request.user):
+    who = principal(request)
+    if not isinstance(who, SystemPrincipal):
         return None
-    missing = [t for t in types if t != "OperationOutcome" and not request.user.may(t, "rs")]
+    missing = [t for t in types if t != "OperationOutcome" and not who.may(t, "rs")]
     if not missing:
         return None
-    audit_record(user=request.user, action=Action.EXPORT, outcome=Outcome.DENIED, request=request,
+    audit_record(user=who, action=Action.EXPORT, outcome=Outcome.DENIED, request=request,
                  resource=f"{request.method} {request.path} scopes lack {','.join(missing)}"[:300])
     return _error(403, "forbidden", f"This token's scopes do not cover {', '.join(missing)}.")
 
@@ -183,7 +188,7 @@ class ExportKickoffView(FhirView):
             return _error(400, "invalid", "$export runs asynchronously: send the header Prefer: respond-async.")
         try:
             params = _parse(_raw_parameters(request))
-            job = export_job_create(user=request.user, kind=self.kind, group_id=group_id, params=params,
+            job = export_job_create(user=principal(request), kind=self.kind, group_id=group_id, params=params,
                                     request_url=request.build_absolute_uri(), request=request)
         except ExportError as exc:
             response = _error(exc.status, exc.code, exc.message)
@@ -253,7 +258,7 @@ class ExportStatusView(FhirView):
             return _error(404, "not-found", "No such export.")
         if refused := _scope_refusal(request, job.params.get("types", [])):
             return refused
-        export_job_cancel(job=job, user=request.user, request=request)
+        export_job_cancel(job=job, user=principal(request), request=request)
         return Response(status=202)
 
 
@@ -261,18 +266,20 @@ class _AnyAccept(BaseContentNegotiation):
     """Bulk clients ask for files with Accept: application/fhir+ndjson, which no DRF renderer
     names; the file is what it is, and errors come as OperationOutcome JSON."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(self, request: Request, renderers: Iterable[BaseRenderer],
+                        format_suffix: str | None = None) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))  # FhirView names two
+        return first, first.media_type
 
 
 class ExportFileView(FhirView):
     content_negotiation_class = _AnyAccept
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="NDJSON"),
                               404: _OUTCOME, 410: _OUTCOME}, tags=["fhir"])
-    def get(self, request: Request, job_id: str, name: str) -> Response | HttpResponse:
+    def get(self, request: Request, job_id: str, name: str) -> Response | FileResponse:
         """One NDJSON file of a finished export: the requester only, until it expires; audited."""
         job = _own_job(request, job_id)
         if job is None or job.status != ExportStatus.COMPLETED:
@@ -287,7 +294,7 @@ class ExportFileView(FhirView):
         path = job_dir(job) / name
         if not path.is_file():
             return _error(410, "expired", "This export's files are gone; start a new export.")
-        export_file_record_download(job=job, user=request.user, resource_type=listed[name]["type"],
+        export_file_record_download(job=job, user=principal(request), resource_type=listed[name]["type"],
                                     count=listed[name]["count"], request=request)
         response = FileResponse(path.open("rb"), content_type="application/fhir+ndjson")
         response["Cache-Control"] = "no-store"

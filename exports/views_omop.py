@@ -5,13 +5,14 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from exports.models import OmopExportJob
 from exports.omop.jobs import omop_job_create
@@ -25,7 +26,7 @@ class OmopForm(forms.Form):
 
 
 @role_required(Role.QUALITY, Role.ADMIN)
-def omop_jobs(request: HttpRequest) -> HttpResponse:
+def omop_jobs(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = OmopForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         since: datetime | None = form.cleaned_data["since"]
@@ -43,7 +44,7 @@ def omop_jobs(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.QUALITY, Role.ADMIN)
-def omop_job_status(request: HttpRequest, job_id: int) -> JsonResponse:
+def omop_job_status(request: AuthenticatedHttpRequest, job_id: int) -> JsonResponse:
     job = get_object_or_404(OmopExportJob, pk=job_id)
     return JsonResponse({"id": job.pk, "schema": job.schema, "status": job.status, "progress": job.progress,
                          "step": job.progress_text, "result": job.result, "failure": job.failure,

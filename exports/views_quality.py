@@ -1,6 +1,6 @@
 """The quality page that sends a cohort to a quality database and lists past sends."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import messages
@@ -16,6 +16,7 @@ from exports.models import Destination, SendRecord
 from exports.privacy import PseudonymKeyMissing
 from exports.quality_push import quality_send_start
 from exports.selectors import ExportError
+from proplatform.forms import form_field
 
 if TYPE_CHECKING:
     from outcomes.models import Cohort
@@ -26,11 +27,11 @@ class SendForm(forms.Form):
                                          label=gettext_lazy("Quality database"))
     cohort: "forms.ModelChoiceField[Cohort]" = forms.ModelChoiceField(queryset=None, label=gettext_lazy("Cohort"))
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         from outcomes.models import Cohort  # the cohorts engineer's model
 
-        self.fields["cohort"].queryset = Cohort.objects.all()  # type: ignore[attr-defined]
+        form_field(self, "cohort", forms.ModelChoiceField).queryset = Cohort.objects.all()
 
 
 @role_required(Role.QUALITY, Role.ADMIN)

@@ -1,14 +1,18 @@
 """Pure functions from our models to FHIR R4 (4.0.1) JSON. No database access here: callers
 pass what is needed, so the same functions serve single reads and bulk export."""
 
+import uuid
 from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
 from interop.search import SEARCH_DOCUMENTATION, capability_search_params
 from patients.models import Patient
+from questionnaires.models import Questionnaire, QuestionnaireResponse
 from smart.discovery import capability_security
 
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"  # Danish CPR number (the CPR office's OID)
@@ -122,11 +126,11 @@ def operation_outcome(severity: str, code: str, diagnostics: str,
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
-def reference(resource_type: str, id_: Any) -> dict[str, str]:
+def reference(resource_type: str, id_: int | str | uuid.UUID) -> dict[str, str]:
     return {"reference": f"{resource_type}/{id_}"}
 
 
-def questionnaire_to_fhir(questionnaire: Any) -> dict[str, Any]:
+def questionnaire_to_fhir(questionnaire: Questionnaire) -> dict[str, Any]:
     """The stored definition as imported, with our id and version on it."""
     resource = dict(questionnaire.resource)
     resource["id"] = str(questionnaire.pk)
@@ -136,7 +140,7 @@ def questionnaire_to_fhir(questionnaire: Any) -> dict[str, Any]:
     return resource
 
 
-def response_to_fhir(response: Any) -> dict[str, Any]:
+def response_to_fhir(response: QuestionnaireResponse) -> dict[str, Any]:
     """QuestionnaireResponse R4. ``author`` is the patient, or the person who answered for them.
     ``authored`` is the answer's own time (as the client sent it); ``meta.lastUpdated`` is when
     the platform received it (a completed response is not changed afterwards)."""
@@ -162,7 +166,7 @@ def response_to_fhir(response: Any) -> dict[str, Any]:
     return resource
 
 
-def score_to_observation(response: Any, score: dict[str, Any], index: int) -> dict[str, Any]:
+def score_to_observation(response: QuestionnaireResponse, score: dict[str, Any], index: int) -> dict[str, Any]:
     """One computed score of a response as a survey Observation derived from it."""
     return _score_observation(
         id_=f"qr{response.pk}-score{index}", subject=reference("Patient", response.patient_id),
@@ -215,15 +219,45 @@ VITAL_SIGNS_CATEGORY = [{"coding": [{
 _BP_COMPONENTS = (("8480-6", "Systolic blood pressure"), ("8462-4", "Diastolic blood pressure"))
 
 
-def _ucum(value: Any, unit: str) -> dict[str, Any]:
+def _ucum(value: Decimal | float, unit: str) -> dict[str, Any]:
     return {"value": float(value), "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
 
 
 # Reading.original["system"] (monitoring.measures.Coding.system) -> the FHIR system URI.
+class StoredReading(Protocol):
+    """What an Observation shows of a stored reading: a monitoring.models.Reading, or the row a
+    FHIR search selects (interop.search_resources.ReadingRow)."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def patient_id(self) -> uuid.UUID: ...
+    @property
+    def device_id(self) -> int | None: ...
+    @property
+    def value(self) -> Decimal: ...
+    @property
+    def value2(self) -> Decimal | None: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def original(self) -> Any: ...  # the sender's JSON, as stored
+    @property
+    def unusual(self) -> bool: ...
+    @property
+    def erroneous_at(self) -> datetime | None: ...
+    @property
+    def effective_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def client_id(self) -> str | None: ...
+
+
 ORIGINAL_SYSTEMS = {"LOINC": "http://loinc.org", "NPU": "urn:oid:1.2.208.176.2.1"}
 
 
-def reading_to_observation(reading: Any, *, loinc: str, display: str) -> dict[str, Any]:
+def reading_to_observation(reading: StoredReading, *, loinc: str, display: str) -> dict[str, Any]:
     """A stored reading as an R4 vital-signs Observation (blood pressure as the 85354-9 panel).
     What the sender said is given back (``with_sender``); ``meta.lastUpdated`` is the server's
     receipt (or the later moment a clinician marked it erroneous)."""
@@ -252,19 +286,23 @@ def with_sender(resource: dict[str, Any], original: dict[str, Any], *, free_text
     our rules use — its ``code.text`` and its ``issued``. ``free_text=False`` (pseudonymised
     exports) keeps codes only: no display, no text. ``shift`` moves ``issued`` by the export's
     date shift."""
-    sent = original.get("fhir") if isinstance(original.get("fhir"), dict) else {}
+    # Stored as the sender said it (interop.observation_in.ParsedObservation.provenance); a row
+    # written before that shape, or by hand, may hold anything — read what is there and skip the rest.
+    sent = fhir if isinstance(fhir := original.get("fhir"), dict) else {}
+    sent_code = code if isinstance(code := sent.get("code"), dict) else {}
+    coding = sent_code.get("coding")
     codings = [{k: c[k] for k in ("system", "version", "code", "display") if k in c and (free_text or k != "display")}
-               for c in (sent.get("code") or {}).get("coding") or [] if isinstance(c, dict) and c.get("code")]
+               for c in (coding if isinstance(coding, list) else []) if isinstance(c, dict) and c.get("code")]
     if not codings and original.get("system") in ORIGINAL_SYSTEMS and original.get("code"):
         # REST and older FHIR readings: the code the sender used (an NPU code, another LOINC code).
         codings = [{"system": ORIGINAL_SYSTEMS[original["system"]], "code": original["code"]}]
     ours = resource["code"]["coding"][0]
     extra = [c for c in codings if (c.get("system"), c.get("code")) != (ours["system"], ours["code"])]
-    if extra or (free_text and sent.get("code", {}).get("text")):
-        resource["code"] = {"coding": [ours, *extra], "text": (
-            sent["code"]["text"] if free_text and sent.get("code", {}).get("text") else resource["code"]["text"])}
-    if isinstance(sent.get("issued"), str):
-        resource["issued"] = shift(sent["issued"]) if shift else sent["issued"]
+    sent_text = sent_code.get("text") if free_text else None
+    if extra or sent_text:
+        resource["code"] = {"coding": [ours, *extra], "text": sent_text or resource["code"]["text"]}
+    if isinstance(issued := sent.get("issued"), str):
+        resource["issued"] = shift(issued) if shift else issued
 
 
 @lru_cache(maxsize=64)
@@ -274,7 +312,8 @@ def _loinc_code(loinc: str, display: str) -> dict[str, Any]:
 
 
 def _reading_observation(*, id_: str, subject: dict[str, Any], loinc: str, display: str, erroneous: bool,
-                         value: Any, value2: Any, unit: str, effective: str, issued: str) -> dict[str, Any]:
+                         value: Decimal, value2: Decimal | None, unit: str, effective: str,
+                         issued: str) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": id_,
@@ -335,7 +374,7 @@ def patient_pseudonymised_to_fhir(*, pseudonym: str, sex: str, birth_year: int) 
     }
 
 
-def patient_identified_for_export(patient: Any) -> dict[str, Any]:
+def patient_identified_for_export(patient: Patient) -> dict[str, Any]:
     """The identified patient (patient_to_fhir) with the export identifier beside the CPR."""
     resource = patient_to_fhir(patient, identified=True)
     resource.pop("meta", None)
@@ -344,7 +383,7 @@ def patient_identified_for_export(patient: Any) -> dict[str, Any]:
 
 
 def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, condition_display: str,
-                    care_team_id: Any, care_team_name: str, department: str, region_code: str,
+                    care_team_id: str, care_team_name: str, department: str, region_code: str,
                     region_display: str, start: str, end: str | None) -> dict[str, Any]:
     """A treatment episode as EpisodeOfCare. ``period.start`` is the treatment start, the index
     date outcome timepoints count from. The condition (ICD-10/SKS) is a contained Condition,
@@ -377,7 +416,7 @@ def episode_to_fhir(*, id_: str, patient_ref: str, condition_code: str, conditio
 
 
 def observation_from_reading(*, id_: str, patient_ref: str, loinc: str, display: str, erroneous: bool,
-                             value: Any, value2: Any, unit: str, effective: str, issued: str,
+                             value: Decimal, value2: Decimal | None, unit: str, effective: str, issued: str,
                              device_ref: str | None = None, original: dict[str, Any] | None = None,
                              free_text: bool = True, shift: Callable[[str], str] | None = None) -> dict[str, Any]:
     """A reading for export: no client identifier and no note (free text); a stable identifier;

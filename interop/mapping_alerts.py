@@ -12,6 +12,8 @@ from typing import Any
 
 from django.utils import translation
 
+from accounts.models import User
+from alerts.models import Alert, AlertFinding
 from interop.mapping import reference
 
 ALERT_ID_SYSTEM = "https://proplatform.dk/fhir/id/alert"
@@ -35,11 +37,11 @@ def _severity_coding(severity: str) -> dict[str, str]:
     return {"system": SEVERITY_SYSTEM, "code": severity, "display": _SEVERITY_DISPLAY.get(severity, severity)}
 
 
-def _identifier(alert: Any) -> list[dict[str, str]]:
+def _identifier(alert: Alert) -> list[dict[str, str]]:
     return [{"system": ALERT_ID_SYSTEM, "value": str(alert.pk)}]
 
 
-def alert_to_flag(alert: Any) -> dict[str, Any]:
+def alert_to_flag(alert: Alert) -> dict[str, Any]:
     """A Flag for the patient banner: active while the alert is unresolved (open or
     acknowledged), inactive once resolved. The colour is the flag-priority extension (red = PH,
     yellow = PM) and, in our own words, a meta tag."""
@@ -80,13 +82,13 @@ def evidence_reference(source_key: str, evidence: dict[str, Any] | None = None) 
     return None
 
 
-def _user_reference(user: Any) -> dict[str, Any]:
+def _user_reference(user: User) -> dict[str, Any]:
     # Clinicians are users, not (yet) Practitioner resources: a logical reference by identifier.
     name = user.get_full_name() or user.get_username()
     return {"identifier": {"system": USER_SYSTEM, "value": str(user.pk)}, "display": name}
 
 
-def _mitigations(alert: Any) -> list[dict[str, Any]]:
+def _mitigations(alert: Alert) -> list[dict[str, Any]]:
     """What clinicians did: acknowledged, and resolved with its outcome and note."""
     out: list[dict[str, Any]] = []
     if alert.acknowledged_at is not None:
@@ -115,7 +117,7 @@ def _mitigations(alert: Any) -> list[dict[str, Any]]:
     return out
 
 
-def alert_to_detected_issue(alert: Any, *, findings: list[Any]) -> dict[str, Any]:
+def alert_to_detected_issue(alert: Alert, *, findings: list[AlertFinding]) -> dict[str, Any]:
     """The alert as a DetectedIssue: preliminary while unresolved, final when resolved; severity
     high (red) or moderate (yellow); code = the rule; detail = the reason in words; one evidence
     entry per finding (its reason, and a reference to the reading or response it fired on).
@@ -124,7 +126,8 @@ def alert_to_detected_issue(alert: Any, *, findings: list[Any]) -> dict[str, Any
     any (not expected) shows its own latest finding."""
     rule = alert.rule
     evidence: list[dict[str, Any]] = []
-    for finding in findings or [alert]:
+    sources: list[AlertFinding | Alert] = [*findings] if findings else [alert]
+    for finding in sources:
         entry: dict[str, Any] = {"code": [{"text": finding.reason}]}
         ref = evidence_reference(finding.source_key, finding.evidence)
         if ref is not None:

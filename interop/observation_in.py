@@ -187,17 +187,19 @@ def _effective(resource: dict[str, Any], out: ParsedObservation) -> None:
     period = resource.get("effectivePeriod")
     when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
         (period.get("start") if isinstance(period, dict) else None)
-    try:
-        parsed = parse_datetime(when) if isinstance(when, str) else None
-    except ValueError:  # well-formed but no instant: 2026-02-30, 24:00, a leap second, +24:00
-        out.problems.append(Problem("Observation.effective", f"{when[:40]} is not a valid date and time"))
+    parsed = None
+    if isinstance(when, str):
+        try:
+            parsed = parse_datetime(when)
+        except ValueError:  # well-formed but no instant: 2026-02-30, 24:00, a leap second, +24:00
+            out.problems.append(Problem("Observation.effective", f"{when[:40]} is not a valid date and time"))
+            return
+    if parsed is None:
+        out.problems.append(Problem("Observation.effective", "effectiveDateTime (with time zone) is required"))
+    elif parsed.tzinfo is None:
+        out.problems.append(Problem("Observation.effective", "the time must include a time zone"))
     else:
-        if parsed is None:
-            out.problems.append(Problem("Observation.effective", "effectiveDateTime (with time zone) is required"))
-        elif parsed.tzinfo is None:
-            out.problems.append(Problem("Observation.effective", "the time must include a time zone"))
-        else:
-            out.effective_at = parsed
+        out.effective_at = parsed
 
 
 def _identifier(resource: dict[str, Any], out: ParsedObservation) -> None:

@@ -127,8 +127,8 @@ def _link(base_url: str, search: Search, extra: list[tuple[str, str]]) -> str:
 
 
 def searchset_bundle(*, base_url: str, search: Search, resources: list[dict[str, Any]],
-                     included: list[dict[str, Any]] = (), total: int | None, page: Page | None,  # type: ignore[assignment]
-                     issues: list[dict[str, Any]] = (), self_link: bool = True) -> dict[str, Any]:  # type: ignore[assignment]
+                     included: Sequence[dict[str, Any]] = (), total: int | None, page: Page | None,
+                     issues: Sequence[dict[str, Any]] = (), self_link: bool = True) -> dict[str, Any]:
     """The searchset Bundle: matches, included resources, an OperationOutcome entry for what was
     ignored or adjusted, and self/next/previous links (the current cursor on self)."""
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}

@@ -20,6 +20,7 @@ from django.db import connection
 from django.db.models import F, Func, IntegerField, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from rest_framework import exceptions
+from rest_framework.request import Request
 
 from accounts.models import Role
 from alerts.models import Alert, Status
@@ -51,7 +52,7 @@ _NONE = Q(pk__in=[])
 _ALL = Q(pk__isnull=False)
 
 
-def parse_request(request: Any, resource_type: str, *, hidden: frozenset[str] = frozenset()) -> Search:
+def parse_request(request: Request, resource_type: str, *, hidden: frozenset[str] = frozenset()) -> Search:
     """The search of a GET (query string) or a POST to _search (form body, plus any query string)."""
     params = [(n, v) for n, values in request.query_params.lists() for v in values]
     if request.method == "POST":
@@ -294,7 +295,7 @@ def observation_search(request: HttpRequest, search: Search, base_url: str) -> d
                                 all_of(search, "_lastUpdated", lambda v: date_q("received_at", v)), response_ids)
     code_groups = search.values("code")
 
-    def score_ok(response: Any, index: int, score: dict[str, Any]) -> bool:
+    def score_ok(response: ScoredResponse, index: int, score: dict[str, Any]) -> bool:
         return score_index_ok(response, index) and all(
             any(_score_code_matches(score, t) for t in alternatives) for alternatives in code_groups)
 

@@ -1,11 +1,12 @@
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -69,7 +70,7 @@ class FhirJSONRenderer(JSONRenderer):
     format = "fhir"
 
     def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: dict[str, Any] | None = None) -> bytes:
+               renderer_context: Mapping[str, Any] | None = None) -> bytes:
         if data is None:
             return b""
         return orjson.dumps(data, default=_drf_encoder.default)
@@ -159,7 +160,7 @@ class PatientReadView(FhirView):
         patient = patient_or_404(request, patient_id, resource=f"Patient/{patient_id} (FHIR)")
         return Response(patient_to_fhir(patient, identified=True))
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         raise exceptions.MethodNotAllowed(request.method or "")
 
 
@@ -224,4 +225,6 @@ class PatientSearchPostView(FhirView):
                               400: _OUTCOME, 401: _OUTCOME, 403: _OUTCOME},
                    tags=["fhir"], operation_id="fhir_Patient_search_post")
     def post(self, request: Request) -> Response:
+        # The same search as GET, answered by its code (this view is no PatientSearchView, so that
+        # it does not answer GET itself).
         return PatientSearchView.get(self, request)  # type: ignore[arg-type]

@@ -114,5 +114,5 @@ class DetectedIssueReadView(_AlertView):
         return Response(alert_to_detected_issue(alert, findings=findings))
 
 
-def _issue(alert: Any) -> dict[str, Any]:
+def _issue(alert: Alert) -> dict[str, Any]:
     return alert_to_detected_issue(alert, findings=list(alert.findings.all()))

@@ -260,8 +260,8 @@ def _screen(i: int, entry: Any, patient: Patient) -> tuple[ParsedObservation, tu
     except exceptions.ParseError as exc:
         return one, (operation_outcome("error", "invalid", str(exc.detail), expression=[where]), 400), None
     matches = conditional.readings_matching(patient, criteria) if criteria else []
-    if len(matches) > 1:
-        return one, (conditional.several(criteria, "Observation").data, 412), None  # type: ignore[arg-type]
+    if criteria and len(matches) > 1:
+        return one, (conditional.several(criteria, "Observation").data, 412), None
     return one, None, (matches[0] if matches else None)
 
 

@@ -1,6 +1,7 @@
 """FHIR Questionnaire and QuestionnaireResponse endpoints."""
 
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_datetime
@@ -11,7 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import Role
+from accounts.models import Role, User
 from audit.models import Action
 from interop import conditional
 from interop.mapping import (
@@ -22,9 +23,13 @@ from interop.mapping import (
 from interop.validate import structure_issues, structure_outcome
 from interop.views import FhirInvalid, FhirView
 from patients.access import patient_or_404
+from patients.models import Patient
 from proplatform.parsers import JSONParser
+from questionnaires.definition import Issue
 from questionnaires.models import Questionnaire, QuestionnaireResponse
-from questionnaires.services import questionnaire_import_checked
+from questionnaires.services import QuestionnaireImportError, questionnaire_import_checked
+from questionnaires.validation import ResponseError
+from smart.principal import principal
 
 _FHIR = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR R4 resource")
 _OUTCOME = OpenApiResponse(OpenApiTypes.OBJECT, description="FHIR OperationOutcome")
@@ -71,7 +76,8 @@ class QuestionnaireCollectionView(FhirView):
         rendered in a simpler way are warnings (ADR 0004)."""
         from questionnaires.services import questionnaire_review
 
-        if request.user.role != Role.ADMIN:
+        # A system client (smart) is let through by authentication too; it has role "system".
+        if principal(request).role != Role.ADMIN:
             raise exceptions.PermissionDenied("Only administrators add questionnaires.")
         if not isinstance(request.data, dict) or request.data.get("resourceType") != "Questionnaire":
             raise FhirInvalid("Questionnaire", "The body must be a FHIR Questionnaire resource.")
@@ -89,10 +95,9 @@ class QuestionnaireCollectionView(FhirView):
         try:
             questionnaire, new = questionnaire_import_checked(resource=request.data,
                                                               strict="handling=strict" in prefer)
+        except QuestionnaireImportError as exc:  # refused by the review: the issues name the linkIds
+            return Response(_issues_outcome(exc.issues), status=status.HTTP_400_BAD_REQUEST)
         except ValidationError as exc:
-            issues = getattr(exc, "issues", None)
-            if issues:
-                return Response(_issues_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
             return Response(validation_outcome(exc), status=status.HTTP_400_BAD_REQUEST)
         # The same url, version and content again is the stored version: 200, no new row.
         code = status.HTTP_201_CREATED if new else status.HTTP_200_OK
@@ -107,7 +112,7 @@ class QuestionnaireCollectionView(FhirView):
                                    location=f"{_base(request)}/Questionnaire/{questionnaire.pk}")
 
 
-def _issues_outcome(issues: list) -> dict:
+def _issues_outcome(issues: list[Issue]) -> dict[str, Any]:
     """Import issues (questionnaires.definition.Issue) as OperationOutcome issues naming the linkId."""
     return {"resourceType": "OperationOutcome", "issue": [
         {"severity": issue.severity, "code": "invalid" if issue.severity == "error" else "business-rule",
@@ -119,8 +124,8 @@ def _issues_outcome(issues: list) -> dict:
 class QuestionnaireReadView(FhirView):
     @extend_schema(responses={200: _FHIR, 404: _OUTCOME}, tags=["fhir"])
     def get(self, request: Request, questionnaire_id: str) -> Response:
-        questionnaire = Questionnaire.objects.filter(pk=int(questionnaire_id) if questionnaire_id.isdigit()
-                                                     else None).first()
+        questionnaire = (Questionnaire.objects.filter(pk=int(questionnaire_id)).first()
+                         if questionnaire_id.isdigit() else None)
         if questionnaire is None:
             raise exceptions.NotFound("No such Questionnaire.")
         return Response(questionnaire_to_fhir(questionnaire))
@@ -147,7 +152,7 @@ class QuestionnaireResponseSearchView(FhirView):
 MAX_RESPONSE_BYTES = 512 * 1024
 
 
-def _response_outcome(errors: list) -> dict:
+def _response_outcome(errors: list[ResponseError]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [
         {"severity": "error", "code": "invalid", "diagnostics": str(e.message),
          **({"expression": [f"QuestionnaireResponse.item.where(linkId='{e.link_id}')"]} if e.link_id else {})}
@@ -178,7 +183,9 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
             raise FhirInvalid("QuestionnaireResponse", "The body must be a FHIR QuestionnaireResponse resource.")
         if issues := structure_issues(data):  # before anything is looked up or stored (ADR 0001)
             return Response(structure_outcome(issues), status=status.HTTP_400_BAD_REQUEST)
-        if request.user.role not in {Role.PATIENT, Role.RELATIVE}:
+        author = principal(request)
+        if not isinstance(author, User) or author.role not in {Role.PATIENT, Role.RELATIVE}:
+            # A system client (smart) is no person: it answers no questionnaire.
             raise exceptions.PermissionDenied("Responses are submitted by patients or their relatives.")
         if data.get("status") != "completed":
             raise FhirInvalid("QuestionnaireResponse.status",
@@ -206,7 +213,7 @@ class QuestionnaireResponseCollectionView(QuestionnaireResponseSearchView):
             return Response(_authored_outcome(str(exc)), status=status.HTTP_400_BAD_REQUEST)
         try:
             response = response_submit(patient=patient, questionnaire=questionnaire, items=data.get("item") or [],
-                                       author=request.user, identifier=identifier, refuse_disabled=True,
+                                       author=author, identifier=identifier, refuse_disabled=True,
                                        authored_at=authored_at)
         except AuthoredInvalid as exc:
             return Response(_authored_outcome(exc.errors[0].message), status=status.HTTP_400_BAD_REQUEST)
@@ -243,11 +250,11 @@ def _authored(raw: object) -> datetime | None:
     return parsed
 
 
-def _authored_outcome(message: str) -> dict:
+def _authored_outcome(message: str) -> dict[str, Any]:
     return operation_outcome("error", "invalid", message, expression=["QuestionnaireResponse.authored"])
 
 
-def _assigned_questionnaire(patient, canonical: str) -> Questionnaire:
+def _assigned_questionnaire(patient: Patient, canonical: str) -> Questionnaire:
     """The version the response names, if its questionnaire belongs to one of the patient's
     programmes. Without "|version", the newest version."""
     url, _, version = canonical.partition("|")

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -51,7 +52,7 @@ class DeviceAdmin(PatientDataAdmin):
     search_fields = ("serial", "model")
     inlines = [DeviceLendingInline, DeviceTokenInline]
 
-    def save_model(self, request: HttpRequest, obj: Device, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm[Device], change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:  # registered here: its first lending starts the history
             DeviceLending.objects.get_or_create(device=obj, lent_from=obj.lent_from,

@@ -129,7 +129,7 @@ class ItemResultOut(serializers.Serializer[Any]):
     unusual = serializers.BooleanField(required=False, help_text="Possible but unusual: stored, flagged.")
     # The stubs type Serializer.errors (validation errors) on every serializer; in this output
     # serializer the field of that name is an item's field -> messages.
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),  # type: ignore[assignment]
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),  # type: ignore[assignment]  # above
                                    required=False, help_text="Field -> messages (400, 404, 409).")
 
 
@@ -184,7 +184,8 @@ class ReadingCreateView(APIView):
         single = not isinstance(data, list)
         if not single and not data:
             raise ApiValidationError({"readings": ["Give at least one reading."]})
-        entered_by = None if isinstance(request.user, DevicePrincipal) else request.user
+        # A person enters readings; a device (DevicePrincipal) is no User and is not audited.
+        entered_by = request.user if isinstance(request.user, User) else None
         try:
             results = readings_ingest(patient=patient, items=[data] if single else data,
                                       source=source, device=device, entered_by=entered_by)

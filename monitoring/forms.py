@@ -122,8 +122,8 @@ MEASURE_HELP = {
 class MeasureReadingForm(_SentReadingForm):
     """One measure's large, simple form: the value(s) with the unit beside them, and the time."""
 
-    def __init__(self, *args: object, measure: Measure, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, measure: Measure, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.measure = measure
         number = {"max_digits": 9, "decimal_places": 3,
                   "error_messages": {"required": _("Write the number from your device.")}}

@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -19,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from audit.models import Action
-from audit.services import audit_record, audit_record_many, client_ip
+from audit.services import Actor, audit_record, audit_record_many, client_ip
 from monitoring.ingest import ItemResult, readings_ingest
 from monitoring.models import Device, DeviceKind, DeviceLending, DeviceToken, Reading, Source
 from patients.models import Patient
@@ -72,7 +71,7 @@ def reading_ingest(
     return IngestResult(result.reading, result.status == 201)
 
 
-def readings_audit_created(*, user: Any, patient: Patient, results: list[ItemResult],
+def readings_audit_created(*, user: Actor, patient: Patient, results: list[ItemResult],
                            request: HttpRequest | None = None) -> None:
     """Audit the readings a person just stored (REST or FHIR), one row each, in one INSERT (a
     batch of a thousand). A device's are not audited: it is no person, and writes only its own

@@ -6,6 +6,7 @@ twins outcomes.indicator_sql."""
 from __future__ import annotations
 
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ class Filters:
 @dataclass(frozen=True)
 class EpisodeFacts:
     episode_id: int
-    patient_id: Any
+    patient_id: uuid.UUID
     program_id: int
     team_id: int
     team_name: str
@@ -325,7 +326,7 @@ class Dataset:
         for e in episodes:
             self.by_patient[e.patient_id].append(e)
 
-    def episode_for(self, patient_id: Any, day: date) -> EpisodeFacts | None:
+    def episode_for(self, patient_id: uuid.UUID, day: date) -> EpisodeFacts | None:
         """The patient's episode that covers the day; the latest started if several do."""
         covering = [e for e in self.by_patient.get(patient_id, ()) if e.covers(day)]
         # Of two started the same day, the lower id (as the SQL twin orders them).

@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connections
+from django.db.backends.utils import CursorWrapper
 
 from alerts.models import Alert, EscalationPolicy, Outcome, Rule, Severity
 from monitoring.models import DeviceLending, Reading
@@ -240,7 +241,7 @@ def missed_questionnaire_sql() -> str:
 SHARED_EPISODES, SHARED_ALERTS = "tmp_outcomes_ep", "tmp_outcomes_alerts"
 
 
-def shared_tables_create(cursor: Any, today: date) -> None:
+def shared_tables_create(cursor: CursorWrapper, today: date) -> None:
     """The refresh's shared rows, once for all indicators: the episodes in scope and the alerts
     attributed to them, as temporary tables (this connection only, dropped by
     ``shared_tables_drop``)."""
@@ -251,7 +252,7 @@ def shared_tables_create(cursor: Any, today: date) -> None:
     cursor.execute(f"ANALYZE {SHARED_EPISODES}; ANALYZE {SHARED_ALERTS}")
 
 
-def shared_tables_drop(cursor: Any) -> None:
+def shared_tables_drop(cursor: CursorWrapper) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {SHARED_EPISODES}; DROP TABLE IF EXISTS {SHARED_ALERTS}")
 
 

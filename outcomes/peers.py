@@ -13,6 +13,7 @@ clinic.views), which sit above outcomes in the layers.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -78,7 +79,7 @@ def _score_at(responses: list[Any], e: EpisodeFacts, code: str, tp: Any) -> floa
     return best[1] if best else None
 
 
-def patient_peer_comparisons(*, patient_id: Any, today: date | None = None) -> list[PeerComparison]:
+def patient_peer_comparisons(*, patient_id: uuid.UUID, today: date | None = None) -> list[PeerComparison]:
     today = today or timezone.localdate()
     own_episodes = list(TreatmentEpisode.objects.filter(patient_id=patient_id, treatment_start__lte=today)
                         .select_related("patient", "care_team", "program").order_by("treatment_start"))

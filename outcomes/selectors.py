@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.db.models import Case, Count, Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Value, When
@@ -16,6 +16,15 @@ from outcomes.models import Cohort
 from outcomes.timepoints import Timepoint, TimepointSet, timepoints_for_program
 from patients.models import TreatmentEpisode
 from questionnaires.models import QuestionnaireResponse, ResponseStatus
+
+if TYPE_CHECKING:
+    # django-stubs-ext's WithAnnotations is for the checker only (at runtime it takes one
+    # argument); the indicator modules are imported late below, as before.
+    from django_stubs_ext import WithAnnotations
+
+    from outcomes.indicator_core import Filters
+    from outcomes.indicators import Cell
+    from outcomes.models import IndicatorRefresh
 
 # Timepoint days are Danish calendar days (see outcomes.timepoints).
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
@@ -114,9 +123,16 @@ def cohorts_all() -> QuerySet[Cohort]:
 
 # --- responses and readings by timepoint --------------------------------------------------------
 
+class Timepointed(TypedDict):
+    """What the by-timepoint selectors annotate each row with."""
+
+    day: int  # days since the episode's index date (Danish calendar days)
+    timepoint: str | None  # the window's code, or None outside every window
+
+
 def episode_responses_by_timepoint(
     *, episode: TreatmentEpisode, timepoints: TimepointSet | None = None
-) -> QuerySet[QuestionnaireResponse]:
+) -> "QuerySet[WithAnnotations[QuestionnaireResponse, Timepointed]]":
     """The episode's patient's completed responses, each annotated with ``timepoint`` (a code, or
     None when the day falls in no window) and ``day`` (days since the index date). Drafts never
     count as outcomes."""
@@ -131,7 +147,7 @@ def episode_responses_by_timepoint(
 
 def episode_readings_by_timepoint(
     *, episode: TreatmentEpisode, timepoints: TimepointSet | None = None
-) -> QuerySet[Reading]:
+) -> "QuerySet[WithAnnotations[Reading, Timepointed]]":
     """The episode's patient's readings, without those marked erroneous (kept for the record,
     never an outcome), annotated with ``timepoint`` and ``day`` like the responses."""
     timepoints = timepoints or timepoints_for_program(episode.program)
@@ -191,7 +207,7 @@ def _month_aligned(start: date | None, end: date | None) -> bool:
     return first_ok and last_ok
 
 
-def indicator_refresh_fitting(*, code: str, filters: Any) -> Any:
+def indicator_refresh_fitting(*, code: str, filters: "Filters") -> "IndicatorRefresh | None":
     """The indicator's last refresh when its cells fit the filters (whole months), else None."""
     from outcomes.models import IndicatorRefresh
 
@@ -200,7 +216,7 @@ def indicator_refresh_fitting(*, code: str, filters: Any) -> Any:
     return IndicatorRefresh.objects.filter(indicator=code, refreshed_at__isnull=False).first()
 
 
-def indicator_cells_precomputed(*, code: str, filters: Any) -> tuple[list[Any], Any] | None:
+def indicator_cells_precomputed(*, code: str, filters: "Filters") -> "tuple[list[Cell], IndicatorRefresh] | None":
     """The precomputed cells of an indicator cut to the filters, with their refresh time; None
     when there are none yet or the filters are finer than the cells (a period not in whole
     months) — the page then computes live."""

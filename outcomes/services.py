@@ -1,17 +1,23 @@
 """Writes for cohorts. Each change is validated in full (the same rules whichever path calls)
 and audited."""
 
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.http import HttpRequest
 
+from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record
 from outcomes.models import Cohort
 
+if TYPE_CHECKING:
+    from outcomes.indicators import Dataset
+
 
 @transaction.atomic
-def cohort_save(*, cohort: Cohort, user: Any, request: Any = None) -> Cohort:
+def cohort_save(*, cohort: Cohort, user: User, request: HttpRequest | None = None) -> Cohort:
     """Create or update a cohort. Raises ValidationError (per field) and stores nothing when a
     criterion is invalid."""
     creating = cohort.pk is None
@@ -25,7 +31,7 @@ def cohort_save(*, cohort: Cohort, user: Any, request: Any = None) -> Cohort:
 
 
 @transaction.atomic
-def cohort_delete(*, cohort: Cohort, user: Any, request: Any = None) -> None:
+def cohort_delete(*, cohort: Cohort, user: User, request: HttpRequest | None = None) -> None:
     # The audit trail has no "delete" action; a deletion is the last update of the cohort.
     audit_record(user=user, action=Action.UPDATE, resource=f"Cohort/{cohort.pk} deleted ({cohort.name})",
                  request=request)
@@ -34,7 +40,7 @@ def cohort_delete(*, cohort: Cohort, user: Any, request: Any = None) -> None:
 
 # --- precomputed indicator aggregates (issue 23) ------------------------------------------------
 
-def indicator_cells_refresh(*, codes: list[str] | None = None, today: Any = None) -> dict[str, int]:
+def indicator_cells_refresh(*, codes: list[str] | None = None, today: date | None = None) -> dict[str, int]:
     """Rebuild the precomputed cells of every indicator (or those named) from the live rows.
 
     On PostgreSQL each indicator is one INSERT … SELECT (outcomes.indicator_sql): the rows never
@@ -73,7 +79,8 @@ def indicator_cells_refresh(*, codes: list[str] | None = None, today: Any = None
     return done
 
 
-def _refresh_each(codes: list[str] | None, today: Any, dataset: Any, done: dict[str, int]) -> None:
+def _refresh_each(codes: list[str] | None, today: date, dataset: "Dataset | None",
+                  done: dict[str, int]) -> None:
     import time
 
     from django.db import connection

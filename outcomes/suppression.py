@@ -78,7 +78,7 @@ def _equations(n_rows: int, n_cols: int, row_totals: bool, col_totals: bool) -> 
     return eqs
 
 
-def derivable(hidden: Sequence[Item], equations: Sequence[dict[Item, int]]) -> set[Item]:
+def derivable(hidden: Sequence[K], equations: Sequence[dict[K, int]]) -> set[K]:
     """The hidden items whose value is fixed by the equations (shown values being known).
 
     Gauss-Jordan elimination over the hidden items' coefficients: an item is fixed exactly when
@@ -101,7 +101,7 @@ def derivable(hidden: Sequence[Item], equations: Sequence[dict[Item, int]]) -> s
         pivots.append(c)
         r += 1
     pivot_set = set(pivots)
-    fixed = set()
+    fixed: set[K] = set()
     for row_no, c in enumerate(pivots):
         if all(rows[row_no][k] == 0 for k in range(len(hidden)) if k not in pivot_set):
             fixed.add(hidden[c])

@@ -5,12 +5,13 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.db.models.functions import TruncQuarter
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.decorators import role_required
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Role
 from audit.models import Action
 from audit.services import audit_record
@@ -30,7 +31,7 @@ def suppressed(count: int) -> str:
 
 
 @role_required(*QUALITY_ROLES)
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Patients starting treatment per programme and quarter. Aggregates only, no identifiers,
     and no totals, so that no suppressed cell can be recovered by subtraction."""
     rows = (
@@ -55,14 +56,14 @@ def overview(request: HttpRequest) -> HttpResponse:
 # --- cohorts ------------------------------------------------------------------------------------
 
 @role_required(*QUALITY_ROLES)
-def cohort_list(request: HttpRequest) -> HttpResponse:
+def cohort_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     cohorts = [(c, display(cohort_count(cohort=c))) for c in cohorts_all()]
     # Member counts are aggregated data: their view is a read, with no patient in it.
     audit_record(user=request.user, action=Action.READ, resource="Cohort list (member counts)", request=request)
     return render(request, "outcomes/cohort_list.html", {"cohorts": cohorts})
 
 
-def _cohort_form(request: HttpRequest, cohort: Cohort) -> HttpResponse:
+def _cohort_form(request: AuthenticatedHttpRequest, cohort: Cohort) -> HttpResponse:
     form = CohortForm(request.POST or None, instance=cohort)
     if request.method == "POST" and form.is_valid():
         try:
@@ -77,17 +78,17 @@ def _cohort_form(request: HttpRequest, cohort: Cohort) -> HttpResponse:
 
 
 @role_required(*QUALITY_ROLES)
-def cohort_new(request: HttpRequest) -> HttpResponse:
+def cohort_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _cohort_form(request, Cohort())
 
 
 @role_required(*QUALITY_ROLES)
-def cohort_edit(request: HttpRequest, cohort_id: int) -> HttpResponse:
+def cohort_edit(request: AuthenticatedHttpRequest, cohort_id: int) -> HttpResponse:
     return _cohort_form(request, get_object_or_404(Cohort, pk=cohort_id))
 
 
 @role_required(*QUALITY_ROLES)
-def cohort_delete_view(request: HttpRequest, cohort_id: int) -> HttpResponse:
+def cohort_delete_view(request: AuthenticatedHttpRequest, cohort_id: int) -> HttpResponse:
     cohort = get_object_or_404(Cohort, pk=cohort_id)
     if request.method == "POST":
         name = cohort.name
@@ -107,7 +108,7 @@ class TimepointRow:
 
 
 @role_required(*QUALITY_ROLES)
-def cohort_detail(request: HttpRequest, cohort_id: int) -> HttpResponse:
+def cohort_detail(request: AuthenticatedHttpRequest, cohort_id: int) -> HttpResponse:
     cohort = get_object_or_404(Cohort.objects.select_related("program"), pk=cohort_id)
     members = cohort_count(cohort=cohort)
     counts = cohort_timepoint_counts(cohort=cohort, today=timezone.localdate())

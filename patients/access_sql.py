@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.db import connection
@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from audit.models import Action
 from audit.services import audit_insert_sql, client_ip
-from patients.access import patient_or_404, patients_for
+from patients.access import Requester, patient_or_404, patients_for
 from patients.models import Patient
 
 # Roles whose scope depends on nothing but the person's id and today's date.
@@ -61,7 +61,7 @@ def _scope_sql(role: str, grace_days: int) -> tuple[str, tuple[Any, ...]]:
     return sql, slots
 
 
-def _fast(user: Any) -> bool:
+def _fast(user: Requester) -> TypeGuard[User]:
     return (connection.vendor == "postgresql" and isinstance(user, User) and user.is_authenticated
             and user.is_active and user.role in _COMPILED_ROLES)
 
@@ -90,7 +90,7 @@ def access_check(request: HttpRequest, ids: Sequence[uuid.UUID], *, action: Acti
                  resource: Callable[[uuid.UUID], str]) -> AccessCheck | None:
     """The one-statement check of ``ids`` (at least one), or None where it is not available
     (SQLite, other roles): then ``patients_or_404_audited``'s per-id path is the way."""
-    user: Any = request.user
+    user = request.user
     if not ids or not _fast(user):
         return None
     scope, slots = _scope_sql(user.role, settings.CARE_ACCESS_GRACE_DAYS)

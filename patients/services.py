@@ -1,7 +1,7 @@
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -11,7 +11,8 @@ from audit.services import audit_record
 from patients.models import Patient, RelativeGrant
 
 
-def relative_grant(*, patient: Patient, username: str, relationship: str, request: Any = None) -> RelativeGrant:
+def relative_grant(*, patient: Patient, username: str, relationship: str,
+                   request: HttpRequest | None = None) -> RelativeGrant:
     """Let the relative with ``username`` answer questionnaires for ``patient``."""
     relative = User.objects.filter(username=username, role=Role.RELATIVE, is_active=True).first()
     if relative is None:
@@ -26,7 +27,7 @@ def relative_grant(*, patient: Patient, username: str, relationship: str, reques
     return grant
 
 
-def relative_revoke(*, grant: RelativeGrant, request: Any = None) -> None:
+def relative_revoke(*, grant: RelativeGrant, request: HttpRequest | None = None) -> None:
     with transaction.atomic():
         RelativeGrant.objects.filter(pk=grant.pk, revoked_at=None).update(revoked_at=timezone.now())
         audit_record(user=getattr(request, "user", None), action=Action.UPDATE,

@@ -12,7 +12,7 @@ server's loop) goes through ``async_to_sync`` as before.
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -50,7 +50,7 @@ def _loop_of_this_thread() -> bool:
             and loop is not None and loop.is_running())  # a finished server's loop is left behind
 
 
-def run(layer: Any, make: Callable[[], Awaitable[Any]]) -> Any:
+def run(layer: Any, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run ``make()`` — a coroutine function using ``layer`` — to completion from sync code;
     its exception, if any, is raised here."""
     if isinstance(layer, InMemoryChannelLayer) or _loop_of_this_thread():

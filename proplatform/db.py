@@ -6,10 +6,11 @@ from typing import Any
 
 import psycopg
 from django.db import connection as default_connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 @contextmanager
-def prepared_cursor(connection: Any = default_connection) -> Iterator[psycopg.Cursor[Any]]:
+def prepared_cursor(connection: BaseDatabaseWrapper = default_connection) -> Iterator[psycopg.Cursor[Any]]:
     """A psycopg cursor in the connection's current transaction that binds parameters on the
     server, so that ``execute(sql, params, prepare=True)`` prepares a statement the first time
     it runs on a connection and only binds and executes it afterwards.

@@ -41,7 +41,7 @@ def _page(request: HttpRequest, template: str, status: int, context: dict[str, A
     return HttpResponse(loader.render_to_string(template, context, request=request), status=status)
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     # e.g. a Host header Django refuses, or a body it cannot read, before any view: the published
     # schema promises JSON under /api/ and /fhir (schemathesis found HTML there).
     machine = _machine(request, 400, "Bad request.")
@@ -75,7 +75,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return machine
     try:
         # No request: no context processors, so nothing here reads the session or the database.
-        body = loader.render_to_string("500.html", {"request_id": request_id})
+        body: str = loader.render_to_string("500.html", {"request_id": request_id})
     except Exception:  # noqa: BLE001 - the error page must answer whatever broke
         log.exception("rendering 500.html failed")
         body = _FALLBACK_500.format(request_id=request_id)

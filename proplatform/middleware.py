@@ -7,9 +7,8 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # A caller-supplied id is kept only if it is short and harmless, so it cannot inject into logs.
@@ -37,7 +36,7 @@ def request_id_scope(request: HttpRequest) -> Iterator[str]:
     request and, for the block, as the id of every log line and audit row."""
     supplied = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers would parse every header first
     request_id = supplied if _SAFE_ID.match(supplied) else uuid.uuid4().hex
-    request.request_id = request_id  # type: ignore[attr-defined]
+    request.request_id = request_id  # type: ignore[attr-defined]  # ours: HttpRequest declares no such name
     token = _request_id.set(request_id)
     try:
         yield request_id
@@ -107,11 +106,12 @@ class AdminStyleCSPMiddleware:
     nonce everywhere, and every other page keeps the strict style-src. (Installed after django-csp's
     middleware, so its answer is marked before the header is written.)"""
 
-    def __init__(self, get_response: Any) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: Any) -> Any:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
         if request.path_info.startswith("/admin/"):
-            response._csp_replace = {"style-src": ["'self'", "'unsafe-inline'"]}
+            response._csp_replace = {  # type: ignore[attr-defined]  # django-csp reads it off the response
+                "style-src": ["'self'", "'unsafe-inline'"]}
         return response

@@ -5,13 +5,16 @@ import re
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
+from rest_framework.request import Request
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.BearerTokenAuthentication"
     name = "personToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {"type": "http", "scheme": "bearer",
                 "description": "A person's token (pp_…) from POST /api/v1/auth/token."}
 
@@ -20,7 +23,7 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
     target_class = "monitoring.authentication.DeviceTokenAuthentication"
     name = "deviceToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {"type": "http", "scheme": "bearer",
                 "description": "A home device's token (dv_…), issued when the device is lent out."}
 
@@ -29,7 +32,8 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
 _BULK_DATA = re.compile(r"(?<=/)(export(?:-status|-file)?|evaluate-measure)(?=/|$)")
 
 
-def bulk_data_paths(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def bulk_data_paths(result: dict[str, Any], generator: SchemaGenerator, request: Request | None,
+                    public: bool) -> dict[str, Any]:
     """drf-spectacular's postprocessing hook: the FHIR operations (Bulk Data, $evaluate-measure)
     under their real names. drf-spectacular reads a "$" in a route as a regular expression's end anchor and drops
     it, so /fhir/$export was published as /fhir/export (a 404 for anyone who followed the schema)."""
@@ -60,7 +64,8 @@ _WHY = {"400": "The request is malformed: field errors, a bad parameter, JSON th
         "413": "The body is larger than the server accepts."}
 
 
-def error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def error_responses(result: dict[str, Any], generator: SchemaGenerator, request: Request | None,
+                    public: bool) -> dict[str, Any]:
     """drf-spectacular's postprocessing hook: the error answers every operation can give, where
     its view did not list them (issue 20: schemathesis found 401s, 403s and 404s the schema did
     not declare). FHIR answers them with an OperationOutcome, the REST API with ``Error``:

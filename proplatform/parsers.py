@@ -4,7 +4,8 @@ limit (orjson refuses ≥ 1,024 levels itself; the standard library's decoder re
 failed), and text PostgreSQL cannot store (NUL, half a surrogate pair), named by its path."""
 
 import io
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.utils.translation import gettext as _
 from rest_framework import parsers
@@ -32,7 +33,8 @@ def unstorable_check(data: Any, body: bytes) -> None:
 
 
 class JSONParser(parsers.JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(self, stream: IO[Any] | None, media_type: str | None = None,
+              parser_context: Mapping[str, Any] | None = None) -> Any:
         body = stream.read() if stream is not None else b""
         try:
             data = super().parse(io.BytesIO(body), media_type, parser_context)

@@ -13,7 +13,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proplatform.settings")
 
-application = get_wsgi_application()
+# The name granian loads; the layers below wrap Django's handler in turn.
+application: Callable[..., Iterable[bytes]] = get_wsgi_application()
 
 from monitoring.device_fast_path import DeviceReadingFastPath  # noqa: E402  (needs the app loaded)
 from proplatform.memory import freeze_loaded_app  # noqa: E402

@@ -23,6 +23,7 @@ and changes nothing here. Overdue reviews climb the alerts' escalation ladder
 (``alerts.review_escalation``).
 """
 
+import uuid
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
@@ -33,20 +34,21 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, IntegerField, Min, Q, QuerySet, Value, When
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from accounts.models import Role
+from accounts.models import Role, User
 from audit.models import Action
 from audit.services import audit_record
-from patients.access import patients_for
+from patients.access import Requester, patients_for
 from patients.models import TreatmentEpisode
 from questionnaires.definition import Definition, Item, response_items_walk
-from questionnaires.models import QuestionnaireResponse, ResponseReview, ResponseStatus, ReviewColour
+from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseReview, ResponseStatus, ReviewColour
 
 TZ = ZoneInfo("Europe/Copenhagen")
-RANK = {ReviewColour.GREEN: 0, ReviewColour.YELLOW: 1, ReviewColour.RED: 2}
+RANK: dict[str, int] = {ReviewColour.GREEN: 0, ReviewColour.YELLOW: 1, ReviewColour.RED: 2}
 CONTACT_LINK_ID = "contact"  # "Do you want us to contact you?" in every library instrument
 NOTE_MAX = 2000
 BULK_MAX = 200
@@ -79,7 +81,7 @@ def response_colour(definition: Definition, items: list[dict[str, Any]]) -> str:
             continue
         for answer in given.get("answer") or []:
             colour = answer_colour(item, answer)
-            if colour in RANK and RANK[colour] > RANK[worst]:  # type: ignore[index]
+            if colour is not None and colour in RANK and RANK[colour] > RANK[worst]:
                 worst = colour
     return worst
 
@@ -89,7 +91,7 @@ def response_colour_raise(*, response_id: int, colour: str) -> bool:
     One guarded UPDATE, so it is safe inside the evaluating transaction and against a review."""
     if colour not in RANK:
         return False
-    lower = [c for c, r in RANK.items() if r < RANK[colour]]  # type: ignore[index]
+    lower = [c for c, r in RANK.items() if r < RANK[colour]]
     return bool(QuestionnaireResponse.objects.filter(pk=response_id, review_colour__in=lower)
                 .update(review_colour=colour))
 
@@ -118,7 +120,7 @@ def review_due_at(received_at: datetime, workdays: int) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=TZ)
 
 
-def review_workdays_for(*, patient_id: Any, questionnaire_url: str, on: date) -> int:
+def review_workdays_for(*, patient_id: uuid.UUID, questionnaire_url: str, on: date) -> int:
     """The promise of the programmes that offer this questionnaire to the patient (episodes not
     ended before ``on``): the shortest, as a patient in two programmes was promised both. Without
     such an episode (an answer between programmes), the site default PRO_REVIEW_WORKDAYS."""
@@ -127,7 +129,7 @@ def review_workdays_for(*, patient_id: Any, questionnaire_url: str, on: date) ->
     return int(found if found is not None else getattr(settings, "PRO_REVIEW_WORKDAYS", 2))
 
 
-def review_fields(*, patient_id: Any, questionnaire: Any, items: list[dict[str, Any]],
+def review_fields(*, patient_id: uuid.UUID, questionnaire: Questionnaire, items: list[dict[str, Any]],
                   received_at: datetime) -> dict[str, Any]:
     """The review queue's columns of a response being submitted (``response_submit``). The clock
     starts when the answers reach us, not at a client's ``authored`` time: a form filled in
@@ -146,7 +148,7 @@ def _colour_rank() -> Case:
                 default=Value(2), output_field=IntegerField())
 
 
-def review_queue(user: Any) -> QuerySet[QuestionnaireResponse]:
+def review_queue(user: Requester) -> QuerySet[QuestionnaireResponse]:
     """Submitted responses not yet reviewed, of the patients of ``user``'s care teams (only
     clinicians review: an administrator is not the care team): red, yellow, green, and within a
     colour the earliest due first."""
@@ -161,11 +163,11 @@ def review_queue(user: Any) -> QuerySet[QuestionnaireResponse]:
             .order_by("colour_rank", F("review_due_at").asc(nulls_first=True), "pk"))
 
 
-def reviews_overdue_count(user: Any, *, now: datetime | None = None) -> int:
+def reviews_overdue_count(user: Requester, *, now: datetime | None = None) -> int:
     return review_queue(user).filter(Q(review_due_at__lt=now or timezone.now()) | Q(review_due_at=None)).count()
 
 
-def responses_reviewed_at(patient_id: Any, response_ids: list[int]) -> dict[int, datetime]:
+def responses_reviewed_at(patient_id: uuid.UUID, response_ids: list[int]) -> dict[int, datetime]:
     """When each response was marked as reviewed — the date "Seen by your care team on …" shows
     the patient. Only the ResponseReview row counts; responses not in the result are not seen."""
     if not response_ids:
@@ -194,8 +196,8 @@ def _note_checked(note: str) -> str:
     return note
 
 
-def response_review(*, response: QuestionnaireResponse, user: Any, note: str = "",
-                    request: Any = None) -> ResponseReview:
+def response_review(*, response: QuestionnaireResponse, user: User, note: str = "",
+                    request: HttpRequest | None = None) -> ResponseReview:
     """Mark one response as reviewed by ``user`` (a clinician the caller has checked may see the
     patient). The one-to-one column claims it: a second click, or a colleague at the same moment,
     gets AlreadyReviewed naming who was first, and nothing more is stored."""
@@ -214,7 +216,8 @@ def response_review(*, response: QuestionnaireResponse, user: Any, note: str = "
     return review
 
 
-def responses_review_bulk(*, response_ids: list[int], user: Any, request: Any = None) -> list[ResponseReview]:
+def responses_review_bulk(*, response_ids: list[int], user: User,
+                          request: HttpRequest | None = None) -> list[ResponseReview]:
     """Mark many green responses as reviewed at once, from the list. All or nothing: if any id is
     not a green, unreviewed response of ``user``'s patients, nothing is stored and the
     ValidationError (field ``ids``) names each one and why — red and yellow answers are looked at

@@ -146,7 +146,7 @@ def parse_spec(raw: Any) -> ScoringSpec:
 
 # --- the questionnaire side: what each scored item is worth --------------------------------------
 
-class _ItemValues(pydantic.BaseModel):
+class ItemValues(pydantic.BaseModel):
     """What the questionnaire says about one item, for scoring."""
 
     type: str
@@ -169,9 +169,9 @@ def _walk_items(items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     yield from response_items_walk(list(items))
 
 
-def item_values(resource: dict[str, Any]) -> dict[str, _ItemValues]:
+def item_values(resource: dict[str, Any]) -> dict[str, ItemValues]:
     """linkId -> its type and the value of each answer option, read from a FHIR Questionnaire."""
-    found: dict[str, _ItemValues] = {}
+    found: dict[str, ItemValues] = {}
     for item in _walk_items(resource.get("item") or []):
         options: dict[tuple[str | None, str], Decimal] = {}
         # answerOption, or the codes of a contained ValueSet (HL7's SDC PHQ-9 keeps its ordinal
@@ -184,7 +184,7 @@ def item_values(resource: dict[str, Any]) -> dict[str, _ItemValues]:
             if value is None or not coding or "code" not in coding:
                 continue
             options[(coding.get("system"), coding["code"])] = value
-        found[item["linkId"]] = _ItemValues(type=item.get("type", ""), options=options)
+        found[item["linkId"]] = ItemValues(type=item.get("type", ""), options=options)
     return found
 
 
@@ -207,7 +207,7 @@ def spec_problems(spec: ScoringSpec, resource: dict[str, Any]) -> list[str]:
 
 # --- the response side -----------------------------------------------------------------------------
 
-def _answered_value(item: _ItemValues | None, answers: list[dict[str, Any]]) -> Decimal | None:
+def _answered_value(item: ItemValues | None, answers: list[dict[str, Any]]) -> Decimal | None:
     # A scored item takes exactly one answer; several (a repeating item) cannot be valued.
     if item is None or len(answers) != 1:
         return None

@@ -304,7 +304,7 @@ def response_submit(
     items: list[dict[str, Any]],
     author: User | None,
     identifier: str | None = None,
-    authored_at: Any = None,
+    authored_at: datetime | None = None,
     draft: QuestionnaireResponse | None = None,
     refuse_disabled: bool = False,
 ) -> QuestionnaireResponse:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import role_required
 from accounts.http import AuthenticatedHttpRequest
-from accounts.models import Role
+from accounts.models import Role, User
 from audit.models import Action
 from patients.models import Patient, Program
 from patients.selectors import program_for_receipt, when_to_call
@@ -35,7 +35,7 @@ from questionnaires.services import (
 from questionnaires.validation import MissingAnswer, ResponseError, build_items, flat_answers, response_validate
 
 
-def _mine_or_404(patient: Patient, user: Any, questionnaire_id: int) -> Questionnaire:
+def _mine_or_404(patient: Patient, user: User, questionnaire_id: int) -> Questionnaire:
     questionnaires, _drafted = questionnaires_offered(patient, user)
     questionnaire = next((q for q in questionnaires if q.pk == questionnaire_id), None)
     if questionnaire is None:
@@ -48,7 +48,7 @@ def _mine_or_404(patient: Patient, user: Any, questionnaire_id: int) -> Question
 class _Flow:
     """The questionnaire, its pages and the patient's draft answers, for one request."""
 
-    def __init__(self, patient: Patient, questionnaire: Questionnaire, user: Any) -> None:
+    def __init__(self, patient: Patient, questionnaire: Questionnaire, user: User) -> None:
         self.patient, self.questionnaire = patient, questionnaire
         self.lang = translation.get_language()
         self.definition: Definition = questionnaire.definition

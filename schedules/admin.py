@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from audit.admin_reads import PatientDataAdmin
 from schedules.models import MissedOccurrence, Occurrence, Pause, ReminderDelivery, Schedule
@@ -27,11 +28,11 @@ class PauseAdmin(PatientDataAdmin):
     list_display = ("patient", "starts_on", "ends_on", "reason", "withdrawn")
     raw_id_fields = ("patient",)
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Pause | None = None) -> bool:
         # Creating or ending a pause re-computes occurrences: only through pause_create/pause_end.
         return False
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 

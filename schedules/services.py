@@ -6,6 +6,7 @@ Times: a schedule's days and due time are Danish wall-clock time (Europe/Copenha
 settings.TIME_ZONE says); the database stores UTC."""
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
@@ -170,10 +172,11 @@ def schedule_preview(*, schedule: Schedule, index_date: date,
     """The first ``count`` occurrences of an (unsaved) schedule for an example index date, as
     (opens, due, closes) in Danish time: what the programme editor shows before saving."""
     days = schedule.spec.dates(index_date)[:count]
-    return [tuple(t.astimezone(TZ) for t in _times(schedule, day)) for day in days]  # type: ignore[misc]
+    return [(opens.astimezone(TZ), due.astimezone(TZ), closes.astimezone(TZ))
+            for opens, due, closes in (_times(schedule, day) for day in days)]
 
 
-def _paused_on(patient_id: Any) -> list[tuple[date, date | None]]:
+def _paused_on(patient_id: uuid.UUID) -> list[tuple[date, date | None]]:
     return list(Pause.objects.filter(patient_id=patient_id, withdrawn=False).values_list("starts_on", "ends_on"))
 
 
@@ -296,7 +299,7 @@ def pause_create(
     reason: str,
     created_by: User,
     now: datetime | None = None,
-    request: Any = None,
+    request: HttpRequest | None = None,
 ) -> Pause:
     """Pause a patient's occurrences due (local date) from ``starts_on`` to ``ends_on``
     inclusive (None = until ended): they become paused, never missed."""
@@ -317,7 +320,8 @@ def pause_create(
     return pause
 
 
-def pause_end(*, pause: Pause, on: date, by: User, now: datetime | None = None, request: Any = None) -> Pause:
+def pause_end(*, pause: Pause, on: date, by: User, now: datetime | None = None,
+              request: HttpRequest | None = None) -> Pause:
     """End a pause early: ``on`` is its new last day. A pause ended before it began is withdrawn.
     Paused occurrences that no longer fall inside any pause and can still be answered go back to
     scheduled, or straight to open if their window is running."""

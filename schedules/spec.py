@@ -121,6 +121,7 @@ def spec_parse(kind: str, params: Any) -> Spec:
     if "kind" in params and params["kind"] != kind:
         raise ValidationError({"params": f"params.kind {params['kind']!r} disagrees with kind {kind!r}."})
     try:
+        # KINDS maps each kind to its own model, one of Spec's; model_validate says only BaseModel
         return model.model_validate({**params, "kind": kind})  # type: ignore[return-value]
     except pydantic.ValidationError as exc:
         raise ValidationError({"params": [_message(e) for e in exc.errors()]}) from exc

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
+from typing_extensions import TypeIs
+
 from smart.scopes import Scope, scopes_allow
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ class SystemPrincipal:
         return scopes_allow(self.scopes, resource_type, letters)
 
 
-def is_system(user: object) -> bool:
+def is_system(user: object) -> TypeIs[SystemPrincipal]:
     return isinstance(user, SystemPrincipal)
 
 

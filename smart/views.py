@@ -97,9 +97,10 @@ class TokenView(APIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, exceptions.Throttled):
-            response = _oauth_error("invalid_request", f"Too many token requests; retry in {exc.wait or 60:.0f} s.",
-                                    429)
-            response["Retry-After"] = str(int(exc.wait or 60))
+            # DRF sets Throttled.wait (None when the throttle names no wait); its stubs omit it.
+            wait: float = getattr(exc, "wait", None) or 60
+            response = _oauth_error("invalid_request", f"Too many token requests; retry in {wait:.0f} s.", 429)
+            response["Retry-After"] = str(int(wait))
             return response
         if isinstance(exc, exceptions.UnsupportedMediaType):
             return _oauth_error("invalid_request", "Send the parameters as application/x-www-form-urlencoded.", 400)

@@ -15,7 +15,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _tasks_in_process(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def _tasks_in_process(request: pytest.FixtureRequest):
     """Unit tests run Celery tasks in-process (the same task code, no worker to wait for).
     Tests marked ``live`` get the real broker and a real worker instead (tests/live.py)."""
     if "live" in request.keywords:
@@ -38,7 +38,7 @@ def _site_language() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _test_client_web(settings):  # type: ignore[no-untyped-def]
+def _test_client_web(settings):
     # The test client speaks plain HTTP (the HTTPS redirect has its own test in
     # test_health_and_settings.py). Production serves hashed files from collectstatic's
     # manifest; tests serve them as they are.
@@ -50,14 +50,14 @@ def _test_client_web(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _staff_two_factor_off(settings):  # type: ignore[no-untyped-def]
+def _staff_two_factor_off(settings):
     # Most tests log staff in with force_login and test what they may see; two-factor login for
     # staff (on by default in the production shape) has its own tests in test_login_security.py.
     settings.REQUIRE_STAFF_TWO_FACTOR = False
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(request: pytest.FixtureRequest, settings):  # type: ignore[no-untyped-def]
+def _fast_password_hashing(request: pytest.FixtureRequest, settings):
     # Live tests log in against servers in other processes, which use the real hashers.
     if "live" not in request.keywords:
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -19,14 +19,15 @@ PASSWORD = "test-pass-9876"  # noqa: S105
 LENT_DAYS_AGO = 365 * 40  # Synthea writes vital signs from years back
 
 
-def make_user(username: str, role: Role, **extra: object) -> User:
+def make_user(username: str, role: Role, **extra: Any) -> User:
     return User.objects.create_user(username=username, password=PASSWORD, role=role, **extra)
 
 
-def make_patient(username: str, cpr: str, team: CareTeam, program: Program, **extra: object) -> Patient:
+def make_patient(username: str, cpr: str, team: CareTeam, program: Program, *,
+                 given_name: str | None = None) -> Patient:
     user = make_user(username, Role.PATIENT)
     patient = Patient.objects.create(
-        user=user, cpr=cpr, given_name=extra.pop("given_name", username.title()),  # type: ignore[arg-type]
+        user=user, cpr=cpr, given_name=given_name or username.title(),
         family_name="Testsen", birth_date=date(1950, 5, 17), sex=Sex.FEMALE, phone="+45 11 22 33 44",
     )
     TreatmentEpisode.objects.create(

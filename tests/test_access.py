@@ -18,7 +18,7 @@ from tests.factories import evaluate, make_user
 pytestmark = pytest.mark.django_db
 
 
-def _who(cast, name):  # type: ignore[no-untyped-def]
+def _who(cast, name):
     return {
         "patient_a": cast.patient_a.user,
         "patient_b": cast.patient_b.user,
@@ -29,7 +29,7 @@ def _who(cast, name):  # type: ignore[no-untyped-def]
     }[name]
 
 
-def _spo2_alert(patient, value="88"):  # type: ignore[no-untyped-def]
+def _spo2_alert(patient, value="88"):
     reading = Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%",
                                      effective_at=timezone.now() - timedelta(minutes=5),
                                      source=Source.DEVICE)

@@ -21,14 +21,14 @@ from tests.factories import evaluate
 pytestmark = pytest.mark.django_db
 
 
-def _reading(patient, value, measure="spo2", unit="%"):  # type: ignore[no-untyped-def]
+def _reading(patient, value, measure="spo2", unit="%"):
     return Reading.objects.create(patient=patient, measure=measure, value=Decimal(value), unit=unit,
                                   effective_at=timezone.now() - timedelta(minutes=5),
                                   source=Source.DEVICE)
 
 
 @pytest.fixture
-def alert_a(cast):  # type: ignore[no-untyped-def]
+def alert_a(cast):
     evaluate([_reading(cast.patient_a, "88").pk])
     return Alert.objects.get()
 
@@ -109,7 +109,7 @@ def test_several_readings_in_one_evaluation_each_raise_their_own_alert(cast):
 
 # --- acknowledging ---------------------------------------------------------------------------
 
-def _ack(client, alert_id):  # type: ignore[no-untyped-def]
+def _ack(client, alert_id):
     return client.post(f"/api/v1/alerts/{alert_id}/acknowledge")
 
 
@@ -202,7 +202,7 @@ def test_acknowledging_is_refused_over_get(cast, client, alert_a):
 
 # --- the answer rule -------------------------------------------------------------------------
 
-def _answer(client, cast, contact):  # type: ignore[no-untyped-def]
+def _answer(client, cast, contact):
     # The questions share page 1; Next leads to the review page, where "Send" submits.
     page = client.post(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/", {
         "q-breathless": "same", "q-swelling": "false", "q-contact": contact, "action": "next",

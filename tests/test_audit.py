@@ -23,7 +23,7 @@ def _only_new_row(before: int) -> AuditEvent:
     return rows[0]
 
 
-def _assert_row(row, response, *, user, patient, action, outcome):  # type: ignore[no-untyped-def]
+def _assert_row(row, response, *, user, patient, action, outcome):
     assert row.user_id == user.pk
     assert row.username == user.username
     assert row.role == user.role
@@ -300,7 +300,7 @@ def test_the_admin_cannot_move_a_device_to_another_patient_by_editing_it(cast):
 
 # --- API answers that carry patient data are reads --------------------------------------------
 
-def _alert(cast, value: str):  # type: ignore[no-untyped-def]
+def _alert(cast, value: str):
     from decimal import Decimal
 
     from alerts.models import Alert
@@ -313,7 +313,7 @@ def _alert(cast, value: str):  # type: ignore[no-untyped-def]
     return Alert.objects.get(patient=cast.patient_a)
 
 
-def _new_rows(before: set[int]):  # type: ignore[no-untyped-def]
+def _new_rows(before: set[int]):
     return list(AuditEvent.objects.exclude(pk__in=before).order_by("pk"))
 
 

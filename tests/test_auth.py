@@ -26,7 +26,7 @@ def _throttle_key(ident: str) -> str:
 
 
 @pytest.fixture
-def address():  # type: ignore[no-untyped-def]
+def address():
     """A client address of this test's own, so throttle counts never leak between tests (nor
     into other test runs sharing the Redis cache). Its throttle entry is removed afterwards:
     cache.clear() would flush the whole Redis database, Celery's queue included."""
@@ -36,7 +36,7 @@ def address():  # type: ignore[no-untyped-def]
     cache.delete(_throttle_key(ip))
 
 
-def _token(client, address, **body):  # type: ignore[no-untyped-def]
+def _token(client, address, **body):
     return client.post(URL, body, content_type="application/json", REMOTE_ADDR=address)
 
 
@@ -47,7 +47,7 @@ def _code(device: TOTPDevice) -> str:
 
 
 @pytest.fixture
-def totp_device(cast):  # type: ignore[no-untyped-def]
+def totp_device(cast):
     return TOTPDevice.objects.create(user=cast.clinician_a, name="phone", confirmed=True)
 
 
@@ -139,6 +139,7 @@ def _rate() -> int:
     configured = django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth-token"]
     assert ScopedRateThrottle.THROTTLE_RATES["auth-token"] == configured
     allowed, _seconds = ScopedRateThrottle().parse_rate(configured)
+    assert allowed is not None
     return allowed
 
 
@@ -222,7 +223,7 @@ def test_unconfirmed_totp_device_does_not_demand_a_code(cast, client, address):
 
 # --- the login page --------------------------------------------------------------------------
 
-def _logged_in_user_id(client):  # type: ignore[no-untyped-def]
+def _logged_in_user_id(client):
     return client.session.get("_auth_user_id")
 
 

@@ -21,18 +21,18 @@ pytestmark = pytest.mark.django_db
 NOW = timezone.now()
 
 
-def _spo2(patient, value, days_ago, *, received_later=timedelta(0)):  # type: ignore[no-untyped-def]
+def _spo2(patient, value, days_ago, *, received_later=timedelta(0)):
     at = NOW - timedelta(days=days_ago)
     return Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%", effective_at=at,
                                   received_at=at + received_later, source=Source.DEVICE)
 
 
-def _threshold(cast, program=None):  # type: ignore[no-untyped-def]
+def _threshold(cast, program=None):
     return Rule.objects.get(program=program or cast.program_a, kind="threshold")
 
 
 @pytest.fixture
-def history(cast):  # type: ignore[no-untyped-def]
+def history(cast):
     """Patient A: SpO2 90, 89, 95, 91 over four days; patient B: 93."""
     for value, days in (("90", 5), ("89", 4), ("95", 3), ("91", 2)):
         _spo2(cast.patient_a, value, days)
@@ -149,7 +149,7 @@ def test_a_failing_candidate_rule_is_counted_as_errors_and_the_others_still_coun
 
     from alerts.rules import KINDS, threshold
 
-    def evaluate_reading(params, reading, ctx):  # type: ignore[no-untyped-def]
+    def evaluate_reading(params, reading, ctx):
         raise RuntimeError("deliberately broken")
 
     monkeypatch.setitem(KINDS, "broken", types.SimpleNamespace(Params=threshold.Params,

@@ -15,14 +15,14 @@ from tests.factories import PASSWORD
 pytestmark = pytest.mark.django_db
 
 
-def _logged_in(user) -> Client:  # type: ignore[no-untyped-def]
+def _logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
 @pytest.fixture
-def reading(cast):  # type: ignore[no-untyped-def]
+def reading(cast):
     return Reading.objects.create(patient=cast.patient_a, measure="spo2", value=95, unit="%",
                                   effective_at=timezone.now(), source=Source.API)
 
@@ -78,7 +78,7 @@ def test_the_token_401_carries_the_request_id(cast):
 
 
 def test_the_token_endpoint_answers_503_with_retry_after_when_its_throttle_store_is_down(cast, monkeypatch):
-    def down(self, request, view):  # type: ignore[no-untyped-def]
+    def down(self, request, view):
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(ScopedRateThrottle, "allow_request", down)
@@ -93,7 +93,7 @@ def test_the_token_endpoint_answers_503_with_retry_after_when_its_throttle_store
 
 # --- Content-Security-Policy ----------------------------------------------------------------------
 
-def _policy(response) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def _policy(response) -> dict[str, list[str]]:
     return {name: values for name, *values in (part.split() for part in response["Content-Security-Policy"].split(";")
                                                if part.strip())}
 

@@ -156,7 +156,7 @@ def _free_or(node: tuple[str, int], constrained: bool) -> tuple[str, int]:
     return node if constrained else ("S", 0)
 
 
-def _bridges(table, row_totals: bool, col_totals: bool) -> set:  # type: ignore[no-untyped-def]
+def _bridges(table, row_totals: bool, col_totals: bool) -> set:
     """An independent check, by graph rather than by algebra: rows and columns with a total are
     vertices with an equation; everything without one is merged into one free vertex S; every
     hidden cell joins its row and column, every hidden total joins its row/column to S. A hidden
@@ -197,7 +197,7 @@ _tables = st.integers(1, 4).flatmap(
 
 @settings(max_examples=300, deadline=None)
 @given(rows=_tables, row_totals=st.booleans(), col_totals=st.booleans())
-def test_no_suppressed_count_can_be_worked_out_by_subtraction(rows, row_totals, col_totals) -> None:  # type: ignore[no-untyped-def]
+def test_no_suppressed_count_can_be_worked_out_by_subtraction(rows, row_totals, col_totals) -> None:
     table = suppress_table(rows, row_totals=row_totals, col_totals=col_totals)
     assert _bridges(table, row_totals, col_totals) == set()
     for i, row in enumerate(rows):
@@ -217,7 +217,7 @@ def test_no_suppressed_count_can_be_worked_out_by_subtraction(rows, row_totals, 
 
 @settings(max_examples=300, deadline=None)
 @given(rows=_tables, row_totals=st.booleans(), col_totals=st.booleans(), data=st.data())
-def test_the_algebraic_check_agrees_with_the_graph_check_on_any_hidden_set(rows, row_totals, col_totals,  # type: ignore[no-untyped-def]
+def test_the_algebraic_check_agrees_with_the_graph_check_on_any_hidden_set(rows, row_totals, col_totals,
                                                                          data) -> None:
     n_rows, n_cols = len(rows), len(rows[0])
     hide = data.draw(st.frozensets(st.tuples(st.integers(0, n_rows - 1), st.integers(0, n_cols - 1))))
@@ -276,7 +276,7 @@ def _form(**overrides: object) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("who", ["clinician_a", "patient_a", "admin_patient_user"])
-def test_clinicians_and_patients_get_403_on_every_cohort_page(cast: Cast, client, who: str) -> None:  # type: ignore[no-untyped-def]
+def test_clinicians_and_patients_get_403_on_every_cohort_page(cast: Cast, client, who: str) -> None:
     user = cast.patient_a.user if who in ("patient_a", "admin_patient_user") else cast.clinician_a
     cohort = Cohort.objects.create(name="Lung", program=cast.program_a)
     client.force_login(user)
@@ -288,12 +288,12 @@ def test_clinicians_and_patients_get_403_on_every_cohort_page(cast: Cast, client
     assert Cohort.objects.filter(pk=cohort.pk).exists() and not Cohort.objects.filter(name="sneaky").exists()
 
 
-def test_signed_out_visitors_are_sent_to_the_login_page(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_signed_out_visitors_are_sent_to_the_login_page(cast: Cast, client) -> None:
     response = client.get(reverse("cohort-list"))
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_quality_staff_create_a_cohort_and_the_creation_is_audited(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_quality_staff_create_a_cohort_and_the_creation_is_audited(cast: Cast, client) -> None:
     client.force_login(cast.quality)
     response = client.post(reverse("cohort-new"), _form(
         program=cast.program_a.pk, condition_code="dc34", treatment_start_from="2025-01-01",
@@ -322,7 +322,7 @@ def test_quality_staff_create_a_cohort_and_the_creation_is_audited(cast: Cast, c
     ({"name": ""}, "name", ""),
 ])
 def test_invalid_criteria_are_refused_with_a_message_next_to_the_field_and_nothing_is_stored(
-        cast: Cast, client, overrides: dict, field: str, message: str) -> None:  # type: ignore[no-untyped-def]
+        cast: Cast, client, overrides: dict, field: str, message: str) -> None:
     client.force_login(cast.quality)
     response = client.post(reverse("cohort-new"), _form(**overrides), HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
@@ -334,7 +334,7 @@ def test_invalid_criteria_are_refused_with_a_message_next_to_the_field_and_nothi
     assert not Cohort.objects.exists()
 
 
-def test_a_duplicate_name_is_refused_on_the_name_field(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_a_duplicate_name_is_refused_on_the_name_field(cast: Cast, client) -> None:
     Cohort.objects.create(name="Lung 60-69")
     client.force_login(cast.quality)
     response = client.post(reverse("cohort-new"), _form())
@@ -342,7 +342,7 @@ def test_a_duplicate_name_is_refused_on_the_name_field(cast: Cast, client) -> No
     assert Cohort.objects.count() == 1
 
 
-def test_editing_keeps_the_creator_and_an_invalid_edit_changes_nothing(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_editing_keeps_the_creator_and_an_invalid_edit_changes_nothing(cast: Cast, client) -> None:
     cohort = Cohort.objects.create(name="Old", created_by=cast.admin, age_min=40)
     client.force_login(cast.quality)
     bad = client.post(reverse("cohort-edit", args=[cohort.pk]), _form(name="New", age_min="50", age_max="45"))
@@ -356,7 +356,7 @@ def test_editing_keeps_the_creator_and_an_invalid_edit_changes_nothing(cast: Cas
     assert AuditEvent.objects.filter(action=Action.UPDATE, resource=f"Cohort/{cohort.pk}").exists()
 
 
-def test_delete_asks_first_and_deletes_only_on_post(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_delete_asks_first_and_deletes_only_on_post(cast: Cast, client) -> None:
     cohort = Cohort.objects.create(name="Temp")
     client.force_login(cast.quality)
     page = client.get(reverse("cohort-delete", args=[cohort.pk]))
@@ -368,7 +368,7 @@ def test_delete_asks_first_and_deletes_only_on_post(cast: Cast, client) -> None:
     assert client.post(reverse("cohort-delete", args=[cohort.pk])).status_code == 404
 
 
-def test_the_cohort_page_shows_small_counts_as_under_five_no_identifiers_and_is_audited(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_the_cohort_page_shows_small_counts_as_under_five_no_identifiers_and_is_audited(cast: Cast, client) -> None:
     today = timezone.localdate()
     for n in range(7):  # seven members whose 3-month window has closed; two of them answered in it
         p = _patient(cast, born=date(1960, 1, 1), start=today - timedelta(days=130))
@@ -393,7 +393,7 @@ def test_the_cohort_page_shows_small_counts_as_under_five_no_identifiers_and_is_
     assert event.user == cast.quality and event.action == Action.READ and event.patient_ref is None
 
 
-def test_the_cohort_list_shows_member_counts_suppressed_and_links_each_cohort(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_the_cohort_list_shows_member_counts_suppressed_and_links_each_cohort(cast: Cast, client) -> None:
     small = Cohort.objects.create(name="Small", program=cast.program_a)
     client.force_login(cast.quality)
     response = client.get(reverse("cohort-list"))
@@ -404,21 +404,21 @@ def test_the_cohort_list_shows_member_counts_suppressed_and_links_each_cohort(ca
     assert AuditEvent.objects.filter(user=cast.quality, resource="Cohort list (member counts)").exists()
 
 
-def test_the_quality_overview_links_to_the_cohorts(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_the_quality_overview_links_to_the_cohorts(cast: Cast, client) -> None:
     client.force_login(cast.quality)
     assert reverse("cohort-list") in client.get(reverse("quality-overview")).content.decode()
 
 
-def test_an_unknown_cohort_is_404(cast: Cast, client) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_cohort_is_404(cast: Cast, client) -> None:
     client.force_login(cast.quality)
     assert client.get("/quality/cohorts/999999/").status_code == 404
     assert client.get("/quality/cohorts/999999/edit/").status_code == 404
 
 
-def _feasible_values(cells, total, primary, row: int):  # type: ignore[no-untyped-def]
+def _feasible_values(cells, total, primary, row: int):
     """Brute force: every value each hidden item of one row can take, given what is shown — shown
     numbers, "<5" = 1-4, "–" = at least 5 (it would be "<5" if smaller, and a zero is shown)."""
-    def allowed(item, v: int) -> bool:  # type: ignore[no-untyped-def]
+    def allowed(item, v: int) -> bool:
         return 1 <= v <= 4 if item in primary else v >= 5
 
     hidden = [j for j, v in enumerate(cells) if v is None]
@@ -446,9 +446,10 @@ _small_tables = st.integers(1, 3).flatmap(
 
 @settings(max_examples=200, deadline=None)
 @given(rows=_small_tables, protect_totals=st.booleans())
-def test_with_row_totals_no_hidden_count_is_pinned_down_even_using_what_the_markers_say(rows, protect_totals) -> None:  # type: ignore[no-untyped-def]
+def test_with_row_totals_no_hidden_count_is_pinned_down_even_using_what_the_markers_say(rows, protect_totals) -> None:
     # The cohort page's shape: each row has a total and rows share no equation.
     table = suppress_table(rows, row_totals=True, protect_totals=protect_totals)
+    assert table.row_totals is not None
     for i in range(len(rows)):
         values = _feasible_values(table.cells[i], table.row_totals[i], table.primary, i)
         for item, possible in values.items():

@@ -372,7 +372,7 @@ def _relent_to_b(cast):
     return device, device_token_issue(device=device, by=cast.clinician_b)[1]
 
 
-def _spo2(days_ago: float, **extra):  # type: ignore[no-untyped-def]
+def _spo2(days_ago: float, **extra):
     return {"measure": "spo2", "value": "97", "unit": "%",
             "effective_at": (timezone.now() - timedelta(days=days_ago)).isoformat(), **extra}
 

@@ -7,14 +7,14 @@ from questionnaires.enablewhen import enabled_items
 from tests.questionnaire_samples import sdc_example
 
 
-def _q(source_type: str, operator: str, answer: dict, **extra: object):  # type: ignore[no-untyped-def]
+def _q(source_type: str, operator: str, answer: dict, **extra: object):
     return parse({"resourceType": "Questionnaire", "status": "active", "item": [
         {"linkId": "src", "type": source_type, **extra},
         {"linkId": "dep", "type": "string", "enableWhen": [{"question": "src", "operator": operator, **answer}]},
     ]})
 
 
-def _on(definition, answers) -> bool:  # type: ignore[no-untyped-def]
+def _on(definition, answers) -> bool:
     return "dep" in enabled_items(definition, answers)
 
 
@@ -84,7 +84,7 @@ def test_repeating_answers_equals_any_and_not_equals_none():
     assert _on(ne, {"src": [{"valueCoding": {"code": "1"}}]})
 
 
-def _two(behavior: str):  # type: ignore[no-untyped-def]
+def _two(behavior: str):
     return parse({"resourceType": "Questionnaire", "status": "active", "item": [
         {"linkId": "a", "type": "boolean"}, {"linkId": "b", "type": "boolean"},
         {"linkId": "dep", "type": "string", "enableBehavior": behavior, "enableWhen": [

@@ -14,7 +14,7 @@ from proplatform import errors
 pytestmark = pytest.mark.django_db
 
 
-def _client(user=None) -> Client:  # type: ignore[no-untyped-def]
+def _client(user=None) -> Client:
     client = Client()
     if user is not None:
         client.force_login(user)

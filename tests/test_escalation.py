@@ -39,7 +39,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ladder(cast):  # type: ignore[no-untyped-def]
+def ladder(cast):
     """Team A escalates after 30 minutes to clinician A (on call), then to its lead."""
     cast.clinician_a.email = "on-call-a@example.org"
     cast.clinician_a.save()
@@ -51,7 +51,7 @@ def ladder(cast):  # type: ignore[no-untyped-def]
     return policy
 
 
-def _red_alert(patient, value="88") -> Alert:  # type: ignore[no-untyped-def]
+def _red_alert(patient, value="88") -> Alert:
     reading = Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%",
                                      effective_at=timezone.now() - timedelta(minutes=5), source=Source.DEVICE)
     evaluate([reading.pk])
@@ -182,7 +182,7 @@ def test_a_run_that_read_the_alert_before_another_run_escalated_it_does_not_esca
     real = escalation._policies_by_patient
     raced: list = []
 
-    def other_run_first(patient_ids):  # type: ignore[no-untyped-def]
+    def other_run_first(patient_ids):
         if not raced:
             raced.append(None)
             raced[0] = alerts_escalate(now=now)  # the other run, between our read and our UPDATE
@@ -247,7 +247,7 @@ def test_a_policy_with_a_zero_time_is_ignored_instead_of_paging_at_once(cast, la
 def test_a_failing_transport_is_recorded_with_its_error_and_retried_on_a_later_run(cast, ladder, monkeypatch):
     real_send = email_transport.send
 
-    def smtp_down(*, notice):  # type: ignore[no-untyped-def]
+    def smtp_down(*, notice):
         raise TransportError("SMTP server refused the connection.")
 
     monkeypatch.setattr(email_transport, "send", smtp_down)
@@ -278,7 +278,7 @@ def test_a_failing_transport_is_recorded_with_its_error_and_retried_on_a_later_r
 def test_retries_stop_after_the_configured_number_of_attempts(cast, ladder, settings, monkeypatch):
     settings.ALERT_NOTIFY_MAX_ATTEMPTS = 3
 
-    def smtp_down(*, notice):  # type: ignore[no-untyped-def]
+    def smtp_down(*, notice):
         raise TransportError("down")
 
     monkeypatch.setattr(email_transport, "send", smtp_down)

@@ -28,7 +28,7 @@ from tests.factories import make_cast, response_items
 DAY = timedelta(days=1)
 
 
-def _low_spo2(cast, value: int = 85) -> Reading:  # type: ignore[no-untyped-def]
+def _low_spo2(cast, value: int = 85) -> Reading:
     return Reading.objects.create(patient=cast.patient_a, measure="spo2", value=value, unit="%",
                                   effective_at=timezone.now() - timedelta(minutes=5), source=ReadingSource.API)
 

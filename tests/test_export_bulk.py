@@ -22,32 +22,32 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _export_settings(settings, tmp_path):  # type: ignore[no-untyped-def]
+def _export_settings(settings, tmp_path):
     settings.EXPORT_ROOT = tmp_path / "exports"
     settings.EXPORT_PSEUDONYM_KEY = "test-project-key"
     settings.EXPORT_MAX_CONCURRENT = 1
 
 
-def _kickoff(client, path="/fhir/$export", data=None, prefer="respond-async", **extra):  # type: ignore[no-untyped-def]
+def _kickoff(client, path="/fhir/$export", data=None, prefer="respond-async", **extra):
     headers = {"HTTP_PREFER": prefer} if prefer else {}
     return client.get(path, data or {}, **headers, **extra)
 
 
-def _outcome(response, status: int, code: str) -> str:  # type: ignore[no-untyped-def]
+def _outcome(response, status: int, code: str) -> str:
     assert response.status_code == status, response.content
     outcome = OperationOutcome.model_validate(response.json())
     assert outcome.issue[0].code == code
-    return outcome.issue[0].diagnostics
+    return outcome.issue[0].diagnostics or ""
 
 
-def _run(client, capture, path="/fhir/$export", data=None):  # type: ignore[no-untyped-def]
+def _run(client, capture, path="/fhir/$export", data=None):
     with capture(execute=True):
         response = _kickoff(client, path, data)
     assert response.status_code == 202, response.content
     return response["Content-Location"]
 
 
-def _lines(client, url: str) -> list[dict]:  # type: ignore[type-arg]
+def _lines(client, url: str) -> list[dict]:
     response = client.get(url, HTTP_ACCEPT="application/fhir+ndjson")
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/fhir+ndjson"
@@ -181,7 +181,7 @@ def test_post_with_a_body_that_is_not_parameters_is_400(cast, client):
     _outcome(response, 400, "invalid")
 
 
-def _post(client, body):  # type: ignore[no-untyped-def]
+def _post(client, body):
     return client.post("/fhir/$export", orjson.dumps(body), content_type="application/fhir+json",
                        HTTP_PREFER="respond-async")
 
@@ -388,7 +388,7 @@ def test_an_error_during_the_export_fails_the_job_cleanly(cast, client, monkeypa
     assert _kickoff(client).status_code == 202
     job = ExportJob.objects.get()
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise RuntimeError("disk full")
         yield  # pragma: no cover
 

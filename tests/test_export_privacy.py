@@ -18,13 +18,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _export_settings(settings, tmp_path):  # type: ignore[no-untyped-def]
+def _export_settings(settings, tmp_path):
     settings.EXPORT_ROOT = tmp_path / "exports"
     settings.EXPORT_PSEUDONYM_KEY = "key-of-project-one"
     settings.EXPORT_MAX_CONCURRENT = 5
 
 
-def _export(client, capture, user, data=None, path="/fhir/$export"):  # type: ignore[no-untyped-def]
+def _export(client, capture, user, data=None, path="/fhir/$export"):
     client.force_login(user)
     with capture(execute=True):
         response = client.get(path, data or {}, HTTP_PREFER="respond-async")
@@ -34,7 +34,7 @@ def _export(client, capture, user, data=None, path="/fhir/$export"):  # type: ig
     return manifest, {o["type"]: (job_dir(job) / o["url"].rsplit("/", 1)[1]).read_bytes() for o in manifest["output"]}
 
 
-def _identifying_strings(*patients) -> list[str]:  # type: ignore[no-untyped-def]
+def _identifying_strings(*patients) -> list[str]:
     found = []
     for p in patients:
         found += [p.cpr, p.cpr.replace("-", ""), p.given_name, p.family_name, p.phone,

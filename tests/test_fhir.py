@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 FHIR_JSON = "application/fhir+json"
 
 
-def _outcome(response, status: int, code: str) -> OperationOutcome:  # type: ignore[no-untyped-def]
+def _outcome(response, status: int, code: str) -> OperationOutcome:
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith(FHIR_JSON)
     outcome = OperationOutcome.model_validate(response.json())

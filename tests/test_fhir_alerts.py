@@ -30,19 +30,19 @@ pytestmark = pytest.mark.django_db
 FHIR = "application/fhir+json"
 
 
-def _client(user) -> Client:  # type: ignore[no-untyped-def]
+def _client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
-def _reading(patient, value: str) -> Reading:  # type: ignore[no-untyped-def]
+def _reading(patient, value: str) -> Reading:
     return Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%",
                                   effective_at=timezone.now() - timedelta(minutes=5), source=Source.DEVICE)
 
 
 @pytest.fixture
-def red(cast):  # type: ignore[no-untyped-def]
+def red(cast):
     """Patient A's red SpO2 alert with two findings (two low readings)."""
     first, second = _reading(cast.patient_a, "88"), _reading(cast.patient_a, "86")
     evaluate([first.pk])
@@ -52,7 +52,7 @@ def red(cast):  # type: ignore[no-untyped-def]
     return alert
 
 
-def _resolve(alert: Alert, user) -> None:  # type: ignore[no-untyped-def]
+def _resolve(alert: Alert, user) -> None:
     now = timezone.now()
     Alert.objects.filter(pk=alert.pk).update(status=Status.RESOLVED, resolved_at=now, resolved_by=user,
                                              acknowledged_at=now, acknowledged_by=user,

@@ -82,6 +82,7 @@ def served(cast, django_capture_on_commit_callbacks, settings, tmp_path) -> list
                                    region=Region.MIDTJYLLAND, sex=Sex.FEMALE, age_min=60, age_max=69)
     clinician = _login(cast.clinician_a)
     reading = Reading.objects.filter(patient=cast.patient_a, device__isnull=False).first()
+    assert reading is not None
     patient = cast.patient_a.pk
     paths = ["/fhir/metadata", f"/fhir/Patient/{patient}", f"/fhir/Observation?patient={patient}",
              f"/fhir/Observation/reading-{reading.pk}", f"/fhir/Device/{cast.device_a.pk}",
@@ -95,6 +96,7 @@ def served(cast, django_capture_on_commit_callbacks, settings, tmp_path) -> list
                 and r["entry"][0]["resource"]["resourceType"] == "Flag")
     answers.append(clinician.get(f"/fhir/Flag/{flag['entry'][0]['resource']['id']}").json())
     scored = QuestionnaireResponse.objects.filter(patient=cast.patient_a).exclude(scores=[]).first()
+    assert scored is not None
     answers.append(clinician.get(f"/fhir/Observation/qr{scored.pk}-score0").json())
     quality = _login(cast.quality)
     answers += [quality.get("/fhir/Group").json(), quality.get(f"/fhir/Group/{cohort.pk}").json()]
@@ -106,6 +108,7 @@ def served(cast, django_capture_on_commit_callbacks, settings, tmp_path) -> list
         assert kickoff.status_code == 202, kickoff.content
         manifest = client.get(kickoff["Content-Location"]).json()
         job = ExportJob.objects.order_by("-created_at").first()
+        assert job is not None
         for output in manifest["output"]:
             lines = (job_dir(job) / output["url"].rsplit("/", 1)[1]).read_bytes().splitlines()
             answers += [orjson.loads(line) for line in lines]

@@ -24,14 +24,14 @@ SPO2, WEIGHT = "59408-5", "29463-7"
 T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)  # 10:00 Danish time
 
 
-def _client(user) -> Client:  # type: ignore[no-untyped-def]
+def _client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
 def _readings(patient, n: int, *, measure: str = "spo2", start: datetime = T0, step: timedelta = timedelta(hours=1),
-              value: str = "95") -> list[Reading]:  # type: ignore[no-untyped-def]
+              value: str = "95") -> list[Reading]:
     unit = {"spo2": "%", "body-weight": "kg"}[measure]
     return Reading.objects.bulk_create([
         Reading(patient=patient, measure=measure, value=Decimal(value), unit=unit, effective_at=start + i * step,
@@ -45,7 +45,7 @@ def _score_response(cast: Cast, authored: datetime, code: str = "44261-6") -> Qu
                                        "value": 4}])
 
 
-def _search(client: Client, path: str, params, **headers):  # type: ignore[no-untyped-def]
+def _search(client: Client, path: str, params, **headers):
     response = client.get(path, params, **headers)
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -53,20 +53,20 @@ def _search(client: Client, path: str, params, **headers):  # type: ignore[no-un
     return body
 
 
-def _matches(bundle) -> list[str]:  # type: ignore[no-untyped-def]
+def _matches(bundle) -> list[str]:
     return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
 
 
-def _link(bundle, relation: str) -> str | None:  # type: ignore[no-untyped-def]
+def _link(bundle, relation: str) -> str | None:
     return next((link["url"] for link in bundle.get("link", []) if link["relation"] == relation), None)
 
 
-def _follow(client: Client, url: str):  # type: ignore[no-untyped-def]
+def _follow(client: Client, url: str):
     parts = urlsplit(url)
     return _search(client, parts.path, {k: v if len(v) > 1 else v[0] for k, v in parse_qs(parts.query).items()})
 
 
-def _bad(response, name: str) -> None:  # type: ignore[no-untyped-def]
+def _bad(response, name: str) -> None:
     assert response.status_code == 400, response.content
     assert response["Content-Type"].startswith("application/fhir+json")
     outcome = response.json()
@@ -445,7 +445,7 @@ def test_patient_search_sorts_by_several_keys_both_ways(cast):
     assert _matches(_follow(client, _link(paged, "next"))) == [a]
 
 
-def _no_cpr_anywhere(bundle, caplog) -> None:  # type: ignore[no-untyped-def]
+def _no_cpr_anywhere(bundle, caplog) -> None:
     for link in bundle.get("link", []):
         assert "0101501111" not in link["url"] and "010150" not in link["url"]
     assert "0101501111" not in caplog.text and "010150-1111" not in caplog.text

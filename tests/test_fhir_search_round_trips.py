@@ -32,7 +32,7 @@ T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
 POSTGRES = connection.vendor == "postgresql"
 
 
-def _request(user):  # type: ignore[no-untyped-def]
+def _request(user):
     request = RequestFactory().get("/fhir/Observation", REMOTE_ADDR="192.0.2.7")
     request.user = user
     return request
@@ -47,24 +47,25 @@ def _last_audit_pk() -> int:
     return AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def _both_ways(user, ids: list[uuid.UUID]):  # type: ignore[no-untyped-def]
+def _both_ways(user, ids: list[uuid.UUID]):
     """(patients or 404, audit rows) from patient_or_404 per id, and from the one statement."""
     answers = []
     for one_statement in (False, True):
         before = _last_audit_pk()
+        found: list[uuid.UUID] | str
         try:
             if one_statement:
                 found = [p.pk for p in patients_or_404_audited(_request(user), ids, action=Action.SEARCH,
                                                                resource=lambda pk: f"Observation?patient={pk}")]
             else:
-                found = []
+                each: list[uuid.UUID | None] = []
                 for pk in ids:  # as the search did before: every id checked; 404 after the rows
                     try:
-                        found.append(patient_or_404(_request(user), pk, action=Action.SEARCH,
-                                                    resource=f"Observation?patient={pk}").pk)
+                        each.append(patient_or_404(_request(user), pk, action=Action.SEARCH,
+                                                   resource=f"Observation?patient={pk}").pk)
                     except Http404:
-                        found.append(None)
-                found = "404" if None in found else found
+                        each.append(None)
+                found = [pk for pk in each if pk is not None] if None not in each else "404"
         except Http404:
             found = "404"
         answers.append((found, _audit_rows(before)))

@@ -24,13 +24,13 @@ def _when(minutes_ago: int = 10) -> str:
     return (timezone.now() - timedelta(minutes=minutes_ago)).isoformat()
 
 
-def _item(i: int = 0, **overrides):  # type: ignore[no-untyped-def]
+def _item(i: int = 0, **overrides):
     body = {"measure": "spo2", "value": 95, "unit": "%", "effective_at": _when(10 + i), "client_id": f"c{i}"}
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not ...}
 
 
-def _post(client, body, token):  # type: ignore[no-untyped-def]
+def _post(client, body, token):
     return client.post(URL, body, content_type="application/json",
                        headers={"Authorization": f"Bearer {token}"})
 
@@ -278,7 +278,7 @@ def test_a_batch_across_the_episode_start_judges_each_reading_by_its_own_day(
 # --- one evaluation task waiting at a time (ADR 0011) -----------------------------------------
 
 @pytest.fixture
-def broker(settings):  # type: ignore[no-untyped-def]
+def broker(settings):
     """Tasks go to a broker, as in production (the autouse fixture puts eager back afterwards).
     The process's sender thread (ADR 0016, tested in test_evaluation_sender) is replaced by a
     call in the committing thread, so that a test sees what was sent as soon as it commits."""
@@ -424,7 +424,7 @@ def test_a_task_clears_the_waiting_mark_before_it_claims(cast, broker):
 
 # --- gathering a bulk upload's batches (ADR 0013) ---------------------------------------------
 
-def _bulk(client, token, start, n):  # type: ignore[no-untyped-def]
+def _bulk(client, token, start, n):
     """One request of n readings (below the SpO2 limit: every one is a finding)."""
     response = _post(client, [_item(start + i, value=88) for i in range(n)], token)
     assert response.status_code == 200

@@ -39,7 +39,7 @@ class _RolledBack(Exception):
     pass
 
 
-def _race(cast, first_items, second_items, *, first_commits: bool = True):  # type: ignore[no-untyped-def]
+def _race(cast, first_items, second_items, *, first_commits: bool = True):
     """The first request stores its items and holds its transaction open until the second has
     arrived and waits for it; then it commits (or rolls back). Returns both answers."""
     from django.db import transaction

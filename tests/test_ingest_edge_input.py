@@ -32,11 +32,11 @@ def _by_hand(cast) -> Client:
     return client
 
 
-def _fhir(client: Client, path: str, body):  # type: ignore[no-untyped-def]
+def _fhir(client: Client, path: str, body):
     return client.post(path, json.dumps(body), content_type=FHIR)
 
 
-def _hr(when: str, **extra):  # type: ignore[no-untyped-def]
+def _hr(when: str, **extra):
     return {"measure": "heart-rate", "value": 61, "unit": "/min", "effective_at": when, **extra}
 
 
@@ -170,7 +170,7 @@ def test_a_device_of_this_server_named_by_an_observation_is_checked_like_rests(c
 
 
 def test_a_defect_inside_a_fhir_endpoint_is_answered_with_an_operation_outcome(cast, monkeypatch):
-    def broken(**kwargs):  # type: ignore[no-untyped-def]
+    def broken(**kwargs):
         raise RuntimeError("a defect")
 
     monkeypatch.setattr("interop.views_observations.readings_ingest", broken)
@@ -185,7 +185,7 @@ def test_a_defect_inside_a_fhir_endpoint_is_answered_with_an_operation_outcome(c
 
 # --- the same reading under another client_id -----------------------------------------------------
 
-def _weight(**extra):  # type: ignore[no-untyped-def]
+def _weight(**extra):
     return {"measure": "body-weight", "value": 72, "unit": "kg",
             "effective_at": "2026-11-30T08:15:00+01:00", **extra}
 

@@ -17,14 +17,14 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/readings"
 
 
-def _item(i: int, **overrides):  # type: ignore[no-untyped-def]
+def _item(i: int, **overrides):
     body = {"measure": "spo2", "value": 95, "unit": "%",
             "effective_at": (timezone.now() - timedelta(minutes=10 + i)).isoformat()}
     body.update(overrides)
     return body
 
 
-def _post(client, raw: bytes | str, token: str, content_type: str = "application/json"):  # type: ignore[no-untyped-def]
+def _post(client, raw: bytes | str, token: str, content_type: str = "application/json"):
     return client.post(URL, raw, content_type=content_type, headers={"Authorization": f"Bearer {token}"})
 
 

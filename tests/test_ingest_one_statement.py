@@ -28,7 +28,7 @@ def _item(value: int = 96, client_id: str = "one-1") -> dict[str, object]:
 
 
 @pytest.fixture
-def general_path_refused(monkeypatch):  # type: ignore[no-untyped-def]
+def general_path_refused(monkeypatch):
     """Any use of the general path fails the test: what passes was done by the one statement."""
     def refuse(**kwargs: object) -> None:
         raise AssertionError("the general path ran")
@@ -81,11 +81,11 @@ def test_a_repeat_is_answered_by_the_general_path_with_the_stored_reading_and_an
     general: list[int] = []
     insert_one, store = ingest._insert_one, ingest._store
 
-    def spy_insert_one(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def spy_insert_one(*args, **kwargs):
         one_statement.append(batch := insert_one(*args, **kwargs))
         return batch
 
-    def spy_store(**kwargs):  # type: ignore[no-untyped-def]
+    def spy_store(**kwargs):
         general.append(len(kwargs["candidates"]))
         return store(**kwargs)
 
@@ -130,7 +130,7 @@ def test_the_one_statement_stores_what_the_general_path_stores(monkeypatch, shap
         [result] = readings_ingest(patient=cast.patient_a, items=[{**item, "effective_at": effective_at,
                                                                    "client_id": client_id}],
                                    source=source, device=device, entered_by=entered_by)
-        assert result.status == 201, result.errors
+        assert result.status == 201 and result.id is not None, result.errors
         return result.id
 
     fast = ingest_one("fast", effective_at)

@@ -36,11 +36,11 @@ def _recent(**delta: int) -> str:
     return (timezone.now() - timedelta(hours=2, **delta)).replace(microsecond=0).isoformat()
 
 
-def _spo2(**changes):  # type: ignore[no-untyped-def]
+def _spo2(**changes):
     return {"measure": "spo2", "value": 95, "unit": "%", "effective_at": _recent(), **changes}
 
 
-def _outcome(response, status: int) -> dict:  # type: ignore[no-untyped-def]
+def _outcome(response, status: int) -> dict:
     assert response.status_code == status, response.content[:300]
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"

@@ -5,6 +5,7 @@ timeout, and bin/production-local's demo password."""
 import itertools
 import os
 import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ _addresses = itertools.count(1)
 
 
 @pytest.fixture
-def address():  # type: ignore[no-untyped-def]
+def address():
     """An address of this test's own, so the token endpoint's per-address throttle (in the
     cache, which may be a Redis shared with other runs) never carries over between tests."""
     ip = f"203.0.113.{next(_addresses) % 250 + 1}"
@@ -44,11 +45,11 @@ def address():  # type: ignore[no-untyped-def]
     cache.delete(key)
 
 
-def _token(client, address, **body):  # type: ignore[no-untyped-def]
+def _token(client, address, **body):
     return client.post(TOKEN_URL, body, content_type="application/json", REMOTE_ADDR=address)
 
 
-def _login(client, username, password, **extra):  # type: ignore[no-untyped-def]
+def _login(client, username, password, **extra):
     return client.post("/login/", {"username": username, "password": password, **extra})
 
 
@@ -65,7 +66,7 @@ def _logins() -> list[str]:
     return list(AuditEvent.objects.filter(action=Action.LOGIN).order_by("id").values_list("resource", flat=True))
 
 
-def _fail(client, username, times, **extra):  # type: ignore[no-untyped-def]
+def _fail(client, username, times, **extra):
     for _ in range(times):
         assert _login(client, username, "wrong-guess", **extra).status_code in (200, 429)
 
@@ -213,7 +214,7 @@ def test_token_logins_are_audited_with_outcome_and_factor(cast, client, address)
 # --- two-factor login required for staff -------------------------------------------------------
 
 @pytest.fixture
-def two_factor_required(settings):  # type: ignore[no-untyped-def]
+def two_factor_required(settings):
     settings.REQUIRE_STAFF_TWO_FACTOR = True
 
 
@@ -288,7 +289,7 @@ def test_staff_with_a_device_get_a_token_with_the_code(cast, client, address, tw
 
 # --- changing the second factor --------------------------------------------------------------
 
-def _verified_client(user, device) -> Client:  # type: ignore[no-untyped-def]
+def _verified_client(user, device) -> Client:
     c = Client()
     response = c.post("/login/", {"username": user.username, "password": PASSWORD, "otp_token": _code(device)})
     assert response.status_code == 302
@@ -436,7 +437,7 @@ def test_a_login_that_only_records_last_login_keeps_the_tokens(cast, client, add
 
 # --- session idle timeout --------------------------------------------------------------------
 
-def _age_session(client, seconds: int) -> None:  # type: ignore[no-untyped-def]
+def _age_session(client, seconds: int) -> None:
     session = client.session
     session[LAST_SEEN_KEY] = int(time.time()) - seconds
     session.save()
@@ -491,7 +492,7 @@ def _setting_in(env: dict[str, str], name: str) -> str:
              if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "REQUIRE_STAFF_TWO_FACTOR"}}
     code = ('import django, os; os.environ["DJANGO_SETTINGS_MODULE"]="proplatform.settings"; django.setup(); '
             f'from django.conf import settings; print(settings.{name})')
-    result = subprocess.run([os.sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT,
+    result = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
@@ -526,7 +527,7 @@ def test_production_local_passes_the_refusal_unless_started_with_demo():
 
 # --- the live feed's websocket asks the same question ----------------------------------------
 
-def _socket_opens(user, session) -> bool:  # type: ignore[no-untyped-def]
+def _socket_opens(user, session) -> bool:
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
 

@@ -14,7 +14,7 @@ from monitoring.rows import ReadingRow as Parsed
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
-def parse(**item):  # type: ignore[no-untyped-def]
+def parse(**item):
     body = {"measure": "spo2", "value": 95, "unit": "%", "effective_at": "2026-11-22T07:00:00+01:00"}
     body.update(item)
     return reading_parse({k: v for k, v in body.items() if v is not ...}, index=0, latest=NOW)

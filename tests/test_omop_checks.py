@@ -37,7 +37,7 @@ if connection.vendor != "postgresql" and not production_shape_required():
 
 
 @pytest.fixture
-def demo(data):  # type: ignore[no-untyped-def]  # noqa: F811 - the export tests' demo data, by another name
+def demo(data):  # noqa: F811 - the export tests' demo data, by another name
     return data
 
 
@@ -108,7 +108,7 @@ def test_a_second_observation_period_for_a_person_fails_the_checks(cast, demo):
     assert failed_checks()["observation_period: one per person"] == 1
 
 
-def lung_response(cast) -> QuestionnaireResponse:  # type: ignore[no-untyped-def]
+def lung_response(cast) -> QuestionnaireResponse:
     lung = questionnaire_import(resource=load("lung-followup"))
     items = response_items(lung, {"weight": 70.5, "haemoptysis": True})
     items.append({"linkId": "other", "answer": [{"valueString": FREE_TEXT}]})

@@ -32,17 +32,17 @@ T0 = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def _key(settings):  # type: ignore[no-untyped-def]
+def _key(settings):
     settings.EXPORT_PSEUDONYM_KEY = "omop-test-key"
 
 
-def rows(sql: str, params=None) -> list[tuple]:  # type: ignore[no-untyped-def]
+def rows(sql: str, params=None) -> list[tuple]:
     with connection.cursor() as c:
         c.execute(sql.replace("cdm.", f"{SCHEMA}."), params)
         return c.fetchall()
 
 
-def reading(patient, measure, value, unit, at, value2=None, **extra) -> Reading:  # type: ignore[no-untyped-def]
+def reading(patient, measure, value, unit, at, value2=None, **extra) -> Reading:
     return Reading.objects.create(patient=patient, measure=measure, value=Decimal(value), unit=unit,
                                   value2=None if value2 is None else Decimal(value2), effective_at=at,
                                   received_at=at, source=Source.WEB, **extra)
@@ -54,7 +54,7 @@ PHQ9_ANSWERS = {"phq9-1": "LA6568-5", "phq9-2": "LA6569-3", "phq9-3": "LA6570-1"
 
 
 @pytest.fixture
-def data(cast):  # type: ignore[no-untyped-def]
+def data(cast):
     """Patient A: a weight, a blood pressure, an erroneous SpO2 and one PHQ-9; patient B: a pulse."""
     a, b = cast.patient_a, cast.patient_b
     weight = reading(a, "body-weight", "81.400", "kg", T0)
@@ -71,11 +71,11 @@ def data(cast):  # type: ignore[no-untyped-def]
     return {"weight": weight, "bp": bp, "wrong": wrong, "pulse": pulse, "phq9": response}
 
 
-def export(**kw):  # type: ignore[no-untyped-def]
+def export(**kw):
     return omop_export(schema=SCHEMA, release_date=RELEASE, **kw)
 
 
-def person_id(patient) -> int:  # type: ignore[no-untyped-def]
+def person_id(patient) -> int:
     return OmopPerson.objects.get(patient=patient).pk
 
 

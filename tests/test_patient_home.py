@@ -16,7 +16,7 @@ from schedules.services import schedule_create
 pytestmark = pytest.mark.django_db
 
 
-def _occurrence(cast, questionnaire, *, opens_in: timedelta, status=OccurrenceStatus.SCHEDULED):  # type: ignore[no-untyped-def]
+def _occurrence(cast, questionnaire, *, opens_in: timedelta, status=OccurrenceStatus.SCHEDULED):
     schedule = schedule_create(program=cast.program_a, name=f"s{Occurrence.objects.count()}",
                                questionnaire_url=questionnaire.url, kind="offsets", params={"days": [0]},
                                window=timedelta(days=2), open_before=timedelta(days=1))
@@ -80,6 +80,6 @@ def test_a_wrong_answer_beside_missing_ones_is_listed_on_its_own(cast, client):
     client.force_login(cast.patient_a.user)
     html = client.post(f"/me/questionnaires/{cast.questionnaire.pk}/page/1/",
                        {"action": "next", "q-pillows": "mange"}).content.decode()
-    summary = re.search(r'<div class="error-summary".*?</div>', html, re.S).group(0)  # type: ignore[union-attr]
+    summary = re.search(r'<div class="error-summary".*?</div>', html, re.S).group(0)
     assert 'href="#id_q-pillows"' in summary
     assert re.search(r"\d+ svar mangler", summary)

@@ -171,7 +171,9 @@ def test_the_search_form_is_sent_by_post_and_not_remembered_by_the_browser(cast,
 
 
 def _red_alert(patient: Patient) -> Alert:
-    rule = patient.episodes.first().program.rules.get(kind="threshold")
+    episode = patient.episodes.first()
+    assert episode is not None
+    rule = episode.program.rules.get(kind="threshold")
     return Alert.objects.create(patient=patient, rule=rule, rule_version=1, severity=Severity.RED,
                                 reason="SpO2 85 %", evidence={}, source_key=f"t:{patient.pk}")
 

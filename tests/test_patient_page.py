@@ -23,17 +23,17 @@ from tests.factories import evaluate
 pytestmark = pytest.mark.django_db
 
 
-def _reading(patient, value, *, ago=timedelta(minutes=5), measure="spo2", unit="%"):  # type: ignore[no-untyped-def]
+def _reading(patient, value, *, ago=timedelta(minutes=5), measure="spo2", unit="%"):
     return Reading.objects.create(patient=patient, measure=measure, value=Decimal(value), unit=unit,
                                   effective_at=timezone.now() - ago, source=Source.DEVICE)
 
 
-def _red(patient, value="88"):  # type: ignore[no-untyped-def]
+def _red(patient, value="88"):
     evaluate([_reading(patient, value).pk])
     return Alert.objects.get(patient=patient, rule__kind="threshold", status__in=["open", "acknowledged"])
 
 
-def _contact_me(cast, patient):  # type: ignore[no-untyped-def]
+def _contact_me(cast, patient):
     response = QuestionnaireResponse.objects.create(
         patient=patient, questionnaire=cast.questionnaire, author=patient.user,
         items=[{"linkId": "contact", "text": "Vil du gerne kontaktes af os?", "answer": [{"valueBoolean": True}]}])

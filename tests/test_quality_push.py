@@ -88,7 +88,7 @@ def fhir_server() -> Iterator[tuple[str, FhirStore]]:
 
 
 @pytest.fixture(autouse=True)
-def _push_settings(settings):  # type: ignore[no-untyped-def]
+def _push_settings(settings):
     settings.EXPORT_PSEUDONYM_KEY = "push-test-key"
     settings.EXPORT_PUSH_BUNDLE_SIZE = 3
     settings.EXPORT_PUSH_ATTEMPTS = 3
@@ -96,7 +96,7 @@ def _push_settings(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def setup(cast, fhir_server):  # type: ignore[no-untyped-def]
+def setup(cast, fhir_server):
     add_outcome_data(cast)
     url, store = fhir_server
     destination = Destination.objects.create(name="RKKP test", base_url=url)
@@ -104,7 +104,7 @@ def setup(cast, fhir_server):  # type: ignore[no-untyped-def]
     return cast, destination, cohort, store
 
 
-def _send(cast, destination, cohort, capture) -> SendRecord:  # type: ignore[no-untyped-def]
+def _send(cast, destination, cohort, capture) -> SendRecord:
     with capture(execute=True):
         record = quality_send_start(destination=destination, cohort=cohort, user=cast.quality)
     record.refresh_from_db()
@@ -263,7 +263,7 @@ def test_an_unexpected_error_in_our_code_fails_the_send_with_its_type_and_messag
         setup, django_capture_on_commit_callbacks, monkeypatch, error):
     cast, destination, cohort, store = setup
 
-    def broken(resource):  # type: ignore[no-untyped-def]
+    def broken(resource):
         raise error
 
     monkeypatch.setattr("exports.quality_push._for_receiver", broken)
@@ -319,7 +319,7 @@ def test_a_worker_the_sweep_gave_up_on_stops_sending_and_the_sweeps_verdict_stan
 
     real_check = quality_push._check
 
-    def slow_then_swept(response, sent):  # type: ignore[no-untyped-def]
+    def slow_then_swept(response, sent):
         real_check(response, sent)
         SendRecord.objects.update(status=SendStatus.FAILED, error="swept")  # the sweep ran meanwhile
 

@@ -30,14 +30,14 @@ VALID_ITEMS = [{"linkId": "pain", "answer": [{"valueCoding": {"system": SYSTEM, 
 
 
 @pytest.fixture
-def multi(cast):  # type: ignore[no-untyped-def]
+def multi(cast):
     questionnaire = questionnaire_import(resource=copy.deepcopy(MULTI_PAGE))
     cast.program_a.questionnaires.add(questionnaire)
     return questionnaire
 
 
 @pytest.fixture
-def patient_client(cast, client):  # type: ignore[no-untyped-def]
+def patient_client(cast, client):
     client.force_login(cast.patient_a.user)
     return client
 
@@ -181,7 +181,7 @@ def test_submission_stores_scores_when_scoring_is_available(cast, multi, monkeyp
 
 # --- the web form -------------------------------------------------------------------------------
 
-def _page(q, n):  # type: ignore[no-untyped-def]
+def _page(q, n):
     return f"/me/questionnaires/{q.pk}/page/{n}/"
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def patient_a_client(cast, client):  # type: ignore[no-untyped-def]
+def patient_a_client(cast, client):
     client.force_login(cast.patient_a.user)
     return client
 
@@ -32,12 +32,12 @@ def _errors_of(html: str, field_id: str) -> str:
 VALID = {"q-breathless": "bit-worse", "q-swelling": "false", "q-pillows": "3", "q-contact": "false"}
 
 
-def _page(questionnaire) -> str:  # type: ignore[no-untyped-def]
+def _page(questionnaire) -> str:
     # hf-daily has no groups: its questions share page 1
     return f"/me/questionnaires/{questionnaire.pk}/page/1/"
 
 
-def _answer_and_send(client, questionnaire, answers):  # type: ignore[no-untyped-def]
+def _answer_and_send(client, questionnaire, answers):
     """Page 1 with Next, then Send on the review page; returns the last response."""
     response = client.post(_page(questionnaire), {**answers, "action": "next"})
     if response.status_code != 302:

@@ -4,6 +4,7 @@ do, byte for byte (the device fast path's 201, ADR 0016)."""
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Literal
 
 import pytest
 from django.utils import timezone as django_timezone
@@ -52,9 +53,13 @@ def test_it_has_the_serializers_fields_in_their_order():
     assert list(orjson.loads(reading_json(_reading()))) == ReadingOut.Meta.fields
 
 
+# Lone surrogates (category Cs) cannot be encoded as UTF-8: no client can send them.
+_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+
+
 @settings(max_examples=200, deadline=None)
 @given(value=st.decimals(min_value=-999999, max_value=999999, places=6, allow_nan=False),
-       client_id=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=100),
+       client_id=st.text(alphabet=st.characters(exclude_categories=_SURROGATES), min_size=1, max_size=100),
        minutes=st.integers(min_value=-10**6, max_value=10**6))
 def test_for_any_value_client_id_and_time(value, client_id, minutes):
     reading = _reading(value=value, client_id=client_id,

@@ -340,7 +340,7 @@ def _submission(html: str) -> str:
     return match.group(1)
 
 
-def _messages(response) -> list[str]:  # type: ignore[no-untyped-def]
+def _messages(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
 

@@ -23,7 +23,7 @@ def _when(minutes_ago: int = 10) -> str:
     return (timezone.now() - timedelta(minutes=minutes_ago)).isoformat()
 
 
-def _reading(**overrides):  # type: ignore[no-untyped-def]
+def _reading(**overrides):
     body = {"measure": "spo2", "value": 95, "unit": "%", "effective_at": _when()}
     body.update(overrides)
     return body
@@ -33,7 +33,7 @@ def _bearer(raw: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw}"}
 
 
-def _post(client, body, token=None):  # type: ignore[no-untyped-def]
+def _post(client, body, token=None):
     return client.post(URL, body, content_type="application/json",
                        headers=_bearer(token) if token else None)
 
@@ -118,7 +118,7 @@ def test_patient_session_without_csrf_token_is_refused_and_stores_nothing(cast):
 # --- refused requests store nothing ----------------------------------------------------------
 
 @pytest.fixture
-def nothing_stored(cast):  # type: ignore[no-untyped-def]
+def nothing_stored(cast):
     before = Reading.objects.count()
     yield
     assert Reading.objects.count() == before

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def phq9(cast):  # type: ignore[no-untyped-def]
+def phq9(cast):
     questionnaire = questionnaire_import(resource=library.load("phq-9"))
     cast.program_a.questionnaires.add(questionnaire)
     cast.program_a.department_phone = "78 45 12 34"
@@ -22,7 +22,7 @@ def phq9(cast):  # type: ignore[no-untyped-def]
     return questionnaire
 
 
-def _send_and_read_receipt(cast, client, questionnaire, answers, lang="da"):  # type: ignore[no-untyped-def]
+def _send_and_read_receipt(cast, client, questionnaire, answers, lang="da"):
     response_submit(patient=cast.patient_a, questionnaire=questionnaire,
                     items=response_items(questionnaire, answers), author=cast.patient_a.user)
     client.force_login(cast.patient_a.user)

@@ -10,7 +10,7 @@ RED = [{"url": EXT_ANSWER_SEVERITY, "valueCode": "red"}]
 SYSTEM = "urn:example:pain"
 
 
-def _definition():  # type: ignore[no-untyped-def]
+def _definition():
     return parse({
         "resourceType": "Questionnaire", "status": "active", "url": "urn:example:q",
         "item": [{
@@ -27,7 +27,7 @@ def _definition():  # type: ignore[no-untyped-def]
     })
 
 
-def _nested(level: str, contact: bool):  # type: ignore[no-untyped-def]
+def _nested(level: str, contact: bool):
     return [{"linkId": "pain", "answer": [{"valueBoolean": True, "item": [
         {"linkId": "pain-level", "answer": [{"valueCoding": {"system": SYSTEM, "code": level}}]},
         {"linkId": "contact", "answer": [{"valueBoolean": contact}]},

@@ -28,7 +28,7 @@ FHIR = "application/fhir+json"
 HOUR = timedelta(hours=1)
 
 
-def _qr(cast, authored, *, code="much-worse", identifier="app-1"):  # type: ignore[no-untyped-def]
+def _qr(cast, authored, *, code="much-worse", identifier="app-1"):
     body = {
         "resourceType": "QuestionnaireResponse",
         "questionnaire": f"{cast.questionnaire.url}|{cast.questionnaire.version}",
@@ -47,13 +47,13 @@ def _qr(cast, authored, *, code="much-worse", identifier="app-1"):  # type: igno
     return body
 
 
-def _post(cast, body):  # type: ignore[no-untyped-def]
+def _post(cast, body):
     client = Client()
     client.force_login(cast.patient_a.user)
     return client.post("/fhir/QuestionnaireResponse", json.dumps(body), content_type=FHIR)
 
 
-def _upload(cast, authored, **kwargs):  # type: ignore[no-untyped-def]
+def _upload(cast, authored, **kwargs):
     """POST the response and evaluate it as the worker would after commit."""
     answer = _post(cast, _qr(cast, authored, **kwargs))
     assert answer.status_code == 201, answer.json()
@@ -61,7 +61,7 @@ def _upload(cast, authored, **kwargs):  # type: ignore[no-untyped-def]
     return QuestionnaireResponse.objects.get(pk=answer.json()["id"])
 
 
-def _refused(answer):  # type: ignore[no-untyped-def]
+def _refused(answer):
     assert answer.status_code == 400, answer.status_code
     [issue] = answer.json()["issue"]
     assert issue["expression"] == ["QuestionnaireResponse.authored"]
@@ -90,7 +90,7 @@ def test_without_authored_the_answers_time_is_its_receipt(cast):
 # --- the combination rule pairs by the answer's own time ------------------------------------------
 
 @pytest.fixture
-def pair_rule(cast):  # type: ignore[no-untyped-def]
+def pair_rule(cast):
     # As tests/test_rules_combination.py: breathless at least "a bit more" and SpO2 < 92 % within 24 h.
     Rule.objects.filter(kind="threshold").update(active=False)
     return Rule.objects.create(
@@ -99,7 +99,7 @@ def pair_rule(cast):  # type: ignore[no-untyped-def]
                 "reading": {"measure": "spo2", "comparison": "<", "value": 92}, "window_hours": 24})
 
 
-def _low_spo2(cast, measured):  # type: ignore[no-untyped-def]
+def _low_spo2(cast, measured):
     reading = Reading.objects.create(patient=cast.patient_a, measure="spo2", value=Decimal("88"), unit="%",
                                      effective_at=measured, source=Source.DEVICE)
     evaluate([reading.pk])
@@ -160,7 +160,7 @@ def test_a_malformed_or_zoneless_authored_is_refused_naming_the_element(cast, au
 # --- a late upload completes the occurrence it answered -------------------------------------------
 
 @pytest.fixture
-def missed(cast):  # type: ignore[no-untyped-def]
+def missed(cast):
     """An occurrence due two days ago, open 12 hours, recorded as missed when its deadline passed."""
     schedule = Schedule.objects.create(program=cast.program_a, name="daily", questionnaire_url=cast.questionnaire.url,
                                        kind="every", params={"every_days": 1, "from_day": 0, "to_day": 60},
@@ -175,7 +175,7 @@ def missed(cast):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def missed_rule(cast):  # type: ignore[no-untyped-def]
+def missed_rule(cast):
     return Rule.objects.create(program=cast.program_a, kind="missed", name="Not answered", severity="yellow",
                                params={"questionnaire": cast.questionnaire.url, "grace_hours": 0})
 
@@ -218,7 +218,7 @@ def test_a_late_upload_after_the_miss_alert_was_raised_is_shown_on_the_open_aler
 def test_back_testing_sees_a_late_upload_complete_its_occurrence_only_from_its_receipt(cast, missed):
     response = _upload(cast, missed.occurrence.due_at + 2 * HOUR, code="same")
 
-    def status(ctx):  # type: ignore[no-untyped-def]
+    def status(ctx):
         [past] = ctx.occurrences_before(cast.patient_a.pk, cast.questionnaire.url, before=timezone.now(), limit=1)
         return past.status
 

@@ -17,15 +17,16 @@ def _item(link_id: str, *answers: dict) -> dict:
     return {"linkId": link_id, "answer": list(answers)}
 
 
-def _valid(**overrides: object) -> list[dict]:
-    answers = {"pain": [NONE], "breathless": [{"valueBoolean": False}], "contact": [{"valueBoolean": True}]}
-    answers.update(overrides)  # type: ignore[arg-type]
-    return [_item(k, *v) for k, v in answers.items() if v is not None]  # type: ignore[union-attr]
+def _valid(**overrides: list[dict] | None) -> list[dict]:
+    answers: dict[str, list[dict] | None] = {
+        "pain": [NONE], "breathless": [{"valueBoolean": False}], "contact": [{"valueBoolean": True}]}
+    answers.update(overrides)
+    return [_item(k, *v) for k, v in answers.items() if v is not None]
 
 
 def _errors(items: object) -> list[tuple[str | None, str]]:
     with translation.override("en"):
-        return [tuple(e) for e in response_validate(DEF, items).errors]  # type: ignore[misc]
+        return [(e.link_id, e.message) for e in response_validate(DEF, items).errors]
 
 
 def test_a_valid_flat_response_is_rebuilt_in_the_questionnaires_groups_and_order():

@@ -19,6 +19,7 @@ def _session(expires_in: timedelta) -> str:
     store = SessionStore()
     store["x"] = 1
     store.create()
+    assert store.session_key is not None
     Session.objects.filter(pk=store.session_key).update(expire_date=timezone.now() + expires_in)
     return store.session_key
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 FHIR = "application/fhir+json"
 
 
-def _body(cast, authored):  # type: ignore[no-untyped-def]
+def _body(cast, authored):
     return {
         "resourceType": "QuestionnaireResponse",
         "questionnaire": f"{cast.questionnaire.url}|{cast.questionnaire.version}",

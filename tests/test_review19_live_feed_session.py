@@ -39,7 +39,7 @@ def test_idle_expired_session_cannot_open_the_live_feed(live_cast, client):
 
     from proplatform.asgi import application
 
-    async def scenario():  # type: ignore[no-untyped-def]
+    async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/alerts/",
                                              headers=[(b"cookie", cookie), (b"origin", b"http://testserver"),
                                                       (b"host", b"testserver")])

@@ -15,7 +15,7 @@ from tests.factories import response_items
 pytestmark = pytest.mark.django_db
 
 
-def _answer(cast, **answers):  # type: ignore[no-untyped-def]
+def _answer(cast, **answers):
     r = response_submit(patient=cast.patient_a, questionnaire=cast.questionnaire,
                         items=response_items(cast.questionnaire, {"contact": False, **answers}),
                         author=cast.patient_a.user)

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.django_db
 CPH = ZoneInfo("Europe/Copenhagen")
 
 
-def _submit(cast, patient=None, **answers):  # type: ignore[no-untyped-def]
+def _submit(cast, patient=None, **answers):
     patient = patient or cast.patient_a
     return response_submit(patient=patient, questionnaire=cast.questionnaire,
                            items=response_items(cast.questionnaire, {"contact": False, **answers}),
@@ -179,7 +179,7 @@ def test_a_clinician_of_another_team_can_neither_see_nor_review_the_response(cas
     assert not ResponseReview.objects.exists()
 
 
-def response_review_bulk_as(user, ids):  # type: ignore[no-untyped-def]
+def response_review_bulk_as(user, ids):
     return responses_review_bulk(response_ids=ids, user=user)
 
 
@@ -303,7 +303,7 @@ def test_the_worklist_counts_overdue_reviews_and_links_to_the_list(cast, client)
 
 
 @pytest.fixture
-def ladder(cast):  # type: ignore[no-untyped-def]
+def ladder(cast):
     cast.clinician_a.email = "on-call-a@example.org"
     cast.clinician_a.save()
     lead = make_user("lead-a", Role.CLINICIAN, email="lead-a@example.org")
@@ -414,7 +414,7 @@ def test_a_failed_notice_about_an_overdue_review_is_retried_until_the_review_is_
     settings.ALERT_NOTIFY_RETRY_SECONDS = 60
     real_send = email_transport.send
 
-    def smtp_down(*, notice):  # type: ignore[no-untyped-def]
+    def smtp_down(*, notice):
         raise TransportError("SMTP server refused the connection.")
 
     response = _submit(cast)

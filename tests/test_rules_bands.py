@@ -22,13 +22,13 @@ BP = {"measure": "blood-pressure",
       "bands2": {"warning_high": 100, "alert_high": 110}}
 
 
-def _rule(cast, params):  # type: ignore[no-untyped-def]
+def _rule(cast, params):
     Rule.objects.update(active=False)  # the cast's own rules would add findings of their own
     return rule_save(rule=Rule(program=cast.program_a, kind="bands", name="bands", severity="yellow",
                                params=params), by=cast.admin)
 
 
-def _reading(cast, value, value2=None, measure="spo2", minutes_ago=5):  # type: ignore[no-untyped-def]
+def _reading(cast, value, value2=None, measure="spo2", minutes_ago=5):
     reading = Reading.objects.create(
         patient=cast.patient_a, measure=measure, value=Decimal(str(value)),
         value2=None if value2 is None else Decimal(str(value2)),
@@ -38,7 +38,7 @@ def _reading(cast, value, value2=None, measure="spo2", minutes_ago=5):  # type: 
     return reading
 
 
-def _severity(reading):  # type: ignore[no-untyped-def]
+def _severity(reading):
     finding = AlertFinding.objects.filter(source_key=f"reading:{reading.pk}").first()
     return finding.severity if finding else None
 
@@ -158,7 +158,7 @@ def test_an_invalid_bands_rule_is_refused_with_a_clear_message(cast, params, mes
 
 def test_the_simple_threshold_kind_keeps_its_low_and_high_meaning(cast):
     params = parse_params("threshold", {"measure": "spo2", "low": 92})
-    assert params.low == 92  # type: ignore[attr-defined]
+    assert params.low == 92
     refused = pytest.raises(ValidationError, match="Den nedre grænse skal være under den øvre grænse.")
     with translation.override("da"), refused:
         parse_params("threshold", {"measure": "spo2", "low": 92, "high": 90})

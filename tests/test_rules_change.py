@@ -27,19 +27,19 @@ SPO2_DROP = {"measure": "spo2", "direction": "down", "at_least": 3, "window": "P
 
 
 @pytest.fixture
-def t0():  # type: ignore[no-untyped-def]
+def t0():
     # Inside patient A's episode (treatment started 30 days ago), on a whole minute.
     return (timezone.now() - timedelta(days=20)).replace(second=0, microsecond=0)
 
 
-def _rules(cast, **named):  # type: ignore[no-untyped-def]
+def _rules(cast, **named):
     Rule.objects.update(active=False)  # the cast's own rules would add findings of their own
     return {name: rule_save(rule=Rule(program=cast.program_a, kind="change", name=name, severity="yellow",
                                       params=params), by=cast.admin)
             for name, params in named.items()}
 
 
-def _reading(cast, at, value, measure="body-weight", received_at=None, evaluate=True):  # type: ignore[no-untyped-def]
+def _reading(cast, at, value, measure="body-weight", received_at=None, evaluate=True):
     unit = {"body-weight": "kg", "spo2": "%"}[measure]
     reading = Reading.objects.create(patient=cast.patient_a, measure=measure, value=Decimal(str(value)),
                                      unit=unit, effective_at=at, received_at=received_at or timezone.now(),
@@ -49,7 +49,7 @@ def _reading(cast, at, value, measure="body-weight", received_at=None, evaluate=
     return reading
 
 
-def _fired(reading):  # type: ignore[no-untyped-def]
+def _fired(reading):
     return AlertFinding.objects.filter(source_key=f"reading:{reading.pk}").exists()
 
 
@@ -170,7 +170,7 @@ def test_a_reading_of_another_measure_is_not_judged(cast, t0):
 
 # --- SpO2 down 3 points or more from the 14-day median ---------------------------------------------
 
-def _spo2_history(cast, t0):  # type: ignore[no-untyped-def]
+def _spo2_history(cast, t0):
     for i, value in enumerate(["95", "96", "96", "97", "96"]):  # median 96
         _reading(cast, t0 + timedelta(days=2 * i), value, measure="spo2")
 

@@ -25,7 +25,7 @@ DISPLAY = {"same": "Nej, som jeg plejer", "bit-worse": "Lidt mere", "much-worse"
 
 
 @pytest.fixture
-def rule(cast):  # type: ignore[no-untyped-def]
+def rule(cast):
     # The cast's own SpO2 < 92 threshold rule is switched off: these tests watch the pair only.
     Rule.objects.filter(kind="threshold").update(active=False)
     return Rule.objects.create(
@@ -34,7 +34,7 @@ def rule(cast):  # type: ignore[no-untyped-def]
                 "reading": {"measure": "spo2", "comparison": "<", "value": 92}, "window_hours": 24})
 
 
-def _answer(cast, code, *, ago=timedelta(minutes=10), questionnaire=None, patient=None):  # type: ignore[no-untyped-def]
+def _answer(cast, code, *, ago=timedelta(minutes=10), questionnaire=None, patient=None):
     response = QuestionnaireResponse.objects.create(
         patient=patient or cast.patient_a, questionnaire=questionnaire or cast.questionnaire,
         authored_at=timezone.now() - ago,
@@ -46,14 +46,14 @@ def _answer(cast, code, *, ago=timedelta(minutes=10), questionnaire=None, patien
     return response
 
 
-def _spo2(cast, value, *, ago=timedelta(minutes=5), patient=None, **extra):  # type: ignore[no-untyped-def]
+def _spo2(cast, value, *, ago=timedelta(minutes=5), patient=None, **extra):
     reading = Reading.objects.create(patient=patient or cast.patient_a, measure="spo2", value=Decimal(value),
                                      unit="%", effective_at=timezone.now() - ago, source=Source.DEVICE, **extra)
     evaluate([reading.pk])
     return reading
 
 
-def _alerts(rule):  # type: ignore[no-untyped-def]
+def _alerts(rule):
     return list(Alert.objects.filter(rule=rule))
 
 

@@ -27,33 +27,33 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def schedule(cast):  # type: ignore[no-untyped-def]
+def schedule(cast):
     return Schedule.objects.create(program=cast.program_a, name="daily", questionnaire_url=cast.questionnaire.url,
                                    kind="every", params={"every_days": 1, "from_day": 0, "to_day": 60},
                                    window=timedelta(hours=12))
 
 
 @pytest.fixture
-def rule(cast):  # type: ignore[no-untyped-def]
+def rule(cast):
     return Rule.objects.create(program=cast.program_a, kind="missed", name="Not answered", severity="yellow",
                                params={"questionnaire": cast.questionnaire.url, "grace_hours": 6})
 
 
-def _occurrence(cast, schedule, due, status=OccurrenceStatus.OPEN):  # type: ignore[no-untyped-def]
+def _occurrence(cast, schedule, due, status=OccurrenceStatus.OPEN):
     return Occurrence.objects.create(
         patient=cast.patient_a, episode=cast.patient_a.episodes.get(), schedule=schedule,
         questionnaire_url=schedule.questionnaire_url, questionnaire=cast.questionnaire,
         opens_at=due, due_at=due, closes_at=due + schedule.window, status=status)
 
 
-def _miss(cast, schedule, due):  # type: ignore[no-untyped-def]
+def _miss(cast, schedule, due):
     """An occurrence due at ``due`` whose deadline passes unanswered (schedules records the miss)."""
     occurrence = _occurrence(cast, schedule, due)
     occurrences_advance(now=occurrence.closes_at + timedelta(minutes=1))
     return MissedOccurrence.objects.get(occurrence=occurrence)
 
 
-def _alerts(rule):  # type: ignore[no-untyped-def]
+def _alerts(rule):
     return list(Alert.objects.filter(rule=rule))
 
 
@@ -185,7 +185,7 @@ def test_each_rule_waits_for_its_own_grace_and_the_row_is_claimed_after_the_long
 
 
 def test_a_failing_rule_is_recorded_once_and_the_other_missed_rules_still_raise(cast, schedule, rule, monkeypatch):
-    def evaluate_missed(params, missed, ctx):  # type: ignore[no-untyped-def]
+    def evaluate_missed(params, missed, ctx):
         raise ZeroDivisionError("deliberately broken")
 
     broken = types.SimpleNamespace(Params=KINDS["missed"].Params, evaluate_missed=evaluate_missed)

@@ -23,19 +23,19 @@ NORMAL = {"respiratory-rate": "16", "spo2": "97", "blood-pressure": "120", "hear
 
 
 @pytest.fixture
-def rule(cast):  # type: ignore[no-untyped-def]
+def rule(cast):
     return Rule.objects.create(program=cast.program_a, kind="news2", name="NEWS2 home", severity="yellow",
                                params={})
 
 
-def _reading(patient, measure, value, *, ago=timedelta(minutes=30), **extra):  # type: ignore[no-untyped-def]
+def _reading(patient, measure, value, *, ago=timedelta(minutes=30), **extra):
     return Reading.objects.create(
         patient=patient, measure=measure, value=Decimal(value), unit=UNITS[measure],
         value2=Decimal("80") if measure == "blood-pressure" else None,
         effective_at=timezone.now() - ago, source=Source.DEVICE, **extra)
 
 
-def _vitals(patient, values, *, ago=timedelta(minutes=30)):  # type: ignore[no-untyped-def]
+def _vitals(patient, values, *, ago=timedelta(minutes=30)):
     """Stores a set of vitals measured a minute apart (the last one given is the newest) and
     evaluates them as one batch, as a device upload would."""
     readings = [_reading(patient, m, v, ago=ago - timedelta(minutes=i)) for i, (m, v) in enumerate(values.items())]
@@ -43,7 +43,7 @@ def _vitals(patient, values, *, ago=timedelta(minutes=30)):  # type: ignore[no-u
     return readings
 
 
-def _news2_alert(rule):  # type: ignore[no-untyped-def]
+def _news2_alert(rule):
     return Alert.objects.filter(rule=rule).first()
 
 
@@ -226,7 +226,7 @@ def test_a_deliberately_failing_kind_is_recorded_and_the_other_rules_still_raise
     from alerts.models import RuleError
     from alerts.rules import KINDS
 
-    def evaluate_reading(params, reading, ctx):  # type: ignore[no-untyped-def]
+    def evaluate_reading(params, reading, ctx):
         raise KeyError("deliberately broken")
 
     monkeypatch.setitem(KINDS, "broken", types.SimpleNamespace(Params=news2.Params, evaluate_reading=evaluate_reading))

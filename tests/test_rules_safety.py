@@ -30,7 +30,7 @@ def _only_the_safety_nets() -> None:
     Rule.objects.filter(safety_net_for="").update(active=False)
 
 
-def _answer(cast, questionnaire, answers, minutes_ago=5):  # type: ignore[no-untyped-def]
+def _answer(cast, questionnaire, answers, minutes_ago=5):
     response = response_submit(patient=cast.patient_a, questionnaire=questionnaire,
                                items=response_items(questionnaire, answers), author=cast.patient_a.user,
                                authored_at=timezone.now() - timedelta(minutes=minutes_ago))
@@ -38,12 +38,12 @@ def _answer(cast, questionnaire, answers, minutes_ago=5):  # type: ignore[no-unt
     return response
 
 
-def _safety_findings(response):  # type: ignore[no-untyped-def]
+def _safety_findings(response):
     return list(AlertFinding.objects.filter(source_key=f"response:{response.pk}", rule__kind="safety")
                 .select_related("alert"))
 
 
-def _red_answers(questionnaire):  # type: ignore[no-untyped-def]
+def _red_answers(questionnaire):
     """(linkId, answer) for every answer the definition colours red."""
     for item in questionnaire.definition.items():
         if item.type == "boolean" and item.severity == "red":
@@ -54,7 +54,7 @@ def _red_answers(questionnaire):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def phq9(cast):  # type: ignore[no-untyped-def]
+def phq9(cast):
     questionnaire = questionnaire_import(resource=library.load("phq-9"))
     cast.program_a.questionnaires.add(questionnaire)
     return questionnaire

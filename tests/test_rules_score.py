@@ -36,26 +36,26 @@ def _import(name: str) -> Questionnaire:
     return questionnaire
 
 
-def _rule(cast, name="score rule", **params):  # type: ignore[no-untyped-def]
+def _rule(cast, name="score rule", **params):
     Rule.objects.filter(kind__in=["threshold", "answer"]).update(active=False)
     return rule_save(rule=Rule(program=cast.program_a, kind="score", name=name, severity="yellow",
                                params=params), by=cast.admin)
 
 
-def _answer(cast, questionnaire, at: datetime, **answers):  # type: ignore[no-untyped-def]
+def _answer(cast, questionnaire, at: datetime, **answers):
     response = response_submit(patient=cast.patient_a, questionnaire=questionnaire, author=cast.patient_a.user,
                                items=response_items(questionnaire, answers), authored_at=at)
     response_evaluate(response_id=response.pk)
     return response
 
 
-def _phq9(cast, questionnaire, at, total: int):  # type: ignore[no-untyped-def]
+def _phq9(cast, questionnaire, at, total: int):
     grades = [min(3, max(0, total - 3 * i)) for i in range(9)]
     assert sum(grades) == total
     return _answer(cast, questionnaire, at, **{f"phq9-{i + 1}": PHQ9_CODES[g] for i, g in enumerate(grades)})
 
 
-def _fired(response, rule=None):  # type: ignore[no-untyped-def]
+def _fired(response, rule=None):
     # This kind's findings: the instruments' safety nets (test_rules_safety.py) add their own.
     rows = AlertFinding.objects.filter(rule__kind="score", source_key=f"response:{response.pk}")
     if rule is not None:
@@ -64,7 +64,7 @@ def _fired(response, rule=None):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def day(cast):  # type: ignore[no-untyped-def]
+def day(cast):
     """Day n after patient A's treatment start (30 days ago), at 10:00 local time. Patient A was
     registered well before (answers before enrolment are refused)."""
     cast.patient_a.created_at = timezone.now() - timedelta(days=60)
@@ -184,7 +184,7 @@ def test_without_a_pre_treatment_answer_the_baseline_is_the_first_one_after_star
 
 # --- questionnaire versions --------------------------------------------------------------------
 
-def _esas_v2(esas, *, rename_other: bool = False, regrade: bool = False):  # type: ignore[no-untyped-def]
+def _esas_v2(esas, *, rename_other: bool = False, regrade: bool = False):
     resource = copy.deepcopy(esas.resource)
     pain = resource["item"][0]["item"][0]
     assert pain["linkId"] == "esas-pain"

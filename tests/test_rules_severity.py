@@ -29,14 +29,14 @@ LUNG = "https://proplatform.example/fhir/Questionnaire/lung-followup"
 
 
 @pytest.fixture
-def lung(cast):  # type: ignore[no-untyped-def]
+def lung(cast):
     Rule.objects.update(active=False)  # the cast's own rules would add findings of their own
     rule_save(rule=Rule(program=cast.program_a, kind="answer-severity", name="Answer colours", severity="yellow",
                         params={"questionnaire": LUNG}), by=cast.admin)
     return questionnaire_import(resource=load("lung-followup"))
 
 
-def _answer(cast, questionnaire, minutes_ago=5, **answers):  # type: ignore[no-untyped-def]
+def _answer(cast, questionnaire, minutes_ago=5, **answers):
     response = response_submit(patient=cast.patient_a, questionnaire=questionnaire,
                                items=response_items(questionnaire, answers), author=cast.patient_a.user,
                                authored_at=timezone.now() - timedelta(minutes=minutes_ago))
@@ -44,7 +44,7 @@ def _answer(cast, questionnaire, minutes_ago=5, **answers):  # type: ignore[no-u
     return response
 
 
-def _finding(response):  # type: ignore[no-untyped-def]
+def _finding(response):
     # This kind's finding; the instrument's safety net (test_rules_safety.py) may add its own.
     return AlertFinding.objects.filter(source_key=f"response:{response.pk}", rule__kind="answer-severity").first()
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _english():  # type: ignore[no-untyped-def]
+def _english():
     # The assertions below read the English messages; Danish is the default language.
     from django.utils import translation
 
@@ -58,14 +58,14 @@ def local(y: int, m: int, d: int, h: int = 9, minute: int = 0) -> datetime:
 
 
 @pytest.fixture
-def episode(cast):  # type: ignore[no-untyped-def]
+def episode(cast):
     episode = cast.patient_a.episodes.get()
     episode.treatment_start = INDEX
     episode.save()
     return episode
 
 
-def _schedule(cast, kind="offsets", params=None, **timing):  # type: ignore[no-untyped-def]
+def _schedule(cast, kind="offsets", params=None, **timing):
     timing.setdefault("window", timedelta(days=2))
     timing.setdefault("open_before", timedelta(days=1))
     return schedule_create(
@@ -75,11 +75,11 @@ def _schedule(cast, kind="offsets", params=None, **timing):  # type: ignore[no-u
     )
 
 
-def _local_due_dates(episode):  # type: ignore[no-untyped-def]
+def _local_due_dates(episode):
     return [o.due_at.astimezone(CPH).date() for o in Occurrence.objects.filter(episode=episode).order_by("due_at")]
 
 
-def _response(patient, questionnaire):  # type: ignore[no-untyped-def]
+def _response(patient, questionnaire):
     return QuestionnaireResponse.objects.create(patient=patient, questionnaire=questionnaire, items=[],
                                                 author=patient.user)
 
@@ -354,7 +354,7 @@ def test_another_patients_response_cannot_complete_an_occurrence(cast, episode):
 # --- reminders -------------------------------------------------------------------------------
 
 @pytest.fixture
-def reminded(cast, episode):  # type: ignore[no-untyped-def]
+def reminded(cast, episode):
     """One occurrence due Monday 10 March 09:00, closing Wednesday 09:00, reminder 24 h before."""
     cast.patient_a.user.email = "alma@example.org"
     cast.patient_a.user.save()
@@ -407,7 +407,7 @@ def test_a_reminder_claimed_by_a_run_still_sending_is_not_sent_again(reminded):
 
 
 class BrokenBackend(BaseEmailBackend):
-    def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
+    def send_messages(self, email_messages):
         raise ConnectionRefusedError("SMTP server smtp.example.org:25 refused the connection")
 
 

@@ -33,7 +33,7 @@ CHECKS = [schemathesis.checks.not_a_server_error, status_code_conformance, conte
 
 
 @pytest.fixture
-def wsgi_app(db):  # type: ignore[no-untyped-def]
+def wsgi_app(db):
     # As Django's test client does: the handler must not close the test's connection (and its
     # transaction) at the start and end of every request.
     signals.request_started.disconnect(close_old_connections)
@@ -41,9 +41,9 @@ def wsgi_app(db):  # type: ignore[no-untyped-def]
     handler = WSGIHandler()  # made here: the middleware read their settings (HTTPS redirect off) when made
     stats = os.environ.get("FUZZ_STATS")  # a file: one status line per request, for a run's figures
 
-    def app(environ, start_response):  # type: ignore[no-untyped-def]
-        def counted(status, headers, *exc_info):  # type: ignore[no-untyped-def]
-            with open(stats, "a") as out:  # type: ignore[arg-type]
+    def app(environ, start_response):
+        def counted(status, headers, *exc_info):
+            with open(stats, "a") as out:
                 out.write(f"{status.split()[0]} {environ['REQUEST_METHOD']} {environ['PATH_INFO']}\n")
             return start_response(status, headers, *exc_info)
         return handler(environ, counted if stats else start_response)
@@ -56,8 +56,9 @@ def wsgi_app(db):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def cast_tokens(db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def cast_tokens(db) -> dict[str, str]:
     cast = make_cast()
+    assert cast.patient_a.user is not None
     return {"patient": ApiToken.issue(cast.patient_a.user)[1], "clinician": ApiToken.issue(cast.clinician_a)[1]}
 
 
@@ -67,7 +68,7 @@ def cast_tokens(db) -> dict[str, str]:  # type: ignore[no-untyped-def]
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
 
 
-def _check(case, app, token: str) -> None:  # type: ignore[no-untyped-def]
+def _check(case, app, token: str) -> None:
     case.call_and_validate(app=app, headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"},
                            checks=CHECKS)
 
@@ -97,11 +98,11 @@ def test_sequences_of_calls_linked_by_their_answers_keep_to_the_schema(wsgi_app,
     POST answers with, used by the next call's path) and checks every answer as above."""
     headers = {"Authorization": f"Bearer {cast_tokens[role]}", "Accept-Language": "en"}
 
-    class Workflow(schema.as_state_machine()):  # type: ignore[misc,valid-type]
-        def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
+    class Workflow(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
             return {"app": wsgi_app, "headers": headers}
 
-        def validate_response(self, response, case, additional_checks=None, **kwargs):  # type: ignore[no-untyped-def]
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS)
 
     run_state_machine_as_test(Workflow, settings=settings(

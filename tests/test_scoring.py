@@ -25,7 +25,7 @@ def _instrument(name: str) -> Questionnaire:
 
 def _coding(resource: dict[str, Any], link_id: str, ordinal: int) -> dict[str, Any]:
     """The plain coding of the answer option worth ``ordinal`` on item ``link_id``."""
-    def walk(items: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    def walk(items: list[dict[str, Any]]):
         for item in items:
             yield item
             yield from walk(item.get("item", []))

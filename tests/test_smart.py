@@ -33,14 +33,14 @@ EC_KEY = ec_private_key()
 
 
 @pytest.fixture(autouse=True)
-def _no_throttle(monkeypatch, settings, tmp_path):  # type: ignore[no-untyped-def]
+def _no_throttle(monkeypatch, settings, tmp_path):
     # Many token requests from one address in one run; the throttle has its own test.
     monkeypatch.setattr(TokenView, "throttle_classes", [])
     settings.EXPORT_ROOT = tmp_path / "exports"
     settings.EXPORT_PSEUDONYM_KEY = "test-project-key"
 
 
-def _client(client_id: str = "kvalitet", scopes: str = "system/*.read", **fields) -> SystemClient:  # type: ignore[no-untyped-def]
+def _client(client_id: str = "kvalitet", scopes: str = "system/*.read", **fields) -> SystemClient:
     system_client = SystemClient(client_id=client_id, name="Kvalitetsdatabase",
                                  jwks={"keys": [public_jwk(RSA_KEY, kid="rsa-1"), public_jwk(EC_KEY, kid="ec-1")]},
                                  allowed_scopes=scopes, **fields)
@@ -49,26 +49,26 @@ def _client(client_id: str = "kvalitet", scopes: str = "system/*.read", **fields
     return system_client
 
 
-def _assertion(client_id: str = "kvalitet", key=RSA_KEY, kid: str = "rsa-1", **kwargs) -> str:  # type: ignore[no-untyped-def]
+def _assertion(client_id: str = "kvalitet", key=RSA_KEY, kid: str = "rsa-1", **kwargs) -> str:
     return client_assertion(key, client_id=client_id, token_url=TOKEN_URL, kid=kid, **kwargs)
 
 
-def _post(client, form: dict[str, str], **extra):  # type: ignore[no-untyped-def]
+def _post(client, form: dict[str, str], **extra):
     """As a client sends it: application/x-www-form-urlencoded (RFC 6749 §4.4.2)."""
     return client.post("/oauth/token", urlencode(form), content_type="application/x-www-form-urlencoded", **extra)
 
 
-def _token_request(client, assertion: str, scope: str = "system/*.read", **overrides):  # type: ignore[no-untyped-def]
+def _token_request(client, assertion: str, scope: str = "system/*.read", **overrides):
     return _post(client, {**token_form(assertion, scope), **overrides})
 
 
-def _token(client, scope: str = "system/*.read", **kwargs) -> str:  # type: ignore[no-untyped-def]
+def _token(client, scope: str = "system/*.read", **kwargs) -> str:
     response = _token_request(client, _assertion(**kwargs), scope)
     assert response.status_code == 200, response.content
     return response.json()["access_token"]
 
 
-def _oauth_error(response, status: int, error: str) -> str:  # type: ignore[no-untyped-def]
+def _oauth_error(response, status: int, error: str) -> str:
     assert response.status_code == status, response.content
     body = response.json()
     assert body["error"] == error, body
@@ -77,13 +77,13 @@ def _oauth_error(response, status: int, error: str) -> str:  # type: ignore[no-u
     return body["error_description"]
 
 
-def _outcome(response, status: int) -> str:  # type: ignore[no-untyped-def]
+def _outcome(response, status: int) -> str:
     assert response.status_code == status, response.content
     outcome = OperationOutcome.model_validate(response.json())
-    return outcome.issue[0].diagnostics
+    return outcome.issue[0].diagnostics or ""
 
 
-def _b64(data: dict) -> str:  # type: ignore[type-arg]
+def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
@@ -467,6 +467,10 @@ def test_a_system_token_may_not_write_or_read_alerts_even_with_every_scope(clien
              403)
     _outcome(client.post("/fhir/Questionnaire", {"resourceType": "Questionnaire"},
                          content_type="application/fhir+json", **_bearer(token)), 403)
+    answer = {"resourceType": "QuestionnaireResponse", "status": "completed",
+              "subject": {"reference": f"Patient/{cast.patient_a.pk}"}, "questionnaire": "urn:x|1"}
+    _outcome(client.post("/fhir/QuestionnaireResponse", answer, content_type="application/fhir+json",
+                         **_bearer(token)), 403)
     _outcome(client.post("/fhir", {"resourceType": "Bundle", "type": "batch"}, content_type="application/fhir+json",
                          **_bearer(token)), 403)
     _outcome(client.get(f"/fhir/Flag?patient={cast.patient_a.pk}", **_bearer(token)), 403)
@@ -486,6 +490,7 @@ def test_a_system_token_is_refused_outside_the_fhir_api(client, cast):
     token = _token(client)
     response = client.get("/api/v1/alerts", **_bearer(token))
     assert response.status_code == 401
+    assert client.post("/api/v1/alerts/1/acknowledge", **_bearer(token)).status_code == 401
     assert client.get("/me/", **_bearer(token)).status_code in (302, 401, 403)
 
 
@@ -517,11 +522,11 @@ def test_the_cleanup_deletes_expired_assertion_ids_and_old_tokens(client):
 
 # --- $export -----------------------------------------------------------------------------------
 
-def _kickoff(client, token: str, path: str = "/fhir/$export", **params):  # type: ignore[no-untyped-def]
+def _kickoff(client, token: str, path: str = "/fhir/$export", **params):
     return client.get(path, params, HTTP_PREFER="respond-async", **_bearer(token))
 
 
-def _lines(client, url: str, token: str) -> list[dict]:  # type: ignore[type-arg]
+def _lines(client, url: str, token: str) -> list[dict]:
     response = client.get(url, HTTP_ACCEPT="application/fhir+ndjson", **_bearer(token))
     assert response.status_code == 200, response.content
     return [orjson.loads(line) for line in b"".join(response.streaming_content).splitlines()]
@@ -704,7 +709,7 @@ def test_an_assertion_not_valid_before_a_future_time_is_invalid_client(client):
 # --- keys published at a jwks_uri ---------------------------------------------------------------
 
 @pytest.fixture
-def jwks_server():  # type: ignore[no-untyped-def]
+def jwks_server():
     """A client's key server on 127.0.0.1, answering what the test puts in ``documents``."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -719,7 +724,7 @@ def jwks_server():  # type: ignore[no-untyped-def]
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        def log_message(self, *args) -> None:
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)

@@ -4,6 +4,8 @@ shows — not a department's women minus its shown teams' women, not a region's 
 departments', not a team's total minus its shown categories. Checked on random trees and counts
 (hypothesis) by exact elimination over every sum the pages show, as the cohort tables are."""
 
+from collections.abc import Hashable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,7 +49,7 @@ _leaves = st.lists(st.lists(_teams, min_size=1, max_size=2), min_size=1, max_siz
 
 @settings(max_examples=120, deadline=None)
 @given(leaves=_leaves)
-def test_no_small_count_of_any_group_in_any_category_can_be_worked_out_across_levels(leaves) -> None:  # type: ignore[no-untyped-def]
+def test_no_small_count_of_any_group_in_any_category_can_be_worked_out_across_levels(leaves) -> None:
     parent, counts, totals = _grid(leaves)
     hidden_nodes, primary_nodes = suppress_tree(parent=parent, counts={n: (totals[n],) for n in parent})
     hidden, primary, hidden_nodes = suppress_grid(
@@ -59,21 +61,21 @@ def test_no_small_count_of_any_group_in_any_category_can_be_worked_out_across_le
     # Every sum the pages show, over every column: the tree per category and for the totals,
     # and each group's categories adding up to its total.
     columns = (*CATS, "*")
-    equations = []
+    equations: list[dict[tuple[Hashable, Hashable], int]] = []  # (node, column) -> coefficient
     kids: dict = {}
     for node, up in parent.items():
         if up is not None:
             kids.setdefault(up, []).append(node)
     for up, group in kids.items():
         for col in columns:
-            eq = {(k, col): 1 for k in group}
+            eq: dict[tuple[Hashable, Hashable], int] = {(k, col): 1 for k in group}
             eq[(up, col)] = -1
             equations.append(eq)
     for node in parent:
         eq = {(node, c): 1 for c in CATS}
         eq[(node, "*")] = -1
         equations.append(eq)
-    unknown = sorted(hidden | {(n, "*") for n in hidden_nodes}, key=repr)
+    unknown: list[tuple[Hashable, Hashable]] = sorted(hidden | {(n, "*") for n in hidden_nodes}, key=repr)
     fixed = derivable(unknown, equations)
     must_stay = {cell for cell in primary if counts[cell] > 0} | {(n, "*") for n in primary_nodes}
     assert fixed & must_stay == set()

@@ -56,7 +56,7 @@ _trees = st.lists(st.lists(st.lists(_count, min_size=1, max_size=3), min_size=1,
 
 @settings(max_examples=200, deadline=None)
 @given(leaves=_trees)
-def test_no_hidden_group_of_any_level_can_be_worked_out_from_the_shown_groups(leaves) -> None:  # type: ignore[no-untyped-def]
+def test_no_hidden_group_of_any_level_can_be_worked_out_from_the_shown_groups(leaves) -> None:
     parent, counts = _tree(leaves)
     hidden, primary = suppress_tree(parent=parent, counts=counts)
     # A complement may be worked out (the only region equals the nation); a small group never.
@@ -70,7 +70,7 @@ def test_no_hidden_group_of_any_level_can_be_worked_out_from_the_shown_groups(le
 
 @settings(max_examples=100, deadline=None)
 @given(leaves=_trees)
-def test_a_scope_hidden_elsewhere_stays_unrecoverable_from_its_parts(leaves) -> None:  # type: ignore[no-untyped-def]
+def test_a_scope_hidden_elsewhere_stays_unrecoverable_from_its_parts(leaves) -> None:
     parent, counts = _tree(leaves)
     hidden, _primary = suppress_tree(parent=parent, counts=counts, hidden_from_start=frozenset({"all"}))
     assert "all" in hidden
@@ -93,7 +93,7 @@ def test_a_higher_minimum_hides_groups_below_it() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(leaves=_trees, data=st.data())
-def test_the_bridge_check_agrees_with_rational_elimination_on_any_hidden_set(leaves, data) -> None:  # type: ignore[no-untyped-def]
+def test_the_bridge_check_agrees_with_rational_elimination_on_any_hidden_set(leaves, data) -> None:
     parent, _counts = _tree(leaves)
     hidden = data.draw(st.sets(st.sampled_from(sorted(parent, key=str))))
     children: dict = {}
@@ -102,4 +102,4 @@ def test_the_bridge_check_agrees_with_rational_elimination_on_any_hidden_set(lea
             children.setdefault(up, []).append(node)
     equations = [{**{kid: 1 for kid in kids}, up: -1} for up, kids in children.items()]
     hidden_list = sorted(hidden, key=str)
-    assert tree_derivable(parent, set(hidden)) == derivable(hidden_list, equations)  # type: ignore[arg-type]
+    assert tree_derivable(parent, set(hidden)) == derivable(hidden_list, equations)

@@ -33,38 +33,38 @@ from tests.factories import evaluate, make_user
 pytestmark = pytest.mark.django_db
 
 
-def _reading(patient, value, minutes_ago=5):  # type: ignore[no-untyped-def]
+def _reading(patient, value, minutes_ago=5):
     return Reading.objects.create(patient=patient, measure="spo2", value=Decimal(value), unit="%",
                                   effective_at=timezone.now() - timedelta(minutes=minutes_ago),
                                   source=Source.DEVICE)
 
 
-def _red(patient, value="88"):  # type: ignore[no-untyped-def]
+def _red(patient, value="88"):
     reading = _reading(patient, value)
     evaluate([reading.pk])
     return Alert.objects.get(patient=patient, rule__kind="threshold", status__in=["open", "acknowledged"])
 
 
-def _response(cast, patient, contact="true"):  # type: ignore[no-untyped-def]
+def _response(cast, patient, contact="true"):
     items = [{"linkId": "contact", "text": "Vil du gerne kontaktes af os?",
               "answer": [{"valueBoolean": contact == "true"}]}]
     return QuestionnaireResponse.objects.create(patient=patient, questionnaire=cast.questionnaire, items=items,
                                                 author=patient.user)
 
 
-def _yellow(cast, patient):  # type: ignore[no-untyped-def]
+def _yellow(cast, patient):
     response = _response(cast, patient)
     response_evaluate(response_id=response.pk)
     return Alert.objects.get(patient=patient, rule__kind="answer", status__in=["open", "acknowledged"])
 
 
-def _english(client):  # type: ignore[no-untyped-def]
+def _english(client):
     """Pages in English, whatever the Danish catalogue says (the coordinator regenerates it)."""
     client.cookies["django_language"] = "en"
 
 
 @pytest.fixture
-def colleague(cast):  # type: ignore[no-untyped-def]
+def colleague(cast):
     user = make_user("clinician-a2", Role.CLINICIAN, first_name="Anna", last_name="Andersen")
     cast.team_a.members.add(user)
     return user
@@ -188,7 +188,7 @@ def test_bulk_acknowledge_with_no_ids_is_refused(cast):
     assert "ids" in exc.value.message_dict
 
 
-def _snooze(cast, **overrides):  # type: ignore[no-untyped-def]
+def _snooze(cast, **overrides):
     args = {"patient": cast.patient_a, "measure": "spo2", "component": "value", "low": "88", "high": "91",
             "until": timezone.now() + timedelta(days=7), "reason": "COPD, usually 89-91 %", "user": cast.clinician_a}
     return lifecycle.snooze_create(**{**args, **overrides})

@@ -19,7 +19,7 @@ from tests.factories import response_items
 pytestmark = pytest.mark.django_db
 
 
-def _spo2(cast, value: str) -> Reading:  # type: ignore[no-untyped-def]
+def _spo2(cast, value: str) -> Reading:
     return Reading(patient=cast.patient_a, measure="spo2", value=Decimal(value), unit="%", source=Source.WEB,
                    effective_at=timezone.now() - timedelta(minutes=1))
 

@@ -60,7 +60,7 @@ def _chunked(body: bytes, limit: int = 1000) -> tuple[dict[str, Any], list[str]]
         return [b""]
 
     class Trickle(io.BytesIO):  # a server's stream may give fewer bytes than asked
-        def read(self, size: int = -1) -> bytes:
+        def read(self, size: int | None = -1) -> bytes:
             return super().read(min(size, 7) if size and size > 0 else size)
 
     DechunkedBody(app, limit=limit)({"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked",

@@ -15,7 +15,7 @@ from psycopg.types.datetime import TimestamptzLoader
 from alerts.evaluation.dispatch import COALESCE_MAX, one_waiting_task
 from alerts.evaluation.models import PendingEvaluation, Source
 from alerts.rules import kinds_for
-from alerts.rules.context import Context
+from alerts.rules.context import Context, patient_of
 from alerts.services import Evaluator, errors_record, findings_apply, reading_rules
 from monitoring.models import Reading
 from monitoring.rows import ReadingRow
@@ -37,7 +37,7 @@ def readings_evaluate(*, batch_ids: list[int]) -> int:
         readings = _claim_readings(batch_ids)
         if not readings:
             return 0
-        patient_ids = {r.patient_id for r in readings}
+        patient_ids = {patient_of(r) for r in readings}
         rules = reading_rules(readings, kinds, patient_ids)
         evaluator = Evaluator(Context(now=now), patient_ids, rules)
         evaluator.run_readings(readings, rules)

@@ -6,7 +6,7 @@ and instrument URL with its first RuleRevision."""
 from django.db import migrations
 
 
-def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+def forwards(apps, schema_editor):
     Program = apps.get_model("patients", "Program")
     Rule = apps.get_model("alerts", "Rule")
     RuleRevision = apps.get_model("alerts", "RuleRevision")
@@ -27,7 +27,7 @@ def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
                                         cooldown=rule.cooldown, reason="safety net of the instrument (issue 19)")
 
 
-def backwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+def backwards(apps, schema_editor):
     # Safety nets that never raised an alert go; the others are kept (alerts point at them).
     Rule = apps.get_model("alerts", "Rule")
     Rule.objects.exclude(safety_net_for="").filter(alerts=None).delete()

@@ -23,7 +23,7 @@ outside the values the measure can have, ``bands2`` on a one-part measure, no li
 """
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pydantic
 from django.utils.formats import number_format
@@ -41,6 +41,8 @@ from monitoring.measures import MEASURES
 if TYPE_CHECKING:
     from alerts.rules import Finding
     from alerts.rules.context import Context
+    from monitoring.models import Reading
+    from monitoring.rows import ReadingRow
 
 ORDER = ("alert_low", "warning_low", "warning_high", "alert_high")
 
@@ -134,7 +136,7 @@ def _reason(measure: str, component: str, value: Decimal, severity: str, side: s
     return template % shown
 
 
-def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding | None":
+def evaluate_reading(params: Params, reading: "Reading | ReadingRow", ctx: "Context") -> "Finding | None":
     from alerts.rules import Finding
 
     if reading.measure != params.measure:

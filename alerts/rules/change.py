@@ -27,7 +27,7 @@ history is what back-testing is for. Readings marked erroneous are never in the 
 from datetime import timedelta
 from decimal import Decimal
 from statistics import median
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pydantic
 from django.utils.formats import number_format
@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 
+from alerts.rules.context import patient_of
 from alerts.rules.form_spec import (
     Choice,
     MeasurePick,
@@ -45,6 +46,8 @@ from monitoring.measures import MEASURES
 if TYPE_CHECKING:
     from alerts.rules import Finding
     from alerts.rules.context import Context
+    from monitoring.models import Reading
+    from monitoring.rows import ReadingRow
 
 
 class Params(pydantic.BaseModel):
@@ -77,7 +80,10 @@ class Params(pydantic.BaseModel):
 
     @property
     def limit(self) -> Decimal:
-        return self.more_than if self.more_than is not None else self.at_least  # type: ignore[return-value]
+        limit = self.more_than if self.more_than is not None else self.at_least
+        if limit is None:  # _check refuses it; a Params built without validation must not pass either
+            raise ValueError("give exactly one of more_than and at_least")
+        return limit
 
 
 def window_words(window: timedelta) -> str:
@@ -102,7 +108,7 @@ def _reference(values: list[Decimal], how: str) -> Decimal:
     return Decimal(median(values))
 
 
-def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding | None":
+def evaluate_reading(params: Params, reading: "Reading | ReadingRow", ctx: "Context") -> "Finding | None":
     from alerts.rules import Finding
 
     if reading.measure != params.measure:
@@ -112,7 +118,7 @@ def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding |
         return None
     value = Decimal(raw)
     earlier = [
-        r for r in ctx.readings(reading.patient_id, params.measure,
+        r for r in ctx.readings(patient_of(reading), params.measure,
                                 since=reading.effective_at - params.window, until=reading.effective_at)
         if r.id != reading.pk and getattr(r, params.component) is not None
     ]

@@ -18,15 +18,16 @@ The answer condition is a minimum grade (the option's ordinalValue in the questi
 answered, or the number for integer items) or a list of answer codes.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pydantic
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 
+from alerts.rules.context import patient_of
 from alerts.rules.form_spec import (
     AnswerPick,
     Choice,
@@ -39,6 +40,9 @@ from monitoring.measures import MEASURES
 if TYPE_CHECKING:
     from alerts.rules import Finding
     from alerts.rules.context import Context, PastAnswer
+    from monitoring.models import Reading
+    from monitoring.rows import ReadingRow
+    from questionnaires.models import QuestionnaireResponse
 
 Comparison = Literal["<", "<=", ">", ">="]
 
@@ -119,14 +123,14 @@ def _plain(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
 
-def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding | None":
+def evaluate_reading(params: Params, reading: "Reading | ReadingRow", ctx: "Context") -> "Finding | None":
     if reading.measure != params.reading.measure:
         return None
     value = _value(params, reading.value, reading.value2)
     if value is None or not params.reading.met(value):
         return None
     at = reading.effective_at
-    answers = ctx.latest_answers(reading.patient_id, params.answer.questionnaire, params.answer.link_id,
+    answers = ctx.latest_answers(patient_of(reading), params.answer.questionnaire, params.answer.link_id,
                                  since=at - params.window, until=at + params.window)
     answer = next((a for a in answers if params.answer.met(a)), None)
     if answer is None:
@@ -134,7 +138,7 @@ def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding |
     return _finding(params, answer, reading.pk, value, reading.unit, at, completed_by="reading")
 
 
-def evaluate_response(params: Params, response: Any, ctx: "Context") -> "Finding | None":
+def evaluate_response(params: Params, response: "QuestionnaireResponse", ctx: "Context") -> "Finding | None":
     if response.questionnaire.url != params.answer.questionnaire:
         return None
     answer = next((a for a in ctx.answers(response, params.answer.link_id) if params.answer.met(a)), None)
@@ -152,7 +156,7 @@ def evaluate_response(params: Params, response: Any, ctx: "Context") -> "Finding
                     completed_by="response")
 
 
-def _finding(params: Params, answer: "PastAnswer", reading_id: int, value: Decimal, unit: str, effective_at: Any,
+def _finding(params: Params, answer: "PastAnswer", reading_id: int, value: Decimal, unit: str, effective_at: datetime,
              *, completed_by: str) -> "Finding":
     from alerts.rules import Finding
 

@@ -5,15 +5,23 @@ events with ``as_of`` set to each event's own time, so that a rule never sees th
 Erroneous readings are never part of the history (they are excluded from rules and outcomes).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from monitoring.models import Reading
+
+if TYPE_CHECKING:
+    from monitoring.rows import ReadingRow
+    from questionnaires.models import QuestionnaireResponse
+    from questionnaires.scoring import ItemValues
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,14 @@ class PastResponse:
     resource: dict[str, Any]
 
 
+def patient_of(reading: "Reading | ReadingRow") -> UUID:
+    """The patient whose history a rule looks back over. Rules see stored readings only (a
+    model instance, or a row claimed for evaluation); a row not stored yet has no patient id."""
+    if reading.patient_id is None:
+        raise ValueError("This reading is not stored yet.")
+    return reading.patient_id
+
+
 class Context:
     def __init__(self, *, now: datetime, as_of: datetime | None = None) -> None:
         self.now = now
@@ -46,7 +62,7 @@ class Context:
         # None = all. Both are still judged at their own time (measured, authored).
         self.as_of = as_of
 
-    def readings(self, patient_id: Any, measure: str, *, since: datetime, until: datetime) -> list[PastReading]:
+    def readings(self, patient_id: UUID, measure: str, *, since: datetime, until: datetime) -> list[PastReading]:
         """The patient's non-erroneous readings of ``measure`` measured in [since, until],
         oldest first. A late upload counts at the time it was measured."""
         rows = Reading.objects.filter(
@@ -63,7 +79,7 @@ class Context:
         ]
 
     def previous_response(
-        self, patient_id: Any, url: str, *, authored_at: datetime, response_id: Any
+        self, patient_id: UUID, url: str, *, authored_at: datetime, response_id: int
     ) -> PastResponse | None:
         """The patient's latest completed response to questionnaire ``url`` (any version) authored
         before ``authored_at`` (the response being judged), or None."""
@@ -71,7 +87,7 @@ class Context:
         return _past(rows.order_by("-authored_at", "-id"))
 
     def baseline_response(
-        self, patient_id: Any, url: str, *, authored_at: datetime, response_id: Any
+        self, patient_id: UUID, url: str, *, authored_at: datetime, response_id: int
     ) -> PastResponse | None:
         """The patient's baseline answer to questionnaire ``url`` (any version), earlier than the
         response being judged:
@@ -91,7 +107,7 @@ class Context:
             rows = rows.filter(authored_at__gte=end_of_start_day)
         return _past(rows.order_by("authored_at", "id"))
 
-    def treatment_start(self, patient_id: Any, *, on: datetime) -> date | None:
+    def treatment_start(self, patient_id: UUID, *, on: datetime) -> date | None:
         """Treatment start of the patient's latest-started episode that covers ``on`` (local date)."""
         from patients.models import TreatmentEpisode
 
@@ -107,7 +123,7 @@ class Context:
     # --- composite scores, combinations and missed answers (NEWS2, combination, missed kinds) ----
 
     def latest_readings(
-        self, patient_id: Any, measures: list[str], *, since: datetime, until: datetime
+        self, patient_id: UUID, measures: list[str], *, since: datetime, until: datetime
     ) -> dict[str, PastReading]:
         """For each of ``measures``, the patient's latest non-erroneous reading measured in
         [since, until] (one query for all of them); measures without one are left out."""
@@ -122,7 +138,7 @@ class Context:
             latest[row[1]] = PastReading(*row)  # oldest first: the last one written wins
         return latest
 
-    def answers(self, response: Any, link_id: str) -> list["PastAnswer"]:
+    def answers(self, response: "QuestionnaireResponse", link_id: str) -> list["PastAnswer"]:
         """The answers ``response`` gives to item ``link_id``, each with its grade (the option's
         ordinalValue in the questionnaire version answered, or the number itself for integer and
         decimal items; None when the option carries no grade)."""
@@ -134,7 +150,7 @@ class Context:
         ]
 
     def latest_answers(
-        self, patient_id: Any, url: str, link_id: str, *, since: datetime, until: datetime
+        self, patient_id: UUID, url: str, link_id: str, *, since: datetime, until: datetime
     ) -> list["PastAnswer"]:
         """The patient's latest answers to item ``link_id`` of questionnaire ``url`` (any
         version): those of the latest completed response authored in [since, until] that
@@ -146,7 +162,7 @@ class Context:
             "id", "authored_at", "items", "questionnaire_id"
         ).iterator(chunk_size=20):
             response = QuestionnaireResponse(id=row[0], authored_at=row[1], items=row[2], questionnaire_id=row[3])
-            values = self._item_values(row[3], lambda qid=row[3]: _resource(qid))
+            values = self._item_values(row[3], partial(_resource, row[3]))
             found = [
                 PastAnswer(row[0], row[1], a.question, a.code, a.display, _grade(values.get(link_id), a.code))
                 for a in response.answers_for(link_id)
@@ -155,14 +171,14 @@ class Context:
                 return found
         return []
 
-    def answered(self, patient_id: Any, url: str, *, since: datetime, until: datetime) -> bool:
+    def answered(self, patient_id: UUID, url: str, *, since: datetime, until: datetime) -> bool:
         """Whether the patient completed questionnaire ``url`` (any version) in [since, until] —
         inside or outside a schedule (a late answer after the deadline counts)."""
         found: bool = _responses_of(self, patient_id, url).filter(authored_at__gte=since,
                                                                    authored_at__lte=until).exists()
         return found
 
-    def paused(self, patient_id: Any, day: date) -> bool:
+    def paused(self, patient_id: UUID, day: date) -> bool:
         """Whether a pause (holiday, admission) covers local date ``day``. Pauses recorded after
         the moment being judged are not visible when back-testing."""
         from schedules.models import Pause
@@ -175,7 +191,7 @@ class Context:
         return rows.exists()
 
     def occurrences_before(
-        self, patient_id: Any, url: str | None, *, before: datetime, limit: int
+        self, patient_id: UUID, url: str | None, *, before: datetime, limit: int
     ) -> list["PastOccurrence"]:
         """The patient's last ``limit`` scheduled occurrences (of questionnaire ``url``, or of
         any with None) due before ``before``, newest first, with their status as it was at the
@@ -203,9 +219,10 @@ class Context:
             found.append(PastOccurrence(row[0], row[1], row[2], row[3], row[4], status))
         return found
 
-    def _item_values(self, questionnaire_id: Any, resource: Any) -> dict[str, Any]:
+    def _item_values(self, questionnaire_id: int,
+                     resource: Callable[[], dict[str, Any]]) -> dict[str, "ItemValues"]:
         # One parse of a questionnaire version per context (a batch, or a back-test run).
-        cache: dict[Any, dict[str, Any]] = self.__dict__.setdefault("_item_values_cache", {})
+        cache: dict[int, dict[str, ItemValues]] = self.__dict__.setdefault("_item_values_cache", {})
         if questionnaire_id not in cache:
             from questionnaires.scoring import item_values
 
@@ -213,7 +230,7 @@ class Context:
         return cache[questionnaire_id]
 
 
-def _responses_of(ctx: "Context", patient_id: Any, url: str) -> Any:
+def _responses_of(ctx: "Context", patient_id: UUID, url: str) -> "QuerySet[QuestionnaireResponse]":
     from questionnaires.models import QuestionnaireResponse, ResponseStatus
 
     rows = QuestionnaireResponse.objects.filter(
@@ -225,7 +242,7 @@ def _responses_of(ctx: "Context", patient_id: Any, url: str) -> Any:
     return rows
 
 
-def _past(rows: Any) -> PastResponse | None:
+def _past(rows: "QuerySet[QuestionnaireResponse]") -> PastResponse | None:
     row = rows.values_list(
         "id", "questionnaire_id", "questionnaire__version", "authored_at", "items", "scores",
         "questionnaire__resource",
@@ -233,7 +250,7 @@ def _past(rows: Any) -> PastResponse | None:
     return PastResponse(*row) if row is not None else None
 
 
-def _before(authored_at: datetime, response_id: Any) -> Q:
+def _before(authored_at: datetime, response_id: int) -> Q:
     # Strictly earlier: by authored time, ties broken by id, so two responses stamped the same
     # second still have a clear order and a response never compares with itself.
     return Q(authored_at__lt=authored_at) | Q(authored_at=authored_at, id__lt=response_id)
@@ -261,14 +278,14 @@ class PastOccurrence:
     status: str  # "completed", "missed", "paused" or "pending", as of the moment judged
 
 
-def _resource(questionnaire_id: Any) -> dict[str, Any]:
+def _resource(questionnaire_id: int) -> dict[str, Any]:
     from questionnaires.models import Questionnaire
 
     resource: dict[str, Any] = Questionnaire.objects.values_list("resource", flat=True).get(pk=questionnaire_id)
     return resource
 
 
-def _grade(values: Any, code: str) -> Decimal | None:
+def _grade(values: "ItemValues | None", code: str) -> Decimal | None:
     """The grade of answer ``code`` given the item's values (questionnaires.scoring.item_values)."""
     if values is None:
         return None

@@ -15,9 +15,10 @@ this kind once the grace period has passed. It stays silent when
 scheduled questionnaire counts, and "in a row" runs across all of them in order of due time.
 """
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pydantic
@@ -33,7 +34,8 @@ from alerts.rules.form_spec import (
 
 if TYPE_CHECKING:
     from alerts.rules import Finding
-    from alerts.rules.context import Context
+    from alerts.rules.context import Context, PastOccurrence
+    from schedules.models import MissedOccurrence, Occurrence
 
 # The patient's days (pauses, due dates) are Danish calendar days, as in schedules.services.
 TZ = ZoneInfo("Europe/Copenhagen")
@@ -57,16 +59,17 @@ class Params(pydantic.BaseModel):
         return timedelta(hours=float(self.grace_hours))
 
 
-def _day(moment: Any) -> Any:
+def _day(moment: datetime) -> date:
     return moment.astimezone(TZ).date()
 
 
-def _answered_late(ctx: "Context", patient_id: Any, occurrence: Any, grace: timedelta) -> bool:
+def _answered_late(ctx: "Context", patient_id: UUID, occurrence: "Occurrence | PastOccurrence",
+                   grace: timedelta) -> bool:
     return ctx.answered(patient_id, occurrence.questionnaire_url, since=occurrence.opens_at,
                         until=occurrence.closes_at + grace)
 
 
-def evaluate_missed(params: Params, missed: Any, ctx: "Context") -> "Finding | None":
+def evaluate_missed(params: Params, missed: "MissedOccurrence", ctx: "Context") -> "Finding | None":
     from alerts.rules import Finding
 
     occurrence = missed.occurrence
@@ -77,7 +80,7 @@ def evaluate_missed(params: Params, missed: Any, ctx: "Context") -> "Finding | N
         return None  # still within the grace period: a late answer may come
     if ctx.paused(patient_id, _day(occurrence.due_at)) or _answered_late(ctx, patient_id, occurrence, params.grace):
         return None
-    run = [occurrence]
+    run: list[Occurrence | PastOccurrence] = [occurrence]
     if params.consecutive > 1:
         # Paused ones are skipped, so look further back than the run itself.
         for past in ctx.occurrences_before(patient_id, params.questionnaire, before=occurrence.due_at,
@@ -92,7 +95,7 @@ def evaluate_missed(params: Params, missed: Any, ctx: "Context") -> "Finding | N
         if len(run) < params.consecutive:
             return None
 
-    title = occurrence.questionnaire.title if occurrence.questionnaire_id else occurrence.questionnaire_url
+    title = occurrence.questionnaire.title if occurrence.questionnaire is not None else occurrence.questionnaire_url
     due = formats.date_format(occurrence.due_at.astimezone(TZ), "SHORT_DATETIME_FORMAT")
     if len(run) == 1:
         reason = _("“%(title)s” due %(due)s was not answered.") % {"title": title, "due": due}

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 
+from alerts.rules.context import patient_of
 from alerts.rules.form_spec import (
     Ascending,
     Number,
@@ -34,6 +35,8 @@ from monitoring.measures import MEASURES
 if TYPE_CHECKING:
     from alerts.rules import Finding
     from alerts.rules.context import Context
+    from monitoring.models import Reading
+    from monitoring.rows import ReadingRow
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,13 @@ def subset_label(present: int) -> str:
     return f"NEWS2 (home subset: {present} of {ALL_PARAMETERS} parameters)"
 
 
-def evaluate_reading(params: Params, reading: Any, ctx: "Context") -> "Finding | None":
+def evaluate_reading(params: Params, reading: "Reading | ReadingRow", ctx: "Context") -> "Finding | None":
     from alerts.rules import Finding
 
     if reading.measure not in MEASURED:
         return None
     until: datetime = reading.effective_at
-    latest = ctx.latest_readings(reading.patient_id, [m for m in MEASURED if m != reading.measure],
+    latest = ctx.latest_readings(patient_of(reading), [m for m in MEASURED if m != reading.measure],
                                  since=until - timedelta(hours=float(params.window_hours)), until=until)
     scored: list[dict[str, Any]] = []
     for band in CHART:

@@ -9,10 +9,10 @@ later run."""
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
-from typing import Any
 
 from django.conf import settings
 
+from accounts.models import User
 from proplatform.plugins import module_get, modules_by_name
 
 
@@ -27,7 +27,7 @@ class Notice:
     links to the triage page, where access rules and the audit trail apply."""
 
     alert_id: int | None
-    recipient: Any  # accounts.User
+    recipient: User
     reason: str  # the Notification's reason, e.g. "escalation-1"
     level: int  # step on the escalation ladder: 1 on-call, 2 team lead
     team: str  # the care team(s) whose escalation policy named the recipient

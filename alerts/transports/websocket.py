@@ -4,7 +4,6 @@ The triage consumer (alerts.consumers.AlertConsumer) joins ``alerts.user.<id>`` 
 forwards ``notify`` messages. A group nobody has joined swallows the message without an error:
 this channel is a hint for someone who is looking, which is why e-mail is always sent as well."""
 
-from typing import Any
 
 from channels.layers import get_channel_layer
 from django.utils.translation import gettext as _
@@ -15,7 +14,7 @@ from proplatform import channel_sends
 NAME = "websocket"
 
 
-def user_group(user_id: Any) -> str:
+def user_group(user_id: int) -> str:
     return f"alerts.user.{user_id}"
 
 

@@ -19,14 +19,14 @@ DROP FUNCTION IF EXISTS audit_append_only();
 """
 
 
-def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         # params=None: the SQL holds a literal "%" (RAISE's placeholder) that must not be
         # read as a query parameter by psycopg.
         schema_editor.execute(CREATE, params=None)
 
 
-def backwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+def backwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(DROP)
 

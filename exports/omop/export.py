@@ -18,9 +18,10 @@ The CDM's ids are 32-bit integers; ids that would not fit are refused with the r
 import json
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from exports.models import OmopPerson
 from exports.omop import concepts
@@ -32,6 +33,9 @@ from monitoring.measures import MEASURES
 from monitoring.models import Reading
 from patients.models import Patient, TreatmentEpisode
 from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+
+if TYPE_CHECKING:
+    from outcomes.models import Cohort
 
 TIME_ZONE = "Europe/Copenhagen"  # CDM dates and datetimes are local wall-clock time
 SLOTS = 128  # observation rows per response (the response, its answers, its scores)
@@ -137,7 +141,7 @@ def cohort_resolve(cohort_id: int | None) -> Any:
 
 
 class _Run:
-    def __init__(self, cursor: Any, schema: str, since: datetime | None) -> None:
+    def __init__(self, cursor: CursorWrapper, schema: str, since: datetime | None) -> None:
         self.c = cursor
         self.name = schema
         self.s = f'"{schema}"'
@@ -216,7 +220,7 @@ class _Run:
 
     # --- persons -------------------------------------------------------------------------
 
-    def scope(self, cohort: Any, key: bytes) -> None:
+    def scope(self, cohort: "Cohort | None", key: bytes) -> None:
         """_scope: the patients this export holds — with an episode, not withdrawn from secondary
         use, in the cohort if one is given — with their person_id and pseudonym."""
         patients = Patient.objects.filter(secondary_use_withdrawn_at__isnull=True,

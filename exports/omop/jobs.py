@@ -8,8 +8,10 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.models import User
 from audit.models import Action
 from audit.services import audit_record
 from exports.models import ACTIVE_STATUSES, ExportStatus, OmopExportJob
@@ -20,8 +22,8 @@ from exports.privacy import PseudonymKeyMissing, pseudonym_key
 log = logging.getLogger(__name__)
 
 
-def omop_job_create(*, user: Any, schema: str, since: datetime | None, cohort_id: int | None,
-                    release_date: date, request: Any = None, enqueue: bool = True) -> OmopExportJob:
+def omop_job_create(*, user: User, schema: str, since: datetime | None, cohort_id: int | None,
+                    release_date: date, request: HttpRequest | None = None, enqueue: bool = True) -> OmopExportJob:
     """Checks the input now (schema name, cohort, key) so a mistake is said at once, not by the
     worker; one running job per schema (two would write the same tables)."""
     postgres_required()

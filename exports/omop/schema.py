@@ -11,6 +11,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from django.db.backends.utils import CursorWrapper
+
 from exports.omop.concepts import concepts
 
 DDL_DIR = Path(__file__).with_name("ddl")
@@ -37,7 +39,7 @@ def _ddl(file: str, schema: str) -> str:
     return (DDL_DIR / file).read_text(encoding="utf-8").replace("@cdmDatabaseSchema", f'"{schema}"')
 
 
-def schema_ensure(cursor: Any, schema: str) -> bool:
+def schema_ensure(cursor: CursorWrapper, schema: str) -> bool:
     """Creates the CDM schema if it does not exist; True when it did now. An existing schema
     must already be an OMOP CDM schema (its person table), otherwise it is refused untouched."""
     cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
@@ -58,7 +60,7 @@ def schema_ensure(cursor: Any, schema: str) -> bool:
     return True
 
 
-def vocabulary_insert(cursor: Any, schema: str) -> None:
+def vocabulary_insert(cursor: CursorWrapper, schema: str) -> None:
     """The concept rows of concepts.csv (distinct ids) and the domain, vocabulary and
     concept_class rows they name. Meta rows point at concept 0: their own concept ids are not
     verified (ADR 0019)."""

@@ -26,6 +26,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from monitoring.ingest import storage
 from monitoring.ingest.lending import _checked
 from monitoring.ingest.parsing import Errors, range_error, reading_parse
@@ -52,7 +53,7 @@ def readings_ingest(
     items: list[Any],
     source: Source,
     device: Device | None = None,
-    entered_by: Any = None,
+    entered_by: User | None = None,
     provenance: list[dict[str, Any] | None] | None = None,
 ) -> list[ItemResult]:
     """Validate and store a batch of readings for ``patient``; one result per item, in order.

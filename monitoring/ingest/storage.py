@@ -5,18 +5,20 @@ inbox row (alerts.evaluation, ADR 0020) is written with the readings, and evalua
 after commit."""
 
 import re
+import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from alerts.evaluation import Source as EvaluationSource
 from alerts.evaluation import enqueue, reading_enqueue_sql, request_soon
 from monitoring.ingest.parsing import Errors
@@ -24,6 +26,9 @@ from monitoring.models import Device, Reading, Source
 from monitoring.rows import READING_ROW_COLUMNS, ReadingRow
 from patients.models import Patient
 from proplatform.db import prepared_cursor
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 @dataclass(slots=True, eq=False)
@@ -77,7 +82,7 @@ class _Readings:
     """Builds the ``Reading`` model instances of one batch's results when a caller asks for
     them: new ones from the parsed values (no query), earlier ones with one query for all."""
 
-    def __init__(self, *, patient_id: Any, source: Source, now: datetime, entered_by: Any) -> None:
+    def __init__(self, *, patient_id: uuid.UUID, source: Source, now: datetime, entered_by: User | None) -> None:
         self.patient_id, self.source, self.now, self.entered_by = patient_id, source, now, entered_by
         self.new: dict[int, ReadingRow] = {}
         self.earlier: list[int] = []
@@ -269,13 +274,16 @@ _RESERVE_SQL = f"""
 _sequence: dict[str, str] = {}  # database name -> name of monitoring_reading.id's sequence
 
 
-def _reading_sequence(cursor: Any) -> str:
+def _reading_sequence(cursor: "psycopg.Cursor[Any]") -> str:
     """The name of monitoring_reading.id's sequence, looked up once per process and database:
     calling pg_get_serial_sequence for every reserved id cost more than the nextval itself."""
     database = cursor.connection.info.dbname
     if database not in _sequence:
         cursor.execute("SELECT pg_get_serial_sequence('monitoring_reading', 'id')")
-        _sequence[database] = cursor.fetchone()[0]
+        row = cursor.fetchone()
+        if row is None or row[0] is None:  # a schema not made by our migrations
+            raise RuntimeError("monitoring_reading.id has no sequence")
+        _sequence[database] = row[0]
     return _sequence[database]
 
 

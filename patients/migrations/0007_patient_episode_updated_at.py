@@ -11,7 +11,7 @@ from django.db import migrations, models
 from django.db.models import F
 
 
-def backfill(apps, schema_editor):  # type: ignore[no-untyped-def]
+def backfill(apps, schema_editor):
     apps.get_model("patients", "Patient").objects.update(updated_at=F("created_at"))
 
 

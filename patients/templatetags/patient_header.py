@@ -5,11 +5,12 @@ from typing import Any
 
 from django import template
 
+from patients.models import Patient
 from patients.selectors import patient_header as header_of
 
 register = template.Library()
 
 
 @register.inclusion_tag("patients/_header.html")
-def patient_header(patient: Any) -> dict[str, Any]:
+def patient_header(patient: Patient) -> dict[str, Any]:
     return {"h": header_of(patient)}

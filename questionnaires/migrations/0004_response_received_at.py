@@ -9,7 +9,7 @@ from django.db import migrations, models
 from django.db.models import F
 
 
-def received_is_authored(apps, schema_editor):  # type: ignore[no-untyped-def]
+def received_is_authored(apps, schema_editor):
     Response = apps.get_model("questionnaires", "QuestionnaireResponse")
     Response.objects.update(received_at=F("authored_at"))
 

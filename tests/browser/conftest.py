@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.db import connections
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 
 from tests.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 _axe = Axe()
@@ -64,7 +64,7 @@ def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     end of the test no page of any context may have logged a CSP refusal to the console."""
     console: list[str] = []
 
-    def make(viewport: dict[str, int] = DESKTOP) -> BrowserContext:
+    def make(viewport: ViewportSize = DESKTOP) -> BrowserContext:
         context = browser.new_context(viewport=viewport, locale="da-DK", timezone_id="Europe/Copenhagen")
         context.set_default_timeout(15_000)
         context.add_init_script(_CSP_LISTENER)

@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 def test_the_customised_admin_pages_have_no_axe_violations(
         new_context: Callable[..., BrowserContext], live_stack: Any, live_cast: Any) -> None:
     rule = Rule.objects.filter(program=live_cast.program_a, safety_net_for="").first()
+    assert rule is not None
     page = new_context(DESKTOP).new_page()
     login(page, live_stack.url, "admin")
     failures = []

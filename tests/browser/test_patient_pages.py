@@ -4,6 +4,7 @@ clean and usable on a phone without sideways scrolling."""
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 VIEWPORTS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 
 
-def fieldset_for(page: Page, question: str):  # type: ignore[no-untyped-def]
+def fieldset_for(page: Page, question: str):
     return page.locator("fieldset.field").filter(has=page.locator("legend", has_text=question))
 
 
@@ -132,7 +133,7 @@ def test_patient_sends_a_measurement_by_web_form(new_context: Callable[..., Brow
     expect(page.locator("main table")).to_contain_text("95")
     check_page(page, "/me/ (after sending)")
     readings = list(Reading.objects.filter(patient=live_cast.patient_a))
-    assert [(r.measure, r.value, r.source) for r in readings] == [("spo2", 95, "web")]
+    assert [(r.measure, r.value, r.source) for r in readings] == [("spo2", Decimal(95), "web")]
 
 
 def test_on_a_phone_a_typed_decimal_comma_is_kept_and_every_tap_target_is_44_px(

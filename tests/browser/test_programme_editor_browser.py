@@ -96,6 +96,7 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     page.get_by_role("button", name="Gem som ny version").click()
     expect(page.locator("h1")).to_have_text("Hjemmemonitorering ved KOL")
     revised = Questionnaire.objects.filter(url=uploaded.url).order_by("-created_at").first()
+    assert revised is not None
     assert revised.version == "2" and revised.definition.by_link_id()["contact"].text == "Skal vi ringe til dig?"
 
     # A schedule: a window of 0 and a day before the start, then weekly with a preview.
@@ -174,9 +175,9 @@ def test_an_administrator_sets_up_a_programme_from_nothing_without_json(
     page.goto(live_stack.url + f"/programmes/{program.pk}/rules/new/answer/")
     page.locator("#id_name").fill("Vil kontaktes")
     question = page.locator("#id_p_link_id")
-    contact = [o for o in question.locator("option").all() if o.get_attribute("value", timeout=1000)
-               and o.get_attribute("value").endswith("|contact")][0].get_attribute("value")
-    question.select_option(contact)
+    values = [o.get_attribute("value", timeout=1000) for o in question.locator("option").all()]
+    contact_value = next(v for v in values if v and v.endswith("|contact"))
+    question.select_option(contact_value)
     page.locator("input[name=p_codes][value='contact|true']").check()
     page.locator("#id_reason").fill("Kontaktønsker skal ses samme dag")
     page.get_by_role("button", name="Prøv på de sidste 90 dage").click()

@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from alerts.evaluation import PendingEvaluation
 from alerts.models import Alert, AlertEvent
@@ -32,7 +33,7 @@ def _session_cookie(user: Any) -> str:
 
 @contextmanager
 def _feed(stack: LiveStack, user: Any) -> Iterator[ClientConnection]:
-    with connect(f"{stack.ws_url}/ws/alerts/", origin=stack.url,
+    with connect(f"{stack.ws_url}/ws/alerts/", origin=Origin(stack.url),
                  additional_headers={"Cookie": _session_cookie(user)}, open_timeout=10) as ws:
         first = json.loads(ws.recv(timeout=10))
         assert first["type"] == "snapshot"
@@ -136,7 +137,7 @@ def test_websocket_refuses_patients_and_anonymous_visitors(live_stack: LiveStack
 
     for cookie in ("", _session_cookie(live_cast.patient_a.user), _session_cookie(live_cast.quality)):
         with pytest.raises((ConnectionClosed, InvalidStatus)):
-            ws = connect(f"{live_stack.ws_url}/ws/alerts/", origin=live_stack.url,
+            ws = connect(f"{live_stack.ws_url}/ws/alerts/", origin=Origin(live_stack.url),
                          additional_headers={"Cookie": cookie}, open_timeout=10)
             ws.recv(timeout=5)
 
@@ -145,7 +146,7 @@ def test_websocket_from_a_foreign_origin_is_refused(live_stack: LiveStack, live_
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     with pytest.raises((ConnectionClosed, InvalidStatus)):
-        ws = connect(f"{live_stack.ws_url}/ws/alerts/", origin="http://evil.example",
+        ws = connect(f"{live_stack.ws_url}/ws/alerts/", origin=Origin("http://evil.example"),
                      additional_headers={"Cookie": _session_cookie(live_cast.clinician_a)}, open_timeout=10)
         ws.recv(timeout=5)
 

@@ -5,7 +5,7 @@ axes' own ``axes_reset_username`` does the same without the audit row."""
 from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from audit.models import Action
 from audit.services import audit_record
@@ -14,7 +14,7 @@ from audit.services import audit_record
 class Command(BaseCommand):
     help = "Unlock usernames locked after failed logins (django-axes), and audit it."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("usernames", nargs="+")
 
     def handle(self, *args: Any, usernames: list[str], **options: Any) -> None:
