@@ -145,7 +145,6 @@ def _refresh_batch(name: str, indicators: list[Any], today: Any, done: dict[str,
     import time
 
     from django.db import connection
-    from django.db.models import Count
     from django.utils import timezone
 
     from outcomes.indicators import Filters
@@ -162,9 +161,11 @@ def _refresh_batch(name: str, indicators: list[Any], today: Any, done: dict[str,
         from outcomes.indicator_sql import params
 
         with connection.cursor() as cursor:
-            cursor.execute(batch_insert_sql(name, indicators), params(Filters(), today))
-        counts = dict(IndicatorCell.objects.filter(indicator__in=codes).values_list("indicator")
-                      .annotate(n=Count("id")).values_list("indicator", "n"))
+            # The cells per indicator counted as they are written (counting them afterwards read
+            # the 363,000 new rows again: 3-4 s).
+            cursor.execute(f"WITH written AS ({batch_insert_sql(name, indicators)} RETURNING indicator) "  # noqa: S608
+                           f"SELECT indicator, count(*) FROM written GROUP BY indicator", params(Filters(), today))
+            counts = dict(cursor.fetchall())
         now, ms = timezone.now(), round(1000 * (time.perf_counter() - started))
         for code in codes:
             IndicatorRefresh.objects.filter(indicator=code).update(

@@ -296,3 +296,17 @@ def test_nothing_is_made_ahead_where_views_are_not_kept(db):
     from outcomes.services import indicator_views_warm
 
     assert indicator_views_warm() == 0
+
+
+@on_postgresql
+def test_a_deleted_patients_reading_days_go_with_the_patient(data, cast):  # noqa: F811
+    from tests.test_indicators import _patient
+
+    patient = _patient(cast)
+    Reading.objects.create(patient=patient, measure="spo2", value=96, unit="%", source="device",
+                           effective_at=datetime(2026, 10, 20, 9, 0, tzinfo=CPH), received_at=NOW)
+    reading_days_update()
+    assert ReadingDay.objects.filter(patient=patient).count() == 1
+    Patient.objects.filter(pk=patient.pk).delete()
+    assert not ReadingDay.objects.filter(patient_id=patient.pk).exists()
+    assert _kept_days() == _days_from_readings()
