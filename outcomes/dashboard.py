@@ -360,7 +360,7 @@ class IndicatorView:
         if self._breakdowns is None:
             self._breakdowns = aggregates.grid_figures(
                 self.indicator, self.filters, ("quarter",) if self.national_only else ("quarter", "sex", "age"),
-                position=self.position, using=self.using)
+                position=self.position, using=self.using, national_only=self.national_only)
         return self._breakdowns
 
     def _present(self, key: str, of: Any) -> set[str]:

@@ -310,3 +310,17 @@ def test_a_deleted_patients_reading_days_go_with_the_patient(data, cast):  # noq
     Patient.objects.filter(pk=patient.pk).delete()
     assert not ReadingDay.objects.filter(patient_id=patient.pk).exists()
     assert _kept_days() == _days_from_readings()
+
+
+@on_postgresql
+def test_the_front_pages_national_figures_summed_in_the_database_equal_the_full_trees_root(data):  # noqa: F811
+    indicator_cells_refresh(today=TODAY)
+    with override_settings(OUTCOMES_VIEW_CACHE_SECONDS=0):
+        for indicator in INDICATORS.values():
+            full = indicator_view(indicator, Filters())
+            quick = indicator_view(indicator, Filters(), national_only=True)
+            assert quick.in_db and full.in_db
+            assert (quick.national().shown, quick.national().figure) == (full.national().shown,
+                                                                         full.national().figure)
+            assert [(r.label, r.shown, r.figure.n_patients) for r in quick.quarter_table().rows] == [
+                (r.label, r.shown, r.figure.n_patients) for r in full.quarter_table().rows]
