@@ -9,16 +9,24 @@ Seeds a throw-away test database with ``manage.py seed_outcomes`` (COPY) — or,
 uses the database as it is (the 100,000-patient set takes ~15 minutes to seed) — then measures:
 
 - full refresh: outcomes.services.indicator_cells_refresh for every indicator (what the Celery
-  beat task runs), once;
+  beat task runs), with the seconds of each step;
 - page, precomputed: GET of an indicator page through Django's test client as quality staff,
-  warm (two requests first), N times: p50 and p95 — the drill-down tree and the breakdowns are
-  computed and suppressed per request from the precomputed cells;
+  warm (two requests first), N times: p50 and p95 — the first request sums the precomputed cells
+  and suppresses the drill-down tree and the breakdowns, and keeps that view for this refresh,
+  filters and position (outcomes.dashboard.view_cache_key); its time is printed as "first
+  request", and the warm ones read the kept view (unless ``--no-view-cache``);
 - page, live: the same page with a period not in whole months, which computes from the rows;
 - reference: one raw SQL query of the same aggregate (response rate at 3 months per team:
   episodes whose window has closed and those with a completed response in it) — the database's
   own floor for this figure, without suppression, tables or HTML.
 
 Prints the figures and the ratio page p95 / reference p95.
+
+Options: ``--skip-refresh`` (the cells of an earlier run), ``--refresh-twice`` (the second run
+is the steady state: the reading days kept since the first), ``--rebuild-reading-days`` (time
+what the first refresh after the migration does: every reading read once), ``--no-view-cache``
+(every page request sums and suppresses its figures again: the cost of a view not yet kept),
+``--no-live``.
 """
 
 import os
@@ -36,6 +44,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
+from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
@@ -71,6 +80,12 @@ def timed(fn, runs: int = RUNS) -> list[float]:
         out.append((time.perf_counter() - t) * 1000)
         CPU.append((time.process_time() - c) * 1000)
     return out
+
+
+def now() -> str:
+    """UTC time and the load average: the machine is shared, every figure goes with them."""
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return f"[{time.strftime('%H:%M:%S', time.gmtime())} UTC, load {load}]"
 
 
 def p95(xs: list[float]) -> float:
@@ -115,10 +130,26 @@ def main() -> None:
             from outcomes.models import IndicatorRefresh
             cells = dict(IndicatorRefresh.objects.values_list("indicator", "cells"))
         else:
-            t = time.perf_counter()
-            cells = indicator_cells_refresh()
-            print(f"full refresh ({len(cells)} indicators, {sum(cells.values())} cells): "
-                  f"{time.perf_counter() - t:.1f} s")
+            if "--rebuild-reading-days" in sys.argv:  # what the first refresh after the migration does
+                from outcomes.reading_days import reading_days_rebuild
+
+                print(f"{now()} reading days: rebuild from every reading")
+                t = time.perf_counter()
+                built = reading_days_rebuild()
+                print(f"{now()} reading days rebuilt: {built.days_added:,} days from readings up to id "
+                      f"{built.scanned_to:,} in {time.perf_counter() - t:.1f} s")
+            for attempt in range(2 if "--refresh-twice" in sys.argv else 1):
+                print(f"{now()} refresh starts")
+                t = time.perf_counter()
+                steps: dict[str, float] = {}
+                cells = indicator_cells_refresh(timings=steps)
+                print(f"{now()} full refresh{' (again)' if attempt else ''} ({len(cells)} indicators, "
+                      f"{sum(cells.values())} cells): {time.perf_counter() - t:.1f} s; per step:")
+                for step, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
+                    print(f"    {step:48s} {seconds:6.2f} s")
+        if "--no-view-cache" in sys.argv:
+            settings.OUTCOMES_VIEW_CACHE_SECONDS = 0
+        cache.clear()
 
         User.objects.get_or_create(username="bench-quality", defaults={"role": Role.QUALITY})
         client = Client()
@@ -129,6 +160,7 @@ def main() -> None:
                 c.execute(REFERENCE_SQL)
                 c.fetchall()
 
+        print(f"{now()} pages (view cache {'off' if '--no-view-cache' in sys.argv else 'on'})")
         sql()
         ref = timed(sql)
         print(f"reference SQL (response rate at 3 months per team): p50 {statistics.median(ref):.0f} ms, "
@@ -139,20 +171,37 @@ def main() -> None:
             for query in ("", "?region=1082", *live):
                 url = f"/quality/indicators/{code}/{query}"
                 runs = RUNS if "start_from" not in query else 3
-                for _ in range(2):
+                for k in range(2):
+                    t = time.perf_counter()
                     answer = client.get(url)
+                    if k == 0:
+                        first = (time.perf_counter() - t) * 1000
                     assert answer.status_code == 200, (url, answer.status_code)
                 xs = timed(lambda url=url: client.get(url), runs)
                 kind = "live" if "start_from" in query else "precomputed"
                 line = (f"{code}{query or ''} ({kind}): p50 {statistics.median(xs):.0f} ms, "
                         f"p95 {p95(xs) if len(xs) >= 20 else max(xs):.0f} ms")
-                line += f", Python CPU p50 {statistics.median(CPU):.0f} ms"
+                line += f", Python CPU p50 {statistics.median(CPU):.0f} ms, first request {first:.0f} ms"
                 if kind == "precomputed":
-                    line += f", ratio to SQL p95 {p95(xs) / p95(ref):.1f}"
+                    line += f", ratio to SQL p95 {p95(xs) / p95(ref):.2f}"
                 print(line)
-        home = timed(lambda: client.get("/quality/indicators/"), 5)
+        t = time.perf_counter()
+        client.get("/quality/indicators/")
+        first = (time.perf_counter() - t) * 1000
+        home = timed(lambda: client.get("/quality/indicators/"), RUNS)
         print(f"front page ({len(cells)} indicators, precomputed): p50 {statistics.median(home):.0f} ms, "
-              f"max {max(home):.0f} ms")
+              f"p95 {p95(home):.0f} ms, Python CPU p50 {statistics.median(CPU):.0f} ms, first request {first:.0f} ms")
+        ref = timed(sql)
+        print(f"reference SQL again: p50 {statistics.median(ref):.0f} ms, p95 {p95(ref):.0f} ms")
+        if "--no-view-cache" not in sys.argv:
+            from outcomes.services import indicator_views_warm
+
+            cache.clear()
+            t = time.perf_counter()
+            made = indicator_views_warm()
+            print(f"{now()} views made ahead after a refresh (the Celery task's second step): {made} in "
+                  f"{time.perf_counter() - t:.1f} s")
+        print(f"{now()} done")
     finally:
         if old is not None:
             connection.creation.destroy_test_db(old, verbosity=0)

@@ -160,6 +160,11 @@ class Reading(models.Model):
             # pages (interop.search_resources): ORDER BY effective_at, id from the index, the cursor
             # as the scan's start, no sort (bench/fhir_search.py).
             models.Index(fields=["patient", "measure", "effective_at", "id"], name="reading_trend"),
+            # the readings marked erroneous since a moment (the outcome indicators' reading days,
+            # outcomes.reading_days): partial, so a reading stored unmarked — every ingest —
+            # adds nothing to it.
+            models.Index(fields=["erroneous_at"], name="reading_erroneous",
+                         condition=models.Q(erroneous_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -169,13 +169,14 @@ def tree_figures(indicator: Indicator, filters: Filters, *, national_only: bool 
 
 
 def grid_figures(indicator: Indicator, filters: Filters, keys: tuple[str, ...], position: Hashable = ROOT,
-                 using: str = "default") -> dict[str, dict[tuple[Hashable, str], Figure]]:
+                 using: str = "default", national_only: bool = False) -> dict[str, dict[tuple[Hashable, str], Figure]]:
     """Figures of every group of the drill-down tree by quarter, sex and age band (those of
     ``keys``): ``out[key][(node, category)]``, one query (outcomes.suppression.suppress_grid
-    suppresses them together)."""
+    suppresses them together). ``national_only``: the tree is the national group alone (the
+    front page), so only its breakdown is summed."""
     columns = {"quarter": QUARTER, "sex": "c.sex", "age": "c.age_band"}
-    levels = {"all": (), "region": ("t.region",), "department": ("t.region", "t.department"),
-              "team": ("c.care_team_id",)}
+    levels: dict[str, tuple[str, ...]] = {"all": ()} if national_only else {
+        "all": (), "region": ("t.region",), "department": ("t.region", "t.department"), "team": ("c.care_team_id",)}
     sets = {f"{k}|{level}": (*cols, columns[k]) for k in keys for level, cols in levels.items()}
     # The values' statistics only where a page shows them: the position's own breakdowns.
     level = position[0] if isinstance(position, tuple) else "all"

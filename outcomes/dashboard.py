@@ -11,12 +11,15 @@ Groups:
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import router
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -76,16 +79,59 @@ def _label_region(code: str) -> str:
     return str(dict(Region.choices).get(code, code))
 
 
+def _labels(parent: dict[Hashable, Hashable | None], teams: dict[int, CareTeam]) -> dict[Hashable, str]:
+    """Each group's name in the request's language; a team deleted since the refresh by its id."""
+    labels: dict[Hashable, str] = {ROOT: _("All of Denmark")}
+    for team in teams.values():
+        labels[("region", team.region)] = _label_region(team.region)
+        labels[("department", team.region, team.department)] = team.department
+        labels[("team", team.pk)] = team.name
+    for node in parent:
+        if node not in labels and isinstance(node, tuple):
+            labels[node] = str(node[-1])
+    return labels
+
+
+# --- the suppressed figures of a view, kept per refresh ------------------------------------------
+
+VIEW_CACHE_VERSION = 1
+
+
+def view_cache_seconds() -> int:
+    """How long a view summed from the precomputed cells is kept (``OUTCOMES_VIEW_CACHE_SECONDS``,
+    twice the refresh interval by default; 0 turns the keeping off). A refresh makes a new key,
+    so a kept view never outlives the figures it was made from; the time only bounds memory."""
+    default = 2 * int(getattr(settings, "OUTCOMES_REFRESH_SECONDS", 900))
+    return int(getattr(settings, "OUTCOMES_VIEW_CACHE_SECONDS", default))
+
+
+def view_cache_key(indicator: Indicator, filters: Filters, refreshed_at: datetime, today: date,
+                   teams: dict[int, CareTeam], position: tuple[str, str, int | None],
+                   national_only: bool) -> str | None:
+    """The key of a view's suppressed figures: everything they depend on — the indicator and
+    its refresh (the cells), the filters, the drill-down position asked for, the organisation
+    (which teams sit in which department and region: the tree suppression solves), the smallest
+    group shown and the suppression's version. None when keeping is off."""
+    if view_cache_seconds() <= 0:
+        return None
+    organisation = sorted((pk, t.region, t.department) for pk, t in teams.items())
+    raw = repr((VIEW_CACHE_VERSION, indicator.code, refreshed_at.isoformat(), today.isoformat(), filters,
+                organisation, position, national_only, min_patients()))
+    return "outcomes:view:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
 def indicator_view(indicator: Indicator, filters: Filters, *, region: str = "", department: str = "",
                    team_id: int | None = None, dataset: Dataset | None = None,
-                   national_only: bool = False) -> IndicatorView:
+                   national_only: bool = False, refreshes: dict[str, Any] | None = None) -> IndicatorView:
     """The view the pages, downloads and FHIR use: from the precomputed cells when they fit the
     filters (summed in the database on PostgreSQL), else live. ``view.precomputed`` and
-    ``view.computed_at`` say which, and when."""
+    ``view.computed_at`` say which, and when. ``refreshes``: the refreshes that fit the filters,
+    by indicator, read once for many views (outcomes.selectors.indicator_refreshes_fitting)."""
     from outcomes.selectors import indicator_cells_precomputed, indicator_refresh_fitting
 
     if aggregates.in_database(_read_alias()):
-        refresh = indicator_refresh_fitting(code=indicator.code, filters=filters)
+        refresh = (refreshes.get(indicator.code) if refreshes is not None
+                   else indicator_refresh_fitting(code=indicator.code, filters=filters))
         if refresh is not None:
             return IndicatorView(indicator, filters, region=region, department=department, team_id=team_id,
                                  today=refresh.as_of, in_db=True, computed_at=refresh.refreshed_at,
@@ -134,38 +180,73 @@ class IndicatorView:
         self.small_max = min_patients() - 1
         self._breakdowns: dict[str, dict[tuple[Hashable, str], Figure]] | None = None
         self._grids: dict[str, tuple[dict[tuple[Hashable, str], Figure], frozenset[Any], frozenset[Any]]] = {}
-        self._build_tree()
+        teams = {} if national_only else {t.pk: t for t in CareTeam.objects.all()}
+        # Summed from the precomputed cells of one refresh: the same figures until the next
+        # refresh, so the suppressed view is kept per refresh, filters and position.
+        key = view_cache_key(indicator, filters, computed_at, self.today, teams, (region, department, team_id),
+                             national_only) if in_db and computed_at is not None else None
+        state = cache.get(key) if key else None
+        if state is not None:
+            self._restore(state, teams)
+            self.position = self._position(region, department, team_id)
+            self.from_cache = True
+            return
+        self.from_cache = False
+        self._build_tree(teams)
         self.position = self._position(region, department, team_id)
         self._settle()
+        if key:
+            cache.set(key, self._state(), view_cache_seconds())
+
+    # --- the view kept per refresh (see view_cache_key) ------------------------------------------
+    def _state(self) -> tuple[Any, ...]:
+        """What the figures and the suppression decided, without anything translated (labels
+        follow each request's language and are made again from the teams)."""
+        # A breakdown's other groups were needed to suppress it, not to show it: only the
+        # position's own rows are kept (the front page unpickles 23 of these per request).
+        here = self.position
+        grids = {k: ({cell: fig for cell, fig in f.items() if cell[0] == here},
+                     frozenset(c for c in h if c[0] == here), frozenset(c for c in p if c[0] == here))
+                 for k, (f, h, p) in self._grids.items()}
+        return (VIEW_CACHE_VERSION, dict(self.parent), dict(self.figures), frozenset(self.hidden),
+                frozenset(self.primary), grids)
+
+    def _restore(self, state: tuple[Any, ...], teams: dict[int, CareTeam]) -> None:
+        _version, parent, figures, hidden, primary, grids = state
+        self.parent: dict[Hashable, Hashable | None] = parent
+        self.figures: dict[Hashable, Figure] = figures
+        self.hidden: frozenset[Hashable] = hidden
+        self.primary: frozenset[Hashable] = primary
+        self._grids = grids
+        self.labels = _labels(parent, teams)
+        self.members: dict[Hashable, list[Cell]] = {}
 
     # --- the drill-down tree ---------------------------------------------------------------------
-    def _build_tree(self) -> None:
+    def _build_tree(self, teams: dict[int, CareTeam]) -> None:
         parent: dict[Hashable, Hashable | None] = {ROOT: None}
         members: dict[Hashable, list[Cell]] = defaultdict(list)
-        labels: dict[Hashable, str] = {ROOT: _("All of Denmark")}
-        teams = {} if self.national_only else {t.pk: t for t in CareTeam.objects.all()}
         for team in teams.values():  # every group is listed, with or without patients
             r, d = ("region", team.region), ("department", team.region, team.department)
             parent.setdefault(r, ROOT)
             parent.setdefault(d, r)
             parent[("team", team.pk)] = d
-            labels[r], labels[d], labels[("team", team.pk)] = _label_region(team.region), team.department, team.name
         for c in self.cells:
             nodes: tuple[Hashable, ...] = (ROOT,) if self.national_only else (
                 ROOT, ("region", c.region), ("department", c.region, c.department), ("team", c.team_id))
             for node in nodes:
                 members[node].append(c)
-        self.parent, self.labels = parent, labels
+        self.parent = parent
         if self.in_db:
             found = aggregates.tree_figures(self.indicator, self.filters, national_only=self.national_only,
                                             using=self.using)
             for node in found:  # a team deleted since the refresh: still counted, under its old place
                 if node not in parent and isinstance(node, tuple) and node[0] == "team":
-                    parent[node], labels[node] = ROOT, str(node[1])
+                    parent[node] = ROOT
             self.figures = {node: found.get(node) or aggregate(self.indicator, ()) for node in parent}
         else:
             self.figures = {node: aggregate(self.indicator, members.get(node, ())) for node in parent}
         self.members = members
+        self.labels = _labels(parent, teams)
         self.hidden, self.primary = suppress_tree(
             parent=parent, counts={n: f.counts(self.indicator) for n, f in self.figures.items()},
             small_max=self.small_max)
@@ -279,7 +360,7 @@ class IndicatorView:
         if self._breakdowns is None:
             self._breakdowns = aggregates.grid_figures(
                 self.indicator, self.filters, ("quarter",) if self.national_only else ("quarter", "sex", "age"),
-                position=self.position, using=self.using)
+                position=self.position, using=self.using, national_only=self.national_only)
         return self._breakdowns
 
     def _present(self, key: str, of: Any) -> set[str]:

@@ -137,7 +137,15 @@ class Indicator:
     source: str
     units: Callable[[Dataset], list[Unit]] = field(repr=False)
     # The same units in SQL (outcomes.indicator_sql), used on PostgreSQL; tested equal to ``units``.
-    sql: Callable[[], str] = field(repr=False, default=lambda: "")
+    # Called with ``shared=True`` by the refresh, which has built the rows several indicators
+    # read (the episodes, the alerts, the scores, the reading days) once as temporary tables.
+    sql: Callable[..., str] = field(repr=False, default=lambda shared=False: "")
+    # Indicators the refresh computes together in one pass over their rows (e.g. the alert rates
+    # by severity and rule kind: one scan of the alerts, one count per indicator), with the
+    # indicator's own arguments in that pass (outcomes.indicator_sql.BATCHES). Tested to give
+    # the cells of ``sql``.
+    batch: str = ""
+    batch_args: tuple[Any, ...] = ()
     standard: float | None = None  # in the headline's unit (a share as 0..1)
     # Where the standard comes from (a clinical quality database's standard or published
     # literature): required with a standard, so that no level is invented (tests check it).

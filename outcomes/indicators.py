@@ -84,7 +84,8 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Episodes whose window has closed"),
             exclusions=_("Patients who withdrew from secondary use; windows still open"),
             source=f"Platform data (questionnaire responses). {NO_STANDARD}",
-            units=response_rate_units(t), sql=indicator_sql.response_rate_sql(t)))
+            units=response_rate_units(t), sql=indicator_sql.response_rate_sql(t), batch="response-rate",
+            batch_args=(t,)))
     for mid in MIDS.values():
         for t in DEFAULT_TIMEPOINTS:
             if t.code == "baseline":
@@ -111,7 +112,8 @@ def _build() -> dict[str, Indicator]:
             denominator=_("Days from treatment start to the episode's end or yesterday"),
             exclusions=_("Patients who withdrew from secondary use"),
             source="Platform data (alerts). No standard: a rate is compared, not judged.",
-            higher_is_better=False, units=alert_rate_units(severity), sql=indicator_sql.alert_rate_sql(severity)))
+            higher_is_better=False, units=alert_rate_units(severity), sql=indicator_sql.alert_rate_sql(severity),
+            batch="alert-rate", batch_args=(severity, None)))
     from alerts.rules import KINDS  # the rule kinds the platform has, one indicator each
     for kind in sorted(KINDS):
         out.append(Indicator(
@@ -123,7 +125,7 @@ def _build() -> dict[str, Indicator]:
             exclusions=_("Patients who withdrew from secondary use"),
             source="Platform data (alerts). No standard: a rate is compared, not judged.",
             higher_is_better=False, units=alert_rate_units(None, kind),
-            sql=indicator_sql.alert_rate_sql(None, kind)))
+            sql=indicator_sql.alert_rate_sql(None, kind), batch="alert-rate", batch_args=(None, kind)))
     out += [
         Indicator(
             code="alert-no-action", group=_("Alerts"), title=_("Alerts resolved as “no action needed”"),

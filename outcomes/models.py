@@ -190,3 +190,35 @@ class IndicatorRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"{self.indicator} refreshed {self.refreshed_at}"
+
+
+class ReadingDay(models.Model):
+    """A Danish calendar day on which a patient has at least one reading not marked erroneous:
+    what the reading-adherence indicator counts. Kept by the indicator refresh, which adds the
+    days of the readings stored since its last run and takes back the days whose only readings
+    were marked erroneous since (outcomes.reading_days.reading_days_update); nothing is added
+    to a reading's ingest. Not micro-data that leaves the platform: it is read only to count
+    days per episode, and a patient's rows go with the patient."""
+
+    pk = models.CompositePrimaryKey("patient_id", "day")
+    # No constraint in the database: the rows come only from readings, whose patient exists, and
+    # checking 8 M of them one by one at the first build's commit took minutes. A patient's
+    # deletion still takes the rows with it (Django's CASCADE, which does not need the constraint).
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="+", db_index=False,
+                                db_constraint=False)
+    day = models.DateField()
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} {self.day}"
+
+
+class ReadingDayMark(models.Model):
+    """How far ReadingDay is up to date (one row): every reading with an id up to ``scanned_to``
+    is in it, and every erroneous mark made before ``erroneous_checked_at``."""
+
+    scanned_to = models.BigIntegerField(default=0)
+    erroneous_checked_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"reading days up to reading {self.scanned_to}"

@@ -216,6 +216,15 @@ def indicator_refresh_fitting(*, code: str, filters: "Filters") -> "IndicatorRef
     return IndicatorRefresh.objects.filter(indicator=code, refreshed_at__isnull=False).first()
 
 
+def indicator_refreshes_fitting(*, filters: "Filters") -> "dict[str, IndicatorRefresh]":
+    """``indicator_refresh_fitting`` of every indicator at once (the front page's 23): by code."""
+    from outcomes.models import IndicatorRefresh
+
+    if not _month_aligned(filters.start_from, filters.start_to):
+        return {}
+    return {r.indicator: r for r in IndicatorRefresh.objects.filter(refreshed_at__isnull=False)}
+
+
 def indicator_cells_precomputed(*, code: str, filters: "Filters") -> "tuple[list[Cell], IndicatorRefresh] | None":
     """The precomputed cells of an indicator cut to the filters, with their refresh time; None
     when there are none yet or the filters are finer than the cells (a period not in whole

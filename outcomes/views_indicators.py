@@ -42,6 +42,7 @@ from outcomes.dashboard import (
 from outcomes.funnel import FunnelPoint, funnel_for, funnel_svg, position, size_of
 from outcomes.indicators import AGE_BANDS, INDICATORS, Dataset, Filters, Indicator, Kind, episodes_in_scope
 from outcomes.replica import reads_from_replica
+from outcomes.selectors import indicator_refreshes_fitting
 from patients.models import Program, Region, Sex
 
 DASHBOARD_ROLES = (Role.QUALITY, Role.ANALYST, Role.ADMIN)
@@ -209,10 +210,11 @@ def indicator_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     refreshed = []
     more = [{"indicator": ind, "url": reverse("indicator-detail", args=[ind.code])}
             for ind in INDICATORS.values() if not ind.key]
+    refreshes = indicator_refreshes_fitting(filters=filters) if dataset is None else None
     for ind in INDICATORS.values():
         if not ind.key:
             continue
-        view = indicator_view(ind, filters, dataset=dataset, national_only=True)
+        view = indicator_view(ind, filters, dataset=dataset, national_only=True, refreshes=refreshes)
         refreshed.append((view.precomputed, view.computed_at))
         national = view.national()
         quarters = view.quarter_table()
