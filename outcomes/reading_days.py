@@ -5,8 +5,10 @@ the distinct Danish days were 45–95 s of the refresh on their own).
 Each refresh, on PostgreSQL:
 
 1. Finds ``M``, the highest reading id, while briefly holding a SHARE lock on the readings
-   table: no transaction that writes readings is in flight at that moment, so every reading with
-   an id up to ``M`` is committed (or rolled back) and stays as it is, except for an erroneous
+   table and the evaluation inbox (a bulk upload reserves its ids in the statement that writes
+   its inbox row, and writes its readings only after: monitoring.ingest.reading_writer_tables):
+   no transaction that writes readings is in flight at that moment, so every reading with an id
+   up to ``M`` is committed (or rolled back) and stays as it is, except for an erroneous
    mark. The lock is asked for with a short ``lock_timeout``; a stored reading waits at most that
    long, once per refresh. When the lock is not granted in time (a long bulk load), ``M`` is
    read without it and the mark below does not move, so the next refresh reads those readings
@@ -33,6 +35,7 @@ from typing import Any
 
 from django.db import OperationalError, connection, transaction
 
+from monitoring.ingest import reading_writer_tables
 from monitoring.models import Reading
 from outcomes.models import ReadingDay, ReadingDayMark
 
@@ -58,7 +61,9 @@ def _high_water(cursor: Any) -> tuple[int, datetime, bool]:
     try:
         with transaction.atomic():
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-            cursor.execute(f"LOCK TABLE {reading} IN SHARE MODE")
+            # Not the readings alone: a bulk upload holds ids from its reservation on, before it
+            # writes a reading (monitoring.ingest.storage.reading_writer_tables).
+            cursor.execute(f"LOCK TABLE {', '.join(reading_writer_tables())} IN SHARE MODE")
             cursor.execute(f"SELECT COALESCE(max(id), 0), now() FROM {reading}")
             top, at = cursor.fetchone()
             cursor.execute("SET LOCAL lock_timeout = DEFAULT")

@@ -161,6 +161,54 @@ def test_a_lock_not_granted_in_time_adds_the_days_but_does_not_move_the_mark(dat
 
 
 @on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_upload_between_its_id_reservation_and_its_copy_keeps_the_mark_where_it_was(data):  # noqa: F811
+    # The COPY path reserves its ids (and writes its inbox row) in one statement and writes the
+    # readings in the next: in between it holds no lock on the readings table. Had the update
+    # moved the mark past those ids then, the upload's readings would never be read.
+    from monitoring.ingest import storage
+
+    reading_days_update()
+    mark = ReadingDayMark.objects.get().scanned_to
+    holding, release = threading.Event(), threading.Event()
+    reserved: list[int] = []
+    failed: list[BaseException] = []
+
+    def uploader() -> None:
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute(storage._RESERVE_SQL, {"n": 3, "now": NOW,
+                                                      "seq": storage._reading_sequence(cursor.cursor)})
+                reserved.extend(row[0] for row in cursor.fetchall())
+                holding.set()
+                release.wait(10)
+                cursor.execute("ROLLBACK")
+        except BaseException as exc:  # shown by the assertion below instead of a silent thread
+            failed.append(exc)
+            holding.set()
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=uploader)
+    thread.start()
+    try:
+        assert holding.wait(10) and not failed, failed
+        # A reading stored after the reservation: the highest id is now past the reserved ones.
+        Reading.objects.create(patient=data[0], measure="spo2", value=95, unit="%", source="device",
+                               effective_at=datetime(2026, 10, 21, 9, 0, tzinfo=CPH), received_at=NOW)
+        update = reading_days_update()
+    finally:
+        release.set()
+        thread.join()
+    assert reserved and update.scanned_to > max(reserved)
+    assert not update.mark_moved  # the upload's ids were not final yet
+    assert ReadingDayMark.objects.get().scanned_to == mark
+    assert _kept_days() == _days_from_readings()
+
+
+@on_postgresql
 def test_adherence_from_the_kept_days_equals_adherence_from_the_readings(data):  # noqa: F811
     indicator_cells_refresh(today=TODAY)
     cells, _refresh = indicator_cells_precomputed(code="reading-adherence", filters=Filters())

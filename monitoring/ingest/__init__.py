@@ -30,13 +30,13 @@ from accounts.models import User
 from monitoring.ingest import storage
 from monitoring.ingest.lending import _checked
 from monitoring.ingest.parsing import Errors, range_error, reading_parse
-from monitoring.ingest.storage import ItemResult
+from monitoring.ingest.storage import ItemResult, reading_writer_tables
 from monitoring.models import Device, Source
 from monitoring.rows import ReadingRow
 from patients.models import Patient
 
 __all__ = ["MAX_BATCH", "BatchTooLarge", "Errors", "ItemResult", "ReadingRow", "range_error",
-           "reading_device_store_one", "reading_parse", "readings_ingest"]
+           "reading_device_store_one", "reading_parse", "reading_writer_tables", "readings_ingest"]
 
 MAX_BATCH = 1000
 

@@ -19,8 +19,8 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from alerts.evaluation import PendingEvaluation, enqueue, reading_enqueue_sql, request_soon
 from alerts.evaluation import Source as EvaluationSource
-from alerts.evaluation import enqueue, reading_enqueue_sql, request_soon
 from monitoring.ingest.parsing import Errors
 from monitoring.models import Device, Reading, Source
 from monitoring.rows import READING_ROW_COLUMNS, ReadingRow
@@ -269,6 +269,17 @@ _RESERVE_SQL = f"""
     )
     SELECT ids.id, (SELECT id FROM pending) FROM ids ORDER BY ids.id
 """  # noqa: S608 - the inbox's INSERT is fixed text; every value is a parameter
+
+
+
+
+def reading_writer_tables() -> tuple[str, ...]:
+    """The tables a transaction that stores readings holds (ROW EXCLUSIVE) from the moment it has
+    reading ids, until it commits: the readings, and the evaluation inbox — the COPY path reserves
+    its ids in the statement that writes the inbox row (_RESERVE_SQL) and only then writes the
+    readings, so in between it holds the inbox but not yet the readings. Whoever needs "every
+    reading id up to this one is final" (outcomes.reading_days) locks all of them in SHARE mode."""
+    return (Reading._meta.db_table, PendingEvaluation._meta.db_table)
 
 
 _sequence: dict[str, str] = {}  # database name -> name of monitoring_reading.id's sequence
