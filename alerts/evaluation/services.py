@@ -17,17 +17,18 @@ _SWEEP_TASK_READINGS = 1000
 
 def pending_evaluate(*, inbox_ids: list[int]) -> int:
     """Evaluate the given inbox rows that are due and not claimed yet (and, coalesced, other
-    reading batches waiting: ADR 0011, 0013). Returns how many source rows it evaluated.
+    reading batches waiting: ADR 0011). Returns how many source rows it evaluated.
 
     Reading batches are claimed together in one transaction with their alerts; an answer or a
     miss each in a transaction of its own, so that one that fails leaves the others done."""
-    dispatch.gather()
     dispatch.taken()
-    readings = readings_evaluate(batch_ids=inbox_ids)
-    dispatch.claimed(readings=readings)
-    evaluated = readings
-    others = PendingEvaluation.objects.filter(id__in=inbox_ids).exclude(source=Source.READING)
-    for inbox_id, source in others.order_by("id").values_list("id", "source"):
+    evaluated = readings_evaluate(batch_ids=inbox_ids)
+    # A successor (ADR 0011) comes with no rows of its own (under a bulk upload most tasks do):
+    # it need not look for answers and misses among none, a query per task.
+    others: list[tuple[int, str]] = list(
+        PendingEvaluation.objects.filter(id__in=inbox_ids).exclude(source=Source.READING)
+        .order_by("id").values_list("id", "source")) if inbox_ids else []
+    for inbox_id, source in others:
         if source == Source.RESPONSE:
             evaluated += response_inbox_evaluate(inbox_id=inbox_id)
         elif source == Source.MISSED:
