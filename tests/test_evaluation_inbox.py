@@ -147,6 +147,42 @@ def test_a_task_given_rows_of_every_source_evaluates_each_once(cast):
     assert not PendingEvaluation.objects.exists()
 
 
+@pytest.mark.django_db
+def test_an_answers_task_claims_no_reading_batch_and_leaves_the_waiting_mark_alone(
+        cast, django_capture_on_commit_callbacks):
+    # A reading batch has a task of its own (or relies on the one waiting, ADR 0011): an answer's
+    # task does not run the reading claim — a transaction and four statements on every answer.
+    from unittest import mock
+
+    from alerts.evaluation import dispatch
+
+    waiting = enqueue(source=Source.READING, ids=[_low_spo2(cast).pk], after_commit=False)
+    items = response_items(cast.questionnaire, {"contact": False})
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
+            django_capture_on_commit_callbacks(execute=True):
+        response = response_submit(patient=cast.patient_a, questionnaire=cast.questionnaire, items=items,
+                                   author=cast.patient_a.user)
+    (call,) = send.call_args_list
+    answer_row = PendingEvaluation.objects.get(source=Source.RESPONSE).pk
+    assert call.args[:2] == (([answer_row],), {"readings": False})
+
+    with mock.patch.object(dispatch, "taken") as taken:
+        assert pending_evaluate(inbox_ids=[answer_row], readings=False) == 1
+    taken.assert_not_called()
+    response.refresh_from_db()
+    assert response.evaluated_at is not None
+    assert list(PendingEvaluation.objects.values_list("id", flat=True)) == [waiting]
+    assert not Alert.objects.exists()  # the low SpO2 is its own task's (or the sweep's) to judge
+
+    # Given a reading batch's id by mistake, such a task leaves it waiting — for the sweep,
+    # which sends it a reading task — rather than dropping it.
+    assert pending_evaluate(inbox_ids=[waiting], readings=False) == 0
+    assert PendingEvaluation.objects.filter(pk=waiting).exists()
+    PendingEvaluation.objects.filter(pk=waiting).update(not_before=timezone.now() - timedelta(minutes=5))
+    assert pending_sweep(older_than_seconds=30) == 1  # tasks run in-process here
+    assert not PendingEvaluation.objects.exists() and Alert.objects.get().severity == "red"
+
+
 # --- one claim, exclusive (PostgreSQL: row locks) -------------------------------------------------------
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED: PostgreSQL")

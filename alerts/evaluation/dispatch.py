@@ -25,20 +25,22 @@ COALESCE_MAX = 30
 # (alerts.apps → alerts.evaluation.tasks.evaluate_send). Not imported from here: the task runs the
 # rules, which import the source apps' models, and this module is imported by those source apps
 # (through ``enqueue``); the contract "enqueue-side" in pyproject.toml keeps it so.
-_task_send: Callable[[list[int]], None] | None = None
+_task_send: Callable[[list[int], bool], None] | None = None
 
 
-def task_sender_set(send: Callable[[list[int]], None]) -> None:
-    """Say how to queue one evaluation task for a list of inbox row ids (alerts.apps, once)."""
+def task_sender_set(send: Callable[[list[int], bool], None]) -> None:
+    """Say how to queue one evaluation task for a list of inbox row ids, and whether it claims
+    reading batches (alerts.apps, once)."""
     global _task_send
     _task_send = send
 
 
-def _send(inbox_ids: list[int]) -> None:
-    """Queue one evaluation task for these inbox rows (and, coalesced, other waiting batches)."""
+def _send(inbox_ids: list[int], readings: bool = True) -> None:
+    """Queue one evaluation task for these inbox rows (and, coalesced, other waiting reading
+    batches unless ``readings`` is False)."""
     if _task_send is None:  # Django not set up: nothing could have run the alerts app's ready()
         raise RuntimeError("alerts.evaluation: no task sender (the alerts app is not ready)")
-    _task_send(inbox_ids)
+    _task_send(inbox_ids, readings)
 
 
 def _tasks_run_in_process() -> bool:
@@ -76,9 +78,11 @@ def request(inbox_ids: list[int]) -> None:
         raise
 
 
-def request_now(inbox_ids: list[int]) -> None:
-    """A task of their own for these rows (an answer, a miss: not coalesced with readings)."""
-    _send(inbox_ids)
+def request_now(inbox_ids: list[int], *, readings: bool = True) -> None:
+    """A task of their own for these rows. ``readings=False`` for rows of answers and misses
+    only: their task runs no reading claim (reading batches have a task of their own, or rely on
+    the one waiting, ADR 0011) and leaves the waiting-task mark alone."""
+    _send(inbox_ids, readings)
 
 
 def _send_interval_seconds() -> float:

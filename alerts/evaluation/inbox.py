@@ -31,7 +31,7 @@ def enqueue(*, source: Source, ids: Iterable[int], not_before: datetime | None =
             transaction.on_commit(lambda: request_soon(pk), robust=True)
         else:
             # Not through the waiting-task mark: a waiting task coalesces reading batches only.
-            transaction.on_commit(lambda: request_now([pk]), robust=True)
+            transaction.on_commit(lambda: request_now([pk], readings=False), robust=True)
     return row.pk
 
 

@@ -15,14 +15,18 @@ from alerts.evaluation.responses import response_inbox_evaluate
 _SWEEP_TASK_READINGS = 1000
 
 
-def pending_evaluate(*, inbox_ids: list[int]) -> int:
+def pending_evaluate(*, inbox_ids: list[int], readings: bool = True) -> int:
     """Evaluate the given inbox rows that are due and not claimed yet (and, coalesced, other
     reading batches waiting: ADR 0011). Returns how many source rows it evaluated.
 
     Reading batches are claimed together in one transaction with their alerts; an answer or a
-    miss each in a transaction of its own, so that one that fails leaves the others done."""
-    dispatch.taken()
-    evaluated = readings_evaluate(batch_ids=inbox_ids)
+    miss each in a transaction of its own, so that one that fails leaves the others done.
+    ``readings=False`` (a task for answers or misses): no reading claim — four statements and a
+    transaction on the path of every answer — and the waiting-task mark is not this task's."""
+    evaluated = 0
+    if readings:
+        dispatch.taken()
+        evaluated = readings_evaluate(batch_ids=inbox_ids)
     # A successor (ADR 0011) comes with no rows of its own (under a bulk upload most tasks do):
     # it need not look for answers and misses among none, a query per task.
     others: list[tuple[int, str]] = list(
@@ -33,7 +37,7 @@ def pending_evaluate(*, inbox_ids: list[int]) -> int:
             evaluated += response_inbox_evaluate(inbox_id=inbox_id)
         elif source == Source.MISSED:
             evaluated += missed_inbox_evaluate(inbox_id=inbox_id, now=timezone.now())
-    if dispatch.left_waiting():
+    if readings and dispatch.left_waiting():
         dispatch.request([])  # the successor claims what this task's claim left
     return evaluated
 
@@ -55,7 +59,7 @@ def pending_sweep(*, older_than_seconds: int = 30, limit: int = 500) -> int:
     readings = 0
     for inbox_id, source, size in rows:
         if source != Source.READING:
-            dispatch.request_now([inbox_id])
+            dispatch.request_now([inbox_id], readings=False)
             continue
         if group and readings + size > _SWEEP_TASK_READINGS:
             dispatch.request_now(group)

@@ -10,9 +10,10 @@ from proplatform.i18n import in_site_language
 @shared_task(name="alerts.evaluation.evaluate", acks_late=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 @in_site_language  # alert reasons in the site's language, also when run in-process inside a request
-def evaluate(inbox_ids: list[int]) -> int:
-    """Evaluate these inbox rows and, coalesced, reading batches waiting (ADR 0009, 0011, 0020)."""
-    return pending_evaluate(inbox_ids=inbox_ids)
+def evaluate(inbox_ids: list[int], readings: bool = True) -> int:
+    """Evaluate these inbox rows and, coalesced, reading batches waiting (ADR 0009, 0011, 0020);
+    ``readings=False``: rows of answers and misses only, no reading claim."""
+    return pending_evaluate(inbox_ids=inbox_ids, readings=readings)
 
 
 @shared_task(name="alerts.evaluation.sweep")
@@ -22,8 +23,12 @@ def sweep(older_than_seconds: int = 30) -> int:
     return pending_sweep(older_than_seconds=older_than_seconds)
 
 
-def evaluate_send(inbox_ids: list[int]) -> None:
+def evaluate_send(inbox_ids: list[int], readings: bool = True) -> None:
     """Queue one ``evaluate`` task (alerts.evaluation.dispatch sends through this)."""
     # argsrepr given: Celery would otherwise build it with its saferepr, a visible share of a
-    # single-reading request's CPU.
-    evaluate.apply_async((inbox_ids,), argsrepr=repr((inbox_ids,)), kwargsrepr="{}")
+    # single-reading request's CPU. A reading batch's task is sent as before (no keyword).
+    if readings:
+        evaluate.apply_async((inbox_ids,), argsrepr=repr((inbox_ids,)), kwargsrepr="{}")
+    else:
+        evaluate.apply_async((inbox_ids,), {"readings": False}, argsrepr=repr((inbox_ids,)),
+                             kwargsrepr="{'readings': False}")
