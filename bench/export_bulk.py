@@ -67,10 +67,12 @@ def generate(n_patients: int, n_observations: int, n_responses: int) -> None:
             CREATE TEMP TABLE bench_p AS
             SELECT g AS n, gen_random_uuid() AS id FROM generate_series(0, %s - 1) g""", [n_patients])
         c.execute("""
-            INSERT INTO patients_patient (id, cpr, given_name, family_name, birth_date, sex, phone, created_at)
+            INSERT INTO patients_patient (id, cpr, given_name, family_name, birth_date, sex, phone, created_at,
+                                          updated_at)
             SELECT id, lpad((n %% 28 + 1)::text, 2, '0') || lpad((n / 10000 %% 12 + 1)::text, 2, '0') || '50-'
                        || lpad((n %% 10000)::text, 4, '0'),
-                   'Given' || n, 'Family' || n, date '1940-01-01' + n %% 10000, 'female', '+45 1234 5678', now()
+                   'Given' || n, 'Family' || n, date '1940-01-01' + n %% 10000, 'female', '+45 1234 5678', now(),
+                   now()
             FROM bench_p""", [])
         c.execute("""
             INSERT INTO patients_treatmentepisode (patient_id, program_id, care_team_id, condition_code,
