@@ -76,8 +76,8 @@ def generate(n_patients: int, n_observations: int, n_responses: int) -> None:
             FROM bench_p""", [])
         c.execute("""
             INSERT INTO patients_treatmentepisode (patient_id, program_id, care_team_id, condition_code,
-                                                   treatment_start)
-            SELECT id, %s, %s, 'DC34', date '2026-01-01' + n %% 300 FROM bench_p""", [program.pk, team.pk])
+                                                   treatment_start, updated_at)
+            SELECT id, %s, %s, 'DC34', date '2026-01-01' + n %% 300, now() FROM bench_p""", [program.pk, team.pk])
         c.execute("""
             INSERT INTO monitoring_reading (patient_id, measure, value, unit, unusual, erroneous_reason,
                                             effective_at, received_at, source)
