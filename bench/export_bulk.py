@@ -87,8 +87,10 @@ def generate(n_patients: int, n_observations: int, n_responses: int) -> None:
                   [n_observations, n_patients])
         c.execute("""
             INSERT INTO questionnaires_questionnaireresponse (patient_id, questionnaire_id, status, items, scores,
-                                                             current_page, authored_at, updated_at)
-            SELECT p.id, %s, 'completed', %s::jsonb, %s::jsonb, 0, now() - g * interval '1 hour', now()
+                                                             current_page, authored_at, received_at,
+                                                             updated_at, review_colour)
+            SELECT p.id, %s, 'completed', %s::jsonb, %s::jsonb, 0, now() - g * interval '1 hour',
+                   now() - g * interval '1 hour', now(), 'green'
             FROM generate_series(0, %s - 1) g JOIN bench_p p ON p.n = g %% %s""",
                   [questionnaire.pk, items, scores, n_responses, n_patients])
         c.execute("ANALYZE")
