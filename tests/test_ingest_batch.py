@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.evaluation import PendingEvaluation, dispatch
+from alerts.evaluation import tasks as evaluation_tasks
 from alerts.evaluation.readings import readings_evaluate
 from alerts.models import Alert
 from alerts.selectors_readings import readings_unevaluated_ids
@@ -283,19 +284,23 @@ def broker(settings):
     call in the committing thread, so that a test sees what was sent as soon as it commits."""
     from types import SimpleNamespace
 
+    from django.core.cache import cache
+
     from proplatform.celery import app
 
     app.conf.task_always_eager = False
     settings.ALERTS_COALESCE_SECONDS = 60
+    cache.delete(dispatch.EVALUATION_QUEUED_KEY)
     with mock.patch.object(dispatch, "_sender", SimpleNamespace(put=dispatch.request)):
         yield
+    cache.delete(dispatch.EVALUATION_QUEUED_KEY)
 
 
 def _sent_batches(send: mock.Mock) -> list[list[int]]:
     return [call.args[0][0] for call in send.call_args_list]
 
 
-def test_every_batch_sends_its_task_and_the_first_task_claims_the_batches_waiting_beside_it(
+def test_while_a_task_waits_in_the_queue_further_batches_send_none_and_it_claims_them(
         cast, client, broker, django_capture_on_commit_callbacks):
     from alerts.evaluation.tasks import evaluate as evaluate_readings
 
@@ -305,16 +310,21 @@ def test_every_batch_sends_its_task_and_the_first_task_claims_the_batches_waitin
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(1, value=97), _item(2, value=86)], cast.device_token_a)
         first, second = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)
-        assert _sent_batches(send) == [[first], [second]]  # no batch relies on another's task
+        assert _sent_batches(send) == [[first]]  # the second rides on the waiting task
 
-        assert evaluate_readings.run([first]) == 3  # coalescing: the first task claims both
+        assert evaluate_readings.run([first]) == 3  # the queued task claims both batches
         assert readings_unevaluated_ids() == set()
         assert Alert.objects.get().findings.count() == 2
-        assert evaluate_readings.run([second]) == 0  # its own task finds it claimed and ends
-    assert len(_sent_batches(send)) == 2  # no successor tasks
+        assert _sent_batches(send) == [[first]]  # nothing left waiting: no successor
+
+        # the task took the mark when it started: the next batch sends a task again
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(3)], cast.device_token_a)
+        (third,) = PendingEvaluation.objects.values_list("id", flat=True)
+    assert _sent_batches(send) == [[first], [third]]
 
 
-def test_a_claim_takes_at_most_coalesce_max_others_and_the_rest_are_claimed_by_their_own_tasks(
+def test_a_task_whose_claim_was_full_queues_a_successor_for_the_rest(
         cast, client, broker, django_capture_on_commit_callbacks):
     from alerts.evaluation.tasks import evaluate as evaluate_readings
 
@@ -323,11 +333,13 @@ def test_a_claim_takes_at_most_coalesce_max_others_and_the_rest_are_claimed_by_t
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
         batches = list(PendingEvaluation.objects.order_by("id").values_list("id", flat=True))
-        assert _sent_batches(send) == [[b] for b in batches]
+        assert _sent_batches(send) == [[batches[0]]]
 
         assert evaluate_readings.run([batches[0]]) == 1 + dispatch.COALESCE_MAX
-        assert sum(evaluate_readings.run(ids) for ids in _sent_batches(send)[1:]) == 2
+        assert _sent_batches(send) == [[batches[0]], []]  # a successor, with no batch of its own
+        assert evaluate_readings.run([]) == 2
     assert readings_unevaluated_ids() == set()
+    assert len(_sent_batches(send)) == 2
 
 
 def test_a_batch_whose_task_could_not_be_sent_is_stored_and_the_next_batch_sends_one(
@@ -340,12 +352,12 @@ def test_a_batch_whose_task_could_not_be_sent_is_stored_and_the_next_batch_sends
         assert response.json()["results"][0]["status"] == 201
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(1)], cast.device_token_a)
-    # the second batch sent its own; the first waits for the sweep
+    # the failed send left no mark that a task waits: the second batch sent its own
     assert send.call_count == 2
     assert len(readings_unevaluated_ids()) == 2
 
 
-def test_a_batch_whose_task_was_lost_is_sent_again_by_the_sweep(
+def test_batches_left_to_the_sweep_are_always_sent_even_while_a_task_waits(
         cast, client, broker, django_capture_on_commit_callbacks):
     from alerts.evaluation.services import pending_sweep as readings_sweep_unevaluated
 
@@ -359,10 +371,18 @@ def test_a_batch_whose_task_was_lost_is_sent_again_by_the_sweep(
     assert _sent_batches(send) == [[batch], [batch]]
 
 
-def test_a_task_takes_along_only_batches_young_enough_to_still_wait_for_their_own(
+def test_with_the_waiting_mark_switched_off_every_batch_sends_its_task(
         cast, client, broker, settings, django_capture_on_commit_callbacks):
-    # An older batch's own task is late or lost: that task, or the sweep, claims it — not a
-    # neighbour's task, whose claim would otherwise grow with every lost message.
+    settings.EVALUATION_QUEUED_SECONDS = 0
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
+        for i in range(3):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i)], cast.device_token_a)
+    assert _sent_batches(send) == [[b] for b in PendingEvaluation.objects.order_by("id").values_list("id", flat=True)]
+
+
+def test_batches_that_relied_on_the_waiting_task_are_claimed_however_long_it_waited(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
     from alerts.evaluation.tasks import evaluate as evaluate_readings
 
     with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
@@ -370,9 +390,23 @@ def test_a_task_takes_along_only_batches_young_enough_to_still_wait_for_their_ow
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
         first, second = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)
-        PendingEvaluation.objects.filter(pk=second).update(created_at=timezone.now() - timedelta(
+        # the worker was down for longer than the coalescing window
+        PendingEvaluation.objects.update(created_at=timezone.now() - timedelta(
             seconds=settings.ALERTS_COALESCE_SECONDS + 300))
-        assert evaluate_readings.run([first]) == 1
-        assert evaluate_readings.run([second]) == 1
+        assert evaluate_readings.run([first]) == 2
     assert readings_unevaluated_ids() == set()
-    assert _sent_batches(send) == [[first], [second]]
+    assert _sent_batches(send) == [[first]]
+
+
+def test_a_task_clears_the_waiting_mark_before_it_claims(cast, broker):
+    from alerts.evaluation import services
+
+    order = mock.Mock()
+    order.left_waiting.return_value = False
+    order.evaluate.return_value = 0
+    with mock.patch.object(dispatch, "taken", order.taken), \
+            mock.patch.object(services, "readings_evaluate", order.evaluate), \
+            mock.patch.object(dispatch, "left_waiting", order.left_waiting):
+        evaluation_tasks.evaluate.run([1])
+    # a batch committed after the claim started must find no mark and send its own task
+    assert [c[0] for c in order.mock_calls] == ["taken", "evaluate", "left_waiting"]

@@ -1,6 +1,5 @@
-"""Asking for evaluation tasks: after commit, from one sender thread per web process (ADR 0016);
-each reading batch asks for a task, and a task coalesces the batches waiting beside its own
-(ADR 0011).
+"""Asking for evaluation tasks: after commit, from one sender thread per web process, with at
+most one task waiting in the queue for reading batches (ADR 0011, 0016).
 
 Everything here is a hint to the worker: the inbox row is committed before any of it runs, and
 what a lost message, a dead thread or a Redis outage leaves behind the sweep finds
@@ -9,9 +8,15 @@ what a lost message, a dead thread or a Redis outage leaves behind the sweep fin
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import QuerySet
 
+from alerts.evaluation.models import PendingEvaluation, Source
 from alerts.evaluation.sender import EvaluationSender
 
+# Set while an evaluation task waits in the queue and has not started claiming (ADR 0011).
+EVALUATION_QUEUED_KEY = "readings:evaluation-queued"
 # The most reading batches one claim takes: its own and up to this many others (coalescing).
 COALESCE_MAX = 30
 
@@ -44,19 +49,39 @@ def _tasks_run_in_process() -> bool:
     return bool(app.conf.task_always_eager)
 
 
+def one_waiting_task() -> bool:
+    """Whether reading batches send a task only when none waits (a real broker, coalescing on,
+    not switched off with EVALUATION_QUEUED_SECONDS=0). With tasks run in-process (the embedded
+    shape) every batch is evaluated at its own commit."""
+    return (not _tasks_run_in_process() and settings.ALERTS_COALESCE_SECONDS > 0
+            and settings.EVALUATION_QUEUED_SECONDS > 0)
+
+
 def request(inbox_ids: list[int]) -> None:
-    """Queue a task for these just-committed reading batches. Each batch asks for its own (the
-    sender thread sends what a process committed in one interval as one task, ADR 0016); a task
-    that finds its batches already claimed by another's coalescing claim (ADR 0011) ends at once.
-    Until issue 22 a Redis mark let a batch skip sending while a task waited; in paired runs it
-    bought 2 % on bulk ingest and nothing on latency, and it made every batch rely on another
-    task's claim — it is gone (ADR 0011's addendum)."""
-    _send(inbox_ids)
+    """Make sure an evaluation task will claim these just-committed reading batches (ADR 0011).
+
+    If a task is already queued and has not started claiming, it will claim them too (it
+    coalesces waiting batches, oldest first and however old, and if it leaves some, queues its
+    successor), so none is sent: under a bulk upload one task per round instead of one per
+    request. Correct because the batch was committed before the mark was found set, and a task
+    clears the mark before it claims. If the mark's task is lost the mark expires
+    (EVALUATION_QUEUED_SECONDS) and the sweep evaluates what it left."""
+    if not one_waiting_task():
+        _send(inbox_ids)
+        return
+    if not cache.add(EVALUATION_QUEUED_KEY, 1, timeout=settings.EVALUATION_QUEUED_SECONDS):
+        return
+    try:
+        _send(inbox_ids)
+    except BaseException:
+        cache.delete(EVALUATION_QUEUED_KEY)  # nothing was queued: the next batch sends a task
+        raise
 
 
 def request_now(inbox_ids: list[int], *, readings: bool = True) -> None:
     """A task of their own for these rows. ``readings=False`` for rows of answers and misses
-    only: their task runs no reading claim (every reading batch has a task of its own)."""
+    only: their task runs no reading claim (reading batches have a task of their own, or rely on
+    the one waiting, ADR 0011) and leaves the waiting-task mark alone."""
     _send(inbox_ids, readings)
 
 
@@ -81,3 +106,22 @@ def sender_flush() -> None:
     """Send what this process's sender thread holds, from the calling thread (tests, shutdown)."""
     _sender.flush()
 
+
+def _reading_batches() -> QuerySet[PendingEvaluation]:
+    return PendingEvaluation.objects.filter(source=Source.READING)
+
+
+def taken() -> None:
+    """Called by an evaluation task before it claims: batches committed from now on need a
+    task of their own (or the successor this one queues)."""
+    if one_waiting_task():
+        cache.delete(EVALUATION_QUEUED_KEY)
+
+
+def left_waiting() -> bool:
+    """Whether a reading batch still waits, unclaimed and not being evaluated by another task
+    right now (SKIP LOCKED): after a task's claim was full, more batches relied on it than it took."""
+    if not one_waiting_task():
+        return False
+    with transaction.atomic():
+        return _reading_batches().select_for_update(skip_locked=True).exists()

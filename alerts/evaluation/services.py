@@ -22,10 +22,13 @@ def pending_evaluate(*, inbox_ids: list[int], readings: bool = True) -> int:
     Reading batches are claimed together in one transaction with their alerts; an answer or a
     miss each in a transaction of its own, so that one that fails leaves the others done.
     ``readings=False`` (a task for answers or misses): no reading claim — four statements and a
-    transaction on the path of every answer."""
-    evaluated = readings_evaluate(batch_ids=inbox_ids) if readings else 0
-    # Answers and misses among the ids: a task sent with readings=True may still carry them (one
-    # queued by the code before answers had tasks of their own, a test) and must not drop them.
+    transaction on the path of every answer — and the waiting-task mark is not this task's."""
+    evaluated = 0
+    if readings:
+        dispatch.taken()
+        evaluated = readings_evaluate(batch_ids=inbox_ids)
+    # A successor (ADR 0011) comes with no rows of its own (under a bulk upload most tasks do):
+    # it need not look for answers and misses among none, a query per task.
     others: list[tuple[int, str]] = list(
         PendingEvaluation.objects.filter(id__in=inbox_ids).exclude(source=Source.READING)
         .order_by("id").values_list("id", "source")) if inbox_ids else []
@@ -34,6 +37,8 @@ def pending_evaluate(*, inbox_ids: list[int], readings: bool = True) -> int:
             evaluated += response_inbox_evaluate(inbox_id=inbox_id)
         elif source == Source.MISSED:
             evaluated += missed_inbox_evaluate(inbox_id=inbox_id, now=timezone.now())
+    if readings and dispatch.left_waiting():
+        dispatch.request([])  # the successor claims what this task's claim left
     return evaluated
 
 
