@@ -291,9 +291,17 @@ def broker(settings):
     app.conf.task_always_eager = False
     settings.ALERTS_COALESCE_SECONDS = 60
     cache.delete(dispatch.EVALUATION_QUEUED_KEY)
+    forget_claims()
     with mock.patch.object(dispatch, "_sender", SimpleNamespace(put=dispatch.request)):
         yield
     cache.delete(dispatch.EVALUATION_QUEUED_KEY)
+    forget_claims()
+
+
+def forget_claims() -> None:
+    """No earlier claim in this process (ADR 0013)."""
+
+    dispatch._last_claim.at, dispatch._last_claim.readings = float("-inf"), 0
 
 
 def _sent_batches(send: mock.Mock) -> list[list[int]]:
@@ -404,9 +412,118 @@ def test_a_task_clears_the_waiting_mark_before_it_claims(cast, broker):
     order = mock.Mock()
     order.left_waiting.return_value = False
     order.evaluate.return_value = 0
-    with mock.patch.object(dispatch, "taken", order.taken), \
+    with mock.patch.object(dispatch, "gather", order.gather), \
+            mock.patch.object(dispatch, "taken", order.taken), \
             mock.patch.object(services, "readings_evaluate", order.evaluate), \
             mock.patch.object(dispatch, "left_waiting", order.left_waiting):
         evaluation_tasks.evaluate.run([1])
-    # a batch committed after the claim started must find no mark and send its own task
-    assert [c[0] for c in order.mock_calls] == ["taken", "evaluate", "left_waiting"]
+    # a batch committed after the claim started must find no mark and send its own task; one
+    # committed while the task gathers finds the mark and relies on it (ADR 0013)
+    assert [c[0] for c in order.mock_calls] == ["gather", "taken", "evaluate", "left_waiting"]
+
+
+# --- gathering a bulk upload's batches (ADR 0013) ---------------------------------------------
+
+def _bulk(client, token, start, n):
+    """One request of n readings (below the SpO2 limit: every one is a finding)."""
+    response = _post(client, [_item(start + i, value=88) for i in range(n)], token)
+    assert response.status_code == 200
+
+
+def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    from alerts.evaluation import dispatch
+    from alerts.evaluation import tasks as evaluation_tasks
+
+    settings.EVALUATION_GATHER_MS = 150
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
+            mock.patch.object(dispatch, "time") as clock:
+        clock.monotonic.return_value = 1000.0
+        with django_capture_on_commit_callbacks(execute=True):
+            _bulk(client, cast.device_token_a, 0, dispatch.GATHER_AFTER_READINGS)
+        assert evaluation_tasks.evaluate.run(_sent_batches(send)[0]) == dispatch.GATHER_AFTER_READINGS
+        clock.sleep.assert_not_called()  # nothing was claimed before it: no waiting
+
+        # 40 ms after that large claim the next batch's task waits the other 110 ms, and a batch
+        # committed meanwhile rides on it (the mark stays set while it gathers)
+        clock.monotonic.return_value = 1000.04
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(9000, value=87)], cast.device_token_a)
+        next_task = _sent_batches(send)[1]
+
+        def a_batch_arrives(seconds: float) -> None:
+            if clock.sleep.call_count == 1:
+                with django_capture_on_commit_callbacks(execute=True):
+                    _post(client, [_item(9001, value=86)], cast.device_token_a)
+            clock.monotonic.return_value += seconds
+
+        clock.sleep.side_effect = a_batch_arrives
+        assert evaluation_tasks.evaluate.run(next_task) == 2
+        # in steps, looking each time whether a full claim waits (two batches do not make one)
+        assert sum(c.args[0] for c in clock.sleep.call_args_list) == pytest.approx(0.11)
+        assert clock.sleep.call_count == 5
+    assert len(_sent_batches(send)) == 2  # the batch that arrived while it gathered sent none
+    assert readings_unevaluated_ids() == set()
+
+
+def test_a_task_does_not_gather_when_a_full_claim_already_waits(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    from alerts.evaluation import dispatch
+    from alerts.evaluation import tasks as evaluation_tasks
+    from alerts.evaluation.dispatch import CLAIM_MAX_BATCHES
+
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
+            mock.patch.object(dispatch, "time") as clock:
+        clock.monotonic.return_value = 1000.0
+        with django_capture_on_commit_callbacks(execute=True):
+            _bulk(client, cast.device_token_a, 0, dispatch.GATHER_AFTER_READINGS)
+        evaluation_tasks.evaluate.run(_sent_batches(send)[0])
+        # the worker is behind: a full claim's worth of batches came in meanwhile
+        for i in range(CLAIM_MAX_BATCHES):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(9000 + i)], cast.device_token_a)
+        assert evaluation_tasks.evaluate.run(_sent_batches(send)[1]) == CLAIM_MAX_BATCHES
+        clock.sleep.assert_not_called()
+
+
+def test_after_a_small_claim_or_with_gathering_off_the_next_task_claims_at_once(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    from alerts.evaluation import dispatch
+    from alerts.evaluation import tasks as evaluation_tasks
+
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
+            mock.patch.object(dispatch.time, "sleep") as sleep:
+        # single readings, a live patient: the alert must not wait
+        for i in range(3):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i, value=88)], cast.device_token_a)
+            evaluation_tasks.evaluate.run(_sent_batches(send)[-1])
+        sleep.assert_not_called()
+
+        # a bulk claim, but gathering switched off
+        settings.EVALUATION_GATHER_MS = 0
+        with django_capture_on_commit_callbacks(execute=True):
+            _bulk(client, cast.device_token_a, 100, dispatch.GATHER_AFTER_READINGS)
+        evaluation_tasks.evaluate.run(_sent_batches(send)[-1])
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(9000, value=87)], cast.device_token_a)
+        evaluation_tasks.evaluate.run(_sent_batches(send)[-1])
+        sleep.assert_not_called()
+    assert readings_unevaluated_ids() == set()
+
+
+def test_a_bulk_claim_long_ago_or_tasks_in_process_do_not_gather(cast, broker):
+    from proplatform.celery import app
+
+    with mock.patch.object(dispatch, "time") as clock:
+        clock.monotonic.return_value = 1000.0
+        dispatch.taken()
+        dispatch.claimed(readings=10_000)
+        clock.monotonic.return_value = 1001.0  # a second later
+        dispatch.gather()
+        clock.sleep.assert_not_called()
+
+        clock.monotonic.return_value = 1000.0  # just now, but tasks run in-process
+        app.conf.task_always_eager = True
+        dispatch.gather()
+        clock.sleep.assert_not_called()

@@ -1,11 +1,13 @@
 """Asking for evaluation tasks: after commit, from one sender thread per web process, with at
-most one task waiting in the queue for reading batches (ADR 0011, 0016).
+most one task waiting in the queue for reading batches (ADR 0011, 0013, 0016).
 
 Everything here is a hint to the worker: the inbox row is committed before any of it runs, and
 what a lost message, a dead thread or a Redis outage leaves behind the sweep finds
 (alerts.evaluation.sweep)."""
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -19,6 +21,7 @@ from alerts.evaluation.sender import EvaluationSender
 EVALUATION_QUEUED_KEY = "readings:evaluation-queued"
 # The most reading batches one claim takes: its own and up to this many others (coalescing).
 COALESCE_MAX = 30
+CLAIM_MAX_BATCHES = 1 + COALESCE_MAX
 
 
 # How one evaluation task is queued, given by the task's own module when the alerts app is ready
@@ -107,13 +110,54 @@ def sender_flush() -> None:
     _sender.flush()
 
 
+# --- the worker side: gathering a bulk upload (ADR 0013) ----------------------------------------
+
+# A claim of at least this many readings counts as a bulk upload's backlog (gather).
+GATHER_AFTER_READINGS = 200
+# While gathering, how often a task looks whether a full claim is already waiting.
+_GATHER_STEP_SECONDS = 0.025
+
+
+@dataclass(slots=True)
+class _LastClaim:
+    at: float = float("-inf")  # time.monotonic() when it claimed
+    readings: int = 0
+
+
+_last_claim = _LastClaim()  # this worker process's latest evaluation task
+
+
 def _reading_batches() -> QuerySet[PendingEvaluation]:
     return PendingEvaluation.objects.filter(source=Source.READING)
+
+
+def gather() -> None:
+    """Called by an evaluation task before it claims (ADR 0013): if this worker process's
+    previous task claimed a backlog of GATHER_AFTER_READINGS or more (a bulk upload is arriving),
+    wait until EVALUATION_GATHER_MS have passed since that claim, or until a full claim waits
+    (the worker is behind: waiting longer would only grow the backlog). Batches committed
+    meanwhile find the mark of ADR 0011 still set and rely on this task, so one claim takes
+    them all. Alone or after a small claim it does not wait: the latency of a single reading's
+    alert is unchanged."""
+    gather_seconds = float(settings.EVALUATION_GATHER_MS) / 1000
+    if gather_seconds <= 0 or _last_claim.readings < GATHER_AFTER_READINGS or not one_waiting_task():
+        return
+    until = _last_claim.at + gather_seconds
+    while (wait := until - time.monotonic()) > 0:
+        if _reading_batches()[:CLAIM_MAX_BATCHES].count() >= CLAIM_MAX_BATCHES:
+            return
+        time.sleep(min(wait, _GATHER_STEP_SECONDS))
+
+
+def claimed(*, readings: int) -> None:
+    """Remember how many readings this worker process's latest claim took (gather)."""
+    _last_claim.readings = readings
 
 
 def taken() -> None:
     """Called by an evaluation task before it claims: batches committed from now on need a
     task of their own (or the successor this one queues)."""
+    _last_claim.at, _last_claim.readings = time.monotonic(), 0
     if one_waiting_task():
         cache.delete(EVALUATION_QUEUED_KEY)
 

@@ -1,7 +1,7 @@
 """The reading source of the inbox: claim reading batches and run the reading rules on them.
 
 A task claims the batches it was asked for and, coalesced, up to COALESCE_MAX others waiting
-(ADR 0011): under a bulk upload one task pays the fixed cost of an evaluation for many
+(ADR 0011, 0013): under a bulk upload one task pays the fixed cost of an evaluation for many
 requests."""
 
 from collections.abc import Sequence
@@ -86,8 +86,8 @@ _CLAIM_SQL = """
 """
 
 # Coalescing (dispatch.COALESCE_MAX) takes at most 30 other pending batches into a task: enough
-# for what a bulk upload of 100-reading requests commits while a task waits and runs, few
-# enough that a task of full 1,000-reading batches stays well under a second.
+# for what a bulk upload of 100-reading requests commits while the worker gathers (ADR 0013),
+# few enough that a task of full 1,000-reading batches stays well under a second.
 
 
 def _coalescing_since() -> datetime:

@@ -17,7 +17,7 @@ _SWEEP_TASK_READINGS = 1000
 
 def pending_evaluate(*, inbox_ids: list[int], readings: bool = True) -> int:
     """Evaluate the given inbox rows that are due and not claimed yet (and, coalesced, other
-    reading batches waiting: ADR 0011). Returns how many source rows it evaluated.
+    reading batches waiting: ADR 0011, 0013). Returns how many source rows it evaluated.
 
     Reading batches are claimed together in one transaction with their alerts; an answer or a
     miss each in a transaction of its own, so that one that fails leaves the others done.
@@ -25,8 +25,10 @@ def pending_evaluate(*, inbox_ids: list[int], readings: bool = True) -> int:
     transaction on the path of every answer — and the waiting-task mark is not this task's."""
     evaluated = 0
     if readings:
+        dispatch.gather()
         dispatch.taken()
         evaluated = readings_evaluate(batch_ids=inbox_ids)
+        dispatch.claimed(readings=evaluated)
     # A successor (ADR 0011) comes with no rows of its own (under a bulk upload most tasks do):
     # it need not look for answers and misses among none, a query per task.
     others: list[tuple[int, str]] = list(

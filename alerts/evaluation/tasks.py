@@ -11,7 +11,7 @@ from proplatform.i18n import in_site_language
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 @in_site_language  # alert reasons in the site's language, also when run in-process inside a request
 def evaluate(inbox_ids: list[int], readings: bool = True) -> int:
-    """Evaluate these inbox rows and, coalesced, reading batches waiting (ADR 0009, 0011, 0020);
+    """Evaluate these inbox rows and, coalesced, reading batches waiting (ADR 0009, 0011, 0013, 0020);
     ``readings=False``: rows of answers and misses only, no reading claim."""
     return pending_evaluate(inbox_ids=inbox_ids, readings=readings)
 
