@@ -101,8 +101,7 @@ def view_cache_seconds() -> int:
     """How long a view summed from the precomputed cells is kept (``OUTCOMES_VIEW_CACHE_SECONDS``,
     twice the refresh interval by default; 0 turns the keeping off). A refresh makes a new key,
     so a kept view never outlives the figures it was made from; the time only bounds memory."""
-    default = 2 * int(getattr(settings, "OUTCOMES_REFRESH_SECONDS", 900))
-    return int(getattr(settings, "OUTCOMES_VIEW_CACHE_SECONDS", default))
+    return int(settings.OUTCOMES_VIEW_CACHE_SECONDS)
 
 
 def view_cache_key(indicator: Indicator, filters: Filters, refreshed_at: datetime, today: date,

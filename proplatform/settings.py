@@ -235,12 +235,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("WORKER_PREFETCH_MULTIPLIER", defaul
 CELERY_TASK_DEFAULT_QUEUE = "proplatform"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "global_keyprefix": f"{REDIS_PREFIX}:"}
 CELERY_TIMEZONE = "UTC"
+# Outcome indicators (issue 23): how often beat rebuilds the precomputed cells, and how long a
+# page's suppressed figures summed from one refresh are kept (a refresh makes a new key, so this
+# only bounds memory; 0 turns the keeping off). ADR 0021.
+OUTCOMES_REFRESH_SECONDS = env.float("OUTCOMES_REFRESH_SECONDS", default=900.0)
+OUTCOMES_VIEW_CACHE_SECONDS = env.int("OUTCOMES_VIEW_CACHE_SECONDS", default=int(2 * OUTCOMES_REFRESH_SECONDS))
 CELERY_BEAT_SCHEDULE = {
     # Outcome indicators (issue 23): rebuild the precomputed aggregates the dashboards read.
     # A withdrawal from secondary use leaves these figures at the next refresh at the latest.
     "outcomes-refresh-indicator-cells": {
         "task": "outcomes.tasks.refresh_indicator_cells",
-        "schedule": env.float("OUTCOMES_REFRESH_SECONDS", default=900.0),
+        "schedule": OUTCOMES_REFRESH_SECONDS,
     },
     # The broker is a hint, the database the record: whatever the evaluation inbox holds that no
     # task claimed (a lost message, a killed worker) is found here, and so are misses whose grace

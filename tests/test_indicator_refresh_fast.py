@@ -372,3 +372,16 @@ def test_the_front_pages_national_figures_summed_in_the_database_equal_the_full_
                                                                          full.national().figure)
             assert [(r.label, r.shown, r.figure.n_patients) for r in quick.quarter_table().rows] == [
                 (r.label, r.shown, r.figure.n_patients) for r in full.quarter_table().rows]
+
+
+def test_the_view_keeping_and_the_refresh_interval_are_real_settings():
+    # Both are documented in docs/production.md; until the review they were read with getattr
+    # defaults from settings that never defined them, so setting them in the environment did nothing.
+    from django.conf import settings
+
+    from outcomes.dashboard import view_cache_seconds
+
+    assert settings.CELERY_BEAT_SCHEDULE["outcomes-refresh-indicator-cells"]["schedule"] == \
+        settings.OUTCOMES_REFRESH_SECONDS
+    with override_settings(OUTCOMES_VIEW_CACHE_SECONDS=1234):
+        assert view_cache_seconds() == 1234
