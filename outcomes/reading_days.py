@@ -41,8 +41,8 @@ from outcomes.models import ReadingDay, ReadingDayMark
 
 ERRONEOUS_MARGIN = timedelta(minutes=10)
 LOCK_TIMEOUT = "200ms"
-LOCK_NOT_AVAILABLE = "55P03"
-ANALYZE_AFTER = 100_000  # days added in one update  # PostgreSQL's SQLSTATE for a lock_timeout
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout
+ANALYZE_AFTER = 100_000  # days added in one update after which the table is vacuumed and analysed
 LOCAL_DAY = "(effective_at AT TIME ZONE 'Europe/Copenhagen')::date"
 
 
