@@ -46,18 +46,20 @@ def live_cells(indicator: Indicator, filters: Filters, today: date, *, dataset: 
 def cells_insert_sql(indicator: Indicator, shared: bool = False) -> str:
     """INSERT … SELECT of an indicator's cells over everything (no filters): the refresh on
     PostgreSQL, without the rows leaving the database."""
-    table = IndicatorCell._meta.db_table
     body = indicator_sql.cells_query(indicator.sql(shared=shared), Filters(),
                                      tuple(c for c, _label in indicator.categories), shared=shared,
                                      additive=indicator_sql.additive(indicator))
-    return (f"INSERT INTO {table} (indicator, program_id, care_team_id, sex, age_band, month, n_patients, "  # noqa: S608
-            f"n_units, numerator, denominator, \"values\", categories) SELECT %(code)s, * FROM ({body}) cells")
+    return f"{_cells_insert()} SELECT %(code)s, * FROM ({body}) cells"  # noqa: S608
+
+
+def _cells_insert() -> str:
+    """The INSERT of IndicatorCell rows in the column order the cell queries select."""
+    return (f"INSERT INTO {IndicatorCell._meta.db_table} (indicator, program_id, care_team_id, sex, "  # noqa: S608
+            f"age_band, month, n_patients, n_units, numerator, denominator, \"values\", categories)")
 
 
 def batch_insert_sql(name: str, indicators: list[Indicator]) -> str:
     """INSERT … SELECT of the cells of several indicators computed in one pass (Indicator.batch,
     outcomes.indicator_sql.BATCHES), over the refresh's shared rows."""
-    table = IndicatorCell._meta.db_table
     body = indicator_sql.BATCHES[name]([(i.code, *i.batch_args) for i in indicators])
-    return (f"INSERT INTO {table} (indicator, program_id, care_team_id, sex, age_band, month, n_patients, "  # noqa: S608
-            f"n_units, numerator, denominator, \"values\", categories) {body}")
+    return f"{_cells_insert()} {body}"
