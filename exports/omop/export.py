@@ -15,7 +15,6 @@ The CDM's ids are 32-bit integers; ids that would not fit are refused with the r
 """
 
 
-import json
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,13 +25,14 @@ from django.db.backends.utils import CursorWrapper
 from exports.models import OmopPerson
 from exports.omop import concepts
 from exports.omop.checks import export_checks
+from exports.omop.items import LOINC, code_map, item_map
 from exports.omop.limits import programme_ranges
 from exports.omop.schema import OmopError, schema_ensure, schema_validate
 from exports.privacy import Pseudonymiser, pseudonym_key
 from monitoring.measures import MEASURES
 from monitoring.models import Reading
 from patients.models import Patient, TreatmentEpisode
-from questionnaires.models import Questionnaire, QuestionnaireResponse, ResponseStatus
+from questionnaires.models import QuestionnaireResponse, ResponseStatus
 
 if TYPE_CHECKING:
     from outcomes.models import Cohort
@@ -42,7 +42,6 @@ SLOTS = 128  # observation rows per response (the response, its answers, its sco
 MAX_INT = 2**31 - 1
 CHUNK = 5000  # persons per round trip when their pseudonyms are computed
 EVENT_TABLES = ("measurement", "observation", "condition_occurrence", "episode", "observation_period")
-LOINC = "http://loinc.org"
 LIMITS = "programme limits"  # the metadata row with the fingerprint of the ranges' sources
 WORK_MEM = "128MB"
 MAINTENANCE_WORK_MEM = "256MB"  # the index builds after a full load: one sort per index in memory
@@ -444,7 +443,7 @@ class _Run:
             changed, params = "(r.updated_at >= %s OR s.is_new)", [self.since]
         else:
             self.x(f"TRUNCATE {self.s}.observation")
-        items, codes = _item_map(), _code_map()
+        items, codes = item_map(), code_map()
         answer_value = ("CASE WHEN a.v ? 'valueCoding' THEN NULL WHEN a.v ? 'valueBoolean' THEN "
                         "CASE WHEN (a.v->>'valueBoolean')::boolean THEN 1 ELSE 0 END "
                         "ELSE coalesce(a.v->>'valueInteger', a.v->>'valueDecimal')::numeric END")
@@ -562,61 +561,3 @@ class _Run:
         for i, (name, value) in enumerate(rows, start=1):
             self.x(f"INSERT INTO {s}.metadata (metadata_id, metadata_concept_id, metadata_type_concept_id, name, "
                    "value_as_string, metadata_date) VALUES (%s, 0, 0, %s, %s, %s)", [i, name, value, release_date])
-
-
-
-
-def _item_map() -> str:
-    """The questionnaires' items as a JSON map for the observation insert: per questionnaire id,
-    per linkId, [source value, concept id, place in the definition order]; under "" the
-    response's own row: [the panel code, else the questionnaire's name; its concept id; 0]."""
-    response = QuestionnaireResponse._meta.db_table
-    out: dict[str, dict[str, list[Any]]] = {}
-    with connection.cursor() as c:
-        c.execute(f"SELECT q.id, q.resource, q.resource->>'name' FROM {Questionnaire._meta.db_table} q "
-                  f"WHERE q.id IN (SELECT DISTINCT questionnaire_id FROM {response}) ORDER BY q.id")
-        for pk, resource, name in c.fetchall():
-            if isinstance(resource, str):
-                resource = json.loads(resource)
-            items: dict[str, list[Any]] = {}
-            for seq, (link_id, code) in enumerate(_items(resource)):
-                if link_id in items:
-                    raise OmopError(f"Questionnaire {pk} uses the linkId {link_id!r} twice.")
-                source = (code or "")[:50] or (name if link_id == "" else link_id)
-                items[link_id] = [source, concepts.concept_id("LOINC", code), seq]
-            out[str(pk)] = items
-    return json.dumps(out)
-
-
-def _code_map() -> str:
-    """The LOINC codes of the concept table (answers, scores) with their concept ids, as JSON."""
-    return json.dumps({c.code: c.concept_id for c in concepts.concepts() if c.code_system == "LOINC"})
-
-
-def _items(resource: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """(linkId, LOINC code) of the questionnaire in definition order; first ('', panel code):
-    the code of the questionnaire or of its first coded group names the whole response."""
-    out: list[tuple[str, str | None]] = []
-    panel: list[str | None] = [_loinc(resource.get("code"))]
-
-    def walk(items: list[dict[str, Any]]) -> None:
-        for item in items:
-            code = _loinc(item.get("code"))
-            if item.get("type") == "group":
-                if panel[0] is None:
-                    panel[0] = code
-            elif item.get("type") != "display":
-                out.append((item["linkId"], code))
-            walk(item.get("item", []))
-
-    walk(resource.get("item", []))
-    return [("", panel[0]), *out]
-
-
-def _loinc(codes: Any) -> str | None:
-    for c in codes or []:
-        if c.get("system") == LOINC and c.get("code"):
-            return str(c["code"])
-    return None
-
-
