@@ -197,6 +197,8 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
     import subprocess
 
     from celery import Celery
+    from django.core.cache import cache
+    from django.core.cache.backends.redis import RedisCache
 
     from alerts.evaluation import PendingEvaluation, dispatch
     from proplatform.celery import app as celery_app
@@ -223,6 +225,9 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
         while not sender.control.ping(timeout=0.5):
             assert time.monotonic() < deadline and worker.poll() is None, "the worker did not start"
         dispatch._send = lambda batch_ids: sender.send_task("alerts.evaluation.evaluate", args=[batch_ids])
+        # As in production: a task is sent only when none waits (ADR 0011), the mark kept in
+        # the worker's Redis.
+        dispatch.cache = RedisCache(redis_url, {"KEY_PREFIX": prefix})
         celery_app.conf.task_always_eager = False
 
         def post_all(share: list[tuple[bytes, dict[str, str]]]) -> float:
@@ -275,6 +280,7 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
         return answered, drained
     finally:
         dispatch._send = enqueue
+        dispatch.cache = cache
         celery_app.conf.task_always_eager = True
         worker.terminate()
         worker.wait(timeout=30)

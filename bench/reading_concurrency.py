@@ -19,11 +19,13 @@ written to and read from a raw socket (``LeanClient``); ``--client=http.client``
 standard library's client, which costs about twice the CPU per request on the same cores.
 With REDIS_URL (the production shape) the request commits and enqueues the evaluation to Redis
 — a worker would evaluate it; none runs here, so the measured time is the request's own. Every
-request's batch asks for its task (through the web process's sender thread, ADR 0016).
+request sends its task (EVALUATION_QUEUED_SECONDS=0: as if a worker took each one at once; with
+no worker, the one-waiting-task mark of ADR 0011 would otherwise spare all but the first).
 Without it, the evaluation runs inside the request (embedded shape). The load generator runs
 on the same machine as the server and the database, and is counted in the same CPU budget.
-With ``--worker`` a real Celery worker runs beside the server (the production defaults): the
-worker's evaluation competes for the same 2 cores. With granian or gunicorn, a last run serves a WSGI app
+With ``--worker`` a real Celery worker runs beside the server and the one-waiting-task mark is on
+(the production defaults): requests send a task only when none waits, and the worker's
+evaluation competes for the same 2 cores. With granian or gunicorn, a last run serves a WSGI app
 without Django (bench/bare_wsgi.py) by the same command: the floor that the server and the load
 generator alone set on this machine.
 ``--neighbour=0.2`` runs a noisy neighbour beside every run: one process pinned to each CPU
@@ -372,6 +374,7 @@ def main() -> None:
                + (f"?{query}" if query else "")
                if connection.vendor == "postgresql" else f"sqlite:///{db['NAME']}")
         env = {**os.environ, "DATABASE_URL": url, "HTTPS_ONLY": "0", "ROOT_URLCONF": "bench.urls",
+               "EVALUATION_QUEUED_SECONDS": os.environ.get("EVALUATION_QUEUED_SECONDS", "600") if with_worker else "0",
                # The Procfile's web: line: a pool of PostgreSQL connections per process. Without
                # it every request would fork a PostgreSQL backend (CONN_MAX_AGE=0). Django refuses
                # a pool beside persistent connections: ?conn_max_age=N in DATABASE_URL means no pool.

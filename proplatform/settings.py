@@ -177,6 +177,10 @@ if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
 # An evaluation task also claims other readings received this many seconds back that still wait
 # for their own task (alerts.services._claim_readings): a burst becomes one batch. 0 turns it off.
 ALERTS_COALESCE_SECONDS = env.int("ALERTS_COALESCE_SECONDS", default=60)
+# With a broker, ingest sends an evaluation task only when none waits in the queue (ADR 0011);
+# if that task is lost, the mark that one waits expires after this many seconds. 0: a task per
+# batch, always.
+EVALUATION_QUEUED_SECONDS = env.int("EVALUATION_QUEUED_SECONDS", default=10)
 # With a broker, a web process hands its evaluation requests to one thread that sends them
 # (alerts.evaluation.sender, ADR 0016): at most one send per this many milliseconds, with
 # every batch handed over meanwhile. A batch alone goes at once. 0: it sends whenever it can

@@ -480,6 +480,7 @@ def test_at_most_half_the_pool_is_kept_by_fast_path_threads(tx_cast, fast):
 def test_with_a_broker_the_fast_paths_batch_is_sent_by_the_sender_thread(tx_cast, fast, settings):
     from proplatform.celery import app
 
+    settings.EVALUATION_QUEUED_SECONDS = 0  # a task per send: no mark left behind in Redis
     sent: list[list[int]] = []
     app.conf.task_always_eager = False  # the autouse fixture puts it back
     with mock.patch.object(dispatch, "_send", side_effect=sent.append):

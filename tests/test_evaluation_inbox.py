@@ -148,10 +148,10 @@ def test_a_task_given_rows_of_every_source_evaluates_each_once(cast):
 
 
 @pytest.mark.django_db
-def test_an_answers_task_claims_no_reading_batch(
+def test_an_answers_task_claims_no_reading_batch_and_leaves_the_waiting_mark_alone(
         cast, django_capture_on_commit_callbacks):
-    # A reading batch has a task of its own: an answer's task does not run the reading claim —
-    # a transaction and four statements on every answer — nor gathers for one.
+    # A reading batch has a task of its own (or relies on the one waiting, ADR 0011): an answer's
+    # task does not run the reading claim — a transaction and four statements on every answer.
     from unittest import mock
 
     from alerts.evaluation import dispatch
@@ -166,9 +166,9 @@ def test_an_answers_task_claims_no_reading_batch(
     answer_row = PendingEvaluation.objects.get(source=Source.RESPONSE).pk
     assert call.args[:2] == (([answer_row],), {"readings": False})
 
-    with mock.patch.object(dispatch, "gather") as gather:
+    with mock.patch.object(dispatch, "taken") as taken:
         assert pending_evaluate(inbox_ids=[answer_row], readings=False) == 1
-    gather.assert_not_called()
+    taken.assert_not_called()
     response.refresh_from_db()
     assert response.evaluated_at is not None
     assert list(PendingEvaluation.objects.values_list("id", flat=True)) == [waiting]

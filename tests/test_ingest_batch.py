@@ -275,7 +275,7 @@ def test_a_batch_across_the_episode_start_judges_each_reading_by_its_own_day(
     assert [f.evidence["value"] for f in Alert.objects.get().findings.all()] == ["87"]
 
 
-# --- a task per batch, coalesced claims (ADR 0011) --------------------------------------------
+# --- one evaluation task waiting at a time (ADR 0011) -----------------------------------------
 
 @pytest.fixture
 def broker(settings):
@@ -284,13 +284,17 @@ def broker(settings):
     call in the committing thread, so that a test sees what was sent as soon as it commits."""
     from types import SimpleNamespace
 
+    from django.core.cache import cache
+
     from proplatform.celery import app
 
     app.conf.task_always_eager = False
     settings.ALERTS_COALESCE_SECONDS = 60
+    cache.delete(dispatch.EVALUATION_QUEUED_KEY)
     forget_claims()
     with mock.patch.object(dispatch, "_sender", SimpleNamespace(put=dispatch.request)):
         yield
+    cache.delete(dispatch.EVALUATION_QUEUED_KEY)
     forget_claims()
 
 
@@ -304,7 +308,7 @@ def _sent_batches(send: mock.Mock) -> list[list[int]]:
     return [call.args[0][0] for call in send.call_args_list]
 
 
-def test_every_batch_sends_its_task_and_one_claim_takes_the_batches_waiting_beside_its_own(
+def test_while_a_task_waits_in_the_queue_further_batches_send_none_and_it_claims_them(
         cast, client, broker, django_capture_on_commit_callbacks):
     from alerts.evaluation.tasks import evaluate as evaluate_readings
 
@@ -314,17 +318,21 @@ def test_every_batch_sends_its_task_and_one_claim_takes_the_batches_waiting_besi
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(1, value=97), _item(2, value=86)], cast.device_token_a)
         first, second = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)
-        assert _sent_batches(send) == [[first], [second]]  # no batch relies on another's task
+        assert _sent_batches(send) == [[first]]  # the second rides on the waiting task
 
-        assert evaluate_readings.run([first]) == 3  # the first task claims both batches
+        assert evaluate_readings.run([first]) == 3  # the queued task claims both batches
         assert readings_unevaluated_ids() == set()
         assert Alert.objects.get().findings.count() == 2
-        assert evaluate_readings.run([second]) == 0  # the second finds its batch taken
-    assert Alert.objects.get().findings.count() == 2
-    assert len(_sent_batches(send)) == 2  # and sends nothing more
+        assert _sent_batches(send) == [[first]]  # nothing left waiting: no successor
+
+        # the task took the mark when it started: the next batch sends a task again
+        with django_capture_on_commit_callbacks(execute=True):
+            _post(client, [_item(3)], cast.device_token_a)
+        (third,) = PendingEvaluation.objects.values_list("id", flat=True)
+    assert _sent_batches(send) == [[first], [third]]
 
 
-def test_a_full_claim_leaves_the_rest_to_their_own_tasks(
+def test_a_task_whose_claim_was_full_queues_a_successor_for_the_rest(
         cast, client, broker, django_capture_on_commit_callbacks):
     from alerts.evaluation.tasks import evaluate as evaluate_readings
 
@@ -333,15 +341,13 @@ def test_a_full_claim_leaves_the_rest_to_their_own_tasks(
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
         batches = list(PendingEvaluation.objects.order_by("id").values_list("id", flat=True))
-        assert _sent_batches(send) == [[b] for b in batches]
+        assert _sent_batches(send) == [[batches[0]]]
 
         assert evaluate_readings.run([batches[0]]) == 1 + dispatch.COALESCE_MAX
-        assert len(_sent_batches(send)) == len(batches)  # no successor task
-        # the tasks of the batches that claim took find nothing; the last two claim theirs
-        # the first of the others, its own batch taken, claims the two left (coalesced); the
-        # rest find nothing
-        assert [evaluate_readings.run([b]) for b in batches[1:]] == [2] + [0] * (len(batches) - 2)
+        assert _sent_batches(send) == [[batches[0]], []]  # a successor, with no batch of its own
+        assert evaluate_readings.run([]) == 2
     assert readings_unevaluated_ids() == set()
+    assert len(_sent_batches(send)) == 2
 
 
 def test_a_batch_whose_task_could_not_be_sent_is_stored_and_the_next_batch_sends_one(
@@ -354,11 +360,12 @@ def test_a_batch_whose_task_could_not_be_sent_is_stored_and_the_next_batch_sends
         assert response.json()["results"][0]["status"] == 201
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(1)], cast.device_token_a)
+    # the failed send left no mark that a task waits: the second batch sent its own
     assert send.call_count == 2
     assert len(readings_unevaluated_ids()) == 2
 
 
-def test_batches_left_to_the_sweep_are_sent_again(
+def test_batches_left_to_the_sweep_are_always_sent_even_while_a_task_waits(
         cast, client, broker, django_capture_on_commit_callbacks):
     from alerts.evaluation.services import pending_sweep as readings_sweep_unevaluated
 
@@ -372,41 +379,47 @@ def test_batches_left_to_the_sweep_are_sent_again(
     assert _sent_batches(send) == [[batch], [batch]]
 
 
-def test_a_claim_takes_no_other_batch_older_than_the_coalescing_window_and_its_own_task_does(
+def test_with_the_waiting_mark_switched_off_every_batch_sends_its_task(
+        cast, client, broker, settings, django_capture_on_commit_callbacks):
+    settings.EVALUATION_QUEUED_SECONDS = 0
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
+        for i in range(3):
+            with django_capture_on_commit_callbacks(execute=True):
+                _post(client, [_item(i)], cast.device_token_a)
+    assert _sent_batches(send) == [[b] for b in PendingEvaluation.objects.order_by("id").values_list("id", flat=True)]
+
+
+def test_batches_that_relied_on_the_waiting_task_are_claimed_however_long_it_waited(
         cast, client, broker, settings, django_capture_on_commit_callbacks):
     from alerts.evaluation.tasks import evaluate as evaluate_readings
 
-    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async"):
+    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send:
         for i in range(2):
             with django_capture_on_commit_callbacks(execute=True):
                 _post(client, [_item(i)], cast.device_token_a)
         first, second = PendingEvaluation.objects.order_by("id").values_list("id", flat=True)
-        # its task was lost, or the worker was down for longer than the coalescing window
-        PendingEvaluation.objects.filter(pk=first).update(created_at=timezone.now() - timedelta(
+        # the worker was down for longer than the coalescing window
+        PendingEvaluation.objects.update(created_at=timezone.now() - timedelta(
             seconds=settings.ALERTS_COALESCE_SECONDS + 300))
-        assert evaluate_readings.run([second]) == 1
-        assert readings_unevaluated_ids() != set()
-        assert evaluate_readings.run([first]) == 1
+        assert evaluate_readings.run([first]) == 2
     assert readings_unevaluated_ids() == set()
+    assert _sent_batches(send) == [[first]]
 
 
-def test_a_task_gathers_then_claims_and_remembers_the_claim(cast, broker):
+def test_a_task_clears_the_waiting_mark_before_it_claims(cast, broker):
     from alerts.evaluation import services
 
     order = mock.Mock()
-    order.gather.return_value = True
-    order.evaluate.return_value = 7
+    order.left_waiting.return_value = False
+    order.evaluate.return_value = 0
     with mock.patch.object(dispatch, "gather", order.gather), \
             mock.patch.object(dispatch, "taken", order.taken), \
             mock.patch.object(services, "readings_evaluate", order.evaluate), \
-            mock.patch.object(dispatch, "claimed", order.claimed):
-        assert evaluation_tasks.evaluate.run([1]) == 7
-        # gathering found the task's batches taken already: no claim at all
-        order.gather.return_value = False
-        assert evaluation_tasks.evaluate.run([2]) == 0
-    assert [(c[0], c.args, c.kwargs) for c in order.mock_calls] == [
-        ("gather", ([1],), {}), ("taken", (), {}), ("evaluate", (), {"batch_ids": [1]}),
-        ("claimed", (), {"readings": 7}), ("gather", ([2],), {})]
+            mock.patch.object(dispatch, "left_waiting", order.left_waiting):
+        evaluation_tasks.evaluate.run([1])
+    # a batch committed after the claim started must find no mark and send its own task; one
+    # committed while the task gathers finds the mark and relies on it (ADR 0013)
+    assert [c[0] for c in order.mock_calls] == ["gather", "taken", "evaluate", "left_waiting"]
 
 
 # --- gathering a bulk upload's batches (ADR 0013) ---------------------------------------------
@@ -431,8 +444,8 @@ def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
         assert evaluation_tasks.evaluate.run(_sent_batches(send)[0]) == dispatch.GATHER_AFTER_READINGS
         clock.sleep.assert_not_called()  # nothing was claimed before it: no waiting
 
-        # 40 ms after that large claim the next batch's task waits the other 110 ms, and claims
-        # with its own batch one committed meanwhile
+        # 40 ms after that large claim the next batch's task waits the other 110 ms, and a batch
+        # committed meanwhile rides on it (the mark stays set while it gathers)
         clock.monotonic.return_value = 1000.04
         with django_capture_on_commit_callbacks(execute=True):
             _post(client, [_item(9000, value=87)], cast.device_token_a)
@@ -449,45 +462,7 @@ def test_after_claiming_a_bulk_backlog_the_next_task_gathers_before_it_claims(
         # in steps, looking each time whether a full claim waits (two batches do not make one)
         assert sum(c.args[0] for c in clock.sleep.call_args_list) == pytest.approx(0.11)
         assert clock.sleep.call_count == 5
-        # the batch that arrived while it gathered sent its own task, which finds it taken; after
-        # a small claim it does not gather (and its claim finds nothing else waiting)
-        assert len(_sent_batches(send)) == 3
-        clock.sleep.reset_mock()
-        assert evaluation_tasks.evaluate.run(_sent_batches(send)[2]) == 0
-        clock.sleep.assert_not_called()
-    assert readings_unevaluated_ids() == set()
-
-
-def test_after_a_bulk_claim_a_task_whose_batches_it_took_ends_without_waiting_or_claiming(
-        cast, client, broker, settings, django_capture_on_commit_callbacks):
-    from alerts.evaluation import dispatch
-    from alerts.evaluation import tasks as evaluation_tasks
-
-    settings.EVALUATION_GATHER_MS = 150
-    with mock.patch("alerts.evaluation.tasks.evaluate.apply_async") as send, \
-            mock.patch.object(dispatch, "time") as clock:
-        clock.monotonic.return_value = 1000.0
-        # two requests of a bulk upload, each its own task; the worker reaches the first late
-        for start in (0, dispatch.GATHER_AFTER_READINGS):
-            with django_capture_on_commit_callbacks(execute=True):
-                _bulk(client, cast.device_token_a, start, dispatch.GATHER_AFTER_READINGS)
-        first, second = _sent_batches(send)
-        assert evaluation_tasks.evaluate.run(first) == 2 * dispatch.GATHER_AFTER_READINGS  # both
-
-        clock.monotonic.return_value = 1000.01
-        with django_capture_on_commit_callbacks(execute=True):
-            _post(client, [_item(9000, value=87)], cast.device_token_a)
-        third = _sent_batches(send)[2]
-        # the second request's task: its batch is taken. It neither waits nor takes the third
-        # batch, which the third task gathers with whatever else comes in the window.
-        assert evaluation_tasks.evaluate.run(second) == 0
-        clock.sleep.assert_not_called()
-        assert PendingEvaluation.objects.filter(id__in=third).exists()
-
-        clock.sleep.side_effect = lambda seconds: setattr(
-            clock.monotonic, "return_value", clock.monotonic.return_value + seconds)
-        assert evaluation_tasks.evaluate.run(third) == 1
-        assert sum(c.args[0] for c in clock.sleep.call_args_list) == pytest.approx(0.14)
+    assert len(_sent_batches(send)) == 2  # the batch that arrived while it gathered sent none
     assert readings_unevaluated_ids() == set()
 
 
@@ -544,14 +519,11 @@ def test_a_bulk_claim_long_ago_or_tasks_in_process_do_not_gather(cast, broker):
         clock.monotonic.return_value = 1000.0
         dispatch.taken()
         dispatch.claimed(readings=10_000)
-        # (no batch of its own waits: within the window it would end without a claim)
-        clock.monotonic.return_value = 1000.1  # just now
-        assert dispatch.gather([12345]) is False
-        clock.monotonic.return_value = 1001.0  # a second later: it claims, whatever waits
-        assert dispatch.gather([12345]) is True
+        clock.monotonic.return_value = 1001.0  # a second later
+        dispatch.gather()
         clock.sleep.assert_not_called()
 
-        clock.monotonic.return_value = 1000.1  # just now, but tasks run in-process
+        clock.monotonic.return_value = 1000.0  # just now, but tasks run in-process
         app.conf.task_always_eager = True
-        assert dispatch.gather([12345]) is True
+        dispatch.gather()
         clock.sleep.assert_not_called()

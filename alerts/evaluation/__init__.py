@@ -4,7 +4,7 @@ one task claims rows and runs the rules on them; one sweep finds what a lost tas
 
 Source apps use only what this module exports. The rule running itself lives beside it:
 ``readings``, ``responses``, ``missed`` (one module per source), ``services`` (the task's work
-and the sweep), ``dispatch`` (asking for tasks: the sender thread; a worker's gathering)."""
+and the sweep), ``dispatch`` (asking for tasks: the sender thread and the waiting-task mark)."""
 
 from alerts.evaluation.dispatch import request_soon
 from alerts.evaluation.inbox import enqueue, enqueue_each, pending_object_ids, reading_enqueue_sql

@@ -1,6 +1,5 @@
-"""Asking for evaluation tasks: after commit, from one sender thread per web process (ADR 0016).
-Each reading batch asks for a task; a task claims its own batches and, coalesced, others waiting
-(ADR 0011); after a bulk upload's claim a worker process gathers before the next (ADR 0013).
+"""Asking for evaluation tasks: after commit, from one sender thread per web process, with at
+most one task waiting in the queue for reading batches (ADR 0011, 0013, 0016).
 
 Everything here is a hint to the worker: the inbox row is committed before any of it runs, and
 what a lost message, a dead thread or a Redis outage leaves behind the sweep finds
@@ -11,11 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import QuerySet
 
 from alerts.evaluation.models import PendingEvaluation, Source
 from alerts.evaluation.sender import EvaluationSender
 
+# Set while an evaluation task waits in the queue and has not started claiming (ADR 0011).
+EVALUATION_QUEUED_KEY = "readings:evaluation-queued"
 # The most reading batches one claim takes: its own and up to this many others (coalescing).
 COALESCE_MAX = 30
 CLAIM_MAX_BATCHES = 1 + COALESCE_MAX
@@ -49,22 +52,39 @@ def _tasks_run_in_process() -> bool:
     return bool(app.conf.task_always_eager)
 
 
-def request(inbox_ids: list[int]) -> None:
-    """Queue a task for these just-committed reading batches. Every batch asks for one (the
-    sender thread sends what a process committed within one interval as one task, ADR 0016). A
-    task claims its own batches and, coalesced, others waiting: under load one task's claim takes
-    the batches of several, whose tasks then find theirs gone (ADR 0011, 0013).
+def one_waiting_task() -> bool:
+    """Whether reading batches send a task only when none waits (a real broker, coalescing on,
+    not switched off with EVALUATION_QUEUED_SECONDS=0). With tasks run in-process (the embedded
+    shape) every batch is evaluated at its own commit."""
+    return (not _tasks_run_in_process() and settings.ALERTS_COALESCE_SECONDS > 0
+            and settings.EVALUATION_QUEUED_SECONDS > 0)
 
-    Until issue 22 a Redis mark let a batch send nothing while a task waited in the queue, and
-    rely on that task's claim (and on the successor it queued when its claim was full). In
-    paired runs the mark bought about 2 % on bulk ingest and nothing on latency: it is gone
-    (ADR 0011's addendum), and with it every batch that relied on another's task."""
-    _send(inbox_ids)
+
+def request(inbox_ids: list[int]) -> None:
+    """Make sure an evaluation task will claim these just-committed reading batches (ADR 0011).
+
+    If a task is already queued and has not started claiming, it will claim them too (it
+    coalesces waiting batches, oldest first and however old, and if it leaves some, queues its
+    successor), so none is sent: under a bulk upload one task per round instead of one per
+    request. Correct because the batch was committed before the mark was found set, and a task
+    clears the mark before it claims. If the mark's task is lost the mark expires
+    (EVALUATION_QUEUED_SECONDS) and the sweep evaluates what it left."""
+    if not one_waiting_task():
+        _send(inbox_ids)
+        return
+    if not cache.add(EVALUATION_QUEUED_KEY, 1, timeout=settings.EVALUATION_QUEUED_SECONDS):
+        return
+    try:
+        _send(inbox_ids)
+    except BaseException:
+        cache.delete(EVALUATION_QUEUED_KEY)  # nothing was queued: the next batch sends a task
+        raise
 
 
 def request_now(inbox_ids: list[int], *, readings: bool = True) -> None:
-    """A task of their own for these rows (the sweep). ``readings=False`` for rows of answers
-    and misses only: their task runs no reading claim."""
+    """A task of their own for these rows. ``readings=False`` for rows of answers and misses
+    only: their task runs no reading claim (reading batches have a task of their own, or rely on
+    the one waiting, ADR 0011) and leaves the waiting-task mark alone."""
     _send(inbox_ids, readings)
 
 
@@ -111,48 +131,41 @@ def _reading_batches() -> QuerySet[PendingEvaluation]:
     return PendingEvaluation.objects.filter(source=Source.READING)
 
 
-def _gathers() -> bool:
-    """Whether a worker gathers: a real broker (with tasks run in-process, the embedded shape,
-    every batch is evaluated at its own commit, in its request), coalescing on (without it a claim
-    takes only its own batches: there is nothing to gather for), EVALUATION_GATHER_MS > 0."""
-    return (not _tasks_run_in_process() and settings.ALERTS_COALESCE_SECONDS > 0
-            and settings.EVALUATION_GATHER_MS > 0)
-
-
-def gather(inbox_ids: list[int]) -> bool:
-    """Called by an evaluation task before it claims reading batches (ADR 0013); whether it
-    should claim at all.
-
-    Alone or after a small claim it claims at once: the latency of a single reading's alert is
-    unchanged. Within EVALUATION_GATHER_MS after this worker process's previous task claimed a
-    backlog of GATHER_AFTER_READINGS or more (a bulk upload is arriving):
-    - a task whose batches that claim (or another since) already took ends without a claim
-      (False). Under a bulk upload many do: the tasks of the batches a claim coalesced. A claim
-      of theirs would take the batches committed since, a few at a time; those batches have
-      tasks of their own, and the first of those to run gathers them into one claim.
-    - a task whose batch still waits waits until EVALUATION_GATHER_MS have passed since that
-      claim, or until a full claim waits (the worker is behind: waiting longer would only grow
-      the backlog), then claims (True): its own batch and, coalesced, what came in meanwhile.
-    Later than that every task claims at once."""
-    if _last_claim.readings < GATHER_AFTER_READINGS or not _gathers():
-        return True
-    until = _last_claim.at + float(settings.EVALUATION_GATHER_MS) / 1000
-    if until <= time.monotonic():
-        return True  # the worker is behind: any task claims a full backlog at once
-    if not _reading_batches().filter(id__in=inbox_ids).exists():
-        return False
+def gather() -> None:
+    """Called by an evaluation task before it claims (ADR 0013): if this worker process's
+    previous task claimed a backlog of GATHER_AFTER_READINGS or more (a bulk upload is arriving),
+    wait until EVALUATION_GATHER_MS have passed since that claim, or until a full claim waits
+    (the worker is behind: waiting longer would only grow the backlog). Batches committed
+    meanwhile find the mark of ADR 0011 still set and rely on this task, so one claim takes
+    them all. Alone or after a small claim it does not wait: the latency of a single reading's
+    alert is unchanged."""
+    gather_seconds = float(settings.EVALUATION_GATHER_MS) / 1000
+    if gather_seconds <= 0 or _last_claim.readings < GATHER_AFTER_READINGS or not one_waiting_task():
+        return
+    until = _last_claim.at + gather_seconds
     while (wait := until - time.monotonic()) > 0:
         if _reading_batches()[:CLAIM_MAX_BATCHES].count() >= CLAIM_MAX_BATCHES:
-            break
+            return
         time.sleep(min(wait, _GATHER_STEP_SECONDS))
-    return True
-
-
-def taken() -> None:
-    """Called by an evaluation task as it claims: the time gathering counts from."""
-    _last_claim.at, _last_claim.readings = time.monotonic(), 0
 
 
 def claimed(*, readings: int) -> None:
     """Remember how many readings this worker process's latest claim took (gather)."""
     _last_claim.readings = readings
+
+
+def taken() -> None:
+    """Called by an evaluation task before it claims: batches committed from now on need a
+    task of their own (or the successor this one queues)."""
+    _last_claim.at, _last_claim.readings = time.monotonic(), 0
+    if one_waiting_task():
+        cache.delete(EVALUATION_QUEUED_KEY)
+
+
+def left_waiting() -> bool:
+    """Whether a reading batch still waits, unclaimed and not being evaluated by another task
+    right now (SKIP LOCKED): after a task's claim was full, more batches relied on it than it took."""
+    if not one_waiting_task():
+        return False
+    with transaction.atomic():
+        return _reading_batches().select_for_update(skip_locked=True).exists()

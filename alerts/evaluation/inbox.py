@@ -30,7 +30,7 @@ def enqueue(*, source: Source, ids: Iterable[int], not_before: datetime | None =
         if source == Source.READING:
             transaction.on_commit(lambda: request_soon(pk), robust=True)
         else:
-            # A task of its own at once, with no reading claim (reading batches have their own).
+            # Not through the waiting-task mark: a waiting task coalesces reading batches only.
             transaction.on_commit(lambda: request_now([pk], readings=False), robust=True)
     return row.pk
 

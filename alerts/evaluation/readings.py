@@ -5,14 +5,14 @@ A task claims the batches it was asked for and, coalesced, up to COALESCE_MAX ot
 requests."""
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.datetime import TimestamptzLoader
 
-from alerts.evaluation.dispatch import COALESCE_MAX
+from alerts.evaluation.dispatch import COALESCE_MAX, one_waiting_task
 from alerts.evaluation.models import PendingEvaluation, Source
 from alerts.rules import kinds_for
 from alerts.rules.context import Context, patient_of
@@ -66,7 +66,7 @@ _CLAIM_SQL = """
         -- Coalescing: other waiting batches created since %(since)s, oldest first. When the
         -- worker falls behind (a burst of single readings, a bulk upload) one task evaluates
         -- the backlog together and pays the fixed cost of a task once. At most 30 more batches
-        -- (≤ 30,000 readings).
+        -- (≤ 30,000 readings). With one waiting task (ADR 0011) batches rely on it however old.
         SELECT id FROM alerts_pendingevaluation
         WHERE source = 'reading' AND created_at >= %(since)s AND NOT (id = ANY(%(ids)s))
         ORDER BY id LIMIT %(extra)s FOR UPDATE SKIP LOCKED
@@ -91,9 +91,12 @@ _CLAIM_SQL = """
 
 
 def _coalescing_since() -> datetime:
-    """The oldest waiting batch a task takes besides its own: those received in the last
-    ALERTS_COALESCE_SECONDS, which most likely still wait for their own task. An older one's
-    task is lost or late, and the sweep asks for it again."""
+    """The oldest waiting batch a task takes besides its own. With one waiting task at a time
+    (ADR 0011) batches committed while it waited did not send a task of their own: it takes them
+    however long it waited (a worker restart, a long task before it). Otherwise the batches
+    received in the last ALERTS_COALESCE_SECONDS, which most likely still wait for their own."""
+    if one_waiting_task():
+        return datetime(2000, 1, 1, tzinfo=UTC)
     return timezone.now() - timedelta(seconds=settings.ALERTS_COALESCE_SECONDS)
 
 

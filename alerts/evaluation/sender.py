@@ -4,8 +4,9 @@ With a broker, a request that stored readings used to send their evaluation task
 commit: Celery's publish cost ~0.4 ms of CPU, a third of a device's single-reading request. Now
 the request hands the pending batch's id to this process's sender thread (a queue put) and
 answers; the thread sends, and batches handed over while it waits or sends go out in one task
-(an evaluation task claims every batch it is given, and others waiting: ADR 0011), so a request
-no longer talks to Redis at all.
+(an evaluation task claims every batch it is given, and others waiting: ADR 0011). The
+one-waiting-task mark of ADR 0011 is checked by the thread too, so a request no longer talks to
+Redis at all.
 
 Nothing is lost that was not lost before: the batches are committed before they are handed
 over, and a batch whose request the thread never sends (the broker is down, the process dies)

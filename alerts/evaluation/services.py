@@ -22,14 +22,15 @@ def pending_evaluate(*, inbox_ids: list[int], readings: bool = True) -> int:
     Reading batches are claimed together in one transaction with their alerts; an answer or a
     miss each in a transaction of its own, so that one that fails leaves the others done.
     ``readings=False`` (a task for answers or misses): no reading claim — four statements and a
-    transaction on the path of every answer."""
+    transaction on the path of every answer — and the waiting-task mark is not this task's."""
     evaluated = 0
-    if readings and dispatch.gather(inbox_ids):
+    if readings:
+        dispatch.gather()
         dispatch.taken()
         evaluated = readings_evaluate(batch_ids=inbox_ids)
         dispatch.claimed(readings=evaluated)
-    # Answers and misses among the ids: a task sent with readings=True may still carry them (one
-    # queued by the sweep of older code, a test) and must not drop them.
+    # A successor (ADR 0011) comes with no rows of its own (under a bulk upload most tasks do):
+    # it need not look for answers and misses among none, a query per task.
     others: list[tuple[int, str]] = list(
         PendingEvaluation.objects.filter(id__in=inbox_ids).exclude(source=Source.READING)
         .order_by("id").values_list("id", "source")) if inbox_ids else []
@@ -38,6 +39,8 @@ def pending_evaluate(*, inbox_ids: list[int], readings: bool = True) -> int:
             evaluated += response_inbox_evaluate(inbox_id=inbox_id)
         elif source == Source.MISSED:
             evaluated += missed_inbox_evaluate(inbox_id=inbox_id, now=timezone.now())
+    if readings and dispatch.left_waiting():
+        dispatch.request([])  # the successor claims what this task's claim left
     return evaluated
 
 
@@ -46,8 +49,8 @@ def pending_sweep(*, older_than_seconds: int = 30, limit: int = 500) -> int:
     message was lost (broker down, worker killed, web process gone before its sender thread
     sent), or, for a miss, its grace period has just passed. Returns how many rows it asked for.
 
-    Rows due less than ``older_than_seconds`` ago are left alone: their task is most likely
-    still queued. Every evaluation claims its row,
+    Rows due less than ``older_than_seconds`` ago are left alone: their task (or the one waiting
+    task they rely on, ADR 0011) is most likely still queued. Every evaluation claims its row,
     so a row asked for twice is evaluated once."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     rows = list(PendingEvaluation.objects.filter(not_before__lt=cutoff).order_by("not_before", "id")
