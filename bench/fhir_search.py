@@ -222,6 +222,9 @@ def main() -> None:
             print(f"generated {n_readings:,} readings for {n_patients:,} patients (searched patient: {target:,} "
                   f"SpO2 readings) with COPY in {time.perf_counter() - started:.1f} s")
 
+        from proplatform.memory import freeze_loaded_app
+
+        freeze_loaded_app()  # as the web processes do once the app is loaded (proplatform/wsgi.py)
         client = Client()
         client.force_login(clinician)
         params = {"patient": str(patient), "code": "http://loinc.org|59408-5", "_sort": "-date", "_count": "100"}

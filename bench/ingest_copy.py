@@ -66,6 +66,7 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from bench.reading_concurrency import cpu_seconds, process_tree  # noqa: E402
+from proplatform.memory import freeze_loaded_app  # noqa: E402
 
 COLUMNS = ["patient_id", "device_id", "measure", "value", "value2", "unit", "original", "unusual",
            "erroneous_at", "erroneous_reason", "erroneous_by_id", "effective_at", "received_at",
@@ -125,6 +126,7 @@ def send(client: Client, requests: list[tuple[bytes, dict[str, str]]], profiler:
         return evaluating
 
     dispatch._send = timed if evaluate else (lambda batch_ids: None)
+    freeze_loaded_app()  # as the web processes do (proplatform/wsgi.py)
     try:
         if clients > 1:
             return in_parallel(requests, clients, post_all)
@@ -245,6 +247,7 @@ def pipeline(client: Client, requests: list[tuple[bytes, dict[str, str]]], redis
             # share of the requests, without what other databases on the server did meanwhile.
             return own_backends_cpu(only=_backend_pid())
 
+        freeze_loaded_app()  # as the web processes do (proplatform/wsgi.py)
         workers = process_tree(worker.pid)
         busy, own, work, database, steal = machine_busy(), os.times(), cpu_seconds(workers), postgres_cpu(), stolen()
         started = time.perf_counter()

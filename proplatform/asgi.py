@@ -14,6 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import path  # noqa: E402
 
 from alerts.consumers import AlertConsumer  # noqa: E402
+from proplatform.memory import freeze_loaded_app  # noqa: E402
 
 websocket_urlpatterns = [path("ws/alerts/", AlertConsumer.as_asgi())]
 
@@ -24,3 +25,5 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+freeze_loaded_app()

@@ -23,6 +23,15 @@ def _keep_database_connection(**_: object) -> None:
     connections["default"].settings_dict["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
 
 
+@worker_process_init.connect
+def _freeze_loaded_app(**_: object) -> None:
+    """The tasks and the app they import are loaded by now: keep them out of every full
+    garbage collection (proplatform.memory)."""
+    from proplatform.memory import freeze_loaded_app
+
+    freeze_loaded_app()
+
+
 @task_prerun.connect
 @task_postrun.connect
 def _close_unusable_connections(task: object = None, **_: object) -> None:

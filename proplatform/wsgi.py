@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proplatform.settings")
 application: Callable[..., Iterable[bytes]] = get_wsgi_application()
 
 from monitoring.device_fast_path import DeviceReadingFastPath  # noqa: E402  (needs the app loaded)
+from proplatform.memory import freeze_loaded_app  # noqa: E402
 
 # Names a request sets in the WSGI environ (PEP 3333's CGI variables), besides HTTP_* and wsgi.*.
 _REQUEST_NAMES = frozenset({
@@ -103,3 +104,6 @@ class DechunkedBody:
 
 # A device's single reading is stored and answered before Django's request cycle (ADR 0016).
 application = WithoutProcessEnvironment(DechunkedBody(DeviceReadingFastPath(application)))
+
+# granian loads this module in each worker process it starts.
+freeze_loaded_app()

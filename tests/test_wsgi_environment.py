@@ -2,6 +2,7 @@
 copy of the web process's environment (ADR 0017); Django must not see it in request.META."""
 
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -38,7 +39,8 @@ def test_a_header_the_request_sent_stays_even_if_the_process_has_a_variable_of_t
 
 
 def test_the_web_process_application_is_wrapped():
-    from proplatform import wsgi
+    with mock.patch("proplatform.memory.freeze_loaded_app"):  # not gc.freeze() the test process
+        from proplatform import wsgi
 
     assert isinstance(wsgi.application, WithoutProcessEnvironment)
 
