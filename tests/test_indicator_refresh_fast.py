@@ -324,15 +324,22 @@ def test_reading_days_are_kept_on_postgresql_only(db):
 
 
 @on_postgresql
-def test_after_a_refresh_the_national_pages_and_the_front_page_are_made_ahead(data):  # noqa: F811
+def test_after_a_refresh_the_national_pages_and_the_front_pages_are_made_ahead(data):  # noqa: F811
     from outcomes.services import indicator_views_warm
+    from patients.models import Program
 
     indicator_cells_refresh(today=TODAY)
     keyed = [i for i in INDICATORS.values() if i.key]
-    assert indicator_views_warm() == len(INDICATORS) + len(keyed)
+    programmes = list(Program.objects.values_list("pk", flat=True))
+    assert len(programmes) >= 2
+    assert indicator_views_warm() == len(INDICATORS) + len(keyed) * (1 + len(programmes))
     for indicator in INDICATORS.values():
         assert indicator_view(indicator, Filters()).from_cache
     assert all(indicator_view(i, Filters(), national_only=True).from_cache for i in keyed)
+    # the front page filtered to a programme, but not that programme's indicator pages
+    assert all(indicator_view(i, Filters(program_id=p), national_only=True).from_cache
+               for i in keyed for p in programmes)
+    assert not indicator_view(keyed[0], Filters(program_id=programmes[0])).from_cache
     assert indicator_views_warm() == 0  # all kept already
     assert indicator_views_warm(codes=["no-such-indicator"]) == 0
     team = CareTeam.objects.get(name="Team N")  # a region's page is made when first asked for
