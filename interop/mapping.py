@@ -223,7 +223,6 @@ def _ucum(value: Decimal | float, unit: str) -> dict[str, Any]:
     return {"value": float(value), "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
 
 
-# Reading.original["system"] (monitoring.measures.Coding.system) -> the FHIR system URI.
 class StoredReading(Protocol):
     """What an Observation shows of a stored reading: a monitoring.models.Reading, or the row a
     FHIR search selects (interop.search_resources.ReadingRow)."""
@@ -254,6 +253,7 @@ class StoredReading(Protocol):
     def client_id(self) -> str | None: ...
 
 
+# Reading.original["system"] (monitoring.measures.Coding.system) -> the FHIR system URI.
 ORIGINAL_SYSTEMS = {"LOINC": "http://loinc.org", "NPU": "urn:oid:1.2.208.176.2.1"}
 
 

@@ -198,17 +198,13 @@ def indicator_views_warm(*, codes: list[str] | None = None) -> int:
     if not aggregates.in_database(router.db_for_read(IndicatorCell) or "default"):
         return 0
     refreshes = indicator_refreshes_fitting(filters=Filters())
-    wanted = [(code, indicator) for code, indicator in INDICATORS.items()
-              if (not codes or code in codes) and code in refreshes]
+    wanted = [i for code, i in INDICATORS.items() if (not codes or code in codes) and code in refreshes]
+    front_page = [i for i in wanted if i.key]
+    programmes = [Filters(program_id=pk) for pk in Program.objects.order_by("pk").values_list("pk", flat=True)]
+    views = [(i, Filters(), False) for i in wanted] + [
+        (i, filters, True) for filters in (Filters(), *programmes) for i in front_page]
     made = 0
-    for _code, indicator in wanted:
-        for national_only in ((False, True) if indicator.key else (False,)):
-            view = indicator_view(indicator, Filters(), national_only=national_only, refreshes=refreshes)
-            made += 0 if view.from_cache or not view.in_db else 1
-    for program_id in Program.objects.order_by("pk").values_list("pk", flat=True):
-        for _code, indicator in wanted:
-            if indicator.key:
-                view = indicator_view(indicator, Filters(program_id=program_id), national_only=True,
-                                      refreshes=refreshes)
-                made += 0 if view.from_cache or not view.in_db else 1
+    for indicator, filters, national_only in views:
+        view = indicator_view(indicator, filters, national_only=national_only, refreshes=refreshes)
+        made += 0 if view.from_cache or not view.in_db else 1
     return made

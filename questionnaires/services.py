@@ -66,7 +66,6 @@ class SubmittedHook(Protocol):
                  received_at: datetime) -> None: ...
 
 
-
 _submitted_hooks: list[SubmittedHook] = []
 
 

@@ -221,7 +221,6 @@ def test_a_cpr_number_put_where_an_id_belongs_never_reaches_the_audit_trail_or_t
     assert record.getMessage() == "Reading 12345678901 of 0b1c2d3e-0101-5011-1100-aaaaaaaaaaaa"
 
 
-
 def test_a_cpr_number_in_any_argument_a_traceback_or_written_with_a_space_is_redacted_from_logs():
     import io
     import logging

@@ -35,7 +35,6 @@ if connection.vendor != "postgresql" and not production_shape_required():
     pytestmark = pytest.mark.skip(reason="the OMOP export writes into a PostgreSQL schema")
 
 
-
 @pytest.fixture
 def demo(data):  # noqa: F811 - the export tests' demo data, by another name
     return data

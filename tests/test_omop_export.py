@@ -286,7 +286,6 @@ def test_a_clinician_can_neither_start_nor_read_omop_exports(cast, client):
     assert client.get("/quality/omop/").status_code == 403
 
 
-
 def test_an_incremental_rerun_brings_all_rows_of_a_person_new_to_the_schema_even_older_ones(cast, data):
     from tests.factories import make_patient
 

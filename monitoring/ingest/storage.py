@@ -271,8 +271,6 @@ _RESERVE_SQL = f"""
 """  # noqa: S608 - the inbox's INSERT is fixed text; every value is a parameter
 
 
-
-
 def reading_writer_tables() -> tuple[str, ...]:
     """The tables a transaction that stores readings holds (ROW EXCLUSIVE) from the moment it has
     reading ids, until it commits: the readings, and the evaluation inbox — the COPY path reserves
